@@ -1,0 +1,98 @@
+"""Settings of one collector process.
+
+Everything has a safe default: SQLite in ``./tripwire-data``, bound to 127.0.0.1, Relay-like size
+limits. The CLI fills a :class:`CollectorConfig` from its flags and the environment.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+
+KiB = 1024
+MiB = 1024 * KiB
+
+
+@dataclasses.dataclass(frozen=True)
+class Limits:
+    """Hard limits on what one request may carry (defaults follow Sentry's Relay)."""
+
+    #: Bytes on the wire (before decompression) for one envelope; an uncompressed body counts here too.
+    max_envelope_compressed: int = 20 * MiB
+    #: Bytes after decompression for one envelope (decompression bombs stop here).
+    max_envelope_size: int = 100 * MiB
+    #: Bytes of one event item (or one ``/store/`` body) after decompression.
+    max_event_size: int = 1 * MiB
+    #: Bytes of one ``/store/`` body on the wire.
+    max_store_compressed: int = 200 * KiB
+    #: Bytes of one attachment item; the collector keeps attachments up to this size.
+    max_attachment_size: int = 20 * MiB
+    #: Bytes of the envelope header line and of each item header line.
+    max_header_size: int = 8 * KiB
+    #: Session updates per envelope (Relay drops the rest).
+    max_session_items: int = 100
+    #: Items of any kind per envelope.
+    max_items: int = 1000
+
+
+@dataclasses.dataclass(frozen=True)
+class CollectorConfig:
+    """Settings of one ``tripwire serve`` process (and of the CLI commands that open the store)."""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    #: Where the SQLite database lives when no ``database_url`` is given.
+    data_dir: Path = Path("tripwire-data")
+    #: ``postgresql://...`` to use PostgreSQL; ``sqlite:///path`` or None for SQLite in ``data_dir``.
+    database_url: str | None = None
+    #: The address SDKs use to reach this collector; it goes into DSNs. Defaults to http://host:port.
+    public_url: str | None = None
+    limits: Limits = dataclasses.field(default_factory=Limits)
+    #: Default per-project quota of error/default/transaction/security items per minute (0: none).
+    #: A project's own ``quota_per_minute`` overrides it.
+    quota_per_minute: int = 0
+    #: Default retention: events older than this many days are deleted (0 keeps them forever).
+    retention_days: int = 90
+    #: Default retention: at most this many events per project, oldest deleted first (0: no cap).
+    retention_max_events: int = 100_000
+    #: Seconds between two retention sweeps.
+    retention_interval: float = 300.0
+    #: Envelopes digested per database transaction.
+    digest_batch_size: int = 200
+    #: Envelopes committed to the ingest queue per transaction, at most.
+    intake_batch_size: int = 1000
+    #: When this many envelopes wait to be digested, ingest answers 429 instead of growing the
+    #: backlog without bound.
+    max_backlog: int = 200_000
+    #: Run the background digester and retention sweeper in this process.
+    run_digester: bool = True
+    #: SQLite ``synchronous`` pragma: FULL survives power loss, NORMAL survives process crashes.
+    sqlite_synchronous: str = "FULL"
+
+    @property
+    def effective_database_url(self) -> str:
+        """The database this process uses: ``database_url`` or the SQLite file in ``data_dir``."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'tripwire.sqlite3').resolve()}"
+
+    @property
+    def effective_public_url(self) -> str:
+        """The base URL that goes into DSNs and is printed at start (no trailing slash)."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "", "::") else self.host
+        if ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}"
+
+
+def default_data_dir() -> Path:
+    """``$TRIPWIRE_DATA_DIR`` or ``./tripwire-data``."""
+    return Path(os.environ.get("TRIPWIRE_DATA_DIR", "tripwire-data"))
+
+
+def default_database_url() -> str | None:
+    """``$TRIPWIRE_DATABASE_URL`` if set."""
+    return os.environ.get("TRIPWIRE_DATABASE_URL") or None

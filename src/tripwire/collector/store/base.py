@@ -1,0 +1,426 @@
+"""The storage interface of the collector, and the records it returns.
+
+One :class:`Store` per process, shared by the ingest writer, the digester, the JSON API, the CLI and
+the web dashboard. Methods are synchronous and thread-safe (each call borrows a connection from the
+store's own pool); async code calls them through a thread (Starlette runs sync endpoints in its
+thread pool, or use ``anyio.to_thread.run_sync``).
+
+Two implementations live side by side: :mod:`.sqlite` (stdlib ``sqlite3``, WAL) and
+:mod:`.postgres` (psycopg 3). :func:`tripwire.collector.store.open_store` picks one by URL.
+
+Times are Unix timestamps (float seconds, UTC) everywhere.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+from collections.abc import Sequence
+from typing import Any, Literal
+
+IssueStatus = Literal["unresolved", "resolved", "ignored"]
+ISSUE_STATUSES: tuple[str, ...] = ("unresolved", "resolved", "ignored")
+
+
+class StoreError(Exception):
+    """A storage operation failed in a way the caller should report (e.g. a duplicate name)."""
+
+
+class NotFound(StoreError, LookupError):
+    """The requested project, issue, event or user does not exist."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Project:
+    """A project: the unit that owns a DSN, issues, events, releases and quotas."""
+
+    id: int
+    name: str
+    public_key: str
+    created_at: float
+    #: Per-project overrides; None means "use the collector default".
+    quota_per_minute: int | None = None
+    retention_days: int | None = None
+    retention_max_events: int | None = None
+
+    def dsn(self, public_url: str) -> str:
+        """The DSN an SDK uses to report to this project through ``public_url``."""
+        scheme, _, rest = public_url.rstrip("/").partition("://")
+        return f"{scheme}://{self.public_key}@{rest}/{self.id}"
+
+
+@dataclasses.dataclass(frozen=True)
+class User:
+    """A dashboard/API user."""
+
+    id: int
+    username: str
+    is_admin: bool
+    created_at: float
+
+
+@dataclasses.dataclass(frozen=True)
+class Issue:
+    """A group of events that share one grouping hash."""
+
+    id: int
+    project_id: int
+    grouping_version: str
+    grouping_hash: str
+    #: How the hash was made, for the "why grouped" view: ``{"strategy": ..., "components": [...],
+    #: "description": "..."}``.
+    grouping_explanation: dict[str, Any]
+    title: str
+    culprit: str
+    type: str
+    value: str
+    level: str
+    status: IssueStatus
+    #: Set when resolved "in release X": events from releases before X do not reopen the issue.
+    resolved_in_release: str | None
+    #: True once a resolved issue came back (cleared when resolved again).
+    regressed: bool
+    first_seen: float
+    last_seen: float
+    event_count: int
+    first_release: str | None
+    last_release: str | None
+
+
+@dataclasses.dataclass(frozen=True)
+class EventSummary:
+    """One stored event, without its payload."""
+
+    id: int
+    project_id: int
+    event_id: str
+    issue_id: int
+    timestamp: float
+    received_at: float
+    level: str
+    title: str
+    release: str | None
+    environment: str | None
+    grouping_hash: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Event(EventSummary):
+    """One stored event with its full normalized payload (the Sentry event schema)."""
+
+    data: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
+class IssueActivity:
+    """One turning point in an issue's history (first seen, resolved, regressed, ...)."""
+
+    issue_id: int
+    at: float
+    kind: str
+    detail: str
+
+
+@dataclasses.dataclass(frozen=True)
+class TagCount:
+    """How often a tag value was seen on an issue's events."""
+
+    key: str
+    value: str
+    count: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Release:
+    """A release seen in events or sessions, with its release-health numbers."""
+
+    project_id: int
+    version: str
+    first_seen: float
+    last_seen: float
+    event_count: int
+    sessions: int
+    sessions_healthy: int
+    sessions_errored: int
+    sessions_abnormal: int
+    sessions_crashed: int
+
+    @property
+    def crash_free_rate(self) -> float | None:
+        """Share of sessions that did not crash (None when no session was reported)."""
+        if self.sessions <= 0:
+            return None
+        return max(0.0, 1.0 - self.sessions_crashed / self.sessions)
+
+
+@dataclasses.dataclass(frozen=True)
+class SessionBucket:
+    """Session outcomes of one release and environment in one hour."""
+
+    release: str
+    environment: str
+    hour: float
+    started: int
+    healthy: int
+    errored: int
+    abnormal: int
+    crashed: int
+
+
+@dataclasses.dataclass(frozen=True)
+class HourlyCount:
+    """Number of events digested in the hour that starts at ``hour``."""
+
+    hour: float
+    count: int
+
+
+@dataclasses.dataclass(frozen=True)
+class OutcomeCount:
+    """A counter of what happened to items: client-side drops (client reports) or our own intake."""
+
+    category: str
+    reason: str
+    quantity: int
+
+
+@dataclasses.dataclass(frozen=True)
+class IssueQuery:
+    """Filters for :meth:`Store.list_issues`; every field narrows the result (None: no filter)."""
+
+    text: str | None = None
+    status: str | None = None
+    level: str | None = None
+    release: str | None = None
+    environment: str | None = None
+    #: ``(key, value)`` pairs that all must be present among the issue's tags.
+    tags: tuple[tuple[str, str], ...] = ()
+    sort: Literal["last_seen", "first_seen", "event_count"] = "last_seen"
+    limit: int = 100
+    offset: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class QueuedEnvelope:
+    """One acknowledged envelope waiting in the durable ingest queue."""
+
+    id: int
+    project_id: int
+    received_at: float
+    #: "envelope" or "store" (a bare JSON event from the legacy endpoint).
+    kind: str
+    body: bytes
+    remote_addr: str | None
+
+
+@dataclasses.dataclass
+class IntakeRow:
+    """An envelope to be committed to the ingest queue (input of :meth:`Store.enqueue`)."""
+
+    project_id: int
+    received_at: float
+    kind: str
+    body: bytes
+    remote_addr: str | None
+
+
+class Store(abc.ABC):
+    """Everything the collector keeps, behind one interface.
+
+    Implementations must be safe to call from many threads. Methods raise :class:`NotFound` for
+    missing objects and :class:`StoreError` for conflicts.
+    """
+
+    #: "sqlite" or "postgresql".
+    backend: str
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def migrate(self) -> list[int]:
+        """Apply pending schema migrations (safe with concurrent processes); return applied versions."""
+
+    @abc.abstractmethod
+    def schema_version(self) -> int:
+        """The highest applied migration version."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Close every pooled connection."""
+
+    # -- settings ----------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def get_setting(self, key: str) -> str | None:
+        """A persisted collector setting (e.g. ``public_url``), or None."""
+
+    @abc.abstractmethod
+    def set_setting(self, key: str, value: str) -> None:
+        """Persist a collector setting."""
+
+    # -- users, logins and tokens ------------------------------------------------------------
+
+    @abc.abstractmethod
+    def create_user(self, username: str, password: str, *, is_admin: bool = False) -> User:
+        """Create a user; the password is stored as an scrypt hash. StoreError if the name exists."""
+
+    @abc.abstractmethod
+    def set_password(self, username: str, password: str) -> None:
+        """Replace a user's password (and log out their web sessions). NotFound if no such user."""
+
+    @abc.abstractmethod
+    def list_users(self) -> list[User]:
+        """All users, by name."""
+
+    @abc.abstractmethod
+    def get_user(self, username: str) -> User:
+        """A user by name. NotFound if missing."""
+
+    @abc.abstractmethod
+    def verify_password(self, username: str, password: str) -> User | None:
+        """The user if the password matches, else None (constant-time comparison)."""
+
+    @abc.abstractmethod
+    def create_web_session(self, user_id: int, ttl: float = 14 * 86400) -> str:
+        """Start a dashboard login session; return the secret cookie value (only its hash is kept)."""
+
+    @abc.abstractmethod
+    def get_web_session_user(self, token: str) -> User | None:
+        """The user of a live dashboard session, or None if unknown or expired."""
+
+    @abc.abstractmethod
+    def delete_web_session(self, token: str) -> None:
+        """Log a dashboard session out."""
+
+    @abc.abstractmethod
+    def create_api_token(self, user_id: int, name: str = "") -> str:
+        """Create an API token for a user; return it (only its hash is kept: show it once)."""
+
+    @abc.abstractmethod
+    def verify_api_token(self, token: str) -> User | None:
+        """The user owning an API token, or None."""
+
+    # -- projects ----------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def create_project(self, name: str) -> Project:
+        """Create a project with a fresh public key. StoreError if the name exists."""
+
+    @abc.abstractmethod
+    def list_projects(self) -> list[Project]:
+        """All projects, by id."""
+
+    @abc.abstractmethod
+    def get_project(self, id_or_name: int | str) -> Project:
+        """A project by numeric id or by name. NotFound if missing."""
+
+    @abc.abstractmethod
+    def update_project(
+        self,
+        project_id: int,
+        *,
+        quota_per_minute: int | None = None,
+        retention_days: int | None = None,
+        retention_max_events: int | None = None,
+    ) -> Project:
+        """Set per-project quota/retention overrides (None leaves a field unchanged; -1 clears it)."""
+
+    # -- ingest queue (durable intake) -------------------------------------------------------
+
+    @abc.abstractmethod
+    def enqueue(self, rows: Sequence[IntakeRow]) -> None:
+        """Commit envelopes to the durable ingest queue in one transaction (group commit)."""
+
+    @abc.abstractmethod
+    def queue_depth(self) -> int:
+        """Envelopes acknowledged but not yet digested."""
+
+    @abc.abstractmethod
+    def digest_batch(self, limit: int, processor: Any) -> int:
+        """Claim up to ``limit`` queued envelopes, digest them and delete them in one transaction.
+
+        ``processor`` is a :class:`tripwire.collector.digest.Processor`. Several processes may call
+        this at once: each envelope is digested exactly once. Returns how many envelopes were done.
+        """
+
+    @abc.abstractmethod
+    def add_outcomes(self, rows: Sequence[tuple[int, float, str, str, str, int]]) -> None:
+        """Add intake counters: ``(project_id, hour, source, category, reason, quantity)``."""
+
+    # -- issues and events -------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def list_issues(self, project_id: int, query: IssueQuery = IssueQuery()) -> list[Issue]:
+        """Issues of a project matching ``query``, newest activity first by default."""
+
+    @abc.abstractmethod
+    def count_issues(self, project_id: int, query: IssueQuery = IssueQuery()) -> int:
+        """How many issues match ``query`` (ignoring limit/offset)."""
+
+    @abc.abstractmethod
+    def get_issue(self, issue_id: int) -> Issue:
+        """An issue by id. NotFound if missing."""
+
+    @abc.abstractmethod
+    def set_issue_status(
+        self, issue_id: int, status: str, *, resolved_in_release: str | None = None
+    ) -> Issue:
+        """Change an issue's status (unresolved, resolved, ignored); resolving may name a release."""
+
+    @abc.abstractmethod
+    def issue_tags(self, issue_id: int, limit_per_key: int = 10) -> list[TagCount]:
+        """The most frequent values of each tag key on an issue's events."""
+
+    @abc.abstractmethod
+    def issue_activity(self, issue_id: int) -> list[IssueActivity]:
+        """The history of an issue, oldest first."""
+
+    @abc.abstractmethod
+    def list_events(self, issue_id: int, *, limit: int = 50, offset: int = 0) -> list[EventSummary]:
+        """Stored events of an issue, newest first."""
+
+    @abc.abstractmethod
+    def latest_event(self, issue_id: int) -> Event | None:
+        """The most recent stored event of an issue (None if retention removed them all)."""
+
+    @abc.abstractmethod
+    def get_event(self, event_id: str, project_id: int | None = None) -> Event:
+        """An event by its 32-hex event_id (in any project when ``project_id`` is None)."""
+
+    @abc.abstractmethod
+    def count_events(self, project_id: int | None = None) -> int:
+        """Stored events (of one project or of all)."""
+
+    @abc.abstractmethod
+    def hourly_counts(
+        self, project_id: int, *, issue_id: int | None = None, since: float, until: float
+    ) -> list[HourlyCount]:
+        """Events digested per hour in ``[since, until)`` (hours without events are omitted)."""
+
+    # -- release health and outcomes ---------------------------------------------------------
+
+    @abc.abstractmethod
+    def list_releases(self, project_id: int) -> list[Release]:
+        """Releases seen in events or sessions, newest first, with session totals."""
+
+    @abc.abstractmethod
+    def session_buckets(
+        self, project_id: int, *, release: str | None = None, since: float = 0.0
+    ) -> list[SessionBucket]:
+        """Hourly session outcomes (optionally of one release)."""
+
+    @abc.abstractmethod
+    def outcomes(self, project_id: int, *, source: str, since: float = 0.0) -> list[OutcomeCount]:
+        """Summed counters: ``source="client"`` is what SDKs reported dropping (client reports);
+        ``source="intake"`` is what the collector itself accepted, dropped or rejected."""
+
+    # -- retention ---------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def apply_retention(
+        self, *, default_days: int, default_max_events: int, now: float, chunk: int = 5000
+    ) -> int:
+        """Delete events past each project's age/count limits (and what only they used).
+
+        Works in small transactions so ingest is never blocked for long. Returns events deleted.
+        """
