@@ -1,0 +1,77 @@
+"""tripwire: error reporting for Python services, ASGI first.
+
+>>> import tripwire
+>>> tripwire.init("http://<key>@127.0.0.1:8000/1", release="1.0")  # doctest: +SKIP
+>>> app = tripwire.asgi.TripwireMiddleware(app)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ._api import (
+    add_breadcrumb,
+    aflush,
+    capture_exception,
+    capture_message,
+    close,
+    flush,
+    get_client,
+    init,
+    isolation_scope,
+    last_event_id,
+    new_scope,
+    set_context,
+    set_extra,
+    set_fingerprint,
+    set_level,
+    set_tag,
+    set_tags,
+    set_transaction,
+    set_user,
+    stats,
+)
+from ._client import Client
+from ._exceptions import ConfigurationError
+from ._version import __version__
+
+if TYPE_CHECKING:
+    from . import testing as testing
+
+__all__ = [
+    "Client",
+    "ConfigurationError",
+    "__version__",
+    "add_breadcrumb",
+    "aflush",
+    "capture_exception",
+    "capture_message",
+    "close",
+    "flush",
+    "get_client",
+    "init",
+    "isolation_scope",
+    "last_event_id",
+    "new_scope",
+    "set_context",
+    "set_extra",
+    "set_fingerprint",
+    "set_level",
+    "set_tag",
+    "set_tags",
+    "set_transaction",
+    "set_user",
+    "stats",
+]
+
+# Public submodules load on first use (``tripwire.asgi``, ``tripwire.testing``, ...), so that
+# ``import tripwire`` pulls in nothing the application does not use.
+_SUBMODULES = frozenset({"asgi", "integrations", "logging", "reporters", "testing"})
+
+
+def __getattr__(name: str) -> Any:
+    if name in _SUBMODULES:
+        import importlib
+
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,239 @@
+"""The top-level functions of ``tripwire``: thin, never raising, nearly free when disabled."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+from . import _globals, _scope
+from ._client import Client
+from ._options import build_options
+from ._types import LEVELS, Breadcrumb, Hint
+
+logger = logging.getLogger("tripwire")
+
+_MAX_TAG_LENGTH = 200
+
+
+def init(dsn: str | None = None, /, **options: Any) -> Client:
+    """Configure tripwire and start reporting; returns the :class:`Client`.
+
+    ``dsn`` (or ``TRIPWIRE_DSN``) sends events to a Sentry-protocol server; ``reporters=[...]`` adds
+    other backends. With neither, tripwire is disabled and every call costs next to nothing.
+    Raises :class:`ConfigurationError` for a wrong option: the only place tripwire raises.
+
+    >>> import tripwire
+    >>> client = tripwire.init("http://key@127.0.0.1:8000/1", release="1.2.3")  # doctest: +SKIP
+    """
+    if "dsn" in options:
+        dsn = options.pop("dsn")
+    opts = build_options(dsn, **options)
+    client = Client(opts)
+    old, _globals.client = _globals.client, (client if opts.enabled else None)
+    if old is not None:
+        old.close(timeout=old.options.shutdown_timeout)
+    if opts.debug:
+        logger.setLevel(logging.DEBUG)
+    return client
+
+
+def get_client() -> Client | None:
+    """The active client, or None when tripwire is not initialised (or disabled)."""
+    return _globals.client
+
+
+def capture_exception(error: BaseException | None = None, **scope_kwargs: Any) -> str | None:
+    """Report an exception (default: the one being handled). Returns the event id, or None.
+
+    ``scope_kwargs`` apply to this event only: ``tags``, ``extras``, ``contexts``, ``user``,
+    ``level``, ``fingerprint``.
+    """
+    client = _globals.client
+    if client is None:
+        return None
+    event_id = client.capture_exception(error, **scope_kwargs)
+    if event_id is not None:
+        _scope.isolation_holder().last_event_id = event_id
+    return event_id
+
+
+def capture_message(message: str, level: str = "info", **scope_kwargs: Any) -> str | None:
+    """Report a message at ``level``. Returns the event id, or None."""
+    client = _globals.client
+    if client is None:
+        return None
+    if level not in LEVELS:
+        logger.warning("tripwire: unknown level %r, using 'info'", level)
+        level = "info"
+    event_id = client.capture_message(message, level, **scope_kwargs)
+    if event_id is not None:
+        _scope.isolation_holder().last_event_id = event_id
+    return event_id
+
+
+def add_breadcrumb(
+    message: str | None = None,
+    *,
+    category: str | None = None,
+    level: str = "info",
+    type: str = "default",
+    data: Mapping[str, Any] | None = None,
+    hint: Hint | None = None,
+) -> None:
+    """Record something that happened, to be sent with the next event of this unit of work."""
+    client = _globals.client
+    if client is None or client.options.max_breadcrumbs == 0:
+        return
+    crumb: Breadcrumb = {"timestamp": time.time(), "type": type, "level": level}
+    if message is not None:
+        crumb["message"] = message
+    if category is not None:
+        crumb["category"] = category
+    if data:
+        crumb["data"] = dict(data)
+    _add_crumb(client, crumb, hint)
+
+
+def _add_crumb(client: Client, crumb: Breadcrumb, hint: Hint | None) -> None:
+    hook = client.options.before_breadcrumb
+    if hook is not None:
+        try:
+            result = hook(crumb, hint or {})
+        except Exception:
+            logger.exception("tripwire: before_breadcrumb raised; the breadcrumb is kept")
+            result = crumb
+        if result is None:
+            return
+        crumb = result
+    holder = _scope.current_holder()
+    holder.data = holder.data.with_breadcrumb(crumb, client.options.max_breadcrumbs)
+
+
+def _tag_value(value: Any) -> str:
+    if isinstance(value, str):
+        text = value
+    else:
+        try:
+            text = str(value)
+        except Exception:
+            text = f"<unprintable {type(value).__name__}>"
+    return text[:_MAX_TAG_LENGTH]
+
+
+def set_tag(key: str, value: Any) -> None:
+    """Set a tag (indexed, searchable; values are strings of up to 200 characters)."""
+    holder = _scope.current_holder()
+    holder.data = holder.data.with_tag(str(key), _tag_value(value))
+
+
+def set_tags(tags: Mapping[str, Any]) -> None:
+    """Set several tags at once."""
+    try:
+        items = {str(k): _tag_value(v) for k, v in tags.items()}
+    except Exception:
+        logger.warning("tripwire: set_tags expects a mapping, got %s", type(tags).__name__)
+        return
+    holder = _scope.current_holder()
+    holder.data = holder.data.with_tags(items)
+
+
+def set_extra(key: str, value: Any) -> None:
+    """Attach arbitrary data (scrubbed and trimmed when the event is built)."""
+    holder = _scope.current_holder()
+    holder.data = holder.data.with_extra(str(key), value)
+
+
+def set_context(key: str, value: Mapping[str, Any] | None) -> None:
+    """Set a named context (``{"os": {...}}``-style structured data); None removes it."""
+    holder = _scope.current_holder()
+    if value is None:
+        contexts = {k: v for k, v in holder.data.contexts.items() if k != key}
+        holder.data = _scope.replace_field(holder.data, contexts=contexts)
+    else:
+        holder.data = holder.data.with_context(str(key), value)
+
+
+def set_user(user: Mapping[str, Any] | None) -> None:
+    """Set the user (``id``, ``email``, ``username``, ``ip_address``, ...); None clears it."""
+    holder = _scope.current_holder()
+    holder.data = _scope.replace_field(holder.data, user=dict(user) if user else None)
+
+
+def set_level(level: str | None) -> None:
+    """Override the level of events from this scope."""
+    if level is not None and level not in LEVELS:
+        logger.warning("tripwire: unknown level %r ignored", level)
+        return
+    holder = _scope.current_holder()
+    holder.data = _scope.replace_field(holder.data, level=level)
+
+
+def set_fingerprint(fingerprint: list[str] | None) -> None:
+    """Group events from this scope by ``fingerprint`` (``"{{ default }}"`` expands server-side)."""
+    holder = _scope.current_holder()
+    value = tuple(str(part) for part in fingerprint) if fingerprint else None
+    holder.data = _scope.replace_field(holder.data, fingerprint=value)
+
+
+def set_transaction(name: str | None) -> None:
+    """Name what is being done (a route, a job); shown as the event's ``transaction``."""
+    holder = _scope.current_holder()
+    holder.data = _scope.replace_field(holder.data, transaction=name)
+
+
+@contextmanager
+def new_scope() -> Iterator[None]:
+    """A local fork of the current scope: setters inside change it only, undone on exit.
+
+    >>> with tripwire.new_scope():  # doctest: +SKIP
+    ...     tripwire.set_tag("step", "import")
+    ...     tripwire.capture_exception()
+    """
+    with _scope.new_scope():
+        yield
+
+
+@contextmanager
+def isolation_scope() -> Iterator[None]:
+    """A fresh scope for one unit of work (a request, a job); what the ASGI middleware uses."""
+    with _scope.isolation_scope():
+        yield
+
+
+def last_event_id() -> str | None:
+    """The id of the last event captured in this unit of work."""
+    return _scope.isolation_holder().last_event_id
+
+
+def flush(timeout: float | None = None) -> bool:
+    """Wait until everything captured so far is delivered; False if ``timeout`` (s) ran out."""
+    client = _globals.client
+    return True if client is None else client.flush(timeout)
+
+
+async def aflush(timeout: float | None = None) -> bool:
+    """``flush()`` for async code: waits in a thread, so the event loop keeps running."""
+    import asyncio
+
+    return await asyncio.to_thread(flush, timeout)
+
+
+def close(timeout: float | None = None) -> None:
+    """Flush (up to ``timeout``), stop the worker and disable tripwire."""
+    client = _globals.client
+    _globals.client = None
+    if client is not None:
+        client.close(timeout)
+
+
+def stats() -> dict[str, Any]:
+    """What was sent and dropped, by reason: ``{"dropped": {...}, "dropped_by": [...], ...}``."""
+    client = _globals.client
+    if client is None:
+        return {"dropped": {}, "dropped_by": [], "sent": {}, "queued": 0}
+    snap = client.stats.snapshot()
+    snap["queued"] = client._worker.pending
+    return snap

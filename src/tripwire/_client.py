@@ -1,0 +1,255 @@
+"""The Client: the capture pipeline from a call on the user's thread to the reporters.
+
+On the caller (cheap, never raises): resolve the exception → dedupe → ignore_errors → sample →
+snapshot (exception + a reference to the immutable scope data) → non-blocking enqueue.
+On the worker: build the event (frames, source, locals, scrubbing, size budget) → before_send →
+every reporter, each isolated from the others' failures.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import sys
+import threading
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from . import _scope
+from ._capture import CaptureItem
+from ._dedupe import ReportedRegistry
+from ._event_builder import build_event
+from ._options import Options
+from ._stats import DropCounter
+from ._types import Event, Hint, Mechanism, SessionBatch
+from ._worker import Worker
+from .reporters import create_reporter
+from .reporters.base import Reporter
+
+logger = logging.getLogger("tripwire")
+
+SCOPE_KWARGS = frozenset({"tags", "extras", "contexts", "user", "level", "fingerprint"})
+
+
+def _new_event_id() -> str:
+    return os.urandom(16).hex()
+
+
+class Client:
+    """Holds the options, the reporters and the worker. Create it with :func:`tripwire.init`."""
+
+    def __init__(self, options: Options, reporters: list[Reporter] | None = None) -> None:
+        self.options = options
+        self.stats = DropCounter()
+        self.reported = ReportedRegistry()
+        if reporters is None:
+            reporters = self._reporters_from_options(options)
+        self.reporters: tuple[Reporter, ...] = tuple(reporters)
+        for reporter in self.reporters:
+            reporter.bind(self.stats)
+        self._ignore_types = tuple(e for e in options.ignore_errors if isinstance(e, type))
+        self._ignore_names = frozenset(e for e in options.ignore_errors if isinstance(e, str))
+        self._worker = Worker(self._process, maxsize=options.max_queue_size, name="tripwire-worker")
+        self._closed = False
+
+    @staticmethod
+    def _reporters_from_options(options: Options) -> list[Reporter]:
+        reporters = [create_reporter(spec) for spec in options.reporters]
+        if options.dsn is not None:
+            from .reporters.sentry import SentryReporter
+
+            reporters.insert(0, SentryReporter(dsn=str(options.dsn), options=options))
+        return reporters
+
+    # -- the caller's side ------------------------------------------------------------------
+
+    def _is_ignored(self, exc: BaseException) -> bool:
+        if self._ignore_types and isinstance(exc, self._ignore_types):
+            return True
+        if self._ignore_names:
+            for cls in type(exc).__mro__:
+                if cls.__name__ in self._ignore_names:
+                    return True
+                if f"{cls.__module__}.{cls.__qualname__}" in self._ignore_names:
+                    return True
+        return False
+
+    def capture_exception(
+        self,
+        error: BaseException | None = None,
+        *,
+        mechanism: Mechanism | None = None,
+        hint: Hint | None = None,
+        event: Event | None = None,
+        **scope_kwargs: Any,
+    ) -> str | None:
+        """Report ``error`` (default: the exception being handled); the event id, or None if dropped."""
+        try:
+            exc = error if error is not None else sys.exc_info()[1]
+            if exc is None:
+                return None
+            if self.reported.seen(exc):
+                self.stats.record("deduplicated")
+                return None
+            if self._is_ignored(exc):
+                self.stats.record("ignored")
+                return None
+            if self.options.sample_rate < 1.0 and random.random() >= self.options.sample_rate:
+                self.stats.record("sample_rate")
+                return None
+            self.reported.mark(exc)
+            self._mark_session(mechanism)
+            item = CaptureItem(
+                event_id=_new_event_id(),
+                timestamp=time.time(),
+                level="error",
+                scope=_scope.snapshot(),
+                exc=exc,
+                mechanism=mechanism,
+                event=event or {},
+                overrides=_overrides(scope_kwargs),
+                hint=hint or {},
+                thread_id=threading.get_ident(),
+            )
+            return self._enqueue(item)
+        except Exception:
+            logger.exception("tripwire: capture_exception failed; nothing was reported")
+            return None
+
+    def capture_message(
+        self,
+        message: str,
+        level: str = "info",
+        *,
+        hint: Hint | None = None,
+        event: Event | None = None,
+        **scope_kwargs: Any,
+    ) -> str | None:
+        """Report a message; the event id, or None if dropped."""
+        try:
+            if self.options.sample_rate < 1.0 and random.random() >= self.options.sample_rate:
+                self.stats.record("sample_rate")
+                return None
+            if level in ("error", "fatal"):
+                self._mark_session({"handled": True})
+            item = CaptureItem(
+                event_id=_new_event_id(),
+                timestamp=time.time(),
+                level=level,
+                scope=_scope.snapshot(),
+                message=message if isinstance(message, str) else repr(message),
+                event=event or {},
+                overrides=_overrides(scope_kwargs),
+                hint=hint or {},
+                thread_id=threading.get_ident(),
+            )
+            return self._enqueue(item)
+        except Exception:
+            logger.exception("tripwire: capture_message failed; nothing was reported")
+            return None
+
+    def _mark_session(self, mechanism: Mechanism | None) -> None:
+        session = _scope.isolation_holder().session
+        if session is not None:
+            handled = True if mechanism is None else bool(mechanism.get("handled", True))
+            session.mark_error(handled=handled)
+
+    def _enqueue(self, item: CaptureItem) -> str | None:
+        if self._closed:
+            self.stats.record("queue_full")
+            return None
+        if not self._worker.submit(item):
+            self.stats.record("queue_full")
+            if self.options.debug:
+                logger.warning("tripwire: queue full, dropped event %s", item.event_id)
+            return None
+        return item.event_id
+
+    # -- the worker's side ------------------------------------------------------------------
+
+    def _process(self, job: Any) -> None:
+        if isinstance(job, CaptureItem):
+            self._process_capture(job)
+        elif isinstance(job, SessionBatch):
+            self._fan_out("send_sessions", job)
+
+    def _process_capture(self, item: CaptureItem) -> None:
+        try:
+            event = build_event(item, self.options)
+        except Exception:
+            logger.exception("tripwire: could not build event %s", item.event_id)
+            self.stats.record("internal_error")
+            return
+        if event is None:
+            self.stats.record("before_send")
+            return
+        before_send = self.options.before_send
+        if before_send is not None:
+            hint = item.hint
+            if item.exc is not None:
+                hint = {**hint, "exc_info": (type(item.exc), item.exc, item.exc.__traceback__)}
+            try:
+                result = before_send(event, hint)
+            except Exception:
+                logger.exception("tripwire: before_send raised; the event is sent unchanged")
+                result = event
+            if result is None:
+                self.stats.record("before_send")
+                if self.options.debug:
+                    logger.info("tripwire: before_send dropped event %s", item.event_id)
+                return
+            event = result
+        self._fan_out("send_event", event)
+
+    def _fan_out(self, method: str, payload: Any) -> None:
+        for reporter in self.reporters:
+            try:
+                getattr(reporter, method)(payload)
+            except Exception:
+                logger.exception("tripwire: reporter %s failed in %s", reporter.name, method)
+                self.stats.record("internal_error", reporter=reporter.name)
+
+    def submit_sessions(self, batch: SessionBatch) -> bool:
+        """Queue release-health data for the reporters (used by the session aggregator)."""
+        return self._worker.submit(batch)
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until everything captured so far is delivered; False if ``timeout`` ran out."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        ok = self._worker.flush(timeout)
+        for reporter in self.reporters:
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            try:
+                ok = reporter.flush(remaining) and ok
+            except Exception:
+                logger.exception("tripwire: reporter %s failed to flush", reporter.name)
+                ok = False
+        return ok
+
+    def close(self, timeout: float | None = None) -> None:
+        """Flush (up to ``timeout``), then stop the worker and the reporters."""
+        if self._closed:
+            return
+        deadline = None if timeout is None else time.monotonic() + timeout
+        self._worker.close(timeout)
+        self._closed = True
+        for reporter in self.reporters:
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            try:
+                reporter.close(remaining)
+            except Exception:
+                logger.exception("tripwire: reporter %s failed to close", reporter.name)
+
+
+def _overrides(scope_kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    if not scope_kwargs:
+        return {}
+    unknown = set(scope_kwargs) - SCOPE_KWARGS
+    if unknown:
+        # Never raise into user code: log and ignore what we do not understand.
+        logger.warning("tripwire: ignoring unknown capture arguments %s", sorted(unknown))
+    return {k: v for k, v in scope_kwargs.items() if k in SCOPE_KWARGS}

@@ -1,0 +1,242 @@
+"""The options of :func:`tripwire.init`: defaults, environment variables and validation.
+
+Validation happens once, at init, and is the only place the SDK raises (``ConfigurationError``, with the
+option's name in the message). Everything after init trusts these values.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import socket
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ._dsn import Dsn
+from ._exceptions import ConfigurationError
+from ._types import BeforeBreadcrumb, BeforeSend
+
+#: Environment variables read when the option is not given.
+ENV_DSN = "TRIPWIRE_DSN"
+ENV_RELEASE = "TRIPWIRE_RELEASE"
+ENV_ENVIRONMENT = "TRIPWIRE_ENVIRONMENT"
+
+
+@dataclass(frozen=True)
+class Options:
+    """Every option, with its default. See docs/options.md for the prose."""
+
+    dsn: Dsn | None = None
+    reporters: tuple[Any, ...] = ()
+    release: str | None = None
+    environment: str = "production"
+    server_name: str | None = None
+    debug: bool = False
+
+    # What is captured
+    sample_rate: float = 1.0
+    ignore_errors: tuple[type[BaseException] | str, ...] = ()
+    before_send: BeforeSend | None = None
+    before_breadcrumb: BeforeBreadcrumb | None = None
+    max_breadcrumbs: int = 100
+    send_default_pii: bool = False
+
+    # Stack traces
+    project_root: str | None = None
+    in_app_include: tuple[str, ...] = ()
+    in_app_exclude: tuple[str, ...] = ()
+    include_local_variables: bool = True
+    include_source_context: bool = True
+    context_lines: int = 5
+    attach_modules: bool = False
+
+    # Size and scrubbing
+    max_event_bytes: int = 200_000
+    max_value_length: int = 1024
+    scrub_keys: tuple[str, ...] = ()
+    scrub_patterns: tuple[re.Pattern[str], ...] = ()
+
+    # Delivery
+    max_queue_size: int = 10_000
+    shutdown_timeout: float = 2.0
+    http_timeout: float = 5.0
+    spool_dir: str | None = None
+    spool_max_bytes: int = 64 * 1024 * 1024
+    send_client_reports: bool = True
+
+    # Integrations and release health
+    default_integrations: bool = True
+    integrations: tuple[Any, ...] = ()
+    disabled_integrations: tuple[str, ...] = ()
+    auto_session_tracking: bool = True
+
+    #: Extra, integration-specific settings that plug-ins may read (never validated here).
+    extensions: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def enabled(self) -> bool:
+        """False when there is nowhere to send events: init() then costs nothing per capture."""
+        return self.dsn is not None or bool(self.reporters)
+
+
+def _is_str(value: Any) -> bool:
+    return isinstance(value, str)
+
+
+def _str_tuple(name: str, value: Any) -> tuple[str, ...]:
+    if isinstance(value, str) or not isinstance(value, Sequence | set | frozenset):
+        raise ConfigurationError(f"{name}: expected a list of strings, got {value!r}")
+    items = tuple(value)
+    for item in items:
+        if not isinstance(item, str):
+            raise ConfigurationError(f"{name}: expected a list of strings, got item {item!r}")
+    return items
+
+
+def _number(name: str, value: Any, low: float, high: float | None = None) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigurationError(f"{name}: expected a number, got {value!r}")
+    if value < low or (high is not None and value > high):
+        bounds = f"between {low} and {high}" if high is not None else f"at least {low}"
+        raise ConfigurationError(f"{name}: must be {bounds}, got {value!r}")
+    return float(value)
+
+
+def _integer(name: str, value: Any, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigurationError(f"{name}: expected an integer, got {value!r}")
+    if value < low:
+        raise ConfigurationError(f"{name}: must be at least {low}, got {value!r}")
+    return value
+
+
+def _boolean(name: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigurationError(f"{name}: expected True or False, got {value!r}")
+    return value
+
+
+def _optional_str(name: str, value: Any) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise ConfigurationError(f"{name}: expected a string, got {value!r}")
+    return value or None
+
+
+def _callable(name: str, value: Any) -> Any:
+    if value is not None and not callable(value):
+        raise ConfigurationError(f"{name}: expected a callable, got {value!r}")
+    return value
+
+
+def _ignore_errors(name: str, value: Any) -> tuple[type[BaseException] | str, ...]:
+    if isinstance(value, str | type) or not isinstance(value, Sequence | set | frozenset):
+        raise ConfigurationError(f"{name}: expected a list of exception classes or names")
+    items = tuple(value)
+    for item in items:
+        ok = isinstance(item, str) or (isinstance(item, type) and issubclass(item, BaseException))
+        if not ok:
+            raise ConfigurationError(f"{name}: {item!r} is neither an exception class nor a name")
+    return items
+
+
+def _patterns(name: str, value: Any) -> tuple[re.Pattern[str], ...]:
+    if isinstance(value, str) or not isinstance(value, Sequence):
+        raise ConfigurationError(f"{name}: expected a list of regular expressions")
+    compiled = []
+    for item in value:
+        if isinstance(item, re.Pattern):
+            compiled.append(item)
+            continue
+        if not isinstance(item, str):
+            raise ConfigurationError(f"{name}: expected a regular expression, got {item!r}")
+        try:
+            compiled.append(re.compile(item))
+        except re.error as exc:
+            raise ConfigurationError(f"{name}: invalid regular expression {item!r}: {exc}") from None
+    return tuple(compiled)
+
+
+def _sequence(name: str, value: Any) -> tuple[Any, ...]:
+    if isinstance(value, str | bytes | Mapping) or not isinstance(value, Sequence):
+        raise ConfigurationError(f"{name}: expected a list, got {value!r}")
+    return tuple(value)
+
+
+def _mapping(name: str, value: Any) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise ConfigurationError(f"{name}: expected a mapping, got {value!r}")
+    return dict(value)
+
+
+_VALIDATORS: dict[str, Callable[[str, Any], Any]] = {
+    "reporters": _sequence,
+    "release": _optional_str,
+    "environment": lambda n, v: _optional_str(n, v) or "production",
+    "server_name": _optional_str,
+    "debug": _boolean,
+    "sample_rate": lambda n, v: _number(n, v, 0.0, 1.0),
+    "ignore_errors": _ignore_errors,
+    "before_send": _callable,
+    "before_breadcrumb": _callable,
+    "max_breadcrumbs": lambda n, v: _integer(n, v, 0),
+    "send_default_pii": _boolean,
+    "project_root": _optional_str,
+    "in_app_include": _str_tuple,
+    "in_app_exclude": _str_tuple,
+    "include_local_variables": _boolean,
+    "include_source_context": _boolean,
+    "context_lines": lambda n, v: _integer(n, v, 0),
+    "attach_modules": _boolean,
+    "max_event_bytes": lambda n, v: _integer(n, v, 4096),
+    "max_value_length": lambda n, v: _integer(n, v, 16),
+    "scrub_keys": _str_tuple,
+    "scrub_patterns": _patterns,
+    "max_queue_size": lambda n, v: _integer(n, v, 1),
+    "shutdown_timeout": lambda n, v: _number(n, v, 0.0),
+    "http_timeout": lambda n, v: _number(n, v, 0.001),
+    "spool_dir": _optional_str,
+    "spool_max_bytes": lambda n, v: _integer(n, v, 0),
+    "send_client_reports": _boolean,
+    "default_integrations": _boolean,
+    "integrations": _sequence,
+    "disabled_integrations": _str_tuple,
+    "auto_session_tracking": _boolean,
+    "extensions": _mapping,
+}
+
+OPTION_NAMES: frozenset[str] = frozenset(_VALIDATORS) | {"dsn"}
+
+# Every dataclass field needs a validator, and the other way round.
+assert {f.name for f in dataclasses.fields(Options)} == OPTION_NAMES
+
+
+def build_options(dsn: str | None = None, /, **kwargs: Any) -> Options:
+    """Validate keyword options into an :class:`Options`; raise ConfigurationError naming the option."""
+    unknown = sorted(set(kwargs) - OPTION_NAMES)
+    if unknown:
+        raise ConfigurationError(
+            f"unknown option {unknown[0]!r}; known options are: {', '.join(sorted(OPTION_NAMES))}"
+        )
+    if "dsn" in kwargs:
+        dsn = kwargs.pop("dsn")
+    if dsn is None:
+        dsn = os.environ.get(ENV_DSN) or None
+    if dsn is not None and not _is_str(dsn):
+        raise ConfigurationError(f"dsn: expected a string, got {dsn!r}")
+    values: dict[str, Any] = {"dsn": Dsn.parse(dsn) if dsn else None}
+    if "release" not in kwargs and os.environ.get(ENV_RELEASE):
+        kwargs["release"] = os.environ[ENV_RELEASE]
+    if "environment" not in kwargs and os.environ.get(ENV_ENVIRONMENT):
+        kwargs["environment"] = os.environ[ENV_ENVIRONMENT]
+    for name, value in kwargs.items():
+        values[name] = _VALIDATORS[name](name, value)
+    if values.get("server_name") is None:
+        values["server_name"] = socket.gethostname() or None
+    if values.get("project_root") is None:
+        values["project_root"] = os.getcwd()
+    return Options(**values)
+
+
+__all__ = ["OPTION_NAMES", "Options", "build_options"]

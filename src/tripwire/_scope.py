@@ -1,0 +1,149 @@
+"""Scopes: the tags, user, breadcrumbs, ... that get attached to events.
+
+Model (why it looks like this):
+
+* ``ScopeData`` is immutable. A setter builds a new one and swaps it in, so a snapshot taken at capture
+  time is just a reference (O(1)) and concurrent readers never see a half-written scope.
+* A ``ScopeHolder`` is the one mutable cell per unit of work (a request, a job). It lives in a
+  ``ContextVar``. Tasks and threads started inside the unit of work copy the context and so share the
+  holder: a ``set_user`` in a sync view run in a thread pool is seen by the middleware's capture.
+  Concurrent units of work have different holders and never see each other's data.
+* ``isolation_scope()`` installs a fresh holder for a unit of work; ``new_scope()`` installs a local fork
+  on top of it. The top-level setters change the innermost holder.
+* Outside any unit of work the process-wide root holder is used.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field, replace
+from types import MappingProxyType
+from typing import Any, Protocol
+
+from ._types import Breadcrumb, EventProcessor
+
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+
+class SessionTracker(Protocol):
+    """A live release-health session attached to a unit of work (see ``_sessions``)."""
+
+    def mark_error(self, *, handled: bool) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ScopeData:
+    """What a scope holds. Never mutated: ``replace()`` makes a changed copy."""
+
+    tags: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
+    extras: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
+    contexts: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
+    user: Mapping[str, Any] | None = None
+    level: str | None = None
+    fingerprint: tuple[str, ...] | None = None
+    transaction: str | None = None
+    breadcrumbs: tuple[Breadcrumb, ...] = ()
+    #: Run when the event is built (off the caller); integrations add request data this way.
+    processors: tuple[EventProcessor, ...] = ()
+
+    def with_tag(self, key: str, value: str) -> ScopeData:
+        return replace(self, tags=MappingProxyType({**self.tags, key: value}))
+
+    def with_tags(self, tags: Mapping[str, str]) -> ScopeData:
+        return replace(self, tags=MappingProxyType({**self.tags, **tags}))
+
+    def with_extra(self, key: str, value: Any) -> ScopeData:
+        return replace(self, extras=MappingProxyType({**self.extras, key: value}))
+
+    def with_context(self, key: str, value: Any) -> ScopeData:
+        return replace(self, contexts=MappingProxyType({**self.contexts, key: value}))
+
+    def with_breadcrumb(self, crumb: Breadcrumb, limit: int) -> ScopeData:
+        if limit <= 0:
+            return self
+        crumbs = self.breadcrumbs
+        if len(crumbs) >= limit:
+            crumbs = crumbs[len(crumbs) - limit + 1 :]
+        return replace(self, breadcrumbs=(*crumbs, crumb))
+
+    def with_processor(self, processor: EventProcessor) -> ScopeData:
+        return replace(self, processors=(*self.processors, processor))
+
+    def for_new_unit_of_work(self) -> ScopeData:
+        """What a fresh unit of work inherits: tags, user, contexts, extras; not crumbs or processors."""
+        return replace(self, breadcrumbs=(), processors=(), transaction=None)
+
+
+class ScopeHolder:
+    """The mutable cell of one unit of work; see the module docstring."""
+
+    __slots__ = ("data", "last_event_id", "session")
+
+    def __init__(self, data: ScopeData, session: SessionTracker | None = None) -> None:
+        self.data = data
+        self.session = session
+        self.last_event_id: str | None = None
+
+
+_ROOT = ScopeHolder(ScopeData())
+_isolation: ContextVar[ScopeHolder] = ContextVar("tripwire.isolation", default=_ROOT)
+_current: ContextVar[ScopeHolder | None] = ContextVar("tripwire.current", default=None)
+
+
+def current_holder() -> ScopeHolder:
+    """The innermost holder: a ``new_scope()`` fork if inside one, else the unit of work's."""
+    return _current.get() or _isolation.get()
+
+
+def isolation_holder() -> ScopeHolder:
+    return _isolation.get()
+
+
+def snapshot() -> ScopeData:
+    """The scope data as it is now: a reference, since ScopeData is immutable."""
+    return (_current.get() or _isolation.get()).data
+
+
+@contextmanager
+def isolation_scope() -> Iterator[ScopeHolder]:
+    """A fresh scope for one unit of work (a request, a job, a task).
+
+    It inherits tags, user, contexts and extras of the enclosing scope but starts with no breadcrumbs;
+    whatever is set inside stays inside.
+    """
+    holder = ScopeHolder(snapshot().for_new_unit_of_work())
+    iso_token = _isolation.set(holder)
+    cur_token = _current.set(None)
+    try:
+        yield holder
+    finally:
+        _current.reset(cur_token)
+        _isolation.reset(iso_token)
+
+
+@contextmanager
+def new_scope() -> Iterator[ScopeHolder]:
+    """A local fork of the current scope: setters inside change the fork only, undone on exit."""
+    holder = ScopeHolder(snapshot())
+    token = _current.set(holder)
+    try:
+        yield holder
+    finally:
+        _current.reset(token)
+
+
+def replace_field(data: ScopeData, **changes: Any) -> ScopeData:
+    """A copy of ``data`` with ``changes``; mappings are frozen so nobody mutates shared state."""
+    for key, value in changes.items():
+        if isinstance(value, dict):
+            changes[key] = MappingProxyType(value)
+    return replace(data, **changes)
+
+
+def reset_root() -> None:
+    """Forget everything set at process level (for tests)."""
+    _ROOT.data = ScopeData()
+    _ROOT.session = None
+    _ROOT.last_event_id = None

@@ -1,0 +1,75 @@
+"""Counters of everything the SDK did not deliver, by reason and data category.
+
+Reasons follow the Sentry client-report vocabulary where one exists, so the counts can be sent as
+``client_report`` items unchanged: queue_full (sent as ``queue_overflow``), rate_limited
+(``ratelimit_backoff``), network_error, rejected (``send_error``), too_large, before_send,
+sample_rate, ignored, deduplicated, internal_error.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+REASONS = (
+    "queue_full",
+    "rate_limited",
+    "network_error",
+    "rejected",
+    "too_large",
+    "before_send",
+    "sample_rate",
+    "ignored",
+    "deduplicated",
+    "internal_error",
+)
+
+
+@dataclass(frozen=True)
+class Drop:
+    reason: str
+    category: str
+    reporter: str | None
+
+
+class DropCounter:
+    """Thread-safe counters; ``take_unreported()`` hands the counts since the last call to a reporter."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._total: Counter[Drop] = Counter()
+        self._unreported: Counter[Drop] = Counter()
+        self.sent: Counter[str] = Counter()
+
+    def record(
+        self, reason: str, category: str = "error", quantity: int = 1, reporter: str | None = None
+    ) -> None:
+        key = Drop(reason, category, reporter)
+        with self._lock:
+            self._total[key] += quantity
+            self._unreported[key] += quantity
+
+    def record_sent(self, reporter: str, quantity: int = 1) -> None:
+        with self._lock:
+            self.sent[reporter] += quantity
+
+    def take_unreported(self) -> Counter[Drop]:
+        with self._lock:
+            taken, self._unreported = self._unreported, Counter()
+        return taken
+
+    def snapshot(self) -> dict[str, Any]:
+        """``{"dropped": {reason: n}, "dropped_by": [...], "sent": {reporter: n}}``."""
+        with self._lock:
+            total = Counter(self._total)
+            sent = dict(self.sent)
+        by_reason: Counter[str] = Counter()
+        for key, count in total.items():
+            by_reason[key.reason] += count
+        detail = [
+            {"reason": k.reason, "category": k.category, "reporter": k.reporter, "quantity": n}
+            for k, n in sorted(total.items(), key=lambda kv: (kv[0].reason, kv[0].category))
+        ]
+        return {"dropped": dict(by_reason), "dropped_by": detail, "sent": sent}

@@ -1,0 +1,55 @@
+"""Type aliases for the shapes that cross module boundaries and user hooks.
+
+The internal event is a plain ``dict`` in the Sentry event schema
+(https://develop.sentry.dev/sdk/data-model/event-payloads/): every Sentry-compatible server
+understands it as is, and other backends (BugSnag, logging) map from it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypeAlias
+
+Event: TypeAlias = dict[str, Any]
+"""An event in the Sentry event schema (``event_id``, ``timestamp``, ``exception``, ...)."""
+
+Breadcrumb: TypeAlias = dict[str, Any]
+"""A breadcrumb: ``{"timestamp", "type", "category", "message", "level", "data"}``."""
+
+Hint: TypeAlias = dict[str, Any]
+"""What a hook gets besides the event: ``exc_info`` for exceptions, ``log_record`` for logging."""
+
+Level: TypeAlias = Literal["fatal", "error", "warning", "info", "debug"]
+LEVELS: frozenset[str] = frozenset({"fatal", "error", "warning", "info", "debug"})
+
+BeforeSend: TypeAlias = Callable[[Event, Hint], "Event | None"]
+"""``before_send(event, hint) -> event | None``: change an event, or return None to drop it.
+
+Runs on the delivery worker, after scrubbing. An exception inside it is logged and the event goes on
+unchanged.
+"""
+
+BeforeBreadcrumb: TypeAlias = Callable[[Breadcrumb, Hint], "Breadcrumb | None"]
+"""``before_breadcrumb(crumb, hint) -> crumb | None``: change a breadcrumb, or return None to drop it.
+
+Runs on the caller when the breadcrumb is added, so keep it cheap.
+"""
+
+EventProcessor: TypeAlias = Callable[[Event, Hint], "Event | None"]
+"""Attached to a scope by integrations; runs when the event is built (off the caller)."""
+
+Mechanism: TypeAlias = Mapping[str, Any]
+"""How an exception was caught: ``{"type": "asgi", "handled": False}``."""
+
+
+@dataclass(frozen=True)
+class SessionBatch:
+    """Release-health data for reporters, in the Sentry shape.
+
+    ``aggregates`` are ``sessions`` items (``{"attrs": {release, environment}, "aggregates": [...]}``),
+    ``updates`` are single ``session`` items (application sessions of scripts and workers).
+    """
+
+    aggregates: list[dict[str, Any]] = field(default_factory=list)
+    updates: list[dict[str, Any]] = field(default_factory=list)

@@ -1,0 +1,47 @@
+"""The reporter interface: where finished events go.
+
+A reporter receives events that are already built, scrubbed, trimmed and passed through
+``before_send``; it encodes them for its backend and delivers them. The client calls every reporter
+in turn from its worker thread, so ``send_event`` must return quickly: a reporter that does network
+I/O queues the encoded payload for its own sender thread (see ``tripwire.reporters.http``).
+
+A failure in one reporter is logged and counted by the client and never reaches the others.
+
+Write your own by subclassing :class:`Reporter` and registering it under the entry point group
+``tripwire.reporters``; see docs/reporters.md.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .._types import Event, SessionBatch
+
+if TYPE_CHECKING:
+    from .._stats import DropCounter
+
+
+class Reporter:
+    """Base class of all reporters. Override :meth:`send_event`; the rest is optional."""
+
+    #: A short name used in logs and drop counters (``stats()["dropped_by"][i]["reporter"]``).
+    name: str = "reporter"
+
+    def bind(self, stats: DropCounter) -> None:
+        """Called once by the client that owns this reporter, before anything is sent."""
+        self.stats = stats
+
+    def send_event(self, event: Event) -> None:
+        """Encode and deliver (or queue for delivery) one finished event. Must not block for long."""
+        raise NotImplementedError
+
+    def send_sessions(self, batch: SessionBatch) -> None:
+        """Deliver release-health data. Reporters without release health ignore it."""
+
+    def flush(self, timeout: float | None) -> bool:
+        """Wait until everything handed over so far is delivered; False on timeout."""
+        return True
+
+    def close(self, timeout: float | None) -> None:
+        """Flush (up to ``timeout``) and release threads, sockets and files."""
+        self.flush(timeout)

@@ -1,0 +1,55 @@
+"""A reporter that keeps events in memory: what ``tripwire.testing`` uses."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from .._types import Event, SessionBatch
+from .base import Reporter
+
+
+class CapturedEvents(list[Event]):
+    """A list of captured events that can also wait for events still being built."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sessions: list[SessionBatch] = []
+        self._cond = threading.Condition()
+
+    def _add(self, event: Event) -> None:
+        with self._cond:
+            self.append(event)
+            self._cond.notify_all()
+
+    def _add_sessions(self, batch: SessionBatch) -> None:
+        with self._cond:
+            self.sessions.append(batch)
+            self._cond.notify_all()
+
+    def wait_for(self, count: int = 1, timeout: float = 5.0) -> bool:
+        """Block until at least ``count`` events arrived (True) or ``timeout`` passed (False)."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while len(self) < count:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._cond.wait(remaining)
+        return True
+
+
+class CaptureReporter(Reporter):
+    """Append every event to :attr:`events` (a :class:`CapturedEvents`)."""
+
+    name = "capture"
+
+    def __init__(self, events: CapturedEvents | None = None, **_: Any) -> None:
+        self.events = events if events is not None else CapturedEvents()
+
+    def send_event(self, event: Event) -> None:
+        self.events._add(event)
+
+    def send_sessions(self, batch: SessionBatch) -> None:
+        self.events._add_sessions(batch)
