@@ -350,11 +350,11 @@ class Store(abc.ABC):
     # -- issues and events -------------------------------------------------------------------
 
     @abc.abstractmethod
-    def list_issues(self, project_id: int, query: IssueQuery = IssueQuery()) -> list[Issue]:
+    def list_issues(self, project_id: int, query: IssueQuery | None = None) -> list[Issue]:
         """Issues of a project matching ``query``, newest activity first by default."""
 
     @abc.abstractmethod
-    def count_issues(self, project_id: int, query: IssueQuery = IssueQuery()) -> int:
+    def count_issues(self, project_id: int, query: IssueQuery | None = None) -> int:
         """How many issues match ``query`` (ignoring limit/offset)."""
 
     @abc.abstractmethod

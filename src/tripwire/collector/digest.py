@@ -1,0 +1,289 @@
+"""Digest: turn acknowledged envelopes into stored events, issues and counters, in the background.
+
+:class:`EnvelopeProcessor` is pure (parse, normalize, group); :class:`Digester` is the thread that
+feeds queued envelopes through it and lets the store write the results. The store deletes each
+queue row in the same transaction that writes its results, so a crash at any point either keeps
+the row (it is digested again after restart) or keeps its results, never neither and never both.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+import zlib
+from collections.abc import Sequence
+from typing import Any
+
+from . import grouping
+from .config import CollectorConfig, Limits
+from .envelope import EnvelopeError, Item, parse_envelope
+from .normalize import (
+    EventTooLarge,
+    derived_tags,
+    describe,
+    normalize_event,
+    normalize_event_id,
+    parse_timestamp,
+    trim,
+)
+from .store.base import QueuedEnvelope, Store
+from .store.batch import AttachmentRow, DigestedEvent, EnvelopeResult, OutcomeRow, SessionCount
+
+log = logging.getLogger("tripwire.collector")
+
+#: Item types stored as issues/events.
+EVENT_TYPES = frozenset({"event"})
+#: Item types we understand but do not store (counted as "not_stored").
+NOT_STORED_TYPES = frozenset({"transaction", "user_report", "feedback", "check_in", "span", "log"})
+
+
+def _hour(ts: float) -> float:
+    return float(int(ts // 3600) * 3600)
+
+
+class EnvelopeProcessor:
+    """Parses and normalizes queued envelopes (implements :class:`~.store.batch.Processor`)."""
+
+    def __init__(self, limits: Limits) -> None:
+        self.limits = limits
+
+    def prepare(self, rows: Sequence[QueuedEnvelope]) -> list[EnvelopeResult]:
+        out = []
+        for row in rows:
+            result = EnvelopeResult(queue_id=row.id)
+            try:
+                self._envelope(row, result)
+            except Exception as exc:  # one bad envelope must never stall the queue
+                log.warning("could not digest envelope %s: %s", row.id, exc)
+                self._count(result, row, "envelope", "invalid")
+            out.append(result)
+        return out
+
+    @staticmethod
+    def _count(result: EnvelopeResult, row: QueuedEnvelope, category: str, reason: str) -> None:
+        result.outcomes.append(
+            OutcomeRow(row.project_id, _hour(row.received_at), "intake", category, reason, 1)
+        )
+
+    def _envelope(self, row: QueuedEnvelope, result: EnvelopeResult) -> None:
+        if row.kind == "store":
+            self._event(row, result, json.loads(row.body), None)
+            return
+        header, items = parse_envelope(
+            row.body, max_header=self.limits.max_header_size, max_items=self.limits.max_items
+        )
+        envelope_event_id = normalize_event_id(header.get("event_id"))
+        sessions = 0
+        for item in items:
+            kind = item.type
+            try:
+                if kind in EVENT_TYPES:
+                    self._event(row, result, item.json(), envelope_event_id)
+                elif kind == "attachment":
+                    self._attachment(row, result, item, envelope_event_id)
+                elif kind in ("session", "sessions"):
+                    sessions += 1
+                    if sessions > self.limits.max_session_items:
+                        self._count(result, row, kind, "too_many")
+                        continue
+                    if kind == "session":
+                        self._session(row, result, item.json())
+                    else:
+                        self._aggregates(row, result, item.json())
+                    self._count(result, row, kind, "accepted")
+                elif kind == "client_report":
+                    self._client_report(row, result, item.json())
+                    self._count(result, row, kind, "accepted")
+                elif kind in NOT_STORED_TYPES:
+                    self._count(result, row, kind, "not_stored")
+                else:
+                    self._count(result, row, trim(kind, 64), "unknown_type")
+            except EventTooLarge:
+                self._count(result, row, kind, "too_large")
+            except (EnvelopeError, ValueError, TypeError, KeyError, AttributeError):
+                self._count(result, row, trim(kind, 64), "invalid")
+
+    def _event(
+        self, row: QueuedEnvelope, result: EnvelopeResult, data: Any, event_id: str | None
+    ) -> None:
+        ev = normalize_event(
+            data,
+            event_id=event_id,
+            received_at=row.received_at,
+            remote_addr=row.remote_addr,
+            max_size=self.limits.max_event_size,
+        )
+        g = grouping.group(ev)
+        ev["grouping"] = {"version": g.version, "hash": g.hash, "strategy": g.strategy}
+        title, culprit, type_, value = describe(ev)
+        ev["title"] = title
+        ev["culprit"] = culprit
+        blob = zlib.compress(json.dumps(ev, separators=(",", ":"), default=str).encode(), 1)
+        result.events.append(
+            DigestedEvent(
+                project_id=row.project_id,
+                event_id=ev["event_id"],
+                timestamp=ev["timestamp"],
+                received_at=row.received_at,
+                level=ev["level"],
+                title=title,
+                culprit=culprit,
+                type=type_,
+                value=value,
+                release=ev.get("release"),
+                environment=ev.get("environment"),
+                grouping_version=g.version,
+                grouping_hash=g.hash,
+                grouping_explanation=g.explanation(),
+                tags=derived_tags(ev),
+                data=blob,
+            )
+        )
+
+    def _attachment(
+        self, row: QueuedEnvelope, result: EnvelopeResult, item: Item, event_id: str | None
+    ) -> None:
+        if len(item.payload) > self.limits.max_attachment_size:
+            self._count(result, row, "attachment", "too_large")
+            return
+        if event_id is None:
+            self._count(result, row, "attachment", "invalid")
+            return
+        h = item.headers
+        result.attachments.append(
+            AttachmentRow(
+                project_id=row.project_id,
+                event_id=event_id,
+                filename=trim(h.get("filename") or "attachment", 256),
+                content_type=trim(h.get("content_type") or "application/octet-stream", 128),
+                attachment_type=trim(h.get("attachment_type") or "event.attachment", 64),
+                data=item.payload,
+                received_at=row.received_at,
+            )
+        )
+        self._count(result, row, "attachment", "accepted")
+
+    @staticmethod
+    def _release_env(attrs: Any) -> tuple[str, str]:
+        if not isinstance(attrs, dict) or not attrs.get("release"):
+            raise ValueError("session without attrs.release")
+        return trim(attrs["release"], 250), trim(attrs.get("environment") or "production", 64)
+
+    def _session(self, row: QueuedEnvelope, result: EnvelopeResult, data: Any) -> None:
+        release, env = self._release_env(data.get("attrs"))
+        started = parse_timestamp(data.get("started")) or row.received_at
+        s = SessionCount(row.project_id, release, env, _hour(started))
+        if data.get("init") is True:
+            s.started = 1
+        status = data.get("status", "ok")
+        errors = int(data.get("errors") or 0)
+        if status == "crashed":
+            s.crashed = 1
+        elif status == "abnormal":
+            s.abnormal = 1
+        elif status == "errored":
+            s.errored = 1
+        elif status == "exited":
+            if errors > 0:
+                s.errored = 1
+            else:
+                s.healthy = 1
+        # "ok" updates are progress reports: counted when the session starts and when it ends.
+        if s.started or s.crashed or s.abnormal or s.errored or s.healthy:
+            result.sessions.append(s)
+
+    def _aggregates(self, row: QueuedEnvelope, result: EnvelopeResult, data: Any) -> None:
+        release, env = self._release_env(data.get("attrs"))
+        for agg in data.get("aggregates") or []:
+            started = parse_timestamp(agg.get("started")) or row.received_at
+            counts = [int(agg.get(k) or 0) for k in ("exited", "errored", "abnormal", "crashed")]
+            if min(counts) < 0:
+                raise ValueError("negative session count")
+            result.sessions.append(
+                SessionCount(row.project_id, release, env, _hour(started), sum(counts), *counts)
+            )
+
+    def _client_report(self, row: QueuedEnvelope, result: EnvelopeResult, data: Any) -> None:
+        ts = parse_timestamp(data.get("timestamp")) or row.received_at
+        for field in ("discarded_events", "rate_limited_events", "filtered_events"):
+            for entry in data.get(field) or []:
+                quantity = int(entry.get("quantity") or 0)
+                if quantity <= 0:
+                    continue
+                reason = trim(entry.get("reason") or field, 64)
+                result.outcomes.append(
+                    OutcomeRow(
+                        row.project_id,
+                        _hour(min(ts, row.received_at)),
+                        "client",
+                        trim(entry.get("category") or "default", 64),
+                        reason,
+                        quantity,
+                    )
+                )
+
+
+class Digester:
+    """A background thread that digests the ingest queue and sweeps retention now and then."""
+
+    def __init__(self, store: Store, config: CollectorConfig) -> None:
+        self.store = store
+        self.config = config
+        self.processor = EnvelopeProcessor(config.limits)
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._next_retention = time.monotonic() + 5.0
+        #: Envelopes digested by this process (for tests and the status endpoint).
+        self.digested = 0
+        self.errors = 0
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="tripwire-digest", daemon=True)
+        self._thread.start()
+
+    def wake(self) -> None:
+        """Tell the digester that new envelopes were queued."""
+        self._wake.set()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        backoff = 0.1
+        while not self._stop.is_set():
+            try:
+                done = self.store.digest_batch(self.config.digest_batch_size, self.processor)
+                self.digested += done
+                backoff = 0.1
+            except Exception:
+                # A database hiccup (lock timeout, deadlock, restart): the rows stay queued.
+                self.errors += 1
+                log.exception("digest failed; retrying in %.1fs", backoff)
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
+            if time.monotonic() >= self._next_retention:
+                self._retention()
+            if done == 0:
+                # Other processes may fill the queue too (PostgreSQL): poll as well as wait.
+                self._wake.wait(0.2)
+                self._wake.clear()
+
+    def _retention(self) -> None:
+        self._next_retention = time.monotonic() + self.config.retention_interval
+        try:
+            deleted = self.store.apply_retention(
+                default_days=self.config.retention_days,
+                default_max_events=self.config.retention_max_events,
+                now=time.time(),
+            )
+            if deleted:
+                log.info("retention removed %d events", deleted)
+        except Exception:
+            log.exception("retention sweep failed")

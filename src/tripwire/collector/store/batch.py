@@ -1,0 +1,95 @@
+"""What digesting one envelope produces: plain records the store writes in one transaction.
+
+The digester (:mod:`tripwire.collector.digest`) turns queued envelopes into these records without
+touching the database; :meth:`Store.digest_batch` then writes the records of the envelopes it owns.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from .base import QueuedEnvelope
+
+
+@dataclasses.dataclass
+class DigestedEvent:
+    """A normalized, grouped event ready to store."""
+
+    project_id: int
+    event_id: str
+    timestamp: float
+    received_at: float
+    level: str
+    title: str
+    culprit: str
+    type: str
+    value: str
+    release: str | None
+    environment: str | None
+    grouping_version: str
+    grouping_hash: str
+    grouping_explanation: dict[str, Any]
+    tags: list[tuple[str, str]]
+    #: zlib-compressed JSON of the normalized event.
+    data: bytes
+
+
+@dataclasses.dataclass
+class SessionCount:
+    """Session outcomes to add to one (release, environment, hour) bucket."""
+
+    project_id: int
+    release: str
+    environment: str
+    hour: float
+    started: int = 0
+    healthy: int = 0
+    errored: int = 0
+    abnormal: int = 0
+    crashed: int = 0
+
+
+@dataclasses.dataclass
+class OutcomeRow:
+    """A counter increment: ``source`` is "client" (client reports) or "intake" (our own)."""
+
+    project_id: int
+    hour: float
+    source: str
+    category: str
+    reason: str
+    quantity: int
+
+
+@dataclasses.dataclass
+class AttachmentRow:
+    """An attachment kept with its event."""
+
+    project_id: int
+    event_id: str
+    filename: str
+    content_type: str
+    attachment_type: str
+    data: bytes
+    received_at: float
+
+
+@dataclasses.dataclass
+class EnvelopeResult:
+    """Everything one queued envelope contributes."""
+
+    queue_id: int
+    events: list[DigestedEvent] = dataclasses.field(default_factory=list)
+    sessions: list[SessionCount] = dataclasses.field(default_factory=list)
+    outcomes: list[OutcomeRow] = dataclasses.field(default_factory=list)
+    attachments: list[AttachmentRow] = dataclasses.field(default_factory=list)
+
+
+class Processor(Protocol):
+    """Turns queued envelopes into records (pure CPU work, no database access)."""
+
+    def prepare(self, rows: Sequence[QueuedEnvelope]) -> list[EnvelopeResult]:
+        """One result per row, in the same order; never raises for bad input."""
+        ...

@@ -1,0 +1,65 @@
+"""The PostgreSQL store (psycopg 3): for several collector processes sharing one database."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+
+from ._sql import Cursor, SQLStore
+from .batch import Processor
+
+# Any fixed number: the advisory lock that serializes schema migrations between processes.
+_MIGRATION_LOCK = 0x7472_6970
+
+
+class PostgresStore(SQLStore):
+    """:class:`~.base.Store` on PostgreSQL.
+
+    Several processes may digest at once: each claims queue rows with ``FOR UPDATE SKIP LOCKED``,
+    so a row is digested by exactly one of them, and all counters are upserts on unique keys.
+    Use ``?options=-csearch_path%3Dmyschema`` in the URL to keep the tables in a schema.
+    """
+
+    backend = "postgresql"
+    _least = "LEAST"
+    _greatest = "GREATEST"
+
+    def __init__(self, url: str) -> None:
+        super().__init__()
+        self.url = url
+        self._translated: dict[str, str] = {}
+
+    def _connect(self) -> Any:
+        return psycopg.connect(self.url, autocommit=False)
+
+    def _translate(self, sql: str) -> str:
+        out = self._translated.get(sql)
+        if out is None:
+            out = self._translated[sql] = sql.replace("?", "%s")
+        return out
+
+    def _begin(self, raw: Any, write: bool) -> None:
+        return None  # psycopg opens a transaction with the first statement
+
+    def _commit(self, conn: Any, raw: Any) -> None:
+        conn.commit()
+
+    def _rollback(self, conn: Any, raw: Any) -> None:
+        conn.rollback()
+
+    def _migration_lock(self, c: Cursor) -> None:
+        c.ex("SELECT pg_advisory_xact_lock(?)", (_MIGRATION_LOCK,))
+
+    def digest_batch(self, limit: int, processor: Processor) -> int:
+        with self._tx() as c:
+            rows = c.all(
+                "SELECT id, project_id, received_at, kind, body, remote_addr FROM ingest_queue"
+                " ORDER BY id LIMIT ? FOR UPDATE SKIP LOCKED",
+                (limit,),
+            )
+            if not rows:
+                return 0
+            results = processor.prepare([self._queued(r) for r in rows])
+            self._write_results(c, results)
+        return len(rows)
