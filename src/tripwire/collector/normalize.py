@@ -10,6 +10,7 @@ import datetime as _dt
 import json
 import re
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from .envelope import EnvelopeError
@@ -322,7 +323,7 @@ def _strip_vars(ev: dict[str, Any]) -> None:
 
 
 def _cap(ev: dict[str, Any], max_size: int) -> dict[str, Any]:
-    steps = [
+    steps: list[Callable[[dict[str, Any]], object]] = [
         lambda e: e.pop("modules", None),
         lambda e: e.setdefault("breadcrumbs", {"values": []}).update(
             values=e["breadcrumbs"]["values"][-10:]
