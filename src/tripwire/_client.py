@@ -22,6 +22,7 @@ from ._capture import CaptureItem
 from ._dedupe import ReportedRegistry
 from ._event_builder import build_event
 from ._options import Options
+from ._sessions import SessionAggregator
 from ._stats import DropCounter
 from ._types import Event, Hint, Mechanism, SessionBatch
 from ._worker import Worker
@@ -53,6 +54,16 @@ class Client:
         self._ignore_names = frozenset(e for e in options.ignore_errors if isinstance(e, str))
         self._worker = Worker(self._process, maxsize=options.max_queue_size, name="tripwire-worker")
         self._closed = False
+        #: Release health (per-minute request counts); None without a release: then no session work.
+        self.sessions: SessionAggregator | None = None
+        if options.release:
+            self.sessions = SessionAggregator(
+                self.submit_sessions,
+                release=options.release,
+                environment=options.environment,
+                auto=options.auto_session_tracking,
+                on_drop=lambda n: self.stats.record("queue_full", "session", n),
+            )
 
     @staticmethod
     def _reporters_from_options(options: Options) -> list[Reporter]:
@@ -220,6 +231,8 @@ class Client:
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until everything captured so far is delivered; False if ``timeout`` ran out."""
         deadline = None if timeout is None else time.monotonic() + timeout
+        if self.sessions is not None:
+            self.sessions.flush()
         ok = self._worker.flush(timeout)
         for reporter in self.reporters:
             remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
@@ -235,6 +248,8 @@ class Client:
         if self._closed:
             return
         deadline = None if timeout is None else time.monotonic() + timeout
+        if self.sessions is not None:
+            self.sessions.close()
         self._worker.close(timeout)
         self._closed = True
         for reporter in self.reporters:

@@ -1,0 +1,255 @@
+"""Release health: how many units of work ended well, with handled errors, or crashed.
+
+Two kinds of session, following the Sentry model:
+
+* **Request sessions** (one per http request or websocket connection, started by the ASGI middleware)
+  are never sent one by one. Each ends as one increment of a per-minute counter in the client's
+  :class:`SessionAggregator`; the counters go out as ``sessions`` items
+  (``{"attrs": {release, environment}, "aggregates": [{"started", "exited", "errored", ...}]}``) every
+  ``interval`` seconds from a small timer thread, and on ``flush()``/``close()``. Memory is one small
+  list per minute with traffic, and that is emptied on every flush.
+* **Application sessions** (a script, a worker process: :func:`start_application_session`) are sent as
+  single ``session`` updates with ``sid``/``did``/``status``/``errors``/``duration``.
+
+Without a release there is no release health (the server could not attribute it), so the client then
+has no aggregator and the middleware does no session work at all.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+import uuid
+import weakref
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from . import _scope
+from ._types import SessionBatch
+
+if TYPE_CHECKING:
+    from ._client import Client
+
+logger = logging.getLogger("tripwire")
+
+#: Outcome indexes into an aggregate's counter list, and their names in the ``sessions`` item.
+EXITED, ERRORED, CRASHED, ABNORMAL = 0, 1, 2, 3
+_OUTCOMES = ("exited", "errored", "crashed", "abnormal")
+
+#: Sentry accepts at most 100 aggregates per ``sessions`` item.
+_MAX_AGGREGATES_PER_ITEM = 100
+
+_aggregators: weakref.WeakSet[SessionAggregator] = weakref.WeakSet()
+_fork_hook_installed = False
+
+
+def iso_minute(minute: int) -> str:
+    """``minute`` (minutes since the epoch) as the ISO timestamp Sentry expects for ``started``."""
+    return time.strftime("%Y-%m-%dT%H:%M:00Z", time.gmtime(minute * 60))
+
+
+def iso_time(ts: float) -> str:
+    millis = int((ts % 1) * 1000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{millis:03d}Z"
+
+
+def _after_fork_in_child() -> None:
+    # The child inherits the parent's counts (they would be sent twice) but not its timer thread.
+    for aggregator in list(_aggregators):
+        aggregator._reset_after_fork()
+
+
+class SessionAggregator:
+    """Per-minute counts of ended request sessions for one release + environment.
+
+    ``record()`` is what a request pays when it ends: one dict lookup and an increment under a lock.
+    """
+
+    def __init__(
+        self,
+        submit: Callable[[SessionBatch], bool],
+        *,
+        release: str,
+        environment: str,
+        auto: bool = True,
+        interval: float = 60.0,
+        on_drop: Callable[[int], None] | None = None,
+    ) -> None:
+        #: Whether integrations start request sessions by themselves (``auto_session_tracking``).
+        self.auto = auto
+        self.attrs = {"release": release, "environment": environment}
+        self.interval = interval
+        self._submit = submit
+        self._on_drop = on_drop
+        self._lock = threading.Lock()
+        self._buckets: dict[int, list[int]] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        global _fork_hook_installed
+        if not _fork_hook_installed and hasattr(os, "register_at_fork"):
+            os.register_at_fork(after_in_child=_after_fork_in_child)
+            _fork_hook_installed = True
+        _aggregators.add(self)
+
+    def record(self, started: float, outcome: int) -> None:
+        """Count one ended session that started at ``started`` (epoch seconds) with ``outcome``."""
+        minute = int(started) // 60
+        with self._lock:
+            counts = self._buckets.get(minute)
+            if counts is None:
+                counts = self._buckets[minute] = [0, 0, 0, 0]
+                if self._thread is None and not self._closed:
+                    self._start_timer()
+            counts[outcome] += 1
+
+    def _start_timer(self) -> None:
+        # Called with the lock held, at most once per process (again after fork).
+        thread = threading.Thread(target=self._run, name="tripwire-sessions", daemon=True)
+        self._thread = thread
+        thread.start()
+
+    def _run(self) -> None:
+        stop = self._stop
+        while not stop.wait(self.interval):
+            try:
+                self.flush()
+            except Exception:
+                logger.exception("tripwire: could not flush release-health sessions")
+
+    def take(self) -> list[dict[str, Any]]:
+        """The counts so far as ``sessions`` item payloads, and forget them."""
+        return self._items(self._take_buckets())
+
+    def _take_buckets(self) -> dict[int, list[int]]:
+        with self._lock:
+            buckets, self._buckets = self._buckets, {}
+        return buckets
+
+    def _items(self, buckets: dict[int, list[int]]) -> list[dict[str, Any]]:
+        aggregates = []
+        for minute in sorted(buckets):
+            counts = buckets[minute]
+            entry: dict[str, Any] = {"started": iso_minute(minute)}
+            for index, name in enumerate(_OUTCOMES):
+                if counts[index]:
+                    entry[name] = counts[index]
+            aggregates.append(entry)
+        return [
+            {"attrs": dict(self.attrs), "aggregates": aggregates[i : i + _MAX_AGGREGATES_PER_ITEM]}
+            for i in range(0, len(aggregates), _MAX_AGGREGATES_PER_ITEM)
+        ]
+
+    def flush(self) -> bool:
+        """Hand the counts so far to the client's worker; False if they had to be dropped."""
+        buckets = self._take_buckets()
+        if not buckets:
+            return True
+        if self._submit(SessionBatch(aggregates=self._items(buckets))):
+            return True
+        if self._on_drop is not None:
+            self._on_drop(sum(sum(counts) for counts in buckets.values()))
+        return False
+
+    def close(self) -> None:
+        """Flush what is counted and stop the timer thread."""
+        self._closed = True
+        self._stop.set()
+        self.flush()
+
+    def _reset_after_fork(self) -> None:
+        self._lock = threading.Lock()
+        self._buckets = {}
+        self._stop = threading.Event()
+        self._thread = None
+
+
+class ApplicationSession:
+    """A session for a whole process or job, sent as single ``session`` updates.
+
+    It sits in a scope holder's ``session`` slot, so errors captured while it is active count on it.
+    """
+
+    __slots__ = ("attrs", "did", "errors", "init", "sid", "started", "status")
+
+    def __init__(self, attrs: Mapping[str, str], did: str | None = None) -> None:
+        self.sid = str(uuid.uuid4())
+        self.did = did
+        self.started = time.time()
+        self.status = "ok"
+        self.errors = 0
+        self.init = True
+        self.attrs = dict(attrs)
+
+    def mark_error(self, *, handled: bool) -> None:
+        self.errors += 1
+        if not handled:
+            self.status = "crashed"
+
+    def update(self, *, ended: bool = False) -> dict[str, Any]:
+        """The ``session`` item payload for the state now; ``ended`` closes an ``ok`` session."""
+        now = time.time()
+        if ended and self.status == "ok":
+            self.status = "exited"
+        payload: dict[str, Any] = {
+            "sid": self.sid,
+            "init": self.init,
+            "started": iso_time(self.started),
+            "timestamp": iso_time(now),
+            "status": self.status,
+            "errors": self.errors,
+            "attrs": dict(self.attrs),
+        }
+        if self.did:
+            payload["did"] = self.did
+        if ended:
+            payload["duration"] = round(now - self.started, 3)
+        self.init = False
+        return payload
+
+
+def _did_from_user(user: Mapping[str, Any] | None) -> str | None:
+    if not user:
+        return None
+    for key in ("id", "email", "username"):
+        value = user.get(key)
+        if value:
+            return str(value)
+    return None
+
+
+def start_application_session(client: Client | None, *, did: str | None = None) -> ApplicationSession | None:
+    """Start a session for the current unit of work (the process, outside any request).
+
+    Ends a session already running there first. Returns None when release health is off (no
+    release, or tripwire not initialised).
+    """
+    if client is None or client.sessions is None:
+        return None
+    holder = _scope.isolation_holder()
+    if isinstance(holder.session, ApplicationSession):
+        end_application_session(client)
+    session = ApplicationSession(client.sessions.attrs, did or _did_from_user(holder.data.user))
+    holder.session = session
+    return session
+
+
+def end_application_session(client: Client | None, status: str | None = None) -> bool:
+    """End the current unit of work's application session and queue its final update.
+
+    ``status`` overrides the outcome (``exited``, ``crashed``, ``abnormal``). False if there was none.
+    """
+    holder = _scope.isolation_holder()
+    session = holder.session
+    if not isinstance(session, ApplicationSession):
+        return False
+    holder.session = None
+    if status is not None:
+        session.status = status
+    if session.did is None:
+        session.did = _did_from_user(holder.data.user)
+    if client is None:
+        return False
+    return client.submit_sessions(SessionBatch(updates=[session.update(ended=True)]))
