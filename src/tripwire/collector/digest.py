@@ -105,9 +105,7 @@ class EnvelopeProcessor:
             except (EnvelopeError, ValueError, TypeError, KeyError, AttributeError):
                 self._count(result, row, trim(kind, 64), "invalid")
 
-    def _event(
-        self, row: QueuedEnvelope, result: EnvelopeResult, data: Any, event_id: str | None
-    ) -> None:
+    def _event(self, row: QueuedEnvelope, result: EnvelopeResult, data: Any, event_id: str | None) -> None:
         ev = normalize_event(
             data,
             event_id=event_id,

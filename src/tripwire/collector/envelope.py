@@ -69,8 +69,7 @@ def parse_envelope(
             payload = body[pos : pos + length]
             if len(payload) < length:
                 raise EnvelopeError(
-                    f"item #{len(items) + 1} is truncated: length says {length} bytes,"
-                    f" {len(payload)} present"
+                    f"item #{len(items) + 1} is truncated: length says {length} bytes, {len(payload)} present"
                 )
             pos += length
             if pos < end and body[pos : pos + 1] == b"\n":

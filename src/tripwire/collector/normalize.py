@@ -325,9 +325,7 @@ def _strip_vars(ev: dict[str, Any]) -> None:
 def _cap(ev: dict[str, Any], max_size: int) -> dict[str, Any]:
     steps: list[Callable[[dict[str, Any]], object]] = [
         lambda e: e.pop("modules", None),
-        lambda e: e.setdefault("breadcrumbs", {"values": []}).update(
-            values=e["breadcrumbs"]["values"][-10:]
-        ),
+        lambda e: e.setdefault("breadcrumbs", {"values": []}).update(values=e["breadcrumbs"]["values"][-10:]),
         _strip_vars,
         lambda e: e.pop("extra", None),
         lambda e: e.get("request", {}).pop("data", None) if isinstance(e.get("request"), dict) else None,

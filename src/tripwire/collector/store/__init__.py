@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .base import (
+    ISSUE_STATUSES,
     Event,
     EventSummary,
     HourlyCount,
@@ -23,6 +24,7 @@ from .base import (
 )
 
 __all__ = [
+    "ISSUE_STATUSES",
     "Event",
     "EventSummary",
     "HourlyCount",

@@ -48,9 +48,7 @@ _EVENT_COLUMNS = (
     "id, project_id, event_id, issue_id, timestamp, received_at, level, title, release,"
     " environment, grouping_hash"
 )
-_PROJECT_COLUMNS = (
-    "id, name, public_key, created_at, quota_per_minute, retention_days, retention_max_events"
-)
+_PROJECT_COLUMNS = "id, name, public_key, created_at, quota_per_minute, retention_days, retention_max_events"
 
 
 def _hour(ts: float) -> float:
@@ -282,8 +280,7 @@ class SQLStore(Store):
     def verify_password(self, username: str, password: str) -> User | None:
         with self._tx(write=False) as c:
             row = c.one(
-                "SELECT id, username, is_admin, created_at, password_hash FROM users"
-                " WHERE username = ?",
+                "SELECT id, username, is_admin, created_at, password_hash FROM users WHERE username = ?",
                 (username,),
             )
         if row is None:
@@ -298,8 +295,7 @@ class SQLStore(Store):
         with self._tx() as c:
             c.ex("DELETE FROM web_sessions WHERE expires_at < ?", (now,))
             c.ex(
-                "INSERT INTO web_sessions (token_hash, user_id, created_at, expires_at)"
-                " VALUES (?, ?, ?, ?)",
+                "INSERT INTO web_sessions (token_hash, user_id, created_at, expires_at) VALUES (?, ?, ?, ?)",
                 (_secrets.token_hash(token), user_id, now, now + ttl),
             )
         return token
@@ -360,13 +356,9 @@ class SQLStore(Store):
         with self._tx(write=False) as c:
             row = None
             if isinstance(id_or_name, int) or str(id_or_name).isdigit():
-                row = c.one(
-                    f"SELECT {_PROJECT_COLUMNS} FROM projects WHERE id = ?", (int(id_or_name),)
-                )
+                row = c.one(f"SELECT {_PROJECT_COLUMNS} FROM projects WHERE id = ?", (int(id_or_name),))
             if row is None:
-                row = c.one(
-                    f"SELECT {_PROJECT_COLUMNS} FROM projects WHERE name = ?", (str(id_or_name),)
-                )
+                row = c.one(f"SELECT {_PROJECT_COLUMNS} FROM projects WHERE name = ?", (str(id_or_name),))
         if row is None:
             raise NotFound(f"no project {id_or_name!r}")
         return _project(row)
@@ -442,8 +434,7 @@ class SQLStore(Store):
             chunk = ids[start : start + 500]
             marks = ",".join("?" * len(chunk))
             owned.update(
-                row[0]
-                for row in c.all(f"DELETE FROM ingest_queue WHERE id IN ({marks}) RETURNING id", chunk)
+                row[0] for row in c.all(f"DELETE FROM ingest_queue WHERE id IN ({marks}) RETURNING id", chunk)
             )
         # Another process may have digested some rows first (SQLite offers no SKIP LOCKED): those
         # were not deleted by us, so their results are not ours to write.
@@ -463,9 +454,7 @@ class SQLStore(Store):
             params.append(q.level)
         if q.text:
             pattern = "%" + _escape_like(q.text.lower()) + "%"
-            where.append(
-                "(lower(i.title) LIKE ? ESCAPE '\\' OR lower(i.culprit) LIKE ? ESCAPE '\\')"
-            )
+            where.append("(lower(i.title) LIKE ? ESCAPE '\\' OR lower(i.culprit) LIKE ? ESCAPE '\\')")
             params += [pattern, pattern]
         tags = list(q.tags)
         if q.release:
@@ -474,8 +463,7 @@ class SQLStore(Store):
             tags.append(("environment", q.environment))
         for key, value in tags:
             where.append(
-                "EXISTS (SELECT 1 FROM issue_tags t WHERE t.issue_id = i.id"
-                " AND t.key = ? AND t.value = ?)"
+                "EXISTS (SELECT 1 FROM issue_tags t WHERE t.issue_id = i.id AND t.key = ? AND t.value = ?)"
             )
             params += [key, value]
         return " AND ".join(where), params
@@ -531,8 +519,7 @@ class SQLStore(Store):
     def issue_tags(self, issue_id: int, limit_per_key: int = 10) -> list[TagCount]:
         with self._tx(write=False) as c:
             rows = c.all(
-                "SELECT key, value, count FROM issue_tags WHERE issue_id = ?"
-                " ORDER BY key, count DESC, value",
+                "SELECT key, value, count FROM issue_tags WHERE issue_id = ? ORDER BY key, count DESC, value",
                 (issue_id,),
             )
         out: list[TagCount] = []
@@ -546,8 +533,7 @@ class SQLStore(Store):
     def issue_activity(self, issue_id: int) -> list[IssueActivity]:
         with self._tx(write=False) as c:
             rows = c.all(
-                "SELECT issue_id, at, kind, detail FROM issue_activity WHERE issue_id = ?"
-                " ORDER BY at, id",
+                "SELECT issue_id, at, kind, detail FROM issue_activity WHERE issue_id = ? ORDER BY at, id",
                 (issue_id,),
             )
         return [IssueActivity(*r) for r in rows]
@@ -555,8 +541,7 @@ class SQLStore(Store):
     def list_events(self, issue_id: int, *, limit: int = 50, offset: int = 0) -> list[EventSummary]:
         with self._tx(write=False) as c:
             rows = c.all(
-                f"SELECT {_EVENT_COLUMNS} FROM events WHERE issue_id = ?"
-                " ORDER BY id DESC LIMIT ? OFFSET ?",
+                f"SELECT {_EVENT_COLUMNS} FROM events WHERE issue_id = ? ORDER BY id DESC LIMIT ? OFFSET ?",
                 (issue_id, max(0, limit), max(0, offset)),
             )
         return [EventSummary(*r) for r in rows]
@@ -564,8 +549,7 @@ class SQLStore(Store):
     def latest_event(self, issue_id: int) -> Event | None:
         with self._tx(write=False) as c:
             row = c.one(
-                f"SELECT {_EVENT_COLUMNS}, data FROM events WHERE issue_id = ?"
-                " ORDER BY id DESC LIMIT 1",
+                f"SELECT {_EVENT_COLUMNS}, data FROM events WHERE issue_id = ? ORDER BY id DESC LIMIT 1",
                 (issue_id,),
             )
         return None if row is None else _event(row)
@@ -580,8 +564,7 @@ class SQLStore(Store):
                 )
             else:
                 row = c.one(
-                    f"SELECT {_EVENT_COLUMNS}, data FROM events"
-                    " WHERE project_id = ? AND event_id = ?",
+                    f"SELECT {_EVENT_COLUMNS}, data FROM events WHERE project_id = ? AND event_id = ?",
                     (project_id, event_id),
                 )
         if row is None:
@@ -687,8 +670,7 @@ class SQLStore(Store):
             if cap > 0:
                 with self._tx(write=False) as c:
                     row = c.one(
-                        "SELECT id FROM events WHERE project_id = ? ORDER BY id DESC"
-                        " LIMIT 1 OFFSET ?",
+                        "SELECT id FROM events WHERE project_id = ? ORDER BY id DESC LIMIT 1 OFFSET ?",
                         (project.id, cap),
                     )
                 if row is not None:

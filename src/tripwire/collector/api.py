@@ -1,0 +1,484 @@
+"""The JSON API under ``/api/0/``: token auth (``Authorization: Bearer <token>``) and OpenAPI.
+
+Every endpoint is declared once in :data:`ENDPOINTS` (method, path, summary, query parameters);
+the routes and the OpenAPI document at ``/api/0/openapi.json`` are both built from that table.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+import anyio.to_thread
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from .._version import __version__
+from .search import parse_query
+from .store.base import (
+    Event,
+    EventSummary,
+    Issue,
+    IssueQuery,
+    NotFound,
+    Project,
+    Release,
+    StoreError,
+    User,
+)
+
+if TYPE_CHECKING:
+    from .app import CollectorState
+
+Handler = Callable[[Request, "CollectorState", User], Awaitable[Any]]
+
+
+@dataclasses.dataclass(frozen=True)
+class Endpoint:
+    method: str
+    path: str
+    summary: str
+    handler: Handler
+    query: tuple[tuple[str, str], ...] = ()
+    body: str | None = None
+
+
+ENDPOINTS: list[Endpoint] = []
+
+
+def _endpoint(
+    method: str, path: str, summary: str, query: tuple[tuple[str, str], ...] = (), body: str | None = None
+) -> Callable[[Handler], Handler]:
+    def register(fn: Handler) -> Handler:
+        ENDPOINTS.append(Endpoint(method, path, summary, fn, query, body))
+        return fn
+
+    return register
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def _json(data: Any, status: int = 200) -> Response:
+    return Response(
+        json.dumps(data, default=str, ensure_ascii=False),
+        status_code=status,
+        media_type="application/json",
+    )
+
+
+async def _run(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    return await anyio.to_thread.run_sync(lambda: fn(*args, **kwargs))
+
+
+def _int(request: Request, name: str, default: int, lo: int = 0, hi: int = 10_000) -> int:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return max(lo, min(hi, int(raw)))
+    except ValueError:
+        raise ApiError(400, f"query parameter {name} must be an integer") from None
+
+
+# -- serializers ------------------------------------------------------------------------------------
+
+
+def project_json(project: Project, public_url: str) -> dict[str, Any]:
+    out = dataclasses.asdict(project)
+    out["dsn"] = project.dsn(public_url)
+    return out
+
+
+def issue_json(issue: Issue) -> dict[str, Any]:
+    return dataclasses.asdict(issue)
+
+
+def event_json(event: EventSummary) -> dict[str, Any]:
+    return dataclasses.asdict(event)
+
+
+def release_json(release: Release) -> dict[str, Any]:
+    out = dataclasses.asdict(release)
+    out["crash_free_rate"] = release.crash_free_rate
+    return out
+
+
+async def _project(state: CollectorState, ref: str) -> Project:
+    return await _run(state.store.get_project, ref)  # type: ignore[no-any-return]
+
+
+# -- endpoints --------------------------------------------------------------------------------------
+
+
+@_endpoint("GET", "/api/0/status/", "Collector status: backend, queue depth, counters")
+async def status(request: Request, state: CollectorState, user: User) -> Any:
+    depth = await _run(state.store.queue_depth)
+    return {
+        "version": __version__,
+        "backend": state.store.backend,
+        "schema_version": await _run(state.store.schema_version),
+        "queue_depth": depth,
+        "committed_by_this_process": state.writer.committed,
+        "digested_by_this_process": state.digester.digested if state.digester else 0,
+        "events": await _run(state.store.count_events),
+    }
+
+
+@_endpoint("GET", "/api/0/projects/", "List projects with their DSNs")
+async def list_projects(request: Request, state: CollectorState, user: User) -> Any:
+    projects = await _run(state.store.list_projects)
+    return [project_json(p, state.public_url) for p in projects]
+
+
+@_endpoint("POST", "/api/0/projects/", "Create a project (admin)", body='{"name": "my-service"}')
+async def create_project(request: Request, state: CollectorState, user: User) -> Any:
+    if not user.is_admin:
+        raise ApiError(403, "only admins can create projects")
+    body = await _body(request)
+    project = await _run(state.store.create_project, str(body.get("name") or ""))
+    state.projects.invalidate()
+    return 201, project_json(project, state.public_url)
+
+
+@_endpoint("GET", "/api/0/projects/{project}/", "A project by id or name")
+async def get_project(request: Request, state: CollectorState, user: User) -> Any:
+    return project_json(await _project(state, request.path_params["project"]), state.public_url)
+
+
+_ISSUE_QUERY = (
+    ("query", "search: free text, is:STATUS, level:, release:, environment:, key:value tags"),
+    ("status", "unresolved | resolved | ignored"),
+    ("level", "fatal | error | warning | info | debug"),
+    ("release", "issues seen in this release"),
+    ("environment", "issues seen in this environment"),
+    ("tag", "key:value, repeatable"),
+    ("sort", "last_seen (default) | first_seen | event_count"),
+    ("limit", "page size, default 100"),
+    ("offset", "rows to skip"),
+)
+
+
+@_endpoint("GET", "/api/0/projects/{project}/issues/", "Search the issues of a project", _ISSUE_QUERY)
+async def list_issues(request: Request, state: CollectorState, user: User) -> Any:
+    project = await _project(state, request.path_params["project"])
+    p = request.query_params
+    tags = []
+    for tag in p.getlist("tag"):
+        key, sep, value = tag.partition(":")
+        if not sep:
+            raise ApiError(400, "tag must be key:value")
+        tags.append((key, value))
+    sort = p.get("sort") or "last_seen"
+    if sort not in ("last_seen", "first_seen", "event_count"):
+        raise ApiError(400, "sort must be last_seen, first_seen or event_count")
+    base = IssueQuery(
+        status=p.get("status") or None,
+        level=p.get("level") or None,
+        release=p.get("release") or None,
+        environment=p.get("environment") or None,
+        tags=tuple(tags),
+        sort=sort,  # type: ignore[arg-type]
+        limit=_int(request, "limit", 100, 1, 1000),
+        offset=_int(request, "offset", 0, 0, 10**9),
+    )
+    query = parse_query(p.get("query") or "", base)
+    issues = await _run(state.store.list_issues, project.id, query)
+    total = await _run(state.store.count_issues, project.id, query)
+    return {"total": total, "issues": [issue_json(i) for i in issues]}
+
+
+@_endpoint("GET", "/api/0/issues/{issue_id:int}/", "An issue with its grouping explanation, tags and history")
+async def get_issue(request: Request, state: CollectorState, user: User) -> Any:
+    issue_id = request.path_params["issue_id"]
+    issue = await _run(state.store.get_issue, issue_id)
+    out = issue_json(issue)
+    out["tags"] = [dataclasses.asdict(t) for t in await _run(state.store.issue_tags, issue_id)]
+    out["activity"] = [dataclasses.asdict(a) for a in await _run(state.store.issue_activity, issue_id)]
+    return out
+
+
+@_endpoint(
+    "PATCH",
+    "/api/0/issues/{issue_id:int}/",
+    "Change an issue's status",
+    body='{"status": "resolved", "resolved_in_release": "1.4.0"}  (status: unresolved | resolved | ignored)',
+)
+async def update_issue(request: Request, state: CollectorState, user: User) -> Any:
+    body = await _body(request)
+    status_ = body.get("status")
+    release = body.get("resolved_in_release") or body.get("release")
+    if status_ == "resolved_in_release":
+        status_ = "resolved"
+        if not release:
+            raise ApiError(400, "resolved_in_release needs a release")
+    if not isinstance(status_, str):
+        raise ApiError(400, "body must contain a status")
+    issue = await _run(
+        state.store.set_issue_status,
+        request.path_params["issue_id"],
+        status_,
+        resolved_in_release=str(release) if release else None,
+    )
+    return issue_json(issue)
+
+
+@_endpoint(
+    "GET",
+    "/api/0/issues/{issue_id:int}/events/",
+    "Stored events of an issue, newest first",
+    (("limit", "page size, default 50"), ("offset", "rows to skip")),
+)
+async def issue_events(request: Request, state: CollectorState, user: User) -> Any:
+    issue_id = request.path_params["issue_id"]
+    await _run(state.store.get_issue, issue_id)
+    events = await _run(
+        state.store.list_events,
+        issue_id,
+        limit=_int(request, "limit", 50, 1, 1000),
+        offset=_int(request, "offset", 0, 0, 10**9),
+    )
+    return [event_json(e) for e in events]
+
+
+@_endpoint("GET", "/api/0/issues/{issue_id:int}/events/latest/", "The latest event of an issue")
+async def latest_event(request: Request, state: CollectorState, user: User) -> Any:
+    event: Event | None = await _run(state.store.latest_event, request.path_params["issue_id"])
+    if event is None:
+        raise ApiError(404, "this issue has no stored event")
+    return event_json(event)
+
+
+_HOURS = (("hours", "how many hours back, default 24, at most 2160"),)
+
+
+def _hourly(rows: list[Any], hours: int, now: float) -> list[dict[str, Any]]:
+    end = int(now // 3600) * 3600
+    counts = {int(r.hour): r.count for r in rows}
+    return [
+        {"hour": float(h), "count": counts.get(h, 0)}
+        for h in range(end - (hours - 1) * 3600, end + 3600, 3600)
+    ]
+
+
+@_endpoint("GET", "/api/0/issues/{issue_id:int}/hourly/", "Events per hour of an issue", _HOURS)
+async def issue_hourly(request: Request, state: CollectorState, user: User) -> Any:
+    issue = await _run(state.store.get_issue, request.path_params["issue_id"])
+    hours = _int(request, "hours", 24, 1, 2160)
+    now = time.time()
+    rows = await _run(
+        state.store.hourly_counts,
+        issue.project_id,
+        issue_id=issue.id,
+        since=now - hours * 3600,
+        until=now + 3600,
+    )
+    return _hourly(rows, hours, now)
+
+
+@_endpoint("GET", "/api/0/projects/{project}/hourly/", "Events per hour of a project", _HOURS)
+async def project_hourly(request: Request, state: CollectorState, user: User) -> Any:
+    project = await _project(state, request.path_params["project"])
+    hours = _int(request, "hours", 24, 1, 2160)
+    now = time.time()
+    rows = await _run(state.store.hourly_counts, project.id, since=now - hours * 3600, until=now + 3600)
+    return _hourly(rows, hours, now)
+
+
+@_endpoint("GET", "/api/0/projects/{project}/events/{event_id}/", "An event by id: the full normalized JSON")
+async def project_event(request: Request, state: CollectorState, user: User) -> Any:
+    project = await _project(state, request.path_params["project"])
+    event = await _run(state.store.get_event, request.path_params["event_id"], project.id)
+    return event_json(event)
+
+
+@_endpoint("GET", "/api/0/events/{event_id}/", "An event by id in any project")
+async def any_event(request: Request, state: CollectorState, user: User) -> Any:
+    return event_json(await _run(state.store.get_event, request.path_params["event_id"]))
+
+
+@_endpoint("GET", "/api/0/projects/{project}/releases/", "Releases with session counts and crash-free rate")
+async def releases(request: Request, state: CollectorState, user: User) -> Any:
+    project = await _project(state, request.path_params["project"])
+    return [release_json(r) for r in await _run(state.store.list_releases, project.id)]
+
+
+@_endpoint(
+    "GET",
+    "/api/0/projects/{project}/sessions/",
+    "Hourly session outcomes",
+    (("release", "only this release"), ("hours", "how many hours back, default 24")),
+)
+async def sessions(request: Request, state: CollectorState, user: User) -> Any:
+    project = await _project(state, request.path_params["project"])
+    since = time.time() - _int(request, "hours", 24, 1, 24 * 400) * 3600
+    rows = await _run(
+        state.store.session_buckets, project.id, release=request.query_params.get("release"), since=since
+    )
+    return [dataclasses.asdict(r) for r in rows]
+
+
+_SINCE = (("hours", "how many hours back, default 720"),)
+
+
+@_endpoint(
+    "GET", "/api/0/projects/{project}/client-reports/", "What SDKs reported dropping (client reports)", _SINCE
+)
+async def client_reports(request: Request, state: CollectorState, user: User) -> Any:
+    project = await _project(state, request.path_params["project"])
+    since = time.time() - _int(request, "hours", 720, 1, 24 * 400) * 3600
+    rows = await _run(state.store.outcomes, project.id, source="client", since=since)
+    return [dataclasses.asdict(r) for r in rows]
+
+
+@_endpoint(
+    "GET",
+    "/api/0/projects/{project}/stats/",
+    "What the collector accepted, dropped or rejected, per item type and reason",
+    _SINCE,
+)
+async def intake_stats(request: Request, state: CollectorState, user: User) -> Any:
+    project = await _project(state, request.path_params["project"])
+    since = time.time() - _int(request, "hours", 720, 1, 24 * 400) * 3600
+    rows = await _run(state.store.outcomes, project.id, source="intake", since=since)
+    return [dataclasses.asdict(r) for r in rows]
+
+
+# -- plumbing -----------------------------------------------------------------------------------------
+
+
+async def _body(request: Request) -> dict[str, Any]:
+    raw = await request.body()
+    if len(raw) > 64 * 1024:
+        raise ApiError(413, "request body too large")
+    try:
+        body = json.loads(raw or b"{}")
+    except ValueError:
+        raise ApiError(400, "body must be JSON") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "body must be a JSON object")
+    return body
+
+
+async def authenticate(request: Request, state: CollectorState) -> User:
+    """The user of the request's bearer token; ApiError 401 otherwise."""
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise ApiError(401, "missing API token: send Authorization: Bearer <token>")
+    user: User | None = await _run(state.store.verify_api_token, token.strip())
+    if user is None:
+        raise ApiError(401, "invalid API token")
+    return user
+
+
+def _wrap(endpoint: Endpoint) -> Callable[[Request], Awaitable[Response]]:
+    async def handle(request: Request) -> Response:
+        state: CollectorState = request.app.state.collector
+        try:
+            user = await authenticate(request, state)
+            result = await endpoint.handler(request, state, user)
+        except ApiError as exc:
+            return _json({"detail": exc.message}, exc.status)
+        except NotFound as exc:
+            return _json({"detail": str(exc)}, 404)
+        except StoreError as exc:
+            return _json({"detail": str(exc)}, 400)
+        if isinstance(result, tuple):
+            return _json(result[1], result[0])
+        return _json(result)
+
+    handle.__name__ = endpoint.handler.__name__
+    handle.__doc__ = endpoint.summary
+    return handle
+
+
+def openapi() -> dict[str, Any]:
+    """The OpenAPI 3.1 document of :data:`ENDPOINTS`."""
+    paths: dict[str, Any] = {}
+    for ep in ENDPOINTS:
+        path = ep.path.replace(":int}", "}")
+        params = [
+            {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+            for name in (part[1:-1] for part in path.split("/") if part.startswith("{"))
+        ]
+        params += [
+            {
+                "name": name,
+                "in": "query",
+                "required": False,
+                "description": desc,
+                "schema": {"type": "string"},
+            }
+            for name, desc in ep.query
+        ]
+        op: dict[str, Any] = {
+            "summary": ep.summary,
+            "operationId": ep.handler.__name__,
+            "parameters": params,
+            "security": [{"bearer": []}],
+            "responses": {
+                "200": {"description": "OK (JSON)"},
+                "401": {"description": "missing or invalid token"},
+                "404": {"description": "not found"},
+            },
+        }
+        if ep.body:
+            op["requestBody"] = {
+                "required": True,
+                "description": ep.body,
+                "content": {"application/json": {"schema": {"type": "object"}}},
+            }
+        paths.setdefault(path, {})[ep.method.lower()] = op
+    paths["/api/{project_id}/envelope/"] = {
+        "post": {
+            "summary": "Sentry envelope ingest (auth: X-Sentry-Auth, ?sentry_key= or the envelope's dsn)",
+            "operationId": "ingest_envelope",
+            "security": [],
+            "parameters": [
+                {"name": "project_id", "in": "path", "required": True, "schema": {"type": "integer"}}
+            ],
+            "responses": {
+                "200": {"description": "committed to the durable queue"},
+                "400": {"description": "malformed envelope"},
+                "401": {"description": "no key"},
+                "403": {"description": "wrong key"},
+                "413": {"description": "too large"},
+                "429": {"description": "over quota (Retry-After, X-Sentry-Rate-Limits)"},
+            },
+        }
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "tripwire collector API", "version": __version__},
+        "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+        "paths": paths,
+    }
+
+
+async def openapi_endpoint(request: Request) -> Response:
+    """``GET /api/0/openapi.json`` (no token needed)."""
+    return _json(openapi())
+
+
+async def health_endpoint(request: Request) -> Response:
+    """``GET /api/0/health/``: 200 when the process serves (no token needed)."""
+    return _json({"ok": True})
+
+
+def routes() -> list[Route]:
+    """The API routes, built from :data:`ENDPOINTS`."""
+    out = [
+        Route("/api/0/openapi.json", openapi_endpoint, methods=["GET"]),
+        Route("/api/0/health/", health_endpoint, methods=["GET"]),
+    ]
+    out += [Route(ep.path, _wrap(ep), methods=[ep.method]) for ep in ENDPOINTS]
+    return out

@@ -1,0 +1,124 @@
+"""The collector as one Starlette application, declared as data.
+
+    app = create_app(CollectorConfig(data_dir=Path("data")))
+
+Routes: Sentry ingest (``/api/{id}/envelope/``, ``/api/{id}/store/``), the JSON API (``/api/0/...``)
+and the HTML dashboard from :mod:`tripwire.collector.web` (which owns ``/``). The lifespan opens
+and migrates the store, creates the first project and admin on a fresh database, and runs the
+intake writer and the background digester.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import importlib
+import logging
+import os
+import secrets
+from collections.abc import AsyncIterator
+
+from starlette.applications import Starlette
+from starlette.routing import BaseRoute
+
+from . import api, ingest
+from .config import CollectorConfig
+from .digest import Digester
+from .intake import IntakeWriter
+from .store import Project, Store, StoreError, open_store
+
+log = logging.getLogger("tripwire.collector")
+
+
+@dataclasses.dataclass
+class Bootstrap:
+    """What the first start created (the password is only known right after creation)."""
+
+    project: Project
+    admin_username: str
+    admin_password: str | None
+
+
+def bootstrap(store: Store, config: CollectorConfig) -> Bootstrap:
+    """Migrate, then create project ``default`` and user ``admin`` if there are no projects/users.
+
+    The admin password comes from ``$TRIPWIRE_ADMIN_PASSWORD`` or is generated (and returned, so
+    the caller can print it once). Idempotent; safe with several processes starting at once.
+    """
+    store.migrate()
+    store.set_setting("public_url", config.effective_public_url)
+    projects = store.list_projects()
+    if not projects:
+        try:
+            store.create_project("default")
+        except StoreError:
+            pass  # another process created it first
+        projects = store.list_projects()
+    password = None
+    if not store.list_users():
+        candidate = os.environ.get("TRIPWIRE_ADMIN_PASSWORD") or secrets.token_urlsafe(12)
+        try:
+            store.create_user("admin", candidate, is_admin=True)
+            password = candidate
+        except StoreError:
+            pass
+    return Bootstrap(projects[0], "admin", password)
+
+
+class CollectorState:
+    """Everything the routes share, reachable as ``request.app.state.collector``."""
+
+    def __init__(self, config: CollectorConfig, store: Store) -> None:
+        self.config = config
+        self.store = store
+        self.public_url = config.effective_public_url
+        self.digester: Digester | None = Digester(store, config) if config.run_digester else None
+        self.writer = IntakeWriter(
+            store,
+            max_batch=config.intake_batch_size,
+            on_commit=self.digester.wake if self.digester else None,
+        )
+        self.quotas = ingest.Quotas()
+        self.projects = ingest.ProjectCache(self)
+        self.bootstrap: Bootstrap | None = None
+
+
+def _web_routes(state: CollectorState) -> list[BaseRoute]:
+    """HTML routes from ``tripwire.collector.web.routes(state)`` if that module provides them."""
+    try:
+        web = importlib.import_module("tripwire.collector.web")
+        make = getattr(web, "routes", None)
+        return list(make(state)) if callable(make) else []
+    except Exception:
+        # Ingest and the API must keep working even if the dashboard cannot load.
+        log.exception("the web dashboard could not be loaded; serving ingest and API only")
+        return []
+
+
+def create_app(config: CollectorConfig | None = None, *, store: Store | None = None) -> Starlette:
+    """The collector application. ``store`` defaults to the database named by ``config``."""
+    config = config or CollectorConfig()
+    store = store or open_store(config.effective_database_url, sqlite_synchronous=config.sqlite_synchronous)
+    state = CollectorState(config, store)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        state.bootstrap = bootstrap(store, config)
+        state.writer.start()
+        if state.digester is not None:
+            state.digester.start()
+        try:
+            yield
+        finally:
+            # Commit what was acknowledged-in-progress before the digester and store go away.
+            state.writer.stop()
+            if state.digester is not None:
+                state.digester.stop()
+            store.close()
+
+    app = Starlette(
+        routes=[*ingest.routes(), *api.routes(), *_web_routes(state)],
+        lifespan=lifespan,
+    )
+    app.state.collector = state
+    return app
