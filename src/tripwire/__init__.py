@@ -36,6 +36,7 @@ from ._exceptions import ConfigurationError
 from ._version import __version__
 
 if TYPE_CHECKING:
+    from . import asgi as asgi
     from . import testing as testing
 
 __all__ = [

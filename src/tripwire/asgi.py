@@ -1,0 +1,696 @@
+"""Error reporting and release health for any ASGI application.
+
+>>> import tripwire
+>>> from tripwire.asgi import TripwireMiddleware
+>>> tripwire.init("http://key@127.0.0.1:8000/1", release="1.0")  # doctest: +SKIP
+>>> app = TripwireMiddleware(app)  # doctest: +SKIP
+
+or, with Starlette and FastAPI, ``app.add_middleware(TripwireMiddleware)``.
+
+What a request pays when nothing goes wrong: one small object for the request, one scope holder, two
+context-variable swaps, and a check of each message type it sends. Nothing is copied or parsed: the
+request data, the transaction name and the request breadcrumb are computed from the ASGI scope on the
+worker thread, and only if an event is built. The middleware never reads the request body; it keeps a
+bounded copy of what the application itself reads (``max_request_body_size``).
+
+Exceptions are reported and then re-raised as the very same object: ``__cause__``, ``__context__`` and
+``__suppress_context__`` are never touched. Frameworks that turn errors into 500 responses themselves
+(Django, Quart, Litestar) are hooked through their own error signals, so those errors are reported
+once, with the request's data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import json
+import logging
+import sys
+import time
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, MutableMapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, TypeVar
+from urllib.parse import parse_qsl
+
+from . import _globals
+from ._scope import ScopeData, ScopeHolder, _current, _isolation
+from ._sessions import CRASHED, ERRORED, EXITED
+from ._types import Breadcrumb, Event, Hint
+
+__all__ = ["ContextPreservingExecutor", "TripwireMiddleware", "use_context_preserving_executor"]
+
+logger = logging.getLogger("tripwire")
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+_T = TypeVar("_T")
+
+FILTERED = "[Filtered]"
+
+#: Exception class names that mean "the client went away", not "the application is broken".
+_NOISE = frozenset(
+    {
+        "CancelledError",
+        "ClientDisconnect",
+        "ClientDisconnected",
+        "WebSocketDisconnect",
+        "ConnectionClosed",
+        "ConnectionClosedOK",
+        "ConnectionClosedError",
+        "RequestAborted",
+        "BrokenPipeError",
+        "ConnectionResetError",
+    }
+)
+
+# Header names that carry credentials (always filtered) or personal data (filtered without PII).
+_SECRET_HEADERS = frozenset(
+    {
+        "authorization",
+        "proxy-authorization",
+        "cookie",
+        "set-cookie",
+        "x-api-key",
+        "x-auth-token",
+        "x-csrf-token",
+        "x-csrftoken",
+        "x-xsrf-token",
+    }
+)
+_PII_HEADERS = frozenset({"x-forwarded-for", "x-real-ip", "forwarded", "true-client-ip", "cf-connecting-ip"})
+_SECRET_WORDS = (
+    "auth",
+    "token",
+    "secret",
+    "password",
+    "passwd",
+    "pwd",
+    "apikey",
+    "api_key",
+    "api-key",
+    "session",
+    "csrf",
+    "xsrf",
+    "jwt",
+    "signature",
+    "private",
+    "credential",
+    "cookie",
+)
+
+
+def is_noise(exc: BaseException) -> bool:
+    """True for what is not an application error: client disconnects, cancellation, HTTP errors < 500."""
+    for cls in type(exc).__mro__:
+        if cls.__name__ in _NOISE:
+            return True
+    status = getattr(exc, "status_code", None)
+    return isinstance(status, int) and not isinstance(status, bool) and status < 500
+
+
+def _http_status(exc: BaseException) -> int | None:
+    status = getattr(exc, "status_code", None)
+    return status if isinstance(status, int) and not isinstance(status, bool) else None
+
+
+def _is_secret_key(key: str, extra: Collection[str]) -> bool:
+    low = key.lower()
+    if low in extra:
+        return True
+    return any(word in low for word in _SECRET_WORDS)
+
+
+def _scrub_query(query: str, extra: Collection[str]) -> str:
+    if not query:
+        return query
+    parts = []
+    for part in query.split("&"):
+        key, sep, _value = part.partition("=")
+        if sep and _is_secret_key(key, extra):
+            parts.append(f"{key}={FILTERED}")
+        else:
+            parts.append(part)
+    return "&".join(parts)
+
+
+def _scrub_mapping(data: Any, extra: Collection[str], depth: int = 0) -> Any:
+    if depth > 10:
+        return data
+    if isinstance(data, Mapping):
+        return {
+            k: FILTERED
+            if isinstance(k, str) and _is_secret_key(k, extra)
+            else _scrub_mapping(v, extra, depth + 1)
+            for k, v in data.items()
+        }
+    if isinstance(data, list):
+        return [_scrub_mapping(v, extra, depth + 1) for v in data]
+    return data
+
+
+def _looks_like_asgi3(app: Any) -> bool:
+    if isinstance(app, type):
+        return hasattr(app, "__await__")
+    if asyncio.iscoroutinefunction(app):
+        return True
+    try:
+        call = app.__call__
+    except AttributeError:
+        return False
+    return asyncio.iscoroutinefunction(call)
+
+
+def _asgi2_adapter(app: Any) -> ASGIApp:
+    def call(scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        instance = app(scope)
+        result: Awaitable[None] = instance(receive, send)
+        return result
+
+    return call
+
+
+_ASGI_MECHANISM = {"type": "asgi", "handled": False}
+
+
+class _Request:
+    """What the middleware knows about one http request or websocket connection.
+
+    It is the connection's release-health session too (``mark_error``) and, through
+    :meth:`process_event`, the scope processor that adds the request to events built for it.
+    """
+
+    __slots__ = (
+        "_receive",
+        "_send",
+        "body",
+        "body_limit",
+        "body_size",
+        "crashed",
+        "errors",
+        "path",
+        "root_path",
+        "route",
+        "scope",
+        "started",
+        "status",
+    )
+    # Set only when the body is tracked (http, max_request_body_size > 0).
+    _receive: Receive
+    body_limit: int
+
+    def __init__(self, scope: Scope, send: Send) -> None:
+        self.scope = scope
+        self._send = send
+        # Frameworks rewrite path and root_path while routing (mounts, Litestar); keep the originals.
+        self.path = scope.get("path", "")
+        self.root_path = scope.get("root_path", "")
+        self.started = time.time()
+        self.status: int | None = None
+        self.errors = 0
+        self.crashed = False
+        self.route: str | None = None
+        self.body: bytearray | None = None
+        self.body_size = 0
+
+    # -- on the event loop ------------------------------------------------------------------
+
+    def send(self, message: Message) -> Awaitable[None]:
+        # A plain function returning the server's awaitable: no extra coroutine per message.
+        kind = message["type"]
+        if kind == "http.response.start" or kind == "websocket.http.response.start":
+            self.status = message.get("status")
+        elif kind == "websocket.accept":
+            self.status = 101
+        return self._send(message)
+
+    async def receive(self) -> Message:
+        message = await self._receive()
+        if message.get("type") == "http.request":
+            chunk = message.get("body") or b""
+            if chunk and self.body_size <= self.body_limit:
+                self.body_size += len(chunk)
+                if self.body_size <= self.body_limit:
+                    if self.body is None:
+                        self.body = bytearray()
+                    self.body.extend(chunk)
+                else:
+                    self.body = None  # over the limit: drop what we kept, remember the size only
+        return message
+
+    def mark_error(self, *, handled: bool) -> None:
+        self.errors += 1
+        if not handled:
+            self.crashed = True
+
+    @property
+    def outcome(self) -> int:
+        return CRASHED if self.crashed else ERRORED if self.errors else EXITED
+
+    # -- on the worker, when an event is built ---------------------------------------------
+
+    def process_event(self, event: Event, hint: Hint) -> Event:
+        client = _globals.client
+        pii = bool(client and client.options.send_default_pii)
+        extra = frozenset(k.lower() for k in client.options.scrub_keys) if client else frozenset()
+        request = self.request_data(pii, extra)
+        existing = event.get("request")
+        event["request"] = {**request, **existing} if isinstance(existing, Mapping) else request
+        if not event.get("transaction"):
+            name, source = self.transaction()
+            event["transaction"] = name
+            event["transaction_info"] = {"source": source}
+        crumbs = event.get("breadcrumbs")
+        values = crumbs.get("values") if isinstance(crumbs, Mapping) else None
+        crumb = self.breadcrumb(request)
+        event["breadcrumbs"] = {"values": [crumb, *values] if isinstance(values, list) else [crumb]}
+        return event
+
+    def headers(self) -> dict[str, str]:
+        headers: dict[str, str] = {}
+        for raw_name, raw_value in self.scope.get("headers") or ():
+            name = raw_name.decode("latin-1").lower()
+            value = raw_value.decode("latin-1")
+            headers[name] = f"{headers[name]}, {value}" if name in headers else value
+        return headers
+
+    def url(self, headers: Mapping[str, str]) -> str:
+        scope = self.scope
+        websocket = scope.get("type") == "websocket"
+        scheme = scope.get("scheme") or ("ws" if websocket else "http")
+        host = headers.get("host")
+        if not host:
+            server = scope.get("server")
+            if server:
+                host_name, port = server[0], server[1]
+                default = (
+                    port is None
+                    or (scheme in ("http", "ws") and port == 80)
+                    or (scheme in ("https", "wss") and port == 443)
+                )
+                host = str(host_name) if default else f"{host_name}:{port}"
+            else:
+                host = "localhost"
+        return f"{scheme}://{host}{self.root_path}{self.path}"
+
+    def request_data(self, pii: bool, extra: Collection[str]) -> dict[str, Any]:
+        scope = self.scope
+        headers = self.headers()
+        data: dict[str, Any] = {"url": self.url(headers)}
+        method = scope.get("method")
+        if method:
+            data["method"] = method
+        query = scope.get("query_string") or b""
+        if query:
+            data["query_string"] = _scrub_query(query.decode("latin-1"), extra)
+        if pii and "cookie" in headers:
+            data["cookies"] = _scrub_mapping(_parse_cookies(headers["cookie"]), extra)
+        data["headers"] = {
+            name: FILTERED
+            if name in _SECRET_HEADERS or (not pii and name in _PII_HEADERS) or _is_secret_key(name, extra)
+            else value
+            for name, value in headers.items()
+        }
+        if pii:
+            client = scope.get("client")
+            if client:
+                data["env"] = {"REMOTE_ADDR": str(client[0])}
+        if self.body_size:
+            data["data"] = self.body_data(headers.get("content-type", ""), extra)
+        return data
+
+    def body_data(self, content_type: str, extra: Collection[str]) -> Any:
+        if self.body is None:
+            return f"[{self.body_size} bytes, over max_request_body_size: not sent]"
+        raw = bytes(self.body)
+        kind = content_type.split(";", 1)[0].strip().lower()
+        try:
+            if kind == "application/json" or kind.endswith("+json"):
+                return _scrub_mapping(json.loads(raw), extra)
+            if kind == "application/x-www-form-urlencoded":
+                return _scrub_mapping(dict(parse_qsl(raw.decode("latin-1"), keep_blank_values=True)), extra)
+            if kind.startswith("multipart/"):
+                return f"[multipart body of {len(raw)} bytes: not sent]"
+            if kind.startswith("text/") or not kind:
+                return raw.decode("utf-8", "replace")
+        except ValueError:
+            return raw.decode("utf-8", "replace")
+        return f"[{kind} body of {len(raw)} bytes: not sent]"
+
+    def transaction(self) -> tuple[str, str]:
+        """The route template if the framework exposes one, else the path."""
+        if self.route:
+            return self.route, "route"
+        scope = self.scope
+        route = scope.get("route")  # Starlette and FastAPI
+        path = getattr(route, "path", None)
+        if isinstance(path, str) and path:
+            mount = scope.get("root_path", "")
+            prefix = mount[len(self.root_path) :] if mount.startswith(self.root_path) else ""
+            return prefix + path, "route"
+        template = scope.get("path_template")  # Litestar
+        if isinstance(template, str) and template:
+            return template, "route"
+        return f"{self.root_path}{self.path}" or "/", "url"
+
+    def breadcrumb(self, request: Mapping[str, Any]) -> Breadcrumb:
+        websocket = self.scope.get("type") == "websocket"
+        data: dict[str, Any] = {"url": request["url"]}
+        if "method" in request:
+            data["method"] = request["method"]
+        if self.status is not None:
+            data["status_code"] = self.status
+        return {
+            "timestamp": self.started,
+            "type": "http",
+            "category": "websocket" if websocket else "http.server",
+            "level": "error" if (self.status or 0) >= 500 else "info",
+            "data": data,
+        }
+
+
+class _RequestHolder(ScopeHolder):
+    """The scope holder of one connection.
+
+    Its scope data is made lazily: a request that never touches the scope and never reports shares
+    its parent's (immutable) data, and only the first read adds the request's event processor.
+    """
+
+    __slots__ = ("_base", "_data", "request")
+
+    def __init__(self, base: ScopeData, request: _Request) -> None:
+        self._base = base
+        self.request = request
+        # The base class sets all of its slots (``data`` through our setter); then the data is
+        # dropped again, to be made only when somebody reads it.
+        super().__init__(base, request)
+        self._data: ScopeData | None = None
+
+    @property
+    def data(self) -> ScopeData:
+        data = self._data
+        if data is None:
+            data = self._data = self._base.with_processor(self.request.process_event)
+        return data
+
+    @data.setter
+    def data(self, value: ScopeData) -> None:
+        self._data = value
+
+
+def _parse_cookies(header: str) -> dict[str, str]:
+    cookies = {}
+    for part in header.split(";"):
+        name, sep, value = part.strip().partition("=")
+        if sep and name:
+            cookies[name] = value
+    return cookies
+
+
+def _request_holder() -> _RequestHolder | None:
+    holder = _isolation.get()
+    return holder if type(holder) is _RequestHolder else None
+
+
+def capture_request_exception(
+    exc: BaseException, mechanism_type: str, route: str | None = None
+) -> str | None:
+    """Report ``exc`` for the current request (used by the framework hooks); never raises."""
+    try:
+        client = _globals.client
+        if client is None or is_noise(exc):
+            return None
+        holder = _request_holder()
+        if holder is not None and route:
+            holder.request.route = route
+        status = _http_status(exc)
+        # An HTTP error >= 500 raised on purpose was handled by the app; anything else crashed it.
+        handled = status is not None
+        event_id = client.capture_exception(exc, mechanism={"type": mechanism_type, "handled": handled})
+        if holder is not None and event_id is not None:
+            holder.last_event_id = event_id
+        return event_id
+    except Exception:
+        logger.exception("tripwire: could not report a request exception")
+        return None
+
+
+# -- framework hooks: errors the framework turns into a 500 response itself ------------------------
+
+_hooked: set[str] = set()
+
+
+def _django_got_request_exception(sender: Any, request: Any = None, **_: Any) -> None:
+    exc = sys.exc_info()[1]
+    if exc is None:
+        return
+    route = None
+    match = getattr(request, "resolver_match", None)
+    if match is not None and getattr(match, "route", None):
+        route = match.route if match.route.startswith("/") else "/" + match.route
+    capture_request_exception(exc, "django", route)
+
+
+async def _quart_got_exception(sender: Any, exception: BaseException | None = None, **_: Any) -> None:
+    if exception is None:
+        return
+    route = None
+    try:
+        from quart import has_request_context, has_websocket_context, request, websocket
+
+        ctx = request if has_request_context() else websocket if has_websocket_context() else None
+        rule = getattr(ctx, "url_rule", None) if ctx is not None else None
+        route = getattr(rule, "rule", None)
+    except Exception:
+        route = None
+    capture_request_exception(exception, "quart", route)
+
+
+async def _litestar_after_exception(exc: Exception, scope: Scope) -> None:
+    capture_request_exception(exc, "litestar")
+
+
+def install_framework_hooks(app: Any = None, scope: Scope | None = None) -> None:
+    """Connect to the error signals of the frameworks that are loaded (idempotent, cheap)."""
+    try:
+        if "django" not in _hooked and "django.core.signals" in sys.modules:
+            from django.core.signals import got_request_exception  # type: ignore[import-untyped]
+
+            got_request_exception.connect(
+                _django_got_request_exception, weak=False, dispatch_uid="tripwire.asgi"
+            )
+            _hooked.add("django")
+        if "quart" not in _hooked and "quart.signals" in sys.modules:
+            from quart.signals import got_request_exception as quart_http
+            from quart.signals import got_websocket_exception
+
+            quart_http.connect(_quart_got_exception, weak=False)
+            got_websocket_exception.connect(_quart_got_exception, weak=False)
+            _hooked.add("quart")
+        if "litestar" in sys.modules:
+            for candidate in (app, scope.get("litestar_app") if scope is not None else None):
+                hooks = getattr(candidate, "after_exception", None)
+                if isinstance(hooks, list) and _litestar_after_exception not in hooks:
+                    hooks.append(_litestar_after_exception)
+    except Exception:
+        logger.exception("tripwire: could not connect to the framework's error signals")
+
+
+class TripwireMiddleware:
+    """Report errors of an ASGI application and track one release-health session per connection.
+
+    :param app: the ASGI application (ASGI 3, or ASGI 2 double-callable: detected).
+    :param failed_status_codes: also report responses with these statuses when no exception was
+        reported for the request, e.g. ``range(500, 600)``. Default: none.
+    :param max_request_body_size: keep a copy of up to this many bytes of the body *the application
+        reads*, to attach to its events (0: never). The middleware itself never reads the body.
+    :param flush_on_shutdown: on lifespan shutdown, wait (up to ``shutdown_timeout``) until
+        everything captured is delivered.
+    :param asgi_version: 2 or 3 to skip the detection.
+
+    >>> app = TripwireMiddleware(app, failed_status_codes=range(500, 600))  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        app: Any,
+        *,
+        failed_status_codes: Iterable[int] = (),
+        max_request_body_size: int = 10_000,
+        flush_on_shutdown: bool = True,
+        asgi_version: int | None = None,
+    ) -> None:
+        self.app = app
+        if asgi_version is None:
+            asgi_version = 3 if _looks_like_asgi3(app) else 2
+        self._app: ASGIApp = app if asgi_version == 3 else _asgi2_adapter(app)
+        self.failed_status_codes = frozenset(int(code) for code in failed_status_codes)
+        self.max_request_body_size = max(0, int(max_request_body_size))
+        self.flush_on_shutdown = flush_on_shutdown
+        self._hooks_checked = False
+        self._base_cache: tuple[ScopeData | None, ScopeData | None] = (None, None)
+        install_framework_hooks(app)
+
+    def _base_data(self, parent: ScopeData) -> ScopeData:
+        # What a connection inherits; cached, since the process-level scope rarely changes.
+        source, base = self._base_cache
+        if source is parent and base is not None:
+            return base
+        if parent.breadcrumbs or parent.processors or parent.transaction is not None:
+            base = parent.for_new_unit_of_work()
+        else:
+            base = parent
+        self._base_cache = (parent, base)
+        return base
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind != "http" and kind != "websocket":
+            if kind == "lifespan":
+                await self._lifespan(scope, receive, send)
+            else:
+                await self._app(scope, receive, send)
+            return
+        client = _globals.client
+        parent = _isolation.get()
+        if client is None or type(parent) is _RequestHolder:
+            # Disabled, or an outer TripwireMiddleware already handles this connection.
+            await self._app(scope, receive, send)
+            return
+        if not self._hooks_checked:
+            self._hooks_checked = True
+            install_framework_hooks(self.app, scope)
+
+        request = _Request(scope, send)
+        current = _current.get()
+        holder = _RequestHolder(self._base_data((current or parent).data), request)
+        iso_token = _isolation.set(holder)
+        cur_token = _current.set(None) if current is not None else None
+        if kind == "http" and self.max_request_body_size:
+            request._receive = receive
+            request.body_limit = self.max_request_body_size
+            receive = request.receive
+        try:
+            await self._app(scope, receive, request.send)
+        except Exception as exc:
+            self._on_exception(client, holder, exc)
+            raise
+        else:
+            if request.status in self.failed_status_codes and not request.errors:
+                self._report_status(client, holder)
+        finally:
+            if cur_token is not None:
+                _current.reset(cur_token)
+            _isolation.reset(iso_token)
+            sessions = client.sessions
+            if sessions is not None and sessions.auto:
+                sessions.record(request.started, request.outcome)
+
+    def _on_exception(self, client: Any, holder: _RequestHolder, exc: Exception) -> None:
+        try:
+            request = holder.request
+            if is_noise(exc):
+                return
+            if request.status is None:
+                request.status = 500  # what the server answers for it
+            status = _http_status(exc)
+            mechanism = _ASGI_MECHANISM if status is None else {"type": "asgi", "handled": True}
+            event_id = client.capture_exception(exc, mechanism=mechanism)
+            if event_id is not None:
+                holder.last_event_id = event_id
+        except Exception:
+            logger.exception("tripwire: could not report the request's exception")
+
+    def _report_status(self, client: Any, holder: _RequestHolder) -> None:
+        try:
+            request = holder.request
+            method = request.scope.get("method") or "WEBSOCKET"
+            event_id = client.capture_message(
+                f"{method} {request.root_path}{request.path} returned {request.status}", "error"
+            )
+            if event_id is not None:
+                holder.last_event_id = event_id
+        except Exception:
+            logger.exception("tripwire: could not report the response status")
+
+    # -- lifespan ------------------------------------------------------------------------------
+
+    async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
+        phase: dict[str, str | None] = {"name": None}
+
+        async def lifespan_receive() -> Message:
+            message = await receive()
+            kind = message.get("type", "")
+            if kind.startswith("lifespan."):
+                phase["name"] = kind  # the app speaks lifespan: its errors are real errors
+            return message
+
+        async def lifespan_send(message: Message) -> None:
+            kind = message.get("type")
+            if kind in ("lifespan.startup.failed", "lifespan.shutdown.failed"):
+                # Called from inside the app's ``except`` block: the exception is still current.
+                self._capture_lifespan(sys.exc_info()[1], kind, message.get("message"))
+            if kind in ("lifespan.shutdown.complete", "lifespan.shutdown.failed") and self.flush_on_shutdown:
+                await self._flush()
+            await send(message)
+
+        try:
+            await self._app(scope, lifespan_receive, lifespan_send)
+        except Exception as exc:
+            if phase["name"] is not None:
+                self._capture_lifespan(exc, phase["name"], None)
+            raise
+
+    def _capture_lifespan(self, exc: BaseException | None, phase: str, message: Any) -> None:
+        try:
+            client = _globals.client
+            if client is None:
+                return
+            step = "shutdown" if "shutdown" in phase else "startup"
+            event: Event = {"transaction": f"lifespan.{step}", "tags": {"asgi.lifespan": step}}
+            if exc is not None:
+                client.capture_exception(
+                    exc, mechanism={"type": "asgi.lifespan", "handled": False}, event=event
+                )
+            elif message:
+                client.capture_message(f"ASGI lifespan {step} failed: {message}", "error", event=event)
+        except Exception:
+            logger.exception("tripwire: could not report a lifespan error")
+
+    async def _flush(self) -> None:
+        client = _globals.client
+        if client is None:
+            return
+        try:
+            await asyncio.to_thread(client.flush, client.options.shutdown_timeout)
+        except Exception:
+            logger.exception("tripwire: flush on lifespan shutdown failed")
+
+
+# -- executors ------------------------------------------------------------------------------------
+
+
+class ContextPreservingExecutor(ThreadPoolExecutor):
+    """A thread pool that runs each job in a copy of the submitter's context.
+
+    ``loop.run_in_executor(None, fn)`` does not copy context variables, so a sync view run that way
+    would not see the request's scope (tags, user, breadcrumbs). ``asyncio.to_thread`` and Starlette's
+    and Django's thread pools already copy it; this is for the rest:
+
+    >>> loop.set_default_executor(ContextPreservingExecutor())  # doctest: +SKIP
+    """
+
+    def submit(self, fn: Callable[..., _T], /, *args: Any, **kwargs: Any) -> Future[_T]:
+        context = contextvars.copy_context()
+        return super().submit(context.run, fn, *args, **kwargs)
+
+
+def use_context_preserving_executor(
+    loop: asyncio.AbstractEventLoop | None = None, max_workers: int | None = None
+) -> ContextPreservingExecutor:
+    """Make a :class:`ContextPreservingExecutor` the default executor of ``loop`` (default: running)."""
+    executor = ContextPreservingExecutor(max_workers=max_workers, thread_name_prefix="tripwire-ctx")
+    (loop or asyncio.get_running_loop()).set_default_executor(executor)
+    return executor
