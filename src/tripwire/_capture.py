@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from types import FrameType
 from typing import Any
 
 from ._scope import ScopeData
@@ -30,3 +31,7 @@ class CaptureItem:
     overrides: dict[str, Any] = field(default_factory=dict)
     hint: Hint = field(default_factory=dict)
     thread_id: int | None = None
+    #: Shallow copies of the locals of traceback frames still running at capture (see _stacktrace).
+    live_locals: dict[FrameType, dict[str, Any]] | None = None
+    #: The unit of work's trace id (``contexts.trace``).
+    trace_id: str | None = None

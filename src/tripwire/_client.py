@@ -8,6 +8,7 @@ every reporter, each isolated from the others' failures.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import random
@@ -18,11 +19,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from . import _scope
+from ._budget import enforce as enforce_budget
 from ._capture import CaptureItem
 from ._dedupe import ReportedRegistry
 from ._event_builder import build_event
 from ._options import Options
 from ._sessions import SessionAggregator
+from ._stacktrace import snapshot_live_locals
 from ._stats import DropCounter
 from ._types import Event, Hint, Mechanism, SessionBatch
 from ._worker import Worker
@@ -123,6 +126,8 @@ class Client:
                 overrides=_overrides(scope_kwargs),
                 hint=hint or {},
                 thread_id=threading.get_ident(),
+                live_locals=self._live_locals(exc),
+                trace_id=_scope.trace_id(),
             )
             return self._enqueue(item)
         except Exception:
@@ -155,10 +160,21 @@ class Client:
                 overrides=_overrides(scope_kwargs),
                 hint=hint or {},
                 thread_id=threading.get_ident(),
+                trace_id=_scope.trace_id(),
             )
             return self._enqueue(item)
         except Exception:
             logger.exception("tripwire: capture_message failed; nothing was reported")
+            return None
+
+    def _live_locals(self, exc: BaseException) -> dict[Any, dict[str, Any]] | None:
+        # The frames still running keep changing after we return: copy their locals now (cheap).
+        if not self.options.include_local_variables:
+            return None
+        try:
+            return snapshot_live_locals(exc)
+        except Exception:
+            logger.debug("tripwire: could not snapshot live locals", exc_info=True)
             return None
 
     def _mark_session(self, mechanism: Mechanism | None) -> None:
@@ -201,17 +217,20 @@ class Client:
             hint = item.hint
             if item.exc is not None:
                 hint = {**hint, "exc_info": (type(item.exc), item.exc, item.exc.__traceback__)}
+            # The hook gets a copy, so one that changes the event and then raises leaves it unchanged.
+            original = event
             try:
-                result = before_send(event, hint)
+                result = before_send(json.loads(json.dumps(event)), hint)
             except Exception:
                 logger.exception("tripwire: before_send raised; the event is sent unchanged")
-                result = event
+                result = original
             if result is None:
                 self.stats.record("before_send")
                 if self.options.debug:
                     logger.info("tripwire: before_send dropped event %s", item.event_id)
                 return
-            event = result
+            # Whatever the hook added must still be JSON and within the size budget.
+            event = enforce_budget(result, self.options.max_event_bytes, self.options.max_value_length)
         self._fan_out("send_event", event)
 
     def _fan_out(self, method: str, payload: Any) -> None:

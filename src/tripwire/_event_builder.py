@@ -1,112 +1,219 @@
 """Turn a :class:`CaptureItem` into a finished event. Pure: runs on the worker, never on the caller.
 
-Steps: base fields → scope data and per-call overrides → exception chain and stack frames →
-scope processors (integrations) → safe serialization → scrubbing → size budget.
+Steps: base fields → scope data and per-call overrides → exception tree with frames (source, in_app,
+locals) → scope processors (integrations) → safe serialization of every field → scrubbing → size budget.
+The result is a Sentry event (https://develop.sentry.dev/sdk/data-model/event-payloads/) that
+``json.dumps(event, allow_nan=False)`` accepts; docs/events.md describes it.
 """
 
 from __future__ import annotations
 
+import builtins
 import logging
 import platform
 import sys
-import threading
-import traceback
+from collections.abc import Mapping
 from typing import Any
 
+from . import _budget
 from ._capture import CaptureItem
 from ._options import Options
-from ._types import Event, Hint
+from ._scrub import Scrubber, scrubber_for
+from ._serialize import Serializer, add_meta, safe_str
+from ._stacktrace import MAX_EXCEPTIONS, FrameBuilder
+from ._types import LEVELS, Event, Hint
 from ._version import __version__
 
 logger = logging.getLogger("tripwire")
 
 SDK_NAME = "tripwire.python"
-_RUNTIME = {
-    "name": platform.python_implementation(),
-    "version": platform.python_version(),
-    "build": sys.version,
-}
+#: Characters kept of an exception value or a message (Sentry's own limit).
+MAX_MESSAGE_LENGTH = 8192
+#: Tag keys and values (Sentry's limits: longer tags are rejected by the server).
+MAX_TAG_KEY, MAX_TAG_VALUE = 32, 200
+#: release, environment, server_name, transaction, logger, fingerprint parts.
+MAX_NAME_LENGTH = 200
+
+_GROUP: Any = getattr(builtins, "BaseExceptionGroup", ())
+_static: dict[str, Any] = {}
 
 
-def _base_event(item: CaptureItem, options: Options) -> Event:
-    event: Event = {
-        "event_id": item.event_id,
-        "timestamp": item.timestamp,
-        "platform": "python",
-        "level": item.level,
-        "environment": options.environment,
-        "sdk": {"name": SDK_NAME, "version": __version__},
-        "contexts": {"runtime": dict(_RUNTIME)},
-    }
-    if options.release:
-        event["release"] = options.release
-    if options.server_name:
-        event["server_name"] = options.server_name
-    return event
+def _static_contexts() -> dict[str, Any]:
+    """os and runtime contexts: the same for the life of the process, computed once on the worker."""
+    contexts = _static.get("contexts")
+    if contexts is None:
+        uname = platform.uname()
+        contexts = _static["contexts"] = {
+            "os": {"name": uname.system, "version": uname.release, "build": uname.version},
+            "runtime": {
+                "name": platform.python_implementation(),
+                "version": platform.python_version(),
+                "build": sys.version,
+            },
+        }
+    return contexts
+
+
+def installed_modules() -> dict[str, str]:
+    """Installed distributions and versions (``attach_modules``): read once, on the worker."""
+    modules = _static.get("modules")
+    if modules is None:
+        from importlib.metadata import distributions
+
+        modules = {}
+        for dist in distributions():
+            try:
+                name = dist.metadata["Name"]
+                if name:
+                    modules[name.lower()] = dist.version
+            except Exception:
+                continue
+        _static["modules"] = modules
+    return modules
+
+
+class _State:
+    """Per-options helpers, kept between events (caches of paths, in_app, scrubbing rules)."""
+
+    def __init__(self, options: Options) -> None:
+        self.options = options
+        self.frames = FrameBuilder(options)
+        self.scrubber: Scrubber = scrubber_for(options)
+
+
+_states: dict[int, _State] = {}
+
+
+def _state(options: Options) -> _State:
+    state = _states.get(id(options))
+    if state is None or state.options is not options:
+        if len(_states) > 16:
+            _states.clear()
+        state = _states[id(options)] = _State(options)
+    return state
+
+
+# -- exceptions ---------------------------------------------------------------------------------
+
+
+def _exception_value(err: BaseException, ser: Serializer, path: tuple[str, ...]) -> str:
+    value = safe_str(err, MAX_MESSAGE_LENGTH * 2)
+    notes = getattr(err, "__notes__", None)
+    if isinstance(notes, list | tuple) and notes:
+        value = "\n".join([value, *(safe_str(n, MAX_MESSAGE_LENGTH) for n in notes[:20])])
+    return ser.string(value, path, MAX_MESSAGE_LENGTH)
+
+
+def _exceptions(
+    item: CaptureItem, state: _State, ser: Serializer, mechanism: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """The exception tree as Sentry wants it: oldest first, the raised exception last.
+
+    Chains (``__cause__``, else ``__context__`` unless suppressed) are followed; ExceptionGroup members
+    are expanded with ``mechanism.exception_id``/``parent_id``/``source`` so a reader can rebuild the tree.
+    """
+    assert item.exc is not None
+    nodes: list[tuple[BaseException, int | None, str | None]] = []  # (error, parent_id, source)
+    seen: set[int] = set()
+    has_group = False
+    stack: list[tuple[BaseException, int | None, str | None]] = [(item.exc, None, None)]
+    while stack and len(nodes) < MAX_EXCEPTIONS:
+        err, parent, source = stack.pop()
+        if id(err) in seen:
+            continue
+        seen.add(id(err))
+        my_id = len(nodes)
+        nodes.append((err, parent, source))
+        children: list[tuple[BaseException, int | None, str | None]] = []
+        if err.__cause__ is not None:
+            children.append((err.__cause__, my_id, "__cause__"))
+        elif not err.__suppress_context__ and err.__context__ is not None:
+            children.append((err.__context__, my_id, "__context__"))
+        if isinstance(err, _GROUP):
+            has_group = True
+            members = [m for m in getattr(err, "exceptions", ()) if isinstance(m, BaseException)]
+            children.extend((m, my_id, f"exceptions[{i}]") for i, m in enumerate(members))
+        stack.extend(reversed(children))
+    count = len(nodes)
+    values: list[dict[str, Any]] = []
+    # Sentry lists the tree depth-first from the raised exception and then reverses it: oldest first.
+    for index, (err, parent, source) in enumerate(nodes):
+        position = count - 1 - index
+        path = ("exception", "values", str(position))
+        cls = type(err)
+        value: dict[str, Any] = {
+            "type": safe_str(getattr(cls, "__name__", "Exception"), MAX_NAME_LENGTH),
+            "value": _exception_value(err, ser, (*path, "value")),
+        }
+        module = getattr(cls, "__module__", None)
+        if isinstance(module, str) and module not in ("builtins", "__main__"):
+            value["module"] = module
+        if index == 0:
+            mech = dict(mechanism)
+            if item.thread_id is not None:
+                value["thread_id"] = item.thread_id
+        else:
+            mech = {"type": "chained", "handled": mechanism.get("handled", True)}
+        errno = getattr(err, "errno", None)
+        if isinstance(err, OSError) and isinstance(errno, int):
+            mech.setdefault("meta", {})["errno"] = {"number": errno}
+        if has_group:
+            mech["exception_id"] = index
+            if parent is not None:
+                mech["parent_id"] = parent
+                mech["source"] = source
+            if isinstance(err, _GROUP):
+                mech["is_exception_group"] = True
+        value["mechanism"] = mech
+        frames = state.frames.frames(
+            err.__traceback__, item.live_locals or {}, ser, (*path, "stacktrace")
+        )
+        if frames:
+            value["stacktrace"] = {"frames": frames}
+        values.append(value)
+    values.reverse()
+    return values
+
+
+# -- scope data ---------------------------------------------------------------------------------
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    if isinstance(value, Mapping):
+        try:
+            return dict(value)
+        except Exception:
+            return {}
+    return {}
 
 
 def _apply_scope(event: Event, item: CaptureItem) -> None:
     scope = item.scope
     over = item.overrides
-    tags = {**scope.tags, **(over.get("tags") or {})}
+    tags = {**_mapping(event.get("tags")), **scope.tags, **_mapping(over.get("tags"))}
     if tags:
         event["tags"] = tags
-    extra = {**scope.extras, **(over.get("extras") or {})}
+    extra = {**_mapping(event.get("extra")), **scope.extras, **_mapping(over.get("extras"))}
     if extra:
         event["extra"] = extra
-    contexts = {**event.get("contexts", {}), **scope.contexts, **(over.get("contexts") or {})}
-    event["contexts"] = contexts
-    user = over.get("user") or scope.user
+    event["contexts"] = {
+        **_mapping(event.get("contexts")),
+        **scope.contexts,
+        **_mapping(over.get("contexts")),
+    }
+    user = over.get("user") or scope.user or event.get("user")
     if user:
-        event["user"] = dict(user)
+        event["user"] = _mapping(user)
     level = over.get("level") or scope.level
     if level:
         event["level"] = level
-    fingerprint = over.get("fingerprint") or scope.fingerprint
+    fingerprint = over.get("fingerprint") or scope.fingerprint or event.get("fingerprint")
     if fingerprint:
-        event["fingerprint"] = list(fingerprint)
+        event["fingerprint"] = fingerprint if isinstance(fingerprint, str) else list(fingerprint)
     if scope.transaction and "transaction" not in event:
         event["transaction"] = scope.transaction
     if scope.breadcrumbs:
         event["breadcrumbs"] = {"values": list(scope.breadcrumbs)}
-
-
-def _exception_values(exc: BaseException, mechanism: dict[str, Any] | None) -> list[dict[str, Any]]:
-    """The chain, oldest first (the raised exception last), as the Sentry schema wants."""
-    chain: list[BaseException] = []
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        chain.append(current)
-        if current.__cause__ is not None:
-            current = current.__cause__
-        elif current.__suppress_context__:
-            current = None
-        else:
-            current = current.__context__
-    values = []
-    for index, err in enumerate(reversed(chain)):
-        frames = [
-            {
-                "filename": fs.filename,
-                "abs_path": fs.filename,
-                "function": fs.name,
-                "lineno": fs.lineno,
-                "context_line": fs.line,
-            }
-            for fs in traceback.extract_tb(err.__traceback__)
-        ]
-        value: dict[str, Any] = {"type": type(err).__name__, "value": str(err)}
-        module = type(err).__module__
-        if module not in ("builtins", "__main__"):
-            value["module"] = module
-        if frames:
-            value["stacktrace"] = {"frames": frames}
-        if index == len(chain) - 1:
-            value["mechanism"] = dict(mechanism or {"type": "generic", "handled": True})
-        values.append(value)
-    return values
 
 
 def _run_processors(event: Event, item: CaptureItem, hint: Hint) -> Event | None:
@@ -122,23 +229,176 @@ def _run_processors(event: Event, item: CaptureItem, hint: Hint) -> Event | None
     return event
 
 
+# -- serialization and scrubbing ---------------------------------------------------------------
+
+
+def _name(value: Any) -> str:
+    return safe_str(value, MAX_NAME_LENGTH)
+
+
+def _serialize(event: Event, ser: Serializer, options: Options) -> Event:
+    """Every field JSON-safe and bounded; the exception values are built safe already."""
+    out: Event = {}
+    for key, value in event.items():
+        if key == "exception":
+            out[key] = value
+        elif key in ("event_id", "platform"):
+            out[key] = _name(value)
+        elif key == "timestamp":
+            out[key] = value if isinstance(value, int | float) else _name(value)
+        elif key == "level":
+            out[key] = value if value in LEVELS else "error"
+        elif key in ("release", "environment", "server_name", "transaction", "logger", "dist"):
+            if value is not None:
+                out[key] = _name(value)
+        elif key == "tags":
+            out[key] = {
+                safe_str(k, MAX_TAG_KEY): safe_str(v, MAX_TAG_VALUE).replace("\n", " ")
+                for k, v in _mapping(value).items()
+            }
+        elif key == "fingerprint":
+            parts = value if isinstance(value, list) else [value]
+            out[key] = [_name(p) for p in parts[:20]]
+        elif key == "contexts":
+            contexts = {}
+            for name, ctx in _mapping(value).items():
+                ctx_value = ser.serialize(ctx, ("contexts", str(name)))
+                contexts[safe_str(name, MAX_NAME_LENGTH)] = (
+                    ctx_value if isinstance(ctx_value, dict) else {"value": ctx_value}
+                )
+            out[key] = contexts
+        elif key == "breadcrumbs":
+            out[key] = _breadcrumbs(value, ser, options)
+        elif key == "logentry":
+            out[key] = _logentry(value, ser)
+        elif key == "user":
+            user = ser.serialize(_mapping(value), ("user",))
+            if isinstance(user.get("id"), int | float):
+                user["id"] = str(user["id"])
+            out[key] = user
+        else:
+            out[safe_str(key, MAX_NAME_LENGTH)] = ser.serialize(value, (str(key),))
+    return out
+
+
+def _breadcrumbs(value: Any, ser: Serializer, options: Options) -> dict[str, Any]:
+    crumbs = value.get("values") if isinstance(value, Mapping) else value
+    if not isinstance(crumbs, list | tuple):
+        return {"values": []}
+    limit = options.max_breadcrumbs
+    kept = list(crumbs)[-limit:] if limit else []
+    if len(crumbs) > len(kept):
+        add_meta(ser.meta, ("breadcrumbs", "values"), len=len(crumbs))
+    out = []
+    for i, crumb in enumerate(kept):
+        path = ("breadcrumbs", "values", str(i))
+        c = ser.serialize(_mapping(crumb), path)
+        if "level" in c and c["level"] not in LEVELS:
+            c["level"] = "info"
+        if "message" in c and not isinstance(c["message"], str):
+            c["message"] = safe_str(c["message"], options.max_value_length)
+        ts = crumb.get("timestamp") if isinstance(crumb, Mapping) else None
+        if isinstance(ts, int | float):
+            c["timestamp"] = ts
+        out.append(c)
+    return {"values": out}
+
+
+def _logentry(value: Any, ser: Serializer) -> dict[str, Any]:
+    entry = _mapping(value)
+    out: dict[str, Any] = {}
+    for field in ("message", "formatted"):
+        if field in entry:
+            out[field] = ser.string(entry[field], ("logentry", field), MAX_MESSAGE_LENGTH)
+    if "params" in entry:
+        out["params"] = ser.serialize(entry["params"], ("logentry", "params"))
+    if "message" not in out:
+        out["message"] = out.get("formatted", "")
+    return out
+
+
+def _scrub(event: Event, scrubber: Scrubber, meta: dict[str, Any]) -> None:
+    for v, value in enumerate((event.get("exception") or {}).get("values", [])):
+        value["value"] = scrubber.scrub_text(value["value"])
+        for f, frame in enumerate((value.get("stacktrace") or {}).get("frames", [])):
+            if "vars" in frame:
+                path = ("exception", "values", str(v), "stacktrace", "frames", str(f), "vars")
+                frame["vars"] = scrubber.scrub(frame["vars"], meta, path)
+    for key in ("extra", "contexts", "tags", "logentry"):
+        if key in event:
+            event[key] = scrubber.scrub(event[key], meta, (key,))
+    if "transaction" in event:
+        event["transaction"] = scrubber.scrub_text(event["transaction"])
+    if isinstance(event.get("user"), dict):
+        event["user"] = scrubber.scrub_user(event["user"], meta)
+        if not event["user"]:
+            del event["user"]
+    if isinstance(event.get("request"), dict):
+        event["request"] = scrubber.scrub_request(event["request"], meta)
+    crumbs = (event.get("breadcrumbs") or {}).get("values")
+    if crumbs:
+        event["breadcrumbs"]["values"] = scrubber.scrub(crumbs, meta, ("breadcrumbs", "values"))
+
+
+# -- the whole thing --------------------------------------------------------------------------
+
+
+def _base_event(item: CaptureItem, options: Options) -> Event:
+    event: Event = {
+        "event_id": item.event_id,
+        "timestamp": item.timestamp,
+        "platform": "python",
+        "level": item.level,
+        "environment": options.environment,
+        "sdk": {
+            "name": SDK_NAME,
+            "version": __version__,
+            "packages": [{"name": "pypi:tripwire", "version": __version__}],
+        },
+    }
+    if options.release:
+        event["release"] = options.release
+    if options.server_name:
+        event["server_name"] = options.server_name
+    return event
+
+
 def build_event(item: CaptureItem, options: Options) -> Event | None:
     """The finished event for ``item``; None if a scope processor dropped it."""
+    state = _state(options)
+    meta: dict[str, Any] = {}
+    ser = Serializer(meta, max_string=options.max_value_length)
     event = _base_event(item, options)
     event.update(item.event)
     _apply_scope(event, item)
+    contexts = event["contexts"]
+    for name, ctx in _static_contexts().items():
+        contexts.setdefault(name, dict(ctx))
+    trace = {"trace_id": item.trace_id or item.event_id, "span_id": item.event_id[:16]}
+    contexts.setdefault("trace", trace)
+    if item.thread_id is not None:
+        contexts.setdefault("thread", {"id": item.thread_id})
     if item.exc is not None:
-        mechanism = dict(item.mechanism) if item.mechanism else None
-        event["exception"] = {"values": _exception_values(item.exc, mechanism)}
+        mechanism = dict(item.mechanism) if item.mechanism else {"type": "generic", "handled": True}
+        event["exception"] = {"values": _exceptions(item, state, ser, mechanism)}
     if item.message is not None and "logentry" not in event:
         event["logentry"] = {"message": item.message, "formatted": item.message}
-    if item.thread_id is not None:
-        event.setdefault("contexts", {})["thread"] = {"id": item.thread_id}
+    if options.attach_modules and "modules" not in event:
+        event["modules"] = dict(installed_modules())
     hint = item.hint
     if item.exc is not None and "exc_info" not in hint:
         hint = {**hint, "exc_info": (type(item.exc), item.exc, item.exc.__traceback__)}
-    return _run_processors(event, item, hint)
+    processed: Any = _run_processors(event, item, hint)
+    if processed is None:
+        return None
+    if not isinstance(processed, dict):
+        logger.warning("tripwire: an event processor returned %s; event kept", type(processed).__name__)
+        processed = event
+    event = _serialize(processed, ser, options)
+    _scrub(event, state.scrubber, meta)
+    if meta:
+        event["_meta"] = meta
+    return _budget.enforce(event, options.max_event_bytes, options.max_value_length)
 
 
-def current_thread_id() -> int:
-    return threading.get_ident()
+__all__ = ["SDK_NAME", "build_event", "installed_modules"]

@@ -15,6 +15,7 @@ Model (why it looks like this):
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -79,12 +80,14 @@ class ScopeData:
 class ScopeHolder:
     """The mutable cell of one unit of work; see the module docstring."""
 
-    __slots__ = ("data", "last_event_id", "session")
+    __slots__ = ("data", "last_event_id", "session", "trace_id")
 
     def __init__(self, data: ScopeData, session: SessionTracker | None = None) -> None:
         self.data = data
         self.session = session
         self.last_event_id: str | None = None
+        #: Shared by every event of this unit of work (``contexts.trace.trace_id``); made on first use.
+        self.trace_id: str | None = None
 
 
 _ROOT = ScopeHolder(ScopeData())
@@ -104,6 +107,15 @@ def isolation_holder() -> ScopeHolder:
 def snapshot() -> ScopeData:
     """The scope data as it is now: a reference, since ScopeData is immutable."""
     return (_current.get() or _isolation.get()).data
+
+
+def trace_id() -> str:
+    """The trace id of the current unit of work (32 hex), created on first use."""
+    holder = _isolation.get()
+    value = holder.trace_id
+    if value is None:
+        value = holder.trace_id = os.urandom(16).hex()
+    return value
 
 
 @contextmanager
@@ -147,3 +159,4 @@ def reset_root() -> None:
     _ROOT.data = ScopeData()
     _ROOT.session = None
     _ROOT.last_event_id = None
+    _ROOT.trace_id = None

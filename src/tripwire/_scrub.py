@@ -1,0 +1,331 @@
+"""One scrubbing mechanism for every field of an event: secrets by key, secrets inside text, and PII.
+
+Rules (docs/events.md has the user-facing version):
+
+* **Keys.** A mapping key is sensitive when, lowercased and with ``-``, ``_``, ``.`` and spaces removed,
+  it contains one of :data:`DEFAULT_KEYS` or a user's ``scrub_keys``: ``X-Api-Key``, ``db_password``,
+  ``sessionid``, ``Authorization``, ``private_key``, ``credit-card``... Its value becomes ``[Filtered]``,
+  whatever it is (a string, a dict, a list). This applies in extra, contexts, tags, user, breadcrumb
+  data, frame locals, request headers, cookies, query strings, bodies and environment.
+* **Text.** Every string value (and exception values and messages) is searched for ``key=value`` /
+  ``"key": "value"`` pairs with a sensitive key, ``scheme://user:password@`` URLs, ``Bearer <token>``
+  credentials and the user's ``scrub_patterns``; the secret part becomes ``[Filtered]``.
+* **PII.** Without ``send_default_pii``: request cookies and client IP headers are removed, the
+  ``REMOTE_ADDR`` environment entry is removed, and ``user`` keeps only ``id`` (identities such as
+  ``email``, ``username``, ``name`` and ``ip_address`` are removed). Removals are noted in ``_meta``.
+
+Integrations use :func:`scrub_url`, :func:`scrub_query_string`, :func:`scrub_headers` and
+:func:`scrub_mapping` when they put data into breadcrumbs or contexts themselves.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from ._serialize import Meta, add_meta
+
+FILTERED = "[Filtered]"
+
+#: Substrings that make a key sensitive (compared lowercased, without ``-_. ``).
+DEFAULT_KEYS: tuple[str, ...] = (
+    "password",
+    "passwd",
+    "secret",
+    "token",
+    "apikey",
+    "auth",
+    "cookie",
+    "session",
+    "csrf",
+    "xsrf",
+    "creditcard",
+    "cardnumber",
+    "privatekey",
+)
+
+# The same list as regex fragments that tolerate the separators users write inside keys.
+_KEY_FRAGMENTS = (
+    r"pass(?:word|wd)",
+    r"secret",
+    r"token",
+    r"api[-_ ]?key",
+    r"auth",
+    r"cookie",
+    r"session",
+    r"csrf",
+    r"xsrf",
+    r"credit[-_ ]?card",
+    r"card[-_ ]?number",
+    r"private[-_ ]?key",
+)
+
+#: Request headers that carry the client's address: sent only with send_default_pii.
+IP_HEADERS = frozenset(
+    {
+        "x-forwarded-for",
+        "x-real-ip",
+        "forwarded",
+        "cf-connecting-ip",
+        "true-client-ip",
+        "x-client-ip",
+        "x-cluster-client-ip",
+        "fastly-client-ip",
+    }
+)
+#: User fields that identify a person: sent only with send_default_pii.
+USER_PII_KEYS = frozenset({"email", "username", "name", "ip_address", "ip", "full_name", "phone"})
+
+_URL_USERINFO = re.compile(r"(?P<head>\b[a-zA-Z][a-zA-Z0-9+.\-]*://[^\s/@:]*:)(?P<secret>[^\s/@]+)(?=@)")
+_CREDENTIAL = re.compile(
+    r"(?i)\b(?P<head>bearer|basic|token)(?P<sep>\s+)(?P<secret>[A-Za-z0-9\-._~+/]{6,}=*)"
+)
+_STRIP = str.maketrans("", "", "-_. ")
+
+
+def _normalize(key: str) -> str:
+    return key.lower().translate(_STRIP)
+
+
+class Scrubber:
+    """Scrubbing rules built from the options; one instance per client, used on the worker."""
+
+    def __init__(
+        self,
+        extra_keys: Iterable[str] = (),
+        patterns: Iterable[re.Pattern[str]] = (),
+        *,
+        send_default_pii: bool = False,
+    ) -> None:
+        extra = tuple(k for k in extra_keys if k)
+        self.keys = DEFAULT_KEYS + tuple(_normalize(k) for k in extra)
+        self.patterns = tuple(patterns)
+        self.send_default_pii = send_default_pii
+        fragments = _KEY_FRAGMENTS + tuple(re.escape(k) for k in extra)
+        self._pairs = re.compile(
+            r"(?i)(?P<key>[\w.\-]*(?:" + "|".join(fragments) + r")[\w.\-]*)"
+            r"(?P<sep>[\"']?\s*[=:]\s*[\"']?)(?P<secret>[^\s&#\"',;)}\]]+)"
+        )
+        self._key_cache: dict[str, bool] = {}
+
+    # -- keys and text ------------------------------------------------------------------------
+
+    def is_sensitive_key(self, key: str) -> bool:
+        """True if values under ``key`` must be filtered."""
+        cached = self._key_cache.get(key)
+        if cached is not None:
+            return cached
+        norm = _normalize(key)
+        result = any(fragment in norm for fragment in self.keys)
+        if len(self._key_cache) > 4096:
+            self._key_cache.clear()
+        self._key_cache[key] = result
+        return result
+
+    def scrub_text(self, text: str) -> str:
+        """``text`` with secrets inside it (key=value pairs, URL passwords, tokens, patterns) filtered."""
+        if "://" in text:
+            text = _URL_USERINFO.sub(lambda m: m["head"] + FILTERED, text)
+        text = self._pairs.sub(_replace_pair, text)
+        text = _CREDENTIAL.sub(lambda m: m["head"] + m["sep"] + FILTERED, text)
+        for pattern in self.patterns:
+            text = pattern.sub(FILTERED, text)
+        return text
+
+    # -- JSON-safe data ----------------------------------------------------------------------
+
+    def scrub(self, value: Any, meta: Meta | None = None, path: tuple[str, ...] = ()) -> Any:
+        """A scrubbed copy of JSON-safe ``value`` (dicts, lists, strings); filters noted in ``meta``."""
+        if isinstance(value, str):
+            return self.scrub_text(value)
+        if isinstance(value, dict):
+            out: dict[str, Any] = {}
+            for key, item in value.items():
+                if isinstance(key, str) and self.is_sensitive_key(key) and item not in (None, ""):
+                    out[key] = FILTERED
+                    if meta is not None:
+                        add_meta(meta, (*path, key), rem=[["!filter", "s"]])
+                else:
+                    out[key] = self.scrub(item, meta, (*path, str(key)))
+            return out
+        if isinstance(value, list | tuple):
+            return [self.scrub(item, meta, (*path, str(i))) for i, item in enumerate(value)]
+        return value
+
+    def scrub_user(self, user: Mapping[str, Any], meta: Meta | None = None) -> dict[str, Any]:
+        """The user, scrubbed; without send_default_pii only ``id`` and non-identifying keys stay."""
+        out: dict[str, Any] = {}
+        for key, value in user.items():
+            if not self.send_default_pii and key in USER_PII_KEYS:
+                if meta is not None:
+                    add_meta(meta, ("user", key), rem=[["!pii", "x"]])
+                continue
+            if key == "id":
+                out[key] = value
+            else:
+                out[key] = self.scrub({key: value}, meta, ("user",))[key]
+        return out
+
+    # -- request parts -------------------------------------------------------------------------
+
+    def scrub_query_string(self, query: str) -> str:
+        """``a=1&token=x`` → ``a=1&token=[Filtered]``; also applies the text rules to each value."""
+        if not query:
+            return query
+        parts = []
+        for part in re.split(r"([&;])", query):
+            if part in ("&", ";") or "=" not in part:
+                parts.append(part)
+                continue
+            key, _, value = part.partition("=")
+            if self.is_sensitive_key(_unquote(key)):
+                parts.append(f"{key}={FILTERED}")
+            else:
+                parts.append(f"{key}={self.scrub_text(value)}")
+        return "".join(parts)
+
+    def scrub_url(self, url: str) -> str:
+        """The URL without a userinfo password and with sensitive query parameters filtered."""
+        url = _URL_USERINFO.sub(lambda m: m["head"] + FILTERED, url)
+        base, sep, rest = url.partition("?")
+        if not sep:
+            return url
+        query, hsep, fragment = rest.partition("#")
+        return f"{base}?{self.scrub_query_string(query)}{hsep}{fragment}"
+
+    def scrub_headers(self, headers: Any) -> dict[str, Any]:
+        """Headers (a mapping or a list of pairs) as a dict, secrets filtered, PII headers dropped."""
+        pairs = headers.items() if isinstance(headers, Mapping) else headers
+        out: dict[str, Any] = {}
+        for key, value in pairs:
+            name = key.decode("latin-1") if isinstance(key, bytes) else str(key)
+            text = value.decode("latin-1") if isinstance(value, bytes) else value
+            lower = name.lower()
+            if not self.send_default_pii and (lower in IP_HEADERS or "cookie" in lower):
+                continue
+            if self.is_sensitive_key(name):
+                out[name] = FILTERED
+            else:
+                out[name] = self.scrub_text(text) if isinstance(text, str) else text
+        return out
+
+    def scrub_mapping(self, data: Mapping[str, Any]) -> dict[str, Any]:
+        """A scrubbed copy of a mapping (nested mappings and lists included)."""
+        result = self.scrub(dict(data))
+        return result if isinstance(result, dict) else {}
+
+    def scrub_request(self, request: dict[str, Any], meta: Meta | None = None) -> dict[str, Any]:
+        """The ``request`` interface with every part scrubbed (see the module docstring)."""
+        out: dict[str, Any] = {}
+        for key, value in request.items():
+            if key == "url" and isinstance(value, str):
+                out[key] = self.scrub_url(value)
+            elif key == "query_string" and isinstance(value, str):
+                out[key] = self.scrub_query_string(value)
+            elif key == "headers" and isinstance(value, Mapping | list):
+                out[key] = self.scrub_headers(value)
+            elif key == "cookies":
+                if not self.send_default_pii:
+                    if meta is not None:
+                        add_meta(meta, ("request", "cookies"), rem=[["!pii", "x"]])
+                    continue
+                out[key] = self.scrub_query_string(value) if isinstance(value, str) else self.scrub(value)
+            elif key == "env" and isinstance(value, dict):
+                env = {k: v for k, v in value.items() if self.send_default_pii or k != "REMOTE_ADDR"}
+                out[key] = self.scrub(env, meta, ("request", "env"))
+            else:
+                out[key] = self.scrub(value, meta, ("request", key))
+        return out
+
+
+def _replace_pair(match: re.Match[str]) -> str:
+    if match["secret"].startswith("[Filtered"):
+        return match[0]
+    return match["key"] + match["sep"] + FILTERED
+
+
+def _unquote(text: str) -> str:
+    if "%" not in text and "+" not in text:
+        return text
+    from urllib.parse import unquote_plus
+
+    return unquote_plus(text)
+
+
+# -- helpers for integrations -----------------------------------------------------------------
+
+
+def _active() -> Scrubber:
+    """The scrubber of the active client (its scrub_keys, patterns and PII setting), or the default."""
+    from . import _globals
+
+    client = _globals.client
+    if client is not None:
+        return scrubber_for(client.options)
+    return _DEFAULT
+
+
+def scrubber_for(options: Any) -> Scrubber:
+    """The (cached) :class:`Scrubber` for an :class:`~tripwire._options.Options`."""
+    cached: Scrubber | None = _CACHE.get(id(options))
+    if cached is not None and _CACHE_OWNER.get(id(options)) is options:
+        return cached
+    scrubber = Scrubber(
+        options.scrub_keys, options.scrub_patterns, send_default_pii=options.send_default_pii
+    )
+    if len(_CACHE) > 16:
+        _CACHE.clear()
+        _CACHE_OWNER.clear()
+    _CACHE[id(options)] = scrubber
+    _CACHE_OWNER[id(options)] = options
+    return scrubber
+
+
+_CACHE: dict[int, Scrubber] = {}
+_CACHE_OWNER: dict[int, Any] = {}
+_DEFAULT = Scrubber()
+
+
+def scrub_url(url: str) -> str:
+    """``url`` with its userinfo password and sensitive query parameters replaced by ``[Filtered]``."""
+    try:
+        return _active().scrub_url(url)
+    except Exception:
+        return FILTERED
+
+
+def scrub_query_string(query: str) -> str:
+    """A query string with the values of sensitive parameters replaced by ``[Filtered]``."""
+    try:
+        return _active().scrub_query_string(query)
+    except Exception:
+        return FILTERED
+
+
+def scrub_headers(headers: Any) -> dict[str, Any]:
+    """Headers (mapping or pairs) as a dict: secrets filtered, cookies and IP headers only with PII."""
+    try:
+        return _active().scrub_headers(headers)
+    except Exception:
+        return {}
+
+
+def scrub_mapping(data: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of ``data`` with the values under sensitive keys replaced by ``[Filtered]``."""
+    try:
+        return _active().scrub_mapping(data)
+    except Exception:
+        return {}
+
+
+__all__ = [
+    "DEFAULT_KEYS",
+    "FILTERED",
+    "Scrubber",
+    "scrub_headers",
+    "scrub_mapping",
+    "scrub_query_string",
+    "scrub_url",
+    "scrubber_for",
+]

@@ -1,0 +1,257 @@
+"""Stack frames: the caller's locals snapshot, and (on the worker) frames with source, in_app and vars.
+
+Locals, and why the split is safe: when an exception is captured, every frame of its traceback *below*
+the frame that caught it has finished. A finished frame's locals are frozen at the values they had when
+it exited, so the worker can read them later and see exactly what the code saw. The frames that are
+still running — the catching frame, and any frame of the traceback that is on the current call stack —
+keep changing after the capture returns. For those (usually one), :func:`snapshot_live_locals` copies the
+locals mapping on the caller: a shallow ``dict`` copy, a few hundred nanoseconds. Values are the same
+objects, so a list the handler mutates after the capture shows the mutation; a name the handler rebinds
+does not. Representing and scrubbing the values happens on the worker.
+"""
+
+from __future__ import annotations
+
+import builtins
+import os
+import re
+import sys
+from collections.abc import Iterator
+from itertools import islice
+from types import FrameType, TracebackType
+from typing import Any
+
+from ._options import Options
+from ._serialize import Serializer, add_meta, clean_str
+
+#: Frames kept per stack trace: the oldest and the newest half of this (the middle of a deep recursion
+#: says little); the original count is recorded in ``_meta``.
+MAX_FRAMES = 100
+#: Exceptions followed through ``__cause__``/``__context__`` and group members.
+MAX_EXCEPTIONS = 50
+#: Characters kept of one source line.
+MAX_LINE_LENGTH = 500
+
+_PACKAGES_DIR = re.compile(r"[\\/](?:site|dist)-packages[\\/]")
+# ExceptionGroup is new in 3.11; on 3.10 nothing is a group.
+_GROUP: Any = getattr(builtins, "BaseExceptionGroup", ())
+
+
+# -- on the caller ----------------------------------------------------------------------------
+
+
+def iter_exceptions(exc: BaseException, limit: int = MAX_EXCEPTIONS) -> Iterator[BaseException]:
+    """Every exception reachable from ``exc`` (cause/context chain and group members), each once."""
+    seen: set[int] = set()
+    stack = [exc]
+    while stack and len(seen) < limit:
+        err = stack.pop()
+        if id(err) in seen:
+            continue
+        seen.add(id(err))
+        yield err
+        nxt = err.__cause__ if err.__cause__ is not None else (
+            None if err.__suppress_context__ else err.__context__
+        )
+        if nxt is not None:
+            stack.append(nxt)
+        members = getattr(err, "exceptions", None)
+        if isinstance(members, tuple) and isinstance(err, _GROUP):
+            stack.extend(m for m in members if isinstance(m, BaseException))
+
+
+def snapshot_live_locals(exc: BaseException) -> dict[FrameType, dict[str, Any]]:
+    """Shallow copies of the locals of traceback frames that are still running (see module doc)."""
+    live: set[int] = set()
+    frame: FrameType | None = sys._getframe(1)
+    while frame is not None:
+        live.add(id(frame))
+        frame = frame.f_back
+    out: dict[FrameType, dict[str, Any]] = {}
+    for err in iter_exceptions(exc):
+        tb = err.__traceback__
+        # Only a prefix of a traceback can still be running: the frames below it have raised.
+        while tb is not None and id(tb.tb_frame) in live:
+            frame = tb.tb_frame
+            if frame not in out:
+                out[frame] = dict(frame.f_locals)
+            tb = tb.tb_next
+    return out
+
+
+# -- on the worker ----------------------------------------------------------------------------
+
+
+class FrameBuilder:
+    """Builds Sentry frames for one client's options; caches per-file facts between events."""
+
+    def __init__(self, options: Options) -> None:
+        self.options = options
+        root = options.project_root
+        self.project_root = os.path.join(os.path.abspath(root), "") if root else None
+        self.include = tuple(options.in_app_include)
+        self.exclude = tuple(options.in_app_exclude)
+        self._paths: dict[str, tuple[str, str]] = {}
+        self._in_app: dict[tuple[str | None, str], bool] = {}
+
+    # -- per file -----------------------------------------------------------------------------
+
+    def paths(self, filename: str) -> tuple[str, str]:
+        """(abs_path, filename relative to project_root or the sys.path entry that holds it)."""
+        cached = self._paths.get(filename)
+        if cached is not None:
+            return cached
+        if filename.startswith("<") and filename.endswith(">"):
+            result = (filename, filename)
+        else:
+            abs_path = os.path.abspath(filename)
+            rel = abs_path
+            roots = [p for p in sys.path if p and abs_path.startswith(os.path.join(p, ""))]
+            if self.project_root and abs_path.startswith(self.project_root) and not _PACKAGES_DIR.search(
+                abs_path
+            ):
+                rel = abs_path[len(self.project_root) :]
+            elif roots:
+                best = max(roots, key=len)
+                rel = abs_path[len(os.path.join(best, "")) :]
+            result = (abs_path, rel)
+        if len(self._paths) > 10_000:
+            self._paths.clear()
+        self._paths[filename] = result
+        return result
+
+    def in_app(self, module: str | None, abs_path: str) -> bool:
+        """include (module prefix) → True; exclude → False; site/dist-packages → False; under root."""
+        key = (module, abs_path)
+        cached = self._in_app.get(key)
+        if cached is not None:
+            return cached
+        result = False
+        if module and any(module == p or module.startswith(p + ".") for p in self.include):
+            result = True
+        elif (module and any(module == p or module.startswith(p + ".") for p in self.exclude)) or (
+            _PACKAGES_DIR.search(abs_path)
+        ):
+            result = False
+        elif self.project_root and abs_path.startswith(self.project_root):
+            result = True
+        if len(self._in_app) > 10_000:
+            self._in_app.clear()
+        self._in_app[key] = result
+        return result
+
+    # -- frames -------------------------------------------------------------------------------
+
+    def frames(
+        self,
+        tb: TracebackType | None,
+        live_locals: dict[FrameType, dict[str, Any]],
+        serializer: Serializer,
+        path: tuple[str, ...],
+    ) -> list[dict[str, Any]]:
+        """The frames of ``tb``, oldest call first and the raising frame last."""
+        entries: list[TracebackType] = []
+        while tb is not None:
+            entries.append(tb)
+            tb = tb.tb_next
+        visible = [t for t in entries if not _hidden(t.tb_frame)]
+        total = len(visible)
+        if total > MAX_FRAMES:
+            half = MAX_FRAMES // 2
+            visible = visible[:half] + visible[-half:]
+            add_meta(serializer.meta, (*path, "frames"), len=total)
+        return [
+            self.frame(t, live_locals, serializer, (*path, "frames", str(i)))
+            for i, t in enumerate(visible)
+        ]
+
+    def frame(
+        self,
+        tb: TracebackType,
+        live_locals: dict[FrameType, dict[str, Any]],
+        serializer: Serializer,
+        path: tuple[str, ...],
+    ) -> dict[str, Any]:
+        frame = tb.tb_frame
+        code = frame.f_code
+        filename = code.co_filename or "<unknown>"
+        abs_path, rel = self.paths(filename)
+        module = frame.f_globals.get("__name__")
+        if not isinstance(module, str):
+            module = None
+        lineno = tb.tb_lineno or frame.f_lineno or 0
+        out: dict[str, Any] = {
+            "filename": rel,
+            "abs_path": abs_path,
+            "function": getattr(code, "co_qualname", code.co_name),
+            "module": module,
+            "lineno": lineno,
+        }
+        colno = _colno(code, tb.tb_lasti)
+        if colno is not None:
+            out["colno"] = colno
+        out["in_app"] = self.in_app(module, abs_path)
+        if self.options.include_source_context and lineno > 0:
+            _add_source(out, filename, frame, lineno, self.options.context_lines)
+        if self.options.include_local_variables:
+            local_vars = live_locals.get(frame)
+            if local_vars is None:
+                try:
+                    local_vars = dict(frame.f_locals)
+                except Exception:
+                    local_vars = {}
+            if local_vars:
+                # Dunder names (a module frame's __builtins__, __loader__...) are noise, not state.
+                local_vars = {
+                    k: v
+                    for k, v in local_vars.items()
+                    if not (isinstance(k, str) and k.startswith("__") and k.endswith("__"))
+                }
+                out["vars"] = serializer.serialize(local_vars, (*path, "vars"))
+        return out
+
+
+def _hidden(frame: FrameType) -> bool:
+    """tripwire's own frames (not the collector, which is an application) and ``__traceback_hide__``."""
+    name = frame.f_globals.get("__name__")
+    if isinstance(name, str) and (name == "tripwire" or name.startswith("tripwire.")):
+        return not name.startswith("tripwire.collector")
+    try:
+        return bool(frame.f_locals.get("__traceback_hide__"))
+    except Exception:
+        return False
+
+
+def _colno(code: Any, lasti: int) -> int | None:
+    positions = getattr(code, "co_positions", None)
+    if positions is None or lasti < 0:
+        return None
+    try:
+        found = next(islice(positions(), lasti // 2, None), None)
+    except Exception:
+        return None
+    if found is None or found[2] is None:
+        return None
+    return int(found[2]) + 1
+
+
+def _add_source(out: dict[str, Any], filename: str, frame: FrameType, lineno: int, n: int) -> None:
+    import linecache
+
+    try:
+        lines = linecache.getlines(filename, frame.f_globals)
+    except Exception:
+        return
+    if not lines or lineno > len(lines):
+        return
+    index = lineno - 1
+
+    def clean(line: str) -> str:
+        return clean_str(line.rstrip("\r\n"), MAX_LINE_LENGTH)
+
+    out["pre_context"] = [clean(line) for line in lines[max(0, index - n) : index]]
+    out["context_line"] = clean(lines[index])
+    out["post_context"] = [clean(line) for line in lines[index + 1 : index + 1 + n]]
+
+
+__all__ = ["MAX_FRAMES", "FrameBuilder", "iter_exceptions", "snapshot_live_locals"]
