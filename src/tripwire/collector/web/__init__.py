@@ -1,0 +1,57 @@
+"""The collector's web dashboard: server-rendered pages behind a login.
+
+The collector app mounts :func:`routes`. Every page needs a dashboard login (``/login``); every form
+carries a CSRF token; every HTML answer carries a strict Content-Security-Policy; every value that
+came from an event is escaped by Jinja2's autoescape (see docs/dashboard.md).
+
+Pages:
+
+    /                                             -> the first project's issues
+    /login, /logout                               login form, logout (POST)
+    /projects/{project}/issues                    issue list: status tabs, search, filters, sparklines
+    /projects/{project}/issues/bulk               resolve/ignore/reopen ticked issues (POST)
+    /projects/{project}/releases                  releases with sessions and crash-free rate
+    /projects/{project}/settings                  DSN, limits, client-report and intake counters
+    /issues/{issue_id}                            one issue: actions, why grouped, tags, latest event
+    /issues/{issue_id}/status                     change the status (POST)
+    /issues/{issue_id}/events/{event_id}          one event: exception chain, frames, breadcrumbs, ...
+    /issues/{issue_id}/events/{event_id}/json     the stored event as a JSON download
+    /static/...                                   the stylesheet and a small script
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from . import events, issues, projects
+from ._auth import login_required, login_routes_handlers
+from ._render import STATIC_DIR
+
+__all__ = ["routes"]
+
+
+def routes(state: Any) -> list[BaseRoute]:
+    """The dashboard's routes; ``state`` carries ``store`` (a :class:`~..store.Store`) and ``config``
+    (a :class:`~..config.CollectorConfig`)."""
+    login, logout = login_routes_handlers(state)
+
+    def page(path: str, handler: Any, methods: tuple[str, ...] = ("GET",)) -> Route:
+        return Route(path, login_required(state, handler), methods=list(methods))
+
+    return [
+        Route("/login", login, methods=["GET", "POST"], name="login"),
+        Route("/logout", logout, methods=["POST"], name="logout"),
+        page("/", projects.home),
+        page("/projects/{project}/issues", issues.issue_list),
+        page("/projects/{project}/issues/bulk", issues.bulk_status, ("POST",)),
+        page("/projects/{project}/releases", projects.releases),
+        page("/projects/{project}/settings", projects.settings),
+        page("/issues/{issue_id:int}", issues.issue_detail),
+        page("/issues/{issue_id:int}/status", issues.issue_status, ("POST",)),
+        page("/issues/{issue_id:int}/events/{event_id}", events.event_detail),
+        page("/issues/{issue_id:int}/events/{event_id}/json", events.event_json),
+        Mount("/static", app=StaticFiles(directory=str(STATIC_DIR)), name="static"),
+    ]

@@ -1,0 +1,236 @@
+"""Dashboard logins: the session cookie, CSRF tokens and the wrapper every page goes through.
+
+- The session cookie holds a random token from :meth:`Store.create_web_session` (the store keeps only
+  its hash); it is HttpOnly, SameSite=Lax, and Secure when the page was served over HTTPS.
+- Every POST carries a CSRF token. Logged in, it is an HMAC of the session token, so it needs no
+  storage and dies with the session; on the login form (no session yet) it is a double-submit cookie.
+- Failed logins are throttled per client address so the password cannot be guessed at full speed.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import hashlib
+import hmac
+import secrets
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import quote
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from ..config import CollectorConfig
+from ..store import Store, User
+from ._render import SECURITY_HEADERS, render
+
+SESSION_COOKIE = "tripwire_session"
+LOGIN_CSRF_COOKIE = "tripwire_login_csrf"
+CSRF_FIELD = "csrf_token"
+SESSION_TTL = 14 * 86400.0
+#: Dashboard forms are tiny; anything bigger is not ours.
+MAX_FORM_BYTES = 64 * 1024
+
+
+@dataclasses.dataclass
+class Page:
+    """What a page handler gets: the request, the logged-in user, the store and the config."""
+
+    request: Request
+    store: Store
+    config: CollectorConfig
+    user: User
+    csrf_token: str
+    #: The submitted fields of a POST (strings only), else an empty dict.
+    form: dict[str, str]
+
+    def render(self, template: str, status_code: int = 200, **context: Any) -> Response:
+        """Render a dashboard template with the common context (user, CSRF token, projects)."""
+        base = {
+            "user": self.user,
+            "csrf_token": self.csrf_token,
+            "projects": self.store.list_projects(),
+            "path": self.request.url.path,
+        }
+        return render(template, {**base, **context}, status_code=status_code)
+
+
+PageHandler = Callable[[Page], Response]
+
+
+def csrf_token_for(session_token: str) -> str:
+    """The CSRF token of a logged-in session (an HMAC of its secret cookie)."""
+    return hmac.new(session_token.encode(), b"tripwire-dashboard-csrf", hashlib.sha256).hexdigest()
+
+
+def safe_next(target: str | None) -> str:
+    """A post-login redirect target that stays on this site (no ``//host`` or ``scheme:`` URLs)."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/"
+    return target
+
+
+def redirect(url: str) -> RedirectResponse:
+    """A 303 redirect (the answer to a successful POST) with the security headers."""
+    return RedirectResponse(url, status_code=303, headers=SECURITY_HEADERS)
+
+
+def _set_cookie(response: Response, request: Request, name: str, value: str, max_age: int) -> None:
+    response.set_cookie(
+        name,
+        value,
+        max_age=max_age,
+        path="/",
+        httponly=True,
+        samesite="lax",
+        secure=request.url.scheme == "https",
+    )
+
+
+async def _read_form(request: Request) -> dict[str, str] | Response:
+    length = request.headers.get("content-length")
+    if length is not None and (not length.isdigit() or int(length) > MAX_FORM_BYTES):
+        return render("error.html", _error_context(413, "Form too large."), status_code=413)
+    async with request.form(max_files=0, max_fields=50) as form:
+        return {key: value for key, value in form.items() if isinstance(value, str)}
+
+
+def _error_context(status: int, message: str) -> dict[str, Any]:
+    return {"user": None, "csrf_token": "", "projects": [], "path": "", "status": status,
+            "message": message}
+
+
+def login_required(state: Any, handler: PageHandler) -> Callable[[Request], Awaitable[Response]]:
+    """Wrap a page handler: no session means a redirect to the login form, a POST without the
+    right CSRF token is refused with 403, and the handler itself runs in a worker thread (the
+    store is synchronous)."""
+
+    async def endpoint(request: Request) -> Response:
+        form: dict[str, str] = {}
+        if request.method == "POST":
+            parsed = await _read_form(request)
+            if isinstance(parsed, Response):
+                return parsed
+            form = parsed
+        return await run_in_threadpool(_dispatch, state, handler, request, form)
+
+    endpoint.__name__ = getattr(handler, "__name__", "page")
+    return endpoint
+
+
+def _dispatch(state: Any, handler: PageHandler, request: Request, form: dict[str, str]) -> Response:
+    store: Store = state.store
+    token = request.cookies.get(SESSION_COOKIE, "")
+    user = store.get_web_session_user(token) if token else None
+    if user is None:
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        if request.method != "GET":
+            target = "/"
+        return redirect(f"/login?next={quote(target, safe='/')}")
+    csrf = csrf_token_for(token)
+    if request.method == "POST" and not hmac.compare_digest(form.get(CSRF_FIELD, ""), csrf):
+        return render(
+            "error.html",
+            _error_context(403, "This form has expired or did not come from this dashboard (CSRF "
+                                "check failed). Go back, reload the page and try again."),
+            status_code=403,
+        )
+    page = Page(request=request, store=store, config=state.config, user=user, csrf_token=csrf,
+                form=form)
+    return handler(page)
+
+
+class LoginThrottle:
+    """Counts failed logins per client address and refuses more than ``limit`` per ``window``."""
+
+    def __init__(self, limit: int = 20, window: float = 600.0, max_clients: int = 10_000) -> None:
+        self.limit = limit
+        self.window = window
+        self.max_clients = max_clients
+        self._failures: collections.OrderedDict[str, list[float]] = collections.OrderedDict()
+        self._lock = threading.Lock()
+
+    def blocked(self, client: str, now: float | None = None) -> bool:
+        """True if ``client`` failed too often recently."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            recent = [t for t in self._failures.get(client, ()) if now - t < self.window]
+            if recent:
+                self._failures[client] = recent
+            else:
+                self._failures.pop(client, None)
+            return len(recent) >= self.limit
+
+    def failed(self, client: str, now: float | None = None) -> None:
+        """Record one failed login of ``client``."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            self._failures.setdefault(client, []).append(now)
+            self._failures.move_to_end(client)
+            # Bounded memory: forget the clients that failed longest ago.
+            while len(self._failures) > self.max_clients:
+                self._failures.popitem(last=False)
+
+    def succeeded(self, client: str) -> None:
+        """Forget the failures of ``client``."""
+        with self._lock:
+            self._failures.pop(client, None)
+
+
+def login_routes_handlers(state: Any) -> tuple[Callable[[Request], Awaitable[Response]], ...]:
+    """The login form (GET and POST) and logout endpoints bound to ``state``."""
+    throttle = LoginThrottle()
+
+    def show_form(request: Request, error: str = "", status: int = 200,
+                  username: str = "") -> Response:
+        csrf = secrets.token_urlsafe(24)
+        context: dict[str, Any] = {
+            "user": None, "csrf_token": csrf, "projects": [], "path": "/login",
+            "next": safe_next(request.query_params.get("next")), "error": error,
+            "username": username,
+        }
+        response = render("login.html", context, status_code=status)
+        _set_cookie(response, request, LOGIN_CSRF_COOKIE, csrf, max_age=3600)
+        return response
+
+    async def login(request: Request) -> Response:
+        store: Store = state.store
+        if request.method == "GET":
+            token = request.cookies.get(SESSION_COOKIE, "")
+            current = await run_in_threadpool(store.get_web_session_user, token) if token else None
+            if current is not None:
+                return redirect(safe_next(request.query_params.get("next")))
+            return show_form(request)
+        parsed = await _read_form(request)
+        if isinstance(parsed, Response):
+            return parsed
+        expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
+        if not expected or not hmac.compare_digest(parsed.get(CSRF_FIELD, ""), expected):
+            return show_form(request, "Your login form expired. Please try again.", 403)
+        client = request.client.host if request.client else "unknown"
+        username = parsed.get("username", "").strip()[:200]
+        if throttle.blocked(client):
+            return show_form(request, "Too many failed logins. Wait a few minutes.", 429, username)
+        user = await run_in_threadpool(store.verify_password, username, parsed.get("password", ""))
+        if user is None:
+            throttle.failed(client)
+            return show_form(request, "Wrong username or password.", 401, username)
+        throttle.succeeded(client)
+        token = await run_in_threadpool(store.create_web_session, user.id, SESSION_TTL)
+        response = redirect(safe_next(parsed.get("next")))
+        _set_cookie(response, request, SESSION_COOKIE, token, max_age=int(SESSION_TTL))
+        response.delete_cookie(LOGIN_CSRF_COOKIE, path="/")
+        return response
+
+    def logout(page: Page) -> Response:
+        token = page.request.cookies.get(SESSION_COOKIE, "")
+        page.store.delete_web_session(token)
+        response = redirect("/login")
+        response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="lax")
+        return response
+
+    return login, login_required(state, logout)
