@@ -33,6 +33,7 @@ from ._api import (
 )
 from ._client import Client
 from ._exceptions import ConfigurationError
+from ._monitor import capture, end_session, monitor, start_session
 from ._version import __version__
 
 if TYPE_CHECKING:
@@ -45,14 +46,17 @@ __all__ = [
     "__version__",
     "add_breadcrumb",
     "aflush",
+    "capture",
     "capture_exception",
     "capture_message",
     "close",
+    "end_session",
     "flush",
     "get_client",
     "init",
     "isolation_scope",
     "last_event_id",
+    "monitor",
     "new_scope",
     "set_context",
     "set_extra",
@@ -62,6 +66,7 @@ __all__ = [
     "set_tags",
     "set_transaction",
     "set_user",
+    "start_session",
     "stats",
 ]
 

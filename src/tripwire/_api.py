@@ -31,10 +31,18 @@ def init(dsn: str | None = None, /, **options: Any) -> Client:
     if "dsn" in options:
         dsn = options.pop("dsn")
     opts = build_options(dsn, **options)
+    integrations: list[Any] = []
+    if opts.enabled:
+        from . import integrations as _integrations
+
+        opts, integrations = _integrations.prepare(opts, release_given="release" in options)
     client = Client(opts)
     old, _globals.client = _globals.client, (client if opts.enabled else None)
     if old is not None:
         old.close(timeout=old.options.shutdown_timeout)
+    _globals.uninstall_integrations()
+    if integrations:
+        _integrations.install(integrations)
     if opts.debug:
         logger.setLevel(logging.DEBUG)
     return client
@@ -225,6 +233,7 @@ def close(timeout: float | None = None) -> None:
     """Flush (up to ``timeout``), stop the worker and disable tripwire."""
     client = _globals.client
     _globals.client = None
+    _globals.uninstall_integrations()
     if client is not None:
         client.close(timeout)
 

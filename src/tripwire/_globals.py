@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING
 
 from . import _scope
@@ -18,4 +19,12 @@ def reset() -> None:
     old, client = client, None
     if old is not None:
         old.close(timeout=0)
+    uninstall_integrations()
     _scope.reset_root()
+
+
+def uninstall_integrations() -> None:
+    """Restore every hook the integrations installed (a no-op if they were never loaded)."""
+    integrations = sys.modules.get("tripwire.integrations")
+    if integrations is not None:
+        integrations.uninstall()

@@ -1,0 +1,168 @@
+"""Integrations hook tripwire into the process: logging, excepthooks, threads, asyncio, outgoing HTTP.
+
+None is installed at import time. :func:`tripwire.init` installs the defaults (unless
+``default_integrations=False``) and :func:`tripwire.close` restores what was there before. Turn one off
+by name, or configure it by passing an instance::
+
+    tripwire.init(
+        dsn,
+        disabled_integrations=["stdlib"],
+        integrations=[LoggingIntegration(breadcrumb_level=logging.DEBUG, event_level=logging.WARNING)],
+    )
+
+Names: ``logging``, ``excepthook``, ``threading``, ``asyncio``, ``stdlib``, ``httpx``, ``context``.
+Integrations for libraries the app may never use (asyncio, http.client, httpx) patch them only once the
+app imports them, so ``init()`` imports none of them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import logging
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from .._exceptions import ConfigurationError
+
+if TYPE_CHECKING:
+    from .._options import Options
+    from .asyncio import AsyncioIntegration as AsyncioIntegration
+    from .context import ContextIntegration as ContextIntegration
+    from .excepthook import ExcepthookIntegration as ExcepthookIntegration
+    from .httpx import HttpxIntegration as HttpxIntegration
+    from .logging import LoggingIntegration as LoggingIntegration
+    from .stdlib import StdlibIntegration as StdlibIntegration
+    from .threading import ThreadingIntegration as ThreadingIntegration
+
+__all__ = [
+    "DEFAULT_INTEGRATIONS",
+    "AsyncioIntegration",
+    "ContextIntegration",
+    "ExcepthookIntegration",
+    "HttpxIntegration",
+    "Integration",
+    "LoggingIntegration",
+    "StdlibIntegration",
+    "ThreadingIntegration",
+    "installed",
+]
+
+logger = logging.getLogger("tripwire")
+
+
+class Integration:
+    """Base class: ``install()`` hooks into the process, ``uninstall()`` puts back what was there.
+
+    Subclasses set :attr:`identifier` (the name used in ``disabled_integrations``). An instance is
+    installed at most once at a time; hooks must stay harmless if someone else wrapped them after us
+    (they then pass everything through instead of being unwrapped).
+    """
+
+    identifier: ClassVar[str] = ""
+
+    def install(self) -> None:
+        """Hook into the process. Called by :func:`tripwire.init`."""
+
+    def uninstall(self) -> None:
+        """Undo :meth:`install`. Called by :func:`tripwire.close` and on re-init."""
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.identifier!r}>"
+
+
+#: The integrations on by default: name -> (module, class). Imported only by init().
+DEFAULT_INTEGRATIONS: dict[str, tuple[str, str]] = {
+    "context": ("tripwire.integrations.context", "ContextIntegration"),
+    "logging": ("tripwire.integrations.logging", "LoggingIntegration"),
+    "excepthook": ("tripwire.integrations.excepthook", "ExcepthookIntegration"),
+    "threading": ("tripwire.integrations.threading", "ThreadingIntegration"),
+    "asyncio": ("tripwire.integrations.asyncio", "AsyncioIntegration"),
+    "stdlib": ("tripwire.integrations.stdlib", "StdlibIntegration"),
+    "httpx": ("tripwire.integrations.httpx", "HttpxIntegration"),
+}
+
+_installed: list[Integration] = []
+
+
+def _load(name: str) -> type[Integration]:
+    module, attr = DEFAULT_INTEGRATIONS[name]
+    cls: type[Integration] = getattr(importlib.import_module(module), attr)
+    return cls
+
+
+def __getattr__(name: str) -> Any:
+    # ``from tripwire.integrations import LoggingIntegration`` without importing all of them.
+    for key, (_module, attr) in DEFAULT_INTEGRATIONS.items():
+        if attr == name:
+            return _load(key)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def resolve(options: Options) -> list[Integration]:
+    """The integrations ``options`` ask for, in install order; ConfigurationError if one is wrong."""
+    disabled = set(options.disabled_integrations)
+    given: dict[str, Integration] = {}
+    for item in options.integrations:
+        if isinstance(item, type) and issubclass(item, Integration):
+            item = item()
+        if not isinstance(item, Integration):
+            raise ConfigurationError(f"integrations: expected Integration objects, got {item!r}")
+        if not item.identifier:
+            raise ConfigurationError(f"integrations: {item!r} has no identifier")
+        given[item.identifier] = item
+    unknown = disabled - set(DEFAULT_INTEGRATIONS) - set(given)
+    if unknown:
+        raise ConfigurationError(
+            f"disabled_integrations: unknown name {sorted(unknown)[0]!r}; "
+            f"known: {', '.join(sorted(DEFAULT_INTEGRATIONS))}"
+        )
+    chosen: dict[str, Integration] = {}
+    if options.default_integrations:
+        for name in DEFAULT_INTEGRATIONS:
+            if name not in disabled and name not in given:
+                chosen[name] = _load(name)()
+    for name, item in given.items():
+        if name not in disabled:
+            chosen[name] = item
+    return list(chosen.values())
+
+
+def prepare(options: Options, *, release_given: bool) -> tuple[Options, list[Integration]]:
+    """What init() needs before it creates the client: the integrations, and the detected release."""
+    integrations = resolve(options)
+    if not release_given and options.release is None:
+        from .context import ContextIntegration, detect_release
+
+        for integration in integrations:
+            if isinstance(integration, ContextIntegration) and integration.detect_release:
+                release = detect_release()
+                if release:
+                    options = dataclasses.replace(options, release=release)
+    return options, integrations
+
+
+def install(integrations: list[Integration]) -> None:
+    """Uninstall whatever is installed, then install ``integrations``; failures are logged."""
+    uninstall()
+    for integration in integrations:
+        try:
+            integration.install()
+        except Exception:
+            logger.exception("tripwire: could not install %r; it stays off", integration)
+            continue
+        _installed.append(integration)
+
+
+def uninstall() -> None:
+    """Uninstall every installed integration, newest first, restoring the previous hooks."""
+    while _installed:
+        integration = _installed.pop()
+        try:
+            integration.uninstall()
+        except Exception:
+            logger.exception("tripwire: could not uninstall %r", integration)
+
+
+def installed() -> list[str]:
+    """The identifiers of the integrations installed now, in install order."""
+    return [integration.identifier for integration in _installed]

@@ -1,0 +1,227 @@
+"""The logging integration: log records become breadcrumbs and events.
+
+It wraps ``logging.Logger.callHandlers`` instead of adding a handler to the root logger, so it keeps
+working whatever ``dictConfig`` does to handlers, and sees records of loggers that do not propagate.
+The app's own handlers run first and exactly as before.
+
+* records at or above ``breadcrumb_level`` (default INFO) become breadcrumbs;
+* records at or above ``event_level`` (default ERROR) become events: with ``exc_info`` an exception
+  event (mechanism ``logging``, handled), otherwise a message event whose ``logentry.message`` is the
+  template (``record.msg``), so ``"user %s failed"`` groups as one issue whatever the user is;
+* extra attributes (``logger.info("x", extra={...})``) are attached only with ``attach_extra=True``,
+  and are scrubbed like everything else;
+* tripwire's own logger (``tripwire`` and below) is never fed back in, nor are loggers named in
+  :func:`ignore_logger`, nor records logged with ``extra={"tripwire_ignore": True}``.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+from .. import _globals
+from .._types import Breadcrumb, Event
+from . import Integration
+from ._common import Patches, add_crumb, scrub_mapping
+
+__all__ = [
+    "LoggingIntegration",
+    "ignore_logger",
+    "leave_breadcrumb",
+    "level_name",
+    "record_to_breadcrumb",
+    "report_record",
+]
+
+_IGNORED: set[str] = {"tripwire", "tripwire.*"}
+
+#: Attributes every LogRecord has; anything else came from ``extra=``.
+_STANDARD_ATTRS = frozenset(
+    vars(logging.LogRecord("", 0, "", 0, "", (), None)).keys()
+    | {"message", "asctime", "taskName", "tripwire_ignore"}
+)
+
+# Set while we turn a record into an event, so anything logged on the way is not fed back.
+_busy = threading.local()
+
+
+def ignore_logger(name: str) -> None:
+    """Never turn records of logger ``name`` (fnmatch patterns allowed: ``"noisy.*"``) into anything."""
+    _IGNORED.add(name)
+
+
+def _is_ignored(record: logging.LogRecord) -> bool:
+    name = record.name
+    if name == "tripwire" or name.startswith("tripwire."):
+        return True
+    if getattr(record, "tripwire_ignore", False):
+        return True
+    if len(_IGNORED) > 2:
+        for pattern in _IGNORED:
+            if name == pattern or fnmatch.fnmatchcase(name, pattern):
+                return True
+    return False
+
+
+def level_name(levelno: int) -> str:
+    """The tripwire level of a logging level number (CRITICAL is ``fatal``)."""
+    if levelno >= logging.CRITICAL:
+        return "fatal"
+    if levelno >= logging.ERROR:
+        return "error"
+    if levelno >= logging.WARNING:
+        return "warning"
+    if levelno >= logging.INFO:
+        return "info"
+    return "debug"
+
+
+def _message(record: logging.LogRecord) -> str:
+    try:
+        return record.getMessage()
+    except Exception:
+        # A format string that does not match its arguments: logging itself reports that on stderr.
+        return str(record.msg)
+
+
+def _extra(record: logging.LogRecord) -> dict[str, Any]:
+    extra = {k: v for k, v in vars(record).items() if k not in _STANDARD_ATTRS and not k.startswith("_")}
+    return scrub_mapping(extra) if extra else extra
+
+
+def record_to_breadcrumb(record: logging.LogRecord, *, attach_extra: bool = False) -> Breadcrumb:
+    """The breadcrumb for ``record``: type log, category = logger name, formatted message."""
+    crumb: Breadcrumb = {
+        "type": "log",
+        "category": record.name,
+        "level": level_name(record.levelno),
+        "message": _message(record),
+        "timestamp": record.created,
+    }
+    if attach_extra:
+        extra = _extra(record)
+        if extra:
+            crumb["data"] = extra
+    return crumb
+
+
+def report_record(record: logging.LogRecord, *, attach_extra: bool = False) -> str | None:
+    """Report ``record`` as an event with the active client; the event id, or None."""
+    if getattr(_busy, "active", False):
+        return None
+    _busy.active = True
+    try:
+        return _report(record, attach_extra)
+    finally:
+        _busy.active = False
+
+
+def _report(record: logging.LogRecord, attach_extra: bool) -> str | None:
+    client = _globals.client
+    if client is None:
+        return None
+    record._tripwire_reported = True
+    event: Event = {"logger": record.name}
+    hint = {"log_record": record}
+    level = level_name(record.levelno)
+    extras = _extra(record) if attach_extra else None
+    scope_kwargs: dict[str, Any] = {"extras": extras} if extras else {}
+    exc_info = record.exc_info
+    formatted = _message(record)
+    template = record.msg if isinstance(record.msg, str) else formatted
+    event["logentry"] = {"message": template, "formatted": formatted}
+    if exc_info and exc_info[1] is not None:
+        return client.capture_exception(
+            exc_info[1],
+            mechanism={"type": "logging", "handled": True},
+            event=event,
+            hint=hint,
+            level=level,
+            **scope_kwargs,
+        )
+    return client.capture_message(formatted, level, event=event, hint=hint, **scope_kwargs)
+
+
+def leave_breadcrumb(record: logging.LogRecord, *, attach_extra: bool = False) -> None:
+    """Add ``record`` as a breadcrumb to the current scope (once per record)."""
+    client = _globals.client
+    if client is None or getattr(record, "_tripwire_crumb", False):
+        return
+    record._tripwire_crumb = True
+    add_crumb(client, record_to_breadcrumb(record, attach_extra=attach_extra), {"log_record": record})
+
+
+class LoggingIntegration(Integration):
+    """Turn log records into breadcrumbs and events (see the module docstring).
+
+    ``breadcrumb_level`` / ``event_level``: logging levels (int or name); ``None`` turns that part off.
+    ``attach_extra``: attach the record's ``extra=`` attributes (scrubbed) to events and breadcrumbs.
+    """
+
+    identifier: ClassVar[str] = "logging"
+
+    def __init__(
+        self,
+        breadcrumb_level: int | str | None = logging.INFO,
+        event_level: int | str | None = logging.ERROR,
+        *,
+        attach_extra: bool = False,
+    ) -> None:
+        self.breadcrumb_level = _level(breadcrumb_level)
+        self.event_level = _level(event_level)
+        self.attach_extra = attach_extra
+        self._patches = Patches()
+
+    def install(self) -> None:
+        self._patches.replace(logging.Logger, "callHandlers", self._wrap)
+
+    def uninstall(self) -> None:
+        self._patches.undo()
+
+    def _wrap(self, original: Callable[[logging.Logger, logging.LogRecord], None]) -> Any:
+        handle = self.handle
+
+        def callHandlers(logger: logging.Logger, record: logging.LogRecord) -> None:
+            try:
+                original(logger, record)
+            finally:
+                # After the app's handlers, exactly as they would have run without tripwire.
+                handle(record)
+
+        return callHandlers
+
+    def handle(self, record: logging.LogRecord) -> None:
+        """Turn one record into an event and/or a breadcrumb. Never raises."""
+        levelno = record.levelno
+        event = self.event_level is not None and levelno >= self.event_level
+        crumb = self.breadcrumb_level is not None and levelno >= self.breadcrumb_level
+        if not (event or crumb) or _globals.client is None or getattr(_busy, "active", False):
+            return
+        if _is_ignored(record):
+            return
+        _busy.active = True
+        try:
+            # tripwire.logging's handler and filter mark the records they have taken care of.
+            if event and not getattr(record, "_tripwire_reported", False):
+                _report(record, self.attach_extra)
+            if crumb:
+                leave_breadcrumb(record, attach_extra=self.attach_extra)
+        except Exception:
+            # Logging here could recurse; the app's own handlers have already seen the record.
+            pass
+        finally:
+            _busy.active = False
+
+
+def _level(value: int | str | None) -> int | None:
+    if value is None or isinstance(value, int):
+        return value
+    number = logging.getLevelName(value.upper())
+    if not isinstance(number, int):
+        from .._exceptions import ConfigurationError
+
+        raise ConfigurationError(f"LoggingIntegration: unknown logging level {value!r}")
+    return number

@@ -1,0 +1,163 @@
+"""Outgoing HTTP breadcrumbs for ``http.client`` — and so for ``urllib.request``, urllib3 and requests.
+
+Each request the app makes leaves a breadcrumb ``{type: http, category: httplib}`` with the method, the
+URL without its password, query or fragment, the query string apart (``http.query``) with secret
+parameters masked, the status code, the reason and the duration. No header is added to the request.
+Requests made by tripwire itself (to its DSN, or from its own threads) leave none.
+
+``http.client`` is patched only once the app imports it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any, ClassVar
+
+from .. import _globals
+from .._types import Breadcrumb
+from . import Integration
+from ._common import Patches, add_crumb, in_sdk_thread
+
+__all__ = ["StdlibIntegration", "http_breadcrumb"]
+
+
+def http_breadcrumb(
+    category: str,
+    method: str,
+    url: str,
+    *,
+    started: float,
+    duration: float,
+    status: int | None = None,
+    reason: str | None = None,
+    error: BaseException | None = None,
+) -> Breadcrumb:
+    """The breadcrumb of one outgoing request, scrubbed (shared by the http.client and httpx hooks)."""
+    from .._scrub import scrub_query_string, scrub_url
+
+    base = url.partition("#")[0]
+    base, _, query = base.partition("?")
+    data: dict[str, Any] = {"method": method.upper(), "url": scrub_url(base)}
+    if query:
+        data["http.query"] = scrub_query_string(query)
+    if status is not None:
+        data["status_code"] = status
+    if reason:
+        data["reason"] = reason
+    data["duration_ms"] = round(duration * 1000.0, 3)
+    level = "info"
+    if error is not None:
+        data["error"] = type(error).__name__
+        level = "error"
+    elif status is not None and status >= 500:
+        level = "error"
+    elif status is not None and status >= 400:
+        level = "warning"
+    return {"type": "http", "category": category, "level": level, "timestamp": started, "data": data}
+
+
+def _is_sdk_request(host: str, port: int | None, path: str) -> bool:
+    if in_sdk_thread():
+        return True
+    client = _globals.client
+    dsn = client.options.dsn if client is not None else None
+    if dsn is None or dsn.host != host:
+        return False
+    return (dsn.port is None or dsn.port == port) and path.startswith(f"{dsn.path}/api/")
+
+
+def _connection_url(conn: Any, url: str) -> tuple[str, str, int | None, str]:
+    """(full URL, host, port, path) of a request made on http.client connection ``conn``."""
+    if url.startswith(("http://", "https://")):  # a request through a proxy carries the full URL
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(url)
+        return url, parts.hostname or "", parts.port, parts.path
+    default_port = getattr(conn, "default_port", 80)
+    scheme = "https" if default_port == 443 else "http"
+    tunnel_host = getattr(conn, "_tunnel_host", None)
+    host: str = tunnel_host or conn.host
+    port: int | None = getattr(conn, "_tunnel_port", None) if tunnel_host else conn.port
+    netloc = f"[{host}]" if ":" in host else host
+    if port and port != default_port:
+        netloc = f"{netloc}:{port}"
+    if not url.startswith("/"):
+        url = "/" + url
+    return f"{scheme}://{netloc}{url}", host, port, url
+
+
+class StdlibIntegration(Integration):
+    """Leave a breadcrumb for every request made with ``http.client`` (see the module docstring)."""
+
+    identifier: ClassVar[str] = "stdlib"
+
+    def __init__(self) -> None:
+        self._patches = Patches()
+
+    def install(self) -> None:
+        self._patches.when_imported("http.client", self._patch)
+
+    def _patch(self, module: ModuleType) -> None:
+        self._patches.replace(module.HTTPConnection, "putrequest", _wrap_putrequest)
+        self._patches.replace(module.HTTPConnection, "getresponse", _wrap_getresponse)
+
+    def uninstall(self) -> None:
+        self._patches.undo()
+
+
+def _wrap_putrequest(original: Callable[..., Any]) -> Callable[..., Any]:
+    def putrequest(conn: Any, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+        if _globals.client is not None:
+            conn._tripwire_request = (method, url, time.time(), time.perf_counter())
+        return original(conn, method, url, *args, **kwargs)
+
+    return putrequest
+
+
+def _wrap_getresponse(original: Callable[..., Any]) -> Callable[..., Any]:
+    def getresponse(conn: Any, *args: Any, **kwargs: Any) -> Any:
+        info = conn.__dict__.pop("_tripwire_request", None)
+        if info is None:
+            return original(conn, *args, **kwargs)
+        try:
+            response = original(conn, *args, **kwargs)
+        except Exception as exc:
+            _record(conn, info, None, None, exc)
+            raise
+        _record(conn, info, response.status, response.reason, None)
+        return response
+
+    return getresponse
+
+
+def _record(
+    conn: Any,
+    info: tuple[str, str, float, float],
+    status: int | None,
+    reason: str | None,
+    error: BaseException | None,
+) -> None:
+    try:
+        client = _globals.client
+        if client is None:
+            return
+        method, url, started, t0 = info
+        duration = time.perf_counter() - t0
+        full_url, host, port, path = _connection_url(conn, url)
+        if _is_sdk_request(host, port, path):
+            return
+        crumb = http_breadcrumb(
+            "httplib",
+            method,
+            full_url,
+            started=started,
+            duration=duration,
+            status=status,
+            reason=reason,
+            error=error,
+        )
+        add_crumb(client, crumb, {"httplib_connection": conn})
+    except Exception:
+        pass

@@ -1,0 +1,73 @@
+"""Scope propagation into threads and thread pools.
+
+A thread started with ``threading.Thread.start`` and a function given to
+``concurrent.futures.ThreadPoolExecutor.submit`` (which ``loop.run_in_executor`` uses) run in a copy of
+the starting code's context — what ``asyncio.to_thread`` already does. So a background job's error
+carries the tags, user and breadcrumbs of the request that started it, and what the job sets is seen
+by that request's scope too (they share one unit of work).
+
+``ThreadPoolExecutor`` is patched only once the app imports ``concurrent.futures``' thread pool.
+Turn propagation off with ``ThreadingIntegration(propagate_scope=False)`` or
+``disabled_integrations=["threading"]``; uncaught exceptions in threads are reported by the
+``excepthook`` integration either way.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import threading
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any, ClassVar
+
+from . import Integration
+from ._common import Patches
+
+__all__ = ["ThreadingIntegration"]
+
+
+class ThreadingIntegration(Integration):
+    """Run threads and thread-pool work in a copy of the context that started them."""
+
+    identifier: ClassVar[str] = "threading"
+
+    def __init__(self, *, propagate_scope: bool = True) -> None:
+        self.propagate_scope = propagate_scope
+        self._patches = Patches()
+
+    def install(self) -> None:
+        if not self.propagate_scope:
+            return
+        self._patches.replace(threading.Thread, "start", _wrap_start)
+        self._patches.when_imported("concurrent.futures.thread", self._patch_executor)
+
+    def _patch_executor(self, module: ModuleType) -> None:
+        self._patches.replace(module.ThreadPoolExecutor, "submit", _wrap_submit)
+
+    def uninstall(self) -> None:
+        self._patches.undo()
+
+
+def _wrap_start(original: Callable[..., None]) -> Callable[..., None]:
+    def start(self: threading.Thread) -> None:
+        # Thread.run is looked up on the instance at run time, so binding it here is enough.
+        # tripwire's own threads must not keep a request's scope alive for the life of the process.
+        if not getattr(self, "_tripwire_context", False) and not self.name.startswith("tripwire"):
+            self._tripwire_context = True  # type: ignore[attr-defined]
+            context = contextvars.copy_context()
+            run = self.run
+
+            def run_in_context() -> None:
+                context.run(run)
+
+            self.run = run_in_context  # type: ignore[method-assign]
+        original(self)
+
+    return start
+
+
+def _wrap_submit(original: Callable[..., Any]) -> Callable[..., Any]:
+    def submit(self: Any, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        return original(self, contextvars.copy_context().run, fn, *args, **kwargs)
+
+    return submit
