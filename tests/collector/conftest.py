@@ -147,7 +147,7 @@ class LiveServer:
         return response.json()
 
     def post_envelope(
-        self, body: bytes, *, project_id: int | None = None, key: str | None = None, **kwargs: Any
+        self, body: Any, *, project_id: int | None = None, key: str | None = None, **kwargs: Any
     ) -> httpx.Response:
         headers = {"X-Sentry-Auth": f"Sentry sentry_version=7, sentry_key={key or self.key}"}
         headers.update(kwargs.pop("headers", {}))
@@ -208,7 +208,13 @@ def make_event(
                     "value": value,
                     "stacktrace": {
                         "frames": [
-                            {"module": m, "function": f, "lineno": n, "filename": m.replace(".", "/") + ".py", "in_app": True}
+                            {
+                                "module": m,
+                                "function": f,
+                                "lineno": n,
+                                "filename": m.replace(".", "/") + ".py",
+                                "in_app": True,
+                            }
                             for m, f, n in frames
                         ]
                     },
