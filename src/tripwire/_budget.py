@@ -76,11 +76,11 @@ def _importance(frame: dict[str, Any], crashing: bool) -> int:
 
 
 class _Trimmer:
-    def __init__(self, event: dict[str, Any], meta: dict[str, Any], limit: int) -> None:
+    def __init__(self, event: dict[str, Any], meta: dict[str, Any], limit: int, size: int) -> None:
         self.event = event
         self.meta = meta
         self.limit = limit
-        self.size = encoded_size(event)
+        self.size = size
         self.steps: list[str] = []
 
     def over(self) -> bool:
@@ -257,14 +257,19 @@ def enforce(event: dict[str, Any], max_bytes: int, max_string: int = 1024) -> di
     if not isinstance(meta, dict):
         meta = {}
     try:
-        encoded_size(event)
+        size = encoded_size(event)
     except (TypeError, ValueError, RecursionError):
         # Someone (a processor, before_send) put something that is not JSON into the event.
         serializer = Serializer(meta, max_string=max_string, max_depth=12, max_breadth=500)
         safe: Any = serializer.serialize(event, ())
         event = safe if isinstance(safe, dict) else {}
+        size = encoded_size(event)
+    if size + (_size(meta) + 10 if meta else 0) <= max_bytes:
+        if meta:
+            event["_meta"] = meta
+        return event
     try:
-        trimmer = _Trimmer(event, meta, max_bytes - _RESERVE)
+        trimmer = _Trimmer(event, meta, max_bytes - _RESERVE, size)
         for step in (
             trimmer.vars,
             trimmer.context_lines,

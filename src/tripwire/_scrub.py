@@ -107,6 +107,10 @@ class Scrubber:
             r"(?i)(?P<key>[\w.\-]*(?:" + "|".join(fragments) + r")[\w.\-]*)"
             r"(?P<sep>[\"']?\s*[=:]\s*[\"']?)(?P<secret>[^\s&#\"',;)}\]]+)"
         )
+        # A cheap first look: most strings contain no key fragment, no scheme and no credential word.
+        self._maybe = re.compile(
+            r"(?i)://|bearer|basic|" + "|".join(fragments)
+        ) if not self.patterns else None
         self._key_cache: dict[str, bool] = {}
 
     # -- keys and text ------------------------------------------------------------------------
@@ -125,6 +129,8 @@ class Scrubber:
 
     def scrub_text(self, text: str) -> str:
         """``text`` with secrets inside it (key=value pairs, URL passwords, tokens, patterns) filtered."""
+        if self._maybe is not None and self._maybe.search(text) is None:
+            return text
         if "://" in text:
             text = _URL_USERINFO.sub(lambda m: m["head"] + FILTERED, text)
         text = self._pairs.sub(_replace_pair, text)
@@ -137,20 +143,36 @@ class Scrubber:
 
     def scrub(self, value: Any, meta: Meta | None = None, path: tuple[str, ...] = ()) -> Any:
         """A scrubbed copy of JSON-safe ``value`` (dicts, lists, strings); filters noted in ``meta``."""
-        if isinstance(value, str):
+        cls = type(value)
+        if cls is str or isinstance(value, str):
             return self.scrub_text(value)
-        if isinstance(value, dict):
+        if cls is dict or isinstance(value, dict):
             out: dict[str, Any] = {}
+            sensitive = self.is_sensitive_key
             for key, item in value.items():
-                if isinstance(key, str) and self.is_sensitive_key(key) and item not in (None, ""):
+                kind = type(item)
+                if type(key) is str and sensitive(key) and item is not None and item != "":
                     out[key] = FILTERED
                     if meta is not None:
                         add_meta(meta, (*path, key), rem=[["!filter", "s"]])
-                else:
+                elif kind is str:
+                    out[key] = self.scrub_text(item)
+                elif kind is dict or kind is list or isinstance(item, dict | list | tuple | str):
                     out[key] = self.scrub(item, meta, (*path, str(key)))
+                else:
+                    out[key] = item
             return out
-        if isinstance(value, list | tuple):
-            return [self.scrub(item, meta, (*path, str(i))) for i, item in enumerate(value)]
+        if cls is list or isinstance(value, list | tuple):
+            items: list[Any] = []
+            for i, item in enumerate(value):
+                kind = type(item)
+                if kind is str:
+                    items.append(self.scrub_text(item))
+                elif kind is dict or kind is list or isinstance(item, dict | list | tuple | str):
+                    items.append(self.scrub(item, meta, (*path, str(i))))
+                else:
+                    items.append(item)
+            return items
         return value
 
     def scrub_user(self, user: Mapping[str, Any], meta: Meta | None = None) -> dict[str, Any]:

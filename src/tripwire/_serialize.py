@@ -190,14 +190,25 @@ class Serializer:
         if size > len(items):
             add_meta(self.meta, path, len=size)
         out: dict[str, Any] = {}
+        limit = self.max_string
         for key, item in items:
-            if type(key) is str:
-                name = clean_str(key, MAX_KEY_LENGTH)
+            if type(key) is str and len(key) <= MAX_KEY_LENGTH and key.isascii():
+                name = key
             elif isinstance(key, str | int | float | bool) or key is None:
                 name = safe_str(key, MAX_KEY_LENGTH)
             else:
                 name = safe_repr(key, MAX_KEY_LENGTH)
-            out[name] = self._node(item, (*path, name), depth + 1, active)
+            cls = type(item)
+            # Fast path for the common plain values (no function call, no path tuple).
+            if (
+                item is None
+                or cls is bool
+                or (cls is int and _INT_MIN <= item <= _INT_MAX)
+                or (cls is str and len(item) <= limit and item.isascii())
+            ):
+                out[name] = item
+            else:
+                out[name] = self._node(item, (*path, name), depth + 1, active)
         return out
 
     def _sequence(self, value: Any, path: tuple[str, ...], depth: int, active: set[int]) -> list[Any]:
@@ -208,7 +219,20 @@ class Serializer:
         size = len(value)
         if size > len(items):
             add_meta(self.meta, path, len=size)
-        return [self._node(item, (*path, str(i)), depth + 1, active) for i, item in enumerate(items)]
+        out: list[Any] = []
+        limit = self.max_string
+        for i, item in enumerate(items):
+            cls = type(item)
+            if (
+                item is None
+                or cls is bool
+                or (cls is int and _INT_MIN <= item <= _INT_MAX)
+                or (cls is str and len(item) <= limit and item.isascii())
+            ):
+                out.append(item)
+            else:
+                out.append(self._node(item, (*path, str(i)), depth + 1, active))
+        return out
 
 
 __all__ = ["MAX_BREADTH", "MAX_DEPTH", "Meta", "Serializer", "add_meta", "clean_str", "safe_repr", "safe_str"]

@@ -93,6 +93,8 @@ class FrameBuilder:
         self.exclude = tuple(options.in_app_exclude)
         self._paths: dict[str, tuple[str, str]] = {}
         self._in_app: dict[tuple[str | None, str], bool] = {}
+        self._colnos: dict[tuple[Any, int], int | None] = {}
+        self._sources: dict[tuple[str, int], tuple[list[str], str, list[str]] | None] = {}
 
     # -- per file -----------------------------------------------------------------------------
 
@@ -187,12 +189,28 @@ class FrameBuilder:
             "module": module,
             "lineno": lineno,
         }
-        colno = _colno(code, tb.tb_lasti)
+        key = (code, tb.tb_lasti)
+        if key in self._colnos:
+            colno = self._colnos[key]
+        else:
+            colno = self._colnos[key] = _colno(code, tb.tb_lasti)
+            if len(self._colnos) > 10_000:
+                self._colnos.clear()
         if colno is not None:
             out["colno"] = colno
         out["in_app"] = self.in_app(module, abs_path)
         if self.options.include_source_context and lineno > 0:
-            _add_source(out, filename, frame, lineno, self.options.context_lines)
+            skey = (filename, lineno)
+            if skey in self._sources:
+                source = self._sources[skey]
+            else:
+                source = self._sources[skey] = _source(filename, frame, lineno, self.options.context_lines)
+                if len(self._sources) > 10_000:
+                    self._sources.clear()
+            if source is not None:
+                out["pre_context"] = list(source[0])
+                out["context_line"] = source[1]
+                out["post_context"] = list(source[2])
         if self.options.include_local_variables:
             local_vars = live_locals.get(frame)
             if local_vars is None:
@@ -235,23 +253,28 @@ def _colno(code: Any, lasti: int) -> int | None:
     return int(found[2]) + 1
 
 
-def _add_source(out: dict[str, Any], filename: str, frame: FrameType, lineno: int, n: int) -> None:
+def _source(
+    filename: str, frame: FrameType, lineno: int, n: int
+) -> tuple[list[str], str, list[str]] | None:
+    """(pre_context, context_line, post_context) via linecache (the loader's source if needed)."""
     import linecache
 
     try:
         lines = linecache.getlines(filename, frame.f_globals)
     except Exception:
-        return
+        return None
     if not lines or lineno > len(lines):
-        return
+        return None
     index = lineno - 1
 
     def clean(line: str) -> str:
         return clean_str(line.rstrip("\r\n"), MAX_LINE_LENGTH)
 
-    out["pre_context"] = [clean(line) for line in lines[max(0, index - n) : index]]
-    out["context_line"] = clean(lines[index])
-    out["post_context"] = [clean(line) for line in lines[index + 1 : index + 1 + n]]
+    return (
+        [clean(line) for line in lines[max(0, index - n) : index]],
+        clean(lines[index]),
+        [clean(line) for line in lines[index + 1 : index + 1 + n]],
+    )
 
 
 __all__ = ["MAX_FRAMES", "FrameBuilder", "iter_exceptions", "snapshot_live_locals"]
