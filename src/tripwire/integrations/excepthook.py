@@ -11,6 +11,7 @@ interpreter the main-thread hook reports only with ``always_run=True``.
 
 from __future__ import annotations
 
+import atexit
 import sys
 import threading
 from collections.abc import Callable
@@ -46,6 +47,7 @@ class ExcepthookIntegration(Integration):
         self._previous_thread: ThreadHook | None = None
         self._hook: ExceptHook | None = None
         self._thread_hook: ThreadHook | None = None
+        self._thread_crashed = False
 
     def install(self) -> None:
         previous = sys.excepthook
@@ -55,13 +57,14 @@ class ExcepthookIntegration(Integration):
         def tripwire_excepthook(
             exc_type: type[BaseException], value: BaseException, tb: TracebackType | None
         ) -> Any:
-            reported = False
-            if integration._active:
-                reported = integration._report_main(value)
+            active = integration._active
+            if active:
+                integration._report_main(value)
             try:
                 return previous(exc_type, value, tb)
             finally:
-                if reported:
+                # The process is about to end: deliver this report and anything captured before it.
+                if active and not isinstance(value, KeyboardInterrupt):
                     integration._flush()
 
         def tripwire_threading_excepthook(args: Any) -> Any:
@@ -74,10 +77,13 @@ class ExcepthookIntegration(Integration):
         if self.threads:
             self._previous_thread, self._thread_hook = previous_thread, tripwire_threading_excepthook
             threading.excepthook = tripwire_threading_excepthook
+            # A crashed thread does not end the process; deliver its report when the process ends.
+            atexit.register(self._flush_at_exit)
         self._active = True
 
     def uninstall(self) -> None:
         self._active = False
+        atexit.unregister(self._flush_at_exit)
         if self._hook is not None and sys.excepthook is self._hook and self._previous is not None:
             sys.excepthook = self._previous
         if (
@@ -112,9 +118,15 @@ class ExcepthookIntegration(Integration):
         contexts = {}
         if thread is not None:
             contexts["thread"] = {"name": thread.name, "id": thread.ident, "daemon": thread.daemon}
-        client.capture_exception(
+        event_id = client.capture_exception(
             value, mechanism={"type": "threading", "handled": False}, contexts=contexts
         )
+        if event_id is not None:
+            self._thread_crashed = True
+
+    def _flush_at_exit(self) -> None:
+        if self._thread_crashed and self._active:
+            self._flush()
 
     def _flush(self) -> None:
         client = _globals.client

@@ -1,0 +1,275 @@
+"""The logging integration and tripwire.logging's handler and filter, with real logging configuration."""
+
+from __future__ import annotations
+
+import logging
+import logging.config
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+import tripwire
+import tripwire.logging
+from tripwire.integrations.logging import LoggingIntegration, ignore_logger
+from tripwire.reporters.capture import CapturedEvents
+
+Start = Callable[..., CapturedEvents]
+
+
+@pytest.fixture(autouse=True)
+def _isolated_loggers() -> Iterator[None]:
+    """Each test configures its own ``it.*`` loggers; put them (and the root logger) back afterwards."""
+    root_level, root_handlers = logging.root.level, list(logging.root.handlers)
+    yield
+    logging.root.setLevel(root_level)
+    logging.root.handlers[:] = root_handlers
+    for name in list(logging.root.manager.loggerDict):
+        if name.startswith("it."):
+            logger = logging.getLogger(name)
+            for handler in list(logger.handlers):
+                logger.removeHandler(handler)
+            for flt in list(logger.filters):
+                logger.removeFilter(flt)
+            logger.setLevel(logging.NOTSET)
+            logger.propagate = True
+
+
+def configure(loggers: dict[str, Any], handlers: dict[str, Any] | None = None, **extra: Any) -> None:
+    logging.config.dictConfig(
+        {
+            "version": 1,
+            "disable_existing_loggers": False,
+            "handlers": handlers or {"null": {"class": "logging.NullHandler"}},
+            "loggers": loggers,
+            **extra,
+        }
+    )
+
+
+def crumbs(event: dict[str, Any]) -> list[dict[str, Any]]:
+    return list(event.get("breadcrumbs", {}).get("values", []))
+
+
+def test_error_record_becomes_message_event_grouped_by_template(start: Start) -> None:
+    """logger.error("user %s failed", x) sends logentry.message = the template, formatted = the text."""
+    configure({"it.jobs": {"level": "INFO", "handlers": ["null"], "propagate": False}})
+    events = start()
+    log = logging.getLogger("it.jobs")
+    log.error("user %s failed", "alice")
+    log.error("user %s failed", "bob")
+    tripwire.flush(5)
+    assert len(events) == 2
+    for event, who in zip(events, ["alice", "bob"], strict=True):
+        assert event["logentry"]["message"] == "user %s failed"
+        assert event["logentry"]["formatted"] == f"user {who} failed"
+        assert event["logger"] == "it.jobs"
+        assert event["level"] == "error"
+        assert "exception" not in event
+
+
+def test_exception_record_becomes_exception_event_with_logging_mechanism(start: Start) -> None:
+    """logger.exception() inside except sends the exception, mechanism logging and handled."""
+    configure({"it.exc": {"level": "INFO", "handlers": ["null"], "propagate": False}})
+    events = start()
+    try:
+        {}["missing"]
+    except KeyError:
+        logging.getLogger("it.exc").exception("lookup of %s failed", "missing")
+    tripwire.flush(5)
+    (event,) = events
+    value = event["exception"]["values"][-1]
+    assert value["type"] == "KeyError"
+    assert value["mechanism"] == {"type": "logging", "handled": True}
+    assert event["logentry"]["message"] == "lookup of %s failed"
+
+
+def test_critical_maps_to_fatal_and_warning_is_only_a_breadcrumb(start: Start) -> None:
+    """CRITICAL records are fatal events; WARNING records below event_level become breadcrumbs only."""
+    configure({"it.lv": {"level": "DEBUG", "handlers": ["null"], "propagate": False}})
+    events = start()
+    log = logging.getLogger("it.lv")
+    log.debug("debug detail")
+    log.info("step one")
+    log.warning("disk at %d%%", 91)
+    log.critical("down")
+    tripwire.flush(5)
+    (event,) = events
+    assert event["level"] == "fatal"
+    trail = crumbs(event)
+    assert [(c["message"], c["level"], c["category"], c["type"]) for c in trail] == [
+        ("step one", "info", "it.lv", "log"),
+        ("disk at 91%", "warning", "it.lv", "log"),
+    ]
+
+
+def test_levels_are_configurable_and_none_turns_a_part_off(start: Start) -> None:
+    """LoggingIntegration(breadcrumb_level=None, event_level="WARNING") reports warnings, no crumbs."""
+    configure({"it.cfg": {"level": "DEBUG", "handlers": ["null"], "propagate": False}})
+    events = start(integrations=[LoggingIntegration(breadcrumb_level=None, event_level="WARNING")])
+    log = logging.getLogger("it.cfg")
+    log.info("quiet")
+    log.warning("loud")
+    tripwire.flush(5)
+    (event,) = events
+    assert event["logentry"]["formatted"] == "loud"
+    assert event["level"] == "warning"
+    assert crumbs(event) == []
+
+
+def test_records_of_loggers_that_do_not_propagate_are_seen(start: Start) -> None:
+    """dictConfig with propagate=False and its own handler does not hide records from tripwire."""
+    configure(
+        {"it.private": {"level": "INFO", "handlers": ["null"], "propagate": False}},
+        root={"level": "CRITICAL", "handlers": []},
+    )
+    events = start()
+    logging.getLogger("it.private").error("hidden from root")
+    tripwire.flush(5)
+    assert [e["logentry"]["formatted"] for e in events] == ["hidden from root"]
+
+
+def test_app_handlers_still_get_every_record(start: Start) -> None:
+    """The app's own handlers receive the records exactly as before."""
+    seen: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record.getMessage())
+
+    start()
+    log = logging.getLogger("it.keep")
+    log.propagate = False
+    log.addHandler(Keep())
+    log.setLevel(logging.INFO)
+    log.info("a")
+    log.error("b")
+    assert seen == ["a", "b"]
+
+
+def test_extra_attributes_are_attached_only_when_asked_and_scrubbed(start: Start) -> None:
+    """extra= fields appear (with secrets masked) only with attach_extra=True."""
+    configure({"it.extra": {"level": "INFO", "handlers": ["null"], "propagate": False}})
+    log = logging.getLogger("it.extra")
+    events = start()
+    log.info("ctx", extra={"order_id": 7})
+    log.error("failed", extra={"order_id": 7, "api_token": "s3cr3t-value"})
+    tripwire.flush(5)
+    (plain,) = events
+    assert "order_id" not in plain.get("extra", {})
+    assert "data" not in crumbs(plain)[0]
+
+    events = start(integrations=[LoggingIntegration(attach_extra=True)])
+    log.info("ctx", extra={"order_id": 8, "password": "hunter2"})
+    log.error("failed", extra={"order_id": 7, "api_token": "s3cr3t-value"})
+    tripwire.flush(5)
+    (event,) = events
+    assert event["extra"]["order_id"] == 7
+    assert event["extra"]["api_token"] == "[Filtered]"
+    crumb = crumbs(event)[-1]
+    assert crumb["message"] == "ctx"
+    assert crumb["data"]["order_id"] == 8
+    assert crumb["data"]["password"] == "[Filtered]"
+    assert "s3cr3t-value" not in repr(event) and "hunter2" not in repr(event)
+
+
+def test_sdk_own_logger_never_feeds_back(start: Start) -> None:
+    """Records of the 'tripwire' logger (and below) never become events or breadcrumbs."""
+    events = start()
+    logging.getLogger("tripwire").error("internal trouble")
+    logging.getLogger("tripwire.reporters").error("more trouble")
+    tripwire.capture_message("probe")
+    tripwire.flush(5)
+    (event,) = events
+    assert event["logentry"]["message"] == "probe"
+    assert crumbs(event) == []
+
+
+def test_failing_before_send_logs_but_does_not_loop(start: Start) -> None:
+    """before_send raising logs to 'tripwire' on the worker; that record is not reported again."""
+
+    def broken(event: dict[str, Any], hint: dict[str, Any]) -> dict[str, Any]:
+        raise RuntimeError("hook bug")
+
+    events = start(before_send=broken)
+    logging.getLogger("it.loop").error("original")
+    tripwire.flush(5)
+    tripwire.capture_message("after")
+    tripwire.flush(5)
+    assert [e["logentry"]["message"] for e in events] == ["original", "after"]
+
+
+def test_ignored_loggers_and_records_are_skipped(start: Start) -> None:
+    """ignore_logger("noisy.*") and extra={"tripwire_ignore": True} keep records out."""
+    events = start()
+    ignore_logger("it.noisy.*")
+    logging.getLogger("it.noisy.sub").error("skip me")
+    logging.getLogger("it.quiet").error("skip me too", extra={"tripwire_ignore": True})
+    logging.getLogger("it.quiet").error("report me")
+    tripwire.flush(5)
+    assert [e["logentry"]["message"] for e in events] == ["report me"]
+
+
+def test_handler_and_filter_configured_with_dictconfig(start: Start) -> None:
+    """TripwireHandler and BreadcrumbFilter set up by dictConfig report once, with the crumbs."""
+    events = start(disabled_integrations=["logging"])
+    configure(
+        {"it.manual": {"level": "DEBUG", "handlers": ["tripwire"], "filters": ["crumbs"],
+                       "propagate": False}},
+        handlers={"tripwire": {"class": "tripwire.logging.TripwireHandler", "level": "ERROR"}},
+        filters={"crumbs": {"()": "tripwire.logging.BreadcrumbFilter", "level": "INFO"}},
+    )
+    log = logging.getLogger("it.manual")
+    log.debug("too low")
+    log.info("loaded %d rows", 3)
+    log.error("sync of %s failed", "acct-1")
+    logging.getLogger("it.other").error("no handler here")
+    tripwire.flush(5)
+    (event,) = events
+    assert event["logentry"] == {"message": "sync of %s failed", "formatted": "sync of acct-1 failed"}
+    # The filter runs before the handler, so the error is the last crumb of its own event (as in BugSnag).
+    assert [c["message"] for c in crumbs(event)] == ["loaded 3 rows", "sync of acct-1 failed"]
+
+
+def test_handler_together_with_integration_reports_once(start: Start) -> None:
+    """A record seen by TripwireHandler/BreadcrumbFilter and by the integration is one event, one crumb."""
+    events = start()
+    log = logging.getLogger("it.both")
+    log.propagate = False
+    log.setLevel(logging.INFO)
+    log.addHandler(tripwire.logging.TripwireHandler())
+    log.addFilter(tripwire.logging.BreadcrumbFilter())
+    log.info("first")
+    log.error("second")
+    log.error("third")
+    tripwire.flush(5)
+    assert [e["logentry"]["message"] for e in events] == ["second", "third"]
+    assert [c["message"] for c in crumbs(events[1])] == ["first", "second", "third"]
+
+
+def test_handler_does_nothing_before_init() -> None:
+    """TripwireHandler without an active client neither raises nor reports."""
+    log = logging.getLogger("it.early")
+    log.propagate = False
+    log.addHandler(tripwire.logging.TripwireHandler())
+    log.error("before init")
+    assert tripwire.get_client() is None
+
+
+def test_disabled_integration_leaves_logging_untouched(start: Start) -> None:
+    """disabled_integrations=["logging"] keeps Logger.callHandlers as it was."""
+    original = logging.Logger.callHandlers
+    events = start(disabled_integrations=["logging"])
+    assert logging.Logger.callHandlers is original
+    logging.getLogger("it.off").error("not reported")
+    tripwire.flush(5)
+    assert list(events) == []
+
+
+def test_close_restores_logging(start: Start) -> None:
+    """After close(), Logger.callHandlers is the original again and records are not reported."""
+    original = logging.Logger.callHandlers
+    start()
+    assert logging.Logger.callHandlers is not original
+    tripwire.close()
+    assert logging.Logger.callHandlers is original
