@@ -31,7 +31,9 @@ def start() -> Callable[..., CapturedEvents]:
     return start
 
 
-def run_python(code: str, *, env: dict[str, str] | None = None, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+def run_python(
+    code: str, *, env: dict[str, str] | None = None, timeout: float = 30
+) -> subprocess.CompletedProcess[str]:
     """Run ``code`` in a fresh interpreter (the tests' venv, the repo on the path)."""
     full_env = {k: v for k, v in os.environ.items() if not k.startswith(("TRIPWIRE_", "SENTRY_"))}
     full_env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), str(ROOT)])
