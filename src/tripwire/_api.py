@@ -45,7 +45,35 @@ def init(dsn: str | None = None, /, **options: Any) -> Client:
         _integrations.install(integrations)
     if opts.debug:
         logger.setLevel(logging.DEBUG)
+    if opts.enabled:
+        _install_atexit()
     return client
+
+
+_atexit_installed = False
+
+
+def _install_atexit() -> None:
+    """Deliver what is still queued when the interpreter exits: once per process, whatever init does."""
+    global _atexit_installed
+    if _atexit_installed:
+        return
+    import atexit
+
+    atexit.register(_close_at_exit)
+    _atexit_installed = True
+
+
+def _close_at_exit() -> None:
+    # Silent on purpose: exiting programs should not print. What could not be delivered in
+    # shutdown_timeout is spooled (with spool_dir) or counted, and logged at debug level.
+    client = _globals.client
+    if client is None:
+        return
+    try:
+        client.close(timeout=client.options.shutdown_timeout)
+    except Exception:
+        logger.debug("tripwire: closing at exit failed", exc_info=True)
 
 
 def get_client() -> Client | None:
@@ -239,10 +267,31 @@ def close(timeout: float | None = None) -> None:
 
 
 def stats() -> dict[str, Any]:
-    """What was sent and dropped, by reason: ``{"dropped": {...}, "dropped_by": [...], ...}``."""
+    """What was sent, dropped (by reason), and is still on its way.
+
+    ``{"dropped": {reason: n}, "dropped_by": [{reason, category, reporter, quantity}], "sent":
+    {reporter: n}, "queued": n (waiting for the worker), "pending": {reporter: n} (encoded, waiting
+    to be sent), "spooled": {reporter: n} (on disk), "rate_limits": {reporter: {category: seconds}}}``.
+    """
     client = _globals.client
     if client is None:
-        return {"dropped": {}, "dropped_by": [], "sent": {}, "queued": 0}
+        return {
+            "dropped": {}, "dropped_by": [], "sent": {}, "queued": 0,
+            "pending": {}, "spooled": {}, "rate_limits": {},
+        }
     snap = client.stats.snapshot()
     snap["queued"] = client._worker.pending
+    pending: dict[str, int] = {}
+    spooled: dict[str, int] = {}
+    limits: dict[str, dict[str, float]] = {}
+    for reporter in client.reporters:
+        try:
+            pending[reporter.name] = pending.get(reporter.name, 0) + int(getattr(reporter, "pending", 0))
+            spooled[reporter.name] = spooled.get(reporter.name, 0) + int(getattr(reporter, "spooled", 0))
+            active = getattr(reporter, "limits", None)
+            if active is not None and active.active():
+                limits[reporter.name] = active.active()
+        except Exception:
+            logger.debug("tripwire: reporter %s has no delivery stats", reporter.name, exc_info=True)
+    snap.update(pending=pending, spooled=spooled, rate_limits=limits)
     return snap

@@ -46,16 +46,22 @@ class Client:
 
     def __init__(self, options: Options, reporters: list[Reporter] | None = None) -> None:
         self.options = options
-        self.stats = DropCounter()
+        self.stats = DropCounter(debug=options.debug)
         self.reported = ReportedRegistry()
         if reporters is None:
             reporters = self._reporters_from_options(options)
         self.reporters: tuple[Reporter, ...] = tuple(reporters)
         for reporter in self.reporters:
+            reporter.configure(options)
             reporter.bind(self.stats)
         self._ignore_types = tuple(e for e in options.ignore_errors if isinstance(e, type))
         self._ignore_names = frozenset(e for e in options.ignore_errors if isinstance(e, str))
-        self._worker = Worker(self._process, maxsize=options.max_queue_size, name="tripwire-worker")
+        self._worker = Worker(
+            self._process,
+            maxsize=options.max_queue_size,
+            name="tripwire-worker",
+            on_drop=self._count_dropped_job,
+        )
         self._closed = False
         #: Release health (per-minute request counts); None without a release: then no session work.
         self.sessions: SessionAggregator | None = None
@@ -188,11 +194,16 @@ class Client:
             self.stats.record("queue_full")
             return None
         if not self._worker.submit(item):
-            self.stats.record("queue_full")
-            if self.options.debug:
-                logger.warning("tripwire: queue full, dropped event %s", item.event_id)
+            self.stats.record("queue_full")  # logged by the counter when debug=True
             return None
         return item.event_id
+
+    def _count_dropped_job(self, job: Any) -> None:
+        """A queued job pushed out by an error, or left when close() ran out of time."""
+        if isinstance(job, SessionBatch):
+            self.stats.record("queue_full", "session", len(job.aggregates) + len(job.updates))
+        else:
+            self.stats.record("queue_full")
 
     # -- the worker's side ------------------------------------------------------------------
 
@@ -226,8 +237,6 @@ class Client:
                 result = original
             if result is None:
                 self.stats.record("before_send")
-                if self.options.debug:
-                    logger.info("tripwire: before_send dropped event %s", item.event_id)
                 return
             # Whatever the hook added must still be JSON and within the size budget.
             event = enforce_budget(result, self.options.max_event_bytes, self.options.max_value_length)
@@ -243,7 +252,11 @@ class Client:
 
     def submit_sessions(self, batch: SessionBatch) -> bool:
         """Queue release-health data for the reporters (used by the session aggregator)."""
-        return self._worker.submit(batch)
+        # Low priority: when the queue is full, errors push session batches out, never the reverse.
+        if self._worker.submit(batch, low_priority=True):
+            return True
+        self.stats.record("queue_full", "session", len(batch.aggregates) + len(batch.updates))
+        return False
 
     # -- lifecycle ----------------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ sample_rate, ignored, deduplicated, internal_error.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import Counter
 from dataclasses import dataclass
@@ -37,7 +38,9 @@ class Drop:
 class DropCounter:
     """Thread-safe counters; ``take_unreported()`` hands the counts since the last call to a reporter."""
 
-    def __init__(self) -> None:
+    def __init__(self, debug: bool = False) -> None:
+        #: With ``debug`` every drop is logged (warning level, ``tripwire`` logger).
+        self.debug = debug
         self._lock = threading.Lock()
         self._total: Counter[Drop] = Counter()
         self._unreported: Counter[Drop] = Counter()
@@ -50,14 +53,31 @@ class DropCounter:
         with self._lock:
             self._total[key] += quantity
             self._unreported[key] += quantity
+        if self.debug:
+            logging.getLogger("tripwire").warning(
+                "tripwire: dropped %d %s item(s): %s%s",
+                quantity, category, reason, f" (reporter {reporter})" if reporter else "",
+            )
 
     def record_sent(self, reporter: str, quantity: int = 1) -> None:
         with self._lock:
             self.sent[reporter] += quantity
 
-    def take_unreported(self) -> Counter[Drop]:
+    def take_unreported(self, reporter: str | None = None) -> Counter[Drop]:
+        """The counts since the last call, and forget them.
+
+        With ``reporter``, only the drops of that reporter and those of the client itself (reporter
+        None) are taken; other reporters' drops stay for them.
+        """
         with self._lock:
-            taken, self._unreported = self._unreported, Counter()
+            if reporter is None:
+                taken, self._unreported = self._unreported, Counter()
+                return taken
+            taken = Counter(
+                {k: n for k, n in self._unreported.items() if k.reporter in (None, reporter)}
+            )
+            for key in taken:
+                del self._unreported[key]
         return taken
 
     def snapshot(self) -> dict[str, Any]:

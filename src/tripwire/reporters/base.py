@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from .._types import Event, SessionBatch
 
 if TYPE_CHECKING:
+    from .._options import Options
     from .._stats import DropCounter
 
 
@@ -26,6 +27,13 @@ class Reporter:
 
     #: A short name used in logs and drop counters (``stats()["dropped_by"][i]["reporter"]``).
     name: str = "reporter"
+
+    def configure(self, options: Options) -> None:
+        """Called once by the client before :meth:`bind`, with its options.
+
+        HTTP reporters take the delivery settings they were not given (``http_timeout``,
+        ``spool_dir``, ...) from here. The default does nothing.
+        """
 
     def bind(self, stats: DropCounter) -> None:
         """Called once by the client that owns this reporter, before anything is sent."""

@@ -1,0 +1,198 @@
+"""Sentry envelopes: to our collector, sentry.io, GlitchTip, Bugsink, or any Sentry-protocol server.
+
+Events go one per envelope (the protocol allows one event per envelope) to
+``{scheme}://{host}{path}/api/{project}/envelope/`` with ``X-Sentry-Auth``; release health goes as
+``session`` / ``sessions`` items (at most 100 per envelope) and what the SDK dropped as
+``client_report`` items, at most every 30 s and on flush.
+
+>>> SentryReporter(dsn="https://key@sentry.example.com/42")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections import Counter
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from .._dsn import Dsn
+from .._types import Event, SessionBatch
+from .._version import __version__
+from .http import HttpReporter, Payload
+
+if TYPE_CHECKING:
+    from .._options import Options
+    from .._stats import Drop
+
+SDK_NAME = "tripwire.python"
+CLIENT = f"{SDK_NAME}/{__version__}"
+MAX_SESSION_ITEMS = 100
+CLIENT_REPORT_INTERVAL = 30.0
+
+#: Our drop reasons in the Sentry client-report vocabulary.
+SENTRY_REASONS = {
+    "queue_full": "queue_overflow",
+    "rate_limited": "ratelimit_backoff",
+    "network_error": "network_error",
+    "rejected": "send_error",
+    "too_large": "send_error",
+    "before_send": "before_send",
+    "sample_rate": "sample_rate",
+    "ignored": "event_processor",
+    "deduplicated": "event_processor",
+    "internal_error": "internal_sdk_error",
+}
+
+
+def _json(value: Any) -> bytes:
+    # Events are already made JSON-safe by the event builder; repr() is the last resort for anything
+    # a before_send hook or an integration slipped in.
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=repr).encode(
+        "utf-8", "replace"
+    )
+
+
+def _now_rfc3339() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def envelope_items(items: list[tuple[dict[str, Any], bytes]]) -> bytes:
+    """The item part of an envelope: for each item its header line (with ``length``) and payload."""
+    parts: list[bytes] = []
+    for header, body in items:
+        parts += [_json({**header, "length": len(body)}), b"\n", body, b"\n"]
+    return b"".join(parts)
+
+
+class SentryReporter(HttpReporter):
+    """Send to a Sentry-protocol server given its DSN.
+
+    Options: ``dsn`` (required), ``send_client_reports`` (default from the client, True), and the
+    HTTP options of :class:`~tripwire.reporters.http.HttpReporter` (``http_timeout``, ``spool_dir``,
+    ``spool_max_bytes``, ``max_outbox_bytes``, ``backoff_max``, ``name``, ...).
+    """
+
+    name = "sentry"
+
+    def __init__(
+        self,
+        dsn: str | Dsn,
+        options: Options | None = None,
+        *,
+        send_client_reports: bool | None = None,
+        **http_options: Any,
+    ) -> None:
+        super().__init__(**http_options)
+        if isinstance(dsn, Dsn):
+            self.dsn = dsn
+        else:
+            self.dsn = Dsn.parse(dsn, option=f"reporters[{self.name}].dsn")
+        self.url = self.dsn.envelope_url
+        self.send_client_reports = send_client_reports
+        self._auth = (
+            f"Sentry sentry_version=7, sentry_key={self.dsn.public_key}, sentry_client={CLIENT}"
+        )
+        self._last_report = time.monotonic()
+        if options is not None:
+            self.configure(options)
+
+    def configure(self, options: Options) -> None:
+        super().configure(options)
+        if self.send_client_reports is None:
+            self.send_client_reports = options.send_client_reports
+
+    def spool_key(self) -> str:
+        digest = hashlib.sha1(f"{self.url} {self.dsn.public_key}".encode()).hexdigest()[:12]
+        return f"{self.name}-{digest}"
+
+    def _envelope_header(self, event_id: str | None = None) -> dict[str, Any]:
+        header: dict[str, Any] = {"dsn": str(self.dsn), "sdk": {"name": SDK_NAME, "version": __version__}}
+        if event_id:
+            header["event_id"] = event_id
+        return header
+
+    # -- encoding ----------------------------------------------------------------------------------
+    def encode_event(self, event: Event) -> Payload | None:
+        body = _json(event)
+        items = envelope_items([({"type": "event", "content_type": "application/json"}, body)])
+        event_id = event.get("event_id")
+        return Payload(
+            url=self.url,
+            body=items,
+            categories={"error": 1},
+            kind="event",
+            meta={"header": self._envelope_header(event_id if isinstance(event_id, str) else None)},
+        )
+
+    def encode_sessions(self, batch: SessionBatch) -> list[Payload]:
+        items = [({"type": "sessions"}, _json(a)) for a in batch.aggregates]
+        items += [({"type": "session"}, _json(u)) for u in batch.updates]
+        payloads = []
+        for start in range(0, len(items), MAX_SESSION_ITEMS):
+            chunk = items[start : start + MAX_SESSION_ITEMS]
+            payloads.append(
+                Payload(
+                    url=self.url,
+                    body=envelope_items(chunk),
+                    categories={"session": len(chunk)},
+                    kind="sessions",
+                    low_priority=True,
+                    meta={"header": self._envelope_header()},
+                )
+            )
+        return payloads
+
+    def client_report(self, drops: Counter[Drop]) -> Payload | None:
+        """A ``client_report`` envelope for ``drops``; None when there is nothing to report."""
+        merged: Counter[tuple[str, str]] = Counter()
+        for drop, quantity in drops.items():
+            if quantity > 0:
+                merged[(SENTRY_REASONS.get(drop.reason, drop.reason), drop.category)] += quantity
+        if not merged:
+            return None
+        report = {
+            "timestamp": time.time(),
+            "discarded_events": [
+                {"reason": reason, "category": category, "quantity": quantity}
+                for (reason, category), quantity in sorted(merged.items())
+            ],
+        }
+        return Payload(
+            url=self.url,
+            body=envelope_items([({"type": "client_report"}, _json(report))]),
+            categories={"internal": 1},
+            kind="client_report",
+            low_priority=True,
+            count_drops=False,
+            meta={"header": self._envelope_header()},
+        )
+
+    def render(self, payload: Payload) -> tuple[bytes, dict[str, str]]:
+        header = {**payload.meta.get("header", {}), "sent_at": _now_rfc3339()}
+        headers = {
+            "Content-Type": "application/x-sentry-envelope",
+            "X-Sentry-Auth": self._auth,
+            "User-Agent": CLIENT,
+        }
+        return _json(header) + b"\n" + payload.body, headers
+
+    # -- client reports ----------------------------------------------------------------------------
+    def _report_drops(self) -> None:
+        if not self.send_client_reports:
+            return
+        self._last_report = time.monotonic()
+        payload = self.client_report(self.stats.take_unreported(self.name))
+        if payload is not None:
+            self.submit(payload)
+
+    def send_event(self, event: Event) -> None:
+        super().send_event(event)
+        if time.monotonic() - self._last_report >= CLIENT_REPORT_INTERVAL:
+            self._report_drops()
+
+    def flush(self, timeout: float | None) -> bool:
+        if not self._closed:
+            self._report_drops()
+        return super().flush(timeout)
