@@ -253,7 +253,7 @@ class ServeProcess:
     """``python -m tripwire.collector serve`` as a real subprocess."""
 
     def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
-        self.log = tempfile.TemporaryFile()
+        self.log = tempfile.TemporaryFile()  # noqa: SIM115 - closed by stop()/kill()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "tripwire.collector", "serve", "--port", "0", "--json", *args],
             stdout=subprocess.PIPE,

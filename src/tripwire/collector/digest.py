@@ -233,7 +233,7 @@ class Digester:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._next_retention = time.monotonic() + 5.0
+        self._next_retention = time.monotonic() + min(5.0, config.retention_interval)
         #: Envelopes digested by this process (for tests and the status endpoint).
         self.digested = 0
         self.errors = 0

@@ -828,7 +828,10 @@ class _BatchWriter:
     ) -> list[tuple[DigestedEvent, int]]:
         c = self.c
         stored: list[tuple[DigestedEvent, int]] = []
-        for e in sorted(events, key=lambda e: (e.project_id, e.event_id)):
+        # Arrival order, so that row ids order events as they came. Two processes inserting the
+        # same event ids in opposite orders could deadlock; PostgreSQL then aborts one of them
+        # and its digester retries the whole batch.
+        for e in events:
             issue_id = issues[(e.project_id, e.grouping_hash)][0]
             row = c.one(
                 "INSERT INTO events (project_id, event_id, issue_id, timestamp, received_at,"
