@@ -129,7 +129,10 @@ def add_breadcrumb(
     if category is not None:
         crumb["category"] = category
     if data:
-        crumb["data"] = dict(data)
+        try:
+            crumb["data"] = dict(data)
+        except Exception:
+            crumb["data"] = {"data": data}  # not a mapping: kept as a value, represented later
     _add_crumb(client, crumb, hint)
 
 
@@ -162,13 +165,13 @@ def _tag_value(value: Any) -> str:
 def set_tag(key: str, value: Any) -> None:
     """Set a tag (indexed, searchable; values are strings of up to 200 characters)."""
     holder = _scope.current_holder()
-    holder.data = holder.data.with_tag(str(key), _tag_value(value))
+    holder.data = holder.data.with_tag(_tag_value(key), _tag_value(value))
 
 
 def set_tags(tags: Mapping[str, Any]) -> None:
     """Set several tags at once."""
     try:
-        items = {str(k): _tag_value(v) for k, v in tags.items()}
+        items = {_tag_value(k): _tag_value(v) for k, v in tags.items()}
     except Exception:
         logger.warning("tripwire: set_tags expects a mapping, got %s", type(tags).__name__)
         return
@@ -179,7 +182,7 @@ def set_tags(tags: Mapping[str, Any]) -> None:
 def set_extra(key: str, value: Any) -> None:
     """Attach arbitrary data (scrubbed and trimmed when the event is built)."""
     holder = _scope.current_holder()
-    holder.data = holder.data.with_extra(str(key), value)
+    holder.data = holder.data.with_extra(_tag_value(key), value)
 
 
 def set_context(key: str, value: Mapping[str, Any] | None) -> None:
@@ -189,13 +192,18 @@ def set_context(key: str, value: Mapping[str, Any] | None) -> None:
         contexts = {k: v for k, v in holder.data.contexts.items() if k != key}
         holder.data = _scope.replace_field(holder.data, contexts=contexts)
     else:
-        holder.data = holder.data.with_context(str(key), value)
+        holder.data = holder.data.with_context(_tag_value(key), value)
 
 
 def set_user(user: Mapping[str, Any] | None) -> None:
     """Set the user (``id``, ``email``, ``username``, ``ip_address``, ...); None clears it."""
+    try:
+        value = dict(user) if user else None
+    except Exception:
+        logger.warning("tripwire: set_user expects a mapping, got %s", type(user).__name__)
+        return
     holder = _scope.current_holder()
-    holder.data = _scope.replace_field(holder.data, user=dict(user) if user else None)
+    holder.data = _scope.replace_field(holder.data, user=value)
 
 
 def set_level(level: str | None) -> None:
@@ -210,7 +218,11 @@ def set_level(level: str | None) -> None:
 def set_fingerprint(fingerprint: list[str] | None) -> None:
     """Group events from this scope by ``fingerprint`` (``"{{ default }}"`` expands server-side)."""
     holder = _scope.current_holder()
-    value = tuple(str(part) for part in fingerprint) if fingerprint else None
+    try:
+        value = tuple(_tag_value(part) for part in fingerprint) if fingerprint else None
+    except Exception:
+        logger.warning("tripwire: set_fingerprint expects a list of strings")
+        return
     holder.data = _scope.replace_field(holder.data, fingerprint=value)
 
 

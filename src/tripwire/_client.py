@@ -24,6 +24,7 @@ from ._capture import CaptureItem
 from ._dedupe import ReportedRegistry
 from ._event_builder import build_event
 from ._options import Options
+from ._serialize import safe_repr
 from ._sessions import SessionAggregator
 from ._stacktrace import snapshot_live_locals
 from ._stats import DropCounter
@@ -161,7 +162,7 @@ class Client:
                 timestamp=time.time(),
                 level=level,
                 scope=_scope.snapshot(),
-                message=message if isinstance(message, str) else repr(message),
+                message=message if isinstance(message, str) else safe_repr(message, 8192),
                 event=event or {},
                 overrides=_overrides(scope_kwargs),
                 hint=hint or {},

@@ -1,44 +1,50 @@
 """Report each exception object at most once, whichever layer sees it first.
 
 A handler, the ASGI middleware, the logging integration and the excepthook may all see the same
-exception. A process-wide registry of weak references (not a per-context "last seen") catches all of
-them, and forgets an exception as soon as it is garbage collected.
+exception. The mark lives on the exception object itself (a private key in its ``__dict__``, which every
+``BaseException`` has): no global table, nothing kept alive, and it is gone when the exception is
+collected. Built-in exceptions cannot be weakly referenced, so a table of weak references would have to
+hold them strongly — with their tracebacks, frames and locals.
+
+The mark names the registry (one per client), so a new client after ``init()`` reports afresh.
+Exceptions whose ``__dict__`` cannot be written (none in CPython, but a C extension could try) fall back
+to a weak table.
 """
 
 from __future__ import annotations
 
 import weakref
+from typing import Any
+
+_KEY = "_tripwire_reported"
 
 
 class ReportedRegistry:
-    __slots__ = ("_refs", "_strong")
+    __slots__ = ("__weakref__", "_refs")
 
     def __init__(self) -> None:
-        self._refs: dict[int, weakref.ref[BaseException]] = {}
-        # Exceptions that cannot be weakly referenced are kept (bounded) by identity.
-        self._strong: dict[int, BaseException] = {}
+        self._refs: weakref.WeakSet[BaseException] = weakref.WeakSet()
 
     def seen(self, exc: BaseException) -> bool:
-        ref = self._refs.get(id(exc))
-        if ref is not None and ref() is exc:
-            return True
-        return self._strong.get(id(exc)) is exc
+        state: Any = getattr(exc, "__dict__", None)
+        if isinstance(state, dict):
+            mark = state.get(_KEY)
+            return mark is not None and mark() is self
+        try:
+            return exc in self._refs
+        except TypeError:
+            return False
 
     def mark(self, exc: BaseException) -> None:
-        key = id(exc)
-
-        def forget(ref: weakref.ref[BaseException]) -> None:
-            # The id may have been reused by a newer exception already: only drop our own ref.
-            if self._refs.get(key) is ref:
-                del self._refs[key]
-
+        state: Any = getattr(exc, "__dict__", None)
+        if isinstance(state, dict):
+            state[_KEY] = weakref.ref(self)
+            return
         try:
-            self._refs[key] = weakref.ref(exc, forget)
+            self._refs.add(exc)
         except TypeError:
-            if len(self._strong) > 1000:
-                self._strong.clear()
-            self._strong[key] = exc
+            pass  # neither a __dict__ nor weak references: it may be reported twice, never kept alive
 
     def clear(self) -> None:
+        """Forget the exceptions marked by the fallback table (marks on objects name this registry)."""
         self._refs.clear()
-        self._strong.clear()
