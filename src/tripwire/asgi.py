@@ -27,13 +27,14 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl
 
 from . import _globals
 from ._scope import ScopeData, ScopeHolder, _current, _isolation
+from ._scrub import Scrubber, scrubber_for
 from ._sessions import CRASHED, ERRORED, EXITED
 from ._types import Breadcrumb, Event, Hint
 
@@ -47,8 +48,6 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 _T = TypeVar("_T")
-
-FILTERED = "[Filtered]"
 
 #: Exception class names that mean "the client went away", not "the application is broken".
 _NOISE = frozenset(
@@ -66,41 +65,6 @@ _NOISE = frozenset(
     }
 )
 
-# Header names that carry credentials (always filtered) or personal data (filtered without PII).
-_SECRET_HEADERS = frozenset(
-    {
-        "authorization",
-        "proxy-authorization",
-        "cookie",
-        "set-cookie",
-        "x-api-key",
-        "x-auth-token",
-        "x-csrf-token",
-        "x-csrftoken",
-        "x-xsrf-token",
-    }
-)
-_PII_HEADERS = frozenset({"x-forwarded-for", "x-real-ip", "forwarded", "true-client-ip", "cf-connecting-ip"})
-_SECRET_WORDS = (
-    "auth",
-    "token",
-    "secret",
-    "password",
-    "passwd",
-    "pwd",
-    "apikey",
-    "api_key",
-    "api-key",
-    "session",
-    "csrf",
-    "xsrf",
-    "jwt",
-    "signature",
-    "private",
-    "credential",
-    "cookie",
-)
-
 
 def is_noise(exc: BaseException) -> bool:
     """True for what is not an application error: client disconnects, cancellation, HTTP errors < 500."""
@@ -114,41 +78,6 @@ def is_noise(exc: BaseException) -> bool:
 def _http_status(exc: BaseException) -> int | None:
     status = getattr(exc, "status_code", None)
     return status if isinstance(status, int) and not isinstance(status, bool) else None
-
-
-def _is_secret_key(key: str, extra: Collection[str]) -> bool:
-    low = key.lower()
-    if low in extra:
-        return True
-    return any(word in low for word in _SECRET_WORDS)
-
-
-def _scrub_query(query: str, extra: Collection[str]) -> str:
-    if not query:
-        return query
-    parts = []
-    for part in query.split("&"):
-        key, sep, _value = part.partition("=")
-        if sep and _is_secret_key(key, extra):
-            parts.append(f"{key}={FILTERED}")
-        else:
-            parts.append(part)
-    return "&".join(parts)
-
-
-def _scrub_mapping(data: Any, extra: Collection[str], depth: int = 0) -> Any:
-    if depth > 10:
-        return data
-    if isinstance(data, Mapping):
-        return {
-            k: FILTERED
-            if isinstance(k, str) and _is_secret_key(k, extra)
-            else _scrub_mapping(v, extra, depth + 1)
-            for k, v in data.items()
-        }
-    if isinstance(data, list):
-        return [_scrub_mapping(v, extra, depth + 1) for v in data]
-    return data
 
 
 def _looks_like_asgi3(app: Any) -> bool:
@@ -253,9 +182,8 @@ class _Request:
 
     def process_event(self, event: Event, hint: Hint) -> Event:
         client = _globals.client
-        pii = bool(client and client.options.send_default_pii)
-        extra = frozenset(k.lower() for k in client.options.scrub_keys) if client else frozenset()
-        request = self.request_data(pii, extra)
+        scrubber = scrubber_for(client.options) if client is not None else Scrubber()
+        request = self.request_data(scrubber)
         existing = event.get("request")
         event["request"] = {**request, **existing} if isinstance(existing, Mapping) else request
         if not event.get("transaction"):
@@ -295,7 +223,9 @@ class _Request:
                 host = "localhost"
         return f"{scheme}://{host}{self.root_path}{self.path}"
 
-    def request_data(self, pii: bool, extra: Collection[str]) -> dict[str, Any]:
+    def request_data(self, scrubber: Scrubber) -> dict[str, Any]:
+        """The ``request`` interface, scrubbed: cookies and the client address only with PII."""
+        pii = scrubber.send_default_pii
         scope = self.scope
         headers = self.headers()
         data: dict[str, Any] = {"url": self.url(headers)}
@@ -304,39 +234,34 @@ class _Request:
             data["method"] = method
         query = scope.get("query_string") or b""
         if query:
-            data["query_string"] = _scrub_query(query.decode("latin-1"), extra)
+            data["query_string"] = scrubber.scrub_query_string(query.decode("latin-1"))
         if pii and "cookie" in headers:
-            data["cookies"] = _scrub_mapping(_parse_cookies(headers["cookie"]), extra)
-        data["headers"] = {
-            name: FILTERED
-            if name in _SECRET_HEADERS or (not pii and name in _PII_HEADERS) or _is_secret_key(name, extra)
-            else value
-            for name, value in headers.items()
-        }
+            data["cookies"] = scrubber.scrub_mapping(_parse_cookies(headers["cookie"]))
+        data["headers"] = scrubber.scrub_headers(headers)
         if pii:
             client = scope.get("client")
             if client:
                 data["env"] = {"REMOTE_ADDR": str(client[0])}
         if self.body_size:
-            data["data"] = self.body_data(headers.get("content-type", ""), extra)
+            data["data"] = self.body_data(headers.get("content-type", ""), scrubber)
         return data
 
-    def body_data(self, content_type: str, extra: Collection[str]) -> Any:
+    def body_data(self, content_type: str, scrubber: Scrubber) -> Any:
         if self.body is None:
             return f"[{self.body_size} bytes, over max_request_body_size: not sent]"
         raw = bytes(self.body)
         kind = content_type.split(";", 1)[0].strip().lower()
         try:
             if kind == "application/json" or kind.endswith("+json"):
-                return _scrub_mapping(json.loads(raw), extra)
+                return scrubber.scrub(json.loads(raw))
             if kind == "application/x-www-form-urlencoded":
-                return _scrub_mapping(dict(parse_qsl(raw.decode("latin-1"), keep_blank_values=True)), extra)
+                return scrubber.scrub_mapping(dict(parse_qsl(raw.decode("latin-1"), keep_blank_values=True)))
             if kind.startswith("multipart/"):
                 return f"[multipart body of {len(raw)} bytes: not sent]"
             if kind.startswith("text/") or not kind:
-                return raw.decode("utf-8", "replace")
+                return scrubber.scrub_text(raw.decode("utf-8", "replace"))
         except ValueError:
-            return raw.decode("utf-8", "replace")
+            return scrubber.scrub_text(raw.decode("utf-8", "replace"))
         return f"[{kind} body of {len(raw)} bytes: not sent]"
 
     def transaction(self) -> tuple[str, str]:
@@ -423,9 +348,12 @@ def capture_request_exception(
         if client is None or is_noise(exc):
             return None
         holder = _request_holder()
-        if holder is not None and route:
-            holder.request.route = route
         status = _http_status(exc)
+        if holder is not None:
+            if route:
+                holder.request.route = route
+            if holder.request.status is None:
+                holder.request.status = status or 500  # what the framework is about to answer
         # An HTTP error >= 500 raised on purpose was handled by the app; anything else crashed it.
         handled = status is not None
         event_id = client.capture_exception(exc, mechanism={"type": mechanism_type, "handled": handled})
