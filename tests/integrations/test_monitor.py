@@ -1,0 +1,203 @@
+"""@tripwire.monitor(), tripwire.capture() and application sessions for jobs and scripts."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+import tripwire
+from tests.support.sink import Sink
+from tripwire.reporters.capture import CapturedEvents
+
+from .conftest import run_python
+
+Start = Callable[..., CapturedEvents]
+
+
+def test_monitor_reports_and_reraises_the_same_exception(start: Start) -> None:
+    """A failing decorated job is reported (mechanism monitor, unhandled) and the caller gets it as is."""
+    events = start()
+    error = ValueError("bad row")
+    error.__cause__ = KeyError("root cause")
+
+    @tripwire.monitor()
+    def nightly(rows: int) -> int:
+        raise error
+
+    with pytest.raises(ValueError) as info:
+        nightly(3)
+    assert info.value is error
+    assert isinstance(info.value.__cause__, KeyError)
+    tripwire.flush(5)
+    (event,) = events
+    assert event["exception"]["values"][-1]["mechanism"] == {"type": "monitor", "handled": False}
+    assert event["transaction"].endswith("nightly")
+
+
+def test_monitor_returns_results_and_keeps_metadata(start: Start) -> None:
+    """A successful call returns its value and reports nothing; the wrapper keeps name and docstring."""
+    events = start()
+
+    @tripwire.monitor
+    def add(a: int, b: int) -> int:
+        """Add two numbers."""
+        return a + b
+
+    assert add(2, 3) == 5
+    assert add.__name__ == "add" and add.__doc__ == "Add two numbers."
+    tripwire.flush(5)
+    assert list(events) == []
+
+
+def test_each_call_has_its_own_scope(start: Start) -> None:
+    """Tags set inside one call never appear on another call's event or on the caller's scope."""
+    events = start()
+
+    @tripwire.monitor(name="job", tags={"queue": "default"})
+    def job(item: str, fail: bool) -> None:
+        tripwire.set_tag("item", item)
+        if fail:
+            raise RuntimeError(item)
+
+    job("first", False)
+    with pytest.raises(RuntimeError):
+        job("second", True)
+    tripwire.capture_message("outside")
+    tripwire.flush(5)
+    failed, outside = events
+    assert failed["tags"] == {"queue": "default", "item": "second"}
+    assert failed["transaction"] == "job"
+    assert "item" not in outside.get("tags", {}) and "queue" not in outside.get("tags", {})
+
+
+def test_async_functions_are_monitored(start: Start) -> None:
+    """An async job is awaited inside its own scope and its exception is reported and re-raised."""
+    events = start()
+
+    @tripwire.monitor(name="fetch")
+    async def fetch(n: int) -> int:
+        await asyncio.sleep(0)
+        tripwire.set_tag("n", n)
+        if n:
+            raise LookupError(n)
+        return n
+
+    async def main() -> None:
+        assert await fetch(0) == 0
+        results = await asyncio.gather(fetch(1), fetch(2), return_exceptions=True)
+        assert all(isinstance(r, LookupError) for r in results)
+
+    asyncio.run(main())
+    tripwire.flush(5)
+    assert sorted(e["tags"]["n"] for e in events) == ["1", "2"]
+
+
+def test_capture_block_reports_and_reraises(start: Start) -> None:
+    """with tripwire.capture(): reports an escaping exception, re-raises it, and isolates the block."""
+    events = start()
+    with pytest.raises(ZeroDivisionError), tripwire.capture("import", tags={"file": "a.csv"}):
+        tripwire.set_user({"id": "7"})
+        1 / 0  # noqa: B018
+    tripwire.capture_message("after")
+    tripwire.flush(5)
+    crashed, after = events
+    assert crashed["tags"]["file"] == "a.csv"
+    assert crashed["user"]["id"] == "7"
+    assert "user" not in after
+
+
+def test_nested_monitors_report_once(start: Start) -> None:
+    """An exception escaping nested monitored calls is one event."""
+    events = start()
+
+    @tripwire.monitor()
+    def inner() -> None:
+        raise OSError("disk")
+
+    @tripwire.monitor()
+    def outer() -> None:
+        inner()
+
+    with pytest.raises(OSError):
+        outer()
+    tripwire.flush(5)
+    assert len(events) == 1
+
+
+def test_system_exit_and_keyboard_interrupt_are_not_reported(start: Start) -> None:
+    """A job that calls sys.exit() or is interrupted is not an error."""
+    events = start()
+    for exc in (SystemExit(2), KeyboardInterrupt()):
+        with pytest.raises(type(exc)), tripwire.capture():
+            raise exc
+    tripwire.flush(5)
+    assert list(events) == []
+
+
+def test_flush_true_delivers_before_a_hard_exit() -> None:
+    """monitor(flush=True): the event is at the sink even if the process ends with os._exit."""
+    with Sink() as sink:
+        proc = run_python(
+            f"""
+            import os, tripwire
+            tripwire.init({sink.dsn!r})
+            @tripwire.monitor(flush=True)
+            def job():
+                raise RuntimeError("cron failed")
+            try:
+                job()
+            except RuntimeError:
+                os._exit(0)
+            """
+        )
+        assert proc.returncode == 0, proc.stderr
+        assert [e["exception"]["values"][-1]["value"] for e in sink.events] == ["cron failed"]
+
+
+def session_updates(events: CapturedEvents) -> list[dict[str, Any]]:
+    return [u for batch in events.sessions for u in batch.updates]
+
+
+def test_application_session_counts_errors(start: Start) -> None:
+    """start_session/end_session send one session update: errors counted, unhandled = crashed."""
+    events = start(release="app@1")
+    assert tripwire.start_session(did="worker-3")
+    tripwire.capture_message("warning only", level="warning")
+    try:
+        raise ValueError("handled")
+    except ValueError:
+        tripwire.capture_exception()
+    assert tripwire.end_session()
+    tripwire.flush(5)
+    (update,) = session_updates(events)
+    assert update["status"] == "exited"
+    assert update["errors"] == 1
+    assert update["did"] == "worker-3"
+    assert update["attrs"] == {"release": "app@1", "environment": "production"}
+    assert update["duration"] >= 0
+
+
+def test_sessions_need_a_release(start: Start) -> None:
+    """Without a release there is no release health: start_session() returns False."""
+    start()
+    assert tripwire.start_session() is False
+    assert tripwire.end_session() is False
+
+
+def test_monitor_with_session_marks_a_crash(start: Start) -> None:
+    """monitor(session=True): a failing call ends its session as crashed, a good one as exited."""
+    events = start(release="app@2")
+
+    @tripwire.monitor(session=True)
+    def job(fail: bool) -> None:
+        if fail:
+            raise RuntimeError("job crashed")
+
+    job(False)
+    with pytest.raises(RuntimeError):
+        job(True)
+    tripwire.flush(5)
+    assert [u["status"] for u in session_updates(events)] == ["exited", "crashed"]
