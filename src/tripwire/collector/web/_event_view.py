@@ -162,7 +162,8 @@ def _relation(mechanism: dict[str, Any], index: int) -> str:
         return "Raised while handling"
     if source.startswith("exceptions["):
         return f"In the exception group, {source}"
-    return "Chained with"
+    # sentry-sdk does not say which of the two it was.
+    return "Cause or context of the exception above"
 
 
 def exception_views(data: dict[str, Any]) -> list[ExceptionView]:
@@ -175,20 +176,22 @@ def exception_views(data: dict[str, Any]) -> list[ExceptionView]:
         for value in raw
         for frame in values_of(dict_of(value.get("stacktrace")).get("frames"))
     )
-    parents: dict[int, int | None] = {}
+    # Indent exception-group members under their group; a cause or context stays at its level.
+    parents: dict[int, tuple[int, bool]] = {}
     for value in raw:
         mechanism = dict_of(value.get("mechanism"))
         exception_id = _int(mechanism.get("exception_id"))
-        if exception_id is not None:
-            parents[exception_id] = _int(mechanism.get("parent_id"))
+        parent_id = _int(mechanism.get("parent_id"))
+        if exception_id is not None and parent_id is not None:
+            member = text_of(mechanism.get("source")).startswith("exceptions[")
+            parents[exception_id] = (parent_id, member)
 
     def depth(exception_id: int | None) -> int:
         level, seen = 0, set()
-        while exception_id is not None and exception_id in parents and exception_id not in seen:
+        while exception_id in parents and exception_id not in seen:
             seen.add(exception_id)
-            exception_id = parents[exception_id]
-            if exception_id is not None:
-                level += 1
+            exception_id, member = parents[exception_id]
+            level += int(member)
         return min(level, 6)
 
     views: list[ExceptionView] = []
