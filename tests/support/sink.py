@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import socket
 import threading
 import time
 import zlib
@@ -77,6 +78,9 @@ class Sink:
 
     def __init__(self, port: int = 0) -> None:
         self.requests: list[Received] = []
+        #: Every request, also those answered with an error status (``requests`` keeps only < 400).
+        self.attempts: list[tuple[float, Received, int]] = []
+        self._connections: set[Any] = set()
         self.answer: Answer | Callable[[Received], Answer] = Answer()
         self._cond = threading.Condition()
         sink = self
@@ -89,6 +93,16 @@ class Sink:
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass
+
+            def setup(self) -> None:
+                super().setup()
+                with sink._cond:
+                    sink._connections.add(self.connection)
+
+            def finish(self) -> None:
+                with sink._cond:
+                    sink._connections.discard(self.connection)
+                super().finish()
 
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
@@ -105,10 +119,11 @@ class Sink:
                 answer = sink.answer(received) if callable(sink.answer) else sink.answer
                 if answer.delay:
                     time.sleep(answer.delay)
-                if answer.status < 400:
-                    with sink._cond:
+                with sink._cond:
+                    sink.attempts.append((time.monotonic(), received, answer.status))
+                    if answer.status < 400:
                         sink.requests.append(received)
-                        sink._cond.notify_all()
+                    sink._cond.notify_all()
                 self.send_response(answer.status)
                 for key, value in answer.headers.items():
                     self.send_header(key, value)
@@ -129,8 +144,16 @@ class Sink:
         return self
 
     def stop(self) -> None:
+        """Stop listening and cut every open (kept-alive) connection: the server is really gone."""
         self._server.shutdown()
         self._server.server_close()
+        with self._cond:
+            connections = list(self._connections)
+        for conn in connections:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
     def __enter__(self) -> Sink:
         return self.start()

@@ -405,7 +405,7 @@ class HttpReporter(Reporter):
         try:
             status, reply_headers, reply = self._post(payload.url, body, headers)
         except _Unreachable as exc:
-            self._log_failure(payload, f"cannot connect: {exc!r}")
+            self._log_failure(payload, f"cannot connect: {exc}")
             return _RETRY, "network_error", 0
         except Exception as exc:
             payload.attempts += 1

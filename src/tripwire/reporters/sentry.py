@@ -30,6 +30,7 @@ SDK_NAME = "tripwire.python"
 CLIENT = f"{SDK_NAME}/{__version__}"
 MAX_SESSION_ITEMS = 100
 CLIENT_REPORT_INTERVAL = 30.0
+_JSON = "application/json"
 
 #: Our drop reasons in the Sentry client-report vocabulary.
 SENTRY_REASONS = {
@@ -127,8 +128,8 @@ class SentryReporter(HttpReporter):
         )
 
     def encode_sessions(self, batch: SessionBatch) -> list[Payload]:
-        items = [({"type": "sessions"}, _json(a)) for a in batch.aggregates]
-        items += [({"type": "session"}, _json(u)) for u in batch.updates]
+        items = [({"type": "sessions", "content_type": _JSON}, _json(a)) for a in batch.aggregates]
+        items += [({"type": "session", "content_type": _JSON}, _json(u)) for u in batch.updates]
         payloads = []
         for start in range(0, len(items), MAX_SESSION_ITEMS):
             chunk = items[start : start + MAX_SESSION_ITEMS]
@@ -161,7 +162,7 @@ class SentryReporter(HttpReporter):
         }
         return Payload(
             url=self.url,
-            body=envelope_items([({"type": "client_report"}, _json(report))]),
+            body=envelope_items([({"type": "client_report", "content_type": _JSON}, _json(report))]),
             categories={"internal": 1},
             kind="client_report",
             low_priority=True,

@@ -1,0 +1,128 @@
+"""A backend that goes away and comes back: nothing captured meanwhile is lost."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+import tripwire
+from tests.support.sink import Sink
+
+from .conftest import free_port, raise_and_capture
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.slow
+def test_every_event_arrives_after_a_5_second_outage() -> None:
+    """Events captured before and during a 5 s outage (kept-alive connection cut) all arrive afterwards."""
+    sink = Sink().start()
+    port = sink.port
+    tripwire.init(sink.dsn, send_client_reports=False)
+    ids = raise_and_capture(5)
+    assert tripwire.flush(10)
+    sink.stop()
+    down_since = time.monotonic()
+    while time.monotonic() - down_since < 5:
+        ids += raise_and_capture(5)
+        time.sleep(0.5)
+    with Sink(port=port) as back:
+        assert tripwire.flush(30)
+        arrived = {e["event_id"] for e in sink.events + back.events}
+    assert arrived == set(ids)
+    assert len(ids) >= 50
+    assert tripwire.stats()["dropped"] == {}
+
+
+def test_spool_keeps_events_on_disk_while_the_backend_is_down(tmp_path: Path) -> None:
+    """With spool_dir, undeliverable envelopes are written to disk, so flush() returns quickly."""
+    port = free_port()
+    tripwire.init(f"http://k@127.0.0.1:{port}/1", spool_dir=str(tmp_path), send_client_reports=False)
+    raise_and_capture(10)
+    started = time.monotonic()
+    assert tripwire.flush(10)
+    assert time.monotonic() - started < 5
+    stats = tripwire.stats()
+    assert stats["spooled"] == {"sentry": 10}
+    assert stats["pending"] == {"sentry": 0}
+    files = list(tmp_path.glob("sentry-*/*.twp"))
+    assert len(files) == 10
+    with Sink(port=port) as sink:
+        assert sink.wait_until(lambda: len(sink.events) == 10, 20)
+        assert tripwire.flush(10)
+    assert list(tmp_path.glob("sentry-*/*.twp")) == []
+
+
+_CAPTURE_WHILE_DOWN = """
+import json, sys, tripwire
+tripwire.init(sys.argv[1], spool_dir=sys.argv[2], send_client_reports=False)
+ids = []
+for i in range(7):
+    try:
+        raise KeyError(f"lost? {i}")
+    except KeyError:
+        ids.append(tripwire.capture_exception())
+print(json.dumps(ids))
+# No flush, no close: the atexit hook has to put them on disk.
+"""
+
+_DELIVER_SPOOL = """
+import sys, tripwire
+tripwire.init(sys.argv[1], spool_dir=sys.argv[2], send_client_reports=False)
+ok = tripwire.flush(20)
+print(tripwire.stats()["sent"], ok)
+"""
+
+
+def _run(code: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code), *args],
+        capture_output=True, text=True, timeout=60, env=env, check=True,
+    )
+
+
+@pytest.mark.slow
+def test_spooled_events_survive_a_restart_of_the_process(tmp_path: Path) -> None:
+    """A process that captures while the backend is down and exits; the next one delivers its events."""
+    port = free_port()
+    dsn = f"http://k@127.0.0.1:{port}/1"
+    first = _run(_CAPTURE_WHILE_DOWN, dsn, str(tmp_path))
+    ids = json.loads(first.stdout)
+    # The atexit hook itself prints nothing; the only line is the one warning about the outage.
+    assert [line.split(" (")[0] for line in first.stderr.splitlines()] == [
+        f"tripwire: sentry could not deliver to http://127.0.0.1:{port}/api/1/envelope/"
+    ]
+    assert len(list(tmp_path.glob("sentry-*/*.twp"))) == 7
+    with Sink(port=port) as sink:
+        second = _run(_DELIVER_SPOOL, dsn, str(tmp_path))
+        assert second.stdout.strip() == "{'sentry': 7} True"
+        assert sorted(e["event_id"] for e in sink.events) == sorted(ids)
+    assert list(tmp_path.glob("sentry-*/*.twp")) == []
+
+
+def test_a_full_spool_drops_the_oldest_and_counts_them(tmp_path: Path) -> None:
+    """When the spool reaches spool_max_bytes the oldest files go first, each counted as queue_full."""
+    port = free_port()
+    tripwire.init(
+        f"http://k@127.0.0.1:{port}/1", spool_dir=str(tmp_path), spool_max_bytes=6000,
+        send_client_reports=False, include_local_variables=False, include_source_context=False,
+    )
+    ids = raise_and_capture(30)
+    assert tripwire.flush(10)
+    files = sorted(tmp_path.glob("sentry-*/*.twp"))
+    assert 0 < len(files) < 30
+    assert sum(f.stat().st_size for f in files) <= 6000
+    dropped = tripwire.stats()["dropped"]
+    assert dropped == {"queue_full": 30 - len(files)}
+    with Sink(port=port) as sink:
+        assert sink.wait_until(lambda: len(sink.events) == len(files), 20)
+        # The newest survived.
+        assert sorted(e["event_id"] for e in sink.events) == sorted(ids[-len(files):])

@@ -1,0 +1,145 @@
+"""How the HTTP reporters react to what the backend answers: retry, wait, or drop and count."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import pytest
+
+import tripwire
+from tests.support.sink import Answer, Received, Sink
+from tripwire._ratelimit import RateLimits, parse_retry_after, parse_sentry_rate_limits
+
+from .conftest import raise_and_capture
+
+
+class Script:
+    """Answers a scripted list of statuses/headers in order, then 200 forever."""
+
+    def __init__(self, *answers: Answer) -> None:
+        self.answers = list(answers)
+
+    def __call__(self, received: Received) -> Answer:
+        return self.answers.pop(0) if self.answers else Answer()
+
+
+def _statuses(sink: Sink) -> list[int]:
+    return [status for _, _, status in sink.attempts]
+
+
+def test_429_with_retry_after_waits_then_delivers(sink: Sink) -> None:
+    """After a 429 with Retry-After: 1 the event is sent again no sooner than 1 s later, and arrives."""
+    sink.answer = Script(Answer(status=429, headers={"Retry-After": "1"}))
+    tripwire.init(sink.dsn)
+    raise_and_capture(1)
+    assert tripwire.flush(10)
+    assert _statuses(sink) == [429, 200]
+    (first, _, _), (second, _, _) = sink.attempts
+    assert second - first >= 0.95
+    assert len(sink.events) == 1
+
+
+def test_events_captured_during_a_rate_limit_are_dropped_and_counted(sink: Sink) -> None:
+    """While X-Sentry-Rate-Limits disables the error category, new events are not sent but counted."""
+    sink.answer = Script(Answer(status=200, headers={"X-Sentry-Rate-Limits": "30:error:key"}))
+    tripwire.init(sink.dsn, send_client_reports=False)
+    raise_and_capture(1)
+    assert tripwire.flush(10)
+    raise_and_capture(5)
+    assert tripwire.flush(10)
+    assert len(sink.events) == 1
+    stats = tripwire.stats()
+    assert stats["dropped"] == {"rate_limited": 5}
+    assert 25 < stats["rate_limits"]["sentry"]["error"] <= 30
+
+
+def test_rate_limit_on_one_category_leaves_others_flowing(sink: Sink) -> None:
+    """A limit on the session category does not hold back error events."""
+    from tripwire._types import SessionBatch
+
+    sink.answer = Script(Answer(status=429, headers={"X-Sentry-Rate-Limits": "60:session:org"}))
+    tripwire.init(sink.dsn, release="1", send_client_reports=False)
+    client = tripwire.get_client()
+    assert client is not None
+    client.submit_sessions(SessionBatch(updates=[{"sid": "1" * 32, "init": True, "status": "ok"}]))
+    assert client._worker.flush(5)
+    assert sink.wait_until(lambda: len(sink.attempts) == 1, 5)
+    raise_and_capture(3)
+    assert sink.wait_until(lambda: len(sink.events) == 3, 10)
+    assert sink.items("session") == []
+    client.submit_sessions(SessionBatch(updates=[{"sid": "2" * 32, "init": True, "status": "ok"}]))
+    client._worker.flush(5)
+    assert tripwire.stats()["dropped_by"] == [
+        {"reason": "rate_limited", "category": "session", "reporter": "sentry", "quantity": 1}
+    ]
+
+
+def test_413_is_counted_as_too_large_and_logged(sink: Sink, caplog: pytest.LogCaptureFixture) -> None:
+    """A 413 is not retried; the event counts as too_large and a warning names the size."""
+    sink.answer = Script(Answer(status=413, body=b'{"detail":"too big"}'))
+    tripwire.init(sink.dsn, send_client_reports=False)
+    with caplog.at_level(logging.WARNING, logger="tripwire"):
+        raise_and_capture(1)
+        assert tripwire.flush(10)
+    assert _statuses(sink) == [413]
+    assert tripwire.stats()["dropped"] == {"too_large": 1}
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("too large (HTTP 413)" in m and "too big" in m for m in messages)
+
+
+@pytest.mark.parametrize("status", [400, 401, 403])
+def test_client_errors_are_not_retried(sink: Sink, status: int) -> None:
+    """400/401/403 mean the payload will never be accepted: one attempt, counted as rejected."""
+    sink.answer = Script(Answer(status=status))
+    tripwire.init(sink.dsn, send_client_reports=False)
+    raise_and_capture(1)
+    assert tripwire.flush(10)
+    time.sleep(0.3)
+    assert _statuses(sink) == [status]
+    assert tripwire.stats()["dropped"] == {"rejected": 1}
+
+
+@pytest.mark.parametrize("status", [408, 500, 502, 503])
+def test_server_errors_are_retried_with_backoff(sink: Sink, status: int) -> None:
+    """408 and 5xx are retried after a backoff, and the event then arrives."""
+    sink.answer = Script(Answer(status=status), Answer(status=status))
+    tripwire.init(sink.dsn, send_client_reports=False)
+    raise_and_capture(1)
+    assert tripwire.flush(15)
+    assert _statuses(sink) == [status, status, 200]
+    times = [t for t, _, _ in sink.attempts]
+    # Jittered exponential: first wait in [0.25, 0.5] s, the second in [0.5, 1] s.
+    assert 0.2 <= times[1] - times[0] <= 1.0
+    assert 0.45 <= times[2] - times[1] <= 1.6
+    assert tripwire.stats()["dropped"] == {}
+
+
+def test_a_payload_that_always_fails_with_500_is_given_up(sink: Sink) -> None:
+    """A payload the server keeps failing on (500) is dropped after max_attempts, not retried forever."""
+    sink.answer = Answer(status=500)
+    reporter = tripwire.reporters.sentry.SentryReporter(sink.dsn, max_attempts=3, backoff_base=0.05)
+    tripwire.init(reporters=[reporter], send_client_reports=False)
+    raise_and_capture(1)
+    assert tripwire.flush(10)
+    assert _statuses(sink) == [500, 500, 500]
+    assert tripwire.stats()["dropped"] == {"rejected": 1}
+
+
+def test_parse_retry_after_accepts_seconds_and_http_dates() -> None:
+    """Retry-After is read as delta seconds or as an HTTP date; nonsense is ignored."""
+    assert parse_retry_after("120") == 120.0
+    assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412480.0 - 30) == 30.0
+    assert parse_retry_after("soon") is None
+    assert parse_retry_after(None) is None
+
+
+def test_parse_sentry_rate_limits_per_category() -> None:
+    """Each quota applies to its categories; an empty list means all of them."""
+    assert parse_sentry_rate_limits("60:transaction:key, 2700:default;error;security:organization") == {
+        "transaction": 60.0, "default": 2700.0, "error": 2700.0, "security": 2700.0,
+    }
+    assert parse_sentry_rate_limits("10::organization") == {"": 10.0}
+    limits = RateLimits()
+    limits.update(200, {"x-sentry-rate-limits": "10::organization"})
+    assert limits.is_limited(["session"]) and limits.is_limited(["error"])
