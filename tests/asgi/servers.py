@@ -68,6 +68,16 @@ def serve(app: Any, kind: str, *, lifespan: str = "auto") -> Iterator[Running]:
     If the server cannot start (a failing lifespan startup), ``running.thread`` is already dead on
     entry; the caller checks ``running.thread.is_alive()``.
     """
+    inner = app
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        # Readiness probes are answered here, so that they never reach the application under test.
+        if scope["type"] == "http" and scope["path"] == "/__ready":
+            await send({"type": "http.response.start", "status": 204, "headers": []})
+            await send({"type": "http.response.body", "body": b""})
+            return
+        await inner(scope, receive, send)
+
     sock = _bind()
     port = sock.getsockname()[1]
     running = Running(kind, port, threading.Thread())
