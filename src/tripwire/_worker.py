@@ -130,6 +130,9 @@ class Worker:
                     self._cond.wait()
                     job = self._take()
             self._run_one(job)
+            # Building events is CPU work under the GIL: let a waiting thread (the event loop) in
+            # between two events instead of after a whole switch interval.
+            time.sleep(0)
 
     def _run_one(self, job: Any) -> None:
         try:

@@ -99,6 +99,12 @@ class Sink:
                 with sink._cond:
                     sink._connections.add(self.connection)
 
+            def handle(self) -> None:
+                try:
+                    super().handle()
+                except ConnectionError:
+                    pass  # the client went away (closed while we were answering slowly): fine
+
             def finish(self) -> None:
                 with sink._cond:
                     sink._connections.discard(self.connection)
