@@ -105,7 +105,8 @@ class Scrubber:
         fragments = _KEY_FRAGMENTS + tuple(re.escape(k) for k in extra)
         self._pairs = re.compile(
             r"(?i)(?P<key>[\w.\-]*(?:" + "|".join(fragments) + r")[\w.\-]*)"
-            r"(?P<sep>[\"']?\s*[=:]\s*[\"']?)(?P<secret>[^\s&#\"',;)}\]]+)"
+            r"(?P<sep>[\"']?\s*[=:]\s*[\"']?)"
+            r"(?P<secret>(?:(?:bearer|basic|digest|token)\s+)?[^\s&#\"',;)}\]]+)"
         )
         # A cheap first look: most strings contain no key fragment, no scheme and no credential word.
         self._maybe = re.compile(
