@@ -267,9 +267,11 @@ class BugsnagReporter(HttpReporter):
         context = event.get("transaction") or (event.get("request") or {}).get("url")
         if context:
             out["context"] = str(context)
-        fingerprint = [p for p in event.get("fingerprint") or [] if p != "{{ default }}"]
-        if fingerprint:
-            out["groupingHash"] = " ".join(str(p) for p in event["fingerprint"])
+        fingerprint = [str(p) for p in event.get("fingerprint") or []]
+        # Only a fully custom fingerprint replaces BugSnag's grouping; "{{ default }}" means "the
+        # usual grouping, refined", which a single hash cannot express.
+        if fingerprint and "{{ default }}" not in fingerprint:
+            out["groupingHash"] = " ".join(fingerprint)
         user = event.get("user")
         if isinstance(user, dict) and user:
             out["user"] = {

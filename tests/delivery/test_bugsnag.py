@@ -1,0 +1,159 @@
+"""The BugSnag reporter: Error Reporting API v4 and Session Tracking API 1.0 payloads."""
+
+from __future__ import annotations
+
+import re
+
+import tripwire
+from tests.support.sink import Sink
+from tripwire._types import SessionBatch
+
+SENT_AT = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+API_KEY = "0123456789abcdef0123456789abcdef"
+
+
+def _reporter(sink: Sink, **options: object) -> dict[str, object]:
+    return {
+        "backend": "bugsnag",
+        "api_key": API_KEY,
+        "endpoint": f"{sink.url}/notify",
+        "sessions_endpoint": f"{sink.url}/sessions",
+        **options,
+    }
+
+
+def _inner() -> None:
+    secret = "x"  # noqa: F841 - a local the frame carries
+    raise LookupError("no such order")
+
+
+def _outer() -> None:
+    try:
+        _inner()
+    except LookupError as exc:
+        raise RuntimeError("checkout failed") from exc
+
+
+def test_error_payload_has_every_field_the_api_requires(sink: Sink) -> None:
+    """An unhandled ASGI error arrives with headers, notifier, app, device, exceptions, request, user..."""
+    client = tripwire.init(reporters=[_reporter(sink)], release="2.0.1", environment="staging",
+                           send_default_pii=True)
+    tripwire.set_user({"id": "u1", "email": "a@example.com", "username": "ann"})
+    tripwire.set_context("order", {"id": 42})
+    tripwire.set_extra("cart", "3 items")
+    tripwire.set_tag("region", "eu")
+    tripwire.add_breadcrumb("GET /cart", category="http", type="http", data={"status": 200})
+    tripwire.add_breadcrumb("cache miss", category="cache")
+    try:
+        _outer()
+    except RuntimeError as exc:
+        client.capture_exception(
+            exc,
+            mechanism={"type": "asgi", "handled": False},
+            event={"request": {"url": "http://shop.example/checkout", "method": "POST",
+                               "headers": {"Referer": "http://shop.example/cart"},
+                               "env": {"REMOTE_ADDR": "10.0.0.7"}}},
+            fingerprint=["checkout", "payment"],
+        )
+    assert tripwire.flush(10)
+    (request,) = sink.requests
+    assert request.path == "/notify"
+    assert request.headers["bugsnag-api-key"] == API_KEY
+    assert request.headers["bugsnag-payload-version"] == "4.0"
+    assert SENT_AT.match(request.headers["bugsnag-sent-at"])
+    assert request.headers["content-type"] == "application/json"
+    body = request.json
+    assert body["apiKey"] == API_KEY
+    assert body["payloadVersion"] == "4.0"
+    assert set(body["notifier"]) == {"name", "version", "url"}
+    (event,) = body["events"]
+    assert event["severity"] == "error"
+    assert event["unhandled"] is True
+    assert event["severityReason"] == {
+        "type": "unhandledExceptionMiddleware", "attributes": {"framework": "ASGI"},
+    }
+    assert event["app"]["releaseStage"] == "staging"
+    assert event["app"]["version"] == "2.0.1"
+    assert event["device"]["hostname"]
+    assert event["device"]["runtimeVersions"]["python"]
+    assert event["groupingHash"] == "checkout payment"
+    assert event["user"] == {"id": "u1", "email": "a@example.com", "name": "ann"}
+    assert event["request"]["httpMethod"] == "POST"
+    assert event["request"]["url"] == "http://shop.example/checkout"
+    assert event["request"]["clientIp"] == "10.0.0.7"
+    assert event["request"]["referer"] == "http://shop.example/cart"
+    assert event["context"]
+    assert event["metaData"]["order"] == {"id": 42}
+    assert event["metaData"]["extra"] == {"cart": "3 items"}
+    assert event["metaData"]["tags"] == {"region": "eu"}
+    # Raised exception first, then its cause.
+    assert [e["errorClass"] for e in event["exceptions"]] == ["RuntimeError", "LookupError"]
+    assert event["exceptions"][0]["message"] == "checkout failed"
+    cause = event["exceptions"][1]
+    assert cause["type"] == "python"
+    top = cause["stacktrace"][0]  # innermost first
+    assert top["method"] == "_inner"
+    assert top["inProject"] is True
+    assert top["file"].endswith("test_bugsnag.py")
+    assert 'raise LookupError("no such order")' in top["code"][str(top["lineNumber"])]
+    assert len(top["code"]) > 1
+    for frame in cause["stacktrace"]:
+        assert {"file", "lineNumber", "method", "inProject"} <= set(frame)
+    crumbs = event["breadcrumbs"]
+    assert [(c["name"], c["type"]) for c in crumbs] == [("GET /cart", "request"), ("cache miss", "manual")]
+    assert all(SENT_AT.match(c["timestamp"]) for c in crumbs)
+
+
+def test_handled_errors_and_messages_map_severity(sink: Sink) -> None:
+    """A handled exception is a handledException error; a warning message is a warning, not unhandled."""
+    tripwire.init(reporters=[_reporter(sink, release_stage="beta", app_version="7")])
+    try:
+        raise ValueError("bad input")
+    except ValueError:
+        tripwire.capture_exception()
+    tripwire.capture_message("disk almost full", "warning")
+    assert tripwire.flush(10)
+    handled, message = sorted(sink.bugsnag_events, key=lambda e: e["severity"])
+    assert "groupingHash" not in handled
+    assert handled["severityReason"] == {"type": "handledException"}
+    assert handled["unhandled"] is False
+    assert handled["app"] == {"releaseStage": "beta", "type": "python", "version": "7"}
+    assert message["severity"] == "warning"
+    assert message["unhandled"] is False
+    assert message["exceptions"][0]["message"] == "disk almost full"
+
+
+def test_sessions_go_to_the_session_tracking_api(sink: Sink) -> None:
+    """Session aggregates become per-minute sessionCounts with payload version 1.0."""
+    client = tripwire.init(reporters=[_reporter(sink)], release="3.1")
+    client.submit_sessions(SessionBatch(aggregates=[{
+        "attrs": {"release": "3.1", "environment": "production"},
+        "aggregates": [
+            {"started": "2026-11-21T05:28:00Z", "exited": 3, "errored": 1, "crashed": 2},
+            {"started": "2026-11-21T05:29:00Z", "exited": 1},
+        ],
+    }]))
+    assert tripwire.flush(10)
+    (request,) = sink.requests
+    assert request.path == "/sessions"
+    assert request.headers["bugsnag-payload-version"] == "1.0"
+    assert SENT_AT.match(request.headers["bugsnag-sent-at"])
+    body = request.json
+    assert body["app"] == {"releaseStage": "production", "type": "python", "version": "3.1"}
+    assert body["sessionCounts"] == [
+        {"startedAt": "2026-11-21T05:28:00Z", "sessionsStarted": 6},
+        {"startedAt": "2026-11-21T05:29:00Z", "sessionsStarted": 1},
+    ]
+    assert set(body["notifier"]) == {"name", "version", "url"}
+    assert body["device"]["hostname"]
+
+
+def test_bugsnag_and_sentry_at_once(sink: Sink) -> None:
+    """With a DSN and a BugSnag reporter, every event reaches both backends."""
+    tripwire.init(sink.dsn, reporters=[_reporter(sink)], send_client_reports=False)
+    for i in range(5):
+        tripwire.capture_message(f"hello {i}", "error")
+    assert tripwire.flush(10)
+    assert len(sink.events) == 5
+    assert len(sink.bugsnag_events) == 5
+    assert tripwire.stats()["sent"] == {"sentry": 5, "bugsnag": 5}
