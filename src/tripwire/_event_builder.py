@@ -267,6 +267,8 @@ def _serialize(event: Event, ser: Serializer, options: Options) -> Event:
                     ctx_value if isinstance(ctx_value, dict) else {"value": ctx_value}
                 )
             out[key] = contexts
+        elif key == "modules":
+            out[key] = {_name(k): _name(v) for k, v in _mapping(value).items()}
         elif key == "breadcrumbs":
             out[key] = _breadcrumbs(value, ser, options)
         elif key == "logentry":
