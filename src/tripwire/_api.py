@@ -37,10 +37,11 @@ def init(dsn: str | None = None, /, **options: Any) -> Client:
 
         opts, integrations = _integrations.prepare(opts, release_given="release" in options)
     client = Client(opts)
+    # Integrations end what they track (sessions) with the client that was active for them.
+    _globals.uninstall_integrations()
     old, _globals.client = _globals.client, (client if opts.enabled else None)
     if old is not None:
         old.close(timeout=old.options.shutdown_timeout)
-    _globals.uninstall_integrations()
     if integrations:
         _integrations.install(integrations)
     if opts.debug:
@@ -71,6 +72,8 @@ def _close_at_exit() -> None:
     if client is None:
         return
     try:
+        # Integrations first: what they track (a process session) ends while it can still be sent.
+        _globals.uninstall_integrations()
         client.close(timeout=client.options.shutdown_timeout)
     except Exception:
         logger.debug("tripwire: closing at exit failed", exc_info=True)
@@ -272,8 +275,8 @@ async def aflush(timeout: float | None = None) -> bool:
 def close(timeout: float | None = None) -> None:
     """Flush (up to ``timeout``), stop the worker and disable tripwire."""
     client = _globals.client
-    _globals.client = None
     _globals.uninstall_integrations()
+    _globals.client = None
     if client is not None:
         client.close(timeout)
 

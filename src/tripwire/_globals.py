@@ -16,10 +16,10 @@ client: Client | None = None
 def reset() -> None:
     """Close the active client (without waiting) and forget every process-level scope value."""
     global client
+    uninstall_integrations()
     old, client = client, None
     if old is not None:
         old.close(timeout=0)
-    uninstall_integrations()
     _scope.reset_root()
 
 

@@ -201,3 +201,26 @@ def test_monitor_with_session_marks_a_crash(start: Start) -> None:
         job(True)
     tripwire.flush(5)
     assert [u["status"] for u in session_updates(events)] == ["exited", "crashed"]
+
+
+def test_process_session_for_a_script_ends_exited_or_crashed() -> None:
+    """ProcessSessionIntegration: a script that ends well sends 'exited', one that dies 'crashed'."""
+    script = """
+        import sys, tripwire
+        from tripwire.integrations.session import ProcessSessionIntegration
+        tripwire.init({dsn!r}, release="cli@1", integrations=[ProcessSessionIntegration()])
+        if sys.argv[-1] == "crash":
+            raise RuntimeError("script died")
+        """
+    with Sink() as sink:
+        ok = run_python(script.format(dsn=sink.dsn))
+        assert ok.returncode == 0, ok.stderr
+        statuses = [s["status"] for s in sink.items("session")]
+        assert statuses == ["exited"]
+    with Sink() as sink:
+        crash = run_python(script.format(dsn=sink.dsn).replace('sys.argv[-1] == "crash"', "True"))
+        assert crash.returncode == 1
+        (session,) = sink.items("session")
+        assert session["status"] == "crashed"
+        assert session["errors"] == 1
+        assert session["attrs"]["release"] == "cli@1"
