@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from typing import Any, TypeVar, overload
 
 from . import _globals, _scope
+from ._api import _tag_value
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -43,7 +44,7 @@ def capture(
             if name is not None:
                 data = _scope.replace_field(data, transaction=name)
             if tags:
-                data = data.with_tags({str(k): str(v)[:200] for k, v in tags.items()})
+                data = data.with_tags({str(k): _tag_value(v) for k, v in tags.items()})
             holder.data = data
         started = session and start_session()
         try:

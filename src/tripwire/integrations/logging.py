@@ -36,7 +36,8 @@ __all__ = [
     "report_record",
 ]
 
-_IGNORED: set[str] = {"tripwire", "tripwire.*"}
+# Logger names (fnmatch patterns) given to ignore_logger().
+_IGNORED: set[str] = set()
 
 #: Attributes every LogRecord has; anything else came from ``extra=``.
 _STANDARD_ATTRS = frozenset(
@@ -59,7 +60,7 @@ def _is_ignored(record: logging.LogRecord) -> bool:
         return True
     if getattr(record, "tripwire_ignore", False):
         return True
-    if len(_IGNORED) > 2:
+    if _IGNORED:
         for pattern in _IGNORED:
             if name == pattern or fnmatch.fnmatchcase(name, pattern):
                 return True
