@@ -32,7 +32,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl
 
-from . import _globals
+from . import _globals, _scope
 from ._scope import ScopeData, ScopeHolder, _current, _isolation
 from ._scrub import Scrubber, scrubber_for
 from ._sessions import CRASHED, ERRORED, EXITED
@@ -546,44 +546,54 @@ class TripwireMiddleware:
     # -- lifespan ------------------------------------------------------------------------------
 
     async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
-        phase: dict[str, str | None] = {"name": None}
+        # The lifespan task gets its own scope, named after the current phase, so that whatever is
+        # reported during startup or shutdown (by us, by logging, by the app) says so.
+        state: dict[str, Any] = {"phase": None, "reported": False}
+
+        def enter(phase: str) -> None:
+            state["phase"] = phase
+            holder = _scope.current_holder()
+            holder.data = _scope.replace_field(holder.data, transaction=f"lifespan.{phase}")
 
         async def lifespan_receive() -> Message:
             message = await receive()
-            kind = message.get("type", "")
-            if kind.startswith("lifespan."):
-                phase["name"] = kind  # the app speaks lifespan: its errors are real errors
+            kind = message.get("type")
+            if kind == "lifespan.startup":
+                enter("startup")  # the app speaks lifespan: its errors are real errors
+            elif kind == "lifespan.shutdown":
+                enter("shutdown")
             return message
 
         async def lifespan_send(message: Message) -> None:
             kind = message.get("type")
             if kind in ("lifespan.startup.failed", "lifespan.shutdown.failed"):
                 # Called from inside the app's ``except`` block: the exception is still current.
-                self._capture_lifespan(sys.exc_info()[1], kind, message.get("message"))
+                state["reported"] = True
+                self._capture_lifespan(sys.exc_info()[1], message.get("message"))
             if kind in ("lifespan.shutdown.complete", "lifespan.shutdown.failed") and self.flush_on_shutdown:
                 await self._flush()
             await send(message)
 
-        try:
-            await self._app(scope, lifespan_receive, lifespan_send)
-        except Exception as exc:
-            if phase["name"] is not None:
-                self._capture_lifespan(exc, phase["name"], None)
-            raise
+        with _scope.isolation_scope():
+            try:
+                await self._app(scope, lifespan_receive, lifespan_send)
+            except Exception as exc:
+                # Servers may raise their own error from ``send`` after a failure message (hypercorn):
+                # the app's error is reported already.
+                if state["phase"] is not None and not state["reported"]:
+                    self._capture_lifespan(exc, None)
+                raise
 
-    def _capture_lifespan(self, exc: BaseException | None, phase: str, message: Any) -> None:
+    def _capture_lifespan(self, exc: BaseException | None, message: Any) -> None:
         try:
             client = _globals.client
             if client is None:
                 return
-            step = "shutdown" if "shutdown" in phase else "startup"
-            event: Event = {"transaction": f"lifespan.{step}", "tags": {"asgi.lifespan": step}}
             if exc is not None:
-                client.capture_exception(
-                    exc, mechanism={"type": "asgi.lifespan", "handled": False}, event=event
-                )
+                client.capture_exception(exc, mechanism={"type": "asgi.lifespan", "handled": False})
             elif message:
-                client.capture_message(f"ASGI lifespan {step} failed: {message}", "error", event=event)
+                name = _scope.snapshot().transaction or "lifespan"
+                client.capture_message(f"ASGI {name} failed: {message}", "error")
         except Exception:
             logger.exception("tripwire: could not report a lifespan error")
 
