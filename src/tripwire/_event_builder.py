@@ -262,8 +262,9 @@ def _serialize(event: Event, ser: Serializer, options: Options) -> Event:
         elif key == "contexts":
             contexts = {}
             for name, ctx in _mapping(value).items():
-                ctx_value = ser.serialize(ctx, ("contexts", str(name)))
-                contexts[safe_str(name, MAX_NAME_LENGTH)] = (
+                clean = safe_str(name, MAX_NAME_LENGTH)
+                ctx_value = ser.serialize(ctx, ("contexts", clean))
+                contexts[clean] = (
                     ctx_value if isinstance(ctx_value, dict) else {"value": ctx_value}
                 )
             out[key] = contexts
@@ -279,7 +280,8 @@ def _serialize(event: Event, ser: Serializer, options: Options) -> Event:
                 user["id"] = str(user["id"])
             out[key] = user
         else:
-            out[safe_str(key, MAX_NAME_LENGTH)] = ser.serialize(value, (str(key),))
+            clean = safe_str(key, MAX_NAME_LENGTH)
+            out[clean] = ser.serialize(value, (clean,))
     return out
 
 

@@ -40,6 +40,8 @@ def add_meta(meta: Meta, path: tuple[str, ...], **info: Any) -> None:
     """Record ``info`` (``len``, ``rem``) for the value at ``path`` in the ``_meta`` tree."""
     node = meta
     for part in path:
+        if type(part) is not str or not part.isascii():
+            part = safe_str(part, MAX_KEY_LENGTH)  # the same cleaning the data's keys got
         child = node.get(part)
         if not isinstance(child, dict):
             child = node[part] = {}
