@@ -21,7 +21,6 @@ import logging
 import os
 import threading
 import time
-import uuid
 import weakref
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -175,6 +174,8 @@ class ApplicationSession:
     __slots__ = ("attrs", "did", "errors", "init", "sid", "started", "status")
 
     def __init__(self, attrs: Mapping[str, str], did: str | None = None) -> None:
+        import uuid  # here, not at module level: ``import tripwire`` stays cheap
+
         self.sid = str(uuid.uuid4())
         self.did = did
         self.started = time.time()
