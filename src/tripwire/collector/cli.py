@@ -85,7 +85,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser(
         "demo", parents=[common], help="run the collector with a demo service sending errors"
     )
-    demo.add_argument("args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    demo.add_argument("--port", type=int, help="dashboard port (default 8000, or a free one if taken)")
+    demo.add_argument("--host", help="collector address (default 127.0.0.1)")
+    demo.add_argument("--exit-after", type=float, metavar="SECONDS", help="stop after this many seconds")
+    demo.add_argument("--interval", type=float, metavar="SECONDS", help="pause between demo requests")
 
     project = sub.add_parser("project", parents=[common], help="manage projects")
     psub = project.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -253,10 +256,17 @@ def cmd_demo(args: argparse.Namespace) -> int:
             )
             return 2
         raise
-    argv = list(args.args)
-    for flag, name in (("--data-dir", "data_dir"), ("--database-url", "database_url")):
-        if getattr(args, name, None):
-            argv = [flag, str(getattr(args, name)), *argv]
+    argv: list[str] = []
+    for flag, name in (
+        ("--data-dir", "data_dir"),
+        ("--database-url", "database_url"),
+        ("--port", "port"),
+        ("--host", "host"),
+        ("--exit-after", "exit_after"),
+        ("--interval", "interval"),
+    ):
+        if getattr(args, name, None) is not None:
+            argv += [flag, str(getattr(args, name))]
     return int(demo.main(argv) or 0)
 
 
