@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
+import time
 from typing import Any
 
 import pytest
@@ -134,7 +135,11 @@ def test_dedupe_keeps_no_exception_alive() -> None:
         handler()
         tripwire.flush()
     assert len(events) == 1
-    gc.collect()
+    # The worker drops its reference right after the job is marked done: poll briefly.
+    deadline = time.monotonic() + 5
+    while refs[0]() is not None and time.monotonic() < deadline:
+        gc.collect()
+        time.sleep(0.01)
     assert refs[0]() is None
 
 
@@ -324,3 +329,18 @@ def test_event_processors_on_the_scope_run_on_the_worker() -> None:
     assert len(events) == 1
     assert events[0]["request"]["method"] == "GET"
     assert threads and threads[0] != threading.current_thread().name
+
+
+def test_before_send_receives_the_hint_an_integration_passed() -> None:
+    """A log_record hint given by the logging integration reaches before_send unchanged."""
+    record = logging.LogRecord("app", logging.ERROR, __file__, 10, "failed %s", ("job",), None)
+    seen: list[dict[str, Any]] = []
+
+    def before_send(event: dict[str, Any], hint: dict[str, Any]) -> dict[str, Any]:
+        seen.append(hint)
+        return event
+
+    client = tripwire.init(reporters=[tripwire.testing.CaptureReporter()], before_send=before_send)
+    client.capture_message("failed job", "error", hint={"log_record": record})
+    client.flush(5)
+    assert seen and seen[0]["log_record"] is record
