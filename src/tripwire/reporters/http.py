@@ -164,6 +164,11 @@ class HttpReporter(Reporter):
         self._spool_paused_until = 0.0
         self._conns: dict[tuple[str, str, int | None], http.client.HTTPConnection] = {}
         self._pid = os.getpid()
+        # In a forked child, locks the parent's sender held at fork time would stay locked forever.
+        self.limits._lock = threading.Lock()
+        spool = getattr(self, "_spool", None)
+        if spool is not None:
+            spool._lock = threading.Lock()
 
     # -- configuration ---------------------------------------------------------------------------
     def configure(self, options: Options) -> None:
