@@ -126,3 +126,18 @@ def test_a_full_spool_drops_the_oldest_and_counts_them(tmp_path: Path) -> None:
         assert sink.wait_until(lambda: len(sink.events) == len(files), 20)
         # The newest survived.
         assert sorted(e["event_id"] for e in sink.events) == sorted(ids[-len(files):])
+
+
+def test_an_unusable_spool_keeps_events_in_memory(tmp_path: Path) -> None:
+    """If the spool directory cannot be written, events wait in memory instead and still arrive."""
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("a file where the spool directory should be")
+    port = free_port()
+    tripwire.init(f"http://k@127.0.0.1:{port}/1", spool_dir=str(blocker), send_client_reports=False)
+    ids = raise_and_capture(5)
+    assert tripwire.flush(1.0) is False  # nothing on disk, nothing delivered yet
+    assert tripwire.stats()["pending"] == {"sentry": 5}
+    with Sink(port=port) as sink:
+        assert tripwire.flush(20)
+        assert sorted(e["event_id"] for e in sink.events) == sorted(ids)
+    assert tripwire.stats()["dropped"] == {}

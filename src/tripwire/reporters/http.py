@@ -162,6 +162,7 @@ class HttpReporter(Reporter):
         self._failures = 0
         self._retry_at = 0.0
         self._spool_paused_until = 0.0
+        self._spill_blocked_until = 0.0
         self._conns: dict[tuple[str, str, int | None], http.client.HTTPConnection] = {}
         self._pid = os.getpid()
         # In a forked child, locks the parent's sender held at fork time would stay locked forever.
@@ -341,7 +342,7 @@ class HttpReporter(Reporter):
                     return None
                 now = time.monotonic()
                 if self._retry_at > now:
-                    if self._spool is not None and self._outbox:
+                    if self._spool is not None and self._outbox and self._spill_blocked_until <= now:
                         return _SPILL
                     self._cond.wait(self._retry_at - now)
                     continue
@@ -372,12 +373,19 @@ class HttpReporter(Reporter):
             self._outbox.clear()
             self._outbox_bytes = 0
             self._inflight += len(payloads)
+        kept: list[Payload] = []
         try:
             for payload in payloads:
                 if not self._to_spool(payload):
-                    self._drop(payload, "network_error")
+                    kept.append(payload)
         finally:
             with self._cond:
+                if kept:
+                    # The disk refused (full, read-only, too big): keep them in memory, and do not
+                    # try again before the next attempt to send.
+                    self._outbox.extendleft(reversed(kept))
+                    self._outbox_bytes += sum(len(p.body) for p in kept)
+                    self._spill_blocked_until = self._retry_at
                 self._inflight -= len(payloads)
                 self._cond.notify_all()
 
