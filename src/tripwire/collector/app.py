@@ -14,16 +14,18 @@ import contextlib
 import dataclasses
 import importlib
 import logging
+import multiprocessing
 import os
 import secrets
 from collections.abc import AsyncIterator
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute
 
 from . import api, ingest
 from .config import CollectorConfig
-from .digest import Digester
+from .digest import Digester, digest_process_main
 from .intake import IntakeWriter
 from .store import Project, Store, StoreError, open_store
 
@@ -72,15 +74,47 @@ class CollectorState:
         self.config = config
         self.store = store
         self.public_url = config.effective_public_url
-        self.digester: Digester | None = Digester(store, config) if config.run_digester else None
-        self.writer = IntakeWriter(
-            store,
-            max_batch=config.intake_batch_size,
-            on_commit=self.digester.wake if self.digester else None,
-        )
+        self.digester: Digester | None = None
+        self.digest_process: Any = None
+        on_commit = None
+        if config.run_digester and config.digest_process:
+            ctx = multiprocessing.get_context("spawn")
+            self._wake, self._stop = ctx.Event(), ctx.Event()
+            self.digest_process = ctx.Process(
+                target=digest_process_main,
+                args=(config, self._wake, self._stop, os.getpid()),
+                name="tripwire-digest",
+                daemon=True,
+            )
+            on_commit = self._wake.set
+        elif config.run_digester:
+            self.digester = Digester(store, config)
+            on_commit = self.digester.wake
+        self.writer = IntakeWriter(store, max_batch=config.intake_batch_size, on_commit=on_commit)
         self.quotas = ingest.Quotas()
         self.projects = ingest.ProjectCache(self)
         self.bootstrap: Bootstrap | None = None
+
+    def start(self) -> None:
+        """Start the intake writer and the digester (thread or child process)."""
+        self.writer.start()
+        if self.digester is not None:
+            self.digester.start()
+        if self.digest_process is not None:
+            self.digest_process.start()
+
+    def stop(self) -> None:
+        """Commit what is in flight, then stop the digester."""
+        self.writer.stop()
+        if self.digester is not None:
+            self.digester.stop()
+        if self.digest_process is not None:
+            self._stop.set()
+            self._wake.set()
+            self.digest_process.join(15)
+            if self.digest_process.is_alive():
+                self.digest_process.terminate()
+                self.digest_process.join(5)
 
 
 def _web_routes(state: CollectorState) -> list[BaseRoute]:
@@ -104,16 +138,12 @@ def create_app(config: CollectorConfig | None = None, *, store: Store | None = N
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         state.bootstrap = bootstrap(store, config)
-        state.writer.start()
-        if state.digester is not None:
-            state.digester.start()
+        state.start()
         try:
             yield
         finally:
-            # Commit what was acknowledged-in-progress before the digester and store go away.
-            state.writer.stop()
-            if state.digester is not None:
-                state.digester.stop()
+            # Commit what is in flight before the digester and the store go away.
+            state.stop()
             store.close()
 
     app = Starlette(

@@ -203,6 +203,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         retention_max_events=args.retention_max_events,
         sqlite_synchronous=args.sqlite_synchronous,
         run_digester=not args.no_digest,
+        digest_process=True,
     )
     store = open_store(config.effective_database_url, sqlite_synchronous=config.sqlite_synchronous)
     info = bootstrap(store, config)

@@ -65,8 +65,11 @@ class CollectorConfig:
     #: When this many envelopes wait to be digested, ingest answers 429 instead of growing the
     #: backlog without bound.
     max_backlog: int = 200_000
-    #: Run the background digester and retention sweeper in this process.
+    #: Run the background digester and retention sweeper (off: another process digests).
     run_digester: bool = True
+    #: Digest in a child process instead of a thread, so that digesting does not compete with
+    #: the HTTP event loop for the GIL (``tripwire serve`` does this).
+    digest_process: bool = False
     #: SQLite ``synchronous`` pragma: FULL survives power loss, NORMAL survives process crashes.
     sqlite_synchronous: str = "FULL"
 

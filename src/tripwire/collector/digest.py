@@ -8,15 +8,15 @@ the row (it is digested again after restart) or keeps its results, never neither
 
 from __future__ import annotations
 
-import json
 import logging
+import os
 import threading
 import time
 import zlib
 from collections.abc import Sequence
 from typing import Any
 
-from . import grouping
+from . import _json, grouping
 from .config import CollectorConfig, Limits
 from .envelope import EnvelopeError, Item, parse_envelope
 from .normalize import (
@@ -28,6 +28,7 @@ from .normalize import (
     parse_timestamp,
     trim,
 )
+from .store import open_store
 from .store.base import QueuedEnvelope, Store
 from .store.batch import AttachmentRow, DigestedEvent, EnvelopeResult, OutcomeRow, SessionCount
 
@@ -69,7 +70,7 @@ class EnvelopeProcessor:
 
     def _envelope(self, row: QueuedEnvelope, result: EnvelopeResult) -> None:
         if row.kind == "store":
-            self._event(row, result, json.loads(row.body), None)
+            self._event(row, result, _json.loads(row.body), None, len(row.body))
             return
         header, items = parse_envelope(
             row.body, max_header=self.limits.max_header_size, max_items=self.limits.max_items
@@ -80,7 +81,7 @@ class EnvelopeProcessor:
             kind = item.type
             try:
                 if kind in EVENT_TYPES:
-                    self._event(row, result, item.json(), envelope_event_id)
+                    self._event(row, result, item.json(), envelope_event_id, len(item.payload))
                 elif kind == "attachment":
                     self._attachment(row, result, item, envelope_event_id)
                 elif kind in ("session", "sessions"):
@@ -102,23 +103,32 @@ class EnvelopeProcessor:
                     self._count(result, row, trim(kind, 64), "unknown_type")
             except EventTooLarge:
                 self._count(result, row, kind, "too_large")
-            except (EnvelopeError, ValueError, TypeError, KeyError, AttributeError):
+            except (EnvelopeError, ValueError, TypeError, KeyError, AttributeError) as exc:
+                log.debug("invalid %s item in envelope %s: %r", kind, row.id, exc)
                 self._count(result, row, trim(kind, 64), "invalid")
 
-    def _event(self, row: QueuedEnvelope, result: EnvelopeResult, data: Any, event_id: str | None) -> None:
+    def _event(
+        self,
+        row: QueuedEnvelope,
+        result: EnvelopeResult,
+        data: Any,
+        event_id: str | None,
+        payload_size: int,
+    ) -> None:
         ev = normalize_event(
             data,
             event_id=event_id,
             received_at=row.received_at,
             remote_addr=row.remote_addr,
             max_size=self.limits.max_event_size,
+            payload_size=payload_size,
         )
         g = grouping.group(ev)
         ev["grouping"] = {"version": g.version, "hash": g.hash, "strategy": g.strategy}
         title, culprit, type_, value = describe(ev)
         ev["title"] = title
         ev["culprit"] = culprit
-        blob = zlib.compress(json.dumps(ev, separators=(",", ":"), default=str).encode(), 1)
+        blob = zlib.compress(_json.dumps(ev), 1)
         result.events.append(
             DigestedEvent(
                 project_id=row.project_id,
@@ -224,22 +234,34 @@ class EnvelopeProcessor:
 
 
 class Digester:
-    """A background thread that digests the ingest queue and sweeps retention now and then."""
+    """Digests the ingest queue and sweeps retention now and then, in a background thread.
 
-    def __init__(self, store: Store, config: CollectorConfig) -> None:
+    ``wake`` and ``stop`` may be :mod:`multiprocessing` events: :func:`digest_process_main` runs
+    the same loop in a child process, where it does not compete with the HTTP event loop for the
+    GIL.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        config: CollectorConfig,
+        *,
+        wake: Any = None,
+        stop: Any = None,
+    ) -> None:
         self.store = store
         self.config = config
         self.processor = EnvelopeProcessor(config.limits)
-        self._wake = threading.Event()
-        self._stop = threading.Event()
+        self._wake = wake if wake is not None else threading.Event()
+        self._stop = stop if stop is not None else threading.Event()
         self._thread: threading.Thread | None = None
         self._next_retention = time.monotonic() + min(5.0, config.retention_interval)
-        #: Envelopes digested by this process (for tests and the status endpoint).
+        #: Envelopes digested by this digester (for tests and the status endpoint).
         self.digested = 0
         self.errors = 0
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="tripwire-digest", daemon=True)
+        self._thread = threading.Thread(target=self.run, name="tripwire-digest", daemon=True)
         self._thread.start()
 
     def wake(self) -> None:
@@ -252,9 +274,12 @@ class Digester:
         if self._thread is not None:
             self._thread.join(timeout)
 
-    def _run(self) -> None:
+    def run(self, parent_pid: int | None = None) -> None:
+        """The loop; returns when stopped (or, in a child process, when the parent is gone)."""
         backoff = 0.1
         while not self._stop.is_set():
+            if parent_pid is not None and os.getppid() != parent_pid:
+                return  # the server was killed: do not linger as an orphan
             try:
                 done = self.store.digest_batch(self.config.digest_batch_size, self.processor)
                 self.digested += done
@@ -285,3 +310,18 @@ class Digester:
                 log.info("retention removed %d events", deleted)
         except Exception:
             log.exception("retention sweep failed")
+
+
+def digest_process_main(config: CollectorConfig, wake: Any, stop: Any, parent_pid: int) -> None:
+    """Entry point of the digest child process of ``tripwire serve``.
+
+    On SQLite its connections commit with ``synchronous=NORMAL``: a digest transaction lost to a
+    power cut only loses the deletion of its queue rows too (WAL commits are ordered), so the
+    envelopes are digested again; the acknowledgement's durability comes from the intake commit.
+    """
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    store = open_store(config.effective_database_url, sqlite_synchronous="NORMAL")
+    try:
+        Digester(store, config, wake=wake, stop=stop).run(parent_pid=parent_pid)
+    finally:
+        store.close()

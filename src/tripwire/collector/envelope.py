@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 from typing import Any
+
+from . import _json
 
 
 class EnvelopeError(ValueError):
@@ -25,7 +26,7 @@ class Item:
     def json(self) -> Any:
         """The payload parsed as JSON (EnvelopeError if it is not)."""
         try:
-            return json.loads(self.payload)
+            return _json.loads(self.payload)
         except ValueError as exc:
             raise EnvelopeError(f"{self.type} item payload is not valid JSON: {exc}") from None
 
@@ -34,7 +35,7 @@ def _header(line: bytes, what: str, max_header: int) -> dict[str, Any]:
     if len(line) > max_header:
         raise EnvelopeError(f"{what} is longer than {max_header} bytes")
     try:
-        value = json.loads(line)
+        value = _json.loads(line)
     except ValueError as exc:
         raise EnvelopeError(f"{what} is not valid JSON: {exc}") from None
     if not isinstance(value, dict):

@@ -24,6 +24,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from . import _json
 from .envelope import EnvelopeError, parse_envelope
 from .intake import IntakeUnavailable
 from .normalize import normalize_event_id
@@ -247,7 +248,7 @@ def _validate(body: bytes, state: CollectorState) -> tuple[str | None, dict[str,
                 )
             if item.type == "event":
                 try:
-                    payload = json.loads(item.payload)
+                    payload = _json.loads(item.payload)
                 except ValueError as exc:
                     raise Rejection(400, f"malformed envelope: event payload is not JSON: {exc}") from None
                 if not isinstance(payload, dict):
@@ -273,7 +274,7 @@ async def _ingest(request: Request, kind: str) -> Response:
             request, max_compressed=limits.max_store_compressed, max_size=limits.max_event_size
         )
         try:
-            event = json.loads(body)
+            event = _json.loads(body)
         except ValueError as exc:
             raise Rejection(400, f"malformed event: not JSON: {exc}") from None
         if not isinstance(event, dict):

@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from . import _json
 from .envelope import EnvelopeError
 
 MAX_TAG_KEY = 32
@@ -90,13 +91,21 @@ def normalize_event_id(value: Any) -> str | None:
 
 def bound(value: Any, depth: int = 0, limit: int = MAX_STRING) -> Any:
     """A JSON-safe copy of ``value`` with long strings, deep nesting and long lists cut."""
-    if value is None or isinstance(value, (bool, int, float)):
+    # Written for speed (this runs over every event): exact type checks, no helper calls on the
+    # common path of short strings and small containers.
+    t = type(value)
+    if t is str:
+        return value if len(value) <= limit else value[: limit - 3] + "..."
+    if value is None or t is int or t is float or t is bool:
         return value
-    if isinstance(value, str):
-        return trim(value, limit)
-    if depth >= MAX_DEPTH:
+    if depth >= MAX_DEPTH and (t is dict or t is list):
         return trim(json.dumps(value, default=str)[:limit], limit)
-    if isinstance(value, dict):
+    if t is dict:
+        if len(value) <= MAX_ITEMS:
+            return {
+                (k if type(k) is str and len(k) <= 256 else trim(k, 256)): bound(v, depth + 1, limit)
+                for k, v in value.items()
+            }
         out: dict[str, Any] = {}
         for i, (k, v) in enumerate(value.items()):
             if i >= MAX_ITEMS:
@@ -104,50 +113,85 @@ def bound(value: Any, depth: int = 0, limit: int = MAX_STRING) -> Any:
                 break
             out[trim(k, 256)] = bound(v, depth + 1, limit)
         return out
-    if isinstance(value, list):
+    if t is list:
         items = [bound(v, depth + 1, limit) for v in value[:MAX_ITEMS]]
         if len(value) > MAX_ITEMS:
             items.append(f"... {len(value) - MAX_ITEMS} more items removed")
         return items
+    if isinstance(value, (bool, int, float)):
+        return value
     return trim(str(value), limit)
 
 
-def _bound_sized(value: Any, max_bytes: int) -> Any:
-    """``bound(value)``, replaced by a trimmed JSON string if it serializes above ``max_bytes``."""
+def _bound_sized(value: Any, max_bytes: int, small: bool = False) -> Any:
+    """``bound(value)``, replaced by a trimmed JSON string if it serializes above ``max_bytes``.
+
+    ``small`` says the whole event is under ``max_bytes``, so no part of it can be over.
+    """
     out = bound(value)
+    if small:
+        return out
     text = json.dumps(out, default=str)
     if len(text) <= max_bytes:
         return out
     return trim(text, max_bytes)
 
 
-def _frames(stacktrace: Any) -> dict[str, Any] | None:
+# Frame keys we keep, by kind: 1 string, 2 integer, 3 boolean, 4 list of strings, 5 mapping.
+_FRAME_KEYS = {
+    "filename": 1,
+    "abs_path": 1,
+    "module": 1,
+    "function": 1,
+    "raw_function": 1,
+    "symbol": 1,
+    "package": 1,
+    "platform": 1,
+    "instruction_addr": 1,
+    "context_line": 1,
+    "lineno": 2,
+    "colno": 2,
+    "in_app": 3,
+    "pre_context": 4,
+    "post_context": 4,
+    "vars": 5,
+}
+
+
+def _frame(f: dict[str, Any], small: bool) -> dict[str, Any]:
+    # One pass over the frame's own keys (this runs for every frame of every event).
+    frame: dict[str, Any] = {}
+    for key, v in f.items():
+        kind = _FRAME_KEYS.get(key)
+        if kind is None:
+            continue
+        t = type(v)
+        if kind == 1:
+            if t is str:
+                frame[key] = v if len(v) <= 1024 else v[:1021] + "..."
+        elif kind == 2:
+            if t is int:
+                frame[key] = v
+        elif kind == 3:
+            if t is bool:
+                frame[key] = v
+        elif kind == 4:
+            if t is list:
+                frame[key] = [
+                    x if len(x) <= 1024 else x[:1021] + "..." for x in v[-10:] if type(x) is str
+                ]
+        elif t is dict:
+            frame[key] = _bound_sized(v, MAX_EXTRA_ITEM, small)
+    return frame
+
+
+def _frames(stacktrace: Any, small: bool = False) -> dict[str, Any] | None:
     if not isinstance(stacktrace, dict):
         return None
     raw = stacktrace.get("frames")
     if not isinstance(raw, list):
         return None
-    frames = []
-    for f in raw:
-        if not isinstance(f, dict):
-            continue
-        frame: dict[str, Any] = {}
-        for key in ("filename", "abs_path", "module", "function", "package", "platform"):
-            if isinstance(f.get(key), str):
-                frame[key] = trim(f[key], 1024)
-        for key in ("lineno", "colno"):
-            if isinstance(f.get(key), int) and not isinstance(f.get(key), bool):
-                frame[key] = f[key]
-        if isinstance(f.get("in_app"), bool):
-            frame["in_app"] = f["in_app"]
-        if isinstance(f.get("context_line"), str):
-            frame["context_line"] = trim(f["context_line"], 1024)
-        for key in ("pre_context", "post_context"):
-            if isinstance(f.get(key), list):
-                frame[key] = [trim(x, 1024) for x in f[key][-10:] if isinstance(x, str)]
-        if isinstance(f.get("vars"), dict):
-            frame["vars"] = _bound_sized(f["vars"], MAX_EXTRA_ITEM)
-        frames.append(frame)
+    frames = [_frame(f, small) for f in raw if type(f) is dict]
     out: dict[str, Any] = {"frames": frames}
     if len(frames) > MAX_FRAMES:
         # Like Sentry: keep the outermost calls and the ones nearest the crash, drop the middle.
@@ -163,7 +207,7 @@ def _values(value: Any) -> list[Any]:
     return value if isinstance(value, list) else []
 
 
-def _exception(value: Any) -> list[dict[str, Any]]:
+def _exception(value: Any, small: bool = False) -> list[dict[str, Any]]:
     out = []
     for exc in _values(value)[-MAX_EXCEPTIONS:]:
         if not isinstance(exc, dict):
@@ -176,7 +220,7 @@ def _exception(value: Any) -> list[dict[str, Any]]:
             item["mechanism"] = bound(exc["mechanism"])
         if exc.get("thread_id") is not None:
             item["thread_id"] = bound(exc["thread_id"])
-        stacktrace = _frames(exc.get("stacktrace"))
+        stacktrace = _frames(exc.get("stacktrace"), small)
         if stacktrace is not None:
             item["stacktrace"] = stacktrace
         if item:
@@ -236,6 +280,7 @@ def normalize_event(
     received_at: float,
     remote_addr: str | None,
     max_size: int,
+    payload_size: int | None = None,
 ) -> dict[str, Any]:
     """A normalized copy of a Sentry event payload (see the module docstring).
 
@@ -244,6 +289,9 @@ def normalize_event(
     """
     if not isinstance(data, dict):
         raise EnvelopeError("event payload must be a JSON object")
+    # Knowing the payload is small lets us skip the per-part size checks (each a json.dumps).
+    small_8k = payload_size is not None and payload_size <= MAX_CONTEXT
+    small_16k = payload_size is not None and payload_size <= MAX_EXTRA_ITEM
     ev: dict[str, Any] = {}
     ev["event_id"] = (
         normalize_event_id(data.get("event_id")) or normalize_event_id(event_id) or uuid.uuid4().hex
@@ -265,14 +313,14 @@ def normalize_event(
     logentry = _logentry(data)
     if logentry:
         ev["logentry"] = logentry
-    exception = _exception(data.get("exception"))
+    exception = _exception(data.get("exception"), small_16k)
     if exception:
         ev["exception"] = {"values": exception}
     threads = []
     for thread in _values(data.get("threads"))[:100]:
         if isinstance(thread, dict):
             t = {k: bound(v) for k, v in thread.items() if k != "stacktrace"}
-            st = _frames(thread.get("stacktrace"))
+            st = _frames(thread.get("stacktrace"), small_16k)
             if st is not None:
                 t["stacktrace"] = st
             threads.append(t)
@@ -293,17 +341,19 @@ def normalize_event(
             user["ip_address"] = remote_addr
         ev["user"] = user
     if isinstance(data.get("request"), dict):
-        ev["request"] = _bound_sized(data["request"], MAX_EXTRA_TOTAL)
+        ev["request"] = _bound_sized(data["request"], MAX_EXTRA_TOTAL, small_16k)
     if isinstance(data.get("contexts"), dict):
         ev["contexts"] = {
-            trim(k, 256): _bound_sized(v, MAX_CONTEXT) for k, v in list(data["contexts"].items())[:50]
+            trim(k, 256): _bound_sized(v, MAX_CONTEXT, small_8k)
+            for k, v in list(data["contexts"].items())[:50]
         }
     if isinstance(data.get("extra"), dict):
         extra: dict[str, Any] = {}
         total = 0
         for k, v in data["extra"].items():
-            item = _bound_sized(v, MAX_EXTRA_ITEM)
-            total += len(json.dumps(item, default=str))
+            item = _bound_sized(v, MAX_EXTRA_ITEM, small_16k)
+            if not small_16k:
+                total += len(json.dumps(item, default=str))
             if total > MAX_EXTRA_TOTAL:
                 extra["..."] = "more extra data removed (over 256 KiB)"
                 break
@@ -312,6 +362,9 @@ def normalize_event(
     for key in ("sdk", "modules", "debug_meta", "transaction_info"):
         if isinstance(data.get(key), dict):
             ev[key] = bound(data[key])
+    # Normalizing only trims (plus a few small defaults): a payload well under the cap stays under.
+    if payload_size is not None and payload_size + 4096 <= max_size:
+        return ev
     return _cap(ev, max_size)
 
 
@@ -333,12 +386,12 @@ def _cap(ev: dict[str, Any], max_size: int) -> dict[str, Any]:
         lambda e: e.pop("breadcrumbs", None),
         lambda e: e.pop("contexts", None),
     ]
-    size = len(json.dumps(ev, default=str))
+    size = len(_json.dumps(ev))
     for step in steps:
         if size <= max_size:
             break
         step(ev)
-        size = len(json.dumps(ev, default=str))
+        size = len(_json.dumps(ev))
     if size > max_size:
         raise EventTooLarge(f"event is {size} bytes after trimming, over the {max_size} byte limit")
     return ev

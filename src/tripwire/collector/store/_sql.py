@@ -15,6 +15,7 @@ import zlib
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from .. import _json
 from .. import secrets as _secrets
 from ..versions import is_at_or_after
 from .base import (
@@ -708,7 +709,7 @@ def _escape_like(text: str) -> str:
 
 
 def _event(row: Sequence[Any]) -> Event:
-    data = json.loads(zlib.decompress(bytes(row[11])))
+    data = _json.loads(zlib.decompress(bytes(row[11])))
     summary = EventSummary(*row[:11])
     return Event(**{**summary.__dict__, "data": data})
 

@@ -1,0 +1,32 @@
+"""JSON for the collector's hot path: orjson when installed (the ``server`` extra), else json."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+try:
+    import orjson
+except ImportError:  # pragma: no cover - the server extra installs it
+    orjson = None  # type: ignore[assignment]
+
+
+def loads(data: bytes | str) -> Any:
+    """Parse JSON; raises ValueError on invalid input (both backends)."""
+    if orjson is not None:
+        try:
+            return orjson.loads(data)
+        except orjson.JSONDecodeError:
+            # orjson is strict (no NaN, Infinity, lone surrogates); json is what SDKs target.
+            pass
+    return json.loads(data)
+
+
+def dumps(value: Any) -> bytes:
+    """Compact UTF-8 JSON; values JSON cannot represent become strings."""
+    if orjson is not None:
+        try:
+            return orjson.dumps(value, default=str)
+        except TypeError:
+            pass  # e.g. integers over 64 bits
+    return json.dumps(value, separators=(",", ":"), default=str, ensure_ascii=False).encode()
