@@ -48,20 +48,18 @@ def make_event(i: int, rng: random.Random) -> dict[str, Any]:
     kind = i % ISSUE_KINDS
     frames = []
     for n in range(30):
-        frames.append(
-            {
-                "filename": f"app/module_{kind}_{n}.py",
-                "abs_path": f"/srv/app/app/module_{kind}_{n}.py",
-                "module": f"app.module_{kind}_{n}",
-                "function": f"handler_{n}",
-                "lineno": 10 + n,
-                "in_app": n % 3 != 0,
-                "context_line": f"    result = handler_{n + 1}(request, payload)",
-                "pre_context": ["    # prepare", "    payload = load(request)"],
-                "post_context": ["    return result"],
-                "vars": {"request": "<Request GET /checkout>", "n": str(n)},
-            }
-        )
+        frame: dict[str, Any] = {
+            "filename": f"app/mod_{kind}_{n}.py",
+            "abs_path": f"/srv/app/mod_{kind}_{n}.py",
+            "module": f"app.mod_{kind}_{n}",
+            "function": f"handler_{n}",
+            "lineno": 10 + n,
+            "in_app": n % 3 != 0,
+            "context_line": f"    result = handler_{n + 1}(request, payload)",
+        }
+        if n >= 25:  # locals on the frames nearest the crash, like an SDK with include_local_variables
+            frame["vars"] = {"request": "<Request POST /checkout>", "n": str(n), "payload": "{'sku': 7}"}
+        frames.append(frame)
     return {
         "event_id": uuid.uuid4().hex,
         "timestamp": time.time(),
