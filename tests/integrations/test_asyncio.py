@@ -200,3 +200,39 @@ def test_asyncio_is_patched_only_when_the_app_imports_it() -> None:
     assert proc.returncode == 0, proc.stderr
     assert "after init: False" in proc.stdout
     assert "events: ['ValueError']" in proc.stdout
+
+
+def test_uvloop_loops_are_covered_too(start: Start) -> None:
+    """On uvloop's loop (what uvicorn picks when installed) loop errors are reported and chained."""
+    uvloop = pytest.importorskip("uvloop")
+    events = start()
+    seen: list[str] = []
+
+    async def fails() -> None:
+        raise ValueError("uvloop task")
+
+    def callback() -> None:
+        raise KeyError("uvloop callback")
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        assert isinstance(loop, uvloop.Loop)
+        loop.set_exception_handler(lambda _loop, context: seen.append(context["message"]))
+        loop.create_task(fails())
+        loop.call_soon(callback)
+        loop.call_exception_handler({"message": "no exception here"})
+        await asyncio.sleep(0.05)
+        gc.collect()
+
+    loop = uvloop.new_event_loop()
+    try:
+        loop.run_until_complete(main())
+    finally:
+        loop.close()
+    gc.collect()
+    tripwire.flush(5)
+    assert sorted(exception_types(events)) == ["KeyError", "ValueError"]
+    assert "no exception here" in seen
+    assert len(seen) == 3
+    tripwire.close()
+    assert "call_exception_handler" not in uvloop.Loop.__dict__

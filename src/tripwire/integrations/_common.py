@@ -59,14 +59,19 @@ class Patches:
 
     def replace(self, cls: type, name: str, make: Callable[[Any], Any]) -> None:
         """Replace ``cls.name`` with ``make(original)``."""
-        original = cls.__dict__[name]
+        own = name in cls.__dict__
+        # An inherited method (uvloop.Loop's come from its Cython base) is shadowed, then unshadowed.
+        original = cls.__dict__[name] if own else getattr(cls, name)
         patched = make(original)
         patched.__wrapped__ = original
         setattr(cls, name, patched)
 
         def restore() -> None:
             if cls.__dict__.get(name) is patched:
-                setattr(cls, name, original)
+                if own:
+                    setattr(cls, name, original)
+                else:
+                    delattr(cls, name)
 
         self._undo.append(restore)
 

@@ -11,7 +11,8 @@ With ``capture_tasks=True``, exceptions escaping tasks created by ``loop.create_
 ``asyncio.create_task`` are reported when they happen, even if the task is awaited later (off by
 default: an exception awaited and handled by the app is not an incident).
 
-asyncio is patched only once the app imports it: ``init()`` never imports asyncio.
+The loops of asyncio and of uvloop are patched only once the app imports them: ``init()`` never imports
+asyncio.
 """
 
 from __future__ import annotations
@@ -62,11 +63,20 @@ class AsyncioIntegration(Integration):
 
     def install(self) -> None:
         self._patches.when_imported("asyncio.base_events", self._patch)
+        self._patches.when_imported("uvloop", self._patch_uvloop)
 
     def _patch(self, module: ModuleType) -> None:
-        self._patches.replace(module.BaseEventLoop, "call_exception_handler", _wrap_handler)
+        self._patch_loop_class(module.BaseEventLoop)
+
+    def _patch_uvloop(self, module: ModuleType) -> None:
+        # uvloop's loop does not inherit from BaseEventLoop; its Python subclass can be patched the
+        # same way, and uvloop's own code looks the method up on the instance.
+        self._patch_loop_class(module.Loop)
+
+    def _patch_loop_class(self, cls: type) -> None:
+        self._patches.replace(cls, "call_exception_handler", _wrap_handler)
         if self.capture_tasks:
-            self._patches.replace(module.BaseEventLoop, "create_task", _wrap_create_task)
+            self._patches.replace(cls, "create_task", _wrap_create_task)
 
     def uninstall(self) -> None:
         self._patches.undo()
