@@ -227,6 +227,15 @@ def _call(base: str, method: str, path: str, rng: random.Random) -> int:
         return 0
 
 
+def _flush_sessions() -> None:
+    import tripwire
+
+    # The SDK sends release-health counts once a minute; the demo wants the Releases page filled now.
+    sessions = getattr(tripwire.get_client(), "sessions", None)
+    if sessions is not None:
+        sessions.flush()
+
+
 def _traffic(base: str, stop: threading.Event, interval: float) -> None:
     import tripwire
 
@@ -238,11 +247,16 @@ def _traffic(base: str, stop: threading.Event, interval: float) -> None:
             if stop.is_set():
                 return
             _call(base, method, path, rng)
+        _flush_sessions()
         # ... then a slow trickle, so the charts move.
         routes = [(m, p) for m, p, w in _ROUTES for _ in range(w)]
+        last_flush = time.monotonic()
         while not stop.wait(interval):
             method, path = rng.choice(routes)
             _call(base, method, path, rng)
+            if time.monotonic() - last_flush > 10:
+                _flush_sessions()
+                last_flush = time.monotonic()
 
 
 # -- running servers in threads --------------------------------------------------------------------
