@@ -92,3 +92,24 @@ def test_hostile_project_name_is_escaped(collector: Collector, web: httpx.Client
     html = web.get(f"/projects/{project.id}/settings").text
     assert "<script>window" not in html
     assert "proj&lt;script&gt;window.__xss=1&lt;/script&gt;" in html
+
+
+def test_no_template_turns_escaping_off() -> None:
+    """No dashboard template marks anything safe or switches autoescape off."""
+    from tripwire.collector.web._render import ENV, TEMPLATES_DIR
+
+    assert ENV.autoescape is True
+    for template in TEMPLATES_DIR.glob("*.html"):
+        text = template.read_text()
+        assert "|safe" not in text.replace(" ", ""), template.name
+        assert "autoescape" not in text, template.name
+        assert "Markup" not in text, template.name
+
+
+def test_static_files_are_not_sniffed(collector: Collector) -> None:
+    """The stylesheet and script are served with their type and ``nosniff``."""
+    css = httpx.get(f"{collector.url}/static/dashboard.css")
+    assert css.status_code == 200 and css.headers["content-type"].startswith("text/css")
+    assert css.headers["x-content-type-options"] == "nosniff"
+    js = httpx.get(f"{collector.url}/static/dashboard.js")
+    assert "javascript" in js.headers["content-type"]

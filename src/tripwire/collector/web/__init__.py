@@ -23,14 +23,25 @@ from __future__ import annotations
 
 from typing import Any
 
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
+from starlette.types import Scope
 
 from . import events, issues, projects
 from ._auth import login_required, login_routes_handlers
 from ._render import STATIC_DIR
 
 __all__ = ["routes"]
+
+
+class _Static(StaticFiles):
+    """The stylesheet and script, never sniffed into another type."""
+
+    async def get_response(self, path: str, scope: Scope) -> Response:
+        response = await super().get_response(path, scope)
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        return response
 
 
 def routes(state: Any) -> list[BaseRoute]:
@@ -53,5 +64,5 @@ def routes(state: Any) -> list[BaseRoute]:
         page("/issues/{issue_id:int}/status", issues.issue_status, ("POST",)),
         page("/issues/{issue_id:int}/events/{event_id}", events.event_detail),
         page("/issues/{issue_id:int}/events/{event_id}/json", events.event_json),
-        Mount("/static", app=StaticFiles(directory=str(STATIC_DIR)), name="static"),
+        Mount("/static", app=_Static(directory=str(STATIC_DIR)), name="static"),
     ]
