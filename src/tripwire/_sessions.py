@@ -17,6 +17,7 @@ has no aggregator and the middleware does no session work at all.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import threading
@@ -54,6 +55,11 @@ def iso_time(ts: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{millis:03d}Z"
 
 
+def _value(counter: itertools.count[int]) -> int:
+    """How often ``next()`` was called on ``counter`` (read without counting one more)."""
+    return int(repr(counter)[6:-1])
+
+
 def _after_fork_in_child() -> None:
     # The child inherits the parent's counts (they would be sent twice) but not its timer thread.
     for aggregator in list(_aggregators):
@@ -83,7 +89,7 @@ class SessionAggregator:
         self._submit = submit
         self._on_drop = on_drop
         self._lock = threading.Lock()
-        self._buckets: dict[int, list[int]] = {}
+        self._buckets: dict[int, list[itertools.count[int]]] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._closed = False
@@ -95,14 +101,21 @@ class SessionAggregator:
 
     def record(self, started: float, outcome: int) -> None:
         """Count one ended session that started at ``started`` (epoch seconds) with ``outcome``."""
-        minute = int(started) // 60
+        # No lock here: ``next()`` on an itertools.count is atomic under the GIL, and the bucket of a
+        # minute, once made, is only replaced at flush time (see ``_take_buckets``).
+        counters = self._buckets.get(int(started) // 60)
+        if counters is None:
+            counters = self._new_bucket(int(started) // 60)
+        next(counters[outcome])
+
+    def _new_bucket(self, minute: int) -> list[itertools.count[int]]:
         with self._lock:
-            counts = self._buckets.get(minute)
-            if counts is None:
-                counts = self._buckets[minute] = [0, 0, 0, 0]
+            counters = self._buckets.get(minute)
+            if counters is None:
+                counters = self._buckets[minute] = [itertools.count() for _ in _OUTCOMES]
                 if self._thread is None and not self._closed:
                     self._start_timer()
-            counts[outcome] += 1
+            return counters
 
     def _start_timer(self) -> None:
         # Called with the lock held, at most once per process (again after fork).
@@ -125,7 +138,10 @@ class SessionAggregator:
     def _take_buckets(self) -> dict[int, list[int]]:
         with self._lock:
             buckets, self._buckets = self._buckets, {}
-        return buckets
+        # A request that fetched a bucket just before the swap may still count into it; let it.
+        if buckets:
+            time.sleep(0)
+        return {minute: [_value(c) for c in counters] for minute, counters in buckets.items()}
 
     def _items(self, buckets: dict[int, list[int]]) -> list[dict[str, Any]]:
         aggregates = []

@@ -102,6 +102,8 @@ def _asgi2_adapter(app: Any) -> ASGIApp:
 
 
 _ASGI_MECHANISM = {"type": "asgi", "handled": False}
+#: Requests that (practically) never carry a body: their ``receive`` is not wrapped at all.
+_NO_BODY_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 class _Request:
@@ -117,8 +119,7 @@ class _Request:
         "body",
         "body_limit",
         "body_size",
-        "crashed",
-        "errors",
+        "outcome",
         "path",
         "root_path",
         "route",
@@ -126,9 +127,13 @@ class _Request:
         "started",
         "status",
     )
-    # Set only when the body is tracked (http, max_request_body_size > 0).
+    # Only set when the body is tracked (http, max_request_body_size > 0), or by a framework hook:
+    # readers use getattr with a default, so that a plain request pays for none of them.
     _receive: Receive
     body_limit: int
+    body: bytearray | None
+    body_size: int
+    route: str | None
 
     def __init__(self, scope: Scope, send: Send) -> None:
         self.scope = scope
@@ -138,11 +143,8 @@ class _Request:
         self.root_path = scope.get("root_path", "")
         self.started = time.time()
         self.status: int | None = None
-        self.errors = 0
-        self.crashed = False
-        self.route: str | None = None
-        self.body: bytearray | None = None
-        self.body_size = 0
+        #: The release-health outcome: EXITED, then ERRORED or CRASHED as errors are reported.
+        self.outcome = EXITED
 
     # -- on the event loop ------------------------------------------------------------------
 
@@ -169,14 +171,18 @@ class _Request:
                     self.body = None  # over the limit: drop what we kept, remember the size only
         return message
 
-    def mark_error(self, *, handled: bool) -> None:
-        self.errors += 1
-        if not handled:
-            self.crashed = True
+    def track_body(self, receive: Receive, limit: int) -> Receive:
+        self._receive = receive
+        self.body_limit = limit
+        self.body = None
+        self.body_size = 0
+        return self.receive
 
-    @property
-    def outcome(self) -> int:
-        return CRASHED if self.crashed else ERRORED if self.errors else EXITED
+    def mark_error(self, *, handled: bool) -> None:
+        if not handled:
+            self.outcome = CRASHED
+        elif self.outcome == EXITED:
+            self.outcome = ERRORED
 
     # -- on the worker, when an event is built ---------------------------------------------
 
@@ -242,7 +248,7 @@ class _Request:
             client = scope.get("client")
             if client:
                 data["env"] = {"REMOTE_ADDR": str(client[0])}
-        if self.body_size:
+        if getattr(self, "body_size", 0):
             data["data"] = self.body_data(headers.get("content-type", ""), scrubber)
         return data
 
@@ -266,8 +272,9 @@ class _Request:
 
     def transaction(self) -> tuple[str, str]:
         """The route template if the framework exposes one, else the path."""
-        if self.route:
-            return self.route, "route"
+        route_name = getattr(self, "route", None)
+        if route_name:
+            return route_name, "route"
         scope = self.scope
         route = scope.get("route")  # Starlette and FastAPI
         path = getattr(route, "path", None)
@@ -296,6 +303,10 @@ class _Request:
         }
 
 
+#: The slots _RequestHolder.__init__ sets itself, for speed (one call less per request).
+_HOLDER_SLOTS_KNOWN = set(ScopeHolder.__slots__) == {"data", "last_event_id", "session", "trace_id"}
+
+
 class _RequestHolder(ScopeHolder):
     """The scope holder of one connection.
 
@@ -307,11 +318,17 @@ class _RequestHolder(ScopeHolder):
 
     def __init__(self, base: ScopeData, request: _Request) -> None:
         self._base = base
-        self.request = request
-        # The base class sets all of its slots (``data`` through our setter); then the data is
-        # dropped again, to be made only when somebody reads it.
-        super().__init__(base, request)
         self._data: ScopeData | None = None
+        self.request = request
+        if _HOLDER_SLOTS_KNOWN:
+            self.session = request
+            self.last_event_id = None
+            self.trace_id = None
+        else:
+            # The base class grew a slot we do not know: let it set everything (``data`` through the
+            # setter below), then drop the data again so that it is made only when read.
+            super().__init__(base, request)
+            self._data = None
 
     @property
     def data(self) -> ScopeData:
@@ -493,20 +510,23 @@ class TripwireMiddleware:
 
         request = _Request(scope, send)
         current = _current.get()
-        holder = _RequestHolder(self._base_data((current or parent).data), request)
+        data = (current or parent).data
+        source, base = self._base_cache
+        if source is not data or base is None:
+            base = self._base_data(data)
+        holder = _RequestHolder(base, request)
         iso_token = _isolation.set(holder)
         cur_token = _current.set(None) if current is not None else None
-        if kind == "http" and self.max_request_body_size:
-            request._receive = receive
-            request.body_limit = self.max_request_body_size
-            receive = request.receive
+        if self.max_request_body_size and kind == "http" and scope.get("method") not in _NO_BODY_METHODS:
+            receive = request.track_body(receive, self.max_request_body_size)
         try:
             await self._app(scope, receive, request.send)
         except Exception as exc:
             self._on_exception(client, holder, exc)
             raise
         else:
-            if request.status in self.failed_status_codes and not request.errors:
+            failed = self.failed_status_codes
+            if failed and request.status in failed and request.outcome == EXITED:
                 self._report_status(client, holder)
         finally:
             if cur_token is not None:

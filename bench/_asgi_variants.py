@@ -1,0 +1,92 @@
+"""The Starlette app of the ASGI benchmarks, set up with each SDK (one variant per process).
+
+Variants:
+    bare      Starlette, no SDK
+    tripwire  tripwire.init(dsn=<sink>) + TripwireMiddleware(app)
+    tripwire-nolocals  the same with include_local_variables=False (a what-if)
+    sentry    sentry_sdk.init(dsn=<sink>) with its auto-enabled Starlette integration, tracing off
+    bugsnag   bugsnag.configure(endpoints=<sink>) + bugsnag.asgi.BugsnagMiddleware(app)
+
+Every SDK gets the same release, reports to the loopback sink at ``sink_url``, and is otherwise left
+at its defaults.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+VARIANTS = ("bare", "tripwire", "sentry", "bugsnag")
+#: What-if variants, run with --variants: tripwire without frame locals.
+EXTRA_VARIANTS = ("tripwire-nolocals",)
+RELEASE = "bench@1.0.0"
+
+
+def starlette_app() -> Any:
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    async def ok(request: Request) -> PlainTextResponse:
+        return PlainTextResponse("ok")
+
+    async def boom(request: Request) -> PlainTextResponse:
+        raise ValueError("boom")
+
+    return Starlette(routes=[Route("/ok", ok), Route("/boom", boom)])
+
+
+def build(variant: str, sink_url: str) -> Any:
+    """The ASGI app for ``variant``, with its SDK initialised to report to ``sink_url``."""
+    port = sink_url.rsplit(":", 1)[1]
+    if variant == "sentry":
+        import sentry_sdk
+
+        # Before the app is built: the integration patches Starlette itself.
+        sentry_sdk.init(dsn=f"http://publickey@127.0.0.1:{port}/1", release=RELEASE)
+    app = starlette_app()
+    if variant == "bare":
+        return app
+    if variant.startswith("tripwire"):
+        import tripwire
+        from tripwire.asgi import TripwireMiddleware
+
+        extra = {"include_local_variables": False} if variant == "tripwire-nolocals" else {}
+        tripwire.init(f"http://publickey@127.0.0.1:{port}/1", release=RELEASE, **extra)
+        return TripwireMiddleware(app)
+    if variant == "sentry":
+        return app
+    if variant == "bugsnag":
+        import bugsnag
+        from bugsnag.asgi import BugsnagMiddleware
+
+        bugsnag.configure(
+            api_key="0" * 32,
+            endpoint=f"{sink_url}/notify",
+            session_endpoint=f"{sink_url}/sessions",
+            app_version=RELEASE,
+        )
+        return BugsnagMiddleware(app)
+    raise ValueError(variant)
+
+
+def flush(variant: str) -> None:
+    """Deliver what the SDK still holds (so the sink's counts are complete)."""
+    if variant.startswith("tripwire"):
+        import tripwire
+
+        tripwire.flush(10)
+    elif variant == "sentry":
+        import sentry_sdk
+
+        sentry_sdk.flush(10)
+    elif variant == "bugsnag":
+        import threading
+        import time
+
+        # bugsnag delivers from one thread per event: wait for them.
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and any(
+            t is not threading.current_thread() and not t.daemon and t.is_alive() for t in threading.enumerate()
+        ):
+            time.sleep(0.05)
