@@ -279,6 +279,11 @@ def _serialize(event: Event, ser: Serializer, options: Options) -> Event:
             if isinstance(user.get("id"), int | float):
                 user["id"] = str(user["id"])
             out[key] = user
+        elif key == "request":
+            # Request parts have their own rules (cookies with PII, URLs...): scrub_request applies
+            # them after serialization, so serialize without the generic key rule here.
+            raw = Serializer(ser.meta, max_string=ser.max_string, max_depth=ser.max_depth)
+            out[key] = raw.serialize(value, ("request",))
         else:
             clean = safe_str(key, MAX_NAME_LENGTH)
             out[clean] = ser.serialize(value, (clean,))
@@ -322,15 +327,13 @@ def _logentry(value: Any, ser: Serializer) -> dict[str, Any]:
 
 
 def _scrub(event: Event, scrubber: Scrubber, meta: dict[str, Any]) -> None:
-    for v, value in enumerate((event.get("exception") or {}).get("values", [])):
-        value["value"] = scrubber.scrub_text(value["value"])
-        for f, frame in enumerate((value.get("stacktrace") or {}).get("frames", [])):
-            if "vars" in frame:
-                path = ("exception", "values", str(v), "stacktrace", "frames", str(f), "vars")
-                frame["vars"] = scrubber.scrub(frame["vars"], meta, path)
-    for key in ("extra", "contexts", "tags", "logentry"):
-        if key in event:
-            event[key] = scrubber.scrub(event[key], meta, (key,))
+    """The parts the serializer's own scrubbing pass did not cover, and the PII rules.
+
+    extra, contexts, breadcrumbs, logentry, frame vars and exception values were scrubbed while
+    they were serialized (see Serializer.scrubber).
+    """
+    if "tags" in event:
+        event["tags"] = scrubber.scrub(event["tags"], meta, ("tags",))
     if "transaction" in event:
         event["transaction"] = scrubber.scrub_text(event["transaction"])
     if isinstance(event.get("user"), dict):
@@ -339,9 +342,6 @@ def _scrub(event: Event, scrubber: Scrubber, meta: dict[str, Any]) -> None:
             del event["user"]
     if isinstance(event.get("request"), dict):
         event["request"] = scrubber.scrub_request(event["request"], meta)
-    crumbs = (event.get("breadcrumbs") or {}).get("values")
-    if crumbs:
-        event["breadcrumbs"]["values"] = scrubber.scrub(crumbs, meta, ("breadcrumbs", "values"))
 
 
 # -- the whole thing --------------------------------------------------------------------------
@@ -371,7 +371,7 @@ def build_event(item: CaptureItem, options: Options) -> Event | None:
     """The finished event for ``item``; None if a scope processor dropped it."""
     state = _state(options)
     meta: dict[str, Any] = {}
-    ser = Serializer(meta, max_string=options.max_value_length)
+    ser = Serializer(meta, max_string=options.max_value_length, scrubber=state.scrubber)
     event = _base_event(item, options)
     event.update(item.event)
     _apply_scope(event, item)

@@ -24,9 +24,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ._serialize import Meta, add_meta
-
-FILTERED = "[Filtered]"
+from ._serialize import FILTERED, Meta, add_meta
 
 #: Substrings that make a key sensitive (compared lowercased, without ``-_. ``).
 DEFAULT_KEYS: tuple[str, ...] = (

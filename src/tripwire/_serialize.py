@@ -21,7 +21,10 @@ import math
 from collections import deque
 from collections.abc import Mapping
 from itertools import islice
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._scrub import Scrubber
 
 #: Items kept per mapping or sequence.
 MAX_BREADTH = 50
@@ -29,6 +32,7 @@ MAX_BREADTH = 50
 MAX_DEPTH = 6
 #: Characters kept of a mapping key.
 MAX_KEY_LENGTH = 256
+FILTERED = "[Filtered]"
 #: Integers outside this range become strings: JSON readers lose precision beyond 64 bits.
 _INT_MIN, _INT_MAX = -(2**63), 2**64 - 1
 
@@ -105,7 +109,7 @@ def safe_str(value: Any, limit: int) -> str:
 class Serializer:
     """Serializes values against one ``_meta`` tree; see the module docstring for the limits."""
 
-    __slots__ = ("max_breadth", "max_depth", "max_string", "meta")
+    __slots__ = ("max_breadth", "max_depth", "max_string", "meta", "scrubber")
 
     def __init__(
         self,
@@ -114,11 +118,15 @@ class Serializer:
         max_string: int = 1024,
         max_depth: int = MAX_DEPTH,
         max_breadth: int = MAX_BREADTH,
+        scrubber: Scrubber | None = None,
     ) -> None:
         self.meta = meta
         self.max_string = max_string
         self.max_depth = max_depth
         self.max_breadth = max_breadth
+        #: When set, scrubbing happens in the same pass: values under sensitive keys are never even
+        #: represented, and every string is searched for secrets before it is cut.
+        self.scrubber = scrubber
 
     def serialize(self, value: Any, path: tuple[str, ...]) -> Any:
         """The JSON-safe form of ``value``; annotations go to ``_meta`` at ``path``."""
@@ -134,6 +142,8 @@ class Serializer:
         limit = limit or self.max_string
         if type(text) is not str:
             text = str.__str__(text)
+        if self.scrubber is not None:
+            text = self.scrubber.scrub_text(text)
         if len(text) > limit:
             add_meta(self.meta, path, len=len(text), rem=[["!limit", "s", limit - 3, limit]])
         return clean_str(text, limit)
@@ -193,6 +203,7 @@ class Serializer:
             add_meta(self.meta, path, len=size)
         out: dict[str, Any] = {}
         limit = self.max_string
+        scrubber = self.scrubber
         for key, item in items:
             if type(key) is str and len(key) <= MAX_KEY_LENGTH and key.isascii():
                 name = key
@@ -201,14 +212,14 @@ class Serializer:
             else:
                 name = safe_repr(key, MAX_KEY_LENGTH)
             cls = type(item)
+            if scrubber is not None and scrubber.is_sensitive_key(name) and item is not None and item != "":
+                out[name] = FILTERED
+                add_meta(self.meta, (*path, name), rem=[["!filter", "s"]])
             # Fast path for the common plain values (no function call, no path tuple).
-            if (
-                item is None
-                or cls is bool
-                or (cls is int and _INT_MIN <= item <= _INT_MAX)
-                or (cls is str and len(item) <= limit and item.isascii())
-            ):
+            elif item is None or cls is bool or (cls is int and _INT_MIN <= item <= _INT_MAX):
                 out[name] = item
+            elif cls is str and len(item) <= limit and item.isascii():
+                out[name] = item if scrubber is None else scrubber.scrub_text(item)
             else:
                 out[name] = self._node(item, (*path, name), depth + 1, active)
         return out
@@ -225,13 +236,10 @@ class Serializer:
         limit = self.max_string
         for i, item in enumerate(items):
             cls = type(item)
-            if (
-                item is None
-                or cls is bool
-                or (cls is int and _INT_MIN <= item <= _INT_MAX)
-                or (cls is str and len(item) <= limit and item.isascii())
-            ):
+            if item is None or cls is bool or (cls is int and _INT_MIN <= item <= _INT_MAX):
                 out.append(item)
+            elif cls is str and len(item) <= limit and item.isascii():
+                out.append(item if self.scrubber is None else self.scrubber.scrub_text(item))
             else:
                 out.append(self._node(item, (*path, str(i)), depth + 1, active))
         return out
