@@ -18,6 +18,8 @@ from ._event_view import event_view
 PAGE_SIZE = 50
 TABS = ("unresolved", "resolved", "ignored", "all")
 LEVELS = ("fatal", "error", "warning", "info", "debug")
+#: Releases and environments offered in the filter drop-downs (others can still be typed).
+MAX_CHOICES = 50
 SORTS = {"last_seen": "Last seen", "first_seen": "First seen", "event_count": "Events"}
 
 
@@ -96,8 +98,10 @@ def issue_list(page: Page) -> Response:
         release=release or "",
         environment=environment or "",
         levels=LEVELS,
-        releases=[r.version for r in store.list_releases(project.id)],
-        environments=sorted({b.environment for b in store.session_buckets(project.id) if b.environment}),
+        releases=[r.version for r in store.list_releases(project.id)][:MAX_CHOICES],
+        environments=sorted(
+            {b.environment for b in store.session_buckets(project.id, since=now - 30 * 86400)} - {""}
+        )[:MAX_CHOICES],
         sort=sort,
         sorts=SORTS,
         page_no=page_no,
