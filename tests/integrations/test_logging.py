@@ -273,3 +273,20 @@ def test_close_restores_logging(start: Start) -> None:
     assert logging.Logger.callHandlers is not original
     tripwire.close()
     assert logging.Logger.callHandlers is original
+
+
+def test_records_logged_by_before_send_do_not_loop(start: Start) -> None:
+    """A before_send hook that logs an error (on tripwire's worker) does not create new events."""
+    calls: list[str] = []
+
+    def chatty(event: dict[str, Any], hint: dict[str, Any]) -> dict[str, Any]:
+        calls.append(event["logentry"]["message"])
+        logging.getLogger("it.hook").error("hook saw %s", event["event_id"])
+        return event
+
+    events = start(before_send=chatty)
+    logging.getLogger("it.app").error("real problem")
+    tripwire.flush(5)
+    tripwire.flush(5)
+    assert [e["logentry"]["message"] for e in events] == ["real problem"]
+    assert calls == ["real problem"]

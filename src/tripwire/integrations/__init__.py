@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from .excepthook import ExcepthookIntegration as ExcepthookIntegration
     from .httpx import HttpxIntegration as HttpxIntegration
     from .logging import LoggingIntegration as LoggingIntegration
+    from .session import ProcessSessionIntegration as ProcessSessionIntegration
     from .stdlib import StdlibIntegration as StdlibIntegration
     from .threading import ThreadingIntegration as ThreadingIntegration
 
@@ -42,6 +43,7 @@ __all__ = [
     "HttpxIntegration",
     "Integration",
     "LoggingIntegration",
+    "ProcessSessionIntegration",
     "StdlibIntegration",
     "ThreadingIntegration",
     "installed",
@@ -95,6 +97,10 @@ def __getattr__(name: str) -> Any:
     for key, (_module, attr) in DEFAULT_INTEGRATIONS.items():
         if attr == name:
             return _load(key)
+    if name == "ProcessSessionIntegration":
+        from .session import ProcessSessionIntegration
+
+        return ProcessSessionIntegration
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 from .. import _globals
 from .._types import Breadcrumb, Event
 from . import Integration
-from ._common import Patches, add_crumb, scrub_mapping
+from ._common import Patches, add_crumb, in_sdk_thread, scrub_mapping
 
 __all__ = [
     "LoggingIntegration",
@@ -201,7 +201,8 @@ class LoggingIntegration(Integration):
         crumb = self.breadcrumb_level is not None and levelno >= self.breadcrumb_level
         if not (event or crumb) or _globals.client is None or getattr(_busy, "active", False):
             return
-        if _is_ignored(record):
+        # Records logged on tripwire's own threads (a before_send hook that logs, say) would loop.
+        if _is_ignored(record) or in_sdk_thread():
             return
         _busy.active = True
         try:
