@@ -191,3 +191,28 @@ def test_import_and_init_import_nothing_the_app_does_not_use() -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split("\n")[:2] == ["[]", "True"]
+
+
+def test_modules_imported_after_init_get_patched() -> None:
+    """http.client, the thread pool and httpx imported after init() are patched on import."""
+    proc = run_python(
+        """
+        import tripwire
+        tripwire.init("http://key@127.0.0.1:9/1")
+        from tripwire.integrations import _imports
+        print(_imports.watching())
+        import http.client, httpx
+        from concurrent.futures import ThreadPoolExecutor
+        print(hasattr(http.client.HTTPConnection.getresponse, "__wrapped__"),
+              hasattr(ThreadPoolExecutor.submit, "__wrapped__"),
+              hasattr(httpx.Client.send, "__wrapped__"))
+        print(_imports.watching())
+        tripwire.close()
+        print(hasattr(http.client.HTTPConnection.getresponse, "__wrapped__"))
+        """
+    )
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    watched = "['asyncio.base_events', 'concurrent.futures.thread', 'http.client', 'httpx', 'uvloop']"
+    assert lines[0] == watched
+    assert lines[1:] == ["True True True", "['asyncio.base_events', 'uvloop']", "False"]
