@@ -155,3 +155,19 @@ def test_thread_hook_reports_in_process(start: Callable[..., CapturedEvents]) ->
     (event,) = events
     assert last_value(event)["type"] == "LookupError"
     assert event["contexts"]["thread"]["name"] == "t-crash"
+
+
+def test_crash_ends_a_running_session_as_crashed(sink: Sink) -> None:
+    """A script that started a session and dies of an uncaught error sends that session as crashed."""
+    proc = run_python(
+        f"""
+        import tripwire
+        tripwire.init({sink.dsn!r}, release="etl@3")
+        tripwire.start_session()
+        raise RuntimeError("etl died")
+        """
+    )
+    assert proc.returncode == 1
+    (session,) = sink.items("session")
+    assert session["status"] == "crashed"
+    assert session["errors"] == 1

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any, ClassVar
 
-from .. import _globals
+from .. import _globals, _scope
 from . import Integration
 
 __all__ = ["ExcepthookIntegration"]
@@ -60,6 +60,7 @@ class ExcepthookIntegration(Integration):
             active = integration._active
             if active:
                 integration._report_main(value)
+                integration._end_session()
             try:
                 return previous(exc_type, value, tb)
             finally:
@@ -106,6 +107,19 @@ class ExcepthookIntegration(Integration):
             value, mechanism={"type": "excepthook", "handled": False}, level="fatal"
         )
         return event_id is not None
+
+    def _end_session(self) -> None:
+        # The process is dying: a session started with start_session() ends now (crashed), or never.
+        client = _globals.client
+        if client is None:
+            return
+        try:
+            from .._sessions import ApplicationSession, end_application_session
+
+            if isinstance(_scope.isolation_holder().session, ApplicationSession):
+                end_application_session(client)
+        except Exception:
+            pass
 
     def _report_thread(self, args: Any) -> None:
         value = getattr(args, "exc_value", None)
