@@ -17,7 +17,7 @@ from typing import Any
 
 VARIANTS = ("bare", "tripwire", "sentry", "bugsnag")
 #: What-if variants, run with --variants: tripwire without frame locals.
-EXTRA_VARIANTS = ("tripwire-nolocals",)
+EXTRA_VARIANTS = ("tripwire-nolocals", "tripwire-nointegrations")
 RELEASE = "bench@1.0.0"
 
 
@@ -51,7 +51,11 @@ def build(variant: str, sink_url: str) -> Any:
         import tripwire
         from tripwire.asgi import TripwireMiddleware
 
-        extra = {"include_local_variables": False} if variant == "tripwire-nolocals" else {}
+        extra: dict[str, Any] = {}
+        if variant == "tripwire-nolocals":
+            extra["include_local_variables"] = False
+        elif variant == "tripwire-nointegrations":
+            extra["default_integrations"] = False
         tripwire.init(f"http://publickey@127.0.0.1:{port}/1", release=RELEASE, **extra)
         return TripwireMiddleware(app)
     if variant == "sentry":
@@ -87,6 +91,7 @@ def flush(variant: str) -> None:
         # bugsnag delivers from one thread per event: wait for them.
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and any(
-            t is not threading.current_thread() and not t.daemon and t.is_alive() for t in threading.enumerate()
+            t is not threading.current_thread() and not t.daemon and t.is_alive()
+            for t in threading.enumerate()
         ):
             time.sleep(0.05)

@@ -20,12 +20,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+# bench/ for the helpers, the repository root for tests.support.sink
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from _asgi_variants import VARIANTS  # noqa: E402
-from _harness import ROOT, alternating, machine_line, median, table, write_section  # noqa: E402
+from tests.support.sink import Sink
 
-from tests.support.sink import Sink  # noqa: E402
+from _asgi_variants import VARIANTS
+from _harness import ROOT, alternating, machine_line, median, table, write_section
 
 CHILD = r"""
 import asyncio, json, sys, time

@@ -1,0 +1,216 @@
+"""ASGI over HTTP: uvicorn (uvloop + httptools, one process) under wrk, per SDK, side by side.
+
+For every round and variant a fresh uvicorn process serves the benchmark Starlette app (see
+_asgi_variants.py); wrk drives ``/ok`` and then ``/boom`` (every request raises) with 32 connections.
+Variants alternate (A B C D, D C B A, ...); figures are medians over rounds. The SDKs report to a
+loopback sink in this process (tests/support/sink.py).
+
+    python bench/http_bench.py [--rounds 3] [--duration 5] [--conns 32] [--variants bare,tripwire,...]
+
+"server CPU µs/req" is the uvicorn process's CPU time (all threads, from /proc) during the wrk run
+divided by the requests wrk completed: the least noise-sensitive column.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+# bench/ for the helpers, the repository root for tests.support.sink
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tests.support.sink import Sink
+
+from _asgi_variants import VARIANTS
+from _harness import ROOT, alternating, machine_line, median, table, write_section
+
+SERVER = r"""
+import sys
+sys.path.insert(0, {bench!r})
+import uvicorn
+from _asgi_variants import build
+variant, sink_url, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+app = build(variant, sink_url)
+uvicorn.run(app, host="127.0.0.1", port=port, loop="uvloop", http="httptools", log_level="warning",
+            access_log=False, lifespan="on")
+"""
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def wait_ready(port: int, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError("server exited during startup")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as conn:
+                conn.sendall(b"GET /ok HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                if conn.recv(12).startswith(b"HTTP/1.1 200"):
+                    return
+        except OSError:
+            pass
+        time.sleep(0.05)
+    raise TimeoutError("server not ready")
+
+
+def _ms(text: str) -> float:
+    value = float(re.sub(r"[a-z]+$", "", text))
+    if text.endswith("us"):
+        return value / 1000
+    if text.endswith("ms"):
+        return value
+    if text.endswith("s"):
+        return value * 1000
+    return value
+
+
+def wrk(url: str, duration: float, conns: int) -> dict[str, Any]:
+    out = subprocess.run(
+        ["wrk", "-t2", f"-c{conns}", f"-d{duration:g}s", "--latency", url],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=duration + 60,
+    ).stdout
+    requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    p50 = re.search(r"50%\s+([\d.]+\w+)", out)
+    p99 = re.search(r"99%\s+([\d.]+\w+)", out)
+    return {
+        "requests": requests,
+        "rps": rps,
+        "p50_ms": _ms(p50.group(1)) if p50 else float("nan"),
+        "p99_ms": _ms(p99.group(1)) if p99 else float("nan"),
+    }
+
+
+def count_events(sink: Sink) -> int:
+    return len(sink.events) + len(sink.bugsnag_events)
+
+
+def run_variant(variant: str, sink: Sink, duration: float, conns: int) -> dict[str, Any]:
+    port = free_port()
+    code = SERVER.format(bench=str(Path(__file__).resolve().parent))
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
+    before = count_events(sink)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, variant, sink.url, str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    result: dict[str, Any] = {}
+    try:
+        wait_ready(port, proc)
+        wrk(f"http://127.0.0.1:{port}/ok", 1, conns)  # warm-up
+        for path in ("ok", "boom"):
+            cpu0 = cpu_seconds(proc.pid)
+            res = wrk(f"http://127.0.0.1:{port}/{path}", duration, conns)
+            cpu = cpu_seconds(proc.pid) - cpu0
+            res["cpu_us"] = cpu / max(res["requests"], 1) * 1e6
+            result[path] = res
+    finally:
+        proc.send_signal(signal.SIGINT)  # graceful: lifespan shutdown, SDKs flush
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    if variant != "bare":
+        sink.wait_until(lambda: count_events(sink) - before >= result["boom"]["requests"], timeout=10)
+    result["events"] = count_events(sink) - before
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--duration", type=float, default=5.0)
+    parser.add_argument("--conns", type=int, default=32)
+    parser.add_argument("--variants", default=",".join(VARIANTS))
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is not installed (apt-get install wrk)")
+    variants = args.variants.split(",")
+    runs: dict[str, list[dict[str, Any]]] = {v: [] for v in variants}
+    with Sink() as sink:
+        for r, variant in alternating(variants, args.rounds):
+            res = run_variant(variant, sink, args.duration, args.conns)
+            runs[variant].append(res)
+            print(
+                f"round {r} {variant}: ok {res['ok']['rps']:.0f}/s boom {res['boom']['rps']:.0f}/s "
+                f"events {res['events']}",
+                file=sys.stderr,
+            )
+
+    def med(variant: str, path: str, key: str) -> float:
+        return median(run[path][key] for run in runs[variant])
+
+    sections = []
+    for path in ("ok", "boom"):
+        bare_rps, bare_cpu = med("bare", path, "rps"), med("bare", path, "cpu_us")
+        rows = []
+        for v in variants:
+            rps, cpu = med(v, path, "rps"), med(v, path, "cpu_us")
+            row = [
+                v,
+                rps,
+                f"{rps / bare_rps:.2f}",
+                med(v, path, "p50_ms"),
+                med(v, path, "p99_ms"),
+                cpu,
+                f"{cpu - bare_cpu:+.0f}",
+                ", ".join(f"{run[path]['rps']:.0f}" for run in runs[v]),
+            ]
+            if path == "boom":
+                row.insert(
+                    7,
+                    "–"
+                    if v == "bare"
+                    else ", ".join(f"{run['events'] - run['boom']['requests']:+d}" for run in runs[v]),
+                )
+            rows.append(row)
+        headers = ["variant", "req/s", "×bare", "p50 ms", "p99 ms", "server CPU µs/req", "added CPU µs/req"]
+        if path == "boom":
+            headers.append("events at sink − completed /boom requests, per run")
+        headers.append("req/s per run")
+        title = "**/ok** (trivial endpoint)" if path == "ok" else "**/boom** (every request raises)"
+        sections.append(f"{title}\n\n" + table(headers, rows))
+    body = (
+        f"`bench/http_bench.py --rounds {args.rounds} --duration {args.duration:g} --conns {args.conns}` — "
+        f"{machine_line()}. uvicorn (uvloop + httptools, one process) serving the Starlette app, wrk "
+        f"-t2 -c{args.conns}; a fresh server per variant and round, variants alternated, medians. SDKs at "
+        "defaults with a release, reporting to a loopback sink; server and sink share the 2 cores with "
+        "wrk.\n\n"
+        + "\n\n".join(sections)
+        + "\n\nTargets: /ok ≥ 0.95× bare throughput; /boom ≥ 0.8× bare. Events at sink count what each SDK "
+        "delivered (the sink also counts in-flight requests wrk did not see complete, hence a small +n)."
+    )
+    write_section("ASGI over HTTP (uvicorn + wrk)", body)
+    print(body)
+
+
+if __name__ == "__main__":
+    main()
