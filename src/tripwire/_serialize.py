@@ -142,10 +142,12 @@ class Serializer:
         limit = limit or self.max_string
         if type(text) is not str:
             text = str.__str__(text)
-        if self.scrubber is not None:
-            text = self.scrubber.scrub_text(text)
         if len(text) > limit:
             add_meta(self.meta, path, len=len(text), rem=[["!limit", "s", limit - 3, limit]])
+            # Keep a margin past the cut, so a secret straddling it is still recognised below.
+            text = text[: limit + 256]
+        if self.scrubber is not None:
+            text = self.scrubber.scrub_text(text)
         return clean_str(text, limit)
 
     def _node(self, value: Any, path: tuple[str, ...], depth: int, active: set[int]) -> Any:

@@ -216,3 +216,22 @@ def test_hostile_values_in_every_user_field_give_a_valid_event() -> None:
     assert event["contexts"]["ctx"]["cycle"] == ["<cyclic>"]
     assert event["exception"]["values"][-1]["value"].startswith("<")
     assert event["tags"]["t"].startswith("<unprintable")
+
+
+def test_a_huge_string_is_cut_before_it_is_scrubbed() -> None:
+    """A 50 MB local is cut before the secret search runs, so its cost is bounded by what is kept."""
+    from tripwire._scrub import Scrubber
+
+    seen: list[int] = []
+
+    class Recording(Scrubber):
+        def scrub_text(self, text: str) -> str:
+            seen.append(len(text))
+            return super().scrub_text(text)
+
+    meta: dict[str, Any] = {}
+    serializer = Serializer(meta, max_string=1024, scrubber=Recording())
+    out = serializer.serialize({"blob": "password=x " + "y" * 50_000_000}, ("x",))
+    assert max(seen) <= 1024 + 256
+    assert out["blob"].startswith("password=[Filtered] yyy") and len(out["blob"]) == 1024
+    assert meta["x"]["blob"][""]["len"] == 50_000_011
