@@ -338,3 +338,51 @@ def test_without_tripwire_initialised_the_app_runs_unchanged() -> None:
     with serve(TripwireMiddleware(app), "uvicorn") as running:
         response = httpx.post(running.url, content=b"payload")
     assert (response.status_code, response.content) == (201, b"payload")
+
+
+def test_mounted_routes_are_named_with_the_mount_prefix(server_kind: str, events: CapturedEvents) -> None:
+    """A route inside a Starlette Mount is named /api/items/{item_id}, not by its concrete path."""
+    from starlette.applications import Starlette
+    from starlette.routing import Mount, Route
+
+    async def item(request: Any) -> Any:
+        raise LookupError("missing")
+
+    app = Starlette(routes=[Mount("/api", routes=[Route("/items/{item_id}", item)])])
+    with serve(TripwireMiddleware(app), server_kind) as running:
+        assert httpx.get(running.url + "/api/items/7").status_code == 500
+    (event,) = settle(events, 1)
+    assert event["transaction"] == "/api/items/{item_id}"
+    assert event["request"]["url"] == running.url + "/api/items/7"
+
+
+def test_a_transaction_set_by_the_app_wins(events: CapturedEvents) -> None:
+    """tripwire.set_transaction() inside the request overrides the route template."""
+    from starlette.applications import Starlette
+    from starlette.routing import Route
+
+    async def view(request: Any) -> Any:
+        tripwire.set_transaction("checkout")
+        raise ValueError("x")
+
+    with serve(TripwireMiddleware(Starlette(routes=[Route("/pay/{n}", view)])), "uvicorn") as running:
+        httpx.get(running.url + "/pay/1")
+    (event,) = settle(events, 1)
+    assert event["transaction"] == "checkout"
+
+
+def test_error_statuses_are_not_reported_unless_configured(events: CapturedEvents) -> None:
+    """Without failed_status_codes a plain 503 response is not an event; with it, it is one."""
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            await _respond(send, 503, b"down")
+
+    with serve(TripwireMiddleware(app), "uvicorn") as running:
+        httpx.get(running.url + "/a")
+    tripwire.flush(5)
+    assert list(events) == []
+    with serve(TripwireMiddleware(app, failed_status_codes={503}), "uvicorn") as running:
+        httpx.get(running.url + "/b")
+    (event,) = settle(events, 1)
+    assert event["logentry"]["message"] == "GET /b returned 503"
