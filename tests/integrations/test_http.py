@@ -182,3 +182,29 @@ def test_disabled_stdlib_integration_leaves_http_client_alone(start: Start, serv
     assert http.client.HTTPConnection.getresponse is getresponse
     urllib.request.urlopen(f"{server.url}/status/200", timeout=5).read()
     assert report(events) == []
+
+
+def test_concurrent_tasks_get_only_their_own_http_breadcrumbs(start: Start, server: Server) -> None:
+    """Two concurrent units of work each see the requests they made, never the other's."""
+    events = start()
+
+    async def unit(name: str, codes: list[int]) -> None:
+        with tripwire.isolation_scope():
+            async with httpx.AsyncClient() as client:
+                for code in codes:
+                    await client.get(f"{server.url}/status/{code}", params={"unit": name})
+                    await asyncio.sleep(0)
+            tripwire.capture_message(name)
+
+    async def main() -> None:
+        await asyncio.gather(unit("a", [200, 201, 202]), unit("b", [404, 410]))
+
+    asyncio.run(main())
+    tripwire.flush(5)
+    by_name = {e["logentry"]["message"]: http_crumbs_of(e) for e in events}
+    assert [c["data"]["status_code"] for c in by_name["a"]] == [200, 201, 202]
+    assert [c["data"]["status_code"] for c in by_name["b"]] == [404, 410]
+
+
+def http_crumbs_of(event: dict[str, Any]) -> list[dict[str, Any]]:
+    return [c for c in event.get("breadcrumbs", {}).get("values", []) if c.get("type") == "http"]

@@ -290,3 +290,30 @@ def test_records_logged_by_before_send_do_not_loop(start: Start) -> None:
     tripwire.flush(5)
     assert [e["logentry"]["message"] for e in events] == ["real problem"]
     assert calls == ["real problem"]
+
+
+def test_concurrent_tasks_get_only_their_own_log_breadcrumbs(start: Start) -> None:
+    """Log breadcrumbs land in the unit of work that logged them: concurrent tasks never mix."""
+    import asyncio
+
+    events = start()
+    log = logging.getLogger("it.tasks")
+    log.setLevel(logging.INFO)
+
+    async def unit(name: str) -> None:
+        with tripwire.isolation_scope():
+            for step in range(3):
+                log.info("%s step %d", name, step)
+                await asyncio.sleep(0)
+            log.error("%s failed", name)
+
+    async def main() -> None:
+        await asyncio.gather(unit("a"), unit("b"))
+
+    asyncio.run(main())
+    tripwire.flush(5)
+    trails = {e["logentry"]["formatted"]: [c["message"] for c in crumbs(e)] for e in events}
+    assert trails == {
+        "a failed": ["a step 0", "a step 1", "a step 2"],
+        "b failed": ["b step 0", "b step 1", "b step 2"],
+    }
