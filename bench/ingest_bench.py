@@ -200,6 +200,26 @@ def prefill(database_url: str, count: int) -> None:
 # -- one measurement ------------------------------------------------------------------------------------
 
 
+def _cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of a process and its live children (the digest process)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    pids = [pid]
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as fh:
+            pids += [int(p) for p in fh.read().split()]
+    except OSError:
+        pass
+    for p in pids:
+        try:
+            with open(f"/proc/{p}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+        except OSError:
+            pass
+    return total
+
+
 def run_once(database_url: str, prefilled: int, duration: float, rng: random.Random) -> dict[str, Any]:
     prefill(database_url, prefilled)
     proc = subprocess.Popen(
@@ -221,6 +241,8 @@ def run_once(database_url: str, prefilled: int, duration: float, rng: random.Ran
     try:
         time.sleep(0.5)
         before = store.count_events()
+        cpu0 = _cpu_seconds(info["pid"])
+        load0 = os.getloadavg()[0]
         t0 = time.perf_counter()
         result = asyncio.run(_load(host, int(port), project, key, bodies, duration))
         load_end = time.perf_counter()
@@ -229,6 +251,7 @@ def run_once(database_url: str, prefilled: int, duration: float, rng: random.Ran
         while store.queue_depth() > 0:
             time.sleep(0.05)
         drained = time.perf_counter()
+        cpu = _cpu_seconds(info["pid"]) - cpu0
         stored = store.count_events() - before
         lat = sorted(result["latencies"])
     finally:
@@ -246,6 +269,8 @@ def run_once(database_url: str, prefilled: int, duration: float, rng: random.Ran
         "backlog": backlog,
         "errors": sum(v for k, v in result["status"].items() if k != 200),
         "event_bytes": body_size,
+        "cpu_us_per_event": cpu / max(1, stored) * 1e6,
+        "load": load0,
     }
 
 
@@ -305,6 +330,8 @@ def main() -> None:
                     r["p99_ms"],
                     r["backlog"],
                     r["errors"],
+                    r["cpu_us_per_event"],
+                    r["load"],
                 ]
             )
     body = (
@@ -315,9 +342,24 @@ def main() -> None:
         f"(30 frames, {ISSUE_KINDS} distinct issues). *acked/s*: HTTP 200s per second of load (a 200 means "
         f"committed to the durable queue). *stored/s*: acknowledged events digested and queryable, divided by "
         f"the time from the start of the load until the queue was empty. *stored before*: events pre-filled "
-        f"in bulk before the run. *backlog*: envelopes still queued when the load stopped.\n\n"
+        f"in bulk before the run. *backlog*: envelopes still queued when the load stopped. *server CPU "
+        f"µs/event*: CPU time of the collector (HTTP process + digest process) per stored event, from "
+        f"/proc; it does not depend on how busy the machine is, unlike the rates. *load avg*: the "
+        f"machine's 1-minute load average at the start (other work on the 2 cores lowers the rates).\n\n"
         + table(
-            ["backend", "stored before", "events sent (200)", "acked/s", "stored/s", "p50 ms", "p99 ms", "backlog", "non-200"],
+            [
+                "backend",
+                "stored before",
+                "events sent (200)",
+                "acked/s",
+                "stored/s",
+                "p50 ms",
+                "p99 ms",
+                "backlog",
+                "non-200",
+                "server CPU µs/event",
+                "load avg",
+            ],
             rows,
         )
         + "\n\nBaseline for scale (reference study, same kind of 2-core machine, ~8 KB events): Bugsink accepted "

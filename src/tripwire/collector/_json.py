@@ -30,3 +30,11 @@ def dumps(value: Any) -> bytes:
         except TypeError:
             pass  # e.g. integers over 64 bits
     return json.dumps(value, separators=(",", ":"), default=str, ensure_ascii=False).encode()
+
+
+def compact_size(value: Any) -> int | None:
+    """The serialized size of plain JSON data, or None if it is not plain (cheap, in C)."""
+    try:
+        return len(orjson.dumps(value))
+    except (TypeError, AttributeError):  # AttributeError: orjson missing (None)
+        return None

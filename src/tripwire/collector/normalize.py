@@ -33,6 +33,7 @@ MAX_STRING = 16 * 1024  # any other string
 MAX_DEPTH = 10
 MAX_ITEMS = 500  # entries of any list or mapping nested in the event
 MAX_FUTURE_SKEW = 60.0
+_COMPACT = 1000  # bytes: below this, bound() keeps data as it is
 
 _LEVELS = {
     "fatal": "fatal",
@@ -98,6 +99,12 @@ def bound(value: Any, depth: int = 0, limit: int = MAX_STRING) -> Any:
         return value if len(value) <= limit else value[: limit - 3] + "..."
     if value is None or t is int or t is float or t is bool:
         return value
+    if depth == 0 and (t is dict or t is list) and limit >= _COMPACT:
+        # Fast path: data that serializes to at most _COMPACT bytes can hold no string and no
+        # list over the limits, so it is kept as it is.
+        size = _json.compact_size(value)
+        if size is not None and size <= _COMPACT and (t is list or all(type(k) is str for k in value)):
+            return value
     if depth >= MAX_DEPTH and (t is dict or t is list):
         return trim(json.dumps(value, default=str)[:limit], limit)
     if t is dict:
@@ -159,7 +166,7 @@ _FRAME_KEYS = {
 
 
 def _frame(f: dict[str, Any], small: bool) -> dict[str, Any]:
-    # One pass over the frame's own keys (this runs for every frame of every event).
+    # One pass over the frame's own keys, trimming and dropping what does not fit.
     frame: dict[str, Any] = {}
     for key, v in f.items():
         kind = _FRAME_KEYS.get(key)
@@ -177,9 +184,7 @@ def _frame(f: dict[str, Any], small: bool) -> dict[str, Any]:
                 frame[key] = v
         elif kind == 4:
             if t is list:
-                frame[key] = [
-                    x if len(x) <= 1024 else x[:1021] + "..." for x in v[-10:] if type(x) is str
-                ]
+                frame[key] = [x if len(x) <= 1024 else x[:1021] + "..." for x in v[-10:] if type(x) is str]
         elif t is dict:
             frame[key] = _bound_sized(v, MAX_EXTRA_ITEM, small)
     return frame
