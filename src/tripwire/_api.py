@@ -135,7 +135,7 @@ def add_breadcrumb(
         try:
             crumb["data"] = dict(data)
         except Exception:
-            crumb["data"] = {"data": data}  # not a mapping: kept as a value, represented later
+            crumb["data"] = {"value": data}  # not a mapping: kept as a value, represented later
     _add_crumb(client, crumb, hint)
 
 

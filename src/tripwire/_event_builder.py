@@ -250,7 +250,8 @@ def _serialize(event: Event, ser: Serializer, options: Options) -> Event:
             out[key] = value if value in LEVELS else "error"
         elif key in ("release", "environment", "server_name", "transaction", "logger", "dist"):
             if value is not None:
-                out[key] = _name(value)
+                # Sentry allows 64 characters for an environment, 200 for the others.
+                out[key] = safe_str(value, 64 if key == "environment" else MAX_NAME_LENGTH)
         elif key == "tags":
             out[key] = {
                 safe_str(k, MAX_TAG_KEY): safe_str(v, MAX_TAG_VALUE).replace("\n", " ")
@@ -306,6 +307,11 @@ def _breadcrumbs(value: Any, ser: Serializer, options: Options) -> dict[str, Any
             c["level"] = "info"
         if "message" in c and not isinstance(c["message"], str):
             c["message"] = safe_str(c["message"], options.max_value_length)
+        for field in ("type", "category"):  # strings in the protocol; anything else is shown as text
+            if field in c and not isinstance(c[field], str):
+                c[field] = safe_str(c[field], MAX_NAME_LENGTH)
+        if "data" in c and not isinstance(c["data"], dict):
+            c["data"] = {"value": c["data"]}
         ts = crumb.get("timestamp") if isinstance(crumb, Mapping) else None
         if isinstance(ts, int | float):
             c["timestamp"] = ts

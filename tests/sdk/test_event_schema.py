@@ -121,3 +121,17 @@ def test_the_raised_exception_carries_the_thread_id() -> None:
     assert event["exception"]["values"][-1]["thread_id"] == threading.get_ident()
     assert event["contexts"]["thread"]["id"] == threading.get_ident()
     assert sys.version_info >= (3, 10)
+
+
+def test_fields_are_held_to_the_protocols_types_and_lengths() -> None:
+    """Odd values for crumb type/category/data, environment and release still give protocol-valid fields."""
+
+    def go() -> None:
+        tripwire.add_breadcrumb(123, category=4.5, type=None, data=[1, 2])  # type: ignore[arg-type]
+        tripwire.capture_message("x")
+
+    event = one_event(go, environment="e" * 100, release="r" * 300)
+    crumb = event["breadcrumbs"]["values"][0]
+    assert crumb["message"] == "123" and crumb["category"] == "4.5" and crumb["type"] == "None"
+    assert crumb["data"] == {"value": [1, 2]}
+    assert len(event["environment"]) == 64 and len(event["release"]) == 200
