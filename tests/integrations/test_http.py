@@ -208,3 +208,41 @@ def test_concurrent_tasks_get_only_their_own_http_breadcrumbs(start: Start, serv
 
 def http_crumbs_of(event: dict[str, Any]) -> list[dict[str, Any]]:
     return [c for c in event.get("breadcrumbs", {}).get("values", []) if c.get("type") == "http"]
+
+
+def test_trace_header_only_for_asked_targets_and_matching_the_events_trace(
+    start: Start, server: Server
+) -> None:
+    """trace_propagation_targets adds sentry-trace (the unit of work's trace id) to matching URLs only."""
+    from tripwire.integrations.httpx import HttpxIntegration
+    from tripwire.integrations.stdlib import StdlibIntegration
+
+    targets = [rf"^{server.url}/status/2"]
+    events = start(
+        integrations=[
+            StdlibIntegration(trace_propagation_targets=targets),
+            HttpxIntegration(trace_propagation_targets=targets),
+        ]
+    )
+    with tripwire.isolation_scope():
+        urllib.request.urlopen(f"{server.url}/status/200", timeout=5).read()
+        with httpx.Client() as client:
+            client.get(f"{server.url}/status/201")
+            client.get(f"{server.url}/status/404")
+        tripwire.capture_message("traced")
+    tripwire.flush(5)
+    sent = [h.get("sentry-trace") for h in server.headers]
+    assert sent[2] is None  # /status/404 does not match
+    trace_id = events[0]["contexts"]["trace"]["trace_id"]
+    for value in sent[:2]:
+        assert value is not None
+        tid, span = value.split("-")
+        assert tid == trace_id and len(span) == 16
+
+
+def test_invalid_trace_target_is_a_configuration_error() -> None:
+    """A trace_propagation_targets entry that is not a valid regular expression raises at setup."""
+    from tripwire.integrations.stdlib import StdlibIntegration
+
+    with pytest.raises(tripwire.ConfigurationError, match="trace_propagation_targets"):
+        StdlibIntegration(trace_propagation_targets=["(unclosed"])

@@ -1,21 +1,23 @@
 """Outgoing HTTP breadcrumbs for httpx (``Client`` and ``AsyncClient``).
 
 The same breadcrumb as the ``stdlib`` integration, with category ``httpx``: method, URL without
-secrets, status, reason and duration. No header is added. httpx is never imported by tripwire: the
-hook is set up when the app imports httpx (or right away if it already has).
+secrets, status, reason and duration. No header is added unless asked with
+``HttpxIntegration(trace_propagation_targets=[...])`` (see the stdlib integration). httpx is never
+imported by tripwire: the hook is set up when the app imports httpx (or right away if it already has).
 """
 
 from __future__ import annotations
 
+import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from types import ModuleType
 from typing import Any, ClassVar
 
 from .. import _globals
 from . import Integration
 from ._common import Patches, add_crumb
-from .stdlib import _is_sdk_request, http_breadcrumb
+from .stdlib import _is_sdk_request, compile_targets, http_breadcrumb, trace_header
 
 __all__ = ["HttpxIntegration"]
 
@@ -43,10 +45,24 @@ def _record(request: Any, response: Any, error: BaseException | None, started: f
         pass
 
 
-def _wrap_send(original: Callable[..., Any]) -> Callable[..., Any]:
+def _add_trace_header(request: Any, targets: tuple[re.Pattern[str], ...]) -> None:
+    if not targets or "sentry-trace" in request.headers:
+        return
+    try:
+        url = request.url
+        if not _is_sdk_request(url.host, url.port, url.path):
+            header = trace_header(str(url), targets)
+            if header is not None:
+                request.headers["sentry-trace"] = header
+    except Exception:
+        pass
+
+
+def _wrap_send(original: Callable[..., Any], targets: tuple[re.Pattern[str], ...]) -> Callable[..., Any]:
     def send(client: Any, request: Any, *args: Any, **kwargs: Any) -> Any:
         if _globals.client is None:
             return original(client, request, *args, **kwargs)
+        _add_trace_header(request, targets)
         started, t0 = time.time(), time.perf_counter()
         try:
             response = original(client, request, *args, **kwargs)
@@ -59,10 +75,11 @@ def _wrap_send(original: Callable[..., Any]) -> Callable[..., Any]:
     return send
 
 
-def _wrap_asend(original: Callable[..., Any]) -> Callable[..., Any]:
+def _wrap_asend(original: Callable[..., Any], targets: tuple[re.Pattern[str], ...]) -> Callable[..., Any]:
     async def send(client: Any, request: Any, *args: Any, **kwargs: Any) -> Any:
         if _globals.client is None:
             return await original(client, request, *args, **kwargs)
+        _add_trace_header(request, targets)
         started, t0 = time.time(), time.perf_counter()
         try:
             response = await original(client, request, *args, **kwargs)
@@ -80,15 +97,17 @@ class HttpxIntegration(Integration):
 
     identifier: ClassVar[str] = "httpx"
 
-    def __init__(self) -> None:
+    def __init__(self, *, trace_propagation_targets: Sequence[str | re.Pattern[str]] = ()) -> None:
+        self.trace_targets = compile_targets(type(self).__name__, trace_propagation_targets)
         self._patches = Patches()
 
     def install(self) -> None:
         self._patches.when_imported("httpx", self._patch)
 
     def _patch(self, module: ModuleType) -> None:
-        self._patches.replace(module.Client, "send", _wrap_send)
-        self._patches.replace(module.AsyncClient, "send", _wrap_asend)
+        targets = self.trace_targets
+        self._patches.replace(module.Client, "send", lambda original: _wrap_send(original, targets))
+        self._patches.replace(module.AsyncClient, "send", lambda original: _wrap_asend(original, targets))
 
     def uninstall(self) -> None:
         self._patches.undo()

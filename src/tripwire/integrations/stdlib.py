@@ -2,7 +2,9 @@
 
 Each request the app makes leaves a breadcrumb ``{type: http, category: httplib}`` with the method, the
 URL without its password, query or fragment, the query string apart (``http.query``) with secret
-parameters masked, the status code, the reason and the duration. No header is added to the request.
+parameters masked, the status code, the reason and the duration. No header is added to the request,
+unless asked: ``StdlibIntegration(trace_propagation_targets=["^https://api.internal/"])`` adds a
+``sentry-trace`` header carrying the unit of work's trace id to requests whose URL matches.
 Requests made by tripwire itself (to its DSN, or from its own threads) leave none.
 
 ``http.client`` is patched only once the app imports it.
@@ -10,12 +12,14 @@ Requests made by tripwire itself (to its DSN, or from its own threads) leave non
 
 from __future__ import annotations
 
+import os
+import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from types import ModuleType
 from typing import Any, ClassVar
 
-from .. import _globals
+from .. import _globals, _scope
 from .._types import Breadcrumb
 from . import Integration
 from ._common import Patches, add_crumb, in_sdk_thread
@@ -58,6 +62,33 @@ def http_breadcrumb(
     return {"type": "http", "category": category, "level": level, "timestamp": started, "data": data}
 
 
+def compile_targets(owner: str, targets: Sequence[str | re.Pattern[str]]) -> tuple[re.Pattern[str], ...]:
+    """Regular expressions for ``trace_propagation_targets``; ConfigurationError if one is invalid."""
+    if isinstance(targets, str):
+        targets = [targets]
+    compiled = []
+    for target in targets:
+        try:
+            compiled.append(target if isinstance(target, re.Pattern) else re.compile(target))
+        except (re.error, TypeError) as exc:
+            from .._exceptions import ConfigurationError
+
+            message = f"{owner}: invalid trace_propagation_targets {target!r}: {exc}"
+            raise ConfigurationError(message) from None
+    return tuple(compiled)
+
+
+def trace_header(url: str, targets: tuple[re.Pattern[str], ...]) -> str | None:
+    """The ``sentry-trace`` value for a request to ``url``, if it matches one of ``targets``.
+
+    The trace id is the unit of work's (the one on its events), so the receiving service's events can
+    be found from the sender's. No sampling flag is sent: tripwire does no tracing of its own.
+    """
+    if not any(target.search(url) for target in targets):
+        return None
+    return f"{_scope.trace_id()}-{os.urandom(8).hex()}"
+
+
 def _is_sdk_request(host: str, port: int | None, path: str) -> bool:
     if in_sdk_thread():
         return True
@@ -93,25 +124,43 @@ class StdlibIntegration(Integration):
 
     identifier: ClassVar[str] = "stdlib"
 
-    def __init__(self) -> None:
+    def __init__(self, *, trace_propagation_targets: Sequence[str | re.Pattern[str]] = ()) -> None:
+        self.trace_targets = compile_targets(type(self).__name__, trace_propagation_targets)
         self._patches = Patches()
 
     def install(self) -> None:
         self._patches.when_imported("http.client", self._patch)
 
     def _patch(self, module: ModuleType) -> None:
-        self._patches.replace(module.HTTPConnection, "putrequest", _wrap_putrequest)
+        targets = self.trace_targets
+        self._patches.replace(
+            module.HTTPConnection, "putrequest", lambda original: _wrap_putrequest(original, targets)
+        )
         self._patches.replace(module.HTTPConnection, "getresponse", _wrap_getresponse)
 
     def uninstall(self) -> None:
         self._patches.undo()
 
 
-def _wrap_putrequest(original: Callable[..., Any]) -> Callable[..., Any]:
+def _wrap_putrequest(
+    original: Callable[..., Any], targets: tuple[re.Pattern[str], ...]
+) -> Callable[..., Any]:
     def putrequest(conn: Any, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
-        if _globals.client is not None:
-            conn._tripwire_request = (method, url, time.time(), time.perf_counter())
-        return original(conn, method, url, *args, **kwargs)
+        if _globals.client is None:
+            return original(conn, method, url, *args, **kwargs)
+        conn._tripwire_request = (method, url, time.time(), time.perf_counter())
+        result = original(conn, method, url, *args, **kwargs)
+        if targets:
+            header = None
+            try:
+                full_url, host, port, path = _connection_url(conn, url)
+                if not _is_sdk_request(host, port, path):
+                    header = trace_header(full_url, targets)
+            except Exception:
+                pass
+            if header is not None:
+                conn.putheader("sentry-trace", header)
+        return result
 
     return putrequest
 
