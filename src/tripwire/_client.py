@@ -108,8 +108,11 @@ class Client:
     ) -> str | None:
         """Report ``error`` (default: the exception being handled); the event id, or None if dropped."""
         try:
-            exc = error if error is not None else sys.exc_info()[1]
+            exc: object = error if error is not None else sys.exc_info()[1]
             if exc is None:
+                return None
+            if not isinstance(exc, BaseException):
+                logger.warning("tripwire: capture_exception needs an exception, got %s", type(exc).__name__)
                 return None
             if self.reported.seen(exc):
                 self.stats.record("deduplicated")

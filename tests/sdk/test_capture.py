@@ -344,3 +344,18 @@ def test_before_send_receives_the_hint_an_integration_passed() -> None:
     client.capture_message("failed job", "error", hint={"log_record": record})
     client.flush(5)
     assert seen and seen[0]["log_record"] is record
+
+
+def test_capture_exception_of_a_non_exception_is_logged_not_raised(caplog: pytest.LogCaptureFixture) -> None:
+    """Passing something that is not an exception returns None with a warning and sends nothing."""
+    with caplog.at_level(logging.WARNING, logger="tripwire"), tripwire.testing.capture_events() as events:
+        assert tripwire.capture_exception("not an exception") is None  # type: ignore[arg-type]
+    assert events == []
+    assert "needs an exception" in caplog.text
+
+
+def test_an_exception_never_raised_is_reported_without_frames() -> None:
+    """An exception object that was created but never raised is reported with its type and value."""
+    event = one_event(lambda: tripwire.capture_exception(ValueError("made, not raised")))
+    value = event["exception"]["values"][-1]
+    assert value["value"] == "made, not raised" and "stacktrace" not in value
