@@ -386,3 +386,27 @@ def test_error_statuses_are_not_reported_unless_configured(events: CapturedEvent
         httpx.get(running.url + "/b")
     (event,) = settle(events, 1)
     assert event["logentry"]["message"] == "GET /b returned 503"
+
+
+def test_sessions_reach_a_sentry_server_as_aggregates() -> None:
+    """Over the real Sentry reporter, request sessions arrive at the server as a `sessions` item."""
+    from tests.support.sink import Sink
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        if scope["path"] == "/boom":
+            raise ValueError("crash")
+        await _respond(send, 200, b"ok")
+
+    with Sink() as sink:
+        tripwire.init(sink.dsn, release="web@2", environment="staging", include_local_variables=False)
+        with serve(TripwireMiddleware(app), "uvicorn") as running:
+            for path in ("/a", "/b", "/boom"):
+                httpx.get(running.url + path)
+        tripwire.flush(5)  # the server has stopped: every request has ended and been counted
+        assert sink.wait_until(lambda: bool(sink.items("sessions")), timeout=10)
+        (item,) = sink.items("sessions")
+    assert item["attrs"] == {"release": "web@2", "environment": "staging"}
+    (aggregate,) = item["aggregates"]
+    assert (aggregate.get("exited"), aggregate.get("crashed")) == (2, 1)
