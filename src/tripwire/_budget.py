@@ -19,7 +19,6 @@ Each removal is noted in ``_meta`` (rule ``!budget``) and the list of steps take
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -49,6 +48,8 @@ _MINIMAL_KEYS = (
 
 def encoded_size(event: Any) -> int:
     """Bytes of ``event`` as compact UTF-8 JSON. Raises if it is not JSON-safe."""
+    import json  # not at module level: ``import tripwire`` stays cheap
+
     text = json.dumps(event, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
     return len(text.encode("utf-8"))
 

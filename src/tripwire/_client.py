@@ -8,7 +8,6 @@ every reporter, each isolated from the others' failures.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import random
@@ -234,6 +233,8 @@ class Client:
                 hint = {**hint, "exc_info": (type(item.exc), item.exc, item.exc.__traceback__)}
             # The hook gets a copy, so one that changes the event and then raises leaves it unchanged.
             original = event
+            import json
+
             try:
                 result = before_send(json.loads(json.dumps(event)), hint)
             except Exception:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import builtins
 import logging
-import platform
 import sys
 from collections.abc import Mapping
 from typing import Any
@@ -42,6 +41,8 @@ def _static_contexts() -> dict[str, Any]:
     """os and runtime contexts: the same for the life of the process, computed once on the worker."""
     contexts = _static.get("contexts")
     if contexts is None:
+        import platform
+
         uname = platform.uname()
         contexts = _static["contexts"] = {
             "os": {"name": uname.system, "version": uname.release, "build": uname.version},

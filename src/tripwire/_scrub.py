@@ -284,7 +284,9 @@ def _active() -> Scrubber:
     client = _globals.client
     if client is not None:
         return scrubber_for(client.options)
-    return _DEFAULT
+    if not _DEFAULT:
+        _DEFAULT.append(Scrubber())
+    return _DEFAULT[0]
 
 
 def scrubber_for(options: Any) -> Scrubber:
@@ -305,7 +307,7 @@ def scrubber_for(options: Any) -> Scrubber:
 
 _CACHE: dict[int, Scrubber] = {}
 _CACHE_OWNER: dict[int, Any] = {}
-_DEFAULT = Scrubber()
+_DEFAULT: list[Scrubber] = []  # made on first use: compiling the rules costs ~1 ms
 
 
 def scrub_url(url: str) -> str:
