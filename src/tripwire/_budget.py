@@ -150,8 +150,10 @@ class _Trimmer:
             if len(frames) > 20:
                 stacktrace["frames"] = frames[:5] + frames[-15:]
                 path = ("exception", "values", str(i), "stacktrace")
-                self._meta_node(path).pop("frames", None)
-                add_meta(self.meta, (*path, "frames"), len=len(frames))
+                # Keep the original count if the frame limit already cut this stack.
+                old = self._meta_node(path).pop("frames", None) or {}
+                original = max(len(frames), (old.get("") or {}).get("len", 0))
+                add_meta(self.meta, (*path, "frames"), len=original)
                 changed = True
         if changed:
             self.steps.append("frames")

@@ -105,3 +105,30 @@ def test_enforce_makes_foreign_objects_json() -> None:
     event = enforce({"event_id": "a" * 32, "extra": {"o": object(), "s": {1, 2}}}, 10_000)
     assert encoded_size(event) <= 10_000
     assert event["extra"]["s"] == [1, 2]
+
+
+def test_long_stacks_keep_their_ends_when_frames_must_go() -> None:
+    """After locals and source lines, a long stack is cut to its oldest 5 and newest 15 frames."""
+
+    def recurse(n: int) -> None:
+        if n == 0:
+            raise ValueError("bottom")
+        recurse(n - 1)
+
+    def go() -> None:
+        try:
+            recurse(150)
+        except ValueError:
+            tripwire.capture_exception()
+
+    event = one_event(go, max_event_bytes=8_000)
+    assert _size(event) <= 8_000
+    assert event["extra"][TRIMMED_KEY][-1] == "frames"
+    stack = frames(event)
+    assert len(stack) == 20
+    assert (
+        stack[0]["function"].endswith("go")
+        and stack[-1]["context_line"].strip() == 'raise ValueError("bottom")'
+    )
+    # 150 recursion frames + go + recurse(0): the original count survives both cuts.
+    assert event["_meta"]["exception"]["values"]["0"]["stacktrace"]["frames"][""]["len"] == 152
