@@ -89,6 +89,8 @@ class FrameBuilder:
         self.options = options
         root = options.project_root
         self.project_root = os.path.join(os.path.abspath(root), "") if root else None
+        # The standard library is never the app, even when project_root is "/" (a container's WORKDIR).
+        self.stdlib = os.path.join(os.path.dirname(os.path.abspath(os.__file__)), "")
         self.include = tuple(options.in_app_include)
         self.exclude = tuple(options.in_app_exclude)
         self._paths: dict[str, tuple[str, str]] = {}
@@ -123,7 +125,7 @@ class FrameBuilder:
         return result
 
     def in_app(self, module: str | None, abs_path: str) -> bool:
-        """include (module prefix) → True; exclude → False; site/dist-packages → False; under root."""
+        """include (module prefix) → True; exclude, site/dist-packages, stdlib → False; under root."""
         key = (module, abs_path)
         cached = self._in_app.get(key)
         if cached is not None:
@@ -132,7 +134,7 @@ class FrameBuilder:
         if module and any(module == p or module.startswith(p + ".") for p in self.include):
             result = True
         elif (module and any(module == p or module.startswith(p + ".") for p in self.exclude)) or (
-            _PACKAGES_DIR.search(abs_path)
+            _PACKAGES_DIR.search(abs_path) or abs_path.startswith(self.stdlib)
         ):
             result = False
         elif self.project_root and abs_path.startswith(self.project_root):

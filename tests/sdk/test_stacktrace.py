@@ -335,3 +335,19 @@ def test_mechanism_from_the_caller_is_kept() -> None:
         except ValueError as exc:
             client.capture_exception(exc, mechanism={"type": "asgi", "handled": False})
     assert events[0]["exception"]["values"][-1]["mechanism"] == {"type": "asgi", "handled": False}
+
+
+def test_standard_library_frames_are_never_in_app() -> None:
+    """With project_root="/" (a container's WORKDIR) the standard library is still not app code."""
+    import json
+
+    def go() -> None:
+        try:
+            json.loads("{broken")
+        except ValueError:
+            tripwire.capture_exception()
+
+    stack = frames(one_event(go, project_root="/"))
+    json_frames = [f for f in stack if (f.get("module") or "").startswith("json")]
+    assert json_frames and all(f["in_app"] is False for f in json_frames)
+    assert stack[0]["in_app"] is True  # this test file, under "/"
