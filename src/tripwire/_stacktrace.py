@@ -158,7 +158,7 @@ class FrameBuilder:
         while tb is not None:
             entries.append(tb)
             tb = tb.tb_next
-        visible = [t for t in entries if not _hidden(t.tb_frame)]
+        visible = [t for t in entries if not _hidden(t.tb_frame, live_locals)]
         total = len(visible)
         if total > MAX_FRAMES:
             half = MAX_FRAMES // 2
@@ -231,13 +231,20 @@ class FrameBuilder:
         return out
 
 
-def _hidden(frame: FrameType) -> bool:
+def _hidden(frame: FrameType, live_locals: dict[FrameType, dict[str, Any]]) -> bool:
     """tripwire's own frames (not the collector, which is an application) and ``__traceback_hide__``."""
     name = frame.f_globals.get("__name__")
     if isinstance(name, str) and (name == "tripwire" or name.startswith("tripwire.")):
         return not name.startswith("tripwire.collector")
+    code = frame.f_code
+    # Only look at the locals of code that can set the marker (reading f_locals is not free).
+    if "__traceback_hide__" not in code.co_varnames and "__traceback_hide__" not in code.co_names:
+        return False
     try:
-        return bool(frame.f_locals.get("__traceback_hide__"))
+        local_vars = live_locals.get(frame)
+        if local_vars is None:
+            local_vars = frame.f_locals
+        return bool(local_vars.get("__traceback_hide__"))
     except Exception:
         return False
 
