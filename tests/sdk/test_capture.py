@@ -359,3 +359,32 @@ def test_an_exception_never_raised_is_reported_without_frames() -> None:
     event = one_event(lambda: tripwire.capture_exception(ValueError("made, not raised")))
     value = event["exception"]["values"][-1]
     assert value["value"] == "made, not raised" and "stacktrace" not in value
+
+
+def test_an_exception_logged_then_captured_is_reported_once() -> None:
+    """logger.exception() (logging integration) and capture_exception() on one error: one event."""
+    reporter = tripwire.testing.CaptureReporter()
+    tripwire.init(reporters=[reporter])
+    try:
+        raise ConnectionResetError("peer went away")
+    except ConnectionResetError:
+        logging.getLogger("tests.sdk.app").exception("upstream failed")
+        assert tripwire.capture_exception() is None
+    tripwire.flush(5)
+    (event,) = reporter.events
+    assert event["exception"]["values"][-1]["type"] == "ConnectionResetError"
+    assert event["logger"] == "tests.sdk.app"
+    assert tripwire.stats()["dropped"]["deduplicated"] == 1
+
+
+def test_close_delivers_what_was_captured_and_disables() -> None:
+    """close() waits for pending events; afterwards tripwire is off and capture returns None."""
+    reporter = tripwire.testing.CaptureReporter()
+    tripwire.init(reporters=[reporter])
+    for i in range(20):
+        tripwire.capture_message(f"m{i}")
+    tripwire.close(timeout=5)
+    assert len(reporter.events) == 20
+    assert tripwire.get_client() is None
+    assert tripwire.capture_message("after close") is None
+    assert tripwire.flush() is True
