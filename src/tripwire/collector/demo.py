@@ -275,7 +275,10 @@ def _bind(host: str, port: int) -> socket.socket:
 
 
 class _ThreadedServer:
-    """A uvicorn server on an already bound socket, in a daemon thread."""
+    """A uvicorn server on an already bound socket, in a daemon thread.
+
+    Thread names must not start with "tripwire": the SDK ignores what happens on its own threads.
+    """
 
     def __init__(self, app: Any, sock: socket.socket, name: str) -> None:
         import uvicorn
@@ -391,7 +394,7 @@ def main(argv: list[str] | None = None) -> int:
         info = bootstrap(store, config)
         url = config.effective_public_url
         dsn = info.project.dsn(url)
-        collector = _ThreadedServer(create_app(config, store=store), collector_sock, "tripwire-collector")
+        collector = _ThreadedServer(create_app(config, store=store), collector_sock, "demo-collector")
         collector.start()
 
         # The demo users are made up, so show them in full (send_default_pii); a real app decides.
@@ -405,7 +408,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         demo_sock = _bind("127.0.0.1", 0)
         demo_url = f"http://127.0.0.1:{demo_sock.getsockname()[1]}"
-        shop = _ThreadedServer(build_demo_app(), demo_sock, "tripwire-demo-shop")
+        shop = _ThreadedServer(build_demo_app(), demo_sock, "demo-shop")
         shop.start()
 
         password = info.admin_password or os.environ.get("TRIPWIRE_ADMIN_PASSWORD")
@@ -437,7 +440,7 @@ def main(argv: list[str] | None = None) -> int:
         traffic = threading.Thread(
             target=_traffic,
             args=(demo_url, stop, max(0.05, args.interval)),
-            name="tripwire-demo-traffic",
+            name="demo-traffic",
             daemon=True,
         )
         with _stop_on_signals(stop):
