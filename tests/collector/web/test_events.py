@@ -147,3 +147,17 @@ def test_event_of_another_issue_is_not_shown_under_this_one(collector: Collector
     assert event is not None
     assert web.get(f"/issues/{first.id}/events/{event.event_id}").status_code == 200
     assert web.get(f"/issues/{second.id}/events/{event.event_id}").status_code == 404
+
+
+def test_message_with_attached_stacktrace_shows_the_thread_frames(
+    collector: Collector, web: httpx.Client
+) -> None:
+    """A message sent with ``attach_stacktrace`` shows the stack of the thread that logged it."""
+    project = collector.new_project("thread")
+    with sentry(collector.dsn(project), attach_stacktrace=True, in_app_include=["tests"]) as sdk:
+        sdk.capture_message("nightly job took 93 minutes", level="warning")
+    collector.wait_events(project, 1)
+    page, _ = _event_page(collector, web, project)
+    assert "nightly job took 93 minutes" in page
+    assert '<span class="etype">Thread</span>' in page
+    assert "test_message_with_attached_stacktrace_shows_the_thread_frames" in page

@@ -224,6 +224,28 @@ def exception_views(data: dict[str, Any]) -> list[ExceptionView]:
     return views
 
 
+def stack_views(data: dict[str, Any]) -> list[ExceptionView]:
+    """Stack traces that belong to no exception: threads (``attach_stacktrace``) or a bare
+    ``stacktrace``, shown like an exception without a value."""
+    sources: list[tuple[str, str, Any]] = []
+    for thread in values_of(data.get("threads")):
+        if isinstance(thread, dict) and isinstance(thread.get("stacktrace"), dict):
+            name = text_of(thread.get("name")) or text_of(thread.get("id"))
+            label = "Crashed thread" if thread.get("crashed") else "Thread"
+            sources.append((label, name, thread["stacktrace"]))
+    if isinstance(data.get("stacktrace"), dict):
+        sources.append(("Stack trace", "", data["stacktrace"]))
+    views = []
+    for label, name, stacktrace in sources:
+        raw_frames = [f for f in values_of(stacktrace.get("frames")) if isinstance(f, dict)]
+        any_marked = any(f.get("in_app") is not None for f in raw_frames)
+        frames = [frame_view(f, assume_in_app=not any_marked) for f in raw_frames]
+        if frames:
+            views.append(ExceptionView(type=label, value=name, module="", mechanism="", handled=None,
+                                       relation="", depth=0, is_group=False, groups=_group_frames(frames)))
+    return views
+
+
 @dataclasses.dataclass
 class Breadcrumb:
     """One breadcrumb row."""
@@ -349,7 +371,7 @@ def event_view(data: dict[str, Any]) -> EventView:
     ]
     return EventView(
         message=message_of(data),
-        exceptions=exception_views(data),
+        exceptions=exception_views(data) + stack_views(data),
         breadcrumbs=breadcrumbs(data),
         request=request_view(data),
         user=[(k, text_of(v)) for k, v in pairs_of(data.get("user")) if v not in (None, "")],
