@@ -104,7 +104,8 @@ class Scrubber:
         self._pairs = re.compile(
             r"(?i)(?P<key>[\w.\-]*(?:" + "|".join(fragments) + r")[\w.\-]*)"
             r"(?P<sep>[\"']?\s*[=:]\s*[\"']?)"
-            r"(?P<secret>(?:(?:bearer|basic|digest|token)\s+)?[^\s&#\"',;)}\]]+)"
+            r"(?P<secret>\{[^{}]*\}|\[[^\[\]]*\]|\([^()]*\)"
+            r"|(?:(?:bearer|basic|digest|token)\s+)?[^\s&#\"',;)}\]]+)"
         )
         # A cheap first look: most strings contain no key fragment, no scheme and no credential word.
         self._maybe = re.compile(

@@ -10,7 +10,7 @@ so a reader knows what is missing::
 
     strings      max_value_length characters (option, 1024)   {"len": n, "rem": [["!limit", "s", a, b]]}
     containers   MAX_BREADTH items per mapping or sequence     {"len": n}
-    nesting      MAX_DEPTH levels; deeper containers: repr     {"rem": [["!limit", "x"]]}
+    nesting      MAX_DEPTH levels; deeper: "<dict of 3 items>"  {"rem": [["!limit", "x"]]}
     cycles       a container inside itself becomes "<cyclic>"
     failures     an object that cannot be represented becomes "<unrepresentable T>"
 """
@@ -183,8 +183,10 @@ class Serializer:
         if id(value) in active:
             return "<cyclic>"
         if depth >= self.max_depth:
+            # A summary, not the repr: a repr would show the values under sensitive keys in a shape
+            # the text rules cannot reliably cut ({'password': {'nested': 'secret'}}).
             add_meta(self.meta, path, rem=[["!limit", "x"]])
-            return safe_repr(value, self.max_string)
+            return f"<{type_name(value)} of {len(value)} items>"
         active.add(id(value))
         try:
             if is_mapping:

@@ -158,3 +158,58 @@ def test_any_object_anywhere_gives_a_valid_event_within_the_default_budget(
 def test_any_object_anywhere_fits_the_smallest_budget(value: Any, other: Any, key: Any) -> None:
     """The same at the minimum max_event_bytes (4096): trimmed, never dropped, never over."""
     _check(4096, value, other, key)
+
+
+SECRET = "S3CR3T-VALUE-0xDEADBEEF"
+sensitive_keys = st.sampled_from(
+    [
+        "password",
+        "db_passwd",
+        "X-Api-Key",
+        "apiKey",
+        "Authorization",
+        "session_id",
+        "csrftoken",
+        "credit card",
+    ]
+)
+plain_keys = st.sampled_from(["id", "name", "items", "meta", "value", "n"])
+plain_leaves = st.one_of(st.integers(), st.sampled_from(["ok", "bob", "x y"]), st.none())
+
+
+def _secret_holder(key: str, shape: int) -> dict[str, Any]:
+    value: Any = [SECRET, SECRET, {"SECRET": SECRET}, (SECRET,), {"deeper": [SECRET]}][shape]
+    return {key: value}
+
+
+holders = st.builds(_secret_holder, sensitive_keys, st.integers(0, 4))
+trees = st.recursive(
+    st.one_of(plain_leaves, holders),
+    lambda children: st.one_of(
+        st.lists(children, max_size=4), st.dictionaries(plain_keys, children, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(tree=trees)
+def test_values_under_sensitive_keys_never_leave_the_process(tree: Any) -> None:
+    """However deep a sensitive key sits, in any field or local, its value is never sent."""
+
+    def fail(payload: Any) -> None:
+        raise ValueError("failed")
+
+    def go() -> None:
+        tripwire.set_extra("tree", tree)
+        tripwire.set_context("ctx", {"tree": tree})
+        tripwire.add_breadcrumb("crumb", data={"tree": tree})
+        try:
+            fail(tree)
+        except ValueError:
+            tripwire.capture_exception(user={"id": "1", "tree": tree})
+
+    with tripwire.testing.capture_events(include_source_context=False) as events:
+        go()
+    assert len(events) == 1
+    assert SECRET not in json.dumps(events[0])
