@@ -161,3 +161,23 @@ def test_message_with_attached_stacktrace_shows_the_thread_frames(
     assert "nightly job took 93 minutes" in page
     assert '<span class="etype">Thread</span>' in page
     assert "test_message_with_attached_stacktrace_shows_the_thread_frames" in page
+
+
+def test_event_page_links_to_newer_and_older_events(collector: Collector, web: httpx.Client) -> None:
+    """From the issue's event list, each event page links to the next newer and older event."""
+    project = collector.new_project("nav")
+    for n in range(3):
+        post_envelope(collector, project, [({"type": "event"}, {"message": "same thing", "level": "error",
+                                                               "extra": {"n": n}})])
+        collector.wait_events(project, n + 1)
+    issue = collector.store.list_issues(project.id)[0]
+    newest, middle, oldest = (e.event_id for e in collector.store.list_events(issue.id))
+    issue_page = web.get(f"/issues/{issue.id}").text
+    assert f"/events/{middle}?i=1" in issue_page
+    page = web.get(f"/issues/{issue.id}/events/{middle}?i=1").text
+    assert f'href="/issues/{issue.id}/events/{newest}?i=0" rel="prev"' in page
+    assert f'href="/issues/{issue.id}/events/{oldest}?i=2" rel="next"' in page
+    first = web.get(f"/issues/{issue.id}/events/{newest}?i=0").text
+    assert 'rel="prev"' not in first and f"/events/{middle}?i=1" in first
+    stale = web.get(f"/issues/{issue.id}/events/{middle}?i=7").text  # position no longer matches
+    assert 'rel="prev"' not in stale and 'rel="next"' not in stale

@@ -34,13 +34,42 @@ def event_detail(page: Page) -> Response:
     if found is None:
         return not_found(page, "Event")
     issue, project, event = found
+    newer, older = _neighbours(page, issue, event)
     return page.render(
         "event.html",
         project=project,
         issue=issue,
         event=event,
         view=event_view(event.data),
+        newer=newer,
+        older=older,
     )
+
+
+def _neighbours(page: Page, issue: Issue, event: Event) -> tuple[str | None, str | None]:
+    """Links to the next newer and older event of the issue.
+
+    Event links carry their position in the issue's newest-first list (``?i=``), so the neighbours
+    are one small query away; if events arrived since, the position no longer matches and the page
+    simply shows no neighbours.
+    """
+    try:
+        position = max(0, min(int(page.request.query_params.get("i", "")), 10_000_000))
+    except ValueError:
+        return None, None
+    start = max(0, position - 1)
+    window = page.store.list_events(issue.id, limit=3, offset=start)
+    ids = [summary.event_id for summary in window]
+    if event.event_id not in ids:
+        return None, None
+    index = ids.index(event.event_id)
+
+    def link(k: int) -> str:
+        return f"/issues/{issue.id}/events/{ids[k]}?i={start + k}"
+
+    newer = link(index - 1) if index > 0 else None
+    older = link(index + 1) if index + 1 < len(ids) else None
+    return newer, older
 
 
 def event_json(page: Page) -> Response:
