@@ -181,3 +181,32 @@ def test_event_page_links_to_newer_and_older_events(collector: Collector, web: h
     assert 'rel="prev"' not in first and f"/events/{middle}?i=1" in first
     stale = web.get(f"/issues/{issue.id}/events/{middle}?i=7").text  # position no longer matches
     assert 'rel="prev"' not in stale and 'rel="next"' not in stale
+
+
+def test_tripwire_sdk_chain_is_labelled_cause_and_group_members(
+    collector: Collector, web: httpx.Client
+) -> None:
+    """With the tripwire SDK, which records how exceptions are linked, a ``raise ... from`` shows
+    "Caused by" and ExceptionGroup members show their place in the group."""
+    import tripwire
+
+    group_type = getattr(builtins, "ExceptionGroup", None)
+    if group_type is None:
+        pytest.skip("ExceptionGroup needs Python 3.11")
+    project = collector.new_project("tw-sdk")
+    tripwire.init(collector.dsn(project), release="tw@1.0.0", in_app_include=["tests"])
+    try:
+        try:
+            _checkout("order-3")
+        except RuntimeError as exc:
+            raise group_type("batch failed", [exc, ValueError("row 9")]) from None
+    except Exception as exc:  # the group is what we report
+        tripwire.capture_exception(exc)
+    tripwire.flush(10)
+    collector.wait_events(project, 1)
+    page, _ = _event_page(collector, web, project)
+    assert page.index("batch failed") < page.index("checkout failed for order-3")
+    assert "In the exception group, exceptions[0]" in page
+    assert "In the exception group, exceptions[1]" in page
+    assert "Caused by" in page  # RuntimeError from KeyError
+    assert 'class="block exception depth-1"' in page
