@@ -33,7 +33,7 @@ from typing import Any, TypeVar
 from urllib.parse import parse_qsl
 
 from . import _globals, _scope
-from ._scope import ScopeData, ScopeHolder, _current, _isolation
+from ._scope import ScopeData, ScopeHolder, SessionTracker, _current, _isolation
 from ._scrub import Scrubber, scrubber_for
 from ._sessions import CRASHED, ERRORED, EXITED
 from ._types import Breadcrumb, Event, Hint
@@ -106,16 +106,28 @@ _ASGI_MECHANISM = {"type": "asgi", "handled": False}
 _NO_BODY_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-class _Request:
-    """What the middleware knows about one http request or websocket connection.
+#: The base-class slots _Connection.__init__ sets itself, for speed (one call less per request).
+_HOLDER_SLOTS_KNOWN = set(ScopeHolder.__slots__) == {"data", "last_event_id", "session", "trace_id"}
 
-    It is the connection's release-health session too (``mark_error``) and, through
-    :meth:`process_event`, the scope processor that adds the request to events built for it.
+
+class _Connection(ScopeHolder):
+    """One http request or websocket connection, as one object (it is made for every request).
+
+    * its **scope holder**: installed as the isolation scope while the app runs. Its scope data is
+      made lazily: a request that never touches the scope and never reports shares its parent's
+      (immutable) data, and only the first read adds the request's event processor;
+    * its **release-health session** (``session`` is the connection itself, ``mark_error``);
+    * its **event processor** (:meth:`process_event`), which adds the request to events built for it.
+      Once the scope data is made, connection → data → processor → connection is a reference cycle;
+      the garbage collector frees it (requests that report nothing never have one).
     """
 
     __slots__ = (
+        "_base",
+        "_data",
         "_receive",
         "_send",
+        "_session",
         "body",
         "body_limit",
         "body_size",
@@ -135,7 +147,10 @@ class _Request:
     body_size: int
     route: str | None
 
-    def __init__(self, scope: Scope, send: Send) -> None:
+    def __init__(self, base: ScopeData, scope: Scope, send: Send) -> None:
+        self._base = base
+        self._data: ScopeData | None = None
+        self._session: SessionTracker | None = None
         self.scope = scope
         self._send = send
         # Frameworks rewrite path and root_path while routing (mounts, Litestar); keep the originals.
@@ -145,6 +160,37 @@ class _Request:
         self.status: int | None = None
         #: The release-health outcome: EXITED, then ERRORED or CRASHED as errors are reported.
         self.outcome = EXITED
+        if _HOLDER_SLOTS_KNOWN:
+            self.last_event_id = None
+            self.trace_id = None
+        else:
+            # The base class grew a slot we do not know: let it set everything (``data`` and
+            # ``session`` through the setters below), then undo what the setters stored.
+            super().__init__(base, None)
+            self._data = None
+
+    # -- the scope holder's lazy slots ----------------------------------------------------------
+
+    @property
+    def data(self) -> ScopeData:
+        data = self._data
+        if data is None:
+            data = self._data = self._base.with_processor(self.process_event)
+        return data
+
+    @data.setter
+    def data(self, value: ScopeData) -> None:
+        self._data = value
+
+    @property
+    def session(self) -> SessionTracker | None:
+        # The connection counts its own errors, unless an application session was started inside it.
+        own = self._session
+        return self if own is None else own
+
+    @session.setter
+    def session(self, value: SessionTracker | None) -> None:
+        self._session = value
 
     # -- on the event loop ------------------------------------------------------------------
 
@@ -303,45 +349,6 @@ class _Request:
         }
 
 
-#: The slots _RequestHolder.__init__ sets itself, for speed (one call less per request).
-_HOLDER_SLOTS_KNOWN = set(ScopeHolder.__slots__) == {"data", "last_event_id", "session", "trace_id"}
-
-
-class _RequestHolder(ScopeHolder):
-    """The scope holder of one connection.
-
-    Its scope data is made lazily: a request that never touches the scope and never reports shares
-    its parent's (immutable) data, and only the first read adds the request's event processor.
-    """
-
-    __slots__ = ("_base", "_data", "request")
-
-    def __init__(self, base: ScopeData, request: _Request) -> None:
-        self._base = base
-        self._data: ScopeData | None = None
-        self.request = request
-        if _HOLDER_SLOTS_KNOWN:
-            self.session = request
-            self.last_event_id = None
-            self.trace_id = None
-        else:
-            # The base class grew a slot we do not know: let it set everything (``data`` through the
-            # setter below), then drop the data again so that it is made only when read.
-            super().__init__(base, request)
-            self._data = None
-
-    @property
-    def data(self) -> ScopeData:
-        data = self._data
-        if data is None:
-            data = self._data = self._base.with_processor(self.request.process_event)
-        return data
-
-    @data.setter
-    def data(self, value: ScopeData) -> None:
-        self._data = value
-
-
 def _parse_cookies(header: str) -> dict[str, str]:
     cookies = {}
     for part in header.split(";"):
@@ -351,9 +358,9 @@ def _parse_cookies(header: str) -> dict[str, str]:
     return cookies
 
 
-def _request_holder() -> _RequestHolder | None:
+def _current_connection() -> _Connection | None:
     holder = _isolation.get()
-    return holder if type(holder) is _RequestHolder else None
+    return holder if type(holder) is _Connection else None
 
 
 def capture_request_exception(
@@ -364,13 +371,13 @@ def capture_request_exception(
         client = _globals.client
         if client is None or is_noise(exc):
             return None
-        holder = _request_holder()
+        holder = _current_connection()
         status = _http_status(exc)
         if holder is not None:
             if route:
-                holder.request.route = route
-            if holder.request.status is None:
-                holder.request.status = status or 500  # what the framework is about to answer
+                holder.route = route
+            if holder.status is None:
+                holder.status = status or 500  # what the framework is about to answer
         # An HTTP error >= 500 raised on purpose was handled by the app; anything else crashed it.
         handled = status is not None
         event_id = client.capture_exception(exc, mechanism={"type": mechanism_type, "handled": handled})
@@ -500,7 +507,7 @@ class TripwireMiddleware:
             return
         client = _globals.client
         parent = _isolation.get()
-        if client is None or type(parent) is _RequestHolder:
+        if client is None or type(parent) is _Connection:
             # Disabled, or an outer TripwireMiddleware already handles this connection.
             await self._app(scope, receive, send)
             return
@@ -508,58 +515,55 @@ class TripwireMiddleware:
             self._hooks_checked = True
             install_framework_hooks(self.app, scope)
 
-        request = _Request(scope, send)
         current = _current.get()
         data = (current or parent).data
         source, base = self._base_cache
         if source is not data or base is None:
             base = self._base_data(data)
-        holder = _RequestHolder(base, request)
-        iso_token = _isolation.set(holder)
+        conn = _Connection(base, scope, send)
+        iso_token = _isolation.set(conn)
         cur_token = _current.set(None) if current is not None else None
         if self.max_request_body_size and kind == "http" and scope.get("method") not in _NO_BODY_METHODS:
-            receive = request.track_body(receive, self.max_request_body_size)
+            receive = conn.track_body(receive, self.max_request_body_size)
         try:
-            await self._app(scope, receive, request.send)
+            await self._app(scope, receive, conn.send)
         except Exception as exc:
-            self._on_exception(client, holder, exc)
+            self._on_exception(client, conn, exc)
             raise
         else:
             failed = self.failed_status_codes
-            if failed and request.status in failed and request.outcome == EXITED:
-                self._report_status(client, holder)
+            if failed and conn.status in failed and conn.outcome == EXITED:
+                self._report_status(client, conn)
         finally:
             if cur_token is not None:
                 _current.reset(cur_token)
             _isolation.reset(iso_token)
             sessions = client.sessions
             if sessions is not None and sessions.auto:
-                sessions.record(request.started, request.outcome)
+                sessions.record(conn.started, conn.outcome)
 
-    def _on_exception(self, client: Any, holder: _RequestHolder, exc: Exception) -> None:
+    def _on_exception(self, client: Any, conn: _Connection, exc: Exception) -> None:
         try:
-            request = holder.request
             if is_noise(exc):
                 return
-            if request.status is None:
-                request.status = 500  # what the server answers for it
+            if conn.status is None:
+                conn.status = 500  # what the server answers for it
             status = _http_status(exc)
             mechanism = _ASGI_MECHANISM if status is None else {"type": "asgi", "handled": True}
             event_id = client.capture_exception(exc, mechanism=mechanism)
             if event_id is not None:
-                holder.last_event_id = event_id
+                conn.last_event_id = event_id
         except Exception:
             logger.exception("tripwire: could not report the request's exception")
 
-    def _report_status(self, client: Any, holder: _RequestHolder) -> None:
+    def _report_status(self, client: Any, conn: _Connection) -> None:
         try:
-            request = holder.request
-            method = request.scope.get("method") or "WEBSOCKET"
+            method = conn.scope.get("method") or "WEBSOCKET"
             event_id = client.capture_message(
-                f"{method} {request.root_path}{request.path} returned {request.status}", "error"
+                f"{method} {conn.root_path}{conn.path} returned {conn.status}", "error"
             )
             if event_id is not None:
-                holder.last_event_id = event_id
+                conn.last_event_id = event_id
         except Exception:
             logger.exception("tripwire: could not report the response status")
 
