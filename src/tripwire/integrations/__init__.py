@@ -83,6 +83,9 @@ DEFAULT_INTEGRATIONS: dict[str, tuple[str, str]] = {
     "httpx": ("tripwire.integrations.httpx", "HttpxIntegration"),
 }
 
+#: Integrations that exist but are only installed when passed in ``integrations=[...]``.
+_OPTIONAL = frozenset({"process_session"})
+
 _installed: list[Integration] = []
 
 
@@ -116,11 +119,11 @@ def resolve(options: Options) -> list[Integration]:
         if not item.identifier:
             raise ConfigurationError(f"integrations: {item!r} has no identifier")
         given[item.identifier] = item
-    unknown = disabled - set(DEFAULT_INTEGRATIONS) - set(given)
+    known = {*DEFAULT_INTEGRATIONS, *_OPTIONAL}
+    unknown = disabled - known - set(given)
     if unknown:
         raise ConfigurationError(
-            f"disabled_integrations: unknown name {sorted(unknown)[0]!r}; "
-            f"known: {', '.join(sorted(DEFAULT_INTEGRATIONS))}"
+            f"disabled_integrations: unknown name {sorted(unknown)[0]!r}; known: {', '.join(sorted(known))}"
         )
     chosen: dict[str, Integration] = {}
     if options.default_integrations:
