@@ -202,7 +202,8 @@ class LoggingIntegration(Integration):
         if not (event or crumb) or _globals.client is None or getattr(_busy, "active", False):
             return
         # Records logged on tripwire's own threads (a before_send hook that logs, say) would loop.
-        if _is_ignored(record) or in_sdk_thread():
+        thread = record.threadName  # already known to the record; None with logging.logThreads off
+        if _is_ignored(record) or (thread.startswith("tripwire") if thread else in_sdk_thread()):
             return
         _busy.active = True
         try:
