@@ -95,17 +95,17 @@ class CollectorState:
         self.projects = ingest.ProjectCache(self)
         self.bootstrap: Bootstrap | None = None
 
-    def start(self) -> None:
+    async def start(self) -> None:
         """Start the intake writer and the digester (thread or child process)."""
-        self.writer.start()
+        await self.writer.start()
         if self.digester is not None:
             self.digester.start()
         if self.digest_process is not None:
             self.digest_process.start()
 
-    def stop(self) -> None:
+    async def stop(self) -> None:
         """Commit what is in flight, then stop the digester."""
-        self.writer.stop()
+        await self.writer.stop()
         if self.digester is not None:
             self.digester.stop()
         if self.digest_process is not None:
@@ -138,12 +138,12 @@ def create_app(config: CollectorConfig | None = None, *, store: Store | None = N
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         state.bootstrap = bootstrap(store, config)
-        state.start()
+        await state.start()
         try:
             yield
         finally:
             # Commit what is in flight before the digester and the store go away.
-            state.stop()
+            await state.stop()
             store.close()
 
     app = Starlette(
