@@ -32,6 +32,8 @@ MAX_MESSAGE_LENGTH = 8192
 MAX_TAG_KEY, MAX_TAG_VALUE = 32, 200
 #: release, environment, server_name, transaction, logger, fingerprint parts.
 MAX_NAME_LENGTH = 200
+#: Limits for the locals of frames that are not in app (see docs/events.md).
+LIBRARY_MAX_DEPTH, LIBRARY_MAX_BREADTH, LIBRARY_MAX_STRING = 2, 10, 200
 
 _GROUP: Any = getattr(builtins, "BaseExceptionGroup", ())
 _static: dict[str, Any] = {}
@@ -114,6 +116,16 @@ def _exceptions(
     are expanded with ``mechanism.exception_id``/``parent_id``/``source`` so a reader can rebuild the tree.
     """
     assert item.exc is not None
+    # Library frames (framework internals) get shallow locals: they are rarely what a reader needs,
+    # and they are most of the cost of building an event in a web app. Their cuts are documented
+    # once (docs/events.md) instead of noted value by value in _meta.
+    library = Serializer(
+        {},
+        max_string=min(ser.max_string, LIBRARY_MAX_STRING),
+        max_depth=LIBRARY_MAX_DEPTH,
+        max_breadth=LIBRARY_MAX_BREADTH,
+        scrubber=ser.scrubber,
+    )
     nodes: list[tuple[BaseException, int | None, str | None]] = []  # (error, parent_id, source)
     seen: set[int] = set()
     has_group = False
@@ -167,7 +179,7 @@ def _exceptions(
                 mech["is_exception_group"] = True
         value["mechanism"] = mech
         frames = state.frames.frames(
-            err.__traceback__, item.live_locals or {}, ser, (*path, "stacktrace")
+            err.__traceback__, item.live_locals or {}, ser, (*path, "stacktrace"), library
         )
         if frames:
             value["stacktrace"] = {"frames": frames}

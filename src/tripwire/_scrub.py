@@ -76,9 +76,9 @@ IP_HEADERS = frozenset(
 USER_PII_KEYS = frozenset({"email", "username", "name", "ip_address", "ip", "full_name", "phone"})
 
 _URL_USERINFO = re.compile(r"(?P<head>\b[a-zA-Z][a-zA-Z0-9+.\-]*://[^\s/@:]*:)(?P<secret>[^\s/@]+)(?=@)")
-_CREDENTIAL = re.compile(
-    r"(?i)\b(?P<head>bearer|basic|token)(?P<sep>\s+)(?P<secret>[A-Za-z0-9\-._~+/]{6,}=*)"
-)
+_CREDENTIAL_RULE = r"\b(?:bearer|basic|token)\s+(?P<secret>[a-z0-9\-._~+/]{6,}=*)"
+_CREDENTIAL = re.compile("(?i)" + _CREDENTIAL_RULE)
+_CREDENTIAL_LOWER = re.compile(_CREDENTIAL_RULE)
 _STRIP = str.maketrans("", "", "-_. ")
 
 
@@ -100,18 +100,36 @@ class Scrubber:
         self.keys = DEFAULT_KEYS + tuple(_normalize(k) for k in extra)
         self.patterns = tuple(patterns)
         self.send_default_pii = send_default_pii
-        fragments = _KEY_FRAGMENTS + tuple(re.escape(k) for k in extra)
-        self._pairs = re.compile(
-            r"(?i)(?P<key>[\w.\-]*(?:" + "|".join(fragments) + r")[\w.\-]*)"
-            r"(?P<sep>[\"']?\s*[=:]\s*[\"']?)"
+        fragments = _KEY_FRAGMENTS + tuple(re.escape(k.lower()) for k in extra)
+        # The pair rule starts at the key fragment (the rest of the key is left alone), so the regex
+        # engine can scan for it quickly. It runs on the lowercased text; see scrub_text.
+        pairs = (
+            r"(?:" + "|".join(fragments) + r")[\w.\-]*"
+            r"[\"']?\s*[=:]\s*[\"']?"
             r"(?P<secret>\{[^{}]*\}|\[[^\[\]]*\]|\([^()]*\)"
             r"|(?:(?:bearer|basic|digest|token)\s+)?[^\s&#\"',;)}\]]+)"
         )
-        # A cheap first look: most strings contain no key fragment, no scheme and no credential word.
-        self._maybe = re.compile(
-            r"(?i)://|bearer|basic|" + "|".join(fragments)
-        ) if not self.patterns else None
+        self._pairs = re.compile(pairs)
+        self._pairs_any_case = re.compile("(?i)" + pairs)
+        # A cheap first look: most strings contain none of these (lowercase) words.
+        self._needles = (
+            "://",
+            "bearer",
+            "basic",
+            "pass",
+            "secret",
+            "token",
+            "api",
+            "auth",
+            "cookie",
+            "session",
+            "csrf",
+            "xsrf",
+            "card",
+            "private",
+        ) + tuple(k.lower() for k in extra)
         self._key_cache: dict[str, bool] = {}
+        self._text_cache: dict[str, str] = {}
 
     # -- keys and text ------------------------------------------------------------------------
 
@@ -129,14 +147,32 @@ class Scrubber:
 
     def scrub_text(self, text: str) -> str:
         """``text`` with secrets inside it (key=value pairs, URL passwords, tokens, patterns) filtered."""
-        if self._maybe is not None and self._maybe.search(text) is None:
-            return text
-        if "://" in text:
-            text = _URL_USERINFO.sub(lambda m: m["head"] + FILTERED, text)
-        text = self._pairs.sub(_replace_pair, text)
-        text = _CREDENTIAL.sub(lambda m: m["head"] + m["sep"] + FILTERED, text)
+        short = len(text) <= 200
+        if short:
+            # The same short values (methods, paths, names) come back in every event.
+            cached = self._text_cache.get(text)
+            if cached is not None:
+                return cached
+        original = text
+        low = text.lower()
+        if any(needle in low for needle in self._needles):
+            if "://" in text:
+                text = _URL_USERINFO.sub(lambda m: m["head"] + FILTERED, text)
+                low = text.lower()
+            if len(low) == len(text):
+                # Case-insensitive regexes are slow in `re`; match the lowercased text instead and
+                # replace the same spans in the original (same length, so the offsets agree).
+                text = _replace_spans(text, low, self._pairs)
+                text = _replace_spans(text, text.lower(), _CREDENTIAL_LOWER)
+            else:  # a few characters change length when lowercased: take the slow path
+                text = self._pairs_any_case.sub(_replace_secret, text)
+                text = _CREDENTIAL.sub(_replace_secret, text)
         for pattern in self.patterns:
             text = pattern.sub(FILTERED, text)
+        if short:
+            if len(self._text_cache) > 10_000:
+                self._text_cache.clear()
+            self._text_cache[original] = text
         return text
 
     # -- JSON-safe data ----------------------------------------------------------------------
@@ -261,10 +297,29 @@ class Scrubber:
         return out
 
 
-def _replace_pair(match: re.Match[str]) -> str:
+def _replace_secret(match: re.Match[str]) -> str:
+    start, end = match.span("secret")
     if match["secret"].startswith("[Filtered"):
         return match[0]
-    return match["key"] + match["sep"] + FILTERED
+    offset = match.start()
+    return match[0][: start - offset] + FILTERED + match[0][end - offset :]
+
+
+def _replace_spans(text: str, low: str, regex: re.Pattern[str]) -> str:
+    """``text`` with the ``secret`` group of every match of ``regex`` in ``low`` filtered."""
+    pieces: list[str] = []
+    last = 0
+    for match in regex.finditer(low):
+        start, end = match.span("secret")
+        if low.startswith("[filtered", start):
+            continue
+        pieces.append(text[last:start])
+        pieces.append(FILTERED)
+        last = end
+    if not pieces:
+        return text
+    pieces.append(text[last:])
+    return "".join(pieces)
 
 
 def _unquote(text: str) -> str:
@@ -295,9 +350,7 @@ def scrubber_for(options: Any) -> Scrubber:
     cached: Scrubber | None = _CACHE.get(id(options))
     if cached is not None and _CACHE_OWNER.get(id(options)) is options:
         return cached
-    scrubber = Scrubber(
-        options.scrub_keys, options.scrub_patterns, send_default_pii=options.send_default_pii
-    )
+    scrubber = Scrubber(options.scrub_keys, options.scrub_patterns, send_default_pii=options.send_default_pii)
     if len(_CACHE) > 16:
         _CACHE.clear()
         _CACHE_OWNER.clear()

@@ -152,8 +152,12 @@ class FrameBuilder:
         live_locals: dict[FrameType, dict[str, Any]],
         serializer: Serializer,
         path: tuple[str, ...],
+        library: Serializer | None = None,
     ) -> list[dict[str, Any]]:
-        """The frames of ``tb``, oldest call first and the raising frame last."""
+        """The frames of ``tb``, oldest call first and the raising frame last.
+
+        ``library`` (default: ``serializer``) represents the locals of frames that are not in app.
+        """
         entries: list[TracebackType] = []
         while tb is not None:
             entries.append(tb)
@@ -165,7 +169,7 @@ class FrameBuilder:
             visible = visible[:half] + visible[-half:]
             add_meta(serializer.meta, (*path, "frames"), len=total)
         return [
-            self.frame(t, live_locals, serializer, (*path, "frames", str(i)))
+            self.frame(t, live_locals, serializer, (*path, "frames", str(i)), library)
             for i, t in enumerate(visible)
         ]
 
@@ -175,6 +179,7 @@ class FrameBuilder:
         live_locals: dict[FrameType, dict[str, Any]],
         serializer: Serializer,
         path: tuple[str, ...],
+        library: Serializer | None = None,
     ) -> dict[str, Any]:
         frame = tb.tb_frame
         code = frame.f_code
@@ -227,7 +232,8 @@ class FrameBuilder:
                     for k, v in local_vars.items()
                     if not (isinstance(k, str) and k.startswith("__") and k.endswith("__"))
                 }
-                out["vars"] = serializer.serialize(local_vars, (*path, "vars"))
+                ser = serializer if out["in_app"] or library is None else library
+                out["vars"] = ser.serialize(local_vars, (*path, "vars"))
         return out
 
 

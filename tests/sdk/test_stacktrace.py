@@ -351,3 +351,37 @@ def test_standard_library_frames_are_never_in_app() -> None:
     json_frames = [f for f in stack if (f.get("module") or "").startswith("json")]
     assert json_frames and all(f["in_app"] is False for f in json_frames)
     assert stack[0]["in_app"] is True  # this test file, under "/"
+
+
+def test_library_frames_get_shallow_locals(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Frames outside the app keep locals to 2 levels, 10 items and 200 characters; app frames keep more."""
+    libs = tmp_path / "site-packages"
+    body = """
+        def fail(callback):
+            nested = {"a": {"b": {"c": 1}}}
+            items = list(range(30))
+            text = "t" * 1000
+            callback()
+    """
+    _write_module(libs, "tw_shallow_lib.py", body)
+    monkeypatch.syspath_prepend(str(libs))
+    lib = importlib.import_module("tw_shallow_lib")
+
+    def app_code() -> None:
+        nested = {"a": {"b": {"c": 1}}}  # noqa: F841
+        items = list(range(30))  # noqa: F841
+        raise ValueError("in app")
+
+    def go() -> None:
+        try:
+            lib.fail(app_code)
+        except ValueError:
+            tripwire.capture_exception()
+
+    library_frame, app_frame = frames(one_event(go))[-2:]
+    assert library_frame["in_app"] is False and app_frame["in_app"] is True
+    assert library_frame["vars"]["nested"] == {"a": "<dict of 1 items>"}
+    assert len(library_frame["vars"]["items"]) == 10
+    assert len(library_frame["vars"]["text"]) == 200
+    assert app_frame["vars"]["nested"] == {"a": {"b": {"c": 1}}}
+    assert len(app_frame["vars"]["items"]) == 30
