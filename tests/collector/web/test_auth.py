@@ -14,15 +14,24 @@ from .conftest import PASSWORD, Collector, csrf_of, login, post_envelope, runnin
 
 def test_every_page_redirects_to_login_without_a_session(collector: Collector) -> None:
     """Without logging in, every dashboard page answers with a redirect to the login form."""
-    paths = ["/", "/projects/1/issues", "/projects/1/releases", "/projects/1/settings", "/issues/1",
-             "/issues/1/events/" + "0" * 32, "/issues/1/events/" + "0" * 32 + "/json"]
+    paths = [
+        "/",
+        "/projects/1/issues",
+        "/projects/1/releases",
+        "/projects/1/settings",
+        "/issues/1",
+        "/issues/1/events/" + "0" * 32,
+        "/issues/1/events/" + "0" * 32 + "/json",
+    ]
     with httpx.Client(base_url=collector.url) as client:
         for path in paths:
             response = client.get(path)
             assert response.status_code == 303, path
             assert response.headers["location"].startswith("/login?next="), path
-        assert "/login?next=/projects/1/issues%3Fstatus%3Dall" in client.get(
-            "/projects/1/issues?status=all").headers["location"]
+        assert (
+            "/login?next=/projects/1/issues%3Fstatus%3Dall"
+            in client.get("/projects/1/issues?status=all").headers["location"]
+        )
 
 
 def test_wrong_password_is_refused_without_a_session(collector: Collector) -> None:
@@ -39,8 +48,15 @@ def test_login_sets_a_httponly_samesite_cookie_and_returns_to_next(collector: Co
     """Logging in sets an HttpOnly, SameSite=Lax session cookie and goes back to the page asked for."""
     with httpx.Client(base_url=collector.url) as client:
         form = client.get("/login?next=/projects/1/settings")
-        response = client.post("/login", data={"csrf_token": csrf_of(form.text), "username": "admin",
-                                               "password": PASSWORD, "next": "/projects/1/settings"})
+        response = client.post(
+            "/login",
+            data={
+                "csrf_token": csrf_of(form.text),
+                "username": "admin",
+                "password": PASSWORD,
+                "next": "/projects/1/settings",
+            },
+        )
         assert response.status_code == 303
         assert response.headers["location"] == "/projects/1/settings"
         cookie = next(c for c in response.headers.get_list("set-cookie") if c.startswith("tripwire_session="))
@@ -54,8 +70,15 @@ def test_login_never_redirects_to_another_site(collector: Collector) -> None:
     for target in ("//evil.example/x", "https://evil.example/", "/\\evil.example"):
         with httpx.Client(base_url=collector.url) as client:
             form = client.get("/login")
-            response = client.post("/login", data={"csrf_token": csrf_of(form.text), "username": "admin",
-                                                   "password": PASSWORD, "next": target})
+            response = client.post(
+                "/login",
+                data={
+                    "csrf_token": csrf_of(form.text),
+                    "username": "admin",
+                    "password": PASSWORD,
+                    "next": target,
+                },
+            )
             assert response.headers["location"] == "/", target
 
 
@@ -95,8 +118,12 @@ def test_logout_ends_the_session(collector: Collector) -> None:
 
 def test_html_pages_carry_a_strict_content_security_policy(collector: Collector, web: httpx.Client) -> None:
     """Every HTML answer, the login form included, forbids inline scripts and framing."""
-    for response in (httpx.get(f"{collector.url}/login"), web.get("/projects/1/issues"),
-                     web.get("/projects/1/settings"), web.get("/issues/999999")):
+    for response in (
+        httpx.get(f"{collector.url}/login"),
+        web.get("/projects/1/issues"),
+        web.get("/projects/1/settings"),
+        web.get("/issues/999999"),
+    ):
         csp = response.headers["content-security-policy"]
         assert csp == CONTENT_SECURITY_POLICY
         assert "script-src 'self'" in csp and "unsafe-inline" not in csp
@@ -112,12 +139,14 @@ def test_repeated_wrong_passwords_are_throttled(tmp_path: Path) -> None:
         page = client.get("/login")
         statuses = []
         for _ in range(21):
-            page = client.post("/login", data={"csrf_token": csrf_of(page.text), "username": "admin",
-                                               "password": "nope"})
+            page = client.post(
+                "/login", data={"csrf_token": csrf_of(page.text), "username": "admin", "password": "nope"}
+            )
             statuses.append(page.status_code)
         assert statuses[:20] == [401] * 20
         assert statuses[20] == 429
-        response = client.post("/login", data={"csrf_token": csrf_of(page.text), "username": "admin",
-                                               "password": PASSWORD})
+        response = client.post(
+            "/login", data={"csrf_token": csrf_of(page.text), "username": "admin", "password": PASSWORD}
+        )
         assert response.status_code == 429
         assert re.search(r"Too many failed logins", response.text)

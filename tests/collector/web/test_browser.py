@@ -25,10 +25,18 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--no-first-run", "--window-size=1400,1000",
-                 f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"):
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--window-size=1400,1000",
+        f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}",
+    ):
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     driver.set_page_load_timeout(30)
@@ -77,8 +85,9 @@ def test_log_in_open_an_issue_and_resolve_it(browser: Any, collector: Collector)
     assert HOSTILE_MESSAGE in titles  # shown as text
     assert any(t.startswith("KeyError") for t in titles)
 
-    link = next(a for a in driver.find_elements(By.CSS_SELECTOR, "a.issue-title")
-                if a.text.startswith("KeyError"))
+    link = next(
+        a for a in driver.find_elements(By.CSS_SELECTOR, "a.issue-title") if a.text.startswith("KeyError")
+    )
     link.click()
     wait_for(lambda: "/issues/" in driver.current_url)
     page_text = driver.find_element(By.TAG_NAME, "body").text
@@ -148,8 +157,7 @@ def test_stylesheet_and_layout_render(browser: Any, collector: Collector, tmp_pa
 
     driver = browser
     _login(driver, collector, "/projects/1/settings")
-    color = driver.find_element(By.CSS_SELECTOR, "header.topbar").value_of_css_property(
-        "background-color")
+    color = driver.find_element(By.CSS_SELECTOR, "header.topbar").value_of_css_property("background-color")
     assert color in ("rgba(29, 35, 48, 1)", "rgb(29, 35, 48)")  # dashboard.css was applied
     target = tmp_path / "settings.png"
     assert driver.save_screenshot(str(target))

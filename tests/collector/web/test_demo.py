@@ -65,8 +65,15 @@ class DemoProcess:
 
 @pytest.fixture
 def demo(tmp_path: Path) -> Iterator[DemoProcess]:
-    process = DemoProcess("--exit-after", "120", "--interval", "0.2", "--data-dir", str(tmp_path),
-                          env={"TRIPWIRE_ADMIN_PASSWORD": "demo-password-123"})
+    process = DemoProcess(
+        "--exit-after",
+        "120",
+        "--interval",
+        "0.2",
+        "--data-dir",
+        str(tmp_path),
+        env={"TRIPWIRE_ADMIN_PASSWORD": "demo-password-123"},
+    )
     try:
         yield process
     finally:
@@ -81,8 +88,15 @@ def test_demo_fills_the_dashboard_and_stops_cleanly_on_ctrl_c(demo: DemoProcess)
     assert re.search(r"^\s+Login:\s+admin / demo-password-123$", demo.output, re.M)
     with httpx.Client(base_url=url, timeout=10) as client:
         form = client.get("/login")
-        response = client.post("/login", data={"csrf_token": csrf_of(form.text), "username": "admin",
-                                               "password": "demo-password-123", "next": "/"})
+        response = client.post(
+            "/login",
+            data={
+                "csrf_token": csrf_of(form.text),
+                "username": "admin",
+                "password": "demo-password-123",
+                "next": "/",
+            },
+        )
         assert response.status_code == 303
 
         def all_issues_listed() -> str | None:

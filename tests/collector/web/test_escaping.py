@@ -34,16 +34,38 @@ def hostile_event() -> dict[str, object]:
         "environment": f"env{ATTRIBUTE}",
         "transaction": f"/path/{IMG}",
         "logentry": {"formatted": f"logged {SCRIPT}"},
-        "exception": {"values": [{"type": f"Evil{IMG}Error", "value": f"value {SCRIPT} {ATTRIBUTE}",
-                                  "module": IMG, "mechanism": {"type": SCRIPT, "handled": False},
-                                  "stacktrace": {"frames": [frame]}}]},
+        "exception": {
+            "values": [
+                {
+                    "type": f"Evil{IMG}Error",
+                    "value": f"value {SCRIPT} {ATTRIBUTE}",
+                    "module": IMG,
+                    "mechanism": {"type": SCRIPT, "handled": False},
+                    "stacktrace": {"frames": [frame]},
+                }
+            ]
+        },
         "tags": {"payload": SCRIPT, IMG: ATTRIBUTE},
         "user": {"id": SCRIPT, "email": f"{IMG}@example.com", "username": ATTRIBUTE},
-        "breadcrumbs": {"values": [{"category": IMG, "message": SCRIPT, "level": "error",
-                                    "data": {"html": ATTRIBUTE}, "timestamp": 1700000000.5}]},
-        "request": {"method": "GET", "url": f"javascript:alert(1)//{SCRIPT}",
-                    "query_string": f"q={SCRIPT}", "headers": {"X-Evil": IMG},
-                    "cookies": {"c": ATTRIBUTE}, "data": SCRIPT},
+        "breadcrumbs": {
+            "values": [
+                {
+                    "category": IMG,
+                    "message": SCRIPT,
+                    "level": "error",
+                    "data": {"html": ATTRIBUTE},
+                    "timestamp": 1700000000.5,
+                }
+            ]
+        },
+        "request": {
+            "method": "GET",
+            "url": f"javascript:alert(1)//{SCRIPT}",
+            "query_string": f"q={SCRIPT}",
+            "headers": {"X-Evil": IMG},
+            "cookies": {"c": ATTRIBUTE},
+            "data": SCRIPT,
+        },
         "contexts": {"browser": {"name": SCRIPT, "version": IMG}, IMG: {"type": "x", "k": ATTRIBUTE}},
         "extra": {"note": SCRIPT},
         "fingerprint": [f"evil-{uuid.uuid4().hex}"],

@@ -59,12 +59,12 @@ def test_chained_exception_with_frames_locals_and_breadcrumbs(
     assert runtime_at < caused_at < key_error_at  # raised exception first, then its cause
     assert "checkout failed for order-9" in page
     assert 'class="frame in-app culprit"' in page  # the innermost app frame is opened
-    assert "in <span class=\"function\">_load_order</span>" in page
-    assert 'return {&#34;count&#34;: inventory[order_id]}' in page  # the failing source line
+    assert 'in <span class="function">_load_order</span>' in page
+    assert "return {&#34;count&#34;: inventory[order_id]}" in page  # the failing source line
     assert '<li class="current">' in page
     assert "<th>inventory</th>" in page and "sku-1" in page  # local variables
     assert "SELECT * FROM orders WHERE id = 9" in page and "card declined" in page
-    assert '&#34;attempt&#34;: 2' in page
+    assert "&#34;attempt&#34;: 2" in page
     assert "user-77" in page and "ada@example.com" in page
     assert "eu-west" in page
     assert "shop@3.0.0" in page
@@ -167,8 +167,11 @@ def test_event_page_links_to_newer_and_older_events(collector: Collector, web: h
     """From the issue's event list, each event page links to the next newer and older event."""
     project = collector.new_project("nav")
     for n in range(3):
-        post_envelope(collector, project, [({"type": "event"}, {"message": "same thing", "level": "error",
-                                                               "extra": {"n": n}})])
+        post_envelope(
+            collector,
+            project,
+            [({"type": "event"}, {"message": "same thing", "level": "error", "extra": {"n": n}})],
+        )
         collector.wait_events(project, n + 1)
     issue = collector.store.list_issues(project.id)[0]
     newest, middle, oldest = (e.event_id for e in collector.store.list_events(issue.id))

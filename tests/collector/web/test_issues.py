@@ -96,8 +96,12 @@ def test_bulk_actions_change_every_ticked_issue(collector: Collector, web: httpx
     _report_errors(collector, project)
     page = web.get(f"/projects/{project.id}/issues")
     ids = issue_ids(page.text)
-    data = {"csrf_token": csrf_of(page.text), "action": "ignore",
-            f"issue_{ids[0]}": str(ids[0]), f"issue_{ids[1]}": str(ids[1])}
+    data = {
+        "csrf_token": csrf_of(page.text),
+        "action": "ignore",
+        f"issue_{ids[0]}": str(ids[0]),
+        f"issue_{ids[1]}": str(ids[1]),
+    }
     assert web.post(f"/projects/{project.id}/issues/bulk", data=data).status_code == 303
     statuses = {i.id: i.status for i in collector.store.list_issues(project.id)}
     assert statuses == {ids[0]: "ignored", ids[1]: "ignored", ids[2]: "unresolved"}
@@ -117,8 +121,9 @@ def test_search_by_text_tag_level_and_release(collector: Collector, web: httpx.C
     assert found(query="customer:acme") == {key_error}
     assert found(query='customer:"acme"') == {key_error}
     assert found(query="customer:other") == set()
-    assert found(query="level:warning") == {i.id for i in collector.store.list_issues(project.id)
-                                            if i.level == "warning"}
+    assert found(query="level:warning") == {
+        i.id for i in collector.store.list_issues(project.id) if i.level == "warning"
+    }
     assert found(level="warning") == found(query="level:warning")
     assert len(found(release="shop@2.1.0")) == 3
     assert found(release="shop@9") == set()

@@ -45,8 +45,9 @@ def test_dashboard_pages_and_resolve_on_postgresql(pg_collector: Collector) -> N
         assert web.get(f"/issues/{key_error}/events/{event.event_id}").status_code == 200
         for path in ("releases", "settings"):
             assert web.get(f"/projects/{project.id}/{path}").status_code == 200
-        response = web.post(f"/issues/{key_error}/status",
-                            data={"action": "resolve", "csrf_token": csrf_of(issue_page)})
+        response = web.post(
+            f"/issues/{key_error}/status", data={"action": "resolve", "csrf_token": csrf_of(issue_page)}
+        )
         assert response.status_code == 303
         assert collector.store.get_issue(key_error).status == "resolved"
         assert issue_ids(web.get(f"/projects/{project.id}/issues?status=resolved").text) == [key_error]

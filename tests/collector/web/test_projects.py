@@ -13,11 +13,19 @@ def test_releases_page_shows_sessions_and_crash_free_rate(collector: Collector, 
     """Session aggregates sent for a release appear with their counts and crash-free rate."""
     project = collector.new_project("health")
     started = time.strftime("%Y-%m-%dT%H:%M:00Z", time.gmtime())
-    post_envelope(collector, project, [(
-        {"type": "sessions"},
-        {"aggregates": [{"started": started, "exited": 190, "errored": 6, "crashed": 4}],
-         "attrs": {"release": "api@4.2.0", "environment": "production"}},
-    )])
+    post_envelope(
+        collector,
+        project,
+        [
+            (
+                {"type": "sessions"},
+                {
+                    "aggregates": [{"started": started, "exited": 190, "errored": 6, "crashed": 4}],
+                    "attrs": {"release": "api@4.2.0", "environment": "production"},
+                },
+            )
+        ],
+    )
     wait_for(lambda: collector.store.list_releases(project.id), 10)
     page = web.get(f"/projects/{project.id}/releases").text
     row = page.split("api@4.2.0</a>", 1)[1].split("</tr>", 1)[0]
@@ -29,11 +37,19 @@ def test_releases_page_shows_sessions_and_crash_free_rate(collector: Collector, 
 def test_settings_page_shows_the_dsn_and_what_sdks_dropped(collector: Collector, web: httpx.Client) -> None:
     """The settings page shows the project's DSN and the drops SDKs reported in client reports."""
     project = collector.new_project("drops")
-    post_envelope(collector, project, [(
-        {"type": "client_report"},
-        {"timestamp": time.time(),
-         "discarded_events": [{"reason": "queue_overflow", "category": "error", "quantity": 7}]},
-    )])
+    post_envelope(
+        collector,
+        project,
+        [
+            (
+                {"type": "client_report"},
+                {
+                    "timestamp": time.time(),
+                    "discarded_events": [{"reason": "queue_overflow", "category": "error", "quantity": 7}],
+                },
+            )
+        ],
+    )
     wait_for(lambda: collector.store.outcomes(project.id, source="client"), 10)
     page = web.get(f"/projects/{project.id}/settings").text
     assert collector.dsn(project) in page

@@ -100,8 +100,7 @@ async def _read_form(request: Request) -> dict[str, str] | Response:
 
 
 def _error_context(status: int, message: str) -> dict[str, Any]:
-    return {"user": None, "csrf_token": "", "projects": [], "path": "", "status": status,
-            "message": message}
+    return {"user": None, "csrf_token": "", "projects": [], "path": "", "status": status, "message": message}
 
 
 def login_required(state: Any, handler: PageHandler) -> Callable[[Request], Awaitable[Response]]:
@@ -135,12 +134,14 @@ def _dispatch(state: Any, handler: PageHandler, request: Request, form: dict[str
     if request.method == "POST" and not hmac.compare_digest(form.get(CSRF_FIELD, ""), csrf):
         return render(
             "error.html",
-            _error_context(403, "This form has expired or did not come from this dashboard (CSRF "
-                                "check failed). Go back, reload the page and try again."),
+            _error_context(
+                403,
+                "This form has expired or did not come from this dashboard (CSRF "
+                "check failed). Go back, reload the page and try again.",
+            ),
             status_code=403,
         )
-    page = Page(request=request, store=store, config=state.config, user=user, csrf_token=csrf,
-                form=form)
+    page = Page(request=request, store=store, config=state.config, user=user, csrf_token=csrf, form=form)
     return handler(page)
 
 
@@ -185,12 +186,15 @@ def login_routes_handlers(state: Any) -> tuple[Callable[[Request], Awaitable[Res
     """The login form (GET and POST) and logout endpoints bound to ``state``."""
     throttle = LoginThrottle()
 
-    def show_form(request: Request, error: str = "", status: int = 200,
-                  username: str = "") -> Response:
+    def show_form(request: Request, error: str = "", status: int = 200, username: str = "") -> Response:
         csrf = secrets.token_urlsafe(24)
         context: dict[str, Any] = {
-            "user": None, "csrf_token": csrf, "projects": [], "path": "/login",
-            "next": safe_next(request.query_params.get("next")), "error": error,
+            "user": None,
+            "csrf_token": csrf,
+            "projects": [],
+            "path": "/login",
+            "next": safe_next(request.query_params.get("next")),
+            "error": error,
             "username": username,
         }
         response = render("login.html", context, status_code=status)

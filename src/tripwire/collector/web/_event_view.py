@@ -241,8 +241,19 @@ def stack_views(data: dict[str, Any]) -> list[ExceptionView]:
         any_marked = any(f.get("in_app") is not None for f in raw_frames)
         frames = [frame_view(f, assume_in_app=not any_marked) for f in raw_frames]
         if frames:
-            views.append(ExceptionView(type=label, value=name, module="", mechanism="", handled=None,
-                                       relation="", depth=0, is_group=False, groups=_group_frames(frames)))
+            views.append(
+                ExceptionView(
+                    type=label,
+                    value=name,
+                    module="",
+                    mechanism="",
+                    handled=None,
+                    relation="",
+                    depth=0,
+                    is_group=False,
+                    groups=_group_frames(frames),
+                )
+            )
     return views
 
 
@@ -315,8 +326,11 @@ def request_view(data: dict[str, Any]) -> RequestView | None:
         query = [(k, text_of(v)) for k, v in pairs_of(query_raw)]
     cookies_raw = request.get("cookies")
     if isinstance(cookies_raw, str):
-        cookies = [(part.partition("=")[0].strip(), part.partition("=")[2])
-                   for part in cookies_raw.split(";") if part.strip()]
+        cookies = [
+            (part.partition("=")[0].strip(), part.partition("=")[2])
+            for part in cookies_raw.split(";")
+            if part.strip()
+        ]
     else:
         cookies = [(k, text_of(v)) for k, v in pairs_of(cookies_raw)]
     body = request.get("data")

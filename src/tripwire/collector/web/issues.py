@@ -53,21 +53,22 @@ def issue_list(page: Page) -> Response:
     except ValueError:
         page_no = 1
     # The drop-downs and the tab are the base; terms typed in the search box win over them.
-    base = parse_query(search, IssueQuery(
-        status=None if tab == "all" else tab,
-        level=params.get("level") or None,
-        release=params.get("release") or None,
-        environment=params.get("environment") or None,
-        sort=sort,  # type: ignore[arg-type]
-        limit=PAGE_SIZE,
-        offset=(page_no - 1) * PAGE_SIZE,
-    ))
+    base = parse_query(
+        search,
+        IssueQuery(
+            status=None if tab == "all" else tab,
+            level=params.get("level") or None,
+            release=params.get("release") or None,
+            environment=params.get("environment") or None,
+            sort=sort,  # type: ignore[arg-type]
+            limit=PAGE_SIZE,
+            offset=(page_no - 1) * PAGE_SIZE,
+        ),
+    )
     tab = base.status or "all"
     level, release, environment = base.level, base.release, base.environment
     store = page.store
-    counts = {
-        name: store.count_issues(project.id, _with_status(base, name)) for name in TABS
-    }
+    counts = {name: store.count_issues(project.id, _with_status(base, name)) for name in TABS}
     issues = store.list_issues(project.id, _with_status(base, tab))
     now = time.time()
     charts = {
@@ -79,8 +80,14 @@ def issue_list(page: Page) -> Response:
     }
 
     def link(**changes: Any) -> str:
-        current = {"query": search, "status": tab, "level": level or "", "release": release or "",
-                   "environment": environment or "", "sort": sort}
+        current = {
+            "query": search,
+            "status": tab,
+            "level": level or "",
+            "release": release or "",
+            "environment": environment or "",
+            "sort": sort,
+        }
         current.update({k: v for k, v in changes.items()})
         return "?" + urlencode({k: v for k, v in current.items() if v})
 
@@ -122,9 +129,7 @@ def _with_status(query: IssueQuery, status: str) -> IssueQuery:
 
 def _without_status_terms(search: str) -> str:
     # Clicking a tab must win over an ``is:`` term typed earlier.
-    return " ".join(
-        word for word in search.split() if not word.lower().startswith(("is:", "status:"))
-    )
+    return " ".join(word for word in search.split() if not word.lower().startswith(("is:", "status:")))
 
 
 def issue_detail(page: Page) -> Response:
@@ -148,7 +153,11 @@ def issue_detail(page: Page) -> Response:
     now = time.time()
     chart = hourly_chart(
         store.hourly_counts(project.id, issue_id=issue.id, since=now - 48 * 3600, until=now + 1),
-        now=now, hours=48, width=480, height=60, gap=2,
+        now=now,
+        hours=48,
+        width=480,
+        height=60,
+        gap=2,
     )
     return page.render(
         "issue.html",
@@ -206,12 +215,12 @@ def issue_status(page: Page) -> Response:
     action = page.form.get("action", "")
     status = ACTIONS.get(action)
     if status is None or status not in ISSUE_STATUSES:
-        return page.render("error.html", status_code=400, status=400,
-                           message="Unknown action.")
+        return page.render("error.html", status_code=400, status=400, message="Unknown action.")
     release = page.form.get("release", "").strip()[:200] if action == "resolve_in_release" else ""
     if action == "resolve_in_release" and not release:
-        return page.render("error.html", status_code=400, status=400,
-                           message="Choose the release that fixes this issue.")
+        return page.render(
+            "error.html", status_code=400, status=400, message="Choose the release that fixes this issue."
+        )
     try:
         page.store.set_issue_status(issue_id, status, resolved_in_release=release or None)
     except StoreError as exc:

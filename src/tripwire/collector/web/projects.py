@@ -16,8 +16,12 @@ def home(page: Page) -> Response:
     """``GET /``: the issue list of the first project."""
     projects = page.store.list_projects()
     if not projects:
-        return page.render("error.html", status_code=404, status=404,
-                           message="No project yet. Create one with `tripwire project create NAME`.")
+        return page.render(
+            "error.html",
+            status_code=404,
+            status=404,
+            message="No project yet. Create one with `tripwire project create NAME`.",
+        )
     return redirect(f"/projects/{projects[0].id}/issues")
 
 
@@ -33,8 +37,9 @@ def releases(page: Page) -> Response:
     environments: dict[str, dict[str, int]] = {}
     for bucket in store.session_buckets(project.id, since=since):
         key = f"{bucket.release} · {bucket.environment or '(no environment)'}"
-        totals = environments.setdefault(key, {"started": 0, "crashed": 0, "errored": 0,
-                                               "abnormal": 0, "healthy": 0})
+        totals = environments.setdefault(
+            key, {"started": 0, "crashed": 0, "errored": 0, "abnormal": 0, "healthy": 0}
+        )
         totals["started"] += bucket.started
         totals["crashed"] += bucket.crashed
         totals["errored"] += bucket.errored
@@ -45,8 +50,14 @@ def releases(page: Page) -> Response:
         project=project,
         releases=items,
         outcome_shares={
-            r.version: shares([("healthy", r.sessions_healthy), ("errored", r.sessions_errored),
-                               ("abnormal", r.sessions_abnormal), ("crashed", r.sessions_crashed)])
+            r.version: shares(
+                [
+                    ("healthy", r.sessions_healthy),
+                    ("errored", r.sessions_errored),
+                    ("abnormal", r.sessions_abnormal),
+                    ("crashed", r.sessions_crashed),
+                ]
+            )
             for r in items
         },
         by_environment=sorted(environments.items()),
@@ -72,12 +83,13 @@ def settings(page: Page) -> Response:
         project=project,
         dsn=project.dsn(_public_url(page)),
         event_count=store.count_events(project.id),
-        quota=project.quota_per_minute if project.quota_per_minute is not None
-        else config.quota_per_minute,
-        retention_days=project.retention_days if project.retention_days is not None
+        quota=project.quota_per_minute if project.quota_per_minute is not None else config.quota_per_minute,
+        retention_days=project.retention_days
+        if project.retention_days is not None
         else config.retention_days,
         retention_max_events=project.retention_max_events
-        if project.retention_max_events is not None else config.retention_max_events,
+        if project.retention_max_events is not None
+        else config.retention_max_events,
         client_outcomes=store.outcomes(project.id, source="client", since=since),
         intake_outcomes=store.outcomes(project.id, source="intake", since=since),
     )
