@@ -187,7 +187,9 @@ class Scrubber:
             sensitive = self.is_sensitive_key
             for key, item in value.items():
                 kind = type(item)
-                if type(key) is str and sensitive(key) and item is not None and item != "":
+                # (no == on the value: an arbitrary object's __eq__ may raise)
+                empty = item is None or (kind is str and not item)
+                if type(key) is str and not empty and sensitive(key):
                     out[key] = FILTERED
                     if meta is not None:
                         add_meta(meta, (*path, key), rem=[["!filter", "s"]])

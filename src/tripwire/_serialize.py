@@ -216,7 +216,8 @@ class Serializer:
             else:
                 name = safe_repr(key, MAX_KEY_LENGTH)
             cls = type(item)
-            if scrubber is not None and scrubber.is_sensitive_key(name) and item is not None and item != "":
+            empty = item is None or (cls is str and not item)  # no ==: an object's __eq__ may raise
+            if scrubber is not None and not empty and scrubber.is_sensitive_key(name):
                 out[name] = FILTERED
                 add_meta(self.meta, (*path, name), rem=[["!filter", "s"]])
             # Fast path for the common plain values (no function call, no path tuple).

@@ -240,3 +240,17 @@ def test_percent_encoded_query_keys_are_recognised() -> None:
     s = Scrubber()
     assert s.scrub_query_string("pass%77ord=x&ok=1") == f"pass%77ord={FILTERED}&ok=1"
     assert re.search("x&", s.scrub_query_string("api%5Fkey=x&b=2")) is None
+
+
+def test_objects_with_a_broken_eq_under_sensitive_keys_are_filtered() -> None:
+    """A value whose __eq__ raises is still filtered under a sensitive key, its neighbours kept."""
+
+    class BrokenEq:
+        def __eq__(self, other: object) -> bool:
+            raise RuntimeError("no eq")
+
+        __hash__ = object.__hash__
+
+    event = one_event(lambda: tripwire.capture_message("x", extras={"d": {"token": BrokenEq(), "n": 1}}))
+    assert event["extra"]["d"] == {"token": FILTERED, "n": 1}
+    assert Scrubber().scrub_mapping({"password": BrokenEq(), "n": 1}) == {"password": FILTERED, "n": 1}
