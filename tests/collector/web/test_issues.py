@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import httpx
 
@@ -11,14 +12,19 @@ from tripwire.collector.store import Project
 from .conftest import Collector, csrf_of, issue_ids, sentry
 
 
+def _capture_zero_division(sdk: Any) -> None:
+    # The traceback starts here, so every call groups into the same issue.
+    try:
+        1 / 0  # noqa: B018
+    except ZeroDivisionError:
+        sdk.capture_exception()
+
+
 def _report_errors(collector: Collector, project: Project) -> None:
     """Three ZeroDivisionErrors from one line, one KeyError tagged customer=acme, one warning."""
     with sentry(collector.dsn(project), release="shop@2.1.0", environment="production") as sdk:
         for _ in range(3):
-            try:
-                1 / 0  # noqa: B018
-            except ZeroDivisionError:
-                sdk.capture_exception()
+            _capture_zero_division(sdk)
         with sdk.new_scope() as scope:
             scope.set_tag("customer", "acme")
             try:
@@ -152,7 +158,7 @@ def test_issue_page_explains_grouping_and_tag_distribution(collector: Collector,
     page = web.get(f"/issues/{zero}").text
     why = page.split("Why grouped", 1)[1].split("</section>", 1)[0]
     assert "exception type ZeroDivisionError" in why
-    assert "test_issues:_report_errors" in why
+    assert "test_issues:_capture_zero_division" in why
     tags = page.split('<section class="block tags">', 1)[1].split("</section>", 1)[0]
     assert "shop@2.1.0" in tags and "100.0%" in tags
     assert page.count("/events/") >= 3  # the three events are listed
@@ -163,3 +169,28 @@ def test_unknown_issue_and_project_are_404(web: httpx.Client) -> None:
     assert web.get("/issues/987654").status_code == 404
     assert web.get("/projects/no-such-project/issues").status_code == 404
     assert web.get("/issues/987654/events/" + "a" * 32).status_code == 404
+
+
+def test_a_resolved_issue_that_comes_back_is_marked_regressed(
+    collector: Collector, web: httpx.Client
+) -> None:
+    """An issue resolved in release 2.1.0 that happens again in 2.2.0 is back in Unresolved with a
+    "regressed" badge and a history entry."""
+    project = collector.new_project("regress")
+    _report_errors(collector, project)
+    zero = _issue_id(collector, project, "ZeroDivisionError")
+    token = csrf_of(web.get(f"/issues/{zero}").text)
+    web.post(
+        f"/issues/{zero}/status",
+        data={"action": "resolve_in_release", "release": "shop@2.1.0", "csrf_token": token},
+    )
+    with sentry(collector.dsn(project), release="shop@2.2.0") as sdk:
+        _capture_zero_division(sdk)
+    collector.wait_events(project, 6)
+    listing = web.get(f"/projects/{project.id}/issues").text
+    assert zero in issue_ids(listing)
+    row = listing.split(f'href="/issues/{zero}"', 1)[1].split("</tr>", 1)[0]
+    assert 'class="status status-regressed">regressed' in row
+    page = web.get(f"/issues/{zero}").text
+    assert "status-regressed" in page
+    assert '<span class="kind">regressed</span>' in page
