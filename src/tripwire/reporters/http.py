@@ -34,15 +34,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from .._http import ConnectionPool, Unreachable
 from .._ratelimit import RateLimits
 from .._stats import DropCounter
 from .._types import Event, SessionBatch
 from .base import Reporter
 
 if TYPE_CHECKING:
-    import http.client
-    import ssl
-
     from .._options import Options
     from .._spool import Spool
 
@@ -50,7 +48,6 @@ logger = logging.getLogger("tripwire")
 
 DEFAULT_MAX_OUTBOX_BYTES = 32 * 1024 * 1024
 DEFAULT_MAX_OUTBOX_ITEMS = 10_000
-_MAX_RESPONSE_BYTES = 64 * 1024
 # Statuses that say "not now" rather than "not this payload": they never use up attempts.
 _UNAVAILABLE = frozenset({408, 429, 502, 503, 504})
 
@@ -102,10 +99,6 @@ class Payload:
         )
 
 
-class _Unreachable(OSError):
-    """Could not even connect: the backend is down, not this payload's fault."""
-
-
 class HttpReporter(Reporter):
     """Base of reporters that POST to an HTTP backend. Subclasses implement :meth:`encode_event`
     (and optionally :meth:`encode_sessions`, :meth:`render`, :meth:`spool_key`).
@@ -149,7 +142,6 @@ class HttpReporter(Reporter):
         self._spool: Spool | None = None
         self._spool_ready = False
         self._closed = False
-        self._ssl_context: ssl.SSLContext | None = None
         self._reset_state()
 
     def _reset_state(self) -> None:
@@ -163,7 +155,7 @@ class HttpReporter(Reporter):
         self._retry_at = 0.0
         self._spool_paused_until = 0.0
         self._spill_blocked_until = 0.0
-        self._conns: dict[tuple[str, str, int | None], http.client.HTTPConnection] = {}
+        self._pool: ConnectionPool | None = None
         self._pid = os.getpid()
         # In a forked child, locks the parent's sender held at fork time would stay locked forever.
         self.limits._lock = threading.Lock()
@@ -329,9 +321,9 @@ class HttpReporter(Reporter):
                 outcome, reason, status = self._attempt(payload)
                 self._settle(payload, outcome, reason, status)
         finally:
-            for conn in self._conns.values():
-                conn.close()
-            self._conns.clear()
+            if self._pool is not None:
+                self._pool.close()
+                self._pool = None
 
     def _next(self) -> Any:
         """The next thing to do: a payload, _FROM_SPOOL, _SPILL, or None to stop."""
@@ -416,8 +408,10 @@ class HttpReporter(Reporter):
             body = packer.compress(body) + packer.flush()
             headers["Content-Encoding"] = "gzip"
         try:
-            status, reply_headers, reply = self._post(payload.url, body, headers)
-        except _Unreachable as exc:
+            if self._pool is None:
+                self._pool = ConnectionPool(self.http_timeout if self.http_timeout is not None else 5.0)
+            status, reply_headers, reply = self._pool.post(payload.url, body, headers)
+        except Unreachable as exc:
             self._log_failure(payload, f"cannot connect: {exc}")
             return _RETRY, "network_error", 0
         except Exception as exc:
@@ -494,79 +488,6 @@ class HttpReporter(Reporter):
         with self._cond:
             self._inflight -= 1
             self._cond.notify_all()
-
-    # -- HTTP --------------------------------------------------------------------------------------
-    def _post(self, url: str, body: bytes, headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
-        import http.client
-        from urllib.parse import urlsplit
-
-        parts = urlsplit(url)
-        key = (parts.scheme, parts.hostname or "", parts.port)
-        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        headers = {**headers, "Content-Length": str(len(body))}
-        conn = self._conns.get(key)
-        if conn is not None:
-            try:
-                return self._exchange(key, conn, path, body, headers)
-            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
-                # A kept-alive connection the server closed meanwhile: one more go on a fresh one.
-                pass
-        conn = self._connect(key)
-        return self._exchange(key, conn, path, body, headers)
-
-    def _connect(self, key: tuple[str, str, int | None]) -> http.client.HTTPConnection:
-        import http.client
-
-        scheme, host, port = key
-        timeout = self.http_timeout if self.http_timeout is not None else 5.0
-        conn: http.client.HTTPConnection
-        if scheme == "https":
-            if self._ssl_context is None:
-                import ssl
-
-                self._ssl_context = ssl.create_default_context()
-            conn = http.client.HTTPSConnection(host, port, timeout=timeout, context=self._ssl_context)
-        else:
-            conn = http.client.HTTPConnection(host, port, timeout=timeout)
-        try:
-            conn.connect()
-        except OSError as exc:
-            conn.close()
-            raise _Unreachable(str(exc) or type(exc).__name__) from exc
-        try:
-            import socket
-
-            # Headers and body may go out in separate writes: never let Nagle hold the second back.
-            if conn.sock is not None:
-                conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        except OSError:
-            pass
-        self._conns[key] = conn
-        return conn
-
-    def _exchange(
-        self,
-        key: tuple[str, str, int | None],
-        conn: http.client.HTTPConnection,
-        path: str,
-        body: bytes,
-        headers: dict[str, str],
-    ) -> tuple[int, dict[str, str], bytes]:
-        import http.client
-
-        try:
-            conn.request("POST", path, body, headers)
-            response = conn.getresponse()
-            reply = response.read(_MAX_RESPONSE_BYTES)
-            reply_headers = {k.lower(): v for k, v in response.getheaders()}
-            if response.will_close or not response.isclosed():
-                conn.close()
-                self._conns.pop(key, None)
-        except (OSError, http.client.HTTPException):
-            conn.close()
-            self._conns.pop(key, None)
-            raise
-        return response.status, reply_headers, reply
 
     # -- shutdown path without a thread ------------------------------------------------------------
     def _drain_inline(self) -> None:
