@@ -194,3 +194,14 @@ def test_a_resolved_issue_that_comes_back_is_marked_regressed(
     page = web.get(f"/issues/{zero}").text
     assert "status-regressed" in page
     assert '<span class="kind">regressed</span>' in page
+
+
+def test_issue_list_shows_the_projects_events_of_the_last_24_hours(
+    collector: Collector, web: httpx.Client
+) -> None:
+    """Above the list, the project's event total for the last 24 hours is shown with its chart."""
+    project = collector.new_project("total")
+    _report_errors(collector, project)
+    page = web.get(f"/projects/{project.id}/issues").text
+    assert "5 events in the last 24 h" in page
+    assert 'class="widechart"' in page

@@ -79,6 +79,14 @@ def issue_list(page: Page) -> Response:
         for issue in issues
     }
 
+    project_chart = hourly_chart(
+        store.hourly_counts(project.id, since=now - 24 * 3600, until=now + 1),
+        now=now,
+        width=240,
+        height=28,
+        gap=2,
+    )
+
     def link(**changes: Any) -> str:
         current = {
             "query": search,
@@ -97,6 +105,7 @@ def issue_list(page: Page) -> Response:
         project=project,
         issues=issues,
         charts=charts,
+        project_chart=project_chart,
         counts=counts,
         tabs=TABS,
         tab=tab,
