@@ -12,7 +12,7 @@ import pytest
 
 from tripwire.collector.store import IssueQuery, open_store
 
-from .conftest import ServeProcess, envelope, make_event, wait_until
+from .conftest import ServeProcess, envelope, gzipped, make_event, wait_until
 
 
 def _burst(url: str, key: str, stop: threading.Event, acked: list[str], per_thread: int) -> None:
@@ -22,10 +22,11 @@ def _burst(url: str, key: str, stop: threading.Event, acked: list[str], per_thre
                 return
             event = make_event(value="burst")
             try:
+                # Gzip, as SDKs send it: the queue keeps such bodies compressed.
                 response = client.post(
                     f"{url}/api/1/envelope/",
-                    content=envelope(("event", event)),
-                    headers={"X-Sentry-Auth": f"Sentry sentry_key={key}"},
+                    content=gzipped(envelope(("event", event))),
+                    headers={"X-Sentry-Auth": f"Sentry sentry_key={key}", "Content-Encoding": "gzip"},
                 )
             except httpx.HTTPError:
                 return  # the server is gone: this one was never acknowledged

@@ -19,6 +19,7 @@ from typing import Any
 from . import _json, grouping
 from .config import CollectorConfig, Limits
 from .envelope import EnvelopeError, Item, parse_envelope
+from .ingest import decode_stored
 from .normalize import (
     EventTooLarge,
     derived_tags,
@@ -72,8 +73,12 @@ class EnvelopeProcessor:
         if row.kind == "store":
             self._event(row, result, _json.loads(row.body), None, len(row.body))
             return
+        body = row.body
+        kind, _, encoding = row.kind.partition(":")
+        if encoding:
+            body = decode_stored(body, encoding)
         header, items = parse_envelope(
-            row.body, max_header=self.limits.max_header_size, max_items=self.limits.max_items
+            body, max_header=self.limits.max_header_size, max_items=self.limits.max_items
         )
         envelope_event_id = normalize_event_id(header.get("event_id"))
         sessions = 0

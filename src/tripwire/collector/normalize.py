@@ -166,6 +166,19 @@ _FRAME_KEYS = {
 
 
 def _frame(f: dict[str, Any], small: bool) -> dict[str, Any]:
+    # Fast path for the usual frame: serialized in at most 1 KiB (so no string in it is over
+    # the limit; checked in C) and the fields grouping reads have the right types.
+    size = _json.compact_size(f)
+    if (
+        size is not None
+        and size <= 1024
+        and type(f.get("function", "")) is str
+        and type(f.get("module", "")) is str
+        and type(f.get("filename", "")) is str
+        and type(f.get("in_app", False)) is bool
+        and type(f.get("lineno", 0)) is int
+    ):
+        return f
     # One pass over the frame's own keys, trimming and dropping what does not fit.
     frame: dict[str, Any] = {}
     for key, v in f.items():

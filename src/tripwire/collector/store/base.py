@@ -207,7 +207,7 @@ class QueuedEnvelope:
     id: int
     project_id: int
     received_at: float
-    #: "envelope" or "store" (a bare JSON event from the legacy endpoint).
+    #: "envelope", or "envelope:<content-encoding>" when ``body`` is kept compressed as received.
     kind: str
     body: bytes
     remote_addr: str | None

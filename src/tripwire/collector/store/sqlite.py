@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
 from ._sql import Cursor, SQLStore
 from .batch import Processor
+
+# How long a writer waits for the database lock before giving up.
+_LOCK_WAIT = 60.0
 
 
 class SQLiteStore(SQLStore):
@@ -32,12 +36,24 @@ class SQLiteStore(SQLStore):
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute(f"PRAGMA synchronous={self._synchronous}")
         conn.execute("PRAGMA foreign_keys=ON")
-        conn.execute("PRAGMA busy_timeout=60000")
         conn.execute("PRAGMA cache_size=-32000")
         return conn
 
     def _begin(self, raw: Any, write: bool) -> None:
-        raw.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+        statement = "BEGIN IMMEDIATE" if write else "BEGIN"
+        deadline = time.monotonic() + _LOCK_WAIT
+        pause = 0.0002
+        while True:
+            try:
+                raw.execute(statement)
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc):
+                    raise
+                if time.monotonic() > deadline:
+                    raise
+            time.sleep(pause)
+            pause = min(pause * 2, 0.002)
 
     def _commit(self, conn: Any, raw: Any) -> None:
         raw.execute("COMMIT")
