@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -150,3 +151,19 @@ def test_repeated_wrong_passwords_are_throttled(tmp_path: Path) -> None:
         )
         assert response.status_code == 429
         assert re.search(r"Too many failed logins", response.text)
+
+
+def test_oversized_or_unbounded_forms_are_refused(collector: Collector) -> None:
+    """A form body over 64 KiB, or one sent without a length, is refused before it is read."""
+    with httpx.Client(base_url=collector.url) as client:
+        big = client.post("/login", data={"username": "a" * 70_000, "password": "x"})
+        assert big.status_code == 413
+
+        def chunks() -> Iterator[bytes]:
+            yield b"username=admin&"
+            yield b"password=x"
+
+        unbounded = client.post(
+            "/login", content=chunks(), headers={"Content-Type": "application/x-www-form-urlencoded"}
+        )
+        assert unbounded.status_code == 411

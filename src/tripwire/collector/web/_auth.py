@@ -92,8 +92,11 @@ def _set_cookie(response: Response, request: Request, name: str, value: str, max
 
 
 async def _read_form(request: Request) -> dict[str, str] | Response:
+    # Browsers always send a length with a form; without one we could not bound what we read.
     length = request.headers.get("content-length")
-    if length is not None and (not length.isdigit() or int(length) > MAX_FORM_BYTES):
+    if length is None or not length.isdigit():
+        return render("error.html", _error_context(411, "A form needs a Content-Length."), status_code=411)
+    if int(length) > MAX_FORM_BYTES:
         return render("error.html", _error_context(413, "Form too large."), status_code=413)
     async with request.form(max_files=0, max_fields=50) as form:
         return {key: value for key, value in form.items() if isinstance(value, str)}
