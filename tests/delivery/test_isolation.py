@@ -104,7 +104,12 @@ async def _lag_while_capturing(n: int) -> list[float]:
 
 @pytest.mark.slow
 def test_delivery_never_blocks_the_event_loop() -> None:
-    """Capturing 1,000 errors against a sink that takes 1 s per request leaves loop lag under 50 ms."""
+    """Capturing 1,000 errors against a sink that takes 1 s per request never stalls the event loop.
+
+    A send on the loop would stall it for >= 1 s. What remains is the GIL hand-off to the worker
+    (~5 ms switch interval) and, on a loaded shared machine, the OS scheduler: measured here p99
+    2-4 ms and max 5-25 ms when the machine is quiet, so the bounds leave room for a busy CI box.
+    """
     with Sink() as sink:
         sink.answer = Answer(delay=1.0)
         tripwire.init(sink.dsn, send_client_reports=False)
@@ -114,6 +119,8 @@ def test_delivery_never_blocks_the_event_loop() -> None:
     worst, p99 = lags[-1], lags[int(len(lags) * 0.99)]
     print(f"event-loop lag: median {lags[len(lags) // 2] * 1e3:.2f} ms, p99 {p99 * 1e3:.2f} ms, "
           f"max {worst * 1e3:.2f} ms over {len(lags)} ticks")
-    assert worst < 0.050
+    assert lags[len(lags) // 2] < 0.002
+    assert p99 < 0.025
+    assert worst < 0.250
     # The events are still on their way (the sink is slow), not lost.
     assert stats["dropped"] == {}
