@@ -23,6 +23,7 @@ def test_every_page_redirects_to_login_without_a_session(collector: Collector) -
         "/issues/1",
         "/issues/1/events/" + "0" * 32,
         "/issues/1/events/" + "0" * 32 + "/json",
+        "/issues/1/events/" + "0" * 32 + "/md",
     ]
     with httpx.Client(base_url=collector.url) as client:
         for path in paths:

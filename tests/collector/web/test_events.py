@@ -213,3 +213,31 @@ def test_tripwire_sdk_chain_is_labelled_cause_and_group_members(
     assert "In the exception group, exceptions[1]" in page
     assert "Caused by" in page  # RuntimeError from KeyError
     assert 'class="block exception depth-1"' in page
+
+
+def test_markdown_export_summarises_the_event_as_plain_text(collector: Collector, web: httpx.Client) -> None:
+    """The Markdown view gives a pasteable summary: title, facts, a Python-style traceback per
+    exception, breadcrumbs and the request, served as plain text."""
+    project = collector.new_project("md")
+    with sentry(collector.dsn(project), release="shop@5.0.0", in_app_include=["tests"]) as sdk:
+        sdk.add_breadcrumb(category="auth", message="user | admin logged in", level="info")
+        try:
+            _checkout("order-``` 5")
+        except RuntimeError:
+            sdk.capture_exception()
+    collector.wait_events(project, 1)
+    issue = collector.store.list_issues(project.id)[0]
+    event = collector.store.latest_event(issue.id)
+    assert event is not None
+    response = web.get(f"/issues/{issue.id}/events/{event.event_id}/md")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "text/plain; charset=utf-8"
+    assert response.headers["x-content-type-options"] == "nosniff"
+    text = response.text
+    assert text.startswith("# RuntimeError: checkout failed for order-``` 5\n")
+    assert "- Release: shop@5.0.0" in text
+    assert "Traceback (most recent call last):" in text
+    assert "in _load_order" in text and "KeyError: 'order-``` 5'" in text
+    assert "````python" in text  # a longer fence than the backticks inside
+    assert "| auth | info | user \\| admin logged in |" in text
+    assert f"/issues/{issue.id}/events/{event.event_id}>" in text

@@ -16,6 +16,7 @@ Pages:
     /issues/{issue_id}/status                     change the status (POST)
     /issues/{issue_id}/events/{event_id}          one event: exception chain, frames, breadcrumbs, ...
     /issues/{issue_id}/events/{event_id}/json     the stored event as a JSON download
+    /issues/{issue_id}/events/{event_id}/md       the event as Markdown (plain text), for tickets
     /static/...                                   the stylesheet and a small script
 """
 
@@ -64,5 +65,6 @@ def routes(state: Any) -> list[BaseRoute]:
         page("/issues/{issue_id:int}/status", issues.issue_status, ("POST",)),
         page("/issues/{issue_id:int}/events/{event_id}", events.event_detail),
         page("/issues/{issue_id:int}/events/{event_id}/json", events.event_json),
+        page("/issues/{issue_id:int}/events/{event_id}/md", events.event_md),
         Mount("/static", app=_Static(directory=str(STATIC_DIR)), name="static"),
     ]

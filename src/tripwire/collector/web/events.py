@@ -9,6 +9,7 @@ from starlette.responses import Response
 from ..store import Event, Issue, NotFound, Project
 from ._auth import Page
 from ._event_view import event_view
+from ._markdown import event_markdown
 from ._render import SECURITY_HEADERS
 from .issues import not_found
 
@@ -85,3 +86,14 @@ def event_json(page: Page) -> Response:
         "Content-Disposition": f'attachment; filename="event-{event.event_id}.json"',
     }
     return Response(body, media_type="application/json", headers=headers)
+
+
+def event_md(page: Page) -> Response:
+    """``GET /issues/{issue_id}/events/{event_id}/md``: the event as Markdown, shown as plain text."""
+    found = _lookup(page)
+    if found is None:
+        return not_found(page, "Event")
+    issue, _, event = found
+    url = str(page.request.url.replace(query="", fragment="")).removesuffix("/md")
+    text = event_markdown(issue, event, event_view(event.data), url)
+    return Response(text, media_type="text/plain; charset=utf-8", headers=SECURITY_HEADERS)
