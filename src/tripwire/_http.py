@@ -27,8 +27,9 @@ class Unreachable(OSError):
 class ConnectionPool:
     """Kept-alive connections of one thread. ``post()`` answers (status, lower-cased headers, body)."""
 
-    def __init__(self, timeout: float) -> None:
+    def __init__(self, timeout: float, ca_file: str | None = None) -> None:
         self.timeout = timeout
+        self.ca_file = ca_file
         self._conns: dict[_Key, http.client.HTTPConnection] = {}
         self._ssl_context: ssl.SSLContext | None = None
 
@@ -65,7 +66,9 @@ class ConnectionPool:
             if self._ssl_context is None:
                 import ssl
 
-                self._ssl_context = ssl.create_default_context()
+                # The system's trust store (OpenSSL also reads SSL_CERT_FILE / SSL_CERT_DIR), or
+                # the given bundle for a private CA.
+                self._ssl_context = ssl.create_default_context(cafile=self.ca_file)
             conn = http.client.HTTPSConnection(host, port, timeout=self.timeout, context=self._ssl_context)
         else:
             conn = http.client.HTTPConnection(host, port, timeout=self.timeout)

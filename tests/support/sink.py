@@ -76,7 +76,8 @@ def parse_envelope(data: bytes) -> tuple[dict[str, Any], list[tuple[dict[str, An
 class Sink:
     """Start with ``with Sink() as sink`` (or start()/stop()); see the module docstring."""
 
-    def __init__(self, port: int = 0) -> None:
+    def __init__(self, port: int = 0, tls: Any = None) -> None:
+        """``tls``: an ``ssl.SSLContext`` (server side) to serve HTTPS instead of HTTP."""
         self.requests: list[Received] = []
         #: Every request, also those answered with an error status (``requests`` keeps only < 400).
         self.attempts: list[tuple[float, Received, int]] = []
@@ -140,6 +141,10 @@ class Sink:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self._server.daemon_threads = True
+        self.scheme = "http"
+        if tls is not None:
+            self._server.socket = tls.wrap_socket(self._server.socket, server_side=True)
+            self.scheme = "https"
         self.port = self._server.server_address[1]
         self._thread: threading.Thread | None = None
 
@@ -170,11 +175,11 @@ class Sink:
     # -- addresses -----------------------------------------------------------------------------
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self.scheme}://127.0.0.1:{self.port}"
 
     @property
     def dsn(self) -> str:
-        return f"http://publickey@127.0.0.1:{self.port}/1"
+        return f"{self.scheme}://publickey@127.0.0.1:{self.port}/1"
 
     # -- what arrived --------------------------------------------------------------------------
     def items(self, item_type: str) -> list[Any]:

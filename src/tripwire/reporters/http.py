@@ -124,6 +124,7 @@ class HttpReporter(Reporter):
         max_attempts: int = 5,
         compress: bool | None = None,
         name: str | None = None,
+        ca_file: str | None = None,
     ) -> None:
         self.http_timeout = http_timeout
         self.spool_dir = spool_dir
@@ -133,6 +134,7 @@ class HttpReporter(Reporter):
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
         self.max_attempts = max_attempts
+        self.ca_file = ca_file
         if compress is not None:
             self.compress = compress
         if name is not None:
@@ -409,7 +411,8 @@ class HttpReporter(Reporter):
             headers["Content-Encoding"] = "gzip"
         try:
             if self._pool is None:
-                self._pool = ConnectionPool(self.http_timeout if self.http_timeout is not None else 5.0)
+                timeout = self.http_timeout if self.http_timeout is not None else 5.0
+                self._pool = ConnectionPool(timeout, self.ca_file)
             status, reply_headers, reply = self._pool.post(payload.url, body, headers)
         except Unreachable as exc:
             self._log_failure(payload, f"cannot connect: {exc}")
