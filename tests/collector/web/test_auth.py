@@ -36,14 +36,40 @@ def test_every_page_redirects_to_login_without_a_session(collector: Collector) -
         )
 
 
+def _next_of(html: str) -> str:
+    match = re.search(r'name="next" value="([^"]*)"', html)
+    assert match
+    return match.group(1)
+
+
 def test_wrong_password_is_refused_without_a_session(collector: Collector) -> None:
-    """A wrong password shows the form again with an error, and no session cookie is set."""
+    """A wrong password shows the form again with an error, and no session cookie is set; the
+    retry still returns to the page first asked for."""
     with httpx.Client(base_url=collector.url) as client:
-        response = login(client, password="not the password")
+        form = client.get("/login?next=/projects/1/releases")
+        response = client.post(
+            "/login",
+            data={
+                "csrf_token": csrf_of(form.text),
+                "username": "admin",
+                "password": "not the password",
+                "next": "/projects/1/releases",
+            },
+        )
         assert response.status_code == 401
         assert "Wrong username or password." in response.text
         assert "tripwire_session" not in response.headers.get("set-cookie", "")
         assert client.get("/").status_code == 303
+        retry = client.post(
+            "/login",
+            data={
+                "csrf_token": csrf_of(response.text),
+                "username": "admin",
+                "password": PASSWORD,
+                "next": re.search(r'name="next" value="([^"]*)"', response.text).group(1),
+            },  # type: ignore[union-attr]
+        )
+        assert retry.headers["location"] == "/projects/1/releases"
 
 
 def test_login_sets_a_httponly_samesite_cookie_and_returns_to_next(collector: Collector) -> None:

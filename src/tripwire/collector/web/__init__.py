@@ -30,7 +30,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
 from . import events, issues, projects
-from ._auth import login_required, login_routes_handlers
+from ._auth import login_endpoints, login_required
 from ._render import STATIC_DIR
 
 __all__ = ["routes"]
@@ -48,7 +48,7 @@ class _Static(StaticFiles):
 def routes(state: Any) -> list[BaseRoute]:
     """The dashboard's routes; ``state`` carries ``store`` (a :class:`~..store.Store`) and ``config``
     (a :class:`~..config.CollectorConfig`)."""
-    login, logout = login_routes_handlers(state)
+    login, logout = login_endpoints(state)
 
     def page(path: str, handler: Any, methods: tuple[str, ...] = ("GET",)) -> Route:
         return Route(path, login_required(state, handler), methods=list(methods))

@@ -185,18 +185,20 @@ class LoginThrottle:
             self._failures.pop(client, None)
 
 
-def login_routes_handlers(state: Any) -> tuple[Callable[[Request], Awaitable[Response]], ...]:
+def login_endpoints(state: Any) -> tuple[Callable[[Request], Awaitable[Response]], ...]:
     """The login form (GET and POST) and logout endpoints bound to ``state``."""
     throttle = LoginThrottle()
 
-    def show_form(request: Request, error: str = "", status: int = 200, username: str = "") -> Response:
+    def show_form(
+        request: Request, error: str = "", status: int = 200, username: str = "", target: str | None = None
+    ) -> Response:
         csrf = secrets.token_urlsafe(24)
         context: dict[str, Any] = {
             "user": None,
             "csrf_token": csrf,
             "projects": [],
             "path": "/login",
-            "next": safe_next(request.query_params.get("next")),
+            "next": safe_next(target if target is not None else request.query_params.get("next")),
             "error": error,
             "username": username,
         }
@@ -215,17 +217,18 @@ def login_routes_handlers(state: Any) -> tuple[Callable[[Request], Awaitable[Res
         parsed = await _read_form(request)
         if isinstance(parsed, Response):
             return parsed
+        target = parsed.get("next")
         expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
         if not expected or not hmac.compare_digest(parsed.get(CSRF_FIELD, ""), expected):
-            return show_form(request, "Your login form expired. Please try again.", 403)
+            return show_form(request, "Your login form expired. Please try again.", 403, target=target)
         client = request.client.host if request.client else "unknown"
         username = parsed.get("username", "").strip()[:200]
         if throttle.blocked(client):
-            return show_form(request, "Too many failed logins. Wait a few minutes.", 429, username)
+            return show_form(request, "Too many failed logins. Wait a few minutes.", 429, username, target)
         user = await run_in_threadpool(store.verify_password, username, parsed.get("password", ""))
         if user is None:
             throttle.failed(client)
-            return show_form(request, "Wrong username or password.", 401, username)
+            return show_form(request, "Wrong username or password.", 401, username, target)
         throttle.succeeded(client)
         token = await run_in_threadpool(store.create_web_session, user.id, SESSION_TTL)
         response = redirect(safe_next(parsed.get("next")))
