@@ -66,8 +66,8 @@ def test_wrong_password_is_refused_without_a_session(collector: Collector) -> No
                 "csrf_token": csrf_of(response.text),
                 "username": "admin",
                 "password": PASSWORD,
-                "next": re.search(r'name="next" value="([^"]*)"', response.text).group(1),
-            },  # type: ignore[union-attr]
+                "next": _next_of(response.text),
+            },
         )
         assert retry.headers["location"] == "/projects/1/releases"
 
