@@ -4,6 +4,11 @@ One pool per sender thread (never shared between threads), one connection per (s
 an explicit timeout for connecting and for every read, ``TCP_NODELAY``. A failure to connect raises
 :class:`Unreachable` (the backend is down: not the payload's fault); any other failure is an
 ``OSError`` or ``http.client.HTTPException`` from the exchange.
+
+Proxies: ``proxy=None`` reads ``HTTPS_PROXY`` / ``HTTP_PROXY`` / ``NO_PROXY`` from the environment
+(as curl and requests do), ``proxy=""`` never uses one, and a URL (``http://user:pass@proxy:3128``)
+is used for every request. https goes through a ``CONNECT`` tunnel, so TLS is end to end; plain
+http is forwarded with the absolute URL.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ if TYPE_CHECKING:
 #: The part of a response body kept (for error messages); the rest is not read.
 MAX_RESPONSE_BYTES = 64 * 1024
 
-_Key = tuple[str, str, "int | None"]
+_Key = tuple[str, str, "int | None", str]
 
 
 class Unreachable(OSError):
@@ -27,20 +32,46 @@ class Unreachable(OSError):
 class ConnectionPool:
     """Kept-alive connections of one thread. ``post()`` answers (status, lower-cased headers, body)."""
 
-    def __init__(self, timeout: float, ca_file: str | None = None) -> None:
+    def __init__(self, timeout: float, ca_file: str | None = None, proxy: str | None = None) -> None:
         self.timeout = timeout
         self.ca_file = ca_file
+        self.proxy = proxy
         self._conns: dict[_Key, http.client.HTTPConnection] = {}
         self._ssl_context: ssl.SSLContext | None = None
+        self._proxies: dict[tuple[str, str], str] = {}
+
+    def proxy_for(self, scheme: str, host: str) -> str:
+        """The proxy URL to reach ``host`` with, or "" for a direct connection."""
+        if self.proxy is not None:
+            return self.proxy
+        cached = self._proxies.get((scheme, host))
+        if cached is None:
+            # urllib.request is slow to import: only here, on the sender thread, and only once.
+            from urllib.request import (  # type: ignore[attr-defined]  # not in typeshed
+                getproxies_environment,
+                proxy_bypass_environment,
+            )
+
+            proxies = getproxies_environment()
+            cached = proxies.get(scheme, "")
+            if cached and proxy_bypass_environment(host, proxies):
+                cached = ""
+            self._proxies[(scheme, host)] = cached
+        return cached
 
     def post(self, url: str, body: bytes, headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
         import http.client
         from urllib.parse import urlsplit
 
         parts = urlsplit(url)
-        key: _Key = (parts.scheme, parts.hostname or "", parts.port)
+        proxy = self.proxy_for(parts.scheme, parts.hostname or "")
+        key: _Key = (parts.scheme, parts.hostname or "", parts.port, proxy)
         path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         headers = {**headers, "Content-Length": str(len(body))}
+        if proxy and parts.scheme == "http":
+            # Forwarded by the proxy: the request line carries the whole URL.
+            path = f"http://{parts.netloc.rpartition('@')[2]}{path}"
+            headers.update(_proxy_auth(proxy))
         conn = self._conns.get(key)
         if conn is not None:
             try:
@@ -60,7 +91,13 @@ class ConnectionPool:
         import http.client
         import socket
 
-        scheme, host, port = key
+        scheme, host, port, proxy = key
+        connect_host, connect_port = host, port
+        if proxy:
+            from urllib.parse import urlsplit
+
+            proxy_parts = urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+            connect_host, connect_port = proxy_parts.hostname or "", proxy_parts.port or 80
         conn: http.client.HTTPConnection
         if scheme == "https":
             if self._ssl_context is None:
@@ -69,9 +106,13 @@ class ConnectionPool:
                 # The system's trust store (OpenSSL also reads SSL_CERT_FILE / SSL_CERT_DIR), or
                 # the given bundle for a private CA.
                 self._ssl_context = ssl.create_default_context(cafile=self.ca_file)
-            conn = http.client.HTTPSConnection(host, port, timeout=self.timeout, context=self._ssl_context)
+            conn = http.client.HTTPSConnection(
+                connect_host, connect_port, timeout=self.timeout, context=self._ssl_context
+            )
+            if proxy:
+                conn.set_tunnel(host, port, headers=_proxy_auth(proxy))
         else:
-            conn = http.client.HTTPConnection(host, port, timeout=self.timeout)
+            conn = http.client.HTTPConnection(connect_host, connect_port, timeout=self.timeout)
         try:
             conn.connect()
         except OSError as exc:
@@ -104,3 +145,16 @@ class ConnectionPool:
             self._conns.pop(key, None)
             raise
         return response.status, reply_headers, reply
+
+
+def _proxy_auth(proxy: str) -> dict[str, str]:
+    """``Proxy-Authorization`` for credentials in the proxy URL (none without)."""
+    from urllib.parse import unquote, urlsplit
+
+    parts = urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+    if parts.username is None:
+        return {}
+    import base64
+
+    raw = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
+    return {"Proxy-Authorization": "Basic " + base64.b64encode(raw).decode("ascii")}

@@ -125,6 +125,7 @@ class HttpReporter(Reporter):
         compress: bool | None = None,
         name: str | None = None,
         ca_file: str | None = None,
+        proxy: str | None = None,
     ) -> None:
         self.http_timeout = http_timeout
         self.spool_dir = spool_dir
@@ -135,6 +136,7 @@ class HttpReporter(Reporter):
         self.backoff_max = backoff_max
         self.max_attempts = max_attempts
         self.ca_file = ca_file
+        self.proxy = proxy
         if compress is not None:
             self.compress = compress
         if name is not None:
@@ -412,7 +414,7 @@ class HttpReporter(Reporter):
         try:
             if self._pool is None:
                 timeout = self.http_timeout if self.http_timeout is not None else 5.0
-                self._pool = ConnectionPool(timeout, self.ca_file)
+                self._pool = ConnectionPool(timeout, self.ca_file, self.proxy)
             status, reply_headers, reply = self._pool.post(payload.url, body, headers)
         except Unreachable as exc:
             self._log_failure(payload, f"cannot connect: {exc}")
