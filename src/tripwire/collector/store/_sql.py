@@ -711,6 +711,10 @@ class SQLStore(Store):
     def digest_batch(self, limit: int, processor: Any) -> int:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def _insert_returning(self, c: Cursor, sql: str, rows: list[tuple[Any, ...]]) -> list[bool]:
+        """Run an ``INSERT ... ON CONFLICT DO NOTHING RETURNING`` per row; which ones inserted."""
+        return [c.one(sql, row) is not None for row in rows]
+
 
 def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
@@ -840,32 +844,36 @@ class _BatchWriter:
         # Arrival order, so that row ids order events as they came. Two processes inserting the
         # same event ids in opposite orders could deadlock; PostgreSQL then aborts one of them
         # and its digester retries the whole batch.
-        for e in events:
-            issue_id = issues[(e.project_id, e.grouping_hash)][0]
-            row = c.one(
-                "INSERT INTO events (project_id, event_id, issue_id, timestamp, received_at,"
-                " level, title, release, environment, grouping_hash, data)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT (project_id, event_id) DO NOTHING RETURNING id",
-                (
-                    e.project_id,
-                    e.event_id,
-                    issue_id,
-                    e.timestamp,
-                    e.received_at,
-                    e.level,
-                    e.title,
-                    e.release,
-                    e.environment,
-                    e.grouping_hash,
-                    e.data,
-                ),
+        rows = [
+            (
+                e.project_id,
+                e.event_id,
+                issues[(e.project_id, e.grouping_hash)][0],
+                e.timestamp,
+                e.received_at,
+                e.level,
+                e.title,
+                e.release,
+                e.environment,
+                e.grouping_hash,
+                e.data,
             )
-            if row is None:
-                count(e.project_id, "event", "duplicate")
-            else:
+            for e in events
+        ]
+        inserted = self.s._insert_returning(
+            c,
+            "INSERT INTO events (project_id, event_id, issue_id, timestamp, received_at,"
+            " level, title, release, environment, grouping_hash, data)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (project_id, event_id) DO NOTHING RETURNING id",
+            rows,
+        )
+        for e, row, done in zip(events, rows, inserted, strict=True):
+            if done:
                 count(e.project_id, "event", "accepted")
-                stored.append((e, issue_id))
+                stored.append((e, row[2]))
+            else:
+                count(e.project_id, "event", "duplicate")
         return stored
 
     def _counters(

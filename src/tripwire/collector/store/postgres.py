@@ -51,6 +51,18 @@ class PostgresStore(SQLStore):
     def _migration_lock(self, c: Cursor) -> None:
         c.ex("SELECT pg_advisory_xact_lock(?)", (_MIGRATION_LOCK,))
 
+    def _insert_returning(self, c: Cursor, sql: str, rows: list[tuple[Any, ...]]) -> list[bool]:
+        # One pipelined round trip for the whole batch instead of one per row.
+        if not rows:
+            return []
+        c.raw.executemany(self._translate(sql), rows, returning=True)
+        out = []
+        while True:
+            out.append(c.raw.fetchone() is not None)
+            if not c.raw.nextset():
+                break
+        return out
+
     def digest_batch(self, limit: int, processor: Processor) -> int:
         with self._tx() as c:
             rows = c.all(
