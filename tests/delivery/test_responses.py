@@ -143,3 +143,14 @@ def test_parse_sentry_rate_limits_per_category() -> None:
     limits = RateLimits()
     limits.update(200, {"x-sentry-rate-limits": "10::organization"})
     assert limits.is_limited(["session"]) and limits.is_limited(["error"])
+
+
+def test_503_with_retry_after_waits_as_told(sink: Sink) -> None:
+    """A 503 with Retry-After: 2 pauses delivery for 2 s (longer than the backoff would)."""
+    sink.answer = Script(Answer(status=503, headers={"Retry-After": "2"}))
+    tripwire.init(sink.dsn, send_client_reports=False)
+    raise_and_capture(1)
+    assert tripwire.flush(10)
+    (first, _, _), (second, _, _) = sink.attempts
+    assert second - first >= 1.95
+    assert len(sink.events) == 1

@@ -116,3 +116,17 @@ def test_event_payload_is_valid_json_with_length(sink: Sink) -> None:
     ((header, payload),) = request.items
     assert header["length"] == len(payload)
     assert json.loads(payload)["logentry"]["formatted"] == "héllo wörld ✓"
+
+
+def test_client_reports_ride_along_once_30_seconds_have_passed(sink: Sink) -> None:
+    """Without any flush, the drops are reported with the first event 30 s after the last report."""
+    client = tripwire.init(sink.dsn)
+    reporter = client.reporters[0]
+    client.stats.record("sample_rate", quantity=7)
+    tripwire.capture_message("early", "error")
+    assert client._worker.flush(5) and sink.wait_until(lambda: len(sink.requests) == 1, 5)
+    reporter._last_report -= 31  # as if 31 s had passed
+    client.capture_message("later", "error")
+    assert sink.wait_until(lambda: len(sink.requests) >= 2 and bool(sink.items("client_report")), 5)
+    (report,) = sink.items("client_report")
+    assert {"reason": "sample_rate", "category": "error", "quantity": 7} in report["discarded_events"]
