@@ -305,6 +305,38 @@ async def any_event(request: Request, state: CollectorState, user: User) -> Any:
     return event_json(await _run(state.store.get_event, request.path_params["event_id"]))
 
 
+@_endpoint(
+    "GET",
+    "/api/0/projects/{project}/events/{event_id}/attachments/",
+    "Attachments stored with an event",
+)
+async def event_attachments(request: Request, state: CollectorState, user: User) -> Any:
+    project = await _project(state, request.path_params["project"])
+    rows = await _run(state.store.list_attachments, project.id, request.path_params["event_id"])
+    return [dataclasses.asdict(a) for a in rows]
+
+
+@_endpoint(
+    "GET",
+    "/api/0/projects/{project}/attachments/{attachment_id:int}/",
+    "Download an attachment (its bytes, with its content type)",
+)
+async def attachment_data(request: Request, state: CollectorState, user: User) -> Any:
+    project = await _project(state, request.path_params["project"])
+    meta, data = await _run(state.store.get_attachment_data, project.id, request.path_params["attachment_id"])
+    # Served as a download, never rendered: the bytes come from an untrusted client.
+    safe_name = "".join(ch for ch in meta.filename if ch.isalnum() or ch in "._-") or "attachment"
+    return Response(
+        data,
+        media_type="application/octet-stream",
+        headers={
+            "Content-Disposition": f'attachment; filename="{safe_name}"',
+            "X-Content-Type-Options": "nosniff",
+            "X-Original-Content-Type": meta.content_type.encode("ascii", "replace").decode(),
+        },
+    )
+
+
 @_endpoint("GET", "/api/0/projects/{project}/releases/", "Releases with session counts and crash-free rate")
 async def releases(request: Request, state: CollectorState, user: User) -> Any:
     project = await _project(state, request.path_params["project"])
@@ -392,6 +424,8 @@ def _wrap(endpoint: Endpoint) -> Callable[[Request], Awaitable[Response]]:
             return _json({"detail": str(exc)}, 404)
         except StoreError as exc:
             return _json({"detail": str(exc)}, 400)
+        if isinstance(result, Response):
+            return result
         if isinstance(result, tuple):
             return _json(result[1], result[0])
         return _json(result)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .base import (
     ISSUE_STATUSES,
+    Attachment,
     Event,
     EventSummary,
     HourlyCount,
@@ -25,6 +26,7 @@ from .base import (
 
 __all__ = [
     "ISSUE_STATUSES",
+    "Attachment",
     "Event",
     "EventSummary",
     "HourlyCount",

@@ -19,6 +19,7 @@ from .. import _json
 from .. import secrets as _secrets
 from ..versions import is_at_or_after
 from .base import (
+    Attachment,
     Event,
     EventSummary,
     HourlyCount,
@@ -49,6 +50,7 @@ _EVENT_COLUMNS = (
     "id, project_id, event_id, issue_id, timestamp, received_at, level, title, release,"
     " environment, grouping_hash"
 )
+_ATTACHMENT_COLUMNS = "id, project_id, event_id, filename, content_type, attachment_type, size, received_at"
 _PROJECT_COLUMNS = "id, name, public_key, created_at, quota_per_minute, retention_days, retention_max_events"
 
 
@@ -598,6 +600,25 @@ class SQLStore(Store):
                 (project_id, issue_id or 0, _hour(since), until),
             )
         return [HourlyCount(float(h), int(n)) for h, n in rows]
+
+    def list_attachments(self, project_id: int, event_id: str) -> list[Attachment]:
+        with self._tx(write=False) as c:
+            rows = c.all(
+                f"SELECT {_ATTACHMENT_COLUMNS} FROM attachments"
+                " WHERE project_id = ? AND event_id = ? ORDER BY id",
+                (project_id, event_id.replace("-", "").lower()),
+            )
+        return [Attachment(*r) for r in rows]
+
+    def get_attachment_data(self, project_id: int, attachment_id: int) -> tuple[Attachment, bytes]:
+        with self._tx(write=False) as c:
+            row = c.one(
+                f"SELECT {_ATTACHMENT_COLUMNS}, data FROM attachments WHERE project_id = ? AND id = ?",
+                (project_id, attachment_id),
+            )
+        if row is None:
+            raise NotFound(f"no attachment {attachment_id}")
+        return Attachment(*row[:8]), bytes(row[8])
 
     # -- release health and outcomes ---------------------------------------------------------
 

@@ -185,6 +185,20 @@ class OutcomeCount:
 
 
 @dataclasses.dataclass(frozen=True)
+class Attachment:
+    """A file sent with an event (``attachment`` envelope item)."""
+
+    id: int
+    project_id: int
+    event_id: str
+    filename: str
+    content_type: str
+    attachment_type: str
+    size: int
+    received_at: float
+
+
+@dataclasses.dataclass(frozen=True)
 class IssueQuery:
     """Filters for :meth:`Store.list_issues`; every field narrows the result (None: no filter)."""
 
@@ -396,6 +410,14 @@ class Store(abc.ABC):
         self, project_id: int, *, issue_id: int | None = None, since: float, until: float
     ) -> list[HourlyCount]:
         """Events digested per hour in ``[since, until)`` (hours without events are omitted)."""
+
+    @abc.abstractmethod
+    def list_attachments(self, project_id: int, event_id: str) -> list[Attachment]:
+        """Attachments stored with an event, oldest first."""
+
+    @abc.abstractmethod
+    def get_attachment_data(self, project_id: int, attachment_id: int) -> tuple[Attachment, bytes]:
+        """An attachment and its bytes. NotFound if missing."""
 
     # -- release health and outcomes ---------------------------------------------------------
 
