@@ -1,0 +1,44 @@
+"""The tripwire SDK reports to the tripwire collector, and everything shows in the JSON API."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from .conftest import LiveServer, wait_until
+
+CLIENT = Path(__file__).with_name("tripwire_client.py")
+
+
+def test_tripwire_sdk_reports_are_visible_through_the_api(server: LiveServer) -> None:
+    """Exceptions, messages, breadcrumbs, users, tags, contexts and sessions from tripwire arrive."""
+    out = subprocess.run(
+        [sys.executable, str(CLIENT), server.dsn], capture_output=True, text=True, timeout=60, check=True
+    )
+    ids = json.loads(out.stdout.strip().splitlines()[-1])
+    assert ids["exception"] and ids["message"]
+    wait_until(lambda: server.store.count_events() >= 2)
+    server.wait_digested()
+
+    exc = server.api(f"/api/0/events/{ids['exception']}/")
+    data = exc["data"]
+    assert "order 77 has no customer" in exc["title"]
+    assert data["release"] == "shop@2.0.0" and data["environment"] == "staging"
+    assert data["user"]["id"] == "user-7"
+    assert data["tags"]["region"] == "us-east"
+    assert data["contexts"]["account"] == {"plan": "pro", "seats": 12}
+    assert any(c.get("message") == "added item sku-9" for c in data["breadcrumbs"]["values"])
+    assert data["exception"]["values"][-1]["stacktrace"]["frames"][-1]["function"] == "checkout"
+
+    msg = server.api(f"/api/0/events/{ids['message']}/")
+    assert msg["level"] == "warning" and msg["title"] == "inventory low: 3 left"
+
+    def release() -> dict[str, object] | None:
+        rows = server.api("/api/0/projects/default/releases/")
+        return rows[0] if rows and rows[0]["sessions"] >= 2 else None
+
+    rel = wait_until(release)
+    assert rel["version"] == "shop@2.0.0"
+    assert rel["sessions_crashed"] == 1 and rel["sessions_errored"] == 1
