@@ -117,8 +117,8 @@ def _int(value: Any) -> int | None:
 def frame_view(frame: dict[str, Any], assume_in_app: bool) -> FrameView:
     """A frame dict as view data; ``assume_in_app`` applies when the SDK did not say."""
     lineno = _int(frame.get("lineno"))
-    pre = [text_of(line) for line in frame.get("pre_context") or [] if line is not None]
-    post = [text_of(line) for line in frame.get("post_context") or [] if line is not None]
+    pre = [text_of(line) for line in values_of(frame.get("pre_context")) if line is not None]
+    post = [text_of(line) for line in values_of(frame.get("post_context")) if line is not None]
     context_line = text_of(frame.get("context_line"))
     source: list[SourceLine] = []
     if context_line or pre or post:
