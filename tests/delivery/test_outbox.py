@@ -19,8 +19,9 @@ def test_outbox_is_bounded_while_the_backend_is_down() -> None:
     client = tripwire.get_client()
     assert client is not None and client._worker.flush(10)
     stats = tripwire.stats()
-    assert stats["pending"] == {"sentry": 10}
-    assert sum(stats["dropped"].values()) == 20
+    # 10 queued, plus at most the one that was being sent when the outbox filled up.
+    assert stats["pending"]["sentry"] in (10, 11)
+    assert stats["pending"]["sentry"] + sum(stats["dropped"].values()) == 30
     assert set(stats["dropped"]) <= {"network_error", "queue_full"}
 
 
