@@ -205,3 +205,28 @@ def test_issue_list_shows_the_projects_events_of_the_last_24_hours(
     page = web.get(f"/projects/{project.id}/issues").text
     assert "5 events in the last 24 h" in page
     assert 'class="widechart"' in page
+
+
+def test_issue_list_pages_through_more_than_fifty_issues(collector: Collector, web: httpx.Client) -> None:
+    """With 55 issues the list shows 50, and its "Older" link leads to the remaining 5."""
+    from .conftest import post_envelope
+
+    project = collector.new_project("pages")
+    items = [
+        (
+            {"type": "event"},
+            {"message": f"distinct problem {chr(97 + i // 26)}{chr(97 + i % 26)}", "level": "error"},
+        )
+        for i in range(55)
+    ]
+    post_envelope(collector, project, items)
+    collector.wait_events(project, 55)
+    first = web.get(f"/projects/{project.id}/issues")
+    assert len(issue_ids(first.text)) == 50
+    assert "1–50 of 55" in first.text
+    older = re.search(r'<a href="(\?[^"]*page=2[^"]*)">Older', first.text)
+    assert older
+    second = web.get(f"/projects/{project.id}/issues" + older.group(1).replace("&amp;", "&"))
+    assert len(issue_ids(second.text)) == 5
+    assert not set(issue_ids(second.text)) & set(issue_ids(first.text))
+    assert "51–55 of 55" in second.text
