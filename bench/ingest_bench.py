@@ -24,6 +24,7 @@ import json
 import os
 import random
 import secrets
+import shutil
 import statistics
 import subprocess
 import sys
@@ -36,7 +37,6 @@ from typing import Any
 from urllib.parse import quote
 
 from _harness import machine_line, table, write_section
-
 from tripwire.collector.store import open_store
 
 CONNECTIONS = 32
@@ -70,10 +70,18 @@ def make_event(i: int, rng: random.Random) -> dict[str, Any]:
         "server_name": "web-1",
         "tags": {"region": "eu-west", "kind": str(kind)},
         "user": {"id": str(rng.randint(1, 10_000)), "ip_address": "10.0.0.1"},
-        "request": {"url": "https://shop.example/checkout", "method": "POST", "headers": {"User-Agent": "bench"}},
+        "request": {
+            "url": "https://shop.example/checkout",
+            "method": "POST",
+            "headers": {"User-Agent": "bench"},
+        },
         "breadcrumbs": {
             "values": [
-                {"timestamp": time.time(), "category": "query", "message": f"SELECT * FROM orders WHERE id = {j}"}
+                {
+                    "timestamp": time.time(),
+                    "category": "query",
+                    "message": f"SELECT * FROM orders WHERE id = {j}",
+                }
                 for j in range(10)
             ]
         },
@@ -131,12 +139,17 @@ async def _connection(
         writer.close()
 
 
-async def _load(host: str, port: int, project: int, key: str, bodies: list[bytes], duration: float) -> dict[str, Any]:
+async def _load(
+    host: str, port: int, project: int, key: str, bodies: list[bytes], duration: float
+) -> dict[str, Any]:
     out: dict[str, Any] = {"latencies": [], "status": {}}
     start = time.perf_counter()
     deadline = start + duration
     await asyncio.gather(
-        *(_connection(host, port, f"/api/{project}/envelope/", key, bodies, deadline, out) for _ in range(CONNECTIONS))
+        *(
+            _connection(host, port, f"/api/{project}/envelope/", key, bodies, deadline, out)
+            for _ in range(CONNECTIONS)
+        )
     )
     out["elapsed"] = time.perf_counter() - start
     return out
@@ -159,7 +172,8 @@ def prefill(database_url: str, count: int) -> None:
         issue_ids = []
         for k in range(1000):
             row = c.one(
-                "INSERT INTO issues (project_id, grouping_version, grouping_hash, grouping_explanation, title,"
+                "INSERT INTO issues (project_id, grouping_version, grouping_hash,"
+                " grouping_explanation, title,"
                 " culprit, type, value, level, first_seen, last_seen, event_count)"
                 " VALUES (?, 'tripwire:1', ?, '{}', ?, '', 'Prefill', '', 'error', ?, ?, 0) RETURNING id",
                 (project.id, f"prefill-{k}", f"Prefill{k}: old issue", now - 86400, now - 3600),
@@ -185,7 +199,8 @@ def prefill(database_url: str, count: int) -> None:
         ]
         with store._tx() as c:  # type: ignore[attr-defined]
             c.many(
-                "INSERT INTO events (project_id, event_id, issue_id, timestamp, received_at, level, title, release,"
+                "INSERT INTO events (project_id, event_id, issue_id, timestamp, received_at,"
+                " level, title, release,"
                 " environment, grouping_hash, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 rows,
             )
@@ -224,23 +239,52 @@ def _cpu_seconds(pid: int) -> tuple[float, float]:
     return own, children
 
 
-def run_once(database_url: str, prefilled: int, duration: float, rng: random.Random) -> dict[str, Any]:
-    prefill(database_url, prefilled)
+def _serve(database_url: str, *extra: str) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tripwire.collector", "serve", "--port", "0", "--json", "--database-url", database_url,
-         "--retention-max-events", "0", "--retention-days", "0"],
+        [
+            sys.executable,
+            "-m",
+            "tripwire.collector",
+            "serve",
+            "--port",
+            "0",
+            "--json",
+            "--database-url",
+            database_url,
+            "--retention-max-events",
+            "0",
+            "--retention-days",
+            "0",
+            *extra,
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
     )
     assert proc.stdout is not None
-    info = json.loads(proc.stdout.readline())
-    host_port = info["url"].split("//", 1)[1].rstrip("/")
-    host, port = host_port.rsplit(":", 1)
+    return proc, json.loads(proc.stdout.readline())
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    proc.wait(30)
+    if proc.stdout is not None:
+        proc.stdout.close()
+
+
+def _bodies(duration: float, rng: random.Random) -> list[bytes]:
+    # Enough pre-built bodies for the run (built before the clock starts).
+    return [make_body(make_event(i, rng)) for i in range(int(duration * 4000))]
+
+
+def run_once(database_url: str, prefilled: int, duration: float, rng: random.Random) -> dict[str, Any]:
+    """Ingest and digest together, as in production."""
+    prefill(database_url, prefilled)
+    proc, info = _serve(database_url)
+    host, port = info["url"].split("//", 1)[1].rstrip("/").rsplit(":", 1)
     key = info["dsn"].split("//", 1)[1].split("@", 1)[0]
     project = int(info["dsn"].rsplit("/", 1)[1])
     store = open_store(database_url)
-    # Enough pre-built bodies for the run (built before the clock starts).
-    bodies = [make_body(make_event(i, rng)) for i in range(int(duration * 4000))]
+    bodies = _bodies(duration, rng)
     body_size = statistics.mean(len(zlib.decompress(b, 31)) for b in bodies[:50])
     try:
         time.sleep(0.5)
@@ -261,9 +305,7 @@ def run_once(database_url: str, prefilled: int, duration: float, rng: random.Ran
         lat = sorted(result["latencies"])
     finally:
         store.close()
-        proc.terminate()
-        proc.wait(30)
-        proc.stdout.close()
+        _stop(proc)
     return {
         "acked": acked,
         "acked_per_s": acked / (load_end - t0),
@@ -281,51 +323,124 @@ def run_once(database_url: str, prefilled: int, duration: float, rng: random.Ran
     }
 
 
+def run_split(database_url: str, duration: float, rng: random.Random) -> dict[str, Any]:
+    """Each half alone: ingest with the digest off, then the digest of the queue it left."""
+    proc, info = _serve(database_url, "--no-digest")
+    host, port = info["url"].split("//", 1)[1].rstrip("/").rsplit(":", 1)
+    key = info["dsn"].split("//", 1)[1].split("@", 1)[0]
+    project = int(info["dsn"].rsplit("/", 1)[1])
+    bodies = _bodies(duration, rng)
+    try:
+        time.sleep(0.5)
+        load0 = os.getloadavg()[0]
+        cpu0 = _cpu_seconds(info["pid"])[0]
+        result = asyncio.run(_load(host, int(port), project, key, bodies, duration))
+        cpu_http = _cpu_seconds(info["pid"])[0] - cpu0
+    finally:
+        _stop(proc)
+    acked = result["status"].get(200, 0)
+    lat = sorted(result["latencies"])
+    store = open_store(database_url)
+    try:
+        queued = store.queue_depth()
+        proc, info = _serve(database_url)
+        try:
+            # Time the digest from its first stored event to the empty queue.
+            while store.count_events() == 0:
+                time.sleep(0.01)
+            t0 = time.perf_counter()
+            first = store.count_events()
+            while store.queue_depth() > 0:
+                time.sleep(0.02)
+            digest_s = time.perf_counter() - t0
+            cpu_digest = _cpu_seconds(info["pid"])[1]
+        finally:
+            _stop(proc)
+        stored = store.count_events()
+    finally:
+        store.close()
+    return {
+        "acked": acked,
+        "acked_per_s": acked / result["elapsed"],
+        "p50_ms": lat[len(lat) // 2] * 1000 if lat else 0.0,
+        "p99_ms": lat[int(len(lat) * 0.99)] * 1000 if lat else 0.0,
+        "queued": queued,
+        "stored": stored,
+        "digest_per_s": (stored - first) / max(digest_s, 1e-9),
+        "cpu_http_us": cpu_http / max(1, acked) * 1e6,
+        "cpu_digest_us": cpu_digest / max(1, stored) * 1e6,
+        "load": load0,
+    }
+
+
 def _pg_url() -> str | None:
     return os.environ.get("TRIPWIRE_BENCH_DATABASE_URL") or os.environ.get("TRIPWIRE_TEST_DATABASE_URL")
 
 
+class _Database:
+    """A fresh database of one backend for one measurement (removed afterwards)."""
+
+    def __init__(self, backend: str) -> None:
+        self.backend = backend
+        self._admin: Any = None
+        if backend == "sqlite":
+            self._tmp = tempfile.mkdtemp(prefix="tw-bench-")
+            self.url = f"sqlite:///{Path(self._tmp) / 'bench.sqlite3'}"
+            return
+        import psycopg
+
+        base = _pg_url()
+        assert base
+        self._schema = f"tw_bench_{secrets.token_hex(4)}"
+        self._admin = psycopg.connect(base, autocommit=True)
+        self._admin.execute(f"CREATE SCHEMA {self._schema}")
+        sep = "&" if "?" in base else "?"
+        self.url = f"{base}{sep}options={quote(f'-csearch_path={self._schema}')}"
+
+    def drop(self) -> None:
+        if self._admin is not None:
+            self._admin.execute(f"DROP SCHEMA {self._schema} CASCADE")
+            self._admin.close()
+        else:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--duration", type=float, default=8.0, help="seconds of load per measurement")
     parser.add_argument("--big", action="store_true", help="also measure at 100k and 1M stored events")
-    parser.add_argument("--sizes", type=str, default=None, help="comma-separated pre-fill sizes, e.g. 0,10000")
+    parser.add_argument(
+        "--sizes", type=str, default=None, help="comma-separated pre-fill sizes, e.g. 0,10000"
+    )
     parser.add_argument("--backends", default="sqlite,postgresql")
+    parser.add_argument("--no-split", action="store_true", help="skip the ingest-only / digest-only rows")
     parser.add_argument("--no-write", action="store_true", help="print the table only")
     args = parser.parse_args()
     sizes = [0, 10_000] + ([100_000, 1_000_000] if args.big else [])
     if args.sizes:
         sizes = [int(s) for s in args.sizes.split(",")]
+    backends = args.backends.split(",")
+    if "postgresql" in backends and not _pg_url():
+        print("PostgreSQL skipped: set TRIPWIRE_BENCH_DATABASE_URL", file=sys.stderr)
+        backends.remove("postgresql")
     rng = random.Random(42)
     rows = []
-    for backend in args.backends.split(","):
+    split_rows = []
+    for backend in backends:
         for size in sizes:
-            if backend == "sqlite":
-                tmp = tempfile.mkdtemp(prefix="tw-bench-")
-                url = f"sqlite:///{Path(tmp) / 'bench.sqlite3'}"
-                cleanup = None
-            else:
-                base = _pg_url()
-                if not base:
-                    print("PostgreSQL skipped: set TRIPWIRE_BENCH_DATABASE_URL", file=sys.stderr)
-                    break
-                import psycopg
-
-                schema = f"tw_bench_{secrets.token_hex(4)}"
-                admin = psycopg.connect(base, autocommit=True)
-                admin.execute(f"CREATE SCHEMA {schema}")
-                sep = "&" if "?" in base else "?"
-                url = f"{base}{sep}options={quote(f'-csearch_path={schema}')}"
-                cleanup = (admin, schema)
+            db = _Database(backend)
             try:
-                r = run_once(url, size, args.duration, rng)
+                r = run_once(db.url, size, args.duration, rng)
             finally:
-                if cleanup is not None:
-                    cleanup[0].execute(f"DROP SCHEMA {cleanup[1]} CASCADE")
-                    cleanup[0].close()
-                elif backend == "sqlite":
-                    subprocess.run(["rm", "-rf", tmp], check=False)
-            print(backend, size, {k: round(v, 2) if isinstance(v, float) else v for k, v in r.items()}, flush=True)
+                db.drop()
+            print(
+                backend,
+                size,
+                {k: round(v, 2) if isinstance(v, float) else v for k, v in r.items()},
+                flush=True,
+            )
             rows.append(
                 [
                     backend,
@@ -341,13 +456,40 @@ def main() -> None:
                     r["load"],
                 ]
             )
+        if not args.no_split:
+            db = _Database(backend)
+            try:
+                r = run_split(db.url, args.duration, rng)
+            finally:
+                db.drop()
+            print(
+                backend,
+                "split",
+                {k: round(v, 2) if isinstance(v, float) else v for k, v in r.items()},
+                flush=True,
+            )
+            split_rows.append(
+                [
+                    backend,
+                    r["acked_per_s"],
+                    r["p50_ms"],
+                    r["p99_ms"],
+                    f"{r['cpu_http_us']:.0f}",
+                    r["digest_per_s"],
+                    f"{r['cpu_digest_us']:.0f}",
+                    r["load"],
+                ]
+            )
     body = (
-        f"`bench/ingest_bench.py --duration {args.duration:g}{' --big' if args.big else ''}` — {machine_line()}. "
-        f"One `tripwire serve` process (uvicorn, one worker, default settings: SQLite WAL with synchronous=FULL, "
+        f"`bench/ingest_bench.py --duration {args.duration:g}{' --big' if args.big else ''}`"
+        f" — {machine_line()}. "
+        f"One `tripwire serve` process (uvicorn, one worker, default settings: SQLite WAL with "
+        f"synchronous=FULL for the queue, "
         f"group commit into the ingest queue, background digest) and a load generator on the same 2 cores: "
         f"{CONNECTIONS} keep-alive connections over loopback, gzip envelopes with one ~8 KB event each "
         f"(30 frames, {ISSUE_KINDS} distinct issues). *acked/s*: HTTP 200s per second of load (a 200 means "
-        f"committed to the durable queue). *stored/s*: acknowledged events digested and queryable, divided by "
+        f"committed to the durable queue). *stored/s*: acknowledged events digested and queryable, "
+        f"divided by "
         f"the time from the start of the load until the queue was empty. *stored before*: events pre-filled "
         f"in bulk before the run. *backlog*: envelopes still queued when the load stopped. *server CPU "
         f"µs/event*: CPU time of the collector (HTTP process + digest process) per stored event, from "
@@ -369,7 +511,23 @@ def main() -> None:
             ],
             rows,
         )
-        + "\n\nBaseline for scale (reference study, same kind of 2-core machine, ~8 KB events): Bugsink accepted "
+        + "\n\nEach half alone (same events; the ingest with the digest switched off, then the digest of the "
+        "queue it left, timed from its first stored event to the empty queue):\n\n"
+        + table(
+            [
+                "backend",
+                "ingest only: acked/s",
+                "p50 ms",
+                "p99 ms",
+                "HTTP CPU µs/event",
+                "digest only: stored/s",
+                "digest CPU µs/event",
+                "load avg",
+            ],
+            split_rows,
+        )
+        + "\n\nBaseline for scale (reference study, same kind of 2-core machine, ~8 KB events):"
+        " Bugsink accepted "
         "about 107 req/s with its background digester and digested about 50 events/s. Target: at least 2,000 "
         "events/s stored on SQLite, flat as the database grows."
     )
