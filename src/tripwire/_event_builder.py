@@ -387,7 +387,42 @@ def _base_event(item: CaptureItem, options: Options) -> Event:
 
 
 def build_event(item: CaptureItem, options: Options) -> Event | None:
-    """The finished event for ``item``; None if a scope processor dropped it."""
+    """The finished event for ``item``; None if a scope processor dropped it.
+
+    If building the full event fails (a bug, or an object hostile in a way nothing caught), a minimal
+    event — ids, level, release, the exception's type and value or the message — is sent instead,
+    marked with ``extra["tripwire.build_error"]``: an error is never lost to a reporting bug.
+    """
+    try:
+        return _build(item, options)
+    except Exception as exc:
+        logger.exception("tripwire: could not build event %s in full; sending a minimal one", item.event_id)
+        return _minimal_event(item, options, exc)
+
+
+def _minimal_event(item: CaptureItem, options: Options, error: BaseException) -> Event:
+    event = _base_event(item, options)
+    scrubber = _state(options).scrubber
+    if item.exc is not None:
+        mechanism = {"type": "generic", "handled": True}
+        if isinstance(item.mechanism, Mapping):
+            mechanism["handled"] = bool(item.mechanism.get("handled", True))
+            if isinstance(item.mechanism.get("type"), str):
+                mechanism["type"] = item.mechanism["type"]
+        value = {
+            "type": safe_str(getattr(type(item.exc), "__name__", "Exception"), MAX_NAME_LENGTH),
+            "value": scrubber.scrub_text(safe_str(item.exc, MAX_MESSAGE_LENGTH)),
+            "mechanism": mechanism,
+        }
+        event["exception"] = {"values": [value]}
+    if item.message is not None:
+        message = scrubber.scrub_text(safe_str(item.message, MAX_MESSAGE_LENGTH))
+        event["logentry"] = {"message": message, "formatted": message}
+    event["extra"] = {"tripwire.build_error": safe_str(f"{type(error).__name__}: {error}", 500)}
+    return _budget.enforce(event, options.max_event_bytes, options.max_value_length)
+
+
+def _build(item: CaptureItem, options: Options) -> Event | None:
     state = _state(options)
     meta: dict[str, Any] = {}
     ser = Serializer(meta, max_string=options.max_value_length, scrubber=state.scrubber)

@@ -132,3 +132,20 @@ def test_fields_are_held_to_the_protocols_types_and_lengths() -> None:
     assert crumb["message"] == "123" and crumb["category"] == "4.5" and crumb["type"] == "None"
     assert crumb["data"] == {"value": [1, 2]}
     assert len(event["environment"]) == 64 and len(event["release"]) == 200
+
+
+def test_a_failing_build_still_sends_a_minimal_event(caplog: Any) -> None:
+    """If building the full event fails, the error still arrives with its type and value, marked."""
+    import logging
+
+    class Weird(Exception):
+        @property  # type: ignore[override]
+        def __traceback__(self) -> Any:
+            raise RuntimeError("hostile traceback")
+
+    with caplog.at_level(logging.ERROR, logger="tripwire"):
+        event = one_event(lambda: tripwire.capture_exception(Weird("token=abc still scrubbed")))
+    value = event["exception"]["values"][-1]
+    assert value["type"] == "Weird" and value["value"] == "token=[Filtered] still scrubbed"
+    assert event["extra"]["tripwire.build_error"].startswith("RuntimeError")
+    assert "could not build event" in caplog.text
