@@ -155,3 +155,13 @@ def test_503_with_retry_after_waits_as_told(sink: Sink) -> None:
     (first, _, _), (second, _, _) = sink.attempts
     assert second - first >= 1.95
     assert len(sink.events) == 1
+
+
+def test_events_held_by_a_rate_limit_at_close_count_as_rate_limited(sink: Sink) -> None:
+    """Events still waiting for a long rate limit when the client closes are counted as rate_limited."""
+    sink.answer = Script(Answer(status=429, headers={"X-Sentry-Rate-Limits": "600:error:key"}))
+    client = tripwire.init(sink.dsn, send_client_reports=False)
+    raise_and_capture(1)
+    assert sink.wait_until(lambda: len(sink.attempts) == 1, 5)
+    client.close(0.3)
+    assert client.stats.snapshot()["dropped"] == {"rate_limited": 1}

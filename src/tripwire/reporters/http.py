@@ -290,6 +290,12 @@ class HttpReporter(Reporter):
         for category, quantity in payload.categories.items():
             self.stats.record(reason, category, quantity, reporter=self.name)
 
+    def _leftover_reason(self, payload: Payload, unhealthy: bool) -> str:
+        """Why a payload still waiting at close was not delivered."""
+        if self.limits.is_limited(payload.categories):
+            return "rate_limited"
+        return "network_error" if unhealthy else "queue_full"
+
     def _spool_evicted(self, meta: dict[str, Any]) -> None:
         if meta.get("count_drops", True):
             for category, quantity in (meta.get("categories") or {"error": 1}).items():
@@ -485,7 +491,7 @@ class HttpReporter(Reporter):
                     self._retry_at = time.monotonic() + delay
             if not self._to_spool(payload):
                 if self._closed:
-                    self._drop(payload, reason)
+                    self._drop(payload, self._leftover_reason(payload, status != 429))
                 else:
                     with self._cond:
                         self._outbox.appendleft(payload)
@@ -570,6 +576,6 @@ class HttpReporter(Reporter):
             self._cond.notify_all()
         for payload in left:
             if not self._to_spool(payload):
-                self._drop(payload, "network_error" if unhealthy else "queue_full")
+                self._drop(payload, self._leftover_reason(payload, unhealthy))
         if thread is not None and thread is not threading.current_thread():
             thread.join(0.05)
