@@ -157,3 +157,39 @@ def test_bugsnag_and_sentry_at_once(sink: Sink) -> None:
     assert len(sink.events) == 5
     assert len(sink.bugsnag_events) == 5
     assert tripwire.stats()["sent"] == {"sentry": 5, "bugsnag": 5}
+
+
+def test_asgi_requests_become_bugsnag_events_and_session_counts(sink: Sink) -> None:
+    """Through the real ASGI middleware: a crash is an unhandled middleware error, requests are sessions."""
+    import asyncio
+
+    import httpx
+    from starlette.applications import Starlette
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    async def ok(request: object) -> PlainTextResponse:
+        return PlainTextResponse("fine")
+
+    async def boom(request: object) -> PlainTextResponse:
+        raise ZeroDivisionError("division by zero in checkout")
+
+    app = tripwire.asgi.TripwireMiddleware(Starlette(routes=[Route("/ok", ok), Route("/boom", boom)]))
+    tripwire.init(reporters=[_reporter(sink)], release="8.1", environment="prod")
+
+    async def main() -> list[int]:
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://shop.test") as http:
+            return [(await http.get(path)).status_code for path in ("/ok", "/ok", "/boom")]
+
+    assert asyncio.run(main()) == [200, 200, 500]
+    assert tripwire.flush(10)
+    (event,) = sink.bugsnag_events
+    assert event["unhandled"] is True
+    assert event["severityReason"]["type"] == "unhandledExceptionMiddleware"
+    assert event["exceptions"][0]["errorClass"] == "ZeroDivisionError"
+    assert event["request"]["url"].startswith("http://shop.test/boom")
+    assert event["request"]["httpMethod"] == "GET"
+    (sessions,) = [r.json for r in sink.requests if r.path == "/sessions"]
+    assert sessions["app"]["version"] == "8.1" and sessions["app"]["releaseStage"] == "prod"
+    assert sum(c["sessionsStarted"] for c in sessions["sessionCounts"]) == 3
