@@ -144,15 +144,19 @@ def test_dedupe_keeps_no_exception_alive() -> None:
 
 
 def test_dedupe_does_not_change_what_the_exception_shows() -> None:
-    """Marking an exception as reported leaves its args, str, repr and chain as they were."""
-    error = ValueError("as raised")
-    cause = KeyError("cause")
-    error.__cause__ = cause
+    """Reporting leaves the exception's args, str, repr, chain, traceback and notes as they were."""
+    try:
+        raise ValueError("as raised") from KeyError("cause")
+    except ValueError as exc:
+        error = exc
+    cause, traceback, context = error.__cause__, error.__traceback__, error.__context__
     with tripwire.testing.capture_events():
         tripwire.capture_exception(error)
     assert error.args == ("as raised",)
     assert str(error) == "as raised" and repr(error) == "ValueError('as raised')"
-    assert error.__cause__ is cause
+    assert error.__cause__ is cause and error.__context__ is context and error.__suppress_context__
+    assert error.__traceback__ is traceback and traceback is not None and traceback.tb_next is None
+    assert not hasattr(error, "__notes__")
 
 
 def test_a_new_client_reports_an_exception_again() -> None:
