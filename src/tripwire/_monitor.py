@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from typing import Any, TypeVar, overload
 
 from . import _globals, _scope
-from ._api import _tag_value
+from ._api import _tag_value, aflush
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -32,7 +32,8 @@ def capture(
     """Run a block as one unit of work: report an exception escaping it, then re-raise it.
 
     ``name`` becomes the event's transaction, ``tags`` are set on the block's scope, ``flush=True``
-    waits for delivery when the block ends (for short-lived processes), ``session=True`` counts the
+    waits for delivery when the block ends (for short-lived processes; it blocks, so in async code
+    prefer ``@monitor(flush=True)``, which waits off the event loop), ``session=True`` counts the
     block as a release-health session.
 
     >>> with tripwire.capture("nightly-import", tags={"source": "s3"}):  # doctest: +SKIP
@@ -103,8 +104,14 @@ def monitor(
 
             @functools.wraps(func)
             async def run_async(*args: Any, **kwargs: Any) -> Any:
-                with capture(label, **options):
-                    return await func(*args, **kwargs)
+                try:
+                    with capture(label, tags=tags, session=session):
+                        return await func(*args, **kwargs)
+                finally:
+                    # Wait for delivery in a thread: the event loop keeps running meanwhile.
+                    client = _globals.client
+                    if flush and client is not None:
+                        await aflush(client.options.shutdown_timeout)
 
             return run_async  # type: ignore[return-value]
 

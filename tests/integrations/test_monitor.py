@@ -224,3 +224,34 @@ def test_process_session_for_a_script_ends_exited_or_crashed() -> None:
         assert session["status"] == "crashed"
         assert session["errors"] == 1
         assert session["attrs"]["release"] == "cli@1"
+
+
+def test_async_flush_does_not_block_the_event_loop() -> None:
+    """monitor(flush=True) on a coroutine waits for a slow sink while other tasks keep running."""
+    from tests.support.sink import Answer
+
+    with Sink() as sink:
+        sink.answer = Answer(delay=0.6)
+        tripwire.init(sink.dsn)
+
+        @tripwire.monitor(flush=True)
+        async def job() -> None:
+            raise RuntimeError("slow sink")
+
+        ticks: list[float] = []
+
+        async def ticker() -> None:
+            for _ in range(20):
+                ticks.append(asyncio.get_running_loop().time())
+                await asyncio.sleep(0.01)
+
+        async def main() -> None:
+            tick_task = asyncio.create_task(ticker())
+            with pytest.raises(RuntimeError):
+                await job()
+            await tick_task
+
+        asyncio.run(main())
+        assert len(sink.events) == 1  # delivered by the time job() returned
+        gaps = [b - a for a, b in zip(ticks, ticks[1:], strict=False)]
+        assert max(gaps) < 0.35  # the 0.6 s delivery never stalled the loop
