@@ -12,7 +12,6 @@ import logging
 import os
 import threading
 import time
-import zlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -133,7 +132,7 @@ class EnvelopeProcessor:
         title, culprit, type_, value = describe(ev)
         ev["title"] = title
         ev["culprit"] = culprit
-        blob = zlib.compress(_json.dumps(ev), 1)
+        blob = _json.pack_event(ev)
         result.events.append(
             DigestedEvent(
                 project_id=row.project_id,

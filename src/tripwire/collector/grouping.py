@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import re
 from typing import Any
 
@@ -81,7 +80,9 @@ def _frame_key(frame: dict[str, Any]) -> str:
         filename = frame.get("filename") or frame.get("abs_path") or "?"
         # Keep the file name only: paths differ between machines, hashes between builds.
         where = _FILE_NOISE.sub("", filename.replace("\\", "/").rsplit("/", 1)[-1])
-    function = _ADDRESS.sub("", frame.get("function") or "?")
+    function = frame.get("function") or "?"
+    if " at 0x" in function:  # the regex only when it can match: this runs for every frame
+        function = _ADDRESS.sub("", function)
     return f"{where}:{function}"
 
 
@@ -143,7 +144,7 @@ def group(event: dict[str, Any]) -> Grouping:
         else:
             description = f"Grouped by the client fingerprint [{shown}] only"
         strategy, components = "fingerprint", parts
-    digest = hashlib.sha256(
-        json.dumps([VERSION, strategy, components], ensure_ascii=False).encode()
-    ).hexdigest()[:32]
+    # NUL-separated: cheaper than JSON, and no component contains a NUL in practice.
+    key = "\x00".join([VERSION, strategy, *components])
+    digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:32]
     return Grouping(VERSION, digest, strategy, tuple(components), description)

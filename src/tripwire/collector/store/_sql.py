@@ -11,7 +11,6 @@ import json
 import queue
 import threading
 import time
-import zlib
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -742,7 +741,7 @@ def _escape_like(text: str) -> str:
 
 
 def _event(row: Sequence[Any]) -> Event:
-    data = _json.loads(zlib.decompress(bytes(row[11])))
+    data = _json.unpack_event(bytes(row[11]))
     summary = EventSummary(*row[:11])
     return Event(**{**summary.__dict__, "data": data})
 
