@@ -4,6 +4,7 @@ Variants:
     bare      Starlette, no SDK
     tripwire  tripwire.init(dsn=<sink>) + TripwireMiddleware(app)
     tripwire-nolocals  the same with include_local_variables=False (a what-if)
+    passthrough  an empty pure-ASGI middleware, no SDK (the floor of any middleware layer)
     sentry    sentry_sdk.init(dsn=<sink>) with its auto-enabled Starlette integration, tracing off
     bugsnag   bugsnag.configure(endpoints=<sink>) + bugsnag.asgi.BugsnagMiddleware(app)
 
@@ -17,7 +18,7 @@ from typing import Any
 
 VARIANTS = ("bare", "tripwire", "sentry", "bugsnag")
 #: What-if variants, run with --variants: tripwire without frame locals.
-EXTRA_VARIANTS = ("tripwire-nolocals", "tripwire-nointegrations")
+EXTRA_VARIANTS = ("passthrough", "tripwire-nolocals", "tripwire-nointegrations")
 RELEASE = "bench@1.0.0"
 
 
@@ -36,6 +37,16 @@ def starlette_app() -> Any:
     return Starlette(routes=[Route("/ok", ok), Route("/boom", boom)])
 
 
+class _Passthrough:
+    """An empty pure-ASGI middleware: the floor any middleware layer costs (a reference row)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await self.app(scope, receive, send)
+
+
 def build(variant: str, sink_url: str) -> Any:
     """The ASGI app for ``variant``, with its SDK initialised to report to ``sink_url``."""
     port = sink_url.rsplit(":", 1)[1]
@@ -47,6 +58,8 @@ def build(variant: str, sink_url: str) -> Any:
     app = starlette_app()
     if variant == "bare":
         return app
+    if variant == "passthrough":
+        return _Passthrough(app)
     if variant.startswith("tripwire"):
         import tripwire
         from tripwire.asgi import TripwireMiddleware
