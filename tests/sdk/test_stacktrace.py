@@ -385,3 +385,31 @@ def test_library_frames_get_shallow_locals(tmp_path: Path, monkeypatch: pytest.M
     assert len(library_frame["vars"]["text"]) == 200
     assert app_frame["vars"]["nested"] == {"a": {"b": {"c": 1}}}
     assert len(app_frame["vars"]["items"]) == 30
+
+
+def test_every_running_frame_of_the_traceback_is_snapshotted() -> None:
+    """An exception re-raised in a helper and caught there: both running frames show capture-time values."""
+
+    def failing() -> None:
+        raise KeyError("k")
+
+    def helper(error: BaseException) -> None:
+        step = "helper at capture"
+        try:
+            raise error  # the traceback now starts at this frame, then the outer one
+        except KeyError:
+            tripwire.capture_exception()
+        step = "helper later"  # noqa: F841
+
+    def outer() -> None:
+        state = "outer at capture"
+        try:
+            failing()
+        except KeyError as exc:
+            helper(exc)
+            state = "outer later"  # noqa: F841
+
+    stack = frames(one_event(outer))
+    by_function = {f["function"].rsplit(".", 1)[-1]: f for f in stack}
+    assert by_function["helper"]["vars"]["step"] == "helper at capture"
+    assert by_function["outer"]["vars"]["state"] == "outer at capture"
