@@ -29,6 +29,8 @@ from ._serialize import Serializer, add_meta, clean_str
 MAX_FRAMES = 100
 #: Exceptions followed through ``__cause__``/``__context__`` and group members.
 MAX_EXCEPTIONS = 50
+#: Traceback entries checked for still-running frames at capture (the first ones are the candidates).
+_MAX_LIVE_CHECK = 100
 #: Characters kept of one source line.
 MAX_LINE_LENGTH = 500
 
@@ -70,10 +72,13 @@ def snapshot_live_locals(exc: BaseException) -> dict[FrameType, dict[str, Any]]:
     out: dict[FrameType, dict[str, Any]] = {}
     for err in iter_exceptions(exc):
         tb = err.__traceback__
-        # Only a prefix of a traceback can still be running: the frames below it have raised.
-        while tb is not None and id(tb.tb_frame) in live:
+        # Usually only the first entry is running, but an exception re-raised in a helper has the
+        # helper and its caller up front, and the helper may have returned since: check each entry.
+        for _ in range(_MAX_LIVE_CHECK):
+            if tb is None:
+                break
             frame = tb.tb_frame
-            if frame not in out:
+            if id(frame) in live and frame not in out:
                 out[frame] = dict(frame.f_locals)
             tb = tb.tb_next
     return out

@@ -413,3 +413,29 @@ def test_every_running_frame_of_the_traceback_is_snapshotted() -> None:
     by_function = {f["function"].rsplit(".", 1)[-1]: f for f in stack}
     assert by_function["helper"]["vars"]["step"] == "helper at capture"
     assert by_function["outer"]["vars"]["state"] == "outer at capture"
+
+
+def test_a_running_frame_after_a_finished_one_is_snapshotted() -> None:
+    """The catching frame is snapshotted even when a finished frame precedes it in the traceback."""
+
+    def failing() -> None:
+        raise KeyError("k")
+
+    def reraise(error: BaseException) -> None:
+        try:
+            raise error
+        except KeyError:
+            pass  # returns: this frame is finished, but stays first in the traceback
+
+    def outer() -> None:
+        state = "at capture"
+        try:
+            failing()
+        except KeyError as exc:
+            reraise(exc)
+            tripwire.capture_exception(exc)
+            state = "later"  # noqa: F841
+
+    stack = frames(one_event(outer))
+    assert [f["function"].rsplit(".", 1)[-1] for f in stack] == ["reraise", "outer", "failing"]
+    assert stack[1]["vars"]["state"] == "at capture"
