@@ -108,6 +108,8 @@ class Client:
         """Report ``error`` (default: the exception being handled); the event id, or None if dropped."""
         try:
             exc: object = error if error is not None else sys.exc_info()[1]
+            if isinstance(exc, tuple) and len(exc) == 3:
+                exc = exc[1]  # an exc_info tuple, as sentry_sdk.capture_exception accepts
             if exc is None:
                 return None
             if not isinstance(exc, BaseException):

@@ -392,3 +392,16 @@ def test_close_delivers_what_was_captured_and_disables() -> None:
     assert tripwire.get_client() is None
     assert tripwire.capture_message("after close") is None
     assert tripwire.flush() is True
+
+
+def test_capture_exception_accepts_an_exc_info_tuple() -> None:
+    """sys.exc_info() tuples work as in sentry_sdk, so migrating code keeps working."""
+    import sys
+
+    def go() -> None:
+        try:
+            raise LookupError("via exc_info")
+        except LookupError:
+            tripwire.capture_exception(sys.exc_info())  # type: ignore[arg-type]
+
+    assert one_event(go)["exception"]["values"][-1]["type"] == "LookupError"
