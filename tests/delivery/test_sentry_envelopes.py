@@ -10,6 +10,7 @@ from sentry_sdk.envelope import Envelope
 import tripwire
 from tests.support.sink import Sink
 from tripwire._types import SessionBatch
+from tripwire.reporters.sentry import SentryReporter
 
 from .conftest import raise_and_capture
 
@@ -130,3 +131,15 @@ def test_client_reports_ride_along_once_30_seconds_have_passed(sink: Sink) -> No
     assert sink.wait_until(lambda: len(sink.requests) >= 2 and bool(sink.items("client_report")), 5)
     (report,) = sink.items("client_report")
     assert {"reason": "sample_rate", "category": "error", "quantity": 7} in report["discarded_events"]
+
+
+def test_client_reports_are_sent_when_nothing_else_is(sink: Sink) -> None:
+    """When every event is filtered out, the drops still reach the server on the idle timer (60 s)."""
+    reporter = SentryReporter(sink.dsn)
+    reporter.idle_interval = 0.2  # 60 s by default
+    tripwire.init(reporters=[reporter], before_send=lambda e, h: None)
+    raise_and_capture(3)
+    assert sink.wait_until(lambda: bool(sink.items("client_report")), 5)
+    (report,) = sink.items("client_report")
+    assert report["discarded_events"] == [{"reason": "before_send", "category": "error", "quantity": 3}]
+    assert sink.events == []

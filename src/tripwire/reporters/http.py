@@ -54,6 +54,7 @@ _UNAVAILABLE = frozenset({408, 429, 502, 503, 504})
 _SENT, _RETRY, _DROP = "sent", "retry", "drop"
 _FROM_SPOOL = object()
 _SPILL = object()
+_IDLE = object()
 
 
 @dataclass(slots=True)
@@ -110,6 +111,8 @@ class HttpReporter(Reporter):
     name = "http"
     #: Send bodies gzip-compressed (``Content-Encoding: gzip``).
     compress = True
+    #: While there is nothing to send, call :meth:`on_idle` on the sender thread this often (s).
+    idle_interval: float | None = None
 
     def __init__(
         self,
@@ -211,6 +214,9 @@ class HttpReporter(Reporter):
     def render(self, payload: Payload) -> tuple[bytes, dict[str, str]]:
         """The body and headers to send, built at send time (so time stamps are fresh)."""
         return payload.body, {"Content-Type": "application/json"}
+
+    def on_idle(self) -> None:
+        """Called on the sender thread every ``idle_interval`` seconds while nothing is sent."""
 
     # -- the worker's side -------------------------------------------------------------------------
     def send_event(self, event: Event) -> None:
@@ -319,6 +325,12 @@ class HttpReporter(Reporter):
                 if job is _SPILL:
                     self._spill()
                     continue
+                if job is _IDLE:
+                    try:
+                        self.on_idle()
+                    except Exception:
+                        logger.exception("tripwire: %s failed in on_idle", self.name)
+                    continue
                 if job is _FROM_SPOOL:
                     payload = self._claim_from_spool()
                     if payload is None:
@@ -336,7 +348,7 @@ class HttpReporter(Reporter):
                 self._pool = None
 
     def _next(self) -> Any:
-        """The next thing to do: a payload, _FROM_SPOOL, _SPILL, or None to stop."""
+        """The next thing to do: a payload, _FROM_SPOOL, _SPILL, _IDLE, or None to stop."""
         with self._cond:
             while True:
                 if self._stopping:
@@ -365,8 +377,10 @@ class HttpReporter(Reporter):
                     self._cond.wait(max(0.001, soonest - now))
                 elif spool is not None and len(spool) and self._spool_paused_until > now:
                     self._cond.wait(self._spool_paused_until - now)
-                else:
+                elif self.idle_interval is None:
                     self._cond.wait()
+                elif not self._cond.wait(self.idle_interval):
+                    return _IDLE
 
     def _spill(self) -> None:
         """The backend is down: move the outbox to disk, where it survives a restart."""

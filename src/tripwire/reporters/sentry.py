@@ -24,7 +24,7 @@ from .http import HttpReporter, Payload
 
 if TYPE_CHECKING:
     from .._options import Options
-    from .._stats import Drop
+    from .._stats import Drop, DropCounter
 
 SDK_NAME = "tripwire.python"
 CLIENT = f"{SDK_NAME}/{__version__}"
@@ -76,6 +76,8 @@ class SentryReporter(HttpReporter):
     """
 
     name = "sentry"
+    #: Drops are reported even when no event is sent (everything filtered, or rate limited).
+    idle_interval: float | None = 60.0
 
     def __init__(
         self,
@@ -191,6 +193,17 @@ class SentryReporter(HttpReporter):
     def send_event(self, event: Event) -> None:
         super().send_event(event)
         if time.monotonic() - self._last_report >= CLIENT_REPORT_INTERVAL:
+            self._report_drops()
+
+    def bind(self, stats: DropCounter) -> None:
+        super().bind(stats)
+        if self.send_client_reports and self.idle_interval is not None:
+            # The idle timer runs on the sender thread: start it now, not at the first event, which
+            # may never come when every event is filtered out.
+            self._ensure_thread()
+
+    def on_idle(self) -> None:
+        if self.idle_interval is not None and time.monotonic() - self._last_report >= self.idle_interval:
             self._report_drops()
 
     def flush(self, timeout: float | None) -> bool:
