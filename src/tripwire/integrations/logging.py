@@ -16,7 +16,6 @@ The app's own handlers run first and exactly as before.
 
 from __future__ import annotations
 
-import fnmatch
 import logging
 import threading
 from collections.abc import Callable
@@ -61,6 +60,8 @@ def _is_ignored(record: logging.LogRecord) -> bool:
     if getattr(record, "tripwire_ignore", False):
         return True
     if _IGNORED:
+        import fnmatch
+
         for pattern in _IGNORED:
             if name == pattern or fnmatch.fnmatchcase(name, pattern):
                 return True
