@@ -64,23 +64,24 @@ def iter_exceptions(exc: BaseException, limit: int = MAX_EXCEPTIONS) -> Iterator
 
 def snapshot_live_locals(exc: BaseException) -> dict[FrameType, dict[str, Any]]:
     """Shallow copies of the locals of traceback frames that are still running (see module doc)."""
-    live: set[int] = set()
+    # Frames hash by identity: the set holds the running frames only while this function runs.
+    live: set[FrameType] = set()
     frame: FrameType | None = sys._getframe(1)
     while frame is not None:
-        live.add(id(frame))
+        live.add(frame)
         frame = frame.f_back
     out: dict[FrameType, dict[str, Any]] = {}
     for err in iter_exceptions(exc):
         tb = err.__traceback__
         # Usually only the first entry is running, but an exception re-raised in a helper has the
         # helper and its caller up front, and the helper may have returned since: check each entry.
-        for _ in range(_MAX_LIVE_CHECK):
-            if tb is None:
-                break
+        checked = 0
+        while tb is not None and checked < _MAX_LIVE_CHECK:
             frame = tb.tb_frame
-            if id(frame) in live and frame not in out:
+            if frame in live and frame not in out:
                 out[frame] = dict(frame.f_locals)
             tb = tb.tb_next
+            checked += 1
     return out
 
 
