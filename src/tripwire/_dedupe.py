@@ -20,10 +20,11 @@ _KEY = "_tripwire_reported"
 
 
 class ReportedRegistry:
-    __slots__ = ("__weakref__", "_refs")
+    __slots__ = ("__weakref__", "_me", "_refs")
 
     def __init__(self) -> None:
         self._refs: weakref.WeakSet[BaseException] = weakref.WeakSet()
+        self._me = weakref.ref(self)
 
     def seen(self, exc: BaseException) -> bool:
         state: Any = getattr(exc, "__dict__", None)
@@ -38,7 +39,7 @@ class ReportedRegistry:
     def mark(self, exc: BaseException) -> None:
         state: Any = getattr(exc, "__dict__", None)
         if isinstance(state, dict):
-            state[_KEY] = weakref.ref(self)
+            state[_KEY] = self._me
             return
         try:
             self._refs.add(exc)
