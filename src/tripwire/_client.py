@@ -238,13 +238,19 @@ class Client:
             import json
 
             try:
-                result = before_send(json.loads(json.dumps(event)), hint)
+                result: Any = before_send(json.loads(json.dumps(event)), hint)
             except Exception:
                 logger.exception("tripwire: before_send raised; the event is sent unchanged")
                 result = original
             if result is None:
                 self.stats.record("before_send")
                 return
+            if not isinstance(result, dict):
+                logger.warning(
+                    "tripwire: before_send returned %s, not an event; the event is sent unchanged",
+                    type(result).__name__,
+                )
+                result = original
             # Whatever the hook added must still be JSON and within the size budget.
             event = enforce_budget(result, self.options.max_event_bytes, self.options.max_value_length)
         self._fan_out("send_event", event)

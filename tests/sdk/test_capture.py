@@ -405,3 +405,13 @@ def test_capture_exception_accepts_an_exc_info_tuple() -> None:
             tripwire.capture_exception(sys.exc_info())  # type: ignore[arg-type]
 
     assert one_event(go)["exception"]["values"][-1]["type"] == "LookupError"
+
+
+def test_before_send_returning_something_else_sends_the_event_unchanged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A hook that returns a non-event (True, a string) is logged; the original event is sent."""
+    with caplog.at_level(logging.WARNING, logger="tripwire"):
+        event = one_event(lambda: tripwire.capture_message("kept"), before_send=lambda e, h: True)
+    assert event["logentry"]["message"] == "kept"
+    assert "not an event" in caplog.text
