@@ -69,7 +69,7 @@ def _handler(order_id: int, basket: dict[str, Any]) -> None:
     raise ValueError(f"order {order_id} failed with total {total}")
 
 
-def _setup(variant: str, url: str) -> tuple[Any, Any]:
+def _setup(variant: str, url: str, flush_timeout: float = 600) -> tuple[Any, Any]:
     """(capture(exc), flush()) for a variant, reporting to the sink at ``url``."""
     port = url.rsplit(":", 1)[1]
     dsn = f"http://public@127.0.0.1:{port}/1"
@@ -77,13 +77,13 @@ def _setup(variant: str, url: str) -> tuple[Any, Any]:
         import tripwire
 
         tripwire.init(dsn)
-        return tripwire.capture_exception, lambda: tripwire.flush(600)
+        return tripwire.capture_exception, lambda: tripwire.flush(flush_timeout)
     if variant.startswith("sentry"):
         import sentry_sdk
 
         extra = {"transport_queue_size": 10_100} if variant == "sentry-bigqueue" else {}
         sentry_sdk.init(dsn=dsn, **extra)
-        return sentry_sdk.capture_exception, lambda: sentry_sdk.flush(timeout=600)
+        return sentry_sdk.capture_exception, lambda: sentry_sdk.flush(timeout=flush_timeout)
     if variant == "bugsnag":
         import bugsnag
         import bugsnag.legacy
@@ -92,7 +92,7 @@ def _setup(variant: str, url: str) -> tuple[Any, Any]:
             api_key=API_KEY, endpoint=f"{url}/notify", session_endpoint=f"{url}/sessions",
             project_root=str(_harness.ROOT), auto_capture_sessions=False,
         )
-        return bugsnag.notify, lambda: bugsnag.legacy.default_client.flush(600_000)
+        return bugsnag.notify, lambda: bugsnag.legacy.default_client.flush(int(flush_timeout * 1000))
     raise SystemExit(f"unknown variant {variant}")
 
 
@@ -127,6 +127,57 @@ def child(variant: str, n: int, url: str) -> dict[str, Any]:
     }
 
 
+def outage_child(variant: str, n: int, url: str) -> dict[str, Any]:
+    """Capture ``n`` errors over ~3 s while the backend is down, say so, then flush (up to 30 s)."""
+    capture, flush = _setup(variant, url, flush_timeout=30)
+    for i in range(n):
+        try:
+            _handler(i, {"apples": 3, "pears": 4})
+        except ValueError as exc:
+            capture(exc)
+        time.sleep(3.0 / n)
+    print("captured", flush=True)
+    start = time.perf_counter()
+    flush()
+    return {"variant": variant, "flush_s": time.perf_counter() - start}
+
+
+def run_outage(variant: str, n: int) -> dict[str, Any]:
+    """The sink is down while the child captures, and comes back (same port) once it is done."""
+    import socket
+
+    from tests.support.sink import Sink
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    proc = subprocess.Popen(
+        [sys.executable, __file__, "--outage-child", variant, "--n", str(n),
+         "--url", f"http://127.0.0.1:{port}"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        env={**os.environ, "PYTHONPATH": str(_harness.ROOT / "src")},
+    )
+    assert proc.stdout is not None
+    assert proc.stdout.readline().strip() == "captured"
+    with Sink(port=port) as sink:
+        back = time.monotonic()
+        out, _ = proc.communicate(timeout=120)
+        time.sleep(0.5)
+        arrived = len(sink.events) if variant != "bugsnag" else len(sink.bugsnag_events)
+        times = [t for t, _, status in sink.attempts if status < 400]
+    result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+    result["arrived"] = arrived
+    result["all_in_s"] = (max(times) - back) if times and arrived else float("nan")
+    return result
+
+
+def _all_in(results: list[dict[str, Any]], n: int) -> str:
+    complete = [r["all_in_s"] for r in results if r["arrived"] == n]
+    if len(complete) < len(results):
+        return "– (never complete)"
+    return f"{_harness.median(complete):.1f}"
+
+
 def run_one(variant: str, n: int) -> dict[str, Any]:
     from tests.support.sink import Sink  # importable once _harness put the repository on sys.path
 
@@ -151,6 +202,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--n", type=int, default=10_000)
     parser.add_argument("--child", choices=VARIANTS)
+    parser.add_argument("--outage-child", choices=VARIANTS)
+    parser.add_argument("--outage-n", type=int, default=300, help="events captured during the outage")
     parser.add_argument("--url")
     parser.add_argument("--variants", default=",".join(VARIANTS))
     parser.add_argument("--no-write", action="store_true", help="print the table, leave RESULTS.md alone")
@@ -158,7 +211,16 @@ def main() -> None:
     if args.child:
         print(json.dumps(child(args.child, args.n, args.url)))
         return
+    if args.outage_child:
+        print(json.dumps(outage_child(args.outage_child, args.n, args.url)))
+        return
     variants = tuple(args.variants.split(","))
+    outage_variants = tuple(v for v in variants if v != "sentry-bigqueue")
+    outages: dict[str, list[dict[str, Any]]] = {v: [] for v in outage_variants}
+    for r, variant in _harness.alternating(outage_variants, args.rounds):
+        result = run_outage(variant, args.outage_n)
+        outages[variant].append(result)
+        print(f"outage round {r} {variant}: arrived {result['arrived']}", file=sys.stderr)
     runs: dict[str, list[dict[str, Any]]] = {v: [] for v in variants}
     for r, variant in _harness.alternating(variants, args.rounds):
         result = run_one(variant, args.n)
@@ -199,7 +261,8 @@ def main() -> None:
         )
     body = "\n\n".join(
         [
-            f"`bench/delivery_bench.py --rounds {args.rounds} --n {args.n}` — {_harness.machine_line()}. "
+            f"`bench/delivery_bench.py --rounds {args.rounds} --n {args.n} --outage-n {args.outage_n}` "
+            f"— {_harness.machine_line()}. "
             "A fresh process per SDK and round, each with default settings, raising and capturing "
             f"{args.n:,} exceptions in a tight loop and then flushing, to a loopback HTTP sink in the "
             "parent process. Rounds alternate; medians over rounds (arrivals of every round in "
@@ -228,6 +291,24 @@ def main() -> None:
             "by the allocator — tracemalloc shows no live growth). The sink (a Python http.server "
             "that parses every envelope) runs at about 500–700 requests/s and bounds every SDK once "
             "its own work is done." + ratio,
+            f"**Through an outage.** The same SDKs capture {args.outage_n} exceptions over 3 s while "
+            "nothing listens on the DSN's port; then the sink comes back on that port and the process "
+            "flushes (up to 30 s) and exits.",
+            _harness.table(
+                ["SDK", f"events at sink / {args.outage_n}", "all in after the sink was back, s"],
+                [
+                    [
+                        variant,
+                        f"**{int(_harness.median(o['arrived'] for o in outages[variant])):,}** ("
+                        + " / ".join(f"{o['arrived']:,}" for o in outages[variant]) + ")",
+                        _all_in(outages[variant], args.outage_n),
+                    ]
+                    for variant in outage_variants
+                ],
+            ),
+            "sentry-sdk and bugsnag do not retry: what fails while the backend is down is lost "
+            "(sentry-sdk counts it as `network_error` in a client report nobody receives). tripwire "
+            "keeps it in its outbox (or spool) and retries with backoff (at most 10 s apart).",
         ]
     )
     print(body)
