@@ -28,6 +28,8 @@ CLAIM = ".claim-"
 
 
 def _pid_alive(pid: int) -> bool:
+    if os.name == "nt":
+        return True  # os.kill(pid, 0) would terminate the process on Windows: never take claims back
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
