@@ -141,3 +141,23 @@ def test_an_unusable_spool_keeps_events_in_memory(tmp_path: Path) -> None:
         assert tripwire.flush(20)
         assert sorted(e["event_id"] for e in sink.events) == sorted(ids)
     assert tripwire.stats()["dropped"] == {}
+
+
+def test_a_file_claimed_by_a_dead_process_is_sent_again(tmp_path: Path, sink: Sink) -> None:
+    """A spool file a crashed process was sending (claimed, never finished) is taken back and sent."""
+    from tripwire._spool import CLAIM, Spool
+    from tripwire.reporters.sentry import SentryReporter
+
+    reporter = SentryReporter(sink.dsn)
+    payload = reporter.encode_event({"event_id": "d" * 32, "level": "error", "platform": "python"})
+    assert payload is not None
+    spool = Spool(str(tmp_path / reporter.spool_key()), 1 << 20)
+    assert spool.write(payload.to_spool(), payload.body)
+    (path,) = (tmp_path / reporter.spool_key()).glob("*.twp")
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    path.rename(f"{path}{CLAIM}{int(dead.stdout)}")
+    tripwire.init(sink.dsn, spool_dir=str(tmp_path), send_client_reports=False)
+    assert tripwire.flush(10)
+    assert [e["event_id"] for e in sink.events] == ["d" * 32]
+    assert list(tmp_path.rglob("*.twp*")) == []
