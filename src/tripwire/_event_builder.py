@@ -18,7 +18,7 @@ from . import _budget
 from ._capture import CaptureItem
 from ._options import Options
 from ._scrub import Scrubber, scrubber_for
-from ._serialize import Serializer, add_meta, safe_str
+from ._serialize import Serializer, safe_str
 from ._stacktrace import MAX_EXCEPTIONS, FrameBuilder
 from ._types import LEVELS, Event, Hint
 from ._version import __version__
@@ -120,7 +120,7 @@ def _exceptions(
     # and they are most of the cost of building an event in a web app. Their cuts are documented
     # once (docs/events.md) instead of noted value by value in _meta.
     library = Serializer(
-        {},
+        None,
         max_string=min(ser.max_string, LIBRARY_MAX_STRING),
         max_depth=LIBRARY_MAX_DEPTH,
         max_breadth=LIBRARY_MAX_BREADTH,
@@ -311,7 +311,7 @@ def _breadcrumbs(value: Any, ser: Serializer, options: Options) -> dict[str, Any
     limit = options.max_breadcrumbs
     kept = list(crumbs)[-limit:] if limit else []
     if len(crumbs) > len(kept):
-        add_meta(ser.meta, ("breadcrumbs", "values"), len=len(crumbs))
+        ser.note(("breadcrumbs", "values"), len=len(crumbs))
     out = []
     for i, crumb in enumerate(kept):
         path = ("breadcrumbs", "values", str(i))

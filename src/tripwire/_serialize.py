@@ -33,6 +33,7 @@ MAX_DEPTH = 6
 #: Characters kept of a mapping key.
 MAX_KEY_LENGTH = 256
 FILTERED = "[Filtered]"
+_SEQUENCES = frozenset({list, tuple, set, frozenset, deque})
 #: Integers outside this range become strings: JSON readers lose precision beyond 64 bits.
 _INT_MIN, _INT_MAX = -(2**63), 2**64 - 1
 
@@ -113,7 +114,7 @@ class Serializer:
 
     def __init__(
         self,
-        meta: Meta,
+        meta: Meta | None,
         *,
         max_string: int = 1024,
         max_depth: int = MAX_DEPTH,
@@ -127,6 +128,11 @@ class Serializer:
         #: When set, scrubbing happens in the same pass: values under sensitive keys are never even
         #: represented, and every string is searched for secrets before it is cut.
         self.scrubber = scrubber
+
+    def note(self, path: tuple[str, ...], **info: Any) -> None:
+        """Record ``info`` in ``_meta`` at ``path`` (nothing when this serializer keeps no notes)."""
+        if self.meta is not None:
+            add_meta(self.meta, path, **info)
 
     def serialize(self, value: Any, path: tuple[str, ...]) -> Any:
         """The JSON-safe form of ``value``; annotations go to ``_meta`` at ``path``."""
@@ -143,7 +149,7 @@ class Serializer:
         if type(text) is not str:
             text = str.__str__(text)
         if len(text) > limit:
-            add_meta(self.meta, path, len=len(text), rem=[["!limit", "s", limit - 3, limit]])
+            self.note(path, len=len(text), rem=[["!limit", "s", limit - 3, limit]])
             # Keep a margin past the cut, so a secret straddling it is still recognised below.
             text = text[: limit + 256]
         if self.scrubber is not None:
@@ -174,10 +180,16 @@ class Serializer:
             raw = bytes(value[: self.max_string * 4])
             text = raw.decode("utf-8", "backslashreplace")
             if len(value) > len(raw):
-                add_meta(self.meta, path, len=len(value), rem=[["!limit", "s", len(text), len(text)]])
+                self.note(path, len=len(value), rem=[["!limit", "s", len(text), len(text)]])
             return self._str(text, path)
-        is_mapping = isinstance(value, Mapping)
-        is_sequence = not is_mapping and isinstance(value, list | tuple | set | frozenset | deque)
+        if cls is dict:
+            is_mapping, is_sequence = True, False
+        elif cls in _SEQUENCES:
+            is_mapping, is_sequence = False, True
+        else:
+            # The ABC check is slow, and most values here are plain objects: look for items() first.
+            is_mapping = getattr(cls, "items", None) is not None and isinstance(value, Mapping)
+            is_sequence = not is_mapping and isinstance(value, list | tuple | set | frozenset | deque)
         if not (is_mapping or is_sequence):
             return self._str(safe_repr(value, self.max_string * 4), path)
         if id(value) in active:
@@ -185,7 +197,7 @@ class Serializer:
         if depth >= self.max_depth:
             # A summary, not the repr: a repr would show the values under sensitive keys in a shape
             # the text rules cannot reliably cut ({'password': {'nested': 'secret'}}).
-            add_meta(self.meta, path, rem=[["!limit", "x"]])
+            self.note(path, rem=[["!limit", "x"]])
             return f"<{type_name(value)} of {len(value)} items>"
         active.add(id(value))
         try:
@@ -204,7 +216,7 @@ class Serializer:
         items = list(islice(items_view, self.max_breadth))
         size = len(value)
         if size > len(items):
-            add_meta(self.meta, path, len=size)
+            self.note(path, len=size)
         out: dict[str, Any] = {}
         limit = self.max_string
         scrubber = self.scrubber
@@ -219,7 +231,7 @@ class Serializer:
             empty = item is None or (cls is str and not item)  # no ==: an object's __eq__ may raise
             if scrubber is not None and not empty and scrubber.is_sensitive_key(name):
                 out[name] = FILTERED
-                add_meta(self.meta, (*path, name), rem=[["!filter", "s"]])
+                self.note((*path, name), rem=[["!filter", "s"]])
             # Fast path for the common plain values (no function call, no path tuple).
             elif item is None or cls is bool or (cls is int and _INT_MIN <= item <= _INT_MAX):
                 out[name] = item
@@ -236,7 +248,7 @@ class Serializer:
             items = list(islice(value, self.max_breadth))
         size = len(value)
         if size > len(items):
-            add_meta(self.meta, path, len=size)
+            self.note(path, len=size)
         out: list[Any] = []
         limit = self.max_string
         for i, item in enumerate(items):

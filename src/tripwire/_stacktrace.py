@@ -22,7 +22,7 @@ from types import FrameType, TracebackType
 from typing import Any
 
 from ._options import Options
-from ._serialize import Serializer, add_meta, clean_str
+from ._serialize import Serializer, clean_str
 
 #: Frames kept per stack trace: the oldest and the newest half of this (the middle of a deep recursion
 #: says little); the original count is recorded in ``_meta``.
@@ -173,7 +173,7 @@ class FrameBuilder:
         if total > MAX_FRAMES:
             half = MAX_FRAMES // 2
             visible = visible[:half] + visible[-half:]
-            add_meta(serializer.meta, (*path, "frames"), len=total)
+            serializer.note((*path, "frames"), len=total)
         return [
             self.frame(t, live_locals, serializer, (*path, "frames", str(i)), library)
             for i, t in enumerate(visible)
