@@ -15,14 +15,14 @@ import threading
 import time
 import uuid
 import zlib
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import anyio.to_thread
 import brotli
-from starlette.requests import Request
-from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from . import _json
 from .envelope import EnvelopeError, parse_envelope
@@ -53,14 +53,66 @@ class Rejection(Exception):
         self.headers = headers or {}
 
 
-def _respond(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
+class _Request:
+    """The little of a request the ingest path needs, read straight from the ASGI scope.
+
+    Ingest is the hot path: a raw ASGI handler skips building Starlette Request/Response objects,
+    which costs more than the rest of the handler's own work.
+    """
+
+    __slots__ = ("_receive", "app", "client_host", "headers", "method", "path_params", "scope")
+
+    def __init__(self, scope: Scope, receive: Receive) -> None:
+        self.scope = scope
+        self._receive = receive
+        # ASGI servers lower-case header names.
+        self.headers: dict[str, str] = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        self.app = scope["app"]
+        self.path_params = scope["path_params"]
+        self.method = scope["method"]
+        client = scope.get("client")
+        self.client_host: str | None = client[0] if client else None
+
+    def query_param(self, name: str) -> str | None:
+        query = self.scope.get("query_string", b"")
+        if not query:
+            return None
+        values = parse_qs(query.decode("latin-1")).get(name)
+        return values[0] if values else None
+
+    async def stream(self) -> AsyncIterator[bytes]:
+        while True:
+            message = await self._receive()
+            if message["type"] == "http.disconnect":
+                raise Rejection(400, "the client went away before sending the whole body")
+            body = message.get("body", b"")
+            if body:
+                yield body
+            if not message.get("more_body", False):
+                return
+
+
+async def _send_response(
+    send: Send, status: int, body: bytes, headers: dict[str, str], media_type: str | None
+) -> None:
+    raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+    raw.append((b"content-length", str(len(body)).encode()))
+    if media_type:
+        raw.append((b"content-type", media_type.encode()))
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _respond(
+    send: Send, status: int, body: dict[str, Any], headers: dict[str, str] | None = None
+) -> None:
     all_headers = dict(_CORS)
     if headers:
         all_headers.update(headers)
     if status >= 400 and "detail" in body:
         # Header values must be latin-1: keep the reason short and plain.
         all_headers["X-Sentry-Error"] = str(body["detail"])[:200].encode("ascii", "replace").decode()
-    return Response(json.dumps(body), status_code=status, headers=all_headers, media_type="application/json")
+    await _send_response(send, status, _json.dumps(body), all_headers, "application/json")
 
 
 # -- request body: streamed, decompressed, capped ------------------------------------------------
@@ -117,7 +169,7 @@ def decode_stored(body: bytes, encoding: str) -> bytes:
     return body
 
 
-async def read_body(request: Request, *, max_compressed: int, max_size: int) -> tuple[bytes, bytes, str]:
+async def read_body(request: _Request, *, max_compressed: int, max_size: int) -> tuple[bytes, bytes, str]:
     """``(decompressed, as received, encoding)``, refusing with 413 as soon as a limit is passed."""
     length = request.headers.get("content-length")
     if length is not None:
@@ -163,7 +215,7 @@ async def read_body(request: Request, *, max_compressed: int, max_size: int) -> 
 # -- authentication -----------------------------------------------------------------------------
 
 
-def _auth_key(request: Request) -> str | None:
+def _auth_key(request: _Request) -> str | None:
     for header in ("x-sentry-auth", "authorization"):
         value = request.headers.get(header)
         if value and value.lstrip().lower().startswith("sentry "):
@@ -171,7 +223,7 @@ def _auth_key(request: Request) -> str | None:
                 name, _, val = part.strip().partition("=")
                 if name.strip() == "sentry_key" and val.strip():
                     return val.strip()
-    return request.query_params.get("sentry_key") or None
+    return request.query_param("sentry_key") or None
 
 
 def _dsn_key(header: dict[str, Any]) -> str | None:
@@ -281,7 +333,7 @@ def _validate(body: bytes, state: CollectorState) -> tuple[str | None, dict[str,
     return normalize_event_id(header.get("event_id")), header, quota_items
 
 
-async def _ingest(request: Request, endpoint: str) -> Response:
+async def _ingest(request: _Request, endpoint: str) -> dict[str, Any]:
     state: CollectorState = request.app.state.collector
     kind = "envelope"
     limits = state.config.limits
@@ -344,49 +396,50 @@ async def _ingest(request: Request, endpoint: str) -> Response:
             "the collector is behind on digesting; retry later",
             {"Retry-After": "10", "X-Sentry-Rate-Limits": "10::organization:backlog"},
         )
-    client = request.client
     try:
-        await state.writer.submit(
-            IntakeRow(project.id, time.time(), kind, body, client.host if client else None)
-        )
+        await state.writer.submit(IntakeRow(project.id, time.time(), kind, body, request.client_host))
     except IntakeUnavailable as exc:
         raise Rejection(503, f"could not store the envelope: {exc}", {"Retry-After": "5"}) from None
-    return _respond(200, {"id": envelope_event_id})
+    return {"id": envelope_event_id}
 
 
-async def _endpoint(request: Request, kind: str) -> Response:
-    if request.method == "OPTIONS":
-        requested = request.headers.get("access-control-request-headers")
-        return Response(
-            status_code=200,
-            headers={
+class IngestEndpoint:
+    """The ASGI app of one ingest endpoint: ``envelope`` or ``store``."""
+
+    def __init__(self, endpoint: str) -> None:
+        self.endpoint = endpoint
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = _Request(scope, receive)
+        if request.method == "OPTIONS":
+            requested = request.headers.get("access-control-request-headers")
+            headers = {
                 **_CORS,
                 "Access-Control-Allow-Methods": "POST, OPTIONS",
                 "Access-Control-Allow-Headers": requested
                 or "x-sentry-auth, x-requested-with, content-type, content-encoding, authorization",
                 "Access-Control-Max-Age": "3600",
-            },
-        )
-    try:
-        return await _ingest(request, kind)
-    except Rejection as exc:
-        state: CollectorState = request.app.state.collector
-        if exc.status in (400, 413, 415):
-            project_id = int(request.path_params["project_id"])
-            if any(p.id == project_id for p in state.projects._by_key.values()):
-                reason = {400: "invalid", 413: "too_large", 415: "invalid"}[exc.status]
-                state.writer.count(project_id, "envelope", reason)
-        return _respond(exc.status, {"detail": exc.message}, exc.headers)
+            }
+            await _send_response(send, 200, b"", headers, None)
+            return
+        try:
+            result = await _ingest(request, self.endpoint)
+        except Rejection as exc:
+            state: CollectorState = request.app.state.collector
+            if exc.status in (400, 413, 415):
+                project_id = int(request.path_params["project_id"])
+                if any(p.id == project_id for p in state.projects._by_key.values()):
+                    reason = {400: "invalid", 413: "too_large", 415: "invalid"}[exc.status]
+                    state.writer.count(project_id, "envelope", reason)
+            await _respond(send, exc.status, {"detail": exc.message}, exc.headers)
+            return
+        await _respond(send, 200, result)
 
 
-async def envelope_endpoint(request: Request) -> Response:
-    """``POST /api/{project_id}/envelope/``: a Sentry envelope (any items)."""
-    return await _endpoint(request, "envelope")
-
-
-async def store_endpoint(request: Request) -> Response:
-    """``POST /api/{project_id}/store/``: one JSON event (the legacy protocol)."""
-    return await _endpoint(request, "store")
+#: ``POST /api/{project_id}/envelope/``: a Sentry envelope (any items).
+envelope_endpoint = IngestEndpoint("envelope")
+#: ``POST /api/{project_id}/store/``: one JSON event (the legacy protocol).
+store_endpoint = IngestEndpoint("store")
 
 
 def routes() -> list[Route]:
