@@ -145,26 +145,32 @@ def outage_child(variant: str, n: int, url: str) -> dict[str, Any]:
 def run_outage(variant: str, n: int) -> dict[str, Any]:
     """The sink is down while the child captures, and comes back (same port) once it is done."""
     import socket
+    import tempfile
 
     from tests.support.sink import Sink
 
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = int(probe.getsockname()[1])
-    proc = subprocess.Popen(
-        [sys.executable, __file__, "--outage-child", variant, "--n", str(n),
-         "--url", f"http://127.0.0.1:{port}"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-        env={**os.environ, "PYTHONPATH": str(_harness.ROOT / "src")},
-    )
-    assert proc.stdout is not None
-    assert proc.stdout.readline().strip() == "captured"
-    with Sink(port=port) as sink:
-        back = time.monotonic()
-        out, _ = proc.communicate(timeout=120)
-        time.sleep(0.5)
-        arrived = len(sink.events) if variant != "bugsnag" else len(sink.bugsnag_events)
-        times = [t for t, _, status in sink.attempts if status < 400]
+    # Peers log every failed delivery to stderr: a file, so that no pipe can fill up and block them.
+    with tempfile.TemporaryFile("w+") as errors:
+        proc = subprocess.Popen(
+            [sys.executable, __file__, "--outage-child", variant, "--n", str(n),
+             "--url", f"http://127.0.0.1:{port}"],
+            stdout=subprocess.PIPE, stderr=errors, text=True,
+            env={**os.environ, "PYTHONPATH": str(_harness.ROOT / "src")},
+        )
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "captured"
+        with Sink(port=port) as sink:
+            back = time.monotonic()
+            out, _ = proc.communicate(timeout=120)
+            time.sleep(0.5)
+            arrived = len(sink.events) if variant != "bugsnag" else len(sink.bugsnag_events)
+            times = [t for t, _, status in sink.attempts if status < 400]
+        if proc.returncode != 0 or not out.strip():
+            errors.seek(0)
+            raise RuntimeError(f"{variant} outage child failed ({proc.returncode}): {errors.read()[-2000:]}")
     result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
     result["arrived"] = arrived
     result["all_in_s"] = (max(times) - back) if times and arrived else float("nan")
