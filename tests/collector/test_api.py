@@ -193,3 +193,17 @@ def test_retention_runs_by_itself(tmp_path: object) -> None:
 def test_health_needs_no_token(sqlite_server: LiveServer) -> None:
     """Load balancers can probe /api/0/health/ without credentials."""
     assert httpx.get(sqlite_server.url + "/api/0/health/").json() == {"ok": True}
+
+
+def test_project_quota_set_through_the_api_applies_to_ingest(sqlite_server: LiveServer) -> None:
+    """PATCH a project's quota and the next envelope over it gets 429."""
+    patched = sqlite_server.api("/api/0/projects/default/", "PATCH", json={"quota_per_minute": 1})
+    assert patched["quota_per_minute"] == 1
+    assert sqlite_server.post_envelope(envelope(("event", make_event()))).status_code == 200
+    assert sqlite_server.post_envelope(envelope(("event", make_event()))).status_code == 429
+    bad = sqlite_server.http.patch(
+        "/api/0/projects/default/",
+        json={"quota_per_minute": "many"},
+        headers={"Authorization": f"Bearer {sqlite_server.token}"},
+    )
+    assert bad.status_code == 400

@@ -125,3 +125,14 @@ def test_postgresql_database_url_is_used_by_every_command(pg_url: str) -> None:
     created = twj("project", "create", "pg-project", "--database-url", pg_url)
     listed = twj("project", "list", "--database-url", pg_url)
     assert [p["name"] for p in listed] == ["pg-project"] and listed[0]["id"] == created["id"]
+
+
+def test_project_set_changes_quota_and_retention(tmp_path: Path) -> None:
+    """project set stores per-project limits; -1 goes back to the server default."""
+    data = ["--data-dir", str(tmp_path)]
+    tw("project", "create", "svc", *data)
+    changed = twj("project", "set", "svc", "--quota-per-minute", "60", "--retention-days", "7", *data)
+    assert (changed["quota_per_minute"], changed["retention_days"]) == (60, 7)
+    assert changed["retention_max_events"] is None
+    reset = twj("project", "set", "svc", "--quota-per-minute", "-1", *data)
+    assert (reset["quota_per_minute"], reset["retention_days"]) == (None, 7)

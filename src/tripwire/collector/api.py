@@ -154,6 +154,30 @@ async def get_project(request: Request, state: CollectorState, user: User) -> An
     return project_json(await _project(state, request.path_params["project"]), state.public_url)
 
 
+@_endpoint(
+    "PATCH",
+    "/api/0/projects/{project}/",
+    "Set a project's quota and retention (admin)",
+    body='{"quota_per_minute": 600, "retention_days": 30, "retention_max_events": 50000}'
+    " (0: no limit, -1: back to the server default)",
+)
+async def update_project(request: Request, state: CollectorState, user: User) -> Any:
+    if not user.is_admin:
+        raise ApiError(403, "only admins can change projects")
+    project = await _project(state, request.path_params["project"])
+    body = await _body(request)
+    changes: dict[str, int] = {}
+    for field in ("quota_per_minute", "retention_days", "retention_max_events"):
+        if field in body:
+            value = body[field]
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise ApiError(400, f"{field} must be an integer")
+            changes[field] = value
+    updated = await _run(state.store.update_project, project.id, **changes)
+    state.projects.invalidate()
+    return project_json(updated, state.public_url)
+
+
 _ISSUE_QUERY = (
     ("query", "search: free text, is:STATUS, level:, release:, environment:, key:value tags"),
     ("status", "unresolved | resolved | ignored"),

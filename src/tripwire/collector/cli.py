@@ -95,6 +95,14 @@ def build_parser() -> argparse.ArgumentParser:
     pcreate = psub.add_parser("create", parents=[common], help="create a project and print its DSN")
     pcreate.add_argument("name")
     psub.add_parser("list", parents=[common], help="list projects with their DSNs")
+    pset = psub.add_parser("set", parents=[common], help="set a project's quota and retention")
+    pset.add_argument("name", help="project name or id")
+    for flag, what in (
+        ("--quota-per-minute", "events per minute"),
+        ("--retention-days", "days to keep events"),
+        ("--retention-max-events", "events to keep at most"),
+    ):
+        pset.add_argument(flag, type=int, help=f"{what} (0: no limit; -1: back to the server default)")
 
     token = sub.add_parser("token", parents=[common], help="manage API tokens")
     tsub = token.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -281,6 +289,20 @@ def cmd_project(args: argparse.Namespace) -> int:
                 args,
                 {**dataclasses.asdict(p), "dsn": p.dsn(url)},
                 f"created project {p.name!r} (id {p.id})\nDSN: {p.dsn(url)}",
+            )
+        elif args.action == "set":
+            p = store.update_project(
+                store.get_project(args.name).id,
+                quota_per_minute=args.quota_per_minute,
+                retention_days=args.retention_days,
+                retention_max_events=args.retention_max_events,
+            )
+            _out(
+                args,
+                {**dataclasses.asdict(p), "dsn": p.dsn(url)},
+                f"project {p.name!r}: quota_per_minute={p.quota_per_minute},"
+                f" retention_days={p.retention_days}, retention_max_events={p.retention_max_events}"
+                " (None: the server default)",
             )
         else:
             projects = store.list_projects()
