@@ -21,10 +21,10 @@ import threading
 from collections.abc import Callable
 from typing import Any, ClassVar
 
-from .. import _globals
+from .. import _api, _globals
 from .._types import Breadcrumb, Event
 from . import Integration
-from ._common import Patches, add_crumb, in_sdk_thread, scrub_mapping
+from ._common import Patches, in_sdk_thread, scrub_mapping
 
 __all__ = [
     "LoggingIntegration",
@@ -153,7 +153,11 @@ def leave_breadcrumb(record: logging.LogRecord, *, attach_extra: bool = False) -
     if client is None or getattr(record, "_tripwire_crumb", False):
         return
     record._tripwire_crumb = True
-    add_crumb(client, record_to_breadcrumb(record, attach_extra=attach_extra), {"log_record": record})
+    if client.options.max_breadcrumbs:
+        crumb = record_to_breadcrumb(record, attach_extra=attach_extra)
+        # The hint only matters to a before_breadcrumb hook; do not build it for nothing.
+        hint = {"log_record": record} if client.options.before_breadcrumb is not None else None
+        _api._add_crumb(client, crumb, hint)
 
 
 class LoggingIntegration(Integration):
