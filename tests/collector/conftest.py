@@ -45,6 +45,14 @@ def wait_until(check: Callable[[], Any], timeout: float = 15.0, interval: float 
     raise AssertionError(f"condition not met within {timeout}s (last value: {last!r})")
 
 
+def away_from_boundary(period: float, margin: float = 5.0) -> None:
+    """Sleep past the end of the current ``period`` (60: minute, 3600: hour) if it ends within
+    ``margin`` seconds, so that a test's requests fall in one quota window or one hour bucket."""
+    left = period - time.time() % period
+    if left < margin:
+        time.sleep(left + 0.05)
+
+
 def with_schema(url: str, schema: str) -> str:
     sep = "&" if "?" in url else "?"
     return f"{url}{sep}options={quote(f'-csearch_path={schema}')}"

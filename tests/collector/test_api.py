@@ -7,7 +7,7 @@ import uuid
 
 import httpx
 
-from .conftest import LiveServer, envelope, make_event, wait_until
+from .conftest import LiveServer, away_from_boundary, envelope, make_event, wait_until
 
 
 def _send(server: LiveServer, *events: dict[str, object]) -> None:
@@ -88,6 +88,7 @@ def test_issue_search_by_text_tag_level_release_environment_and_status(server: L
 
 def test_issue_detail_events_latest_and_hourly_counts(server: LiveServer) -> None:
     """An issue shows its tags, history, events (newest first) and an hourly chart."""
+    away_from_boundary(3600)  # both events and the chart in one hour
     first, second = make_event(tags={"k": "v"}), make_event(tags={"k": "w"})
     _send(server, first, second)
     (issue,) = server.api("/api/0/projects/default/issues/")["issues"]
@@ -145,6 +146,7 @@ def test_bad_status_and_unknown_objects_are_clear_errors(sqlite_server: LiveServ
 
 def test_sessions_endpoint_reports_hourly_outcomes(sqlite_server: LiveServer) -> None:
     """Session updates and aggregates land in hourly buckets per release and environment."""
+    away_from_boundary(3600)
     now = time.time()
     body = envelope(
         (
@@ -197,6 +199,7 @@ def test_health_needs_no_token(sqlite_server: LiveServer) -> None:
 
 def test_project_quota_set_through_the_api_applies_to_ingest(sqlite_server: LiveServer) -> None:
     """PATCH a project's quota and the next envelope over it gets 429."""
+    away_from_boundary(60)
     patched = sqlite_server.api("/api/0/projects/default/", "PATCH", json={"quota_per_minute": 1})
     assert patched["quota_per_minute"] == 1
     assert sqlite_server.post_envelope(envelope(("event", make_event()))).status_code == 200

@@ -13,7 +13,7 @@ import pytest
 
 from tripwire.collector.config import KiB, Limits, MiB
 
-from .conftest import LiveServer, envelope, gzipped, make_event, wait_until
+from .conftest import LiveServer, away_from_boundary, envelope, gzipped, make_event, wait_until
 
 
 @pytest.fixture
@@ -152,6 +152,7 @@ def test_quota_answers_429_with_integer_retry_after_and_rate_limit_header(
     sqlite_server: LiveServer,
 ) -> None:
     """Over the per-project quota: 429, integer Retry-After, X-Sentry-Rate-Limits; counted."""
+    away_from_boundary(60)  # all requests in one quota window
     sqlite_server.store.update_project(sqlite_server.project.id, quota_per_minute=2)
     sqlite_server.state.projects.invalidate()
     codes = [sqlite_server.post_envelope(envelope(("event", make_event()))).status_code for _ in range(2)]
