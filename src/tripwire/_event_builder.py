@@ -1,7 +1,8 @@
 """Turn a :class:`CaptureItem` into a finished event. Pure: runs on the worker, never on the caller.
 
 Steps: base fields → scope data and per-call overrides → exception tree with frames (source, in_app,
-locals) → scope processors (integrations) → safe serialization of every field → scrubbing → size budget.
+locals) → scope processors (integrations) → safe serialization of every field, scrubbing secrets in the
+same pass → request and user rules (URLs, cookies, PII) → size budget.
 The result is a Sentry event (https://develop.sentry.dev/sdk/data-model/event-payloads/) that
 ``json.dumps(event, allow_nan=False)`` accepts; docs/events.md describes it.
 """
