@@ -76,7 +76,9 @@ IP_HEADERS = frozenset(
 USER_PII_KEYS = frozenset({"email", "username", "name", "ip_address", "ip", "full_name", "phone"})
 
 _URL_USERINFO = re.compile(r"(?P<head>\b[a-zA-Z][a-zA-Z0-9+.\-]*://[^\s/@:]*:)(?P<secret>[^\s/@]+)(?=@)")
-_CREDENTIAL_RULE = r"\b(?:bearer|basic|token)\s+(?P<secret>[a-z0-9\-._~+/]{6,}=*)"
+# "Bearer <token>" outside a key=value pair. The token must look like one (a digit or one of ._~+/=)
+# so that prose ("bearer bonds") is left alone; "Authorization: Basic ..." is caught by the pair rule.
+_CREDENTIAL_RULE = r"\bbearer\s+(?P<secret>(?=[a-z0-9\-._~+/]*[0-9._~+/=])[a-z0-9\-._~+/]{8,}=*)"
 _CREDENTIAL = re.compile("(?i)" + _CREDENTIAL_RULE)
 _CREDENTIAL_LOWER = re.compile(_CREDENTIAL_RULE)
 _STRIP = str.maketrans("", "", "-_. ")
@@ -115,7 +117,6 @@ class Scrubber:
         self._needles = (
             "://",
             "bearer",
-            "basic",
             "pass",
             "secret",
             "token",

@@ -254,3 +254,11 @@ def test_objects_with_a_broken_eq_under_sensitive_keys_are_filtered() -> None:
     event = one_event(lambda: tripwire.capture_message("x", extras={"d": {"token": BrokenEq(), "n": 1}}))
     assert event["extra"]["d"] == {"token": FILTERED, "n": 1}
     assert Scrubber().scrub_mapping({"password": BrokenEq(), "n": 1}) == {"password": FILTERED, "n": 1}
+
+
+def test_prose_with_credential_words_is_left_alone() -> None:
+    """Messages that merely mention tokens or basic settings keep their words."""
+    s = Scrubber()
+    for text in ("Invalid token format", "Basic settings changed", "bearer bonds are old", "auth failed"):
+        assert s.scrub_text(text) == text
+    assert s.scrub_text("Authorization: Basic dXNlcjpwYXNz") == f"Authorization: {FILTERED}"
