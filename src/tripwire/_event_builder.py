@@ -286,7 +286,7 @@ def _serialize(event: Event, ser: Serializer, options: Options) -> Event:
         elif key == "modules":
             out[key] = {_name(k): _name(v) for k, v in _mapping(value).items()}
         elif key == "breadcrumbs":
-            out[key] = _breadcrumbs(value, ser, options)
+            out[key] = _breadcrumbs(value, ser, options, event.get("timestamp"))
         elif key == "logentry":
             out[key] = _logentry(value, ser)
         elif key == "user":
@@ -305,7 +305,7 @@ def _serialize(event: Event, ser: Serializer, options: Options) -> Event:
     return out
 
 
-def _breadcrumbs(value: Any, ser: Serializer, options: Options) -> dict[str, Any]:
+def _breadcrumbs(value: Any, ser: Serializer, options: Options, now: Any = None) -> dict[str, Any]:
     crumbs = value.get("values") if isinstance(value, Mapping) else value
     if not isinstance(crumbs, list | tuple):
         return {"values": []}
@@ -327,8 +327,10 @@ def _breadcrumbs(value: Any, ser: Serializer, options: Options) -> dict[str, Any
         if "data" in c and not isinstance(c["data"], dict):
             c["data"] = {"value": c["data"]}
         ts = crumb.get("timestamp") if isinstance(crumb, Mapping) else None
-        if isinstance(ts, int | float):
+        if isinstance(ts, int | float) and not isinstance(ts, bool):
             c["timestamp"] = ts
+        elif not isinstance(c.get("timestamp"), str | float) and isinstance(now, float):
+            c["timestamp"] = now  # the protocol wants one; a hook may have removed it
         out.append(c)
     return {"values": out}
 

@@ -149,3 +149,22 @@ def test_a_failing_build_still_sends_a_minimal_event(caplog: Any) -> None:
     assert value["type"] == "Weird" and value["value"] == "token=[Filtered] still scrubbed"
     assert event["extra"]["tripwire.build_error"].startswith("RuntimeError")
     assert "could not build event" in caplog.text
+
+
+def test_breadcrumbs_changed_by_a_hook_still_have_a_timestamp() -> None:
+    """A before_breadcrumb that drops the timestamp (or returns junk) still yields protocol-valid crumbs."""
+
+    def hook(crumb: dict[str, Any], hint: dict[str, Any]) -> Any:
+        if crumb.get("message") == "junk":
+            return ["not", "a", "crumb"]
+        return {"message": crumb["message"]}
+
+    def go() -> None:
+        tripwire.add_breadcrumb("kept")
+        tripwire.add_breadcrumb("junk")
+        tripwire.capture_message("x")
+
+    event = one_event(go, before_breadcrumb=hook)
+    for crumb in event["breadcrumbs"]["values"]:
+        assert isinstance(crumb["timestamp"], float)
+    assert event["breadcrumbs"]["values"][0]["message"] == "kept"
