@@ -18,6 +18,7 @@ so a reader knows what is missing::
 from __future__ import annotations
 
 import math
+from array import array
 from collections import deque
 from collections.abc import Mapping
 from itertools import islice
@@ -33,7 +34,11 @@ MAX_DEPTH = 6
 #: Characters kept of a mapping key.
 MAX_KEY_LENGTH = 256
 FILTERED = "[Filtered]"
-_SEQUENCES = frozenset({list, tuple, set, frozenset, deque})
+# Containers shown item by item (bounded). Dict views and arrays are here too: their repr is built
+# from every element, which for a million-element one would cost the worker a long, useless string.
+_SEQUENCES = frozenset(
+    {list, tuple, set, frozenset, deque, type({}.keys()), type({}.values()), type({}.items()), array}
+)
 #: Integers outside this range become strings: JSON readers lose precision beyond 64 bits.
 _INT_MIN, _INT_MAX = -(2**63), 2**64 - 1
 
@@ -189,7 +194,7 @@ class Serializer:
         else:
             # The ABC check is slow, and most values here are plain objects: look for items() first.
             is_mapping = getattr(cls, "items", None) is not None and isinstance(value, Mapping)
-            is_sequence = not is_mapping and isinstance(value, list | tuple | set | frozenset | deque)
+            is_sequence = not is_mapping and isinstance(value, list | tuple | set | frozenset | deque | array)
         if not (is_mapping or is_sequence):
             return self._str(safe_repr(value, self.max_string * 4), path)
         if id(value) in active:

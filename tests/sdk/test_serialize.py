@@ -138,7 +138,7 @@ def test_deep_nesting_is_cut_at_max_depth() -> None:
 
 
 def test_objects_from_c_extensions_and_the_stdlib_are_represented() -> None:
-    """Locks, arrays, datetimes, decimals, modules and frames become bounded strings."""
+    """Locks, datetimes, decimals, modules and frames become bounded strings; arrays become lists."""
     values = [
         threading.Lock(),
         array.array("i", [1, 2]),
@@ -155,7 +155,7 @@ def test_objects_from_c_extensions_and_the_stdlib_are_represented() -> None:
     ]
     out = ser(values)[0]
     assert out[0].startswith("<unlocked _thread.lock")
-    assert out[1] == "array('i', [1, 2])"
+    assert out[1] == [1, 2]  # arrays and dict views item by item: their repr holds every element
     assert out[2] == "datetime.datetime(2024, 1, 2, 3, 4, 5)"
     assert out[3] == "Decimal('1.10')"
     assert out[4] == "<module 'sys' (built-in)>"
@@ -235,3 +235,13 @@ def test_a_huge_string_is_cut_before_it_is_scrubbed() -> None:
     assert max(seen) <= 1024 + 256
     assert out["blob"].startswith("password=[Filtered] yyy") and len(out["blob"]) == 1024
     assert meta["x"]["blob"][""]["len"] == 50_000_011
+
+
+def test_huge_dict_views_and_arrays_are_cut_not_repr_d() -> None:
+    """A view of a million-key dict or a big array shows its first items and its length."""
+    big = {i: i for i in range(1_000_000)}
+    out, meta = ser({"keys": big.keys(), "items": big.items(), "arr": array.array("b", bytes(10**6))})
+    assert out["keys"] == list(range(MAX_BREADTH))
+    assert out["items"][0] == [0, 0]
+    assert out["arr"] == [0] * MAX_BREADTH
+    assert meta["x"]["keys"][""]["len"] == 1_000_000 and meta["x"]["arr"][""]["len"] == 10**6
