@@ -7,15 +7,11 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from .. import _api, _globals
+from .. import _api
 from .._types import Breadcrumb, Hint
 
 if TYPE_CHECKING:
     from .._client import Client
-
-
-def active_client() -> Client | None:
-    return _globals.client
 
 
 def in_sdk_thread() -> bool:
@@ -29,8 +25,8 @@ def add_crumb(client: Client, crumb: Breadcrumb, hint: Hint | None = None) -> No
         return
     try:
         _api._add_crumb(client, crumb, hint)
-    except Exception:  # pragma: no cover - _add_crumb guards the user hook already
-        pass
+    except Exception:
+        pass  # _add_crumb guards the user's hook; this guards against our own mistakes
 
 
 def scrub_mapping(data: dict[str, Any]) -> dict[str, Any]:
@@ -38,13 +34,6 @@ def scrub_mapping(data: dict[str, Any]) -> dict[str, Any]:
     from .._scrub import scrub_mapping as scrub
 
     return scrub(data)
-
-
-def scrub_url(url: str) -> str:
-    """``url`` without its password and with sensitive query parameters masked."""
-    from .._scrub import scrub_url as scrub
-
-    return scrub(url)
 
 
 class Patches:
