@@ -60,7 +60,9 @@ class ExcepthookIntegration(Integration):
             active = integration._active
             if active:
                 integration._report_main(value)
-                integration._end_session()
+                # In an interactive interpreter the process goes on after an uncaught exception.
+                if not hasattr(sys, "ps1"):
+                    integration._end_session()
             try:
                 return previous(exc_type, value, tb)
             finally:
