@@ -12,7 +12,7 @@ import tripwire
 from tests.support.sink import Sink
 from tripwire.reporters.capture import CapturedEvents
 
-from .conftest import run_python
+from .conftest import ROOT, run_python
 
 
 @pytest.fixture
@@ -171,3 +171,23 @@ def test_crash_ends_a_running_session_as_crashed(sink: Sink) -> None:
     (session,) = sink.items("session")
     assert session["status"] == "crashed"
     assert session["errors"] == 1
+
+
+def test_errors_typed_in_an_interactive_interpreter_are_not_reported(sink: Sink) -> None:
+    """In a REPL (sys.ps1 set) an uncaught exception is a typo, not an incident: nothing is sent."""
+    import os
+    import subprocess
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TRIPWIRE_", "SENTRY_"))}
+    env["PYTHONPATH"] = str(ROOT / "src")
+    proc = subprocess.run(
+        [sys.executable, "-i", "-c", f"import tripwire; tripwire.init({sink.dsn!r})"],
+        input="raise ValueError('typo')\nimport tripwire; print('flushed', tripwire.flush(5))\n",
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=30,
+    )
+    assert "ValueError: typo" in proc.stderr
+    assert "flushed True" in proc.stdout
+    assert sink.events == []
