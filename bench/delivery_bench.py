@@ -164,7 +164,9 @@ def run_outage(variant: str, n: int) -> dict[str, Any]:
         assert proc.stdout.readline().strip() == "captured"
         with Sink(port=port) as sink:
             back = time.monotonic()
-            out, _ = proc.communicate(timeout=120)
+            # read(), not communicate(): readline() may already have buffered the rest of the output.
+            out = proc.stdout.read()
+            proc.wait(timeout=120)
             time.sleep(0.5)
             arrived = len(sink.events) if variant != "bugsnag" else len(sink.bugsnag_events)
             times = [t for t, _, status in sink.attempts if status < 400]
