@@ -568,8 +568,10 @@ class SQLStore(Store):
         event_id = event_id.replace("-", "").lower()
         with self._tx(write=False) as c:
             if project_id is None:
+                # Through the (project_id, event_id) index, one probe per project.
                 row = c.one(
-                    f"SELECT {_EVENT_COLUMNS}, data FROM events WHERE event_id = ? LIMIT 1",
+                    f"SELECT {_EVENT_COLUMNS}, data FROM events"
+                    " WHERE project_id IN (SELECT id FROM projects) AND event_id = ? LIMIT 1",
                     (event_id,),
                 )
             else:

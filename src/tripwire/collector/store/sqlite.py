@@ -66,6 +66,37 @@ class SQLiteStore(SQLStore):
         # BEGIN IMMEDIATE already holds the database write lock.
         return None
 
+    def _insert_returning(self, c: Cursor, sql: str, rows: list[tuple[Any, ...]]) -> list[bool]:
+        # Only events go through here: (project_id, event_id) are the first two columns. Inside
+        # this write transaction nobody else writes, so "not there before" means "inserted".
+        if not rows:
+            return []
+        existing: set[tuple[int, str]] = set()
+        for start in range(0, len(rows), 400):
+            chunk = rows[start : start + 400]
+            marks = ",".join(["(?, ?)"] * len(chunk))
+            params = [v for row in chunk for v in row[:2]]
+            existing.update(
+                (r[0], r[1])
+                for r in c.all(
+                    f"SELECT project_id, event_id FROM events WHERE (project_id, event_id) IN"
+                    f" (VALUES {marks})",
+                    params,
+                )
+            )
+        out = []
+        fresh = []
+        seen: set[tuple[int, str]] = set()
+        for row in rows:
+            key = (row[0], row[1])
+            new = key not in existing and key not in seen
+            seen.add(key)
+            out.append(new)
+            if new:
+                fresh.append(row)
+        c.many(sql.replace(" RETURNING id", ""), fresh)
+        return out
+
     def digest_batch(self, limit: int, processor: Processor) -> int:
         # Read and prepare outside the write lock: the CPU work (parse, normalize, group) must not
         # hold up the ingest writer. Ownership is settled by the DELETE inside the write.
