@@ -103,7 +103,8 @@ class SessionAggregator:
         """Count one ended session that started at ``started`` (epoch seconds) with ``outcome``."""
         # No lock here: ``next()`` on an itertools.count is atomic under the GIL, and the bucket of a
         # minute, once made, is only replaced at flush time (see ``_take_buckets``).
-        counters = self._buckets.get(int(started) // 60)
+        # ``started // 60`` is a float; it finds the int key of the same minute (equal, same hash).
+        counters = self._buckets.get(started // 60)
         if counters is None:
             counters = self._new_bucket(int(started) // 60)
         next(counters[outcome])

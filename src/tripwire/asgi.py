@@ -106,10 +106,6 @@ _ASGI_MECHANISM = {"type": "asgi", "handled": False}
 _NO_BODY_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-#: The base-class slots _Connection.__init__ sets itself, for speed (one call less per request).
-_HOLDER_SLOTS_KNOWN = set(ScopeHolder.__slots__) == {"data", "last_event_id", "session", "trace_id"}
-
-
 class _Connection(ScopeHolder):
     """One http request or websocket connection, as one object (it is made for every request).
 
@@ -122,52 +118,30 @@ class _Connection(ScopeHolder):
       the garbage collector frees it (requests that report nothing never have one).
     """
 
-    __slots__ = (
-        "_base",
-        "_data",
-        "_receive",
-        "_send",
-        "_session",
-        "body",
-        "body_limit",
-        "body_size",
-        "outcome",
-        "path",
-        "root_path",
-        "route",
-        "scope",
-        "started",
-        "status",
-    )
-    # Only set when the body is tracked (http, max_request_body_size > 0), or by a framework hook:
-    # readers use getattr with a default, so that a plain request pays for none of them.
+    # No __slots__ here on purpose: with an instance dict, class attributes serve as defaults (they
+    # even shadow the base class's slots), so a request only stores the six values that differ.
+    last_event_id: str | None = None
+    trace_id: str | None = None
+    _data: ScopeData | None = None
+    _session: SessionTracker | None = None
+    status: int | None = None
+    #: The release-health outcome: EXITED, then ERRORED or CRASHED as errors are reported.
+    outcome: int = EXITED
+    route: str | None = None
+    # Set only when the body is tracked (http, max_request_body_size > 0).
     _receive: Receive
-    body_limit: int
-    body: bytearray | None
-    body_size: int
-    route: str | None
+    body_limit: int = 0
+    body: bytearray | None = None
+    body_size: int = 0
 
     def __init__(self, base: ScopeData, scope: Scope, send: Send) -> None:
         self._base = base
-        self._data: ScopeData | None = None
-        self._session: SessionTracker | None = None
         self.scope = scope
         self._send = send
         # Frameworks rewrite path and root_path while routing (mounts, Litestar); keep the originals.
-        self.path = scope.get("path", "")
-        self.root_path = scope.get("root_path", "")
+        self.path: str = scope.get("path", "")
+        self.root_path: str = scope.get("root_path", "")
         self.started = time.time()
-        self.status: int | None = None
-        #: The release-health outcome: EXITED, then ERRORED or CRASHED as errors are reported.
-        self.outcome = EXITED
-        if _HOLDER_SLOTS_KNOWN:
-            self.last_event_id = None
-            self.trace_id = None
-        else:
-            # The base class grew a slot we do not know: let it set everything (``data`` and
-            # ``session`` through the setters below), then undo what the setters stored.
-            super().__init__(base, None)
-            self._data = None
 
     # -- the scope holder's lazy slots ----------------------------------------------------------
 
@@ -220,8 +194,6 @@ class _Connection(ScopeHolder):
     def track_body(self, receive: Receive, limit: int) -> Receive:
         self._receive = receive
         self.body_limit = limit
-        self.body = None
-        self.body_size = 0
         return self.receive
 
     def mark_error(self, *, handled: bool) -> None:
@@ -294,7 +266,7 @@ class _Connection(ScopeHolder):
             client = scope.get("client")
             if client:
                 data["env"] = {"REMOTE_ADDR": str(client[0])}
-        if getattr(self, "body_size", 0):
+        if self.body_size:
             data["data"] = self.body_data(headers.get("content-type", ""), scrubber)
         return data
 
@@ -318,9 +290,8 @@ class _Connection(ScopeHolder):
 
     def transaction(self) -> tuple[str, str]:
         """The route template if the framework exposes one, else the path."""
-        route_name = getattr(self, "route", None)
-        if route_name:
-            return route_name, "route"
+        if self.route:
+            return self.route, "route"
         scope = self.scope
         route = scope.get("route")  # Starlette and FastAPI
         path = getattr(route, "path", None)
@@ -347,6 +318,12 @@ class _Connection(ScopeHolder):
             "level": "error" if (self.status or 0) >= 500 else "info",
             "data": data,
         }
+
+
+# Every other slot the base class has (or grows) reads as None on a connection until it is set.
+for _slot in ScopeHolder.__slots__:
+    if _slot not in _Connection.__dict__:
+        setattr(_Connection, _slot, None)
 
 
 def _parse_cookies(header: str) -> dict[str, str]:
