@@ -89,7 +89,8 @@ class SessionAggregator:
         self._submit = submit
         self._on_drop = on_drop
         self._lock = threading.Lock()
-        self._buckets: dict[int, list[itertools.count[int]]] = {}
+        # Keyed by minute since the epoch (ints, looked up with equal floats: see ``record``).
+        self._buckets: dict[float, list[itertools.count[int]]] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._closed = False
@@ -136,7 +137,7 @@ class SessionAggregator:
         """The counts so far as ``sessions`` item payloads, and forget them."""
         return self._items(self._take_buckets())
 
-    def _take_buckets(self) -> dict[int, list[int]]:
+    def _take_buckets(self) -> dict[float, list[int]]:
         with self._lock:
             buckets, self._buckets = self._buckets, {}
         # A request that fetched a bucket just before the swap may still count into it; let it.
@@ -144,11 +145,11 @@ class SessionAggregator:
             time.sleep(0)
         return {minute: [_value(c) for c in counters] for minute, counters in buckets.items()}
 
-    def _items(self, buckets: dict[int, list[int]]) -> list[dict[str, Any]]:
+    def _items(self, buckets: dict[float, list[int]]) -> list[dict[str, Any]]:
         aggregates = []
         for minute in sorted(buckets):
             counts = buckets[minute]
-            entry: dict[str, Any] = {"started": iso_minute(minute)}
+            entry: dict[str, Any] = {"started": iso_minute(int(minute))}
             for index, name in enumerate(_OUTCOMES):
                 if counts[index]:
                     entry[name] = counts[index]
