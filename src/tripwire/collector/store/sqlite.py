@@ -72,18 +72,22 @@ class SQLiteStore(SQLStore):
         if not rows:
             return []
         existing: set[tuple[int, str]] = set()
-        for start in range(0, len(rows), 400):
-            chunk = rows[start : start + 400]
-            marks = ",".join(["(?, ?)"] * len(chunk))
-            params = [v for row in chunk for v in row[:2]]
-            existing.update(
-                (r[0], r[1])
-                for r in c.all(
-                    f"SELECT project_id, event_id FROM events WHERE (project_id, event_id) IN"
-                    f" (VALUES {marks})",
-                    params,
+        by_project: dict[int, list[str]] = {}
+        for row in rows:
+            by_project.setdefault(row[0], []).append(row[1])
+        for project_id, ids in by_project.items():
+            # "project_id = ? AND event_id IN (...)": a lookup in the unique index per id (a
+            # row-value IN over VALUES makes SQLite scan the whole table instead).
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                existing.update(
+                    (project_id, r[0])
+                    for r in c.all(
+                        f"SELECT event_id FROM events WHERE project_id = ? AND event_id IN ({marks})",
+                        [project_id, *chunk],
+                    )
                 )
-            )
         out = []
         fresh = []
         seen: set[tuple[int, str]] = set()
