@@ -11,7 +11,6 @@ fingerprint, ``metaData`` tabs from contexts, extra and tags, the user, breadcru
 
 from __future__ import annotations
 
-import hashlib
 import json
 import platform
 import socket
@@ -234,6 +233,8 @@ class BugsnagReporter(HttpReporter):
         }
 
     def spool_key(self) -> str:
+        import hashlib
+
         digest = hashlib.sha1(f"{self.endpoint} {self.api_key}".encode()).hexdigest()[:12]
         return f"{self.name}-{digest}"
 

@@ -10,11 +10,9 @@ Events go one per envelope (the protocol allows one event per envelope) to
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from collections import Counter
-from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from .._dsn import Dsn
@@ -56,7 +54,8 @@ def _json(value: Any) -> bytes:
 
 
 def _now_rfc3339() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    now = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1e6):06d}Z"
 
 
 def envelope_items(items: list[tuple[dict[str, Any], bytes]]) -> bytes:
@@ -107,6 +106,8 @@ class SentryReporter(HttpReporter):
             self.send_client_reports = options.send_client_reports
 
     def spool_key(self) -> str:
+        import hashlib
+
         digest = hashlib.sha1(f"{self.url} {self.dsn.public_key}".encode()).hexdigest()[:12]
         return f"{self.name}-{digest}"
 
