@@ -27,6 +27,8 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
         return None
     try:
         seconds = float(value)
+        if seconds != seconds:  # "nan"
+            return None
     except ValueError:
         from email.utils import parsedate_to_datetime
 
@@ -48,6 +50,8 @@ def parse_sentry_rate_limits(value: str) -> dict[str, float]:
         try:
             seconds = float(parts[0])
         except ValueError:
+            seconds = DEFAULT_RETRY_AFTER
+        if seconds != seconds:  # "nan"
             seconds = DEFAULT_RETRY_AFTER
         seconds = min(max(seconds, 0.0), MAX_RETRY_AFTER)
         categories = [c.strip() for c in parts[1].split(";")] if len(parts) > 1 else []

@@ -6,6 +6,8 @@ import logging
 import time
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import tripwire
 from tests.support.sink import Answer, Received, Sink
@@ -133,6 +135,9 @@ def test_parse_retry_after_accepts_seconds_and_http_dates() -> None:
     assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412480.0 - 30) == 30.0
     assert parse_retry_after("soon") is None
     assert parse_retry_after(None) is None
+    assert parse_retry_after("nan") is None
+    assert parse_retry_after("-5") == 0.0
+    assert parse_retry_after("1e999") == 24 * 3600  # capped at a day
 
 
 def test_parse_sentry_rate_limits_per_category() -> None:
@@ -141,6 +146,7 @@ def test_parse_sentry_rate_limits_per_category() -> None:
         "transaction": 60.0, "default": 2700.0, "error": 2700.0, "security": 2700.0,
     }
     assert parse_sentry_rate_limits("10::organization") == {"": 10.0}
+    assert parse_sentry_rate_limits("nan:error:key") == {"error": 60.0}
     limits = RateLimits()
     limits.update(200, {"x-sentry-rate-limits": "10::organization"})
     assert limits.is_limited(["session"]) and limits.is_limited(["error"])
@@ -165,3 +171,13 @@ def test_events_held_by_a_rate_limit_at_close_count_as_rate_limited(sink: Sink) 
     assert sink.wait_until(lambda: len(sink.attempts) == 1, 5)
     client.close(0.3)
     assert client.stats.snapshot()["dropped"] == {"rate_limited": 1}
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=80), st.text(max_size=40))
+def test_any_rate_limit_header_is_survived(limits_header: str, retry_after: str) -> None:
+    """Whatever a server puts in X-Sentry-Rate-Limits or Retry-After, parsing never raises."""
+    limits = RateLimits()
+    wait = limits.update(429, {"x-sentry-rate-limits": limits_header, "retry-after": retry_after})
+    assert 0.0 <= wait <= 24 * 3600
+    assert parse_retry_after(retry_after) is None or parse_retry_after(retry_after) >= 0.0
