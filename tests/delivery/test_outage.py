@@ -161,3 +161,19 @@ def test_a_file_claimed_by_a_dead_process_is_sent_again(tmp_path: Path, sink: Si
     assert tripwire.flush(10)
     assert [e["event_id"] for e in sink.events] == ["d" * 32]
     assert list(tmp_path.rglob("*.twp*")) == []
+
+
+def test_a_spooled_payload_the_server_keeps_failing_on_is_given_up(tmp_path: Path, sink: Sink) -> None:
+    """Attempts are stored with a spooled payload, so a poison payload is dropped, not retried forever."""
+    from tests.support.sink import Answer
+    from tripwire.reporters.sentry import SentryReporter
+
+    sink.answer = Answer(status=500)
+    reporter = SentryReporter(sink.dsn, spool_dir=str(tmp_path), max_attempts=3, backoff_base=0.05)
+    tripwire.init(reporters=[reporter], send_client_reports=False)
+    raise_and_capture(1)
+    assert sink.wait_until(lambda: len(sink.attempts) == 3, 10)
+    assert tripwire.flush(5)
+    assert [status for _, _, status in sink.attempts] == [500, 500, 500]
+    assert tripwire.stats()["dropped"] == {"rejected": 1}
+    assert list(tmp_path.rglob("*.twp*")) == []

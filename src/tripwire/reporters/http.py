@@ -74,7 +74,9 @@ class Payload:
     count_drops: bool = True
     meta: dict[str, Any] = field(default_factory=dict)
     attempts: int = 0
+    #: The spool file this payload was read from (claimed), and its attempts as stored there.
     claim: str | None = None
+    claimed_attempts: int = 0
 
     def to_spool(self) -> dict[str, Any]:
         return {
@@ -84,6 +86,7 @@ class Payload:
             "low_priority": self.low_priority,
             "count_drops": self.count_drops,
             "meta": self.meta,
+            "attempts": self.attempts,
         }
 
     @classmethod
@@ -96,7 +99,9 @@ class Payload:
             low_priority=bool(meta.get("low_priority", False)),
             count_drops=bool(meta.get("count_drops", True)),
             meta=dict(meta.get("meta") or {}),
+            attempts=int(meta.get("attempts") or 0),
             claim=claim,
+            claimed_attempts=int(meta.get("attempts") or 0),
         )
 
 
@@ -311,8 +316,13 @@ class HttpReporter(Reporter):
         if self._spool is None:
             return False
         if payload.claim is not None:
-            self._spool.release(payload.claim, delivered=False)
-            return True
+            if payload.attempts == payload.claimed_attempts:
+                self._spool.release(payload.claim, delivered=False)  # unchanged: back in its place
+                return True
+            # It used up an attempt: store the count with it (at the back of the spool, so that a
+            # payload the server keeps failing on does not hold up the others).
+            self._spool.release(payload.claim, delivered=True)
+            payload.claim = None
         return self._spool.write(payload.to_spool(), payload.body)
 
     # -- the sender thread ---------------------------------------------------------------------------
