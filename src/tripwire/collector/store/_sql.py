@@ -16,7 +16,8 @@ from typing import Any
 
 from .. import _json
 from .. import secrets as _secrets
-from ..versions import is_at_or_after
+from ._accounts import AccountsMixin
+from ._batch_writer import BatchWriter
 from .base import (
     Attachment,
     Event,
@@ -35,9 +36,8 @@ from .base import (
     Store,
     StoreError,
     TagCount,
-    User,
 )
-from .batch import DigestedEvent, EnvelopeResult, Processor
+from .batch import EnvelopeResult, Processor
 from .migrations import migrations
 
 _ISSUE_COLUMNS = (
@@ -84,10 +84,6 @@ def _project(row: Sequence[Any]) -> Project:
     return Project(*row)
 
 
-def _user(row: Sequence[Any]) -> User:
-    return User(id=row[0], username=row[1], is_admin=bool(row[2]), created_at=row[3])
-
-
 class Cursor:
     """A thin wrapper over a DB-API cursor: placeholder translation and small fetch helpers."""
 
@@ -111,7 +107,7 @@ class Cursor:
         return list(self.raw.fetchall())
 
 
-class SQLStore(Store):
+class SQLStore(AccountsMixin, Store):
     """Shared implementation of :class:`Store` over a DB-API connection pool."""
 
     #: SQL names of the two-argument min/max functions.
@@ -237,102 +233,6 @@ class SQLStore(Store):
                 (key, value),
             )
 
-    # -- users -------------------------------------------------------------------------------
-
-    def create_user(self, username: str, password: str, *, is_admin: bool = False) -> User:
-        if not username:
-            raise StoreError("a user needs a name")
-        hashed = _secrets.hash_password(password)
-        with self._tx() as c:
-            if c.one("SELECT 1 FROM users WHERE username = ?", (username,)):
-                raise StoreError(f"user {username!r} already exists")
-            row = c.one(
-                "INSERT INTO users (username, password_hash, is_admin, created_at)"
-                " VALUES (?, ?, ?, ?) RETURNING id, username, is_admin, created_at",
-                (username, hashed, int(is_admin), time.time()),
-            )
-        return _user(row)
-
-    def set_password(self, username: str, password: str) -> None:
-        hashed = _secrets.hash_password(password)
-        with self._tx() as c:
-            row = c.one(
-                "UPDATE users SET password_hash = ? WHERE username = ? RETURNING id",
-                (hashed, username),
-            )
-            if row is None:
-                raise NotFound(f"no user {username!r}")
-            c.ex("DELETE FROM web_sessions WHERE user_id = ?", (row[0],))
-
-    def list_users(self) -> list[User]:
-        with self._tx(write=False) as c:
-            rows = c.all("SELECT id, username, is_admin, created_at FROM users ORDER BY username")
-        return [_user(r) for r in rows]
-
-    def get_user(self, username: str) -> User:
-        with self._tx(write=False) as c:
-            row = c.one(
-                "SELECT id, username, is_admin, created_at FROM users WHERE username = ?",
-                (username,),
-            )
-        if row is None:
-            raise NotFound(f"no user {username!r}")
-        return _user(row)
-
-    def verify_password(self, username: str, password: str) -> User | None:
-        with self._tx(write=False) as c:
-            row = c.one(
-                "SELECT id, username, is_admin, created_at, password_hash FROM users WHERE username = ?",
-                (username,),
-            )
-        if row is None:
-            # Spend the same time as a real check so that user names cannot be probed.
-            _secrets.check_password(password, _DUMMY_HASH)
-            return None
-        return _user(row) if _secrets.check_password(password, row[4]) else None
-
-    def create_web_session(self, user_id: int, ttl: float = 14 * 86400) -> str:
-        token = _secrets.new_token("tws_")
-        now = time.time()
-        with self._tx() as c:
-            c.ex("DELETE FROM web_sessions WHERE expires_at < ?", (now,))
-            c.ex(
-                "INSERT INTO web_sessions (token_hash, user_id, created_at, expires_at) VALUES (?, ?, ?, ?)",
-                (_secrets.token_hash(token), user_id, now, now + ttl),
-            )
-        return token
-
-    def get_web_session_user(self, token: str) -> User | None:
-        with self._tx(write=False) as c:
-            row = c.one(
-                "SELECT u.id, u.username, u.is_admin, u.created_at FROM web_sessions s"
-                " JOIN users u ON u.id = s.user_id WHERE s.token_hash = ? AND s.expires_at > ?",
-                (_secrets.token_hash(token), time.time()),
-            )
-        return None if row is None else _user(row)
-
-    def delete_web_session(self, token: str) -> None:
-        with self._tx() as c:
-            c.ex("DELETE FROM web_sessions WHERE token_hash = ?", (_secrets.token_hash(token),))
-
-    def create_api_token(self, user_id: int, name: str = "") -> str:
-        token = _secrets.new_token("tw_")
-        with self._tx() as c:
-            c.ex(
-                "INSERT INTO api_tokens (token_hash, user_id, name, created_at) VALUES (?, ?, ?, ?)",
-                (_secrets.token_hash(token), user_id, name, time.time()),
-            )
-        return token
-
-    def verify_api_token(self, token: str) -> User | None:
-        with self._tx(write=False) as c:
-            row = c.one(
-                "SELECT u.id, u.username, u.is_admin, u.created_at FROM api_tokens t"
-                " JOIN users u ON u.id = t.user_id WHERE t.token_hash = ?",
-                (_secrets.token_hash(token),),
-            )
-        return None if row is None else _user(row)
-
     # -- projects ----------------------------------------------------------------------------
 
     def create_project(self, name: str) -> Project:
@@ -449,7 +349,7 @@ class SQLStore(Store):
         # Another process may have digested some rows first (SQLite offers no SKIP LOCKED): those
         # were not deleted by us, so their results are not ours to write.
         mine = [r for r in results if r.queue_id in owned]
-        _BatchWriter(self, c).write(mine)
+        BatchWriter(self, c).write(mine)
 
     # -- issues and events -------------------------------------------------------------------
 
@@ -746,263 +646,6 @@ def _event(row: Sequence[Any]) -> Event:
     data = _json.unpack_event(bytes(row[11]))
     summary = EventSummary(*row[:11])
     return Event(**{**summary.__dict__, "data": data})
-
-
-# A valid hash of a random password, used to make unknown-user logins as slow as real ones.
-_DUMMY_HASH = _secrets.hash_password(_secrets.new_token(""))
-
-
-class _BatchWriter:
-    """Writes the records of one digested batch: events, issues and every counter.
-
-    Rows are touched in a fixed order (issues by key, then counters by key) so that several
-    PostgreSQL processes writing at once cannot deadlock each other.
-    """
-
-    def __init__(self, store: SQLStore, c: Cursor) -> None:
-        self.s = store
-        self.c = c
-
-    def write(self, results: list[EnvelopeResult]) -> None:
-        c = self.c
-        now = time.time()
-        outcomes: dict[tuple[int, float, str, str, str], int] = {}
-
-        def count(project_id: int, category: str, reason: str, n: int = 1) -> None:
-            key = (project_id, _hour(now), "intake", category, reason)
-            outcomes[key] = outcomes.get(key, 0) + n
-
-        events: list[DigestedEvent] = []
-        seen: set[tuple[int, str]] = set()
-        for result in results:
-            for o in result.outcomes:
-                key = (o.project_id, o.hour, o.source, o.category, o.reason)
-                outcomes[key] = outcomes.get(key, 0) + o.quantity
-            for event in result.events:
-                if (event.project_id, event.event_id) in seen:
-                    count(event.project_id, "event", "duplicate")
-                    continue
-                seen.add((event.project_id, event.event_id))
-                events.append(event)
-
-        issues = self._issues(events, now)
-        stored = self._events(events, issues, count)
-        self._counters(stored, issues, now)
-        self._sessions(results)
-        for result in results:
-            c.many(
-                "INSERT INTO attachments (project_id, event_id, filename, content_type,"
-                " attachment_type, size, data, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (
-                        a.project_id,
-                        a.event_id,
-                        a.filename,
-                        a.content_type,
-                        a.attachment_type,
-                        len(a.data),
-                        a.data,
-                        a.received_at,
-                    )
-                    for a in result.attachments
-                ],
-            )
-        self.s._upsert_outcomes(c, sorted((*k, v) for k, v in outcomes.items()))
-
-    def _issues(self, events: list[DigestedEvent], now: float) -> dict[tuple[int, str], list[Any]]:
-        """Find or create the issue of every grouping key: key -> [id, status, resolved_in]."""
-        c = self.c
-        first: dict[tuple[int, str], DigestedEvent] = {}
-        for event in events:
-            first.setdefault((event.project_id, event.grouping_hash), event)
-        issues: dict[tuple[int, str], list[Any]] = {}
-        for key in sorted(first):
-            e = first[key]
-            row = c.one(
-                "INSERT INTO issues (project_id, grouping_version, grouping_hash,"
-                " grouping_explanation, title, culprit, type, value, level, first_seen, last_seen,"
-                " first_release, last_release)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT (project_id, grouping_hash) DO NOTHING"
-                " RETURNING id, status, resolved_in_release",
-                (
-                    e.project_id,
-                    e.grouping_version,
-                    e.grouping_hash,
-                    json.dumps(e.grouping_explanation),
-                    e.title,
-                    e.culprit,
-                    e.type,
-                    e.value,
-                    e.level,
-                    e.timestamp,
-                    e.timestamp,
-                    e.release,
-                    e.release,
-                ),
-            )
-            if row is not None:
-                c.ex(
-                    "INSERT INTO issue_activity (issue_id, at, kind, detail) VALUES (?, ?, ?, ?)",
-                    (row[0], now, "first_seen", f"event {e.event_id}"),
-                )
-            else:
-                row = c.one(
-                    "SELECT id, status, resolved_in_release FROM issues"
-                    " WHERE project_id = ? AND grouping_hash = ?",
-                    key,
-                )
-            issues[key] = list(row)
-        return issues
-
-    def _events(
-        self,
-        events: list[DigestedEvent],
-        issues: dict[tuple[int, str], list[Any]],
-        count: Any,
-    ) -> list[tuple[DigestedEvent, int]]:
-        c = self.c
-        stored: list[tuple[DigestedEvent, int]] = []
-        # Arrival order, so that row ids order events as they came. Two processes inserting the
-        # same event ids in opposite orders could deadlock; PostgreSQL then aborts one of them
-        # and its digester retries the whole batch.
-        rows = [
-            (
-                e.project_id,
-                e.event_id,
-                issues[(e.project_id, e.grouping_hash)][0],
-                e.timestamp,
-                e.received_at,
-                e.level,
-                e.title,
-                e.release,
-                e.environment,
-                e.grouping_hash,
-                e.data,
-            )
-            for e in events
-        ]
-        inserted = self.s._insert_returning(
-            c,
-            "INSERT INTO events (project_id, event_id, issue_id, timestamp, received_at,"
-            " level, title, release, environment, grouping_hash, data)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-            " ON CONFLICT (project_id, event_id) DO NOTHING RETURNING id",
-            rows,
-        )
-        for e, row, done in zip(events, rows, inserted, strict=True):
-            if done:
-                count(e.project_id, "event", "accepted")
-                stored.append((e, row[2]))
-            else:
-                count(e.project_id, "event", "duplicate")
-        return stored
-
-    def _counters(
-        self,
-        stored: list[tuple[DigestedEvent, int]],
-        issues: dict[tuple[int, str], list[Any]],
-        now: float,
-    ) -> None:
-        c = self.c
-        least, greatest = self.s._least, self.s._greatest
-        per_issue: dict[int, list[Any]] = {}
-        tags: dict[tuple[int, str, str], list[float]] = {}
-        hourly: dict[tuple[int, int, float], int] = {}
-        releases: dict[tuple[int, str], list[float]] = {}
-        by_id = {v[0]: v for v in issues.values()}
-        regress: dict[int, str] = {}
-        for e, issue_id in stored:
-            agg = per_issue.setdefault(issue_id, [0, e.timestamp, e.timestamp, None, 0.0])
-            agg[0] += 1
-            agg[1] = min(agg[1], e.timestamp)
-            agg[2] = max(agg[2], e.timestamp)
-            if e.release and e.received_at >= agg[4]:
-                agg[3], agg[4] = e.release, e.received_at
-            for key, value in e.tags:
-                t = tags.setdefault((issue_id, key, value), [0, e.timestamp, e.timestamp])
-                t[0] += 1
-                t[1] = min(t[1], e.timestamp)
-                t[2] = max(t[2], e.timestamp)
-            hour = _hour(e.received_at)
-            for k in ((e.project_id, issue_id, hour), (e.project_id, 0, hour)):
-                hourly[k] = hourly.get(k, 0) + 1
-            if e.release:
-                r = releases.setdefault((e.project_id, e.release), [0, e.timestamp, e.timestamp])
-                r[0] += 1
-                r[1] = min(r[1], e.timestamp)
-                r[2] = max(r[2], e.timestamp)
-            _id, status, resolved_in = by_id[issue_id]
-            if status == "resolved" and issue_id not in regress:
-                if resolved_in is None:
-                    regress[issue_id] = f"event {e.event_id}"
-                elif e.release and is_at_or_after(e.release, resolved_in):
-                    regress[issue_id] = f"event {e.event_id} in release {e.release}"
-        c.many(
-            f"UPDATE issues SET event_count = event_count + ?,"
-            f" first_seen = {least}(first_seen, ?), last_seen = {greatest}(last_seen, ?),"
-            f" last_release = COALESCE(?, last_release) WHERE id = ?",
-            [(a[0], a[1], a[2], a[3], i) for i, a in sorted(per_issue.items())],
-        )
-        for issue_id, detail in sorted(regress.items()):
-            c.ex(
-                "UPDATE issues SET status = 'unresolved', regressed = 1, resolved_in_release = NULL"
-                " WHERE id = ?",
-                (issue_id,),
-            )
-            c.ex(
-                "INSERT INTO issue_activity (issue_id, at, kind, detail) VALUES (?, ?, ?, ?)",
-                (issue_id, now, "regressed", detail),
-            )
-        c.many(
-            "INSERT INTO issue_tags (issue_id, key, value, count, first_seen, last_seen)"
-            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (issue_id, key, value) DO UPDATE SET"
-            f" count = issue_tags.count + excluded.count,"
-            f" last_seen = {greatest}(issue_tags.last_seen, excluded.last_seen)",
-            [(*k, *v) for k, v in sorted(tags.items())],
-        )
-        c.many(
-            "INSERT INTO hourly_counts (project_id, issue_id, hour, count) VALUES (?, ?, ?, ?)"
-            " ON CONFLICT (project_id, issue_id, hour)"
-            " DO UPDATE SET count = hourly_counts.count + excluded.count",
-            [(*k, v) for k, v in sorted(hourly.items())],
-        )
-        self._releases(releases)
-
-    def _releases(self, releases: dict[tuple[int, str], list[float]]) -> None:
-        least, greatest = self.s._least, self.s._greatest
-        self.c.many(
-            "INSERT INTO releases (project_id, version, first_seen, last_seen, event_count)"
-            " VALUES (?, ?, ?, ?, ?) ON CONFLICT (project_id, version) DO UPDATE SET"
-            " event_count = releases.event_count + excluded.event_count,"
-            f" first_seen = {least}(releases.first_seen, excluded.first_seen),"
-            f" last_seen = {greatest}(releases.last_seen, excluded.last_seen)",
-            [(*k, v[1], v[2], int(v[0])) for k, v in sorted(releases.items())],
-        )
-
-    def _sessions(self, results: list[EnvelopeResult]) -> None:
-        buckets: dict[tuple[int, str, str, float], list[int]] = {}
-        releases: dict[tuple[int, str], list[float]] = {}
-        for result in results:
-            for s in result.sessions:
-                b = buckets.setdefault((s.project_id, s.release, s.environment, s.hour), [0] * 5)
-                for i, n in enumerate((s.started, s.healthy, s.errored, s.abnormal, s.crashed)):
-                    b[i] += n
-                r = releases.setdefault((s.project_id, s.release), [0, s.hour, s.hour])
-                r[1] = min(r[1], s.hour)
-                r[2] = max(r[2], s.hour)
-        self.c.many(
-            "INSERT INTO session_counts (project_id, release, environment, hour, started,"
-            " healthy, errored, abnormal, crashed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-            " ON CONFLICT (project_id, release, environment, hour) DO UPDATE SET"
-            " started = session_counts.started + excluded.started,"
-            " healthy = session_counts.healthy + excluded.healthy,"
-            " errored = session_counts.errored + excluded.errored,"
-            " abnormal = session_counts.abnormal + excluded.abnormal,"
-            " crashed = session_counts.crashed + excluded.crashed",
-            [(*k, *v) for k, v in sorted(buckets.items())],
-        )
-        self._releases(releases)
 
 
 __all__ = ["Cursor", "Processor", "SQLStore"]

@@ -1,0 +1,128 @@
+"""Users, dashboard login sessions and API tokens: the part of the SQL store about people.
+
+Passwords are kept as scrypt hashes; session cookies and API tokens only as SHA-256 hashes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from .. import secrets as _secrets
+from .base import NotFound, StoreError, User
+
+if TYPE_CHECKING:
+    from ._sql import Cursor
+
+# A valid hash of a random password, used to make unknown-user logins as slow as real ones.
+_DUMMY_HASH = _secrets.hash_password(_secrets.new_token(""))
+
+
+def _user(row: Sequence[Any]) -> User:
+    return User(id=row[0], username=row[1], is_admin=bool(row[2]), created_at=row[3])
+
+
+class AccountsMixin:
+    """The user/session/token methods of :class:`~._sql.SQLStore`."""
+
+    if TYPE_CHECKING:
+
+        def _tx(self, write: bool = True) -> contextlib.AbstractContextManager[Cursor]: ...
+
+    # -- users -------------------------------------------------------------------------------
+
+    def create_user(self, username: str, password: str, *, is_admin: bool = False) -> User:
+        if not username:
+            raise StoreError("a user needs a name")
+        hashed = _secrets.hash_password(password)
+        with self._tx() as c:
+            if c.one("SELECT 1 FROM users WHERE username = ?", (username,)):
+                raise StoreError(f"user {username!r} already exists")
+            row = c.one(
+                "INSERT INTO users (username, password_hash, is_admin, created_at)"
+                " VALUES (?, ?, ?, ?) RETURNING id, username, is_admin, created_at",
+                (username, hashed, int(is_admin), time.time()),
+            )
+        return _user(row)
+
+    def set_password(self, username: str, password: str) -> None:
+        hashed = _secrets.hash_password(password)
+        with self._tx() as c:
+            row = c.one(
+                "UPDATE users SET password_hash = ? WHERE username = ? RETURNING id",
+                (hashed, username),
+            )
+            if row is None:
+                raise NotFound(f"no user {username!r}")
+            c.ex("DELETE FROM web_sessions WHERE user_id = ?", (row[0],))
+
+    def list_users(self) -> list[User]:
+        with self._tx(write=False) as c:
+            rows = c.all("SELECT id, username, is_admin, created_at FROM users ORDER BY username")
+        return [_user(r) for r in rows]
+
+    def get_user(self, username: str) -> User:
+        with self._tx(write=False) as c:
+            row = c.one(
+                "SELECT id, username, is_admin, created_at FROM users WHERE username = ?",
+                (username,),
+            )
+        if row is None:
+            raise NotFound(f"no user {username!r}")
+        return _user(row)
+
+    def verify_password(self, username: str, password: str) -> User | None:
+        with self._tx(write=False) as c:
+            row = c.one(
+                "SELECT id, username, is_admin, created_at, password_hash FROM users WHERE username = ?",
+                (username,),
+            )
+        if row is None:
+            # Spend the same time as a real check so that user names cannot be probed.
+            _secrets.check_password(password, _DUMMY_HASH)
+            return None
+        return _user(row) if _secrets.check_password(password, row[4]) else None
+
+    def create_web_session(self, user_id: int, ttl: float = 14 * 86400) -> str:
+        token = _secrets.new_token("tws_")
+        now = time.time()
+        with self._tx() as c:
+            c.ex("DELETE FROM web_sessions WHERE expires_at < ?", (now,))
+            c.ex(
+                "INSERT INTO web_sessions (token_hash, user_id, created_at, expires_at) VALUES (?, ?, ?, ?)",
+                (_secrets.token_hash(token), user_id, now, now + ttl),
+            )
+        return token
+
+    def get_web_session_user(self, token: str) -> User | None:
+        with self._tx(write=False) as c:
+            row = c.one(
+                "SELECT u.id, u.username, u.is_admin, u.created_at FROM web_sessions s"
+                " JOIN users u ON u.id = s.user_id WHERE s.token_hash = ? AND s.expires_at > ?",
+                (_secrets.token_hash(token), time.time()),
+            )
+        return None if row is None else _user(row)
+
+    def delete_web_session(self, token: str) -> None:
+        with self._tx() as c:
+            c.ex("DELETE FROM web_sessions WHERE token_hash = ?", (_secrets.token_hash(token),))
+
+    def create_api_token(self, user_id: int, name: str = "") -> str:
+        token = _secrets.new_token("tw_")
+        with self._tx() as c:
+            c.ex(
+                "INSERT INTO api_tokens (token_hash, user_id, name, created_at) VALUES (?, ?, ?, ?)",
+                (_secrets.token_hash(token), user_id, name, time.time()),
+            )
+        return token
+
+    def verify_api_token(self, token: str) -> User | None:
+        with self._tx(write=False) as c:
+            row = c.one(
+                "SELECT u.id, u.username, u.is_admin, u.created_at FROM api_tokens t"
+                " JOIN users u ON u.id = t.user_id WHERE t.token_hash = ?",
+                (_secrets.token_hash(token),),
+            )
+        return None if row is None else _user(row)
