@@ -79,14 +79,12 @@ class CollectorState:
         on_commit = None
         if config.run_digester and config.digest_process:
             ctx = multiprocessing.get_context("spawn")
-            self._wake, self._stop = ctx.Event(), ctx.Event()
             self.digest_process = ctx.Process(
                 target=digest_process_main,
-                args=(config, self._wake, self._stop, os.getpid()),
+                args=(config, os.getpid()),
                 name="tripwire-digest",
                 daemon=True,
             )
-            on_commit = self._wake.set
         elif config.run_digester:
             self.digester = Digester(store, config)
             on_commit = self.digester.wake
@@ -109,11 +107,10 @@ class CollectorState:
         if self.digester is not None:
             self.digester.stop()
         if self.digest_process is not None:
-            self._stop.set()
-            self._wake.set()
+            self.digest_process.terminate()  # SIGTERM: it finishes its batch, then exits
             self.digest_process.join(15)
             if self.digest_process.is_alive():
-                self.digest_process.terminate()
+                self.digest_process.kill()
                 self.digest_process.join(5)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import threading
 import time
 from collections.abc import Sequence
@@ -252,7 +253,10 @@ class Digester:
         *,
         wake: Any = None,
         stop: Any = None,
+        idle_wait: float = 0.2,
     ) -> None:
+        #: Seconds to wait for a wake-up when the queue is empty (other processes may fill it).
+        self.idle_wait = idle_wait
         self.store = store
         self.config = config
         self.processor = EnvelopeProcessor(config.limits)
@@ -299,7 +303,7 @@ class Digester:
                 self._retention()
             if done == 0:
                 # Other processes may fill the queue too (PostgreSQL): poll as well as wait.
-                self._wake.wait(0.2)
+                self._wake.wait(self.idle_wait)
                 self._wake.clear()
 
     def _retention(self) -> None:
@@ -316,16 +320,22 @@ class Digester:
             log.exception("retention sweep failed")
 
 
-def digest_process_main(config: CollectorConfig, wake: Any, stop: Any, parent_pid: int) -> None:
+def digest_process_main(config: CollectorConfig, parent_pid: int) -> None:
     """Entry point of the digest child process of ``tripwire serve``.
+
+    It polls the queue (every 50 ms when idle) rather than waiting on a cross-process event, and
+    stops on SIGTERM after the batch in hand; Ctrl-C is left to the parent, which sends SIGTERM.
 
     On SQLite its connections commit with ``synchronous=NORMAL``: a digest transaction lost to a
     power cut only loses the deletion of its queue rows too (WAL commits are ordered), so the
     envelopes are digested again; the acknowledgement's durability comes from the intake commit.
     """
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: stop.set())
     store = open_store(config.effective_database_url, sqlite_synchronous="NORMAL")
     try:
-        Digester(store, config, wake=wake, stop=stop).run(parent_pid=parent_pid)
+        Digester(store, config, stop=stop, idle_wait=0.05).run(parent_pid=parent_pid)
     finally:
         store.close()
