@@ -110,3 +110,19 @@ def test_two_processes_on_one_postgresql_store_each_event_exactly_once(pg_url: s
         store.close()
         a.stop()
         b.stop()
+
+
+@pytest.mark.postgres
+def test_processes_starting_together_on_a_fresh_postgresql_all_come_up(pg_url: str) -> None:
+    """Three collectors started at the same moment on an empty database share one schema,
+    one default project and one admin."""
+    from concurrent.futures import ThreadPoolExecutor as Pool
+
+    with Pool(3) as pool:
+        procs = list(pool.map(lambda _: ServeProcess("--database-url", pg_url), range(3)))
+    try:
+        assert len({p.dsn.split("@")[0] for p in procs}) == 1  # the same project key everywhere
+        assert sum(1 for p in procs if p.info["admin_password"]) == 1
+    finally:
+        for p in procs:
+            p.stop()

@@ -38,13 +38,14 @@ class AccountsMixin:
             raise StoreError("a user needs a name")
         hashed = _secrets.hash_password(password)
         with self._tx() as c:
-            if c.one("SELECT 1 FROM users WHERE username = ?", (username,)):
-                raise StoreError(f"user {username!r} already exists")
             row = c.one(
                 "INSERT INTO users (username, password_hash, is_admin, created_at)"
-                " VALUES (?, ?, ?, ?) RETURNING id, username, is_admin, created_at",
+                " VALUES (?, ?, ?, ?) ON CONFLICT (username) DO NOTHING"
+                " RETURNING id, username, is_admin, created_at",
                 (username, hashed, int(is_admin), time.time()),
             )
+        if row is None:
+            raise StoreError(f"user {username!r} already exists")
         return _user(row)
 
     def set_password(self, username: str, password: str) -> None:

@@ -239,14 +239,16 @@ class SQLStore(AccountsMixin, Store):
         name = name.strip()
         if not name:
             raise StoreError("a project needs a name")
+        # ON CONFLICT rather than check-then-insert: two processes starting at once both create
+        # "default", and one of them must simply find it taken.
         with self._tx() as c:
-            if c.one("SELECT 1 FROM projects WHERE name = ?", (name,)):
-                raise StoreError(f"project {name!r} already exists")
             row = c.one(
                 f"INSERT INTO projects (name, public_key, created_at) VALUES (?, ?, ?)"
-                f" RETURNING {_PROJECT_COLUMNS}",
+                f" ON CONFLICT (name) DO NOTHING RETURNING {_PROJECT_COLUMNS}",
                 (name, _secrets.new_public_key(), time.time()),
             )
+        if row is None:
+            raise StoreError(f"project {name!r} already exists")
         return _project(row)
 
     def list_projects(self) -> list[Project]:
