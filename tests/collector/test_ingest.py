@@ -262,3 +262,19 @@ def test_oversized_fields_are_trimmed_not_rejected(sqlite_server: LiveServer) ->
     assert len(exc["value"]) == 8192
     assert len(exc["stacktrace"]["frames"]) == 50
     assert exc["stacktrace"]["frames"][-1]["function"] == "level_79"  # the crash frame is kept
+
+
+def test_odd_but_valid_json_is_stored(sqlite_server: LiveServer) -> None:
+    """Lone surrogates and NaN timestamps (valid for Python's json) do not lose the event."""
+    event_id = uuid.uuid4().hex
+    payload = (
+        '{"event_id": "' + event_id + '", "timestamp": NaN, "message": "bad \\ud800 text",'
+        ' "tags": {"k": "\\udfff"}}'
+    ).encode()
+    body = b'{"event_id": "%s"}\n{"type": "event"}\n%s\n' % (event_id.encode(), payload)
+    assert sqlite_server.post_envelope(body).status_code == 200
+    sqlite_server.wait_digested()
+    stored = sqlite_server.api(f"/api/0/events/{event_id}/")
+    assert stored["title"] == "bad ? text"
+    assert stored["data"]["tags"] == {"k": "?"}
+    assert stored["timestamp"] > 1.7e9  # NaN replaced by the arrival time

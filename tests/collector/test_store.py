@@ -116,3 +116,45 @@ def test_retention_by_age_deletes_old_events_and_issues(database_url: str) -> No
 def test_release_ordering_for_regressions(release: str, reference: str, expected: bool) -> None:
     """Releases compare like versions, so "resolved in 1.10" is not undone by 1.9."""
     assert is_at_or_after(release, reference) is expected
+
+
+def test_an_envelope_the_database_refuses_is_moved_aside_not_retried_forever(database_url: str) -> None:
+    """One unstorable envelope goes to dead_letters (counted); the rest of its batch is stored."""
+    from tripwire.collector.config import Limits
+    from tripwire.collector.digest import EnvelopeProcessor
+    from tripwire.collector.store import IntakeRow
+
+    store = open_store(database_url)
+    store.migrate()
+    project = store.create_project("p")
+    good, bad = make_event(value="fine"), make_event(value="poison")
+    now = time.time()
+    store.enqueue(
+        [
+            IntakeRow(project.id, now, "envelope", envelope(("event", good)), None),
+            IntakeRow(project.id, now, "envelope", envelope(("event", bad)), None),
+        ]
+    )
+
+    class Breaking(EnvelopeProcessor):
+        """Stands for any bug that makes a record the database refuses (here: no payload)."""
+
+        def prepare(self, rows):  # type: ignore[no-untyped-def]
+            results = super().prepare(rows)
+            for result in results:
+                for event in result.events:
+                    if event.event_id == bad["event_id"]:
+                        event.data = None  # type: ignore[assignment]
+            return results
+
+    try:
+        assert store.digest_batch(10, Breaking(Limits())) == 2
+        assert store.queue_depth() == 0
+        assert store.get_event(good["event_id"]).event_id == good["event_id"]
+        with pytest.raises(NotFound):
+            store.get_event(bad["event_id"])
+        assert store.dead_letter_count() == 1
+        counts = {(o.category, o.reason): o.quantity for o in store.outcomes(project.id, source="intake")}
+        assert counts[("envelope", "digest_failed")] == 1
+    finally:
+        store.close()

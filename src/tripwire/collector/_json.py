@@ -22,7 +22,15 @@ def loads(data: bytes | str) -> Any:
         except orjson.JSONDecodeError:
             # orjson is strict (no NaN, Infinity, lone surrogates); json is what SDKs target.
             pass
-    return json.loads(data)
+    value = json.loads(data)
+    # Lone surrogates ("\ud800") cannot be stored as UTF-8 text: replace them with "?" now, once,
+    # rather than failing later in the database driver.
+    text = json.dumps(value, ensure_ascii=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        value = json.loads(text.encode("utf-8", "replace"))
+    return value
 
 
 def dumps(value: Any) -> bytes:

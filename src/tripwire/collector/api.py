@@ -127,6 +127,7 @@ async def status(request: Request, state: CollectorState, user: User) -> Any:
         "backend": state.store.backend,
         "schema_version": await _run(state.store.schema_version),
         "queue_depth": depth,
+        "dead_letters": await _run(state.store.dead_letter_count),
         "committed_by_this_process": state.writer.committed,
         "digested_by_this_process": state.digester.digested if state.digester else 0,
         "events": await _run(state.store.count_events),

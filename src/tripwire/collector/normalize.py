@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import math
 import re
 import uuid
 from collections.abc import Callable
@@ -65,11 +66,12 @@ def parse_timestamp(value: Any) -> float | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, (int, float)):
-        return float(value)
+        return float(value) if math.isfinite(value) else None
     if isinstance(value, str):
         text = value.strip()
         try:
-            return float(text)
+            number = float(text)
+            return number if math.isfinite(number) else None
         except ValueError:
             pass
         try:

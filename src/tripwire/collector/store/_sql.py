@@ -8,6 +8,7 @@ from __future__ import annotations
 import abc
 import contextlib
 import json
+import logging
 import queue
 import threading
 import time
@@ -39,6 +40,8 @@ from .base import (
 )
 from .batch import EnvelopeResult, Processor
 from .migrations import migrations
+
+log = logging.getLogger("tripwire.collector")
 
 _ISSUE_COLUMNS = (
     "id, project_id, grouping_version, grouping_hash, grouping_explanation, title, culprit, type,"
@@ -312,6 +315,44 @@ class SQLStore(AccountsMixin, Store):
         with self._tx(write=False) as c:
             row = c.one("SELECT COUNT(*) FROM ingest_queue")
         return int(row[0])
+
+    #: Errors that mean "this data cannot be written", as opposed to "the database is unwell".
+    _data_errors: tuple[type[Exception], ...] = (ValueError, TypeError)
+
+    def quarantine(self, queue_id: int, error: str) -> bool:
+        now = time.time()
+        with self._tx() as c:
+            row = c.one(
+                "DELETE FROM ingest_queue WHERE id = ?"
+                " RETURNING id, project_id, received_at, kind, body, remote_addr",
+                (queue_id,),
+            )
+            if row is None:
+                return False
+            c.ex(
+                "INSERT INTO dead_letters (queue_id, project_id, received_at, kind, body,"
+                " remote_addr, error, failed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (*row, error[:2000], now),
+            )
+            self._upsert_outcomes(
+                c, [(row[1], float(int(now // 3600) * 3600), "intake", "envelope", "digest_failed", 1)]
+            )
+        return True
+
+    def dead_letter_count(self) -> int:
+        with self._tx(write=False) as c:
+            return int(c.one("SELECT COUNT(*) FROM dead_letters")[0])
+
+    def _write_isolated(self, results: list[EnvelopeResult]) -> None:
+        """After a batch was refused for its data: write each envelope alone, and move aside
+        those the database still refuses, so one bad envelope cannot stall all the others."""
+        for result in results:
+            try:
+                with self._tx() as c:
+                    self._write_results(c, [result])
+            except self._data_errors as exc:
+                log.error("envelope %s cannot be stored (%r); moved to dead_letters", result.queue_id, exc)
+                self.quarantine(result.queue_id, repr(exc))
 
     def add_outcomes(self, rows: Sequence[tuple[int, float, str, str, str, int]]) -> None:
         if not rows:

@@ -358,6 +358,15 @@ class Store(abc.ABC):
         """
 
     @abc.abstractmethod
+    def quarantine(self, queue_id: int, error: str) -> bool:
+        """Move a queued envelope the database keeps refusing to ``dead_letters`` (and count it as
+        ``envelope``/``digest_failed``). False if it was no longer queued."""
+
+    @abc.abstractmethod
+    def dead_letter_count(self) -> int:
+        """Envelopes moved aside by :meth:`quarantine`."""
+
+    @abc.abstractmethod
     def add_outcomes(self, rows: Sequence[tuple[int, float, str, str, str, int]]) -> None:
         """Add intake counters: ``(project_id, hour, source, category, reason, quantity)``."""
 

@@ -188,7 +188,23 @@ _V2 = """
 DROP INDEX events_event_id;
 """
 
-_TEMPLATES: list[tuple[int, str]] = [(1, _V1), (2, _V2)]
+# Envelopes whose results the database refused even alone (a bug or a driver limit): kept, not
+# retried forever, so that one bad envelope cannot stall the queue.
+_V3 = """
+CREATE TABLE dead_letters (
+    id {pk},
+    queue_id {bigint} NOT NULL,
+    project_id {bigint} NOT NULL,
+    received_at {float} NOT NULL,
+    kind TEXT NOT NULL,
+    body {blob} NOT NULL,
+    remote_addr TEXT,
+    error TEXT NOT NULL,
+    failed_at {float} NOT NULL
+);
+"""
+
+_TEMPLATES: list[tuple[int, str]] = [(1, _V1), (2, _V2), (3, _V3)]
 
 
 def migrations(backend: str) -> list[tuple[int, list[str]]]:

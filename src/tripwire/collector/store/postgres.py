@@ -22,6 +22,7 @@ class PostgresStore(SQLStore):
     """
 
     backend = "postgresql"
+    _data_errors = (ValueError, TypeError, psycopg.DataError, psycopg.IntegrityError)
     _least = "LEAST"
     _greatest = "GREATEST"
 
@@ -64,14 +65,22 @@ class PostgresStore(SQLStore):
         return out
 
     def digest_batch(self, limit: int, processor: Processor) -> int:
-        with self._tx() as c:
-            rows = c.all(
-                "SELECT id, project_id, received_at, kind, body, remote_addr FROM ingest_queue"
-                " ORDER BY id LIMIT ? FOR UPDATE SKIP LOCKED",
-                (limit,),
-            )
-            if not rows:
-                return 0
-            results = processor.prepare([self._queued(r) for r in rows])
-            self._write_results(c, results)
-        return len(rows)
+        results = None
+        try:
+            with self._tx() as c:
+                rows = c.all(
+                    "SELECT id, project_id, received_at, kind, body, remote_addr FROM ingest_queue"
+                    " ORDER BY id LIMIT ? FOR UPDATE SKIP LOCKED",
+                    (limit,),
+                )
+                if not rows:
+                    return 0
+                results = processor.prepare([self._queued(r) for r in rows])
+                self._write_results(c, results)
+        except self._data_errors:
+            if results is None:
+                raise
+            # The claim was rolled back with the batch; each row is claimed again (or found
+            # gone) by the DELETE in its own transaction.
+            self._write_isolated(results)
+        return len(results)

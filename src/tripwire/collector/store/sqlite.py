@@ -10,6 +10,8 @@ from typing import Any
 from ._sql import Cursor, SQLStore
 from .batch import Processor
 
+_DATA_ERRORS = (ValueError, TypeError, sqlite3.IntegrityError, sqlite3.DataError)
+
 # How long a writer waits for the database lock before giving up.
 _LOCK_WAIT = 60.0
 
@@ -22,6 +24,7 @@ class SQLiteStore(SQLStore):
     """
 
     backend = "sqlite"
+    _data_errors = _DATA_ERRORS
 
     def __init__(self, path: str | Path, *, synchronous: str = "FULL") -> None:
         super().__init__()
@@ -113,6 +116,9 @@ class SQLiteStore(SQLStore):
         if not rows:
             return 0
         results = processor.prepare([self._queued(r) for r in rows])
-        with self._tx() as c:
-            self._write_results(c, results)
+        try:
+            with self._tx() as c:
+                self._write_results(c, results)
+        except self._data_errors:
+            self._write_isolated(results)
         return len(rows)
