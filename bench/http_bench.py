@@ -46,6 +46,7 @@ uvicorn.run(app, host="127.0.0.1", port=port, loop="uvloop", http="httptools", l
 """
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+NO_SDK = ("bare", "passthrough")
 
 
 def free_port() -> int:
@@ -110,7 +111,9 @@ def count_events(sink: Sink) -> int:
     return len(sink.events) + len(sink.bugsnag_events)
 
 
-def run_variant(variant: str, sink: Sink, duration: float, conns: int) -> dict[str, Any]:
+def run_variant(
+    variant: str, sink: Sink, duration: float, conns: int, paths: tuple[str, ...] = ("ok", "boom")
+) -> dict[str, Any]:
     port = free_port()
     code = SERVER.format(bench=str(Path(__file__).resolve().parent))
     env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
@@ -125,7 +128,7 @@ def run_variant(variant: str, sink: Sink, duration: float, conns: int) -> dict[s
     try:
         wait_ready(port, proc)
         wrk(f"http://127.0.0.1:{port}/ok", 1, conns)  # warm-up
-        for path in ("ok", "boom"):
+        for path in paths:
             cpu0 = cpu_seconds(proc.pid)
             res = wrk(f"http://127.0.0.1:{port}/{path}", duration, conns)
             cpu = cpu_seconds(proc.pid) - cpu0
@@ -138,7 +141,7 @@ def run_variant(variant: str, sink: Sink, duration: float, conns: int) -> dict[s
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-    if variant != "bare":
+    if variant not in NO_SDK and "boom" in result:
         sink.wait_until(lambda: count_events(sink) - before >= result["boom"]["requests"], timeout=10)
     result["events"] = count_events(sink) - before
     return result
@@ -150,26 +153,26 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=5.0)
     parser.add_argument("--conns", type=int, default=32)
     parser.add_argument("--variants", default=",".join(VARIANTS))
+    parser.add_argument("--dry-run", action="store_true", help="print the table, leave RESULTS.md alone")
+    parser.add_argument("--paths", default="ok,boom", help="ok, boom or both")
     args = parser.parse_args()
+    paths = tuple(args.paths.split(","))
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed (apt-get install wrk)")
     variants = args.variants.split(",")
     runs: dict[str, list[dict[str, Any]]] = {v: [] for v in variants}
     with Sink() as sink:
         for r, variant in alternating(variants, args.rounds):
-            res = run_variant(variant, sink, args.duration, args.conns)
+            res = run_variant(variant, sink, args.duration, args.conns, paths)
             runs[variant].append(res)
-            print(
-                f"round {r} {variant}: ok {res['ok']['rps']:.0f}/s boom {res['boom']['rps']:.0f}/s "
-                f"events {res['events']}",
-                file=sys.stderr,
-            )
+            rates = " ".join(f"{p} {res[p]['rps']:.0f}/s" for p in paths)
+            print(f"round {r} {variant}: {rates} events {res['events']}", file=sys.stderr)
 
     def med(variant: str, path: str, key: str) -> float:
         return median(run[path][key] for run in runs[variant])
 
     sections = []
-    for path in ("ok", "boom"):
+    for path in paths:
         bare_rps, bare_cpu = med("bare", path, "rps"), med("bare", path, "cpu_us")
         rows = []
         for v in variants:
@@ -188,7 +191,7 @@ def main() -> None:
                 row.insert(
                     7,
                     "–"
-                    if v == "bare"
+                    if v in NO_SDK
                     else ", ".join(f"{run['events'] - run['boom']['requests']:+d}" for run in runs[v]),
                 )
             rows.append(row)
@@ -208,7 +211,8 @@ def main() -> None:
         + "\n\nTargets: /ok ≥ 0.95× bare throughput; /boom ≥ 0.8× bare. Events at sink count what each SDK "
         "delivered (the sink also counts in-flight requests wrk did not see complete, hence a small +n)."
     )
-    write_section("ASGI over HTTP (uvicorn + wrk)", body)
+    if not args.dry_run:
+        write_section("ASGI over HTTP (uvicorn + wrk)", body)
     print(body)
 
 

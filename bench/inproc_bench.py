@@ -16,6 +16,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -63,6 +65,9 @@ async def loop(path, n):
     return (time.perf_counter() - t0) / n * 1e6, (time.thread_time() - c0) / n * 1e6
 
 async def main():
+    if n_boom < 0:  # instruction counting: nothing but n_ok requests to /ok
+        await loop("/ok", n_ok)
+        return {{}}
     await loop("/ok", 500)
     await loop("/boom", 20)
     await asyncio.to_thread(flush, variant)  # warm-up events must not compete with the timed loops
@@ -92,6 +97,31 @@ def run_child(variant: str, sink: Sink, n_ok: int, n_boom: int) -> dict[str, flo
     return dict(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
+def instructions_per_request(variant: str, sink: Sink, small: int = 300, large: int = 1300) -> float:
+    """Instructions (valgrind callgrind) one /ok request costs: two runs, the difference per request.
+
+    Deterministic, unlike times on a shared machine (the hash seed is fixed for that).
+    """
+    code = CHILD.format(bench=str(Path(__file__).resolve().parent))
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"), PYTHONHASHSEED="0")
+    counts = []
+    for n in (small, large):
+        out = subprocess.run(
+            ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable, "-c", code]
+            + [variant, sink.url, str(n), "-1"],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=1200,
+            check=True,
+        )
+        match = re.search(r"Collected : (\d+)", out.stderr)
+        if match is None:
+            raise RuntimeError(f"no callgrind total for {variant}:\n{out.stderr[-2000:]}")
+        counts.append(int(match.group(1)))
+    return (counts[1] - counts[0]) / (large - small)
+
+
 def count_events(sink: Sink) -> int:
     return len(sink.events) + len(sink.bugsnag_events)
 
@@ -102,6 +132,10 @@ def main() -> None:
     parser.add_argument("--n-ok", type=int, default=20000)
     parser.add_argument("--n-boom", type=int, default=500)
     parser.add_argument("--variants", default=",".join(VARIANTS))
+    parser.add_argument("--dry-run", action="store_true", help="print the table, leave RESULTS.md alone")
+    parser.add_argument(
+        "--no-callgrind", action="store_true", help="skip counting instructions per request with valgrind"
+    )
     args = parser.parse_args()
     variants = args.variants.split(",")
     results: dict[str, list[dict[str, float]]] = {v: [] for v in variants}
@@ -166,7 +200,20 @@ def main() -> None:
         "in the background; sentry-sdk and bugsnag build events on the loop).\n\n"
         "Targets: happy path under 3 µs added per request; failing path ≥ 0.8× bare."
     )
-    write_section("ASGI request overhead (in-process)", body)
+    if not args.no_callgrind and shutil.which("valgrind"):
+        with Sink() as sink:
+            instr = {v: instructions_per_request(v, sink) for v in variants}
+        base = instr["bare"]
+        body += (
+            "\n\nInstructions per /ok request (valgrind callgrind, two runs of 300 and 1,300 requests, the "
+        )
+        body += "difference per request; deterministic, so it shows what noise hides):\n\n"
+        body += table(
+            ["variant", "instructions/request", "added", "×bare"],
+            [[v, f"{instr[v]:,.0f}", f"{instr[v] - base:+,.0f}", f"{instr[v] / base:.2f}"] for v in variants],
+        )
+    if not args.dry_run:
+        write_section("ASGI request overhead (in-process)", body)
     print(body)
 
 
