@@ -133,7 +133,9 @@ def sentry(dsn: str, **options: Any) -> Iterator[Any]:
     finally:
         sentry_sdk.flush(10)
         sentry_sdk.get_client().close()
-        sentry_sdk.init()
+        # Disable it again without letting its default integrations patch threading (they are
+        # process-global and would outlive this test).
+        sentry_sdk.init(default_integrations=False, auto_enabling_integrations=False)
 
 
 def post_envelope(collector: Collector, project: Project, items: list[tuple[dict[str, Any], Any]]) -> None:
