@@ -278,3 +278,11 @@ def test_odd_but_valid_json_is_stored(sqlite_server: LiveServer) -> None:
     assert stored["title"] == "bad ? text"
     assert stored["data"]["tags"] == {"k": "?"}
     assert stored["timestamp"] > 1.7e9  # NaN replaced by the arrival time
+
+
+def test_header_values_built_from_input_cannot_split_headers() -> None:
+    """Text from a request that goes into a response header loses CR, LF and non-ASCII."""
+    from tripwire.collector.ingest import header_safe
+
+    assert header_safe("bad\r\nSet-Cookie: a=b\u00e9") == "bad??Set-Cookie: a=b?"
+    assert len(header_safe("x" * 1000)) == 200

@@ -18,6 +18,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from .._version import __version__
+from .ingest import header_safe
 from .search import parse_query
 from .store.base import (
     Event,
@@ -357,7 +358,7 @@ async def attachment_data(request: Request, state: CollectorState, user: User) -
         headers={
             "Content-Disposition": f'attachment; filename="{safe_name}"',
             "X-Content-Type-Options": "nosniff",
-            "X-Original-Content-Type": meta.content_type.encode("ascii", "replace").decode(),
+            "X-Original-Content-Type": header_safe(meta.content_type),
         },
     )
 

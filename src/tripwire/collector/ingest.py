@@ -53,6 +53,11 @@ class Rejection(Exception):
         self.headers = headers or {}
 
 
+def header_safe(text: str, limit: int = 200) -> str:
+    """``text`` fit for an HTTP header value: printable ASCII only (no CR/LF injection), cut."""
+    return "".join(ch if " " <= ch <= "~" else "?" for ch in text[:limit])
+
+
 class _Request:
     """The little of a request the ingest path needs, read straight from the ASGI scope.
 
@@ -111,7 +116,7 @@ async def _respond(
         all_headers.update(headers)
     if status >= 400 and "detail" in body:
         # Header values must be latin-1: keep the reason short and plain.
-        all_headers["X-Sentry-Error"] = str(body["detail"])[:200].encode("ascii", "replace").decode()
+        all_headers["X-Sentry-Error"] = header_safe(str(body["detail"]))
     await _send_response(send, status, _json.dumps(body), all_headers, "application/json")
 
 
