@@ -81,7 +81,22 @@ class BatchWriter:
         for event in events:
             first.setdefault((event.project_id, event.grouping_hash), event)
         issues: dict[tuple[int, str], list[Any]] = {}
-        for key in sorted(first):
+        # Usually every issue exists already: one query finds them all (a round trip per issue
+        # adds up on PostgreSQL). Only the missing ones are inserted, one by one, in key order.
+        by_project: dict[int, list[str]] = {}
+        for project_id, grouping_hash in first:
+            by_project.setdefault(project_id, []).append(grouping_hash)
+        for project_id, hashes in by_project.items():
+            for start in range(0, len(hashes), 500):
+                chunk = hashes[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                for row in c.all(
+                    "SELECT grouping_hash, id, status, resolved_in_release FROM issues"
+                    f" WHERE project_id = ? AND grouping_hash IN ({marks})",
+                    [project_id, *chunk],
+                ):
+                    issues[(project_id, row[0])] = list(row[1:])
+        for key in sorted(k for k in first if k not in issues):
             e = first[key]
             row = c.one(
                 "INSERT INTO issues (project_id, grouping_version, grouping_hash,"
