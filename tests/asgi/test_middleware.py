@@ -410,3 +410,41 @@ def test_sessions_reach_a_sentry_server_as_aggregates() -> None:
     assert item["attrs"] == {"release": "web@2", "environment": "staging"}
     (aggregate,) = item["aggregates"]
     assert (aggregate.get("exited"), aggregate.get("crashed")) == (2, 1)
+
+
+def test_litestar_middleware_list_is_supported(server_kind: str, events: CapturedEvents) -> None:
+    """Litestar(middleware=[TripwireMiddleware]) reports handler errors once, with the route template."""
+    from litestar import Litestar, get
+
+    @get("/orders/{order_id:int}")
+    async def order(order_id: int) -> None:
+        raise RuntimeError(f"order {order_id}")
+
+    app = Litestar(route_handlers=[order], middleware=[TripwireMiddleware], logging_config=None)
+    with serve(app, server_kind) as running:
+        assert httpx.get(running.url + "/orders/5").status_code == 500
+    captured = settle(events, 1)
+    assert len(captured) == 1
+    assert captured[0]["exception"]["values"][-1]["value"] == "order 5"
+    assert captured[0]["transaction"] == "/orders/{order_id}"
+    assert captured[0]["request"]["url"] == running.url + "/orders/5"
+
+
+def test_starlette_middleware_declaration_passes_options(events: CapturedEvents) -> None:
+    """Middleware(TripwireMiddleware, failed_status_codes=...) in Starlette's list takes the options."""
+    from starlette.applications import Starlette
+    from starlette.middleware import Middleware
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    async def teapot(request: Any) -> Any:
+        return PlainTextResponse("no", status_code=418)
+
+    app = Starlette(
+        routes=[Route("/tea", teapot)], middleware=[Middleware(TripwireMiddleware, failed_status_codes={418})]
+    )
+    with serve(app, "uvicorn") as running:
+        assert httpx.get(running.url + "/tea").status_code == 418
+    (event,) = settle(events, 1)
+    assert event["logentry"]["message"] == "GET /tea returned 418"
+    assert event["transaction"] == "/tea"
