@@ -7,8 +7,9 @@
 
 or, with Starlette and FastAPI, ``app.add_middleware(TripwireMiddleware)``.
 
-What a request pays when nothing goes wrong: one small object for the request, one scope holder, two
-context-variable swaps, and a check of each message type it sends. Nothing is copied or parsed: the
+What a request pays when nothing goes wrong: one object for the connection (its scope holder and
+release-health session, see ``_connection``), two context-variable swaps, a check of each message type
+it sends, and a counter increment. Nothing is copied or parsed: the
 request data, the transaction name and the request breadcrumb are computed from the ASGI scope on the
 worker thread, and only if an event is built. The middleware never reads the request body; it keeps a
 bounded copy of what the application itself reads (``max_request_body_size``).
@@ -23,30 +24,21 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import json
 import logging
 import sys
-import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
-from urllib.parse import parse_qsl
 
 from . import _globals, _scope
-from ._scope import ScopeData, ScopeHolder, SessionTracker, _current, _isolation
-from ._scrub import Scrubber, scrubber_for
-from ._sessions import CRASHED, ERRORED, EXITED
-from ._types import Breadcrumb, Event, Hint
+from ._connection import ASGIApp, Connection, Message, Receive, Scope, Send
+from ._scope import ScopeData, _current, _isolation
+from ._sessions import EXITED
 
 __all__ = ["ContextPreservingExecutor", "TripwireMiddleware", "use_context_preserving_executor"]
 
 logger = logging.getLogger("tripwire")
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 _T = TypeVar("_T")
 
 #: Exception class names that mean "the client went away", not "the application is broken".
@@ -106,238 +98,9 @@ _ASGI_MECHANISM = {"type": "asgi", "handled": False}
 _NO_BODY_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-class _Connection(ScopeHolder):
-    """One http request or websocket connection, as one object (it is made for every request).
-
-    * its **scope holder**: installed as the isolation scope while the app runs. Its scope data is
-      made lazily: a request that never touches the scope and never reports shares its parent's
-      (immutable) data, and only the first read adds the request's event processor;
-    * its **release-health session** (``session`` is the connection itself, ``mark_error``);
-    * its **event processor** (:meth:`process_event`), which adds the request to events built for it.
-      Once the scope data is made, connection → data → processor → connection is a reference cycle;
-      the garbage collector frees it (requests that report nothing never have one).
-    """
-
-    # No __slots__ here on purpose: with an instance dict, class attributes serve as defaults (they
-    # even shadow the base class's slots), so a request only stores the six values that differ.
-    last_event_id: str | None = None
-    trace_id: str | None = None
-    _data: ScopeData | None = None
-    _session: SessionTracker | None = None
-    status: int | None = None
-    #: The release-health outcome: EXITED, then ERRORED or CRASHED as errors are reported.
-    outcome: int = EXITED
-    route: str | None = None
-    # Set only when the body is tracked (http, max_request_body_size > 0).
-    _receive: Receive
-    body_limit: int = 0
-    body: bytearray | None = None
-    body_size: int = 0
-
-    def __init__(self, base: ScopeData, scope: Scope, send: Send) -> None:
-        self._base = base
-        self.scope = scope
-        self._send = send
-        # Frameworks rewrite path and root_path while routing (mounts, Litestar); keep the originals.
-        self.path: str = scope.get("path", "")
-        self.root_path: str = scope.get("root_path", "")
-        self.started = time.time()
-
-    # -- the scope holder's lazy slots ----------------------------------------------------------
-
-    @property
-    def data(self) -> ScopeData:
-        data = self._data
-        if data is None:
-            data = self._data = self._base.with_processor(self.process_event)
-        return data
-
-    @data.setter
-    def data(self, value: ScopeData) -> None:
-        self._data = value
-
-    @property
-    def session(self) -> SessionTracker | None:
-        # The connection counts its own errors, unless an application session was started inside it.
-        own = self._session
-        return self if own is None else own
-
-    @session.setter
-    def session(self, value: SessionTracker | None) -> None:
-        self._session = value
-
-    # -- on the event loop ------------------------------------------------------------------
-
-    def send(self, message: Message) -> Awaitable[None]:
-        # A plain function returning the server's awaitable: no extra coroutine per message.
-        kind = message["type"]
-        if kind == "http.response.start" or kind == "websocket.http.response.start":
-            self.status = message.get("status")
-        elif kind == "websocket.accept":
-            self.status = 101
-        return self._send(message)
-
-    async def receive(self) -> Message:
-        message = await self._receive()
-        if message.get("type") == "http.request":
-            chunk = message.get("body") or b""
-            if chunk and self.body_size <= self.body_limit:
-                self.body_size += len(chunk)
-                if self.body_size <= self.body_limit:
-                    if self.body is None:
-                        self.body = bytearray()
-                    self.body.extend(chunk)
-                else:
-                    self.body = None  # over the limit: drop what we kept, remember the size only
-        return message
-
-    def track_body(self, receive: Receive, limit: int) -> Receive:
-        self._receive = receive
-        self.body_limit = limit
-        return self.receive
-
-    def mark_error(self, *, handled: bool) -> None:
-        if not handled:
-            self.outcome = CRASHED
-        elif self.outcome == EXITED:
-            self.outcome = ERRORED
-
-    # -- on the worker, when an event is built ---------------------------------------------
-
-    def process_event(self, event: Event, hint: Hint) -> Event:
-        client = _globals.client
-        scrubber = scrubber_for(client.options) if client is not None else Scrubber()
-        request = self.request_data(scrubber)
-        existing = event.get("request")
-        event["request"] = {**request, **existing} if isinstance(existing, Mapping) else request
-        if not event.get("transaction"):
-            name, source = self.transaction()
-            event["transaction"] = name
-            event["transaction_info"] = {"source": source}
-        crumbs = event.get("breadcrumbs")
-        values = crumbs.get("values") if isinstance(crumbs, Mapping) else None
-        crumb = self.breadcrumb(request)
-        event["breadcrumbs"] = {"values": [crumb, *values] if isinstance(values, list) else [crumb]}
-        return event
-
-    def headers(self) -> dict[str, str]:
-        headers: dict[str, str] = {}
-        for raw_name, raw_value in self.scope.get("headers") or ():
-            name = raw_name.decode("latin-1").lower()
-            value = raw_value.decode("latin-1")
-            headers[name] = f"{headers[name]}, {value}" if name in headers else value
-        return headers
-
-    def url(self, headers: Mapping[str, str]) -> str:
-        scope = self.scope
-        websocket = scope.get("type") == "websocket"
-        scheme = scope.get("scheme") or ("ws" if websocket else "http")
-        host = headers.get("host")
-        if not host:
-            server = scope.get("server")
-            if server:
-                host_name, port = server[0], server[1]
-                default = (
-                    port is None
-                    or (scheme in ("http", "ws") and port == 80)
-                    or (scheme in ("https", "wss") and port == 443)
-                )
-                host = str(host_name) if default else f"{host_name}:{port}"
-            else:
-                host = "localhost"
-        return f"{scheme}://{host}{self.root_path}{self.path}"
-
-    def request_data(self, scrubber: Scrubber) -> dict[str, Any]:
-        """The ``request`` interface, scrubbed: cookies and the client address only with PII."""
-        pii = scrubber.send_default_pii
-        scope = self.scope
-        headers = self.headers()
-        data: dict[str, Any] = {"url": self.url(headers)}
-        method = scope.get("method")
-        if method:
-            data["method"] = method
-        query = scope.get("query_string") or b""
-        if query:
-            data["query_string"] = scrubber.scrub_query_string(query.decode("latin-1"))
-        if pii and "cookie" in headers:
-            data["cookies"] = scrubber.scrub_mapping(_parse_cookies(headers["cookie"]))
-        data["headers"] = scrubber.scrub_headers(headers)
-        if pii:
-            client = scope.get("client")
-            if client:
-                data["env"] = {"REMOTE_ADDR": str(client[0])}
-        if self.body_size:
-            data["data"] = self.body_data(headers.get("content-type", ""), scrubber)
-        return data
-
-    def body_data(self, content_type: str, scrubber: Scrubber) -> Any:
-        if self.body is None:
-            return f"[{self.body_size} bytes, over max_request_body_size: not sent]"
-        raw = bytes(self.body)
-        kind = content_type.split(";", 1)[0].strip().lower()
-        try:
-            if kind == "application/json" or kind.endswith("+json"):
-                return scrubber.scrub(json.loads(raw))
-            if kind == "application/x-www-form-urlencoded":
-                return scrubber.scrub_mapping(dict(parse_qsl(raw.decode("latin-1"), keep_blank_values=True)))
-            if kind.startswith("multipart/"):
-                return f"[multipart body of {len(raw)} bytes: not sent]"
-            if kind.startswith("text/") or not kind:
-                return scrubber.scrub_text(raw.decode("utf-8", "replace"))
-        except ValueError:
-            return scrubber.scrub_text(raw.decode("utf-8", "replace"))
-        return f"[{kind} body of {len(raw)} bytes: not sent]"
-
-    def transaction(self) -> tuple[str, str]:
-        """The route template if the framework exposes one, else the path."""
-        if self.route:
-            return self.route, "route"
-        scope = self.scope
-        route = scope.get("route")  # Starlette and FastAPI
-        path = getattr(route, "path", None)
-        if isinstance(path, str) and path:
-            mount = scope.get("root_path", "")
-            prefix = mount[len(self.root_path) :] if mount.startswith(self.root_path) else ""
-            return prefix + path, "route"
-        template = scope.get("path_template")  # Litestar
-        if isinstance(template, str) and template:
-            return template, "route"
-        return f"{self.root_path}{self.path}" or "/", "url"
-
-    def breadcrumb(self, request: Mapping[str, Any]) -> Breadcrumb:
-        websocket = self.scope.get("type") == "websocket"
-        data: dict[str, Any] = {"url": request["url"]}
-        if "method" in request:
-            data["method"] = request["method"]
-        if self.status is not None:
-            data["status_code"] = self.status
-        return {
-            "timestamp": self.started,
-            "type": "http",
-            "category": "websocket" if websocket else "http.server",
-            "level": "error" if (self.status or 0) >= 500 else "info",
-            "data": data,
-        }
-
-
-# Every other slot the base class has (or grows) reads as None on a connection until it is set.
-for _slot in ScopeHolder.__slots__:
-    if _slot not in _Connection.__dict__:
-        setattr(_Connection, _slot, None)
-
-
-def _parse_cookies(header: str) -> dict[str, str]:
-    cookies = {}
-    for part in header.split(";"):
-        name, sep, value = part.strip().partition("=")
-        if sep and name:
-            cookies[name] = value
-    return cookies
-
-
-def _current_connection() -> _Connection | None:
+def _current_connection() -> Connection | None:
     holder = _isolation.get()
-    return holder if type(holder) is _Connection else None
+    return holder if type(holder) is Connection else None
 
 
 def capture_request_exception(
@@ -484,7 +247,7 @@ class TripwireMiddleware:
             return
         client = _globals.client
         parent = _isolation.get()
-        if client is None or type(parent) is _Connection:
+        if client is None or type(parent) is Connection:
             # Disabled, or an outer TripwireMiddleware already handles this connection.
             await self._app(scope, receive, send)
             return
@@ -497,7 +260,7 @@ class TripwireMiddleware:
         source, base = self._base_cache
         if source is not data or base is None:
             base = self._base_data(data)
-        conn = _Connection(base, scope, send)
+        conn = Connection(base, scope, send)
         iso_token = _isolation.set(conn)
         cur_token = _current.set(None) if current is not None else None
         if self.max_request_body_size and kind == "http" and scope.get("method") not in _NO_BODY_METHODS:
@@ -519,7 +282,7 @@ class TripwireMiddleware:
             if sessions is not None and sessions.auto:
                 sessions.record(conn.started, conn.outcome)
 
-    def _on_exception(self, client: Any, conn: _Connection, exc: Exception) -> None:
+    def _on_exception(self, client: Any, conn: Connection, exc: Exception) -> None:
         try:
             if is_noise(exc):
                 return
@@ -533,7 +296,7 @@ class TripwireMiddleware:
         except Exception:
             logger.exception("tripwire: could not report the request's exception")
 
-    def _report_status(self, client: Any, conn: _Connection) -> None:
+    def _report_status(self, client: Any, conn: Connection) -> None:
         try:
             method = conn.scope.get("method") or "WEBSOCKET"
             event_id = client.capture_message(
