@@ -32,6 +32,7 @@ from typing import Any, TypeVar
 
 from . import _globals, _scope
 from ._connection import ASGIApp, Connection, Message, Receive, Scope, Send
+from ._exceptions import ConfigurationError
 from ._scope import ScopeData, _current, _isolation
 from ._sessions import EXITED
 
@@ -201,6 +202,7 @@ class TripwireMiddleware:
     :param flush_on_shutdown: on lifespan shutdown, wait (up to ``shutdown_timeout``) until
         everything captured is delivered.
     :param asgi_version: 2 or 3 to skip the detection.
+    :raises ConfigurationError: for an option of the wrong kind (at construction, never per request).
 
     >>> app = TripwireMiddleware(app, failed_status_codes=range(500, 600))  # doctest: +SKIP
     """
@@ -214,12 +216,26 @@ class TripwireMiddleware:
         flush_on_shutdown: bool = True,
         asgi_version: int | None = None,
     ) -> None:
+        if not callable(app):
+            raise ConfigurationError(f"TripwireMiddleware: app must be an ASGI callable, got {app!r}")
+        if asgi_version not in (None, 2, 3):
+            raise ConfigurationError(f"TripwireMiddleware: asgi_version must be 2 or 3, got {asgi_version!r}")
+        if isinstance(max_request_body_size, bool) or not isinstance(max_request_body_size, int):
+            raise ConfigurationError(
+                f"TripwireMiddleware: max_request_body_size must be an int, got {max_request_body_size!r}"
+            )
+        try:
+            codes = frozenset(int(code) for code in failed_status_codes)
+        except (TypeError, ValueError):
+            raise ConfigurationError(
+                f"TripwireMiddleware: failed_status_codes must be status codes, got {failed_status_codes!r}"
+            ) from None
         self.app = app
         if asgi_version is None:
             asgi_version = 3 if _looks_like_asgi3(app) else 2
         self._app: ASGIApp = app if asgi_version == 3 else _asgi2_adapter(app)
-        self.failed_status_codes = frozenset(int(code) for code in failed_status_codes)
-        self.max_request_body_size = max(0, int(max_request_body_size))
+        self.failed_status_codes = codes
+        self.max_request_body_size = max(0, max_request_body_size)
         self.flush_on_shutdown = flush_on_shutdown
         self._hooks_checked = False
         self._base_cache: tuple[ScopeData | None, ScopeData | None] = (None, None)

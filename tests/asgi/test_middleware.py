@@ -448,3 +448,14 @@ def test_starlette_middleware_declaration_passes_options(events: CapturedEvents)
     (event,) = settle(events, 1)
     assert event["logentry"]["message"] == "GET /tea returned 418"
     assert event["transaction"] == "/tea"
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{"failed_status_codes": ["5xx"]}, {"max_request_body_size": "10k"}, {"asgi_version": 4}],
+    ids=["status-codes", "body-size", "asgi-version"],
+)
+def test_wrong_options_fail_at_construction(options: dict[str, Any]) -> None:
+    """A wrong middleware option raises ConfigurationError naming it, when the app is built."""
+    with pytest.raises(tripwire.ConfigurationError, match=next(iter(options))):
+        TripwireMiddleware(_ok_app(), **options)
