@@ -15,13 +15,12 @@ import sys
 import threading
 import time
 from collections.abc import Mapping
+from types import ModuleType
 from typing import Any
 
 from . import _scope
-from ._budget import enforce as enforce_budget
 from ._capture import CaptureItem
 from ._dedupe import ReportedRegistry
-from ._event_builder import build_event
 from ._options import Options
 from ._serialize import safe_repr
 from ._sessions import SessionAggregator
@@ -35,6 +34,20 @@ from .reporters.base import Reporter
 logger = logging.getLogger("tripwire")
 
 SCOPE_KWARGS = frozenset({"tags", "extras", "contexts", "user", "level", "fingerprint"})
+
+
+def _builder() -> ModuleType:
+    # Imported on first use, on the worker: the event builder, its scrubbing rules and the size
+    # budget cost several ms to import, which `import tripwire` and init() should not pay.
+    from . import _event_builder
+
+    return _event_builder
+
+
+def _budget() -> ModuleType:
+    from . import _budget
+
+    return _budget
 
 
 def _new_event_id() -> str:
@@ -220,7 +233,7 @@ class Client:
 
     def _process_capture(self, item: CaptureItem) -> None:
         try:
-            event = build_event(item, self.options)
+            event = _builder().build_event(item, self.options)
         except Exception:
             logger.exception("tripwire: could not build event %s", item.event_id)
             self.stats.record("internal_error")
@@ -252,7 +265,7 @@ class Client:
                 )
                 result = original
             # Whatever the hook added must still be JSON and within the size budget.
-            event = enforce_budget(result, self.options.max_event_bytes, self.options.max_value_length)
+            event = _budget().enforce(result, self.options.max_event_bytes, self.options.max_value_length)
         self._fan_out("send_event", event)
 
     def _fan_out(self, method: str, payload: Any) -> None:

@@ -8,7 +8,6 @@ caller — a task queue, a CLI framework — sees exactly what it would have see
 from __future__ import annotations
 
 import functools
-import inspect
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, TypeVar, overload
@@ -99,6 +98,8 @@ def monitor(
     def decorate(func: F) -> F:
         label = name or getattr(func, "__qualname__", None) or repr(func)
         options: dict[str, Any] = {"tags": tags, "flush": flush, "session": session}
+
+        import inspect  # only when decorating: inspect is costly to import
 
         if inspect.iscoroutinefunction(func):
 

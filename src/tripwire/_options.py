@@ -6,13 +6,11 @@ option's name in the message). Everything after init trusts these values.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import re
-import socket
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from types import MappingProxyType
+from typing import Any, NamedTuple
 
 from ._dsn import Dsn
 from ._exceptions import ConfigurationError
@@ -24,9 +22,12 @@ ENV_RELEASE = "TRIPWIRE_RELEASE"
 ENV_ENVIRONMENT = "TRIPWIRE_ENVIRONMENT"
 
 
-@dataclass(frozen=True)
-class Options:
-    """Every option, with its default. See docs/options.md for the prose."""
+class Options(NamedTuple):
+    """Every option, with its default. See docs/options.md for the prose.
+
+    Immutable; ``options._replace(release=...)`` makes a changed copy. A NamedTuple rather than a
+    frozen dataclass because ``dataclasses`` pulls ``inspect`` into ``import tripwire``.
+    """
 
     dsn: Dsn | None = None
     reporters: tuple[Any, ...] = ()
@@ -48,6 +49,7 @@ class Options:
     in_app_include: tuple[str, ...] = ()
     in_app_exclude: tuple[str, ...] = ()
     include_local_variables: bool = True
+    library_frame_locals: bool = False
     include_source_context: bool = True
     context_lines: int = 5
     attach_modules: bool = False
@@ -73,7 +75,7 @@ class Options:
     auto_session_tracking: bool = True
 
     #: Extra, integration-specific settings that plug-ins may read (never validated here).
-    extensions: Mapping[str, Any] = field(default_factory=dict)
+    extensions: Mapping[str, Any] = MappingProxyType({})
 
     @property
     def enabled(self) -> bool:
@@ -186,6 +188,7 @@ _VALIDATORS: dict[str, Callable[[str, Any], Any]] = {
     "in_app_include": _str_tuple,
     "in_app_exclude": _str_tuple,
     "include_local_variables": _boolean,
+    "library_frame_locals": _boolean,
     "include_source_context": _boolean,
     "context_lines": lambda n, v: _integer(n, v, 0),
     "attach_modules": _boolean,
@@ -209,7 +212,17 @@ _VALIDATORS: dict[str, Callable[[str, Any], Any]] = {
 OPTION_NAMES: frozenset[str] = frozenset(_VALIDATORS) | {"dsn"}
 
 # Every dataclass field needs a validator, and the other way round.
-assert {f.name for f in dataclasses.fields(Options)} == OPTION_NAMES
+assert set(Options._fields) == OPTION_NAMES
+
+
+def _hostname() -> str | None:
+    # os.uname() needs no import; the socket module costs ~3 ms of init time.
+    try:
+        return os.uname().nodename or None
+    except AttributeError:  # Windows
+        import socket
+
+        return socket.gethostname() or None
 
 
 def build_options(dsn: str | None = None, /, **kwargs: Any) -> Options:
@@ -233,7 +246,7 @@ def build_options(dsn: str | None = None, /, **kwargs: Any) -> Options:
     for name, value in kwargs.items():
         values[name] = _VALIDATORS[name](name, value)
     if values.get("server_name") is None:
-        values["server_name"] = socket.gethostname() or None
+        values["server_name"] = _hostname()
     if values.get("project_root") is None:
         values["project_root"] = os.getcwd()
     return Options(**values)

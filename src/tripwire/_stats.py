@@ -13,8 +13,7 @@ import os
 import threading
 import weakref
 from collections import Counter
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 REASONS = (
     "queue_full",
@@ -30,8 +29,7 @@ REASONS = (
 )
 
 
-@dataclass(frozen=True)
-class Drop:
+class Drop(NamedTuple):
     reason: str
     category: str
     reporter: str | None

@@ -8,7 +8,6 @@ understands it as is, and other backends (BugSnag, logging) map from it.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from typing import Any, Literal, TypeAlias
 
 Event: TypeAlias = dict[str, Any]
@@ -43,7 +42,6 @@ Mechanism: TypeAlias = Mapping[str, Any]
 """How an exception was caught: ``{"type": "asgi", "handled": False}``."""
 
 
-@dataclass(frozen=True)
 class SessionBatch:
     """Release-health data for reporters, in the Sentry shape.
 
@@ -51,5 +49,22 @@ class SessionBatch:
     ``updates`` are single ``session`` items (application sessions of scripts and workers).
     """
 
-    aggregates: list[dict[str, Any]] = field(default_factory=list)
-    updates: list[dict[str, Any]] = field(default_factory=list)
+    __slots__ = ("aggregates", "updates")
+
+    def __init__(
+        self,
+        aggregates: list[dict[str, Any]] | None = None,
+        updates: list[dict[str, Any]] | None = None,
+    ) -> None:
+        self.aggregates: list[dict[str, Any]] = aggregates if aggregates is not None else []
+        self.updates: list[dict[str, Any]] = updates if updates is not None else []
+
+    def __repr__(self) -> str:
+        return f"SessionBatch(aggregates={self.aggregates!r}, updates={self.updates!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, SessionBatch):
+            return NotImplemented
+        return (self.aggregates, self.updates) == (other.aggregates, other.updates)
+
+    __hash__ = None  # type: ignore[assignment]

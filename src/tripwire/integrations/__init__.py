@@ -17,7 +17,6 @@ app imports them, so ``init()`` imports none of them.
 
 from __future__ import annotations
 
-import dataclasses
 import importlib
 import logging
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -146,7 +145,7 @@ def prepare(options: Options, *, release_given: bool) -> tuple[Options, list[Int
             if isinstance(integration, ContextIntegration) and integration.detect_release:
                 release = detect_release()
                 if release:
-                    options = dataclasses.replace(options, release=release)
+                    options = options._replace(release=release)
     return options, integrations
 
 

@@ -31,7 +31,6 @@ import time
 import zlib
 from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .._http import ConnectionPool, Unreachable
@@ -57,7 +56,6 @@ _SPILL = object()
 _IDLE = object()
 
 
-@dataclass(slots=True)
 class Payload:
     """One request body for a backend, encoded on the worker, sent by the reporter's thread.
 
@@ -65,18 +63,45 @@ class Payload:
     own (kept in the spool too, so it must be JSON-serializable).
     """
 
-    url: str
-    body: bytes
-    categories: dict[str, int]
-    kind: str = "event"
-    low_priority: bool = False
-    #: False for reports about the SDK itself (their loss is not reported, to avoid loops).
-    count_drops: bool = True
-    meta: dict[str, Any] = field(default_factory=dict)
-    attempts: int = 0
-    #: The spool file this payload was read from (claimed), and its attempts as stored there.
-    claim: str | None = None
-    claimed_attempts: int = 0
+    # A plain slotted class: ``dataclasses`` would pull ``inspect`` into ``tripwire.init()``.
+    __slots__ = (
+        "attempts",
+        "body",
+        "categories",
+        "claim",
+        "claimed_attempts",
+        "count_drops",
+        "kind",
+        "low_priority",
+        "meta",
+        "url",
+    )
+
+    def __init__(
+        self,
+        url: str,
+        body: bytes,
+        categories: dict[str, int],
+        kind: str = "event",
+        low_priority: bool = False,
+        count_drops: bool = True,
+        meta: dict[str, Any] | None = None,
+        attempts: int = 0,
+        claim: str | None = None,
+        claimed_attempts: int = 0,
+    ) -> None:
+        self.url = url
+        self.body = body
+        self.categories = categories
+        self.kind = kind
+        self.low_priority = low_priority
+        #: False for reports about the SDK itself (their loss is not reported, to avoid loops).
+        self.count_drops = count_drops
+        self.meta: dict[str, Any] = meta if meta is not None else {}
+        self.attempts = attempts
+        #: The spool file this payload was read from (claimed), and its attempts as stored there.
+        self.claim = claim
+        self.claimed_attempts = claimed_attempts
 
     def to_spool(self) -> dict[str, Any]:
         return {
