@@ -46,12 +46,38 @@ _MINIMAL_KEYS = (
 )
 
 
-def encoded_size(event: Any) -> int:
-    """Bytes of ``event`` as compact UTF-8 JSON. Raises if it is not JSON-safe."""
+def encode(event: Any) -> bytes:
+    """``event`` as compact UTF-8 JSON: what the reporters send. Raises if it is not JSON-safe."""
     import json  # not at module level: ``import tripwire`` stays cheap
 
-    text = json.dumps(event, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-    return len(text.encode("utf-8"))
+    return json.dumps(event, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode("utf-8")
+
+
+def encoded_size(event: Any) -> int:
+    """Bytes of ``event`` as compact UTF-8 JSON. Raises if it is not JSON-safe."""
+    return len(encode(event))
+
+
+# The encoding of the last event that left enforce(), kept with the event itself: the budget has to
+# encode the event to measure it, and encoding is one of the largest costs per event, so the Sentry
+# reporter sends these very bytes instead of encoding again. A reference (not an id) to the event, so
+# the check ``cached[0] is event`` cannot be fooled by a new dict at a reused address. One slot: each
+# worker hands an event to its reporters right after enforce(); a miss only means encoding again.
+_last: tuple[Any, bytes] | None = None
+
+
+def encoded(event: Any) -> bytes | None:
+    """The bytes enforce() measured for ``event`` (compact UTF-8 JSON), if it was the last one."""
+    last = _last
+    if last is not None and last[0] is event:
+        return last[1]
+    return None
+
+
+def _remember(event: dict[str, Any], body: bytes) -> dict[str, Any]:
+    global _last
+    _last = (event, body)
+    return event
 
 
 def _size(part: Any) -> int:
@@ -259,10 +285,18 @@ def enforce(event: dict[str, Any], max_bytes: int, max_string: int = 1024) -> di
     meta = event.pop("_meta", None)
     if not isinstance(meta, dict):
         meta = {}
+    if meta:
+        event["_meta"] = meta
     try:
+        # The usual case, in one encoding: the whole event with its notes fits.
+        body = encode(event)
+        if len(body) <= max_bytes:
+            return _remember(event, body)
+        event.pop("_meta", None)
         size = encoded_size(event)
     except (TypeError, ValueError, RecursionError):
         # Someone (a processor, before_send) put something that is not JSON into the event.
+        event.pop("_meta", None)
         serializer = Serializer(meta, max_string=max_string, max_depth=12, max_breadth=500)
         safe: Any = serializer.serialize(event, ())
         event = safe if isinstance(safe, dict) else {}
@@ -270,7 +304,7 @@ def enforce(event: dict[str, Any], max_bytes: int, max_string: int = 1024) -> di
     if size + (_size(meta) + 10 if meta else 0) <= max_bytes:
         if meta:
             event["_meta"] = meta
-        return event
+        return _remember(event, encode(event))
     try:
         trimmer = _Trimmer(event, meta, max_bytes - _RESERVE, size)
         for step in (
@@ -298,10 +332,12 @@ def enforce(event: dict[str, Any], max_bytes: int, max_string: int = 1024) -> di
         meta = {}
     if meta:
         event["_meta"] = meta
-    if _size(event) > max_bytes:
+    body = encode(event)
+    if len(body) > max_bytes and "_meta" in event:
         # The _meta notes themselves can be large (many truncations): they go before the event does.
         event.pop("_meta", None)
-    return event
+        body = encode(event)
+    return _remember(event, body)
 
 
-__all__ = ["TRIMMED_KEY", "encoded_size", "enforce"]
+__all__ = ["TRIMMED_KEY", "encode", "encoded", "encoded_size", "enforce"]

@@ -16,6 +16,7 @@ import builtins
 import os
 import re
 import sys
+from collections import OrderedDict
 from collections.abc import Iterator
 from itertools import islice
 from types import FrameType, TracebackType
@@ -33,6 +34,11 @@ MAX_EXCEPTIONS = 50
 _MAX_LIVE_CHECK = 100
 #: Characters kept of one source line.
 MAX_LINE_LENGTH = 500
+
+#: Code locations (code object, instruction, module) whose static frame data is kept.
+_MAX_LOCATIONS = 2048
+#: Values never replaced by a reference to another frame: cheap to repeat, and clearer in place.
+_NOT_SHARED = frozenset({type(None), bool, int, float, str, bytes, complex})
 
 _PACKAGES_DIR = re.compile(r"[\\/](?:site|dist)-packages[\\/]")
 # ExceptionGroup is new in 3.11; on 3.10 nothing is a group.
@@ -101,8 +107,9 @@ class FrameBuilder:
         self.exclude = tuple(options.in_app_exclude)
         self._paths: dict[str, tuple[str, str]] = {}
         self._in_app: dict[tuple[str | None, str], bool] = {}
-        self._colnos: dict[tuple[Any, int], int | None] = {}
-        self._sources: dict[tuple[str, int], tuple[list[str], str, list[str]] | None] = {}
+        #: Everything about a frame that depends only on where it is (code, instruction, module):
+        #: an error storm repeats the same few locations, so each is worked out once.
+        self._locations: OrderedDict[tuple[Any, int, str | None], dict[str, Any]] = OrderedDict()
 
     # -- per file -----------------------------------------------------------------------------
 
@@ -174,10 +181,15 @@ class FrameBuilder:
             half = MAX_FRAMES // 2
             visible = visible[:half] + visible[-half:]
             serializer.note((*path, "frames"), len=total)
-        return [
-            self.frame(t, live_locals, serializer, (*path, "frames", str(i)), library)
-            for i, t in enumerate(visible)
+        # Newest first, so that an object several frames hold (a request, the ASGI scope, ``self``) is
+        # represented in full in the frame nearest the error, and the older frames refer to it.
+        repeats: dict[tuple[int, int], tuple[Any, str]] = {}
+        out = [
+            self.frame(t, live_locals, serializer, (*path, "frames", str(i)), library, repeats, i)
+            for i, t in reversed(list(enumerate(visible)))
         ]
+        out.reverse()
+        return out
 
     def frame(
         self,
@@ -186,14 +198,44 @@ class FrameBuilder:
         serializer: Serializer,
         path: tuple[str, ...],
         library: Serializer | None = None,
+        repeats: dict[tuple[int, int], tuple[Any, str]] | None = None,
+        index: int = 0,
     ) -> dict[str, Any]:
+        """One frame; ``repeats`` (shared by the frames of one stack trace) finds repeated objects."""
+        frame = tb.tb_frame
+        module = frame.f_globals.get("__name__")
+        if not isinstance(module, str):
+            module = None
+        key = (frame.f_code, tb.tb_lasti, module)
+        static = self._locations.get(key)
+        if static is None:
+            static = self._location(tb, module)
+            self._locations[key] = static
+            if len(self._locations) > _MAX_LOCATIONS:
+                self._locations.popitem(last=False)
+        out = dict(static)
+        if "pre_context" in out:
+            # Fresh lists: the event is the caller's to change (processors, before_send).
+            out["pre_context"] = list(out["pre_context"])
+            out["post_context"] = list(out["post_context"])
+        options = self.options
+        if options.include_local_variables and (out["in_app"] or options.library_frame_locals):
+            local_vars = live_locals.get(frame)
+            if local_vars is None:
+                try:
+                    local_vars = dict(frame.f_locals)
+                except Exception:
+                    local_vars = {}
+            if local_vars:
+                ser = serializer if out["in_app"] or library is None else library
+                out["vars"] = self._vars(local_vars, ser, (*path, "vars"), repeats, index)
+        return out
+
+    def _location(self, tb: TracebackType, module: str | None) -> dict[str, Any]:
         frame = tb.tb_frame
         code = frame.f_code
         filename = code.co_filename or "<unknown>"
         abs_path, rel = self.paths(filename)
-        module = frame.f_globals.get("__name__")
-        if not isinstance(module, str):
-            module = None
         lineno = tb.tb_lineno or frame.f_lineno or 0
         out: dict[str, Any] = {
             "filename": rel,
@@ -202,46 +244,45 @@ class FrameBuilder:
             "module": module,
             "lineno": lineno,
         }
-        key = (code, tb.tb_lasti)
-        if key in self._colnos:
-            colno = self._colnos[key]
-        else:
-            colno = self._colnos[key] = _colno(code, tb.tb_lasti)
-            if len(self._colnos) > 10_000:
-                self._colnos.clear()
+        colno = _colno(code, tb.tb_lasti)
         if colno is not None:
             out["colno"] = colno
         out["in_app"] = self.in_app(module, abs_path)
         if self.options.include_source_context and lineno > 0:
-            skey = (filename, lineno)
-            if skey in self._sources:
-                source = self._sources[skey]
-            else:
-                source = self._sources[skey] = _source(filename, frame, lineno, self.options.context_lines)
-                if len(self._sources) > 10_000:
-                    self._sources.clear()
+            source = _source(filename, frame, lineno, self.options.context_lines)
             if source is not None:
-                out["pre_context"] = list(source[0])
+                out["pre_context"] = source[0]
                 out["context_line"] = source[1]
-                out["post_context"] = list(source[2])
-        if self.options.include_local_variables:
-            local_vars = live_locals.get(frame)
-            if local_vars is None:
-                try:
-                    local_vars = dict(frame.f_locals)
-                except Exception:
-                    local_vars = {}
-            if local_vars:
-                # Dunder names (a module frame's __builtins__, __loader__...) are noise, not state.
-                local_vars = {
-                    k: v
-                    for k, v in local_vars.items()
-                    if not (isinstance(k, str) and k.startswith("__") and k.endswith("__"))
-                }
-                ser = serializer if out["in_app"] or library is None else library
-                out["vars"] = ser.serialize(local_vars, (*path, "vars"))
+                out["post_context"] = source[2]
         return out
 
+    def _vars(
+        self,
+        local_vars: dict[str, Any],
+        ser: Serializer,
+        path: tuple[str, ...],
+        repeats: dict[tuple[int, int], tuple[Any, str]] | None,
+        index: int,
+    ) -> Any:
+        kept: dict[Any, Any] = {}
+        scrubber = ser.scrubber
+        for name, value in local_vars.items():
+            if isinstance(name, str) and name.startswith("__") and name.endswith("__"):
+                continue  # dunder names (a module frame's __builtins__, __loader__...) are noise
+            if repeats is None or type(value) in _NOT_SHARED:
+                kept[name] = value
+                continue
+            # An object already represented in a newer frame of this stack trace (the same object, not
+            # an equal one) is sent once: the other frames name where it is. Values under sensitive
+            # names are filtered, not shown, so they are not a reference point for other frames.
+            seen = repeats.get((id(value), id(ser)))
+            if seen is not None and seen[0] is value:
+                kept[name] = seen[1]
+                continue
+            if isinstance(name, str) and not (scrubber is not None and scrubber.is_sensitive_key(name)):
+                repeats[(id(value), id(ser))] = (value, f"<same as frame {index} '{name[:64]}'>")
+            kept[name] = value
+        return ser.serialize(kept, path)
 
 def _hidden(frame: FrameType, live_locals: dict[FrameType, dict[str, Any]]) -> bool:
     """tripwire's own frames (not the collector, which is an application) and ``__traceback_hide__``."""

