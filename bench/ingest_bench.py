@@ -271,9 +271,10 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
         proc.stdout.close()
 
 
-def _bodies(duration: float, rng: random.Random) -> list[bytes]:
-    # Enough pre-built bodies for the run (built before the clock starts).
-    return [make_body(make_event(i, rng)) for i in range(int(duration * 4000))]
+def _bodies(duration: float, rng: random.Random, rate: int = 4000) -> list[bytes]:
+    # Enough pre-built bodies for the run at up to ``rate`` per second (built before the clock
+    # starts); if they run out first, the rate is still taken over the time actually used.
+    return [make_body(make_event(i, rng)) for i in range(int(duration * rate))]
 
 
 def run_once(database_url: str, prefilled: int, duration: float, rng: random.Random) -> dict[str, Any]:
@@ -329,7 +330,7 @@ def run_split(database_url: str, duration: float, rng: random.Random) -> dict[st
     host, port = info["url"].split("//", 1)[1].rstrip("/").rsplit(":", 1)
     key = info["dsn"].split("//", 1)[1].split("@", 1)[0]
     project = int(info["dsn"].rsplit("/", 1)[1])
-    bodies = _bodies(duration, rng)
+    bodies = _bodies(duration, rng, rate=6000)
     try:
         time.sleep(0.5)
         load0 = os.getloadavg()[0]
