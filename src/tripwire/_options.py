@@ -50,7 +50,6 @@ class Options(NamedTuple):
     in_app_exclude: tuple[str, ...] = ()
     include_local_variables: bool = True
     library_frame_locals: bool = False
-    library_frame_locals: bool = False
     include_source_context: bool = True
     context_lines: int = 5
     attach_modules: bool = False
@@ -189,7 +188,6 @@ _VALIDATORS: dict[str, Callable[[str, Any], Any]] = {
     "in_app_include": _str_tuple,
     "in_app_exclude": _str_tuple,
     "include_local_variables": _boolean,
-    "library_frame_locals": _boolean,
     "library_frame_locals": _boolean,
     "include_source_context": _boolean,
     "context_lines": lambda n, v: _integer(n, v, 0),
