@@ -37,6 +37,13 @@ MAX_NAME_LENGTH = 200
 LIBRARY_MAX_DEPTH, LIBRARY_MAX_BREADTH, LIBRARY_MAX_STRING = 2, 10, 200
 
 _GROUP: Any = getattr(builtins, "BaseExceptionGroup", ())
+#: The ``sdk`` field as the builder sets it: plain strings, so an event that still has it as is needs
+#: no serializing pass for it.
+_SDK = {
+    "name": SDK_NAME,
+    "version": __version__,
+    "packages": [{"name": "pypi:tripwire", "version": __version__}],
+}
 _static: dict[str, Any] = {}
 
 
@@ -274,9 +281,15 @@ def _serialize(event: Event, ser: Serializer, options: Options) -> Event:
         elif key == "fingerprint":
             parts = value if isinstance(value, list) else [value]
             out[key] = [_name(p) for p in parts[:20]]
+        elif key == "sdk" and value == _SDK:
+            out[key] = value  # ours, unchanged: known JSON-safe (equality, so no lookalike object passes)
         elif key == "contexts":
             contexts = {}
+            static = _static_contexts()
             for name, ctx in _mapping(value).items():
+                if type(name) is str and name in static and ctx == static[name]:
+                    contexts[name] = ctx  # os and runtime as the builder set them: known JSON-safe
+                    continue
                 clean = safe_str(name, MAX_NAME_LENGTH)
                 ctx_value = ser.serialize(ctx, ("contexts", clean))
                 contexts[clean] = (
