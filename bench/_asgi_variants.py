@@ -22,6 +22,33 @@ EXTRA_VARIANTS = ("passthrough", "tripwire-nolocals", "tripwire-nointegrations")
 RELEASE = "bench@1.0.0"
 
 
+def http_scope(path: str) -> dict[str, Any]:
+    """A GET request's ASGI scope, as a server would build it (for in-process calls)."""
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.3"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "root_path": "",
+        "query_string": b"",
+        "headers": [(b"host", b"127.0.0.1:8000"), (b"user-agent", b"bench"), (b"accept", b"*/*")],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8000),
+        "path": path,
+        "raw_path": path.encode(),
+    }
+
+
+async def receive() -> dict[str, Any]:
+    """An empty request body."""
+    return {"type": "http.request", "body": b"", "more_body": False}
+
+
+async def send(message: dict[str, Any]) -> None:
+    """Discard the response."""
+
+
 def starlette_app() -> Any:
     from starlette.applications import Starlette
     from starlette.requests import Request

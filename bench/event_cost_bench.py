@@ -52,7 +52,7 @@ import tripwire
 from tripwire._event_builder import build_event
 from tripwire._http import ConnectionPool
 from tripwire.asgi import TripwireMiddleware
-from _asgi_variants import RELEASE, starlette_app
+from _asgi_variants import RELEASE, http_scope, receive, send, starlette_app
 
 dsn, n, extra = sys.argv[1], int(sys.argv[2]), json.loads(sys.argv[3])
 tripwire.init(dsn, release=RELEASE, **extra)
@@ -60,23 +60,10 @@ client = tripwire.get_client()
 items = []
 client._enqueue = lambda item: items.append(item) or item.event_id  # keep the snapshots
 app = TripwireMiddleware(starlette_app())
-BASE = {{
-    "type": "http", "asgi": {{"version": "3.0", "spec_version": "2.3"}}, "http_version": "1.1",
-    "method": "GET", "scheme": "http", "root_path": "", "query_string": b"",
-    "headers": [(b"host", b"127.0.0.1:8000"), (b"user-agent", b"bench"), (b"accept", b"*/*")],
-    "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 8000),
-}}
-
-async def receive():
-    return {{"type": "http.request", "body": b"", "more_body": False}}
-
-async def send(message):
-    pass
-
 async def requests():
     for _ in range(n):
         try:
-            await app(dict(BASE, path="/boom", raw_path=b"/boom"), receive, send)
+            await app(http_scope("/boom"), receive, send)
         except Exception:
             pass
 

@@ -34,25 +34,12 @@ from _harness import ROOT, alternating, machine_line, median, table, write_secti
 CHILD = r"""
 import asyncio, json, sys, time
 sys.path.insert(0, {bench!r})
-from _asgi_variants import build, flush
+from _asgi_variants import build, flush, http_scope, receive, send
 
 variant, sink_url, n_ok, n_boom = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 app = build(variant, sink_url)
-BASE = {{
-    "type": "http", "asgi": {{"version": "3.0", "spec_version": "2.3"}}, "http_version": "1.1",
-    "method": "GET", "scheme": "http", "root_path": "", "query_string": b"",
-    "headers": [(b"host", b"127.0.0.1:8000"), (b"user-agent", b"bench"), (b"accept", b"*/*")],
-    "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 8000),
-}}
-
-async def receive():
-    return {{"type": "http.request", "body": b"", "more_body": False}}
-
-async def send(message):
-    pass
-
 async def one(path):
-    scope = dict(BASE, path=path, raw_path=path.encode())
+    scope = http_scope(path)
     try:
         await app(scope, receive, send)
     except Exception:
