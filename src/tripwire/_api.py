@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -10,10 +9,9 @@ from typing import Any
 
 from . import _globals, _scope
 from ._client import Client
+from ._log import logger, real_logger
 from ._options import build_options
 from ._types import LEVELS, Breadcrumb, Hint
-
-logger = logging.getLogger("tripwire")
 
 _MAX_TAG_LENGTH = 200
 
@@ -45,7 +43,9 @@ def init(dsn: str | None = None, /, **options: Any) -> Client:
     if integrations:
         _integrations.install(integrations)
     if opts.debug:
-        logger.setLevel(logging.DEBUG)
+        import logging
+
+        real_logger().setLevel(logging.DEBUG)
     if opts.enabled:
         _install_atexit()
     return client

@@ -19,13 +19,11 @@ Each removal is noted in ``_meta`` (rule ``!budget``) and the list of steps take
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from ._log import logger
 from ._serialize import Serializer, add_meta, clean_str
-
-logger = logging.getLogger("tripwire")
 
 TRIMMED_KEY = "tripwire.trimmed"
 # Room kept for the trimming record itself (``extra["tripwire.trimmed"]`` and its _meta notes).

@@ -10,21 +10,19 @@ The result is a Sentry event (https://develop.sentry.dev/sdk/data-model/event-pa
 from __future__ import annotations
 
 import builtins
-import logging
 import sys
 from collections.abc import Mapping
 from typing import Any
 
 from . import _budget
 from ._capture import CaptureItem
+from ._log import logger
 from ._options import Options
 from ._scrub import Scrubber, scrubber_for
 from ._serialize import Serializer, safe_str
 from ._stacktrace import MAX_EXCEPTIONS, FrameBuilder
 from ._types import LEVELS, Event, Hint
 from ._version import __version__
-
-logger = logging.getLogger("tripwire")
 
 SDK_NAME = "tripwire.python"
 #: Characters kept of an exception value or a message (Sentry's own limit).

@@ -18,7 +18,6 @@ has no aggregator and the middleware does no session work at all.
 from __future__ import annotations
 
 import itertools
-import logging
 import os
 import threading
 import time
@@ -27,12 +26,11 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from . import _scope
+from ._log import logger
 from ._types import SessionBatch
 
 if TYPE_CHECKING:
     from ._client import Client
-
-logger = logging.getLogger("tripwire")
 
 #: Outcome indexes into an aggregate's counter list, and their names in the ``sessions`` item.
 EXITED, ERRORED, CRASHED, ABNORMAL = 0, 1, 2, 3

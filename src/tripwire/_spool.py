@@ -13,7 +13,6 @@ reported to ``on_evict`` so the loss is counted).
 from __future__ import annotations
 
 import json
-import logging
 import os
 import threading
 import time
@@ -21,7 +20,7 @@ import zlib
 from collections.abc import Callable
 from typing import Any
 
-logger = logging.getLogger("tripwire")
+from ._log import logger
 
 SUFFIX = ".twp"
 CLAIM = ".claim-"

@@ -18,10 +18,10 @@ app imports them, so ``init()`` imports none of them.
 from __future__ import annotations
 
 import importlib
-import logging
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from .._exceptions import ConfigurationError
+from .._log import logger
 
 if TYPE_CHECKING:
     from .._options import Options
@@ -47,9 +47,6 @@ __all__ = [
     "ThreadingIntegration",
     "installed",
 ]
-
-logger = logging.getLogger("tripwire")
-
 
 class Integration:
     """Base class: ``install()`` hooks into the process, ``uninstall()`` puts back what was there.

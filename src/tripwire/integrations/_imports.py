@@ -9,7 +9,6 @@ wraps its loader so the callbacks run once the module body has executed.
 
 from __future__ import annotations
 
-import logging
 import sys
 import threading
 from collections.abc import Callable, Sequence
@@ -17,7 +16,7 @@ from importlib.machinery import ModuleSpec
 from types import ModuleType
 from typing import Any
 
-logger = logging.getLogger("tripwire")
+from .._log import logger
 
 Callback = Callable[[ModuleType], None]
 

@@ -12,19 +12,26 @@ The app's own handlers run first and exactly as before.
   and are scrubbed like everything else;
 * tripwire's own logger (``tripwire`` and below) is never fed back in, nor are loggers named in
   :func:`ignore_logger`, nor records logged with ``extra={"tripwire_ignore": True}``.
+
+Installing it does not import :mod:`logging` (6 ms of CPU with what it pulls in): ``callHandlers`` is
+wrapped right away if the app has imported ``logging``, else the moment it does (a post-import hook), so
+no record is missed either way.
 """
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import Callable
-from typing import Any, ClassVar
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from .. import _api, _globals
 from .._types import Breadcrumb, Event
 from . import Integration
 from ._common import Patches, in_sdk_thread, scrub_mapping
+
+if TYPE_CHECKING:
+    import logging
 
 __all__ = [
     "LoggingIntegration",
@@ -38,11 +45,12 @@ __all__ = [
 # Logger names (fnmatch patterns) given to ignore_logger().
 _IGNORED: set[str] = set()
 
-#: Attributes every LogRecord has; anything else came from ``extra=``.
-_STANDARD_ATTRS = frozenset(
-    vars(logging.LogRecord("", 0, "", 0, "", (), None)).keys()
-    | {"message", "asctime", "taskName", "tripwire_ignore"}
-)
+# logging's level numbers (part of its documented API), so that the defaults need no import.
+_DEBUG, _INFO, _WARNING, _ERROR, _CRITICAL = 10, 20, 30, 40, 50
+
+# Attributes every LogRecord has (anything else came from ``extra=``); computed on first use, when
+# there is a record and so ``logging`` is loaded.
+_standard_attrs: frozenset[str] | None = None
 
 # Set while we turn a record into an event, so anything logged on the way is not fed back.
 _busy = threading.local()
@@ -70,13 +78,13 @@ def _is_ignored(record: logging.LogRecord) -> bool:
 
 def level_name(levelno: int) -> str:
     """The tripwire level of a logging level number (CRITICAL is ``fatal``)."""
-    if levelno >= logging.CRITICAL:
+    if levelno >= _CRITICAL:
         return "fatal"
-    if levelno >= logging.ERROR:
+    if levelno >= _ERROR:
         return "error"
-    if levelno >= logging.WARNING:
+    if levelno >= _WARNING:
         return "warning"
-    if levelno >= logging.INFO:
+    if levelno >= _INFO:
         return "info"
     return "debug"
 
@@ -89,8 +97,21 @@ def _message(record: logging.LogRecord) -> str:
         return str(record.msg)
 
 
+def _standard() -> frozenset[str]:
+    global _standard_attrs
+    if _standard_attrs is None:
+        import logging
+
+        _standard_attrs = frozenset(
+            vars(logging.LogRecord("", 0, "", 0, "", (), None)).keys()
+            | {"message", "asctime", "taskName", "tripwire_ignore"}
+        )
+    return _standard_attrs
+
+
 def _extra(record: logging.LogRecord) -> dict[str, Any]:
-    extra = {k: v for k, v in vars(record).items() if k not in _STANDARD_ATTRS and not k.startswith("_")}
+    standard = _standard()
+    extra = {k: v for k, v in vars(record).items() if k not in standard and not k.startswith("_")}
     return scrub_mapping(extra) if extra else extra
 
 
@@ -171,8 +192,8 @@ class LoggingIntegration(Integration):
 
     def __init__(
         self,
-        breadcrumb_level: int | str | None = logging.INFO,
-        event_level: int | str | None = logging.ERROR,
+        breadcrumb_level: int | str | None = _INFO,
+        event_level: int | str | None = _ERROR,
         *,
         attach_extra: bool = False,
     ) -> None:
@@ -182,7 +203,10 @@ class LoggingIntegration(Integration):
         self._patches = Patches()
 
     def install(self) -> None:
-        self._patches.replace(logging.Logger, "callHandlers", self._wrap)
+        self._patches.when_imported("logging", self._patch)
+
+    def _patch(self, module: ModuleType) -> None:
+        self._patches.replace(module.Logger, "callHandlers", self._wrap)
 
     def uninstall(self) -> None:
         self._patches.undo()
@@ -227,6 +251,8 @@ class LoggingIntegration(Integration):
 def _level(value: int | str | None) -> int | None:
     if value is None or isinstance(value, int):
         return value
+    import logging  # a level given by name: only logging knows the names (custom levels too)
+
     number = logging.getLevelName(value.upper())
     if not isinstance(number, int):
         from .._exceptions import ConfigurationError

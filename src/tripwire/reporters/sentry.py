@@ -15,7 +15,6 @@ import time
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
-from .._budget import encoded
 from .._dsn import Dsn
 from .._types import Event, SessionBatch
 from .._version import __version__
@@ -122,6 +121,8 @@ class SentryReporter(HttpReporter):
     def encode_event(self, event: Event) -> Payload | None:
         # The size budget encoded this very event to measure it (compact UTF-8 JSON, as _json does):
         # send those bytes rather than encoding ~10-40 KB a second time.
+        from .._budget import encoded  # loaded with the event builder, on the worker's first event
+
         body = encoded(event) or _json(event)
         items = envelope_items([({"type": "event", "content_type": "application/json"}, body)])
         event_id = event.get("event_id")
