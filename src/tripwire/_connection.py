@@ -12,14 +12,17 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
 from . import _globals
-from ._scope import ScopeData, ScopeHolder, SessionTracker
+from ._scope import ScopeData, ScopeHolder
 from ._scrub import Scrubber, scrubber_for
 from ._sessions import CRASHED, ERRORED, EXITED
 from ._types import Breadcrumb, Event, Hint
+
+if TYPE_CHECKING:
+    from ._scope import SessionTracker  # a Protocol, which exists for type checkers only
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]

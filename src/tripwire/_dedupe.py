@@ -14,7 +14,6 @@ to a weak table.
 from __future__ import annotations
 
 import weakref
-from typing import Any
 
 _KEY = "_tripwire_reported"
 
@@ -27,7 +26,7 @@ class ReportedRegistry:
         self._me = weakref.ref(self)
 
     def seen(self, exc: BaseException) -> bool:
-        state: Any = getattr(exc, "__dict__", None)
+        state = getattr(exc, "__dict__", None)
         if isinstance(state, dict):
             mark = state.get(_KEY)
             return mark is not None and mark() is self
@@ -37,7 +36,7 @@ class ReportedRegistry:
             return False
 
     def mark(self, exc: BaseException) -> None:
-        state: Any = getattr(exc, "__dict__", None)
+        state = getattr(exc, "__dict__", None)
         if isinstance(state, dict):
             state[_KEY] = self._me
             return

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 from ._exceptions import ConfigurationError
+
+TYPE_CHECKING = False  # typing's, without importing typing (3 ms): see _namedtuple.py
+if TYPE_CHECKING:
+    from typing import NamedTuple
+else:
+    from ._namedtuple import NamedTuple
 
 
 class Dsn(NamedTuple):

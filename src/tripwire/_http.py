@@ -13,8 +13,7 @@ http is forwarded with the absolute URL.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+TYPE_CHECKING = False  # typing's, without importing typing (3 ms): see _namedtuple.py
 if TYPE_CHECKING:
     import http.client
     import socket

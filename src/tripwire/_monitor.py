@@ -10,12 +10,15 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any, TypeVar, overload
 
 from . import _globals, _scope
 from ._api import _tag_value, aflush
 
-F = TypeVar("F", bound=Callable[..., Any])
+TYPE_CHECKING = False  # typing's, without importing typing (3 ms): see _namedtuple.py
+if TYPE_CHECKING:
+    from typing import Any, TypeVar, overload
+
+    F = TypeVar("F", bound=Callable[..., Any])
 
 __all__ = ["capture", "end_session", "monitor", "start_session"]
 
@@ -62,18 +65,19 @@ def capture(
                 client.flush(client.options.shutdown_timeout)
 
 
-@overload
-def monitor(func: F, /) -> F: ...
+if TYPE_CHECKING:  # the signatures type checkers see; at run time only the one below exists
 
+    @overload
+    def monitor(func: F, /) -> F: ...
 
-@overload
-def monitor(
-    name: str | None = None,
-    *,
-    tags: Mapping[str, Any] | None = None,
-    flush: bool = False,
-    session: bool = False,
-) -> Callable[[F], F]: ...
+    @overload
+    def monitor(
+        name: str | None = None,
+        *,
+        tags: Mapping[str, Any] | None = None,
+        flush: bool = False,
+        session: bool = False,
+    ) -> Callable[[F], F]: ...
 
 
 def monitor(

@@ -20,17 +20,22 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from types import MappingProxyType
-from typing import Any, NamedTuple, Protocol
 
-from ._types import Breadcrumb, EventProcessor
+TYPE_CHECKING = False  # typing's, without importing typing (3 ms): see _namedtuple.py
+if TYPE_CHECKING:
+    from typing import Any, NamedTuple, Protocol
+
+    from ._types import Breadcrumb, EventProcessor
+
+    class SessionTracker(Protocol):
+        """A live release-health session attached to a unit of work (see ``_sessions``)."""
+
+        def mark_error(self, *, handled: bool) -> None: ...
+
+else:
+    from ._namedtuple import NamedTuple
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
-
-
-class SessionTracker(Protocol):
-    """A live release-health session attached to a unit of work (see ``_sessions``)."""
-
-    def mark_error(self, *, handled: bool) -> None: ...
 
 
 class ScopeData(NamedTuple):

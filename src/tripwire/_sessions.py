@@ -23,13 +23,15 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
 
 from . import _scope
 from ._log import logger
 from ._types import SessionBatch
 
+TYPE_CHECKING = False  # typing's, without importing typing (3 ms): see _namedtuple.py
 if TYPE_CHECKING:
+    from typing import Any
+
     from ._client import Client
 
 #: Outcome indexes into an aggregate's counter list, and their names in the ``sessions`` item.

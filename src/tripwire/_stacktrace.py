@@ -20,10 +20,13 @@ from collections import OrderedDict
 from collections.abc import Iterator
 from itertools import islice
 from types import FrameType, TracebackType
-from typing import Any
 
 from ._options import Options
 from ._serialize import Serializer, clean_str
+
+TYPE_CHECKING = False  # typing's, without importing typing (3 ms): see _namedtuple.py
+if TYPE_CHECKING:
+    from typing import Any
 
 #: Frames kept per stack trace: the oldest and the newest half of this (the middle of a deep recursion
 #: says little); the original count is recorded in ``_meta``.

@@ -12,11 +12,14 @@ from __future__ import annotations
 import sys
 import threading
 from collections.abc import Callable, Sequence
-from importlib.machinery import ModuleSpec
 from types import ModuleType
-from typing import Any
 
 from .._log import logger
+
+TYPE_CHECKING = False  # typing's, without importing typing (3 ms): see _namedtuple.py
+if TYPE_CHECKING:
+    from importlib.machinery import ModuleSpec  # importlib imports warnings: 0.3 ms at init
+    from typing import Any
 
 Callback = Callable[[ModuleType], None]
 

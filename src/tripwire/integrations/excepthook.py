@@ -16,15 +16,18 @@ import sys
 import threading
 from collections.abc import Callable
 from types import TracebackType
-from typing import Any, ClassVar
 
 from .. import _globals, _scope
 from . import Integration
 
-__all__ = ["ExcepthookIntegration"]
+TYPE_CHECKING = False  # typing's, without importing typing (3 ms): see _namedtuple.py
+if TYPE_CHECKING:
+    from typing import Any, ClassVar
 
-ExceptHook = Callable[[type[BaseException], BaseException, TracebackType | None], Any]
-ThreadHook = Callable[[Any], Any]
+    ExceptHook = Callable[[type[BaseException], BaseException, TracebackType | None], Any]
+    ThreadHook = Callable[[Any], Any]
+
+__all__ = ["ExcepthookIntegration"]
 
 
 class ExcepthookIntegration(Integration):

@@ -12,12 +12,15 @@ import re
 import time
 from collections.abc import Callable, Sequence
 from types import ModuleType
-from typing import Any, ClassVar
 
 from .. import _globals
 from . import Integration
 from ._common import Patches, add_crumb
 from .stdlib import _is_sdk_request, compile_targets, http_breadcrumb, trace_header
+
+TYPE_CHECKING = False  # typing's, without importing typing (3 ms): see _namedtuple.py
+if TYPE_CHECKING:
+    from typing import Any, ClassVar
 
 __all__ = ["HttpxIntegration"]
 

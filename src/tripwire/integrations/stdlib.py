@@ -17,12 +17,15 @@ import re
 import time
 from collections.abc import Callable, Sequence
 from types import ModuleType
-from typing import Any, ClassVar
 
 from .. import _globals, _scope
 from .._types import Breadcrumb
 from . import Integration
 from ._common import Patches, add_crumb, in_sdk_thread
+
+TYPE_CHECKING = False  # typing's, without importing typing (3 ms): see _namedtuple.py
+if TYPE_CHECKING:
+    from typing import Any, ClassVar
 
 __all__ = ["StdlibIntegration", "http_breadcrumb"]
 

@@ -6,10 +6,13 @@ Built in: ``sentry`` (Sentry envelopes), ``bugsnag``, ``logging`` and ``capture`
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 from .._exceptions import ConfigurationError
 from .base import Reporter
+
+TYPE_CHECKING = False  # typing's, without importing typing (3 ms): see _namedtuple.py
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["Reporter", "create_reporter", "load_backend"]
 
@@ -26,11 +29,9 @@ _BUILTIN = {
 
 def load_backend(name: str) -> type[Reporter]:
     """The reporter class registered under ``name`` (built in, or an installed entry point)."""
-    import importlib
-
     if name in _BUILTIN:
         module, attr = _BUILTIN[name]
-        cls = getattr(importlib.import_module(module), attr)
+        cls = getattr(__import__(module, fromlist=[attr]), attr)  # the submodule, without importlib
     else:
         from importlib.metadata import entry_points
 
