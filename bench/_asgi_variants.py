@@ -3,6 +3,7 @@
 Variants:
     bare      Starlette, no SDK
     tripwire  tripwire.init(dsn=<sink>) + TripwireMiddleware(app)
+    tripwire-every-event  the same with repeat_limit=None: every failing request is built and sent
     tripwire-nolocals  the same with include_local_variables=False (a what-if)
     passthrough  an empty pure-ASGI middleware, no SDK (the floor of any middleware layer)
     sentry    sentry_sdk.init(dsn=<sink>) with its auto-enabled Starlette integration, tracing off
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-VARIANTS = ("bare", "tripwire", "sentry", "bugsnag")
+VARIANTS = ("bare", "tripwire", "tripwire-every-event", "sentry", "bugsnag")
 #: What-if variants, run with --variants: tripwire without frame locals.
 EXTRA_VARIANTS = ("passthrough", "tripwire-nolocals", "tripwire-nointegrations")
 RELEASE = "bench@1.0.0"
@@ -94,6 +95,8 @@ def build(variant: str, sink_url: str) -> Any:
         extra: dict[str, Any] = {}
         if variant == "tripwire-nolocals":
             extra["include_local_variables"] = False
+        elif variant == "tripwire-every-event":
+            extra["repeat_limit"] = None
         elif variant == "tripwire-nointegrations":
             extra["default_integrations"] = False
         tripwire.init(f"http://publickey@127.0.0.1:{port}/1", release=RELEASE, **extra)
@@ -135,3 +138,19 @@ def flush(variant: str) -> None:
             for t in threading.enumerate()
         ):
             time.sleep(0.05)
+
+
+def reported(sink: Any) -> tuple[int, int]:
+    """(events at the sink, occurrences counted instead of sent) for every SDK's traffic so far.
+
+    The second number is what tripwire's repeat limit coalesced, from its client reports: with it,
+    every failing request is accounted for, as an event or as a count.
+    """
+    events = len(sink.events) + len(sink.bugsnag_events)
+    counted = sum(
+        d.get("quantity", 0)
+        for report in sink.items("client_report")
+        for d in report.get("discarded_events", ())
+        if d.get("reason") == "repeat_limit"
+    )
+    return events, counted

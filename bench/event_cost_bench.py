@@ -55,7 +55,7 @@ from tripwire.asgi import TripwireMiddleware
 from _asgi_variants import RELEASE, http_scope, receive, send, starlette_app
 
 dsn, n, extra = sys.argv[1], int(sys.argv[2]), json.loads(sys.argv[3])
-tripwire.init(dsn, release=RELEASE, **extra)
+tripwire.init(dsn, release=RELEASE, repeat_limit=None, **extra)  # every request snapshotted
 client = tripwire.get_client()
 items = []
 client._enqueue = lambda item: items.append(item) or item.event_id  # keep the snapshots

@@ -50,7 +50,7 @@ SETUPS = {
     "tripwire (default integrations)": (
         "import tripwire\n"
         "from tripwire.reporters.capture import CaptureReporter\n"
-        "tripwire.init(reporters=[CaptureReporter()])"
+        "tripwire.init(reporters=[CaptureReporter()], repeat_limit=None)"  # every error record built
     ),
     "sentry-sdk (defaults)": (
         "import sentry_sdk\n"

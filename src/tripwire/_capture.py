@@ -29,6 +29,7 @@ class CaptureItem:
         "mechanism",
         "message",
         "overrides",
+        "repeats",
         "scope",
         "thread_id",
         "timestamp",
@@ -50,6 +51,7 @@ class CaptureItem:
         thread_id: int | None = None,
         live_locals: dict[FrameType, dict[str, Any]] | None = None,
         trace_id: str | None = None,
+        repeats: int = 0,
     ) -> None:
         self.event_id = event_id
         self.timestamp = timestamp
@@ -68,3 +70,5 @@ class CaptureItem:
         self.live_locals = live_locals
         #: The unit of work's trace id (``contexts.trace``).
         self.trace_id = trace_id
+        #: Earlier occurrences of the same error that the repeat limit counted but did not send.
+        self.repeats = repeats

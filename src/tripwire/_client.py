@@ -22,6 +22,7 @@ from . import _scope
 from ._capture import CaptureItem
 from ._dedupe import ReportedRegistry
 from ._options import Options
+from ._repeats import RepeatLimiter, exception_key, message_key
 from ._serialize import safe_repr
 from ._sessions import SessionAggregator
 from ._stacktrace import snapshot_live_locals
@@ -76,6 +77,8 @@ class Client:
             on_drop=self._count_dropped_job,
         )
         self._closed = False
+        #: Error-storm protection (see _repeats); None when ``repeat_limit`` is off.
+        self.repeats = RepeatLimiter(options.repeat_limit) if options.repeat_limit else None
         #: Release health (per-minute request counts); None without a release: then no session work.
         self.sessions: SessionAggregator | None = None
         if options.release:
@@ -138,7 +141,15 @@ class Client:
                 self.stats.record("sample_rate")
                 return None
             self.reported.mark(exc)
+            # Release health counts every occurrence, also those the repeat limit coalesces.
             self._mark_session(mechanism)
+            repeats = 0
+            if self.repeats is not None:
+                admitted = self.repeats.admit(exception_key(exc, self._fingerprint(scope_kwargs)))
+                if admitted is None:
+                    self.stats.record("repeat_limit")
+                    return None
+                repeats = admitted
             item = CaptureItem(
                 event_id=_new_event_id(),
                 timestamp=time.time(),
@@ -152,6 +163,7 @@ class Client:
                 thread_id=threading.get_ident(),
                 live_locals=self._live_locals(exc),
                 trace_id=_scope.trace_id(),
+                repeats=repeats,
             )
             return self._enqueue(item)
         except Exception:
@@ -174,6 +186,21 @@ class Client:
                 return None
             if level in ("error", "fatal"):
                 self._mark_session({"handled": True})
+            repeats = 0
+            if self.repeats is not None:
+                # Grouped like the collector groups it: by the template (logging's record.msg).
+                logentry = (event or {}).get("logentry")
+                template = logentry.get("message") if isinstance(logentry, dict) else None
+                key = message_key(
+                    level,
+                    template if isinstance(template, str) else str(message),
+                    self._fingerprint(scope_kwargs),
+                )
+                admitted = self.repeats.admit(key)
+                if admitted is None:
+                    self.stats.record("repeat_limit")
+                    return None
+                repeats = admitted
             item = CaptureItem(
                 event_id=_new_event_id(),
                 timestamp=time.time(),
@@ -185,11 +212,20 @@ class Client:
                 hint=hint or {},
                 thread_id=threading.get_ident(),
                 trace_id=_scope.trace_id(),
+                repeats=repeats,
             )
             return self._enqueue(item)
         except Exception:
             logger.exception("tripwire: capture_message failed; nothing was reported")
             return None
+
+    @staticmethod
+    def _fingerprint(scope_kwargs: Mapping[str, Any]) -> Any:
+        # A custom fingerprint splits one stack into several issues: it must split the budget too.
+        fingerprint = scope_kwargs.get("fingerprint") or _scope.snapshot().fingerprint
+        if isinstance(fingerprint, list):
+            return tuple(fingerprint)
+        return fingerprint if isinstance(fingerprint, str | tuple) else None
 
     def _live_locals(self, exc: BaseException) -> dict[Any, dict[str, Any]] | None:
         # The frames still running keep changing after we return: copy their locals now (cheap).

@@ -220,6 +220,9 @@ def _apply_scope(event: Event, item: CaptureItem) -> None:
         **scope.contexts,
         **_mapping(over.get("contexts")),
     }
+    if item.repeats:
+        # Occurrences of this error the repeat limit counted instead of sending (see _repeats).
+        event["contexts"]["repeats"] = {"type": "repeats", "coalesced": item.repeats}
     user = over.get("user") or scope.user or event.get("user")
     if user:
         event["user"] = _mapping(user)

@@ -38,6 +38,8 @@ class Options(NamedTuple):
 
     # What is captured
     sample_rate: float = 1.0
+    #: Full events per minute for one error (same types and raise sites); None: every occurrence.
+    repeat_limit: int | None = 60
     ignore_errors: tuple[type[BaseException] | str, ...] = ()
     before_send: BeforeSend | None = None
     before_breadcrumb: BeforeBreadcrumb | None = None
@@ -114,6 +116,13 @@ def _integer(name: str, value: Any, low: int) -> int:
     return value
 
 
+def _optional_limit(name: str, value: Any) -> int | None:
+    # 0 and None both mean "no limit", the way a user would write either.
+    if value is None or value == 0:
+        return None
+    return _integer(name, value, 1)
+
+
 def _boolean(name: str, value: Any) -> bool:
     if not isinstance(value, bool):
         raise ConfigurationError(f"{name}: expected True or False, got {value!r}")
@@ -179,6 +188,7 @@ _VALIDATORS: dict[str, Callable[[str, Any], Any]] = {
     "server_name": _optional_str,
     "debug": _boolean,
     "sample_rate": lambda n, v: _number(n, v, 0.0, 1.0),
+    "repeat_limit": _optional_limit,
     "ignore_errors": _ignore_errors,
     "before_send": _callable,
     "before_breadcrumb": _callable,

@@ -3,7 +3,8 @@
 Reasons follow the Sentry client-report vocabulary where one exists, so the counts can be sent as
 ``client_report`` items unchanged: queue_full (sent as ``queue_overflow``), rate_limited
 (``ratelimit_backoff``), network_error, rejected (``send_error``), too_large, before_send,
-sample_rate, ignored, deduplicated, internal_error.
+sample_rate, ignored, deduplicated, internal_error, and repeat_limit (occurrences of one error beyond
+its per-minute budget: counted here, and the count rides on that error's next event).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ REASONS = (
     "too_large",
     "before_send",
     "sample_rate",
+    "repeat_limit",
     "ignored",
     "deduplicated",
     "internal_error",

@@ -42,3 +42,45 @@ def test_tripwire_sdk_reports_are_visible_through_the_api(server: LiveServer) ->
     rel = wait_until(release)
     assert rel["version"] == "shop@2.0.0"
     assert rel["sessions_crashed"] == 1 and rel["sessions_errored"] == 1
+
+
+STORM = """
+import sys, time, tripwire
+tripwire.init(sys.argv[1], repeat_limit=60)
+
+def charge(n):
+    raise ConnectionError(f"payment gateway down (attempt {n})")
+
+def fail(n):
+    try:
+        charge(n)
+    except ConnectionError:
+        tripwire.capture_exception()
+
+for n in range(200):
+    fail(n)
+time.sleep(1.2)  # 60 per minute: one more full event per second
+fail(200)
+coalesced = tripwire.stats()["dropped"].get("repeat_limit", 0)
+tripwire.close(10)
+print(coalesced)
+"""
+
+
+def test_an_error_storm_is_counted_in_full_on_the_issue(server: LiveServer) -> None:
+    """201 occurrences under repeat_limit=60: ~61 events are stored, and the issue counts all 201."""
+    out = subprocess.run(
+        [sys.executable, "-c", STORM, server.dsn], capture_output=True, text=True, timeout=60, check=True
+    )
+    coalesced = int(out.stdout.strip().splitlines()[-1])
+    sent = 201 - coalesced
+    assert 61 <= sent <= 63 and coalesced > 0
+    wait_until(lambda: server.store.count_events() >= sent)
+    server.wait_digested()
+    issues = server.api("/api/0/projects/default/issues/")["issues"]
+    assert len(issues) == 1
+    latest = server.api(f"/api/0/issues/{issues[0]['id']}/events/latest/")
+    assert latest["data"]["contexts"]["repeats"]["coalesced"] == coalesced
+    assert issues[0]["event_count"] == 201
+    events = server.api(f"/api/0/issues/{issues[0]['id']}/events/?limit=1000")
+    assert len(events) == sent

@@ -30,7 +30,7 @@ def handler(order_id):
     total = order_id * 3
     raise ValueError(f"order {order_id} failed at {total}")
 
-tripwire.init(sys.argv[1])
+tripwire.init(sys.argv[1], repeat_limit=None)  # every occurrence: a volume test, not a storm
 before = rss_mib()
 peak_threads = threading.active_count()
 ids = []

@@ -68,6 +68,22 @@ def test_error_record_becomes_message_event_grouped_by_template(start: Start) ->
         assert "exception" not in event
 
 
+def test_an_error_log_storm_is_limited_by_template(start: Start) -> None:
+    """Error lines repeated with other arguments are one error for repeat_limit; another template is not."""
+    configure({"it.storm": {"level": "INFO", "handlers": ["null"], "propagate": False}})
+    events = start(repeat_limit=4)
+    log = logging.getLogger("it.storm")
+    for i in range(30):
+        log.error("payment %s declined", i)
+    for i in range(3):
+        log.error("refund %s failed", i)
+    tripwire.flush(5)
+    messages = [e["logentry"]["message"] for e in events]
+    assert messages.count("payment %s declined") == 4
+    assert messages.count("refund %s failed") == 3
+    assert tripwire.stats()["dropped"]["repeat_limit"] == 26
+
+
 def test_exception_record_becomes_exception_event_with_logging_mechanism(start: Start) -> None:
     """logger.exception() inside except sends the exception, mechanism logging and handled."""
     configure({"it.exc": {"level": "INFO", "handlers": ["null"], "propagate": False}})

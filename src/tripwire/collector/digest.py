@@ -152,6 +152,7 @@ class EnvelopeProcessor:
                 grouping_explanation=g.explanation(),
                 tags=derived_tags(ev),
                 data=blob,
+                occurrences=1 + coalesced_repeats(ev),
             )
         )
 
@@ -339,3 +340,23 @@ def digest_process_main(config: CollectorConfig, parent_pid: int) -> None:
         Digester(store, config, stop=stop, idle_wait=0.05).run(parent_pid=parent_pid)
     finally:
         store.close()
+
+
+#: More than this many coalesced occurrences on one event is not a plausible SDK count.
+MAX_COALESCED = 10_000_000
+
+
+def coalesced_repeats(ev: dict[str, Any]) -> int:
+    """Occurrences an SDK's repeat limit counted but did not send, carried by this event.
+
+    The tripwire SDK sends at most ``repeat_limit`` events per minute for one error and puts the
+    number of the others on the next one (``contexts.repeats.coalesced``): the issue's event count
+    and hourly counts include them, so an error storm shows its real size.
+    """
+    repeats = (ev.get("contexts") or {}).get("repeats")
+    if not isinstance(repeats, dict):
+        return 0
+    value = repeats.get("coalesced")
+    if isinstance(value, bool) or not isinstance(value, int):
+        return 0
+    return max(0, min(value, MAX_COALESCED))

@@ -194,7 +194,7 @@ class BatchWriter:
         regress: dict[int, str] = {}
         for e, issue_id in stored:
             agg = per_issue.setdefault(issue_id, [0, e.timestamp, e.timestamp, None, 0.0])
-            agg[0] += 1
+            agg[0] += e.occurrences
             agg[1] = min(agg[1], e.timestamp)
             agg[2] = max(agg[2], e.timestamp)
             if e.release and e.received_at >= agg[4]:
@@ -206,10 +206,10 @@ class BatchWriter:
                 t[2] = max(t[2], e.timestamp)
             hour = _hour(e.received_at)
             for k in ((e.project_id, issue_id, hour), (e.project_id, 0, hour)):
-                hourly[k] = hourly.get(k, 0) + 1
+                hourly[k] = hourly.get(k, 0) + e.occurrences
             if e.release:
                 r = releases.setdefault((e.project_id, e.release), [0, e.timestamp, e.timestamp])
-                r[0] += 1
+                r[0] += e.occurrences
                 r[1] = min(r[1], e.timestamp)
                 r[2] = max(r[2], e.timestamp)
             _id, status, resolved_in = by_id[issue_id]

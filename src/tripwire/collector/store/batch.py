@@ -34,6 +34,8 @@ class DigestedEvent:
     tags: list[tuple[str, str]]
     #: zlib-compressed JSON of the normalized event.
     data: bytes
+    #: This event plus the occurrences an SDK counted but did not send (``contexts.repeats``).
+    occurrences: int = 1
 
 
 @dataclasses.dataclass

@@ -1,0 +1,123 @@
+"""Error-storm protection: a per-error budget of full events, decided on the caller before any work.
+
+When one error repeats many times a second (a broken dependency, a bad deploy), building and sending
+every occurrence costs the app CPU it needs most at that moment, burns the backend's quota, and adds
+nothing a developer reads: the hundredth copy of the same stack trace says what the first one said.
+So each error, identified by a cheap key (exception types plus the code locations of the traceback,
+or a message template), gets a token bucket of ``limit`` full events per minute. Occurrences beyond
+it are not snapshotted or built at all; they are counted (``stats()``: ``repeat_limit``) and the count
+rides on the next full event of that error as ``contexts.repeats.coalesced``, which the tripwire
+collector adds to the issue's event count.
+
+The key is computed on the calling thread, so it must stay in the low microseconds: it walks the
+traceback chain reading code objects and line numbers only, never source or locals.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # typing's runtime import is kept out of `import tripwire` (import-time budget)
+    from typing import Any
+
+#: How many distinct errors are tracked; the least recently seen is forgotten beyond this.
+MAX_TRACKED = 1_000
+#: Bounds on the key walk, so a pathological chain or recursion depth costs a bounded time.
+_MAX_CHAIN = 8
+_MAX_FRAMES = 128
+
+
+def exception_key(exc: BaseException, fingerprint: Any = None) -> tuple[Any, ...] | None:
+    """What makes two occurrences "the same error": types and raise sites along the whole chain.
+
+    None when the exception cannot be keyed (a hostile ``__traceback__`` or ``__cause__`` property):
+    such an occurrence is always sent, the safe side.
+    """
+    try:
+        return _exception_key(exc, fingerprint)
+    except Exception:
+        return None
+
+
+def _exception_key(exc: BaseException, fingerprint: Any) -> tuple[Any, ...]:
+    parts: list[Any] = [fingerprint] if fingerprint else []
+    current: BaseException | None = exc
+    for _ in range(_MAX_CHAIN):
+        if current is None:
+            break
+        tb = current.__traceback__
+        if tb is None:
+            # Never raised (``capture_exception(ValueError("x"))``): no stack, so the message decides.
+            parts.append((type(current), _message(current)))
+        else:
+            sites = []
+            for _ in range(_MAX_FRAMES):
+                if tb is None:
+                    break
+                sites.append((tb.tb_frame.f_code, tb.tb_lineno))
+                tb = tb.tb_next
+            parts.append((type(current), tuple(sites)))
+        cause = current.__cause__
+        if cause is None and not current.__suppress_context__:
+            cause = current.__context__
+        current = cause
+    return tuple(parts)
+
+
+def message_key(level: str, template: str, fingerprint: Any = None) -> tuple[Any, ...]:
+    """Message events are the same error when level and template (not the formatted text) match."""
+    return ("message", level, template[:1024], fingerprint)
+
+
+def _message(exc: BaseException) -> str:
+    try:
+        return str(exc)[:1024]
+    except Exception:  # a broken __str__ must not break capture; the type alone then decides
+        return ""
+
+
+class _Bucket:
+    __slots__ = ("coalesced", "tokens", "updated")
+
+    def __init__(self, tokens: float, now: float) -> None:
+        self.tokens = tokens
+        self.updated = now
+        self.coalesced = 0
+
+
+class RepeatLimiter:
+    """Token buckets per error key: ``limit`` full events per minute, bursts up to ``limit``."""
+
+    def __init__(self, limit: int, clock: Any = time.monotonic) -> None:
+        self.limit = limit
+        self._rate = limit / 60.0
+        self._clock = clock
+        self._lock = threading.Lock()
+        # Insertion order doubles as recency order: a hit moves its key to the end.
+        self._buckets: dict[tuple[Any, ...], _Bucket] = {}
+
+    def admit(self, key: tuple[Any, ...] | None) -> int | None:
+        """None: over the budget, counted, send nothing. Else send, standing for that many more."""
+        if key is None:
+            return 0
+        now = self._clock()
+        with self._lock:
+            bucket = self._buckets.pop(key, None)
+            if bucket is None:
+                bucket = _Bucket(float(self.limit), now)
+                if len(self._buckets) >= MAX_TRACKED:
+                    # Forget the least recently seen error; its coalesced count was already
+                    # recorded in the drop counters, only the piggy-back onto a later event is lost.
+                    del self._buckets[next(iter(self._buckets))]
+            else:
+                bucket.tokens = min(float(self.limit), bucket.tokens + (now - bucket.updated) * self._rate)
+                bucket.updated = now
+            self._buckets[key] = bucket
+            if bucket.tokens < 1.0:
+                bucket.coalesced += 1
+                return None
+            bucket.tokens -= 1.0
+            coalesced, bucket.coalesced = bucket.coalesced, 0
+            return coalesced

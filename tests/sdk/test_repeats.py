@@ -1,0 +1,133 @@
+"""Error storms: one error's repeats beyond ``repeat_limit`` per minute are counted, not built or sent."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import tripwire
+import tripwire.testing
+from tripwire import _scope
+from tripwire._repeats import RepeatLimiter, exception_key
+
+
+def _fail(n: int) -> None:
+    raise ValueError(f"order {n} failed")
+
+
+def _fail_elsewhere(n: int) -> None:
+    raise ValueError(f"order {n} failed")
+
+
+def _storm(n: int, fn: Any = _fail, **kwargs: Any) -> list[str | None]:
+    ids = []
+    for i in range(n):
+        try:
+            fn(i)
+        except ValueError:
+            ids.append(tripwire.capture_exception(**kwargs))
+    return ids
+
+
+def test_a_storm_of_one_error_sends_the_budget_and_counts_the_rest() -> None:
+    """500 raises of one error in a burst: 60 events (the default budget), 440 counted as repeat_limit."""
+    with tripwire.testing.capture_events() as events:
+        ids = _storm(500)
+        stats = tripwire.stats()
+    sent = [i for i in ids if i is not None]
+    # The budget refills at one per second: a slow machine may earn one more during the loop.
+    assert 60 <= len(events) <= 62
+    assert len(sent) == len(events)
+    assert stats["dropped"]["repeat_limit"] == 500 - len(events)
+
+
+def test_the_next_event_after_the_storm_carries_the_count() -> None:
+    """Once the budget refills, the error's next event says how many occurrences it stands for."""
+    with tripwire.testing.capture_events(repeat_limit=60) as events:
+        _storm(100)
+        events.wait_for(60)
+        first_wave = len(events)
+        time.sleep(1.1)  # 60 per minute: one token per second
+        _storm(1)
+    carrier = events[-1]
+    assert len(events) == first_wave + 1
+    assert carrier["contexts"]["repeats"] == {"type": "repeats", "coalesced": 100 - first_wave}
+    assert "repeats" not in events[0].get("contexts", {})
+
+
+def test_different_raise_sites_have_their_own_budgets() -> None:
+    """The same exception type raised on another line is another error with a budget of its own."""
+    with tripwire.testing.capture_events(repeat_limit=5) as events:
+        _storm(20)
+        _storm(20, _fail_elsewhere)
+    assert len(events) == 10
+    sites = {e["exception"]["values"][-1]["stacktrace"]["frames"][-1]["function"] for e in events}
+    assert sites == {"_fail", "_fail_elsewhere"}
+
+
+def test_a_custom_fingerprint_splits_the_budget() -> None:
+    """Occurrences the app fingerprints apart (one issue per tenant) are limited per fingerprint."""
+    with tripwire.testing.capture_events(repeat_limit=3) as events:
+        for tenant in ("a", "b"):
+            _storm(10, fingerprint=["{{ default }}", tenant])
+    assert sorted(e["fingerprint"][1] for e in events) == ["a", "a", "a", "b", "b", "b"]
+
+
+def test_repeat_limit_none_sends_every_occurrence() -> None:
+    """repeat_limit=None (or 0) turns storm protection off: all 150 occurrences are events."""
+    with tripwire.testing.capture_events(repeat_limit=None) as events:
+        _storm(150)
+    assert len(events) == 150
+    with tripwire.testing.capture_events(repeat_limit=0) as events:
+        _storm(70)
+    assert len(events) == 70
+
+
+def test_coalesced_occurrences_still_count_for_release_health() -> None:
+    """Every occurrence marks the session errored, also those the repeat limit did not send."""
+    with tripwire.testing.capture_events(release="shop@1", repeat_limit=1) as events:
+        assert tripwire.start_session()
+        _storm(5)
+        session = _scope.isolation_holder().session
+        assert session is not None
+        assert session.errors == 5
+        tripwire.end_session()
+    assert len(events) == 1
+
+
+def test_the_budget_refills_over_time() -> None:
+    """A token bucket: after the burst, one event per 60/limit seconds, and the pending count rides on it."""
+    now = [0.0]
+    limiter = RepeatLimiter(6, clock=lambda: now[0])
+    key = ("k",)
+    assert [limiter.admit(key) for _ in range(8)] == [0, 0, 0, 0, 0, 0, None, None]
+    now[0] += 10.0  # 6 per minute: one token every 10 s
+    assert limiter.admit(key) == 2
+    assert limiter.admit(key) is None
+    now[0] += 3600.0  # an hour later the burst is back, but never more than the limit
+    assert [limiter.admit(key) for _ in range(7)] == [1, 0, 0, 0, 0, 0, None]
+
+
+def test_the_table_of_tracked_errors_is_bounded() -> None:
+    """Ten thousand distinct errors keep at most MAX_TRACKED buckets in memory."""
+    from tripwire import _repeats
+
+    limiter = RepeatLimiter(1)
+    for i in range(10_000):
+        assert limiter.admit(("error", i)) == 0
+    assert len(limiter._buckets) == _repeats.MAX_TRACKED
+
+
+def test_a_hostile_traceback_is_always_sent() -> None:
+    """An exception whose __traceback__ raises cannot be keyed: it is sent, never limited or lost."""
+
+    class Hostile(Exception):
+        @property  # type: ignore[override]
+        def __traceback__(self) -> Any:
+            raise RuntimeError("no")
+
+    assert exception_key(Hostile()) is None
+    with tripwire.testing.capture_events(repeat_limit=1) as events:
+        for _ in range(3):
+            tripwire.capture_exception(Hostile())
+    assert len(events) == 3
