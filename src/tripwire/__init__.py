@@ -78,7 +78,9 @@ _SUBMODULES = frozenset({"asgi", "integrations", "logging", "reporters", "testin
 
 def __getattr__(name: str) -> Any:
     if name in _SUBMODULES:
-        import importlib
+        # Also reached by init()'s ``from . import integrations``: no importlib (it imports warnings).
+        import sys
 
-        return importlib.import_module(f"{__name__}.{name}")
+        __import__(f"{__name__}.{name}")
+        return sys.modules[f"{__name__}.{name}"]
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

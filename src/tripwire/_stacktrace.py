@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import builtins
 import os
-import re
 import sys
 from collections import OrderedDict
 from collections.abc import Iterator
@@ -43,7 +42,6 @@ _MAX_LOCATIONS = 2048
 #: Values never replaced by a reference to another frame: cheap to repeat, and clearer in place.
 _NOT_SHARED = frozenset({type(None), bool, int, float, str, bytes, complex})
 
-_PACKAGES_DIR = re.compile(r"[\\/](?:site|dist)-packages[\\/]")
 # ExceptionGroup is new in 3.11; on 3.10 nothing is a group.
 _GROUP: Any = getattr(builtins, "BaseExceptionGroup", ())
 
@@ -108,6 +106,9 @@ class FrameBuilder:
         self.stdlib = os.path.join(os.path.dirname(os.path.abspath(os.__file__)), "")
         self.include = tuple(options.in_app_include)
         self.exclude = tuple(options.in_app_exclude)
+        import re  # here, on the worker: importing re (and enum) with tripwire costs 3 ms
+
+        self._packages_dir = re.compile(r"[\\/](?:site|dist)-packages[\\/]")
         self._paths: dict[str, tuple[str, str]] = {}
         self._in_app: dict[tuple[str | None, str], bool] = {}
         #: Everything about a frame that depends only on where it is (code, instruction, module):
@@ -127,7 +128,7 @@ class FrameBuilder:
             abs_path = os.path.abspath(filename)
             rel = abs_path
             roots = [p for p in sys.path if p and abs_path.startswith(os.path.join(p, ""))]
-            if self.project_root and abs_path.startswith(self.project_root) and not _PACKAGES_DIR.search(
+            if self.project_root and abs_path.startswith(self.project_root) and not self._packages_dir.search(
                 abs_path
             ):
                 rel = abs_path[len(self.project_root) :]
@@ -150,7 +151,7 @@ class FrameBuilder:
         if module and any(module == p or module.startswith(p + ".") for p in self.include):
             result = True
         elif (module and any(module == p or module.startswith(p + ".") for p in self.exclude)) or (
-            _PACKAGES_DIR.search(abs_path) or abs_path.startswith(self.stdlib)
+            self._packages_dir.search(abs_path) or abs_path.startswith(self.stdlib)
         ):
             result = False
         elif self.project_root and abs_path.startswith(self.project_root):

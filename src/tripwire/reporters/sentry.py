@@ -10,7 +10,6 @@ Events go one per envelope (the protocol allows one event per envelope) to
 
 from __future__ import annotations
 
-import json
 import time
 from collections import Counter
 
@@ -48,6 +47,8 @@ SENTRY_REASONS = {
 
 
 def _json(value: Any) -> bytes:
+    import json  # on the worker, not at init: json imports re and enum (3 ms of CPU)
+
     # Events are already made JSON-safe by the event builder; repr() is the last resort for anything
     # a before_send hook or an integration slipped in.
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=repr).encode(
