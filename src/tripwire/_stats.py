@@ -9,12 +9,18 @@ its per-minute budget: counted here, and the count rides on that error's next ev
 
 from __future__ import annotations
 
-import logging
 import os
 import threading
 import weakref
 from collections import Counter
-from typing import Any, NamedTuple
+
+from ._log import logger
+
+TYPE_CHECKING = False  # typing's, without importing typing (3 ms): see _namedtuple.py
+if TYPE_CHECKING:
+    from typing import Any, NamedTuple
+else:
+    from ._namedtuple import NamedTuple
 
 REASONS = (
     "queue_full",
@@ -71,7 +77,7 @@ class DropCounter:
             self._total[key] += quantity
             self._unreported[key] += quantity
         if self.debug:
-            logging.getLogger("tripwire").warning(
+            logger.warning(
                 "tripwire: dropped %d %s item(s): %s%s",
                 quantity, category, reason, f" (reporter {reporter})" if reporter else "",
             )

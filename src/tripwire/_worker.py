@@ -10,15 +10,17 @@ low-priority job is refused: a burst of errors never loses an error to a session
 
 from __future__ import annotations
 
-import logging
 import os
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Any
 
-logger = logging.getLogger("tripwire")
+from ._log import logger
+
+TYPE_CHECKING = False  # typing's, without importing typing (3 ms): see _namedtuple.py
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class Worker:

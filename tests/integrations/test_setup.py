@@ -175,17 +175,19 @@ def test_argv_is_attached_only_when_asked(start: Start) -> None:
 
 
 def test_import_and_init_import_nothing_the_app_does_not_use() -> None:
-    """import tripwire + init(dsn) loads no asyncio, http.client, urllib.request, httpx, thread pool."""
+    """import tripwire + init(dsn) loads no logging, typing, re, json, asyncio, http.client, httpx, ..."""
     proc = run_python(
         """
         import sys
+        before = set(sys.modules)  # whatever the interpreter's startup loaded (coverage, say)
         hook = sys.excepthook
         import tripwire
         assert sys.excepthook is hook, "import must not install anything"
         tripwire.init("http://key@127.0.0.1:9/1")
         heavy = ["asyncio", "http.client", "urllib.request", "httpx", "concurrent.futures.thread",
-                 "importlib.metadata", "email", "ssl"]
-        print(sorted(m for m in heavy if m in sys.modules))
+                 "importlib.metadata", "email", "ssl", "logging", "typing", "re", "json", "random",
+                 "zlib", "importlib", "warnings", "inspect", "dataclasses"]
+        print(sorted(m for m in heavy if m in sys.modules and m not in before))
         print(sys.excepthook is not hook)
         """
     )
@@ -194,25 +196,29 @@ def test_import_and_init_import_nothing_the_app_does_not_use() -> None:
 
 
 def test_modules_imported_after_init_get_patched() -> None:
-    """http.client, the thread pool and httpx imported after init() are patched on import."""
+    """http.client, the thread pool, httpx and logging imported after init() are patched on import."""
     proc = run_python(
         """
         import tripwire
         tripwire.init("http://key@127.0.0.1:9/1")
         from tripwire.integrations import _imports
         print(_imports.watching())
-        import http.client, httpx
+        import http.client, httpx, logging
         from concurrent.futures import ThreadPoolExecutor
         print(hasattr(http.client.HTTPConnection.getresponse, "__wrapped__"),
               hasattr(ThreadPoolExecutor.submit, "__wrapped__"),
-              hasattr(httpx.Client.send, "__wrapped__"))
+              hasattr(httpx.Client.send, "__wrapped__"),
+              hasattr(logging.Logger.callHandlers, "__wrapped__"))
         print(_imports.watching())
         tripwire.close()
-        print(hasattr(http.client.HTTPConnection.getresponse, "__wrapped__"))
+        print(hasattr(http.client.HTTPConnection.getresponse, "__wrapped__"),
+              hasattr(logging.Logger.callHandlers, "__wrapped__"))
         """
     )
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
-    watched = "['asyncio.base_events', 'concurrent.futures.thread', 'http.client', 'httpx', 'uvloop']"
-    assert lines[0] == watched
-    assert lines[1:] == ["True True True", "['asyncio.base_events', 'uvloop']", "False"]
+    watched = [
+        "asyncio.base_events", "concurrent.futures.thread", "http.client", "httpx", "logging", "uvloop"
+    ]
+    assert lines[0] == repr(watched)
+    assert lines[1:] == ["True True True True", "['asyncio.base_events', 'uvloop']", "False False"]
