@@ -14,6 +14,8 @@ import tripwire.logging
 from tripwire.integrations.logging import LoggingIntegration, ignore_logger
 from tripwire.reporters.capture import CapturedEvents
 
+from .conftest import run_python
+
 Start = Callable[..., CapturedEvents]
 
 
@@ -333,3 +335,27 @@ def test_concurrent_tasks_get_only_their_own_log_breadcrumbs(start: Start) -> No
         "a failed": ["a step 0", "a step 1", "a step 2"],
         "b failed": ["b step 0", "b step 1", "b step 2"],
     }
+
+
+def test_logging_imported_after_init_is_hooked_from_its_first_record() -> None:
+    """An app that imports logging only after init() gets its first error record reported, with crumbs."""
+    proc = run_python(
+        """
+        import sys
+        import tripwire, tripwire.testing
+        tripwire.init("http://key@127.0.0.1:9/1", release=None)
+        print("logging" in sys.modules)
+        with tripwire.testing.capture_events() as events:
+            import logging
+            log = logging.getLogger("late")
+            log.setLevel(logging.INFO)
+            log.info("opening %s", "/data")
+            log.error("disk %s full", "/data")
+            logging.getLogger("tripwire").error("tripwire: the SDK's own line is never an event")
+        (event,) = events
+        print(event["logentry"]["message"], event["logger"], event["level"])
+        print([c["message"] for c in event["breadcrumbs"]["values"]])
+        """
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == ["False", "disk %s full late error", "['opening /data']"]
