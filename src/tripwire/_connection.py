@@ -53,6 +53,12 @@ class Connection(ScopeHolder):
     #: The release-health outcome: EXITED, then ERRORED or CRASHED as errors are reported.
     outcome: int = EXITED
     route: str | None = None
+    #: Set by the middleware for the connection's lifetime: the client, the receive the app gets,
+    #: and the context-variable tokens to restore when the connection ends.
+    client: Any = None
+    app_receive: Receive
+    iso_token: Any = None
+    cur_token: Any = None
     # Set only when the body is tracked (http, max_request_body_size > 0).
     _receive: Receive
     body_limit: int = 0

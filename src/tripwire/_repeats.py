@@ -20,7 +20,9 @@ import time
 
 TYPE_CHECKING = False  # typing's, without importing typing (3 ms): see _namedtuple.py
 if TYPE_CHECKING:
-    from typing import Any
+    from typing import Any, NamedTuple
+else:
+    from ._namedtuple import NamedTuple
 
 #: How many distinct errors are tracked; the least recently seen is forgotten beyond this.
 MAX_TRACKED = 1_000
@@ -29,7 +31,16 @@ _MAX_CHAIN = 8
 _MAX_FRAMES = 128
 
 
-def exception_key(exc: BaseException, fingerprint: Any = None) -> tuple[Any, ...] | None:
+class ErrorKey(NamedTuple):
+    """An error's identity (cheap to hash: types and ints) and what keeps those ints meaningful."""
+
+    key: tuple[Any, ...]
+    #: The code objects whose ids are in ``key``: the bucket holds them, so no id is reused by a
+    #: different function while its budget is tracked.
+    codes: tuple[Any, ...] = ()
+
+
+def exception_key(exc: BaseException, fingerprint: Any = None) -> ErrorKey | None:
     """What makes two occurrences "the same error": types and raise sites along the whole chain.
 
     None when the exception cannot be keyed (a hostile ``__traceback__`` or ``__cause__`` property):
@@ -41,34 +52,39 @@ def exception_key(exc: BaseException, fingerprint: Any = None) -> tuple[Any, ...
         return None
 
 
-def _exception_key(exc: BaseException, fingerprint: Any) -> tuple[Any, ...]:
+def _exception_key(exc: BaseException, fingerprint: Any) -> ErrorKey:
+    # Code objects by id, not by value: hashing a code object hashes its bytecode and constants,
+    # ~0.2 µs each, and a key has a dozen of them, hashed twice per occurrence.
     parts: list[Any] = [fingerprint] if fingerprint else []
+    codes: list[Any] = []
     current: BaseException | None = exc
     for _ in range(_MAX_CHAIN):
         if current is None:
             break
         tb = current.__traceback__
+        parts.append(type(current))
         if tb is None:
             # Never raised (``capture_exception(ValueError("x"))``): no stack, so the message decides.
-            parts.append((type(current), _message(current)))
+            parts.append(_message(current))
         else:
-            sites = []
             for _ in range(_MAX_FRAMES):
                 if tb is None:
                     break
-                sites.append((tb.tb_frame.f_code, tb.tb_lineno))
+                code = tb.tb_frame.f_code
+                codes.append(code)
+                parts.append(id(code))
+                parts.append(tb.tb_lineno)
                 tb = tb.tb_next
-            parts.append((type(current), tuple(sites)))
         cause = current.__cause__
         if cause is None and not current.__suppress_context__:
             cause = current.__context__
         current = cause
-    return tuple(parts)
+    return ErrorKey(tuple(parts), tuple(codes))
 
 
-def message_key(level: str, template: str, fingerprint: Any = None) -> tuple[Any, ...]:
+def message_key(level: str, template: str, fingerprint: Any = None) -> ErrorKey:
     """Message events are the same error when level and template (not the formatted text) match."""
-    return ("message", level, template[:1024], fingerprint)
+    return ErrorKey(("message", level, template[:1024], fingerprint))
 
 
 def _message(exc: BaseException) -> str:
@@ -79,12 +95,13 @@ def _message(exc: BaseException) -> str:
 
 
 class _Bucket:
-    __slots__ = ("coalesced", "tokens", "updated")
+    __slots__ = ("codes", "coalesced", "tokens", "updated")
 
-    def __init__(self, tokens: float, now: float) -> None:
+    def __init__(self, tokens: float, now: float, codes: tuple[Any, ...]) -> None:
         self.tokens = tokens
         self.updated = now
         self.coalesced = 0
+        self.codes = codes
 
 
 class RepeatLimiter:
@@ -98,15 +115,16 @@ class RepeatLimiter:
         # Insertion order doubles as recency order: a hit moves its key to the end.
         self._buckets: dict[tuple[Any, ...], _Bucket] = {}
 
-    def admit(self, key: tuple[Any, ...] | None) -> int | None:
+    def admit(self, error: ErrorKey | None) -> int | None:
         """None: over the budget, counted, send nothing. Else send, standing for that many more."""
-        if key is None:
+        if error is None:
             return 0
+        key = error.key
         now = self._clock()
         with self._lock:
             bucket = self._buckets.pop(key, None)
             if bucket is None:
-                bucket = _Bucket(float(self.limit), now)
+                bucket = _Bucket(float(self.limit), now, error.codes)
                 if len(self._buckets) >= MAX_TRACKED:
                     # Forget the least recently seen error; its coalesced count was already
                     # recorded in the drop counters, only the piggy-back onto a later event is lost.

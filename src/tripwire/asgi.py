@@ -254,49 +254,70 @@ class TripwireMiddleware:
         return base
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # Kept short on purpose, with the app's await as early as possible: on every failing
+        # request the server logs a traceback through this frame, and Python 3.11's traceback
+        # formatting decodes code positions from the function's start up to the await (measured:
+        # ~70 µs per failing request for the await at the end of a long function).
+        conn = self._enter(scope, receive, send)
+        if conn is None:
+            await self._other(scope, receive, send)
+            return
+        try:
+            await self._app(scope, conn.app_receive, conn.send)
+        except Exception as exc:
+            self._on_exception(conn.client, conn, exc)
+            raise
+        else:
+            failed = self.failed_status_codes
+            if failed and conn.status in failed and conn.outcome == EXITED:
+                self._report_status(conn.client, conn)
+        finally:
+            self._exit(conn)
+
+    def _enter(self, scope: Scope, receive: Receive, send: Send) -> Connection | None:
+        """A new connection installed as the isolation scope; None when this one is not ours."""
         kind = scope["type"]
         if kind != "http" and kind != "websocket":
-            if kind == "lifespan":
-                await self._lifespan(scope, receive, send)
-            else:
-                await self._app(scope, receive, send)
-            return
+            return None
         client = _globals.client
         parent = _isolation.get()
         if client is None or type(parent) is Connection:
             # Disabled, or an outer TripwireMiddleware already handles this connection.
-            await self._app(scope, receive, send)
-            return
+            return None
         if not self._hooks_checked:
             self._hooks_checked = True
             install_framework_hooks(self.app, scope)
-
         current = _current.get()
         data = (current or parent).data
         source, base = self._base_cache
         if source is not data or base is None:
             base = self._base_data(data)
         conn = Connection(base, scope, send)
-        iso_token = _isolation.set(conn)
-        cur_token = _current.set(None) if current is not None else None
+        conn.client = client
+        conn.iso_token = _isolation.set(conn)
+        if current is not None:
+            conn.cur_token = _current.set(None)
         if self.max_request_body_size and kind == "http" and scope.get("method") not in _NO_BODY_METHODS:
-            receive = conn.track_body(receive, self.max_request_body_size)
-        try:
-            await self._app(scope, receive, conn.send)
-        except Exception as exc:
-            self._on_exception(client, conn, exc)
-            raise
+            conn.app_receive = conn.track_body(receive, self.max_request_body_size)
         else:
-            failed = self.failed_status_codes
-            if failed and conn.status in failed and conn.outcome == EXITED:
-                self._report_status(client, conn)
-        finally:
-            if cur_token is not None:
-                _current.reset(cur_token)
-            _isolation.reset(iso_token)
-            sessions = client.sessions
-            if sessions is not None and sessions.auto:
-                sessions.record(conn.started, conn.outcome)
+            conn.app_receive = receive
+        return conn
+
+    @staticmethod
+    def _exit(conn: Connection) -> None:
+        if conn.cur_token is not None:
+            _current.reset(conn.cur_token)
+        _isolation.reset(conn.iso_token)
+        sessions = conn.client.sessions
+        if sessions is not None and sessions.auto:
+            sessions.record(conn.started, conn.outcome)
+
+    async def _other(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # Lifespan, unknown scope types, tripwire disabled, or nested inside another middleware.
+        if scope["type"] == "lifespan":
+            await self._lifespan(scope, receive, send)
+        else:
+            await self._app(scope, receive, send)
 
     def _on_exception(self, client: Any, conn: Connection, exc: Exception) -> None:
         try:

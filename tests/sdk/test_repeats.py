@@ -8,7 +8,7 @@ from typing import Any
 import tripwire
 import tripwire.testing
 from tripwire import _scope
-from tripwire._repeats import RepeatLimiter, exception_key
+from tripwire._repeats import ErrorKey, RepeatLimiter, exception_key
 
 
 def _fail(n: int) -> None:
@@ -99,7 +99,7 @@ def test_the_budget_refills_over_time() -> None:
     """A token bucket: after the burst, one event per 60/limit seconds, and the pending count rides on it."""
     now = [0.0]
     limiter = RepeatLimiter(6, clock=lambda: now[0])
-    key = ("k",)
+    key = ErrorKey(("k",))
     assert [limiter.admit(key) for _ in range(8)] == [0, 0, 0, 0, 0, 0, None, None]
     now[0] += 10.0  # 6 per minute: one token every 10 s
     assert limiter.admit(key) == 2
@@ -114,8 +114,24 @@ def test_the_table_of_tracked_errors_is_bounded() -> None:
 
     limiter = RepeatLimiter(1)
     for i in range(10_000):
-        assert limiter.admit(("error", i)) == 0
+        assert limiter.admit(ErrorKey(("error", i))) == 0
     assert len(limiter._buckets) == _repeats.MAX_TRACKED
+
+
+def test_the_key_is_the_raise_sites_not_the_message() -> None:
+    """Two raises on the same line with different messages are one error; another line is another."""
+
+    def key_of(fn: Any, n: int) -> Any:
+        try:
+            fn(n)
+        except ValueError as exc:
+            error = exception_key(exc)
+            assert error is not None
+            return error.key
+        raise AssertionError("did not raise")
+
+    assert key_of(_fail, 1) == key_of(_fail, 2)
+    assert key_of(_fail, 1) != key_of(_fail_elsewhere, 1)
 
 
 def test_a_hostile_traceback_is_always_sent() -> None:
