@@ -273,7 +273,9 @@ def main() -> None:
         [
             f"`bench/delivery_bench.py --rounds {args.rounds} --n {args.n} --outage-n {args.outage_n}` "
             f"— {_harness.machine_line()}. "
-            "A fresh process per SDK and round, each with default settings, raising and capturing "
+            "A fresh process per SDK and round, each with default settings (tripwire with "
+            "`repeat_limit=None`, so that every one of the identical errors is built and delivered "
+            "rather than 60 and a count), raising and capturing "
             f"{args.n:,} exceptions in a tight loop and then flushing, to a loopback HTTP sink in the "
             "parent process. Rounds alternate; medians over rounds (arrivals of every round in "
             "brackets). Times are from the start of the loop.",

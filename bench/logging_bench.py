@@ -129,7 +129,8 @@ def main() -> None:
         [
             f"`bench/logging_bench.py --rounds {args.rounds} --n {args.n}` — {machine_line()}. CPU µs per "
             "log call on the calling thread (`thread_time`), medians of alternating runs, each SDK in "
-            "its own interpreter, delivery replaced by a no-op where the SDK allows it. *debug* is "
+            "its own interpreter, delivery replaced by a no-op where the SDK allows it (tripwire with "
+            "`repeat_limit=None`: every error record becomes an event). *debug* is "
             "below every threshold, *info* becomes a breadcrumb (tripwire, sentry-sdk, bugsnag's "
             "filter), *error* an event "
             "(tripwire builds the event on its worker thread, which is not counted here; sentry-sdk and "
