@@ -272,7 +272,14 @@ class TripwireMiddleware:
             if failed and conn.status in failed and conn.outcome == EXITED:
                 self._report_status(conn.client, conn)
         finally:
-            self._exit(conn)
+            # Inline rather than a helper: code after the await does not slow tracebacks down, and a
+            # call here would cost every request.
+            if conn.cur_token is not None:
+                _current.reset(conn.cur_token)
+            _isolation.reset(conn.iso_token)
+            sessions = conn.client.sessions
+            if sessions is not None and sessions.auto:
+                sessions.record(conn.started, conn.outcome)
 
     def _enter(self, scope: Scope, receive: Receive, send: Send) -> Connection | None:
         """A new connection installed as the isolation scope; None when this one is not ours."""
@@ -302,15 +309,6 @@ class TripwireMiddleware:
         else:
             conn.app_receive = receive
         return conn
-
-    @staticmethod
-    def _exit(conn: Connection) -> None:
-        if conn.cur_token is not None:
-            _current.reset(conn.cur_token)
-        _isolation.reset(conn.iso_token)
-        sessions = conn.client.sessions
-        if sessions is not None and sessions.auto:
-            sessions.record(conn.started, conn.outcome)
 
     async def _other(self, scope: Scope, receive: Receive, send: Send) -> None:
         # Lifespan, unknown scope types, tripwire disabled, or nested inside another middleware.
