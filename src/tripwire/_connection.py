@@ -65,10 +65,11 @@ class Connection(ScopeHolder):
     body: bytearray | None = None
     body_size: int = 0
 
-    def __init__(self, base: ScopeData, scope: Scope, send: Send) -> None:
+    def __init__(self, base: ScopeData, scope: Scope, send: Send, client: Any = None) -> None:
         self._base = base
         self.scope = scope
         self._send = send
+        self.client = client
         # Frameworks rewrite path and root_path while routing (mounts, Litestar); keep the originals.
         self.path: str = scope.get("path", "")
         self.root_path: str = scope.get("root_path", "")

@@ -299,8 +299,7 @@ class TripwireMiddleware:
         source, base = self._base_cache
         if source is not data or base is None:
             base = self._base_data(data)
-        conn = Connection(base, scope, send)
-        conn.client = client
+        conn = Connection(base, scope, send, client)
         conn.iso_token = _isolation.set(conn)
         if current is not None:
             conn.cur_token = _current.set(None)
