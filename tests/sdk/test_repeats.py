@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import time
+import warnings
 from typing import Any
+
+import pytest
 
 import tripwire
 import tripwire.testing
@@ -147,3 +152,21 @@ def test_a_hostile_traceback_is_always_sent() -> None:
         for _ in range(3):
             tripwire.capture_exception(Hostile())
     assert len(events) == 3
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="the platform has no fork()")
+def test_a_fork_while_another_thread_holds_the_lock_leaves_the_child_working() -> None:
+    """A child forked while the limiter's lock was held can still capture (no deadlock)."""
+    limiter = RepeatLimiter(5)
+    limiter._lock.acquire()  # as if another thread were inside admit() at the fork
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # fork() with threads, 3.12+
+            pid = os.fork()
+        if pid == 0:  # the child: dies by SIGALRM if admit() blocks
+            signal.alarm(5)
+            os._exit(0 if limiter.admit(ErrorKey(("k",))) == 0 else 1)
+    finally:
+        limiter._lock.release()
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
