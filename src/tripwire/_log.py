@@ -20,11 +20,18 @@ __all__ = ["logger", "real_logger"]
 NAME = "tripwire"
 
 
+_real: Logger | None = None
+
+
 def real_logger() -> Logger:
     """The ``tripwire`` :class:`logging.Logger` (imports ``logging`` if the app has not)."""
-    import logging
+    # Cached: ``logging.getLogger`` takes logging's module lock on every call.
+    global _real
+    if _real is None:
+        import logging
 
-    return logging.getLogger(NAME)
+        _real = logging.getLogger(NAME)
+    return _real
 
 
 class _LazyLogger:
