@@ -197,11 +197,10 @@ class Client:
                 # Grouped like the collector groups it: by the template (logging's record.msg).
                 logentry = (event or {}).get("logentry")
                 template = logentry.get("message") if isinstance(logentry, dict) else None
-                key = message_key(
-                    level,
-                    template if isinstance(template, str) else str(message),
-                    self._fingerprint(scope_kwargs),
-                )
+                if not isinstance(template, str):
+                    # Never str() an arbitrary object here: a broken __str__ would lose the event.
+                    template = message if isinstance(message, str) else type(message).__qualname__
+                key = message_key(level, template, self._fingerprint(scope_kwargs))
                 admitted = self.repeats.admit(key)
                 if admitted is None:
                     self.stats.record("repeat_limit")

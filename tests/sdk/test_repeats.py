@@ -170,3 +170,18 @@ def test_a_fork_while_another_thread_holds_the_lock_leaves_the_child_working() -
         limiter._lock.release()
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_a_message_object_with_a_broken_str_is_still_reported() -> None:
+    """capture_message(obj) whose __str__ raises is keyed by its type and reported, not lost."""
+
+    class Loud:
+        def __str__(self) -> str:
+            raise RuntimeError("no str")
+
+        def __repr__(self) -> str:
+            return "<Loud>"
+
+    with tripwire.testing.capture_events() as events:
+        assert tripwire.capture_message(Loud(), "error") is not None  # type: ignore[arg-type]
+    assert len(events) == 1
