@@ -139,6 +139,10 @@ class RepeatLimiter:
             return 0
         key = error.key
         now = self._clock()
+        try:
+            hash(key)
+        except TypeError:  # an unhashable part (a custom fingerprint holding a list): no budget
+            return 0
         with self._lock:
             bucket = self._buckets.pop(key, None)
             if bucket is None:

@@ -185,3 +185,10 @@ def test_a_message_object_with_a_broken_str_is_still_reported() -> None:
     with tripwire.testing.capture_events() as events:
         assert tripwire.capture_message(Loud(), "error") is not None  # type: ignore[arg-type]
     assert len(events) == 1
+
+
+def test_an_unhashable_fingerprint_is_sent_every_time() -> None:
+    """A fingerprint holding a list cannot be a budget key: every occurrence is sent, none lost."""
+    with tripwire.testing.capture_events(repeat_limit=1) as events:
+        _storm(3, fingerprint=("{{ default }}", ["tenant", "a"]))
+    assert len(events) == 3
