@@ -227,10 +227,14 @@ class Client:
     @staticmethod
     def _fingerprint(scope_kwargs: Mapping[str, Any]) -> Any:
         # A custom fingerprint splits one stack into several issues: it must split the budget too.
-        fingerprint = scope_kwargs.get("fingerprint") or _scope.snapshot().fingerprint
-        if isinstance(fingerprint, list):
-            return tuple(fingerprint)
-        return fingerprint if isinstance(fingerprint, str | tuple) else None
+        fingerprint = scope_kwargs.get("fingerprint")
+        if fingerprint is None:
+            fingerprint = _scope.snapshot().fingerprint
+        # Only plain values: anything else (an object with a hostile __eq__ or __bool__) must not
+        # be able to break the capture, so it simply does not split the budget.
+        if isinstance(fingerprint, list | tuple):
+            return tuple(p for p in fingerprint if isinstance(p, str))
+        return fingerprint if isinstance(fingerprint, str) else None
 
     def _live_locals(self, exc: BaseException) -> dict[Any, dict[str, Any]] | None:
         # The frames still running keep changing after we return: copy their locals now (cheap).

@@ -187,8 +187,25 @@ def test_a_message_object_with_a_broken_str_is_still_reported() -> None:
     assert len(events) == 1
 
 
-def test_an_unhashable_fingerprint_is_sent_every_time() -> None:
-    """A fingerprint holding a list cannot be a budget key: every occurrence is sent, none lost."""
+def test_an_unhashable_key_is_sent_every_time() -> None:
+    """A key that cannot be hashed has no budget: every occurrence is admitted, none lost."""
+    limiter = RepeatLimiter(1)
+    assert [limiter.admit(ErrorKey(("x", ["list"]))) for _ in range(3)] == [0, 0, 0]
+
+
+def test_a_hostile_fingerprint_part_does_not_break_capture() -> None:
+    """A fingerprint part whose __eq__ and __hash__ raise is left out of the key; capture still works."""
+
+    class Hostile:
+        def __eq__(self, other: object) -> bool:
+            raise RuntimeError("no eq")
+
+        def __hash__(self) -> int:
+            raise RuntimeError("no hash")
+
+        def __bool__(self) -> bool:
+            raise RuntimeError("no bool")
+
     with tripwire.testing.capture_events(repeat_limit=1) as events:
-        _storm(3, fingerprint=("{{ default }}", ["tenant", "a"]))
-    assert len(events) == 3
+        _storm(3, fingerprint=["{{ default }}", Hostile()])
+    assert len(events) == 1
