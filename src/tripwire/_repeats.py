@@ -141,7 +141,7 @@ class RepeatLimiter:
         now = self._clock()
         try:
             hash(key)
-        except TypeError:  # an unhashable part (a custom fingerprint holding a list): no budget
+        except Exception:  # an unhashable part (say, an exception type with a broken hash): no budget
             return 0
         with self._lock:
             bucket = self._buckets.pop(key, None)
