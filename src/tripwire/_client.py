@@ -20,7 +20,7 @@ from ._capture import CaptureItem
 from ._dedupe import ReportedRegistry
 from ._log import logger
 from ._options import Options
-from ._repeats import RepeatLimiter, exception_key, message_key
+from ._repeats import ErrorKey, RepeatLimiter, exception_key, message_key
 from ._serialize import safe_repr
 from ._sessions import SessionAggregator
 from ._stacktrace import snapshot_live_locals
@@ -151,11 +151,9 @@ class Client:
             self._mark_session(mechanism)
             repeats = 0
             if self.repeats is not None:
-                admitted = self.repeats.admit(exception_key(exc, self._fingerprint(scope_kwargs)))
-                if admitted is None:
-                    self.stats.record("repeat_limit")
+                repeats = self._admit(exception_key(exc, self._fingerprint(scope_kwargs)))
+                if repeats < 0:
                     return None
-                repeats = admitted
             item = CaptureItem(
                 event_id=_new_event_id(),
                 timestamp=time.time(),
@@ -194,18 +192,9 @@ class Client:
                 self._mark_session({"handled": True})
             repeats = 0
             if self.repeats is not None:
-                # Grouped like the collector groups it: by the template (logging's record.msg).
-                logentry = (event or {}).get("logentry")
-                template = logentry.get("message") if isinstance(logentry, dict) else None
-                if not isinstance(template, str):
-                    # Never str() an arbitrary object here: a broken __str__ would lose the event.
-                    template = message if isinstance(message, str) else type(message).__qualname__
-                key = message_key(level, template, self._fingerprint(scope_kwargs))
-                admitted = self.repeats.admit(key)
-                if admitted is None:
-                    self.stats.record("repeat_limit")
+                repeats = self._admit(_message_key(message, level, event, self._fingerprint(scope_kwargs)))
+                if repeats < 0:
                     return None
-                repeats = admitted
             item = CaptureItem(
                 event_id=_new_event_id(),
                 timestamp=time.time(),
@@ -223,6 +212,15 @@ class Client:
         except Exception:
             logger.exception("tripwire: capture_message failed; nothing was reported")
             return None
+
+    def _admit(self, key: ErrorKey | None) -> int:
+        """Earlier occurrences this one stands for; -1 (and counted) when over the repeat limit."""
+        assert self.repeats is not None
+        admitted = self.repeats.admit(key)
+        if admitted is None:
+            self.stats.record("repeat_limit")
+            return -1
+        return admitted
 
     @staticmethod
     def _fingerprint(scope_kwargs: Mapping[str, Any]) -> Any:
@@ -361,6 +359,16 @@ class Client:
                 reporter.close(remaining)
             except Exception:
                 logger.exception("tripwire: reporter %s failed to close", reporter.name)
+
+
+def _message_key(message: object, level: str, event: Event | None, fingerprint: Any) -> ErrorKey:
+    # Grouped like the collector groups it: by the template (logging's record.msg).
+    logentry = (event or {}).get("logentry")
+    template = logentry.get("message") if isinstance(logentry, dict) else None
+    if not isinstance(template, str):
+        # Never str() an arbitrary object here: a broken __str__ would lose the event.
+        template = message if isinstance(message, str) else type(message).__qualname__
+    return message_key(level, template, fingerprint)
 
 
 def _overrides(scope_kwargs: Mapping[str, Any]) -> dict[str, Any]:
