@@ -1,21 +1,26 @@
 """One http request or websocket connection as the ASGI middleware sees it (see ``tripwire.asgi``).
 
-A :class:`Connection` is made for every request, so it is kept small: it is the connection's scope
-holder, its release-health session and its event processor in one object, and it stores only six
-values up front. Everything about the request that an event needs (URL, scrubbed headers, query
-string, body, route, breadcrumb) is computed from the ASGI scope by :meth:`Connection.process_event`,
-on the worker thread, and only when an event is built.
+Per request the middleware builds only a **request marker**: a plain list (the cheapest object Python
+builds) holding what an event about the request would need later, installed as the isolation scope.
+Its :class:`Connection`, the scope holder proper, is made the first time anything needs it (a scope
+setter, a capture, a log breadcrumb), or up front when the middleware must watch the request's messages
+(a body to copy, a websocket, ``failed_status_codes``). A request that never touches its scope and
+never reports costs one list and no other object.
+
+Everything about the request that an event needs (URL, scrubbed headers, query string, body, route,
+breadcrumb) is computed from the ASGI scope by :meth:`Connection.process_event`, on the worker thread,
+and only when an event is built.
 """
 
 from __future__ import annotations
 
 import json
-import time
+import threading
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
-from . import _globals
+from . import _globals, _scope
 from ._scope import ScopeData, ScopeHolder
 from ._scrub import Scrubber, scrubber_for
 from ._sessions import CRASHED, ERRORED, EXITED
@@ -30,13 +35,46 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
+#: The request marker's items, in order (see the module docstring; built by ``TripwireMiddleware``):
+#: its Connection once made; the enclosing scope's data when the request started; the ASGI scope;
+#: the original path and root_path (frameworks rewrite them while routing: mounts, Litestar); the
+#: start time (epoch seconds); the context-variable tokens to restore at the end; the receive and
+#: send the application gets.
+CONN, BASE, SCOPE, PATH, ROOT_PATH, STARTED, ISO_TOKEN, CUR_TOKEN, RECEIVE, SEND = range(10)
+RequestMarker = list[Any]
+
+_making = threading.Lock()
+_new_object = object.__new__
+
+
+def connection_of(marker: RequestMarker) -> Connection:
+    """The marker's Connection, made on first use (from any task or thread of the request)."""
+    conn: Connection | None = marker[CONN]
+    if conn is not None:
+        return conn
+    with _making:  # two threads of one request must end up with the same holder
+        conn = marker[CONN]
+        if conn is None:
+            conn = _new_object(Connection)
+            conn._base = marker[BASE]
+            conn.scope = marker[SCOPE]
+            conn._send = marker[SEND]
+            conn.path = marker[PATH]
+            conn.root_path = marker[ROOT_PATH]
+            conn.started = marker[STARTED]
+            marker[CONN] = conn
+    return conn
+
+
+_scope.holder_of_request = connection_of
+
 
 class Connection(ScopeHolder):
-    """One http request or websocket connection, as one object (it is made for every request).
+    """One http request or websocket connection, as one object (made when first needed).
 
-    * its **scope holder**: installed as the isolation scope while the app runs. Its scope data is
-      made lazily: a request that never touches the scope and never reports shares its parent's
-      (immutable) data, and only the first read adds the request's event processor;
+    * its **scope holder**: what the request marker stands for (see the module docstring). Its scope
+      data is made lazily too: until the first read it is the enclosing scope's (immutable) data, and
+      that read adds the request's event processor;
     * its **release-health session** (``session`` is the connection itself, ``mark_error``);
     * its **event processor** (:meth:`process_event`), which adds the request to events built for it.
       Once the scope data is made, connection → data → processor → connection is a reference cycle;
@@ -44,36 +82,28 @@ class Connection(ScopeHolder):
     """
 
     # No __slots__ here on purpose: with an instance dict, class attributes serve as defaults (they
-    # even shadow the base class's slots), so a request only stores the six values that differ.
+    # even shadow the base class's slots), so a connection only stores the values that differ.
     last_event_id: str | None = None
     trace_id: str | None = None
     _data: ScopeData | None = None
     _session: SessionTracker | None = None
     status: int | None = None
-    #: The release-health outcome: EXITED, then ERRORED or CRASHED as errors are reported.
+    #: The release-health outcome: EXITED (0), then ERRORED or CRASHED as errors are reported.
     outcome: int = EXITED
     route: str | None = None
-    #: Set by the middleware for the connection's lifetime: the client, the receive the app gets,
-    #: and the context-variable tokens to restore when the connection ends.
-    client: Any = None
-    app_receive: Receive
-    iso_token: Any = None
-    cur_token: Any = None
+    #: Copied from the request marker by :func:`connection_of`: what the scope inherits, the ASGI
+    #: scope, the server's ``send``, and where and when the request started.
+    _base: ScopeData
+    scope: Scope
+    _send: Send
+    path: str
+    root_path: str
+    started: float
     # Set only when the body is tracked (http, max_request_body_size > 0).
     _receive: Receive
     body_limit: int = 0
     body: bytearray | None = None
     body_size: int = 0
-
-    def __init__(self, base: ScopeData, scope: Scope, send: Send, client: Any = None) -> None:
-        self._base = base
-        self.scope = scope
-        self._send = send
-        self.client = client
-        # Frameworks rewrite path and root_path while routing (mounts, Litestar); keep the originals.
-        self.path: str = scope.get("path", "")
-        self.root_path: str = scope.get("root_path", "")
-        self.started = time.time()
 
     # -- the scope holder's lazy slots ----------------------------------------------------------
 
@@ -81,7 +111,10 @@ class Connection(ScopeHolder):
     def data(self) -> ScopeData:
         data = self._data
         if data is None:
-            data = self._data = self._base.with_processor(self.process_event)
+            base = self._base
+            if base.breadcrumbs or base.processors or base.transaction is not None:
+                base = base.for_new_unit_of_work()
+            data = self._data = base.with_processor(self.process_event)
         return data
 
     @data.setter
@@ -102,11 +135,16 @@ class Connection(ScopeHolder):
 
     def send(self, message: Message) -> Awaitable[None]:
         # A plain function returning the server's awaitable: no extra coroutine per message.
-        kind = message["type"]
-        if kind == "http.response.start" or kind == "websocket.http.response.start":
+        if message["type"] == "http.response.start":
             self.status = message.get("status")
-        elif kind == "websocket.accept":
+        return self._send(message)
+
+    def websocket_send(self, message: Message) -> Awaitable[None]:
+        kind = message["type"]
+        if kind == "websocket.accept":
             self.status = 101
+        elif kind == "websocket.http.response.start":  # a denial response
+            self.status = message.get("status")
         return self._send(message)
 
     async def receive(self) -> Message:

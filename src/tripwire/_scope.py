@@ -11,12 +11,16 @@ Model (why it looks like this):
 * ``isolation_scope()`` installs a fresh holder for a unit of work; ``new_scope()`` installs a local fork
   on top of it. The top-level setters change the innermost holder.
 * Outside any unit of work the process-wide root holder is used.
+* An http request under the ASGI middleware installs a plain list (a *request marker*, see
+  ``_connection``) instead of a holder: building a list is the cheapest thing Python can do per
+  request, and most requests never touch their scope. The first access turns the marker into its
+  holder (a ``Connection``), which all later accesses from any task or thread of the request share.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from types import MappingProxyType
@@ -103,27 +107,42 @@ class ScopeHolder:
 
 
 _ROOT = ScopeHolder(ScopeData())
-_isolation: ContextVar[ScopeHolder] = ContextVar("tripwire.isolation", default=_ROOT)
+#: A holder, or a request marker (a list whose first item is its holder once made).
+_isolation: ContextVar[ScopeHolder | list[Any]] = ContextVar("tripwire.isolation", default=_ROOT)
 _current: ContextVar[ScopeHolder | None] = ContextVar("tripwire.current", default=None)
+
+
+def _no_markers(marker: list[Any]) -> ScopeHolder:
+    raise RuntimeError("a request marker without tripwire.asgi")  # never: only tripwire.asgi makes them
+
+
+#: Makes (once) and returns the holder of a request marker; ``_connection`` installs it on import.
+holder_of_request: Callable[[list[Any]], ScopeHolder] = _no_markers
 
 
 def current_holder() -> ScopeHolder:
     """The innermost holder: a ``new_scope()`` fork if inside one, else the unit of work's."""
-    return _current.get() or _isolation.get()
+    holder = _current.get() or _isolation.get()
+    if type(holder) is list:
+        return holder[0] or holder_of_request(holder)
+    return holder  # type: ignore[return-value]  # (mypy does not narrow on ``type() is``)
 
 
 def isolation_holder() -> ScopeHolder:
-    return _isolation.get()
+    holder = _isolation.get()
+    if type(holder) is list:
+        return holder[0] or holder_of_request(holder)
+    return holder  # type: ignore[return-value]
 
 
 def snapshot() -> ScopeData:
     """The scope data as it is now: a reference, since ScopeData is immutable."""
-    return (_current.get() or _isolation.get()).data
+    return current_holder().data
 
 
 def trace_id() -> str:
     """The trace id of the current unit of work (32 hex), created on first use."""
-    holder = _isolation.get()
+    holder = isolation_holder()
     value = holder.trace_id
     if value is None:
         value = holder.trace_id = os.urandom(16).hex()

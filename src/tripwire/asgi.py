@@ -26,14 +26,29 @@ import asyncio
 import contextvars
 import logging
 import sys
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from . import _globals, _scope
-from ._connection import ASGIApp, Connection, Message, Receive, Scope, Send
+from ._connection import (
+    CONN,
+    CUR_TOKEN,
+    ISO_TOKEN,
+    RECEIVE,
+    SEND,
+    ASGIApp,
+    Connection,
+    Message,
+    Receive,
+    RequestMarker,
+    Scope,
+    Send,
+    connection_of,
+)
 from ._exceptions import ConfigurationError
-from ._scope import ScopeData, _current, _isolation
+from ._scope import _current, _isolation
 from ._sessions import EXITED
 
 __all__ = ["ContextPreservingExecutor", "TripwireMiddleware", "use_context_preserving_executor"]
@@ -95,12 +110,14 @@ def _asgi2_adapter(app: Any) -> ASGIApp:
 
 
 _ASGI_MECHANISM = {"type": "asgi", "handled": False}
+_UNBOUND = object()
+_time = time.time
 #: Requests that (practically) never carry a body: their ``receive`` is not wrapped at all.
 _NO_BODY_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 def _current_connection() -> Connection | None:
-    holder = _isolation.get()
+    holder = _scope.isolation_holder()
     return holder if type(holder) is Connection else None
 
 
@@ -196,7 +213,13 @@ class TripwireMiddleware:
 
     :param app: the ASGI application (ASGI 3, or ASGI 2 double-callable: detected).
     :param failed_status_codes: also report responses with these statuses when no exception was
-        reported for the request, e.g. ``range(500, 600)``. Default: none.
+        reported for the request, e.g. ``range(500, 600)``. Default: none. Implies
+        ``track_response_status``.
+    :param track_response_status: watch every response's start message, so that the request's
+        breadcrumb shows the status actually sent, even when an error comes after the response
+        started (a streaming response failing midway). Off by default: it costs every request two
+        Python calls, and without it the breadcrumb of a request that failed says 500 (what the
+        server answers), or the status the framework chose.
     :param max_request_body_size: keep a copy of up to this many bytes of the body *the application
         reads*, to attach to its events (0: never). The middleware itself never reads the body.
     :param flush_on_shutdown: on lifespan shutdown, wait (up to ``shutdown_timeout``) until
@@ -212,6 +235,7 @@ class TripwireMiddleware:
         app: Any,
         *,
         failed_status_codes: Iterable[int] = (),
+        track_response_status: bool = False,
         max_request_body_size: int = 10_000,
         flush_on_shutdown: bool = True,
         asgi_version: int | None = None,
@@ -237,77 +261,108 @@ class TripwireMiddleware:
         self.failed_status_codes = codes
         self.max_request_body_size = max(0, max_request_body_size)
         self.flush_on_shutdown = flush_on_shutdown
-        self._hooks_checked = False
-        self._base_cache: tuple[ScopeData | None, ScopeData | None] = (None, None)
+        #: The client the per-request state below was made for (re-checked on every request).
+        self._client: Any = _UNBOUND
+        #: ``next()`` on it counts a request that ended well; None when release health is off.
+        self._exited: Any = None
+        self.track_response_status = bool(track_response_status or codes)
         install_framework_hooks(app)
-
-    def _base_data(self, parent: ScopeData) -> ScopeData:
-        # What a connection inherits; cached, since the process-level scope rarely changes.
-        source, base = self._base_cache
-        if source is parent and base is not None:
-            return base
-        if parent.breadcrumbs or parent.processors or parent.transaction is not None:
-            base = parent.for_new_unit_of_work()
-        else:
-            base = parent
-        self._base_cache = (parent, base)
-        return base
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         # Kept short on purpose, with the app's await as early as possible: on every failing
         # request the server logs a traceback through this frame, and Python 3.11's traceback
         # formatting decodes code positions from the function's start up to the await (measured:
         # ~70 µs per failing request for the await at the end of a long function).
-        conn = self._enter(scope, receive, send)
-        if conn is None:
+        request = self._enter(scope, receive, send)
+        if request is None:
             await self._other(scope, receive, send)
             return
         try:
-            await self._app(scope, conn.app_receive, conn.send)
+            await self._app(scope, request[RECEIVE], request[SEND])
         except Exception as exc:
-            self._on_exception(conn.client, conn, exc)
+            self._on_exception(request, exc)
             raise
         else:
-            failed = self.failed_status_codes
-            if failed and conn.status in failed and conn.outcome == EXITED:
-                self._report_status(conn.client, conn)
+            if self.failed_status_codes:
+                self._check_status(request)
         finally:
             # Inline rather than a helper: code after the await does not slow tracebacks down, and a
             # call here would cost every request.
-            if conn.cur_token is not None:
-                _current.reset(conn.cur_token)
-            _isolation.reset(conn.iso_token)
-            sessions = conn.client.sessions
-            if sessions is not None and sessions.auto:
-                sessions.record(conn.started, conn.outcome)
+            _isolation.reset(request[ISO_TOKEN])
+            if request[CUR_TOKEN] is not None:
+                _current.reset(request[CUR_TOKEN])
+            exited = self._exited
+            if exited is not None:
+                conn = request[CONN]
+                if conn is None or conn.outcome == EXITED:
+                    next(exited)  # the common case: one C call, see _sessions
+                else:
+                    self._record_outcome(conn)
 
-    def _enter(self, scope: Scope, receive: Receive, send: Send) -> Connection | None:
-        """A new connection installed as the isolation scope; None when this one is not ours."""
+    def _enter(self, scope: Scope, receive: Receive, send: Send) -> RequestMarker | None:
+        """The request's marker, installed as the isolation scope; None when it is not ours."""
+        # Runs on every request, so it is written for the fewest bytecodes: the client's state is
+        # cached by _bind, and a plain GET request gets nothing but its marker (see _connection).
         kind = scope["type"]
-        if kind != "http" and kind != "websocket":
-            return None
         client = _globals.client
-        parent = _isolation.get()
-        if client is None or type(parent) is Connection:
-            # Disabled, or an outer TripwireMiddleware already handles this connection.
+        if client is not self._client:
+            self._bind(client, scope)
+        if client is None or (kind != "http" and kind != "websocket"):
             return None
-        if not self._hooks_checked:
-            self._hooks_checked = True
-            install_framework_hooks(self.app, scope)
+        parent = _isolation.get()
+        if type(parent) is list:
+            return None  # an outer TripwireMiddleware already handles this connection
         current = _current.get()
-        data = (current or parent).data
-        source, base = self._base_cache
-        if source is not data or base is None:
-            base = self._base_data(data)
-        conn = Connection(base, scope, send, client)
-        conn.iso_token = _isolation.set(conn)
+        request = [
+            None,
+            (parent if current is None else current).data,  # type: ignore[union-attr]  # (not a list)
+            scope,
+            scope.get("path", ""),
+            scope.get("root_path", ""),
+            _time(),
+            None,
+            None,
+            receive,
+            send,
+        ]
         if current is not None:
-            conn.cur_token = _current.set(None)
-        if self.max_request_body_size and kind == "http" and scope.get("method") not in _NO_BODY_METHODS:
-            conn.app_receive = conn.track_body(receive, self.max_request_body_size)
+            request[CUR_TOKEN] = _current.set(None)
+        request[ISO_TOKEN] = _isolation.set(request)
+        if kind != "http" or self.track_response_status or (
+            self.max_request_body_size and scope.get("method") not in _NO_BODY_METHODS
+        ):
+            self._watch(request, kind == "http")
+        return request
+
+    def _watch(self, request: RequestMarker, http: bool) -> None:
+        # The connection is made up front, and its receive and send are what the app gets: to copy
+        # the body the app reads, to learn a websocket's status, to learn the status for
+        # failed_status_codes.
+        conn = connection_of(request)
+        if not http:
+            request[SEND] = conn.websocket_send
+            return
+        if self.track_response_status:
+            request[SEND] = conn.send
+        if self.max_request_body_size and conn.scope.get("method") not in _NO_BODY_METHODS:
+            request[RECEIVE] = conn.track_body(request[RECEIVE], self.max_request_body_size)
+
+    def _bind(self, client: Any, scope: Scope) -> None:
+        # Once per client (the first request, and after a re-init): what every request needs of it.
+        self._client = client
+        sessions = client.sessions if client is not None else None
+        if sessions is not None and sessions.auto:
+            sessions.start()
+            self._exited = sessions.exited
         else:
-            conn.app_receive = receive
-        return conn
+            self._exited = None
+        install_framework_hooks(self.app, scope)
+
+    def _record_outcome(self, conn: Connection) -> None:
+        client = _globals.client
+        sessions = client.sessions if client is not None else None
+        if sessions is not None:
+            sessions.record(conn.started, conn.outcome)
 
     async def _other(self, scope: Scope, receive: Receive, send: Send) -> None:
         # Lifespan, unknown scope types, tripwire disabled, or nested inside another middleware.
@@ -316,10 +371,12 @@ class TripwireMiddleware:
         else:
             await self._app(scope, receive, send)
 
-    def _on_exception(self, client: Any, conn: Connection, exc: Exception) -> None:
+    def _on_exception(self, request: RequestMarker, exc: Exception) -> None:
         try:
-            if is_noise(exc):
+            client = _globals.client
+            if client is None or is_noise(exc):
                 return
+            conn = connection_of(request)
             if conn.status is None:
                 conn.status = 500  # what the server answers for it
             status = _http_status(exc)
@@ -330,8 +387,16 @@ class TripwireMiddleware:
         except Exception:
             logger.exception("tripwire: could not report the request's exception")
 
-    def _report_status(self, client: Any, conn: Connection) -> None:
+    def _check_status(self, request: RequestMarker) -> None:
+        conn = request[CONN]
+        if conn is not None and conn.status in self.failed_status_codes and conn.outcome == EXITED:
+            self._report_status(conn)
+
+    def _report_status(self, conn: Connection) -> None:
         try:
+            client = _globals.client
+            if client is None:
+                return
             method = conn.scope.get("method") or "WEBSOCKET"
             event_id = client.capture_message(
                 f"{method} {conn.root_path}{conn.path} returned {conn.status}", "error"

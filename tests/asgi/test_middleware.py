@@ -237,22 +237,36 @@ def test_cancelled_and_disconnect_exceptions_are_not_reported(
     assert [e["exception"]["values"][-1]["value"] for e in captured] == ["real"]
 
 
-def test_an_error_after_the_response_started_keeps_the_status(
+async def _streaming_app_that_breaks(scope: Any, receive: Any, send: Any) -> None:
+    if scope["type"] != "http":
+        return
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"partial", "more_body": True})
+    raise ValueError("stream broke")
+
+
+def test_an_error_after_the_response_started_keeps_the_status_when_tracked(
     server_kind: str, events: CapturedEvents
 ) -> None:
-    """A streaming response that fails midway is reported, its crumb showing the status already sent."""
-
-    async def app(scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            return
-        await send({"type": "http.response.start", "status": 200, "headers": []})
-        await send({"type": "http.response.body", "body": b"partial", "more_body": True})
-        raise ValueError("stream broke")
-
-    with serve(TripwireMiddleware(app), server_kind) as running, pytest.raises(httpx.HTTPError):
+    """With track_response_status, a stream failing midway shows the status already sent (200)."""
+    app = TripwireMiddleware(_streaming_app_that_breaks, track_response_status=True)
+    with serve(app, server_kind) as running, pytest.raises(httpx.HTTPError):
         httpx.get(running.url + "/stream")
     (event,) = settle(events, 1)
+    assert event["exception"]["values"][-1]["value"] == "stream broke"
     assert event["breadcrumbs"]["values"][0]["data"]["status_code"] == 200
+
+
+def test_by_default_a_failed_request_s_crumb_says_500(server_kind: str, events: CapturedEvents) -> None:
+    """Untracked (the default), the crumb of a request whose exception escaped says what servers answer."""
+    app = TripwireMiddleware(_streaming_app_that_breaks)
+    with serve(app, server_kind) as running, pytest.raises(httpx.HTTPError):
+        httpx.get(running.url + "/stream")
+    (event,) = settle(events, 1)
+    crumb = event["breadcrumbs"]["values"][0]
+    assert crumb["category"] == "http.server"
+    assert crumb["data"]["url"].endswith("/stream")
+    assert (crumb["data"]["status_code"], crumb["level"]) == (500, "error")
 
 
 def _executor_app(install: bool) -> Any:

@@ -47,6 +47,32 @@ def test_sessions_are_counted_per_started_minute_in_the_sentry_shape() -> None:
     aggregator.close()
 
 
+def test_requests_that_ended_well_count_on_one_counter_filed_by_minute() -> None:
+    """``next(exited)`` counts; each drain files the gain under its minute; a flush sends all of it."""
+    batches: list[SessionBatch] = []
+    aggregator = SessionAggregator(lambda b: batches.append(b) or True, release="2.0", environment="prod")
+    for _ in range(3):
+        next(aggregator.exited)
+    aggregator._drain(MINUTE // 60)  # what the timer does at the minute's end
+    next(aggregator.exited)  # after the drain: filed under the minute of the flush
+    aggregator.record(MINUTE + 5, ERRORED)
+    assert aggregator.flush()
+    (batch,) = batches
+    by_minute = {a["started"]: a for a in batch.aggregates[0]["aggregates"]}
+    assert by_minute.pop(time.strftime("%Y-%m-%dT%H:%M:00Z", time.gmtime(MINUTE))) == {
+        "started": time.strftime("%Y-%m-%dT%H:%M:00Z", time.gmtime(MINUTE)),
+        "exited": 3,
+        "errored": 1,
+    }
+    ((started, aggregate),) = by_minute.items()
+    now = time.time()
+    assert started in {time.strftime("%Y-%m-%dT%H:%M:00Z", time.gmtime(t)) for t in (now, now - 60)}
+    assert aggregate["exited"] == 1
+    aggregator.flush()
+    assert len(batches) == 1  # nothing was left to send
+    aggregator.close()
+
+
 def test_a_flush_empties_the_counts() -> None:
     """What was flushed is not sent again, and an empty flush sends nothing."""
     batches: list[SessionBatch] = []
@@ -99,6 +125,7 @@ def test_child_process_does_not_resend_the_parents_counts() -> None:
     """After fork the child starts with empty counts (the parent sends its own)."""
     aggregator = SessionAggregator(lambda b: True, release="1", environment="e")
     aggregator.record(MINUTE, EXITED)
+    next(aggregator.exited)
     pid = os.fork()
     if pid == 0:  # the child
         os._exit(0 if aggregator.take() == [] else 1)
