@@ -5,6 +5,7 @@ Variants:
     tripwire  tripwire.init(dsn=<sink>) + TripwireMiddleware(app)
     tripwire-every-event  the same with repeat_limit=None: every failing request is built and sent
     tripwire-nolocals  the same with include_local_variables=False (a what-if)
+    tripwire-tracked  the same with track_response_status=True (every response's status watched)
     passthrough  an empty pure-ASGI middleware, no SDK (the floor of any middleware layer)
     sentry    sentry_sdk.init(dsn=<sink>) with its auto-enabled Starlette integration, tracing off
     bugsnag   bugsnag.configure(endpoints=<sink>) + bugsnag.asgi.BugsnagMiddleware(app)
@@ -19,7 +20,7 @@ from typing import Any
 
 VARIANTS = ("bare", "tripwire", "tripwire-every-event", "sentry", "bugsnag")
 #: What-if variants, run with --variants: tripwire without frame locals.
-EXTRA_VARIANTS = ("passthrough", "tripwire-nolocals", "tripwire-nointegrations")
+EXTRA_VARIANTS = ("passthrough", "tripwire-nolocals", "tripwire-nointegrations", "tripwire-tracked")
 RELEASE = "bench@1.0.0"
 
 
@@ -100,7 +101,7 @@ def build(variant: str, sink_url: str) -> Any:
         elif variant == "tripwire-nointegrations":
             extra["default_integrations"] = False
         tripwire.init(f"http://publickey@127.0.0.1:{port}/1", release=RELEASE, **extra)
-        return TripwireMiddleware(app)
+        return TripwireMiddleware(app, track_response_status=variant == "tripwire-tracked")
     if variant == "sentry":
         return app
     if variant == "bugsnag":

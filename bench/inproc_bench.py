@@ -191,7 +191,9 @@ def main() -> None:
         "in the background; sentry-sdk and bugsnag build events on the loop). *occurrences counted*: "
         "failing requests tripwire's repeat limit (60 full events per minute per error, the default) "
         "counted from its client reports instead of building and sending them; `tripwire-every-event` "
-        "has `repeat_limit=None`.\n\n"
+        "has `repeat_limit=None`; `tripwire-tracked` has `track_response_status=True` (every response's "
+        "status watched, two more Python calls per request); `passthrough` is an empty pure-ASGI "
+        "middleware, the floor any middleware layer costs.\n\n"
         "Targets: happy path under 3 µs added per request; failing path ≥ 0.8× bare."
     )
     if not args.no_callgrind and shutil.which("valgrind"):

@@ -55,14 +55,20 @@ def connection_of(marker: RequestMarker) -> Connection:
     with _making:  # two threads of one request must end up with the same holder
         conn = marker[CONN]
         if conn is None:
-            conn = _new_object(Connection)
-            conn._base = marker[BASE]
-            conn.scope = marker[SCOPE]
-            conn._send = marker[SEND]
-            conn.path = marker[PATH]
-            conn.root_path = marker[ROOT_PATH]
-            conn.started = marker[STARTED]
-            marker[CONN] = conn
+            conn = new_connection(marker)
+    return conn
+
+
+def new_connection(marker: RequestMarker) -> Connection:
+    """Make the marker's Connection now. Without a lock: only while nothing else can see the marker."""
+    conn: Connection = _new_object(Connection)
+    conn._base = marker[BASE]
+    conn.scope = marker[SCOPE]
+    conn._send = marker[SEND]
+    conn.path = marker[PATH]
+    conn.root_path = marker[ROOT_PATH]
+    conn.started = marker[STARTED]
+    marker[CONN] = conn
     return conn
 
 

@@ -7,12 +7,13 @@
 
 or, with Starlette and FastAPI, ``app.add_middleware(TripwireMiddleware)``.
 
-What a request pays when nothing goes wrong: one object for the connection (its scope holder and
-release-health session, see ``_connection``), two context-variable swaps, a check of each message type
-it sends, and a counter increment. Nothing is copied or parsed: the
-request data, the transaction name and the request breadcrumb are computed from the ASGI scope on the
-worker thread, and only if an event is built. The middleware never reads the request body; it keeps a
-bounded copy of what the application itself reads (``max_request_body_size``).
+What a GET request pays when nothing goes wrong: one list (its request marker: the scope holder, made
+only if something needs it, see ``_connection``), one context-variable swap and its reset, a clock
+read and a counter increment. Nothing is copied or parsed, and the request's messages pass untouched:
+the request data, the transaction name and the request breadcrumb are computed from the ASGI scope on
+the worker thread, and only if an event is built. The middleware never reads the request body; for
+requests that may have one it keeps a bounded copy of what the application itself reads
+(``max_request_body_size``).
 
 Exceptions are reported and then re-raised as the very same object: ``__cause__``, ``__context__`` and
 ``__suppress_context__`` are never touched. Frameworks that turn errors into 500 responses themselves
@@ -46,6 +47,7 @@ from ._connection import (
     Scope,
     Send,
     connection_of,
+    new_connection,
 )
 from ._exceptions import ConfigurationError
 from ._scope import _current, _isolation
@@ -336,9 +338,10 @@ class TripwireMiddleware:
 
     def _watch(self, request: RequestMarker, http: bool) -> None:
         # The connection is made up front, and its receive and send are what the app gets: to copy
-        # the body the app reads, to learn a websocket's status, to learn the status for
-        # failed_status_codes.
-        conn = connection_of(request)
+        # the body the app reads, to learn a websocket's status, to learn every response's status
+        # (track_response_status, failed_status_codes). The app has not run yet, so no other thread
+        # can see the marker: no lock needed.
+        conn = new_connection(request)
         if not http:
             request[SEND] = conn.websocket_send
             return
