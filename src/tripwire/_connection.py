@@ -38,9 +38,8 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 #: The request marker's items, in order (see the module docstring; built by ``TripwireMiddleware``):
 #: its Connection once made; the enclosing scope's data when the request started; the ASGI scope;
 #: the original path and root_path (frameworks rewrite them while routing: mounts, Litestar); the
-#: start time (epoch seconds); the context-variable tokens to restore at the end; the receive and
-#: send the application gets.
-CONN, BASE, SCOPE, PATH, ROOT_PATH, STARTED, ISO_TOKEN, CUR_TOKEN, RECEIVE, SEND = range(10)
+#: start time (epoch seconds); the context-variable token to restore at the end.
+CONN, BASE, SCOPE, PATH, ROOT_PATH, STARTED, TOKEN = range(7)
 RequestMarker = list[Any]
 
 _making = threading.Lock()
@@ -64,7 +63,6 @@ def new_connection(marker: RequestMarker) -> Connection:
     conn: Connection = _new_object(Connection)
     conn._base = marker[BASE]
     conn.scope = marker[SCOPE]
-    conn._send = marker[SEND]
     conn.path = marker[PATH]
     conn.root_path = marker[ROOT_PATH]
     conn.started = marker[STARTED]
@@ -98,13 +96,17 @@ class Connection(ScopeHolder):
     outcome: int = EXITED
     route: str | None = None
     #: Copied from the request marker by :func:`connection_of`: what the scope inherits, the ASGI
-    #: scope, the server's ``send``, and where and when the request started.
+    #: scope, and where and when the request started.
     _base: ScopeData
     scope: Scope
-    _send: Send
     path: str
     root_path: str
     started: float
+    #: Only on a watched connection (see ``TripwireMiddleware._watch``): the server's ``send``, and
+    #: the receive and send the application gets.
+    _send: Send
+    app_receive: Receive
+    app_send: Send
     # Set only when the body is tracked (http, max_request_body_size > 0).
     _receive: Receive
     body_limit: int = 0

@@ -9,7 +9,9 @@ Model (why it looks like this):
   holder: a ``set_user`` in a sync view run in a thread pool is seen by the middleware's capture.
   Concurrent units of work have different holders and never see each other's data.
 * ``isolation_scope()`` installs a fresh holder for a unit of work; ``new_scope()`` installs a local fork
-  on top of it. The top-level setters change the innermost holder.
+  on top of it (a holder whose ``unit`` is the unit of work's). Both live in the same ``ContextVar``,
+  so entering a unit of work is one ``set()``. The top-level setters change the innermost holder;
+  what belongs to the unit of work (session, last event id, trace id) goes to its holder.
 * Outside any unit of work the process-wide root holder is used.
 * An http request under the ASGI middleware installs a plain list (a *request marker*, see
   ``_connection``) instead of a holder: building a list is the cheapest thing Python can do per
@@ -96,20 +98,27 @@ _tuple_new = tuple.__new__
 class ScopeHolder:
     """The mutable cell of one unit of work; see the module docstring."""
 
-    __slots__ = ("data", "last_event_id", "session", "trace_id")
+    __slots__ = ("data", "last_event_id", "session", "trace_id", "unit")
 
-    def __init__(self, data: ScopeData, session: SessionTracker | None = None) -> None:
+    def __init__(
+        self,
+        data: ScopeData,
+        session: SessionTracker | None = None,
+        unit: ScopeHolder | list[Any] | None = None,
+    ) -> None:
         self.data = data
         self.session = session
         self.last_event_id: str | None = None
         #: Shared by every event of this unit of work (``contexts.trace.trace_id``); made on first use.
         self.trace_id: str | None = None
+        #: For a ``new_scope()`` fork: the unit of work's holder (or request marker); else None.
+        self.unit = unit
 
 
 _ROOT = ScopeHolder(ScopeData())
-#: A holder, or a request marker (a list whose first item is its holder once made).
+#: The innermost holder: a unit of work's, a fork, or a request marker (a list whose first item is
+#: its holder once made).
 _isolation: ContextVar[ScopeHolder | list[Any]] = ContextVar("tripwire.isolation", default=_ROOT)
-_current: ContextVar[ScopeHolder | None] = ContextVar("tripwire.current", default=None)
 
 
 def _no_markers(marker: list[Any]) -> ScopeHolder:
@@ -122,14 +131,20 @@ holder_of_request: Callable[[list[Any]], ScopeHolder] = _no_markers
 
 def current_holder() -> ScopeHolder:
     """The innermost holder: a ``new_scope()`` fork if inside one, else the unit of work's."""
-    holder = _current.get() or _isolation.get()
+    holder = _isolation.get()
     if type(holder) is list:
         return holder[0] or holder_of_request(holder)
     return holder  # type: ignore[return-value]  # (mypy does not narrow on ``type() is``)
 
 
 def isolation_holder() -> ScopeHolder:
+    """The unit of work's holder, also from inside a ``new_scope()`` fork."""
     holder = _isolation.get()
+    if type(holder) is not list:
+        unit = holder.unit  # type: ignore[union-attr]
+        if unit is None:
+            return holder  # type: ignore[return-value]
+        holder = unit
     if type(holder) is list:
         return holder[0] or holder_of_request(holder)
     return holder  # type: ignore[return-value]
@@ -157,24 +172,24 @@ def isolation_scope() -> Iterator[ScopeHolder]:
     whatever is set inside stays inside.
     """
     holder = ScopeHolder(snapshot().for_new_unit_of_work())
-    iso_token = _isolation.set(holder)
-    cur_token = _current.set(None)
+    token = _isolation.set(holder)
     try:
         yield holder
     finally:
-        _current.reset(cur_token)
-        _isolation.reset(iso_token)
+        _isolation.reset(token)
 
 
 @contextmanager
 def new_scope() -> Iterator[ScopeHolder]:
     """A local fork of the current scope: setters inside change the fork only, undone on exit."""
-    holder = ScopeHolder(snapshot())
-    token = _current.set(holder)
+    parent = _isolation.get()
+    unit = parent if type(parent) is list or parent.unit is None else parent.unit  # type: ignore[union-attr]
+    holder = ScopeHolder(snapshot(), unit=unit)
+    token = _isolation.set(holder)
     try:
         yield holder
     finally:
-        _current.reset(token)
+        _isolation.reset(token)
 
 
 def replace_field(data: ScopeData, **changes: Any) -> ScopeData:

@@ -74,7 +74,8 @@ def _after_fork_in_child() -> None:
 class SessionAggregator:
     """Per-minute counts of ended request sessions for one release + environment.
 
-    ``record()`` is what a request pays when it ends: one dict lookup and an increment under a lock.
+    A request that ended well pays ``next(aggregator.exited)``; an errored or crashed one pays
+    ``record()``: one dict lookup and an increment, no lock.
     """
 
     def __init__(
@@ -218,6 +219,7 @@ class SessionAggregator:
         self.flush()
 
     def _reset_after_fork(self) -> None:
+        had_timer = self._thread is not None
         self._lock = threading.Lock()
         self._buckets = {}
         # ``exited`` stays the same object (middlewares hold it); the parent's gains are its own.
@@ -225,6 +227,10 @@ class SessionAggregator:
         self._drained = {}
         self._stop = threading.Event()
         self._thread = None
+        if had_timer:
+            # The middleware starts the timer once per client; a child serving requests for a
+            # client bound before the fork would otherwise count on ``exited`` with nobody draining.
+            self._start_timer()
 
 
 class ApplicationSession:

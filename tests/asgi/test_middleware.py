@@ -166,6 +166,68 @@ def test_nested_middlewares_report_once_and_count_one_session(
     assert wait_sessions(events, 1) == {"crashed": 1}
 
 
+def test_a_new_scope_inside_a_request_between_two_middlewares_still_counts_once(
+    events: CapturedEvents,
+) -> None:
+    """Outer middleware, a new_scope() fork, inner middleware: the inner one passes through."""
+
+    async def inner_app(scope: Any, receive: Any, send: Any) -> None:
+        tripwire.capture_message("from the fork", "warning")
+        raise ValueError("inside a fork")
+
+    inner = TripwireMiddleware(inner_app)
+
+    async def forking_app(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        with tripwire.new_scope():
+            tripwire.set_tag("fork", "yes")
+            await inner(scope, receive, send)
+
+    with serve(TripwireMiddleware(forking_app), "uvicorn") as running:
+        httpx.get(running.url + "/f")
+    message, error = sorted(settle(events, 2), key=lambda e: "exception" in e)
+    assert message["tags"] == {"fork": "yes"}  # captured inside the fork
+    assert "tags" not in error  # reported by the outer middleware, after the fork ended
+    for event in (message, error):
+        assert event["request"]["url"] == running.url + "/f"
+        assert [c["category"] for c in event["breadcrumbs"]["values"]].count("http.server") == 1
+    assert wait_sessions(events, 1) == {"crashed": 1}
+
+
+def test_a_request_served_inside_a_new_scope_inherits_it_and_never_writes_to_it(
+    events: CapturedEvents,
+) -> None:
+    """Tags of an enclosing fork reach the request's events; the request's own never leak out."""
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        tripwire.set_tag("request", "mine")
+        tripwire.capture_message("inside")
+        await _respond(send, 200, b"ok")
+
+    middleware = TripwireMiddleware(app)
+    scope = {"type": "http", "method": "GET", "path": "/in", "root_path": "", "headers": []}
+
+    async def receive() -> Any:
+        return {"type": "http.request", "body": b""}
+
+    async def send(message: Any) -> None:
+        pass
+
+    async def main() -> None:
+        with tripwire.new_scope():
+            tripwire.set_tag("outer", "yes")
+            await middleware(scope, receive, send)
+            tripwire.capture_message("after")
+
+    asyncio.run(main())
+    inside, after = sorted(settle(events, 2), key=lambda e: e["logentry"]["message"] != "inside")
+    assert (inside["tags"]["outer"], inside["tags"]["request"]) == ("yes", "mine")
+    assert inside["request"]["url"].endswith("/in")
+    assert after["tags"] == {"outer": "yes"}
+    assert "request" not in after
+
+
 def test_starlette_add_middleware_reports_with_the_route(server_kind: str, events: CapturedEvents) -> None:
     """app.add_middleware(TripwireMiddleware) works like wrapping, route template included."""
     from starlette.applications import Starlette

@@ -122,13 +122,17 @@ def test_client_flush_and_close_deliver_session_counts() -> None:
 
 
 def test_child_process_does_not_resend_the_parents_counts() -> None:
-    """After fork the child starts with empty counts (the parent sends its own)."""
+    """After fork the child starts with empty counts (the parent sends its own) and its own timer."""
     aggregator = SessionAggregator(lambda b: True, release="1", environment="e")
-    aggregator.record(MINUTE, EXITED)
+    aggregator.record(MINUTE, EXITED)  # starts the timer thread
     next(aggregator.exited)
     pid = os.fork()
     if pid == 0:  # the child
-        os._exit(0 if aggregator.take() == [] else 1)
+        ok = aggregator.take() == []
+        ok = ok and aggregator._thread is not None and aggregator._thread.is_alive()
+        next(aggregator.exited)  # the child's own request
+        ok = ok and [a["exited"] for item in aggregator.take() for a in item["aggregates"]] == [1]
+        os._exit(0 if ok else 1)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
     assert aggregator.take() != []
