@@ -47,7 +47,7 @@ from ._connection import (
     new_connection,
 )
 from ._exceptions import ConfigurationError
-from ._scope import _isolation
+from ._scope import _ROOT, _isolation
 from ._sessions import EXITED
 
 __all__ = ["ContextPreservingExecutor", "TripwireMiddleware", "use_context_preserving_executor"]
@@ -266,6 +266,7 @@ class TripwireMiddleware:
         self._exited: Any = None
         self.track_response_status = bool(track_response_status or codes)
         self._watch_all = self.track_response_status
+        self._watch_bodies = self.max_request_body_size > 0
         install_framework_hooks(app)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -317,18 +318,19 @@ class TripwireMiddleware:
             self._bind(client, scope)
         if client is None or (kind != "http" and kind != "websocket"):
             return None
-        parent = _isolation.get()
-        if type(parent) is list or type(parent.unit) is list:  # type: ignore[union-attr]
+        parent: Any = _isolation.get()
+        if parent is not _ROOT and (type(parent) is list or type(parent.unit) is list):
             return None  # an outer TripwireMiddleware already handles this connection
-        try:  # subscripts, not .get(): this runs on every request (both keys are always there)
-            path, root_path = scope["path"], scope["root_path"]
-        except KeyError:
+        try:  # subscripts, not .get(): this runs on every request
+            path, root_path, method = scope["path"], scope["root_path"], scope["method"]
+        except KeyError:  # a websocket has no method; root_path is optional
             path, root_path = scope.get("path", ""), scope.get("root_path", "")
-        request = [None, parent.data, scope, path, root_path, _time(), None]  # type: ignore[union-attr]
+            method = scope.get("method")
+        request = [None, parent.data, scope, path, root_path, _time(), None]
         request[TOKEN] = _isolation.set(request)
-        if kind != "http" or self._watch_all or (
-            self.max_request_body_size and scope.get("method") not in _NO_BODY_METHODS
-        ):
+        # Watched: everything with track_response_status, requests that may carry a body (when a
+        # copy of it is kept), websockets.
+        if self._watch_all or (method not in _NO_BODY_METHODS and self._watch_bodies) or kind != "http":
             self._watch(request, kind == "http", receive, send)
         return request
 
@@ -346,7 +348,7 @@ class TripwireMiddleware:
             return
         if self.track_response_status:
             conn.app_send = conn.send
-        if self.max_request_body_size and conn.scope.get("method") not in _NO_BODY_METHODS:
+        if self._watch_bodies and conn.scope.get("method") not in _NO_BODY_METHODS:
             conn.app_receive = conn.track_body(receive, self.max_request_body_size)
 
     def _bind(self, client: Any, scope: Scope) -> None:
