@@ -8,7 +8,8 @@ loopback sink in this process (tests/support/sink.py).
     python bench/http_bench.py [--rounds 3] [--duration 5] [--conns 32] [--variants bare,tripwire,...]
 
 "server CPU µs/req" is the uvicorn process's CPU time (all threads, from /proc) during the wrk run
-divided by the requests wrk completed: the least noise-sensitive column.
+divided by the requests wrk completed. With valgrind installed, a last table counts the instructions
+the server process spends per /ok request (deterministic: what the noise of a shared machine hides).
 """
 
 from __future__ import annotations
@@ -150,6 +151,48 @@ def run_variant(
     return result
 
 
+def server_instructions(variant: str, sink: Sink, path: str, small: int = 300, large: int = 1300) -> float:
+    """Instructions the uvicorn process spends per request (valgrind callgrind on the server).
+
+    Two servers, sent ``small`` and ``large`` sequential keep-alive requests; the difference per
+    request leaves startup and shutdown out. Deterministic (fixed hash seed), unlike req/s on a shared
+    machine: the ratio to bare is what throughput would be if CPU were all that counted.
+    """
+    code = SERVER.format(bench=str(Path(__file__).resolve().parent))
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"), PYTHONHASHSEED="0")
+    totals = []
+    for count in (small, large):
+        port = free_port()
+        proc = subprocess.Popen(
+            ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable, "-c", code]
+            + [variant, sink.url, str(port)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            wait_ready(port, proc, timeout=300)
+            with socket.create_connection(("127.0.0.1", port), timeout=60) as conn:
+                request = f"GET /{path} HTTP/1.1\r\nHost: bench\r\n\r\n".encode()
+                reader = conn.makefile("rb")
+                for _ in range(count):
+                    conn.sendall(request)
+                    length = 0
+                    while (line := reader.readline()) not in (b"\r\n", b""):
+                        if line.lower().startswith(b"content-length:"):
+                            length = int(line.split(b":")[1])
+                    reader.read(length)
+        finally:
+            proc.send_signal(signal.SIGINT)
+            _, err = proc.communicate(timeout=300)
+        match = re.search(r"Collected : (\d+)", err)
+        if match is None:
+            raise RuntimeError(f"no callgrind total for {variant}:\n{err[-2000:]}")
+        totals.append(int(match.group(1)))
+    return (totals[1] - totals[0]) / (large - small)
+
+
 def _accounted(run: dict[str, Any]) -> str:
     missing = run["events"] + run["counted"] - run["boom"]["requests"]
     return f"{run['events']:,} + {run['counted']:,} ({missing:+d})"
@@ -163,6 +206,9 @@ def main() -> None:
     parser.add_argument("--variants", default=",".join(VARIANTS))
     parser.add_argument("--dry-run", action="store_true", help="print the table, leave RESULTS.md alone")
     parser.add_argument("--paths", default="ok,boom", help="ok, boom or both")
+    parser.add_argument(
+        "--no-callgrind", action="store_true", help="skip counting the server's instructions per /ok request"
+    )
     args = parser.parse_args()
     paths = tuple(args.paths.split(","))
     if shutil.which("wrk") is None:
@@ -220,6 +266,20 @@ def main() -> None:
         "small +n). `tripwire-every-event` is tripwire with `repeat_limit=None`: every failing request built "
         "and sent."
     )
+    if "ok" in paths and not args.no_callgrind and shutil.which("valgrind"):
+        with Sink() as sink:
+            instr = {v: server_instructions(v, sink, "ok") for v in variants}
+        base = instr["bare"]
+        body += (
+            "\n\nInstructions the server process spends per /ok request (valgrind callgrind on uvicorn, "
+            "two servers sent 300 and 1,300 sequential keep-alive requests, the difference per request; "
+            "deterministic, so it shows what the noise of a shared machine hides). *bare ÷ variant* is "
+            "the throughput ratio if CPU were all that counted:\n\n"
+        )
+        body += table(
+            ["variant", "instructions/request", "added", "bare ÷ variant"],
+            [[v, f"{instr[v]:,.0f}", f"{instr[v] - base:+,.0f}", f"{base / instr[v]:.3f}"] for v in variants],
+        )
     if not args.dry_run:
         write_section("ASGI over HTTP (uvicorn + wrk)", body)
     print(body)
