@@ -38,8 +38,10 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 #: The request marker's items, in order (see the module docstring; built by ``TripwireMiddleware``):
 #: its Connection once made; the enclosing scope's data when the request started; the ASGI scope;
 #: the original path and root_path (frameworks rewrite them while routing: mounts, Litestar); the
-#: start time (epoch seconds); the context-variable token to restore at the end.
-CONN, BASE, SCOPE, PATH, ROOT_PATH, STARTED, TOKEN = range(7)
+#: start time (epoch seconds); the context-variable token to restore at the end; only on a watched
+#: request (see ``TripwireMiddleware._watch``), the receive and send the application gets. (Those two
+#: live here, not on the Connection: as its bound methods they would make a reference cycle.)
+CONN, BASE, SCOPE, PATH, ROOT_PATH, STARTED, TOKEN, RECEIVE, SEND = range(9)
 RequestMarker = list[Any]
 
 _making = threading.Lock()
@@ -102,11 +104,8 @@ class Connection(ScopeHolder):
     path: str
     root_path: str
     started: float
-    #: Only on a watched connection (see ``TripwireMiddleware._watch``): the server's ``send``, and
-    #: the receive and send the application gets.
+    #: Only on a watched connection (see ``TripwireMiddleware._watch``): the server's ``send``.
     _send: Send
-    app_receive: Receive
-    app_send: Send
     # Set only when the body is tracked (http, max_request_body_size > 0).
     _receive: Receive
     body_limit: int = 0

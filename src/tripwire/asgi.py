@@ -35,6 +35,8 @@ from typing import Any, TypeVar
 from . import _globals, _scope
 from ._connection import (
     CONN,
+    RECEIVE,
+    SEND,
     TOKEN,
     ASGIApp,
     Connection,
@@ -265,7 +267,6 @@ class TripwireMiddleware:
         #: ``next()`` on it counts a request that ended well; None when release health is off.
         self._exited: Any = None
         self.track_response_status = bool(track_response_status or codes)
-        self._watch_all = self.track_response_status
         self._watch_bodies = self.max_request_body_size > 0
         install_framework_hooks(app)
 
@@ -288,7 +289,7 @@ class TripwireMiddleware:
                 )
             else:
                 await self._app(
-                    scope, conn.app_receive, conn.app_send
+                    scope, request[RECEIVE], request[SEND]
                 )
         except Exception as exc:
             self._on_exception(request, exc)
@@ -330,7 +331,11 @@ class TripwireMiddleware:
         request[TOKEN] = _isolation.set(request)
         # Watched: everything with track_response_status, requests that may carry a body (when a
         # copy of it is kept), websockets.
-        if self._watch_all or (method not in _NO_BODY_METHODS and self._watch_bodies) or kind != "http":
+        if (
+            self.track_response_status
+            or (method not in _NO_BODY_METHODS and self._watch_bodies)
+            or kind != "http"
+        ):
             self._watch(request, kind == "http", receive, send)
         return request
 
@@ -341,15 +346,12 @@ class TripwireMiddleware:
         # can see the marker: no lock needed.
         conn = new_connection(request)
         conn._send = send
-        conn.app_receive = receive
-        conn.app_send = send
         if not http:
-            conn.app_send = conn.websocket_send
+            request += (receive, conn.websocket_send)
             return
-        if self.track_response_status:
-            conn.app_send = conn.send
         if self._watch_bodies and conn.scope.get("method") not in _NO_BODY_METHODS:
-            conn.app_receive = conn.track_body(receive, self.max_request_body_size)
+            receive = conn.track_body(receive, self.max_request_body_size)
+        request += (receive, conn.send if self.track_response_status else send)
 
     def _bind(self, client: Any, scope: Scope) -> None:
         # Once per client (the first request, and after a re-init): what every request needs of it.
