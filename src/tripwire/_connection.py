@@ -15,6 +15,7 @@ and only when an event is built.
 from __future__ import annotations
 
 import json
+import os
 import threading
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import TYPE_CHECKING, Any
@@ -46,6 +47,16 @@ RequestMarker = list[Any]
 
 _making = threading.Lock()
 _new_object = object.__new__
+
+
+def _new_lock_in_child() -> None:
+    # A fork while another thread held the lock would leave it held forever in the child.
+    global _making
+    _making = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_new_lock_in_child)
 
 
 def connection_of(marker: RequestMarker) -> Connection:
