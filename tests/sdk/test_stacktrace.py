@@ -166,7 +166,7 @@ def test_tripwire_frames_and_traceback_hide_are_hidden() -> None:
     """tripwire's own frames and frames with __traceback_hide__ do not appear."""
 
     def helper() -> None:
-        __traceback_hide__ = True  # noqa: F841
+        __traceback_hide__ = True
         raise ValueError("hidden helper")
 
     def go() -> None:
