@@ -218,9 +218,9 @@ class TripwireMiddleware:
         ``track_response_status``.
     :param track_response_status: watch every response's start message, so that the request's
         breadcrumb shows the status actually sent, even when an error comes after the response
-        started (a streaming response failing midway). Off by default: it costs every request two
-        Python calls, and without it the breadcrumb of a request that failed says 500 (what the
-        server answers), or the status the framework chose.
+        started (a streaming response failing midway). Off by default: every request then makes its
+        Connection up front and pays two more Python calls; without it the breadcrumb of a request
+        that failed says 500 (what the server answers), or the status the framework chose.
     :param max_request_body_size: keep a copy of up to this many bytes of the body *the application
         reads*, to attach to its events (0: never). The middleware itself never reads the body.
     :param flush_on_shutdown: on lifespan shutdown, wait (up to ``shutdown_timeout``) until
