@@ -15,13 +15,13 @@ and only when an event is built.
 from __future__ import annotations
 
 import json
-import os
 import threading
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
 from . import _globals, _scope
+from ._forksafe import renew_lock_after_fork
 from ._scope import ScopeData, ScopeHolder
 from ._scrub import Scrubber, scrubber_for
 from ._sessions import CRASHED, ERRORED, EXITED
@@ -45,18 +45,18 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 CONN, BASE, SCOPE, PATH, ROOT_PATH, STARTED, TOKEN, RECEIVE, SEND = range(9)
 RequestMarker = list[Any]
 
-_making = threading.Lock()
+class _Making:
+    """Holds the lock under which a marker's Connection is made (renewed in forked children)."""
+
+    __slots__ = ("__weakref__", "_lock")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        renew_lock_after_fork(self)
+
+
+_making = _Making()
 _new_object = object.__new__
-
-
-def _new_lock_in_child() -> None:
-    # A fork while another thread held the lock would leave it held forever in the child.
-    global _making
-    _making = threading.Lock()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_new_lock_in_child)
 
 
 def connection_of(marker: RequestMarker) -> Connection:
@@ -64,7 +64,7 @@ def connection_of(marker: RequestMarker) -> Connection:
     conn: Connection | None = marker[CONN]
     if conn is not None:
         return conn
-    with _making:  # two threads of one request must end up with the same holder
+    with _making._lock:  # two threads of one request must end up with the same holder
         conn = marker[CONN]
         if conn is None:
             conn = new_connection(marker)

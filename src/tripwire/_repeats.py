@@ -15,10 +15,10 @@ traceback chain reading code objects and line numbers only, never source or loca
 
 from __future__ import annotations
 
-import os
 import threading
 import time
-import weakref
+
+from ._forksafe import renew_lock_after_fork
 
 TYPE_CHECKING = False  # typing's, without importing typing (3 ms): see _namedtuple.py
 if TYPE_CHECKING:
@@ -106,17 +106,6 @@ class _Bucket:
         self.codes = codes
 
 
-_limiters: weakref.WeakSet[RepeatLimiter] = weakref.WeakSet()
-_fork_hook_installed = False
-
-
-def _after_fork_in_child() -> None:
-    # Another thread of the parent may have held a limiter's lock at fork time: a fresh one, or the
-    # child's first capture would wait forever.
-    for limiter in list(_limiters):
-        limiter._lock = threading.Lock()
-
-
 class RepeatLimiter:
     """Token buckets per error key: ``limit`` full events per minute, bursts up to ``limit``."""
 
@@ -127,11 +116,7 @@ class RepeatLimiter:
         self._lock = threading.Lock()
         # Insertion order doubles as recency order: a hit moves its key to the end.
         self._buckets: dict[tuple[Any, ...], _Bucket] = {}
-        global _fork_hook_installed
-        _limiters.add(self)
-        if not _fork_hook_installed and hasattr(os, "register_at_fork"):
-            os.register_at_fork(after_in_child=_after_fork_in_child)
-            _fork_hook_installed = True
+        renew_lock_after_fork(self)
 
     def admit(self, error: ErrorKey | None) -> int | None:
         """None: over the budget, counted, send nothing. Else send, standing for that many more."""

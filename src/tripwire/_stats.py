@@ -9,11 +9,10 @@ its per-minute budget: counted here, and the count rides on that error's next ev
 
 from __future__ import annotations
 
-import os
 import threading
-import weakref
 from collections import Counter
 
+from ._forksafe import renew_lock_after_fork
 from ._log import logger
 
 TYPE_CHECKING = False  # typing's, without importing typing (3 ms): see _namedtuple.py
@@ -43,16 +42,6 @@ class Drop(NamedTuple):
     reporter: str | None
 
 
-_counters: weakref.WeakSet[DropCounter] = weakref.WeakSet()
-_fork_hook_installed = False
-
-
-def _after_fork_in_child() -> None:
-    # A thread of the parent may have held a counter's lock at fork time: the child gets fresh ones.
-    for counter in list(_counters):
-        counter._lock = threading.Lock()
-
-
 class DropCounter:
     """Thread-safe counters; ``take_unreported()`` hands the counts since the last call to a reporter."""
 
@@ -60,11 +49,7 @@ class DropCounter:
         #: With ``debug`` every drop is logged (warning level, ``tripwire`` logger).
         self.debug = debug
         self._lock = threading.Lock()
-        global _fork_hook_installed
-        _counters.add(self)
-        if not _fork_hook_installed and hasattr(os, "register_at_fork"):
-            os.register_at_fork(after_in_child=_after_fork_in_child)
-            _fork_hook_installed = True
+        renew_lock_after_fork(self)
         self._total: Counter[Drop] = Counter()
         self._unreported: Counter[Drop] = Counter()
         self.sent: Counter[str] = Counter()

@@ -264,7 +264,9 @@ class TripwireMiddleware:
         self.flush_on_shutdown = flush_on_shutdown
         #: The client the per-request state below was made for (re-checked on every request).
         self._client: Any = _UNBOUND
-        #: ``next()`` on it counts a request that ended well; None when release health is off.
+        #: The client's session aggregator, and ``next()`` on its ``exited`` counts a request that
+        #: ended well; ``_exited`` is None when release health is off.
+        self._sessions: Any = None
         self._exited: Any = None
         self.track_response_status = bool(track_response_status or codes)
         self._watch_bodies = self.max_request_body_size > 0
@@ -307,7 +309,7 @@ class TripwireMiddleware:
                 if conn is None or conn.outcome == EXITED:
                     next(exited)  # the common case: one C call, see _sessions
                 else:
-                    self._record_outcome(conn)
+                    self._sessions.record(conn.started, conn.outcome)
 
     def _enter(self, scope: Scope, receive: Receive, send: Send) -> RequestMarker | None:
         """The request's marker, installed as the isolation scope; None when it is not ours."""
@@ -359,16 +361,11 @@ class TripwireMiddleware:
         sessions = client.sessions if client is not None else None
         if sessions is not None and sessions.auto:
             sessions.start()
+            self._sessions = sessions
             self._exited = sessions.exited
         else:
             self._exited = None
         install_framework_hooks(self.app, scope)
-
-    def _record_outcome(self, conn: Connection) -> None:
-        client = _globals.client
-        sessions = client.sessions if client is not None else None
-        if sessions is not None:
-            sessions.record(conn.started, conn.outcome)
 
     async def _other(self, scope: Scope, receive: Receive, send: Send) -> None:
         # Lifespan, unknown scope types, tripwire disabled, or nested inside another middleware.

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import os
-import signal
 import threading
 import time
-import warnings
 
 import pytest
 
 import tripwire
+from tests.support.forking import child_exit_code_after_fork_holding
 from tripwire import _connection, _scope
 from tripwire._connection import BASE, CONN, PATH, ROOT_PATH, SCOPE, STARTED, TOKEN, Connection
 
@@ -59,18 +58,10 @@ def test_scope_setters_inside_a_request_go_to_its_connection() -> None:
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="the platform has no fork()")
 def test_a_fork_while_another_thread_makes_a_connection_leaves_the_child_working() -> None:
     """A child forked while the making lock was held can still make Connections (no deadlock)."""
-    lock = _connection._making
-    lock.acquire()  # as if another thread were inside connection_of() at the fork
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)  # fork() with threads, 3.12+
-            pid = os.fork()
-        if pid == 0:  # the child: dies by SIGALRM if connection_of() blocks
-            signal.alarm(5)
-            os._exit(0 if isinstance(_connection.connection_of(_marker()), Connection) else 1)
-    finally:
-        lock.release()
+    # As if another thread were inside connection_of() at the fork; the child dies if it blocks.
     started = time.monotonic()
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0
+    code = child_exit_code_after_fork_holding(
+        _connection._making._lock, lambda: isinstance(_connection.connection_of(_marker()), Connection)
+    )
+    assert code == 0
     assert time.monotonic() - started < 5

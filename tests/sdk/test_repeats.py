@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import os
-import signal
 import time
-import warnings
 from typing import Any
 
 import pytest
 
 import tripwire
 import tripwire.testing
+from tests.support.forking import child_exit_code_after_fork_holding
 from tripwire import _scope
 from tripwire._repeats import ErrorKey, RepeatLimiter, exception_key
 
@@ -158,18 +157,9 @@ def test_a_hostile_traceback_is_always_sent() -> None:
 def test_a_fork_while_another_thread_holds_the_lock_leaves_the_child_working() -> None:
     """A child forked while the limiter's lock was held can still capture (no deadlock)."""
     limiter = RepeatLimiter(5)
-    limiter._lock.acquire()  # as if another thread were inside admit() at the fork
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)  # fork() with threads, 3.12+
-            pid = os.fork()
-        if pid == 0:  # the child: dies by SIGALRM if admit() blocks
-            signal.alarm(5)
-            os._exit(0 if limiter.admit(ErrorKey(("k",))) == 0 else 1)
-    finally:
-        limiter._lock.release()
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0
+    # As if another thread were inside admit() at the fork; the child dies by SIGALRM if admit() blocks.
+    code = child_exit_code_after_fork_holding(limiter._lock, lambda: limiter.admit(ErrorKey(("k",))) == 0)
+    assert code == 0
 
 
 def test_a_message_object_with_a_broken_str_is_still_reported() -> None:
