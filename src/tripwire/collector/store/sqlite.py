@@ -16,6 +16,22 @@ _DATA_ERRORS = (ValueError, TypeError, sqlite3.IntegrityError, sqlite3.DataError
 _LOCK_WAIT = 60.0
 
 
+def _while_locked(run: Any) -> Any:
+    """``run()``, again while SQLite answers "locked" or "busy", for up to ``_LOCK_WAIT`` seconds."""
+    deadline = time.monotonic() + _LOCK_WAIT
+    pause = 0.0002
+    while True:
+        try:
+            return run()
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+            if time.monotonic() > deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.002)
+
+
 class SQLiteStore(SQLStore):
     """:class:`~.base.Store` on a SQLite file in WAL mode.
 
@@ -36,7 +52,9 @@ class SQLiteStore(SQLStore):
 
     def _connect(self) -> Any:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=60.0)
-        conn.execute("PRAGMA journal_mode=WAL")
+        # Switching a fresh file to WAL can answer "locked" at once, without the busy handler, while
+        # another process (collectors starting together) does the same: wait like a writer does.
+        _while_locked(lambda: conn.execute("PRAGMA journal_mode=WAL"))
         conn.execute(f"PRAGMA synchronous={self._synchronous}")
         conn.execute("PRAGMA foreign_keys=ON")
         conn.execute("PRAGMA cache_size=-32000")
@@ -44,19 +62,7 @@ class SQLiteStore(SQLStore):
 
     def _begin(self, raw: Any, write: bool) -> None:
         statement = "BEGIN IMMEDIATE" if write else "BEGIN"
-        deadline = time.monotonic() + _LOCK_WAIT
-        pause = 0.0002
-        while True:
-            try:
-                raw.execute(statement)
-                return
-            except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) and "busy" not in str(exc):
-                    raise
-                if time.monotonic() > deadline:
-                    raise
-            time.sleep(pause)
-            pause = min(pause * 2, 0.002)
+        _while_locked(lambda: raw.execute(statement))
 
     def _commit(self, conn: Any, raw: Any) -> None:
         raw.execute("COMMIT")
