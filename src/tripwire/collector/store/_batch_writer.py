@@ -27,6 +27,10 @@ class BatchWriter:
     def __init__(self, store: SQLStore, c: Cursor) -> None:
         self.s = store
         self.c = c
+        # What the batch changed, for the alert rules evaluated in the same transaction.
+        self.stored: list[tuple[DigestedEvent, int]] = []
+        self.new_issues: dict[int, DigestedEvent] = {}
+        self.regressed: dict[int, DigestedEvent] = {}
 
     def write(self, results: list[EnvelopeResult]) -> None:
         c = self.c
@@ -51,7 +55,7 @@ class BatchWriter:
                 events.append(event)
 
         issues = self._issues(events, now)
-        stored = self._events(events, issues, count)
+        stored = self.stored = self._events(events, issues, count)
         self._counters(stored, issues, now)
         self._sessions(results)
         for result in results:
@@ -122,6 +126,7 @@ class BatchWriter:
                 ),
             )
             if row is not None:
+                self.new_issues[row[0]] = e
                 c.ex(
                     "INSERT INTO issue_activity (issue_id, at, kind, detail) VALUES (?, ?, ?, ?)",
                     (row[0], now, "first_seen", f"event {e.event_id}"),
@@ -216,8 +221,10 @@ class BatchWriter:
             if status == "resolved" and issue_id not in regress:
                 if resolved_in is None:
                     regress[issue_id] = f"event {e.event_id}"
+                    self.regressed[issue_id] = e
                 elif e.release and is_at_or_after(e.release, resolved_in):
                     regress[issue_id] = f"event {e.event_id} in release {e.release}"
+                    self.regressed[issue_id] = e
         c.many(
             f"UPDATE issues SET event_count = event_count + ?,"
             f" first_seen = {least}(first_seen, ?), last_seen = {greatest}(last_seen, ?),"
