@@ -23,10 +23,16 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute
 
-from . import api, ingest
+from . import (
+    api,
+    api_alerts,  # noqa: F401 - adds the alert and monitor endpoints to api.ENDPOINTS
+    ingest,
+)
+from .alerts.outbox import OutboxWorker
 from .config import CollectorConfig
 from .digest import Digester, digest_process_main
 from .intake import IntakeWriter
+from .monitors import MonitorClock
 from .store import Project, Store, StoreError, open_store
 
 log = logging.getLogger("tripwire.collector")
@@ -92,10 +98,16 @@ class CollectorState:
         self.quotas = ingest.Quotas()
         self.projects = ingest.ProjectCache(self)
         self.bootstrap: Bootstrap | None = None
+        # Alerts: the outbox worker and the cron monitor clock (docs/alerts.md, docs/crons.md).
+        self.outbox = OutboxWorker(store, config.alerts, lambda: self.public_url)
+        self.monitor_clock = MonitorClock(store, interval=config.alerts.clock_interval)
 
     async def start(self) -> None:
         """Start the intake writer and the digester (thread or child process)."""
         await self.writer.start()
+        if self.config.alerts.enabled:
+            self.outbox.start()
+            self.monitor_clock.start()
         if self.digester is not None:
             self.digester.start()
         if self.digest_process is not None:
@@ -103,6 +115,8 @@ class CollectorState:
 
     async def stop(self) -> None:
         """Commit what is in flight, then stop the digester."""
+        self.outbox.stop()
+        self.monitor_clock.stop()
         await self.writer.stop()
         if self.digester is not None:
             self.digester.stop()

@@ -197,3 +197,63 @@ def crash_free_breached(started: int, crashed: int, below_percent: float, min_se
 
 def minute(ts: float) -> float:
     return float(int(ts // 60) * 60)
+
+
+def _int_or_none(data: Mapping[str, Any], key: str) -> int | None:
+    value = data.get(key)
+    if value in (None, ""):
+        return None
+    if isinstance(value, bool):
+        raise RuleError(f"{key} must be a number")
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise RuleError(f"{key} must be a number") from None
+
+
+def _float_or_none(data: Mapping[str, Any], key: str) -> float | None:
+    value = data.get(key)
+    if value in (None, ""):
+        return None
+    if isinstance(value, bool):
+        raise RuleError(f"{key} must be a number")
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise RuleError(f"{key} must be a number") from None
+
+
+def spec_from_json(data: Mapping[str, Any]) -> RuleSpec:
+    """A validated :class:`RuleSpec` from the API's JSON body (see docs/alerts.md)."""
+    cooldown = _float_or_none(data, "cooldown_minutes")
+    digest = _float_or_none(data, "digest_seconds")
+    filters = data.get("filters")
+    if filters is not None and not isinstance(filters, Mapping):
+        raise RuleError("filters must be an object")
+
+    def text(key: str) -> str | None:
+        value = data.get(key)
+        if value in (None, ""):
+            return None
+        if not isinstance(value, str):
+            raise RuleError(f"{key} must be a string")
+        return value
+
+    return validate(
+        RuleSpec(
+            trigger=str(data.get("on") or ""),
+            webhook_url=text("webhook"),
+            format=text("format") or "json",
+            email=text("email"),
+            secret=text("secret"),
+            name=(text("name") or "")[:200],
+            threshold=_int_or_none(data, "threshold"),
+            window_minutes=_int_or_none(data, "window"),
+            below=_float_or_none(data, "below"),
+            min_sessions=_int_or_none(data, "min_sessions"),
+            once=bool(data.get("once")),
+            filters=Filters.from_json(filters),
+            cooldown=DEFAULT_COOLDOWN if cooldown is None else cooldown * 60,
+            digest=DEFAULT_DIGEST if digest is None else digest,
+        )
+    )

@@ -186,7 +186,11 @@ class AlertsMixin:
     def queue_test_notification(self, rule_id: int) -> list[str]:
         rule = self.get_alert_rule(rule_id)
         now = self.alert_clock()
-        item = {"subject": "test", "title": "Test notification: this alert rule reaches you"}
+        item = {
+            "trigger": "test",
+            "subject": "test",
+            "title": "Test notification: this alert rule reaches you",
+        }
         uids = []
         with self._tx() as c:
             for target in _targets(rule):

@@ -1,0 +1,212 @@
+"""Alert rules end to end: a real collector, real events, a real SMTP server and webhook receiver."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tripwire.collector.alerts.settings import AlertSettings
+
+from .alert_support import WebhookReceiver, smtp_sink, webhook_receiver
+from .conftest import LiveServer, envelope, make_event, wait_until
+
+LOOPBACK = AlertSettings(allow_webhook_hosts=("127.0.0.1",), poll_interval=0.02)
+
+
+@pytest.fixture
+def receiver() -> Iterator[WebhookReceiver]:
+    with webhook_receiver() as r:
+        yield r
+
+
+def start(database_url: str, **alerts: Any) -> LiveServer:
+    settings = AlertSettings(**{"allow_webhook_hosts": ("127.0.0.1",), "poll_interval": 0.02, **alerts})
+    return LiveServer(database_url, alerts=settings)
+
+
+def create_rule(server: LiveServer, **body: Any) -> dict[str, Any]:
+    body.setdefault("digest_seconds", 0)
+    return server.api(f"/api/0/projects/{server.project.id}/alerts/", "POST", json=body)  # type: ignore[no-any-return]
+
+
+def send(server: LiveServer, *events: dict[str, Any]) -> None:
+    for event in events:
+        response = server.post_envelope(envelope(("event", event)))
+        assert response.status_code == 200, response.text
+
+
+def history(server: LiveServer, rule_id: int) -> list[dict[str, Any]]:
+    return server.api(f"/api/0/alerts/{rule_id}/history/")  # type: ignore[no-any-return]
+
+
+def test_new_issue_email_arrives_over_real_smtp_with_text_and_escaped_html(tmp_path: Path) -> None:
+    """A new issue e-mails the rule's address: subject, plain text, escaped HTML, dashboard link."""
+    with smtp_sink() as sink:
+        server = start(
+            f"sqlite:///{tmp_path / 'db.sqlite3'}", smtp_url=sink.url, smtp_from="alerts@tripwire.test"
+        )
+        try:
+            rule = create_rule(server, on="new-issue", email="oncall@example.com")
+            send(server, make_event(type_="KeyError", value="<script>alert(1)</script> & more"))
+            wait_until(lambda: sink.messages, timeout=15)
+            msg = sink.messages[0]
+            assert sink.envelopes[0] == ("alerts@tripwire.test", ["oncall@example.com"])
+            assert str(msg["Subject"]).strip().startswith("[tripwire] New issue in default: KeyError")
+            text = msg.get_body(("plain",)).get_content()
+            page = msg.get_body(("html",)).get_content()
+            issue_id = server.store.list_issues(server.project.id)[0].id
+            assert f"{server.url}/issues/{issue_id}" in text
+            assert "<script>alert(1)</script>" in text
+            assert "&lt;script&gt;alert(1)&lt;/script&gt; &amp; more" in page
+            assert "<script>" not in page
+            entry = wait_until(lambda: [h for h in history(server, rule["id"]) if h["status"] == "sent"])
+            assert entry[0]["issue_id"] == issue_id and entry[0]["error"] is None
+        finally:
+            server.stop()
+
+
+def test_regression_webhook_is_signed_and_carries_its_idempotency_key(
+    database_url: str, receiver: WebhookReceiver
+) -> None:
+    """A resolved issue seen again posts a JSON body signed with the rule's secret, with its id."""
+    server = start(database_url)
+    try:
+        rule = create_rule(server, on="regression", webhook=receiver.url, secret="s3cret")
+        event = make_event(value="it came back", release="1.0")
+        send(server, event)
+        server.wait_digested()
+        issue = server.store.list_issues(server.project.id)[0]
+        server.api(f"/api/0/issues/{issue.id}/", "PATCH", json={"status": "resolved"})
+        send(server, make_event(value="it came back", release="1.0"))
+        wait_until(lambda: receiver.received, timeout=15)
+        got = receiver.received[0]
+        body = got.json()
+        assert got.signed_by("s3cret") and not got.signed_by("other")
+        assert got.headers["idempotency-key"] == body["id"]
+        assert body["type"] == "regression"
+        assert body["rule"] == {"id": rule["id"], "name": "regression"}
+        assert body["project"]["name"] == "default"
+        assert [i["issue_id"] for i in body["items"]] == [issue.id]
+        assert body["items"][0]["url"] == f"{server.url}/issues/{issue.id}"
+        sent = wait_until(lambda: [h for h in history(server, rule["id"]) if h["status"] == "sent"])
+        assert sent[0]["id"] == body["id"]
+    finally:
+        server.stop()
+
+
+def test_frequency_rule_fires_when_the_threshold_is_reached_then_cools_down(
+    tmp_path: Path, receiver: WebhookReceiver
+) -> None:
+    """5 events in 10 minutes fires once; more events within the cooldown are counted as suppressed."""
+    server = start(f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    try:
+        rule = create_rule(server, on="frequency", threshold=5, window=10, webhook=receiver.url)
+        send(server, *[make_event(value="busy") for _ in range(4)])
+        server.wait_digested()
+        assert history(server, rule["id"]) == []
+        send(server, make_event(value="busy"))
+        wait_until(lambda: receiver.received, timeout=15)
+        body = receiver.received[0].json()
+        assert body["type"] == "frequency"
+        assert body["items"][0]["count"] == 5 and body["items"][0]["window_minutes"] == 10
+        assert receiver.received[0].signed_by(server.store.get_alert_rule(rule["id"]).secret)
+        send(server, *[make_event(value="busy") for _ in range(3)])
+        server.wait_digested()
+        entries = history(server, rule["id"])
+        suppressed = [h for h in entries if h["status"] == "suppressed"]
+        assert len(suppressed) == 1 and suppressed[0]["count"] == 3
+        assert len(receiver.received) == 1
+    finally:
+        server.stop()
+
+
+def test_new_issues_of_one_batch_arrive_as_one_digest(tmp_path: Path, receiver: WebhookReceiver) -> None:
+    """Several new issues committed together make one message listing all of them."""
+    server = start(f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    try:
+        create_rule(server, on="new-issue", webhook=receiver.url, digest_seconds=60)
+        events = [make_event(type_=f"Error{n}", frames=[("app", f"f{n}", n)]) for n in range(5)]
+        server.post_envelope(envelope(*[("event", e) for e in events]))
+        wait_until(lambda: receiver.received, timeout=15)
+        server.wait_digested()
+        body = receiver.received[0].json()
+        assert len(body["items"]) == 5 and body["text"] == "5 new issues in default"
+        assert len(receiver.received) == 1
+    finally:
+        server.stop()
+
+
+def test_test_notification_reaches_the_webhook(tmp_path: Path, receiver: WebhookReceiver) -> None:
+    """The API's test button sends a signed test message to the rule's target."""
+    server = start(f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    try:
+        rule = create_rule(server, on="new-issue", webhook=receiver.url, format="json")
+        queued = server.api(f"/api/0/alerts/{rule['id']}/test/", "POST")["queued"]
+        wait_until(lambda: receiver.received, timeout=15)
+        body = receiver.received[0].json()
+        assert body["type"] == "test" and body["id"] == queued[0]
+        assert receiver.received[0].signed_by(rule["secret"])
+    finally:
+        server.stop()
+
+
+def test_a_failing_receiver_is_retried_with_the_same_id_until_it_answers(
+    tmp_path: Path, receiver: WebhookReceiver
+) -> None:
+    """A 503 is retried after a backoff; the retry carries the same notification id."""
+    server = start(f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    try:
+        receiver.status = 503
+        rule = create_rule(server, on="new-issue", webhook=receiver.url)
+        send(server, make_event())
+        wait_until(lambda: receiver.received, timeout=15)
+        pending = wait_until(lambda: [h for h in history(server, rule["id"]) if h["error"]])
+        assert pending[0]["status"] == "pending" and "HTTP 503" in pending[0]["error"]
+        receiver.status = 200
+        wait_until(lambda: [h for h in history(server, rule["id"]) if h["status"] == "sent"], timeout=15)
+        ids = {r.json()["id"] for r in receiver.received}
+        assert len(receiver.received) >= 2 and len(ids) == 1
+    finally:
+        server.stop()
+
+
+def test_webhooks_to_private_addresses_are_refused_unless_allowed(
+    tmp_path: Path, receiver: WebhookReceiver
+) -> None:
+    """Without the allow-list a loopback URL is refused at creation and never called at send."""
+    server = LiveServer(f"sqlite:///{tmp_path / 'db.sqlite3'}", alerts=AlertSettings(poll_interval=0.02))
+    try:
+        response = server.http.post(
+            f"/api/0/projects/{server.project.id}/alerts/",
+            json={"on": "new-issue", "webhook": receiver.url},
+            headers={"Authorization": f"Bearer {server.token}"},
+        )
+        assert response.status_code == 400 and "--allow-webhook-host" in response.json()["detail"]
+        for url in ("http://169.254.169.254/latest/meta-data", "http://10.0.0.1/", "ftp://example.com/"):
+            response = server.http.post(
+                f"/api/0/projects/{server.project.id}/alerts/",
+                json={"on": "new-issue", "webhook": url},
+                headers={"Authorization": f"Bearer {server.token}"},
+            )
+            assert response.status_code == 400, url
+        # A rule that names a host resolving to loopback is stopped when sending.
+        from tripwire.collector.alerts.rules import RuleSpec
+
+        rule = server.store.create_alert_rule(
+            server.project.id,
+            RuleSpec(
+                trigger="new-issue", webhook_url=receiver.url.replace("127.0.0.1", "localhost"), digest=0
+            ),
+        )
+        send(server, make_event(value=uuid.uuid4().hex))
+        failed = wait_until(
+            lambda: [h for h in server.store.alert_history(rule.id) if h.status == "failed"], timeout=15
+        )
+        assert "not a public address" in (failed[0].error or "")
+        assert receiver.received == []
+    finally:
+        server.stop()
