@@ -127,3 +127,57 @@ def smtp_sink() -> Iterator[SmtpSink]:
         yield sink
     finally:
         controller.stop()
+
+
+@contextmanager
+def tls_smtp_sink(tmp_dir: Any, *, implicit: bool, user: str, password: str) -> Iterator[SmtpSink]:
+    """An SMTP server with a throwaway CA: STARTTLS (or implicit TLS) and required AUTH.
+
+    The CA's certificate goes to ``tmp_dir/ca.pem``: point ``SSL_CERT_FILE`` at it to trust it.
+    """
+    import socket
+    import ssl
+
+    import trustme
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.smtp import AuthResult, LoginPassword
+
+    ca = trustme.CA()
+    ca.cert_pem.write_to_path(str(tmp_dir / "ca.pem"))
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server_ctx)
+    sink = SmtpSink(port=0)
+
+    class Handler:
+        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+            msg = message_from_bytes(envelope.content, policy=policy.default)
+            assert isinstance(msg, EmailMessage)
+            sink.messages.append(msg)
+            sink.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
+            return "250 OK"
+
+    def authenticate(server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> AuthResult:
+        ok = (
+            isinstance(data, LoginPassword)
+            and data.login == user.encode()
+            and data.password == password.encode()
+        )
+        return AuthResult(success=ok, handled=False)  # not handled: the server answers 535
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        sink.port = probe.getsockname()[1]
+    options: dict[str, Any] = {"authenticator": authenticate, "auth_required": True}
+    if implicit:
+        # aiosmtpd only counts STARTTLS as TLS when deciding to offer AUTH; this socket is TLS.
+        options.update(ssl_context=server_ctx, auth_require_tls=False)
+    else:
+        options.update(tls_context=server_ctx, require_starttls=True)
+    controller = Controller(
+        Handler(), hostname="127.0.0.1", port=sink.port, server_hostname="127.0.0.1", **options
+    )
+    controller.start()
+    try:
+        yield sink
+    finally:
+        controller.stop()

@@ -210,3 +210,97 @@ def test_webhooks_to_private_addresses_are_refused_unless_allowed(
         assert receiver.received == []
     finally:
         server.stop()
+
+
+# aiosmtpd warns about AUTH without STARTTLS even on an implicit-TLS socket (it is encrypted).
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS:UserWarning")
+@pytest.mark.parametrize("mode", ["starttls", "tls"])
+def test_email_goes_over_starttls_or_implicit_tls_with_authentication(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mode: str
+) -> None:
+    """smtp://user:pass@host:port?starttls=1 (or tls=1): encrypted, authenticated, delivered."""
+    from .alert_support import tls_smtp_sink
+
+    with tls_smtp_sink(tmp_path, implicit=mode == "tls", user="alerts", password="p@ss word") as sink:
+        monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "ca.pem"))
+        url = f"smtp://alerts:p%40ss%20word@127.0.0.1:{sink.port}?{mode}=1"
+        server = start(f"sqlite:///{tmp_path / 'db.sqlite3'}", smtp_url=url, smtp_from="tw@example.com")
+        try:
+            rule = create_rule(server, on="new-issue", email="oncall@example.com")
+            send(server, make_event(value="over tls"))
+            wait_until(lambda: sink.messages, timeout=15)
+            assert "over tls" in str(sink.messages[0]["Subject"])
+            assert [h["status"] for h in history(server, rule["id"])] == ["sent"]
+        finally:
+            server.stop()
+
+
+def test_a_wrong_smtp_password_fails_for_good_with_the_servers_answer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 5xx from the SMTP server is not retried: the history says failed, with the error."""
+    from .alert_support import tls_smtp_sink
+
+    with tls_smtp_sink(tmp_path, implicit=False, user="alerts", password="right") as sink:
+        monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "ca.pem"))
+        url = f"smtp://alerts:wrong@127.0.0.1:{sink.port}?starttls=1"
+        server = start(f"sqlite:///{tmp_path / 'db.sqlite3'}", smtp_url=url)
+        try:
+            rule = create_rule(server, on="new-issue", email="oncall@example.com")
+            send(server, make_event(value="bad password"))
+            failed = wait_until(lambda: [h for h in history(server, rule["id"]) if h["status"] == "failed"])
+            assert "SMTP 535" in failed[0]["error"] and "wrong" not in failed[0]["error"]
+            assert sink.messages == []
+        finally:
+            server.stop()
+
+
+def test_filters_keep_a_rule_to_its_environment_and_level(tmp_path: Path, receiver: WebhookReceiver) -> None:
+    """A rule for production errors ignores staging and warnings."""
+    server = start(f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    try:
+        create_rule(
+            server,
+            on="new-issue",
+            webhook=receiver.url,
+            filters={"environment": "production", "level": "error"},
+        )
+        send(
+            server,
+            make_event(type_="StagingError", environment="staging"),
+            make_event(type_="Warned", environment="production", level="warning"),
+            make_event(type_="RealError", environment="production", frames=[("app", "pay", 3)]),
+        )
+        wait_until(lambda: receiver.received, timeout=15)
+        server.wait_digested()
+        titles = [i["title"] for b in receiver.bodies() for i in b["items"]]
+        assert len(titles) == 1 and titles[0].startswith("RealError")
+    finally:
+        server.stop()
+
+
+def test_a_release_below_its_crash_free_rate_alerts_once_it_has_enough_sessions(
+    tmp_path: Path, receiver: WebhookReceiver
+) -> None:
+    """Crash-free below 90% after 10 sessions: 5 sessions say nothing, 12 with 4 crashes alert (Slack)."""
+    server = start(f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    try:
+        create_rule(server, on="crash-free", below=90, min_sessions=10, webhook=receiver.url, format="slack")
+
+        def sessions(exited: int, crashed: int) -> None:
+            body = {
+                "attrs": {"release": "shop@1.0", "environment": "production"},
+                "aggregates": [{"started": "2026-01-01T00:00:00Z", "exited": exited, "crashed": crashed}],
+            }
+            assert server.post_envelope(envelope(("sessions", body))).status_code == 200
+            server.wait_digested()
+
+        sessions(3, 2)
+        assert receiver.received == []
+        sessions(5, 2)
+        wait_until(lambda: receiver.received, timeout=15)
+        text = receiver.received[0].json()["text"]
+        assert "Release shop@1.0: crash-free sessions 66.67% (below 90%)" in text
+        assert f"<{server.url}/projects/{server.project.id}/releases|" in text
+    finally:
+        server.stop()
