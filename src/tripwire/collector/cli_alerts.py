@@ -199,7 +199,9 @@ def cmd_alert(args: argparse.Namespace) -> int:
                 + " ".join(x for x in (r.webhook_url, r.email) if x)
                 for r in rules
             ]
-            _out(args, [r.to_json() for r in rules], "\n".join(lines) or "no alert rules")
+            # Whoever runs the CLI reads the database: the full URL, but not the secret.
+            data = [{**r.to_json(), "webhook_url": r.webhook_url} for r in rules]
+            _out(args, data, "\n".join(lines) or "no alert rules")
         elif args.action == "delete":
             store.delete_alert_rule(args.id)
             _out(args, {"deleted": args.id}, f"deleted alert rule {args.id}")

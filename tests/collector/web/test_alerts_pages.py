@@ -50,7 +50,8 @@ def test_an_invalid_rule_is_refused_with_the_reason_escaped(collector: Collector
 def test_only_admins_create_test_or_delete_rules(collector: Collector, web: httpx.Client) -> None:
     """A non-admin sees the rules but gets 403 for every change; the admin's delete removes the rule."""
     project = collector.new_project("alerts-perm")
-    created = _create(web, project.id, on="regression", email="a@example.com")
+    secret_url = "https://hooks.example.com/services/T000/B000/SECRETPART"
+    created = _create(web, project.id, on="regression", email="a@example.com", webhook=secret_url)
     rule_page = created.headers["location"]
     name = f"viewer-{uuid.uuid4().hex[:8]}"
     collector.store.create_user(name, "viewer password 123")
@@ -58,11 +59,14 @@ def test_only_admins_create_test_or_delete_rules(collector: Collector, web: http
         assert login(viewer, name, "viewer password 123").status_code == 303
         page = viewer.get(rule_page)
         assert page.status_code == 200 and "Send test notification" not in page.text
+        assert "SECRETPART" not in page.text and "https://hooks.example.com/…" in page.text
         token = csrf_of(page.text)
         for path in (rule_page + "/test", rule_page + "/delete"):
             assert viewer.post(path, data={"csrf_token": token}).status_code == 403
         listing = viewer.get(f"/projects/{project.id}/alerts")
         assert listing.status_code == 200 and "New rule" not in listing.text
+        assert "SECRETPART" not in listing.text
+        assert "SECRETPART" in web.get(rule_page).text  # admins see it (and the signing secret)
         assert (
             viewer.post(
                 f"/projects/{project.id}/alerts",

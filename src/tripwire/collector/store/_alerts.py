@@ -458,6 +458,18 @@ class AlertsMixin:
                 }
                 self._notify(c, rule, None, item, now)
 
+    def _state_for_update(self, c: Cursor, rule_id: int, subject: str) -> Any:
+        c.ex(
+            "INSERT INTO alert_state (rule_id, subject, last_sent, fired) VALUES (?, ?, NULL, 0)"
+            " ON CONFLICT (rule_id, subject) DO NOTHING",
+            (rule_id, subject),
+        )
+        lock = " FOR UPDATE" if self.backend == "postgresql" else ""
+        return c.one(
+            f"SELECT last_sent, fired FROM alert_state WHERE rule_id = ? AND subject = ?{lock}",
+            (rule_id, subject),
+        )
+
     def _notify(
         self, c: Cursor, rule: AlertRule, issue_id: int | None, item: dict[str, Any], now: float
     ) -> bool:
@@ -466,10 +478,11 @@ class AlertsMixin:
         True when a message was queued.
         """
         subject = str(item["subject"])
-        state = c.one(
-            "SELECT last_sent, fired FROM alert_state WHERE rule_id = ? AND subject = ?", (rule.id, subject)
-        )
-        last_sent, fired = (state[0], int(state[1])) if state else (None, 0)
+        # Lock the rule's slot row, then the subject's: two PostgreSQL digesters evaluating the same
+        # rule queue one notification between them, in the same lock order (no deadlock).
+        slot_row = self._state_for_update(c, rule.id, _RULE_SLOT)
+        state = self._state_for_update(c, rule.id, subject)
+        last_sent, fired = state[0], int(state[1])
         if rule.once and fired > 0:
             return False  # "first time over" only: not a suppressed message, nothing to say
         message = json.dumps({"trigger": rule.trigger, **item})
@@ -502,19 +515,13 @@ class AlertsMixin:
                 )
             return False
         c.ex(
-            "INSERT INTO alert_state (rule_id, subject, last_sent, fired) VALUES (?, ?, ?, 1)"
-            " ON CONFLICT (rule_id, subject) DO UPDATE SET last_sent = excluded.last_sent,"
-            " fired = alert_state.fired + 1",
-            (rule.id, subject, now),
+            "UPDATE alert_state SET last_sent = ?, fired = fired + 1 WHERE rule_id = ? AND subject = ?",
+            (now, rule.id, subject),
         )
-        slot_row = c.one(
-            "SELECT last_sent FROM alert_state WHERE rule_id = ? AND subject = ?", (rule.id, _RULE_SLOT)
-        )
-        slot = R.next_slot(slot_row[0] if slot_row else None, now, rule.digest)
+        slot = R.next_slot(slot_row[0], now, rule.digest)
         c.ex(
-            "INSERT INTO alert_state (rule_id, subject, last_sent, fired) VALUES (?, ?, ?, 0)"
-            " ON CONFLICT (rule_id, subject) DO UPDATE SET last_sent = excluded.last_sent",
-            (rule.id, _RULE_SLOT, slot),
+            "UPDATE alert_state SET last_sent = ? WHERE rule_id = ? AND subject = ?",
+            (slot, rule.id, _RULE_SLOT),
         )
         for target in _targets(rule):
             c.ex(

@@ -41,11 +41,21 @@ class AlertRule:
     digest: float
     created_at: float
 
+    @property
+    def webhook_display(self) -> str | None:
+        """The webhook URL without its path: chat webhook URLs are secrets in their path."""
+        if not self.webhook_url:
+            return None
+        scheme, _, rest = self.webhook_url.partition("://")
+        return f"{scheme}://{rest.split('/', 1)[0].rsplit('@', 1)[-1]}/…"
+
     def to_json(self, *, with_secret: bool = False) -> dict[str, Any]:
+        """The rule as JSON; without ``with_secret`` (non-admins) no secret and no full URL."""
         out = dataclasses.asdict(self)
         out["filters"] = self.filters.to_json()
         if not with_secret:
             out.pop("secret")
+            out["webhook_url"] = self.webhook_display
         return out
 
 
