@@ -304,3 +304,34 @@ def test_a_release_below_its_crash_free_rate_alerts_once_it_has_enough_sessions(
         assert f"<{server.url}/projects/{server.project.id}/releases|" in text
     finally:
         server.stop()
+
+
+def test_first_time_over_fires_once_ever_while_a_plain_frequency_rule_fires_again(
+    tmp_path: Path, receiver: WebhookReceiver
+) -> None:
+    """With no cooldown, "once" stays quiet the second time the issue is over; the plain rule fires."""
+    server = start(f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    try:
+        plain = create_rule(
+            server, on="frequency", threshold=3, window=10, cooldown_minutes=0, webhook=receiver.url
+        )
+        once = create_rule(
+            server,
+            on="frequency",
+            threshold=3,
+            window=10,
+            cooldown_minutes=0,
+            once=True,
+            webhook=receiver.url,
+        )
+        for _ in range(2):  # each time 3 events in one envelope: one digest batch
+            server.post_envelope(envelope(*[("event", make_event(value="flaky")) for _ in range(3)]))
+            server.wait_digested()
+        wait_until(lambda: len(receiver.received) >= 3, timeout=15)
+        by_rule = [b["rule"]["id"] for b in receiver.bodies()]
+        assert sorted(by_rule) == sorted([plain["id"], plain["id"], once["id"]])
+        assert [
+            i["count"] for b in receiver.bodies() if b["rule"]["id"] == plain["id"] for i in b["items"]
+        ] == [3, 6]
+    finally:
+        server.stop()
