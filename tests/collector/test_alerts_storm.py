@@ -73,3 +73,33 @@ def test_an_error_storm_of_10000_events_on_one_issue_sends_at_most_the_configure
             record("load", "notifications suppressed by cooldown, counted", suppressed)
     finally:
         server.stop()
+
+
+@pytest.mark.postgres
+def test_two_collectors_digesting_one_issue_on_postgresql_send_one_notification_per_rule(pg_url: str) -> None:
+    """Concurrent digesters share a rule's cooldown state: one new-issue and one frequency message."""
+    settings = AlertSettings(allow_webhook_hosts=("127.0.0.1",), poll_interval=0.02)
+    first = LiveServer(pg_url, alerts=settings, digest_batch_size=2)
+    second = LiveServer(pg_url, alerts=settings, digest_batch_size=2)
+    try:
+        with webhook_receiver() as receiver:
+            for on, extra in (("new-issue", {}), ("frequency", {"threshold": 1, "window": 10})):
+                first.api(
+                    f"/api/0/projects/{first.project.id}/alerts/",
+                    "POST",
+                    json={"on": on, "webhook": receiver.url, "digest_seconds": 0, **extra},
+                )
+            template = make_event(value="shared storm")
+            for n in range(60):
+                event = copy.deepcopy(template)
+                event["event_id"] = uuid.uuid4().hex
+                target = first if n % 2 else second
+                assert target.post_envelope(envelope(("event", event))).status_code == 200
+            first.wait_digested(timeout=60)
+            second.wait_digested(timeout=60)
+            assert first.store.count_events() == 60
+            wait_until(lambda: len(receiver.received) >= 2, timeout=15)
+            assert sorted(b["type"] for b in receiver.bodies()) == ["frequency", "new-issue"]
+    finally:
+        second.stop()
+        first.stop()

@@ -20,6 +20,7 @@ import secrets
 from collections.abc import AsyncIterator
 from typing import Any
 
+import anyio.to_thread
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute
 
@@ -115,8 +116,9 @@ class CollectorState:
 
     async def stop(self) -> None:
         """Commit what is in flight, then stop the digester."""
-        self.outbox.stop()
-        self.monitor_clock.stop()
+        # Off the event loop: a send in progress may take up to its timeout to finish.
+        await anyio.to_thread.run_sync(self.outbox.stop)
+        await anyio.to_thread.run_sync(self.monitor_clock.stop)
         await self.writer.stop()
         if self.digester is not None:
             self.digester.stop()

@@ -67,7 +67,7 @@ class OutboxWorker:
     def wake(self) -> None:
         self._wake.set()
 
-    def stop(self, timeout: float = 5.0) -> None:
+    def stop(self, timeout: float = 15.0) -> None:
         self._stop.set()
         self._wake.set()
         if self._thread is not None:

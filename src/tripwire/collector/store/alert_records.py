@@ -196,6 +196,10 @@ class AlertStore(abc.ABC):
     def next_delivery_at(self) -> float | None:
         """When the earliest pending message is due (None: nothing pending)."""
 
+    @abc.abstractmethod
+    def prune_alerts(self, now: float) -> None:
+        """Forget old counters and history beyond the last entries of each rule."""
+
 
 class MonitorStore(abc.ABC):
     """Cron monitors and their check-ins."""
