@@ -335,3 +335,27 @@ def test_first_time_over_fires_once_ever_while_a_plain_frequency_rule_fires_agai
         ] == [3, 6]
     finally:
         server.stop()
+
+
+def test_an_issue_resolved_in_a_release_regresses_only_in_that_release_or_later(
+    tmp_path: Path, receiver: WebhookReceiver
+) -> None:
+    """Resolved in 2.0: an event from 1.9 is old news, one from 2.1 is a regression."""
+    server = start(f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    try:
+        create_rule(server, on="regression", webhook=receiver.url)
+        send(server, make_event(value="stale cache", release="1.9"))
+        server.wait_digested()
+        issue = server.store.list_issues(server.project.id)[0]
+        server.api(
+            f"/api/0/issues/{issue.id}/", "PATCH", json={"status": "resolved", "resolved_in_release": "2.0"}
+        )
+        send(server, make_event(value="stale cache", release="1.9"))
+        server.wait_digested()
+        assert server.store.get_issue(issue.id).status == "resolved" and receiver.received == []
+        send(server, make_event(value="stale cache", release="2.1"))
+        wait_until(lambda: receiver.received, timeout=15)
+        (item,) = receiver.received[0].json()["items"]
+        assert item["issue_id"] == issue.id and item["release"] == "2.1"
+    finally:
+        server.stop()

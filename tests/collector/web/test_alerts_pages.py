@@ -101,3 +101,6 @@ def test_the_monitors_page_shows_status_schedule_and_a_timeline_of_runs(
     detail = web.get(f"/projects/{project.id}/monitors/sync-job")
     assert detail.status_code == 200 and "1.5 s" in detail.text and "failures of this monitor" in detail.text
     assert web.get(f"/projects/{project.id}/monitors/nope").status_code == 404
+    issue_id = collector.store.list_monitors(project.id)[0].issue_id
+    issue_page = web.get(f"/issues/{issue_id}")
+    assert issue_page.status_code == 200 and "Cron monitor sync-job: failed" in issue_page.text
