@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.figures import record
 from tripwire.collector.alerts import rules as R
 from tripwire.collector.alerts.outbox import BACKOFF_MAX, retry_delay
 from tripwire.collector.alerts.senders import render_email, render_webhook, sign
@@ -87,25 +88,32 @@ def resolver(*answers: str) -> Any:
     return resolve
 
 
-@pytest.mark.parametrize(
-    "address",
-    [
-        "169.254.169.254",
-        "10.1.2.3",
-        "172.16.0.1",
-        "192.168.1.1",
-        "127.0.0.1",
-        "::1",
-        "::ffff:127.0.0.1",
-        "fd00::1",
-        "0.0.0.0",
-        "224.0.0.1",
-    ],
-)
+SSRF_TARGETS = [
+    "169.254.169.254",
+    "10.1.2.3",
+    "172.16.0.1",
+    "192.168.1.1",
+    "127.0.0.1",
+    "::1",
+    "::ffff:127.0.0.1",
+    "fd00::1",
+    "0.0.0.0",
+    "224.0.0.1",
+]
+
+
+@pytest.mark.reliability
+@pytest.mark.parametrize("address", SSRF_TARGETS)
 def test_webhooks_never_reach_private_loopback_link_local_or_metadata_addresses(address: str) -> None:
     """Every non-public answer of DNS is refused, IPv4-mapped IPv6 included."""
     with pytest.raises(UnsafeURL, match="--allow-webhook-host"):
         check_url("https://hooks.example.com/x", resolve=resolver(address))
+    if address == SSRF_TARGETS[-1]:
+        record(
+            "attacks",
+            "alert webhook SSRF targets refused (metadata, private, loopback, mapped)",
+            len(SSRF_TARGETS),
+        )
 
 
 def test_one_private_answer_among_public_ones_is_enough_to_refuse() -> None:

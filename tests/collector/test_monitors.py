@@ -132,7 +132,7 @@ def test_a_missed_check_in_is_marked_by_the_clock_and_alerts_the_cron_rule(live:
         checkin(live, "every-minute", "ok", monitor_config=config)
         m = monitors(live)["every-minute"]
         last = m["last_checkin"]
-        assert m["next_expected"] == pytest.approx(last + 60)
+        assert m["next_expected"] == pytest.approx(last + 60, abs=0.001)
         now = [last + 119.0]
         clock = MonitorClock(live.store, clock=lambda: now[0])
         live.state.outbox.clock = lambda: now[0]  # the outbox runs on the same (injected) time
@@ -140,11 +140,11 @@ def test_a_missed_check_in_is_marked_by_the_clock_and_alerts_the_cron_rule(live:
         now[0] = last + 121.0
         assert clock.tick() == 1
         m = monitors(live)["every-minute"]
-        assert m["status"] == "missed" and m["next_expected"] == pytest.approx(last + 180)
+        assert m["status"] == "missed" and m["next_expected"] == pytest.approx(last + 120, abs=0.001)
         assert clock.tick() == 0  # the same miss is never marked twice
         runs = live.api(f"/api/0/projects/{live.project.id}/monitors/every-minute/")["checkins"]
         assert [r["status"] for r in runs] == ["missed", "ok"]
-        assert runs[0]["started_at"] == pytest.approx(last + 60)
+        assert runs[0]["started_at"] == pytest.approx(last + 60, abs=0.001)
         wait_until(lambda: receiver.received, timeout=15)
         body = receiver.received[0].json()
         assert body["type"] == "cron" and body["items"][0]["monitor"] == "every-minute"
@@ -239,3 +239,26 @@ def test_only_one_process_ticks_the_clock_on_postgresql(pg_url: str) -> None:
         other.close()
     finally:
         server.stop()
+
+
+def test_a_collector_down_for_ten_days_marks_one_miss_and_expects_the_next_run(live: LiveServer) -> None:
+    """Ten days without a tick: one missed check-in, and the next expected run is the coming one."""
+    config = {"schedule": {"type": "interval", "value": 1, "unit": "minute"}, "checkin_margin": 1}
+    checkin(live, "minutely", "ok", monitor_config=config)
+    last = monitors(live)["minutely"]["last_checkin"]
+    now = last + 10 * 86400 + 30
+    assert live.store.monitor_tick(now) == 1
+    m = monitors(live)["minutely"]
+    assert now - 60 < m["next_expected"] <= now + 60 and m["next_expected"] + 60 > now
+    assert live.store.monitor_tick(now) == 0
+
+
+def test_a_monitor_keeps_its_last_500_check_ins(live: LiveServer) -> None:
+    """A DSN holder sending check-ins without end cannot grow a monitor's history without bound."""
+    items = [("check_in", {"monitor_slug": "chatty", "status": "ok"}) for _ in range(520)]
+    assert live.post_envelope(envelope(*items)).status_code == 200
+    live.wait_digested()
+    detail = live.api(f"/api/0/projects/{live.project.id}/monitors/chatty/?limit=500")
+    assert len(detail["checkins"]) == 500
+    (monitor,) = live.store.list_monitors(live.project.id)
+    assert len(live.store.list_checkins(monitor.id, 1000)) == 500

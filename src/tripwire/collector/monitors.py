@@ -154,6 +154,21 @@ def next_expected(schedule: dict[str, Any] | None, timezone: str, after: float) 
     return float(nxt.timestamp())
 
 
+def next_after_miss(
+    schedule: dict[str, Any] | None, timezone: str, due: float, now: float, margin: float
+) -> float | None:
+    """After a miss of the run due at ``due``: the first expected run whose margin (seconds) has
+    not passed at ``now`` — computed directly, so a collector that was down for a year does not
+    step through every missed minute (and marks one miss, not thousands)."""
+    if not schedule:
+        return None
+    if schedule["type"] == "interval":
+        period = int(schedule["value"]) * _UNITS[schedule.get("unit") or "minute"]
+        steps = max(1, int((now - margin - due) // period) + 1)
+        return due + steps * period
+    return next_expected(schedule, timezone, max(due, now - margin))
+
+
 def describe_schedule(schedule: dict[str, Any] | None) -> str:
     """``"0 3 * * *"`` or ``"every 10 minutes"`` (for pages and messages)."""
     if not schedule:

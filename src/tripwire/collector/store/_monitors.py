@@ -188,6 +188,7 @@ class MonitorsMixin:
                 ),
             )
             started = ck.timestamp if ck.status == "in_progress" else ck.timestamp - (ck.duration or 0.0)
+            self._prune_checkins(c, m.id)
         else:
             if existing[0] != "in_progress":
                 return  # a run that was closed (or timed out) stays as it was decided
@@ -230,17 +231,15 @@ class MonitorsMixin:
                     " release, started_at, updated_at) VALUES (?, ?, 'missed', NULL, ?, NULL, ?, ?)",
                     (m.id, uuid.uuid4().hex, m.environment, due, now),
                 )
-                # One miss per tick, however long the collector was down: the next expected run is
-                # the first one whose margin has not passed yet.
-                nxt = _cron.next_expected(m.schedule, m.timezone, due)
-                while nxt is not None and nxt + m.checkin_margin * 60 <= now:
-                    nxt = _cron.next_expected(m.schedule, m.timezone, nxt)
+                # One miss per tick, however long the collector was down.
+                nxt = _cron.next_after_miss(m.schedule, m.timezone, due, now, m.checkin_margin * 60)
                 c.ex(
                     "UPDATE monitors SET status = 'missed', next_expected = ?"
                     " WHERE id = ? AND next_expected = ?",
                     (nxt, m.id, due),
                 )
                 self._monitor_failed(c, m, "missed", now)
+                self._prune_checkins(c, m.id)
                 marked += 1
             for row in c.all(
                 f"SELECT ck.id, {', '.join('m.' + x.strip() for x in _MONITOR_COLUMNS.split(','))}"
@@ -257,22 +256,16 @@ class MonitorsMixin:
                 c.ex("UPDATE monitors SET status = 'timeout' WHERE id = ?", (m.id,))
                 self._monitor_failed(c, m, "timeout", now)
                 marked += 1
-            if marked:
-                self._prune_checkins(c)
         return marked
 
-    def _prune_checkins(self, c: Cursor) -> None:
-        for (monitor_id,) in c.all("SELECT id FROM monitors"):
-            row = c.one(
-                "SELECT started_at FROM monitor_checkins WHERE monitor_id = ?"
-                " ORDER BY started_at DESC LIMIT 1 OFFSET ?",
-                (monitor_id, CHECKINS_PER_MONITOR),
-            )
-            if row is not None:
-                c.ex(
-                    "DELETE FROM monitor_checkins WHERE monitor_id = ? AND started_at <= ?",
-                    (monitor_id, row[0]),
-                )
+    def _prune_checkins(self, c: Cursor, monitor_id: int) -> None:
+        """Keep the monitor's last check-ins (a DSN holder could otherwise add rows without end)."""
+        row = c.one(
+            "SELECT id FROM monitor_checkins WHERE monitor_id = ? ORDER BY id DESC LIMIT 1 OFFSET ?",
+            (monitor_id, CHECKINS_PER_MONITOR),
+        )
+        if row is not None:
+            c.ex("DELETE FROM monitor_checkins WHERE monitor_id = ? AND id <= ?", (monitor_id, row[0]))
 
     # -- the monitor's issue and its alerts --------------------------------------------------
 

@@ -310,7 +310,8 @@ CREATE TABLE monitor_checkins (
     updated_at {float} NOT NULL,
     UNIQUE (monitor_id, check_in_id)
 );
-CREATE INDEX monitor_checkins_status ON monitor_checkins (status, started_at)
+CREATE INDEX monitor_checkins_status ON monitor_checkins (status, started_at);
+CREATE INDEX monitor_checkins_monitor ON monitor_checkins (monitor_id, id)
 """
 
 _TEMPLATES: list[tuple[int, str]] = [(1, _V1), (2, _V2), (3, _V3), (6, _V6), (7, _V7)]
