@@ -176,3 +176,15 @@ def test_a_claim_left_by_a_dead_worker_is_taken_again_with_the_same_id(tmp_path:
     assert store.get_notification(uid).status == "sent"
     assert store.claim_delivery(now + 100, lease=30) is None
     store.close()
+
+
+def test_alert_test_without_a_running_server_says_so_and_exits_1(tmp_path: Path) -> None:
+    """The test notification waits in the outbox; the command tells why nothing was sent."""
+    data = ["--data-dir", str(tmp_path)]
+    tw("project", "create", "default", *data)
+    rule = twj("alert", "create", *data, "--project", "default", "--on", "cron", "--email", "a@example.com")
+    result = tw("alert", "test", str(rule["id"]), *data, "--wait", "0.3", check=False)
+    assert result.returncode == 1 and "pending - is tripwire serve running?" in result.stdout
+    queued = tw("alert", "test", str(rule["id"]), *data, "--wait", "0", check=False)
+    assert queued.returncode == 0 and "queued" in queued.stdout
+    assert [h["status"] for h in twj("alert", "history", str(rule["id"]), *data)] == ["pending", "pending"]

@@ -359,3 +359,28 @@ def test_an_issue_resolved_in_a_release_regresses_only_in_that_release_or_later(
         assert item["issue_id"] == issue.id and item["release"] == "2.1"
     finally:
         server.stop()
+
+
+def test_only_admins_manage_rules_through_the_api_and_others_never_see_secrets(tmp_path: Path) -> None:
+    """A non-admin token lists rules without secret or full URL and gets 403 for every change."""
+    server = start(f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    try:
+        rule = create_rule(server, on="new-issue", webhook="https://hooks.example.com/services/T/B/SECRET")
+        assert rule["secret"] and rule["webhook_url"].endswith("/SECRET")
+        viewer = server.store.create_user("viewer", "viewer password")
+        token = server.store.create_api_token(viewer.id)
+        auth = {"Authorization": f"Bearer {token}"}
+        (listed,) = server.http.get(f"/api/0/projects/{server.project.id}/alerts/", headers=auth).json()
+        assert "secret" not in listed and listed["webhook_url"] == "https://hooks.example.com/…"
+        calls = [
+            ("POST", f"/api/0/projects/{server.project.id}/alerts/", {"on": "new-issue", "email": "a@b.co"}),
+            ("POST", f"/api/0/alerts/{rule['id']}/test/", None),
+            ("DELETE", f"/api/0/alerts/{rule['id']}/", None),
+        ]
+        for method, path, body in calls:
+            assert server.http.request(method, path, json=body, headers=auth).status_code == 403, path
+        paths = server.http.get("/api/0/openapi.json").json()["paths"]
+        assert "/api/0/projects/{project}/alerts/" in paths and "/api/0/alerts/{rule_id}/history/" in paths
+        assert "/api/0/projects/{project}/monitors/{slug}/" in paths
+    finally:
+        server.stop()
