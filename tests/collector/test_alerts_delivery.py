@@ -141,14 +141,15 @@ def test_new_issues_of_one_batch_arrive_as_one_digest(tmp_path: Path, receiver: 
 
 
 def test_test_notification_reaches_the_webhook(tmp_path: Path, receiver: WebhookReceiver) -> None:
-    """The API's test button sends a signed test message to the rule's target."""
+    """The API's test button sends a signed test message to the rule's URL, query string included."""
     server = start(f"sqlite:///{tmp_path / 'db.sqlite3'}")
     try:
-        rule = create_rule(server, on="new-issue", webhook=receiver.url, format="json")
+        rule = create_rule(server, on="new-issue", webhook=receiver.url + "?token=a%20b", format="json")
         queued = server.api(f"/api/0/alerts/{rule['id']}/test/", "POST")["queued"]
         wait_until(lambda: receiver.received, timeout=15)
         body = receiver.received[0].json()
         assert body["type"] == "test" and body["id"] == queued[0]
+        assert receiver.received[0].path == "/hook?token=a%20b"
         assert receiver.received[0].signed_by(rule["secret"])
     finally:
         server.stop()

@@ -24,6 +24,7 @@ import ssl
 import time
 from email.message import EmailMessage
 from typing import Any
+from urllib.parse import urlsplit
 
 from ..._version import __version__
 from ..store.alert_records import Delivery
@@ -238,9 +239,8 @@ def post_webhook(url: str, body: bytes, headers: dict[str, str], settings: Alert
     except UnsafeURL as exc:
         raise DeliveryError(str(exc), permanent=True) from None
     scheme, host, port = split_url(url)
-    parts = url.split("://", 1)[1]
-    path = "/" + parts.split("/", 1)[1] if "/" in parts else "/"
-    path = path.split("#", 1)[0]
+    parts = urlsplit(url)
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     cls = _PinnedHTTPS if scheme == "https" else _PinnedHTTP
     conn = cls(host, port, addresses[0], settings.timeout)
     deadline = time.monotonic() + settings.timeout * 3
