@@ -385,3 +385,22 @@ def test_only_admins_manage_rules_through_the_api_and_others_never_see_secrets(t
         assert "/api/0/projects/{project}/monitors/{slug}/" in paths
     finally:
         server.stop()
+
+
+def test_an_ignored_issue_never_fires_frequency_or_user_rules(
+    tmp_path: Path, receiver: WebhookReceiver
+) -> None:
+    """Ignoring an issue mutes it: over the threshold again, nothing is sent or counted."""
+    server = start(f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    try:
+        rule = create_rule(server, on="frequency", threshold=1, window=10, webhook=receiver.url)
+        send(server, make_event(value="noisy but known"))
+        wait_until(lambda: receiver.received, timeout=15)
+        issue = server.store.list_issues(server.project.id)[0]
+        server.api(f"/api/0/issues/{issue.id}/", "PATCH", json={"status": "ignored"})
+        send(server, *[make_event(value="noisy but known") for _ in range(5)])
+        server.wait_digested()
+        assert len(receiver.received) == 1
+        assert [h["status"] for h in history(server, rule["id"])] == ["sent"]
+    finally:
+        server.stop()

@@ -348,6 +348,10 @@ class AlertsMixin:
         if not rules:
             return
         now = self.alert_clock()
+        if any(r.trigger in ("frequency", "users") for r in rules):
+            # Ignored issues are muted: their events count nowhere and alert no one.
+            ignored = self._ignored(c, {issue_id for _, issue_id in stored})
+            stored = [(e, i) for e, i in stored if i not in ignored]
         for rule in rules:
             if rule.trigger == "new-issue":
                 for issue_id, e in sorted(writer.new_issues.items()):
@@ -363,6 +367,19 @@ class AlertsMixin:
                 self._users(c, rule, stored, now)
             elif rule.trigger == "crash-free":
                 self._crash_free(c, rule, sessions, now)
+
+    @staticmethod
+    def _ignored(c: Cursor, issue_ids: set[int]) -> set[int]:
+        ids = sorted(issue_ids)
+        out: set[int] = set()
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            out.update(
+                r[0]
+                for r in c.all(f"SELECT id FROM issues WHERE id IN ({marks}) AND status = 'ignored'", chunk)
+            )
+        return out
 
     def _frequency(
         self, c: Cursor, rule: AlertRule, stored: list[tuple[DigestedEvent, int]], now: float
