@@ -395,7 +395,7 @@ def test_an_ignored_issue_never_fires_frequency_or_user_rules(
     try:
         rule = create_rule(server, on="frequency", threshold=1, window=10, webhook=receiver.url)
         send(server, make_event(value="noisy but known"))
-        wait_until(lambda: receiver.received, timeout=15)
+        wait_until(lambda: [h for h in history(server, rule["id"]) if h["status"] == "sent"], timeout=15)
         issue = server.store.list_issues(server.project.id)[0]
         server.api(f"/api/0/issues/{issue.id}/", "PATCH", json={"status": "ignored"})
         send(server, *[make_event(value="noisy but known") for _ in range(5)])

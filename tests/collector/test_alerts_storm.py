@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -58,7 +59,13 @@ def test_an_error_storm_of_10000_events_on_one_issue_sends_at_most_the_configure
             (issue,) = server.store.list_issues(server.project.id)
             assert issue.event_count == STORM
             wait_until(lambda: len(receiver.received) >= 3, timeout=15)
-            history = {i: server.api(f"/api/0/alerts/{i}/history/?limit=500") for i in ids}
+
+            def settled() -> dict[int, list[dict[str, Any]]] | None:
+                found = {i: server.api(f"/api/0/alerts/{i}/history/?limit=500") for i in ids}
+                pending = [h for hs in found.values() for h in hs if h["status"] == "pending"]
+                return None if pending else found
+
+            history = wait_until(settled)
             assert all(h["status"] in ("sent", "suppressed") for hs in history.values() for h in hs)
             sent = [h for hs in history.values() for h in hs if h["status"] == "sent"]
             suppressed = sum(h["count"] for hs in history.values() for h in hs if h["status"] == "suppressed")
