@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import json
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -35,6 +36,8 @@ class WebhookReceiver:
 
     server: ThreadingHTTPServer
     received: list[Received] = field(default_factory=list)
+    #: Requests whose body was read (before ``hold`` lets them be answered).
+    arrived: list[Received] = field(default_factory=list)
     status: int = 200
     #: Set to make requests wait (a receiver that hangs) until cleared.
     hold: threading.Event = field(default_factory=threading.Event)
@@ -58,15 +61,13 @@ def webhook_receiver(port: int = 0) -> Iterator[WebhookReceiver]:
             receiver = holder[0]
             length = int(self.headers.get("content-length") or 0)
             body = self.rfile.read(length)
-            while receiver.hold.is_set():
-                receiver.hold.wait(0.01)
-                if not receiver.hold.is_set():
-                    break
-                threading.Event().wait(0.01)
+            got = Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body)
             with receiver.lock:
-                receiver.received.append(
-                    Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body)
-                )
+                receiver.arrived.append(got)
+            while receiver.hold.is_set():
+                time.sleep(0.01)
+            with receiver.lock:
+                receiver.received.append(got)
             self.send_response(receiver.status)
             self.send_header("Content-Length", "2")
             self.end_headers()

@@ -188,3 +188,40 @@ def test_alert_test_without_a_running_server_says_so_and_exits_1(tmp_path: Path)
     queued = tw("alert", "test", str(rule["id"]), *data, "--wait", "0", check=False)
     assert queued.returncode == 0 and "queued" in queued.stdout
     assert [h["status"] for h in twj("alert", "history", str(rule["id"]), *data)] == ["pending", "pending"]
+
+
+@pytest.mark.slow
+@pytest.mark.reliability
+def test_a_collector_killed_in_the_middle_of_a_send_delivers_again_after_its_lease(tmp_path: Path) -> None:
+    """kill -9 while the receiver holds the request: after the lease the restart sends it again, same id."""
+    data = ["--data-dir", str(tmp_path)]
+    flags = ["--allow-webhook-host", "127.0.0.1", "--alert-timeout", "1"]  # lease: 4 x 1 + 5 = 9 s
+    with webhook_receiver() as receiver:
+        receiver.hold.set()
+        serve = ServeProcess(*data, *flags)
+        try:
+            rule = twj(
+                "alert", "create", *data, "--project", "default", "--on", "new-issue",
+                "--webhook", receiver.url, "--allow-webhook-host", "127.0.0.1", "--digest", "0",
+            )  # fmt: skip
+            post(serve, ("event", make_event(value=uuid.uuid4().hex)))
+            wait_until(lambda: receiver.arrived, timeout=20, interval=0.005)
+        finally:
+            serve.kill()  # the worker waits for the answer: the claim stays leased
+        first_id = receiver.arrived[0].json()["id"]
+        receiver.hold.clear()
+        again = ServeProcess(*data, *flags)
+        try:
+            (entry,) = wait_until(
+                lambda: [h for h in twj("alert", "history", str(rule["id"]), *data) if h["status"] == "sent"],
+                timeout=30,
+            )
+            assert entry["id"] == first_id and entry["attempts"] == 2
+            assert {r.json()["id"] for r in receiver.arrived} == {first_id}
+            record(
+                "crash-safety",
+                "alert sends interrupted by kill -9 mid-request, delivered after restart",
+                "1 of 1",
+            )
+        finally:
+            again.stop()

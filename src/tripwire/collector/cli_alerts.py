@@ -20,6 +20,7 @@ from .store import Store, StoreError, open_store
 ENV_SMTP_URL = "TRIPWIRE_SMTP_URL"
 ENV_SMTP_FROM = "TRIPWIRE_SMTP_FROM"
 ENV_ALLOW_WEBHOOK_HOSTS = "TRIPWIRE_ALLOW_WEBHOOK_HOSTS"
+ENV_ALERT_TIMEOUT = "TRIPWIRE_ALERT_TIMEOUT"
 
 
 def _env_hosts() -> list[str]:
@@ -47,13 +48,23 @@ def add_alert_serve_options(serve: argparse.ArgumentParser) -> None:
         help="a host, address or network (10.0.0.0/8) alert webhooks may reach although it is not"
         f" public; repeatable (default ${ENV_ALLOW_WEBHOOK_HOSTS}, comma-separated)",
     )
+    serve.add_argument(
+        "--alert-timeout",
+        type=float,
+        default=float(os.environ.get(ENV_ALERT_TIMEOUT) or 10.0),
+        metavar="SECONDS",
+        help=f"timeout of each step of a webhook or SMTP exchange (default 10; ${ENV_ALERT_TIMEOUT})",
+    )
 
 
 def alert_settings(args: argparse.Namespace) -> AlertSettings:
     """The :class:`AlertSettings` of ``tripwire serve``'s flags (checked now, not at first send)."""
     hosts = args.allow_webhook_host if args.allow_webhook_host is not None else _env_hosts()
     settings = AlertSettings(
-        smtp_url=args.smtp_url, smtp_from=args.smtp_from, allow_webhook_hosts=tuple(hosts)
+        smtp_url=args.smtp_url,
+        smtp_from=args.smtp_from,
+        allow_webhook_hosts=tuple(hosts),
+        timeout=args.alert_timeout,
     )
     settings.validate()
     return settings

@@ -73,6 +73,8 @@ class AlertSettings:
     def validate(self) -> None:
         """Raise ValueError for a malformed SMTP URL or allow-list entry (at start, not at send)."""
         _ = self.smtp
+        if not 0 < self.timeout <= 300:
+            raise ValueError("--alert-timeout must be between 0 and 300 seconds")
         for entry in self.allow_webhook_hosts:
             if "/" in entry:
                 ipaddress.ip_network(entry, strict=False)
