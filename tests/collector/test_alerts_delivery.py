@@ -231,7 +231,7 @@ def test_email_goes_over_starttls_or_implicit_tls_with_authentication(
             send(server, make_event(value="over tls"))
             wait_until(lambda: sink.messages, timeout=15)
             assert "over tls" in str(sink.messages[0]["Subject"])
-            assert [h["status"] for h in history(server, rule["id"])] == ["sent"]
+            wait_until(lambda: [h["status"] for h in history(server, rule["id"])] == ["sent"])
         finally:
             server.stop()
 
