@@ -265,3 +265,28 @@ def test_a_monitor_keeps_its_last_500_check_ins(live: LiveServer) -> None:
     assert len(detail["checkins"]) == 500
     (monitor,) = live.store.list_monitors(live.project.id)
     assert len(live.store.list_checkins(monitor.id, 1000)) == 500
+
+
+def test_a_broken_rule_or_monitor_never_stalls_the_digest_and_is_counted(live: LiveServer) -> None:
+    """A rule or monitor row that cannot be evaluated: the events are stored, nothing goes to
+    dead_letters, and the failure is counted in the project's intake stats."""
+    live.api(
+        f"/api/0/projects/{live.project.id}/alerts/", "POST", json={"on": "new-issue", "email": "a@b.co"}
+    )
+    config = {"schedule": {"type": "interval", "value": 5, "unit": "minute"}}
+    checkin(live, "etl", "ok", monitor_config=config)
+    import sqlite3
+
+    path = live.config.effective_database_url.removeprefix("sqlite:///")
+    with sqlite3.connect(path) as db:  # damage both rows behind the collector's back
+        db.execute("""UPDATE alert_rules SET filters = '{"level": "loud"}'""")
+        db.execute("""UPDATE monitors SET schedule = '{"type": "crontab", "value": "not cron"}'""")
+    from .conftest import make_event
+
+    body = envelope(("event", make_event()), ("check_in", {"monitor_slug": "etl", "status": "ok"}))
+    assert live.post_envelope(body).status_code == 200
+    live.wait_digested()
+    assert live.store.count_events() == 1 and live.store.dead_letter_count() == 0
+    stats = live.api(f"/api/0/projects/{live.project.id}/stats/")
+    assert {"category": "alert", "reason": "evaluation_failed", "quantity": 1} in stats
+    assert {"category": "check_in", "reason": "failed", "quantity": 1} in stats

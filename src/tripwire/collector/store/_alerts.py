@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import secrets
 import time
 import uuid
@@ -40,6 +41,10 @@ MAX_BATCH = 50
 HISTORY_PER_RULE = 500
 #: The state subject that spaces a rule's messages (``digest``).
 _RULE_SLOT = "*"
+#: Errors of our own code (not of the database) while evaluating inside the digest transaction.
+_PYTHON_ERRORS = (ValueError, TypeError, LookupError, ArithmeticError, AttributeError)
+
+log = logging.getLogger("tripwire.collector")
 
 
 def _rule(row: Sequence[Any]) -> AlertRule:
@@ -118,6 +123,8 @@ class AlertsMixin:
         backend: str
 
         def _tx(self, write: bool = True) -> contextlib.AbstractContextManager[Cursor]: ...
+
+        def _upsert_outcomes(self, c: Cursor, rows: Sequence[tuple[Any, ...]]) -> None: ...
 
     @property
     def _skip_locked(self) -> str:
@@ -335,7 +342,20 @@ class AlertsMixin:
             " ORDER BY id",
             [*projects, *kinds],
         )
-        return [_rule(r) for r in rows]
+        out = []
+        for row in rows:
+            try:
+                out.append(_rule(row))
+            except _PYTHON_ERRORS:
+                self._evaluation_failed(c, row[1], row[0])
+        return out
+
+    def _evaluation_failed(self, c: Cursor, project_id: int, rule_id: int) -> None:
+        """A defect in a rule (or its evaluation) must not stall the digest, nor send envelopes to
+        dead_letters: it is logged and counted. Database errors propagate; the batch is retried."""
+        log.exception("alert rule %s could not be evaluated", rule_id)
+        hour = float(int(self.alert_clock() // 3600) * 3600)
+        self._upsert_outcomes(c, [(project_id, hour, "intake", "alert", "evaluation_failed", 1)])
 
     def _alerts_after_digest(self, c: Cursor, writer: BatchWriter, results: list[EnvelopeResult]) -> None:
         """Evaluate the issue and crash-free rules on what this batch wrote; queue notifications."""
@@ -353,20 +373,34 @@ class AlertsMixin:
             ignored = self._ignored(c, {issue_id for _, issue_id in stored})
             stored = [(e, i) for e, i in stored if i not in ignored]
         for rule in rules:
-            if rule.trigger == "new-issue":
-                for issue_id, e in sorted(writer.new_issues.items()):
-                    if e.project_id == rule.project_id and _matches(rule, e):
-                        self._notify(c, rule, issue_id, _issue_item(issue_id, e), now)
-            elif rule.trigger == "regression":
-                for issue_id, e in sorted(writer.regressed.items()):
-                    if e.project_id == rule.project_id and _matches(rule, e):
-                        self._notify(c, rule, issue_id, _issue_item(issue_id, e), now)
-            elif rule.trigger == "frequency":
-                self._frequency(c, rule, stored, now)
-            elif rule.trigger == "users":
-                self._users(c, rule, stored, now)
-            elif rule.trigger == "crash-free":
-                self._crash_free(c, rule, sessions, now)
+            try:
+                self._evaluate(c, rule, writer, stored, sessions, now)
+            except _PYTHON_ERRORS:
+                self._evaluation_failed(c, rule.project_id, rule.id)
+
+    def _evaluate(
+        self,
+        c: Cursor,
+        rule: AlertRule,
+        writer: BatchWriter,
+        stored: list[tuple[DigestedEvent, int]],
+        sessions: list[Any],
+        now: float,
+    ) -> None:
+        if rule.trigger == "new-issue":
+            for issue_id, e in sorted(writer.new_issues.items()):
+                if e.project_id == rule.project_id and _matches(rule, e):
+                    self._notify(c, rule, issue_id, _issue_item(issue_id, e), now)
+        elif rule.trigger == "regression":
+            for issue_id, e in sorted(writer.regressed.items()):
+                if e.project_id == rule.project_id and _matches(rule, e):
+                    self._notify(c, rule, issue_id, _issue_item(issue_id, e), now)
+        elif rule.trigger == "frequency":
+            self._frequency(c, rule, stored, now)
+        elif rule.trigger == "users":
+            self._users(c, rule, stored, now)
+        elif rule.trigger == "crash-free":
+            self._crash_free(c, rule, sessions, now)
 
     @staticmethod
     def _ignored(c: Cursor, issue_ids: set[int]) -> set[int]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import uuid
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -21,6 +22,8 @@ if TYPE_CHECKING:
     from ._sql import Cursor
     from .alert_records import AlertRule
     from .batch import CheckInRow, EnvelopeResult
+
+log = logging.getLogger("tripwire.collector")
 
 _MONITOR_COLUMNS = (
     "id, project_id, slug, schedule, timezone, checkin_margin, max_runtime, environment, status,"
@@ -36,6 +39,8 @@ CHECKINS_PER_MONITOR = 500
 # Any fixed number: the advisory lock that lets one PostgreSQL process at a time run the clock.
 _CLOCK_LOCK = 0x7472_6D6F
 _WHAT = {"missed": "missed check-in", "error": "failed", "timeout": "timed out"}
+#: Errors of our own code (not of the database) while evaluating inside the digest transaction.
+_PYTHON_ERRORS = (ValueError, TypeError, LookupError, ArithmeticError, AttributeError)
 
 
 def _monitor(row: Sequence[Any]) -> Monitor:
@@ -109,16 +114,22 @@ class MonitorsMixin:
         if not rows:
             return
         now = self.alert_clock()
+        hour = float(int(now // 3600) * 3600)
         # In arrival order: an in_progress must land before the ok that closes it.
         for ck in rows:
-            monitor = self._upsert_monitor(c, ck, now)
-            if monitor is None:
-                hour = float(int(now // 3600) * 3600)
-                self._upsert_outcomes(
-                    c, [(ck.project_id, hour, "intake", "check_in", "too_many_monitors", 1)]
-                )
-                continue
-            self._record_checkin(c, monitor, ck, now)
+            try:
+                monitor = self._upsert_monitor(c, ck, now)
+                if monitor is None:
+                    self._upsert_outcomes(
+                        c, [(ck.project_id, hour, "intake", "check_in", "too_many_monitors", 1)]
+                    )
+                    continue
+                self._record_checkin(c, monitor, ck, now)
+            except _PYTHON_ERRORS:
+                # A defect here must not stall the digest (nor send the envelope to dead_letters):
+                # logged and counted. Database errors propagate, and the batch is retried.
+                log.exception("check-in of monitor %r could not be recorded", ck.slug)
+                self._upsert_outcomes(c, [(ck.project_id, hour, "intake", "check_in", "failed", 1)])
 
     def _upsert_monitor(self, c: Cursor, ck: CheckInRow, now: float) -> Monitor | None:
         row = c.one(
