@@ -290,3 +290,22 @@ def test_a_broken_rule_or_monitor_never_stalls_the_digest_and_is_counted(live: L
     stats = live.api(f"/api/0/projects/{live.project.id}/stats/")
     assert {"category": "alert", "reason": "evaluation_failed", "quantity": 1} in stats
     assert {"category": "check_in", "reason": "failed", "quantity": 1} in stats
+
+
+def test_one_damaged_monitor_does_not_stop_the_clock_for_the_others(live: LiveServer) -> None:
+    """The clock skips (and stops watching) a monitor it cannot schedule, and marks the others."""
+    config = {"schedule": {"type": "interval", "value": 1, "unit": "minute"}, "checkin_margin": 1}
+    checkin(live, "broken", "ok", monitor_config=config)
+    checkin(live, "healthy", "ok", monitor_config=config)
+    import sqlite3
+
+    path = live.config.effective_database_url.removeprefix("sqlite:///")
+    with sqlite3.connect(path) as db:
+        db.execute(
+            """UPDATE monitors SET schedule = '{"type": "crontab", "value": "bad"}' WHERE slug = 'broken'"""
+        )
+    last = monitors(live)["healthy"]["last_checkin"]
+    assert live.store.monitor_tick(last + 200) == 1
+    found = monitors(live)
+    assert found["healthy"]["status"] == "missed"
+    assert found["broken"]["status"] == "ok" and found["broken"]["next_expected"] is None

@@ -234,16 +234,24 @@ class MonitorsMixin:
                 " AND next_expected + checkin_margin * 60 <= ? ORDER BY id",
                 (now,),
             ):
-                m = _monitor(row)
-                assert m.next_expected is not None
-                due = m.next_expected
+                try:
+                    m = _monitor(row)
+                    assert m.next_expected is not None
+                    due = m.next_expected
+                    # One miss per tick, however long the collector was down.
+                    nxt = _cron.next_after_miss(m.schedule, m.timezone, due, now, m.checkin_margin * 60)
+                except _PYTHON_ERRORS:
+                    # A damaged monitor row must not stop the clock for all the others.
+                    log.exception(
+                        "monitor %s cannot be scheduled; it is not watched until it checks in", row[0]
+                    )
+                    c.ex("UPDATE monitors SET next_expected = NULL WHERE id = ?", (row[0],))
+                    continue
                 c.ex(
                     "INSERT INTO monitor_checkins (monitor_id, check_in_id, status, duration, environment,"
                     " release, started_at, updated_at) VALUES (?, ?, 'missed', NULL, ?, NULL, ?, ?)",
                     (m.id, uuid.uuid4().hex, m.environment, due, now),
                 )
-                # One miss per tick, however long the collector was down.
-                nxt = _cron.next_after_miss(m.schedule, m.timezone, due, now, m.checkin_margin * 60)
                 c.ex(
                     "UPDATE monitors SET status = 'missed', next_expected = ?"
                     " WHERE id = ? AND next_expected = ?",
@@ -259,7 +267,11 @@ class MonitorsMixin:
                 " ORDER BY ck.id",
                 (now,),
             ):
-                m = _monitor(row[1:])
+                try:
+                    m = _monitor(row[1:])
+                except _PYTHON_ERRORS:
+                    log.exception("monitor %s is damaged; its run %s is left as it is", row[1], row[0])
+                    continue
                 c.ex(
                     "UPDATE monitor_checkins SET status = 'timeout', updated_at = ? WHERE id = ?",
                     (now, row[0]),
