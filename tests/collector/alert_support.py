@@ -43,9 +43,11 @@ class WebhookReceiver:
     hold: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
+    scheme: str = "http"
+
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        return f"{self.scheme}://127.0.0.1:{self.server.server_address[1]}/hook"
 
     def bodies(self) -> list[Any]:
         with self.lock:
@@ -53,7 +55,8 @@ class WebhookReceiver:
 
 
 @contextmanager
-def webhook_receiver(port: int = 0) -> Iterator[WebhookReceiver]:
+def webhook_receiver(port: int = 0, *, tls: Any = None) -> Iterator[WebhookReceiver]:
+    """A receiver on 127.0.0.1; with ``tls`` (an ``ssl.SSLContext``) it speaks HTTPS."""
     holder: list[WebhookReceiver] = []
 
     class Handler(BaseHTTPRequestHandler):
@@ -78,7 +81,9 @@ def webhook_receiver(port: int = 0) -> Iterator[WebhookReceiver]:
 
     server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
     server.daemon_threads = True
-    receiver = WebhookReceiver(server)
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
+    receiver = WebhookReceiver(server, scheme="https" if tls is not None else "http")
     holder.append(receiver)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()

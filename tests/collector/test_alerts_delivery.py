@@ -404,3 +404,41 @@ def test_an_ignored_issue_never_fires_frequency_or_user_rules(
         assert [h["status"] for h in history(server, rule["id"])] == ["sent"]
     finally:
         server.stop()
+
+
+def test_https_webhooks_verify_the_certificate_of_the_host_they_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An https:// webhook is delivered over verified TLS (to the pinned address, checked for its
+    host name); one whose certificate does not match is not sent, and its history shows the TLS error."""
+    import ssl
+
+    import trustme
+
+    ca = trustme.CA()
+    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "ca.pem"))
+    good = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("localhost").configure_cert(good)
+    wrong = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("other.example").configure_cert(wrong)
+    server = start(f"sqlite:///{tmp_path / 'db.sqlite3'}", allow_webhook_hosts=("localhost",))
+    try:
+        with webhook_receiver(tls=good) as ok, webhook_receiver(tls=wrong) as bad:
+            rule_ok = create_rule(server, on="new-issue", webhook=ok.url.replace("127.0.0.1", "localhost"))
+            from tripwire.collector.alerts.rules import RuleSpec
+
+            rule_bad = server.store.create_alert_rule(
+                server.project.id,
+                RuleSpec(
+                    trigger="new-issue", webhook_url=bad.url.replace("127.0.0.1", "localhost"), digest=0
+                ),
+            )
+            send(server, make_event(value="over https"))
+            wait_until(lambda: [h for h in history(server, rule_ok["id"]) if h["status"] == "sent"])
+            assert ok.received[0].json()["items"][0]["title"].endswith("over https")
+            assert ok.received[0].signed_by(rule_ok["secret"])
+            failed = wait_until(lambda: [h for h in server.store.alert_history(rule_bad.id) if h.error])
+            assert "CERTIFICATE_VERIFY_FAILED" in (failed[0].error or "") and bad.received == []
+    finally:
+        server.stop()
