@@ -1,0 +1,187 @@
+"""Attachments cannot fill the disk or the digest's memory: a per-project budget (bytes per hour
+and stored in total), duplicates dropped, digest batches bounded by bytes; every drop counted."""
+
+from __future__ import annotations
+
+import gzip
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tripwire.collector.config import Limits
+from tripwire.collector.digest import EnvelopeProcessor
+from tripwire.collector.store import IntakeRow, Store, open_store
+from tripwire.collector.store.batch import AttachmentBudget
+
+from .conftest import LiveServer, away_from_boundary, envelope, make_event
+
+KiB = 1024
+MiB = 1024 * KiB
+UNLIMITED = AttachmentBudget(per_hour=0, total=0)
+
+
+def with_attachments(event: dict[str, Any] | None, *sizes: int, event_id: str | None = None) -> bytes:
+    """An envelope of ``event`` (if any) and one attachment item of each size."""
+    items: list[tuple[str, Any]] = [("event", event)] if event is not None else []
+    items += [("attachment", bytes([65 + i % 26]) * size) for i, size in enumerate(sizes)]
+    header = {"event_id": event_id or (event or {}).get("event_id")}
+    return envelope(*items, header=header)
+
+
+def intake_counts(store: Store, project_id: int) -> dict[tuple[str, str], int]:
+    return {(o.category, o.reason): o.quantity for o in store.outcomes(project_id, source="intake")}
+
+
+@pytest.fixture
+def store(database_url: str) -> Iterator[Store]:
+    s = open_store(database_url)
+    s.migrate()
+    s.create_project("p")
+    yield s
+    s.close()
+
+
+def enqueue(store: Store, *bodies: bytes, received_at: float | None = None) -> None:
+    """Queue envelopes as acknowledged ones (as several collector processes, each within its own
+    view of the budget, would), gzip'd as SDKs send them."""
+    now = time.time() if received_at is None else received_at
+    store.enqueue([IntakeRow(1, now, "envelope:gzip", gzip.compress(b, 1), None) for b in bodies])
+
+
+def drain(store: Store, processor: EnvelopeProcessor) -> list[int]:
+    sizes = []
+    while store.queue_depth():
+        sizes.append(store.digest_batch(200, processor))
+    return sizes
+
+
+def stored_sizes(store: Store, event_id: str) -> list[int]:
+    return [a.size for a in store.list_attachments(1, event_id)]
+
+
+def test_a_digest_batch_holds_a_bounded_number_of_bytes_not_200_envelopes(store: Store) -> None:
+    """Six envelopes of 3 MiB each are digested a few at a time under a 4 MiB batch budget, and
+    every one of them is stored."""
+    events = [make_event() for _ in range(6)]
+    enqueue(store, *(with_attachments(e, 3 * MiB) for e in events))
+    processor = EnvelopeProcessor(Limits(), attachment_budget=UNLIMITED, max_batch_bytes=4 * MiB)
+    batches = drain(store, processor)
+    assert max(batches) <= 2
+    assert sum(batches) == 6
+    assert all(stored_sizes(store, e["event_id"]) == [3 * MiB] for e in events)
+
+
+def test_attachments_of_an_event_already_stored_are_dropped_and_counted(store: Store) -> None:
+    """An envelope sent twice stores its attachment once; an attachment-only envelope for an
+    event already stored is dropped too; both drops are counted as ``attachment``/``duplicate``."""
+    event = make_event()
+    body = with_attachments(event, 10 * KiB)
+    processor = EnvelopeProcessor(Limits(), attachment_budget=UNLIMITED)
+    enqueue(store, body)
+    drain(store, processor)
+    enqueue(store, body, body)  # a retried send, twice in one batch
+    enqueue(store, with_attachments(None, 5 * KiB, event_id=event["event_id"]))
+    drain(store, processor)
+    assert stored_sizes(store, event["event_id"]) == [10 * KiB]
+    counts = intake_counts(store, 1)
+    assert counts[("attachment", "duplicate")] == 3
+    assert counts[("attachment", "accepted")] == 1  # "accepted": stored, as for events
+
+
+def test_attachments_over_the_hourly_budget_are_dropped_counted_and_their_events_kept(store: Store) -> None:
+    """With 1 MiB an hour, the attachments past the first MiB of the hour are dropped and counted;
+    every event is stored; the next hour has a fresh budget."""
+    store.update_project(1, attachment_bytes_per_hour=1 * MiB)
+    processor = EnvelopeProcessor(Limits(), attachment_budget=UNLIMITED)
+    hour = float(int(time.time() // 3600) * 3600)
+    events = [make_event() for _ in range(4)]
+    enqueue(store, *(with_attachments(e, 400 * KiB) for e in events[:3]), received_at=hour + 10)
+    enqueue(store, with_attachments(events[3], 400 * KiB), received_at=hour + 3600 + 10)
+    drain(store, processor)
+    assert [stored_sizes(store, e["event_id"]) for e in events] == [[400 * KiB], [400 * KiB], [], [400 * KiB]]
+    assert store.count_events(1) == 4
+    assert intake_counts(store, 1)[("attachment", "over_budget")] == 1
+    usage = store.attachment_usage(1)
+    assert (usage.hour, usage.hour_bytes, usage.stored_bytes) == (hour + 3600, 400 * KiB, 1200 * KiB)
+
+
+def test_attachments_over_the_total_budget_are_dropped_until_retention_frees_room(store: Store) -> None:
+    """With 1 MiB stored at most, a third 400 KiB attachment is dropped; once retention deletes
+    the events that held the others, attachments are stored again."""
+    store.update_project(1, attachment_bytes_total=1 * MiB)
+    processor = EnvelopeProcessor(Limits(), attachment_budget=UNLIMITED)
+    old = time.time() - 10 * 86400
+    first = [make_event(timestamp=old) for _ in range(3)]
+    enqueue(store, *(with_attachments(e, 400 * KiB) for e in first), received_at=old)
+    drain(store, processor)
+    assert [stored_sizes(store, e["event_id"]) for e in first] == [[400 * KiB], [400 * KiB], []]
+    assert store.attachment_usage(1).stored_bytes == 800 * KiB
+    assert store.apply_retention(default_days=5, default_max_events=0, now=time.time()) == 3
+    assert store.attachment_usage(1).stored_bytes == 0
+    later = make_event()
+    enqueue(store, with_attachments(later, 900 * KiB))
+    drain(store, processor)
+    assert stored_sizes(store, later["event_id"]) == [900 * KiB]
+
+
+def test_the_collector_default_budget_applies_to_projects_without_their_own(store: Store) -> None:
+    """A project without its own budget gets the collector's (here 1 MiB an hour)."""
+    processor = EnvelopeProcessor(Limits(), attachment_budget=AttachmentBudget(per_hour=1 * MiB, total=0))
+    events = [make_event() for _ in range(2)]
+    enqueue(store, *(with_attachments(e, 700 * KiB) for e in events))
+    drain(store, processor)
+    assert [stored_sizes(store, e["event_id"]) for e in events] == [[700 * KiB], []]
+    assert intake_counts(store, 1)[("attachment", "over_budget")] == 1
+
+
+def test_ingest_refuses_attachments_with_a_rate_limit_once_the_budget_is_used_up(
+    sqlite_server: LiveServer,
+) -> None:
+    """Once the hour's attachment budget is used up, an envelope carrying an attachment is answered
+    429 with ``X-Sentry-Rate-Limits`` for the ``attachment`` category (so SDKs back off attachments
+    only), counted; an envelope without attachments is still accepted."""
+    away_from_boundary(3600)
+    live = sqlite_server
+    live.store.update_project(live.project.id, attachment_bytes_per_hour=1 * MiB)
+    live.state.projects.invalidate()
+    live.state.attachment_quota.refresh_interval = 0  # read the usage the digest stored at once
+    first = make_event()
+    assert live.post_envelope(with_attachments(first, 1 * MiB)).status_code == 200
+    live.wait_digested()
+    refused = live.post_envelope(with_attachments(make_event(), 10 * KiB, 10 * KiB))
+    assert refused.status_code == 429
+    retry, categories, scope, reason = refused.headers["X-Sentry-Rate-Limits"].split(":")[:4]
+    assert (categories, scope, reason) == ("attachment", "project", "attachment_budget")
+    assert 0 < int(retry) <= 3600
+    assert int(refused.headers["Retry-After"]) == int(retry)
+    assert live.post_envelope(envelope(("event", make_event()))).status_code == 200
+    live.wait_digested()
+    assert stored_sizes(live.store, first["event_id"]) == [1 * MiB]
+    live.state.writer._flush_outcomes()
+    assert intake_counts(live.store, live.project.id)[("attachment", "rate_limited")] == 2
+
+
+def test_the_budget_seen_at_ingest_is_the_one_stored_by_the_digest(sqlite_server: LiveServer) -> None:
+    """Attachment bytes stored by the digest (here by another process, straight into the store)
+    count against the project's budget at ingest too."""
+    away_from_boundary(3600)
+    live = sqlite_server
+    live.store.update_project(live.project.id, attachment_bytes_total=1 * MiB)
+    live.state.projects.invalidate()
+    enqueue(live.store, with_attachments(make_event(), 1 * MiB))
+    live.wait_digested()
+    assert live.store.attachment_usage(live.project.id).stored_bytes == 1 * MiB
+    time.sleep(live.state.attachment_quota.refresh_interval)
+    refused = live.post_envelope(with_attachments(make_event(), 10))
+    assert refused.status_code == 429, refused.text
+    assert ":attachment:project:attachment_budget" in refused.headers["X-Sentry-Rate-Limits"]
+
+
+def test_project_budget_is_set_and_cleared_through_the_store(store: Store) -> None:
+    """A project's budget overrides the default; -1 clears it back to the default."""
+    p = store.update_project(1, attachment_bytes_per_hour=5 * MiB, attachment_bytes_total=50 * MiB)
+    assert (p.attachment_bytes_per_hour, p.attachment_bytes_total) == (5 * MiB, 50 * MiB)
+    p = store.update_project(1, attachment_bytes_per_hour=-1)
+    assert (p.attachment_bytes_per_hour, p.attachment_bytes_total) == (None, 50 * MiB)
