@@ -6,16 +6,19 @@ from __future__ import annotations
 import gzip
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
+from tests.support.figures import record
 from tripwire.collector.config import Limits
 from tripwire.collector.digest import EnvelopeProcessor
 from tripwire.collector.store import IntakeRow, Store, open_store
 from tripwire.collector.store.batch import AttachmentBudget
 
-from .conftest import LiveServer, away_from_boundary, envelope, make_event
+from .conftest import LiveServer, ServeProcess, away_from_boundary, envelope, make_event, wait_until
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -185,3 +188,122 @@ def test_project_budget_is_set_and_cleared_through_the_store(store: Store) -> No
     assert (p.attachment_bytes_per_hour, p.attachment_bytes_total) == (5 * MiB, 50 * MiB)
     p = store.update_project(1, attachment_bytes_per_hour=-1)
     assert (p.attachment_bytes_per_hour, p.attachment_bytes_total) == (None, 50 * MiB)
+
+
+# -- the attack, against a real `tripwire serve` ---------------------------------------------------
+
+
+def _disk_bytes(directory: Path) -> int:
+    """Bytes the files under ``directory`` take on disk."""
+    return sum(p.stat().st_blocks * 512 for p in directory.rglob("*") if p.is_file())
+
+
+def _status_kib(pid: int, field: str) -> int:
+    """A ``VmRSS``/``VmHWM`` line of /proc/<pid>/status, in KiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise AssertionError(f"no {field} for process {pid}")
+
+
+def _digest_child(pid: int) -> int:
+    """The digest child process of a ``tripwire serve`` process."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    for child in children:
+        if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes():
+            return int(child)
+    raise AssertionError(f"no digest child among {children}")
+
+
+def _bomb(event: dict[str, Any]) -> bytes:
+    """An event with five attachments of 19 MiB of zeros, gzip'd: about 95 KiB on the wire."""
+    return gzip.compress(envelope(("event", event), *[("attachment", bytes(19 * MiB))] * 5), 6)
+
+
+@pytest.mark.slow
+@pytest.mark.reliability
+def test_gzip_bombed_attachments_neither_fill_the_disk_nor_the_digests_memory(tmp_path: Path) -> None:
+    """10 envelopes of 5 x 19 MiB gzip'd attachments (950 MiB once inflated) grow the data dir by
+    less than 300 MB, and the digest child's memory by less than 600 MB, even when all ten wait
+    in the queue at once."""
+    data = tmp_path / "data"
+    bombs = [_bomb(make_event()) for _ in range(10)]
+    assert max(len(b) for b in bombs) < 200 * KiB
+    serve = ServeProcess("--data-dir", str(data))
+    try:
+        idle_rss = _status_kib(_digest_child(serve.proc.pid), "VmRSS") * KiB
+        before = _disk_bytes(data)
+        statuses = []
+        with httpx.Client(timeout=60) as client:
+            for body in bombs:
+                response = client.post(
+                    f"{serve.url}/api/1/envelope/",
+                    content=body,
+                    headers={"X-Sentry-Auth": f"Sentry sentry_key={serve.key}", "Content-Encoding": "gzip"},
+                )
+                statuses.append(response.status_code)
+        store = open_store(f"sqlite:///{data / 'tripwire.sqlite3'}")
+        try:
+            wait_until(lambda: store.queue_depth() == 0, timeout=120)
+            time.sleep(1.5)  # the intake counters are stored once a second
+            counts = intake_counts(store, 1)
+            stored = store.attachment_usage(1).stored_bytes
+        finally:
+            store.close()
+        grown = _disk_bytes(data) - before
+    finally:
+        serve.stop()
+    assert statuses.count(200) >= 1
+    assert set(statuses) <= {200, 429}
+    assert stored <= 100 * MiB  # the default budget: 100 MiB an hour
+    assert counts[("attachment", "accepted")] * 19 * MiB == stored
+    assert counts.get(("attachment", "over_budget"), 0) + counts.get(("attachment", "accepted"), 0) == 5 * (
+        statuses.count(200)
+    )
+    assert counts.get(("attachment", "rate_limited"), 0) == 5 * statuses.count(429)
+    assert grown < 300 * 1000 * 1000
+
+    # The same ten bombs acknowledged all at once (by several collector processes, or before the
+    # budget was lowered): the digest must take them a few at a time.
+    store = open_store(f"sqlite:///{data / 'tripwire.sqlite3'}")
+    try:
+        store.enqueue([IntakeRow(1, time.time(), "envelope:gzip", b, None) for b in bombs])
+    finally:
+        store.close()
+    serve = ServeProcess("--data-dir", str(data))
+    try:
+        child = _digest_child(serve.proc.pid)
+        store = open_store(f"sqlite:///{data / 'tripwire.sqlite3'}")
+        try:
+            wait_until(lambda: store.queue_depth() == 0, timeout=120)
+        finally:
+            store.close()
+        peak = _status_kib(child, "VmHWM") * KiB
+    finally:
+        serve.stop()
+    growth = peak - idle_rss
+    record(
+        "attacks",
+        "data dir growth, 10 x 95 KiB gzip'd envelopes of 5 x 19 MiB attachments",
+        f"{grown / 1e6:.0f} MB",
+        "limit 300 MB; 950 MiB sent once inflated",
+    )
+    record(
+        "attacks",
+        "of those 10 envelopes: answered 200 / 429",
+        f"{statuses.count(200)} / {statuses.count(429)}",
+        "429 carries X-Sentry-Rate-Limits for the attachment category",
+    )
+    record(
+        "attacks",
+        "attachment bytes stored under the default budget",
+        f"{stored / MiB:.0f} MiB",
+        "100 MiB per hour, 1 GiB in total per project",
+    )
+    record(
+        "attacks",
+        "digest child memory growth digesting 10 such envelopes queued at once",
+        f"{growth / 1e6:.0f} MB",
+        "limit 600 MB; a batch holds at most 32 MiB + one envelope",
+    )
+    assert growth < 600 * 1000 * 1000
