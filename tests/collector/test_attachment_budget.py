@@ -4,6 +4,9 @@ and stored in total), duplicates dropped, digest batches bounded by bytes; every
 from __future__ import annotations
 
 import gzip
+import json
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -307,3 +310,45 @@ def test_gzip_bombed_attachments_neither_fill_the_disk_nor_the_digests_memory(tm
         "limit 600 MB; a batch holds at most 32 MiB + one envelope",
     )
     assert growth < 600 * 1000 * 1000
+
+
+_SDK_SCRIPT = """
+import json, sys
+import sentry_sdk
+sentry_sdk.init(dsn=sys.argv[1], default_integrations=False, auto_session_tracking=False)
+ids = []
+for n in range(3):
+    with sentry_sdk.new_scope() as scope:
+        scope.add_attachment(bytes=b"log line\\n" * 100, filename="app.log")
+        ids.append(sentry_sdk.capture_message(f"attempt {n}"))
+    sentry_sdk.flush(10)
+sentry_sdk.get_client().close(10)
+print(json.dumps(ids), flush=True)
+"""
+
+
+def test_sentry_sdk_backs_off_attachments_only_when_the_budget_is_used_up(sqlite_server: LiveServer) -> None:
+    """With the budget used up, the official sentry-sdk gets one 429, then sends its events without
+    attachments (stored), and reports the attachments it dropped in a client report."""
+    away_from_boundary(3600)
+    live = sqlite_server
+    live.store.update_project(live.project.id, attachment_bytes_per_hour=1 * MiB)
+    live.state.projects.invalidate()
+    live.state.attachment_quota.refresh_interval = 0
+    assert live.post_envelope(with_attachments(make_event(), 1 * MiB)).status_code == 200
+    live.wait_digested()
+    out = subprocess.run(
+        [sys.executable, "-c", _SDK_SCRIPT, live.dsn], capture_output=True, text=True, timeout=60, check=True
+    )
+    first, *later = json.loads(out.stdout.strip().splitlines()[-1])
+    live.wait_digested()
+    live.state.writer._flush_outcomes()
+    for event_id in later:
+        assert live.store.get_event(event_id).event_id == event_id
+        assert live.store.list_attachments(live.project.id, event_id) == []
+    assert live.store.count_events(live.project.id) == 3  # the budget filler and the two later ones
+    client = {
+        (o.category, o.reason): o.quantity for o in live.store.outcomes(live.project.id, source="client")
+    }
+    assert client[("attachment", "ratelimit_backoff")] == 2 * 900  # SDKs count attachments in bytes
+    assert intake_counts(live.store, live.project.id)[("attachment", "rate_limited")] == 1
