@@ -108,8 +108,13 @@ class AttachmentQuota:
 
     async def _current_usage(self, project_id: int) -> AttachmentUsage:
         cached = self._usage.get(project_id)
-        if cached is not None and self._monotonic() - cached[0] < self.refresh_interval:
-            return cached[1]
+        now = self._monotonic()
+        if cached is not None:
+            if now - cached[0] < self.refresh_interval:
+                return cached[1]
+            # Requests arriving while this one reads the store use the value in hand: one read
+            # per project and interval, however many requests come in.
+            self._usage[project_id] = (now, cached[1])
         usage = await anyio.to_thread.run_sync(self.store.attachment_usage, project_id)
         self._usage[project_id] = (self._monotonic(), usage)
         return usage

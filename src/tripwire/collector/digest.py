@@ -50,10 +50,6 @@ EVENT_TYPES = frozenset({"event"})
 NOT_STORED_TYPES = frozenset({"transaction", "user_report", "feedback", "check_in", "span", "log"})
 
 
-#: Decompressed bytes of envelopes one digest batch holds (see ``CollectorConfig.digest_batch_bytes``).
-DEFAULT_BATCH_BYTES = CollectorConfig.digest_batch_bytes
-
-
 def _hour(ts: float) -> float:
     return float(int(ts // 3600) * 3600)
 
@@ -66,7 +62,7 @@ class EnvelopeProcessor:
         limits: Limits,
         *,
         attachment_budget: AttachmentBudget | None = None,
-        max_batch_bytes: int = DEFAULT_BATCH_BYTES,
+        max_batch_bytes: int = CollectorConfig.digest_batch_bytes,
     ) -> None:
         self.limits = limits
         #: The collector's default attachment budget (a project may have its own).
@@ -88,7 +84,6 @@ class EnvelopeProcessor:
             except Exception as exc:  # one bad envelope must never stall the queue
                 log.warning("could not digest envelope %s: %s", row.id, exc)
                 self._count(result, row, "envelope", "invalid")
-            held += len(row.body)
             out.append(result)
         return out
 
