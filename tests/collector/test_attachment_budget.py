@@ -352,3 +352,36 @@ def test_sentry_sdk_backs_off_attachments_only_when_the_budget_is_used_up(sqlite
     }
     assert client[("attachment", "ratelimit_backoff")] == 2 * 900  # SDKs count attachments in bytes
     assert intake_counts(live.store, live.project.id)[("attachment", "rate_limited")] == 1
+
+
+def test_migration_4_counts_the_attachments_already_stored(database_url: str) -> None:
+    """Upgrading a database that holds attachments starts each project's budget from the bytes
+    those attachments take, so the budget holds from the first digest after the upgrade."""
+    from tripwire.collector.store.migrations import migrations
+
+    store = open_store(database_url)
+    try:
+        with store._tx() as c:  # type: ignore[attr-defined]
+            c.ex("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at REAL NOT NULL)")
+            for version, statements in migrations(store.backend)[:3]:
+                for statement in statements:
+                    c.ex(statement)
+                c.ex(
+                    "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
+                    (version, time.time()),
+                )
+            c.ex(
+                "INSERT INTO projects (name, public_key, created_at) VALUES ('old', 'k', ?)",
+                (time.time(),),
+            )
+            for size in (1000, 2500):
+                c.ex(
+                    "INSERT INTO attachments (project_id, event_id, filename, content_type,"
+                    " attachment_type, size, data, received_at) VALUES (1, ?, 'a', 'b', 'c', ?, ?, ?)",
+                    ("ab" * 16, size, b"x" * size, time.time()),
+                )
+        assert store.migrate() == [4]
+        assert store.attachment_usage(1).stored_bytes == 3500
+        assert store.get_project(1).attachment_bytes_total is None
+    finally:
+        store.close()
