@@ -111,6 +111,8 @@ def test_attachments_over_the_hourly_budget_are_dropped_counted_and_their_events
     assert intake_counts(store, 1)[("attachment", "over_budget")] == 1
     usage = store.attachment_usage(1)
     assert (usage.hour, usage.hour_bytes, usage.stored_bytes) == (hour + 3600, 400 * KiB, 1200 * KiB)
+    assert usage.hour_used_up(hour, 1 * MiB)  # an attachment was dropped in that hour
+    assert not usage.hour_used_up(hour + 3600, 1 * MiB)
 
 
 def test_attachments_over_the_total_budget_are_dropped_until_retention_frees_room(store: Store) -> None:
@@ -124,8 +126,10 @@ def test_attachments_over_the_total_budget_are_dropped_until_retention_frees_roo
     drain(store, processor)
     assert [stored_sizes(store, e["event_id"]) for e in first] == [[400 * KiB], [400 * KiB], []]
     assert store.attachment_usage(1).stored_bytes == 800 * KiB
+    assert store.attachment_usage(1).total_used_up(1 * MiB)  # 224 KiB left, but one did not fit
     assert store.apply_retention(default_days=5, default_max_events=0, now=time.time()) == 3
     assert store.attachment_usage(1).stored_bytes == 0
+    assert not store.attachment_usage(1).total_used_up(1 * MiB)
     later = make_event()
     enqueue(store, with_attachments(later, 900 * KiB))
     drain(store, processor)
@@ -167,6 +171,25 @@ def test_ingest_refuses_attachments_with_a_rate_limit_once_the_budget_is_used_up
     assert stored_sizes(live.store, first["event_id"]) == [1 * MiB]
     live.state.writer._flush_outcomes()
     assert intake_counts(live.store, live.project.id)[("attachment", "rate_limited")] == 2
+
+
+def test_once_the_digest_dropped_an_attachment_ingest_refuses_attachments_for_the_hour(
+    sqlite_server: LiveServer,
+) -> None:
+    """When an attachment did not fit in the hour's room (700 of 1024 KiB used, 400 KiB more
+    sent), ingest refuses further attachments with 429 for the rest of the hour, however small."""
+    away_from_boundary(3600)
+    live = sqlite_server
+    live.store.update_project(live.project.id, attachment_bytes_per_hour=1 * MiB)
+    live.state.projects.invalidate()
+    live.state.attachment_quota.refresh_interval = 0
+    for size in (700 * KiB, 400 * KiB):
+        assert live.post_envelope(with_attachments(make_event(), size)).status_code == 200
+        live.wait_digested()
+    assert live.store.attachment_usage(live.project.id).hour_bytes == 700 * KiB
+    refused = live.post_envelope(with_attachments(make_event(), 10))
+    assert refused.status_code == 429
+    assert ":attachment:project:attachment_budget" in refused.headers["X-Sentry-Rate-Limits"]
 
 
 def test_the_budget_seen_at_ingest_is_the_one_stored_by_the_digest(sqlite_server: LiveServer) -> None:

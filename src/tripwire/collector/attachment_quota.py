@@ -8,7 +8,9 @@ Each project may store so many attachment bytes per hour and in total
   the project's usage row, keeps what fits and drops the rest, counted as ``attachment`` /
   ``over_budget``; every process sharing the database sees the same usage;
 - **ingest** (this module), so that SDKs learn of it and back off: while the usage the digest
-  recorded says the budget is used up, an envelope that carries attachments is refused with 429
+  recorded says the budget is used up (no room left, or an attachment had to be dropped for want
+  of room this hour / since retention last freed some), an envelope that carries attachments is
+  refused with 429
   and ``X-Sentry-Rate-Limits: <seconds>:attachment:project:attachment_budget``, counted as
   ``attachment`` / ``rate_limited``. Sentry SDKs then drop attachments (only) until the time is
   up, and report what they dropped in client reports. Envelopes without attachments pass.
@@ -92,10 +94,10 @@ class AttachmentQuota:
         usage = await self._current_usage(project.id)
         now = self._clock()
         hour = float(int(now // 3600) * 3600)
-        if per_hour > 0 and usage.used_in(hour) >= per_hour:
+        if usage.hour_used_up(hour, per_hour):
             retry = max(1, math.ceil(hour + 3600 - now))
             what = f"{per_hour} attachment bytes per hour"
-        elif total > 0 and usage.stored_bytes >= total:
+        elif usage.total_used_up(total):
             retry, what = TOTAL_RETRY, f"{total} attachment bytes stored"
         else:
             return None

@@ -100,11 +100,11 @@ class BatchWriter:
                 (project_id,),
             )
             row = c.one(
-                "SELECT hour, hour_bytes, stored_bytes FROM attachment_usage WHERE project_id = ?"
-                + self.s._for_update,
+                "SELECT hour, hour_bytes, stored_bytes, full_hour, total_full FROM attachment_usage"
+                " WHERE project_id = ?" + self.s._for_update,
                 (project_id,),
             )
-            usage[project_id] = [float(row[0]), int(row[1]), int(row[2])]
+            usage[project_id] = [float(row[0]), int(row[1]), int(row[2]), float(row[3]), int(row[4])]
             own = c.one(
                 "SELECT attachment_bytes_per_hour, attachment_bytes_total FROM projects WHERE id = ?",
                 (project_id,),
@@ -121,7 +121,14 @@ class BatchWriter:
             hour, size = _hour(a.received_at), len(a.data)
             if hour > u[0]:
                 u[0], u[1] = hour, 0
-            if (per_hour > 0 and u[1] + size > per_hour) or (total > 0 and u[2] + size > total):
+            over_hour = per_hour > 0 and u[1] + size > per_hour
+            over_total = total > 0 and u[2] + size > total
+            if over_hour or over_total:
+                # Marked full, so that ingest refuses attachments (429) until there is room again.
+                if over_hour:
+                    u[3] = u[0]
+                if over_total:
+                    u[4] = 1
                 count(a.project_id, "attachment", "over_budget")
                 continue
             u[1] += size
@@ -137,7 +144,8 @@ class BatchWriter:
             rows,
         )
         c.many(
-            "UPDATE attachment_usage SET hour = ?, hour_bytes = ?, stored_bytes = ? WHERE project_id = ?",
+            "UPDATE attachment_usage SET hour = ?, hour_bytes = ?, stored_bytes = ?, full_hour = ?,"
+            " total_full = ? WHERE project_id = ?",
             [(*u, p) for p, u in sorted(usage.items())],
         )
 

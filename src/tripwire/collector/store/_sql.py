@@ -357,12 +357,13 @@ class SQLStore(AccountsMixin, Store):
     def attachment_usage(self, project_id: int) -> AttachmentUsage:
         with self._tx(write=False) as c:
             row = c.one(
-                "SELECT hour, hour_bytes, stored_bytes FROM attachment_usage WHERE project_id = ?",
+                "SELECT hour, hour_bytes, stored_bytes, full_hour, total_full FROM attachment_usage"
+                " WHERE project_id = ?",
                 (project_id,),
             )
         if row is None:
             return AttachmentUsage(0.0, 0, 0)
-        return AttachmentUsage(float(row[0]), int(row[1]), int(row[2]))
+        return AttachmentUsage(float(row[0]), int(row[1]), int(row[2]), float(row[3]), bool(row[4]))
 
     @staticmethod
     def _batch_ids(sized: Sequence[Sequence[Any]], max_bytes: int | None) -> list[int]:
@@ -722,8 +723,8 @@ class SQLStore(AccountsMixin, Store):
         for project_id, size in deleted:
             freed[project_id] = freed.get(project_id, 0) + int(size)
         c.many(
-            f"UPDATE attachment_usage SET stored_bytes = {self._greatest}(0, stored_bytes - ?)"
-            " WHERE project_id = ?",
+            f"UPDATE attachment_usage SET stored_bytes = {self._greatest}(0, stored_bytes - ?),"
+            " total_full = 0 WHERE project_id = ?",
             [(n, p) for p, n in sorted(freed.items())],
         )
 

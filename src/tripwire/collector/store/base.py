@@ -208,10 +208,22 @@ class AttachmentUsage:
     hour: float
     hour_bytes: int
     stored_bytes: int
+    #: The hour in which an attachment was dropped for the hourly budget (0: none).
+    full_hour: float = 0.0
+    #: An attachment was dropped for the total budget since retention last freed room.
+    total_full: bool = False
 
     def used_in(self, hour: float) -> int:
         """Bytes stored in the hour that starts at ``hour`` (0 once a new hour has begun)."""
         return self.hour_bytes if hour <= self.hour else 0
+
+    def hour_used_up(self, hour: float, per_hour: int) -> bool:
+        """True if the hour starting at ``hour`` has no room left (or the digest found none)."""
+        return per_hour > 0 and (self.used_in(hour) >= per_hour or self.full_hour >= hour)
+
+    def total_used_up(self, total: int) -> bool:
+        """True if the total has no room left (or the digest found none)."""
+        return total > 0 and (self.stored_bytes >= total or self.total_full)
 
 
 @dataclasses.dataclass(frozen=True)
