@@ -408,3 +408,37 @@ def test_migration_4_counts_the_attachments_already_stored(database_url: str) ->
         assert store.get_project(1).attachment_bytes_total is None
     finally:
         store.close()
+
+
+def test_a_refusal_asks_sdks_to_wait_until_the_hour_ends_or_an_hour_for_the_total(store: Store) -> None:
+    """Retry-After is the time left in the hour when the hourly budget is used up, and an hour when
+    the total is; an envelope without attachments is never refused."""
+    import asyncio
+
+    from tripwire.collector.attachment_quota import AttachmentQuota
+    from tripwire.collector.config import CollectorConfig
+    from tripwire.collector.ingest import decode_stored
+
+    hour = float(int(time.time() // 3600) * 3600)
+    enqueue(store, with_attachments(make_event(), 2 * KiB), received_at=hour + 5)
+    drain(store, EnvelopeProcessor(Limits(), attachment_budget=UNLIMITED))
+    counted: list[tuple[int, str, str, int]] = []
+    quota = AttachmentQuota(
+        store,
+        CollectorConfig(),
+        count=lambda *args: counted.append(args),
+        decode=decode_stored,
+        clock=lambda: hour + 3000.5,
+    )
+    with_one = with_attachments(make_event(), 10)
+    store.update_project(1, attachment_bytes_per_hour=2 * KiB)
+    refusal = asyncio.run(quota.check(store.get_project(1), with_one, "envelope"))
+    assert refusal is not None and refusal.retry == 600
+    assert refusal.headers["Retry-After"] == "600"
+    assert (
+        asyncio.run(quota.check(store.get_project(1), envelope(("event", make_event())), "envelope")) is None
+    )
+    store.update_project(1, attachment_bytes_per_hour=0, attachment_bytes_total=2 * KiB)
+    refusal = asyncio.run(quota.check(store.get_project(1), gzip.compress(with_one), "envelope:gzip"))
+    assert refusal is not None and refusal.retry == 3600
+    assert counted == [(1, "attachment", "rate_limited", 1)] * 2
