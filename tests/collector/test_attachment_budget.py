@@ -243,7 +243,7 @@ def _digest_child(pid: int) -> int:
 
 def _bomb(event: dict[str, Any]) -> bytes:
     """An event with five attachments of 19 MiB of zeros, gzip'd: about 95 KiB on the wire."""
-    return gzip.compress(envelope(("event", event), *[("attachment", bytes(19 * MiB))] * 5), 6)
+    return gzip.compress(envelope(("event", event), *[("attachment", bytes(19 * MiB))] * 5), 9)
 
 
 @pytest.mark.slow
@@ -257,7 +257,9 @@ def test_gzip_bombed_attachments_neither_fill_the_disk_nor_the_digests_memory(tm
     assert max(len(b) for b in bombs) < 200 * KiB
     serve = ServeProcess("--data-dir", str(data))
     try:
-        idle_rss = _status_kib(_digest_child(serve.proc.pid), "VmRSS") * KiB
+        first_child = _digest_child(serve.proc.pid)
+        idle_rss = _status_kib(first_child, "VmRSS") * KiB
+        server_idle = _status_kib(serve.proc.pid, "VmRSS") * KiB
         before = _disk_bytes(data)
         statuses = []
         with httpx.Client(timeout=60) as client:
@@ -277,6 +279,8 @@ def test_gzip_bombed_attachments_neither_fill_the_disk_nor_the_digests_memory(tm
         finally:
             store.close()
         grown = _disk_bytes(data) - before
+        server_growth = _status_kib(serve.proc.pid, "VmHWM") * KiB - server_idle
+        live_growth = _status_kib(first_child, "VmHWM") * KiB - idle_rss
     finally:
         serve.stop()
     assert statuses.count(200) >= 1
@@ -288,6 +292,7 @@ def test_gzip_bombed_attachments_neither_fill_the_disk_nor_the_digests_memory(tm
     )
     assert counts.get(("attachment", "rate_limited"), 0) == 5 * statuses.count(429)
     assert grown < 300 * 1000 * 1000
+    assert live_growth < 600 * 1000 * 1000
 
     # The same ten bombs acknowledged all at once (by several collector processes, or before the
     # budget was lowered): the digest must take them a few at a time.
@@ -325,6 +330,18 @@ def test_gzip_bombed_attachments_neither_fill_the_disk_nor_the_digests_memory(tm
         "attachment bytes stored under the default budget",
         f"{stored / MiB:.0f} MiB",
         "100 MiB per hour, 1 GiB in total per project",
+    )
+    record(
+        "attacks",
+        "serve process (ingest) memory growth receiving them",
+        f"{server_growth / 1e6:.0f} MB",
+        "ingest inflates each body to check it (up to 100 MiB)",
+    )
+    record(
+        "attacks",
+        "digest child memory growth digesting them as they arrive",
+        f"{live_growth / 1e6:.0f} MB",
+        "limit 600 MB",
     )
     record(
         "attacks",
