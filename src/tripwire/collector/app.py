@@ -30,6 +30,7 @@ from . import (
     ingest,
 )
 from .alerts.outbox import OutboxWorker
+from .attachment_quota import AttachmentQuota
 from .config import CollectorConfig
 from .digest import Digester, digest_process_main
 from .intake import IntakeWriter
@@ -97,6 +98,9 @@ class CollectorState:
             on_commit = self.digester.wake
         self.writer = IntakeWriter(store, max_batch=config.intake_batch_size, on_commit=on_commit)
         self.quotas = ingest.Quotas()
+        self.attachment_quota = AttachmentQuota(
+            store, config, count=self.writer.count, decode=ingest.decode_stored
+        )
         self.projects = ingest.ProjectCache(self)
         self.bootstrap: Bootstrap | None = None
         # Alerts: the outbox worker and the cron monitor clock (docs/alerts.md, docs/crons.md).

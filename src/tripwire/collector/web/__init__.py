@@ -11,7 +11,8 @@ Pages:
     /projects/{project}/issues                    issue list: status tabs, search, filters, sparklines
     /projects/{project}/issues/bulk               resolve/ignore/reopen ticked issues (POST)
     /projects/{project}/releases                  releases with sessions and crash-free rate
-    /projects/{project}/settings                  DSN, limits, client-report and intake counters
+    /projects/{project}/settings                  DSN, limits, client-report and intake counters;
+                                                  POST: an admin sets the attachment budget
     /projects/{project}/alerts                    alert rules, and a form to add one (POST, admins)
     /projects/{project}/alerts/{rule_id}          a rule with its history; .../test, .../delete (POST)
     /projects/{project}/monitors                  cron monitors with a timeline of their last runs
@@ -64,7 +65,7 @@ def routes(state: Any) -> list[BaseRoute]:
         page("/projects/{project}/issues", issues.issue_list),
         page("/projects/{project}/issues/bulk", issues.bulk_status, ("POST",)),
         page("/projects/{project}/releases", projects.releases),
-        page("/projects/{project}/settings", projects.settings),
+        page("/projects/{project}/settings", projects.settings, ("GET", "POST")),
         page("/projects/{project}/alerts", alerts.alert_list, ("GET", "POST")),
         page("/projects/{project}/alerts/{rule_id:int}", alerts.alert_detail),
         page("/projects/{project}/alerts/{rule_id:int}/test", alerts.alert_test, ("POST",)),
