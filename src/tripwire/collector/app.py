@@ -27,6 +27,7 @@ from starlette.routing import BaseRoute
 from . import (
     api,
     api_alerts,  # noqa: F401 - adds the alert and monitor endpoints to api.ENDPOINTS
+    api_performance,  # noqa: F401 - adds the performance and trace endpoints to api.ENDPOINTS
     ingest,
 )
 from .alerts.outbox import OutboxWorker

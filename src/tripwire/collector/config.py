@@ -58,6 +58,10 @@ class CollectorConfig:
     retention_days: int = 90
     #: Default retention: at most this many events per project, oldest deleted first (0: no cap).
     retention_max_events: int = 100_000
+    #: Performance rollups (and trace links) older than this many days are dropped (0: kept).
+    performance_retention_days: int = 90
+    #: Sampled transactions (the raw spans behind traces) older than this are dropped (0: kept).
+    sample_retention_days: int = 30
     #: Seconds between two retention sweeps.
     retention_interval: float = 300.0
     #: Envelopes digested per database transaction, at most.

@@ -32,6 +32,8 @@ from .normalize import (
     trim,
     without_nul,
 )
+from .performance import model as perf_model
+from .performance.issues import performance_events
 from .store import open_store
 from .store.base import QueuedEnvelope, Store
 from .store.batch import (
@@ -48,7 +50,7 @@ log = logging.getLogger("tripwire.collector")
 #: Item types stored as issues/events.
 EVENT_TYPES = frozenset({"event"})
 #: Item types we understand but do not store (counted as "not_stored").
-NOT_STORED_TYPES = frozenset({"transaction", "user_report", "feedback", "span", "log"})
+NOT_STORED_TYPES = frozenset({"user_report", "feedback", "log"})
 
 
 def _hour(ts: float) -> float:
@@ -128,6 +130,8 @@ class EnvelopeProcessor:
                 elif kind == "check_in":
                     result.checkins.append(parse_checkin(item.json(), row.project_id, row.received_at))
                     self._count(result, row, kind, "accepted")
+                elif kind in ("transaction", "span"):
+                    self._performance(row, result, item, envelope_event_id)
                 elif kind == "client_report":
                     self._client_report(row, result, item.json())
                     self._count(result, row, kind, "accepted")
@@ -189,8 +193,43 @@ class EnvelopeProcessor:
                 tags=derived_tags(ev),
                 data=blob,
                 occurrences=1 + coalesced_repeats(ev),
+                trace_id=_trace_context(ev, "trace_id"),
+                span_id=_trace_context(ev, "span_id"),
             )
         )
+
+    def _performance(
+        self, row: QueuedEnvelope, result: EnvelopeResult, item: Item, event_id: str | None
+    ) -> None:
+        """A ``transaction`` or span-v2 ``span`` item: transactions for the rollups and samples
+        (store/_performance.py) and an event per N+1 query found in them."""
+        if len(item.payload) > self.limits.max_event_size:
+            raise EventTooLarge("transaction over the size limit")
+        data = _json.loads(item.payload)
+        if may_hold_nul(item.payload):
+            data = without_nul(data)
+        if item.type == "transaction":
+            txs = [perf_model.from_transaction(data, row.project_id, event_id=event_id)]
+        else:
+            hour = _hour(row.received_at)
+            spans = perf_model.span_v2_items(data)
+            txs, orphans = perf_model.from_spans_v2(spans, row.project_id, event_id=event_id)
+            if orphans:
+                # Spans whose segment span is not in the envelope cannot be rolled up.
+                result.outcomes.append(
+                    OutcomeRow(row.project_id, hour, "intake", "span", "no_segment", orphans)
+                )
+            if len(spans) > orphans:
+                result.outcomes.append(
+                    OutcomeRow(row.project_id, hour, "intake", "span", "accepted", len(spans) - orphans)
+                )
+        for tx in txs:
+            if not perf_model.fit_clock(tx, row.received_at):
+                self._count(result, row, "transaction", "too_old")
+                continue
+            result.transactions.append(tx)
+            result.events.extend(performance_events(tx, row.received_at))
+            self._count(result, row, "transaction", "accepted")
 
     def _attachment(
         self, row: QueuedEnvelope, result: EnvelopeResult, item: Item, event_id: str | None
@@ -358,6 +397,11 @@ class Digester:
             )
             if deleted:
                 log.info("retention removed %d events", deleted)
+            self.store.apply_perf_retention(
+                rollup_days=self.config.performance_retention_days,
+                sample_days=self.config.sample_retention_days,
+                now=time.time(),
+            )
         except Exception:
             log.exception("retention sweep failed")
 
@@ -381,6 +425,15 @@ def digest_process_main(config: CollectorConfig, parent_pid: int) -> None:
         Digester(store, config, stop=stop, idle_wait=0.05).run(parent_pid=parent_pid)
     finally:
         store.close()
+
+
+def _trace_context(ev: dict[str, Any], key: str) -> str | None:
+    trace = (ev.get("contexts") or {}).get("trace")
+    value = trace.get(key) if isinstance(trace, dict) else None
+    if not isinstance(value, str) or not 1 <= len(value) <= 32:
+        return None
+    value = value.lower()
+    return value if all(c in "0123456789abcdef" for c in value) else None
 
 
 #: More than this many coalesced occurrences on one event is not a plausible SDK count.

@@ -21,6 +21,7 @@ from ._accounts import AccountsMixin
 from ._alerts import AlertsMixin
 from ._batch_writer import BatchWriter
 from ._monitors import MonitorsMixin
+from ._performance import PerformanceMixin
 from .base import (
     Attachment,
     AttachmentUsage,
@@ -116,7 +117,7 @@ class Cursor:
         return list(self.raw.fetchall())
 
 
-class SQLStore(AccountsMixin, AlertsMixin, MonitorsMixin, Store):
+class SQLStore(AccountsMixin, AlertsMixin, MonitorsMixin, PerformanceMixin, Store):
     """Shared implementation of :class:`Store` over a DB-API connection pool."""
 
     #: SQL names of the two-argument min/max functions.
@@ -441,6 +442,7 @@ class SQLStore(AccountsMixin, AlertsMixin, MonitorsMixin, Store):
         writer.write(mine)
         # Alerts and cron monitors commit with what caused them (see store/_alerts.py).
         self._write_checkins(c, mine)
+        self._write_performance(c, mine, writer)
         self._alerts_after_digest(c, writer, mine)
 
     # -- issues and events -------------------------------------------------------------------

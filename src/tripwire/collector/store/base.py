@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 from .alert_records import AlertStore, MonitorStore
+from .perf_records import PerformanceStore
 
 IssueStatus = Literal["unresolved", "resolved", "ignored"]
 ISSUE_STATUSES: tuple[str, ...] = ("unresolved", "resolved", "ignored")
@@ -268,7 +269,7 @@ class IntakeRow:
     remote_addr: str | None
 
 
-class Store(AlertStore, MonitorStore, abc.ABC):
+class Store(AlertStore, MonitorStore, PerformanceStore, abc.ABC):
     """Everything the collector keeps, behind one interface.
 
     Implementations must be safe to call from many threads. Methods raise :class:`NotFound` for

@@ -10,6 +10,7 @@ import dataclasses
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+from ..performance.model import Transaction
 from .base import QueuedEnvelope
 
 
@@ -36,6 +37,9 @@ class DigestedEvent:
     data: bytes
     #: This event plus the occurrences an SDK counted but did not send (``contexts.repeats``).
     occurrences: int = 1
+    #: ``contexts.trace``: links the event to its trace (docs/performance.md).
+    trace_id: str | None = None
+    span_id: str | None = None
 
 
 @dataclasses.dataclass
@@ -103,6 +107,8 @@ class EnvelopeResult:
     outcomes: list[OutcomeRow] = dataclasses.field(default_factory=list)
     attachments: list[AttachmentRow] = dataclasses.field(default_factory=list)
     checkins: list[CheckInRow] = dataclasses.field(default_factory=list)
+    #: Transactions (from ``transaction`` and ``span`` items), see store/_performance.py.
+    transactions: list[Transaction] = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass(frozen=True)
