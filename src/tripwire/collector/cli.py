@@ -26,6 +26,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .cli_alerts import add_alert_commands, add_alert_serve_options, alert_settings, cmd_alert, cmd_monitor
+from .cli_performance import (
+    add_event_list,
+    add_performance_commands,
+    cmd_event_list,
+    cmd_performance,
+    cmd_trace,
+)
 from .config import CollectorConfig, default_data_dir, default_database_url
 from .store import IssueQuery, NotFound, Store, StoreError, open_store
 
@@ -121,12 +128,14 @@ def build_parser() -> argparse.ArgumentParser:
     esub = event.add_subparsers(dest="action", required=True, metavar="ACTION")
     eshow = esub.add_parser("show", parents=[common], help="print one event's normalized JSON")
     eshow.add_argument("event_id")
+    add_event_list(esub, common)
 
     send = sub.add_parser("send-test", parents=[common], help="send a test event to a DSN")
     send.add_argument("--dsn", required=True)
     send.add_argument("--message", default="tripwire send-test: this is a test error")
 
     add_alert_commands(sub, common)
+    add_performance_commands(sub, common)
 
     user = sub.add_parser("user", parents=[common], help="manage dashboard users")
     usub = user.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -367,6 +376,8 @@ def cmd_issues(args: argparse.Namespace) -> int:
 
 
 def cmd_event(args: argparse.Namespace) -> int:
+    if args.action == "list":
+        return cmd_event_list(args)
     store = _open(args)
     try:
         event = store.get_event(args.event_id)
@@ -490,6 +501,8 @@ _COMMANDS = {
     "send-test": cmd_send_test,
     "alert": cmd_alert,
     "monitor": cmd_monitor,
+    "performance": cmd_performance,
+    "trace": cmd_trace,
 }
 
 

@@ -3,6 +3,7 @@ collector: routes, counts and percentiles, a trace across two services, and erro
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterator
 from typing import Any
@@ -142,3 +143,38 @@ def test_repeated_queries_open_an_n_plus_one_issue_with_an_example_trace(
     (event, _second) = server.api(f"/api/0/issues/{issue['id']}/events/traces/")
     trace = server.api(f"/api/0/traces/{event['trace_id']}/")
     assert any(s["op"] == "db.sql.query" for s in trace["spans"])
+
+
+def _cli(server: LiveServer, capsys: pytest.CaptureFixture[str], *args: str) -> Any:
+    from tripwire.collector.cli import main
+
+    assert main([*args, "--database-url", server.config.effective_database_url, "--json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_the_cli_shows_each_route_its_samples_its_traces_and_an_issues_events(
+    server: LiveServer, traced: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`tripwire performance`, `trace show` and `event list --issue` print what the API serves."""
+    rows = _cli(server, capsys, "performance", "--project", "default", "--since", "1h")
+    api_rows = _rows(server)
+    assert {r["transaction"]: r["count"] for r in rows} == {n: r["count"] for n, r in api_rows.items()}
+    assert set(rows[0]) == {
+        "transaction", "op", "count", "failure_rate", "apdex", "p50_ms", "p75_ms", "p95_ms", "p99_ms"
+    }  # fmt: skip
+    slow = _cli(server, capsys, "performance", "--project", "default", "--transaction", "/slow")
+    assert slow["count"] == 5 and slow["p95_ms"] == api_rows["/slow"]["p95_ms"]
+    assert len(slow["samples"]) == 5
+    assert set(slow["samples"][0]) == {"trace_id", "event_id", "duration_ms", "timestamp"}
+    trace = _cli(server, capsys, "trace", "show", slow["samples"][0]["trace_id"])
+    (root,) = trace["spans"]  # /slow has no child span
+    assert root["op"] == "http.server" and root["description"] == "/slow" and root["project"] == "default"
+    assert root["timestamp"] - root["start_timestamp"] >= 0.2 * (1 - RELATIVE_ACCURACY)
+    issues = server.api("/api/0/projects/default/issues/")["issues"]
+    issue = next(i for i in issues if "payment gateway exploded" in i["title"])
+    (event,) = _cli(server, capsys, "event", "list", "--issue", str(issue["id"]))
+    assert set(event) == {"id", "timestamp", "trace_id"} and event["trace_id"]
+    linked = _cli(server, capsys, "trace", "show", event["trace_id"])
+    assert linked["errors"] == [
+        {"event_id": event["id"], "issue_id": issue["id"], "span_id": linked["errors"][0]["span_id"]}
+    ]
