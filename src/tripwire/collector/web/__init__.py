@@ -17,6 +17,9 @@ Pages:
     /projects/{project}/alerts/{rule_id}          a rule with its history; .../test, .../delete (POST)
     /projects/{project}/monitors                  cron monitors with a timeline of their last runs
     /projects/{project}/monitors/{slug}           one monitor and its check-ins
+    /projects/{project}/performance               transactions: throughput, percentiles, Apdex
+    /projects/{project}/performance/summary       one transaction (?transaction=NAME)
+    /traces/{trace_id}                            the waterfall of a trace across projects
     /issues/{issue_id}                            one issue: actions, why grouped, tags, latest event
     /issues/{issue_id}/status                     change the status (POST)
     /issues/{issue_id}/events/{event_id}          one event: exception chain, frames, breadcrumbs, ...
@@ -34,7 +37,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
-from . import alerts, events, issues, monitors, projects
+from . import alerts, events, issues, monitors, performance, projects
 from ._auth import login_endpoints, login_required
 from ._render import STATIC_DIR
 
@@ -72,6 +75,9 @@ def routes(state: Any) -> list[BaseRoute]:
         page("/projects/{project}/alerts/{rule_id:int}/delete", alerts.alert_delete, ("POST",)),
         page("/projects/{project}/monitors", monitors.monitor_list),
         page("/projects/{project}/monitors/{slug}", monitors.monitor_detail),
+        page("/projects/{project}/performance", performance.performance_list),
+        page("/projects/{project}/performance/summary", performance.transaction_summary),
+        page("/traces/{trace_id}", performance.trace_view),
         page("/issues/{issue_id:int}", issues.issue_detail),
         page("/issues/{issue_id:int}/status", issues.issue_status, ("POST",)),
         page("/issues/{issue_id:int}/events/{event_id}", events.event_detail),

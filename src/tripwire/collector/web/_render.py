@@ -109,6 +109,15 @@ def percent(value: float | None) -> str:
     return f"{text}%"
 
 
+def ms(value: float | None) -> str:
+    """A duration in milliseconds: "12.3 ms", "1.25 s", or an em dash."""
+    if value is None:
+        return "—"
+    if value < 1000:
+        return f"{value:.1f} ms"
+    return f"{value / 1000:.2f} s"
+
+
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(TEMPLATES_DIR)),
@@ -125,6 +134,7 @@ def _environment() -> jinja2.Environment:
         pretty=pretty,
         compact=compact,
         percent=percent,
+        ms=ms,
     )
     return env
 
