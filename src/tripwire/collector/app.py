@@ -29,6 +29,7 @@ from . import (
     api_alerts,  # noqa: F401 - adds the alert and monitor endpoints to api.ENDPOINTS
     api_performance,  # noqa: F401 - adds the performance and trace endpoints to api.ENDPOINTS
     ingest,
+    otlp_ingest,
 )
 from .alerts.outbox import OutboxWorker
 from .attachment_quota import AttachmentQuota
@@ -165,7 +166,7 @@ def create_app(config: CollectorConfig | None = None, *, store: Store | None = N
             store.close()
 
     app = Starlette(
-        routes=[*ingest.routes(), *api.routes(), *_web_routes(state)],
+        routes=[*ingest.routes(), *otlp_ingest.routes(), *api.routes(), *_web_routes(state)],
         lifespan=lifespan,
     )
     app.state.collector = state

@@ -132,7 +132,8 @@ def trace(store: Store, trace_id: str) -> dict[str, Any]:
                     "is_segment": span.span_id == tx.span_id,
                 }
             )
-    spans.sort(key=lambda s: (s["start_timestamp"], s["timestamp"]))
+    # Parents first when they start together: the longer span first.
+    spans.sort(key=lambda s: (s["start_timestamp"], -s["timestamp"]))
     return {
         "trace_id": trace_id,
         "spans": spans,
