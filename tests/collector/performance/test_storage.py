@@ -1,0 +1,157 @@
+"""Performance data in the store, on both backends: counted, sampled within bounds, rolled up by
+minute and hour, linked to errors, and dropped by retention (whole partitions on PostgreSQL)."""
+
+from __future__ import annotations
+
+import random
+import time
+from typing import Any
+
+from tripwire.collector.store._performance import RANDOM_PER_HOUR, SLOWEST_PER_HOUR
+
+from ..conftest import LiveServer, envelope
+from .payloads import transaction
+
+
+def _intake(server: LiveServer) -> dict[tuple[str, str], int]:
+    rows = server.store.outcomes(server.project.id, source="intake")
+    return {(r.category, r.reason): r.quantity for r in rows}
+
+
+def _span_v2(span_id: str, *, segment: bool, trace_id: str, now: float) -> dict[str, Any]:
+    return {
+        "trace_id": trace_id,
+        "span_id": span_id,
+        "parent_span_id": None if segment else "a" * 16,
+        "name": "GET /cart" if segment else "fetch",
+        "status": "ok",
+        "is_segment": segment,
+        "start_timestamp": now - 0.3,
+        "end_timestamp": now - 0.1,
+        "attributes": {
+            "sentry.segment.id": {"type": "string", "value": "a" * 16},
+            "sentry.segment.name": {"type": "string", "value": "/cart"},
+            "sentry.op": {"type": "string", "value": "pageload" if segment else "http.client"},
+        },
+    }
+
+
+def test_transactions_and_span_items_are_stored_and_counted_by_item(server: LiveServer) -> None:
+    """A transaction item and a span-v2 item of three spans (one orphan) are accepted and counted."""
+    now = time.time()
+    trace_id = "c" * 32
+    spans = {
+        "items": [
+            _span_v2("a" * 16, segment=True, trace_id=trace_id, now=now),
+            _span_v2("b" * 16, segment=False, trace_id=trace_id, now=now),
+            {
+                **_span_v2("d" * 16, segment=False, trace_id=trace_id, now=now),
+                "attributes": {"sentry.segment.id": {"type": "string", "value": "e" * 16}},
+            },
+        ]
+    }
+    body = envelope(("transaction", transaction("/pay", 50)), ("span", spans))
+    body = body.replace(
+        b'{"type": "span"',
+        b'{"type": "span", "item_count": 3, "content_type": "application/vnd.sentry.items.span.v2+json"',
+    )
+    assert server.post_envelope(body).status_code == 200
+    server.wait_digested()
+    counts = _intake(server)
+    assert counts[("transaction", "accepted")] == 2
+    assert counts[("span", "accepted")] == 2 and counts[("span", "no_segment")] == 1
+    rows = {
+        r["transaction"]: r
+        for r in server.api("/api/0/projects/default/performance/", params={"since": "1h"})
+    }
+    assert rows["/cart"]["op"] == "pageload" and rows["/cart"]["count"] == 1
+    trace = server.api(f"/api/0/traces/{trace_id}/")
+    assert {s["op"] for s in trace["spans"]} == {"pageload", "http.client"}
+
+
+def test_samples_stay_bounded_per_name_and_hour_and_keep_the_slowest(server: LiveServer) -> None:
+    """200 transactions of one name in one hour keep 5 slowest + 5 random samples, the slowest among them."""
+    server.store.perf_random = random.Random(7)  # type: ignore[attr-defined]
+    hour_end = (int(time.time() // 3600)) * 3600 - 1.0  # inside the previous hour: one bucket
+    durations = [float(d) for d in random.Random(1).sample(range(1, 5000), 200)]
+    for start in range(0, 200, 50):
+        items = [
+            ("transaction", transaction("/bulk", d, end=hour_end - i * 0.01))
+            for i, d in enumerate(durations[start : start + 50])
+        ]
+        assert server.post_envelope(envelope(*items)).status_code == 200
+    server.wait_digested()
+    samples = server.store.list_samples(server.project.id, "/bulk", limit=100)
+    assert len(samples) == SLOWEST_PER_HOUR + RANDOM_PER_HOUR
+    slowest = [round(s.duration_ms, 1) for s in samples[:SLOWEST_PER_HOUR]]
+    assert slowest == sorted(durations, reverse=True)[:SLOWEST_PER_HOUR]
+    assert {s.kind for s in samples} == {"slow", "random"}
+    (row,) = server.api("/api/0/projects/default/performance/", params={"since": "3h"})
+    assert row["count"] == 200
+
+
+def test_a_week_is_answered_from_hour_rollups_with_the_same_counts(server: LiveServer) -> None:
+    """Ranges over six hours read hour rows: a 7-day query counts what a 1-hour query counts."""
+    now = time.time()
+    items = [("transaction", transaction("/w", 10 + i, end=now - 60 * i)) for i in range(20)]
+    assert server.post_envelope(envelope(*items)).status_code == 200
+    server.wait_digested()
+    res_hour, week = server.store.perf_rollups(server.project.id, now - 7 * 86400, now + 1)
+    res_min, minutes = server.store.perf_rollups(server.project.id, now - 3 * 3600, now + 1)
+    assert (res_hour, res_min) == (3600, 60)
+    assert sum(r.count for r in week) == sum(r.count for r in minutes) == 20
+
+
+def test_an_error_with_a_trace_id_is_linked_and_listed_in_its_trace(server: LiveServer) -> None:
+    """An error event's contexts.trace links it to the trace of its transaction."""
+    from ..conftest import make_event
+
+    tx = transaction("/pay", 30)
+    trace_id = tx["contexts"]["trace"]["trace_id"]
+    error = make_event(
+        contexts={"trace": {"trace_id": trace_id, "span_id": tx["contexts"]["trace"]["span_id"]}}
+    )
+    assert server.post_envelope(envelope(("transaction", tx))).status_code == 200
+    assert server.post_envelope(envelope(("event", error))).status_code == 200
+    server.wait_digested()
+    trace = server.api(f"/api/0/traces/{trace_id}/")
+    assert [e["event_id"] for e in trace["errors"]] == [error["event_id"]]
+    assert trace["errors"][0]["span_id"] == tx["contexts"]["trace"]["span_id"]
+
+
+def test_retention_drops_old_rollups_and_samples_and_keeps_recent_ones(server: LiveServer) -> None:
+    """Data older than its retention goes (on PostgreSQL by dropping day partitions); today's stays."""
+    now = time.time()
+    old_end = now - 20 * 86400
+    items = [
+        ("transaction", transaction("/old", 40, end=old_end)),
+        ("transaction", transaction("/new", 40, end=now)),
+    ]
+    assert server.post_envelope(envelope(*items)).status_code == 200
+    server.wait_digested()
+    assert server.store.list_samples(server.project.id, "/old")
+    removed = server.store.apply_perf_retention(rollup_days=10, sample_days=10, now=now)
+    assert removed > 0
+    assert server.store.list_samples(server.project.id, "/old") == []
+    assert server.store.list_samples(server.project.id, "/new")
+    _res, rows = server.store.perf_rollups(server.project.id, now - 30 * 86400, now + 1)
+    assert {r.name for r in rows} == {"/new"}
+    if server.store.backend == "postgresql":
+        sql = (
+            "SELECT tablename FROM pg_tables"
+            " WHERE tablename LIKE ? AND schemaname = current_schema()"
+        )
+        with server.store._tx(write=False) as c:  # type: ignore[attr-defined]
+            days = sorted(r[0].rsplit("_p", 1)[1] for r in c.all(sql, ("perf%",)) if "_p2" in r[0])
+        # The day of the old transaction was a partition of its own: it is gone, today's is there.
+        assert time.strftime("%Y%m%d", time.gmtime(old_end)) not in days
+        assert time.strftime("%Y%m%d", time.gmtime(now)) in days
+
+
+def test_transactions_older_than_thirty_days_are_refused_and_counted(server: LiveServer) -> None:
+    """A transaction ending 40 days ago is counted too_old and creates no row (nor partition)."""
+    items = [("transaction", transaction("/ancient", 40, end=time.time() - 40 * 86400))]
+    assert server.post_envelope(envelope(*items)).status_code == 200
+    server.wait_digested()
+    assert _intake(server)[("transaction", "too_old")] == 1
+    assert server.store.list_samples(server.project.id, "/ancient") == []
