@@ -8,6 +8,9 @@ One process runs three things until Ctrl-C (or ``--exit-after``):
 3. a traffic thread calling (2): mostly healthy requests, plus a ZeroDivisionError, KeyErrors with
    order ids in the message, a chained exception, an ExceptionGroup, logged errors and a handled
    path that answers HTTP 500 — with users, tags and breadcrumbs.
+
+The shop is traced with the official sentry-sdk when it is installed (:mod:`.demo_tracing`), so
+the Performance page, transaction summaries, traces and an N+1 query issue fill up too.
 """
 
 from __future__ import annotations
@@ -95,6 +98,8 @@ def build_demo_app() -> Any:
     import tripwire
     from tripwire.asgi import TripwireMiddleware
 
+    from .demo_tracing import TracingMiddleware, span
+
     # The logged errors are meant for the dashboard, not for the terminal running the demo.
     log.addHandler(logging.NullHandler())
     log.propagate = False
@@ -114,6 +119,14 @@ def build_demo_app() -> Any:
     async def products(request: Request) -> JSONResponse:
         _who(request)
         tripwire.add_breadcrumb(category="db.query", message="SELECT sku, price FROM products")
+        with span("db.sql.query", "SELECT sku, price FROM products"):
+            await asyncio.sleep(0.004)
+        # One stock query per product, one after the other: the N+1 query the demo shows.
+        for index in range(6):
+            with span("db.sql.query", f"SELECT stock FROM inventory WHERE product_id = {1000 + index}"):
+                await asyncio.sleep(0.002)
+        with span("cache.get", "products:rendered"):
+            await asyncio.sleep(0.001)
         return JSONResponse(_PRODUCTS)
 
     async def cart_average(request: Request) -> JSONResponse:
@@ -130,6 +143,8 @@ def build_demo_app() -> Any:
         tripwire.add_breadcrumb(
             category="db.query", message="SELECT * FROM orders WHERE id = ?", data={"id": order_id}
         )
+        with span("db.sql.query", "SELECT * FROM orders WHERE id = %s"):
+            await asyncio.sleep(0.01 + random.random() * 0.03)
         return JSONResponse({"id": order_id, "total": _order_total(order_id)})
 
     async def checkout(request: Request) -> JSONResponse:
@@ -137,6 +152,8 @@ def build_demo_app() -> Any:
         order_id = request.path_params["order_id"]
         amount = _ORDERS.get(order_id, {"total": 19.99})["total"]
         tripwire.add_breadcrumb(category="payment", message="charging card", data={"order": order_id})
+        with span("http.client", "POST https://payments.example/charge"):
+            await asyncio.sleep(0.12 + random.random() * 0.1)
         try:
             _charge(order_id, float(amount))
         except PaymentGatewayError as exc:
@@ -175,7 +192,7 @@ def build_demo_app() -> Any:
             return JSONResponse({"error": "profile temporarily unavailable"}, status_code=500)
         return JSONResponse({"id": user_id})
 
-    app = Starlette(
+    shop = Starlette(
         routes=[
             Route("/", index),
             Route("/products", products),
@@ -187,7 +204,8 @@ def build_demo_app() -> Any:
             Route("/profile/{user_id}", profile),
         ]
     )
-    return TripwireMiddleware(app, failed_status_codes=range(500, 600))
+    # Tracing inside the error middleware: errors carry the trace id of their request.
+    return TripwireMiddleware(TracingMiddleware(shop, shop.routes), failed_status_codes=range(500, 600))
 
 
 # -- traffic ---------------------------------------------------------------------------------------
@@ -367,6 +385,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     import tripwire
 
+    from . import demo_tracing
     from .app import bootstrap, create_app
     from .config import CollectorConfig
     from .store import open_store
@@ -406,6 +425,8 @@ def main(argv: list[str] | None = None) -> int:
             server_name="demo-shop-1",
             send_default_pii=True,
         )
+        traced = demo_tracing.init(dsn, DEMO_RELEASE, DEMO_ENVIRONMENT)
+        tracing = "on (official sentry-sdk): see Performance" if traced else "off (pip install sentry-sdk)"
         demo_sock = _bind("127.0.0.1", 0)
         demo_url = f"http://127.0.0.1:{demo_sock.getsockname()[1]}"
         shop = _ThreadedServer(build_demo_app(), demo_sock, "demo-shop")
@@ -428,7 +449,8 @@ def main(argv: list[str] | None = None) -> int:
             f"\n  Login:      {login}"
             f"\n  DSN:        {dsn}"
             f"\n  Demo shop:  {demo_url}/  (Starlette + tripwire.asgi.TripwireMiddleware)"
-            f"\n  Data:       {where}\n"
+            f"\n  Data:       {where}"
+            f"\n  Tracing:    {tracing}\n"
             "\nThe shop is getting traffic that raises a ZeroDivisionError, KeyErrors with order ids,"
             "\na chained CheckoutError, an ExceptionGroup, logged errors and an HTTP 500, as users"
             "\nada, grace and linus, in release demo@1.0.0. Open the dashboard and log in."
@@ -458,6 +480,7 @@ def main(argv: list[str] | None = None) -> int:
             # Deliver what the SDK still holds (events, sessions) before the collector goes away.
             tripwire.flush(5)
             tripwire.close()
+            demo_tracing.close()
             collector.stop()
         print("Stopped.", flush=True)
         return 0
