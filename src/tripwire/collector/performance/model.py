@@ -24,6 +24,7 @@ MAX_ENVIRONMENT = 64
 #: Trace statuses that are not failures (Sentry's definition of the failure rate).
 OK_STATUSES = frozenset({"ok", "cancelled", "unknown", "unset", ""})
 _HEX = re.compile(r"^[0-9a-f]{1,32}$")
+_HEX_CHARS = frozenset("0123456789abcdef")
 
 
 @dataclasses.dataclass
@@ -41,7 +42,7 @@ class Span:
         return max(0.0, (self.timestamp - self.start_timestamp) * 1000.0)
 
     def to_json(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return dict(self.__dict__)
 
 
 @dataclasses.dataclass
@@ -88,7 +89,9 @@ class Transaction:
         )
 
     def to_json(self) -> dict[str, Any]:
-        out = dataclasses.asdict(self)
+        # Not dataclasses.asdict: it deep-copies every value, ten times slower on the digest path.
+        out = dict(self.__dict__)
+        out["spans"] = [dict(s.__dict__) for s in self.spans]
         out["duration_ms"] = self.duration_ms
         return out
 
@@ -100,14 +103,18 @@ class Transaction:
 
 
 def _text(value: Any, limit: int) -> str:
+    if type(value) is str and len(value) <= limit and "\x00" not in value:
+        return value  # the common case, without a call
     if value is None:
         return ""
     return trim(value, limit)
 
 
 def _span_id(value: Any) -> str | None:
-    if not isinstance(value, str):
+    if type(value) is not str or not 0 < len(value) <= 32:
         return None
+    if _HEX_CHARS.issuperset(value):
+        return value
     text = value.strip().lower()
     return text if _HEX.match(text) else None
 
@@ -128,6 +135,8 @@ def _http_status(*values: Any) -> int | None:
 
 
 def _times(start: Any, end: Any) -> tuple[float, float]:
+    if type(start) is float and type(end) is float and start <= end and end - start < 1e9:
+        return start, end  # what SDKs send: the fast path
     s, e = parse_timestamp(start), parse_timestamp(end)
     if e is None:
         raise ValueError("span without an end timestamp")

@@ -8,6 +8,7 @@ finding opens a performance issue grouped by transaction name and statement.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import re
 
@@ -25,6 +26,8 @@ _IN_LIST = re.compile(r"\(\s*\?(?:\s*,\s*\?)*\s*\)")
 _SPACE = re.compile(r"\s+")
 
 
+# Statements repeat across transactions: a bounded cache saves most of the regex work.
+@functools.lru_cache(maxsize=4096)
 def normalize_statement(sql: str) -> str:
     """``SELECT * FROM t WHERE id = 7`` -> ``SELECT * FROM t WHERE id = ?`` (and IN lists to ``(?)``)."""
     text = _STRING.sub("?", sql)
@@ -57,6 +60,8 @@ def detect(tx: Transaction) -> list[NPlusOne]:
     for span in tx.spans:
         if _is_db(span) and span.description:
             by_parent.setdefault(span.parent_span_id, []).append(span)
+    if not any(len(spans) >= MIN_REPEATS for spans in by_parent.values()):
+        return []
     best: dict[str, NPlusOne] = {}
     for spans in by_parent.values():
         spans.sort(key=lambda s: s.start_timestamp)

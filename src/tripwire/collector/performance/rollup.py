@@ -1,9 +1,10 @@
 """Fold transactions into rollup rows: per project × environment × release × transaction × op,
-per minute and per hour.
+per minute, per hour and per day.
 
 A row holds the count, the failures, the summed duration and a duration histogram
 (:mod:`.histogram`); rows of the same key add up, so any time range is answered from rollups alone.
-Hour rows answer long ranges (a week is 168 rows per transaction instead of 10,080).
+Coarser rows answer longer ranges: a week is 7 day rows per transaction instead of 10,080 minute
+rows (the Performance page reads those), or 168 hour rows (the summary's chart).
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from .model import Transaction
 #: Rollup resolutions in seconds.
 MINUTE = 60
 HOUR = 3600
-RESOLUTIONS = (MINUTE, HOUR)
+DAY = 86400
+RESOLUTIONS = (MINUTE, HOUR, DAY)
 
 RollupKey = tuple[int, int, float, str, str, str, str]  # project, res, start, env, release, name, op
 
@@ -59,6 +61,7 @@ def fold(
     ops: dict[RollupKey, SpanOpTime] = {}
     for tx in transactions:
         duration = tx.duration_ms
+        index = histogram.bucket(duration)
         per_op: dict[str, list[float]] = {}
         for span in tx.spans:
             agg = per_op.setdefault(span_category(span.op), [0, 0.0])
@@ -73,7 +76,7 @@ def fold(
             r.count += 1
             r.failures += tx.failed
             r.duration_sum += duration
-            histogram.add(r.histogram, duration)
+            r.histogram[index] = r.histogram.get(index, 0) + 1
             for category, (n, total) in per_op.items():
                 okey = (tx.project_id, res, start, tx.environment, tx.release, tx.name, category)
                 o = ops.get(okey)

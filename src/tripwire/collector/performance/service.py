@@ -65,8 +65,10 @@ def summary(
 ) -> dict[str, Any]:
     """Everything the transaction summary shows."""
     threshold = store.apdex_threshold(project.id)
+    # At most hour rows: the chart over time needs them (a week is 168 points per key).
+    res = 60 if until - since <= 6 * 3600 else 3600
     res, rows = store.perf_rollups(
-        project.id, since, until, environment=environment, release=release, name=name
+        project.id, since, until, environment=environment, release=release, name=name, res=res
     )
     stats = report.Stats(name, "")
     for row in rows:

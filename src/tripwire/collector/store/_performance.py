@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from .. import _json
 from ..performance import histogram
 from ..performance.model import Transaction
-from ..performance.rollup import HOUR, MINUTE, Rollup, RollupKey, SpanOpTime, fold
+from ..performance.rollup import DAY, HOUR, MINUTE, Rollup, RollupKey, SpanOpTime, fold
 from .base import NotFound
 from .perf_records import DEFAULT_APDEX_MS, RollupRow, Sample, SpanOpRow, TraceEvent
 
@@ -31,8 +31,16 @@ if TYPE_CHECKING:
 #: Samples kept per project × transaction name × hour: the slowest, and a uniform random set.
 SLOWEST_PER_HOUR = 5
 RANDOM_PER_HOUR = 5
-#: Ranges longer than this are answered from hour rollups.
+#: Ranges longer than this are answered from hour rollups ...
 HOUR_ROLLUPS_AFTER = 6 * 3600
+#: ... and longer than this from day rollups (counted in whole UTC days).
+DAY_ROLLUPS_AFTER = 2 * 86400
+
+
+def resolution(since: float, until: float) -> int:
+    """The rollup resolution that answers ``[since, until)``."""
+    span = until - since
+    return DAY if span > DAY_ROLLUPS_AFTER else HOUR if span > HOUR_ROLLUPS_AFTER else MINUTE
 #: Tables partitioned by day on PostgreSQL, with their partition key.
 PARTITIONED = (("perf_rollups", "bucket"), ("perf_span_ops", "bucket"), ("perf_samples", "hour"))
 # Any fixed number: the advisory lock under which PostgreSQL partitions are created.
@@ -275,8 +283,9 @@ class PerformanceMixin:
         environment: str | None = None,
         release: str | None = None,
         name: str | None = None,
+        res: int | None = None,
     ) -> tuple[int, list[RollupRow]]:
-        res = HOUR if until - since > HOUR_ROLLUPS_AFTER else MINUTE
+        res = res or resolution(since, until)
         where, params = self._perf_where(project_id, res, since, until, environment, release, name)
         with self._tx(write=False) as c:
             rows = c.all(
@@ -319,7 +328,7 @@ class PerformanceMixin:
         environment: str | None = None,
         release: str | None = None,
     ) -> list[SpanOpRow]:
-        res = HOUR if until - since > HOUR_ROLLUPS_AFTER else MINUTE
+        res = resolution(since, until)
         where, params = self._perf_where(project_id, res, since, until, environment, release, name)
         with self._tx(write=False) as c:
             rows = c.all(

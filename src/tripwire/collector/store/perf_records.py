@@ -85,9 +85,11 @@ class PerformanceStore(abc.ABC):
         environment: str | None = None,
         release: str | None = None,
         name: str | None = None,
+        res: int | None = None,
     ) -> tuple[int, list[RollupRow]]:
-        """``(resolution in seconds, rows)`` covering ``[since, until)``: hour rows for ranges over
-        six hours (``since`` rounded down to the hour), minute rows otherwise."""
+        """``(resolution in seconds, rows)`` covering ``[since, until)`` with ``since`` rounded down
+        to the resolution: day rows for ranges over two days, hour rows over six hours, else
+        minute rows (or the resolution ``res`` asked for: 60, 3600 or 86400)."""
 
     @abc.abstractmethod
     def perf_span_ops(

@@ -1,0 +1,491 @@
+"""Performance data in the collector: transactions of 10 spans ingested and rolled up, on SQLite
+and PostgreSQL; page render time with 10M transactions stored; storage per sample and per minute.
+
+For each backend, a real `tripwire serve` subprocess receives gzip envelopes (one transaction of
+10 spans each, as sentry-sdk sends them, over 20 transaction names) from a keep-alive load
+generator over loopback. Reported: transactions/s acknowledged, transactions/s stored (digested
+into rollups and samples, measured until the queue is empty), with an empty database and again
+after 7 days × 10M transactions were written into it.
+
+Ingesting 10M transactions here would take hours, so the pre-fill writes what digesting them
+would leave, directly: per-minute and per-hour rollups of 10M transactions over 7 days (50 names
+× 2 environments × 2 releases, minute rows for the whole week) and the samples (10 per name and
+hour). The Performance page and a transaction summary over 7 days are then timed through the
+dashboard (HTTP, logged in), server time measured as the request latency over loopback.
+
+    python bench/performance_bench.py                      # SQLite + PostgreSQL
+    python bench/performance_bench.py --backends sqlite --duration 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gzip
+import json
+import math
+import random
+import re
+import statistics
+import time
+import uuid
+from typing import Any
+
+import httpx
+
+from _harness import machine_line, table, write_section
+from ingest_bench import _cpu_seconds, _Database, _load, _pg_url, _serve, _stop
+from tripwire.collector import _json
+from tripwire.collector.performance import histogram
+from tripwire.collector.store import open_store
+
+NAMES = 20
+SPANS = 10
+PREFILL_NAMES = 50
+PREFILL_TOTAL = 10_000_000
+ROLLUP_INSERT = (
+    "INSERT INTO perf_rollups (project_id, res, bucket, environment, release, name, op, count,"
+    " failures, duration_sum, histogram) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+SPAN_OP_INSERT = (
+    "INSERT INTO perf_span_ops (project_id, res, bucket, environment, release, name, span_op, count,"
+    " total_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+SAMPLE_INSERT = (
+    "INSERT INTO perf_samples (project_id, hour, kind, trace_id, span_id, event_id, name, op, environment,"
+    " release, start_timestamp, timestamp, duration_ms, failed, data)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def make_transaction(i: int, rng: random.Random, now: float) -> dict[str, Any]:
+    """A sentry-sdk-like transaction of ~10 spans (db queries, an HTTP call, a cache lookup)."""
+    name = f"GET /api/resource_{i % NAMES}/{{id}}"
+    duration = rng.lognormvariate(math.log(80), 0.6) / 1000
+    start = now - duration
+    root = uuid.uuid4().hex[:16]
+    spans = []
+    for n in range(SPANS):
+        s = start + duration * n / (SPANS + 1)
+        op, desc = (
+            ("db.sql.query", f"SELECT * FROM table_{n} WHERE id = %s")
+            if n < 7
+            else ("http.client", "GET https://inventory.internal/items")
+            if n < 9
+            else ("cache.get", "user:42")
+        )
+        spans.append(
+            {
+                "span_id": uuid.uuid4().hex[:16],
+                "parent_span_id": root,
+                "trace_id": None,
+                "op": op,
+                "description": desc,
+                "start_timestamp": s,
+                "timestamp": s + duration / (SPANS + 2),
+                "status": "ok",
+                "data": {"db.system": "postgresql"} if n < 7 else {},
+            }
+        )
+    trace_id = uuid.uuid4().hex
+    for s in spans:
+        s["trace_id"] = trace_id
+    return {
+        "type": "transaction",
+        "event_id": uuid.uuid4().hex,
+        "transaction": name,
+        "transaction_info": {"source": "route"},
+        "start_timestamp": start,
+        "timestamp": now,
+        "release": "shop@1.2.3",
+        "environment": "production",
+        "platform": "python",
+        "sdk": {"name": "sentry.python.starlette", "version": "2.0.0"},
+        "contexts": {
+            "trace": {"trace_id": trace_id, "span_id": root, "op": "http.server", "status": "ok"},
+            "runtime": {"name": "CPython", "version": "3.11.4"},
+        },
+        "request": {
+            "method": "GET",
+            "url": f"http://shop.local/api/resource/{i}",
+            "headers": {"Host": "shop"},
+        },
+        "spans": spans,
+    }
+
+
+def make_body(tx: dict[str, Any]) -> bytes:
+    payload = json.dumps(tx).encode()
+    header = json.dumps({"event_id": tx["event_id"], "sent_at": "2026-01-01T00:00:00Z"}).encode()
+    item = json.dumps({"type": "transaction", "length": len(payload)}).encode()
+    return gzip.compress(b"\n".join([header, item, payload]), 6)
+
+
+def prefill(database_url: str, now: float) -> dict[str, Any]:
+    """Write the rollups and samples that 10M transactions over 7 days would leave."""
+    store = open_store(database_url)
+    store.migrate()
+    project = store.list_projects()[0] if store.list_projects() else store.create_project("default")
+    rng = random.Random(5)
+    minutes = 7 * 1440
+    keys = [
+        (f"GET /api/page_{n}/{{id}}", env, rel)
+        for n in range(PREFILL_NAMES)
+        for env in ("production", "staging")
+        for rel in ("shop@1.0", "shop@1.1")
+    ]
+    per_row = PREFILL_TOTAL / (minutes * len(keys))
+    start_minute = (int(now // 60) - minutes) * 60
+    t0 = time.perf_counter()
+    day = 86400
+    with store._tx() as c:  # type: ignore[attr-defined]
+        if store.backend == "postgresql":
+            store._ensure_partitions(c, {start_minute + d * day for d in range(9)})  # type: ignore[attr-defined]
+        batch: list[tuple[Any, ...]] = []
+        hours: dict[tuple[Any, ...], list[Any]] = {}
+        written = 0
+        for m in range(minutes):
+            bucket = float(start_minute + m * 60)
+            hour = float(int(bucket // 3600) * 3600)
+            for name, env, rel in keys:
+                n = int(per_row) + (1 if rng.random() < per_row - int(per_row) else 0)
+                if n == 0:
+                    continue
+                hist = histogram.of(rng.lognormvariate(math.log(80), 0.6) for _ in range(n))
+                fails = sum(1 for _ in range(n) if rng.random() < 0.01)
+                total = n * 90.0
+                batch.append(
+                    (
+                        project.id,
+                        60,
+                        bucket,
+                        env,
+                        rel,
+                        name,
+                        "http.server",
+                        n,
+                        fails,
+                        total,
+                        histogram.encode(hist),
+                    )
+                )
+                h = hours.setdefault((project.id, 3600, hour, env, rel, name, "http.server"), [0, 0, 0.0, {}])
+                h[0] += n
+                h[1] += fails
+                h[2] += total
+                histogram.merge(h[3], hist)
+                written += n
+            if len(batch) > 20_000:
+                c.many(
+                    ROLLUP_INSERT,
+                    batch,
+                )
+                batch = []
+        c.many(
+            ROLLUP_INSERT,
+            batch,
+        )
+        days: dict[tuple[Any, ...], list[Any]] = {}
+        for k, v in hours.items():
+            d = days.setdefault((k[0], 86400, float(int(k[2] // 86400) * 86400), *k[3:]), [0, 0, 0.0, {}])
+            d[0] += v[0]
+            d[1] += v[1]
+            d[2] += v[2]
+            histogram.merge(d[3], v[3])
+        c.many(
+            ROLLUP_INSERT,
+            [(*k, v[0], v[1], v[2], histogram.encode(v[3])) for k, v in (*hours.items(), *days.items())],
+        )
+        ops = [(*k[:6], "db", v[0] * 7, v[0] * 35.0) for k, v in (*hours.items(), *days.items())]
+        c.many(
+            SPAN_OP_INSERT,
+            ops,
+        )
+        samples = []
+        for (pid, _res, hour, env, rel, name, op), _v in hours.items():
+            if env != "production" or rel != "shop@1.1":
+                continue
+            for k in range(10):
+                tx = make_transaction(k, rng, hour + 1800 + k)
+                tx["transaction"] = name
+                blob = _json.pack_event(
+                    {
+                        "project_id": pid,
+                        "event_id": tx["event_id"],
+                        "trace_id": tx["contexts"]["trace"]["trace_id"],
+                        "span_id": tx["contexts"]["trace"]["span_id"],
+                        "parent_span_id": None,
+                        "name": name,
+                        "op": op,
+                        "start_timestamp": tx["start_timestamp"],
+                        "timestamp": tx["timestamp"],
+                        "status": "ok",
+                        "http_status": 200,
+                        "environment": env,
+                        "release": rel,
+                        "spans": [
+                            {
+                                k2: s[k2]
+                                for k2 in (
+                                    "span_id",
+                                    "parent_span_id",
+                                    "op",
+                                    "description",
+                                    "start_timestamp",
+                                    "timestamp",
+                                    "status",
+                                )
+                            }
+                            for s in tx["spans"]
+                        ],
+                        "dropped_spans": 0,
+                    }
+                )
+                samples.append(
+                    (
+                        pid,
+                        hour,
+                        "slow" if k < 5 else "random",
+                        tx["contexts"]["trace"]["trace_id"],
+                        tx["contexts"]["trace"]["span_id"],
+                        tx["event_id"],
+                        name,
+                        op,
+                        env,
+                        rel,
+                        tx["start_timestamp"],
+                        tx["timestamp"],
+                        (tx["timestamp"] - tx["start_timestamp"]) * 1000,
+                        0,
+                        blob,
+                    )
+                )
+        c.many(
+            SAMPLE_INSERT,
+            samples,
+        )
+    elapsed = time.perf_counter() - t0
+    if store.backend == "postgresql":
+        with store._tx() as c:  # type: ignore[attr-defined]
+            c.ex("ANALYZE")
+    rows = store.perf_storage()
+    store.close()
+    return {"transactions": written, "seconds": elapsed, "rows": rows}
+
+
+def storage(database_url: str, backend: str) -> dict[str, float]:
+    """Bytes per stored sample and per rolled-up minute row (table and index bytes / rows)."""
+    store = open_store(database_url)
+    try:
+        with store._tx(write=False) as c:  # type: ignore[attr-defined]
+            counts = {t: int(c.one(f"SELECT COUNT(*) FROM {t}")[0]) for t in ("perf_samples", "perf_rollups")}
+            minute_rows = int(c.one("SELECT COUNT(*) FROM perf_rollups WHERE res = 60")[0])
+            if backend == "sqlite":
+                sizes = {
+                    t: sum(
+                        int(r[1])
+                        for r in c.all("SELECT name, SUM(pgsize) FROM dbstat GROUP BY name")
+                        if r[0] == t or r[0].startswith(f"sqlite_autoindex_{t}") or r[0].startswith(t + "_")
+                    )
+                    for t in counts
+                }
+            else:
+                sizes = {}
+                for t in counts:
+                    sizes[t] = int(
+                        c.one(
+                            "SELECT COALESCE(SUM(pg_total_relation_size(i.inhrelid)), 0) FROM pg_inherits i"
+                            " JOIN pg_class p ON p.oid = i.inhparent"
+                            " JOIN pg_namespace n ON n.oid = p.relnamespace"
+                            " WHERE p.relname = ? AND n.nspname = current_schema()",
+                            (t,),
+                        )[0]
+                    )
+    finally:
+        store.close()
+    return {
+        "bytes_per_sample": sizes["perf_samples"] / max(1, counts["perf_samples"]),
+        "bytes_per_rollup_row": sizes["perf_rollups"] / max(1, counts["perf_rollups"]),
+        "minute_rows": minute_rows,
+        "samples": counts["perf_samples"],
+    }
+
+
+def run_load(database_url: str, duration: float, rng: random.Random) -> dict[str, Any]:
+    proc, info = _serve(database_url)
+    host, port = info["url"].split("//", 1)[1].rstrip("/").rsplit(":", 1)
+    key = info["dsn"].split("//", 1)[1].split("@", 1)[0]
+    project = int(info["dsn"].rsplit("/", 1)[1])
+    store = open_store(database_url)
+    now = time.time()
+    bodies = [make_body(make_transaction(i, rng, now + i * 0.0001)) for i in range(int(duration * 8000))]
+    try:
+        time.sleep(0.5)
+        before = _stored(store, project)
+        cpu0 = _cpu_seconds(info["pid"])
+        t0 = time.perf_counter()
+        result = asyncio.run(_load(host, int(port), project, key, bodies, duration))
+        load_end = time.perf_counter()
+        acked = result["status"].get(200, 0)
+        while store.queue_depth() > 0:
+            time.sleep(0.05)
+        drained = time.perf_counter()
+        cpu1 = _cpu_seconds(info["pid"])
+        stored = _stored(store, project) - before
+        lat = sorted(result["latencies"])
+    finally:
+        store.close()
+        _stop(proc)
+    return {
+        "acked_per_s": acked / (load_end - t0),
+        "stored": stored,
+        "stored_per_s": stored / (drained - t0),
+        "p99_ms": lat[int(len(lat) * 0.99)] * 1000 if lat else 0.0,
+        "errors": sum(v for k, v in result["status"].items() if k != 200),
+        "cpu_us": ((cpu1[0] - cpu0[0]) + (cpu1[1] - cpu0[1])) / max(1, stored) * 1e6,
+    }
+
+
+def _stored(store: Any, project: int) -> int:
+    with store._tx(write=False) as c:
+        row = c.one(
+            "SELECT COALESCE(SUM(count), 0) FROM perf_rollups"
+            " WHERE project_id = ? AND res = 3600 AND name LIKE ?",
+            (project, "GET /api/resource_%"),
+        )
+    return int(row[0])
+
+
+def time_pages(database_url: str, rounds: int = 15) -> dict[str, float]:
+    proc, info = _serve(database_url)
+    try:
+        with httpx.Client(base_url=info["url"].rstrip("/"), timeout=60) as client:
+            form = client.get("/login").text
+            csrf = re.search(r'name="csrf_token" value="([^"]+)"', form)
+            assert csrf
+            store = open_store(database_url)
+            password = info.get("admin_password") or "bench-password-123"
+            if not info.get("admin_password"):
+                store.set_password("admin", password)
+            store.close()
+            r = client.post(
+                "/login",
+                data={"csrf_token": csrf.group(1), "username": "admin", "password": password, "next": "/"},
+            )
+            assert r.status_code == 303, r.text
+            out = {}
+            for label, path, params in (
+                ("performance_7d_ms", "/projects/1/performance", {"since": "7d"}),
+                (
+                    "summary_7d_ms",
+                    "/projects/1/performance/summary",
+                    {"since": "7d", "transaction": "GET /api/page_7/{id}"},
+                ),
+                ("performance_1h_ms", "/projects/1/performance", {"since": "1h"}),
+            ):
+                times = []
+                for _ in range(rounds):
+                    t = time.perf_counter()
+                    page = client.get(path, params=params)
+                    times.append((time.perf_counter() - t) * 1000)
+                    assert page.status_code == 200
+                out[label] = statistics.median(times)
+            assert "GET /api/page_7/{id}" in page.text or label == "performance_1h_ms"
+    finally:
+        _stop(proc)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--backends", default="sqlite,postgresql")
+    parser.add_argument("--duration", type=float, default=8.0)
+    args = parser.parse_args()
+    rng = random.Random(3)
+    rows = []
+    size_rows = []
+    for backend in args.backends.split(","):
+        if backend == "postgresql" and not _pg_url():
+            print("skipping PostgreSQL: set TRIPWIRE_BENCH_DATABASE_URL")
+            continue
+        db = _Database(backend)
+        try:
+            empty = run_load(db.url, args.duration, rng)
+            print(backend, "empty", empty, flush=True)
+            sizes_small = storage(db.url, backend)
+            filled = prefill(db.url, time.time())
+            print(backend, "prefill", filled, flush=True)
+            full = run_load(db.url, args.duration, rng)
+            print(backend, "10M", full, flush=True)
+            pages = time_pages(db.url)
+            print(backend, "pages", pages, flush=True)
+            sizes = storage(db.url, backend)
+        finally:
+            db.drop()
+        for label, r in (("empty", empty), (f"{filled['transactions'] / 1e6:.1f}M stored (7 days)", full)):
+            rows.append(
+                (
+                    backend,
+                    label,
+                    r["acked_per_s"],
+                    r["stored_per_s"],
+                    r["stored"],
+                    r["p99_ms"],
+                    r["errors"],
+                    r["cpu_us"],
+                )
+            )
+        size_rows.append(
+            (
+                backend,
+                pages["performance_7d_ms"],
+                pages["summary_7d_ms"],
+                pages["performance_1h_ms"],
+                sizes["bytes_per_sample"],
+                sizes["bytes_per_rollup_row"],
+                sizes["minute_rows"],
+                sizes_small["bytes_per_sample"],
+            )
+        )
+    body = (
+        f"{machine_line()}; `python bench/performance_bench.py --duration {args.duration:g}`. Transactions of"
+        f" {SPANS} spans (gzip envelopes as sentry-sdk sends them, {NAMES} names) from 32 keep-alive"
+        " connections into"
+        " `tripwire serve` (digest in its child process). Stored: digested into minute and hour rollups,"
+        " span-op times and samples, until the queue was empty. The 10M pre-fill writes the rollups and"
+        " samples"
+        " that 10M transactions over 7 days leave (50 names × 2 environments × 2 releases), directly.\n\n"
+        + table(
+            [
+                "backend",
+                "stored before",
+                "tx/s acknowledged",
+                "tx/s stored",
+                "stored",
+                "p99 ack ms",
+                "errors",
+                "CPU µs / tx",
+            ],
+            rows,
+        )
+        + "\n\nServer time of the pages over 7 days with 10M transactions stored (median of 15 requests over"
+        " loopback, logged in), and storage:\n\n"
+        + table(
+            [
+                "backend",
+                "Performance page 7d ms",
+                "summary 7d ms",
+                "Performance page 1h ms",
+                "bytes / sample (10 spans, compressed)",
+                "bytes / rollup row",
+                "minute rows",
+                "bytes / sample (ingested)",
+            ],
+            size_rows,
+        )
+    )
+    write_section("Performance data (transactions)", body)
+
+
+if __name__ == "__main__":
+    main()
