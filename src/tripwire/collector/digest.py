@@ -227,8 +227,10 @@ class EnvelopeProcessor:
             if not perf_model.fit_clock(tx, row.received_at):
                 self._count(result, row, "transaction", "too_old")
                 continue
+            found = performance_events(tx, row.received_at)
+            tx.has_issue = bool(found)
             result.transactions.append(tx)
-            result.events.extend(performance_events(tx, row.received_at))
+            result.events.extend(found)
             self._count(result, row, "transaction", "accepted")
 
     def _attachment(

@@ -138,10 +138,7 @@ def test_retention_drops_old_rollups_and_samples_and_keeps_recent_ones(server: L
     _res, rows = server.store.perf_rollups(server.project.id, now - 30 * 86400, now + 1)
     assert {r.name for r in rows} == {"/new"}
     if server.store.backend == "postgresql":
-        sql = (
-            "SELECT tablename FROM pg_tables"
-            " WHERE tablename LIKE ? AND schemaname = current_schema()"
-        )
+        sql = "SELECT tablename FROM pg_tables WHERE tablename LIKE ? AND schemaname = current_schema()"
         with server.store._tx(write=False) as c:  # type: ignore[attr-defined]
             days = sorted(r[0].rsplit("_p", 1)[1] for r in c.all(sql, ("perf%",)) if "_p2" in r[0])
         # The day of the old transaction was a partition of its own: it is gone, today's is there.
@@ -156,3 +153,15 @@ def test_transactions_older_than_thirty_days_are_refused_and_counted(server: Liv
     server.wait_digested()
     assert _intake(server)[("transaction", "too_old")] == 1
     assert server.store.list_samples(server.project.id, "/ancient") == []
+
+
+def test_failed_transactions_are_kept_first_so_errors_link_to_a_stored_trace(server: LiveServer) -> None:
+    """Among 60 fast transactions, the 3 failed ones are all sampled whatever their speed."""
+    end = (int(time.time() // 3600)) * 3600 - 1.0
+    items = [("transaction", transaction("/busy", 500 + i, end=end - i * 0.01)) for i in range(57)]
+    items += [("transaction", transaction("/busy", 5, end=end, status="internal_error")) for _ in range(3)]
+    assert server.post_envelope(envelope(*items)).status_code == 200
+    server.wait_digested()
+    samples = server.store.list_samples(server.project.id, "/busy", limit=100)
+    assert sum(1 for s in samples if s.failed) == 3
+    assert len(samples) == 13  # 3 failed + 5 slowest + 5 random

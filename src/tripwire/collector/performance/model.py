@@ -65,6 +65,8 @@ class Transaction:
     spans: list[Span] = dataclasses.field(default_factory=list)
     #: Spans the SDK sent beyond :data:`MAX_SPANS` (dropped, and shown as such).
     dropped_spans: int = 0
+    #: A performance issue (N+1 query) was found in it: its sample is kept as the issue's example.
+    has_issue: bool = False
 
     @property
     def duration_ms(self) -> float:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ..store.base import Project, Store
+from ..store.base import NotFound, Project, Store
 from . import histogram, report
+from .issues import N_PLUS_ONE
 
 _SINCE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
 _UNITS = {"": 3600, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -136,6 +137,13 @@ def trace(store: Store, trace_id: str) -> dict[str, Any]:
             )
     # Parents first when they start together: the longer span first.
     spans.sort(key=lambda s: (s["start_timestamp"], -s["timestamp"]))
+    issues: dict[int, Any] = {}
+    for e in events[:50]:
+        if e.issue_id not in issues:
+            try:
+                issues[e.issue_id] = store.get_issue(e.issue_id)
+            except NotFound:  # removed by retention since
+                issues[e.issue_id] = None
     return {
         "trace_id": trace_id,
         "spans": spans,
@@ -146,6 +154,8 @@ def trace(store: Store, trace_id: str) -> dict[str, Any]:
                 "span_id": e.span_id,
                 "project": names.get(e.project_id, str(e.project_id)),
                 "timestamp": e.timestamp,
+                "title": issues[e.issue_id].title if issues.get(e.issue_id) else "",
+                "type": issues[e.issue_id].type if issues.get(e.issue_id) else "",
             }
             for e in events
         ],
@@ -166,7 +176,8 @@ def waterfall(data: dict[str, Any]) -> list[dict[str, Any]]:
     for s in spans:
         parent = s["parent_span_id"] if s["parent_span_id"] in ids else None
         children.setdefault(parent, []).append(s)
-    error_spans = {e["span_id"] for e in data["errors"] if e.get("span_id")}
+    error_spans = {e["span_id"] for e in data["errors"] if e.get("span_id") and e["type"] != N_PLUS_ONE}
+    issue_spans = {e["span_id"] for e in data["errors"] if e.get("span_id") and e["type"] == N_PLUS_ONE}
     out: list[dict[str, Any]] = []
     stack = [(s, 0) for s in reversed(children.get(None, []))]
     visited: set[int] = set()
@@ -186,6 +197,7 @@ def waterfall(data: dict[str, Any]) -> list[dict[str, Any]]:
                 "width_pct": max(0.2, round((span["timestamp"] - span["start_timestamp"]) / total * 100, 3)),
                 "duration_ms": round((span["timestamp"] - span["start_timestamp"]) * 1000, 3),
                 "has_error": span["span_id"] in error_spans,
+                "has_issue": span["span_id"] in issue_spans,
             }
         )
         stack.extend((c, depth + 1) for c in reversed(children.get(span["span_id"], [])))

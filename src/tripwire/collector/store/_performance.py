@@ -28,9 +28,13 @@ if TYPE_CHECKING:
     from .base import Issue
     from .batch import EnvelopeResult
 
-#: Samples kept per project × transaction name × hour: the slowest, and a uniform random set.
+#: Samples kept per project × transaction name × hour: the slowest, and a uniform random set ...
 SLOWEST_PER_HOUR = 5
 RANDOM_PER_HOUR = 5
+#: ... and first of all the first failed ones and the first with a performance issue, so that
+#: errors and N+1 issues link to a stored trace.
+FAILED_PER_HOUR = 5
+ISSUE_PER_HOUR = 5
 #: Ranges longer than this are answered from hour rollups ...
 HOUR_ROLLUPS_AFTER = 6 * 3600
 #: ... and longer than this from day rollups (counted in whole UTC days).
@@ -183,7 +187,8 @@ class PerformanceMixin:
         )
 
     def _keep_samples(self, c: Cursor, txs: list[Transaction]) -> None:
-        """Keep the slowest and a uniform random set (reservoir) per name and hour."""
+        """Keep the first failed ones, the first with an issue, the slowest and a uniform random
+        set (reservoir) per name and hour: at most 20."""
         groups: dict[tuple[int, str, float], list[Transaction]] = {}
         for tx in txs:
             hour = float(math.floor(tx.timestamp / HOUR) * HOUR)
@@ -206,15 +211,25 @@ class PerformanceMixin:
             # Entries: [duration, stored id or None, transaction or None].
             slow: list[list[Any]] = []
             rand: list[list[Any]] = []
+            kept = {"failed": 0, "issue": 0}
             for row_id, kind, duration in c.all(
                 "SELECT id, kind, duration_ms FROM perf_samples"
                 " WHERE project_id = ? AND name = ? AND hour = ?",
                 key,
             ):
-                (slow if kind == "slow" else rand).append([float(duration), row_id, None])
+                if kind in kept:
+                    kept[kind] += 1
+                else:
+                    (slow if kind == "slow" else rand).append([float(duration), row_id, None])
             evicted: list[int] = []
+            firsts: list[tuple[str, Transaction]] = []
             for tx in groups[key]:
                 seen += 1
+                first = "failed" if tx.failed else "issue" if tx.has_issue else None
+                if first is not None and kept[first] < (FAILED_PER_HOUR if tx.failed else ISSUE_PER_HOUR):
+                    kept[first] += 1
+                    firsts.append((first, tx))
+                    continue
                 entry: list[Any] = [tx.duration_ms, None, tx]
                 if len(slow) < SLOWEST_PER_HOUR:
                     slow.append(entry)
@@ -257,8 +272,11 @@ class PerformanceMixin:
                     int(tx.failed),
                     _json.pack_event(tx.to_json()),
                 )
-                for kind, kept in (("slow", slow), ("random", rand))
-                for _d, _id, tx in kept
+                for kind, tx in [
+                    *firsts,
+                    *(("slow", e[2]) for e in slow),
+                    *(("random", e[2]) for e in rand),
+                ]
                 if tx is not None
             ]
             c.many(
