@@ -28,6 +28,9 @@ if TYPE_CHECKING:
     from .app import CollectorState
 
 _PROTOBUF = "application/x-protobuf"
+#: Decompressed bytes of one export: parsed whole in memory (protobuf), so capped well below the
+#: envelope limit; the OTel SDK's batches of 512 spans are far smaller.
+MAX_EXPORT_SIZE = 20 * 1024 * 1024
 
 
 def _decode(body: bytes, content_type: str, project_id: int) -> tuple[bytes, int]:
@@ -68,7 +71,9 @@ async def _export(request: _Request, state: CollectorState) -> tuple[int, int]:
             415, f"unsupported Content-Type {content_type!r}: use {_PROTOBUF} or application/json"
         )
     body, _raw, _encoding = await read_body(
-        request, max_compressed=limits.max_envelope_compressed, max_size=limits.max_envelope_size
+        request,
+        max_compressed=limits.max_envelope_compressed,
+        max_size=min(limits.max_envelope_size, MAX_EXPORT_SIZE),
     )
     try:
         envelope, count = await anyio.to_thread.run_sync(_decode, body, content_type, project.id)

@@ -178,3 +178,27 @@ def test_the_cli_shows_each_route_its_samples_its_traces_and_an_issues_events(
     assert linked["errors"] == [
         {"event_id": event["id"], "issue_id": issue["id"], "span_id": linked["errors"][0]["span_id"]}
     ]
+
+
+def test_the_performance_page_shows_each_route_with_its_count(
+    server: LiveServer, traced: dict[str, Any]
+) -> None:
+    """Logged in, the Performance page lists every route of the traced app with its count."""
+    import re
+
+    import httpx
+
+    server.store.set_password("admin", "perf-password-123")
+    with httpx.Client(base_url=server.url, timeout=10) as web:
+        form = web.get("/login").text
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', form)
+        assert csrf
+        data = {"csrf_token": csrf.group(1), "username": "admin", "password": "perf-password-123"}
+        assert web.post("/login", data={**data, "next": "/"}).status_code == 303
+        page = web.get(f"/projects/{server.project.id}/performance", params={"since": "1h"}).text
+    rows = dict(
+        re.findall(r'summary[^"]*">([^<]+)</a>.*?<td class="num">(\d+)</td>\s*<td class="chart">', page, re.S)
+    )
+    expected = {n: r["count"] for n, r in _rows(server).items()}
+    assert {name: int(count) for name, count in rows.items()} == expected
+    assert expected["/fast"] == 12 + 1  # the 12 requests and the readiness probe
