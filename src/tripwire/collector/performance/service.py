@@ -39,13 +39,14 @@ def table(
 ) -> list[dict[str, Any]]:
     """One row per transaction name and op (``tripwire performance``), busiest first."""
     threshold = store.apdex_threshold(project.id)
-    _res, rows = store.perf_rollups(
+    rows, hists = store.perf_table(
         project.id, since, until, environment=environment, release=release, name=transaction
     )
     minutes = (until - since) / 60
     out = []
     needle = (search or "").strip().lower()
     for stats in report.summarize(rows):
+        stats.histogram = hists.get((stats.transaction, stats.op), {})
         if needle and needle not in stats.transaction.lower():
             continue
         row = stats.to_json(threshold, minutes)

@@ -45,6 +45,8 @@ def resolution(since: float, until: float) -> int:
     """The rollup resolution that answers ``[since, until)``."""
     span = until - since
     return DAY if span > DAY_ROLLUPS_AFTER else HOUR if span > HOUR_ROLLUPS_AFTER else MINUTE
+
+
 #: Tables partitioned by day on PostgreSQL, with their partition key.
 PARTITIONED = (("perf_rollups", "bucket"), ("perf_span_ops", "bucket"), ("perf_samples", "hour"))
 # Any fixed number: the advisory lock under which PostgreSQL partitions are created.
@@ -317,6 +319,50 @@ class PerformanceMixin:
             )
             for r in rows
         ]
+
+    def perf_table(
+        self,
+        project_id: int,
+        since: float,
+        until: float,
+        *,
+        environment: str | None = None,
+        release: str | None = None,
+        name: str | None = None,
+    ) -> tuple[list[RollupRow], dict[tuple[str, str], histogram.Histogram]]:
+        res = resolution(since, until)
+        where, params = self._perf_where(project_id, res, since, until, environment, release, name)
+        with self._tx(write=False) as c:
+            rows = c.all(
+                "SELECT bucket, name, op, count, failures, duration_sum, histogram FROM perf_rollups"
+                f" WHERE {where}",
+                params,
+            )
+        # Histograms are parsed by orjson and added as dense arrays (both in C): decoding and
+        # merging thousands of dicts in Python took most of the page's time over a week.
+        totals: dict[tuple[float, str, str], list[Any]] = {}
+        dense: dict[tuple[str, str], list[int]] = {}
+        for bucket, row_name, op, count, failures, duration_sum, text in rows:
+            t = totals.get((bucket, row_name, op))
+            if t is None:
+                t = totals[(bucket, row_name, op)] = [0, 0, 0.0]
+            t[0] += count
+            t[1] += failures
+            t[2] += duration_sum
+            acc = dense.get((row_name, op))
+            if acc is None:
+                acc = dense[(row_name, op)] = histogram.dense()
+            data = _json.loads(text)
+            if isinstance(data, dict):
+                data = histogram.decode(text)
+                histogram.merge_encoded(acc, [0, *(data.get(i, 0) for i in range(max(data, default=0) + 1))])
+            else:
+                histogram.merge_encoded(acc, data)
+        out = [
+            RollupRow(float(k[0]), "", "", k[1], k[2], int(v[0]), int(v[1]), float(v[2]), {})
+            for k, v in totals.items()
+        ]
+        return out, {k: histogram.from_dense(v) for k, v in dense.items()}
 
     @staticmethod
     def _perf_where(

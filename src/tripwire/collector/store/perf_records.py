@@ -92,6 +92,20 @@ class PerformanceStore(abc.ABC):
         minute rows (or the resolution ``res`` asked for: 60, 3600 or 86400)."""
 
     @abc.abstractmethod
+    def perf_table(
+        self,
+        project_id: int,
+        since: float,
+        until: float,
+        *,
+        environment: str | None = None,
+        release: str | None = None,
+        name: str | None = None,
+    ) -> tuple[list[RollupRow], dict[tuple[str, str], Histogram]]:
+        """The Performance table's data: rows per bucket, name and op (environments and releases
+        summed, histograms empty) and the merged histogram of each (name, op)."""
+
+    @abc.abstractmethod
     def perf_span_ops(
         self,
         project_id: int,
