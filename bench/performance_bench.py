@@ -455,7 +455,7 @@ def main() -> None:
         f"{machine_line()}; `python bench/performance_bench.py --duration {args.duration:g}`. Transactions of"
         f" {SPANS} spans (gzip envelopes as sentry-sdk sends them, {NAMES} names) from 32 keep-alive"
         " connections into"
-        " `tripwire serve` (digest in its child process). Stored: digested into minute and hour rollups,"
+        " `tripwire serve` (digest in its child process). Stored: digested into minute, hour and day rollups,"
         " span-op times and samples, until the queue was empty. The 10M pre-fill writes the rollups and"
         " samples"
         " that 10M transactions over 7 days leave (50 names × 2 environments × 2 releases), directly.\n\n"
