@@ -24,6 +24,7 @@ from starlette.applications import Starlette
 from starlette.routing import BaseRoute
 
 from . import api, ingest
+from .budget import InFlightBudget
 from .config import CollectorConfig
 from .digest import Digester, digest_process_main
 from .intake import IntakeWriter
@@ -91,6 +92,8 @@ class CollectorState:
         self.writer = IntakeWriter(store, max_batch=config.intake_batch_size, on_commit=on_commit)
         self.quotas = ingest.Quotas()
         self.projects = ingest.ProjectCache(self)
+        limits = config.limits
+        self.budget = InFlightBudget(limits.max_bytes_in_flight, wait=limits.budget_wait)
         self.bootstrap: Bootstrap | None = None
 
     async def start(self) -> None:

@@ -1,0 +1,93 @@
+"""Request bodies: incremental decompression in bounded steps (gzip, deflate, br, identity).
+
+A decompression bomb is only as dangerous as the largest piece it can make the server produce at
+once: :meth:`Decoder.inflate` yields at most ``step`` bytes at a time, so the caller checks, counts
+and can pause between pieces, and never holds more than one of them.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterator
+from typing import Any
+
+import brotli
+
+#: Content-Encodings the ingest endpoints accept ("" and "identity": not compressed).
+ENCODINGS = ("", "identity", "gzip", "x-gzip", "deflate", "br")
+
+
+class DecodeError(ValueError):
+    """The body is not valid for its Content-Encoding (a 400)."""
+
+
+class UnsupportedEncoding(ValueError):
+    """A Content-Encoding the collector does not decode (a 415)."""
+
+
+def _zlib_wbits(first: bytes) -> int:
+    # "deflate" is zlib-wrapped per RFC 9110, but some clients send raw deflate.
+    wrapped = len(first) >= 2 and (first[0] & 0x0F) == 8 and ((first[0] << 8) | first[1]) % 31 == 0
+    return zlib.MAX_WBITS if wrapped else -zlib.MAX_WBITS
+
+
+class Decoder:
+    """Decompresses one body fed in pieces, never producing more than ``step`` bytes at a time."""
+
+    def __init__(self, encoding: str) -> None:
+        if encoding not in ENCODINGS:
+            raise UnsupportedEncoding(f"unsupported Content-Encoding {encoding!r}: use gzip, deflate or br")
+        self.encoding = encoding
+        self.compressed = encoding not in ("", "identity")
+        self._zlib: Any = None
+        self._brotli: Any = None
+        if encoding in ("gzip", "x-gzip"):
+            self._zlib = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        elif encoding == "br":
+            self._brotli = brotli.Decompressor()
+
+    def inflate(self, data: bytes, step: int) -> Iterator[bytes]:
+        """The decompressed output of ``data``, in pieces of at most ``step`` bytes."""
+        if not self.compressed:
+            for start in range(0, len(data), step):
+                yield data[start : start + step]
+            return
+        try:
+            if self.encoding == "deflate" and self._zlib is None:
+                self._zlib = zlib.decompressobj(_zlib_wbits(data))
+            if self._zlib is not None:
+                out = self._zlib.decompress(data, step)
+                # A full piece may leave output pending inside zlib even when all input was taken.
+                while out:
+                    yield out
+                    if len(out) < step and not self._zlib.unconsumed_tail:
+                        return
+                    out = self._zlib.decompress(self._zlib.unconsumed_tail, step)
+                return
+            out = self._brotli.process(data, output_buffer_limit=step)
+            while True:
+                if out:
+                    yield bytes(out)
+                if self._brotli.can_accept_more_data():
+                    return
+                out = self._brotli.process(b"", output_buffer_limit=step)
+        except (zlib.error, brotli.error) as exc:
+            raise DecodeError(f"could not decompress the {self.encoding} body: {exc}") from None
+
+    def finish(self) -> None:
+        """The body has ended: raise :class:`DecodeError` if the compressed stream was cut short."""
+        if self._zlib is not None and not self._zlib.eof and self.encoding != "deflate":
+            raise DecodeError(f"truncated {self.encoding} body")
+        if self._brotli is not None and not self._brotli.is_finished():
+            raise DecodeError("truncated br body")
+
+
+def decode_stored(body: bytes, encoding: str) -> bytes:
+    """Decompress a queued body that was already checked against the limits at ingest."""
+    if encoding in ("gzip", "x-gzip"):
+        return zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(body)
+    if encoding == "deflate":
+        return zlib.decompressobj(_zlib_wbits(body)).decompress(body)
+    if encoding == "br":
+        return bytes(brotli.decompress(body))
+    return body
