@@ -41,6 +41,7 @@ class Decoder:
         self.compressed = encoding not in ("", "identity")
         self._zlib: Any = None
         self._brotli: Any = None
+        self._head = b""
         if encoding in ("gzip", "x-gzip"):
             self._zlib = zlib.decompressobj(16 + zlib.MAX_WBITS)
         elif encoding == "br":
@@ -54,6 +55,12 @@ class Decoder:
             return
         try:
             if self.encoding == "deflate" and self._zlib is None:
+                # Whether it is zlib-wrapped shows in the first two bytes: wait for both.
+                data = self._head + data
+                if len(data) < 2:
+                    self._head = data
+                    return
+                self._head = b""
                 self._zlib = zlib.decompressobj(_zlib_wbits(data))
             if self._zlib is not None:
                 out = self._zlib.decompress(data, step)
@@ -64,11 +71,13 @@ class Decoder:
                         return
                     out = self._zlib.decompress(self._zlib.unconsumed_tail, step)
                 return
+            # brotli rounds the limit up to its own block size and may keep output pending while
+            # it says it can take more input: drain until a call produces nothing.
             out = self._brotli.process(data, output_buffer_limit=step)
-            while True:
-                if out:
-                    yield bytes(out)
-                if self._brotli.can_accept_more_data():
+            while out:
+                for start in range(0, len(out), step):
+                    yield bytes(out[start : start + step])
+                if self._brotli.is_finished():
                     return
                 out = self._brotli.process(b"", output_buffer_limit=step)
         except (zlib.error, brotli.error) as exc:
@@ -76,6 +85,8 @@ class Decoder:
 
     def finish(self) -> None:
         """The body has ended: raise :class:`DecodeError` if the compressed stream was cut short."""
+        if self._head:
+            raise DecodeError("truncated deflate body")
         if self._zlib is not None and not self._zlib.eof and self.encoding != "deflate":
             raise DecodeError(f"truncated {self.encoding} body")
         if self._brotli is not None and not self._brotli.is_finished():
