@@ -7,6 +7,7 @@ rather than a 500, and without counting it against a project.
 
 from __future__ import annotations
 
+import gzip
 import json
 import time
 import zlib
@@ -162,3 +163,15 @@ def test_a_pause_longer_than_the_header_timeout_closes_the_connection(tmp_path: 
         assert time.monotonic() - started < 2.5
     finally:
         live.stop()
+
+
+def test_a_body_that_inflates_past_the_ratio_is_refused_early(sqlite_server: LiveServer) -> None:
+    """A gzip envelope inflating 1000:1 (20 MiB of zeros in ~20 KiB) is 413 once past 1 MiB at
+    200:1; an ordinary compressed envelope with a 2 MiB attachment is accepted."""
+    bomb = gzip.compress(b'{}\n{"type": "attachment"}\n' + b"\0" * (20 * MiB))
+    response = sqlite_server.post_envelope(bomb, headers={"Content-Encoding": "gzip"})
+    assert response.status_code == 413
+    assert "times its compressed size" in response.json()["detail"]
+    lines = b"".join(b"%d INFO request served in %d ms\n" % (i, i % 97) for i in range(80_000))
+    ordinary = gzip.compress(envelope(("event", make_event()), ("attachment", lines[: 2 * MiB])))
+    assert sqlite_server.post_envelope(ordinary, headers={"Content-Encoding": "gzip"}).status_code == 200

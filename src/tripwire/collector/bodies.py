@@ -42,16 +42,25 @@ class Decoder:
         self._zlib: Any = None
         self._brotli: Any = None
         self._head = b""
+        #: Largest piece of output :meth:`inflate` produces at once.
+        self.step = 64 * 1024
+        #: Compressed bytes decoded so far (for the inflate-ratio limit).
+        self.consumed = 0
         if encoding in ("gzip", "x-gzip"):
             self._zlib = zlib.decompressobj(16 + zlib.MAX_WBITS)
         elif encoding == "br":
             self._brotli = brotli.Decompressor()
 
-    def inflate(self, data: bytes, step: int) -> Iterator[bytes]:
-        """The decompressed output of ``data``, in pieces of at most ``step`` bytes."""
+    def inflate(self, data: bytes, step: int | None = None) -> Iterator[bytes]:
+        """The decompressed output of ``data``, in pieces of at most ``step`` bytes (default:
+        :attr:`step`, which the caller may change between pieces)."""
+        if step is not None:
+            self.step = step
         if not self.compressed:
-            for start in range(0, len(data), step):
-                yield data[start : start + step]
+            while data:
+                piece, data = data[: self.step], data[self.step :]
+                self.consumed += len(piece)
+                yield piece
             return
         try:
             if self.encoding == "deflate" and self._zlib is None:
@@ -63,25 +72,32 @@ class Decoder:
                 self._head = b""
                 self._zlib = zlib.decompressobj(_zlib_wbits(data))
             if self._zlib is not None:
-                out = self._zlib.decompress(data, step)
+                out = self._zlib_step(data)
                 # A full piece may leave output pending inside zlib even when all input was taken.
                 while out:
+                    full = len(out) >= self.step
                     yield out
-                    if len(out) < step and not self._zlib.unconsumed_tail:
+                    if not full and not self._zlib.unconsumed_tail:
                         return
-                    out = self._zlib.decompress(self._zlib.unconsumed_tail, step)
+                    out = self._zlib_step(self._zlib.unconsumed_tail)
                 return
-            # brotli rounds the limit up to its own block size and may keep output pending while
-            # it says it can take more input: drain until a call produces nothing.
-            out = self._brotli.process(data, output_buffer_limit=step)
+            # brotli takes all the input at once, rounds the limit up to its own block size and
+            # may keep output pending while it says it can take more: drain until nothing comes.
+            self.consumed += len(data)
+            out = self._brotli.process(data, output_buffer_limit=self.step)
             while out:
-                for start in range(0, len(out), step):
-                    yield bytes(out[start : start + step])
+                for start in range(0, len(out), self.step):
+                    yield bytes(out[start : start + self.step])
                 if self._brotli.is_finished():
                     return
-                out = self._brotli.process(b"", output_buffer_limit=step)
+                out = self._brotli.process(b"", output_buffer_limit=self.step)
         except (zlib.error, brotli.error) as exc:
             raise DecodeError(f"could not decompress the {self.encoding} body: {exc}") from None
+
+    def _zlib_step(self, data: bytes) -> bytes:
+        out: bytes = self._zlib.decompress(data, self.step)
+        self.consumed += len(data) - len(self._zlib.unconsumed_tail)
+        return out
 
     def finish(self) -> None:
         """The body has ended: raise :class:`DecodeError` if the compressed stream was cut short."""

@@ -142,6 +142,17 @@ async def _respond(
 
 #: Largest piece of decompressed output produced at once; the event loop gets a turn between pieces.
 INFLATE_STEP = 64 * 1024
+#: Decompressed bytes below which the inflate ratio is not checked (small bodies vary too much).
+RATIO_FLOOR = 1024 * 1024
+
+
+def _check_ratio(produced: int, decoder: Decoder, limit: int) -> None:
+    if limit > 0 and produced > RATIO_FLOOR and produced > limit * decoder.consumed:
+        raise Rejection(
+            413,
+            f"decompressed body is over {limit} times its compressed size (a decompression bomb?);"
+            " send it uncompressed",
+        )
 
 
 def _declared_length(request: _Request, limit: int) -> None:
@@ -167,6 +178,7 @@ async def read_body(
     request: _Request, reservation: Reservation, *, max_compressed: int, max_size: int
 ) -> bytes:
     """The decompressed body of a small request (``/store/``), refused with 413 past a limit."""
+    max_ratio = request.app.state.collector.config.limits.max_inflate_ratio
     _declared_length(request, max_compressed)
     decoder = _decoder(request)
     received = 0
@@ -180,6 +192,7 @@ async def read_body(
                 if len(out) + len(piece) > max_size:
                     raise Rejection(413, f"decompressed body is over the {max_size} byte limit")
                 out += piece
+                _check_ratio(len(out), decoder, max_ratio)
                 await reservation.resize(len(out))
         if received:
             decoder.finish()
@@ -221,14 +234,17 @@ async def read_envelope(
                 raise Rejection(413, f"body is over the {max_compressed} byte limit")
             chunks.append(chunk)
             await reservation.resize(received + scanner.buffered)
-            for piece in decoder.inflate(chunk, INFLATE_STEP):
+            # Until the key is known, inflate no more than a header line at a time.
+            for piece in decoder.inflate(chunk, INFLATE_STEP if project else limits.max_header_size + 1):
                 produced += len(piece)
                 if produced > max_size:
                     raise Rejection(413, f"decompressed body is over the {max_size} byte limit")
+                _check_ratio(produced, decoder, limits.max_inflate_ratio)
                 if project is None and scanner.header is None and (nl := piece.find(b"\n")) >= 0:
                     # Authenticate from the first line before looking at anything after it.
                     scanner.feed(piece[: nl + 1])
                     project = await _project_from_dsn(request, state, scanner.header or {})
+                    decoder.step = INFLATE_STEP
                     piece = piece[nl + 1 :]
                 scanner.feed(piece)
                 if decoder.compressed:

@@ -1,0 +1,346 @@
+"""The collector at its maximum for a long run, and under an attack mix alongside normal traffic.
+
+A real `tripwire serve` subprocess (SQLite) and a loopback load generator (keep-alive raw HTTP/1.1,
+every event unique, gzip like the SDKs). Bounded in count and in time.
+
+1. **Sustained**: ``--connections`` clients send as fast as the collector answers for
+   ``--duration`` seconds (or ``--max-events``). Reported: events acknowledged (HTTP 200, durably
+   queued), errors, events stored once the queue is drained, lost = acknowledged - stored
+   (must be 0), and the RSS of the server and its children (at 10 % of the run, at the end, peak).
+2. **Attack mix**: the same normal traffic for ``--mix-duration`` seconds alone, then with
+   attackers beside it (tests/support/attackers.py: gzip bombs without a key and with one,
+   headers and bodies trickled a byte at a time, 15 MiB attachment envelopes at full speed), then
+   alone again. Normal traffic must keep >= 80 % of its throughput (against the mean of the two
+   quiet windows).
+
+    python bench/load_bench.py                       # 10 minutes sustained, 30 s windows
+    python bench/load_bench.py --duration 60         # a shorter run
+    python bench/load_bench.py --smoke --json        # the test suite's ~20 s version, as JSON
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gzip
+import json
+import multiprocessing
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from _harness import ROOT, machine_line, table, write_section
+from tripwire.collector.store import open_store
+
+# _harness put the repository root on sys.path; the attackers are shared with the attack tests.
+attackers_module = __import__("tests.support.attackers", fromlist=["Attackers"])
+Attackers = attackers_module.Attackers
+rss_tree_mib = attackers_module.rss_tree_mib
+MIX_KINDS = attackers_module.KINDS
+
+EVENT_TEMPLATE = json.dumps(
+    {
+        "event_id": "@@ID@@",
+        "platform": "python",
+        "level": "error",
+        "release": "shop@2.3.1",
+        "environment": "production",
+        "tags": {"region": "eu-west"},
+        "exception": {
+            "values": [
+                {
+                    "type": "LoadError",
+                    "value": "order failed",
+                    "stacktrace": {
+                        "frames": [
+                            {
+                                "module": f"app.mod_{n}",
+                                "function": f"handler_{n}",
+                                "lineno": 10 + n,
+                                "filename": f"app/mod_{n}.py",
+                                "in_app": True,
+                                "context_line": f"    result = handler_{n + 1}(request, payload)",
+                            }
+                            for n in range(20)
+                        ]
+                    },
+                }
+            ]
+        },
+    }
+).encode()
+
+
+def make_body() -> tuple[bytes, str]:
+    """A unique gzip envelope of one ~4 KB event, and its id (cheap: a template and gzip level 1)."""
+    event_id = uuid.uuid4().hex
+    payload = EVENT_TEMPLATE.replace(b"@@ID@@", event_id.encode())
+    raw = b'{"event_id": "%s"}\n{"type": "event", "length": %d}\n%s\n' % (
+        event_id.encode(),
+        len(payload),
+        payload,
+    )
+    return gzip.compress(raw, 1), event_id
+
+
+class Load:
+    """``connections`` keep-alive clients posting unique events until ``stop`` or ``max_events``."""
+
+    def __init__(self, port: int, project: int, key: str, connections: int, max_events: int) -> None:
+        self.port, self.project, self.key = port, project, key
+        self.connections, self.max_events = connections, max_events
+        self.sent = self.acked = self.errors = 0
+        self.stop = threading.Event()
+        self.window: list[float] = []  # acknowledgement times, for per-window throughput
+
+    def run(self, duration: float) -> None:
+        asyncio.run(self._run(time.monotonic() + duration))
+
+    async def _run(self, deadline: float) -> None:
+        await asyncio.gather(*(self._client(deadline) for _ in range(self.connections)))
+
+    async def _client(self, deadline: float) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
+        head = (
+            f"POST /api/{self.project}/envelope/ HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Encoding: gzip\r\n"
+            f"X-Sentry-Auth: Sentry sentry_version=7, sentry_key={self.key}\r\n"
+        )
+        try:
+            while time.monotonic() < deadline and not self.stop.is_set() and self.sent < self.max_events:
+                body, _ = make_body()
+                self.sent += 1
+                writer.write((head + f"Content-Length: {len(body)}\r\n\r\n").encode() + body)
+                header = await reader.readuntil(b"\r\n\r\n")
+                length = next(
+                    int(line.split(b":", 1)[1])
+                    for line in header.split(b"\r\n")
+                    if line.lower().startswith(b"content-length:")
+                )
+                await reader.readexactly(length)
+                if header.split(b" ", 2)[1] == b"200":
+                    self.acked += 1
+                    self.window.append(time.monotonic())
+                else:
+                    self.errors += 1
+        except (OSError, asyncio.IncompleteReadError):
+            self.errors += 1
+        finally:
+            writer.close()
+
+    def rate_between(self, start: float, end: float) -> float:
+        return sum(1 for t in self.window if start <= t < end) / (end - start)
+
+
+def serve(data_dir: str) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tripwire.collector",
+            "serve",
+            "--port",
+            "0",
+            "--json",
+            "--data-dir",
+            data_dir,
+            "--retention-max-events",
+            "0",
+            "--retention-days",
+            "0",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        cwd=ROOT,
+    )
+    assert proc.stdout is not None
+    return proc, json.loads(proc.stdout.readline())
+
+
+def sustained(duration: float, connections: int, max_events: int) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as data_dir:
+        proc, info = serve(data_dir)
+        pid, port = int(info["pid"]), int(info["url"].rstrip("/").rsplit(":", 1)[1])
+        key, project = info["dsn"].split("//", 1)[1].split("@", 1)[0], int(info["dsn"].rsplit("/", 1)[1])
+        store = open_store(f"sqlite:///{Path(data_dir) / 'tripwire.sqlite3'}")
+        try:
+            time.sleep(0.5)
+            before = store.count_events()
+            load = Load(port, project, key, connections, max_events)
+            samples: list[tuple[float, float]] = []
+            thread = threading.Thread(target=load.run, args=(duration,))
+            started = time.monotonic()
+            thread.start()
+            while thread.is_alive():
+                samples.append((time.monotonic() - started, rss_tree_mib(pid)))
+                thread.join(1.0)
+            elapsed = time.monotonic() - started
+            drain_deadline = time.monotonic() + 600
+            while store.queue_depth() > 0 and time.monotonic() < drain_deadline:
+                time.sleep(0.2)
+            stored = store.count_events() - before
+            samples.append((time.monotonic() - started, rss_tree_mib(pid)))
+        finally:
+            store.close()
+            proc.terminate()
+            proc.wait(30)
+    early = next((rss for t, rss in samples if t >= elapsed * 0.1), samples[0][1])
+    return {
+        "seconds": elapsed,
+        "sent": load.sent,
+        "acked": load.acked,
+        "acked_per_s": load.acked / elapsed,
+        "errors": load.errors,
+        "stored": stored,
+        "lost": load.acked - stored,
+        "rss_early_mib": early,
+        "rss_end_mib": samples[-1][1],
+        "rss_peak_mib": max(rss for _, rss in samples),
+    }
+
+
+MIX = {"bomb-keyless": 8, "bomb-key": 8, "slow-headers": 8, "slow-body": 8, "big-attachment": 1}
+
+
+def _attack_process(mix: dict[str, int], port: int, project: int, key: str, seconds: float, out: Any) -> None:
+    """Runs in its own process, so the attackers' CPU never slows the load generator's clients."""
+    attackers_module.bomb(b"{}\n")
+    attackers_module.bomb(b"{}\n")  # built before the clock starts (cached)
+    groups = [
+        Attackers(kind, n, port=port, project_id=project, key=key, pause=4.0).start()
+        for kind, n in mix.items()
+    ]
+    time.sleep(seconds)
+    for group in groups:
+        group.stop()
+    out.put({group.kind: dict(group.outcomes) for group in groups})
+
+
+def attack_mix(window: float, connections: int) -> dict[str, Any]:
+    ctx = multiprocessing.get_context("spawn")
+    with tempfile.TemporaryDirectory() as data_dir:
+        proc, info = serve(data_dir)
+        pid, port = int(info["pid"]), int(info["url"].rstrip("/").rsplit(":", 1)[1])
+        key, project = info["dsn"].split("//", 1)[1].split("@", 1)[0], int(info["dsn"].rsplit("/", 1)[1])
+        try:
+            time.sleep(0.5)
+            load = Load(port, project, key, connections, 10**9)
+            outcomes = ctx.Queue()
+            attackers = ctx.Process(target=_attack_process, args=(MIX, port, project, key, window, outcomes))
+            thread = threading.Thread(target=load.run, args=(3 * window,))
+            t0 = time.monotonic()
+            thread.start()
+            time.sleep(window - 1.0)
+            attackers.start()  # about a second to start and build its payloads
+            time.sleep(1.0)
+            t1 = time.monotonic()
+            peak = rss_tree_mib(pid)
+            while time.monotonic() < t1 + window:
+                peak = max(peak, rss_tree_mib(pid))
+                time.sleep(0.5)
+            t2 = time.monotonic()
+            attacks = outcomes.get(timeout=60)
+            attackers.join(30)
+            thread.join()
+            t3 = time.monotonic()
+        finally:
+            proc.terminate()
+            proc.wait(30)
+    quiet = (load.rate_between(t0, t0 + window - 1.0) + load.rate_between(t2 + 1.0, t3)) / 2
+    attacked = load.rate_between(t1, t2)
+    return {
+        "window": window,
+        "quiet_per_s": quiet,
+        "attacked_per_s": attacked,
+        "ratio": attacked / quiet if quiet else 0.0,
+        "errors": load.errors,
+        "rss_peak_mib": peak,
+        "attacks": attacks,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--duration", type=float, default=600.0, help="seconds of sustained load")
+    parser.add_argument("--max-events", type=int, default=2_000_000, help="events sent at most")
+    parser.add_argument("--mix-duration", type=float, default=30.0, help="seconds of each attack-mix window")
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--smoke", action="store_true", help="the short version the test suite runs")
+    parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    parser.add_argument("--no-write", action="store_true", help="do not write bench/RESULTS.md")
+    args = parser.parse_args()
+    if args.smoke:
+        args.duration, args.mix_duration, args.connections, args.no_write = 5.0, 4.0, 8, True
+    load = sustained(args.duration, args.connections, args.max_events)
+    mix = attack_mix(args.mix_duration, args.connections)
+    if args.json:
+        print(json.dumps({"sustained": load, "mix": mix}))
+    body = "\n\n".join(
+        [
+            f"`bench/load_bench.py --duration {args.duration:.0f} --mix-duration {args.mix_duration:.0f}"
+            f" --connections {args.connections}` — {machine_line()}. A real `tripwire serve` (SQLite,"
+            " digest in its child process) and a loopback load generator of keep-alive clients sending"
+            " unique ~4 KB gzip events as fast as they are answered; the machine is shared, so rates vary"
+            " with other jobs. *lost* = acknowledged (HTTP 200) - stored once the queue is drained."
+            " *RSS* is the server and its children.",
+            table(
+                [
+                    "run",
+                    "seconds",
+                    "acknowledged",
+                    "ack/s",
+                    "errors",
+                    "stored",
+                    "lost",
+                    "RSS at 10 % MiB",
+                    "RSS at end MiB",
+                    "RSS peak MiB",
+                ],
+                [
+                    [
+                        "sustained",
+                        load["seconds"],
+                        load["acked"],
+                        load["acked_per_s"],
+                        load["errors"],
+                        load["stored"],
+                        load["lost"],
+                        load["rss_early_mib"],
+                        load["rss_end_mib"],
+                        load["rss_peak_mib"],
+                    ]
+                ],
+            ),
+            "Attack mix: the same normal traffic alone, then beside attackers ("
+            + ", ".join(f"{n} × {kind}" for kind, n in MIX.items())
+            + f"), then alone again, {args.mix_duration:.0f} s each. Target: normal traffic keeps ≥ 80 %"
+            " of its quiet throughput (the mean of the two quiet windows).",
+            table(
+                ["quiet ack/s", "under attack ack/s", "kept", "errors", "RSS peak MiB", "attack requests"],
+                [
+                    [
+                        mix["quiet_per_s"],
+                        mix["attacked_per_s"],
+                        f"{mix['ratio'] * 100:.0f} %",
+                        mix["errors"],
+                        mix["rss_peak_mib"],
+                        ", ".join(f"{k} {v}" for k, v in mix["attacks"].items()),
+                    ]
+                ],
+            ),
+        ]
+    )
+    if not args.no_write:
+        write_section("Collector under sustained load and under attack", body)
+    if not args.json:
+        print(body)
+
+
+if __name__ == "__main__":
+    main()
