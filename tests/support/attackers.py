@@ -63,10 +63,20 @@ class Attackers:
     """``count`` threads of attack ``kind`` against ``url`` (project ``project_id``, key ``key``)."""
 
     def __init__(
-        self, kind: str, count: int, *, port: int, project_id: int, key: str, pause: float = 5.0
+        self,
+        kind: str,
+        count: int,
+        *,
+        port: int,
+        project_id: int,
+        key: str,
+        pause: float = 5.0,
+        rate: float | None = None,
     ) -> None:
         assert kind in KINDS, kind
         self.kind, self.port, self.project_id, self.key, self.pause = kind, port, project_id, key, pause
+        #: Attempts per second per thread at most (None: as fast as the server answers).
+        self.rate = rate
         self.outcomes: Counter[str] = Counter()
         self.attempts = 0
         self._stop = threading.Event()
@@ -89,12 +99,16 @@ class Attackers:
             self.outcomes[outcome] += 1
 
     def _run(self) -> None:
+        next_at = time.monotonic()
         while not self._stop.is_set():
             try:
                 outcome = self._once()
             except OSError as exc:
                 outcome = type(exc).__name__
             self._note(outcome)
+            if self.rate:
+                next_at += 1.0 / self.rate
+                self._stop.wait(max(0.0, next_at - time.monotonic()))
 
     def _head(self, length: int, extra: str = "") -> bytes:
         return (
