@@ -249,3 +249,19 @@ def test_serve_takes_the_limits_from_its_flags(tmp_path: Path) -> None:
         assert time.monotonic() - started < 1.5
     finally:
         proc.stop()
+
+
+def test_every_serve_flag_is_documented() -> None:
+    """Each option of `tripwire serve` appears in docs/collector.md, limits with their defaults."""
+    import argparse
+
+    from tripwire.collector.cli import _LIMIT_FLAGS, build_parser
+
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "collector.md").read_text()
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    serve = sub.choices["serve"]
+    flags = [opt for action in serve._actions for opt in action.option_strings if opt.startswith("--")]
+    missing = [flag for flag in flags if flag not in docs and flag != "--help"]
+    assert not missing, missing
+    for flag, _field, _kind, _what in _LIMIT_FLAGS:
+        assert f"`{flag}" in docs, flag

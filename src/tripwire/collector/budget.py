@@ -34,8 +34,8 @@ class InFlightBudget:
         return Reservation(self)
 
     def _has_room(self, more: int) -> bool:
-        # A request that holds nothing yet always gets its first bytes if the budget is not
-        # already over: a single body larger than the whole budget is for the size limits to refuse.
+        # A body larger than the whole budget never fits: keep the budget well above
+        # max_envelope_compressed (a body is counted twice for the moment it is joined).
         return self.limit <= 0 or self.used + more <= self.limit
 
     async def _take(self, more: int) -> None:
