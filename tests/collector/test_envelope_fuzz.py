@@ -108,32 +108,32 @@ def chunkings(body: bytes) -> st.SearchStrategy[list[bytes]]:
 # -- the reference: the whole-body parser plus the checks ingest made before streaming ----------------
 
 
-def reference(body: bytes) -> tuple[str, int, Any]:
-    """("ok", quota items, event_id) or ("400"/"413", 0, None)."""
+def reference(body: bytes) -> tuple[str, int, Any, int]:
+    """("ok", quota items, event_id, attachments) or ("400"/"413", 0, None, 0)."""
     try:
         header, items = parse_envelope(body, max_header=LIMITS["max_header"], max_items=LIMITS["max_items"])
     except EnvelopeError:
-        return "400", 0, None
+        return "400", 0, None, 0
     quota = 0
     for it in items:
         if it.type in QUOTA:
             quota += 1
             if len(it.payload) > LIMITS["max_event_size"]:
-                return "413", 0, None
+                return "413", 0, None, 0
             if it.type == "event":
                 try:
                     payload = _json.loads(it.payload)
                 except ValueError:
-                    return "400", 0, None
+                    return "400", 0, None, 0
                 if not isinstance(payload, dict):
-                    return "400", 0, None
+                    return "400", 0, None, 0
                 header.setdefault("event_id", payload.get("event_id"))
         elif it.type == "attachment" and len(it.payload) > LIMITS["max_attachment_size"]:
-            return "413", 0, None
-    return "ok", quota, header.get("event_id")
+            return "413", 0, None, 0
+    return "ok", quota, header.get("event_id"), sum(1 for it in items if it.type == "attachment")
 
 
-def scan(chunks: list[bytes]) -> tuple[str, int, Any]:
+def scan(chunks: list[bytes]) -> tuple[str, int, Any, int]:
     scanner = EnvelopeScanner(**LIMITS, quota_types=QUOTA)
     try:
         for chunk in chunks:
@@ -141,10 +141,10 @@ def scan(chunks: list[bytes]) -> tuple[str, int, Any]:
             assert scanner.buffered <= LIMITS["max_header"] + LIMITS["max_event_size"] + max(map(len, chunks))
         header = scanner.finish()
     except ItemTooLarge:
-        return "413", 0, None
+        return "413", 0, None, 0
     except EnvelopeError:
-        return "400", 0, None
-    return "ok", scanner.quota_items, header.get("event_id")
+        return "400", 0, None, 0
+    return "ok", scanner.quota_items, header.get("event_id"), scanner.attachments
 
 
 # -- against the parser ----------------------------------------------------------------------------------

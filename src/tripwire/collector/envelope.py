@@ -120,6 +120,8 @@ class EnvelopeScanner:
         self.header: dict[str, Any] | None = None
         #: Items that count against the event quota.
         self.quota_items = 0
+        #: Attachment items (for the attachment budget, without a second look at the body).
+        self.attachments = 0
         self.items = 0
         self._state = _HEADER
         self._line = bytearray()
@@ -254,6 +256,8 @@ class EnvelopeScanner:
             raise EnvelopeError(f"more than {self.max_items} items in one envelope")
         if self._type in self.quota_types:
             self.quota_items += 1
+        elif self._type == "attachment":
+            self.attachments += 1
         if self._event is not None:
             event, self._event = bytes(self._event), None
             try:
