@@ -278,6 +278,46 @@ def attack_mix(window: float, connections: int) -> dict[str, Any]:
     }
 
 
+def sustained_section(args: argparse.Namespace, load: dict[str, Any]) -> str:
+    headers = ["seconds", "acknowledged", "ack/s", "errors", "stored", "lost"]
+    headers += ["RSS at 10 % MiB", "RSS at end MiB", "RSS peak MiB"]
+    keys = ["seconds", "acked", "acked_per_s", "errors", "stored", "lost"]
+    keys += ["rss_early_mib", "rss_end_mib", "rss_peak_mib"]
+    return (
+        f"`bench/load_bench.py --only sustained --duration {args.duration:.0f} --connections"
+        f" {args.connections}` — {machine_line()}. A real `tripwire serve` (SQLite, digest in its child"
+        " process) and a loopback load generator of keep-alive clients sending unique ~4 KB gzip events"
+        " as fast as they are answered; the machine is shared, so rates vary with other jobs. *lost* ="
+        " acknowledged (HTTP 200) - stored once the queue is drained. *RSS* is the server and its"
+        " children.\n\n" + table(headers, [[load[k] for k in keys]])
+    )
+
+
+def mix_section(args: argparse.Namespace, mix: dict[str, Any]) -> str:
+    attackers = ", ".join(
+        f"{n} × {kind}" + (f" at {rate:g}/s each" if rate else " (held open)")
+        for kind, (n, rate) in MIX.items()
+    )
+    row = [
+        mix["quiet_per_s"],
+        mix["attacked_per_s"],
+        f"{mix['ratio'] * 100:.0f} %",
+        mix["errors"],
+        mix["rss_peak_mib"],
+        "; ".join(f"{k}: {v}" for k, v in mix["attacks"].items()),
+    ]
+    return (
+        f"`bench/load_bench.py --only mix --mix-duration {args.mix_duration:.0f} --connections"
+        f" {args.connections}` — {machine_line()}. The same normal traffic alone, then beside attackers"
+        f" ({attackers}; from a separate process), then alone again, {args.mix_duration:.0f} s each."
+        " Target: normal traffic keeps ≥ 80 % of its quiet throughput (the mean of the two quiet"
+        " windows). *attack requests*: what each attacker got back (*held*: still waiting when stopped).\n\n"
+        + table(
+            ["quiet ack/s", "under attack ack/s", "kept", "errors", "RSS peak MiB", "attack requests"], [row]
+        )
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -286,78 +326,28 @@ def main() -> None:
     parser.add_argument("--max-events", type=int, default=2_000_000, help="events sent at most")
     parser.add_argument("--mix-duration", type=float, default=30.0, help="seconds of each attack-mix window")
     parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--only", choices=["sustained", "mix"], help="run one of the two parts")
     parser.add_argument("--smoke", action="store_true", help="the short version the test suite runs")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.add_argument("--no-write", action="store_true", help="do not write bench/RESULTS.md")
     args = parser.parse_args()
     if args.smoke:
         args.duration, args.mix_duration, args.connections, args.no_write = 3.0, 3.5, 8, True
-    load = sustained(args.duration, args.connections, args.max_events)
-    mix = attack_mix(args.mix_duration, args.connections)
+    results: dict[str, Any] = {}
+    sections: list[tuple[str, str]] = []
+    if args.only in (None, "sustained"):
+        results["sustained"] = sustained(args.duration, args.connections, args.max_events)
+        sections.append(("Collector under sustained load", sustained_section(args, results["sustained"])))
+    if args.only in (None, "mix"):
+        results["mix"] = attack_mix(args.mix_duration, args.connections)
+        sections.append(("Collector under attack, beside normal traffic", mix_section(args, results["mix"])))
     if args.json:
-        print(json.dumps({"sustained": load, "mix": mix}))
-    body = "\n\n".join(
-        [
-            f"`bench/load_bench.py --duration {args.duration:.0f} --mix-duration {args.mix_duration:.0f}"
-            f" --connections {args.connections}` — {machine_line()}. A real `tripwire serve` (SQLite,"
-            " digest in its child process) and a loopback load generator of keep-alive clients sending"
-            " unique ~4 KB gzip events as fast as they are answered; the machine is shared, so rates vary"
-            " with other jobs. *lost* = acknowledged (HTTP 200) - stored once the queue is drained."
-            " *RSS* is the server and its children.",
-            table(
-                [
-                    "run",
-                    "seconds",
-                    "acknowledged",
-                    "ack/s",
-                    "errors",
-                    "stored",
-                    "lost",
-                    "RSS at 10 % MiB",
-                    "RSS at end MiB",
-                    "RSS peak MiB",
-                ],
-                [
-                    [
-                        "sustained",
-                        load["seconds"],
-                        load["acked"],
-                        load["acked_per_s"],
-                        load["errors"],
-                        load["stored"],
-                        load["lost"],
-                        load["rss_early_mib"],
-                        load["rss_end_mib"],
-                        load["rss_peak_mib"],
-                    ]
-                ],
-            ),
-            "Attack mix: the same normal traffic alone, then beside attackers ("
-            + ", ".join(
-                f"{n} × {kind}" + (f" at {rate:g}/s each" if rate else " (held open)")
-                for kind, (n, rate) in MIX.items()
-            )
-            + f"), then alone again, {args.mix_duration:.0f} s each. Target: normal traffic keeps ≥ 80 %"
-            " of its quiet throughput (the mean of the two quiet windows).",
-            table(
-                ["quiet ack/s", "under attack ack/s", "kept", "errors", "RSS peak MiB", "attack requests"],
-                [
-                    [
-                        mix["quiet_per_s"],
-                        mix["attacked_per_s"],
-                        f"{mix['ratio'] * 100:.0f} %",
-                        mix["errors"],
-                        mix["rss_peak_mib"],
-                        ", ".join(f"{k} {v}" for k, v in mix["attacks"].items()),
-                    ]
-                ],
-            ),
-        ]
-    )
-    if not args.no_write:
-        write_section("Collector under sustained load and under attack", body)
-    if not args.json:
-        print(body)
+        print(json.dumps(results))
+    for title, body in sections:
+        if not args.no_write:
+            write_section(title, body)
+        if not args.json:
+            print(f"## {title}\n\n{body}\n")
 
 
 if __name__ == "__main__":

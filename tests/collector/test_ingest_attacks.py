@@ -166,7 +166,7 @@ def test_a_pause_longer_than_the_header_timeout_closes_the_connection(tmp_path: 
 
 
 def test_a_body_that_inflates_past_the_ratio_is_refused_early(sqlite_server: LiveServer) -> None:
-    """A gzip envelope inflating 1000:1 (20 MiB of zeros in ~20 KiB) is 413 once past 1 MiB at
+    """A gzip envelope inflating 1000:1 (20 MiB of zeros in ~20 KiB) is 413 once past 256 KiB at
     200:1; an ordinary compressed envelope with a 2 MiB attachment is accepted."""
     bomb = gzip.compress(b'{}\n{"type": "attachment"}\n' + b"\0" * (20 * MiB))
     response = sqlite_server.post_envelope(bomb, headers={"Content-Encoding": "gzip"})

@@ -54,7 +54,7 @@ _LIMIT_FLAGS: list[tuple[str, str, type, str]] = [
     ("--max-event-size", "max_event_size", int, "bytes of one event item or /store/ body"),
     ("--max-store-compressed", "max_store_compressed", int, "bytes of one /store/ body on the wire"),
     ("--max-attachment-size", "max_attachment_size", int, "bytes of one attachment"),
-    ("--max-inflate-ratio", "max_inflate_ratio", int, "decompressed:compressed bytes past 1 MiB (0: none)"),
+    ("--max-inflate-ratio", "max_inflate_ratio", int, "decompressed:compressed bytes past 256 KiB (0: none)"),
     ("--max-bytes-in-flight", "max_bytes_in_flight", int, "body bytes all ingest requests hold (0: none)"),
     ("--header-timeout", "header_timeout", float, "seconds to send a request's headers"),
     ("--max-request-header-size", "max_request_header_size", int, "bytes of a request's headers"),

@@ -35,7 +35,7 @@ class Limits:
     max_session_items: int = 100
     #: Items of any kind per envelope.
     max_items: int = 1000
-    #: Decompressed bytes per compressed byte a body may reach once past 1 MiB decompressed
+    #: Decompressed bytes per compressed byte a body may reach once past 256 KiB decompressed
     #: (0: no limit). JSON compresses about 5-20:1; a bomb of zeros 1000:1. Without this, a DSN
     #: holder makes the server inflate up to ``max_envelope_size`` per small request.
     max_inflate_ratio: int = 200

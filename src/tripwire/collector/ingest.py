@@ -143,7 +143,7 @@ async def _respond(
 #: Largest piece of decompressed output produced at once; the event loop gets a turn between pieces.
 INFLATE_STEP = 64 * 1024
 #: Decompressed bytes below which the inflate ratio is not checked (small bodies vary too much).
-RATIO_FLOOR = 1024 * 1024
+RATIO_FLOOR = 256 * 1024
 
 
 def _check_ratio(produced: int, decoder: Decoder, limit: int) -> None:
