@@ -402,13 +402,13 @@ async def _ingest(request: _Request, endpoint: str, reservation: Reservation) ->
             body,
         )
         kind = "envelope"
-        quota_items = 1
+        quota_items, attachments = 1, 0
         envelope_event_id: str | None = event_id
     else:
         body, encoding, scanner, project = await read_envelope(request, state, reservation, project)
         assert scanner.header is not None
         envelope_event_id = normalize_event_id(scanner.header.get("event_id"))
-        quota_items = scanner.quota_items
+        quota_items, attachments = scanner.quota_items, scanner.attachments
         # A compressed body is queued as it came: a quarter of the bytes to write and fsync.
         # The digest decompresses it again; it was checked against the limits above.
         kind = f"envelope:{encoding}" if encoding else "envelope"
@@ -424,6 +424,9 @@ async def _ingest(request: _Request, endpoint: str, reservation: Reservation) ->
             f"project quota of {quota} events per minute exceeded",
             {"Retry-After": str(retry), "X-Sentry-Rate-Limits": f"{retry}:{_RATE_CATEGORIES}:project:quota"},
         )
+    refusal = await state.attachment_quota.check(project, body, kind, attachments)
+    if refusal is not None:
+        raise Rejection(429, refusal.message, refusal.headers)
     if state.writer.backlog + state.writer.in_flight >= state.config.max_backlog:
         state.writer.count(project.id, "envelope", "backlog_full")
         raise Rejection(
