@@ -265,3 +265,16 @@ def test_every_serve_flag_is_documented() -> None:
     assert not missing, missing
     for flag, _field, _kind, _what in _LIMIT_FLAGS:
         assert f"`{flag}" in docs, flag
+
+
+def test_oversized_headers_of_a_second_request_on_the_connection_get_431(strict_server: LiveServer) -> None:
+    """The header size cap holds for every request on a keep-alive connection, not just the first."""
+    client = RawClient(strict_server.port)
+    client.send(request_head("/api/0/health/", method="GET"))
+    status, _ = client.response(timeout=3)
+    assert status == 200
+    pad = "".join(f"X-Pad-{i}: {'a' * 1000}\r\n" for i in range(12))
+    client.send(f"GET /api/0/health/ HTTP/1.1\r\nHost: x\r\n{pad}".encode())
+    status, _ = client.response(timeout=3)
+    client.close()
+    assert status == 431

@@ -65,6 +65,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().connection_made(transport)
         self._header_bytes = 0
         self._in_headers = True
+        self._in_body = False
         self._header_timer: asyncio.TimerHandle | None = None
         self._pace: BodyPace | None = None
         self._pace_timer: asyncio.TimerHandle | None = None
@@ -75,7 +76,9 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
-        if self._in_headers:
+        # Outside a body every byte belongs to some request's line and headers (the first bytes
+        # of the next request on a keep-alive connection too, before the parser says it began).
+        if not self._in_body:
             self._header_bytes += len(data)
         super().data_received(data)
         if self._in_headers and self._header_bytes > self.limits.max_request_header_size:
@@ -89,6 +92,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._in_headers = False
+        self._in_body = True
         self._header_bytes = 0
         if self._header_timer is not None:
             self._header_timer.cancel()
@@ -105,6 +109,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().on_body(body)
 
     def on_message_complete(self) -> None:
+        self._in_body = False
         self._stop_pace()
         super().on_message_complete()
 
