@@ -34,14 +34,11 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from _harness import ROOT, machine_line, table, write_section
+from _harness import ROOT, machine_line, table, write_section  # puts the repository on sys.path
 from tripwire.collector.store import open_store
 
-# _harness put the repository root on sys.path; the attackers are shared with the attack tests.
-attackers_module = __import__("tests.support.attackers", fromlist=["Attackers"])
-Attackers = attackers_module.Attackers
-rss_tree_mib = attackers_module.rss_tree_mib
-MIX_KINDS = attackers_module.KINDS
+# isort: split
+from tests.support.attackers import Attackers, bomb, rss_tree_mib
 
 EVENT_TEMPLATE = json.dumps(
     {
@@ -220,7 +217,7 @@ def _attack_process(
     """Runs in its own process, so the attackers' CPU never slows the load generator's clients."""
     # Built before the clock starts (cached).
     for first in ({}, {"dsn": f"http://{key}@127.0.0.1:{port}/{project}"}):
-        attackers_module.bomb(json.dumps(first).encode() + b"\n")
+        bomb(json.dumps(first).encode() + b"\n")
     groups = [
         Attackers(kind, n, port=port, project_id=project, key=key, pause=4.0, rate=rate).start()
         for kind, (n, rate) in mix.items()
