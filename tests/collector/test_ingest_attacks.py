@@ -175,3 +175,33 @@ def test_a_body_that_inflates_past_the_ratio_is_refused_early(sqlite_server: Liv
     lines = b"".join(b"%d INFO request served in %d ms\n" % (i, i % 97) for i in range(80_000))
     ordinary = gzip.compress(envelope(("event", make_event()), ("attachment", lines[: 2 * MiB])))
     assert sqlite_server.post_envelope(ordinary, headers={"Content-Encoding": "gzip"}).status_code == 200
+
+
+def test_a_flood_of_made_up_keys_reloads_the_projects_once_at_a_time(sqlite_server: LiveServer) -> None:
+    """60 concurrent requests with unknown keys are all 403 and cause at most a few project
+    reloads (one at a time, at most one a second), not one query each."""
+    import threading
+
+    calls = []
+    real = sqlite_server.store.list_projects
+
+    def counted() -> list[object]:
+        calls.append(time.monotonic())
+        time.sleep(0.05)  # a slow database makes overlapping reloads likely
+        return real()  # type: ignore[return-value]
+
+    sqlite_server.store.list_projects = counted  # type: ignore[method-assign]
+    time.sleep(1.1)  # past the once-a-second reload guard
+    statuses: list[int] = []
+
+    def attack(i: int) -> None:
+        response = sqlite_server.post_envelope(envelope(("event", make_event())), key=f"{i:032x}")
+        statuses.append(response.status_code)
+
+    threads = [threading.Thread(target=attack, args=(i,)) for i in range(60)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert statuses == [403] * 60
+    assert len(calls) <= 3, len(calls)

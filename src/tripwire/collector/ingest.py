@@ -307,6 +307,7 @@ class ProjectCache:
         self._by_key: dict[str, Project] = {}
         self._loaded = 0.0
         self._lock = threading.Lock()
+        self._reloading: asyncio.Task[None] | None = None
 
     def _reload(self) -> None:
         projects = self.state.store.list_projects()
@@ -318,9 +319,17 @@ class ProjectCache:
         project = self._by_key.get(key)
         age = time.monotonic() - self._loaded
         if (project is None and age > 1.0) or age > 30.0:
-            await anyio.to_thread.run_sync(self._reload)
+            # One reload at a time, however many requests with unknown keys arrive meanwhile
+            # (a flood of made-up keys must not become a flood of queries); shielded, so that a
+            # client going away does not cancel it for the others.
+            if self._reloading is None or self._reloading.done():
+                self._reloading = asyncio.get_running_loop().create_task(self._reload_async())
+            await asyncio.shield(self._reloading)
             project = self._by_key.get(key)
         return project
+
+    async def _reload_async(self) -> None:
+        await anyio.to_thread.run_sync(self._reload)
 
     def invalidate(self) -> None:
         self._loaded = 0.0
