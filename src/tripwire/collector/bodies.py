@@ -57,8 +57,10 @@ class Decoder:
         if step is not None:
             self.step = step
         if not self.compressed:
-            while data:
-                piece, data = data[: self.step], data[self.step :]
+            pos = 0
+            while pos < len(data):
+                piece = data[pos : pos + self.step] if pos or len(data) > self.step else data
+                pos += len(piece)
                 self.consumed += len(piece)
                 yield piece
             return

@@ -154,7 +154,7 @@ class EnvelopeScanner:
                 self._end_line()
             elif state == _PAYLOAD_LEN:
                 take = min(self._remaining, end - pos)
-                self._payload(data[pos : pos + take])
+                self._payload(data, pos, pos + take)
                 self._remaining -= take
                 pos += take
                 if self._remaining == 0:
@@ -167,7 +167,7 @@ class EnvelopeScanner:
             else:  # _PAYLOAD_LINE
                 nl = data.find(b"\n", pos)
                 stop = end if nl < 0 else nl
-                self._payload(data[pos:stop])
+                self._payload(data, pos, stop)
                 if nl < 0:
                     return
                 pos = nl + 1
@@ -245,11 +245,12 @@ class EnvelopeScanner:
                 f"attachment of {size} bytes is over the {self.max_attachment_size} byte limit"
             )
 
-    def _payload(self, piece: bytes) -> None:
-        self._size += len(piece)
+    def _payload(self, data: bytes, start: int, stop: int) -> None:
+        # Only an event's payload is kept; the others are only counted (no copy).
+        self._size += stop - start
         self._check_size(self._size)
         if self._event is not None:
-            self._event += piece
+            self._event += data[start:stop]
 
     def _end_item(self) -> None:
         if self.items > self.max_items:
