@@ -25,6 +25,7 @@ import asyncio
 import gzip
 import json
 import multiprocessing
+import os
 import subprocess
 import sys
 import tempfile
@@ -159,6 +160,7 @@ def serve(data_dir: str) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
 
 
 def sustained(duration: float, connections: int, max_events: int) -> dict[str, Any]:
+    load_average = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as data_dir:
         proc, info = serve(data_dir)
         pid, port = int(info["pid"]), int(info["url"].rstrip("/").rsplit(":", 1)[1])
@@ -187,6 +189,7 @@ def sustained(duration: float, connections: int, max_events: int) -> dict[str, A
             proc.wait(30)
     early = next((rss for t, rss in samples if t >= elapsed * 0.1), samples[0][1])
     return {
+        "load": load_average,
         "seconds": elapsed,
         "sent": load.sent,
         "acked": load.acked,
@@ -233,6 +236,7 @@ def _attack_process(
 
 
 def attack_mix(window: float, connections: int) -> dict[str, Any]:
+    load_average = os.getloadavg()[0]
     ctx = multiprocessing.get_context("spawn")
     with tempfile.TemporaryDirectory() as data_dir:
         proc, info = serve(data_dir)
@@ -265,6 +269,7 @@ def attack_mix(window: float, connections: int) -> dict[str, Any]:
     quiet = (load.rate_between(t0, t0 + window - 1.0) + load.rate_between(t2 + 1.0, t3)) / 2
     attacked = load.rate_between(t1, t2)
     return {
+        "load": load_average,
         "window": window,
         "quiet_per_s": quiet,
         "attacked_per_s": attacked,
@@ -282,10 +287,11 @@ def sustained_section(args: argparse.Namespace, load: dict[str, Any]) -> str:
     keys += ["rss_early_mib", "rss_end_mib", "rss_peak_mib"]
     return (
         f"`bench/load_bench.py --only sustained --duration {args.duration:.0f} --connections"
-        f" {args.connections}` — {machine_line()}. A real `tripwire serve` (SQLite, digest in its child"
-        " process) and a loopback load generator of keep-alive clients sending unique ~4 KB gzip events"
-        " as fast as they are answered; the machine is shared, so rates vary with other jobs. *lost* ="
-        " acknowledged (HTTP 200) - stored once the queue is drained. *RSS* is the server and its"
+        f" {args.connections}` — {machine_line()}, load average {load['load']:.1f} at the start. A real"
+        " `tripwire serve` (SQLite, digest in its child process) and a loopback load generator of"
+        " keep-alive clients sending unique ~4 KB gzip events as fast as they are answered; the"
+        " machine is shared, so rates vary with other jobs. *lost* = acknowledged (HTTP 200) -"
+        " stored once the queue is drained. *RSS* is the server and its"
         " children.\n\n" + table(headers, [[load[k] for k in keys]])
     )
 
@@ -305,7 +311,8 @@ def mix_section(args: argparse.Namespace, mix: dict[str, Any]) -> str:
     ]
     return (
         f"`bench/load_bench.py --only mix --mix-duration {args.mix_duration:.0f} --connections"
-        f" {args.connections}` — {machine_line()}. The same normal traffic alone, then beside attackers"
+        f" {args.connections}` — {machine_line()}, load average {mix['load']:.1f} at the start. The same"
+        " normal traffic alone, then beside attackers"
         f" ({attackers}; from a separate process), then alone again, {args.mix_duration:.0f} s each."
         " Target: normal traffic keeps ≥ 80 % of its quiet throughput (the mean of the two quiet"
         " windows). *attack requests*: what each attacker got back (*held*: still waiting when stopped).\n\n"
