@@ -4,7 +4,8 @@
   its hash); it is HttpOnly, SameSite=Lax, and Secure when the page was served over HTTPS.
 - Every POST carries a CSRF token. Logged in, it is an HMAC of the session token, so it needs no
   storage and dies with the session; on the login form (no session yet) it is a double-submit cookie.
-- Failed logins are throttled per client address so the password cannot be guessed at full speed.
+- Failed logins are throttled per client address and per account (:class:`LoginThrottle`), so a
+  password cannot be guessed at full speed from one address or from many.
 """
 
 from __future__ import annotations
@@ -148,41 +149,83 @@ def _dispatch(state: Any, handler: PageHandler, request: Request, form: dict[str
     return handler(page)
 
 
-class LoginThrottle:
-    """Counts failed logins per client address and refuses more than ``limit`` per ``window``."""
+@dataclasses.dataclass(frozen=True)
+class Slot:
+    """One login attempt admitted by :meth:`LoginThrottle.acquire`, still pending its check."""
 
-    def __init__(self, limit: int = 20, window: float = 600.0, max_clients: int = 10_000) -> None:
+    keys: tuple[str, ...]
+    at: float
+
+
+class LoginThrottle:
+    """Refuses logins once an address or an account has ``limit`` failed or pending attempts in
+    the last ``window`` seconds.
+
+    A slot is taken *before* the password is checked (so racing requests cannot all pass the
+    check before any failure is counted), turned into a failure when the password is wrong and
+    given back when it is right. A success never forgets earlier failures, of its own account or
+    of anyone else's: an attacker holding a low-privilege account cannot reset the count of the
+    address by logging in between guesses. Counts are kept per address and per account name
+    (lower-cased), so spreading guesses over many addresses does not help either.
+    """
+
+    def __init__(
+        self,
+        limit: int = 20,
+        window: float = 600.0,
+        max_keys: int = 20_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.limit = limit
         self.window = window
-        self.max_clients = max_clients
-        self._failures: collections.OrderedDict[str, list[float]] = collections.OrderedDict()
+        self.max_keys = max_keys
+        self._clock = clock
+        # key -> times of failures and pending attempts, oldest first (at most ``limit`` kept).
+        self._attempts: collections.OrderedDict[str, list[float]] = collections.OrderedDict()
         self._lock = threading.Lock()
 
-    def blocked(self, client: str, now: float | None = None) -> bool:
-        """True if ``client`` failed too often recently."""
-        now = time.monotonic() if now is None else now
-        with self._lock:
-            recent = [t for t in self._failures.get(client, ()) if now - t < self.window]
-            if recent:
-                self._failures[client] = recent
-            else:
-                self._failures.pop(client, None)
-            return len(recent) >= self.limit
+    @staticmethod
+    def keys(address: str, username: str) -> tuple[str, str]:
+        return f"addr:{address}", f"user:{username.strip().lower()}"
 
-    def failed(self, client: str, now: float | None = None) -> None:
-        """Record one failed login of ``client``."""
-        now = time.monotonic() if now is None else now
-        with self._lock:
-            self._failures.setdefault(client, []).append(now)
-            self._failures.move_to_end(client)
-            # Bounded memory: forget the clients that failed longest ago.
-            while len(self._failures) > self.max_clients:
-                self._failures.popitem(last=False)
+    def _recent(self, key: str, now: float) -> list[float]:
+        recent = [t for t in self._attempts.get(key, ()) if now - t < self.window]
+        if recent:
+            self._attempts[key] = recent
+        else:
+            self._attempts.pop(key, None)
+        return recent
 
-    def succeeded(self, client: str) -> None:
-        """Forget the failures of ``client``."""
+    def acquire(self, address: str, username: str) -> Slot | None:
+        """A slot for one password check, or None when the address or the account is locked."""
+        now = self._clock()
+        keys = self.keys(address, username)
         with self._lock:
-            self._failures.pop(client, None)
+            if any(len(self._recent(key, now)) >= self.limit for key in keys):
+                return None
+            for key in keys:
+                self._attempts.setdefault(key, []).append(now)
+                self._attempts.move_to_end(key)
+            # Bounded memory: forget the keys that were tried longest ago.
+            while len(self._attempts) > self.max_keys:
+                self._attempts.popitem(last=False)
+        return Slot(keys, now)
+
+    def failed(self, slot: Slot) -> None:
+        """The password was wrong: the slot stays counted until the window passes."""
+
+    def succeeded(self, slot: Slot) -> None:
+        """The password was right: give this one slot back (earlier failures stay counted)."""
+        with self._lock:
+            for key in slot.keys:
+                attempts = self._attempts.get(key)
+                if attempts and slot.at in attempts:
+                    attempts.remove(slot.at)
+
+    def size(self) -> int:
+        """How many addresses and accounts are remembered."""
+        with self._lock:
+            return len(self._attempts)
 
 
 def login_endpoints(state: Any) -> tuple[Callable[[Request], Awaitable[Response]], ...]:
@@ -221,15 +264,18 @@ def login_endpoints(state: Any) -> tuple[Callable[[Request], Awaitable[Response]
         expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
         if not expected or not hmac.compare_digest(parsed.get(CSRF_FIELD, ""), expected):
             return show_form(request, "Your login form expired. Please try again.", 403, target=target)
+        # Behind a reverse proxy, uvicorn puts the forwarded client address here when the proxy
+        # is trusted (--forwarded-allow-ips / $FORWARDED_ALLOW_IPS); see docs/collector.md.
         client = request.client.host if request.client else "unknown"
         username = parsed.get("username", "").strip()[:200]
-        if throttle.blocked(client):
+        slot = throttle.acquire(client, username)
+        if slot is None:
             return show_form(request, "Too many failed logins. Wait a few minutes.", 429, username, target)
         user = await run_in_threadpool(store.verify_password, username, parsed.get("password", ""))
         if user is None:
-            throttle.failed(client)
+            throttle.failed(slot)
             return show_form(request, "Wrong username or password.", 401, username, target)
-        throttle.succeeded(client)
+        throttle.succeeded(slot)
         token = await run_in_threadpool(store.create_web_session, user.id, SESSION_TTL)
         response = redirect(safe_next(parsed.get("next")))
         _set_cookie(response, request, SESSION_COOKIE, token, max_age=int(SESSION_TTL))

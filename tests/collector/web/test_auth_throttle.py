@@ -1,0 +1,169 @@
+"""The login throttle over real HTTP: per account and per address, a slot taken before the
+password check, successes of other accounts never resetting it, and the address behind a proxy.
+
+Password checks are counted by wrapping the real ``check_password`` (it still runs): what an
+attacker gets is the number of scrypt checks against the target, not the number of 401s.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support.figures import record
+from tripwire.collector import secrets as _secrets
+from tripwire.collector.web._auth import LoginThrottle
+
+from .conftest import PASSWORD, Collector, csrf_of, running_collector
+
+pytestmark = pytest.mark.reliability
+
+
+class CheckCounter:
+    """Counts real scrypt checks per password tried (the target's guesses are all distinct)."""
+
+    def __init__(self) -> None:
+        self.checks: list[str] = []
+        self._lock = threading.Lock()
+        self._real = _secrets.check_password
+
+    def __call__(self, password: str, encoded: str) -> bool:
+        with self._lock:
+            self.checks.append(password)
+        return self._real(password, encoded)
+
+    def guesses(self) -> int:
+        return sum(1 for p in self.checks if p.startswith("guess-"))
+
+
+@pytest.fixture
+def counted(monkeypatch: pytest.MonkeyPatch) -> CheckCounter:
+    counter = CheckCounter()
+    monkeypatch.setattr(_secrets, "check_password", counter)
+    return counter
+
+
+@pytest.fixture
+def own(tmp_path: Path) -> Iterator[Collector]:
+    with running_collector(tmp_path, run_digester=False) as running:
+        running.store.create_user("low", "low password 123")
+        yield running
+
+
+def _attempt(client: httpx.Client, username: str, password: str, address: str | None = None) -> int:
+    headers = {"X-Forwarded-For": address} if address else {}
+    form = client.get("/login")
+    response = client.post(
+        "/login",
+        data={"csrf_token": csrf_of(form.text), "username": username, "password": password},
+        headers=headers,
+    )
+    client.cookies.delete("tripwire_session")
+    return response.status_code
+
+
+def test_another_accounts_success_never_resets_the_address_count(
+    own: Collector, counted: CheckCounter
+) -> None:
+    """Logging in with one's own low-privilege account between guesses does not buy more admin
+    guesses: at most 20 admin passwords are checked per address, then 429."""
+    statuses = []
+    with httpx.Client(base_url=own.url, timeout=30) as client:
+        for i in range(57):
+            if i % 5 == 4:
+                _attempt(client, "low", "low password 123")
+            statuses.append(_attempt(client, "admin", f"guess-{i}"))
+    assert counted.guesses() <= 20
+    assert statuses.count(429) >= 57 - 20
+    record(
+        "attacks",
+        "admin guesses checked out of 57, interleaved with another account's logins",
+        counted.guesses(),
+    )
+
+
+def test_an_account_is_throttled_across_addresses(own: Collector, counted: CheckCounter) -> None:
+    """Guesses spread over many client addresses still check at most 20 passwords of one account;
+    the account's own correct password is refused while it is locked."""
+    statuses = []
+    with httpx.Client(base_url=own.url, timeout=30) as client:
+        for i in range(30):
+            statuses.append(_attempt(client, "admin", f"guess-{i}", address=f"10.1.0.{i + 1}"))
+        locked = _attempt(client, "admin", PASSWORD, address="10.1.9.9")
+    assert counted.guesses() <= 20
+    assert statuses[-1] == 429
+    assert locked == 429
+    record("attacks", "password checks of one account from 30 addresses", counted.guesses())
+
+
+def test_the_address_behind_a_trusted_proxy_is_the_one_throttled(
+    own: Collector, counted: CheckCounter
+) -> None:
+    """Behind a proxy the forwarded client address is counted: one address spraying many
+    accounts is refused, while another client of the same proxy still logs in."""
+    with httpx.Client(base_url=own.url, timeout=30) as client:
+        statuses = [_attempt(client, f"user{i}", f"guess-{i}", address="10.2.0.1") for i in range(25)]
+        other = _attempt(client, "low", "low password 123", address="10.2.0.2")
+    assert statuses[:20] == [401] * 20
+    assert set(statuses[20:]) == {429}
+    assert counted.guesses() == 20
+    assert other == 303
+
+
+def test_racing_wrong_logins_check_at_most_the_limit(own: Collector, counted: CheckCounter) -> None:
+    """40 wrong logins sent at once from one address run at most 22 password checks: the slot is
+    taken before the check, not counted after it."""
+    with httpx.Client(base_url=own.url, timeout=60) as first:
+        form = first.get("/login")
+        csrf = csrf_of(form.text)
+        cookie = first.cookies.get("tripwire_login_csrf") or ""
+    barrier = threading.Barrier(40)
+    statuses: list[int] = []
+    lock = threading.Lock()
+
+    def one(i: int) -> None:
+        with httpx.Client(base_url=own.url, timeout=60, cookies={"tripwire_login_csrf": cookie}) as client:
+            barrier.wait()
+            response = client.post(
+                "/login", data={"csrf_token": csrf, "username": "admin", "password": f"guess-{i}"}
+            )
+            with lock:
+                statuses.append(response.status_code)
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(40)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert len(statuses) == 40
+    assert counted.guesses() <= 22
+    assert statuses.count(429) >= 40 - 22
+    record("attacks", "password checks run by 40 racing wrong logins (limit 20)", counted.guesses())
+
+
+def test_failures_expire_after_the_window() -> None:
+    """A throttled address and account may try again once the window has passed."""
+    now = [1000.0]
+    throttle = LoginThrottle(limit=3, window=60.0, clock=lambda: now[0])
+    for _ in range(3):
+        slot = throttle.acquire("1.2.3.4", "admin")
+        assert slot is not None
+        throttle.failed(slot)
+    assert throttle.acquire("1.2.3.4", "admin") is None
+    assert throttle.acquire("5.6.7.8", "admin") is None
+    now[0] += 61
+    assert throttle.acquire("1.2.3.4", "admin") is not None
+
+
+def test_the_throttle_remembers_a_bounded_number_of_keys() -> None:
+    """Spraying random user names and addresses never grows the throttle past its key limit."""
+    throttle = LoginThrottle(limit=3, window=60.0, max_keys=100, clock=lambda: 0.0)
+    for i in range(1000):
+        slot = throttle.acquire(f"10.0.{i // 250}.{i % 250}", f"user{i}")
+        if slot is not None:
+            throttle.failed(slot)
+    assert throttle.size() <= 200
