@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .base import (
     ISSUE_STATUSES,
+    ApiToken,
     Attachment,
     Event,
     EventSummary,
@@ -15,6 +16,7 @@ from .base import (
     NotFound,
     OutcomeCount,
     Project,
+    ProjectKey,
     QueuedEnvelope,
     Release,
     SessionBucket,
@@ -26,6 +28,7 @@ from .base import (
 
 __all__ = [
     "ISSUE_STATUSES",
+    "ApiToken",
     "Attachment",
     "Event",
     "EventSummary",
@@ -37,6 +40,7 @@ __all__ = [
     "NotFound",
     "OutcomeCount",
     "Project",
+    "ProjectKey",
     "QueuedEnvelope",
     "Release",
     "SessionBucket",

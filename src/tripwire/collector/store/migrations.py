@@ -204,7 +204,34 @@ CREATE TABLE dead_letters (
 );
 """
 
-_TEMPLATES: list[tuple[int, str]] = [(1, _V1), (2, _V2), (3, _V3)]
+# Accounts hardening: API tokens may expire; a project may have several DSN keys at once (rotation
+# with an overlap window); non-admin users see only the projects they are members of. Existing
+# keys and users are carried over so that upgrading changes nobody's access: every existing
+# non-admin user becomes a member of every existing project (remove them to narrow it down).
+_V5 = """
+ALTER TABLE api_tokens ADD COLUMN expires_at {float};
+
+CREATE TABLE project_keys (
+    public_key TEXT PRIMARY KEY,
+    project_id {bigint} NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+    created_at {float} NOT NULL
+);
+CREATE INDEX project_keys_project ON project_keys (project_id);
+INSERT INTO project_keys (public_key, project_id, created_at)
+    SELECT public_key, id, created_at FROM projects;
+
+CREATE TABLE project_members (
+    project_id {bigint} NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+    user_id {bigint} NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    created_at {float} NOT NULL,
+    PRIMARY KEY (project_id, user_id)
+);
+CREATE INDEX project_members_user ON project_members (user_id);
+INSERT INTO project_members (project_id, user_id, created_at)
+    SELECT p.id, u.id, p.created_at FROM projects p CROSS JOIN users u WHERE u.is_admin = 0;
+"""
+
+_TEMPLATES: list[tuple[int, str]] = [(1, _V1), (2, _V2), (3, _V3), (5, _V5)]
 
 
 def migrations(backend: str) -> list[tuple[int, list[str]]]:

@@ -1,0 +1,83 @@
+"""Who may see which project, and the request inputs that can never name a stored object.
+
+Both the JSON API and the dashboard check every request against these before a handler runs, by
+the names of the route's path parameters (``{project}``, ``{issue_id}``): a route added later with
+those names is covered without doing anything. A project that a user may not see is answered
+exactly like one that does not exist (404), so its name and id cannot be probed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from .store import NotFound, Project, Store, User
+from .store._accounts import MAX_ID
+
+__all__ = ["MAX_ID", "can_see", "check_path", "invalid_input", "invalid_json", "visible_projects"]
+
+
+def can_see(store: Store, user: User, project_id: int) -> bool:
+    """True if ``user`` may read and triage project ``project_id``."""
+    return user.is_admin or project_id in store.member_project_ids(user.id)
+
+
+def visible_projects(store: Store, user: User) -> list[Project]:
+    """The projects ``user`` may see, by id."""
+    projects = store.list_projects()
+    if user.is_admin:
+        return projects
+    mine = store.member_project_ids(user.id)
+    return [p for p in projects if p.id in mine]
+
+
+def check_path(store: Store, user: User, params: Mapping[str, Any]) -> None:
+    """NotFound unless ``user`` may see the project and the issue named in a route's path."""
+    project_ids = []
+    if "project" in params:
+        project_ids.append(store.get_project(str(params["project"])).id)
+    if "issue_id" in params:
+        project_ids.append(store.get_issue(int(params["issue_id"])).project_id)
+    for project_id in project_ids:
+        if not can_see(store, user, project_id):
+            raise NotFound("not found")
+
+
+def _bad_text(text: str) -> bool:
+    # PostgreSQL cannot hold NUL in text; no stored name, key or id contains one.
+    return "\x00" in text
+
+
+def invalid_input(path_params: Mapping[str, Any], query: Iterable[tuple[str, str]]) -> int | None:
+    """404 for a path parameter no database row can match (an id past 2^63, a NUL), 400 for a
+    query parameter with a NUL; None when the request may go on."""
+    for value in path_params.values():
+        if isinstance(value, int) and not 0 <= value <= MAX_ID:
+            return 404
+        if isinstance(value, str) and _bad_text(value):
+            return 404
+    for key, value in query:
+        if _bad_text(key) or _bad_text(value):
+            return 400
+    return None
+
+
+def invalid_json(value: Any) -> str | None:
+    """Why a parsed JSON body cannot be stored (a NUL in a string, an integer past 64 bits), or None."""
+    if isinstance(value, str):
+        return "strings must not contain NUL characters" if _bad_text(value) else None
+    if isinstance(value, (bool, float)):
+        return None
+    if isinstance(value, int):
+        return None if -MAX_ID <= value <= MAX_ID else "integers must fit in 64 bits"
+    if isinstance(value, dict):
+        for key, item in value.items():
+            reason = invalid_json(key) or invalid_json(item)
+            if reason:
+                return reason
+    if isinstance(value, list):
+        for item in value:
+            reason = invalid_json(item)
+            if reason:
+                return reason
+    return None
