@@ -1,7 +1,8 @@
 """The collector's web dashboard: server-rendered pages behind a login.
 
 The collector app mounts :func:`routes`. Every page needs a dashboard login (``/login``); every form
-carries a CSRF token; every HTML answer carries a strict Content-Security-Policy; every value that
+carries a CSRF token; a page of a project the user is not a member of is a 404 (admins see every
+project); every HTML answer carries a strict Content-Security-Policy; every value that
 came from an event is escaped by Jinja2's autoescape (see docs/dashboard.md).
 
 Pages:
@@ -11,7 +12,9 @@ Pages:
     /projects/{project}/issues                    issue list: status tabs, search, filters, sparklines
     /projects/{project}/issues/bulk               resolve/ignore/reopen ticked issues (POST)
     /projects/{project}/releases                  releases with sessions and crash-free rate
-    /projects/{project}/settings                  DSN, limits, client-report and intake counters
+    /projects/{project}/settings                  DSN keys, members, limits, client-report and intake counters
+    /projects/{project}/keys/rotate|revoke        add a DSN key / revoke one (POST, admins)
+    /projects/{project}/members/add|remove        add / remove a member (POST, admins)
     /issues/{issue_id}                            one issue: actions, why grouped, tags, latest event
     /issues/{issue_id}/status                     change the status (POST)
     /issues/{issue_id}/events/{event_id}          one event: exception chain, frames, breadcrumbs, ...
@@ -29,7 +32,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
-from . import events, issues, projects
+from . import events, issues, project_access, projects
 from ._auth import login_endpoints, login_required
 from ._render import STATIC_DIR
 
@@ -61,6 +64,10 @@ def routes(state: Any) -> list[BaseRoute]:
         page("/projects/{project}/issues/bulk", issues.bulk_status, ("POST",)),
         page("/projects/{project}/releases", projects.releases),
         page("/projects/{project}/settings", projects.settings),
+        page("/projects/{project}/keys/rotate", project_access.rotate_key, ("POST",)),
+        page("/projects/{project}/keys/revoke", project_access.revoke_key, ("POST",)),
+        page("/projects/{project}/members/add", project_access.add_member, ("POST",)),
+        page("/projects/{project}/members/remove", project_access.remove_member, ("POST",)),
         page("/issues/{issue_id:int}", issues.issue_detail),
         page("/issues/{issue_id:int}/status", issues.issue_status, ("POST",)),
         page("/issues/{issue_id:int}/events/{event_id}", events.event_detail),

@@ -25,8 +25,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from .. import access
 from ..config import CollectorConfig
-from ..store import Store, User
+from ..store import NotFound, Store, User
 from ._render import SECURITY_HEADERS, render
 
 SESSION_COOKIE = "tripwire_session"
@@ -48,13 +49,15 @@ class Page:
     csrf_token: str
     #: The submitted fields of a POST (strings only), else an empty dict.
     form: dict[str, str]
+    #: Makes ingest see changed DSN keys at once (the collector's key cache).
+    keys_changed: Callable[[], None] = lambda: None
 
     def render(self, template: str, status_code: int = 200, **context: Any) -> Response:
         """Render a dashboard template with the common context (user, CSRF token, projects)."""
         base = {
             "user": self.user,
             "csrf_token": self.csrf_token,
-            "projects": self.store.list_projects(),
+            "projects": access.visible_projects(self.store, self.user),
             "path": self.request.url.path,
         }
         return render(template, {**base, **context}, status_code=status_code)
@@ -100,7 +103,10 @@ async def _read_form(request: Request) -> dict[str, str] | Response:
     if int(length) > MAX_FORM_BYTES:
         return render("error.html", _error_context(413, "Form too large."), status_code=413)
     async with request.form(max_files=0, max_fields=50) as form:
-        return {key: value for key, value in form.items() if isinstance(value, str)}
+        fields = {key: value for key, value in form.items() if isinstance(value, str)}
+    if access.invalid_input({}, fields.items()):
+        return render("error.html", _error_context(400, "Form fields must not contain NUL."), status_code=400)
+    return fields
 
 
 def _error_context(status: int, message: str) -> dict[str, Any]:
@@ -145,7 +151,26 @@ def _dispatch(state: Any, handler: PageHandler, request: Request, form: dict[str
             ),
             status_code=403,
         )
-    page = Page(request=request, store=store, config=state.config, user=user, csrf_token=csrf, form=form)
+    keys_changed = state.projects.invalidate if hasattr(state, "projects") else (lambda: None)
+    page = Page(
+        request=request,
+        store=store,
+        config=state.config,
+        user=user,
+        csrf_token=csrf,
+        form=form,
+        keys_changed=keys_changed,
+    )
+    refused = access.invalid_input(request.path_params, request.query_params.multi_items())
+    if refused == 400:
+        return page.render("error.html", status_code=400, status=400, message="Invalid query parameter.")
+    try:
+        if refused:
+            raise NotFound("not found")
+        # A project the user may not see is answered like a missing one.
+        access.check_path(store, user, request.path_params)
+    except NotFound:
+        return page.render("error.html", status_code=404, status=404, message="Not found.")
     return handler(page)
 
 

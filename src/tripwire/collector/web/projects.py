@@ -6,6 +6,7 @@ import time
 
 from starlette.responses import Response
 
+from ..access import visible_projects
 from ..store import NotFound
 from ._auth import Page, redirect
 from ._charts import shares
@@ -14,13 +15,15 @@ from .issues import not_found, project_of
 
 def home(page: Page) -> Response:
     """``GET /``: the issue list of the first project."""
-    projects = page.store.list_projects()
+    projects = visible_projects(page.store, page.user)
     if not projects:
         return page.render(
             "error.html",
             status_code=404,
             status=404,
-            message="No project yet. Create one with `tripwire project create NAME`.",
+            message="No project yet. Create one with `tripwire project create NAME`."
+            if page.user.is_admin
+            else "You are not a member of any project yet. Ask an admin to add you.",
         )
     return redirect(f"/projects/{projects[0].id}/issues")
 
@@ -90,6 +93,9 @@ def settings(page: Page) -> Response:
         retention_max_events=project.retention_max_events
         if project.retention_max_events is not None
         else config.retention_max_events,
+        keys=store.list_project_keys(project.id),
+        public_url=_public_url(page),
+        members=store.list_project_members(project.id),
         client_outcomes=store.outcomes(project.id, source="client", since=since),
         intake_outcomes=store.outcomes(project.id, source="intake", since=since),
     )

@@ -1,0 +1,155 @@
+"""Project membership, DSN key rotation and hostile input on the dashboard, over real HTTP."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from .conftest import Collector, csrf_of, login, post_envelope
+
+MEMBER_PASSWORD = "member password 123"
+
+
+@pytest.fixture
+def outsider(collector: Collector) -> Iterator[httpx.Client]:
+    """A logged-in non-admin user who is a member of no project."""
+    name = f"outsider{time.monotonic_ns()}"
+    collector.store.create_user(name, MEMBER_PASSWORD)
+    with httpx.Client(base_url=collector.url, timeout=10) as client:
+        assert login(client, name, MEMBER_PASSWORD).status_code == 303
+        client.headers["X-Test-User"] = name
+        yield client
+
+
+def _issue_of(collector: Collector, name: str) -> tuple[int, int, str]:
+    project = collector.new_project(name)
+    event_id = "ab" * 16
+    post_envelope(
+        collector,
+        project,
+        [({"type": "event"}, {"event_id": event_id, "message": f"secret of {name}", "level": "error"})],
+    )
+    collector.wait_events(project, 1)
+    return project.id, collector.store.list_issues(project.id)[0].id, event_id
+
+
+def test_a_non_member_sees_nothing_of_a_project(collector: Collector, outsider: httpx.Client) -> None:
+    """Every page of a project a user is not a member of is a 404, and its name is not listed."""
+    project_id, issue_id, event_id = _issue_of(collector, "hidden")
+    name = collector.store.get_project(project_id).name
+    for path in (
+        f"/projects/{project_id}/issues",
+        f"/projects/{name}/issues",
+        f"/projects/{project_id}/releases",
+        f"/projects/{project_id}/settings",
+        f"/issues/{issue_id}",
+        f"/issues/{issue_id}/events/{event_id}",
+        f"/issues/{issue_id}/events/{event_id}/json",
+        f"/issues/{issue_id}/events/{event_id}/md",
+    ):
+        response = outsider.get(path)
+        assert response.status_code == 404, path
+        assert "secret of hidden" not in response.text
+        assert name not in response.text, path
+    csrf = _csrf(outsider)
+    status = outsider.post(f"/issues/{issue_id}/status", data={"action": "resolve", "csrf_token": csrf})
+    assert status.status_code == 404
+    assert collector.store.get_issue(issue_id).status == "unresolved"
+
+
+def _csrf(client: httpx.Client) -> str:
+    """The CSRF token of a logged-in client (any page with a form: the logout button)."""
+    page = client.get("/", follow_redirects=True)
+    return csrf_of(page.text)
+
+
+def test_a_member_sees_the_project_until_removed(collector: Collector, outsider: httpx.Client) -> None:
+    """Adding a user to a project opens its pages; removing them closes them again."""
+    project_id, issue_id, _ = _issue_of(collector, "shared")
+    user = collector.store.get_user(outsider.headers["X-Test-User"])
+    collector.store.add_project_member(project_id, user.id)
+    assert outsider.get(f"/issues/{issue_id}").status_code == 200
+    assert f"/projects/{project_id}/issues" in outsider.get(f"/projects/{project_id}/issues").text
+    collector.store.remove_project_member(project_id, user.id)
+    assert outsider.get(f"/issues/{issue_id}").status_code == 404
+
+
+def test_the_settings_page_rotates_and_revokes_keys_and_manages_members(
+    collector: Collector, web: httpx.Client
+) -> None:
+    """An admin rotates the DSN key, revokes the old one and adds and removes a member from the
+    project's Settings page."""
+    project = collector.new_project("keys")
+    old = project.public_key
+    page = web.get(f"/projects/{project.id}/settings")
+    assert old in page.text
+    rotated = web.post(f"/projects/{project.id}/keys/rotate", data={"csrf_token": csrf_of(page.text)})
+    assert rotated.status_code == 303
+    keys = {k.public_key for k in collector.store.list_project_keys(project.id)}
+    (new,) = keys - {old}
+    page = web.get(f"/projects/{project.id}/settings")
+    assert old in page.text and new in page.text
+    revoked = web.post(
+        f"/projects/{project.id}/keys/revoke", data={"csrf_token": csrf_of(page.text), "public_key": old}
+    )
+    assert revoked.status_code == 303
+    assert [k.public_key for k in collector.store.list_project_keys(project.id)] == [new]
+    last = web.post(
+        f"/projects/{project.id}/keys/revoke", data={"csrf_token": csrf_of(page.text), "public_key": new}
+    )
+    assert last.status_code == 400
+    name = f"member{time.monotonic_ns()}"
+    collector.store.create_user(name, MEMBER_PASSWORD)
+    added = web.post(
+        f"/projects/{project.id}/members/add", data={"csrf_token": csrf_of(page.text), "username": name}
+    )
+    assert added.status_code == 303
+    assert name in web.get(f"/projects/{project.id}/settings").text
+    removed = web.post(
+        f"/projects/{project.id}/members/remove", data={"csrf_token": csrf_of(page.text), "username": name}
+    )
+    assert removed.status_code == 303
+    assert [m.username for m in collector.store.list_project_members(project.id)] == []
+
+
+def test_a_member_cannot_rotate_keys_or_add_members(collector: Collector, outsider: httpx.Client) -> None:
+    """The key and member forms are for admins: a member gets 403 and nothing changes."""
+    project = collector.new_project("member-only")
+    user = collector.store.get_user(outsider.headers["X-Test-User"])
+    collector.store.add_project_member(project.id, user.id)
+    page = outsider.get(f"/projects/{project.id}/settings")
+    assert page.status_code == 200
+    assert "/keys/rotate" not in page.text
+    csrf = csrf_of(page.text)
+    assert outsider.post(f"/projects/{project.id}/keys/rotate", data={"csrf_token": csrf}).status_code == 403
+    add = outsider.post(f"/projects/{project.id}/members/add", data={"csrf_token": csrf, "username": "admin"})
+    assert add.status_code == 403
+    assert len(collector.store.list_project_keys(project.id)) == 1
+
+
+def test_huge_ids_unicode_digits_and_nul_are_404_or_400(collector: Collector, web: httpx.Client) -> None:
+    """Ids past 2^63, Unicode digits and NUL in paths, queries and forms never give a 500."""
+    for path in (
+        "/issues/9223372036854775808",
+        "/issues/99999999999999999999999/events/" + "0" * 32,
+        "/projects/9223372036854775808/issues",
+        "/projects/%C2%B2/issues",
+        "/projects/%C2%B2/settings",
+        "/issues/1/events/ab%00cd",
+    ):
+        assert web.get(path).status_code == 404, path
+    for query in ("query=%00", "release=a%00b", "environment=%00", "level=%00"):
+        assert web.get(f"/projects/1/issues?{query}").status_code == 400, query
+    csrf = csrf_of(web.get("/projects/1/issues").text)
+    for value in ("\u00b2", "99999999999999999999999", "9223372036854775808"):
+        response = web.post(
+            "/projects/1/issues/bulk", data={"csrf_token": csrf, "action": "resolve", "issue_1": value}
+        )
+        assert response.status_code in (303, 400), (value, response.status_code)
+    nul = web.post("/projects/1/issues/bulk", data={"csrf_token": csrf, "action": "re\x00solve"})
+    assert nul.status_code == 400
+    assert re.search("error", nul.text, re.I)
