@@ -16,6 +16,7 @@ import pytest
 
 from tests.support.figures import record
 from tripwire.collector import secrets as _secrets
+from tripwire.collector.store import Store, open_store
 from tripwire.collector.web._auth import LoginThrottle
 
 from .conftest import PASSWORD, Collector, csrf_of, running_collector
@@ -114,6 +115,7 @@ def test_the_address_behind_a_trusted_proxy_is_the_one_throttled(
     assert other == 303
 
 
+@pytest.mark.slow
 def test_racing_wrong_logins_check_at_most_the_limit(own: Collector, counted: CheckCounter) -> None:
     """40 wrong logins sent at once from one address run at most 22 password checks: the slot is
     taken before the check, not counted after it."""
@@ -145,25 +147,87 @@ def test_racing_wrong_logins_check_at_most_the_limit(own: Collector, counted: Ch
     record("attacks", "password checks run by 40 racing wrong logins (limit 20)", counted.guesses())
 
 
-def test_failures_expire_after_the_window() -> None:
-    """A throttled address and account may try again once the window has passed."""
+@pytest.fixture
+def store(database_url: str) -> Iterator[Store]:
+    opened = open_store(database_url)
+    opened.migrate()
+    yield opened
+    opened.close()
+
+
+def test_failures_expire_after_the_window(store: Store) -> None:
+    """A throttled address and account may try again once the window has passed, and the
+    attempts that left the window are deleted (the table never holds more than one window)."""
     now = [1000.0]
-    throttle = LoginThrottle(limit=3, window=60.0, clock=lambda: now[0])
+    throttle = LoginThrottle(store, limit=3, window=60.0, clock=lambda: now[0])
     for _ in range(3):
         slot = throttle.acquire("1.2.3.4", "admin")
         assert slot is not None
         throttle.failed(slot)
     assert throttle.acquire("1.2.3.4", "admin") is None
-    assert throttle.acquire("5.6.7.8", "admin") is None
+    assert throttle.acquire("5.6.7.8", "Admin ") is None
+    assert throttle.acquire("1.2.3.4", "someone") is None
     now[0] += 61
     assert throttle.acquire("1.2.3.4", "admin") is not None
+    with store._tx(write=False) as c:  # type: ignore[attr-defined]
+        assert c.one("SELECT COUNT(*) FROM login_attempts")[0] == 1
 
 
-def test_the_throttle_remembers_a_bounded_number_of_keys() -> None:
-    """Spraying random user names and addresses never grows the throttle past its key limit."""
-    throttle = LoginThrottle(limit=3, window=60.0, max_keys=100, clock=lambda: 0.0)
-    for i in range(1000):
-        slot = throttle.acquire(f"10.0.{i // 250}.{i % 250}", f"user{i}")
+def test_a_success_gives_back_only_its_own_slot(store: Store) -> None:
+    """A right password frees the slot it used, so its owner can log in again and again, but the
+    failures before it stay counted."""
+    throttle = LoginThrottle(store, limit=3, window=60.0, clock=lambda: 1000.0)
+    for _ in range(2):
+        slot = throttle.acquire("1.2.3.4", "admin")
+        assert slot is not None
+        throttle.failed(slot)
+    for _ in range(10):
+        slot = throttle.acquire("1.2.3.4", "low")
+        assert slot is not None
+        throttle.succeeded(slot)
+    last = throttle.acquire("1.2.3.4", "admin")
+    assert last is not None
+    throttle.failed(last)
+    assert throttle.acquire("1.2.3.4", "admin") is None
+
+
+def test_racing_attempts_take_at_most_the_limit_on_both_backends(store: Store) -> None:
+    """40 threads taking slots at once for one address and account get exactly 20 of them: the
+    count and the check are one atomic step (SQLite: the write lock; PostgreSQL: a lock per key)."""
+    throttle = LoginThrottle(store, limit=20, window=600.0)
+    barrier = threading.Barrier(40)
+    granted: list[int] = []
+
+    def one() -> None:
+        barrier.wait()
+        slot = throttle.acquire("10.9.9.9", "admin")
         if slot is not None:
-            throttle.failed(slot)
-    assert throttle.size() <= 200
+            granted.append(slot)
+
+    threads = [threading.Thread(target=one) for _ in range(40)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert len(granted) == 20
+    record("attacks", f"slots granted to 40 racing attempts, limit 20 ({store.backend})", len(granted))
+
+
+def test_collectors_sharing_a_database_share_the_count(tmp_path: Path, counted: CheckCounter) -> None:
+    """Two collector processes on one database (behind a load balancer) allow 20 guesses in all,
+    not 20 each: the count lives in the database."""
+    with (
+        running_collector(tmp_path, run_digester=False) as first,
+        running_collector(tmp_path, run_digester=False) as second,
+        httpx.Client(base_url=first.url, timeout=30) as a,
+        httpx.Client(base_url=second.url, timeout=30) as b,
+    ):
+        statuses = []
+        for i in range(15):
+            statuses.append(_attempt(a, "admin", f"guess-a{i}"))
+            statuses.append(_attempt(b, "admin", f"guess-b{i}"))
+    assert counted.guesses() <= 20
+    assert statuses.count(429) >= 10
+    record(
+        "attacks", "password checks of one account through two collectors on one database", counted.guesses()
+    )

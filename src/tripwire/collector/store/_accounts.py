@@ -30,6 +30,7 @@ class AccountsMixin:
     """The user/session/token methods of :class:`~._sql.SQLStore`."""
 
     if TYPE_CHECKING:
+        backend: str
 
         def _tx(self, write: bool = True) -> contextlib.AbstractContextManager[Cursor]: ...
 
@@ -161,6 +162,45 @@ class AccountsMixin:
         with self._tx() as c:
             if c.one(sql + " RETURNING id", params) is None:
                 raise NotFound(f"no API token {token_id}")
+
+    # -- the login throttle ------------------------------------------------------------------
+
+    def take_login_slot(
+        self, address: str, account: str, *, limit: int, window: float, now: float
+    ) -> int | None:
+        since = now - window
+        with self._tx() as c:
+            # Racing logins of one address or account must count one after the other. SQLite's
+            # write transaction already holds the whole database; PostgreSQL takes a lock per key
+            # until commit (always in one order, so two logins never wait on each other in a cycle).
+            for key in sorted((f"addr:{address}", f"user:{account}")):
+                self._login_lock(c, key)
+            for column, value in (("address", address), ("account", account)):
+                row = c.one(
+                    f"SELECT COUNT(*) FROM login_attempts WHERE {column} = ? AND at > ?", (value, since)
+                )
+                if int(row[0]) >= limit:
+                    return None
+            # Forget what has left the window, so the table holds one window of attempts at most
+            # (one pruner at a time: two deleting the same rows could wait on each other).
+            if self._login_lock(c, "prune", wait=False):
+                c.ex("DELETE FROM login_attempts WHERE at <= ?", (since,))
+            row = c.one(
+                "INSERT INTO login_attempts (address, account, at) VALUES (?, ?, ?) RETURNING id",
+                (address, account, now),
+            )
+        return int(row[0])
+
+    def _login_lock(self, c: Cursor, key: str, *, wait: bool = True) -> bool:
+        if self.backend != "postgresql":
+            return True
+        function = "pg_advisory_xact_lock" if wait else "pg_try_advisory_xact_lock"
+        row = c.one(f"SELECT {function}(hashtextextended(?, 7211))", (f"tripwire-login:{key}",))
+        return wait or bool(row[0])
+
+    def release_login_slot(self, slot: int) -> None:
+        with self._tx() as c:
+            c.ex("DELETE FROM login_attempts WHERE id = ?", (slot,))
 
 
 #: The largest id either database can hold (a signed 64-bit integer).

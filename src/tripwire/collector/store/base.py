@@ -355,6 +355,18 @@ class Store(abc.ABC):
     def revoke_api_token(self, token_id: int, *, user_id: int | None = None) -> None:
         """Delete a token (only if it belongs to ``user_id`` when given). NotFound otherwise."""
 
+    @abc.abstractmethod
+    def take_login_slot(
+        self, address: str, account: str, *, limit: int, window: float, now: float
+    ) -> int | None:
+        """Count one login attempt of ``address`` for ``account`` before its password is checked,
+        unless either already has ``limit`` attempts in the last ``window`` seconds (then None).
+        Atomic across processes sharing the database. Returns the attempt's id."""
+
+    @abc.abstractmethod
+    def release_login_slot(self, slot: int) -> None:
+        """Forget one attempt (its password was right); earlier failures stay counted."""
+
     # -- project keys and members ------------------------------------------------------------
 
     @abc.abstractmethod

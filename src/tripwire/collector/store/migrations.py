@@ -208,6 +208,7 @@ CREATE TABLE dead_letters (
 # with an overlap window); non-admin users see only the projects they are members of. Existing
 # keys and users are carried over so that upgrading changes nobody's access: every existing
 # non-admin user becomes a member of every existing project (remove them to narrow it down).
+# Failed logins are counted in the database, so collectors sharing it share one login throttle.
 _V5 = """
 ALTER TABLE api_tokens ADD COLUMN expires_at {float};
 
@@ -229,6 +230,16 @@ CREATE TABLE project_members (
 CREATE INDEX project_members_user ON project_members (user_id);
 INSERT INTO project_members (project_id, user_id, created_at)
     SELECT p.id, u.id, p.created_at FROM projects p CROSS JOIN users u WHERE u.is_admin = 0;
+
+CREATE TABLE login_attempts (
+    id {pk},
+    address TEXT NOT NULL,
+    account TEXT NOT NULL,
+    at {float} NOT NULL
+);
+CREATE INDEX login_attempts_address ON login_attempts (address, at);
+CREATE INDEX login_attempts_account ON login_attempts (account, at);
+CREATE INDEX login_attempts_at ON login_attempts (at);
 """
 
 _TEMPLATES: list[tuple[int, str]] = [(1, _V1), (2, _V2), (3, _V3), (5, _V5)]

@@ -10,12 +10,10 @@
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 import hashlib
 import hmac
 import secrets
-import threading
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -174,88 +172,49 @@ def _dispatch(state: Any, handler: PageHandler, request: Request, form: dict[str
     return handler(page)
 
 
-@dataclasses.dataclass(frozen=True)
-class Slot:
-    """One login attempt admitted by :meth:`LoginThrottle.acquire`, still pending its check."""
-
-    keys: tuple[str, ...]
-    at: float
-
-
 class LoginThrottle:
     """Refuses logins once an address or an account has ``limit`` failed or pending attempts in
     the last ``window`` seconds.
 
     A slot is taken *before* the password is checked (so racing requests cannot all pass the
-    check before any failure is counted), turned into a failure when the password is wrong and
-    given back when it is right. A success never forgets earlier failures, of its own account or
-    of anyone else's: an attacker holding a low-privilege account cannot reset the count of the
+    check before any failure is counted), stays counted when the password is wrong and is given
+    back when it is right. A success never forgets earlier failures, of its own account or of
+    anyone else's: an attacker holding a low-privilege account cannot reset the count of the
     address by logging in between guesses. Counts are kept per address and per account name
-    (lower-cased), so spreading guesses over many addresses does not help either.
+    (lower-cased), so spreading guesses over many addresses does not help either; and they are
+    kept in the database, so collectors sharing it share them (and a restart forgets nothing).
     """
 
     def __init__(
-        self,
-        limit: int = 20,
-        window: float = 600.0,
-        max_keys: int = 20_000,
-        clock: Callable[[], float] = time.monotonic,
+        self, store: Store, limit: int = 20, window: float = 600.0, clock: Callable[[], float] = time.time
     ) -> None:
+        self.store = store
         self.limit = limit
         self.window = window
-        self.max_keys = max_keys
+        # Wall-clock time: it is compared with other processes' attempts.
         self._clock = clock
-        # key -> times of failures and pending attempts, oldest first (at most ``limit`` kept).
-        self._attempts: collections.OrderedDict[str, list[float]] = collections.OrderedDict()
-        self._lock = threading.Lock()
 
-    @staticmethod
-    def keys(address: str, username: str) -> tuple[str, str]:
-        return f"addr:{address}", f"user:{username.strip().lower()}"
-
-    def _recent(self, key: str, now: float) -> list[float]:
-        recent = [t for t in self._attempts.get(key, ()) if now - t < self.window]
-        if recent:
-            self._attempts[key] = recent
-        else:
-            self._attempts.pop(key, None)
-        return recent
-
-    def acquire(self, address: str, username: str) -> Slot | None:
+    def acquire(self, address: str, username: str) -> int | None:
         """A slot for one password check, or None when the address or the account is locked."""
-        now = self._clock()
-        keys = self.keys(address, username)
-        with self._lock:
-            if any(len(self._recent(key, now)) >= self.limit for key in keys):
-                return None
-            for key in keys:
-                self._attempts.setdefault(key, []).append(now)
-                self._attempts.move_to_end(key)
-            # Bounded memory: forget the keys that were tried longest ago.
-            while len(self._attempts) > self.max_keys:
-                self._attempts.popitem(last=False)
-        return Slot(keys, now)
+        return self.store.take_login_slot(
+            address[:200],
+            username.strip().lower()[:200],
+            limit=self.limit,
+            window=self.window,
+            now=self._clock(),
+        )
 
-    def failed(self, slot: Slot) -> None:
+    def failed(self, slot: int) -> None:
         """The password was wrong: the slot stays counted until the window passes."""
 
-    def succeeded(self, slot: Slot) -> None:
+    def succeeded(self, slot: int) -> None:
         """The password was right: give this one slot back (earlier failures stay counted)."""
-        with self._lock:
-            for key in slot.keys:
-                attempts = self._attempts.get(key)
-                if attempts and slot.at in attempts:
-                    attempts.remove(slot.at)
-
-    def size(self) -> int:
-        """How many addresses and accounts are remembered."""
-        with self._lock:
-            return len(self._attempts)
+        self.store.release_login_slot(slot)
 
 
 def login_endpoints(state: Any) -> tuple[Callable[[Request], Awaitable[Response]], ...]:
     """The login form (GET and POST) and logout endpoints bound to ``state``."""
-    throttle = LoginThrottle()
+    throttle = LoginThrottle(state.store)
 
     def show_form(
         request: Request, error: str = "", status: int = 200, username: str = "", target: str | None = None
@@ -293,14 +252,14 @@ def login_endpoints(state: Any) -> tuple[Callable[[Request], Awaitable[Response]
         # is trusted (--forwarded-allow-ips / $FORWARDED_ALLOW_IPS); see docs/collector.md.
         client = request.client.host if request.client else "unknown"
         username = parsed.get("username", "").strip()[:200]
-        slot = throttle.acquire(client, username)
+        slot = await run_in_threadpool(throttle.acquire, client, username)
         if slot is None:
             return show_form(request, "Too many failed logins. Wait a few minutes.", 429, username, target)
         user = await run_in_threadpool(store.verify_password, username, parsed.get("password", ""))
         if user is None:
             throttle.failed(slot)
             return show_form(request, "Wrong username or password.", 401, username, target)
-        throttle.succeeded(slot)
+        await run_in_threadpool(throttle.succeeded, slot)
         token = await run_in_threadpool(store.create_web_session, user.id, SESSION_TTL)
         response = redirect(safe_next(parsed.get("next")))
         _set_cookie(response, request, SESSION_COOKIE, token, max_age=int(SESSION_TTL))
