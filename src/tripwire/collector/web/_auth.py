@@ -149,7 +149,6 @@ def _dispatch(state: Any, handler: PageHandler, request: Request, form: dict[str
             ),
             status_code=403,
         )
-    keys_changed = state.projects.invalidate if hasattr(state, "projects") else (lambda: None)
     page = Page(
         request=request,
         store=store,
@@ -157,7 +156,7 @@ def _dispatch(state: Any, handler: PageHandler, request: Request, form: dict[str
         user=user,
         csrf_token=csrf,
         form=form,
-        keys_changed=keys_changed,
+        keys_changed=state.projects.invalidate,
     )
     refused = access.invalid_input(request.path_params, request.query_params.multi_items())
     if refused == 400:
