@@ -30,6 +30,20 @@ def _get(server: LiveServer, path: str, token: str, method: str = "GET", **kwarg
 # -- tokens -----------------------------------------------------------------------------------------
 
 
+def test_the_openapi_document_describes_tokens_keys_and_members(sqlite_server: LiveServer) -> None:
+    """The public OpenAPI document lists the token, key and member operations with token auth."""
+    paths = sqlite_server.http.get("/api/0/openapi.json").json()["paths"]
+    assert set(paths["/api/0/tokens/"]) == {"get", "post"}
+    assert "delete" in paths["/api/0/tokens/{token_id}/"]
+    assert set(paths["/api/0/projects/{project}/keys/"]) == {"get", "post"}
+    assert "delete" in paths["/api/0/projects/{project}/keys/{public_key}/"]
+    assert set(paths["/api/0/projects/{project}/members/"]) == {"get", "post"}
+    assert "delete" in paths["/api/0/projects/{project}/members/{username}/"]
+    revoke = paths["/api/0/tokens/{token_id}/"]["delete"]
+    assert revoke["security"] == [{"bearer": []}]
+    assert revoke["parameters"][0]["schema"]["type"] == "integer"
+
+
 def test_a_password_change_revokes_the_users_tokens(server: LiveServer) -> None:
     """After ``set_password`` (tripwire user passwd), the user's old API tokens stop working."""
     token = _token(server.store, "alice")

@@ -5,11 +5,12 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
 
-from .conftest import Collector, csrf_of, login, post_envelope
+from .conftest import Collector, csrf_of, login, post_envelope, running_collector
 
 MEMBER_PASSWORD = "member password 123"
 
@@ -131,8 +132,7 @@ def test_a_member_cannot_rotate_keys_or_add_members(collector: Collector, outsid
     assert len(collector.store.list_project_keys(project.id)) == 1
 
 
-def test_huge_ids_unicode_digits_and_nul_are_404_or_400(collector: Collector, web: httpx.Client) -> None:
-    """Ids past 2^63, Unicode digits and NUL in paths, queries and forms never give a 500."""
+def _hostile_inputs(web: httpx.Client) -> None:
     for path in (
         "/issues/9223372036854775808",
         "/issues/99999999999999999999999/events/" + "0" * 32,
@@ -153,3 +153,22 @@ def test_huge_ids_unicode_digits_and_nul_are_404_or_400(collector: Collector, we
     nul = web.post("/projects/1/issues/bulk", data={"csrf_token": csrf, "action": "re\x00solve"})
     assert nul.status_code == 400
     assert re.search("error", nul.text, re.I)
+    for form in ({"public_key": "\u00b2"}, {"username": "\u00b2"}, {"username": "9" * 30}):
+        path = "/projects/1/keys/revoke" if "public_key" in form else "/projects/1/members/add"
+        assert web.post(path, data={"csrf_token": csrf, **form}).status_code == 400, form
+
+
+def test_huge_ids_unicode_digits_and_nul_are_404_or_400(web: httpx.Client) -> None:
+    """Ids past 2^63, Unicode digits and NUL in paths, queries and forms never give a 500 (SQLite)."""
+    _hostile_inputs(web)
+
+
+@pytest.mark.postgres
+def test_huge_ids_unicode_digits_and_nul_are_404_or_400_on_postgresql(pg_url: str, tmp_path: Path) -> None:
+    """The same hostile paths, queries and forms never give a 500 on PostgreSQL either."""
+    with (
+        running_collector(tmp_path, database_url=pg_url) as running,
+        httpx.Client(base_url=running.url, timeout=10) as web,
+    ):
+        assert login(web).status_code == 303
+        _hostile_inputs(web)
