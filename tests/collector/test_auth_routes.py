@@ -48,6 +48,7 @@ class World:
     victim_session: str
     other_token: str
     other_project: Any
+    revoked_key: str
     secrets: tuple[str, ...]
 
 
@@ -65,6 +66,8 @@ def world(server: LiveServer) -> Iterator[World]:
     other_user = store.create_user("mallory", "mallory password 1")
     other_project = store.create_project("mallorys")
     store.add_project_member(other_project.id, other_user.id)
+    revoked_key = store.add_project_key(victim.id).public_key
+    store.revoke_project_key(victim.id, revoked_key)
     server.state.projects.invalidate()
     yield World(
         server=server,
@@ -76,6 +79,7 @@ def world(server: LiveServer) -> Iterator[World]:
         victim_session=store.create_web_session(admin.id),
         other_token=store.create_api_token(other_user.id, "mallory"),
         other_project=other_project,
+        revoked_key=revoked_key,
         secrets=(marker, victim.public_key, event["event_id"]),
     )
 
@@ -201,6 +205,7 @@ def test_every_route_refuses_missing_forged_and_other_users_credentials(world: W
             for name, headers in (
                 ("no key", {}),
                 ("a forged key", {"X-Sentry-Auth": "Sentry sentry_key=" + "0" * 32}),
+                ("a revoked key", {"X-Sentry-Auth": f"Sentry sentry_key={w.revoked_key}"}),
                 (
                     "another project's key",
                     {"X-Sentry-Auth": f"Sentry sentry_key={w.other_project.public_key}"},
@@ -245,7 +250,7 @@ def test_every_route_refuses_missing_forged_and_other_users_credentials(world: W
     record(
         "routes",
         "forged credential variants per route",
-        f"{len(forged_api)} API, {len(forged_web)} dashboard, 4 ingest, + another user",
+        f"{len(forged_api)} API, {len(forged_web)} dashboard, 5 ingest, + another user",
     )
     record("routes", "requests with wrong credentials", requests)
     record("routes", "requests wrongly accepted", 0)
