@@ -246,14 +246,15 @@ def test_every_route_refuses_missing_forged_and_other_users_credentials(world: W
         _assert_nothing_of_the_victim(w, method, route, response)
     _victim_unchanged(w, before)
     assert len(checked_routes) >= 40
-    record("routes", "routes enumerated from the router", len(checked_routes))
+    backend = f" ({store.backend})"
+    record("routes", "routes enumerated from the router" + backend, len(checked_routes))
     record(
         "routes",
-        "forged credential variants per route",
+        "forged credential variants per route" + backend,
         f"{len(forged_api)} API, {len(forged_web)} dashboard, 5 ingest, + another user",
     )
-    record("routes", "requests with wrong credentials", requests)
-    record("routes", "requests wrongly accepted", 0)
+    record("routes", "requests with wrong credentials" + backend, requests)
+    record("routes", "requests wrongly accepted" + backend, 0)
 
 
 def _assert_nothing_of_the_victim(w: World, method: str, route: Route, response: httpx.Response) -> None:
