@@ -11,8 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from .store import NotFound, Project, Store, User
-from .store._accounts import MAX_ID
+from .store import MAX_ID, NotFound, Project, Store, User
 
 __all__ = ["MAX_ID", "can_see", "check_path", "invalid_input", "invalid_json", "visible_projects"]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .base import (
     ISSUE_STATUSES,
+    MAX_ID,
     ApiToken,
     Attachment,
     Event,
@@ -28,6 +29,7 @@ from .base import (
 
 __all__ = [
     "ISSUE_STATUSES",
+    "MAX_ID",
     "ApiToken",
     "Attachment",
     "Event",

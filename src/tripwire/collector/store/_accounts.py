@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from .. import secrets as _secrets
-from .base import ApiToken, NotFound, StoreError, User
+from .base import MAX_ID, ApiToken, NotFound, StoreError, User
 
 if TYPE_CHECKING:
     from ._sql import Cursor
@@ -201,10 +201,6 @@ class AccountsMixin:
     def release_login_slot(self, slot: int) -> None:
         with self._tx() as c:
             c.ex("DELETE FROM login_attempts WHERE id = ?", (slot,))
-
-
-#: The largest id either database can hold (a signed 64-bit integer).
-MAX_ID = 2**63 - 1
 
 
 def db_int(value: int) -> int:

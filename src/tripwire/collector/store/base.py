@@ -20,6 +20,8 @@ from typing import Any, Literal
 
 IssueStatus = Literal["unresolved", "resolved", "ignored"]
 ISSUE_STATUSES: tuple[str, ...] = ("unresolved", "resolved", "ignored")
+#: The largest id either database can hold (a signed 64-bit integer): a bigger one names nothing.
+MAX_ID = 2**63 - 1
 
 
 class StoreError(Exception):
