@@ -3,9 +3,9 @@ other users' credentials (SQLite and PostgreSQL).
 
 A route added later is covered without editing this file: it is enumerated like the others, and
 it must either refuse every credential below or be added to ``PUBLIC`` with a reason. A route
-naming a project or an issue in its path (``{project}``, ``{issue_id}``) must also answer 404 to a
-non-member; a path parameter this suite does not know gets a plain value (``1`` or ``x``), so at
-least the credential checks and "no 500, none of the victim's data" hold for it.
+naming an object of a project in its path (a parameter in ``access.SCOPES``: ``{project}``,
+``{issue_id}``, and whatever other modules register) must answer 404 to a non-member; a path
+parameter that is in neither ``access.SCOPES`` nor the reviewed ``UNSCOPED`` fails the suite.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import pytest
 from starlette.routing import Mount, Route
 
 from tests.support.figures import record
+from tripwire.collector import access
 from tripwire.collector.web._auth import CSRF_FIELD, SESSION_COOKIE, csrf_token_for
 
 from .conftest import LiveServer, envelope, make_event
@@ -37,6 +38,18 @@ PUBLIC = {
 }
 #: Ingest: public, but only with a DSN key of the project in the path.
 INGEST_PREFIX = "/api/{project_id:int}/"
+#: Path parameters that are not in ``access.SCOPES`` (no membership check of their own), and why
+#: that is safe. A new parameter must be added to one or the other: that is the review.
+UNSCOPED = {
+    "project_id": "ingest only: the DSN key of that project is the credential",
+    "event_id": "with {project} or {issue_id}; alone, searched only in the caller's projects",
+    "attachment_id": "always with {project}",
+    "public_key": "always with {project}",
+    "username": "always with {project}",
+    "token_id": "a token is the caller's own (admins: anyone's)",
+}
+#: Of those, the ones that must only appear next to a scoped parameter.
+NEEDS_A_SCOPED_NEIGHBOUR = {"attachment_id", "public_key", "username"}
 
 
 @dataclasses.dataclass
@@ -98,9 +111,16 @@ def _path(route: Route, w: World) -> str:
         "username": "admin",
     }
     path = route.path
+    names = set(route.param_convertors)
     for name, convertor in route.param_convertors.items():
+        assert name in access.SCOPES or name in UNSCOPED, (
+            f"{route.path}: path parameter {name!r} is neither in access.SCOPES (checked against the"
+            " caller's projects) nor reviewed in UNSCOPED"
+        )
+        if name in NEEDS_A_SCOPED_NEIGHBOUR:
+            assert names & set(access.SCOPES), f"{route.path}: {name!r} without a project or issue"
         is_int = type(convertor).__name__ == "IntegerConvertor"
-        # A parameter of a route added later gets a plain value: its credentials are still checked.
+        # A scope registered later gets a plain value (no such object: still a 404 for a non-member).
         value = values.get(name, "1" if is_int else "x")
         path = path.replace("{" + name + (":int" if is_int else "") + "}", value)
     return path
@@ -261,7 +281,7 @@ def test_every_route_refuses_missing_forged_and_other_users_credentials(world: W
 
 
 def _assert_nothing_of_the_victim(w: World, method: str, route: Route, response: httpx.Response) -> None:
-    scoped = {"project", "issue_id"} & set(route.param_convertors)
+    scoped = set(access.SCOPES) & set(route.param_convertors)
     where = (method, route.path, response.status_code, response.headers.get("location"))
     if scoped:
         assert response.status_code == 404, where

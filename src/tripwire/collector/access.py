@@ -1,19 +1,19 @@
 """Who may see which project, and the request inputs that can never name a stored object.
 
 Both the JSON API and the dashboard check every request against these before a handler runs, by
-the names of the route's path parameters (``{project}``, ``{issue_id}``): a route added later with
-those names is covered without doing anything. A project that a user may not see is answered
+the names of the route's path parameters (:data:`SCOPES`: ``{project}``, ``{issue_id}``): a route
+added later with those names is covered without doing anything. A project that a user may not see is answered
 exactly like one that does not exist (404), so its name and id cannot be probed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from .store import MAX_ID, NotFound, Project, Store, User
 
-__all__ = ["MAX_ID", "can_see", "check_path", "invalid_input", "invalid_json", "visible_projects"]
+__all__ = ["MAX_ID", "SCOPES", "can_see", "check_path", "invalid_input", "invalid_json", "visible_projects"]
 
 
 def can_see(store: Store, user: User, project_id: int) -> bool:
@@ -30,15 +30,20 @@ def visible_projects(store: Store, user: User) -> list[Project]:
     return [p for p in projects if p.id in mine]
 
 
+#: Path parameters that name an object of one project -> how to find that project's id. A module
+#: adding routes with its own object ids registers them here (``SCOPES["rule_id"] = ...``); the
+#: route-enumeration test refuses a path parameter that is neither here nor reviewed as unscoped.
+SCOPES: dict[str, Callable[[Store, Any], int]] = {
+    "project": lambda store, ref: store.get_project(str(ref)).id,
+    "issue_id": lambda store, ref: store.get_issue(int(ref)).project_id,
+}
+
+
 def check_path(store: Store, user: User, params: Mapping[str, Any]) -> None:
-    """NotFound unless ``user`` may see the project and the issue named in a route's path."""
-    project_ids = []
-    if "project" in params:
-        project_ids.append(store.get_project(str(params["project"])).id)
-    if "issue_id" in params:
-        project_ids.append(store.get_issue(int(params["issue_id"])).project_id)
-    for project_id in project_ids:
-        if not can_see(store, user, project_id):
+    """NotFound unless ``user`` may see the project of every object named in a route's path."""
+    for name, value in params.items():
+        resolve = SCOPES.get(name)
+        if resolve is not None and not can_see(store, user, resolve(store, value)):
             raise NotFound("not found")
 
 
