@@ -180,6 +180,8 @@ def test_huge_ids_unicode_digits_and_nul_are_not_found_or_bad_requests(server: L
     for path in (
         "/api/0/issues/9223372036854775808/",
         "/api/0/issues/99999999999999999999999/events/",
+        "/api/0/issues/" + "9" * 5000 + "/",
+        "/api/0/projects/" + "9" * 5000 + "/issues/",
         "/api/0/projects/9223372036854775808/",
         "/api/0/projects/%C2%B2/",
         "/api/0/projects/%C2%B2/issues/",
@@ -194,6 +196,8 @@ def test_huge_ids_unicode_digits_and_nul_are_not_found_or_bad_requests(server: L
     for query in ("query=%00", "release=a%00b", "tag=a:%00", "environment=%00"):
         response = _get(server, f"/api/0/projects/default/issues/?{query}", server.token)
         assert response.status_code == 400, (query, response.status_code)
+    ingest = server.http.post("/api/" + "9" * 5000 + "/envelope/", content=b"{}\n")
+    assert ingest.status_code == 404
     body = _get(server, "/api/0/projects/default/members/", server.token, "POST", json={"username": "a\x00"})
     assert body.status_code in (400, 404)
 

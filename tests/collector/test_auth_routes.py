@@ -37,7 +37,7 @@ PUBLIC = {
     "/static": "the stylesheet and script",
 }
 #: Ingest: public, but only with a DSN key of the project in the path.
-INGEST_PREFIX = "/api/{project_id:int}/"
+INGEST_PREFIX = "/api/{project_id:id}/"
 #: Path parameters that are not in ``access.SCOPES`` (no membership check of their own), and why
 #: that is safe. A new parameter must be added to one or the other: that is the review.
 UNSCOPED = {
@@ -119,10 +119,10 @@ def _path(route: Route, w: World) -> str:
         )
         if name in NEEDS_A_SCOPED_NEIGHBOUR:
             assert names & set(access.SCOPES), f"{route.path}: {name!r} without a project or issue"
-        is_int = type(convertor).__name__ == "IntegerConvertor"
+        suffix = {"IntegerConvertor": ":int", "IdConvertor": ":id"}.get(type(convertor).__name__, "")
         # A scope registered later gets a plain value (no such object: still a 404 for a non-member).
-        value = values.get(name, "1" if is_int else "x")
-        path = path.replace("{" + name + (":int" if is_int else "") + "}", value)
+        value = values.get(name, "1" if suffix else "x")
+        path = path.replace("{" + name + suffix + "}", value)
     return path
 
 

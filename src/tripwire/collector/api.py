@@ -243,7 +243,7 @@ async def list_issues(request: Request, state: CollectorState, user: User) -> An
     return {"total": total, "issues": [issue_json(i) for i in issues]}
 
 
-@_endpoint("GET", "/api/0/issues/{issue_id:int}/", "An issue with its grouping explanation, tags and history")
+@_endpoint("GET", "/api/0/issues/{issue_id:id}/", "An issue with its grouping explanation, tags and history")
 async def get_issue(request: Request, state: CollectorState, user: User) -> Any:
     issue_id = request.path_params["issue_id"]
     issue = await _run(state.store.get_issue, issue_id)
@@ -255,7 +255,7 @@ async def get_issue(request: Request, state: CollectorState, user: User) -> Any:
 
 @_endpoint(
     "PATCH",
-    "/api/0/issues/{issue_id:int}/",
+    "/api/0/issues/{issue_id:id}/",
     "Change an issue's status",
     body='{"status": "resolved", "resolved_in_release": "1.4.0"}  (status: unresolved | resolved | ignored)',
 )
@@ -280,7 +280,7 @@ async def update_issue(request: Request, state: CollectorState, user: User) -> A
 
 @_endpoint(
     "GET",
-    "/api/0/issues/{issue_id:int}/events/",
+    "/api/0/issues/{issue_id:id}/events/",
     "Stored events of an issue, newest first",
     (("limit", "page size, default 50"), ("offset", "rows to skip")),
 )
@@ -296,7 +296,7 @@ async def issue_events(request: Request, state: CollectorState, user: User) -> A
     return [event_json(e) for e in events]
 
 
-@_endpoint("GET", "/api/0/issues/{issue_id:int}/events/latest/", "The latest event of an issue")
+@_endpoint("GET", "/api/0/issues/{issue_id:id}/events/latest/", "The latest event of an issue")
 async def latest_event(request: Request, state: CollectorState, user: User) -> Any:
     event: Event | None = await _run(state.store.latest_event, request.path_params["issue_id"])
     if event is None:
@@ -316,7 +316,7 @@ def _hourly(rows: list[Any], hours: int, now: float) -> list[dict[str, Any]]:
     ]
 
 
-@_endpoint("GET", "/api/0/issues/{issue_id:int}/hourly/", "Events per hour of an issue", _HOURS)
+@_endpoint("GET", "/api/0/issues/{issue_id:id}/hourly/", "Events per hour of an issue", _HOURS)
 async def issue_hourly(request: Request, state: CollectorState, user: User) -> Any:
     issue = await _run(state.store.get_issue, request.path_params["issue_id"])
     hours = _int(request, "hours", 24, 1, 2160)
@@ -373,7 +373,7 @@ async def event_attachments(request: Request, state: CollectorState, user: User)
 
 @_endpoint(
     "GET",
-    "/api/0/projects/{project}/attachments/{attachment_id:int}/",
+    "/api/0/projects/{project}/attachments/{attachment_id:id}/",
     "Download an attachment (its bytes, with its content type)",
 )
 async def attachment_data(request: Request, state: CollectorState, user: User) -> Any:
@@ -487,7 +487,7 @@ async def create_token(request: Request, state: CollectorState, user: User) -> A
     return 201, {**token_json(listed), "token": secret}
 
 
-@_endpoint("DELETE", "/api/0/tokens/{token_id:int}/", "Revoke an API token (yours; admins: anyone's)")
+@_endpoint("DELETE", "/api/0/tokens/{token_id:id}/", "Revoke an API token (yours; admins: anyone's)")
 async def revoke_token(request: Request, state: CollectorState, user: User) -> Any:
     token_id = request.path_params["token_id"]
     await _run(state.store.revoke_api_token, token_id, user_id=None if user.is_admin else user.id)
@@ -651,14 +651,14 @@ def openapi() -> dict[str, Any]:
     """The OpenAPI 3.1 document of :data:`ENDPOINTS`."""
     paths: dict[str, Any] = {}
     for ep in ENDPOINTS:
-        path = ep.path.replace(":int}", "}")
+        path = ep.path.replace(":int}", "}").replace(":id}", "}")
         params = [
             {
                 "name": name.partition(":")[0],
                 "in": "path",
                 "required": True,
                 "schema": {"type": "integer", "minimum": 0}
-                if name.endswith(":int")
+                if name.endswith((":int", ":id"))
                 else {"type": "string", "minLength": 1},
             }
             for name in (part[1:-1] for part in ep.path.split("/") if part.startswith("{"))

@@ -24,7 +24,7 @@ import brotli
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from . import _json
+from . import _json, access  # noqa: F401 - access registers the ``:id`` route convertor
 from .envelope import EnvelopeError, parse_envelope
 from .intake import IntakeUnavailable
 from .normalize import normalize_event_id
@@ -462,9 +462,10 @@ store_endpoint = IngestEndpoint("store")
 def routes() -> list[Route]:
     """The ingest routes (with and without the trailing slash SDKs use)."""
     methods = ["POST", "OPTIONS"]
+    # ``:id`` (access.IdConvertor): at most 19 digits, so a 5000-digit id is a 404, not a 500.
     return [
-        Route("/api/{project_id:int}/envelope/", envelope_endpoint, methods=methods),
-        Route("/api/{project_id:int}/envelope", envelope_endpoint, methods=methods),
-        Route("/api/{project_id:int}/store/", store_endpoint, methods=methods),
-        Route("/api/{project_id:int}/store", store_endpoint, methods=methods),
+        Route("/api/{project_id:id}/envelope/", envelope_endpoint, methods=methods),
+        Route("/api/{project_id:id}/envelope", envelope_endpoint, methods=methods),
+        Route("/api/{project_id:id}/store/", store_endpoint, methods=methods),
+        Route("/api/{project_id:id}/store", store_endpoint, methods=methods),
     ]

@@ -136,6 +136,8 @@ def _hostile_inputs(web: httpx.Client) -> None:
     for path in (
         "/issues/9223372036854775808",
         "/issues/99999999999999999999999/events/" + "0" * 32,
+        "/issues/" + "9" * 5000,
+        "/projects/" + "9" * 5000 + "/settings",
         "/projects/9223372036854775808/issues",
         "/projects/%C2%B2/issues",
         "/projects/%C2%B2/settings",
@@ -145,7 +147,7 @@ def _hostile_inputs(web: httpx.Client) -> None:
     for query in ("query=%00", "release=a%00b", "environment=%00", "level=%00"):
         assert web.get(f"/projects/1/issues?{query}").status_code == 400, query
     csrf = csrf_of(web.get("/projects/1/issues").text)
-    for value in ("\u00b2", "99999999999999999999999", "9223372036854775808"):
+    for value in ("\u00b2", "99999999999999999999999", "9223372036854775808", "9" * 5000):
         response = web.post(
             "/projects/1/issues/bulk", data={"csrf_token": csrf, "action": "resolve", "issue_1": value}
         )

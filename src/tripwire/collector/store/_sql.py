@@ -269,11 +269,12 @@ class SQLStore(AccountsMixin, ProjectAccessMixin, Store):
         with self._tx(write=False) as c:
             row = None
             ref = str(id_or_name)
-            # ASCII digits only ("²".isdigit() is True but int("²") fails); an id past 2^63 or a
-            # name with NUL (PostgreSQL refuses it in text) can match nothing.
+            # At most 19 ASCII digits ("²".isdigit() is True but int("²") fails, and int() refuses
+            # more than 4300 digits); an id past 2^63 or a name with NUL (PostgreSQL refuses it in
+            # text) can match nothing.
             if "\x00" in ref:
                 raise NotFound(f"no project {id_or_name!r}")
-            if isinstance(id_or_name, int) or (ref.isascii() and ref.isdigit()):
+            if isinstance(id_or_name, int) or (ref.isascii() and ref.isdigit() and len(ref) <= 19):
                 with contextlib.suppress(NotFound):
                     row = c.one(
                         f"SELECT {_PROJECT_COLUMNS} FROM projects WHERE id = ?", (db_int(int(id_or_name)),)

@@ -249,7 +249,8 @@ def bulk_status(page: Page) -> Response:
     ids = [
         int(v)
         for k, v in page.form.items()
-        if k.startswith("issue_") and v.isascii() and v.isdigit() and int(v) <= MAX_ID
+        # ASCII digits, at most 19 of them: int() refuses Unicode digits and > 4300 digits.
+        if k.startswith("issue_") and v.isascii() and v.isdigit() and len(v) <= 19 and int(v) <= MAX_ID
     ]
     for issue_id in ids[:PAGE_SIZE]:
         try:
