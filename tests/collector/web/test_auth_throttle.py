@@ -7,19 +7,23 @@ attacker gets is the number of scrypt checks against the target, not the number 
 
 from __future__ import annotations
 
+import socket
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+import uvicorn
 
 from tests.support.figures import record
 from tripwire.collector import secrets as _secrets
+from tripwire.collector.app import create_app
+from tripwire.collector.config import CollectorConfig
 from tripwire.collector.store import Store, open_store
 from tripwire.collector.web._auth import LoginThrottle
 
-from .conftest import PASSWORD, Collector, csrf_of, running_collector
+from .conftest import PASSWORD, Collector, csrf_of, running_collector, wait_for
 
 pytestmark = pytest.mark.reliability
 
@@ -67,6 +71,8 @@ def _attempt(client: httpx.Client, username: str, password: str, address: str | 
     return response.status_code
 
 
+# 20+ scrypt checks and a server start: seconds on a loaded machine.
+@pytest.mark.slow
 def test_another_accounts_success_never_resets_the_address_count(
     own: Collector, counted: CheckCounter
 ) -> None:
@@ -87,6 +93,8 @@ def test_another_accounts_success_never_resets_the_address_count(
     )
 
 
+# 20+ scrypt checks and a server start: seconds on a loaded machine.
+@pytest.mark.slow
 def test_an_account_is_throttled_across_addresses(own: Collector, counted: CheckCounter) -> None:
     """Guesses spread over many client addresses still check at most 20 passwords of one account;
     the account's own correct password is refused while it is locked."""
@@ -101,6 +109,8 @@ def test_an_account_is_throttled_across_addresses(own: Collector, counted: Check
     record("attacks", "password checks of one account from 30 addresses", counted.guesses())
 
 
+# 20+ scrypt checks and a server start: seconds on a loaded machine.
+@pytest.mark.slow
 def test_the_address_behind_a_trusted_proxy_is_the_one_throttled(
     own: Collector, counted: CheckCounter
 ) -> None:
@@ -213,6 +223,8 @@ def test_racing_attempts_take_at_most_the_limit_on_both_backends(store: Store) -
     record("attacks", f"slots granted to 40 racing attempts, limit 20 ({store.backend})", len(granted))
 
 
+# 20+ scrypt checks and a server start: seconds on a loaded machine.
+@pytest.mark.slow
 def test_collectors_sharing_a_database_share_the_count(tmp_path: Path, counted: CheckCounter) -> None:
     """Two collector processes on one database (behind a load balancer) allow 20 guesses in all,
     not 20 each: the count lives in the database."""
@@ -231,3 +243,35 @@ def test_collectors_sharing_a_database_share_the_count(tmp_path: Path, counted: 
     record(
         "attacks", "password checks of one account through two collectors on one database", counted.guesses()
     )
+
+
+# 20+ scrypt checks and a server start: seconds on a loaded machine.
+@pytest.mark.slow
+def test_a_client_that_is_not_a_trusted_proxy_cannot_pick_its_address(
+    tmp_path: Path, counted: CheckCounter
+) -> None:
+    """When the peer is not a trusted proxy (--forwarded-allow-ips names another address), a
+    forged X-Forwarded-For is ignored: every guess counts against the real address."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(64)
+    port = sock.getsockname()[1]
+    app = create_app(CollectorConfig(data_dir=tmp_path, port=port, run_digester=False))
+    server = uvicorn.Server(
+        uvicorn.Config(app, log_level="warning", access_log=False, forwarded_allow_ips="192.0.2.1")
+    )
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        wait_for(lambda: server.started, 15)
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+            statuses = [
+                _attempt(client, f"user{i}", f"guess-{i}", address=f"10.3.0.{i + 1}") for i in range(25)
+            ]
+    finally:
+        server.should_exit = True
+        thread.join(15)
+        sock.close()
+    assert statuses[:20] == [401] * 20
+    assert set(statuses[20:]) == {429}
+    assert counted.guesses() == 20
