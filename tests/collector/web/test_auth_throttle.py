@@ -167,7 +167,8 @@ def store(database_url: str) -> Iterator[Store]:
 
 def test_failures_expire_after_the_window(store: Store) -> None:
     """A throttled address and account may try again once the window has passed, and the
-    attempts that left the window are deleted (the table never holds more than one window)."""
+    attempts that left the window are deleted (the table never holds more than one window); the
+    user name typed is not stored."""
     now = [1000.0]
     throttle = LoginThrottle(store, limit=3, window=60.0, clock=lambda: now[0])
     for _ in range(3):
@@ -181,6 +182,8 @@ def test_failures_expire_after_the_window(store: Store) -> None:
     assert throttle.acquire("1.2.3.4", "admin") is not None
     with store._tx(write=False) as c:  # type: ignore[attr-defined]
         assert c.one("SELECT COUNT(*) FROM login_attempts")[0] == 1
+        # What was typed as the user name is kept only as a hash (it may be a mistyped password).
+        assert c.one("SELECT COUNT(*) FROM login_attempts WHERE account LIKE '%admin%'")[0] == 0
 
 
 def test_a_success_gives_back_only_its_own_slot(store: Store) -> None:

@@ -195,9 +195,11 @@ class LoginThrottle:
 
     def acquire(self, address: str, username: str) -> int | None:
         """A slot for one password check, or None when the address or the account is locked."""
+        # The account is kept as a hash: people type passwords into the user name field.
+        account = hashlib.sha256(username.strip().lower().encode(errors="replace")).hexdigest()
         return self.store.take_login_slot(
             address[:200],
-            username.strip().lower()[:200],
+            account,
             limit=self.limit,
             window=self.window,
             now=self._clock(),
