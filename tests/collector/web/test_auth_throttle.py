@@ -183,7 +183,7 @@ def test_failures_expire_after_the_window(store: Store) -> None:
     with store._tx(write=False) as c:  # type: ignore[attr-defined]
         assert c.one("SELECT COUNT(*) FROM login_attempts")[0] == 1
         # What was typed as the user name is kept only as a hash (it may be a mistyped password).
-        assert c.one("SELECT COUNT(*) FROM login_attempts WHERE account LIKE '%admin%'")[0] == 0
+        assert c.one("SELECT COUNT(*) FROM login_attempts WHERE account LIKE ?", ("%admin%",))[0] == 0
 
 
 def test_a_success_gives_back_only_its_own_slot(store: Store) -> None:
