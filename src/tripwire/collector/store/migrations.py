@@ -204,6 +204,27 @@ CREATE TABLE dead_letters (
 );
 """
 
+# The attachment budget: per-project overrides, and the bytes each project stored (this hour and
+# in all), kept by the digest in the transaction that stores the attachments and given back by
+# retention, so every collector process holds a project to the same budget. ``full_hour`` and
+# ``total_full`` say the digest had to drop an attachment that did not fit (until the hour ends, or
+# retention frees room): ingest then refuses attachments with 429.
+_V4 = """
+ALTER TABLE projects ADD COLUMN attachment_bytes_per_hour {bigint};
+ALTER TABLE projects ADD COLUMN attachment_bytes_total {bigint};
+CREATE TABLE attachment_usage (
+    project_id {bigint} PRIMARY KEY,
+    hour {float} NOT NULL,
+    hour_bytes {bigint} NOT NULL,
+    stored_bytes {bigint} NOT NULL,
+    full_hour {float} NOT NULL DEFAULT 0,
+    total_full INTEGER NOT NULL DEFAULT 0
+);
+INSERT INTO attachment_usage (project_id, hour, hour_bytes, stored_bytes)
+    SELECT project_id, 0, 0, SUM(size) FROM attachments GROUP BY project_id
+"""
+
+
 # Accounts hardening: API tokens may expire; a project may have several DSN keys at once (rotation
 # with an overlap window); non-admin users see only the projects they are members of. Existing
 # keys and users are carried over so that upgrading changes nobody's access: every existing
@@ -242,7 +263,7 @@ CREATE INDEX login_attempts_account ON login_attempts (account, at);
 CREATE INDEX login_attempts_at ON login_attempts (at);
 """
 
-_TEMPLATES: list[tuple[int, str]] = [(1, _V1), (2, _V2), (3, _V3), (5, _V5)]
+_TEMPLATES: list[tuple[int, str]] = [(1, _V1), (2, _V2), (3, _V3), (4, _V4), (5, _V5)]
 
 
 def migrations(backend: str) -> list[tuple[int, list[str]]]:

@@ -12,7 +12,8 @@ Pages:
     /projects/{project}/issues                    issue list: status tabs, search, filters, sparklines
     /projects/{project}/issues/bulk               resolve/ignore/reopen ticked issues (POST)
     /projects/{project}/releases                  releases with sessions and crash-free rate
-    /projects/{project}/settings                  DSN keys, members, limits, client-report and intake counters
+    /projects/{project}/settings                  DSN keys, members, limits, client-report and intake
+                                                  counters; POST: an admin sets the attachment budget
     /projects/{project}/keys/rotate|revoke        add a DSN key / revoke one (POST, admins)
     /projects/{project}/members/add|remove        add / remove a member (POST, admins)
     /issues/{issue_id}                            one issue: actions, why grouped, tags, latest event
@@ -63,7 +64,7 @@ def routes(state: Any) -> list[BaseRoute]:
         page("/projects/{project}/issues", issues.issue_list),
         page("/projects/{project}/issues/bulk", issues.bulk_status, ("POST",)),
         page("/projects/{project}/releases", projects.releases),
-        page("/projects/{project}/settings", projects.settings),
+        page("/projects/{project}/settings", projects.settings, ("GET", "POST")),
         page("/projects/{project}/keys/rotate", project_access.rotate_key, ("POST",)),
         page("/projects/{project}/keys/revoke", project_access.revoke_key, ("POST",)),
         page("/projects/{project}/members/add", project_access.add_member, ("POST",)),
