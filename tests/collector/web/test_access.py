@@ -155,6 +155,12 @@ def _hostile_inputs(web: httpx.Client) -> None:
     nul = web.post("/projects/1/issues/bulk", data={"csrf_token": csrf, "action": "re\x00solve"})
     assert nul.status_code == 400
     assert re.search("error", nul.text, re.I)
+    for days in ("\u00b2", "0", "99999", "9" * 5000):
+        response = web.post("/projects/1/tokens/create", data={"csrf_token": csrf, "expires_in_days": days})
+        assert response.status_code == 400, days
+    for token_id in ("\u00b2", "9" * 5000, "99999999999999999999"):
+        response = web.post("/projects/1/tokens/revoke", data={"csrf_token": csrf, "token_id": token_id})
+        assert response.status_code == 400, token_id
     for form in ({"public_key": "\u00b2"}, {"username": "\u00b2"}, {"username": "9" * 30}):
         path = "/projects/1/keys/revoke" if "public_key" in form else "/projects/1/members/add"
         assert web.post(path, data={"csrf_token": csrf, **form}).status_code == 400, form
@@ -174,3 +180,41 @@ def test_huge_ids_unicode_digits_and_nul_are_404_or_400_on_postgresql(pg_url: st
     ):
         assert login(web).status_code == 303
         _hostile_inputs(web)
+
+
+def test_api_tokens_are_created_listed_and_revoked_on_the_settings_page(
+    collector: Collector, outsider: httpx.Client
+) -> None:
+    """A user creates an API token on a Settings page (its secret shown once, with its expiry),
+    sees it listed without the secret, and revokes it: the API then refuses it. Another user's
+    token cannot be revoked from there."""
+    project = collector.new_project("tokens")
+    user = collector.store.get_user(outsider.headers["X-Test-User"])
+    collector.store.add_project_member(project.id, user.id)
+    url = f"/projects/{project.id}/settings"
+    page = outsider.get(url)
+    created = outsider.post(
+        f"/projects/{project.id}/tokens/create",
+        data={"csrf_token": csrf_of(page.text), "name": "laptop", "expires_in_days": "30"},
+    )
+    assert created.status_code == 201
+    secret = re.search(r'id="new-token"[^>]*value="(tw_[^"]+)"', created.text)
+    assert secret, "the new token is shown once"
+    bearer = {"Authorization": f"Bearer {secret.group(1)}"}
+    assert httpx.get(f"{collector.url}/api/0/status/", headers=bearer).status_code == 200
+    listing = outsider.get(url).text
+    assert "laptop" in listing and secret.group(1) not in listing
+    (token,) = [t for t in collector.store.list_api_tokens(user.id) if t.name == "laptop"]
+    assert token.expires_at is not None and token.expires_at > time.time() + 29 * 86400
+    admin_token, _ = collector.store.issue_api_token(collector.store.get_user("admin").id, "admin's")
+    csrf = csrf_of(listing)
+    foreign = outsider.post(
+        f"/projects/{project.id}/tokens/revoke", data={"csrf_token": csrf, "token_id": str(admin_token.id)}
+    )
+    assert foreign.status_code == 400
+    assert admin_token in collector.store.list_api_tokens()
+    revoked = outsider.post(
+        f"/projects/{project.id}/tokens/revoke", data={"csrf_token": csrf, "token_id": str(token.id)}
+    )
+    assert revoked.status_code == 303
+    assert httpx.get(f"{collector.url}/api/0/status/", headers=bearer).status_code == 401

@@ -16,6 +16,7 @@ Pages:
                                                   counters; POST: an admin sets the attachment budget
     /projects/{project}/keys/rotate|revoke        add a DSN key / revoke one (POST, admins)
     /projects/{project}/members/add|remove        add / remove a member (POST, admins)
+    /projects/{project}/tokens/create|revoke      create one's API token (shown once) / revoke (POST)
     /issues/{issue_id}                            one issue: actions, why grouped, tags, latest event
     /issues/{issue_id}/status                     change the status (POST)
     /issues/{issue_id}/events/{event_id}          one event: exception chain, frames, breadcrumbs, ...
@@ -69,6 +70,8 @@ def routes(state: Any) -> list[BaseRoute]:
         page("/projects/{project}/keys/revoke", project_access.revoke_key, ("POST",)),
         page("/projects/{project}/members/add", project_access.add_member, ("POST",)),
         page("/projects/{project}/members/remove", project_access.remove_member, ("POST",)),
+        page("/projects/{project}/tokens/create", project_access.create_token, ("POST",)),
+        page("/projects/{project}/tokens/revoke", project_access.revoke_token, ("POST",)),
         page("/issues/{issue_id:id}", issues.issue_detail),
         page("/issues/{issue_id:id}/status", issues.issue_status, ("POST",)),
         page("/issues/{issue_id:id}/events/{event_id}", events.event_detail),

@@ -8,7 +8,7 @@ import time
 from starlette.responses import Response
 
 from ..access import visible_projects
-from ..store import NotFound
+from ..store import NotFound, Project
 from ._auth import Page, redirect
 from ._charts import shares
 from .issues import not_found, project_of
@@ -119,6 +119,13 @@ def settings(page: Page) -> Response:
         else:
             page.store.update_project(project.id, **changes)
             return redirect(f"/projects/{project.id}/settings")
+    return render_settings(page, project, error=error)
+
+
+def render_settings(
+    page: Page, project: Project, *, error: str = "", new_token: str | None = None, status_code: int = 200
+) -> Response:
+    """The Settings page of ``project`` (``new_token``: an API token just created, shown once)."""
     store = page.store
     since = time.time() - 30 * 86400
     config = page.config
@@ -127,7 +134,7 @@ def settings(page: Page) -> Response:
     total = project.attachment_bytes_total
     return page.render(
         "settings.html",
-        status_code=400 if error else 200,
+        status_code=400 if error else status_code,
         project=project,
         dsn=project.dsn(_public_url(page)),
         event_count=store.count_events(project.id),
@@ -140,6 +147,8 @@ def settings(page: Page) -> Response:
         else config.retention_max_events,
         keys=store.list_project_keys(project.id),
         members=store.list_project_members(project.id),
+        tokens=store.list_api_tokens(None if page.user.is_admin else page.user.id),
+        new_token=new_token,
         attachment_per_hour=config.attachment_bytes_per_hour if per_hour is None else per_hour,
         attachment_total=config.attachment_bytes_total if total is None else total,
         attachment_hour_bytes=usage.used_in(float(int(time.time() // 3600) * 3600)),
