@@ -346,10 +346,6 @@ def cmd_project(args: argparse.Namespace) -> int:
     return 0
 
 
-#: How long another running collector may still accept a revoked DSN key (its key cache).
-_KEY_CACHE_SECONDS = 5
-
-
 def _project_keys(args: argparse.Namespace, store: Store, url: str) -> None:
     project = store.get_project(args.name)
     if args.action == "rotate-key":
@@ -361,12 +357,14 @@ def _project_keys(args: argparse.Namespace, store: Store, url: str) -> None:
             f" until: tripwire project revoke-key {project.name} KEY",
         )
     elif args.action == "revoke-key":
+        from .ingest import ProjectCache  # how long a running collector caches keys
+
         store.revoke_project_key(project.id, args.key)
         _out(
             args,
             {"project": project.name, "revoked": args.key},
             f"revoked {args.key} of {project.name!r}; running collectors refuse it within"
-            f" {_KEY_CACHE_SECONDS} s",
+            f" {ProjectCache.max_age:g} s",
         )
     else:
         keys = store.list_project_keys(project.id)
