@@ -23,6 +23,7 @@ from starlette.routing import Mount, Route
 
 from tests.support.figures import record
 from tripwire.collector import access
+from tripwire.collector.alerts.rules import spec_from_json
 from tripwire.collector.web._auth import CSRF_FIELD, SESSION_COOKIE, csrf_token_for
 
 from .conftest import LiveServer, envelope, make_event
@@ -46,10 +47,11 @@ UNSCOPED = {
     "attachment_id": "always with {project}",
     "public_key": "always with {project}",
     "username": "always with {project}",
+    "slug": "always with {project}: a monitor is found by (project, slug)",
     "token_id": "a token is the caller's own (admins: anyone's)",
 }
 #: Of those, the ones that must only appear next to a scoped parameter.
-NEEDS_A_SCOPED_NEIGHBOUR = {"attachment_id", "public_key", "username"}
+NEEDS_A_SCOPED_NEIGHBOUR = {"attachment_id", "public_key", "username", "slug"}
 
 
 @dataclasses.dataclass
@@ -64,6 +66,7 @@ class World:
     other_token: str
     other_project: Any
     revoked_key: str
+    victim_rule: int
     secrets: tuple[str, ...]
 
 
@@ -81,6 +84,9 @@ def world(server: LiveServer) -> Iterator[World]:
     other_user = store.create_user("mallory", "mallory password 1")
     other_project = store.create_project("mallorys")
     store.add_project_member(other_project.id, other_user.id)
+    rule = store.create_alert_rule(
+        victim.id, spec_from_json({"on": "new-issue", "webhook": f"https://hooks.example/{marker}"})
+    )
     revoked_key = store.add_project_key(victim.id).public_key
     store.revoke_project_key(victim.id, revoked_key)
     server.state.projects.invalidate()
@@ -95,6 +101,7 @@ def world(server: LiveServer) -> Iterator[World]:
         other_token=store.create_api_token(other_user.id, "mallory"),
         other_project=other_project,
         revoked_key=revoked_key,
+        victim_rule=rule.id,
         secrets=(marker, victim.public_key, event["event_id"]),
     )
 
@@ -109,6 +116,7 @@ def _path(route: Route, w: World) -> str:
         "token_id": str(w.victim_token_id),
         "public_key": w.victim_project.public_key,
         "username": "admin",
+        "rule_id": str(w.victim_rule),
     }
     path = route.path
     names = set(route.param_convertors)

@@ -58,6 +58,7 @@ def visible_projects(store: Store, user: User) -> list[Project]:
 SCOPES: dict[str, Callable[[Store, Any], int]] = {
     "project": lambda store, ref: store.get_project(str(ref)).id,
     "issue_id": lambda store, ref: store.get_issue(int(ref)).project_id,
+    "rule_id": lambda store, ref: store.get_alert_rule(int(ref)).project_id,
 }
 
 

@@ -17,6 +17,10 @@ Pages:
     /projects/{project}/keys/rotate|revoke        add a DSN key / revoke one (POST, admins)
     /projects/{project}/members/add|remove        add / remove a member (POST, admins)
     /projects/{project}/tokens/create|revoke      create one's API token (shown once) / revoke (POST)
+    /projects/{project}/alerts                    alert rules, and a form to add one (POST, admins)
+    /projects/{project}/alerts/{rule_id}          a rule with its history; .../test, .../delete (POST)
+    /projects/{project}/monitors                  cron monitors with a timeline of their last runs
+    /projects/{project}/monitors/{slug}           one monitor and its check-ins
     /issues/{issue_id}                            one issue: actions, why grouped, tags, latest event
     /issues/{issue_id}/status                     change the status (POST)
     /issues/{issue_id}/events/{event_id}          one event: exception chain, frames, breadcrumbs, ...
@@ -34,7 +38,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
-from . import events, issues, project_access, projects
+from . import alerts, events, issues, monitors, project_access, projects
 from ._auth import login_endpoints, login_required
 from ._render import STATIC_DIR
 
@@ -72,6 +76,12 @@ def routes(state: Any) -> list[BaseRoute]:
         page("/projects/{project}/members/remove", project_access.remove_member, ("POST",)),
         page("/projects/{project}/tokens/create", project_access.create_token, ("POST",)),
         page("/projects/{project}/tokens/revoke", project_access.revoke_token, ("POST",)),
+        page("/projects/{project}/alerts", alerts.alert_list, ("GET", "POST")),
+        page("/projects/{project}/alerts/{rule_id:id}", alerts.alert_detail),
+        page("/projects/{project}/alerts/{rule_id:id}/test", alerts.alert_test, ("POST",)),
+        page("/projects/{project}/alerts/{rule_id:id}/delete", alerts.alert_delete, ("POST",)),
+        page("/projects/{project}/monitors", monitors.monitor_list),
+        page("/projects/{project}/monitors/{slug}", monitors.monitor_detail),
         page("/issues/{issue_id:id}", issues.issue_detail),
         page("/issues/{issue_id:id}/status", issues.issue_status, ("POST",)),
         page("/issues/{issue_id:id}/events/{event_id}", events.event_detail),
