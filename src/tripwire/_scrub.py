@@ -10,9 +10,10 @@ Rules (docs/events.md has the user-facing version):
 * **Text.** Every string value (and exception values and messages) is searched for ``key=value`` /
   ``"key": "value"`` pairs with a sensitive key, ``scheme://user:password@`` URLs, ``Bearer <token>``
   credentials and the user's ``scrub_patterns``; the secret part becomes ``[Filtered]``.
-* **PII.** Without ``send_default_pii``: request cookies and client IP headers are removed, the
-  ``REMOTE_ADDR`` environment entry is removed, and ``user`` keeps only ``id`` (identities such as
-  ``email``, ``username``, ``name`` and ``ip_address`` are removed). Removals are noted in ``_meta``.
+* **PII.** ``send_default_pii`` governs only what the SDK collects on its own: without it, request
+  cookies, client IP headers and the ``REMOTE_ADDR`` environment entry are removed (noted in
+  ``_meta``). The ``user`` the app sets is the app's explicit choice and is sent as set, secrets
+  filtered like anywhere else (Sentry's documented rule).
 
 Integrations use :func:`scrub_url`, :func:`scrub_query_string`, :func:`scrub_headers` and
 :func:`scrub_mapping` when they put data into breadcrumbs or contexts themselves.
@@ -72,8 +73,6 @@ IP_HEADERS = frozenset(
         "fastly-client-ip",
     }
 )
-#: User fields that identify a person: sent only with send_default_pii.
-USER_PII_KEYS = frozenset({"email", "username", "name", "ip_address", "ip", "full_name", "phone"})
 
 _URL_USERINFO = re.compile(r"(?P<head>\b[a-zA-Z][a-zA-Z0-9+.\-]*://[^\s/@:]*:)(?P<secret>[^\s/@]+)(?=@)")
 # "Bearer <token>" outside a key=value pair. The token must look like one (a digit or one of ._~+/=)
@@ -215,13 +214,9 @@ class Scrubber:
         return value
 
     def scrub_user(self, user: Mapping[str, Any], meta: Meta | None = None) -> dict[str, Any]:
-        """The user, scrubbed; without send_default_pii only ``id`` and non-identifying keys stay."""
+        """The user as the app set it (identities included, whatever send_default_pii), secrets filtered."""
         out: dict[str, Any] = {}
         for key, value in user.items():
-            if not self.send_default_pii and key in USER_PII_KEYS:
-                if meta is not None:
-                    add_meta(meta, ("user", key), rem=[["!pii", "x"]])
-                continue
             if key == "id":
                 out[key] = value
             else:

@@ -205,8 +205,8 @@ def test_request_with_pii_keeps_cookies_and_ips_but_not_secrets() -> None:
     assert request["env"]["REMOTE_ADDR"] == "203.0.113.9"
 
 
-def test_user_identity_only_with_pii() -> None:
-    """Without send_default_pii the user keeps only id; with it, email/username/ip are sent."""
+def test_a_user_given_explicitly_is_sent_whatever_send_default_pii() -> None:
+    """user= on a capture is the app's choice: email/username/ip are sent with and without PII."""
     user = {
         "id": "42",
         "email": "bob@example.test",
@@ -215,8 +215,8 @@ def test_user_identity_only_with_pii() -> None:
         "plan": "pro",
     }
     without = one_event(lambda: tripwire.capture_message("x", user=user))
-    assert without["user"] == {"id": "42", "plan": "pro"}
-    assert without["_meta"]["user"]["email"][""]["rem"] == [["!pii", "x"]]
+    assert without["user"] == user
+    assert "_meta" not in without
     with_pii = one_event(lambda: tripwire.capture_message("x", user=user), send_default_pii=True)
     assert with_pii["user"] == user
 
