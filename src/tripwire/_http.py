@@ -1,8 +1,8 @@
 """Kept-alive HTTP connections for the sender threads: the standard library's ``http.client``.
 
 One pool per sender thread (never shared between threads), one connection per (scheme, host, port),
-an explicit timeout for connecting and for every read, ``TCP_NODELAY``. A failure to connect raises
-:class:`Unreachable` (the backend is down: not the payload's fault); any other failure is an
+an explicit timeout for connecting, for sending and for the whole answer, ``TCP_NODELAY``. A failure
+to connect raises :class:`Unreachable` (the backend is down: not the payload's fault); any other failure is an
 ``OSError`` or ``http.client.HTTPException`` from the exchange.
 
 Proxies: ``proxy=None`` reads ``HTTPS_PROXY`` / ``HTTP_PROXY`` / ``NO_PROXY`` from the environment
@@ -12,6 +12,8 @@ http is forwarded with the absolute URL.
 """
 
 from __future__ import annotations
+
+import time
 
 TYPE_CHECKING = False  # typing's, without importing typing (3 ms): see _namedtuple.py
 if TYPE_CHECKING:
@@ -146,8 +148,9 @@ class ConnectionPool:
                     raise ValueError(f"invalid header {name!r}")
                 lines.append(f"{name}: {value}")
             lines += ("", "")
+            sock.settimeout(self.timeout)  # a kept-alive socket still has the last answer's deadline
             sock.sendall("\r\n".join(lines).encode("latin-1") + body)
-            status, reply_headers, reply, keep = _read_response(sock)
+            status, reply_headers, reply, keep = _read_response(_Deadline(sock, self.timeout))
             if not keep:
                 conn.close()
                 self._conns.pop(key, None)
@@ -158,11 +161,29 @@ class ConnectionPool:
         return status, reply_headers, reply
 
 
+class _Deadline:
+    """``recv`` within one deadline for the whole answer: a server that trickles a byte at a time
+    (each read well within the timeout) would otherwise hold the sender for hours."""
+
+    __slots__ = ("_deadline", "_sock")
+
+    def __init__(self, sock: socket.socket, timeout: float) -> None:
+        self._sock = sock
+        self._deadline = time.monotonic() + timeout
+
+    def recv(self, size: int) -> bytes:
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("the answer took longer than the timeout")
+        self._sock.settimeout(left)
+        return self._sock.recv(size)
+
+
 #: The most header bytes read from a response.
 _MAX_HEAD = 64 * 1024
 
 
-def _read_response(sock: socket.socket) -> tuple[int, dict[str, str], bytes, bool]:
+def _read_response(sock: socket.socket | _Deadline) -> tuple[int, dict[str, str], bytes, bool]:
     """(status, lower-cased headers, body up to MAX_RESPONSE_BYTES, connection reusable) of a response."""
     import http.client
 
@@ -222,7 +243,7 @@ def _read_response(sock: socket.socket) -> tuple[int, dict[str, str], bytes, boo
     return status, headers, buf[:MAX_RESPONSE_BYTES], False
 
 
-def _read_chunked(sock: socket.socket, buf: bytes) -> tuple[bytes, bool]:
+def _read_chunked(sock: socket.socket | _Deadline, buf: bytes) -> tuple[bytes, bool]:
     """A chunked body (up to MAX_RESPONSE_BYTES) and whether it was read to its end."""
     import http.client
 
