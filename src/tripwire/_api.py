@@ -55,6 +55,7 @@ def init(dsn: str | None = None, /, **options: Any) -> Client:
 
 
 _atexit_installed = False
+_exit_wait_spent = False
 
 
 def _install_atexit() -> None:
@@ -66,6 +67,41 @@ def _install_atexit() -> None:
 
     atexit.register(_close_at_exit)
     _atexit_installed = True
+    import os
+
+    if hasattr(os, "register_at_fork"):
+        os.register_at_fork(after_in_child=_flush_at_thread_shutdown)
+
+
+def _flush_at_thread_shutdown() -> None:
+    """In a forked child: deliver before the process ends, also when it ends without atexit.
+
+    ``multiprocessing`` (fork), billiard and others end their children with ``os._exit()`` after
+    ``threading._shutdown()``: atexit never runs there, so what a pool worker captured last was lost.
+    ``threading._register_atexit`` (what ``concurrent.futures`` uses) runs in both cases.
+    """
+    import threading
+
+    register = getattr(threading, "_register_atexit", None)
+    if register is None:
+        return
+    try:
+        register(_flush_at_exit)
+    except Exception:
+        logger.debug("tripwire: could not register the flush at thread shutdown", exc_info=True)
+
+
+def _flush_at_exit() -> None:
+    client = _globals.client
+    if client is None:
+        return
+    try:
+        if not client.flush(client.options.shutdown_timeout):
+            # The whole shutdown_timeout is spent: close at exit counts the rest without waiting again.
+            global _exit_wait_spent
+            _exit_wait_spent = True
+    except Exception:
+        logger.debug("tripwire: flushing at thread shutdown failed", exc_info=True)
 
 
 def _close_at_exit() -> None:
@@ -77,7 +113,7 @@ def _close_at_exit() -> None:
     try:
         # Integrations first: what they track (a process session) ends while it can still be sent.
         _globals.uninstall_integrations()
-        client.close(timeout=client.options.shutdown_timeout)
+        client.close(timeout=0.0 if _exit_wait_spent else client.options.shutdown_timeout)
     except Exception:
         logger.debug("tripwire: closing at exit failed", exc_info=True)
 

@@ -113,7 +113,7 @@ class RepeatLimiter:
         self.limit = limit
         self._rate = limit / 60.0
         self._clock = clock
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # reentrant: see _forksafe (captures from signal handlers)
         # Insertion order doubles as recency order: a hit moves its key to the end.
         self._buckets: dict[tuple[Any, ...], _Bucket] = {}
         renew_lock_after_fork(self)

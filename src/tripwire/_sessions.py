@@ -94,7 +94,7 @@ class SessionAggregator:
         self.interval = interval
         self._submit = submit
         self._on_drop = on_drop
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # reentrant: see _forksafe (captures from signal handlers)
         # Keyed by minute since the epoch (ints, looked up with equal floats: see ``record``).
         self._buckets: dict[float, list[itertools.count[int]]] = {}
         #: ``next(aggregator.exited)`` counts one request session that ended well, now. Never
@@ -220,7 +220,7 @@ class SessionAggregator:
 
     def _reset_after_fork(self) -> None:
         had_timer = self._thread is not None
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._buckets = {}
         # ``exited`` stays the same object (middlewares hold it); the parent's gains are its own.
         self._exited_taken = _value(self.exited)

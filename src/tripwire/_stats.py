@@ -48,7 +48,7 @@ class DropCounter:
     def __init__(self, debug: bool = False) -> None:
         #: With ``debug`` every drop is logged (warning level, ``tripwire`` logger).
         self.debug = debug
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # reentrant: see _forksafe (captures from signal handlers)
         renew_lock_after_fork(self)
         self._total: Counter[Drop] = Counter()
         self._unreported: Counter[Drop] = Counter()

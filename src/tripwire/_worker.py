@@ -46,7 +46,9 @@ class Worker:
         self._closed = False
 
     def _reset_state(self) -> None:
-        self._cond = threading.Condition(threading.Lock())
+        # Reentrant: a signal handler or a __del__ (run by the GC at any allocation) may capture on
+        # a thread that is inside submit() already; a plain lock would deadlock that thread.
+        self._cond = threading.Condition(threading.RLock())
         self._high: deque[Any] = deque()
         self._low: deque[Any] = deque()
         # Queued plus the one being processed: what flush() waits for.
