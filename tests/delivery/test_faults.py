@@ -175,6 +175,14 @@ def test_a_faulty_backend_costs_the_app_nothing_and_loses_nothing(sink: Sink, fa
             assert backend.faulted == times
 
 
+@pytest.mark.slow
+def test_a_one_byte_per_second_server_is_cut_off_at_the_default_timeout(sink: Sink) -> None:
+    """A server answering 1 byte/s holds the sender 5 s (http_timeout's default), not hours; all arrive."""
+    with FaultyBackend(sink, "trickle", times=1, trickle_interval=1.0) as backend:
+        _start(backend.dsn, http_timeout=5.0)
+        _check_fault("1 byte/s answer, default 5 s timeout", lambda: backend.faulted >= 1, lambda: None, sink)
+
+
 def test_an_untrusted_certificate_costs_the_app_nothing_and_loses_nothing(
     sink: Sink, cas: tuple[trustme.CA, trustme.CA], tmp_path: Path
 ) -> None:

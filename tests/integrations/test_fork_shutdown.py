@@ -435,7 +435,7 @@ def test_captures_from_finalizers_never_deadlock_or_print(sink: Sink) -> None:
 
 def test_captures_during_interpreter_finalisation_are_quiet(sink: Sink) -> None:
     """Captures from atexit handlers (before and after tripwire's) and late module teardown: no traceback."""
-    _run(
+    done = _run(
         """
         import atexit
 
@@ -454,13 +454,15 @@ def test_captures_during_interpreter_finalisation_are_quiet(sink: Sink) -> None:
         atexit.register(before_tripwire_closes)
 
         class Teardown:
-            def __del__(self):
+            # Defaults, not globals: by the time this runs the script's globals may be gone.
+            def __del__(self, tripwire=tripwire, write=os.write):
                 # Runs while modules are being torn down, long after tripwire was closed.
                 tripwire.capture_message("module teardown")
                 try:
                     raise RuntimeError("during teardown")
                 except RuntimeError:
                     tripwire.capture_exception()
+                write(1, b"teardown ran\\n")
 
         keeper = Teardown()
         keeper.self = keeper  # a cycle: freed by the final collection, after atexit
@@ -468,6 +470,7 @@ def test_captures_during_interpreter_finalisation_are_quiet(sink: Sink) -> None:
         """,
         sink,
     )
+    assert done.stdout == "teardown ran\n"  # the late capture did run (quietly)
     messages = _messages(sink)
     assert messages == Counter({"main": 1, "atexit before close": 1})
     record(
