@@ -63,6 +63,9 @@ def _importing() -> list[str]:
 def _finish_imports() -> None:
     # Called by os.fork() in the forking thread, before the fork. Never raises into fork().
     try:
+        state = sys.modules.get("tripwire._globals")
+        if getattr(state, "client", None) is None:
+            return  # no client, no threads of ours: nothing of ours is being imported
         import importlib
 
         for name in _LAZY_IMPORTS:
