@@ -93,13 +93,22 @@ def _errors_dropped(stats: dict[str, Any]) -> int:
     return sum(d["quantity"] for d in stats["dropped_by"] if d["category"] == "error")
 
 
-def _explained(captured: int) -> dict[str, Any]:
-    """stats() once the worker has handed everything over: captured = sent + dropped + pending."""
-    assert wait_until(lambda: tripwire.stats()["queued"] == 0, 5)
-    stats = tripwire.stats()
+def _balance(stats: dict[str, Any]) -> int:
     sent = sum(stats["sent"].values())
     pending = sum(stats["pending"].values()) + sum(stats["spooled"].values())
-    assert sent + _errors_dropped(stats) + pending == captured, stats
+    return sent + _errors_dropped(stats) + pending
+
+
+def _explained(captured: int) -> dict[str, Any]:
+    """stats() once the worker has handed everything over: captured = sent + dropped + pending.
+
+    stats() reads its counters one after the other: a payload being settled at that moment can be
+    seen twice. So the balance is read until it holds (a loss would never balance), within 2 s.
+    """
+    assert wait_until(lambda: tripwire.stats()["queued"] == 0, 5)
+    wait_until(lambda: _balance(tripwire.stats()) == captured, 2)
+    stats = tripwire.stats()
+    assert _balance(stats) == captured, stats
     return stats
 
 
