@@ -106,8 +106,11 @@ def _explained(captured: int) -> dict[str, Any]:
     seen twice. So the balance is read until it holds (a loss would never balance), within 2 s.
     """
     assert wait_until(lambda: tripwire.stats()["queued"] == 0, 5)
-    wait_until(lambda: _balance(tripwire.stats()) == captured, 2)
+    deadline = time.monotonic() + 2
     stats = tripwire.stats()
+    while _balance(stats) != captured and time.monotonic() < deadline:
+        time.sleep(0.01)
+        stats = tripwire.stats()
     assert _balance(stats) == captured, stats
     return stats
 
