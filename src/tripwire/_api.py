@@ -71,6 +71,9 @@ def _install_atexit() -> None:
 
     if hasattr(os, "register_at_fork"):
         os.register_at_fork(after_in_child=_flush_at_thread_shutdown)
+        from .integrations._imports import when_imported
+
+        when_imported("celery.signals", _flush_when_celery_children_end)
 
 
 def _flush_at_thread_shutdown() -> None:
@@ -89,6 +92,22 @@ def _flush_at_thread_shutdown() -> None:
         register(_flush_at_exit)
     except Exception:
         logger.debug("tripwire: could not register the flush at thread shutdown", exc_info=True)
+
+
+def _flush_when_celery_children_end(signals: Any) -> None:
+    """Celery's pool children (billiard) end with ``os._exit()``, which skips atexit and threading's
+    shutdown: one recycled right after a task (``--max-tasks-per-child``) lost what it had just
+    logged. Celery sends ``worker_process_shutdown`` in the child first: flush there."""
+    try:
+        signals.worker_process_shutdown.connect(
+            _on_celery_child_end, weak=False, dispatch_uid="tripwire-flush"
+        )
+    except Exception:
+        logger.debug("tripwire: could not hook Celery's worker_process_shutdown", exc_info=True)
+
+
+def _on_celery_child_end(**_: Any) -> None:
+    _flush_at_exit()
 
 
 def _flush_at_exit() -> None:

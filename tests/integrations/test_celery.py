@@ -19,7 +19,8 @@ import pytest
 import redis
 
 from tests.support.celery_app import BROKER, PaymentDeclined, make_app
-from tests.support.sink import Sink
+from tests.support.figures import record
+from tests.support.sink import Answer, Sink
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -33,7 +34,7 @@ def queue() -> Iterator[str]:
     client.close()
 
 
-def _start_worker(queue: str, dsn: str) -> subprocess.Popen[str]:
+def _start_worker(queue: str, dsn: str, *options: str) -> subprocess.Popen[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TRIPWIRE_", "SENTRY_"))}
     env.update(
         PYTHONPATH=os.pathsep.join([str(ROOT / "src"), str(ROOT)]),
@@ -60,6 +61,7 @@ def _start_worker(queue: str, dsn: str) -> subprocess.Popen[str]:
         "--without-mingle",
         "--loglevel",
         "WARNING",
+        *options,
     ]
     return subprocess.Popen(
         command, env=env, cwd=str(ROOT), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
@@ -100,6 +102,35 @@ def test_a_failed_task_reaches_the_parent_as_itself_and_is_reported_once(sink: S
     reported = [e["exception"]["values"][-1] for e in sink.events]
     assert sorted(v["type"] for v in reported) == ["PaymentDeclined", "ValueError"]
     assert {e["logger"] for e in sink.events} == {"celery.app.trace"}
+    app.close()
+
+
+@pytest.mark.slow
+@pytest.mark.reliability
+def test_a_pool_child_that_ends_right_after_its_task_still_delivers(sink: Sink, queue: str) -> None:
+    """--max-tasks-per-child 1: each pool child ends (os._exit) right after logging; every event arrives.
+
+    The backend takes 0.3 s per event, so a child that ends without flushing loses its event.
+    """
+    sink.answer = Answer(delay=0.3)
+    app = make_app(queue)
+    worker = _start_worker(queue, sink.dsn, "--max-tasks-per-child", "1")
+    try:
+        results = [app.send_task("charge", args=[n]) for n in range(2, 6)]
+        for result in results:
+            result.get(timeout=30, propagate=False)
+        arrived = sink.wait_until(lambda: len(sink.events) >= 4, 10)
+    finally:
+        stderr = _stop(worker)
+    assert arrived, f"{len(sink.events)} of 4 events arrived\n{stderr}"
+    values = sorted(e["exception"]["values"][-1]["value"] for e in sink.events)
+    assert len(values) == 4 and len(set(values)) == 4
+    record(
+        "fork-shutdown",
+        "Celery prefork children recycled after every task (--max-tasks-per-child 1)",
+        "4 of 4 delivered",
+        "each child logs the failure and ends with os._exit; backend 0.3 s per event",
+    )
     app.close()
 
 
