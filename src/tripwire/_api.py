@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -70,34 +71,36 @@ def _install_atexit() -> None:
     import os
 
     if hasattr(os, "register_at_fork"):
-        os.register_at_fork(after_in_child=_flush_at_thread_shutdown)
-        from .integrations._imports import when_imported
-
-        when_imported("celery.signals", _flush_when_celery_children_end)
+        os.register_at_fork(after_in_child=_flush_before_the_child_ends)
 
 
-def _flush_at_thread_shutdown() -> None:
+def _flush_before_the_child_ends() -> None:
     """In a forked child: deliver before the process ends, also when it ends without atexit.
 
-    ``multiprocessing`` (fork), billiard and others end their children with ``os._exit()`` after
-    ``threading._shutdown()``: atexit never runs there, so what a pool worker captured last was lost.
-    ``threading._register_atexit`` (what ``concurrent.futures`` uses) runs in both cases.
+    ``multiprocessing`` (fork) ends its children with ``os._exit()`` after ``threading._shutdown()``:
+    atexit never runs there, so what a pool worker captured last was lost.
+    ``threading._register_atexit`` (what ``concurrent.futures`` uses) runs in both cases. Celery's
+    pool children (billiard) skip that too; Celery tells them with a signal.
     """
     import threading
 
     register = getattr(threading, "_register_atexit", None)
-    if register is None:
-        return
     try:
-        register(_flush_at_exit)
+        if register is not None:
+            register(_flush_at_exit)
+        celery_signals = sys.modules.get("celery.signals")
+        if celery_signals is not None:
+            _flush_when_celery_children_end(celery_signals)
     except Exception:
-        logger.debug("tripwire: could not register the flush at thread shutdown", exc_info=True)
+        logger.debug("tripwire: could not register the flush at a child's end", exc_info=True)
 
 
 def _flush_when_celery_children_end(signals: Any) -> None:
     """Celery's pool children (billiard) end with ``os._exit()``, which skips atexit and threading's
     shutdown: one recycled right after a task (``--max-tasks-per-child``) lost what it had just
-    logged. Celery sends ``worker_process_shutdown`` in the child first: flush there."""
+    logged. Celery sends ``worker_process_shutdown`` in the child first: flush there. Connected in
+    the child, right after the fork (Celery is imported by then), so ``close()`` has nothing to undo
+    in the parent."""
     try:
         signals.worker_process_shutdown.connect(
             _on_celery_child_end, weak=False, dispatch_uid="tripwire-flush"
