@@ -26,7 +26,8 @@ from ._sessions import SessionAggregator
 from ._stacktrace import snapshot_live_locals
 from ._stats import DropCounter
 from ._types import Event, Hint, Mechanism, SessionBatch
-from ._worker import Worker
+from .delivery.outbox import Outbox
+from .delivery.worker import Worker
 from .reporters import create_reporter
 from .reporters.base import Reporter
 
@@ -78,9 +79,10 @@ class Client:
         self._ignore_names = frozenset(e for e in options.ignore_errors if isinstance(e, str))
         self._worker = Worker(
             self._process,
-            maxsize=options.max_queue_size,
+            Outbox(options.max_queue_size),
             name="tripwire-worker",
             on_drop=self._count_dropped_job,
+            yield_between_jobs=True,
         )
         self._closed = False
         #: Error-storm protection (see _repeats); None when ``repeat_limit`` is off.
@@ -351,7 +353,9 @@ class Client:
         deadline = None if timeout is None else time.monotonic() + timeout
         if self.sessions is not None:
             self.sessions.close()
-        self._worker.close(timeout)
+        _flushed, left = self._worker.close(timeout)
+        for job in left:
+            self._count_dropped_job(job)
         self._closed = True
         for reporter in self.reporters:
             remaining = None if deadline is None else max(0.0, deadline - time.monotonic())

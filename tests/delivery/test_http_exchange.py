@@ -9,7 +9,7 @@ from contextlib import contextmanager
 
 import pytest
 
-from tripwire._http import MAX_RESPONSE_BYTES, ConnectionPool
+from tripwire.delivery.connections import MAX_RESPONSE_BYTES, ConnectionPool
 
 
 @contextmanager

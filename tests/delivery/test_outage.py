@@ -145,7 +145,7 @@ def test_an_unusable_spool_keeps_events_in_memory(tmp_path: Path) -> None:
 
 def test_a_file_claimed_by_a_dead_process_is_sent_again(tmp_path: Path, sink: Sink) -> None:
     """A spool file a crashed process was sending (claimed, never finished) is taken back and sent."""
-    from tripwire._spool import CLAIM, Spool
+    from tripwire.delivery.spool import CLAIM, Spool
     from tripwire.reporters.sentry import SentryReporter
 
     reporter = SentryReporter(sink.dsn)

@@ -33,7 +33,7 @@ def test_errors_push_sessions_out_of_a_full_outbox() -> None:
     assert client._worker.flush(5)
     # Wait for the first (failed) attempt, so the session envelope is back in the outbox.
     deadline = time.monotonic() + 5
-    while reporter._failures == 0 or reporter._inflight:
+    while reporter._failures == 0 or reporter._worker._inflight:
         assert time.monotonic() < deadline
         time.sleep(0.01)
     raise_and_capture(3)

@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 
 import tripwire
 from tests.support.sink import Answer, Received, Sink
-from tripwire._ratelimit import RateLimits, parse_retry_after, parse_sentry_rate_limits
+from tripwire.delivery.policy import parse_retry_after, parse_sentry_rate_limits
+from tripwire.delivery.ratelimits import RateLimits
 
 from .conftest import raise_and_capture
 

@@ -16,7 +16,8 @@ import pytest
 import tripwire
 from tests.support.sink import Sink
 from tripwire._types import SessionBatch
-from tripwire._worker import Worker
+from tripwire.delivery.outbox import Outbox
+from tripwire.delivery.worker import Worker
 
 from .conftest import raise_and_capture
 
@@ -35,7 +36,7 @@ def _blocked_worker(maxsize: int) -> tuple[Worker, list[object], list[object], t
             gate.wait(5)
         done.append(job)
 
-    worker = Worker(process, maxsize=maxsize, name="test-worker", on_drop=dropped.append)
+    worker = Worker(process, Outbox(maxsize), name="test-worker", on_drop=dropped.append)
     assert worker.submit("gate")
     assert started.wait(5)
     return worker, done, dropped, gate
@@ -57,7 +58,7 @@ def test_errors_push_out_low_priority_jobs_when_full() -> None:
     assert dropped == ["s1", "s2"]
     # Errors run before the low-priority work still queued.
     assert done == ["gate", "error-1", "error-2", "s3"]
-    worker.close(1)
+    assert worker.close(1)[1] == []
 
 
 def test_a_queue_full_of_errors_refuses_new_errors() -> None:
@@ -71,17 +72,30 @@ def test_a_queue_full_of_errors_refuses_new_errors() -> None:
     assert worker.flush(5)
     assert done == ["gate", "e1", "e2"]
     assert dropped == []
-    worker.close(1)
+    assert worker.close(1)[1] == []
 
 
-def test_close_counts_the_jobs_it_had_no_time_for() -> None:
-    """close() with a timeout too short hands every job left behind to on_drop."""
+def test_close_hands_back_the_jobs_it_had_no_time_for() -> None:
+    """close() with a timeout too short returns every job left behind (the client counts them)."""
     worker, done, dropped, gate = _blocked_worker(maxsize=5)
     assert worker.submit("e1") and worker.submit("s1", low_priority=True)
-    worker.close(0.1)
+    flushed, left = worker.close(0.1)
     gate.set()
-    assert dropped == ["e1", "s1"]
+    assert not flushed
+    assert left == ["e1", "s1"]
+    assert dropped == []
     assert not worker.submit("late")
+
+
+def test_client_close_counts_the_jobs_the_worker_had_no_time_for(sink: Sink) -> None:
+    """close() with a timeout too short counts every capture still queued as queue_full."""
+    client = tripwire.init(sink.dsn, send_client_reports=False)
+    gate = threading.Event()
+    client.reporters[0].send_event = lambda event: gate.wait(5)  # type: ignore[method-assign]
+    raise_and_capture(4)  # the first occupies the worker, three wait in its queue
+    client.close(0.1)
+    gate.set()
+    assert client.stats.snapshot()["dropped"] == {"queue_full": 3}
 
 
 def test_client_counts_evicted_session_batches(sink: Sink) -> None:

@@ -208,7 +208,7 @@ class SentryReporter(HttpReporter):
         if self.send_client_reports and self.idle_interval is not None:
             # The idle timer runs on the sender thread: start it now, not at the first event, which
             # may never come when every event is filtered out.
-            self._ensure_thread()
+            self._worker.start()
 
     def on_idle(self) -> None:
         if self.idle_interval is not None and time.monotonic() - self._last_report >= self.idle_interval:
