@@ -331,6 +331,13 @@ class Client:
 
     # -- lifecycle ----------------------------------------------------------------------------
 
+    def process_pending(self, timeout: float | None = None) -> bool:
+        """Wait until the worker has handed everything captured so far to the reporters (built,
+        filtered, encoded), without waiting for any reporter to deliver it; False on timeout."""
+        if self.sessions is not None:
+            self.sessions.flush()
+        return self._worker.flush(timeout)
+
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until everything captured so far is delivered; False if ``timeout`` ran out."""
         deadline = None if timeout is None else time.monotonic() + timeout
