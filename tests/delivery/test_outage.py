@@ -13,7 +13,9 @@ from pathlib import Path
 import pytest
 
 import tripwire
+from tests.support.clock import FastClock
 from tests.support.sink import Sink
+from tripwire.reporters.sentry import SentryReporter
 
 from .conftest import free_port, raise_and_capture
 
@@ -133,9 +135,10 @@ def test_an_unusable_spool_keeps_events_in_memory(tmp_path: Path) -> None:
     blocker = tmp_path / "not-a-directory"
     blocker.write_text("a file where the spool directory should be")
     port = free_port()
-    tripwire.init(f"http://k@127.0.0.1:{port}/1", spool_dir=str(blocker), send_client_reports=False)
+    reporter = SentryReporter(f"http://k@127.0.0.1:{port}/1", spool_dir=str(blocker), clock=FastClock())
+    tripwire.init(reporters=[reporter], send_client_reports=False)
     ids = raise_and_capture(5)
-    assert tripwire.flush(1.0) is False  # nothing on disk, nothing delivered yet
+    assert tripwire.flush(0.2) is False  # nothing on disk, nothing delivered yet
     assert tripwire.stats()["pending"] == {"sentry": 5}
     with Sink(port=port) as sink:
         assert tripwire.flush(20)
@@ -146,7 +149,6 @@ def test_an_unusable_spool_keeps_events_in_memory(tmp_path: Path) -> None:
 def test_a_file_claimed_by_a_dead_process_is_sent_again(tmp_path: Path, sink: Sink) -> None:
     """A spool file a crashed process was sending (claimed, never finished) is taken back and sent."""
     from tripwire.delivery.spool import CLAIM, Spool
-    from tripwire.reporters.sentry import SentryReporter
 
     reporter = SentryReporter(sink.dsn)
     payload = reporter.encode_event({"event_id": "d" * 32, "level": "error", "platform": "python"})
@@ -166,10 +168,9 @@ def test_a_file_claimed_by_a_dead_process_is_sent_again(tmp_path: Path, sink: Si
 def test_a_spooled_payload_the_server_keeps_failing_on_is_given_up(tmp_path: Path, sink: Sink) -> None:
     """Attempts are stored with a spooled payload, so a poison payload is dropped, not retried forever."""
     from tests.support.sink import Answer
-    from tripwire.reporters.sentry import SentryReporter
 
     sink.answer = Answer(status=500)
-    reporter = SentryReporter(sink.dsn, spool_dir=str(tmp_path), max_attempts=3, backoff_base=0.05)
+    reporter = SentryReporter(sink.dsn, spool_dir=str(tmp_path), max_attempts=3, clock=FastClock())
     tripwire.init(reporters=[reporter], send_client_reports=False)
     raise_and_capture(1)
     assert sink.wait_until(lambda: len(sink.attempts) == 3, 10)
