@@ -5,14 +5,10 @@ from __future__ import annotations
 import logging
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 import tripwire
 from tests.support.clock import FastClock
 from tests.support.sink import Answer, Received, Sink
-from tripwire.delivery.policy import parse_retry_after, parse_sentry_rate_limits
-from tripwire.delivery.ratelimits import RateLimits
 from tripwire.reporters.sentry import SentryReporter
 
 from .conftest import raise_and_capture
@@ -144,29 +140,6 @@ def test_a_payload_that_always_fails_with_500_is_given_up(sink: Sink) -> None:
     assert tripwire.stats()["dropped"] == {"rejected": 1}
 
 
-def test_parse_retry_after_accepts_seconds_and_http_dates() -> None:
-    """Retry-After is read as delta seconds or as an HTTP date; nonsense is ignored."""
-    assert parse_retry_after("120") == 120.0
-    assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412480.0 - 30) == 30.0
-    assert parse_retry_after("soon") is None
-    assert parse_retry_after(None) is None
-    assert parse_retry_after("nan") is None
-    assert parse_retry_after("-5") == 0.0
-    assert parse_retry_after("1e999") == 24 * 3600  # capped at a day
-
-
-def test_parse_sentry_rate_limits_per_category() -> None:
-    """Each quota applies to its categories; an empty list means all of them."""
-    assert parse_sentry_rate_limits("60:transaction:key, 2700:default;error;security:organization") == {
-        "transaction": 60.0, "default": 2700.0, "error": 2700.0, "security": 2700.0,
-    }
-    assert parse_sentry_rate_limits("10::organization") == {"": 10.0}
-    assert parse_sentry_rate_limits("nan:error:key") == {"error": 60.0}
-    limits = RateLimits()
-    limits.update(200, {"x-sentry-rate-limits": "10::organization"})
-    assert limits.is_limited(["session"]) and limits.is_limited(["error"])
-
-
 def test_503_with_retry_after_waits_as_told(sink: Sink) -> None:
     """A 503 with Retry-After: 2 pauses delivery for 2 s (longer than the backoff would)."""
     sink.answer = Script(Answer(status=503, headers={"Retry-After": "2"}))
@@ -187,13 +160,3 @@ def test_events_held_by_a_rate_limit_at_close_count_as_rate_limited(sink: Sink) 
     assert sink.wait_until(lambda: len(sink.attempts) == 1, 5)
     client.close(0.3)
     assert client.stats.snapshot()["dropped"] == {"rate_limited": 1}
-
-
-@settings(max_examples=300, deadline=None)
-@given(st.text(max_size=80), st.text(max_size=40))
-def test_any_rate_limit_header_is_survived(limits_header: str, retry_after: str) -> None:
-    """Whatever a server puts in X-Sentry-Rate-Limits or Retry-After, parsing never raises."""
-    limits = RateLimits()
-    wait = limits.update(429, {"x-sentry-rate-limits": limits_header, "retry-after": retry_after})
-    assert 0.0 <= wait <= 24 * 3600
-    assert parse_retry_after(retry_after) is None or parse_retry_after(retry_after) >= 0.0

@@ -29,3 +29,16 @@ class FastClock(Clock):
     def seconds(self, real_seconds: float) -> float:
         """A span of real time measured elsewhere (``time.monotonic``), in this clock's seconds."""
         return real_seconds * self.speed
+
+
+class ManualClock(Clock):
+    """Time that moves only when a test calls :meth:`advance` (for state without a thread)."""
+
+    def __init__(self, start: float = 1000.0) -> None:
+        self.time = start
+
+    def now(self) -> float:
+        return self.time
+
+    def advance(self, seconds: float) -> None:
+        self.time += seconds
