@@ -120,7 +120,7 @@ class Worker:
         """``count`` jobs taken with :meth:`take_all` are finished (delivered, stored or put back)."""
         with self.cond:
             self._inflight -= count
-            self.cond.notify_all()
+            self._notify_if_idle()
 
     def _dropped(self, job: Any) -> None:
         if self._on_drop is None:
@@ -205,7 +205,14 @@ class Worker:
         finally:
             with self.cond:
                 self._inflight -= 1
-                self.cond.notify_all()
+                self._notify_if_idle()
+
+    def _notify_if_idle(self) -> None:
+        # Only flush() waits for this (the thread itself is running): wake it when there is nothing
+        # left, not after every job, which would wake the flushing thread 10,000 times for 10,000
+        # events. A flush that also waits on its own ``busy`` polls (FLUSH_POLL).
+        if not self._inflight and not self.outbox:
+            self.cond.notify_all()
 
     # -- lifecycle ---------------------------------------------------------------------------------
     def flush(self, timeout: float | None, busy: Callable[[], bool] | None = None) -> bool:
