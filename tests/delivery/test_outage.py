@@ -14,6 +14,7 @@ import pytest
 
 import tripwire
 from tests.support.clock import FastClock
+from tests.support.figures import record
 from tests.support.sink import Sink
 from tripwire.reporters.sentry import SentryReporter
 
@@ -23,6 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.slow
+@pytest.mark.reliability
 def test_every_event_arrives_after_a_5_second_outage() -> None:
     """Events captured before and during a 5 s outage (kept-alive connection cut) all arrive afterwards."""
     sink = Sink().start()
@@ -41,6 +43,8 @@ def test_every_event_arrives_after_a_5_second_outage() -> None:
     assert arrived == set(ids)
     assert len(ids) >= 50
     assert tripwire.stats()["dropped"] == {}
+    record("transport", "events lost through a 5 s outage (kept-alive connection cut)",
+           f"0 of {len(ids)}", "tests/delivery/test_outage.py")
 
 
 def test_spool_keeps_events_on_disk_while_the_backend_is_down(tmp_path: Path) -> None:

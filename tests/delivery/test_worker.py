@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 
 import tripwire
+from tests.support.figures import record
+from tests.support.forking import child_exit_code_after_fork_holding
 from tests.support.sink import Sink
 from tripwire._types import SessionBatch
 from tripwire.delivery.outbox import Outbox
@@ -193,6 +195,28 @@ def test_worker_and_sender_restart_in_a_forked_child(sink: Sink) -> None:
     assert done.returncode == 0, done.stderr
     messages = sorted(e["logentry"]["formatted"] for e in sink.events if "logentry" in e)
     assert messages == ["from the child", "parent after fork", "parent before fork"]
+
+
+@pytest.mark.reliability
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
+@pytest.mark.parametrize("held", ["client worker", "sender"])
+def test_a_child_forked_while_a_delivery_lock_is_held_still_delivers(sink: Sink, held: str) -> None:
+    """Forked at the moment another thread holds the client worker's or the sender's lock, the child
+    still captures, builds, sends and flushes through its own threads (no deadlock, nothing lost)."""
+    client = tripwire.init(sink.dsn, send_client_reports=False)
+    tripwire.capture_message("warm up: both threads running")
+    assert tripwire.flush(5)
+    worker = client._worker if held == "client worker" else client.reporters[0]._worker  # type: ignore[attr-defined]
+
+    def in_child() -> bool:
+        tripwire.capture_message(f"from a child forked while the {held} lock was held")
+        return tripwire.flush(3)
+
+    code = child_exit_code_after_fork_holding(worker.cond, in_child)  # type: ignore[arg-type]
+    assert code == 0
+    assert sink.wait_until(lambda: len(sink.events) == 2, 5)
+    record("fork-shutdown", f"children forked while the {held} lock was held that delivered", "1 of 1",
+           "tests/delivery/test_worker.py: the child renews the lock, its outbox and its thread")
 
 
 def test_atexit_delivers_what_is_queued_silently(sink: Sink) -> None:
