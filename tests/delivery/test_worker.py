@@ -21,7 +21,7 @@ from tripwire._types import SessionBatch
 from tripwire.delivery.outbox import Outbox
 from tripwire.delivery.worker import Worker
 
-from .conftest import raise_and_capture
+from .conftest import free_port, raise_and_capture
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -98,6 +98,34 @@ def test_client_close_counts_the_jobs_the_worker_had_no_time_for(sink: Sink) -> 
     client.close(0.1)
     gate.set()
     assert client.stats.snapshot()["dropped"] == {"queue_full": 3}
+
+
+@pytest.fixture
+def no_new_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Threads cannot start, as during interpreter shutdown on Python >= 3.12."""
+
+    def refuse(self: threading.Thread) -> None:
+        raise RuntimeError("can't create new thread at interpreter shutdown")
+
+    monkeypatch.setattr(threading.Thread, "start", refuse)
+
+
+def test_without_threads_jobs_run_on_the_calling_thread(no_new_threads: None) -> None:
+    """When no thread can start, submit() processes the job at once on the caller's thread."""
+    done: list[object] = []
+    worker = Worker(done.append, Outbox(10), name="test-worker")
+    assert worker.submit("e1") and worker.submit("s1", low_priority=True)
+    assert done == ["e1", "s1"]
+    assert worker.flush(0) and worker.close(0) == (True, [])
+
+
+def test_without_threads_a_failed_send_is_spooled_or_counted_at_close(no_new_threads: None) -> None:
+    """At shutdown without threads, each payload gets one attempt on the exiting thread; what the
+    backend did not take is counted at close instead of being retried forever."""
+    client = tripwire.init(f"http://k@127.0.0.1:{free_port()}/1", send_client_reports=False)
+    raise_and_capture(2)
+    client.close(0.2)
+    assert client.stats.snapshot()["dropped"] == {"network_error": 2}
 
 
 def test_client_counts_evicted_session_batches(sink: Sink) -> None:
