@@ -53,6 +53,7 @@ def _files(draw: st.DrawFn) -> bytes:
     return data
 
 
+@pytest.mark.reliability
 @settings(max_examples=150, deadline=None)
 @given(content=_files())
 def test_any_spool_file_is_a_payload_or_dropped(content: bytes) -> None:

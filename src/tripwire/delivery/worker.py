@@ -135,10 +135,6 @@ class Worker:
         """Jobs queued or being processed."""
         return len(self.outbox) + self._inflight
 
-    @property
-    def running(self) -> bool:
-        return self._thread is not None
-
     # -- the thread --------------------------------------------------------------------------------
     def start(self) -> bool:
         """Make sure the thread runs; False if no thread can start (at interpreter shutdown)."""
