@@ -176,7 +176,8 @@ def main() -> None:
     ]
     body = "\n\n".join(
         [
-            f"`bench/sender_bench.py --rounds {args.rounds} --n {args.n}` — {_harness.machine_line()}. "
+            f"`bench/sender_bench.py --rounds {args.rounds} --n {args.n}"
+            f"{' --before-src ' + args.before_src if args.before_src else ''}` — {_harness.machine_line()}. "
             "CPU µs per POST of a 3 KB body on one kept-alive loopback connection, on the posting "
             "thread (write the request, read and parse a typical collector answer); the server runs "
             "in another process. Medians of alternating rounds.",
