@@ -182,3 +182,21 @@ def test_a_spooled_payload_the_server_keeps_failing_on_is_given_up(tmp_path: Pat
     assert [status for _, _, status in sink.attempts] == [500, 500, 500]
     assert tripwire.stats()["dropped"] == {"rejected": 1}
     assert list(tmp_path.rglob("*.twp*")) == []
+
+
+def test_an_unreadable_spool_file_is_dropped_and_counted(tmp_path: Path, sink: Sink) -> None:
+    """A corrupt file in the spool (cut short by a crash of an old version, say) does not stop the
+    good ones from being sent, and its loss is counted as internal_error, not silent."""
+    from tripwire.delivery.spool import SUFFIX, Spool
+
+    reporter = SentryReporter(sink.dsn)
+    payload = reporter.encode_event({"event_id": "e" * 32, "level": "error", "platform": "python"})
+    assert payload is not None
+    directory = tmp_path / reporter.spool_key()
+    assert Spool(str(directory), 1 << 20).write(payload.to_spool(), payload.body)
+    (directory / f"00000000000000000001-1-000001{SUFFIX}").write_bytes(b'{"url": "x"}\nnot zlib')
+    tripwire.init(sink.dsn, spool_dir=str(tmp_path), send_client_reports=False)
+    assert tripwire.flush(10)
+    assert [e["event_id"] for e in sink.events] == ["e" * 32]
+    assert tripwire.stats()["dropped"] == {"internal_error": 1}
+    assert list(tmp_path.rglob("*.twp*")) == []

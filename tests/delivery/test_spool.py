@@ -58,12 +58,15 @@ def _files(draw: st.DrawFn) -> bytes:
 @given(content=_files())
 def test_any_spool_file_is_a_payload_or_dropped(content: bytes) -> None:
     """A spool file (written by an older version, cut by a crash, or planted) is either read back
-    as a payload with sane fields or dropped with a warning: claim_oldest and Payload.from_spool
+    as a payload with sane fields or dropped, with a warning and counted: claim_oldest and Payload.from_spool
     never raise anything but the ValueError the sender counts, and the file never comes back."""
     with tempfile.TemporaryDirectory() as directory:
         (Path(directory) / f"00000000000000000001-1-000001{SUFFIX}").write_bytes(content)
-        spool = Spool(directory, 1 << 20)
+        corrupt: list[None] = []
+        spool = Spool(directory, 1 << 20, on_corrupt=lambda: corrupt.append(None))
         claimed = spool.claim_oldest()
+        # An unreadable file is dropped and reported (the reporter counts it as internal_error).
+        assert (claimed is None) == (len(corrupt) == 1)
         if claimed is not None:
             path, meta, body = claimed
             assert isinstance(meta, dict) and isinstance(body, bytes)

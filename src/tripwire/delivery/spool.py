@@ -47,10 +47,13 @@ class Spool:
         directory: str,
         max_bytes: int,
         on_evict: Callable[[dict[str, Any]], None] | None = None,
+        on_corrupt: Callable[[], None] | None = None,
     ) -> None:
         self.directory = directory
         self.max_bytes = max_bytes
         self._on_evict = on_evict
+        #: Called for every unreadable file dropped (so that its loss is counted).
+        self._on_corrupt = on_corrupt
         self._lock = threading.Lock()
         renew_lock_after_fork(self)
         self._seq = 0
@@ -186,6 +189,8 @@ class Spool:
             except (ValueError, zlib.error, RecursionError):
                 logger.warning("tripwire: dropping a corrupt spool file %s", claimed)
                 self._unlink(claimed)
+                if self._on_corrupt is not None:
+                    self._on_corrupt()
                 continue
             return claimed, meta, body
 

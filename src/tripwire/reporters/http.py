@@ -238,7 +238,9 @@ class HttpReporter(Reporter):
 
         directory = os.path.join(self.spool_dir, self.spool_key())
         max_bytes = 64 * 1024 * 1024 if self.spool_max_bytes is None else self.spool_max_bytes
-        self._spool = Spool(directory, max_bytes, on_evict=self._spool_evicted)
+        self._spool = Spool(
+            directory, max_bytes, on_evict=self._spool_evicted, on_corrupt=self._spool_corrupt
+        )
 
     def spool_key(self) -> str:
         """The spool subdirectory of this reporter: the same for the same backend across restarts."""
@@ -307,6 +309,10 @@ class HttpReporter(Reporter):
         if meta.get("count_drops", True):
             for category, quantity in (meta.get("categories") or {"error": 1}).items():
                 self.stats.record("queue_full", category, int(quantity), reporter=self.name)
+
+    def _spool_corrupt(self) -> None:
+        # An unreadable spool file held one payload of an unknown category.
+        self.stats.record("internal_error", reporter=self.name)
 
     def _to_spool(self, payload: Payload) -> bool:
         if self._spool is None:
@@ -400,7 +406,7 @@ class HttpReporter(Reporter):
         except ValueError as exc:
             logger.warning("tripwire: dropping a spool file of %s with %s", self.name, exc)
             self._spool.release(path, delivered=True)
-            self.stats.record("internal_error", reporter=self.name)
+            self._spool_corrupt()
             return None
         until = self.limits.limited_until(payload.categories)
         if until:
