@@ -29,7 +29,8 @@ def test_every_event_arrives_after_a_5_second_outage() -> None:
     """Events captured before and during a 5 s outage (kept-alive connection cut) all arrive afterwards."""
     sink = Sink().start()
     port = sink.port
-    tripwire.init(sink.dsn, send_client_reports=False)
+    # Back-offs on a fast clock: the outage is real, waiting out up to 10 s of backoff after it is not.
+    tripwire.init(reporters=[SentryReporter(sink.dsn, clock=FastClock())], send_client_reports=False)
     ids = raise_and_capture(5)
     assert tripwire.flush(10)
     sink.stop()
@@ -50,7 +51,8 @@ def test_every_event_arrives_after_a_5_second_outage() -> None:
 def test_spool_keeps_events_on_disk_while_the_backend_is_down(tmp_path: Path) -> None:
     """With spool_dir, undeliverable envelopes are written to disk, so flush() returns quickly."""
     port = free_port()
-    tripwire.init(f"http://k@127.0.0.1:{port}/1", spool_dir=str(tmp_path), send_client_reports=False)
+    reporter = SentryReporter(f"http://k@127.0.0.1:{port}/1", spool_dir=str(tmp_path), clock=FastClock())
+    tripwire.init(reporters=[reporter], send_client_reports=False)
     raise_and_capture(10)
     started = time.monotonic()
     assert tripwire.flush(10)
@@ -117,9 +119,12 @@ def test_spooled_events_survive_a_restart_of_the_process(tmp_path: Path) -> None
 def test_a_full_spool_drops_the_oldest_and_counts_them(tmp_path: Path) -> None:
     """When the spool reaches spool_max_bytes the oldest files go first, each counted as queue_full."""
     port = free_port()
+    reporter = SentryReporter(
+        f"http://k@127.0.0.1:{port}/1", spool_dir=str(tmp_path), spool_max_bytes=6000, clock=FastClock()
+    )
     tripwire.init(
-        f"http://k@127.0.0.1:{port}/1", spool_dir=str(tmp_path), spool_max_bytes=6000,
-        send_client_reports=False, include_local_variables=False, include_source_context=False,
+        reporters=[reporter], send_client_reports=False, include_local_variables=False,
+        include_source_context=False,
     )
     ids = raise_and_capture(30)
     assert tripwire.flush(10)
