@@ -25,7 +25,7 @@ from ._serialize import safe_repr
 from ._sessions import SessionAggregator
 from ._stacktrace import snapshot_live_locals
 from ._stats import DropCounter
-from ._types import Event, Hint, Mechanism, SessionBatch
+from ._types import CheckIn, Event, Hint, Mechanism, SessionBatch
 from .delivery.outbox import Outbox
 from .delivery.worker import Worker
 from .reporters import create_reporter
@@ -265,6 +265,8 @@ class Client:
         """A queued job pushed out by an error, or left when close() ran out of time."""
         if isinstance(job, SessionBatch):
             self.stats.record("queue_full", "session", len(job.aggregates) + len(job.updates))
+        elif isinstance(job, CheckIn):
+            self.stats.record("queue_full", "monitor")
         else:
             self.stats.record("queue_full")
 
@@ -275,6 +277,8 @@ class Client:
             self._process_capture(job)
         elif isinstance(job, SessionBatch):
             self._fan_out("send_sessions", job)
+        elif isinstance(job, CheckIn):
+            self._fan_out("send_checkin", job.payload)
 
     def _process_capture(self, item: CaptureItem) -> None:
         try:
@@ -328,6 +332,13 @@ class Client:
             return True
         self.stats.record("queue_full", "session", len(batch.aggregates) + len(batch.updates))
         return False
+
+    def submit_checkin(self, checkin: dict[str, Any]) -> bool:
+        """Queue a cron check-in for the reporters; False (and counted) when there is no room."""
+        if self._closed or not self._worker.submit(CheckIn(checkin)):
+            self.stats.record("queue_full", "monitor")
+            return False
+        return True
 
     # -- lifecycle ----------------------------------------------------------------------------
 

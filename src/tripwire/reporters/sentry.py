@@ -155,6 +155,17 @@ class SentryReporter(HttpReporter):
             )
         return payloads
 
+    def send_checkin(self, checkin: dict[str, Any]) -> None:
+        self.submit(
+            Payload(
+                url=self.url,
+                body=envelope_items([({"type": "check_in", "content_type": _JSON}, _json(checkin))]),
+                categories={"monitor": 1},
+                kind="check_in",
+                meta={"header": self._envelope_header()},
+            )
+        )
+
     def client_report(self, drops: Counter[Drop]) -> Payload | None:
         """A ``client_report`` envelope for ``drops``; None when there is nothing to report."""
         merged: Counter[tuple[str, str]] = Counter()
