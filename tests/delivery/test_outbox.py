@@ -100,7 +100,7 @@ def test_the_bound_holds_and_nothing_vanishes(puts: list[tuple[int, bool]]) -> N
     """Whatever is put, the outbox never exceeds its bounds, and every item is either held, refused,
     or handed back as evicted (so it can be counted)."""
     box = Outbox(8, max_bytes=120, size=lambda item: item[1])
-    held: list[object] = []
+    held: list[tuple[int, int]] = []
     refused, evicted = 0, 0
     for index, (size, low) in enumerate(puts):
         accepted, pushed_out = box.put((index, size), low_priority=low)

@@ -93,7 +93,11 @@ def test_client_close_counts_the_jobs_the_worker_had_no_time_for(sink: Sink) -> 
     """close() with a timeout too short counts every capture still queued as queue_full."""
     client = tripwire.init(sink.dsn, send_client_reports=False)
     gate = threading.Event()
-    client.reporters[0].send_event = lambda event: gate.wait(5)  # type: ignore[method-assign]
+
+    def blocked(event: object) -> None:
+        gate.wait(5)
+
+    client.reporters[0].send_event = blocked  # type: ignore[method-assign]
     raise_and_capture(4)  # the first occupies the worker, three wait in its queue
     client.close(0.1)
     gate.set()
@@ -132,7 +136,11 @@ def test_client_counts_evicted_session_batches(sink: Sink) -> None:
     """A session batch pushed out by errors shows up in stats() as queue_full/session."""
     client = tripwire.init(sink.dsn, max_queue_size=2, send_client_reports=False)
     gate = threading.Event()
-    client.reporters[0].send_event = lambda event: gate.wait(5)  # type: ignore[method-assign]
+
+    def blocked(event: object) -> None:
+        gate.wait(5)
+
+    client.reporters[0].send_event = blocked  # type: ignore[method-assign]
     raise_and_capture(1)  # occupies the worker
     client.submit_sessions(SessionBatch(updates=[{"sid": "1" * 32}, {"sid": "2" * 32}]))
     client.submit_sessions(SessionBatch(updates=[{"sid": "3" * 32}]))
