@@ -31,7 +31,7 @@ from ._api import (
 )
 from ._client import Client
 from ._exceptions import ConfigurationError
-from ._monitor import capture, end_session, monitor, start_session
+from ._monitor import capture, capture_checkin, end_session, monitor, start_session
 from ._version import __version__
 
 TYPE_CHECKING = False  # typing's, without importing typing (3 ms): see _namedtuple.py
@@ -48,6 +48,7 @@ __all__ = [
     "add_breadcrumb",
     "aflush",
     "capture",
+    "capture_checkin",
     "capture_exception",
     "capture_message",
     "close",

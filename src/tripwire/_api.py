@@ -9,6 +9,7 @@ from contextlib import contextmanager
 
 from . import _globals, _scope
 from ._client import Client
+from ._forksafe import reset_after_fork
 from ._log import logger, real_logger
 from ._options import build_options
 from ._types import LEVELS, Breadcrumb, Hint
@@ -68,10 +69,17 @@ def _install_atexit() -> None:
 
     atexit.register(_close_at_exit)
     _atexit_installed = True
-    import os
+    reset_after_fork(_child_end)
 
-    if hasattr(os, "register_at_fork"):
-        os.register_at_fork(after_in_child=_flush_before_the_child_ends)
+
+class _ChildEnd:
+    """Registered with _forksafe (the SDK's one at-fork hook); lives as long as the process."""
+
+    def _after_fork_in_child(self) -> None:
+        _flush_before_the_child_ends()
+
+
+_child_end = _ChildEnd()
 
 
 def _flush_before_the_child_ends() -> None:

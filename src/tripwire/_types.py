@@ -73,3 +73,15 @@ class SessionBatch:
         return (self.aggregates, self.updates) == (other.aggregates, other.updates)
 
     __hash__ = None  # type: ignore[assignment]
+
+
+class CheckIn:
+    """A cron monitor check-in on its way to the reporters (the Sentry ``check_in`` item payload)."""
+
+    __slots__ = ("payload",)
+
+    def __init__(self, payload: dict[str, Any]) -> None:
+        self.payload = payload
+
+    def __repr__(self) -> str:
+        return f"CheckIn({self.payload!r})"

@@ -17,6 +17,8 @@ from .._types import Event, SessionBatch
 
 TYPE_CHECKING = False  # typing's, without importing typing (3 ms): see _namedtuple.py
 if TYPE_CHECKING:
+    from typing import Any
+
     from .._options import Options
     from .._stats import DropCounter
 
@@ -44,6 +46,9 @@ class Reporter:
 
     def send_sessions(self, batch: SessionBatch) -> None:
         """Deliver release-health data. Reporters without release health ignore it."""
+
+    def send_checkin(self, checkin: dict[str, Any]) -> None:
+        """Deliver a cron monitor check-in (Sentry ``check_in`` shape). Others ignore it."""
 
     def flush(self, timeout: float | None) -> bool:
         """Wait until everything handed over so far is delivered; False on timeout."""
