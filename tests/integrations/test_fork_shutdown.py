@@ -378,7 +378,8 @@ def test_captures_from_signal_handlers_never_deadlock(sink: Sink) -> None:
         timeout=40,
     )
     handled, main, sent, dropped = (int(x) for x in done.stdout.split())
-    assert handled > 50 and main > 50
+    # Both really captured (SIGPROF counts CPU time: a busy machine sends fewer signals).
+    assert handled > 10 and main > 10
     assert sent + dropped == handled + main and sent == len(sink.events)
     record(
         "fork-shutdown",
@@ -477,5 +478,5 @@ def test_captures_during_interpreter_finalisation_are_quiet(sink: Sink) -> None:
         "fork-shutdown",
         "captures during interpreter finalisation (atexit, module teardown)",
         "0 tracebacks",
-        "before tripwire's atexit close: delivered; after it: dropped silently",
+        "before tripwire's atexit close: delivered; after it: closed, the capture returns None quietly",
     )
