@@ -7,6 +7,9 @@
 
 from __future__ import annotations
 
+import sys
+from typing import TYPE_CHECKING, Any
+
 from ._api import (
     add_breadcrumb,
     aflush,
@@ -34,10 +37,7 @@ from ._exceptions import ConfigurationError
 from ._monitor import capture, end_session, monitor, start_session
 from ._version import __version__
 
-TYPE_CHECKING = False  # typing's, without importing typing (3 ms): see _namedtuple.py
 if TYPE_CHECKING:
-    from typing import Any
-
     from . import asgi as asgi
     from . import testing as testing
 
@@ -78,9 +78,7 @@ _SUBMODULES = frozenset({"asgi", "integrations", "logging", "reporters", "testin
 
 def __getattr__(name: str) -> Any:
     if name in _SUBMODULES:
-        # Also reached by init()'s ``from . import integrations``: no importlib (it imports warnings).
-        import sys
-
+        # Also reached by init()'s ``from . import integrations``.
         __import__(f"{__name__}.{name}")
         return sys.modules[f"{__name__}.{name}"]
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-from ._exceptions import ConfigurationError
+from typing import NamedTuple
 
-TYPE_CHECKING = False  # typing's, without importing typing (3 ms): see _namedtuple.py
-if TYPE_CHECKING:
-    from typing import NamedTuple
-else:
-    from ._namedtuple import NamedTuple
+from ._exceptions import ConfigurationError
 
 
 class Dsn(NamedTuple):

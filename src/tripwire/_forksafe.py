@@ -10,10 +10,7 @@ from __future__ import annotations
 import os
 import threading
 import weakref
-
-TYPE_CHECKING = False  # typing's, without importing typing (3 ms): see _namedtuple.py
-if TYPE_CHECKING:
-    from typing import Any
+from typing import Any
 
 _owners: weakref.WeakSet[Any] = weakref.WeakSet()
 _hook_installed = False

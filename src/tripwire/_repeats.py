@@ -17,14 +17,9 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Any, NamedTuple
 
 from ._forksafe import renew_lock_after_fork
-
-TYPE_CHECKING = False  # typing's, without importing typing (3 ms): see _namedtuple.py
-if TYPE_CHECKING:
-    from typing import Any, NamedTuple
-else:
-    from ._namedtuple import NamedTuple
 
 #: How many distinct errors are tracked; the least recently seen is forgotten beyond this.
 MAX_TRACKED = 1_000

@@ -11,15 +11,10 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
+from typing import Any, NamedTuple
 
 from ._forksafe import renew_lock_after_fork
 from ._log import logger
-
-TYPE_CHECKING = False  # typing's, without importing typing (3 ms): see _namedtuple.py
-if TYPE_CHECKING:
-    from typing import Any, NamedTuple
-else:
-    from ._namedtuple import NamedTuple
 
 REASONS = (
     "queue_full",

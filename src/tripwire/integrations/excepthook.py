@@ -16,14 +16,12 @@ import sys
 import threading
 from collections.abc import Callable
 from types import TracebackType
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from .. import _globals, _scope
-from . import Integration
+from ._base import Integration
 
-TYPE_CHECKING = False  # typing's, without importing typing (3 ms): see _namedtuple.py
 if TYPE_CHECKING:
-    from typing import Any, ClassVar
-
     ExceptHook = Callable[[type[BaseException], BaseException, TracebackType | None], Any]
     ThreadHook = Callable[[Any], Any]
 

@@ -10,13 +10,10 @@ middleware counts those), so this is not on by default.
 from __future__ import annotations
 
 import atexit
+from typing import ClassVar
 
 from .. import _globals, _scope
-from . import Integration
-
-TYPE_CHECKING = False  # typing's, without importing typing (3 ms): see _namedtuple.py
-if TYPE_CHECKING:
-    from typing import ClassVar
+from ._base import Integration
 
 __all__ = ["ProcessSessionIntegration"]
 

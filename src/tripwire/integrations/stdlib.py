@@ -13,19 +13,17 @@ Requests made by tripwire itself (to its DSN, or from its own threads) leave non
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Callable, Sequence
 from types import ModuleType
+from typing import Any, ClassVar
 
 from .. import _globals, _scope
+from .._serialize import FILTERED
 from .._types import Breadcrumb
-from . import Integration
-from ._common import Patches, add_crumb, in_sdk_thread
-
-TYPE_CHECKING = False  # typing's, without importing typing (3 ms): see _namedtuple.py
-if TYPE_CHECKING:
-    import re
-    from typing import Any, ClassVar
+from ._base import Integration
+from ._common import Patches, active_scrubber, add_crumb, in_sdk_thread
 
 __all__ = ["StdlibIntegration", "http_breadcrumb"]
 
@@ -42,13 +40,12 @@ def http_breadcrumb(
     error: BaseException | None = None,
 ) -> Breadcrumb:
     """The breadcrumb of one outgoing request, scrubbed (shared by the http.client and httpx hooks)."""
-    from .._scrub import scrub_query_string, scrub_url
-
+    scrubber = active_scrubber()
     base = url.partition("#")[0]
     base, _, query = base.partition("?")
-    data: dict[str, Any] = {"method": method.upper(), "url": scrub_url(base)}
+    data: dict[str, Any] = {"method": method.upper(), "url": _safely(scrubber.scrub_url, base)}
     if query:
-        data["http.query"] = scrub_query_string(query)
+        data["http.query"] = _safely(scrubber.scrub_query_string, query)
     if status is not None:
         data["status_code"] = status
     if reason:
@@ -65,14 +62,19 @@ def http_breadcrumb(
     return {"type": "http", "category": category, "level": level, "timestamp": started, "data": data}
 
 
+def _safely(scrub: Callable[[str], str], text: str) -> str:
+    try:
+        return scrub(text)
+    except Exception:
+        return FILTERED  # nothing unscrubbed ever leaves
+
+
 def compile_targets(owner: str, targets: Sequence[str | re.Pattern[str]]) -> tuple[re.Pattern[str], ...]:
     """Regular expressions for ``trace_propagation_targets``; ConfigurationError if one is invalid."""
     if isinstance(targets, str):
         targets = [targets]
     if not targets:
-        return ()  # the default: no need to import re (and enum), 3 ms of CPU, at init
-    import re
-
+        return ()
     compiled = []
     for target in targets:
         try:

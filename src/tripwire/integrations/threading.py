@@ -19,13 +19,10 @@ import functools
 import threading
 from collections.abc import Callable
 from types import ModuleType
+from typing import Any, ClassVar
 
-from . import Integration
+from ._base import Integration
 from ._common import Patches
-
-TYPE_CHECKING = False  # typing's, without importing typing (3 ms): see _namedtuple.py
-if TYPE_CHECKING:
-    from typing import Any, ClassVar
 
 __all__ = ["ThreadingIntegration"]
 

@@ -6,13 +6,10 @@ Built in: ``sentry`` (Sentry envelopes), ``bugsnag``, ``logging`` and ``capture`
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from .._exceptions import ConfigurationError
 from .base import Reporter
-
-TYPE_CHECKING = False  # typing's, without importing typing (3 ms): see _namedtuple.py
-if TYPE_CHECKING:
-    from typing import Any
 
 __all__ = ["Reporter", "create_reporter", "load_backend"]
 

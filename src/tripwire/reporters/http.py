@@ -28,6 +28,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from .._http import ConnectionPool, Unreachable
 from .._log import logger
@@ -36,10 +37,7 @@ from .._stats import DropCounter
 from .._types import Event, SessionBatch
 from .base import Reporter
 
-TYPE_CHECKING = False  # typing's, without importing typing (3 ms): see _namedtuple.py
 if TYPE_CHECKING:
-    from typing import Any
-
     from .._options import Options
     from .._spool import Spool
 
