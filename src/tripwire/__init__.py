@@ -40,6 +40,7 @@ from ._version import __version__
 if TYPE_CHECKING:
     from . import asgi as asgi
     from . import testing as testing
+    from . import types as types
 
 __all__ = [
     "Client",
@@ -73,7 +74,7 @@ __all__ = [
 
 # Public submodules load on first use (``tripwire.asgi``, ``tripwire.testing``, ...), so that
 # ``import tripwire`` pulls in nothing the application does not use.
-_SUBMODULES = frozenset({"asgi", "integrations", "logging", "reporters", "testing"})
+_SUBMODULES = frozenset({"asgi", "integrations", "logging", "reporters", "testing", "types"})
 
 
 def __getattr__(name: str) -> Any:

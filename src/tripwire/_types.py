@@ -1,4 +1,4 @@
-"""Type aliases for the shapes that cross module boundaries and user hooks.
+"""Type aliases for the shapes that cross module boundaries and user hooks (public: ``tripwire.types``).
 
 The internal event is a plain ``dict`` in the Sentry event schema
 (https://develop.sentry.dev/sdk/data-model/event-payloads/): every Sentry-compatible server
@@ -8,7 +8,7 @@ understands it as is, and other backends (BugSnag, logging) map from it.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Literal, NamedTuple, TypeAlias
+from typing import Any, Literal, NamedTuple, Protocol, TypeAlias
 
 Event: TypeAlias = dict[str, Any]
 """An event in the Sentry event schema (``event_id``, ``timestamp``, ``exception``, ...)."""
@@ -51,3 +51,23 @@ class SessionBatch(NamedTuple):
 
     aggregates: Sequence[dict[str, Any]] = ()
     updates: Sequence[dict[str, Any]] = ()
+
+
+class DropRecorder(Protocol):
+    """What a reporter gets in ``Reporter.bind(stats)``: where it counts what it could not deliver.
+
+    ``reason`` is one of the Sentry client-report reasons tripwire uses (``queue_full``,
+    ``rate_limited``, ``network_error``, ``rejected``, ``too_large``, ...); ``category`` is ``error`` or
+    ``session``; ``reporter`` is the reporter's ``name``. The counts show in ``tripwire.stats()`` and
+    are sent as client reports.
+    """
+
+    def record(
+        self, reason: str, category: str = "error", quantity: int = 1, reporter: str | None = None
+    ) -> None: ...
+
+    def record_sent(self, reporter: str, quantity: int = 1) -> None: ...
+
+
+# Their public home, in reprs, docs and pickles (tripwire.types re-exports them).
+SessionBatch.__module__ = DropRecorder.__module__ = "tripwire.types"

@@ -18,9 +18,14 @@ from tripwire.reporters.capture import CapturedEvents
 
 def _http_scope(method: str = "GET", path: str = "/c") -> dict[str, Any]:
     return {
-        "type": "http", "method": method, "path": path, "root_path": "", "query_string": b"",
+        "type": "http",
+        "method": method,
+        "path": path,
+        "root_path": "",
+        "query_string": b"",
         "headers": [(b"host", b"example.test"), (b"content-type", b"text/plain")],
-        "scheme": "http", "server": ("127.0.0.1", 80),
+        "scheme": "http",
+        "server": ("127.0.0.1", 80),
     }
 
 
@@ -84,7 +89,7 @@ def test_scope_setters_inside_a_request_change_only_that_request(events: Capture
     assert "inside" not in _scope.current_holder().data.tags
 
 
-def test_a_nested_scope_inside_a_request_keeps_the_request_as_its_unit_of_work(events: CapturedEvents) -> None:
+def test_a_new_scope_inside_a_request_keeps_the_request_as_its_unit_of_work(events: CapturedEvents) -> None:
     """new_scope() inside a request forks the scope, but the last event id goes to the request."""
     ids: list[str | None] = []
 
