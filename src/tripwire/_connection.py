@@ -109,16 +109,17 @@ class Connection(ScopeHolder):
         self.outcome = EXITED
         #: The route template a framework hook reported, if any.
         self.route: str | None = None
-        #: Only on a watched connection (see ``TripwireMiddleware._watch``): the receive and send the
-        #: application gets instead of the server's (None: the server's own).
-        self.app_receive: Receive | None = None
+        #: Only on a watched connection (see ``TripwireMiddleware._watch``): the send the application
+        #: gets instead of the server's (None: the server's own), and ``app_receive``.
         self.app_send: Send | None = None
         #: The copy of the body the application reads, when one is kept.
         self.body: BodyCopy | None = None
 
     #: The context-variable token that restores the enclosing scope: set as the connection is installed.
     token: Token[ScopeHolder]
-    #: The server's receive and send: set only on a watched connection, before the application runs.
+    #: Set only on a watched connection, before the application runs: the receive the application
+    #: gets, and the server's receive and send.
+    app_receive: Receive
     server_receive: Receive
     server_send: Send
 
@@ -154,7 +155,8 @@ class Connection(ScopeHolder):
         Called at the end of the request, so that a watched connection is freed by reference counting
         like any other (not left to the garbage collector).
         """
-        self.app_receive = self.app_send = None
+        self.app_send = None
+        del self.app_receive
 
     # -- on the event loop ------------------------------------------------------------------
 

@@ -277,7 +277,7 @@ class TripwireMiddleware:
                 )
             else:
                 await self._app(
-                    scope, conn.app_receive or receive, conn.app_send
+                    scope, conn.app_receive, conn.app_send
                 )
         except Exception as exc:
             self._on_exception(conn, exc)
@@ -333,6 +333,7 @@ class TripwireMiddleware:
         # reads, to learn a websocket's status, to learn every response's status
         # (track_response_status, failed_status_codes).
         conn.server_send = send
+        conn.app_receive = receive
         if not http:
             conn.app_send = conn.websocket_send
             return
