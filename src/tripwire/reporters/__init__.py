@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from .. import _deferred
 from .._exceptions import ConfigurationError
 from .base import Reporter
 
@@ -15,7 +16,7 @@ __all__ = ["Reporter", "create_reporter", "load_backend"]
 
 ENTRY_POINT_GROUP = "tripwire.reporters"
 
-# Built-in backends resolve without importlib.metadata, which costs ~15 ms to import.
+# Built-in backends resolve without importlib.metadata, which costs ~15 ms to import (see _deferred).
 _BUILTIN = {
     "sentry": ("tripwire.reporters.sentry", "SentryReporter"),
     "bugsnag": ("tripwire.reporters.bugsnag", "BugsnagReporter"),
@@ -30,9 +31,7 @@ def load_backend(name: str) -> type[Reporter]:
         module, attr = _BUILTIN[name]
         cls = getattr(__import__(module, fromlist=[attr]), attr)  # the submodule, without importlib
     else:
-        from importlib.metadata import entry_points
-
-        found = [ep for ep in entry_points(group=ENTRY_POINT_GROUP) if ep.name == name]
+        found = [ep for ep in _deferred.entry_points(ENTRY_POINT_GROUP) if ep.name == name]
         if not found:
             raise ConfigurationError(
                 f"reporters: no backend named {name!r} (entry point group {ENTRY_POINT_GROUP!r})"
