@@ -92,7 +92,6 @@ class Connection(ScopeHolder):
         # sets what it would).
         self.last_event_id: str | None = None
         self.trace_id: str | None = None
-        self.unit: ScopeHolder | None = None
         #: What the scope inherits: the enclosing scope's data when the request started.
         self._base = base
         self._data: ScopeData | None = None

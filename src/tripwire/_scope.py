@@ -9,10 +9,11 @@ Model (why it looks like this):
   work copy the context and so share the holder: a ``set_user`` in a sync view run in a thread pool is
   seen by the middleware's capture. Concurrent units of work have different holders and never see each
   other's data.
-* ``isolation_scope()`` installs a fresh holder for a unit of work; ``new_scope()`` installs a local fork
-  on top of it (a holder whose ``unit`` is the unit of work's). Both live in the same ``ContextVar``,
-  so entering a unit of work is one ``set()``. The top-level setters change the innermost holder;
-  what belongs to the unit of work (session, last event id, trace id) goes to its holder.
+* ``isolation_scope()`` installs a fresh holder for a unit of work; ``new_scope()`` installs a local
+  fork on top of it (a ``ScopeFork``, whose ``unit`` is the unit of work's holder). Both live in the
+  same ``ContextVar``, so entering a unit of work is one ``set()``. The top-level setters change the
+  innermost holder; what belongs to the unit of work (session, last event id, trace id) goes to its
+  holder.
 * Outside any unit of work the process-wide root holder is used.
 * The ASGI middleware installs a ``Connection`` (see ``_connection``), a ``ScopeHolder`` that also
   knows its http request or websocket and makes its scope data only when something first reads it.
@@ -84,21 +85,35 @@ class ScopeData(NamedTuple):
 class ScopeHolder:
     """The mutable cell of one unit of work; see the module docstring."""
 
-    __slots__ = ("data", "last_event_id", "session", "trace_id", "unit")
+    __slots__ = ("data", "last_event_id", "session", "trace_id")
 
-    def __init__(
-        self,
-        data: ScopeData,
-        session: SessionTracker | None = None,
-        unit: ScopeHolder | None = None,
-    ) -> None:
+    def __init__(self, data: ScopeData, session: SessionTracker | None = None) -> None:
         self.data = data
         self.session = session
         self.last_event_id: str | None = None
         #: Shared by every event of this unit of work (``contexts.trace.trace_id``); made on first use.
         self.trace_id: str | None = None
-        #: For a ``new_scope()`` fork: the unit of work's holder; else None.
+
+    def unit_of_work(self) -> ScopeHolder:
+        """The holder of the unit of work this holder belongs to: itself."""
+        return self
+
+
+class ScopeFork(ScopeHolder):
+    """A ``new_scope()`` fork: its own scope data, over the unit of work it was made in.
+
+    What belongs to the unit of work (session, last event id, trace id) is read from and written to
+    ``unit`` (see :func:`isolation_holder`), not to the fork.
+    """
+
+    __slots__ = ("unit",)
+
+    def __init__(self, data: ScopeData, unit: ScopeHolder) -> None:
+        super().__init__(data)
         self.unit = unit
+
+    def unit_of_work(self) -> ScopeHolder:
+        return self.unit
 
 
 _ROOT = ScopeHolder(ScopeData())
@@ -113,9 +128,7 @@ def current_holder() -> ScopeHolder:
 
 def isolation_holder() -> ScopeHolder:
     """The unit of work's holder, also from inside a ``new_scope()`` fork."""
-    holder = _isolation.get()
-    unit = holder.unit
-    return holder if unit is None else unit
+    return _isolation.get().unit_of_work()
 
 
 def snapshot() -> ScopeData:
@@ -150,7 +163,7 @@ def isolation_scope() -> Iterator[ScopeHolder]:
 @contextmanager
 def new_scope() -> Iterator[ScopeHolder]:
     """A local fork of the current scope: setters inside change the fork only, undone on exit."""
-    holder = ScopeHolder(snapshot(), unit=isolation_holder())
+    holder = ScopeFork(snapshot(), isolation_holder())
     token = _isolation.set(holder)
     try:
         yield holder

@@ -309,7 +309,7 @@ class TripwireMiddleware:
         if client is None or (kind != "http" and kind != "websocket"):
             return None
         parent = _isolation.get()
-        if parent is not _ROOT and isinstance(parent if parent.unit is None else parent.unit, Connection):
+        if parent is not _ROOT and isinstance(parent.unit_of_work(), Connection):
             return None  # an outer TripwireMiddleware already handles this connection
         try:  # subscripts, not .get(): this runs on every request
             path, root_path, method = scope["path"], scope["root_path"], scope["method"]
