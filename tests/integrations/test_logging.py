@@ -343,15 +343,16 @@ def test_a_fresh_process_is_hooked_from_its_first_record() -> None:
         """
         import sys
         import tripwire, tripwire.testing
-        tripwire.init("http://key@127.0.0.1:9/1", release=None)
+        events = tripwire.testing.CapturedEvents()
+        tripwire.init(reporters=[tripwire.testing.CaptureReporter(events)], release=None)
         print("logging" in sys.modules)
-        with tripwire.testing.capture_events() as events:
-            import logging
-            log = logging.getLogger("late")
-            log.setLevel(logging.INFO)
-            log.info("opening %s", "/data")
-            log.error("disk %s full", "/data")
-            logging.getLogger("tripwire").error("tripwire: the SDK's own line is never an event")
+        import logging
+        log = logging.getLogger("late")
+        log.setLevel(logging.INFO)
+        log.info("opening %s", "/data")
+        log.error("disk %s full", "/data")
+        logging.getLogger("tripwire").error("tripwire: the SDK's own line is never an event")
+        assert tripwire.flush(5)
         (event,) = events
         print(event["logentry"]["message"], event["logger"], event["level"])
         print([c["message"] for c in event["breadcrumbs"]["values"]])
