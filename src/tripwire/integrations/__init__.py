@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._exceptions import ConfigurationError
 from .._log import logger
-from ._base import Integration
+from ._common import Integration
 
 if TYPE_CHECKING:
     from .._options import Options

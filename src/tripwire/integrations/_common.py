@@ -1,4 +1,8 @@
-"""Small helpers the integrations share."""
+"""What the integrations share: the ``Integration`` base class (re-exported as
+``tripwire.integrations.Integration``) and small helpers.
+
+The integration modules import the base class from here, never from the package that loads them.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ import functools
 import threading
 from collections.abc import Callable
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from .. import _globals
 from .._scrub import Scrubber
@@ -15,6 +19,26 @@ from ._imports import when_imported
 
 if TYPE_CHECKING:
     from .._client import Client
+
+
+class Integration:
+    """Base class: ``install()`` hooks into the process, ``uninstall()`` puts back what was there.
+
+    Subclasses set :attr:`identifier` (the name used in ``disabled_integrations``). An instance is
+    installed at most once at a time; hooks must stay harmless if someone else wrapped them after us
+    (they then pass everything through instead of being unwrapped).
+    """
+
+    identifier: ClassVar[str] = ""
+
+    def install(self) -> None:
+        """Hook into the process. Called by :func:`tripwire.init`."""
+
+    def uninstall(self) -> None:
+        """Undo :meth:`install`. Called by :func:`tripwire.close` and on re-init."""
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.identifier!r}>"
 
 
 def in_sdk_thread() -> bool:

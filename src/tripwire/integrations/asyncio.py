@@ -23,8 +23,7 @@ from types import ModuleType
 from typing import Any, ClassVar
 
 from .. import _globals
-from ._base import Integration
-from ._common import Patches
+from ._common import Integration, Patches
 
 __all__ = ["AsyncioIntegration", "report_loop_context"]
 

@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from typing import ClassVar
 
 from .. import _scope
-from ._base import Integration
+from ._common import Integration
 
 __all__ = ["RELEASE_ENV_VARS", "ContextIntegration", "detect_release"]
 

@@ -19,7 +19,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from .. import _globals, _scope
-from ._base import Integration
+from ._common import Integration
 
 if TYPE_CHECKING:
     ExceptHook = Callable[[type[BaseException], BaseException, TracebackType | None], Any]

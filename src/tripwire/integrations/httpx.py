@@ -15,8 +15,7 @@ from types import ModuleType
 from typing import Any, ClassVar
 
 from .. import _globals
-from ._base import Integration
-from ._common import Patches, add_crumb
+from ._common import Integration, Patches, add_crumb
 from .stdlib import _is_sdk_request, compile_targets, http_breadcrumb, trace_header
 
 __all__ = ["HttpxIntegration"]

@@ -27,8 +27,7 @@ from typing import Any, ClassVar
 
 from .. import _globals
 from .._types import Breadcrumb, Event
-from ._base import Integration
-from ._common import Patches, in_sdk_thread, scrub_mapping
+from ._common import Integration, Patches, in_sdk_thread, scrub_mapping
 
 __all__ = [
     "LoggingIntegration",

@@ -13,7 +13,7 @@ import atexit
 from typing import ClassVar
 
 from .. import _globals, _scope
-from ._base import Integration
+from ._common import Integration
 
 __all__ = ["ProcessSessionIntegration"]
 

@@ -22,8 +22,7 @@ from typing import Any, ClassVar
 from .. import _globals, _scope
 from .._serialize import FILTERED
 from .._types import Breadcrumb
-from ._base import Integration
-from ._common import Patches, active_scrubber, add_crumb, in_sdk_thread
+from ._common import Integration, Patches, active_scrubber, add_crumb, in_sdk_thread
 
 __all__ = ["StdlibIntegration", "http_breadcrumb"]
 

@@ -21,8 +21,7 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import Any, ClassVar
 
-from ._base import Integration
-from ._common import Patches
+from ._common import Integration, Patches
 
 __all__ = ["ThreadingIntegration"]
 
