@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from . import _globals, _scope
+from . import integrations as _integrations
 from ._client import Client
 from ._log import logger
 from ._options import build_options
@@ -33,8 +34,6 @@ def init(dsn: str | None = None, /, **options: Any) -> Client:
     opts = build_options(dsn, **options)
     integrations: list[Any] = []
     if opts.enabled:
-        from . import integrations as _integrations
-
         opts, integrations = _integrations.prepare(opts, release_given="release" in options)
     client = Client(opts)
     # Integrations end what they track (sessions) with the client that was active for them.

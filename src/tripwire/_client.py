@@ -31,6 +31,7 @@ from ._types import Breadcrumb, Event, Hint, Mechanism, SessionBatch
 from ._worker import Worker
 from .reporters import create_reporter
 from .reporters.base import Reporter
+from .reporters.sentry import SentryReporter
 
 SCOPE_KWARGS = frozenset({"tags", "extras", "contexts", "user", "level", "fingerprint"})
 
@@ -95,8 +96,6 @@ class Client:
     def _reporters_from_options(options: Options) -> list[Reporter]:
         reporters = [create_reporter(spec) for spec in options.reporters]
         if options.dsn is not None:
-            from .reporters.sentry import SentryReporter
-
             reporters.insert(0, SentryReporter(dsn=str(options.dsn), options=options))
         return reporters
 

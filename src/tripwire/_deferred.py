@@ -12,7 +12,9 @@ is needed only later, or only by some processes:
 * ``json`` (2 ms with what it imports): to copy an event for ``before_send``, on the worker;
 * ``random`` (1.6 ms): only with ``sample_rate`` < 1;
 * ``uuid`` (2 ms): only for application sessions (scripts, workers);
-* ``socket`` (1 ms and more): only to find the default ``server_name``;
+* ``socket`` (1 ms and more): only to find the default ``server_name`` where ``os.uname`` is missing;
+* ``urllib.parse`` (1 ms and more): to decode percent-encoded query keys while scrubbing, and to split
+  proxied URLs in the http.client integration;
 * ``importlib.metadata`` (15 ms and more): only for a reporter backend that is not built in, and for
   the ``modules`` list of events (``attach_modules``), once.
 
@@ -30,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from importlib.metadata import Distribution, EntryPoint
+    from urllib.parse import SplitResult
 
 
 def json_copy(value: Any) -> Any:
@@ -58,6 +61,20 @@ def hostname() -> str:
     import socket
 
     return socket.gethostname()
+
+
+def unquote_plus(text: str) -> str:
+    """``text`` with ``%xx`` escapes and ``+`` decoded, as in a query string."""
+    from urllib.parse import unquote_plus as unquote
+
+    return unquote(text)
+
+
+def urlsplit(url: str) -> SplitResult:
+    """``url`` split into scheme, netloc, path, query and fragment."""
+    from urllib.parse import urlsplit as split
+
+    return split(url)
 
 
 def entry_points(group: str) -> Iterable[EntryPoint]:

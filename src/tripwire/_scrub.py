@@ -24,6 +24,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from . import _deferred
 from ._serialize import FILTERED, Meta, add_meta
 
 if TYPE_CHECKING:
@@ -331,9 +332,7 @@ def _replace_spans(text: str, low: str, regex: re.Pattern[str]) -> str:
 def _unquote(text: str) -> str:
     if "%" not in text and "+" not in text:
         return text
-    from urllib.parse import unquote_plus
-
-    return unquote_plus(text)
+    return _deferred.unquote_plus(text)
 
 
 def build_scrubber(options: Options) -> Scrubber:

@@ -19,6 +19,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from .. import _globals, _scope
+from .._sessions import ApplicationSession, end_application_session
 from ._common import Integration
 
 if TYPE_CHECKING:
@@ -117,8 +118,6 @@ class ExcepthookIntegration(Integration):
         if client is None:
             return
         try:
-            from .._sessions import ApplicationSession, end_application_session
-
             if isinstance(_scope.isolation_holder().session, ApplicationSession):
                 end_application_session(client)
         except Exception:

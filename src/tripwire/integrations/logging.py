@@ -26,6 +26,7 @@ from types import ModuleType
 from typing import Any, ClassVar
 
 from .. import _globals
+from .._exceptions import ConfigurationError
 from .._types import Breadcrumb, Event
 from ._common import Integration, Patches, in_sdk_thread, scrub_mapping
 
@@ -246,7 +247,5 @@ def _level(value: int | str | None) -> int | None:
     # A level given by name: only logging knows the names (custom levels too).
     number = logging.getLevelName(value.upper())
     if not isinstance(number, int):
-        from .._exceptions import ConfigurationError
-
         raise ConfigurationError(f"LoggingIntegration: unknown logging level {value!r}")
     return number

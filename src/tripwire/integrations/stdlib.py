@@ -19,7 +19,8 @@ from collections.abc import Callable, Sequence
 from types import ModuleType
 from typing import Any, ClassVar
 
-from .. import _globals, _scope
+from .. import _deferred, _globals, _scope
+from .._exceptions import ConfigurationError
 from .._serialize import FILTERED
 from .._types import Breadcrumb
 from ._common import Integration, Patches, active_scrubber, add_crumb, in_sdk_thread
@@ -79,8 +80,6 @@ def compile_targets(owner: str, targets: Sequence[str | re.Pattern[str]]) -> tup
         try:
             compiled.append(target if isinstance(target, re.Pattern) else re.compile(target))
         except (re.error, TypeError) as exc:
-            from .._exceptions import ConfigurationError
-
             message = f"{owner}: invalid trace_propagation_targets {target!r}: {exc}"
             raise ConfigurationError(message) from None
     return tuple(compiled)
@@ -110,9 +109,7 @@ def _is_sdk_request(host: str, port: int | None, path: str) -> bool:
 def _connection_url(conn: Any, url: str) -> tuple[str, str, int | None, str]:
     """(full URL, host, port, path) of a request made on http.client connection ``conn``."""
     if url.startswith(("http://", "https://")):  # a request through a proxy carries the full URL
-        from urllib.parse import urlsplit
-
-        parts = urlsplit(url)
+        parts = _deferred.urlsplit(url)
         return url, parts.hostname or "", parts.port, parts.path
     default_port = getattr(conn, "default_port", 80)
     scheme = "https" if default_port == 443 else "http"
