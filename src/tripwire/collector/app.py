@@ -24,6 +24,7 @@ from starlette.applications import Starlette
 from starlette.routing import BaseRoute
 
 from . import api, ingest
+from .attachment_quota import AttachmentQuota
 from .config import CollectorConfig
 from .digest import Digester, digest_process_main
 from .intake import IntakeWriter
@@ -90,6 +91,9 @@ class CollectorState:
             on_commit = self.digester.wake
         self.writer = IntakeWriter(store, max_batch=config.intake_batch_size, on_commit=on_commit)
         self.quotas = ingest.Quotas()
+        self.attachment_quota = AttachmentQuota(
+            store, config, count=self.writer.count, decode=ingest.decode_stored
+        )
         self.projects = ingest.ProjectCache(self)
         self.bootstrap: Bootstrap | None = None
 

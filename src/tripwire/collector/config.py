@@ -58,8 +58,15 @@ class CollectorConfig:
     retention_max_events: int = 100_000
     #: Seconds between two retention sweeps.
     retention_interval: float = 300.0
-    #: Envelopes digested per database transaction.
+    #: Envelopes digested per database transaction, at most.
     digest_batch_size: int = 200
+    #: Decompressed bytes of envelopes one digest transaction holds in memory: a batch ends after
+    #: the envelope that passes this (one envelope may be up to ``max_envelope_size``).
+    digest_batch_bytes: int = 32 * MiB
+    #: Default attachment budget of a project: bytes stored per hour (by arrival), then bytes
+    #: stored in total (retention frees room); 0 means no limit. A project's own values override.
+    attachment_bytes_per_hour: int = 100 * MiB
+    attachment_bytes_total: int = 1024 * MiB
     #: Envelopes committed to the ingest queue per transaction, at most.
     intake_batch_size: int = 1000
     #: When this many envelopes wait to be digested, ingest answers 429 instead of growing the

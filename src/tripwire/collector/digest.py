@@ -24,14 +24,23 @@ from .normalize import (
     EventTooLarge,
     derived_tags,
     describe,
+    may_hold_nul,
     normalize_event,
     normalize_event_id,
     parse_timestamp,
     trim,
+    without_nul,
 )
 from .store import open_store
 from .store.base import QueuedEnvelope, Store
-from .store.batch import AttachmentRow, DigestedEvent, EnvelopeResult, OutcomeRow, SessionCount
+from .store.batch import (
+    AttachmentBudget,
+    AttachmentRow,
+    DigestedEvent,
+    EnvelopeResult,
+    OutcomeRow,
+    SessionCount,
+)
 
 log = logging.getLogger("tripwire.collector")
 
@@ -48,15 +57,30 @@ def _hour(ts: float) -> float:
 class EnvelopeProcessor:
     """Parses and normalizes queued envelopes (implements :class:`~.store.batch.Processor`)."""
 
-    def __init__(self, limits: Limits) -> None:
+    def __init__(
+        self,
+        limits: Limits,
+        *,
+        attachment_budget: AttachmentBudget | None = None,
+        max_batch_bytes: int = CollectorConfig.digest_batch_bytes,
+    ) -> None:
         self.limits = limits
+        #: The collector's default attachment budget (a project may have its own).
+        self.attachment_budget = attachment_budget or AttachmentBudget(
+            per_hour=CollectorConfig.attachment_bytes_per_hour, total=CollectorConfig.attachment_bytes_total
+        )
+        #: Decompressed bytes one batch may hold: a batch ends after the envelope that passes it.
+        self.max_batch_bytes = max_batch_bytes
 
     def prepare(self, rows: Sequence[QueuedEnvelope]) -> list[EnvelopeResult]:
-        out = []
+        out: list[EnvelopeResult] = []
+        held = 0
         for row in rows:
+            if out and held >= self.max_batch_bytes:
+                break  # the rest stay queued for the next batch: memory is bounded by bytes
             result = EnvelopeResult(queue_id=row.id)
             try:
-                self._envelope(row, result)
+                held += self._envelope(row, result)
             except Exception as exc:  # one bad envelope must never stall the queue
                 log.warning("could not digest envelope %s: %s", row.id, exc)
                 self._count(result, row, "envelope", "invalid")
@@ -69,10 +93,11 @@ class EnvelopeProcessor:
             OutcomeRow(row.project_id, _hour(row.received_at), "intake", category, reason, 1)
         )
 
-    def _envelope(self, row: QueuedEnvelope, result: EnvelopeResult) -> None:
+    def _envelope(self, row: QueuedEnvelope, result: EnvelopeResult) -> int:
+        """Digest one envelope into ``result``; return how many decompressed bytes it held."""
         if row.kind == "store":
-            self._event(row, result, _json.loads(row.body), None, len(row.body))
-            return
+            self._event(row, result, row.body, None)
+            return len(row.body)
         body = row.body
         kind, _, encoding = row.kind.partition(":")
         if encoding:
@@ -86,7 +111,7 @@ class EnvelopeProcessor:
             kind = item.type
             try:
                 if kind in EVENT_TYPES:
-                    self._event(row, result, item.json(), envelope_event_id, len(item.payload))
+                    self._event(row, result, item.payload, envelope_event_id)
                 elif kind == "attachment":
                     self._attachment(row, result, item, envelope_event_id)
                 elif kind in ("session", "sessions"):
@@ -111,22 +136,29 @@ class EnvelopeProcessor:
             except (EnvelopeError, ValueError, TypeError, KeyError, AttributeError) as exc:
                 log.debug("invalid %s item in envelope %s: %r", kind, row.id, exc)
                 self._count(result, row, trim(kind, 64), "invalid")
+        return len(body)
 
     def _event(
         self,
         row: QueuedEnvelope,
         result: EnvelopeResult,
-        data: Any,
+        payload: bytes,
         event_id: str | None,
-        payload_size: int,
     ) -> None:
+        try:
+            data = _json.loads(payload)
+        except ValueError as exc:
+            raise EnvelopeError(f"event payload is not valid JSON: {exc}") from None
+        if may_hold_nul(payload):
+            # PostgreSQL text cannot hold U+0000: replace it everywhere, on both backends alike.
+            data = without_nul(data)
         ev = normalize_event(
             data,
             event_id=event_id,
             received_at=row.received_at,
             remote_addr=row.remote_addr,
             max_size=self.limits.max_event_size,
-            payload_size=payload_size,
+            payload_size=len(payload),
         )
         g = grouping.group(ev)
         ev["grouping"] = {"version": g.version, "hash": g.hash, "strategy": g.strategy}
@@ -177,7 +209,6 @@ class EnvelopeProcessor:
                 received_at=row.received_at,
             )
         )
-        self._count(result, row, "attachment", "accepted")
 
     @staticmethod
     def _release_env(attrs: Any) -> tuple[str, str]:
@@ -260,7 +291,13 @@ class Digester:
         self.idle_wait = idle_wait
         self.store = store
         self.config = config
-        self.processor = EnvelopeProcessor(config.limits)
+        self.processor = EnvelopeProcessor(
+            config.limits,
+            attachment_budget=AttachmentBudget(
+                per_hour=config.attachment_bytes_per_hour, total=config.attachment_bytes_total
+            ),
+            max_batch_bytes=config.digest_batch_bytes,
+        )
         self._wake = wake if wake is not None else threading.Event()
         self._stop = stop if stop is not None else threading.Event()
         self._thread: threading.Thread | None = None

@@ -394,6 +394,9 @@ async def _ingest(request: _Request, endpoint: str) -> dict[str, Any]:
             f"project quota of {quota} events per minute exceeded",
             {"Retry-After": str(retry), "X-Sentry-Rate-Limits": f"{retry}:{_RATE_CATEGORIES}:project:quota"},
         )
+    refusal = await state.attachment_quota.check(project, body, kind)
+    if refusal is not None:
+        raise Rejection(429, refusal.message, refusal.headers)
     if state.writer.backlog + state.writer.in_flight >= state.config.max_backlog:
         state.writer.count(project.id, "envelope", "backlog_full")
         raise Rejection(

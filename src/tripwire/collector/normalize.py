@@ -55,10 +55,38 @@ class EventTooLarge(ValueError):
     """The event is larger than the cap even after trimming."""
 
 
+#: What U+0000 becomes: PostgreSQL text cannot hold it, and SQLite must store the same thing.
+NUL_REPLACEMENT = "\ufffd"
+
+
 def trim(value: Any, limit: int) -> str:
-    """``value`` as a string of at most ``limit`` characters (an ellipsis marks a cut)."""
+    """``value`` as a string of at most ``limit`` characters (an ellipsis marks a cut), without NUL."""
     text = value if isinstance(value, str) else str(value)
+    if "\x00" in text:
+        text = text.replace("\x00", NUL_REPLACEMENT)
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def without_nul(value: Any) -> Any:
+    """``value`` with U+0000 replaced by U+FFFD in every string, mapping keys included.
+
+    Run over an event only when its payload holds an escaped NUL (see :func:`may_hold_nul`), so
+    the common event pays nothing.
+    """
+    t = type(value)
+    if t is str:
+        return value.replace("\x00", NUL_REPLACEMENT) if "\x00" in value else value
+    if t is dict:
+        return {without_nul(k): without_nul(v) for k, v in value.items()}
+    if t is list:
+        return [without_nul(v) for v in value]
+    return value
+
+
+def may_hold_nul(payload: bytes) -> bool:
+    """True if the JSON ``payload`` may decode to a string holding U+0000 (JSON can only carry it
+    escaped; a raw NUL byte is checked too, for lenient parsers)."""
+    return b"\\u0000" in payload or b"\x00" in payload
 
 
 def parse_timestamp(value: Any) -> float | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from .base import (
     ISSUE_STATUSES,
     Attachment,
+    AttachmentUsage,
     Event,
     EventSummary,
     HourlyCount,
@@ -27,6 +28,7 @@ from .base import (
 __all__ = [
     "ISSUE_STATUSES",
     "Attachment",
+    "AttachmentUsage",
     "Event",
     "EventSummary",
     "HourlyCount",

@@ -7,7 +7,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from ..versions import is_at_or_after
-from .batch import DigestedEvent, EnvelopeResult
+from .batch import AttachmentBudget, AttachmentRow, DigestedEvent, EnvelopeResult
 
 if TYPE_CHECKING:
     from ._sql import Cursor, SQLStore
@@ -24,9 +24,11 @@ class BatchWriter:
     PostgreSQL processes writing at once cannot deadlock each other.
     """
 
-    def __init__(self, store: SQLStore, c: Cursor) -> None:
+    def __init__(self, store: SQLStore, c: Cursor, budget: AttachmentBudget) -> None:
         self.s = store
         self.c = c
+        #: The collector's default attachment budget (projects may have their own).
+        self.budget = budget
 
     def write(self, results: list[EnvelopeResult]) -> None:
         c = self.c
@@ -38,8 +40,9 @@ class BatchWriter:
             outcomes[key] = outcomes.get(key, 0) + n
 
         events: list[DigestedEvent] = []
+        origin: list[int] = []  # the index in ``results`` of each event's envelope
         seen: set[tuple[int, str]] = set()
-        for result in results:
+        for index, result in enumerate(results):
             for o in result.outcomes:
                 key = (o.project_id, o.hour, o.source, o.category, o.reason)
                 outcomes[key] = outcomes.get(key, 0) + o.quantity
@@ -49,30 +52,121 @@ class BatchWriter:
                     continue
                 seen.add((event.project_id, event.event_id))
                 events.append(event)
+                origin.append(index)
 
         issues = self._issues(events, now)
         stored = self._events(events, issues, count)
         self._counters(stored, issues, now)
         self._sessions(results)
-        for result in results:
-            c.many(
-                "INSERT INTO attachments (project_id, event_id, filename, content_type,"
-                " attachment_type, size, data, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (
-                        a.project_id,
-                        a.event_id,
-                        a.filename,
-                        a.content_type,
-                        a.attachment_type,
-                        len(a.data),
-                        a.data,
-                        a.received_at,
-                    )
-                    for a in result.attachments
-                ],
-            )
+        # The events each envelope stored itself: only those take new attachments.
+        inserted = {id(e) for e, _issue in stored}
+        fresh: list[set[tuple[int, str]]] = [set() for _ in results]
+        for event, index in zip(events, origin, strict=True):
+            if id(event) in inserted:
+                fresh[index].add((event.project_id, event.event_id))
+        self._attachments(results, fresh, count)
         self.s._upsert_outcomes(c, sorted((*k, v) for k, v in outcomes.items()))
+
+    def _attachments(
+        self, results: list[EnvelopeResult], fresh: list[set[tuple[int, str]]], count: Any
+    ) -> None:
+        """Store the attachments that belong to a new event and fit in their project's budget;
+        count the others (``duplicate``, ``over_budget``)."""
+        pending = [(i, a) for i, r in enumerate(results) for a in r.attachments]
+        if not pending:
+            return
+        # An attachment whose event is already stored (a resend, or a second envelope with the
+        # same event id) would only take room again: it is dropped.
+        stored_before = self._stored_events(
+            {(a.project_id, a.event_id) for i, a in pending if (a.project_id, a.event_id) not in fresh[i]}
+        )
+        kept: list[AttachmentRow] = []
+        for i, a in pending:
+            key = (a.project_id, a.event_id)
+            if key not in fresh[i] and key in stored_before:
+                count(a.project_id, "attachment", "duplicate")
+            else:
+                kept.append(a)
+        if not kept:
+            return
+        c = self.c
+        usage: dict[int, list[float]] = {}
+        limits: dict[int, tuple[int, int]] = {}
+        # Projects in id order: two processes lock their usage rows in the same order.
+        for project_id in sorted({a.project_id for a in kept}):
+            c.ex(
+                "INSERT INTO attachment_usage (project_id, hour, hour_bytes, stored_bytes)"
+                " VALUES (?, 0, 0, 0) ON CONFLICT (project_id) DO NOTHING",
+                (project_id,),
+            )
+            row = c.one(
+                "SELECT hour, hour_bytes, stored_bytes, full_hour, total_full FROM attachment_usage"
+                " WHERE project_id = ?" + self.s._for_update,
+                (project_id,),
+            )
+            usage[project_id] = [float(row[0]), int(row[1]), int(row[2]), float(row[3]), int(row[4])]
+            own = c.one(
+                "SELECT attachment_bytes_per_hour, attachment_bytes_total FROM projects WHERE id = ?",
+                (project_id,),
+            )
+            per_hour, total = own if own is not None else (None, None)
+            limits[project_id] = (
+                self.budget.per_hour if per_hour is None else int(per_hour),
+                self.budget.total if total is None else int(total),
+            )
+        rows = []
+        for a in kept:
+            u = usage[a.project_id]
+            per_hour, total = limits[a.project_id]
+            hour, size = _hour(a.received_at), len(a.data)
+            if hour > u[0]:
+                u[0], u[1] = hour, 0
+            over_hour = per_hour > 0 and u[1] + size > per_hour
+            over_total = total > 0 and u[2] + size > total
+            if over_hour or over_total:
+                # Marked full, so that ingest refuses attachments (429) until there is room again.
+                if over_hour:
+                    u[3] = u[0]
+                if over_total:
+                    u[4] = 1
+                count(a.project_id, "attachment", "over_budget")
+                continue
+            u[1] += size
+            u[2] += size
+            count(a.project_id, "attachment", "accepted")
+            rows.append(
+                (a.project_id, a.event_id, a.filename, a.content_type, a.attachment_type, size)
+                + (a.data, a.received_at)
+            )
+        c.many(
+            "INSERT INTO attachments (project_id, event_id, filename, content_type,"
+            " attachment_type, size, data, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+        c.many(
+            "UPDATE attachment_usage SET hour = ?, hour_bytes = ?, stored_bytes = ?, full_hour = ?,"
+            " total_full = ? WHERE project_id = ?",
+            [(*u, p) for p, u in sorted(usage.items())],
+        )
+
+    def _stored_events(self, keys: set[tuple[int, str]]) -> set[tuple[int, str]]:
+        """Which of ``keys`` (project id, event id) are stored (this transaction's events included)."""
+        by_project: dict[int, list[str]] = {}
+        for project_id, event_id in keys:
+            by_project.setdefault(project_id, []).append(event_id)
+        found: set[tuple[int, str]] = set()
+        for project_id, ids in sorted(by_project.items()):
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                found.update(
+                    (project_id, r[0])
+                    for r in self.c.all(
+                        f"SELECT event_id FROM events WHERE project_id = ? AND event_id IN ({marks})",
+                        [project_id, *chunk],
+                    )
+                )
+        return found
 
     def _issues(self, events: list[DigestedEvent], now: float) -> dict[tuple[int, str], list[Any]]:
         """Find or create the issue of every grouping key: key -> [id, status, resolved_in]."""

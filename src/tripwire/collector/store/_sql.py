@@ -21,6 +21,7 @@ from ._accounts import AccountsMixin
 from ._batch_writer import BatchWriter
 from .base import (
     Attachment,
+    AttachmentUsage,
     Event,
     EventSummary,
     HourlyCount,
@@ -38,7 +39,7 @@ from .base import (
     StoreError,
     TagCount,
 )
-from .batch import EnvelopeResult, Processor
+from .batch import AttachmentBudget, EnvelopeResult, Processor
 from .migrations import migrations
 
 log = logging.getLogger("tripwire.collector")
@@ -53,7 +54,10 @@ _EVENT_COLUMNS = (
     " environment, grouping_hash"
 )
 _ATTACHMENT_COLUMNS = "id, project_id, event_id, filename, content_type, attachment_type, size, received_at"
-_PROJECT_COLUMNS = "id, name, public_key, created_at, quota_per_minute, retention_days, retention_max_events"
+_PROJECT_COLUMNS = (
+    "id, name, public_key, created_at, quota_per_minute, retention_days, retention_max_events,"
+    " attachment_bytes_per_hour, attachment_bytes_total"
+)
 
 
 def _hour(ts: float) -> float:
@@ -116,6 +120,9 @@ class SQLStore(AccountsMixin, Store):
     #: SQL names of the two-argument min/max functions.
     _least = "MIN"
     _greatest = "MAX"
+    #: What locks a selected row until the transaction ends ("" where the transaction already
+    #: holds the whole database, as on SQLite).
+    _for_update = ""
 
     def __init__(self) -> None:
         self._pool: queue.LifoQueue[Any] = queue.LifoQueue()
@@ -277,11 +284,15 @@ class SQLStore(AccountsMixin, Store):
         quota_per_minute: int | None = None,
         retention_days: int | None = None,
         retention_max_events: int | None = None,
+        attachment_bytes_per_hour: int | None = None,
+        attachment_bytes_total: int | None = None,
     ) -> Project:
         changes = {
             "quota_per_minute": quota_per_minute,
             "retention_days": retention_days,
             "retention_max_events": retention_max_events,
+            "attachment_bytes_per_hour": attachment_bytes_per_hour,
+            "attachment_bytes_total": attachment_bytes_total,
         }
         with self._tx() as c:
             for column, value in changes.items():
@@ -343,13 +354,45 @@ class SQLStore(AccountsMixin, Store):
         with self._tx(write=False) as c:
             return int(c.one("SELECT COUNT(*) FROM dead_letters")[0])
 
-    def _write_isolated(self, results: list[EnvelopeResult]) -> None:
+    def attachment_usage(self, project_id: int) -> AttachmentUsage:
+        with self._tx(write=False) as c:
+            row = c.one(
+                "SELECT hour, hour_bytes, stored_bytes, full_hour, total_full FROM attachment_usage"
+                " WHERE project_id = ?",
+                (project_id,),
+            )
+        if row is None:
+            return AttachmentUsage(0.0, 0, 0)
+        return AttachmentUsage(float(row[0]), int(row[1]), int(row[2]), float(row[3]), bool(row[4]))
+
+    @staticmethod
+    def _batch_ids(sized: Sequence[Sequence[Any]], max_bytes: int | None) -> list[int]:
+        """Ids of the leading ``(id, stored size)`` rows that fit in ``max_bytes`` (at least one)."""
+        ids: list[int] = []
+        held = 0
+        for queue_id, size in sized:
+            if ids and max_bytes is not None and held + int(size or 0) > max_bytes:
+                break
+            ids.append(queue_id)
+            held += int(size or 0)
+        return ids
+
+    def _load_queued(self, c: Cursor, ids: list[int]) -> list[QueuedEnvelope]:
+        marks = ",".join("?" * len(ids))
+        rows = c.all(
+            "SELECT id, project_id, received_at, kind, body, remote_addr FROM ingest_queue"
+            f" WHERE id IN ({marks}) ORDER BY id",
+            ids,
+        )
+        return [self._queued(r) for r in rows]
+
+    def _write_isolated(self, results: list[EnvelopeResult], budget: AttachmentBudget) -> None:
         """After a batch was refused for its data: write each envelope alone, and move aside
         those the database still refuses, so one bad envelope cannot stall all the others."""
         for result in results:
             try:
                 with self._tx() as c:
-                    self._write_results(c, [result])
+                    self._write_results(c, [result], budget)
             except self._data_errors as exc:
                 log.error("envelope %s cannot be stored (%r); moved to dead_letters", result.queue_id, exc)
                 self.quarantine(result.queue_id, repr(exc))
@@ -379,7 +422,7 @@ class SQLStore(AccountsMixin, Store):
             remote_addr=row[5],
         )
 
-    def _write_results(self, c: Cursor, results: list[EnvelopeResult]) -> None:
+    def _write_results(self, c: Cursor, results: list[EnvelopeResult], budget: AttachmentBudget) -> None:
         """Delete the claimed queue rows and store what they produced, in the caller's transaction."""
         ids = [r.queue_id for r in results]
         owned: set[int] = set()
@@ -392,7 +435,7 @@ class SQLStore(AccountsMixin, Store):
         # Another process may have digested some rows first (SQLite offers no SKIP LOCKED): those
         # were not deleted by us, so their results are not ours to write.
         mine = [r for r in results if r.queue_id in owned]
-        BatchWriter(self, c).write(mine)
+        BatchWriter(self, c, budget).write(mine)
 
     # -- issues and events -------------------------------------------------------------------
 
@@ -637,9 +680,8 @@ class SQLStore(AccountsMixin, Store):
                             f"DELETE FROM {table} WHERE project_id = ? AND hour < ?",
                             (project.id, _hour(cutoff)),
                         )
-                    c.ex(
-                        "DELETE FROM attachments WHERE project_id = ? AND received_at < ?",
-                        (project.id, cutoff),
+                    self._delete_attachments(
+                        c, "project_id = ? AND received_at < ?", (project.id, cutoff)
                     )
             if cap > 0:
                 with self._tx(write=False) as c:
@@ -663,8 +705,9 @@ class SQLStore(AccountsMixin, Store):
                 ids = [r[0] for r in c.all(select, (*params, chunk))]
                 if ids:
                     marks = ",".join("?" * len(ids))
-                    c.ex(
-                        "DELETE FROM attachments WHERE (project_id, event_id) IN"
+                    self._delete_attachments(
+                        c,
+                        "(project_id, event_id) IN"
                         f" (SELECT project_id, event_id FROM events WHERE id IN ({marks}))",
                         ids,
                     )
@@ -672,6 +715,18 @@ class SQLStore(AccountsMixin, Store):
             total += len(ids)
             if len(ids) < chunk:
                 return total
+
+    def _delete_attachments(self, c: Cursor, where: str, params: Sequence[Any]) -> None:
+        """Delete attachments and give their bytes back to their projects' budgets."""
+        freed: dict[int, int] = {}
+        deleted = c.all(f"DELETE FROM attachments WHERE {where} RETURNING project_id, size", params)
+        for project_id, size in deleted:
+            freed[project_id] = freed.get(project_id, 0) + int(size)
+        c.many(
+            f"UPDATE attachment_usage SET stored_bytes = {self._greatest}(0, stored_bytes - ?),"
+            " total_full = 0 WHERE project_id = ?",
+            [(n, p) for p, n in sorted(freed.items())],
+        )
 
     def digest_batch(self, limit: int, processor: Any) -> int:  # pragma: no cover - abstract
         raise NotImplementedError

@@ -42,6 +42,9 @@ class Project:
     quota_per_minute: int | None = None
     retention_days: int | None = None
     retention_max_events: int | None = None
+    #: Attachment budget overrides (bytes per hour, bytes stored in total; 0: no limit).
+    attachment_bytes_per_hour: int | None = None
+    attachment_bytes_total: int | None = None
 
     def dsn(self, public_url: str) -> str:
         """The DSN an SDK uses to report to this project through ``public_url``."""
@@ -199,6 +202,31 @@ class Attachment:
 
 
 @dataclasses.dataclass(frozen=True)
+class AttachmentUsage:
+    """Attachment bytes a project stored: in the hour that starts at ``hour``, and in all."""
+
+    hour: float
+    hour_bytes: int
+    stored_bytes: int
+    #: The hour in which an attachment was dropped for the hourly budget (0: none).
+    full_hour: float = 0.0
+    #: An attachment was dropped for the total budget since retention last freed room.
+    total_full: bool = False
+
+    def used_in(self, hour: float) -> int:
+        """Bytes stored in the hour that starts at ``hour`` (0 once a new hour has begun)."""
+        return self.hour_bytes if hour <= self.hour else 0
+
+    def hour_used_up(self, hour: float, per_hour: int) -> bool:
+        """True if the hour starting at ``hour`` has no room left (or the digest found none)."""
+        return per_hour > 0 and (self.used_in(hour) >= per_hour or self.full_hour >= hour)
+
+    def total_used_up(self, total: int) -> bool:
+        """True if the total has no room left (or the digest found none)."""
+        return total > 0 and (self.stored_bytes >= total or self.total_full)
+
+
+@dataclasses.dataclass(frozen=True)
 class IssueQuery:
     """Filters for :meth:`Store.list_issues`; every field narrows the result (None: no filter)."""
 
@@ -336,8 +364,11 @@ class Store(abc.ABC):
         quota_per_minute: int | None = None,
         retention_days: int | None = None,
         retention_max_events: int | None = None,
+        attachment_bytes_per_hour: int | None = None,
+        attachment_bytes_total: int | None = None,
     ) -> Project:
-        """Set per-project quota/retention overrides (None leaves a field unchanged; -1 clears it)."""
+        """Set per-project quota/retention/attachment overrides (None leaves a field unchanged;
+        -1 clears it back to the collector default)."""
 
     # -- ingest queue (durable intake) -------------------------------------------------------
 
@@ -351,7 +382,8 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def digest_batch(self, limit: int, processor: Any) -> int:
-        """Claim up to ``limit`` queued envelopes, digest them and delete them in one transaction.
+        """Claim up to ``limit`` queued envelopes, and no more bytes than the processor's
+        ``max_batch_bytes`` (at least one), digest them and delete them in one transaction.
 
         ``processor`` is a :class:`tripwire.collector.digest.Processor`. Several processes may call
         this at once: each envelope is digested exactly once. Returns how many envelopes were done.
@@ -365,6 +397,10 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def dead_letter_count(self) -> int:
         """Envelopes moved aside by :meth:`quarantine`."""
+
+    @abc.abstractmethod
+    def attachment_usage(self, project_id: int) -> AttachmentUsage:
+        """Attachment bytes the project stored this hour and in all (what its budget is held to)."""
 
     @abc.abstractmethod
     def add_outcomes(self, rows: Sequence[tuple[int, float, str, str, str, int]]) -> None:

@@ -89,9 +89,27 @@ class EnvelopeResult:
     attachments: list[AttachmentRow] = dataclasses.field(default_factory=list)
 
 
+@dataclasses.dataclass(frozen=True)
+class AttachmentBudget:
+    """Attachment bytes a project may store: per hour (by arrival) and in total; 0: no limit."""
+
+    per_hour: int
+    total: int
+
+
 class Processor(Protocol):
     """Turns queued envelopes into records (pure CPU work, no database access)."""
 
+    #: The collector's default attachment budget, for projects without their own.
+    attachment_budget: AttachmentBudget
+    #: Bytes one batch may hold; the store reads no more queued bytes than this (but at least one
+    #: envelope) before calling :meth:`prepare`.
+    max_batch_bytes: int
+
     def prepare(self, rows: Sequence[QueuedEnvelope]) -> list[EnvelopeResult]:
-        """One result per row, in the same order; never raises for bad input."""
+        """One result per row of a prefix of ``rows``, in order; never raises for bad input.
+
+        It stops early once its results hold ``max_batch_bytes``: the rows after that prefix
+        stay queued for the next batch.
+        """
         ...

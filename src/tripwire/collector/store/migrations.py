@@ -204,7 +204,27 @@ CREATE TABLE dead_letters (
 );
 """
 
-_TEMPLATES: list[tuple[int, str]] = [(1, _V1), (2, _V2), (3, _V3)]
+# The attachment budget: per-project overrides, and the bytes each project stored (this hour and
+# in all), kept by the digest in the transaction that stores the attachments and given back by
+# retention, so every collector process holds a project to the same budget. ``full_hour`` and
+# ``total_full`` say the digest had to drop an attachment that did not fit (until the hour ends, or
+# retention frees room): ingest then refuses attachments with 429.
+_V4 = """
+ALTER TABLE projects ADD COLUMN attachment_bytes_per_hour {bigint};
+ALTER TABLE projects ADD COLUMN attachment_bytes_total {bigint};
+CREATE TABLE attachment_usage (
+    project_id {bigint} PRIMARY KEY,
+    hour {float} NOT NULL,
+    hour_bytes {bigint} NOT NULL,
+    stored_bytes {bigint} NOT NULL,
+    full_hour {float} NOT NULL DEFAULT 0,
+    total_full INTEGER NOT NULL DEFAULT 0
+);
+INSERT INTO attachment_usage (project_id, hour, hour_bytes, stored_bytes)
+    SELECT project_id, 0, 0, SUM(size) FROM attachments GROUP BY project_id
+"""
+
+_TEMPLATES: list[tuple[int, str]] = [(1, _V1), (2, _V2), (3, _V3), (4, _V4)]
 
 
 def migrations(backend: str) -> list[tuple[int, list[str]]]:

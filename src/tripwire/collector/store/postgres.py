@@ -25,6 +25,7 @@ class PostgresStore(SQLStore):
     _data_errors = (ValueError, TypeError, psycopg.DataError, psycopg.IntegrityError)
     _least = "LEAST"
     _greatest = "GREATEST"
+    _for_update = " FOR UPDATE"
 
     def __init__(self, url: str) -> None:
         super().__init__()
@@ -66,21 +67,26 @@ class PostgresStore(SQLStore):
 
     def digest_batch(self, limit: int, processor: Processor) -> int:
         results = None
+        budget = processor.attachment_budget
         try:
             with self._tx() as c:
-                rows = c.all(
-                    "SELECT id, project_id, received_at, kind, body, remote_addr FROM ingest_queue"
+                # Claim by id and size only (octet_length reads no TOASTed body), then load the
+                # bodies of the rows that fit in the batch's bytes; the rest are unlocked at commit.
+                sized = c.all(
+                    "SELECT id, octet_length(body) FROM ingest_queue"
                     " ORDER BY id LIMIT ? FOR UPDATE SKIP LOCKED",
                     (limit,),
                 )
-                if not rows:
+                if not sized:
                     return 0
-                results = processor.prepare([self._queued(r) for r in rows])
-                self._write_results(c, results)
+                queued = self._load_queued(c, self._batch_ids(sized, processor.max_batch_bytes))
+                results = processor.prepare(queued)
+                del queued
+                self._write_results(c, results, budget)
         except self._data_errors:
             if results is None:
                 raise
             # The claim was rolled back with the batch; each row is claimed again (or found
             # gone) by the DELETE in its own transaction.
-            self._write_isolated(results)
+            self._write_isolated(results, budget)
         return len(results)

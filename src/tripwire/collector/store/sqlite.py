@@ -12,6 +12,9 @@ from .batch import Processor
 
 _DATA_ERRORS = (ValueError, TypeError, sqlite3.IntegrityError, sqlite3.DataError)
 
+# Bytes the WAL file is cut back to after a checkpoint.
+_WAL_SIZE_LIMIT = 64 * 1024 * 1024
+
 # How long a writer waits for the database lock before giving up.
 _LOCK_WAIT = 60.0
 
@@ -58,6 +61,9 @@ class SQLiteStore(SQLStore):
         conn.execute(f"PRAGMA synchronous={self._synchronous}")
         conn.execute("PRAGMA foreign_keys=ON")
         conn.execute("PRAGMA cache_size=-32000")
+        # A large transaction (a batch of attachments) grows the WAL file; without a limit it
+        # keeps that size on disk for good. Truncate it to this after each checkpoint.
+        conn.execute(f"PRAGMA journal_size_limit={_WAL_SIZE_LIMIT}")
         return conn
 
     def _begin(self, raw: Any, write: bool) -> None:
@@ -114,17 +120,19 @@ class SQLiteStore(SQLStore):
         # Read and prepare outside the write lock: the CPU work (parse, normalize, group) must not
         # hold up the ingest writer. Ownership is settled by the DELETE inside the write.
         with self._tx(write=False) as c:
-            rows = c.all(
-                "SELECT id, project_id, received_at, kind, body, remote_addr FROM ingest_queue"
-                " ORDER BY id LIMIT ?",
-                (limit,),
-            )
-        if not rows:
-            return 0
-        results = processor.prepare([self._queued(r) for r in rows])
+            # Sizes first (length() of a blob does not read it), so that a batch of large
+            # envelopes is never loaded whole.
+            sized = c.all("SELECT id, length(body) FROM ingest_queue ORDER BY id LIMIT ?", (limit,))
+            if not sized:
+                return 0
+            queued = self._load_queued(c, self._batch_ids(sized, processor.max_batch_bytes))
+        if not queued:
+            return 0  # digested by another process in between
+        results = processor.prepare(queued)
+        del queued  # the bodies are not needed any more: keep the batch's memory to its results
         try:
             with self._tx() as c:
-                self._write_results(c, results)
+                self._write_results(c, results, processor.attachment_budget)
         except self._data_errors:
-            self._write_isolated(results)
-        return len(rows)
+            self._write_isolated(results, processor.attachment_budget)
+        return len(results)

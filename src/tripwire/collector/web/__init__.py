@@ -11,7 +11,8 @@ Pages:
     /projects/{project}/issues                    issue list: status tabs, search, filters, sparklines
     /projects/{project}/issues/bulk               resolve/ignore/reopen ticked issues (POST)
     /projects/{project}/releases                  releases with sessions and crash-free rate
-    /projects/{project}/settings                  DSN, limits, client-report and intake counters
+    /projects/{project}/settings                  DSN, limits, client-report and intake counters;
+                                                  POST: an admin sets the attachment budget
     /issues/{issue_id}                            one issue: actions, why grouped, tags, latest event
     /issues/{issue_id}/status                     change the status (POST)
     /issues/{issue_id}/events/{event_id}          one event: exception chain, frames, breadcrumbs, ...
@@ -60,7 +61,7 @@ def routes(state: Any) -> list[BaseRoute]:
         page("/projects/{project}/issues", issues.issue_list),
         page("/projects/{project}/issues/bulk", issues.bulk_status, ("POST",)),
         page("/projects/{project}/releases", projects.releases),
-        page("/projects/{project}/settings", projects.settings),
+        page("/projects/{project}/settings", projects.settings, ("GET", "POST")),
         page("/issues/{issue_id:int}", issues.issue_detail),
         page("/issues/{issue_id:int}/status", issues.issue_status, ("POST",)),
         page("/issues/{issue_id:int}/events/{event_id}", events.event_detail),

@@ -1,4 +1,5 @@
-"""Project pages: the landing redirect, releases with release health, and settings (DSN, drops)."""
+"""Project pages: the landing redirect, releases with release health, and settings (DSN, limits,
+the attachment budget, drops)."""
 
 from __future__ import annotations
 
@@ -69,17 +70,61 @@ def _public_url(page: Page) -> str:
     return (stored or page.config.effective_public_url).rstrip("/")
 
 
+MiB = 1024 * 1024
+#: The largest budget the form takes (1 PiB): a bound, not advice.
+_MAX_MIB = 1024**3
+_BUDGET_FIELDS = (
+    ("attachment_mib_per_hour", "attachment_bytes_per_hour"),
+    ("attachment_mib_total", "attachment_bytes_total"),
+)
+
+
+def _parse_budget(form: dict[str, str]) -> dict[str, int]:
+    """The project fields an admin's budget form sets, in bytes (-1: back to the default).
+
+    Raises ValueError with the reason when a field is not a whole number of MiB from 0 up."""
+    changes: dict[str, int] = {}
+    for field, column in _BUDGET_FIELDS:
+        if field not in form:
+            continue
+        text = form[field].strip()
+        if not text:
+            changes[column] = -1
+        elif not text.isdigit() or int(text) > _MAX_MIB:
+            raise ValueError(f"an attachment budget must be a whole number of MiB from 0 to {_MAX_MIB}")
+        else:
+            changes[column] = int(text) * MiB
+    return changes
+
+
 def settings(page: Page) -> Response:
-    """``GET /projects/{project}/settings``: DSN, limits, and what was dropped (client and intake)."""
+    """``GET /projects/{project}/settings``: DSN, limits, the attachment budget and what was
+    dropped (client and intake); ``POST`` (admins only) sets the project's attachment budget."""
     try:
         project = project_of(page)
     except NotFound:
         return not_found(page, "Project")
+    error = ""
+    if page.request.method == "POST":
+        if not page.user.is_admin:
+            message = "Only an admin may change a project's limits."
+            return page.render("error.html", status_code=403, status=403, message=message)
+        try:
+            changes = _parse_budget(page.form)
+        except ValueError as exc:
+            error = str(exc)
+        else:
+            page.store.update_project(project.id, **changes)
+            return redirect(f"/projects/{project.id}/settings")
     store = page.store
     since = time.time() - 30 * 86400
     config = page.config
+    usage = store.attachment_usage(project.id)
+    per_hour = project.attachment_bytes_per_hour
+    total = project.attachment_bytes_total
     return page.render(
         "settings.html",
+        status_code=400 if error else 200,
         project=project,
         dsn=project.dsn(_public_url(page)),
         event_count=store.count_events(project.id),
@@ -90,6 +135,11 @@ def settings(page: Page) -> Response:
         retention_max_events=project.retention_max_events
         if project.retention_max_events is not None
         else config.retention_max_events,
+        attachment_per_hour=config.attachment_bytes_per_hour if per_hour is None else per_hour,
+        attachment_total=config.attachment_bytes_total if total is None else total,
+        attachment_hour_bytes=usage.used_in(float(int(time.time() // 3600) * 3600)),
+        attachment_stored_bytes=usage.stored_bytes,
+        budget_error=error,
         client_outcomes=store.outcomes(project.id, source="client", since=since),
         intake_outcomes=store.outcomes(project.id, source="intake", since=since),
     )
