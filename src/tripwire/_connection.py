@@ -87,32 +87,29 @@ class Connection(ScopeHolder):
         "token",
     )
 
-    def __init__(self, base: ScopeData, scope: Scope, path: str, root_path: str, started: float) -> None:
-        # Runs on every request: only assignments, and ScopeHolder.__init__ is not called (this
-        # sets what it would).
-        self.last_event_id: str | None = None
-        self.trace_id: str | None = None
-        #: What the scope inherits: the enclosing scope's data when the request started.
-        self._base = base
-        self._data: ScopeData | None = None
-        self._session: SessionTracker | None = None
-        #: The ASGI scope, and the original path and root_path (frameworks rewrite the scope's while
-        #: routing: mounts, Litestar).
-        self.scope = scope
-        self.path = path
-        self.root_path = root_path
-        #: When the request started (epoch seconds).
-        self.started = started
-        self.status: int | None = None
-        #: The release-health outcome: EXITED (0), then ERRORED or CRASHED as errors are reported.
-        self.outcome = EXITED
-        #: The route template a framework hook reported, if any.
-        self.route: str | None = None
-        #: Only on a watched connection (see ``TripwireMiddleware._watch``): the send the application
-        #: gets instead of the server's (None: the server's own), and ``app_receive``.
-        self.app_send: Send | None = None
-        #: The copy of the body the application reads, when one is kept.
-        self.body: BodyCopy | None = None
+    # Fields (set by new_connection(), which makes one per request; see ScopeHolder on why there is
+    # no __init__):
+    #: What the scope inherits: the enclosing scope's data when the request started.
+    _base: ScopeData
+    _data: ScopeData | None
+    _session: SessionTracker | None
+    #: The ASGI scope, and the original path and root_path (frameworks rewrite the scope's while
+    #: routing: mounts, Litestar).
+    scope: Scope
+    path: str
+    root_path: str
+    #: When the request started (epoch seconds).
+    started: float
+    status: int | None
+    #: The release-health outcome: EXITED (0), then ERRORED or CRASHED as errors are reported.
+    outcome: int
+    #: The route template a framework hook reported, if any.
+    route: str | None
+    #: Only on a watched connection (see ``TripwireMiddleware._watch``): the send the application
+    #: gets instead of the server's (None: the server's own), and ``app_receive``.
+    app_send: Send | None
+    #: The copy of the body the application reads, when one is kept.
+    body: BodyCopy | None
 
     #: The context-variable token that restores the enclosing scope: set as the connection is installed.
     token: Token[ScopeHolder]
@@ -291,6 +288,26 @@ class Connection(ScopeHolder):
             "level": "error" if (self.status or 0) >= 500 else "info",
             "data": data,
         }
+
+
+def new_connection(base: ScopeData, scope: Scope, path: str, root_path: str, started: float) -> Connection:
+    """The Connection of a request that starts now (made by the middleware, for every request)."""
+    conn = Connection()
+    conn.last_event_id = None
+    conn.trace_id = None
+    conn._base = base
+    conn._data = None
+    conn._session = None
+    conn.scope = scope
+    conn.path = path
+    conn.root_path = root_path
+    conn.started = started
+    conn.status = None
+    conn.outcome = EXITED
+    conn.route = None
+    conn.app_send = None
+    conn.body = None
+    return conn
 
 
 def body_data(body: BodyCopy, content_type: str, scrubber: Scrubber) -> Any:

@@ -34,7 +34,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from . import _globals, _scope
-from ._connection import ASGIApp, Connection, Message, Receive, Scope, Send
+from ._connection import ASGIApp, Connection, Message, Receive, Scope, Send, new_connection
 from ._exceptions import ConfigurationError
 from ._scope import _ROOT, _isolation
 from ._sessions import EXITED
@@ -316,7 +316,7 @@ class TripwireMiddleware:
         except KeyError:  # a websocket has no method; root_path is optional
             path, root_path = scope.get("path", ""), scope.get("root_path", "")
             method = scope.get("method")
-        conn = Connection(parent.data, scope, path, root_path, _time())
+        conn = new_connection(parent.data, scope, path, root_path, _time())
         conn.token = _isolation.set(conn)
         # Watched: everything with track_response_status, requests that may carry a body (when a
         # copy of it is kept), websockets.
