@@ -88,7 +88,7 @@ class ScopeHolder:
 
     No ``__init__``, on purpose: the ASGI middleware makes a holder (a ``Connection``) for every
     request, and CPython calls a class that has an ``__init__`` for about 1,100 instructions more than
-    one that has none: +1,000 per request, 10% of what the middleware costs (bench/inproc_bench.py).
+    one that has none: about +900 per request, 8% of what the middleware costs (bench/inproc_bench.py).
     """
 
     __slots__ = ("data", "last_event_id", "session", "trace_id")
