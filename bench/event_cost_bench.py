@@ -50,7 +50,7 @@ import asyncio, json, sys, time, zlib
 sys.path.insert(0, {bench!r})
 import tripwire
 from tripwire._event_builder import build_event
-from tripwire._http import ConnectionPool
+from tripwire.delivery.connections import ConnectionPool
 from tripwire.asgi import TripwireMiddleware
 from _asgi_variants import RELEASE, http_scope, receive, send, starlette_app
 

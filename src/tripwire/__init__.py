@@ -34,7 +34,7 @@ from ._api import (
 )
 from ._client import Client
 from ._exceptions import ConfigurationError
-from ._monitor import capture, end_session, monitor, start_session
+from ._monitor import capture, capture_checkin, end_session, monitor, start_session
 from ._version import __version__
 
 if TYPE_CHECKING:
@@ -49,6 +49,7 @@ __all__ = [
     "add_breadcrumb",
     "aflush",
     "capture",
+    "capture_checkin",
     "capture_exception",
     "capture_message",
     "close",

@@ -27,8 +27,9 @@ from ._serialize import safe_repr
 from ._sessions import SessionAggregator
 from ._stacktrace import snapshot_live_locals
 from ._stats import DropCounter
-from ._types import Breadcrumb, Event, Hint, Mechanism, SessionBatch
-from ._worker import Worker
+from ._types import Breadcrumb, CheckIn, Event, Hint, Mechanism, SessionBatch
+from .delivery.outbox import Outbox
+from .delivery.worker import Worker
 from .reporters import create_reporter
 from .reporters.base import Reporter
 from .reporters.sentry import SentryReporter
@@ -65,9 +66,10 @@ class Client:
         self._ignore_names = frozenset(e for e in options.ignore_errors if isinstance(e, str))
         self._worker = Worker(
             self._process,
-            maxsize=options.max_queue_size,
+            Outbox(options.max_queue_size),
             name="tripwire-worker",
             on_drop=self._count_dropped_job,
+            yield_between_jobs=True,
         )
         self._closed = False
         self._scrubber: Scrubber | None = None
@@ -275,6 +277,8 @@ class Client:
         """A queued job pushed out by an error, or left when close() ran out of time."""
         if isinstance(job, SessionBatch):
             self.stats.record("queue_full", "session", len(job.aggregates) + len(job.updates))
+        elif isinstance(job, CheckIn):
+            self.stats.record("queue_full", "monitor")
         else:
             self.stats.record("queue_full")
 
@@ -285,6 +289,8 @@ class Client:
             self._process_capture(job)
         elif isinstance(job, SessionBatch):
             self._fan_out("send_sessions", job)
+        elif isinstance(job, CheckIn):
+            self._fan_out("send_checkin", job.payload)
 
     def _process_capture(self, item: CaptureItem) -> None:
         try:
@@ -338,7 +344,21 @@ class Client:
         self.stats.record("queue_full", "session", len(batch.aggregates) + len(batch.updates))
         return False
 
+    def submit_checkin(self, checkin: dict[str, Any]) -> bool:
+        """Queue a cron check-in for the reporters; False (and counted) when there is no room."""
+        if self._closed or not self._worker.submit(CheckIn(checkin)):
+            self.stats.record("queue_full", "monitor")
+            return False
+        return True
+
     # -- lifecycle ----------------------------------------------------------------------------
+
+    def process_pending(self, timeout: float | None = None) -> bool:
+        """Wait until the worker has handed everything captured so far to the reporters (built,
+        filtered, encoded), without waiting for any reporter to deliver it; False on timeout."""
+        if self.sessions is not None:
+            self.sessions.flush()
+        return self._worker.flush(timeout)
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until everything captured so far is delivered; False if ``timeout`` ran out."""
@@ -362,7 +382,9 @@ class Client:
         deadline = None if timeout is None else time.monotonic() + timeout
         if self.sessions is not None:
             self.sessions.close()
-        self._worker.close(timeout)
+        _flushed, left = self._worker.close(timeout)
+        for job in left:
+            self._count_dropped_job(job)
         self._closed = True
         for reporter in self.reporters:
             remaining = None if deadline is None else max(0.0, deadline - time.monotonic())

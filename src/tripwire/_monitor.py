@@ -18,7 +18,7 @@ from ._api import _tag_value, aflush
 if TYPE_CHECKING:
     F = TypeVar("F", bound=Callable[..., Any])
 
-__all__ = ["capture", "end_session", "monitor", "start_session"]
+__all__ = ["capture", "capture_checkin", "end_session", "monitor", "start_session"]
 
 
 @contextmanager
@@ -63,6 +63,159 @@ def capture(
                 client.flush(client.options.shutdown_timeout)
 
 
+#: What ``schedule="..."`` may be besides a crontab string: Sentry's schedule objects.
+_CHECKIN_STATUSES = ("in_progress", "ok", "error")
+
+
+def capture_checkin(
+    monitor_slug: str | None = None,
+    status: str | None = None,
+    check_in_id: str | None = None,
+    duration: float | None = None,
+    monitor_config: Mapping[str, Any] | None = None,
+) -> str | None:
+    """Send a cron monitor check-in, as ``sentry_sdk.crons.capture_checkin`` does; return its id.
+
+    ``status`` is ``"in_progress"`` when a run starts, then ``"ok"`` or ``"error"`` with the same
+    ``check_in_id`` and the ``duration`` in seconds. ``monitor_config`` creates or updates the
+    monitor on the collector: ``{"schedule": {"type": "crontab", "value": "0 3 * * *"},
+    "timezone": "Europe/Paris", "checkin_margin": 5, "max_runtime": 30}`` (minutes). None when
+    tripwire is not initialised or the check-in could not be queued (counted in ``stats()``).
+
+    >>> cid = tripwire.capture_checkin("nightly-export", "in_progress")  # doctest: +SKIP
+    >>> tripwire.capture_checkin("nightly-export", "ok", check_in_id=cid, duration=12.5)  # doctest: +SKIP
+    """
+    client = _globals.client
+    if client is None or not monitor_slug or status not in _CHECKIN_STATUSES:
+        return None
+    try:
+        import time
+        import uuid
+
+        check_in_id = check_in_id or uuid.uuid4().hex
+        options = client.options
+        payload: dict[str, Any] = {
+            "type": "check_in",
+            "check_in_id": str(check_in_id),
+            "monitor_slug": str(monitor_slug),
+            "status": status,
+            "duration": None if duration is None else float(duration),
+            "environment": options.environment,
+            "release": options.release,
+            "timestamp": time.time(),
+        }
+        if monitor_config:
+            payload["monitor_config"] = dict(monitor_config)
+        return check_in_id if client.submit_checkin(payload) else None
+    except Exception:  # never into the job: a check-in is worth less than the job itself
+        from ._log import logger
+
+        logger.exception("tripwire: could not capture a check-in for %r", monitor_slug)
+        return None
+
+
+def _monitor_config(
+    schedule: str | Mapping[str, Any] | None,
+    timezone: str | None,
+    checkin_margin: int | None,
+    max_runtime: int | None,
+    monitor_config: Mapping[str, Any] | None,
+) -> dict[str, Any] | None:
+    config = dict(monitor_config or {})
+    if isinstance(schedule, str):
+        config["schedule"] = {"type": "crontab", "value": schedule}
+    elif schedule is not None:
+        config["schedule"] = dict(schedule)
+    extra = (("timezone", timezone), ("checkin_margin", checkin_margin), ("max_runtime", max_runtime))
+    for key, value in extra:
+        if value is not None:
+            config[key] = value
+    return config or None
+
+
+@contextmanager
+def _checked_in(slug: str | None, config: dict[str, Any] | None) -> Iterator[None]:
+    """``in_progress`` on entry, then ``ok`` or ``error`` with the duration (no-op without a slug)."""
+    if not slug:
+        yield
+        return
+    import time
+
+    started = time.monotonic()
+    check_in_id = capture_checkin(slug, "in_progress", monitor_config=config)
+    try:
+        yield
+    except BaseException:
+        capture_checkin(slug, "error", check_in_id, time.monotonic() - started, config)
+        raise
+    capture_checkin(slug, "ok", check_in_id, time.monotonic() - started, config)
+
+
+class _Monitor:
+    """What ``monitor(...)`` returns: a decorator, and a context manager for a block."""
+
+    def __init__(
+        self,
+        name: str | None,
+        tags: Mapping[str, Any] | None,
+        flush: bool,
+        session: bool,
+        slug: str | None,
+        config: dict[str, Any] | None,
+    ) -> None:
+        self.name = name
+        self.tags = tags
+        self.flush = flush
+        self.session = session
+        self.slug = slug
+        self.config = config
+        self._open: list[Any] = []
+
+    @contextmanager
+    def _run(self, label: str | None, flush: bool) -> Iterator[None]:
+        # The check-in sees the exception that capture() re-raises: "error", after it was reported.
+        with (
+            _checked_in(self.slug, self.config),
+            capture(label, tags=self.tags, flush=flush, session=self.session),
+        ):
+            yield
+
+    def __enter__(self) -> None:
+        cm = self._run(self.name or self.slug, self.flush)
+        cm.__enter__()
+        self._open.append(cm)
+
+    def __exit__(self, *exc_info: Any) -> bool | None:
+        return bool(self._open.pop().__exit__(*exc_info))
+
+    def __call__(self, func: F) -> F:
+        label = self.name or getattr(func, "__qualname__", None) or repr(func)
+
+        import inspect  # only when decorating: inspect is costly to import
+
+        if inspect.iscoroutinefunction(func):
+
+            @functools.wraps(func)
+            async def run_async(*args: Any, **kwargs: Any) -> Any:
+                try:
+                    with self._run(label, False):
+                        return await func(*args, **kwargs)
+                finally:
+                    # Wait for delivery in a thread: the event loop keeps running meanwhile.
+                    client = _globals.client
+                    if self.flush and client is not None:
+                        await aflush(client.options.shutdown_timeout)
+
+            return run_async  # type: ignore[return-value]
+
+        @functools.wraps(func)
+        def run(*args: Any, **kwargs: Any) -> Any:
+            with self._run(label, self.flush):
+                return func(*args, **kwargs)
+
+        return run  # type: ignore[return-value]
+
+
 if TYPE_CHECKING:  # the signatures type checkers see; at run time only the one below exists
 
     @overload
@@ -75,7 +228,13 @@ if TYPE_CHECKING:  # the signatures type checkers see; at run time only the one 
         tags: Mapping[str, Any] | None = None,
         flush: bool = False,
         session: bool = False,
-    ) -> Callable[[F], F]: ...
+        slug: str | None = None,
+        schedule: str | Mapping[str, Any] | None = None,
+        timezone: str | None = None,
+        checkin_margin: int | None = None,
+        max_runtime: int | None = None,
+        monitor_config: Mapping[str, Any] | None = None,
+    ) -> _Monitor: ...
 
 
 def monitor(
@@ -84,48 +243,33 @@ def monitor(
     tags: Mapping[str, Any] | None = None,
     flush: bool = False,
     session: bool = False,
+    slug: str | None = None,
+    schedule: str | Mapping[str, Any] | None = None,
+    timezone: str | None = None,
+    checkin_margin: int | None = None,
+    max_runtime: int | None = None,
+    monitor_config: Mapping[str, Any] | None = None,
 ) -> Any:
-    """Decorate a function (sync or async) so every call runs inside :func:`capture`.
+    """Run a function (sync or async) or a ``with`` block as a monitored job.
 
-    The transaction defaults to the function's qualified name.
+    Every call runs inside :func:`capture` (its own scope; an escaping exception is reported and
+    re-raised); the transaction defaults to the function's qualified name. With ``slug``, each run
+    also sends cron check-ins — ``in_progress``, then ``ok`` or ``error`` with its duration — and
+    ``schedule`` (a crontab string, or ``{"type": "interval", "value": 10, "unit": "minute"}``),
+    ``timezone``, ``checkin_margin`` and ``max_runtime`` (minutes) create or update the monitor,
+    so the collector can tell when a run is missed or takes too long.
 
     >>> @tripwire.monitor()  # doctest: +SKIP
     ... def send_invoices(): ...
-    >>> @tripwire.monitor(name="sync", flush=True)  # doctest: +SKIP
-    ... async def sync_accounts(): ...
+    >>> @tripwire.monitor(slug="nightly-export", schedule="0 3 * * *")  # doctest: +SKIP
+    ... def nightly_export(): ...
+    >>> with tripwire.monitor(slug="hourly-sync", schedule="0 * * * *"):  # doctest: +SKIP
+    ...     sync()
     """
     if callable(name):
         return monitor()(name)
-
-    def decorate(func: F) -> F:
-        label = name or getattr(func, "__qualname__", None) or repr(func)
-        options: dict[str, Any] = {"tags": tags, "flush": flush, "session": session}
-
-        import inspect  # only when decorating: inspect is costly to import
-
-        if inspect.iscoroutinefunction(func):
-
-            @functools.wraps(func)
-            async def run_async(*args: Any, **kwargs: Any) -> Any:
-                try:
-                    with capture(label, tags=tags, session=session):
-                        return await func(*args, **kwargs)
-                finally:
-                    # Wait for delivery in a thread: the event loop keeps running meanwhile.
-                    client = _globals.client
-                    if flush and client is not None:
-                        await aflush(client.options.shutdown_timeout)
-
-            return run_async  # type: ignore[return-value]
-
-        @functools.wraps(func)
-        def run(*args: Any, **kwargs: Any) -> Any:
-            with capture(label, **options):
-                return func(*args, **kwargs)
-
-        return run  # type: ignore[return-value]
-
-    return decorate
+    config = _monitor_config(schedule, timezone, checkin_margin, max_runtime, monitor_config)
+    return _Monitor(name, tags, flush, session, slug, config)
 
 
 def start_session(*, did: str | None = None) -> bool:

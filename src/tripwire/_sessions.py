@@ -23,14 +23,13 @@ has no aggregator and the middleware does no session work at all.
 from __future__ import annotations
 
 import itertools
-import os
 import threading
 import time
-import weakref
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from . import _deferred, _scope
+from ._forksafe import reset_after_fork
 from ._log import logger
 from ._types import SessionBatch
 
@@ -40,9 +39,6 @@ _OUTCOMES = ("exited", "errored", "crashed", "abnormal")
 
 #: Sentry accepts at most 100 aggregates per ``sessions`` item.
 _MAX_AGGREGATES_PER_ITEM = 100
-
-_aggregators: weakref.WeakSet[SessionAggregator] = weakref.WeakSet()
-_fork_hook_installed = False
 
 
 def iso_minute(minute: int) -> str:
@@ -58,12 +54,6 @@ def iso_time(ts: float) -> str:
 def _value(counter: itertools.count[int]) -> int:
     """How often ``next()`` was called on ``counter`` (read without counting one more)."""
     return int(repr(counter)[6:-1])
-
-
-def _after_fork_in_child() -> None:
-    # The child inherits the parent's counts (they would be sent twice) but not its timer thread.
-    for aggregator in list(_aggregators):
-        aggregator._reset_after_fork()
 
 
 class SessionAggregator:
@@ -100,11 +90,7 @@ class SessionAggregator:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._closed = False
-        global _fork_hook_installed
-        if not _fork_hook_installed and hasattr(os, "register_at_fork"):
-            os.register_at_fork(after_in_child=_after_fork_in_child)
-            _fork_hook_installed = True
-        _aggregators.add(self)
+        reset_after_fork(self)
 
     def record(self, started: float, outcome: int) -> None:
         """Count one ended session that started at ``started`` (epoch seconds) with ``outcome``."""
@@ -213,7 +199,8 @@ class SessionAggregator:
         self._stop.set()
         self.flush()
 
-    def _reset_after_fork(self) -> None:
+    def _after_fork_in_child(self) -> None:
+        # The child inherits the parent's counts (they would be sent twice) but not its timer thread.
         had_timer = self._thread is not None
         self._lock = threading.Lock()
         self._buckets = {}

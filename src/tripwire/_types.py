@@ -72,3 +72,15 @@ class DropRecorder(Protocol):
 
 # Their public home, in reprs, docs and pickles (tripwire.types re-exports them).
 SessionBatch.__module__ = DropRecorder.__module__ = "tripwire.types"
+
+
+class CheckIn:
+    """A cron monitor check-in on its way to the reporters (the Sentry ``check_in`` item payload)."""
+
+    __slots__ = ("payload",)
+
+    def __init__(self, payload: dict[str, Any]) -> None:
+        self.payload = payload
+
+    def __repr__(self) -> str:
+        return f"CheckIn({self.payload!r})"

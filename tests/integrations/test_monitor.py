@@ -255,3 +255,97 @@ def test_async_flush_does_not_block_the_event_loop() -> None:
         assert len(sink.events) == 1  # delivered by the time job() returned
         gaps = [b - a for a, b in zip(ticks, ticks[1:], strict=False)]
         assert max(gaps) < 0.35  # the 0.6 s delivery never stalled the loop
+
+
+# -- cron check-ins ------------------------------------------------------------------------------
+
+
+def test_monitor_with_a_slug_sends_in_progress_then_ok_with_the_schedule(start: Start) -> None:
+    """@monitor(slug=, schedule=) sends in_progress then ok (same id, a duration) with the config."""
+    events = start(environment="batch", release="etl@3")
+
+    @tripwire.monitor(slug="nightly-export", schedule="0 3 * * *", checkin_margin=5, max_runtime=60)
+    def export() -> str:
+        return "done"
+
+    assert export() == "done"
+    tripwire.flush(5)
+    first, last = events.checkins
+    assert [first["status"], last["status"]] == ["in_progress", "ok"]
+    assert first["check_in_id"] == last["check_in_id"] and len(first["check_in_id"]) == 32
+    assert first["monitor_slug"] == "nightly-export" and first["type"] == "check_in"
+    assert last["duration"] >= 0 and first["duration"] is None
+    assert first["environment"] == "batch" and first["release"] == "etl@3"
+    assert last["monitor_config"] == {
+        "schedule": {"type": "crontab", "value": "0 3 * * *"},
+        "checkin_margin": 5,
+        "max_runtime": 60,
+    }
+
+
+def test_a_failing_monitored_job_checks_in_error_and_reraises_the_same_exception(start: Start) -> None:
+    """The error check-in follows the reported exception, which reaches the caller unchanged."""
+    events = start()
+    error = RuntimeError("disk full")
+
+    @tripwire.monitor(slug="backup", schedule={"type": "interval", "value": 1, "unit": "hour"})
+    def backup() -> None:
+        raise error
+
+    with pytest.raises(RuntimeError) as info:
+        backup()
+    assert info.value is error
+    tripwire.flush(5)
+    assert [c["status"] for c in events.checkins] == ["in_progress", "error"]
+    assert events.checkins[1]["monitor_config"]["schedule"] == {
+        "type": "interval",
+        "value": 1,
+        "unit": "hour",
+    }
+    assert len(events) == 1 and events[0]["exception"]["values"][-1]["value"] == "disk full"
+
+
+def test_monitor_works_as_a_context_manager_and_on_async_jobs(start: Start) -> None:
+    """``with tripwire.monitor(slug=...)`` and an async decorated job both check in."""
+    events = start()
+    with tripwire.monitor(slug="block-job", schedule="*/5 * * * *"):
+        pass
+
+    @tripwire.monitor(slug="async-job")
+    async def job() -> int:
+        await asyncio.sleep(0)
+        return 7
+
+    assert asyncio.run(job()) == 7
+    tripwire.flush(5)
+    assert [(c["monitor_slug"], c["status"]) for c in events.checkins] == [
+        ("block-job", "in_progress"),
+        ("block-job", "ok"),
+        ("async-job", "in_progress"),
+        ("async-job", "ok"),
+    ]
+    assert "monitor_config" not in events.checkins[2]
+
+
+def test_capture_checkin_matches_sentry_sdk_and_never_raises(start: Start) -> None:
+    """capture_checkin(slug, status, check_in_id, duration, monitor_config) returns the id; bad input
+    and an uninitialised SDK give None instead of an exception."""
+    tripwire.close()
+    assert tripwire.capture_checkin("job", "ok") is None  # not initialised
+    events = start()
+    cid = tripwire.capture_checkin("job", "in_progress")
+    assert cid is not None
+    assert tripwire.capture_checkin("job", "ok", check_in_id=cid, duration=1.5) == cid
+    assert tripwire.capture_checkin("job", "finished") is None
+    assert tripwire.capture_checkin(None, "ok") is None
+    tripwire.flush(5)
+    assert [(c["status"], c["duration"]) for c in events.checkins] == [("in_progress", None), ("ok", 1.5)]
+
+
+def test_bugsnag_and_logging_reporters_ignore_check_ins() -> None:
+    """Reporters without cron monitors accept check-ins and do nothing with them."""
+    from tripwire.reporters.bugsnag import BugsnagReporter
+    from tripwire.reporters.logging import LoggingReporter
+
+    for reporter in (BugsnagReporter(api_key="0" * 32), LoggingReporter()):
+        reporter.send_checkin({"type": "check_in", "monitor_slug": "x", "status": "ok"})

@@ -20,14 +20,21 @@ import secrets
 from collections.abc import AsyncIterator
 from typing import Any
 
+import anyio.to_thread
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute
 
-from . import api, ingest
+from . import (
+    api,
+    api_alerts,  # noqa: F401 - adds the alert and monitor endpoints to api.ENDPOINTS
+    ingest,
+)
+from .alerts.outbox import OutboxWorker
 from .attachment_quota import AttachmentQuota
 from .config import CollectorConfig
 from .digest import Digester, digest_process_main
 from .intake import IntakeWriter
+from .monitors import MonitorClock
 from .store import Project, Store, StoreError, open_store
 
 log = logging.getLogger("tripwire.collector")
@@ -96,10 +103,16 @@ class CollectorState:
         )
         self.projects = ingest.ProjectCache(self)
         self.bootstrap: Bootstrap | None = None
+        # Alerts: the outbox worker and the cron monitor clock (docs/alerts.md, docs/crons.md).
+        self.outbox = OutboxWorker(store, config.alerts, lambda: self.public_url)
+        self.monitor_clock = MonitorClock(store, interval=config.alerts.clock_interval)
 
     async def start(self) -> None:
         """Start the intake writer and the digester (thread or child process)."""
         await self.writer.start()
+        if self.config.alerts.enabled:
+            self.outbox.start()
+            self.monitor_clock.start()
         if self.digester is not None:
             self.digester.start()
         if self.digest_process is not None:
@@ -107,6 +120,9 @@ class CollectorState:
 
     async def stop(self) -> None:
         """Commit what is in flight, then stop the digester."""
+        # Off the event loop: a send in progress may take up to its timeout to finish.
+        await anyio.to_thread.run_sync(self.outbox.stop)
+        await anyio.to_thread.run_sync(self.monitor_clock.stop)
         await self.writer.stop()
         if self.digester is not None:
             self.digester.stop()

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from .cli_alerts import add_alert_commands, add_alert_serve_options, alert_settings, cmd_alert, cmd_monitor
 from .config import CollectorConfig, default_data_dir, default_database_url
 from .store import IssueQuery, NotFound, Store, StoreError, open_store
 
@@ -80,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="FULL survives power loss (default); NORMAL survives process crashes only",
     )
     serve.add_argument("--no-digest", action="store_true", help="only ingest; let other processes digest")
+    add_alert_serve_options(serve)
     serve.add_argument("--log-level", default="warning", help="uvicorn/collector log level (default warning)")
 
     demo = sub.add_parser(
@@ -123,6 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
     send = sub.add_parser("send-test", parents=[common], help="send a test event to a DSN")
     send.add_argument("--dsn", required=True)
     send.add_argument("--message", default="tripwire send-test: this is a test error")
+
+    add_alert_commands(sub, common)
 
     user = sub.add_parser("user", parents=[common], help="manage dashboard users")
     usub = user.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -212,6 +216,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         sqlite_synchronous=args.sqlite_synchronous,
         run_digester=not args.no_digest,
         digest_process=True,
+        alerts=alert_settings(args),
     )
     store = open_store(config.effective_database_url, sqlite_synchronous=config.sqlite_synchronous)
     info = bootstrap(store, config)
@@ -483,6 +488,8 @@ _COMMANDS = {
     "event": cmd_event,
     "user": cmd_user,
     "send-test": cmd_send_test,
+    "alert": cmd_alert,
+    "monitor": cmd_monitor,
 }
 
 

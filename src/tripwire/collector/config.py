@@ -10,6 +10,8 @@ import dataclasses
 import os
 from pathlib import Path
 
+from .alerts.settings import AlertSettings
+
 KiB = 1024
 MiB = 1024 * KiB
 
@@ -79,6 +81,8 @@ class CollectorConfig:
     digest_process: bool = False
     #: SQLite ``synchronous`` pragma: FULL survives power loss, NORMAL survives process crashes.
     sqlite_synchronous: str = "FULL"
+    #: Alert delivery (SMTP, webhook allow-list) and the cron monitor clock: docs/alerts.md.
+    alerts: AlertSettings = dataclasses.field(default_factory=AlertSettings)
 
     @property
     def effective_database_url(self) -> str:

@@ -20,6 +20,7 @@ from . import _json, grouping
 from .config import CollectorConfig, Limits
 from .envelope import EnvelopeError, Item, parse_envelope
 from .ingest import decode_stored
+from .monitors import parse_checkin
 from .normalize import (
     EventTooLarge,
     derived_tags,
@@ -47,7 +48,7 @@ log = logging.getLogger("tripwire.collector")
 #: Item types stored as issues/events.
 EVENT_TYPES = frozenset({"event"})
 #: Item types we understand but do not store (counted as "not_stored").
-NOT_STORED_TYPES = frozenset({"transaction", "user_report", "feedback", "check_in", "span", "log"})
+NOT_STORED_TYPES = frozenset({"transaction", "user_report", "feedback", "span", "log"})
 
 
 def _hour(ts: float) -> float:
@@ -123,6 +124,9 @@ class EnvelopeProcessor:
                         self._session(row, result, item.json())
                     else:
                         self._aggregates(row, result, item.json())
+                    self._count(result, row, kind, "accepted")
+                elif kind == "check_in":
+                    result.checkins.append(parse_checkin(item.json(), row.project_id, row.received_at))
                     self._count(result, row, kind, "accepted")
                 elif kind == "client_report":
                     self._client_report(row, result, item.json())

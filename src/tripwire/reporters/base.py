@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING
 from .._types import Event, SessionBatch
 
 if TYPE_CHECKING:
+    from typing import Any
+
     from .._options import Options
     from .._stats import DropCounter
 
@@ -45,6 +47,9 @@ class Reporter:
 
     def send_sessions(self, batch: SessionBatch) -> None:
         """Deliver release-health data. Reporters without release health ignore it."""
+
+    def send_checkin(self, checkin: dict[str, Any]) -> None:
+        """Deliver a cron monitor check-in (Sentry ``check_in`` shape). Others ignore it."""
 
     def flush(self, timeout: float | None) -> bool:
         """Wait until everything handed over so far is delivered; False on timeout."""

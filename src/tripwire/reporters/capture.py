@@ -16,6 +16,8 @@ class CapturedEvents(list[Event]):
     def __init__(self) -> None:
         super().__init__()
         self.sessions: list[SessionBatch] = []
+        #: Cron monitor check-ins (``tripwire.capture_checkin``, ``@tripwire.monitor(slug=...)``).
+        self.checkins: list[dict[str, Any]] = []
         self._cond = threading.Condition()
 
     def _add(self, event: Event) -> None:
@@ -53,3 +55,8 @@ class CaptureReporter(Reporter):
 
     def send_sessions(self, batch: SessionBatch) -> None:
         self.events._add_sessions(batch)
+
+    def send_checkin(self, checkin: dict[str, Any]) -> None:
+        with self.events._cond:
+            self.events.checkins.append(checkin)
+            self.events._cond.notify_all()

@@ -153,6 +153,17 @@ class SentryReporter(HttpReporter):
             )
         return payloads
 
+    def send_checkin(self, checkin: dict[str, Any]) -> None:
+        self.submit(
+            Payload(
+                url=self.url,
+                body=envelope_items([({"type": "check_in", "content_type": _JSON}, _json(checkin))]),
+                categories={"monitor": 1},
+                kind="check_in",
+                meta={"header": self._envelope_header()},
+            )
+        )
+
     def client_report(self, drops: Counter[Drop]) -> Payload | None:
         """A ``client_report`` envelope for ``drops``; None when there is nothing to report."""
         merged: Counter[tuple[str, str]] = Counter()
@@ -206,7 +217,7 @@ class SentryReporter(HttpReporter):
         if self.send_client_reports and self.idle_interval is not None:
             # The idle timer runs on the sender thread: start it now, not at the first event, which
             # may never come when every event is filtered out.
-            self._ensure_thread()
+            self._worker.start()
 
     def on_idle(self) -> None:
         if self.idle_interval is not None and time.monotonic() - self._last_report >= self.idle_interval:

@@ -29,6 +29,10 @@ class BatchWriter:
         self.c = c
         #: The collector's default attachment budget (projects may have their own).
         self.budget = budget
+        # What the batch changed, for the alert rules evaluated in the same transaction.
+        self.stored: list[tuple[DigestedEvent, int]] = []
+        self.new_issues: dict[int, DigestedEvent] = {}
+        self.regressed: dict[int, DigestedEvent] = {}
 
     def write(self, results: list[EnvelopeResult]) -> None:
         c = self.c
@@ -55,7 +59,7 @@ class BatchWriter:
                 origin.append(index)
 
         issues = self._issues(events, now)
-        stored = self._events(events, issues, count)
+        stored = self.stored = self._events(events, issues, count)
         self._counters(stored, issues, now)
         self._sessions(results)
         # The events each envelope stored itself: only those take new attachments.
@@ -216,6 +220,7 @@ class BatchWriter:
                 ),
             )
             if row is not None:
+                self.new_issues[row[0]] = e
                 c.ex(
                     "INSERT INTO issue_activity (issue_id, at, kind, detail) VALUES (?, ?, ?, ?)",
                     (row[0], now, "first_seen", f"event {e.event_id}"),
@@ -310,8 +315,10 @@ class BatchWriter:
             if status == "resolved" and issue_id not in regress:
                 if resolved_in is None:
                     regress[issue_id] = f"event {e.event_id}"
+                    self.regressed[issue_id] = e
                 elif e.release and is_at_or_after(e.release, resolved_in):
                     regress[issue_id] = f"event {e.event_id} in release {e.release}"
+                    self.regressed[issue_id] = e
         c.many(
             f"UPDATE issues SET event_count = event_count + ?,"
             f" first_seen = {least}(first_seen, ?), last_seen = {greatest}(last_seen, ?),"

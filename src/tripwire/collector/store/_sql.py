@@ -18,7 +18,9 @@ from typing import Any
 from .. import _json
 from .. import secrets as _secrets
 from ._accounts import AccountsMixin
+from ._alerts import AlertsMixin
 from ._batch_writer import BatchWriter
+from ._monitors import MonitorsMixin
 from .base import (
     Attachment,
     AttachmentUsage,
@@ -114,7 +116,7 @@ class Cursor:
         return list(self.raw.fetchall())
 
 
-class SQLStore(AccountsMixin, Store):
+class SQLStore(AccountsMixin, AlertsMixin, MonitorsMixin, Store):
     """Shared implementation of :class:`Store` over a DB-API connection pool."""
 
     #: SQL names of the two-argument min/max functions.
@@ -435,7 +437,11 @@ class SQLStore(AccountsMixin, Store):
         # Another process may have digested some rows first (SQLite offers no SKIP LOCKED): those
         # were not deleted by us, so their results are not ours to write.
         mine = [r for r in results if r.queue_id in owned]
-        BatchWriter(self, c, budget).write(mine)
+        writer = BatchWriter(self, c, budget)
+        writer.write(mine)
+        # Alerts and cron monitors commit with what caused them (see store/_alerts.py).
+        self._write_checkins(c, mine)
+        self._alerts_after_digest(c, writer, mine)
 
     # -- issues and events -------------------------------------------------------------------
 

@@ -18,6 +18,8 @@ import dataclasses
 from collections.abc import Sequence
 from typing import Any, Literal
 
+from .alert_records import AlertStore, MonitorStore
+
 IssueStatus = Literal["unresolved", "resolved", "ignored"]
 ISSUE_STATUSES: tuple[str, ...] = ("unresolved", "resolved", "ignored")
 
@@ -266,7 +268,7 @@ class IntakeRow:
     remote_addr: str | None
 
 
-class Store(abc.ABC):
+class Store(AlertStore, MonitorStore, abc.ABC):
     """Everything the collector keeps, behind one interface.
 
     Implementations must be safe to call from many threads. Methods raise :class:`NotFound` for

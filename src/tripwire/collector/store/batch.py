@@ -79,6 +79,21 @@ class AttachmentRow:
 
 
 @dataclasses.dataclass
+class CheckInRow:
+    """A cron monitor check-in (``check_in`` item); ``config`` creates or updates the monitor."""
+
+    project_id: int
+    slug: str
+    check_in_id: str
+    status: str
+    duration: float | None
+    environment: str | None
+    release: str | None
+    timestamp: float
+    config: dict[str, Any] | None = None
+
+
+@dataclasses.dataclass
 class EnvelopeResult:
     """Everything one queued envelope contributes."""
 
@@ -87,6 +102,7 @@ class EnvelopeResult:
     sessions: list[SessionCount] = dataclasses.field(default_factory=list)
     outcomes: list[OutcomeRow] = dataclasses.field(default_factory=list)
     attachments: list[AttachmentRow] = dataclasses.field(default_factory=list)
+    checkins: list[CheckInRow] = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -224,7 +224,117 @@ INSERT INTO attachment_usage (project_id, hour, hour_bytes, stored_bytes)
     SELECT project_id, 0, 0, SUM(size) FROM attachments GROUP BY project_id
 """
 
-_TEMPLATES: list[tuple[int, str]] = [(1, _V1), (2, _V2), (3, _V3), (4, _V4)]
+# Alert rules, their per-subject state (cooldowns, digests), the counters of frequency and user
+# rules, and the outbox of notifications, written in the transaction of the change that caused
+# them and delivered by a background worker.
+_V6 = """
+CREATE TABLE alert_rules (
+    id {pk},
+    project_id {bigint} NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    on_trigger TEXT NOT NULL,
+    threshold {bigint},
+    window_minutes {bigint},
+    below {float},
+    min_sessions {bigint},
+    once INTEGER NOT NULL DEFAULT 0,
+    filters TEXT NOT NULL,
+    webhook_url TEXT,
+    format TEXT NOT NULL,
+    email TEXT,
+    secret TEXT NOT NULL,
+    cooldown {float} NOT NULL,
+    digest {float} NOT NULL,
+    created_at {float} NOT NULL
+);
+CREATE INDEX alert_rules_project ON alert_rules (project_id);
+
+CREATE TABLE alert_state (
+    rule_id {bigint} NOT NULL REFERENCES alert_rules(id) ON DELETE CASCADE,
+    subject TEXT NOT NULL,
+    last_sent {float},
+    fired {bigint} NOT NULL DEFAULT 0,
+    PRIMARY KEY (rule_id, subject)
+);
+
+CREATE TABLE alert_counts (
+    rule_id {bigint} NOT NULL REFERENCES alert_rules(id) ON DELETE CASCADE,
+    issue_id {bigint} NOT NULL,
+    minute {float} NOT NULL,
+    count {bigint} NOT NULL,
+    PRIMARY KEY (rule_id, issue_id, minute)
+);
+
+CREATE TABLE alert_users (
+    rule_id {bigint} NOT NULL REFERENCES alert_rules(id) ON DELETE CASCADE,
+    issue_id {bigint} NOT NULL,
+    user_key TEXT NOT NULL,
+    last_seen {float} NOT NULL,
+    PRIMARY KEY (rule_id, issue_id, user_key)
+);
+
+CREATE TABLE alert_outbox (
+    id {pk},
+    uid TEXT NOT NULL UNIQUE,
+    rule_id {bigint} NOT NULL REFERENCES alert_rules(id) ON DELETE CASCADE,
+    project_id {bigint} NOT NULL,
+    issue_id {bigint},
+    target TEXT NOT NULL,
+    on_trigger TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    message TEXT NOT NULL,
+    status TEXT NOT NULL,
+    count {bigint} NOT NULL DEFAULT 1,
+    attempts {bigint} NOT NULL DEFAULT 0,
+    next_attempt {float} NOT NULL,
+    lease_until {float},
+    batch TEXT,
+    error TEXT,
+    created_at {float} NOT NULL,
+    sent_at {float}
+);
+CREATE INDEX alert_outbox_due ON alert_outbox (status, next_attempt);
+CREATE INDEX alert_outbox_rule ON alert_outbox (rule_id, id);
+CREATE INDEX alert_outbox_batch ON alert_outbox (batch)
+"""
+
+# Cron monitors (created and updated by check-ins) and their check-ins.
+_V7 = """
+CREATE TABLE monitors (
+    id {pk},
+    project_id {bigint} NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+    slug TEXT NOT NULL,
+    schedule TEXT,
+    timezone TEXT NOT NULL DEFAULT 'UTC',
+    checkin_margin {float} NOT NULL DEFAULT 1,
+    max_runtime {float} NOT NULL DEFAULT 30,
+    environment TEXT,
+    status TEXT NOT NULL,
+    last_checkin {float},
+    next_expected {float},
+    issue_id {bigint},
+    created_at {float} NOT NULL,
+    UNIQUE (project_id, slug)
+);
+CREATE INDEX monitors_next_expected ON monitors (next_expected);
+
+CREATE TABLE monitor_checkins (
+    id {pk},
+    monitor_id {bigint} NOT NULL REFERENCES monitors(id) ON DELETE CASCADE,
+    check_in_id TEXT NOT NULL,
+    status TEXT NOT NULL,
+    duration {float},
+    environment TEXT,
+    release TEXT,
+    started_at {float} NOT NULL,
+    updated_at {float} NOT NULL,
+    UNIQUE (monitor_id, check_in_id)
+);
+CREATE INDEX monitor_checkins_status ON monitor_checkins (status, started_at);
+CREATE INDEX monitor_checkins_monitor ON monitor_checkins (monitor_id, id)
+"""
+
+_TEMPLATES: list[tuple[int, str]] = [(1, _V1), (2, _V2), (3, _V3), (4, _V4), (6, _V6), (7, _V7)]
 
 
 def migrations(backend: str) -> list[tuple[int, list[str]]]:

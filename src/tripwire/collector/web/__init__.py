@@ -13,6 +13,10 @@ Pages:
     /projects/{project}/releases                  releases with sessions and crash-free rate
     /projects/{project}/settings                  DSN, limits, client-report and intake counters;
                                                   POST: an admin sets the attachment budget
+    /projects/{project}/alerts                    alert rules, and a form to add one (POST, admins)
+    /projects/{project}/alerts/{rule_id}          a rule with its history; .../test, .../delete (POST)
+    /projects/{project}/monitors                  cron monitors with a timeline of their last runs
+    /projects/{project}/monitors/{slug}           one monitor and its check-ins
     /issues/{issue_id}                            one issue: actions, why grouped, tags, latest event
     /issues/{issue_id}/status                     change the status (POST)
     /issues/{issue_id}/events/{event_id}          one event: exception chain, frames, breadcrumbs, ...
@@ -30,7 +34,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
-from . import events, issues, projects
+from . import alerts, events, issues, monitors, projects
 from ._auth import login_endpoints, login_required
 from ._render import STATIC_DIR
 
@@ -62,6 +66,12 @@ def routes(state: Any) -> list[BaseRoute]:
         page("/projects/{project}/issues/bulk", issues.bulk_status, ("POST",)),
         page("/projects/{project}/releases", projects.releases),
         page("/projects/{project}/settings", projects.settings, ("GET", "POST")),
+        page("/projects/{project}/alerts", alerts.alert_list, ("GET", "POST")),
+        page("/projects/{project}/alerts/{rule_id:int}", alerts.alert_detail),
+        page("/projects/{project}/alerts/{rule_id:int}/test", alerts.alert_test, ("POST",)),
+        page("/projects/{project}/alerts/{rule_id:int}/delete", alerts.alert_delete, ("POST",)),
+        page("/projects/{project}/monitors", monitors.monitor_list),
+        page("/projects/{project}/monitors/{slug}", monitors.monitor_detail),
         page("/issues/{issue_id:int}", issues.issue_detail),
         page("/issues/{issue_id:int}/status", issues.issue_status, ("POST",)),
         page("/issues/{issue_id:int}/events/{event_id}", events.event_detail),
