@@ -18,8 +18,8 @@ is needed only later, or only by some processes:
 * ``importlib.metadata`` (15 ms and more): only for a reporter backend that is not built in, and for
   the ``modules`` list of events (``attach_modules``), once.
 
-The transport (``_http``, ``reporters.http``) imports ``ssl``, ``http.client`` and
-``urllib.request`` on its sender thread, at the first delivery: see docs/delivery.md.
+The transport (``delivery.connections``) imports ``ssl``, ``http.client`` and ``urllib.request`` on
+its sender thread, at the first delivery: see docs/delivery.md.
 
 Each function imports its module the first time it runs; Python caches the module, so later calls
 cost a dictionary lookup. This module imports nothing of tripwire's: every module can use it.
