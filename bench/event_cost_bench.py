@@ -75,7 +75,7 @@ def once():
     total = [0.0, 0.0, 0.0, 0.0]
     for item in items:
         t0 = time.thread_time()
-        event = build_event(item, client.options)
+        event = build_event(item, client.options, client.scrubber)
         t1 = time.thread_time()
         payload = reporter.encode_event(event)
         body, headers = reporter.render(payload)

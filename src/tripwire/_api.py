@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
+import atexit
+import logging
 import sys
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from typing import Any
 
 from . import _globals, _scope
+from . import integrations as _integrations
 from ._client import Client
 from ._forksafe import reset_after_fork
-from ._log import logger, real_logger
+from ._log import logger
 from ._options import build_options
 from ._types import LEVELS, Breadcrumb, Hint
-
-TYPE_CHECKING = False  # typing's, without importing typing (3 ms): see _namedtuple.py
-if TYPE_CHECKING:
-    from typing import Any
 
 _MAX_TAG_LENGTH = 200
 
@@ -36,8 +36,6 @@ def init(dsn: str | None = None, /, **options: Any) -> Client:
     opts = build_options(dsn, **options)
     integrations: list[Any] = []
     if opts.enabled:
-        from . import integrations as _integrations
-
         opts, integrations = _integrations.prepare(opts, release_given="release" in options)
     client = Client(opts)
     # Integrations end what they track (sessions) with the client that was active for them.
@@ -48,9 +46,7 @@ def init(dsn: str | None = None, /, **options: Any) -> Client:
     if integrations:
         _integrations.install(integrations)
     if opts.debug:
-        import logging
-
-        real_logger().setLevel(logging.DEBUG)
+        logger.setLevel(logging.DEBUG)
     if opts.enabled:
         _install_atexit()
     return client
@@ -65,8 +61,6 @@ def _install_atexit() -> None:
     global _atexit_installed
     if _atexit_installed:
         return
-    import atexit
-
     atexit.register(_close_at_exit)
     _atexit_installed = True
     reset_after_fork(_child_end)
@@ -205,22 +199,7 @@ def add_breadcrumb(
             crumb["data"] = dict(data)
         except Exception:
             crumb["data"] = {"value": data}  # not a mapping: kept as a value, represented later
-    _add_crumb(client, crumb, hint)
-
-
-def _add_crumb(client: Client, crumb: Breadcrumb, hint: Hint | None) -> None:
-    hook = client.options.before_breadcrumb
-    if hook is not None:
-        try:
-            result = hook(crumb, hint or {})
-        except Exception:
-            logger.exception("tripwire: before_breadcrumb raised; the breadcrumb is kept")
-            result = crumb
-        if result is None:
-            return
-        crumb = result
-    holder = _scope.current_holder()
-    holder.data = holder.data.with_breadcrumb(crumb, client.options.max_breadcrumbs)
+    client.add_breadcrumb(crumb, hint)
 
 
 def _tag_value(value: Any) -> str:
@@ -336,6 +315,7 @@ def flush(timeout: float | None = None) -> bool:
 
 async def aflush(timeout: float | None = None) -> bool:
     """``flush()`` for async code: waits in a thread, so the event loop keeps running."""
+    # Not a deferred import: whoever awaits this has asyncio loaded already.
     import asyncio
 
     return await asyncio.to_thread(flush, timeout)

@@ -20,10 +20,7 @@ from __future__ import annotations
 
 import sys
 import weakref
-
-TYPE_CHECKING = False  # typing's, without importing typing (3 ms): see _namedtuple.py
-if TYPE_CHECKING:
-    from typing import Any
+from typing import Any
 
 
 def _orphan_count() -> int:

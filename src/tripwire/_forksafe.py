@@ -30,12 +30,9 @@ import sys
 import threading
 import time
 import weakref
+from typing import Any
 
 from ._log import logger
-
-TYPE_CHECKING = False  # typing's, without importing typing (3 ms): see _namedtuple.py
-if TYPE_CHECKING:
-    from typing import Any
 
 _locks: weakref.WeakSet[Any] = weakref.WeakSet()
 _resets: weakref.WeakSet[Any] = weakref.WeakSet()

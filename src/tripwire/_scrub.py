@@ -15,17 +15,21 @@ Rules (docs/events.md has the user-facing version):
   ``_meta``). The ``user`` the app sets is the app's explicit choice and is sent as set, secrets
   filtered like anywhere else (Sentry's documented rule).
 
-Integrations use :func:`scrub_url`, :func:`scrub_query_string`, :func:`scrub_headers` and
-:func:`scrub_mapping` when they put data into breadcrumbs or contexts themselves.
+Each client builds one :class:`Scrubber` from its options (``Client.scrubber``); the event builder,
+the ASGI connection and the integrations that put data into breadcrumbs use that one.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from . import _deferred
 from ._serialize import FILTERED, Meta, add_meta
+
+if TYPE_CHECKING:
+    from ._options import Options
 
 #: Substrings that make a key sensitive (compared lowercased, without ``-_. ``).
 DEFAULT_KEYS: tuple[str, ...] = (
@@ -323,84 +327,12 @@ def _replace_spans(text: str, low: str, regex: re.Pattern[str]) -> str:
 def _unquote(text: str) -> str:
     if "%" not in text and "+" not in text:
         return text
-    from urllib.parse import unquote_plus
-
-    return unquote_plus(text)
+    return _deferred.unquote_plus(text)
 
 
-# -- helpers for integrations -----------------------------------------------------------------
+def build_scrubber(options: Options) -> Scrubber:
+    """The :class:`Scrubber` for ``options``; the client builds one, on first use, and keeps it."""
+    return Scrubber(options.scrub_keys, options.scrub_patterns, send_default_pii=options.send_default_pii)
 
 
-def _active() -> Scrubber:
-    """The scrubber of the active client (its scrub_keys, patterns and PII setting), or the default."""
-    from . import _globals
-
-    client = _globals.client
-    if client is not None:
-        return scrubber_for(client.options)
-    if not _DEFAULT:
-        _DEFAULT.append(Scrubber())
-    return _DEFAULT[0]
-
-
-def scrubber_for(options: Any) -> Scrubber:
-    """The (cached) :class:`Scrubber` for an :class:`~tripwire._options.Options`."""
-    cached: Scrubber | None = _CACHE.get(id(options))
-    if cached is not None and _CACHE_OWNER.get(id(options)) is options:
-        return cached
-    scrubber = Scrubber(options.scrub_keys, options.scrub_patterns, send_default_pii=options.send_default_pii)
-    if len(_CACHE) > 16:
-        _CACHE.clear()
-        _CACHE_OWNER.clear()
-    _CACHE[id(options)] = scrubber
-    _CACHE_OWNER[id(options)] = options
-    return scrubber
-
-
-_CACHE: dict[int, Scrubber] = {}
-_CACHE_OWNER: dict[int, Any] = {}
-_DEFAULT: list[Scrubber] = []  # made on first use: compiling the rules costs ~1 ms
-
-
-def scrub_url(url: str) -> str:
-    """``url`` with its userinfo password and sensitive query parameters replaced by ``[Filtered]``."""
-    try:
-        return _active().scrub_url(url)
-    except Exception:
-        return FILTERED
-
-
-def scrub_query_string(query: str) -> str:
-    """A query string with the values of sensitive parameters replaced by ``[Filtered]``."""
-    try:
-        return _active().scrub_query_string(query)
-    except Exception:
-        return FILTERED
-
-
-def scrub_headers(headers: Any) -> dict[str, Any]:
-    """Headers (mapping or pairs) as a dict: secrets filtered, cookies and IP headers only with PII."""
-    try:
-        return _active().scrub_headers(headers)
-    except Exception:
-        return {}
-
-
-def scrub_mapping(data: Mapping[str, Any]) -> dict[str, Any]:
-    """A copy of ``data`` with the values under sensitive keys replaced by ``[Filtered]``."""
-    try:
-        return _active().scrub_mapping(data)
-    except Exception:
-        return {}
-
-
-__all__ = [
-    "DEFAULT_KEYS",
-    "FILTERED",
-    "Scrubber",
-    "scrub_headers",
-    "scrub_mapping",
-    "scrub_query_string",
-    "scrub_url",
-    "scrubber_for",
-]
+__all__ = ["DEFAULT_KEYS", "FILTERED", "Scrubber", "build_scrubber"]

@@ -26,17 +26,12 @@ import itertools
 import threading
 import time
 from collections.abc import Callable, Mapping
+from typing import Any, Protocol
 
-from . import _scope
+from . import _deferred, _scope
 from ._forksafe import reset_after_fork
 from ._log import logger
 from ._types import SessionBatch
-
-TYPE_CHECKING = False  # typing's, without importing typing (3 ms): see _namedtuple.py
-if TYPE_CHECKING:
-    from typing import Any
-
-    from ._client import Client
 
 #: Outcome indexes into an aggregate's counter list, and their names in the ``sessions`` item.
 EXITED, ERRORED, CRASHED, ABNORMAL = 0, 1, 2, 3
@@ -229,9 +224,7 @@ class ApplicationSession:
     __slots__ = ("attrs", "did", "errors", "init", "sid", "started", "status")
 
     def __init__(self, attrs: Mapping[str, str], did: str | None = None) -> None:
-        import uuid  # here, not at module level: ``import tripwire`` stays cheap
-
-        self.sid = str(uuid.uuid4())
+        self.sid = _deferred.uuid4()
         self.did = did
         self.started = time.time()
         self.status = "ok"
@@ -276,7 +269,17 @@ def _did_from_user(user: Mapping[str, Any] | None) -> str | None:
     return None
 
 
-def start_application_session(client: Client | None, *, did: str | None = None) -> ApplicationSession | None:
+class SessionClient(Protocol):
+    """What application sessions need of the client (``_client.Client``)."""
+
+    sessions: SessionAggregator | None
+
+    def submit_sessions(self, batch: SessionBatch) -> bool: ...
+
+
+def start_application_session(
+    client: SessionClient | None, *, did: str | None = None
+) -> ApplicationSession | None:
     """Start a session for the current unit of work (the process, outside any request).
 
     Ends a session already running there first. Returns None when release health is off (no
@@ -292,7 +295,7 @@ def start_application_session(client: Client | None, *, did: str | None = None) 
     return session
 
 
-def end_application_session(client: Client | None, status: str | None = None) -> bool:
+def end_application_session(client: SessionClient | None, status: str | None = None) -> bool:
     """End the current unit of work's application session and queue its final update.
 
     ``status`` overrides the outcome (``exited``, ``crashed``, ``abnormal``). False if there was none.

@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import io
 import time
+from typing import TYPE_CHECKING
 
-TYPE_CHECKING = False  # typing's, without importing typing (3 ms): see _namedtuple.py
 if TYPE_CHECKING:
     import http.client
     import socket

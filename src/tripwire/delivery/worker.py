@@ -16,15 +16,12 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 from .._forksafe import reset_after_fork
 from .._log import logger
 from .clock import MONOTONIC, Clock
 from .outbox import Outbox
-
-TYPE_CHECKING = False  # typing's, without importing typing (3 ms): see _namedtuple.py
-if TYPE_CHECKING:
-    from typing import Any
 
 #: ``pick(outbox, now) -> (job, wait)``: a job to run now, or None and how long to wait (clock
 #: seconds; None: until something is queued).

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from .._forksafe import reset_after_fork
 from .._log import logger
@@ -31,10 +32,7 @@ from ..delivery.ratelimits import RateLimits
 from ..delivery.worker import Worker
 from .base import Reporter
 
-TYPE_CHECKING = False  # typing's, without importing typing (3 ms): see _namedtuple.py
 if TYPE_CHECKING:
-    from typing import Any
-
     from .._options import Options
     from ..delivery.spool import Spool
 

@@ -12,16 +12,14 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from typing import TYPE_CHECKING, Any
 
 from .._dsn import Dsn
 from .._types import Event, SessionBatch
 from .._version import __version__
 from .http import HttpReporter, Payload
 
-TYPE_CHECKING = False  # typing's, without importing typing (3 ms): see _namedtuple.py
 if TYPE_CHECKING:
-    from typing import Any
-
     from .._options import Options
     from .._stats import Drop, DropCounter
 
