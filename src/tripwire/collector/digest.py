@@ -16,7 +16,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from . import _json, grouping
+from . import _json, grouping, item_types
 from .config import CollectorConfig, Limits
 from .envelope import EnvelopeError, Item, parse_envelope
 from .ingest import decode_stored
@@ -47,8 +47,6 @@ log = logging.getLogger("tripwire.collector")
 
 #: Item types stored as issues/events.
 EVENT_TYPES = frozenset({"event"})
-#: Item types we understand but do not store (counted as "not_stored").
-NOT_STORED_TYPES = frozenset({"transaction", "user_report", "feedback", "span", "log"})
 
 
 def _hour(ts: float) -> float:
@@ -89,9 +87,11 @@ class EnvelopeProcessor:
         return out
 
     @staticmethod
-    def _count(result: EnvelopeResult, row: QueuedEnvelope, category: str, reason: str) -> None:
+    def _count(
+        result: EnvelopeResult, row: QueuedEnvelope, category: str, reason: str, quantity: int = 1
+    ) -> None:
         result.outcomes.append(
-            OutcomeRow(row.project_id, _hour(row.received_at), "intake", category, reason, 1)
+            OutcomeRow(row.project_id, _hour(row.received_at), "intake", category, reason, quantity)
         )
 
     def _envelope(self, row: QueuedEnvelope, result: EnvelopeResult) -> int:
@@ -131,8 +131,8 @@ class EnvelopeProcessor:
                 elif kind == "client_report":
                     self._client_report(row, result, item.json())
                     self._count(result, row, kind, "accepted")
-                elif kind in NOT_STORED_TYPES:
-                    self._count(result, row, kind, "not_stored")
+                elif (known := item_types.lookup(kind)) is not None and not known.stored:
+                    self._count(result, row, kind, item_types.NOT_STORED, item_types.quantity(item.headers))
                 else:
                     self._count(result, row, trim(kind, 64), "unknown_type")
             except EventTooLarge:
@@ -189,6 +189,7 @@ class EnvelopeProcessor:
                 tags=derived_tags(ev),
                 data=blob,
                 occurrences=1 + coalesced_repeats(ev),
+                legacy_hash=grouping.legacy_hash(ev),
             )
         )
 

@@ -24,8 +24,8 @@ import brotli
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from . import _json
-from .envelope import EnvelopeError, parse_envelope
+from . import _json, item_types
+from .envelope import EnvelopeError, Item, parse_envelope
 from .intake import IntakeUnavailable
 from .normalize import normalize_event_id
 from .store.base import IntakeRow, Project
@@ -304,13 +304,41 @@ class Quotas:
 # -- the endpoints --------------------------------------------------------------------------------
 
 
-def _validate(body: bytes, state: CollectorState) -> tuple[str | None, dict[str, Any], int]:
-    """Check an envelope at the door: returns (event_id, header, quota item count)."""
+#: Top-level keys that mark a JSON body as another vendor's payload (BugSnag's notify and sessions).
+_FOREIGN_KEYS = frozenset({"apiKey", "notifier", "payloadVersion", "events", "sessionCounts"})
+#: Keys of which a Sentry event has at least one (a JSON object with none of them is not an event).
+_EVENT_KEYS = frozenset(
+    {
+        "event_id", "timestamp", "platform", "level", "message", "logentry", "exception", "threads",
+        "stacktrace", "sdk", "release", "environment", "tags", "user", "request", "contexts",
+        "extra", "fingerprint", "transaction", "logger", "server_name", "breadcrumbs", "culprit",
+    }
+)  # fmt: skip
+
+
+def _not_sentry(data: dict[str, Any], what: str) -> str | None:
+    """Why ``data`` (a JSON object posted as a Sentry ``what``) is not one, or None if it may be."""
+    foreign = sorted(_FOREIGN_KEYS.intersection(data))
+    if foreign and not _EVENT_KEYS.intersection(data):
+        return (
+            f"not a Sentry {what}: it looks like a BugSnag payload (has {', '.join(foreign)});"
+            " BugSnag SDKs report to / and /sessions with Bugsnag-Api-Key"
+        )
+    if what == "event" and not _EVENT_KEYS.intersection(data):
+        return "not a Sentry event: none of the fields of an event (exception, message, timestamp, ...)"
+    return None
+
+
+def _validate(body: bytes, state: CollectorState) -> tuple[str | None, dict[str, Any], int, list[Item]]:
+    """Check an envelope at the door: returns (event_id, header, quota item count, items)."""
     limits = state.config.limits
     try:
         header, items = parse_envelope(body, max_header=limits.max_header_size, max_items=limits.max_items)
     except EnvelopeError as exc:
         raise Rejection(400, f"malformed envelope: {exc}") from None
+    if not items:
+        # A JSON document on one line parses as an envelope header with no items: say what it is.
+        raise Rejection(400, _not_sentry(header, "envelope") or "not a Sentry envelope: it has no items")
     quota_items = 0
     for item in items:
         if item.type in QUOTA_ITEMS:
@@ -328,6 +356,9 @@ def _validate(body: bytes, state: CollectorState) -> tuple[str | None, dict[str,
                     raise Rejection(400, f"malformed envelope: event payload is not JSON: {exc}") from None
                 if not isinstance(payload, dict):
                     raise Rejection(400, "malformed envelope: event payload must be a JSON object")
+                reason = _not_sentry(payload, "event")
+                if reason:
+                    raise Rejection(400, f"malformed envelope: {reason}")
                 header.setdefault("event_id", payload.get("event_id"))
         elif item.type == "attachment" and len(item.payload) > limits.max_attachment_size:
             raise Rejection(
@@ -335,10 +366,10 @@ def _validate(body: bytes, state: CollectorState) -> tuple[str | None, dict[str,
                 f"attachment of {len(item.payload)} bytes is over the"
                 f" {limits.max_attachment_size} byte limit",
             )
-    return normalize_event_id(header.get("event_id")), header, quota_items
+    return normalize_event_id(header.get("event_id")), header, quota_items, items
 
 
-async def _ingest(request: _Request, endpoint: str) -> dict[str, Any]:
+async def _ingest(request: _Request, endpoint: str) -> tuple[dict[str, Any], dict[str, str]]:
     state: CollectorState = request.app.state.collector
     kind = "envelope"
     limits = state.config.limits
@@ -355,6 +386,9 @@ async def _ingest(request: _Request, endpoint: str) -> dict[str, Any]:
             raise Rejection(400, f"malformed event: not JSON: {exc}") from None
         if not isinstance(event, dict):
             raise Rejection(400, "malformed event: must be a JSON object")
+        reason = _not_sentry(event, "event")
+        if reason:
+            raise Rejection(400, reason)
         event_id = normalize_event_id(event.get("event_id")) or uuid.uuid4().hex
         header = {"event_id": event_id}
         body = b"%s\n%s\n%s\n" % (
@@ -364,11 +398,12 @@ async def _ingest(request: _Request, endpoint: str) -> dict[str, Any]:
         )
         quota_items = 1
         envelope_event_id: str | None = event_id
+        items: list[Item] = []
     else:
         body, raw, encoding = await read_body(
             request, max_compressed=limits.max_envelope_compressed, max_size=limits.max_envelope_size
         )
-        envelope_event_id, header, quota_items = _validate(body, state)
+        envelope_event_id, header, quota_items, items = _validate(body, state)
         if encoding:
             # Queue the body as it came (compressed): a quarter of the bytes to write and fsync.
             # The digest decompresses it again; it was checked against the limits above.
@@ -394,6 +429,16 @@ async def _ingest(request: _Request, endpoint: str) -> dict[str, Any]:
             f"project quota of {quota} events per minute exceeded",
             {"Retry-After": str(retry), "X-Sentry-Rate-Limits": f"{retry}:{_RATE_CATEGORIES}:project:quota"},
         )
+    answer_headers: dict[str, str] = {}
+    refused = item_types.refused_categories(item.type for item in items)
+    if refused:
+        answer_headers["X-Sentry-Rate-Limits"] = item_types.refusal_header(refused) or ""
+        if all((t := item_types.lookup(item.type)) is not None and not t.stored for item in items):
+            # Nothing in it is stored: count it here rather than queue bytes only to count them.
+            for item in items:
+                n = item_types.quantity(item.headers)
+                state.writer.count(project.id, item.type, item_types.NOT_STORED, n)
+            return {"id": envelope_event_id}, answer_headers
     refusal = await state.attachment_quota.check(project, body, kind)
     if refusal is not None:
         raise Rejection(429, refusal.message, refusal.headers)
@@ -408,7 +453,7 @@ async def _ingest(request: _Request, endpoint: str) -> dict[str, Any]:
         await state.writer.submit(IntakeRow(project.id, time.time(), kind, body, request.client_host))
     except IntakeUnavailable as exc:
         raise Rejection(503, f"could not store the envelope: {exc}", {"Retry-After": "5"}) from None
-    return {"id": envelope_event_id}
+    return {"id": envelope_event_id}, answer_headers
 
 
 class IngestEndpoint:
@@ -431,7 +476,7 @@ class IngestEndpoint:
             await _send_response(send, 200, b"", headers, None)
             return
         try:
-            result = await _ingest(request, self.endpoint)
+            result, answer_headers = await _ingest(request, self.endpoint)
         except Rejection as exc:
             state: CollectorState = request.app.state.collector
             if exc.status in (400, 413, 415):
@@ -441,7 +486,7 @@ class IngestEndpoint:
                     state.writer.count(project_id, "envelope", reason)
             await _respond(send, exc.status, {"detail": exc.message}, exc.headers)
             return
-        await _respond(send, 200, result)
+        await _respond(send, 200, result, answer_headers)
 
 
 #: ``POST /api/{project_id}/envelope/``: a Sentry envelope (any items).

@@ -36,6 +36,8 @@ class DigestedEvent:
     data: bytes
     #: This event plus the occurrences an SDK counted but did not send (``contexts.repeats``).
     occurrences: int = 1
+    #: The key under the previous grouping version: an issue created before joins it.
+    legacy_hash: str | None = None
 
 
 @dataclasses.dataclass
