@@ -27,6 +27,7 @@ from starlette.routing import BaseRoute
 from . import (
     api,
     api_alerts,  # noqa: F401 - adds the alert and monitor endpoints to api.ENDPOINTS
+    api_feedback,  # noqa: F401 - adds the feedback endpoints to api.ENDPOINTS
     bugsnag_ingest,
     ingest,
 )

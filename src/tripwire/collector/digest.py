@@ -16,7 +16,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from . import _json, bugsnag_ingest, grouping, item_types
+from . import _json, bugsnag_ingest, feedback, grouping, item_types
 from .config import CollectorConfig, Limits
 from .envelope import EnvelopeError, Item, parse_envelope
 from .ingest import decode_stored
@@ -130,6 +130,10 @@ class EnvelopeProcessor:
                     self._count(result, row, kind, "accepted")
                 elif kind == "check_in":
                     result.checkins.append(parse_checkin(item.json(), row.project_id, row.received_at))
+                    self._count(result, row, kind, "accepted")
+                elif kind in ("feedback", "user_report"):
+                    parse = feedback.from_feedback if kind == "feedback" else feedback.from_user_report
+                    result.feedback.append(parse(item.json(), row.project_id, row.received_at))
                     self._count(result, row, kind, "accepted")
                 elif kind == "client_report":
                     self._client_report(row, result, item.json())

@@ -34,7 +34,14 @@ if TYPE_CHECKING:
     from .app import CollectorState
 
 #: Item types that count against the per-project event quota (Sentry data categories in the header).
-QUOTA_ITEMS = {"event": "error", "transaction": "transaction", "raw_security": "security"}
+QUOTA_ITEMS = {
+    "event": "error",
+    "transaction": "transaction",
+    "raw_security": "security",
+    # End-user text: as bounded as events (size and quota), sentry-sdk files it under "default".
+    "feedback": "default",
+    "user_report": "default",
+}
 _RATE_CATEGORIES = "default;error;security;transaction"
 
 _CORS = {

@@ -20,6 +20,7 @@ from .. import secrets as _secrets
 from ._accounts import AccountsMixin
 from ._alerts import AlertsMixin
 from ._batch_writer import BatchWriter
+from ._feedback import FeedbackMixin
 from ._monitors import MonitorsMixin
 from .base import (
     Attachment,
@@ -116,7 +117,7 @@ class Cursor:
         return list(self.raw.fetchall())
 
 
-class SQLStore(AccountsMixin, AlertsMixin, MonitorsMixin, Store):
+class SQLStore(AccountsMixin, AlertsMixin, FeedbackMixin, MonitorsMixin, Store):
     """Shared implementation of :class:`Store` over a DB-API connection pool."""
 
     #: SQL names of the two-argument min/max functions.
@@ -441,6 +442,7 @@ class SQLStore(AccountsMixin, AlertsMixin, MonitorsMixin, Store):
         writer.write(mine)
         # Alerts and cron monitors commit with what caused them (see store/_alerts.py).
         self._write_checkins(c, mine)
+        self._write_feedback(c, mine)
         self._alerts_after_digest(c, writer, mine)
 
     # -- issues and events -------------------------------------------------------------------
@@ -689,6 +691,7 @@ class SQLStore(AccountsMixin, AlertsMixin, MonitorsMixin, Store):
                     self._delete_attachments(
                         c, "project_id = ? AND received_at < ?", (project.id, cutoff)
                     )
+                    self._feedback_retention(c, project.id, cutoff)
             if cap > 0:
                 with self._tx(write=False) as c:
                     row = c.one(

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from .base import QueuedEnvelope
+from .feedback_records import FeedbackRow
 
 
 @dataclasses.dataclass
@@ -105,6 +106,7 @@ class EnvelopeResult:
     outcomes: list[OutcomeRow] = dataclasses.field(default_factory=list)
     attachments: list[AttachmentRow] = dataclasses.field(default_factory=list)
     checkins: list[CheckInRow] = dataclasses.field(default_factory=list)
+    feedback: list[FeedbackRow] = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -334,7 +334,25 @@ CREATE INDEX monitor_checkins_status ON monitor_checkins (status, started_at);
 CREATE INDEX monitor_checkins_monitor ON monitor_checkins (monitor_id, id)
 """
 
-_TEMPLATES: list[tuple[int, str]] = [(1, _V1), (2, _V2), (3, _V3), (4, _V4), (6, _V6), (7, _V7)]
+# User feedback (feedback and user_report items); the issue is found through the event id.
+_V11 = """
+CREATE TABLE feedback (
+    id {pk},
+    project_id {bigint} NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+    feedback_id TEXT NOT NULL,
+    message TEXT NOT NULL,
+    name TEXT,
+    email TEXT,
+    event_id TEXT,
+    url TEXT,
+    source TEXT NOT NULL,
+    received_at {float} NOT NULL,
+    UNIQUE (project_id, feedback_id)
+);
+CREATE INDEX feedback_event ON feedback (project_id, event_id)
+"""
+
+_TEMPLATES: list[tuple[int, str]] = [(1, _V1), (2, _V2), (3, _V3), (4, _V4), (6, _V6), (7, _V7), (11, _V11)]
 
 
 def migrations(backend: str) -> list[tuple[int, list[str]]]:
