@@ -34,7 +34,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
-from . import alerts, events, feedback, issues, monitors, projects
+from . import alerts, attachments, events, feedback, issues, monitors, projects
 from ._auth import login_endpoints, login_required
 from ._render import STATIC_DIR
 
@@ -78,5 +78,9 @@ def routes(state: Any) -> list[BaseRoute]:
         page("/issues/{issue_id:int}/events/{event_id}", events.event_detail),
         page("/issues/{issue_id:int}/events/{event_id}/json", events.event_json),
         page("/issues/{issue_id:int}/events/{event_id}/md", events.event_md),
+        page(
+            "/issues/{issue_id:int}/events/{event_id}/attachments/{attachment_id:int}",
+            attachments.attachment_download,
+        ),
         Mount("/static", app=_Static(directory=str(STATIC_DIR)), name="static"),
     ]

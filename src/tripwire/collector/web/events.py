@@ -11,6 +11,7 @@ from ._auth import Page
 from ._event_view import event_view
 from ._markdown import event_markdown
 from ._render import SECURITY_HEADERS
+from .attachments import attachment_views
 from .issues import not_found
 
 
@@ -44,6 +45,7 @@ def event_detail(page: Page) -> Response:
         view=event_view(event.data),
         newer=newer,
         older=older,
+        attachments=attachment_views(page.store, project.id, event.event_id),
     )
 
 
