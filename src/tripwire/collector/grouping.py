@@ -37,7 +37,9 @@ VERSION = "tripwire:2"
 LEGACY_VERSION = "tripwire:1"
 _JS_PLATFORMS = frozenset({"javascript", "node"})
 #: Files of packages and SDK bundles: never the app's own code.
-_NOT_IN_APP_FILE = re.compile(r"node_modules/|@sentry/|@bugsnag/|sentry-cdn\.com/|bugsnag(?:\.min)?\.js$")
+_NOT_IN_APP_FILE = re.compile(
+    r"node_modules/|@sentry/|@bugsnag/|sentry-cdn\.com/|(?:^|/)(?:sentry|bugsnag)(?:\.[\w-]+)*\.js(?:$|\?)"
+)
 #: Function names of SDK wrappers that sit between the browser and the app's handler.
 _SDK_WRAPPERS = frozenset({"sentryWrapped", "wrapped", "callback", "wrap", "wrapper", "captureException"})
 #: What a minifier makes of a function name: one to three characters (``t``, ``Xe``, ``$a``).
