@@ -5,13 +5,20 @@ from __future__ import annotations
 
 import functools
 import http.server
+import json
+import os
 import subprocess
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 JS_DIR = Path(__file__).parent.parent / "js"
+#: Real JS SDK events (as sent, before the collector's derived fields), for the grouping tests.
+#: Regenerate with TRIPWIRE_RECORD_JS_FIXTURES=1 and the JS tests.
+FIXTURES = Path(__file__).parent / "fixtures" / "js_events.json"
+_DERIVED = ("grouping", "title", "culprit", "received")
 ESBUILD = JS_DIR / "node_modules" / ".bin" / "esbuild"
 
 
@@ -34,6 +41,7 @@ def esbuild(entry: str, out: Path, *flags: str) -> None:
     npm_ci()
     subprocess.run(
         [str(ESBUILD), str(JS_DIR / entry), f"--outfile={out}", "--log-level=warning", *flags],
+        cwd=JS_DIR,
         check=True,
         timeout=120,
     )
@@ -56,3 +64,12 @@ def static_server(directory: Path) -> Iterator[str]:
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, format: str, *args: object) -> None:
         pass
+
+
+def record_fixture(name: str, event: dict[str, Any]) -> None:
+    """Keep ``event`` (stored data of a real SDK event) as fixture ``name`` when recording."""
+    if not os.environ.get("TRIPWIRE_RECORD_JS_FIXTURES"):
+        return
+    fixtures = json.loads(FIXTURES.read_text()) if FIXTURES.exists() else {}
+    fixtures[name] = {k: v for k, v in event.items() if k not in _DERIVED}
+    FIXTURES.write_text(json.dumps(fixtures, indent=1, sort_keys=True) + "\n")

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import copy
+import json
+from pathlib import Path
 from typing import Any
 
 from tripwire.collector.grouping import LEGACY_VERSION, VERSION, group, legacy_hash, normalize_message
-from tripwire.collector.normalize import describe
+from tripwire.collector.normalize import describe, normalize_event
 
 from .conftest import LiveServer, envelope, make_event
 
@@ -203,9 +205,7 @@ def test_an_issue_created_under_version_1_keeps_its_events(server: LiveServer) -
     old = make_event(type_="KeyError", value="a", frames=[("shop.views", "checkout", 40)])
     server.store.migrate()
     # The issue as the previous release of tripwire created it.
-    legacy = group(
-        {"exception": old["exception"], "platform": "python"}, LEGACY_VERSION
-    )
+    legacy = group({"exception": old["exception"], "platform": "python"}, LEGACY_VERSION)
     with server.store._tx() as c:  # type: ignore[attr-defined]
         c.ex(
             "INSERT INTO issues (project_id, grouping_version, grouping_hash, grouping_explanation,"
@@ -228,6 +228,7 @@ def test_an_issue_created_under_version_1_keeps_its_events(server: LiveServer) -
 def test_synthetic_exception_groups_and_titles_by_message() -> None:
     """A JavaScript captureMessage (message + a synthetic exception with no type) is titled and
     grouped by its message, not "Error: ..." and its frames."""
+
     def event(text: str, function: str) -> dict[str, Any]:
         return {
             "platform": "javascript",
@@ -248,3 +249,53 @@ def test_synthetic_exception_groups_and_titles_by_message() -> None:
     assert a.strategy == "message" and "synthetic" in a.description
     title, _culprit, type_, _value = describe(event("checkout failed for 12", "a"))
     assert title == "checkout failed for 12" and type_ == "message"
+
+
+# -- real JavaScript SDK output (tests/collector/fixtures/js_events.json, recorded by the JS tests) --
+
+_JS = json.loads((Path(__file__).parent / "fixtures" / "js_events.json").read_text())
+
+
+def test_a_rebuilt_minified_bundle_keeps_its_group() -> None:
+    """Two builds of a minified bundle (new file hash, moved columns, renamed functions) raising
+    the same error from @sentry/browser group together; version 1 split them."""
+    a, b = _JS["browser_unhandled_build_0"], _JS["browser_unhandled_build_1"]
+    assert group(a).hash == group(b).hash
+    assert legacy_hash(a) != legacy_hash(b)
+
+
+def test_mangled_names_and_sdk_frames_are_not_in_the_key() -> None:
+    """The key of a browser error names neither the minifier's function names nor the SDK bundle's
+    wrapper frame."""
+    g = group(_JS["browser_unhandled_build_0"])
+    assert "sentry.bundle" not in g.description
+    assert all(":?" in c for c in g.components[1:])
+
+
+def test_real_js_capture_message_groups_by_message() -> None:
+    """captureMessage from @sentry/browser and @sentry/node (a synthetic exception) groups by the
+    message and is titled by it."""
+    for name, text in (
+        ("browser_capture_message", "cart total 1234 does not match the server"),
+        ("node_capture_message", "inventory sync took 9000 ms"),
+    ):
+        event = _JS[name]
+        assert group(event).strategy == "message"
+        assert describe(event)[0] == text
+
+
+def test_node_modules_and_sdk_bundle_frames_are_not_in_app() -> None:
+    """Normalizing a JavaScript event marks frames of node_modules and of SDK bundles not in-app,
+    even when the SDK said they were; the app's own files (even sentry_node.mjs) stay in-app."""
+    data = copy.deepcopy(_JS["node_capture_exception"])
+    frames = data["exception"]["values"][-1]["stacktrace"]["frames"]
+    frames.insert(
+        0, {"filename": "/srv/app/node_modules/express/lib/router.js", "function": "handle", "in_app": True}
+    )
+    frames.insert(0, {"filename": "https://cdn.example/bugsnag.min.js", "function": "x", "in_app": True})
+    ev = normalize_event(
+        data, event_id=None, received_at=data["timestamp"], remote_addr=None, max_size=1 << 20
+    )
+    out = ev["exception"]["values"][-1]["stacktrace"]["frames"]
+    assert out[0]["in_app"] is False and out[1]["in_app"] is False
+    assert [f["function"] for f in out if f.get("in_app")][-1] == "chargeCard"

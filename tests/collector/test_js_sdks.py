@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 from .conftest import LiveServer, wait_until
-from .js_support import node
+from .js_support import node, record_fixture
 
 
 def _stats(server: LiveServer) -> dict[tuple[str, str], int]:
@@ -33,6 +33,8 @@ def test_sentry_node_errors_messages_feedback_and_logs(sqlite_server: LiveServer
     assert [(f["message"], f["email"], f["name"]) for f in feedback] == [
         ("The card form said expired, but it is not", "lin@example.com", "Lin")
     ]
+    record_fixture("node_capture_exception", error["data"])
+    record_fixture("node_capture_message", message["data"])
     stats = wait_until(lambda: (s := _stats(sqlite_server)).get(("log", "not_stored")) and s)
     assert stats[("log", "not_stored")] == 5
 
