@@ -14,7 +14,7 @@ from tripwire.collector import item_types
 
 from .conftest import LiveServer, envelope, make_event, wait_until
 
-LOGS_CLIENT = Path(__file__).with_name("sdk_logs_client.py")
+REFUSED_CLIENT = Path(__file__).with_name("sdk_refused_client.py")
 _ITEMS = "application/vnd.sentry.items"
 
 
@@ -65,48 +65,59 @@ def test_an_envelope_of_only_events_gets_no_rate_limit_header(sqlite_server: Liv
 
 
 def test_span_and_log_items_count_by_item_count(sqlite_server: LiveServer) -> None:
-    """A span item of 4 spans and a log item of 5 records count 4 and 5, with both categories in
-    the header; such an envelope is answered without being queued."""
+    """A span item of 4 spans is refused and counted 4 (header for ``span`` only); a log item of 5
+    records is stored and counted 5."""
+    records = [{"timestamp": 1.0, "level": "info", "body": f"r{n}", "attributes": {}} for n in range(5)]
     spans = _item("span", {"items": [{}] * 4}, item_count=4, content_type=f"{_ITEMS}.span.v2+json")
-    logs = _item("log", {"items": [{}] * 5}, item_count=5, content_type=f"{_ITEMS}.log+json")
-    body = b"{}\n" + spans + logs
+    logs = _item("log", {"items": records}, item_count=5, content_type=f"{_ITEMS}.log+json")
+    response = sqlite_server.post_envelope(b"{}\n" + spans + logs)
+    assert response.status_code == 200
+    assert response.headers["X-Sentry-Rate-Limits"] == "3600:span:project:not_stored"
+    sqlite_server.wait_digested()
+    stats = _stats(sqlite_server)
+    assert stats[("span", "not_stored")] == 4
+    assert stats[("log", "accepted")] == 5
+
+
+def test_only_refused_items_are_counted_without_being_queued(sqlite_server: LiveServer) -> None:
+    """An envelope of a profile and a replay only is answered 200 with both categories in the
+    header, counted at once and never queued."""
+    body = b"{}\n" + _item("profile", {"samples": []}) + _item("replay_event", {"replay_id": "r"})
     response = sqlite_server.post_envelope(body)
     assert response.status_code == 200
-    assert response.headers["X-Sentry-Rate-Limits"] == "3600:log_item;span:project:not_stored"
+    assert response.headers["X-Sentry-Rate-Limits"] == "3600:profile;replay:project:not_stored"
     assert sqlite_server.store.queue_depth() == 0
-    stats = wait_until(lambda: (s := _stats(sqlite_server)).get(("log", "not_stored")) and s)
-    assert stats[("span", "not_stored")] == 4
-    assert stats[("log", "not_stored")] == 5
+    stats = wait_until(lambda: (s := _stats(sqlite_server)).get(("replay_event", "not_stored")) and s)
+    assert stats[("profile", "not_stored")] == 1
 
 
-def test_sentry_sdk_holds_back_logs_reports_the_drop_and_still_sends_errors(
+def test_sentry_sdk_holds_back_a_refused_category_and_reports_the_drops(
     sqlite_server: LiveServer,
 ) -> None:
-    """With sentry-sdk's ``enable_logs``: after the first logs the SDK holds back ``log_item`` (and
-    nothing else), counts the logs it then drops in a client report, and its errors still arrive;
-    the Settings page says how many logs arrive without being stored."""
+    """sentry-sdk's own transport, after its first profile chunk, holds back ``profile_chunk`` (and
+    nothing else), counts the chunks it then drops in a client report, and its errors still arrive;
+    the Settings page says what arrives without being stored."""
     out = subprocess.run(
-        [sys.executable, str(LOGS_CLIENT), sqlite_server.dsn],
+        [sys.executable, str(REFUSED_CLIENT), sqlite_server.dsn],
         capture_output=True,
         text=True,
         timeout=60,
         check=True,
     )
     result = json.loads(out.stdout.strip().splitlines()[-1])
-    assert result["held_back"] == ["log_item"]
+    assert result["held_back"] == ["profile_chunk"]
     sqlite_server.wait_digested()
-    assert sqlite_server.store.get_event(result["error"]).title == "after the logs"
-    wait_until(lambda: _stats(sqlite_server).get(("log", "not_stored")) == 5)
+    assert sqlite_server.store.get_event(result["error"]).title == "after the profiles"
+    wait_until(lambda: _stats(sqlite_server).get(("profile_chunk", "not_stored")) == 1)
 
     def client_drops() -> list[dict[str, object]]:
         reports = sqlite_server.api("/api/0/projects/default/client-reports/")
-        return [r for r in reports if r["category"] == "log_item"]
+        return [r for r in reports if r["category"] == "profile_chunk"]
 
     drops = wait_until(client_drops)
-    assert drops == [{"category": "log_item", "reason": "ratelimit_backoff", "quantity": 3}]
-
+    assert drops == [{"category": "profile_chunk", "reason": "ratelimit_backoff", "quantity": 3}]
     page = _settings_page(sqlite_server)
-    assert "Receiving 5 <code>log</code> items/day that are not stored (no logs pages yet)" in page
+    assert "Receiving 1 <code>profile_chunk</code> item/day that is not stored (no profiling pages)" in page
 
 
 def _settings_page(server: LiveServer) -> str:

@@ -17,7 +17,7 @@ def _stats(server: LiveServer) -> dict[tuple[str, str], int]:
 def test_sentry_node_errors_messages_feedback_and_logs(sqlite_server: LiveServer) -> None:
     """@sentry/node: the error is an issue with in-app frames; captureMessage's synthetic exception
     is titled and grouped by the message; captureFeedback is on the error's issue; its logs are
-    refused with a log_item rate limit and counted by item count."""
+    stored with their attributes and the error's trace id."""
     ids = json.loads(node("sentry_node.mjs", sqlite_server.dsn))
     sqlite_server.wait_digested()
     error = sqlite_server.api(f"/api/0/events/{ids['error']}/")
@@ -35,8 +35,10 @@ def test_sentry_node_errors_messages_feedback_and_logs(sqlite_server: LiveServer
     ]
     record_fixture("node_capture_exception", error["data"])
     record_fixture("node_capture_message", message["data"])
-    stats = wait_until(lambda: (s := _stats(sqlite_server)).get(("log", "not_stored")) and s)
-    assert stats[("log", "not_stored")] == 5
+    assert _stats(sqlite_server)[("log", "accepted")] == 5
+    logs = sqlite_server.api("/api/0/projects/default/logs/", params={"attribute": "warehouse=north"})
+    assert sorted(r["body"] for r in logs) == [f"order {n} shipped" for n in range(5)]
+    assert {r["trace_id"] for r in logs} == {error["data"]["contexts"]["trace"]["trace_id"]}
 
 
 def test_bugsnag_js_in_node_reports_errors_and_sessions(server: LiveServer) -> None:

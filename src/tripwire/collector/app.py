@@ -28,6 +28,7 @@ from . import (
     api,
     api_alerts,  # noqa: F401 - adds the alert and monitor endpoints to api.ENDPOINTS
     api_feedback,  # noqa: F401 - adds the feedback endpoints to api.ENDPOINTS
+    api_logs,  # noqa: F401 - adds the logs endpoint to api.ENDPOINTS
     bugsnag_ingest,
     ingest,
 )

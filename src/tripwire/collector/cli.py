@@ -26,7 +26,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .cli_alerts import add_alert_commands, add_alert_serve_options, alert_settings, cmd_alert, cmd_monitor
-from .cli_feedback import add_feedback_commands, cmd_feedback
+from .cli_feedback import add_feedback_commands, add_logs_commands, cmd_feedback, cmd_logs
 from .config import CollectorConfig, default_data_dir, default_database_url
 from .store import IssueQuery, NotFound, Store, StoreError, open_store
 
@@ -129,6 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_alert_commands(sub, common)
     add_feedback_commands(sub, common)
+    add_logs_commands(sub, common)
 
     user = sub.add_parser("user", parents=[common], help="manage dashboard users")
     usub = user.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -493,6 +494,7 @@ _COMMANDS = {
     "alert": cmd_alert,
     "monitor": cmd_monitor,
     "feedback": cmd_feedback,
+    "logs": cmd_logs,
 }
 
 

@@ -16,7 +16,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from . import _json, bugsnag_ingest, feedback, grouping, item_types
+from . import _json, bugsnag_ingest, feedback, grouping, item_types, logs
 from .config import CollectorConfig, Limits
 from .envelope import EnvelopeError, Item, parse_envelope
 from .ingest import decode_stored
@@ -131,6 +131,10 @@ class EnvelopeProcessor:
                 elif kind == "check_in":
                     result.checkins.append(parse_checkin(item.json(), row.project_id, row.received_at))
                     self._count(result, row, kind, "accepted")
+                elif kind == "log":
+                    records = logs.from_log_item(item.json(), row.project_id, row.received_at)
+                    result.logs.extend(records)
+                    self._count(result, row, kind, "accepted", len(records))
                 elif kind in ("feedback", "user_report"):
                     parse = feedback.from_feedback if kind == "feedback" else feedback.from_user_report
                     result.feedback.append(parse(item.json(), row.project_id, row.received_at))

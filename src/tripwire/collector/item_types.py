@@ -56,6 +56,7 @@ for _name, _category, _home in (
     ("check_in", "monitor", "cron monitors"),
     ("feedback", "feedback", "user feedback (issue page, Feedback page)"),
     ("user_report", "user_report", "user feedback (issue page, Feedback page)"),
+    ("log", "log_item", "the Logs page, and the error page for logs of its trace"),
 ):
     register(_name, _category, stored=True, home=_home)
 
@@ -65,7 +66,6 @@ for _name, _category, _home in (
     ("otel_span", "span", "no performance pages yet"),
     ("profile", "profile", "no profiling pages"),
     ("profile_chunk", "profile_chunk", "no profiling pages"),
-    ("log", "log_item", "no logs pages yet"),
     ("replay_event", "replay", "no session replay"),
     ("replay_recording", "replay", "no session replay"),
     ("replay_video", "replay", "no session replay"),

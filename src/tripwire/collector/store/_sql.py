@@ -21,6 +21,7 @@ from ._accounts import AccountsMixin
 from ._alerts import AlertsMixin
 from ._batch_writer import BatchWriter
 from ._feedback import FeedbackMixin
+from ._logs import LogsMixin
 from ._monitors import MonitorsMixin
 from .base import (
     Attachment,
@@ -117,7 +118,7 @@ class Cursor:
         return list(self.raw.fetchall())
 
 
-class SQLStore(AccountsMixin, AlertsMixin, FeedbackMixin, MonitorsMixin, Store):
+class SQLStore(AccountsMixin, AlertsMixin, FeedbackMixin, LogsMixin, MonitorsMixin, Store):
     """Shared implementation of :class:`Store` over a DB-API connection pool."""
 
     #: SQL names of the two-argument min/max functions.
@@ -443,6 +444,7 @@ class SQLStore(AccountsMixin, AlertsMixin, FeedbackMixin, MonitorsMixin, Store):
         # Alerts and cron monitors commit with what caused them (see store/_alerts.py).
         self._write_checkins(c, mine)
         self._write_feedback(c, mine)
+        self._write_logs(c, mine)
         self._alerts_after_digest(c, writer, mine)
 
     # -- issues and events -------------------------------------------------------------------
@@ -664,6 +666,8 @@ class SQLStore(AccountsMixin, AlertsMixin, FeedbackMixin, MonitorsMixin, Store):
         self, *, default_days: int, default_max_events: int, now: float, chunk: int = 5000
     ) -> int:
         deleted = 0
+        with self._tx() as c:
+            self._logs_retention(c, now)
         for project in self.list_projects():
             days = project.retention_days if project.retention_days is not None else default_days
             cap = (

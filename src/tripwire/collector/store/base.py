@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 from .alert_records import AlertStore, MonitorStore
 from .feedback_records import Feedback
+from .log_records import LogQuery, LogRecord
 
 IssueStatus = Literal["unresolved", "resolved", "ignored"]
 ISSUE_STATUSES: tuple[str, ...] = ("unresolved", "resolved", "ignored")
@@ -458,6 +459,10 @@ class Store(AlertStore, MonitorStore, abc.ABC):
         self, project_id: int, *, issue_id: int | None = None, since: float, until: float
     ) -> list[HourlyCount]:
         """Events digested per hour in ``[since, until)`` (hours without events are omitted)."""
+
+    @abc.abstractmethod
+    def list_logs(self, project_id: int, query: LogQuery | None = None) -> list[LogRecord]:
+        """Log records of a project matching ``query``, newest first."""
 
     @abc.abstractmethod
     def list_feedback(

@@ -12,6 +12,7 @@ from typing import Any, Protocol
 
 from .base import QueuedEnvelope
 from .feedback_records import FeedbackRow
+from .log_records import LogRow
 
 
 @dataclasses.dataclass
@@ -107,6 +108,7 @@ class EnvelopeResult:
     attachments: list[AttachmentRow] = dataclasses.field(default_factory=list)
     checkins: list[CheckInRow] = dataclasses.field(default_factory=list)
     feedback: list[FeedbackRow] = dataclasses.field(default_factory=list)
+    logs: list[LogRow] = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -352,7 +352,33 @@ CREATE TABLE feedback (
 CREATE INDEX feedback_event ON feedback (project_id, event_id)
 """
 
-_TEMPLATES: list[tuple[int, str]] = [(1, _V1), (2, _V2), (3, _V3), (4, _V4), (6, _V6), (7, _V7), (11, _V11)]
+# Structured logs (log items), with a retention of their own.
+_V12 = """
+CREATE TABLE logs (
+    id {pk},
+    project_id {bigint} NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+    timestamp {float} NOT NULL,
+    received_at {float} NOT NULL,
+    level TEXT NOT NULL,
+    body TEXT NOT NULL,
+    trace_id TEXT,
+    attributes TEXT NOT NULL
+);
+CREATE INDEX logs_project ON logs (project_id, id);
+CREATE INDEX logs_trace ON logs (project_id, trace_id);
+CREATE INDEX logs_timestamp ON logs (timestamp)
+"""
+
+_TEMPLATES: list[tuple[int, str]] = [
+    (1, _V1),
+    (2, _V2),
+    (3, _V3),
+    (4, _V4),
+    (6, _V6),
+    (7, _V7),
+    (11, _V11),
+    (12, _V12),
+]
 
 
 def migrations(backend: str) -> list[tuple[int, list[str]]]:

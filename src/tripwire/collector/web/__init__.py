@@ -34,7 +34,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
-from . import alerts, attachments, events, feedback, issues, monitors, projects
+from . import alerts, attachments, events, feedback, issues, logs, monitors, projects
 from ._auth import login_endpoints, login_required
 from ._render import STATIC_DIR
 
@@ -73,6 +73,7 @@ def routes(state: Any) -> list[BaseRoute]:
         page("/projects/{project}/monitors", monitors.monitor_list),
         page("/projects/{project}/monitors/{slug}", monitors.monitor_detail),
         page("/projects/{project}/feedback", feedback.feedback_list),
+        page("/projects/{project}/logs", logs.log_list),
         page("/issues/{issue_id:int}", issues.issue_detail),
         page("/issues/{issue_id:int}/status", issues.issue_status, ("POST",)),
         page("/issues/{issue_id:int}/events/{event_id}", events.event_detail),
