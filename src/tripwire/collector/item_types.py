@@ -55,7 +55,7 @@ for _name, _category, _home in (
     ("client_report", "internal", "client-side drop counts (Settings)"),
     ("check_in", "monitor", "cron monitors"),
     ("feedback", "feedback", "user feedback (issue page, Feedback page)"),
-    ("user_report", "user_report", "user feedback (issue page, Feedback page)"),
+    ("user_report", "default", "user feedback (issue page, Feedback page)"),
     ("log", "log_item", "the Logs page, and the error page for logs of its trace"),
 ):
     register(_name, _category, stored=True, home=_home)
