@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from . import _globals
+import time
+import uuid
+from typing import Any
 
-TYPE_CHECKING = False  # typing's, without importing typing (3 ms): see _namedtuple.py
-if TYPE_CHECKING:
-    from typing import Any
+from . import _globals
+from ._log import logger
 
 __all__ = ["capture_feedback"]
 
@@ -38,9 +39,6 @@ def capture_feedback(
         text = str(message).strip()[:MAX_MESSAGE]
         if not text:
             return None
-        import time
-        import uuid
-
         context: dict[str, Any] = {"message": text, "source": "api"}
         if email:
             context["contact_email"] = str(email)[:256]
@@ -63,7 +61,5 @@ def capture_feedback(
             payload["environment"] = options.environment
         return feedback_id if client.submit_feedback(payload) else None
     except Exception:  # feedback is worth less than the app that asks for it
-        from ._log import logger
-
         logger.exception("tripwire: could not capture feedback")
         return None

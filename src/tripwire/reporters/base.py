@@ -13,9 +13,10 @@ Write your own by subclassing :class:`Reporter` and registering it under the ent
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from .._types import Event, SessionBatch
 
-TYPE_CHECKING = False  # typing's, without importing typing (3 ms): see _namedtuple.py
 if TYPE_CHECKING:
     from typing import Any
 
