@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import copy
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -299,3 +301,19 @@ def test_node_modules_and_sdk_bundle_frames_are_not_in_app() -> None:
     out = ev["exception"]["values"][-1]["stacktrace"]["frames"]
     assert out[0]["in_app"] is False and out[1]["in_app"] is False
     assert [f["function"] for f in out if f.get("in_app")][-1] == "chargeCard"
+
+
+def test_sentry_sdk_errors_at_two_lines_without_source_are_two_issues(sqlite_server: LiveServer) -> None:
+    """Two ValueErrors raised at different lines of one function whose source sentry-sdk cannot
+    read (no context line) are two issues, each explained by its line number."""
+    client = Path(__file__).with_name("sdk_lines_client.py")
+    command = [sys.executable, str(client), sqlite_server.dsn]
+    out = subprocess.run(command, capture_output=True, text=True, timeout=60, check=True)
+    first, second = json.loads(out.stdout.strip().splitlines()[-1])
+    sqlite_server.wait_digested()
+    a, b = (sqlite_server.api(f"/api/0/events/{event_id}/") for event_id in (first, second))
+    frame = a["data"]["exception"]["values"][-1]["stacktrace"]["frames"][-1]
+    assert not frame.get("context_line") and frame["in_app"] is True, frame
+    assert a["issue_id"] != b["issue_id"]
+    why = sqlite_server.api(f"/api/0/issues/{a['issue_id']}/")["grouping_explanation"]["description"]
+    assert "checkout line 4" in why
