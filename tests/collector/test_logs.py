@@ -11,6 +11,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from tests.support.figures import record
 from tripwire.collector.store import _logs as logs_store
 
 from .conftest import LiveServer, envelope, wait_until
@@ -89,6 +92,7 @@ def test_log_markup_is_escaped_on_the_page(sqlite_server: LiveServer) -> None:
     assert "&lt;img src=x onerror=alert(1)&gt;" in page and "<img src=x" not in page
 
 
+@pytest.mark.reliability
 def test_logs_have_a_bounded_retention_of_their_own(sqlite_server: LiveServer, monkeypatch: Any) -> None:
     """Records past the per-project cap are deleted oldest first at the next digest, and records
     older than the log retention are deleted by the retention sweep (events are untouched)."""
@@ -101,3 +105,9 @@ def test_logs_have_a_bounded_retention_of_their_own(sqlite_server: LiveServer, m
     later = now + (logs_store.LOG_RETENTION_DAYS + 1) * 86400
     sqlite_server.store.apply_retention(default_days=0, default_max_events=0, now=later)
     assert _logs(sqlite_server) == []
+    record(
+        "attacks",
+        "log records a DSN holder can make one project keep",
+        f"{logs_store.MAX_LOGS_PER_PROJECT:,}",
+        f"the oldest are deleted after each digest batch; none older than {logs_store.LOG_RETENTION_DAYS} days",
+    )
