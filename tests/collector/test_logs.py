@@ -109,5 +109,5 @@ def test_logs_have_a_bounded_retention_of_their_own(sqlite_server: LiveServer, m
         "attacks",
         "log records a DSN holder can make one project keep",
         f"{logs_store.MAX_LOGS_PER_PROJECT:,}",
-        f"the oldest are deleted after each digest batch; none older than {logs_store.LOG_RETENTION_DAYS} days",
+        f"oldest deleted after each digest batch; none older than {logs_store.LOG_RETENTION_DAYS} days",
     )
