@@ -97,8 +97,12 @@ def test_browser_sdk_events_get_browser_contexts_and_stable_groups(
         "/api/0/projects/default/issues/", params={"query": f'browser:"HeadlessChrome {major}"'}
     )
     assert {i["id"] for i in found["issues"]} >= {coupon["id"]}
-    tags = dict(event["tags"]) if isinstance(event.get("tags"), dict) else {}
-    assert tags.get("browser") in (None, f"HeadlessChrome {major}")
+    tags = {(t["key"], t["value"]) for t in sqlite_server.api(f"/api/0/issues/{coupon['id']}/")["tags"]}
+    assert {
+        ("browser", f"HeadlessChrome {major}"),
+        ("browser.name", "HeadlessChrome"),
+        ("os.name", "Linux"),
+    } <= tags
 
     events = sqlite_server.api(f"/api/0/issues/{coupon['id']}/events/")
     for n, summary in enumerate(events):
