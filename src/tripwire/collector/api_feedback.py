@@ -30,7 +30,7 @@ async def project_feedback(request: Request, state: CollectorState, user: User) 
     return [f.to_json() for f in rows]
 
 
-@_endpoint("GET", "/api/0/issues/{issue_id:int}/feedback/", "User feedback about an issue's events")
+@_endpoint("GET", "/api/0/issues/{issue_id:id}/feedback/", "User feedback about an issue's events")
 async def issue_feedback(request: Request, state: CollectorState, user: User) -> Any:
     issue = await _run(state.store.get_issue, request.path_params["issue_id"])
     rows = await _run(state.store.list_feedback, issue.project_id, issue_id=issue.id, limit=1000)
