@@ -9,10 +9,15 @@ Measured per run: the loop's time, the time until flush returned, the time of th
 sink (both from the start of the loop), how many events arrived, RSS growth after the loop and after
 flush (+ gc), peak RSS, and the peak number of threads (sampled every 2 ms from /proc, sampler not
 counted). sentry-sdk is also run with a queue big enough for every event (what-if), since with its
-default 100-slot queue it drops most of them.
+default 100-slot queue it drops most of them. For tripwire also the CPU time of its sender thread
+per event (from /proc: what posting and reading the answer costs). ``--before-src DIR`` adds a
+``tripwire-before`` row: the same SDK from another source tree (an earlier commit's ``src``), in the
+same alternating rounds, to compare a change of the delivery code.
 
     bench/run delivery                             # in .venv-bench
     python bench/delivery_bench.py --rounds 3 --n 10000
+    git archive main src | tar -x -C /tmp/before
+    python bench/delivery_bench.py --before-src /tmp/before/src
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from typing import Any
 import _harness
 
 VARIANTS = ("tripwire", "sentry", "sentry-bigqueue", "bugsnag")
+BEFORE = "tripwire-before"
 API_KEY = "0123456789abcdef0123456789abcdef"
 
 
@@ -73,7 +79,7 @@ def _setup(variant: str, url: str, flush_timeout: float = 600) -> tuple[Any, Any
     """(capture(exc), flush()) for a variant, reporting to the sink at ``url``."""
     port = url.rsplit(":", 1)[1]
     dsn = f"http://public@127.0.0.1:{port}/1"
-    if variant == "tripwire":
+    if variant.startswith("tripwire"):
         import tripwire
 
         # Every occurrence built and delivered (the default repeat limit would send 60 of the 10,000
@@ -98,6 +104,24 @@ def _setup(variant: str, url: str, flush_timeout: float = 600) -> tuple[Any, Any
     raise SystemExit(f"unknown variant {variant}")
 
 
+def _sender_cpu_s() -> float | None:
+    """CPU seconds (user + system) of tripwire's sender thread so far, read from /proc."""
+    import tripwire
+
+    client = tripwire.get_client()
+    if client is None or not client.reporters:
+        return None
+    reporter = client.reporters[0]
+    # The sender thread: the reporter's Worker's (or, before the delivery/ package, the reporter's own).
+    thread = getattr(getattr(reporter, "_worker", reporter), "_thread", None)
+    if thread is None or thread.native_id is None:
+        return None
+    with open(f"/proc/self/task/{thread.native_id}/stat") as fh:
+        fields = fh.read().rpartition(")")[2].split()
+    # Fields 14 and 15 of stat(5), counted from the state field (3) after the command name.
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def child(variant: str, n: int, url: str) -> dict[str, Any]:
     capture, flush = _setup(variant, url)
     gc.collect()
@@ -115,9 +139,11 @@ def child(variant: str, n: int, url: str) -> dict[str, Any]:
     flush()
     flushed = time.perf_counter() - start
     threads = sampler.stop()
+    sender_cpu = _sender_cpu_s() if variant.startswith("tripwire") else None
     gc.collect()
     return {
         "variant": variant,
+        "sender_cpu_s": sender_cpu,
         "start_mono": start_mono,
         "loop_s": loop,
         "flush_s": flushed,
@@ -144,6 +170,13 @@ def outage_child(variant: str, n: int, url: str) -> dict[str, Any]:
     return {"variant": variant, "flush_s": time.perf_counter() - start}
 
 
+def _src(variant: str) -> str:
+    """The PYTHONPATH of a child: this tree's src, or the other tree for tripwire-before."""
+    if variant == BEFORE:
+        return os.environ["TRIPWIRE_BEFORE_SRC"]
+    return str(_harness.ROOT / "src")
+
+
 def run_outage(variant: str, n: int) -> dict[str, Any]:
     """The sink is down while the child captures, and comes back (same port) once it is done."""
     import socket
@@ -160,7 +193,7 @@ def run_outage(variant: str, n: int) -> dict[str, Any]:
             [sys.executable, __file__, "--outage-child", variant, "--n", str(n),
              "--url", f"http://127.0.0.1:{port}"],
             stdout=subprocess.PIPE, stderr=errors, text=True,
-            env={**os.environ, "PYTHONPATH": str(_harness.ROOT / "src")},
+            env={**os.environ, "PYTHONPATH": _src(variant)},
         )
         assert proc.stdout is not None
         assert proc.stdout.readline().strip() == "captured"
@@ -195,7 +228,7 @@ def run_one(variant: str, n: int) -> dict[str, Any]:
         out = subprocess.run(
             [sys.executable, __file__, "--child", variant, "--n", str(n), "--url", sink.url],
             check=True, capture_output=True, text=True, timeout=1800,
-            env={**os.environ, "PYTHONPATH": str(_harness.ROOT / "src")},
+            env={**os.environ, "PYTHONPATH": _src(variant)},
         )
         result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
         # Give stragglers (bugsnag's fire-and-forget threads) a moment after the child exited.
@@ -211,12 +244,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--n", type=int, default=10_000)
-    parser.add_argument("--child", choices=VARIANTS)
-    parser.add_argument("--outage-child", choices=VARIANTS)
+    parser.add_argument("--child", choices=(*VARIANTS, BEFORE))
+    parser.add_argument("--outage-child", choices=(*VARIANTS, BEFORE))
     parser.add_argument("--outage-n", type=int, default=300, help="events captured during the outage")
     parser.add_argument("--url")
     parser.add_argument("--variants", default=",".join(VARIANTS))
     parser.add_argument("--no-write", action="store_true", help="print the table, leave RESULTS.md alone")
+    parser.add_argument("--before-src", help="a source tree to run as tripwire-before (e.g. main's src)")
     args = parser.parse_args()
     if args.child:
         print(json.dumps(child(args.child, args.n, args.url)))
@@ -225,6 +259,9 @@ def main() -> None:
         print(json.dumps(outage_child(args.outage_child, args.n, args.url)))
         return
     variants = tuple(args.variants.split(","))
+    if args.before_src:
+        os.environ["TRIPWIRE_BEFORE_SRC"] = os.path.abspath(args.before_src)
+        variants = (BEFORE, *variants)
     outage_variants = tuple(v for v in variants if v != "sentry-bigqueue")
     outages: dict[str, list[dict[str, Any]]] = {v: [] for v in outage_variants}
     for r, variant in _harness.alternating(outage_variants, args.rounds):
@@ -244,6 +281,11 @@ def main() -> None:
     def med(variant: str, key: str) -> float:
         return _harness.median(run[key] for run in runs[variant])
 
+    def sender_cpu(variant: str) -> Any:
+        if any(run.get("sender_cpu_s") is None for run in runs[variant]):
+            return "–"
+        return med(variant, "sender_cpu_s") / args.n * 1e6
+
     rows = []
     for variant in variants:
         arrived = sorted(run["arrived"] for run in runs[variant])
@@ -259,6 +301,7 @@ def main() -> None:
                 f"+{med(variant, 'rss_flush'):.1f} MiB",
                 f"{med(variant, 'peak_rss'):.1f} MiB",
                 int(med(variant, "threads")),
+                sender_cpu(variant),
             ]
         )
     ratio = ""
@@ -291,6 +334,7 @@ def main() -> None:
                     "after flush + gc",
                     "peak RSS",
                     "peak threads",
+                    "sender CPU µs / event",
                 ],
                 rows,
             ),
@@ -302,7 +346,11 @@ def main() -> None:
             "the RSS growth after the loop; after flush the memory is free but not returned to the OS "
             "by the allocator — tracemalloc shows no live growth). The sink (a Python http.server "
             "that parses every envelope) runs at about 500–700 requests/s and bounds every SDK once "
-            "its own work is done." + ratio,
+            "its own work is done." + ratio + (
+                f" tripwire-before = the SDK from `{args.before_src}` (the delivery code before this "
+                "change), run in the same alternating rounds."
+                if args.before_src else ""
+            ),
             f"**Through an outage.** The same SDKs capture {args.outage_n} exceptions over 3 s while "
             "nothing listens on the DSN's port; then the sink comes back on that port and the process "
             "flushes (up to 30 s) and exits.",

@@ -50,7 +50,7 @@ import asyncio, json, sys, time, zlib
 sys.path.insert(0, {bench!r})
 import tripwire
 from tripwire._event_builder import build_event
-from tripwire._http import ConnectionPool
+from tripwire.delivery.connections import ConnectionPool
 from tripwire.asgi import TripwireMiddleware
 from _asgi_variants import RELEASE, http_scope, receive, send, starlette_app
 
@@ -75,7 +75,7 @@ def once():
     total = [0.0, 0.0, 0.0, 0.0]
     for item in items:
         t0 = time.thread_time()
-        event = build_event(item, client.options)
+        event = build_event(item, client.options, client.scrubber)
         t1 = time.thread_time()
         payload = reporter.encode_event(event)
         body, headers = reporter.render(payload)

@@ -7,6 +7,9 @@
 
 from __future__ import annotations
 
+import sys
+from typing import TYPE_CHECKING, Any
+
 from ._api import (
     add_breadcrumb,
     aflush,
@@ -31,15 +34,14 @@ from ._api import (
 )
 from ._client import Client
 from ._exceptions import ConfigurationError
+from ._feedback import capture_feedback
 from ._monitor import capture, capture_checkin, end_session, monitor, start_session
 from ._version import __version__
 
-TYPE_CHECKING = False  # typing's, without importing typing (3 ms): see _namedtuple.py
 if TYPE_CHECKING:
-    from typing import Any
-
     from . import asgi as asgi
     from . import testing as testing
+    from . import types as types
 
 __all__ = [
     "Client",
@@ -50,6 +52,7 @@ __all__ = [
     "capture",
     "capture_checkin",
     "capture_exception",
+    "capture_feedback",
     "capture_message",
     "close",
     "end_session",
@@ -74,14 +77,12 @@ __all__ = [
 
 # Public submodules load on first use (``tripwire.asgi``, ``tripwire.testing``, ...), so that
 # ``import tripwire`` pulls in nothing the application does not use.
-_SUBMODULES = frozenset({"asgi", "integrations", "logging", "reporters", "testing"})
+_SUBMODULES = frozenset({"asgi", "integrations", "logging", "reporters", "testing", "types"})
 
 
 def __getattr__(name: str) -> Any:
     if name in _SUBMODULES:
-        # Also reached by init()'s ``from . import integrations``: no importlib (it imports warnings).
-        import sys
-
+        # Also reached by init()'s ``from . import integrations``.
         __import__(f"{__name__}.{name}")
         return sys.modules[f"{__name__}.{name}"]
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

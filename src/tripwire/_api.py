@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import atexit
+import logging
+import sys
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from typing import Any
 
 from . import _globals, _scope
+from . import integrations as _integrations
 from ._client import Client
-from ._log import logger, real_logger
+from ._forksafe import reset_after_fork
+from ._log import logger
 from ._options import build_options
 from ._types import LEVELS, Breadcrumb, Hint
-
-TYPE_CHECKING = False  # typing's, without importing typing (3 ms): see _namedtuple.py
-if TYPE_CHECKING:
-    from typing import Any
 
 _MAX_TAG_LENGTH = 200
 
@@ -34,8 +36,6 @@ def init(dsn: str | None = None, /, **options: Any) -> Client:
     opts = build_options(dsn, **options)
     integrations: list[Any] = []
     if opts.enabled:
-        from . import integrations as _integrations
-
         opts, integrations = _integrations.prepare(opts, release_given="release" in options)
     client = Client(opts)
     # Integrations end what they track (sessions) with the client that was active for them.
@@ -46,15 +46,14 @@ def init(dsn: str | None = None, /, **options: Any) -> Client:
     if integrations:
         _integrations.install(integrations)
     if opts.debug:
-        import logging
-
-        real_logger().setLevel(logging.DEBUG)
+        logger.setLevel(logging.DEBUG)
     if opts.enabled:
         _install_atexit()
     return client
 
 
 _atexit_installed = False
+_exit_wait_spent = False
 
 
 def _install_atexit() -> None:
@@ -62,10 +61,71 @@ def _install_atexit() -> None:
     global _atexit_installed
     if _atexit_installed:
         return
-    import atexit
-
     atexit.register(_close_at_exit)
     _atexit_installed = True
+    reset_after_fork(_child_end)
+
+
+class _ChildEnd:
+    """Registered with _forksafe (the SDK's one at-fork hook); lives as long as the process."""
+
+    def _after_fork_in_child(self) -> None:
+        _flush_before_the_child_ends()
+
+
+_child_end = _ChildEnd()
+
+
+def _flush_before_the_child_ends() -> None:
+    """In a forked child: deliver before the process ends, also when it ends without atexit.
+
+    ``multiprocessing`` (fork) ends its children with ``os._exit()`` after ``threading._shutdown()``:
+    atexit never runs there, so what a pool worker captured last was lost.
+    ``threading._register_atexit`` (what ``concurrent.futures`` uses) runs in both cases. Celery's
+    pool children (billiard) skip that too; Celery tells them with a signal.
+    """
+    import threading
+
+    register = getattr(threading, "_register_atexit", None)
+    try:
+        if register is not None:
+            register(_flush_at_exit)
+        celery_signals = sys.modules.get("celery.signals")
+        if celery_signals is not None:
+            _flush_when_celery_children_end(celery_signals)
+    except Exception:
+        logger.debug("tripwire: could not register the flush at a child's end", exc_info=True)
+
+
+def _flush_when_celery_children_end(signals: Any) -> None:
+    """Celery's pool children (billiard) end with ``os._exit()``, which skips atexit and threading's
+    shutdown: one recycled right after a task (``--max-tasks-per-child``) lost what it had just
+    logged. Celery sends ``worker_process_shutdown`` in the child first: flush there. Connected in
+    the child, right after the fork (Celery is imported by then), so ``close()`` has nothing to undo
+    in the parent."""
+    try:
+        signals.worker_process_shutdown.connect(
+            _on_celery_child_end, weak=False, dispatch_uid="tripwire-flush"
+        )
+    except Exception:
+        logger.debug("tripwire: could not hook Celery's worker_process_shutdown", exc_info=True)
+
+
+def _on_celery_child_end(**_: Any) -> None:
+    _flush_at_exit()
+
+
+def _flush_at_exit() -> None:
+    client = _globals.client
+    if client is None:
+        return
+    try:
+        if not client.flush(client.options.shutdown_timeout):
+            # The whole shutdown_timeout is spent: close at exit counts the rest without waiting again.
+            global _exit_wait_spent
+            _exit_wait_spent = True
+    except Exception:
+        logger.debug("tripwire: flushing at thread shutdown failed", exc_info=True)
 
 
 def _close_at_exit() -> None:
@@ -77,7 +137,7 @@ def _close_at_exit() -> None:
     try:
         # Integrations first: what they track (a process session) ends while it can still be sent.
         _globals.uninstall_integrations()
-        client.close(timeout=client.options.shutdown_timeout)
+        client.close(timeout=0.0 if _exit_wait_spent else client.options.shutdown_timeout)
     except Exception:
         logger.debug("tripwire: closing at exit failed", exc_info=True)
 
@@ -139,22 +199,7 @@ def add_breadcrumb(
             crumb["data"] = dict(data)
         except Exception:
             crumb["data"] = {"value": data}  # not a mapping: kept as a value, represented later
-    _add_crumb(client, crumb, hint)
-
-
-def _add_crumb(client: Client, crumb: Breadcrumb, hint: Hint | None) -> None:
-    hook = client.options.before_breadcrumb
-    if hook is not None:
-        try:
-            result = hook(crumb, hint or {})
-        except Exception:
-            logger.exception("tripwire: before_breadcrumb raised; the breadcrumb is kept")
-            result = crumb
-        if result is None:
-            return
-        crumb = result
-    holder = _scope.current_holder()
-    holder.data = holder.data.with_breadcrumb(crumb, client.options.max_breadcrumbs)
+    client.add_breadcrumb(crumb, hint)
 
 
 def _tag_value(value: Any) -> str:
@@ -270,6 +315,7 @@ def flush(timeout: float | None = None) -> bool:
 
 async def aflush(timeout: float | None = None) -> bool:
     """``flush()`` for async code: waits in a thread, so the event loop keeps running."""
+    # Not a deferred import: whoever awaits this has asyncio loaded already.
     import asyncio
 
     return await asyncio.to_thread(flush, timeout)

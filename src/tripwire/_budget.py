@@ -19,6 +19,7 @@ Each removal is noted in ``_meta`` (rule ``!budget``) and the list of steps take
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -46,8 +47,6 @@ _MINIMAL_KEYS = (
 
 def encode(event: Any) -> bytes:
     """``event`` as compact UTF-8 JSON: what the reporters send. Raises if it is not JSON-safe."""
-    import json  # not at module level: ``import tripwire`` stays cheap
-
     return json.dumps(event, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode("utf-8")
 
 

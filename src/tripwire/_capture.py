@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 from types import FrameType
+from typing import Any
 
 from ._scope import ScopeData
 from ._types import Event, Hint, Mechanism
-
-TYPE_CHECKING = False  # typing's, without importing typing (3 ms): see _namedtuple.py
-if TYPE_CHECKING:
-    from typing import Any
 
 
 class CaptureItem:

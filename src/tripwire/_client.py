@@ -14,51 +14,39 @@ import threading
 import time
 from collections.abc import Mapping
 from types import ModuleType
+from typing import Any
 
-from . import _scope
+from . import _deferred, _scope
 from ._capture import CaptureItem
 from ._dedupe import ReportedRegistry
 from ._log import logger
 from ._options import Options
 from ._repeats import ErrorKey, RepeatLimiter, exception_key, message_key
+from ._scrub import Scrubber, build_scrubber
 from ._serialize import safe_repr
 from ._sessions import SessionAggregator
 from ._stacktrace import snapshot_live_locals
 from ._stats import DropCounter
-from ._types import CheckIn, Event, Hint, Mechanism, SessionBatch
-from ._worker import Worker
+from ._types import Breadcrumb, CheckIn, Event, Feedback, Hint, Mechanism, SessionBatch
+from .delivery.outbox import Outbox
+from .delivery.worker import Worker
 from .reporters import create_reporter
 from .reporters.base import Reporter
-
-TYPE_CHECKING = False  # typing's, without importing typing (3 ms): see _namedtuple.py
-if TYPE_CHECKING:
-    from typing import Any
+from .reporters.sentry import SentryReporter
 
 SCOPE_KWARGS = frozenset({"tags", "extras", "contexts", "user", "level", "fingerprint"})
 
 
-def _builder() -> ModuleType:
-    # Imported on first use, on the worker: the event builder, its scrubbing rules and the size
-    # budget cost several ms to import, which `import tripwire` and init() should not pay.
+def _event_builder() -> ModuleType:
+    # Imported by the worker with the first event, never at init (see _deferred): the event
+    # builder, its serializer and its size budget cost several ms to import.
     from . import _event_builder
 
     return _event_builder
 
 
-def _budget() -> ModuleType:
-    from . import _budget
-
-    return _budget
-
-
 def _new_event_id() -> str:
     return os.urandom(16).hex()
-
-
-def _random() -> float:
-    import random  # only with sample_rate < 1: importing random costs 1.6 ms of CPU
-
-    return random.random()
 
 
 class Client:
@@ -78,11 +66,13 @@ class Client:
         self._ignore_names = frozenset(e for e in options.ignore_errors if isinstance(e, str))
         self._worker = Worker(
             self._process,
-            maxsize=options.max_queue_size,
+            Outbox(options.max_queue_size),
             name="tripwire-worker",
             on_drop=self._count_dropped_job,
+            yield_between_jobs=True,
         )
         self._closed = False
+        self._scrubber: Scrubber | None = None
         #: Error-storm protection (see _repeats); None when ``repeat_limit`` is off.
         self.repeats = RepeatLimiter(options.repeat_limit) if options.repeat_limit else None
         #: Release health (per-minute request counts); None without a release: then no session work.
@@ -96,12 +86,18 @@ class Client:
                 on_drop=lambda n: self.stats.record("queue_full", "session", n),
             )
 
+    @property
+    def scrubber(self) -> Scrubber:
+        """This client's scrubbing rules (built on first use: compiling them costs about 1 ms)."""
+        scrubber = self._scrubber
+        if scrubber is None:
+            scrubber = self._scrubber = build_scrubber(self.options)
+        return scrubber
+
     @staticmethod
     def _reporters_from_options(options: Options) -> list[Reporter]:
         reporters = [create_reporter(spec) for spec in options.reporters]
         if options.dsn is not None:
-            from .reporters.sentry import SentryReporter
-
             reporters.insert(0, SentryReporter(dsn=str(options.dsn), options=options))
         return reporters
 
@@ -143,7 +139,7 @@ class Client:
             if self._is_ignored(exc):
                 self.stats.record("ignored")
                 return None
-            if self.options.sample_rate < 1.0 and _random() >= self.options.sample_rate:
+            if self.options.sample_rate < 1.0 and _deferred.random() >= self.options.sample_rate:
                 self.stats.record("sample_rate")
                 return None
             self.reported.mark(exc)
@@ -185,7 +181,7 @@ class Client:
     ) -> str | None:
         """Report a message; the event id, or None if dropped."""
         try:
-            if self.options.sample_rate < 1.0 and _random() >= self.options.sample_rate:
+            if self.options.sample_rate < 1.0 and _deferred.random() >= self.options.sample_rate:
                 self.stats.record("sample_rate")
                 return None
             if level in ("error", "fatal"):
@@ -212,6 +208,24 @@ class Client:
         except Exception:
             logger.exception("tripwire: capture_message failed; nothing was reported")
             return None
+
+    def add_breadcrumb(self, crumb: Breadcrumb, hint: Hint | None = None) -> None:
+        """Add a finished breadcrumb to the current scope, through ``before_breadcrumb``."""
+        max_breadcrumbs = self.options.max_breadcrumbs
+        if max_breadcrumbs == 0:
+            return
+        hook = self.options.before_breadcrumb
+        if hook is not None:
+            try:
+                result = hook(crumb, hint or {})
+            except Exception:
+                logger.exception("tripwire: before_breadcrumb raised; the breadcrumb is kept")
+                result = crumb
+            if result is None:
+                return
+            crumb = result
+        holder = _scope.current_holder()
+        holder.data = holder.data.with_breadcrumb(crumb, max_breadcrumbs)
 
     def _admit(self, key: ErrorKey | None) -> int:
         """Earlier occurrences this one stands for; -1 (and counted) when over the repeat limit."""
@@ -264,7 +278,7 @@ class Client:
         if isinstance(job, SessionBatch):
             self.stats.record("queue_full", "session", len(job.aggregates) + len(job.updates))
         elif isinstance(job, CheckIn):
-            self.stats.record("queue_full", "monitor")
+            self.stats.record("queue_full", "feedback" if isinstance(job, Feedback) else "monitor")
         else:
             self.stats.record("queue_full")
 
@@ -275,12 +289,14 @@ class Client:
             self._process_capture(job)
         elif isinstance(job, SessionBatch):
             self._fan_out("send_sessions", job)
+        elif isinstance(job, Feedback):
+            self._fan_out("send_feedback", job.payload)
         elif isinstance(job, CheckIn):
             self._fan_out("send_checkin", job.payload)
 
     def _process_capture(self, item: CaptureItem) -> None:
         try:
-            event = _builder().build_event(item, self.options)
+            event = _event_builder().build_event(item, self.options, self.scrubber)
         except Exception:
             logger.exception("tripwire: could not build event %s", item.event_id)
             self.stats.record("internal_error")
@@ -295,10 +311,8 @@ class Client:
                 hint = {**hint, "exc_info": (type(item.exc), item.exc, item.exc.__traceback__)}
             # The hook gets a copy, so one that changes the event and then raises leaves it unchanged.
             original = event
-            import json
-
             try:
-                result: Any = before_send(json.loads(json.dumps(event)), hint)
+                result: Any = before_send(_deferred.json_copy(event), hint)
             except Exception:
                 logger.exception("tripwire: before_send raised; the event is sent unchanged")
                 result = original
@@ -312,7 +326,8 @@ class Client:
                 )
                 result = original
             # Whatever the hook added must still be JSON and within the size budget.
-            event = _budget().enforce(result, self.options.max_event_bytes, self.options.max_value_length)
+            options = self.options
+            event = _event_builder().enforce_budget(result, options.max_event_bytes, options.max_value_length)
         self._fan_out("send_event", event)
 
     def _fan_out(self, method: str, payload: Any) -> None:
@@ -331,6 +346,13 @@ class Client:
         self.stats.record("queue_full", "session", len(batch.aggregates) + len(batch.updates))
         return False
 
+    def submit_feedback(self, feedback: dict[str, Any]) -> bool:
+        """Queue user feedback for the reporters; False (and counted) when there is no room."""
+        if self._closed or not self._worker.submit(Feedback(feedback)):
+            self.stats.record("queue_full", "feedback")
+            return False
+        return True
+
     def submit_checkin(self, checkin: dict[str, Any]) -> bool:
         """Queue a cron check-in for the reporters; False (and counted) when there is no room."""
         if self._closed or not self._worker.submit(CheckIn(checkin)):
@@ -339,6 +361,13 @@ class Client:
         return True
 
     # -- lifecycle ----------------------------------------------------------------------------
+
+    def process_pending(self, timeout: float | None = None) -> bool:
+        """Wait until the worker has handed everything captured so far to the reporters (built,
+        filtered, encoded), without waiting for any reporter to deliver it; False on timeout."""
+        if self.sessions is not None:
+            self.sessions.flush()
+        return self._worker.flush(timeout)
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until everything captured so far is delivered; False if ``timeout`` ran out."""
@@ -362,7 +391,9 @@ class Client:
         deadline = None if timeout is None else time.monotonic() + timeout
         if self.sessions is not None:
             self.sessions.close()
-        self._worker.close(timeout)
+        _flushed, left = self._worker.close(timeout)
+        for job in left:
+            self._count_dropped_job(job)
         self._closed = True
         for reporter in self.reporters:
             remaining = None if deadline is None else max(0.0, deadline - time.monotonic())

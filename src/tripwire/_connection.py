@@ -1,11 +1,10 @@
 """One http request or websocket connection as the ASGI middleware sees it (see ``tripwire.asgi``).
 
-Per request the middleware builds only a **request marker**: a plain list (the cheapest object Python
-builds) holding what an event about the request would need later, installed as the isolation scope.
-Its :class:`Connection`, the scope holder proper, is made the first time anything needs it (a scope
-setter, a capture, a log breadcrumb), or up front when the middleware must watch the request's messages
-(a body to copy, a websocket, ``failed_status_codes``). A request that never touches its scope and
-never reports costs one list and no other object.
+Per request the middleware makes one :class:`Connection`, installed as the isolation scope: it is the
+request's scope holder, its release-health session and its event processor. Making it is cheap (one
+slotted object; nothing is copied or parsed): its scope data is made the first time anything reads it
+(a scope setter, a capture, a log breadcrumb), so a request that never touches its scope and never
+reports costs that one object.
 
 Everything about the request that an event needs (URL, scrubbed headers, query string, body, route,
 breadcrumb) is computed from the ASGI scope by :meth:`Connection.process_event`, on the worker thread,
@@ -15,20 +14,16 @@ and only when an event is built.
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
-from typing import TYPE_CHECKING, Any
+from contextvars import Token
+from typing import Any
 from urllib.parse import parse_qsl
 
-from . import _globals, _scope
-from ._forksafe import renew_lock_after_fork
-from ._scope import ScopeData, ScopeHolder
-from ._scrub import Scrubber, scrubber_for
+from . import _globals
+from ._scope import ScopeData, ScopeHolder, SessionTracker
+from ._scrub import Scrubber
 from ._sessions import CRASHED, ERRORED, EXITED
 from ._types import Breadcrumb, Event, Hint
-
-if TYPE_CHECKING:
-    from ._scope import SessionTracker  # a Protocol, which exists for type checkers only
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -36,94 +31,95 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-#: The request marker's items, in order (see the module docstring; built by ``TripwireMiddleware``):
-#: its Connection once made; the enclosing scope's data when the request started; the ASGI scope;
-#: the original path and root_path (frameworks rewrite them while routing: mounts, Litestar); the
-#: start time (epoch seconds); the context-variable token to restore at the end; only on a watched
-#: request (see ``TripwireMiddleware._watch``), the receive and send the application gets. (Those two
-#: live here, not on the Connection: as its bound methods they would make a reference cycle.)
-CONN, BASE, SCOPE, PATH, ROOT_PATH, STARTED, TOKEN, RECEIVE, SEND = range(9)
-RequestMarker = list[Any]
 
-class _Making:
-    """Holds the lock under which a marker's Connection is made (renewed in forked children)."""
+class BodyCopy:
+    """The bounded copy of a request body the application reads (``max_request_body_size``)."""
 
-    __slots__ = ("__weakref__", "_lock")
+    __slots__ = ("data", "limit", "size")
 
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        renew_lock_after_fork(self)
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        #: What was read so far; None once it went over the limit (then only ``size`` counts).
+        self.data: bytearray | None = bytearray()
+        self.size = 0
 
-
-_making = _Making()
-_new_object = object.__new__
-
-
-def connection_of(marker: RequestMarker) -> Connection:
-    """The marker's Connection, made on first use (from any task or thread of the request)."""
-    conn: Connection | None = marker[CONN]
-    if conn is not None:
-        return conn
-    with _making._lock:  # two threads of one request must end up with the same holder
-        conn = marker[CONN]
-        if conn is None:
-            conn = new_connection(marker)
-    return conn
-
-
-def new_connection(marker: RequestMarker) -> Connection:
-    """Make the marker's Connection now. Without a lock: only while nothing else can see the marker."""
-    conn: Connection = _new_object(Connection)
-    conn._base = marker[BASE]
-    conn.scope = marker[SCOPE]
-    conn.path = marker[PATH]
-    conn.root_path = marker[ROOT_PATH]
-    conn.started = marker[STARTED]
-    marker[CONN] = conn
-    return conn
-
-
-_scope.holder_of_request = connection_of
+    def add(self, chunk: bytes) -> None:
+        if self.size > self.limit:
+            return
+        self.size += len(chunk)
+        if self.data is not None:
+            if self.size <= self.limit:
+                self.data.extend(chunk)
+            else:
+                self.data = None  # over the limit: drop what we kept, remember the size only
 
 
 class Connection(ScopeHolder):
-    """One http request or websocket connection, as one object (made when first needed).
+    """One http request or websocket connection, as one object.
 
-    * its **scope holder**: what the request marker stands for (see the module docstring). Its scope
-      data is made lazily too: until the first read it is the enclosing scope's (immutable) data, and
-      that read adds the request's event processor;
+    * its **scope holder**. Its scope data is made lazily: until the first read it is the enclosing
+      scope's (immutable) data, and that read adds the request's event processor. Once made,
+      connection → data → processor → connection is a reference cycle; the garbage collector frees
+      it (requests that report nothing never have one);
     * its **release-health session** (``session`` is the connection itself, ``mark_error``);
     * its **event processor** (:meth:`process_event`), which adds the request to events built for it.
-      Once the scope data is made, connection → data → processor → connection is a reference cycle;
-      the garbage collector frees it (requests that report nothing never have one).
+
+    ``data`` and ``session`` are properties here, over ``_data`` and ``_session``: they shadow the
+    base class's slots of the same names, which a connection never uses.
     """
 
-    # No __slots__ here on purpose: with an instance dict, class attributes serve as defaults (they
-    # even shadow the base class's slots), so a connection only stores the values that differ.
-    last_event_id: str | None = None
-    trace_id: str | None = None
-    _data: ScopeData | None = None
-    _session: SessionTracker | None = None
-    status: int | None = None
-    #: The release-health outcome: EXITED (0), then ERRORED or CRASHED as errors are reported.
-    outcome: int = EXITED
-    route: str | None = None
-    #: Copied from the request marker by :func:`connection_of`: what the scope inherits, the ASGI
-    #: scope, and where and when the request started.
+    __slots__ = (
+        "_base",
+        "_data",
+        "_session",
+        "app_receive",
+        "app_send",
+        "body",
+        "outcome",
+        "path",
+        "root_path",
+        "route",
+        "scope",
+        "server_receive",
+        "server_send",
+        "started",
+        "status",
+        "token",
+    )
+
+    # Fields (set by new_connection(), which makes one per request; see ScopeHolder on why there is
+    # no __init__):
+    #: What the scope inherits: the enclosing scope's data when the request started.
     _base: ScopeData
+    _data: ScopeData | None
+    _session: SessionTracker | None
+    #: The ASGI scope, and the original path and root_path (frameworks rewrite the scope's while
+    #: routing: mounts, Litestar).
     scope: Scope
     path: str
     root_path: str
+    #: When the request started (epoch seconds).
     started: float
-    #: Only on a watched connection (see ``TripwireMiddleware._watch``): the server's ``send``.
-    _send: Send
-    # Set only when the body is tracked (http, max_request_body_size > 0).
-    _receive: Receive
-    body_limit: int = 0
-    body: bytearray | None = None
-    body_size: int = 0
+    status: int | None
+    #: The release-health outcome: EXITED (0), then ERRORED or CRASHED as errors are reported.
+    outcome: int
+    #: The route template a framework hook reported, if any.
+    route: str | None
+    #: Only on a watched connection (see ``TripwireMiddleware._watch``): the send the application
+    #: gets instead of the server's (None: the server's own), and ``app_receive``.
+    app_send: Send | None
+    #: The copy of the body the application reads, when one is kept.
+    body: BodyCopy | None
 
-    # -- the scope holder's lazy slots ----------------------------------------------------------
+    #: The context-variable token that restores the enclosing scope: set as the connection is installed.
+    token: Token[ScopeHolder]
+    #: Set only on a watched connection, before the application runs: the receive the application
+    #: gets, and the server's receive and send.
+    app_receive: Receive
+    server_receive: Receive
+    server_send: Send
+
+    # -- the scope holder's lazy parts ----------------------------------------------------------
 
     @property
     def data(self) -> ScopeData:
@@ -149,13 +145,22 @@ class Connection(ScopeHolder):
     def session(self, value: SessionTracker | None) -> None:
         self._session = value
 
+    def unwatch(self) -> None:
+        """Forget what the application got: bound methods of this object, a reference cycle.
+
+        Called at the end of the request, so that a watched connection is freed by reference counting
+        like any other (not left to the garbage collector).
+        """
+        self.app_send = None
+        del self.app_receive
+
     # -- on the event loop ------------------------------------------------------------------
 
     def send(self, message: Message) -> Awaitable[None]:
         # A plain function returning the server's awaitable: no extra coroutine per message.
         if message["type"] == "http.response.start":
             self.status = message.get("status")
-        return self._send(message)
+        return self.server_send(message)
 
     def websocket_send(self, message: Message) -> Awaitable[None]:
         kind = message["type"]
@@ -163,25 +168,20 @@ class Connection(ScopeHolder):
             self.status = 101
         elif kind == "websocket.http.response.start":  # a denial response
             self.status = message.get("status")
-        return self._send(message)
+        return self.server_send(message)
 
     async def receive(self) -> Message:
-        message = await self._receive()
-        if message.get("type") == "http.request":
+        message = await self.server_receive()
+        if message.get("type") == "http.request" and self.body is not None:
             chunk = message.get("body") or b""
-            if chunk and self.body_size <= self.body_limit:
-                self.body_size += len(chunk)
-                if self.body_size <= self.body_limit:
-                    if self.body is None:
-                        self.body = bytearray()
-                    self.body.extend(chunk)
-                else:
-                    self.body = None  # over the limit: drop what we kept, remember the size only
+            if chunk:
+                self.body.add(chunk)
         return message
 
     def track_body(self, receive: Receive, limit: int) -> Receive:
-        self._receive = receive
-        self.body_limit = limit
+        """Keep a copy of up to ``limit`` bytes of the body the application reads."""
+        self.server_receive = receive
+        self.body = BodyCopy(limit)
         return self.receive
 
     def mark_error(self, *, handled: bool) -> None:
@@ -194,7 +194,7 @@ class Connection(ScopeHolder):
 
     def process_event(self, event: Event, hint: Hint) -> Event:
         client = _globals.client
-        scrubber = scrubber_for(client.options) if client is not None else Scrubber()
+        scrubber = client.scrubber if client is not None else Scrubber()
         request = self.request_data(scrubber)
         existing = event.get("request")
         event["request"] = {**request, **existing} if isinstance(existing, Mapping) else request
@@ -254,27 +254,9 @@ class Connection(ScopeHolder):
             client = scope.get("client")
             if client:
                 data["env"] = {"REMOTE_ADDR": str(client[0])}
-        if self.body_size:
-            data["data"] = self.body_data(headers.get("content-type", ""), scrubber)
+        if self.body is not None and self.body.size:
+            data["data"] = body_data(self.body, headers.get("content-type", ""), scrubber)
         return data
-
-    def body_data(self, content_type: str, scrubber: Scrubber) -> Any:
-        if self.body is None:
-            return f"[{self.body_size} bytes, over max_request_body_size: not sent]"
-        raw = bytes(self.body)
-        kind = content_type.split(";", 1)[0].strip().lower()
-        try:
-            if kind == "application/json" or kind.endswith("+json"):
-                return scrubber.scrub(json.loads(raw))
-            if kind == "application/x-www-form-urlencoded":
-                return scrubber.scrub_mapping(dict(parse_qsl(raw.decode("latin-1"), keep_blank_values=True)))
-            if kind.startswith("multipart/"):
-                return f"[multipart body of {len(raw)} bytes: not sent]"
-            if kind.startswith("text/") or not kind:
-                return scrubber.scrub_text(raw.decode("utf-8", "replace"))
-        except ValueError:
-            return scrubber.scrub_text(raw.decode("utf-8", "replace"))
-        return f"[{kind} body of {len(raw)} bytes: not sent]"
 
     def transaction(self) -> tuple[str, str]:
         """The route template if the framework exposes one, else the path."""
@@ -308,10 +290,44 @@ class Connection(ScopeHolder):
         }
 
 
-# Every other slot the base class has (or grows) reads as None on a connection until it is set.
-for _slot in ScopeHolder.__slots__:
-    if _slot not in Connection.__dict__:
-        setattr(Connection, _slot, None)
+def new_connection(base: ScopeData, scope: Scope, path: str, root_path: str, started: float) -> Connection:
+    """The Connection of a request that starts now (made by the middleware, for every request)."""
+    conn = Connection()
+    conn.last_event_id = None
+    conn.trace_id = None
+    conn._base = base
+    conn._data = None
+    conn._session = None
+    conn.scope = scope
+    conn.path = path
+    conn.root_path = root_path
+    conn.started = started
+    conn.status = None
+    conn.outcome = EXITED
+    conn.route = None
+    conn.app_send = None
+    conn.body = None
+    return conn
+
+
+def body_data(body: BodyCopy, content_type: str, scrubber: Scrubber) -> Any:
+    """The ``data`` of the request interface: parsed and scrubbed when we know the content type."""
+    if body.data is None:
+        return f"[{body.size} bytes, over max_request_body_size: not sent]"
+    raw = bytes(body.data)
+    kind = content_type.split(";", 1)[0].strip().lower()
+    try:
+        if kind == "application/json" or kind.endswith("+json"):
+            return scrubber.scrub(json.loads(raw))
+        if kind == "application/x-www-form-urlencoded":
+            return scrubber.scrub_mapping(dict(parse_qsl(raw.decode("latin-1"), keep_blank_values=True)))
+        if kind.startswith("multipart/"):
+            return f"[multipart body of {len(raw)} bytes: not sent]"
+        if kind.startswith("text/") or not kind:
+            return scrubber.scrub_text(raw.decode("utf-8", "replace"))
+    except ValueError:
+        return scrubber.scrub_text(raw.decode("utf-8", "replace"))
+    return f"[{kind} body of {len(raw)} bytes: not sent]"
 
 
 def parse_cookies(header: str) -> dict[str, str]:

@@ -1,14 +1,11 @@
 """Parse Sentry-style DSNs: ``{scheme}://{public_key}@{host}[:port][/path]/{project_id}``."""
 
-from __future__ import annotations
+# No ``from __future__ import annotations`` here: typing.NamedTuple would compile each string
+# annotation into a ForwardRef at import (measured: 0.5 ms for Options alone).
+
+from typing import NamedTuple
 
 from ._exceptions import ConfigurationError
-
-TYPE_CHECKING = False  # typing's, without importing typing (3 ms): see _namedtuple.py
-if TYPE_CHECKING:
-    from typing import NamedTuple
-else:
-    from ._namedtuple import NamedTuple
 
 
 class Dsn(NamedTuple):
@@ -22,7 +19,7 @@ class Dsn(NamedTuple):
     project_id: str
 
     @classmethod
-    def parse(cls, value: str, *, option: str = "dsn") -> Dsn:
+    def parse(cls, value: str, *, option: str = "dsn") -> "Dsn":
         # Parsed by hand: urllib.parse (and the ipaddress module it imports) would add ~5 ms to
         # tripwire.init(), and a DSN is a very small grammar.
         text = value.strip()

@@ -10,15 +10,16 @@ The result is a Sentry event (https://develop.sentry.dev/sdk/data-model/event-pa
 from __future__ import annotations
 
 import builtins
+import platform
 import sys
 from collections.abc import Mapping
 from typing import Any
 
-from . import _budget
+from . import _budget, _deferred
 from ._capture import CaptureItem
 from ._log import logger
 from ._options import Options
-from ._scrub import Scrubber, scrubber_for
+from ._scrub import Scrubber
 from ._serialize import Serializer, safe_str
 from ._stacktrace import MAX_EXCEPTIONS, FrameBuilder
 from ._types import LEVELS, Event, Hint
@@ -49,8 +50,6 @@ def _static_contexts() -> dict[str, Any]:
     """os and runtime contexts: the same for the life of the process, computed once on the worker."""
     contexts = _static.get("contexts")
     if contexts is None:
-        import platform
-
         uname = platform.uname()
         contexts = _static["contexts"] = {
             "os": {"name": uname.system, "version": uname.release, "build": uname.version},
@@ -67,10 +66,8 @@ def installed_modules() -> dict[str, str]:
     """Installed distributions and versions (``attach_modules``): read once, on the worker."""
     modules = _static.get("modules")
     if modules is None:
-        from importlib.metadata import distributions
-
         modules = {}
-        for dist in distributions():
+        for dist in _deferred.distributions():
             try:
                 name = dist.metadata["Name"]
                 if name:
@@ -82,12 +79,11 @@ def installed_modules() -> dict[str, str]:
 
 
 class _State:
-    """Per-options helpers, kept between events (caches of paths, in_app, scrubbing rules)."""
+    """Per-options helpers, kept between events (caches of paths and in_app)."""
 
     def __init__(self, options: Options) -> None:
         self.options = options
         self.frames = FrameBuilder(options)
-        self.scrubber: Scrubber = scrubber_for(options)
 
 
 _states: dict[int, _State] = {}
@@ -403,23 +399,22 @@ def _base_event(item: CaptureItem, options: Options) -> Event:
     return event
 
 
-def build_event(item: CaptureItem, options: Options) -> Event | None:
-    """The finished event for ``item``; None if a scope processor dropped it.
+def build_event(item: CaptureItem, options: Options, scrubber: Scrubber) -> Event | None:
+    """The finished event for ``item``, scrubbed by ``scrubber``; None if a scope processor dropped it.
 
     If building the full event fails (a bug, or an object hostile in a way nothing caught), a minimal
     event — ids, level, release, the exception's type and value or the message — is sent instead,
     marked with ``extra["tripwire.build_error"]``: an error is never lost to a reporting bug.
     """
     try:
-        return _build(item, options)
+        return _build(item, options, scrubber)
     except Exception as exc:
         logger.exception("tripwire: could not build event %s in full; sending a minimal one", item.event_id)
-        return _minimal_event(item, options, exc)
+        return _minimal_event(item, options, scrubber, exc)
 
 
-def _minimal_event(item: CaptureItem, options: Options, error: BaseException) -> Event:
+def _minimal_event(item: CaptureItem, options: Options, scrubber: Scrubber, error: BaseException) -> Event:
     event = _base_event(item, options)
-    scrubber = _state(options).scrubber
     if item.exc is not None:
         mechanism = {"type": "generic", "handled": True}
         if isinstance(item.mechanism, Mapping):
@@ -439,10 +434,10 @@ def _minimal_event(item: CaptureItem, options: Options, error: BaseException) ->
     return _budget.enforce(event, options.max_event_bytes, options.max_value_length)
 
 
-def _build(item: CaptureItem, options: Options) -> Event | None:
+def _build(item: CaptureItem, options: Options, scrubber: Scrubber) -> Event | None:
     state = _state(options)
     meta: dict[str, Any] = {}
-    ser = Serializer(meta, max_string=options.max_value_length, scrubber=state.scrubber)
+    ser = Serializer(meta, max_string=options.max_value_length, scrubber=scrubber)
     event = _base_event(item, options)
     event.update(item.event)
     _apply_scope(event, item)
@@ -470,10 +465,13 @@ def _build(item: CaptureItem, options: Options) -> Event | None:
         logger.warning("tripwire: an event processor returned %s; event kept", type(processed).__name__)
         processed = event
     event = _serialize(processed, ser, options)
-    _scrub(event, state.scrubber, meta)
+    _scrub(event, scrubber, meta)
     if meta:
         event["_meta"] = meta
     return _budget.enforce(event, options.max_event_bytes, options.max_value_length)
 
 
-__all__ = ["SDK_NAME", "build_event", "installed_modules"]
+#: For the client, which re-checks an event that ``before_send`` changed (loaded with this module).
+enforce_budget = _budget.enforce
+
+__all__ = ["SDK_NAME", "build_event", "enforce_budget", "installed_modules"]

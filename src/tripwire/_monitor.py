@@ -10,14 +10,12 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from . import _globals, _scope
 from ._api import _tag_value, aflush
 
-TYPE_CHECKING = False  # typing's, without importing typing (3 ms): see _namedtuple.py
 if TYPE_CHECKING:
-    from typing import Any, TypeVar, overload
-
     F = TypeVar("F", bound=Callable[..., Any])
 
 __all__ = ["capture", "capture_checkin", "end_session", "monitor", "start_session"]

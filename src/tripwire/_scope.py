@@ -5,51 +5,44 @@ Model (why it looks like this):
 * ``ScopeData`` is immutable. A setter builds a new one and swaps it in, so a snapshot taken at capture
   time is just a reference (O(1)) and concurrent readers never see a half-written scope.
 * A ``ScopeHolder`` is the one mutable cell per unit of work (a request, a job). It lives in a
-  ``ContextVar``. Tasks and threads started inside the unit of work copy the context and so share the
-  holder: a ``set_user`` in a sync view run in a thread pool is seen by the middleware's capture.
-  Concurrent units of work have different holders and never see each other's data.
-* ``isolation_scope()`` installs a fresh holder for a unit of work; ``new_scope()`` installs a local fork
-  on top of it (a holder whose ``unit`` is the unit of work's). Both live in the same ``ContextVar``,
-  so entering a unit of work is one ``set()``. The top-level setters change the innermost holder;
-  what belongs to the unit of work (session, last event id, trace id) goes to its holder.
+  ``ContextVar``, which only ever holds a ``ScopeHolder``. Tasks and threads started inside the unit of
+  work copy the context and so share the holder: a ``set_user`` in a sync view run in a thread pool is
+  seen by the middleware's capture. Concurrent units of work have different holders and never see each
+  other's data.
+* ``isolation_scope()`` installs a fresh holder for a unit of work; ``new_scope()`` installs a local
+  fork on top of it (a ``ScopeFork``, whose ``unit`` is the unit of work's holder). Both live in the
+  same ``ContextVar``, so entering a unit of work is one ``set()``. The top-level setters change the
+  innermost holder; what belongs to the unit of work (session, last event id, trace id) goes to its
+  holder.
 * Outside any unit of work the process-wide root holder is used.
-* An http request under the ASGI middleware installs a plain list (a *request marker*, see
-  ``_connection``) instead of a holder: building a list is the cheapest thing Python can do per
-  request, and most requests never touch their scope. The first access turns the marker into its
-  holder (a ``Connection``), which all later accesses from any task or thread of the request share.
+* The ASGI middleware installs a ``Connection`` (see ``_connection``), a ``ScopeHolder`` that also
+  knows its http request or websocket and makes its scope data only when something first reads it.
 """
 
-from __future__ import annotations
+# No ``from __future__ import annotations`` here: typing.NamedTuple would compile each string
+# annotation into a ForwardRef at import (measured: 0.5 ms for Options alone).
 
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from types import MappingProxyType
+from typing import Any, NamedTuple, Protocol
 
-TYPE_CHECKING = False  # typing's, without importing typing (3 ms): see _namedtuple.py
-if TYPE_CHECKING:
-    from typing import Any, NamedTuple, Protocol
+from ._types import Breadcrumb, EventProcessor
 
-    from ._types import Breadcrumb, EventProcessor
 
-    class SessionTracker(Protocol):
-        """A live release-health session attached to a unit of work (see ``_sessions``)."""
+class SessionTracker(Protocol):
+    """A live release-health session attached to a unit of work (see ``_sessions``)."""
 
-        def mark_error(self, *, handled: bool) -> None: ...
+    def mark_error(self, *, handled: bool) -> None: ...
 
-else:
-    from ._namedtuple import NamedTuple
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 
 
 class ScopeData(NamedTuple):
-    """What a scope holds. Never mutated: the ``with_*`` methods make a changed copy.
-
-    A NamedTuple (not a frozen dataclass): as cheap to copy, and ``dataclasses`` would pull
-    ``inspect`` into ``import tripwire``.
-    """
+    """What a scope holds. Never mutated: the ``with_*`` methods make a changed copy."""
 
     tags: Mapping[str, str] = _EMPTY
     extras: Mapping[str, Any] = _EMPTY
@@ -62,92 +55,99 @@ class ScopeData(NamedTuple):
     #: Run when the event is built (off the caller); integrations add request data this way.
     processors: tuple[EventProcessor, ...] = ()
 
-    def with_tag(self, key: str, value: str) -> ScopeData:
+    def with_tag(self, key: str, value: str) -> "ScopeData":
         return self._replace(tags=MappingProxyType({**self.tags, key: value}))
 
-    def with_tags(self, tags: Mapping[str, str]) -> ScopeData:
+    def with_tags(self, tags: Mapping[str, str]) -> "ScopeData":
         return self._replace(tags=MappingProxyType({**self.tags, **tags}))
 
-    def with_extra(self, key: str, value: Any) -> ScopeData:
+    def with_extra(self, key: str, value: Any) -> "ScopeData":
         return self._replace(extras=MappingProxyType({**self.extras, key: value}))
 
-    def with_context(self, key: str, value: Any) -> ScopeData:
+    def with_context(self, key: str, value: Any) -> "ScopeData":
         return self._replace(contexts=MappingProxyType({**self.contexts, key: value}))
 
-    def with_breadcrumb(self, crumb: Breadcrumb, limit: int) -> ScopeData:
+    def with_breadcrumb(self, crumb: Breadcrumb, limit: int) -> "ScopeData":
         if limit <= 0:
             return self
         crumbs = self.breadcrumbs
         if len(crumbs) >= limit:
             crumbs = crumbs[len(crumbs) - limit + 1 :]
-        # Every INFO log line and outgoing request lands here: building the tuple directly costs a
-        # fraction of _replace(), which goes through keyword handling.
-        return _tuple_new(ScopeData, (*self[:7], (*crumbs, crumb), self[8]))
+        return self._replace(breadcrumbs=(*crumbs, crumb))
 
-    def with_processor(self, processor: EventProcessor) -> ScopeData:
+    def with_processor(self, processor: EventProcessor) -> "ScopeData":
         return self._replace(processors=(*self.processors, processor))
 
-    def for_new_unit_of_work(self) -> ScopeData:
+    def for_new_unit_of_work(self) -> "ScopeData":
         """What a fresh unit of work inherits: tags, user, contexts, extras; not crumbs or processors."""
         return self._replace(breadcrumbs=(), processors=(), transaction=None)
 
 
-_tuple_new = tuple.__new__
-
-
 class ScopeHolder:
-    """The mutable cell of one unit of work; see the module docstring."""
+    """The mutable cell of one unit of work; see the module docstring. Made by :func:`new_holder`.
 
-    __slots__ = ("data", "last_event_id", "session", "trace_id", "unit")
+    No ``__init__``, on purpose: the ASGI middleware makes a holder (a ``Connection``) for every
+    request, and CPython calls a class that has an ``__init__`` for about 1,100 instructions more than
+    one that has none: about +900 per request, 8% of what the middleware costs (bench/inproc_bench.py).
+    """
 
-    def __init__(
-        self,
-        data: ScopeData,
-        session: SessionTracker | None = None,
-        unit: ScopeHolder | list[Any] | None = None,
-    ) -> None:
+    __slots__ = ("data", "last_event_id", "session", "trace_id")
+
+    data: ScopeData
+    session: SessionTracker | None
+    #: The id of the last event captured in this unit of work.
+    last_event_id: str | None
+    #: Shared by every event of this unit of work (``contexts.trace.trace_id``); made on first use.
+    trace_id: str | None
+
+    def unit_of_work(self) -> "ScopeHolder":
+        """The holder of the unit of work this holder belongs to: itself."""
+        return self
+
+
+class ScopeFork(ScopeHolder):
+    """A ``new_scope()`` fork: its own scope data, over the unit of work it was made in.
+
+    What belongs to the unit of work (session, last event id, trace id) is read from and written to
+    ``unit`` (see :func:`isolation_holder`), not to the fork.
+    """
+
+    __slots__ = ("unit",)
+
+    def __init__(self, data: ScopeData, unit: ScopeHolder) -> None:
         self.data = data
-        self.session = session
-        self.last_event_id: str | None = None
-        #: Shared by every event of this unit of work (``contexts.trace.trace_id``); made on first use.
-        self.trace_id: str | None = None
-        #: For a ``new_scope()`` fork: the unit of work's holder (or request marker); else None.
+        self.session = None
+        self.last_event_id = None
+        self.trace_id = None
         self.unit = unit
 
-
-_ROOT = ScopeHolder(ScopeData())
-#: The innermost holder: a unit of work's, a fork, or a request marker (a list whose first item is
-#: its holder once made).
-_isolation: ContextVar[ScopeHolder | list[Any]] = ContextVar("tripwire.isolation", default=_ROOT)
+    def unit_of_work(self) -> ScopeHolder:
+        return self.unit
 
 
-def _no_markers(marker: list[Any]) -> ScopeHolder:
-    raise RuntimeError("a request marker without tripwire.asgi")  # never: only tripwire.asgi makes them
+def new_holder(data: ScopeData, session: SessionTracker | None = None) -> ScopeHolder:
+    """A holder for a new unit of work, starting with ``data``."""
+    holder = ScopeHolder()
+    holder.data = data
+    holder.session = session
+    holder.last_event_id = None
+    holder.trace_id = None
+    return holder
 
 
-#: Makes (once) and returns the holder of a request marker; ``_connection`` installs it on import.
-holder_of_request: Callable[[list[Any]], ScopeHolder] = _no_markers
+_ROOT = new_holder(ScopeData())
+#: The innermost holder: a unit of work's, a ``new_scope()`` fork, or a request's ``Connection``.
+_isolation: ContextVar[ScopeHolder] = ContextVar("tripwire.isolation", default=_ROOT)
 
 
 def current_holder() -> ScopeHolder:
     """The innermost holder: a ``new_scope()`` fork if inside one, else the unit of work's."""
-    holder = _isolation.get()
-    if type(holder) is list:
-        return holder[0] or holder_of_request(holder)
-    return holder  # type: ignore[return-value]  # (mypy does not narrow on ``type() is``)
+    return _isolation.get()
 
 
 def isolation_holder() -> ScopeHolder:
     """The unit of work's holder, also from inside a ``new_scope()`` fork."""
-    holder = _isolation.get()
-    if type(holder) is not list:
-        unit = holder.unit  # type: ignore[union-attr]
-        if unit is None:
-            return holder  # type: ignore[return-value]
-        holder = unit
-    if type(holder) is list:
-        return holder[0] or holder_of_request(holder)
-    return holder  # type: ignore[return-value]
+    return _isolation.get().unit_of_work()
 
 
 def snapshot() -> ScopeData:
@@ -171,7 +171,7 @@ def isolation_scope() -> Iterator[ScopeHolder]:
     It inherits tags, user, contexts and extras of the enclosing scope but starts with no breadcrumbs;
     whatever is set inside stays inside.
     """
-    holder = ScopeHolder(snapshot().for_new_unit_of_work())
+    holder = new_holder(snapshot().for_new_unit_of_work())
     token = _isolation.set(holder)
     try:
         yield holder
@@ -182,9 +182,7 @@ def isolation_scope() -> Iterator[ScopeHolder]:
 @contextmanager
 def new_scope() -> Iterator[ScopeHolder]:
     """A local fork of the current scope: setters inside change the fork only, undone on exit."""
-    parent = _isolation.get()
-    unit = parent if type(parent) is list or parent.unit is None else parent.unit  # type: ignore[union-attr]
-    holder = ScopeHolder(snapshot(), unit=unit)
+    holder = ScopeFork(snapshot(), isolation_holder())
     token = _isolation.set(holder)
     try:
         yield holder

@@ -10,21 +10,26 @@ Rules (docs/events.md has the user-facing version):
 * **Text.** Every string value (and exception values and messages) is searched for ``key=value`` /
   ``"key": "value"`` pairs with a sensitive key, ``scheme://user:password@`` URLs, ``Bearer <token>``
   credentials and the user's ``scrub_patterns``; the secret part becomes ``[Filtered]``.
-* **PII.** Without ``send_default_pii``: request cookies and client IP headers are removed, the
-  ``REMOTE_ADDR`` environment entry is removed, and ``user`` keeps only ``id`` (identities such as
-  ``email``, ``username``, ``name`` and ``ip_address`` are removed). Removals are noted in ``_meta``.
+* **PII.** ``send_default_pii`` governs only what the SDK collects on its own: without it, request
+  cookies, client IP headers and the ``REMOTE_ADDR`` environment entry are removed (noted in
+  ``_meta``). The ``user`` the app sets is the app's explicit choice and is sent as set, secrets
+  filtered like anywhere else (Sentry's documented rule).
 
-Integrations use :func:`scrub_url`, :func:`scrub_query_string`, :func:`scrub_headers` and
-:func:`scrub_mapping` when they put data into breadcrumbs or contexts themselves.
+Each client builds one :class:`Scrubber` from its options (``Client.scrubber``); the event builder,
+the ASGI connection and the integrations that put data into breadcrumbs use that one.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from . import _deferred
 from ._serialize import FILTERED, Meta, add_meta
+
+if TYPE_CHECKING:
+    from ._options import Options
 
 #: Substrings that make a key sensitive (compared lowercased, without ``-_. ``).
 DEFAULT_KEYS: tuple[str, ...] = (
@@ -72,8 +77,6 @@ IP_HEADERS = frozenset(
         "fastly-client-ip",
     }
 )
-#: User fields that identify a person: sent only with send_default_pii.
-USER_PII_KEYS = frozenset({"email", "username", "name", "ip_address", "ip", "full_name", "phone"})
 
 _URL_USERINFO = re.compile(r"(?P<head>\b[a-zA-Z][a-zA-Z0-9+.\-]*://[^\s/@:]*:)(?P<secret>[^\s/@]+)(?=@)")
 # "Bearer <token>" outside a key=value pair. The token must look like one (a digit or one of ._~+/=)
@@ -215,13 +218,9 @@ class Scrubber:
         return value
 
     def scrub_user(self, user: Mapping[str, Any], meta: Meta | None = None) -> dict[str, Any]:
-        """The user, scrubbed; without send_default_pii only ``id`` and non-identifying keys stay."""
+        """The user as the app set it (identities included, whatever send_default_pii), secrets filtered."""
         out: dict[str, Any] = {}
         for key, value in user.items():
-            if not self.send_default_pii and key in USER_PII_KEYS:
-                if meta is not None:
-                    add_meta(meta, ("user", key), rem=[["!pii", "x"]])
-                continue
             if key == "id":
                 out[key] = value
             else:
@@ -328,84 +327,12 @@ def _replace_spans(text: str, low: str, regex: re.Pattern[str]) -> str:
 def _unquote(text: str) -> str:
     if "%" not in text and "+" not in text:
         return text
-    from urllib.parse import unquote_plus
-
-    return unquote_plus(text)
+    return _deferred.unquote_plus(text)
 
 
-# -- helpers for integrations -----------------------------------------------------------------
+def build_scrubber(options: Options) -> Scrubber:
+    """The :class:`Scrubber` for ``options``; the client builds one, on first use, and keeps it."""
+    return Scrubber(options.scrub_keys, options.scrub_patterns, send_default_pii=options.send_default_pii)
 
 
-def _active() -> Scrubber:
-    """The scrubber of the active client (its scrub_keys, patterns and PII setting), or the default."""
-    from . import _globals
-
-    client = _globals.client
-    if client is not None:
-        return scrubber_for(client.options)
-    if not _DEFAULT:
-        _DEFAULT.append(Scrubber())
-    return _DEFAULT[0]
-
-
-def scrubber_for(options: Any) -> Scrubber:
-    """The (cached) :class:`Scrubber` for an :class:`~tripwire._options.Options`."""
-    cached: Scrubber | None = _CACHE.get(id(options))
-    if cached is not None and _CACHE_OWNER.get(id(options)) is options:
-        return cached
-    scrubber = Scrubber(options.scrub_keys, options.scrub_patterns, send_default_pii=options.send_default_pii)
-    if len(_CACHE) > 16:
-        _CACHE.clear()
-        _CACHE_OWNER.clear()
-    _CACHE[id(options)] = scrubber
-    _CACHE_OWNER[id(options)] = options
-    return scrubber
-
-
-_CACHE: dict[int, Scrubber] = {}
-_CACHE_OWNER: dict[int, Any] = {}
-_DEFAULT: list[Scrubber] = []  # made on first use: compiling the rules costs ~1 ms
-
-
-def scrub_url(url: str) -> str:
-    """``url`` with its userinfo password and sensitive query parameters replaced by ``[Filtered]``."""
-    try:
-        return _active().scrub_url(url)
-    except Exception:
-        return FILTERED
-
-
-def scrub_query_string(query: str) -> str:
-    """A query string with the values of sensitive parameters replaced by ``[Filtered]``."""
-    try:
-        return _active().scrub_query_string(query)
-    except Exception:
-        return FILTERED
-
-
-def scrub_headers(headers: Any) -> dict[str, Any]:
-    """Headers (mapping or pairs) as a dict: secrets filtered, cookies and IP headers only with PII."""
-    try:
-        return _active().scrub_headers(headers)
-    except Exception:
-        return {}
-
-
-def scrub_mapping(data: Mapping[str, Any]) -> dict[str, Any]:
-    """A copy of ``data`` with the values under sensitive keys replaced by ``[Filtered]``."""
-    try:
-        return _active().scrub_mapping(data)
-    except Exception:
-        return {}
-
-
-__all__ = [
-    "DEFAULT_KEYS",
-    "FILTERED",
-    "Scrubber",
-    "scrub_headers",
-    "scrub_mapping",
-    "scrub_query_string",
-    "scrub_url",
-    "scrubber_for",
-]
+__all__ = ["DEFAULT_KEYS", "FILTERED", "Scrubber", "build_scrubber"]

@@ -22,12 +22,15 @@ from array import array
 from collections import deque
 from collections.abc import Mapping
 from itertools import islice
+from typing import Any, Protocol
 
-TYPE_CHECKING = False  # typing's, without importing typing (3 ms): see _namedtuple.py
-if TYPE_CHECKING:
-    from typing import Any
 
-    from ._scrub import Scrubber
+class KeyScrubber(Protocol):
+    """What the serializer needs of a scrubber (``_scrub.Scrubber``) to scrub in the same pass."""
+
+    def is_sensitive_key(self, key: str) -> bool: ...
+
+    def scrub_text(self, text: str) -> str: ...
 
 #: Items kept per mapping or sequence.
 MAX_BREADTH = 50
@@ -126,7 +129,7 @@ class Serializer:
         max_string: int = 1024,
         max_depth: int = MAX_DEPTH,
         max_breadth: int = MAX_BREADTH,
-        scrubber: Scrubber | None = None,
+        scrubber: KeyScrubber | None = None,
     ) -> None:
         self.meta = meta
         self.max_string = max_string

@@ -23,21 +23,15 @@ has no aggregator and the middleware does no session work at all.
 from __future__ import annotations
 
 import itertools
-import os
 import threading
 import time
-import weakref
 from collections.abc import Callable, Mapping
+from typing import Any, Protocol
 
-from . import _scope
+from . import _deferred, _scope
+from ._forksafe import reset_after_fork
 from ._log import logger
 from ._types import SessionBatch
-
-TYPE_CHECKING = False  # typing's, without importing typing (3 ms): see _namedtuple.py
-if TYPE_CHECKING:
-    from typing import Any
-
-    from ._client import Client
 
 #: Outcome indexes into an aggregate's counter list, and their names in the ``sessions`` item.
 EXITED, ERRORED, CRASHED, ABNORMAL = 0, 1, 2, 3
@@ -45,9 +39,6 @@ _OUTCOMES = ("exited", "errored", "crashed", "abnormal")
 
 #: Sentry accepts at most 100 aggregates per ``sessions`` item.
 _MAX_AGGREGATES_PER_ITEM = 100
-
-_aggregators: weakref.WeakSet[SessionAggregator] = weakref.WeakSet()
-_fork_hook_installed = False
 
 
 def iso_minute(minute: int) -> str:
@@ -63,12 +54,6 @@ def iso_time(ts: float) -> str:
 def _value(counter: itertools.count[int]) -> int:
     """How often ``next()`` was called on ``counter`` (read without counting one more)."""
     return int(repr(counter)[6:-1])
-
-
-def _after_fork_in_child() -> None:
-    # The child inherits the parent's counts (they would be sent twice) but not its timer thread.
-    for aggregator in list(_aggregators):
-        aggregator._reset_after_fork()
 
 
 class SessionAggregator:
@@ -94,7 +79,7 @@ class SessionAggregator:
         self.interval = interval
         self._submit = submit
         self._on_drop = on_drop
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # reentrant: see _forksafe (captures from signal handlers)
         # Keyed by minute since the epoch (ints, looked up with equal floats: see ``record``).
         self._buckets: dict[float, list[itertools.count[int]]] = {}
         #: ``next(aggregator.exited)`` counts one request session that ended well, now. Never
@@ -105,11 +90,7 @@ class SessionAggregator:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._closed = False
-        global _fork_hook_installed
-        if not _fork_hook_installed and hasattr(os, "register_at_fork"):
-            os.register_at_fork(after_in_child=_after_fork_in_child)
-            _fork_hook_installed = True
-        _aggregators.add(self)
+        reset_after_fork(self)
 
     def record(self, started: float, outcome: int) -> None:
         """Count one ended session that started at ``started`` (epoch seconds) with ``outcome``."""
@@ -218,9 +199,10 @@ class SessionAggregator:
         self._stop.set()
         self.flush()
 
-    def _reset_after_fork(self) -> None:
+    def _after_fork_in_child(self) -> None:
+        # The child inherits the parent's counts (they would be sent twice) but not its timer thread.
         had_timer = self._thread is not None
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._buckets = {}
         # ``exited`` stays the same object (middlewares hold it); the parent's gains are its own.
         self._exited_taken = _value(self.exited)
@@ -242,9 +224,7 @@ class ApplicationSession:
     __slots__ = ("attrs", "did", "errors", "init", "sid", "started", "status")
 
     def __init__(self, attrs: Mapping[str, str], did: str | None = None) -> None:
-        import uuid  # here, not at module level: ``import tripwire`` stays cheap
-
-        self.sid = str(uuid.uuid4())
+        self.sid = _deferred.uuid4()
         self.did = did
         self.started = time.time()
         self.status = "ok"
@@ -289,7 +269,17 @@ def _did_from_user(user: Mapping[str, Any] | None) -> str | None:
     return None
 
 
-def start_application_session(client: Client | None, *, did: str | None = None) -> ApplicationSession | None:
+class SessionClient(Protocol):
+    """What application sessions need of the client (``_client.Client``)."""
+
+    sessions: SessionAggregator | None
+
+    def submit_sessions(self, batch: SessionBatch) -> bool: ...
+
+
+def start_application_session(
+    client: SessionClient | None, *, did: str | None = None
+) -> ApplicationSession | None:
     """Start a session for the current unit of work (the process, outside any request).
 
     Ends a session already running there first. Returns None when release health is off (no
@@ -305,7 +295,7 @@ def start_application_session(client: Client | None, *, did: str | None = None) 
     return session
 
 
-def end_application_session(client: Client | None, status: str | None = None) -> bool:
+def end_application_session(client: SessionClient | None, status: str | None = None) -> bool:
     """End the current unit of work's application session and queue its final update.
 
     ``status`` overrides the outcome (``exited``, ``crashed``, ``abnormal``). False if there was none.

@@ -13,19 +13,18 @@ does not. Representing and scrubbing the values happens on the worker.
 from __future__ import annotations
 
 import builtins
+import linecache
 import os
+import re
 import sys
 from collections import OrderedDict
 from collections.abc import Iterator
 from itertools import islice
 from types import FrameType, TracebackType
+from typing import Any
 
 from ._options import Options
 from ._serialize import Serializer, clean_str
-
-TYPE_CHECKING = False  # typing's, without importing typing (3 ms): see _namedtuple.py
-if TYPE_CHECKING:
-    from typing import Any
 
 #: Frames kept per stack trace: the oldest and the newest half of this (the middle of a deep recursion
 #: says little); the original count is recorded in ``_meta``.
@@ -106,8 +105,6 @@ class FrameBuilder:
         self.stdlib = os.path.join(os.path.dirname(os.path.abspath(os.__file__)), "")
         self.include = tuple(options.in_app_include)
         self.exclude = tuple(options.in_app_exclude)
-        import re  # here, on the worker: importing re (and enum) with tripwire costs 3 ms
-
         self._packages_dir = re.compile(r"[\\/](?:site|dist)-packages[\\/]")
         self._paths: dict[str, tuple[str, str]] = {}
         self._in_app: dict[tuple[str | None, str], bool] = {}
@@ -323,8 +320,6 @@ def _source(
     filename: str, frame: FrameType, lineno: int, n: int
 ) -> tuple[list[str], str, list[str]] | None:
     """(pre_context, context_line, post_context) via linecache (the loader's source if needed)."""
-    import linecache
-
     try:
         lines = linecache.getlines(filename, frame.f_globals)
     except Exception:

@@ -7,11 +7,12 @@
 
 or, with Starlette and FastAPI, ``app.add_middleware(TripwireMiddleware)``.
 
-What a GET request pays when nothing goes wrong: one list (its request marker: the scope holder, made
-only if something needs it, see ``_connection``), one context-variable swap and its reset, a clock
-read and a counter increment. Nothing is copied or parsed, and the request's messages pass untouched:
-the request data, the transaction name and the request breadcrumb are computed from the ASGI scope on
-the worker thread, and only if an event is built. The middleware never reads the request body; for
+What a GET request pays when nothing goes wrong: one small object (its ``Connection``: the scope
+holder, whose scope data is made only if something needs it, see ``_connection``), one
+context-variable swap and its reset, a clock read and a counter increment. Nothing is copied or
+parsed, and the request's messages pass untouched: the request data, the transaction name and the
+request breadcrumb are computed from the ASGI scope on the worker thread, and only if an event is
+built. The middleware never reads the request body; for
 requests that may have one it keeps a bounded copy of what the application itself reads
 (``max_request_body_size``).
 
@@ -33,21 +34,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from . import _globals, _scope
-from ._connection import (
-    CONN,
-    RECEIVE,
-    SEND,
-    TOKEN,
-    ASGIApp,
-    Connection,
-    Message,
-    Receive,
-    RequestMarker,
-    Scope,
-    Send,
-    connection_of,
-    new_connection,
-)
+from ._connection import ASGIApp, Connection, Message, Receive, Scope, Send, new_connection
 from ._exceptions import ConfigurationError
 from ._scope import _ROOT, _isolation
 from ._sessions import EXITED
@@ -119,7 +106,7 @@ _NO_BODY_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 def _current_connection() -> Connection | None:
     holder = _scope.isolation_holder()
-    return holder if type(holder) is Connection else None
+    return holder if isinstance(holder, Connection) else None
 
 
 def capture_request_exception(
@@ -277,60 +264,60 @@ class TripwireMiddleware:
         # request the server logs a traceback through this frame, and Python 3.11's traceback
         # formatting decodes code positions from the function's start up to the await (measured:
         # ~70 µs per failing request for the await at the end of a long function).
-        request = self._enter(scope, receive, send)
-        if request is None:
+        conn = self._enter(scope, receive, send)
+        if conn is None:
             await self._other(scope, receive, send)
             return
         try:
             # Each call spans lines on purpose: Python 3.11 parses the source segment of a one-line
             # call (for its ^^^ markers) in every traceback through here, ~30 µs per failing request.
-            conn = request[CONN]
-            if conn is None:
+            if conn.app_send is None:
                 await self._app(
                     scope, receive, send
                 )
             else:
                 await self._app(
-                    scope, request[RECEIVE], request[SEND]
+                    scope, conn.app_receive, conn.app_send
                 )
         except Exception as exc:
-            self._on_exception(request, exc)
+            self._on_exception(conn, exc)
             raise
         else:
             if self.failed_status_codes:
-                self._check_status(request)
+                self._check_status(conn)
         finally:
             # Inline rather than a helper: code after the await does not slow tracebacks down, and a
             # call here would cost every request.
-            _isolation.reset(request[TOKEN])
+            _isolation.reset(conn.token)
+            if conn.app_send is not None:
+                conn.unwatch()
             exited = self._exited
             if exited is not None:
-                conn = request[CONN]
-                if conn is None or conn.outcome == EXITED:
+                if conn.outcome == EXITED:
                     next(exited)  # the common case: one C call, see _sessions
                 else:
                     self._sessions.record(conn.started, conn.outcome)
 
-    def _enter(self, scope: Scope, receive: Receive, send: Send) -> RequestMarker | None:
-        """The request's marker, installed as the isolation scope; None when it is not ours."""
+    def _enter(self, scope: Scope, receive: Receive, send: Send) -> Connection | None:
+        """The request's Connection, installed as the isolation scope; None when it is not ours."""
         # Runs on every request, so it is written for the fewest bytecodes: the client's state is
-        # cached by _bind, and a plain GET request gets nothing but its marker (see _connection).
+        # cached by _bind.
         kind = scope["type"]
         client = _globals.client
         if client is not self._client:
             self._bind(client, scope)
         if client is None or (kind != "http" and kind != "websocket"):
             return None
-        parent: Any = _isolation.get()
-        if parent is not _ROOT and (type(parent) is list or type(parent.unit) is list):
+        parent = _isolation.get()
+        if parent is not _ROOT and isinstance(parent.unit_of_work(), Connection):
             return None  # an outer TripwireMiddleware already handles this connection
         try:  # subscripts, not .get(): this runs on every request
             path, root_path, method = scope["path"], scope["root_path"], scope["method"]
         except KeyError:  # a websocket has no method; root_path is optional
             path, root_path = scope.get("path", ""), scope.get("root_path", "")
             method = scope.get("method")
-        request = [None, parent.data, scope, path, root_path, _time(), None]
-        request[TOKEN] = _isolation.set(request)
+        conn = new_connection(parent.data, scope, path, root_path, _time())
+        conn.token = _isolation.set(conn)
         # Watched: everything with track_response_status, requests that may carry a body (when a
         # copy of it is kept), websockets.
         if (
@@ -338,22 +325,21 @@ class TripwireMiddleware:
             or (method not in _NO_BODY_METHODS and self._watch_bodies)
             or kind != "http"
         ):
-            self._watch(request, kind == "http", receive, send)
-        return request
+            self._watch(conn, kind == "http", receive, send)
+        return conn
 
-    def _watch(self, request: RequestMarker, http: bool, receive: Receive, send: Send) -> None:
-        # The connection is made up front, and its receive and send are what the app gets: to copy
-        # the body the app reads, to learn a websocket's status, to learn every response's status
-        # (track_response_status, failed_status_codes). The app has not run yet, so no other thread
-        # can see the marker: no lock needed.
-        conn = new_connection(request)
-        conn._send = send
+    def _watch(self, conn: Connection, http: bool, receive: Receive, send: Send) -> None:
+        # What the app gets instead of the server's receive and send: to copy the body the app
+        # reads, to learn a websocket's status, to learn every response's status
+        # (track_response_status, failed_status_codes).
+        conn.server_send = send
+        conn.app_receive = receive
         if not http:
-            request += (receive, conn.websocket_send)
+            conn.app_send = conn.websocket_send
             return
         if self._watch_bodies and conn.scope.get("method") not in _NO_BODY_METHODS:
-            receive = conn.track_body(receive, self.max_request_body_size)
-        request += (receive, conn.send if self.track_response_status else send)
+            conn.app_receive = conn.track_body(receive, self.max_request_body_size)
+        conn.app_send = conn.send if self.track_response_status else send
 
     def _bind(self, client: Any, scope: Scope) -> None:
         # Once per client (the first request, and after a re-init): what every request needs of it.
@@ -374,12 +360,11 @@ class TripwireMiddleware:
         else:
             await self._app(scope, receive, send)
 
-    def _on_exception(self, request: RequestMarker, exc: Exception) -> None:
+    def _on_exception(self, conn: Connection, exc: Exception) -> None:
         try:
             client = _globals.client
             if client is None or is_noise(exc):
                 return
-            conn = connection_of(request)
             if conn.status is None:
                 conn.status = 500  # what the server answers for it
             status = _http_status(exc)
@@ -390,9 +375,8 @@ class TripwireMiddleware:
         except Exception:
             logger.exception("tripwire: could not report the request's exception")
 
-    def _check_status(self, request: RequestMarker) -> None:
-        conn = request[CONN]
-        if conn is not None and conn.status in self.failed_status_codes and conn.outcome == EXITED:
+    def _check_status(self, conn: Connection) -> None:
+        if conn.status in self.failed_status_codes and conn.outcome == EXITED:
             self._report_status(conn)
 
     def _report_status(self, conn: Connection) -> None:

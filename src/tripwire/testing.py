@@ -7,7 +7,9 @@
 'hello'
 
 Inside the block events are built by the background worker; on exit the block waits for them, so
-the list is complete afterwards. Inside, use ``events.wait_for(n)``.
+the list is complete afterwards. Inside, use ``events.wait_for(n)``. The block waits only for the
+worker to hand its events over, never for another reporter's delivery (a backend that is down costs
+the block nothing).
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ def capture_events(flush_timeout: float = 5.0, **options: Any) -> Iterator[Captu
         try:
             yield events
         finally:
-            temporary.flush(flush_timeout)
+            temporary.process_pending(flush_timeout)
             temporary.close(0)
             if _globals.client is temporary:
                 _globals.client = None
@@ -51,5 +53,7 @@ def capture_events(flush_timeout: float = 5.0, **options: Any) -> Iterator[Captu
     try:
         yield events
     finally:
-        client.flush(flush_timeout)
+        # The capturing reporter keeps what it is handed at once: once the worker has handed over
+        # everything, the list is complete. The client's other reporters deliver in their own time.
+        client.process_pending(flush_timeout)
         client.reporters = tuple(r for r in client.reporters if r is not reporter)

@@ -13,7 +13,10 @@ from pathlib import Path
 import pytest
 
 import tripwire
+from tests.support.clock import FastClock
+from tests.support.figures import record
 from tests.support.sink import Sink
+from tripwire.reporters.sentry import SentryReporter
 
 from .conftest import free_port, raise_and_capture
 
@@ -21,11 +24,13 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.slow
+@pytest.mark.reliability
 def test_every_event_arrives_after_a_5_second_outage() -> None:
     """Events captured before and during a 5 s outage (kept-alive connection cut) all arrive afterwards."""
     sink = Sink().start()
     port = sink.port
-    tripwire.init(sink.dsn, send_client_reports=False)
+    # Back-offs on a fast clock: the outage is real, waiting out up to 10 s of backoff after it is not.
+    tripwire.init(reporters=[SentryReporter(sink.dsn, clock=FastClock())], send_client_reports=False)
     ids = raise_and_capture(5)
     assert tripwire.flush(10)
     sink.stop()
@@ -39,12 +44,15 @@ def test_every_event_arrives_after_a_5_second_outage() -> None:
     assert arrived == set(ids)
     assert len(ids) >= 50
     assert tripwire.stats()["dropped"] == {}
+    record("transport", "events lost through a 5 s outage (kept-alive connection cut)",
+           f"0 of {len(ids)}", "tests/delivery/test_outage.py")
 
 
 def test_spool_keeps_events_on_disk_while_the_backend_is_down(tmp_path: Path) -> None:
     """With spool_dir, undeliverable envelopes are written to disk, so flush() returns quickly."""
     port = free_port()
-    tripwire.init(f"http://k@127.0.0.1:{port}/1", spool_dir=str(tmp_path), send_client_reports=False)
+    reporter = SentryReporter(f"http://k@127.0.0.1:{port}/1", spool_dir=str(tmp_path), clock=FastClock())
+    tripwire.init(reporters=[reporter], send_client_reports=False)
     raise_and_capture(10)
     started = time.monotonic()
     assert tripwire.flush(10)
@@ -111,9 +119,12 @@ def test_spooled_events_survive_a_restart_of_the_process(tmp_path: Path) -> None
 def test_a_full_spool_drops_the_oldest_and_counts_them(tmp_path: Path) -> None:
     """When the spool reaches spool_max_bytes the oldest files go first, each counted as queue_full."""
     port = free_port()
+    reporter = SentryReporter(
+        f"http://k@127.0.0.1:{port}/1", spool_dir=str(tmp_path), spool_max_bytes=6000, clock=FastClock()
+    )
     tripwire.init(
-        f"http://k@127.0.0.1:{port}/1", spool_dir=str(tmp_path), spool_max_bytes=6000,
-        send_client_reports=False, include_local_variables=False, include_source_context=False,
+        reporters=[reporter], send_client_reports=False, include_local_variables=False,
+        include_source_context=False,
     )
     ids = raise_and_capture(30)
     assert tripwire.flush(10)
@@ -133,9 +144,10 @@ def test_an_unusable_spool_keeps_events_in_memory(tmp_path: Path) -> None:
     blocker = tmp_path / "not-a-directory"
     blocker.write_text("a file where the spool directory should be")
     port = free_port()
-    tripwire.init(f"http://k@127.0.0.1:{port}/1", spool_dir=str(blocker), send_client_reports=False)
+    reporter = SentryReporter(f"http://k@127.0.0.1:{port}/1", spool_dir=str(blocker), clock=FastClock())
+    tripwire.init(reporters=[reporter], send_client_reports=False)
     ids = raise_and_capture(5)
-    assert tripwire.flush(1.0) is False  # nothing on disk, nothing delivered yet
+    assert tripwire.flush(0.2) is False  # nothing on disk, nothing delivered yet
     assert tripwire.stats()["pending"] == {"sentry": 5}
     with Sink(port=port) as sink:
         assert tripwire.flush(20)
@@ -145,8 +157,7 @@ def test_an_unusable_spool_keeps_events_in_memory(tmp_path: Path) -> None:
 
 def test_a_file_claimed_by_a_dead_process_is_sent_again(tmp_path: Path, sink: Sink) -> None:
     """A spool file a crashed process was sending (claimed, never finished) is taken back and sent."""
-    from tripwire._spool import CLAIM, Spool
-    from tripwire.reporters.sentry import SentryReporter
+    from tripwire.delivery.spool import CLAIM, Spool
 
     reporter = SentryReporter(sink.dsn)
     payload = reporter.encode_event({"event_id": "d" * 32, "level": "error", "platform": "python"})
@@ -166,14 +177,31 @@ def test_a_file_claimed_by_a_dead_process_is_sent_again(tmp_path: Path, sink: Si
 def test_a_spooled_payload_the_server_keeps_failing_on_is_given_up(tmp_path: Path, sink: Sink) -> None:
     """Attempts are stored with a spooled payload, so a poison payload is dropped, not retried forever."""
     from tests.support.sink import Answer
-    from tripwire.reporters.sentry import SentryReporter
 
     sink.answer = Answer(status=500)
-    reporter = SentryReporter(sink.dsn, spool_dir=str(tmp_path), max_attempts=3, backoff_base=0.05)
+    reporter = SentryReporter(sink.dsn, spool_dir=str(tmp_path), max_attempts=3, clock=FastClock())
     tripwire.init(reporters=[reporter], send_client_reports=False)
     raise_and_capture(1)
     assert sink.wait_until(lambda: len(sink.attempts) == 3, 10)
     assert tripwire.flush(5)
     assert [status for _, _, status in sink.attempts] == [500, 500, 500]
     assert tripwire.stats()["dropped"] == {"rejected": 1}
+    assert list(tmp_path.rglob("*.twp*")) == []
+
+
+def test_an_unreadable_spool_file_is_dropped_and_counted(tmp_path: Path, sink: Sink) -> None:
+    """A corrupt file in the spool (cut short by a crash of an old version, say) does not stop the
+    good ones from being sent, and its loss is counted as internal_error, not silent."""
+    from tripwire.delivery.spool import SUFFIX, Spool
+
+    reporter = SentryReporter(sink.dsn)
+    payload = reporter.encode_event({"event_id": "e" * 32, "level": "error", "platform": "python"})
+    assert payload is not None
+    directory = tmp_path / reporter.spool_key()
+    assert Spool(str(directory), 1 << 20).write(payload.to_spool(), payload.body)
+    (directory / f"00000000000000000001-1-000001{SUFFIX}").write_bytes(b'{"url": "x"}\nnot zlib')
+    tripwire.init(sink.dsn, spool_dir=str(tmp_path), send_client_reports=False)
+    assert tripwire.flush(10)
+    assert [e["event_id"] for e in sink.events] == ["e" * 32]
+    assert tripwire.stats()["dropped"] == {"internal_error": 1}
     assert list(tmp_path.rglob("*.twp*")) == []

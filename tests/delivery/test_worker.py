@@ -14,11 +14,14 @@ from pathlib import Path
 import pytest
 
 import tripwire
+from tests.support.figures import record
+from tests.support.forking import child_exit_code_after_fork_holding
 from tests.support.sink import Sink
 from tripwire._types import SessionBatch
-from tripwire._worker import Worker
+from tripwire.delivery.outbox import Outbox
+from tripwire.delivery.worker import Worker
 
-from .conftest import raise_and_capture
+from .conftest import free_port, raise_and_capture
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -35,7 +38,7 @@ def _blocked_worker(maxsize: int) -> tuple[Worker, list[object], list[object], t
             gate.wait(5)
         done.append(job)
 
-    worker = Worker(process, maxsize=maxsize, name="test-worker", on_drop=dropped.append)
+    worker = Worker(process, Outbox(maxsize), name="test-worker", on_drop=dropped.append)
     assert worker.submit("gate")
     assert started.wait(5)
     return worker, done, dropped, gate
@@ -57,7 +60,7 @@ def test_errors_push_out_low_priority_jobs_when_full() -> None:
     assert dropped == ["s1", "s2"]
     # Errors run before the low-priority work still queued.
     assert done == ["gate", "error-1", "error-2", "s3"]
-    worker.close(1)
+    assert worker.close(1)[1] == []
 
 
 def test_a_queue_full_of_errors_refuses_new_errors() -> None:
@@ -71,24 +74,73 @@ def test_a_queue_full_of_errors_refuses_new_errors() -> None:
     assert worker.flush(5)
     assert done == ["gate", "e1", "e2"]
     assert dropped == []
-    worker.close(1)
+    assert worker.close(1)[1] == []
 
 
-def test_close_counts_the_jobs_it_had_no_time_for() -> None:
-    """close() with a timeout too short hands every job left behind to on_drop."""
+def test_close_hands_back_the_jobs_it_had_no_time_for() -> None:
+    """close() with a timeout too short returns every job left behind (the client counts them)."""
     worker, done, dropped, gate = _blocked_worker(maxsize=5)
     assert worker.submit("e1") and worker.submit("s1", low_priority=True)
-    worker.close(0.1)
+    flushed, left = worker.close(0.1)
     gate.set()
-    assert dropped == ["e1", "s1"]
+    assert not flushed
+    assert left == ["e1", "s1"]
+    assert dropped == []
     assert not worker.submit("late")
+
+
+def test_client_close_counts_the_jobs_the_worker_had_no_time_for(sink: Sink) -> None:
+    """close() with a timeout too short counts every capture still queued as queue_full."""
+    client = tripwire.init(sink.dsn, send_client_reports=False)
+    gate = threading.Event()
+
+    def blocked(event: object) -> None:
+        gate.wait(5)
+
+    client.reporters[0].send_event = blocked  # type: ignore[method-assign]
+    raise_and_capture(4)  # the first occupies the worker, three wait in its queue
+    client.close(0.1)
+    gate.set()
+    assert client.stats.snapshot()["dropped"] == {"queue_full": 3}
+
+
+@pytest.fixture
+def no_new_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Threads cannot start, as during interpreter shutdown on Python >= 3.12."""
+
+    def refuse(self: threading.Thread) -> None:
+        raise RuntimeError("can't create new thread at interpreter shutdown")
+
+    monkeypatch.setattr(threading.Thread, "start", refuse)
+
+
+def test_without_threads_jobs_run_on_the_calling_thread(no_new_threads: None) -> None:
+    """When no thread can start, submit() processes the job at once on the caller's thread."""
+    done: list[object] = []
+    worker = Worker(done.append, Outbox(10), name="test-worker")
+    assert worker.submit("e1") and worker.submit("s1", low_priority=True)
+    assert done == ["e1", "s1"]
+    assert worker.flush(0) and worker.close(0) == (True, [])
+
+
+def test_without_threads_a_failed_send_is_spooled_or_counted_at_close(no_new_threads: None) -> None:
+    """At shutdown without threads, each payload gets one attempt on the exiting thread; what the
+    backend did not take is counted at close instead of being retried forever."""
+    client = tripwire.init(f"http://k@127.0.0.1:{free_port()}/1", send_client_reports=False)
+    raise_and_capture(2)
+    client.close(0.2)
+    assert client.stats.snapshot()["dropped"] == {"network_error": 2}
 
 
 def test_client_counts_evicted_session_batches(sink: Sink) -> None:
     """A session batch pushed out by errors shows up in stats() as queue_full/session."""
     client = tripwire.init(sink.dsn, max_queue_size=2, send_client_reports=False)
     gate = threading.Event()
-    client.reporters[0].send_event = lambda event: gate.wait(5)  # type: ignore[method-assign]
+
+    def blocked(event: object) -> None:
+        gate.wait(5)
+
+    client.reporters[0].send_event = blocked  # type: ignore[method-assign]
     raise_and_capture(1)  # occupies the worker
     client.submit_sessions(SessionBatch(updates=[{"sid": "1" * 32}, {"sid": "2" * 32}]))
     client.submit_sessions(SessionBatch(updates=[{"sid": "3" * 32}]))
@@ -179,6 +231,28 @@ def test_worker_and_sender_restart_in_a_forked_child(sink: Sink) -> None:
     assert done.returncode == 0, done.stderr
     messages = sorted(e["logentry"]["formatted"] for e in sink.events if "logentry" in e)
     assert messages == ["from the child", "parent after fork", "parent before fork"]
+
+
+@pytest.mark.reliability
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
+@pytest.mark.parametrize("held", ["client worker", "sender"])
+def test_a_child_forked_while_a_delivery_lock_is_held_still_delivers(sink: Sink, held: str) -> None:
+    """Forked at the moment another thread holds the client worker's or the sender's lock, the child
+    still captures, builds, sends and flushes through its own threads (no deadlock, nothing lost)."""
+    client = tripwire.init(sink.dsn, send_client_reports=False)
+    tripwire.capture_message("warm up: both threads running")
+    assert tripwire.flush(5)
+    worker = client._worker if held == "client worker" else client.reporters[0]._worker  # type: ignore[attr-defined]
+
+    def in_child() -> bool:
+        tripwire.capture_message(f"from a child forked while the {held} lock was held")
+        return tripwire.flush(3)
+
+    code = child_exit_code_after_fork_holding(worker.cond, in_child)  # type: ignore[arg-type]
+    assert code == 0
+    assert sink.wait_until(lambda: len(sink.events) == 2, 5)
+    record("fork-shutdown", f"children forked while the {held} lock was held that delivered", "1 of 1",
+           "tests/delivery/test_worker.py: the child renews the lock, its outbox and its thread")
 
 
 def test_atexit_delivers_what_is_queued_silently(sink: Sink) -> None:

@@ -308,9 +308,9 @@ def test_capture_never_raises_even_with_hostile_input(caplog: pytest.LogCaptureF
             raise ValueError(Hostile())
         except ValueError:
             tripwire.capture_exception(extras=Hostile())
-    for event in events:
-        assert event["event_id"]
-    assert len(events) == 2 or len(events) == 3
+    # Each of the three captures is reported despite its hostile parts (none is lost to them).
+    assert len(events) == 3
+    assert all(event["event_id"] for event in events)
 
 
 def test_event_processors_on_the_scope_run_on_the_worker() -> None:

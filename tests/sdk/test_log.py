@@ -1,4 +1,4 @@
-"""tripwire's own logger: a lazy stand-in that imports logging only when a line is logged."""
+"""tripwire's own logger: the plain `tripwire` logging.Logger, naming the SDK code that logged."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from tripwire._log import logger
 def test_sdk_log_lines_are_tripwire_records_naming_the_code_that_logged(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """A warning through the lazy logger is a 'tripwire' record whose function and line are the caller's."""
+    """A warning through the SDK logger is a 'tripwire' record whose function and line are the caller's."""
     with caplog.at_level(logging.DEBUG, logger="tripwire"):
         line = sys._getframe().f_lineno + 1
         logger.warning("tripwire: reporter %s failed", "sentry")

@@ -11,14 +11,8 @@ import pytest
 import tripwire
 import tripwire.testing
 from tripwire import _scope
-from tripwire._scrub import (
-    FILTERED,
-    Scrubber,
-    scrub_headers,
-    scrub_mapping,
-    scrub_query_string,
-    scrub_url,
-)
+from tripwire._scrub import FILTERED, Scrubber
+from tripwire.integrations._common import active_scrubber
 
 from ._support import frames, one_event
 
@@ -205,8 +199,8 @@ def test_request_with_pii_keeps_cookies_and_ips_but_not_secrets() -> None:
     assert request["env"]["REMOTE_ADDR"] == "203.0.113.9"
 
 
-def test_user_identity_only_with_pii() -> None:
-    """Without send_default_pii the user keeps only id; with it, email/username/ip are sent."""
+def test_a_user_given_explicitly_is_sent_whatever_send_default_pii() -> None:
+    """user= on a capture is the app's choice: email/username/ip are sent with and without PII."""
     user = {
         "id": "42",
         "email": "bob@example.test",
@@ -215,24 +209,35 @@ def test_user_identity_only_with_pii() -> None:
         "plan": "pro",
     }
     without = one_event(lambda: tripwire.capture_message("x", user=user))
-    assert without["user"] == {"id": "42", "plan": "pro"}
-    assert without["_meta"]["user"]["email"][""]["rem"] == [["!pii", "x"]]
+    assert without["user"] == user
+    assert "_meta" not in without
     with_pii = one_event(lambda: tripwire.capture_message("x", user=user), send_default_pii=True)
     assert with_pii["user"] == user
 
 
-def test_helpers_for_integrations_use_the_active_options() -> None:
-    """scrub_url/query_string/headers/mapping follow the active client's keys and PII setting."""
-    assert scrub_url("http://u:p@h/x?q=1&password=2") == f"http://u:{FILTERED}@h/x?q=1&password={FILTERED}"
-    assert scrub_query_string("a=1&secret=2") == f"a=1&secret={FILTERED}"
-    assert scrub_headers([(b"Cookie", b"a=b"), (b"Accept", b"*/*")]) == {"Accept": "*/*"}
-    assert scrub_mapping({"orderNo": 1, "tenant": "t"}) == {"orderNo": 1, "tenant": "t"}
-    tripwire.init(
+def test_each_client_scrubs_by_its_own_options() -> None:
+    """A client's scrubber (built once) follows its scrub_keys and PII setting, not another client's."""
+    plain = tripwire.init(reporters=[tripwire.testing.CaptureReporter()])
+    assert plain.scrubber is plain.scrubber
+    assert plain.scrubber.scrub_mapping({"orderNo": 1, "tenant": "t"}) == {"orderNo": 1, "tenant": "t"}
+    assert plain.scrubber.scrub_headers({"Cookie": "a=b", "Accept": "*/*"}) == {"Accept": "*/*"}
+    strict = tripwire.init(
         reporters=[tripwire.testing.CaptureReporter()], scrub_keys=["tenant"], send_default_pii=True
     )
-    assert scrub_mapping({"orderNo": 1, "tenant": "t"}) == {"orderNo": 1, "tenant": FILTERED}
-    assert scrub_headers({"Cookie": "a=b"}) == {"Cookie": FILTERED}
-    assert scrub_headers({"X-Real-IP": "1.2.3.4"}) == {"X-Real-IP": "1.2.3.4"}
+    assert strict.scrubber.scrub_mapping({"orderNo": 1, "tenant": "t"}) == {"orderNo": 1, "tenant": FILTERED}
+    assert strict.scrubber.scrub_headers({"Cookie": "a=b"}) == {"Cookie": FILTERED}
+    assert strict.scrubber.scrub_headers({"X-Real-IP": "1.2.3.4"}) == {"X-Real-IP": "1.2.3.4"}
+    assert plain.scrubber.scrub_mapping({"tenant": "t"}) == {"tenant": "t"}
+
+
+def test_integrations_scrub_by_the_active_clients_rules() -> None:
+    """What integrations put into breadcrumbs follows the active client's rules, the defaults without one."""
+    assert active_scrubber().scrub_url("http://u:p@h/x") == f"http://u:{FILTERED}@h/x"
+    assert active_scrubber().scrub_query_string("a=1&secret=2") == f"a=1&secret={FILTERED}"
+    assert active_scrubber().scrub_mapping({"tenant": "t"}) == {"tenant": "t"}
+    client = tripwire.init(reporters=[tripwire.testing.CaptureReporter()], scrub_keys=["tenant"])
+    assert active_scrubber() is client.scrubber
+    assert active_scrubber().scrub_mapping({"tenant": "t"}) == {"tenant": FILTERED}
 
 
 def test_percent_encoded_query_keys_are_recognised() -> None:

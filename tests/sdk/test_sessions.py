@@ -37,7 +37,7 @@ def test_sessions_are_counted_per_started_minute_in_the_sentry_shape() -> None:
         aggregator.record(MINUTE + offset, outcome)
     assert aggregator.flush()
     (batch,) = batches
-    assert batch.updates == []
+    assert batch.updates == ()
     (item,) = batch.aggregates
     assert item["attrs"] == {"release": "2.0", "environment": "prod"}
     assert item["aggregates"] == [

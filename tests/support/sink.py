@@ -150,7 +150,8 @@ class Sink:
 
     # -- lifecycle -----------------------------------------------------------------------------
     def start(self) -> Sink:
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        # A short poll: stop() (shutdown) waits for the serving loop to notice, up to one interval.
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
         self._thread.start()
         return self
 
@@ -205,7 +206,8 @@ class Sink:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return False
-                self._cond.wait(min(remaining, 0.2))
+                # 50 ms: a predicate may depend on state the sink does not notify about.
+                self._cond.wait(min(remaining, 0.05))
         return True
 
     def wait_for_events(self, count: int, timeout: float = 10.0) -> list[dict[str, Any]]:

@@ -109,7 +109,8 @@ async def get_trace(request: Request, state: CollectorState, user: User) -> Any:
     trace_id = request.path_params["trace_id"]
     if not (1 <= len(trace_id) <= 32 and all(c in "0123456789abcdefABCDEF" for c in trace_id)):
         raise ApiError(400, "a trace id is 32 hexadecimal digits")
-    data = await _run(service.trace, state.store, trace_id.lower())
+    visible = None if user.is_admin else await _run(state.store.member_project_ids, user.id)
+    data = await _run(service.trace, state.store, trace_id.lower(), visible)
     if not data["spans"] and not data["errors"]:
         raise ApiError(404, f"no stored transaction or event of trace {trace_id}")
     return data
@@ -117,7 +118,7 @@ async def get_trace(request: Request, state: CollectorState, user: User) -> Any:
 
 @_endpoint(
     "GET",
-    "/api/0/issues/{issue_id:int}/events/traces/",
+    "/api/0/issues/{issue_id:id}/events/traces/",
     "An issue's events with their trace ids: [{event_id, timestamp, trace_id}], newest first",
     (("limit", "page size, default 50"), ("offset", "rows to skip")),
 )

@@ -19,6 +19,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from . import _json
+from .budget import BudgetExhausted, Reservation
 from .ingest import Rejection, _auth_key, _check_project, _Request, _send_response, header_safe, read_body
 from .intake import IntakeUnavailable
 from .performance import otlp
@@ -52,7 +53,7 @@ def _decode(body: bytes, content_type: str, project_id: int) -> tuple[bytes, int
     return b"\n".join(lines) + b"\n", len(txs)
 
 
-async def _export(request: _Request, state: CollectorState) -> tuple[int, int]:
+async def _export(request: _Request, state: CollectorState, reservation: Reservation) -> tuple[int, int]:
     limits = state.config.limits
     key = _auth_key(request)
     if not key:
@@ -70,8 +71,9 @@ async def _export(request: _Request, state: CollectorState) -> tuple[int, int]:
         raise Rejection(
             415, f"unsupported Content-Type {content_type!r}: use {_PROTOBUF} or application/json"
         )
-    body, _raw, _encoding = await read_body(
+    body = await read_body(
         request,
+        reservation,
         max_compressed=limits.max_envelope_compressed,
         max_size=min(limits.max_envelope_size, MAX_EXPORT_SIZE),
     )
@@ -113,10 +115,18 @@ async def _otlp_traces(scope: Scope, receive: Receive, send: Send) -> None:
     request = _Request(scope, receive)
     state: CollectorState = request.app.state.collector
     wants_json = request.headers.get("content-type", "").startswith("application/json")
+    # The decompressed body counts against the collector's in-flight budget, like an envelope.
+    reservation = state.budget.reservation()
     try:
-        await _export(request, state)
+        await _export(request, state, reservation)
+    except BudgetExhausted as exc:
+        await _send_response(send, 503, str(exc).encode(), {"Retry-After": "2"}, "text/plain")
+        return
     except Rejection as exc:
         headers = {**exc.headers, "X-Sentry-Error": header_safe(exc.message)}
+        if not request.body_done:
+            # The rest of the body will not be read: close rather than parse it as a request.
+            headers["Connection"] = "close"
         if wants_json:
             body: Any = json.dumps({"code": exc.status, "message": exc.message}).encode()
         else:
@@ -125,6 +135,8 @@ async def _otlp_traces(scope: Scope, receive: Receive, send: Send) -> None:
             send, exc.status, body, headers, "application/json" if wants_json else "text/plain"
         )
         return
+    finally:
+        reservation.release()
     # An empty ExportTraceServiceResponse: full success.
     if wants_json:
         await _send_response(send, 200, b"{}", {}, "application/json")
@@ -139,6 +151,6 @@ def routes() -> list[Route]:
     """``/v1/traces`` (the OTLP default path) and Sentry's project-scoped OTLP path."""
     return [
         Route("/v1/traces", otlp_traces, methods=["POST"]),
-        Route("/api/{project_id:int}/integration/otlp/v1/traces", otlp_traces, methods=["POST"]),
-        Route("/api/{project_id:int}/integration/otlp/v1/traces/", otlp_traces, methods=["POST"]),
+        Route("/api/{project_id:id}/integration/otlp/v1/traces", otlp_traces, methods=["POST"]),
+        Route("/api/{project_id:id}/integration/otlp/v1/traces/", otlp_traces, methods=["POST"]),
     ]

@@ -17,13 +17,13 @@ app imports them, so ``init()`` imports none of them.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from .._exceptions import ConfigurationError
 from .._log import logger
+from ._common import Integration
 
-TYPE_CHECKING = False  # typing's, without importing typing (3 ms): see _namedtuple.py
 if TYPE_CHECKING:
-    from typing import Any, ClassVar
-
     from .._options import Options
     from .asyncio import AsyncioIntegration as AsyncioIntegration
     from .context import ContextIntegration as ContextIntegration
@@ -47,26 +47,6 @@ __all__ = [
     "ThreadingIntegration",
     "installed",
 ]
-
-class Integration:
-    """Base class: ``install()`` hooks into the process, ``uninstall()`` puts back what was there.
-
-    Subclasses set :attr:`identifier` (the name used in ``disabled_integrations``). An instance is
-    installed at most once at a time; hooks must stay harmless if someone else wrapped them after us
-    (they then pass everything through instead of being unwrapped).
-    """
-
-    identifier: ClassVar[str] = ""
-
-    def install(self) -> None:
-        """Hook into the process. Called by :func:`tripwire.init`."""
-
-    def uninstall(self) -> None:
-        """Undo :meth:`install`. Called by :func:`tripwire.close` and on re-init."""
-
-    def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self.identifier!r}>"
-
 
 #: The integrations on by default: name -> (module, class). Imported only by init().
 DEFAULT_INTEGRATIONS: dict[str, tuple[str, str]] = {

@@ -1,19 +1,44 @@
-"""Small helpers the integrations share."""
+"""What the integrations share: the ``Integration`` base class (re-exported as
+``tripwire.integrations.Integration``) and small helpers.
+
+The integration modules import the base class from here, never from the package that loads them.
+"""
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable
 from types import ModuleType
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from .. import _api
+from .. import _globals
+from .._scrub import Scrubber
 from .._types import Breadcrumb, Hint
+from ._imports import when_imported
 
-TYPE_CHECKING = False  # typing's, without importing typing (3 ms): see _namedtuple.py
 if TYPE_CHECKING:
-    from typing import Any
-
     from .._client import Client
+
+
+class Integration:
+    """Base class: ``install()`` hooks into the process, ``uninstall()`` puts back what was there.
+
+    Subclasses set :attr:`identifier` (the name used in ``disabled_integrations``). An instance is
+    installed at most once at a time; hooks must stay harmless if someone else wrapped them after us
+    (they then pass everything through instead of being unwrapped).
+    """
+
+    identifier: ClassVar[str] = ""
+
+    def install(self) -> None:
+        """Hook into the process. Called by :func:`tripwire.init`."""
+
+    def uninstall(self) -> None:
+        """Undo :meth:`install`. Called by :func:`tripwire.close` and on re-init."""
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.identifier!r}>"
 
 
 def in_sdk_thread() -> bool:
@@ -23,19 +48,29 @@ def in_sdk_thread() -> bool:
 
 def add_crumb(client: Client, crumb: Breadcrumb, hint: Hint | None = None) -> None:
     """Add a finished breadcrumb through ``before_breadcrumb`` (never raises)."""
-    if client.options.max_breadcrumbs == 0:
-        return
     try:
-        _api._add_crumb(client, crumb, hint)
+        client.add_breadcrumb(crumb, hint)
     except Exception:
-        pass  # _add_crumb guards the user's hook; this guards against our own mistakes
+        pass  # add_breadcrumb guards the user's hook; this guards against our own mistakes
+
+
+@functools.cache
+def _default_scrubber() -> Scrubber:
+    return Scrubber()  # made on first use: compiling the rules costs about 1 ms
+
+
+def active_scrubber() -> Scrubber:
+    """The active client's scrubber, or the default rules without one."""
+    client = _globals.client
+    return client.scrubber if client is not None else _default_scrubber()
 
 
 def scrub_mapping(data: dict[str, Any]) -> dict[str, Any]:
     """``data`` with secret-looking keys masked, by the same rules as the rest of the event."""
-    from .._scrub import scrub_mapping as scrub
-
-    return scrub(data)
+    try:
+        return active_scrubber().scrub_mapping(data)
+    except Exception:
+        return {}
 
 
 class Patches:
@@ -68,8 +103,6 @@ class Patches:
 
     def when_imported(self, module: str, callback: Callable[[ModuleType], None]) -> None:
         """Run ``callback(module)`` now or once ``module`` is imported (cancelled by ``undo``)."""
-        from ._imports import when_imported
-
         self._undo.append(when_imported(module, callback))
 
     def undo(self) -> None:

@@ -13,13 +13,12 @@ import sys
 import threading
 from collections.abc import Callable, Sequence
 from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 from .._log import logger
 
-TYPE_CHECKING = False  # typing's, without importing typing (3 ms): see _namedtuple.py
 if TYPE_CHECKING:
     from importlib.machinery import ModuleSpec  # importlib imports warnings: 0.3 ms at init
-    from typing import Any
 
 Callback = Callable[[ModuleType], None]
 

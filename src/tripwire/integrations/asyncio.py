@@ -20,14 +20,10 @@ from __future__ import annotations
 import reprlib
 from collections.abc import Callable, Coroutine
 from types import ModuleType
+from typing import Any, ClassVar
 
 from .. import _globals
-from . import Integration
-from ._common import Patches
-
-TYPE_CHECKING = False  # typing's, without importing typing (3 ms): see _namedtuple.py
-if TYPE_CHECKING:
-    from typing import Any, ClassVar
+from ._common import Integration, Patches
 
 __all__ = ["AsyncioIntegration", "report_loop_context"]
 

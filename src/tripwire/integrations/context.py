@@ -19,13 +19,10 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Mapping
+from typing import ClassVar
 
 from .. import _scope
-from . import Integration
-
-TYPE_CHECKING = False  # typing's, without importing typing (3 ms): see _namedtuple.py
-if TYPE_CHECKING:
-    from typing import ClassVar
+from ._common import Integration
 
 __all__ = ["RELEASE_ENV_VARS", "ContextIntegration", "detect_release"]
 

@@ -16,14 +16,13 @@ import sys
 import threading
 from collections.abc import Callable
 from types import TracebackType
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from .. import _globals, _scope
-from . import Integration
+from .._sessions import ApplicationSession, end_application_session
+from ._common import Integration
 
-TYPE_CHECKING = False  # typing's, without importing typing (3 ms): see _namedtuple.py
 if TYPE_CHECKING:
-    from typing import Any, ClassVar
-
     ExceptHook = Callable[[type[BaseException], BaseException, TracebackType | None], Any]
     ThreadHook = Callable[[Any], Any]
 
@@ -119,8 +118,6 @@ class ExcepthookIntegration(Integration):
         if client is None:
             return
         try:
-            from .._sessions import ApplicationSession, end_application_session
-
             if isinstance(_scope.isolation_holder().session, ApplicationSession):
                 end_application_session(client)
         except Exception:

@@ -8,19 +8,15 @@ imported by tripwire: the hook is set up when the app imports httpx (or right aw
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Sequence
 from types import ModuleType
+from typing import Any, ClassVar
 
 from .. import _globals
-from . import Integration
-from ._common import Patches, add_crumb
+from ._common import Integration, Patches, add_crumb
 from .stdlib import _is_sdk_request, compile_targets, http_breadcrumb, trace_header
-
-TYPE_CHECKING = False  # typing's, without importing typing (3 ms): see _namedtuple.py
-if TYPE_CHECKING:
-    import re
-    from typing import Any, ClassVar
 
 __all__ = ["HttpxIntegration"]
 

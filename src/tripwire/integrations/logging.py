@@ -13,26 +13,22 @@ The app's own handlers run first and exactly as before.
 * tripwire's own logger (``tripwire`` and below) is never fed back in, nor are loggers named in
   :func:`ignore_logger`, nor records logged with ``extra={"tripwire_ignore": True}``.
 
-Installing it does not import :mod:`logging` (6 ms of CPU with what it pulls in): ``callHandlers`` is
-wrapped right away if the app has imported ``logging``, else the moment it does (a post-import hook), so
-no record is missed either way.
+``callHandlers`` is wrapped when the integration is installed (by ``tripwire.init``).
 """
 
 from __future__ import annotations
 
+import fnmatch
+import logging
 import threading
 from collections.abc import Callable
 from types import ModuleType
+from typing import Any, ClassVar
 
-from .. import _api, _globals
+from .. import _globals
+from .._exceptions import ConfigurationError
 from .._types import Breadcrumb, Event
-from . import Integration
-from ._common import Patches, in_sdk_thread, scrub_mapping
-
-TYPE_CHECKING = False  # typing's, without importing typing (3 ms): see _namedtuple.py
-if TYPE_CHECKING:
-    import logging
-    from typing import Any, ClassVar
+from ._common import Integration, Patches, in_sdk_thread, scrub_mapping
 
 __all__ = [
     "LoggingIntegration",
@@ -69,8 +65,6 @@ def _is_ignored(record: logging.LogRecord) -> bool:
     if getattr(record, "tripwire_ignore", False):
         return True
     if _IGNORED:
-        import fnmatch
-
         for pattern in _IGNORED:
             if name == pattern or fnmatch.fnmatchcase(name, pattern):
                 return True
@@ -101,8 +95,6 @@ def _message(record: logging.LogRecord) -> str:
 def _standard() -> frozenset[str]:
     global _standard_attrs
     if _standard_attrs is None:
-        import logging
-
         _standard_attrs = frozenset(
             vars(logging.LogRecord("", 0, "", 0, "", (), None)).keys()
             | {"message", "asctime", "taskName", "tripwire_ignore"}
@@ -179,7 +171,7 @@ def leave_breadcrumb(record: logging.LogRecord, *, attach_extra: bool = False) -
         crumb = record_to_breadcrumb(record, attach_extra=attach_extra)
         # The hint only matters to a before_breadcrumb hook; do not build it for nothing.
         hint = {"log_record": record} if client.options.before_breadcrumb is not None else None
-        _api._add_crumb(client, crumb, hint)
+        client.add_breadcrumb(crumb, hint)
 
 
 class LoggingIntegration(Integration):
@@ -252,11 +244,8 @@ class LoggingIntegration(Integration):
 def _level(value: int | str | None) -> int | None:
     if value is None or isinstance(value, int):
         return value
-    import logging  # a level given by name: only logging knows the names (custom levels too)
-
+    # A level given by name: only logging knows the names (custom levels too).
     number = logging.getLevelName(value.upper())
     if not isinstance(number, int):
-        from .._exceptions import ConfigurationError
-
         raise ConfigurationError(f"LoggingIntegration: unknown logging level {value!r}")
     return number

@@ -10,13 +10,11 @@ middleware counts those), so this is not on by default.
 from __future__ import annotations
 
 import atexit
+from typing import ClassVar
 
 from .. import _globals, _scope
-from . import Integration
-
-TYPE_CHECKING = False  # typing's, without importing typing (3 ms): see _namedtuple.py
-if TYPE_CHECKING:
-    from typing import ClassVar
+from .._sessions import end_application_session, start_application_session
+from ._common import Integration
 
 __all__ = ["ProcessSessionIntegration"]
 
@@ -30,8 +28,6 @@ class ProcessSessionIntegration(Integration):
         self._session: object | None = None
 
     def install(self) -> None:
-        from .._sessions import start_application_session
-
         # The process-level scope: errors captured outside any request or job count on it.
         token = _scope._isolation.set(_scope._ROOT)
         try:
@@ -49,8 +45,6 @@ class ProcessSessionIntegration(Integration):
         session, self._session = self._session, None
         if session is None or _scope._ROOT.session is not session:
             return False
-        from .._sessions import end_application_session
-
         token = _scope._isolation.set(_scope._ROOT)
         try:
             return end_application_session(_globals.client)

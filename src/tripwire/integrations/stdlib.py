@@ -13,19 +13,17 @@ Requests made by tripwire itself (to its DSN, or from its own threads) leave non
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Callable, Sequence
 from types import ModuleType
+from typing import Any, ClassVar
 
-from .. import _globals, _scope
+from .. import _deferred, _globals, _scope
+from .._exceptions import ConfigurationError
+from .._serialize import FILTERED
 from .._types import Breadcrumb
-from . import Integration
-from ._common import Patches, add_crumb, in_sdk_thread
-
-TYPE_CHECKING = False  # typing's, without importing typing (3 ms): see _namedtuple.py
-if TYPE_CHECKING:
-    import re
-    from typing import Any, ClassVar
+from ._common import Integration, Patches, active_scrubber, add_crumb, in_sdk_thread
 
 __all__ = ["StdlibIntegration", "http_breadcrumb"]
 
@@ -42,13 +40,12 @@ def http_breadcrumb(
     error: BaseException | None = None,
 ) -> Breadcrumb:
     """The breadcrumb of one outgoing request, scrubbed (shared by the http.client and httpx hooks)."""
-    from .._scrub import scrub_query_string, scrub_url
-
+    scrubber = active_scrubber()
     base = url.partition("#")[0]
     base, _, query = base.partition("?")
-    data: dict[str, Any] = {"method": method.upper(), "url": scrub_url(base)}
+    data: dict[str, Any] = {"method": method.upper(), "url": _safely(scrubber.scrub_url, base)}
     if query:
-        data["http.query"] = scrub_query_string(query)
+        data["http.query"] = _safely(scrubber.scrub_query_string, query)
     if status is not None:
         data["status_code"] = status
     if reason:
@@ -65,21 +62,24 @@ def http_breadcrumb(
     return {"type": "http", "category": category, "level": level, "timestamp": started, "data": data}
 
 
+def _safely(scrub: Callable[[str], str], text: str) -> str:
+    try:
+        return scrub(text)
+    except Exception:
+        return FILTERED  # nothing unscrubbed ever leaves
+
+
 def compile_targets(owner: str, targets: Sequence[str | re.Pattern[str]]) -> tuple[re.Pattern[str], ...]:
     """Regular expressions for ``trace_propagation_targets``; ConfigurationError if one is invalid."""
     if isinstance(targets, str):
         targets = [targets]
     if not targets:
-        return ()  # the default: no need to import re (and enum), 3 ms of CPU, at init
-    import re
-
+        return ()
     compiled = []
     for target in targets:
         try:
             compiled.append(target if isinstance(target, re.Pattern) else re.compile(target))
         except (re.error, TypeError) as exc:
-            from .._exceptions import ConfigurationError
-
             message = f"{owner}: invalid trace_propagation_targets {target!r}: {exc}"
             raise ConfigurationError(message) from None
     return tuple(compiled)
@@ -109,9 +109,7 @@ def _is_sdk_request(host: str, port: int | None, path: str) -> bool:
 def _connection_url(conn: Any, url: str) -> tuple[str, str, int | None, str]:
     """(full URL, host, port, path) of a request made on http.client connection ``conn``."""
     if url.startswith(("http://", "https://")):  # a request through a proxy carries the full URL
-        from urllib.parse import urlsplit
-
-        parts = urlsplit(url)
+        parts = _deferred.urlsplit(url)
         return url, parts.hostname or "", parts.port, parts.path
     default_port = getattr(conn, "default_port", 80)
     scheme = "https" if default_port == 443 else "http"

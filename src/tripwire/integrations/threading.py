@@ -19,13 +19,9 @@ import functools
 import threading
 from collections.abc import Callable
 from types import ModuleType
+from typing import Any, ClassVar
 
-from . import Integration
-from ._common import Patches
-
-TYPE_CHECKING = False  # typing's, without importing typing (3 ms): see _namedtuple.py
-if TYPE_CHECKING:
-    from typing import Any, ClassVar
+from ._common import Integration, Patches
 
 __all__ = ["ThreadingIntegration"]
 

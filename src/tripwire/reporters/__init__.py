@@ -6,19 +6,17 @@ Built in: ``sentry`` (Sentry envelopes), ``bugsnag``, ``logging`` and ``capture`
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
+from .. import _deferred
 from .._exceptions import ConfigurationError
 from .base import Reporter
-
-TYPE_CHECKING = False  # typing's, without importing typing (3 ms): see _namedtuple.py
-if TYPE_CHECKING:
-    from typing import Any
 
 __all__ = ["Reporter", "create_reporter", "load_backend"]
 
 ENTRY_POINT_GROUP = "tripwire.reporters"
 
-# Built-in backends resolve without importlib.metadata, which costs ~15 ms to import.
+# Built-in backends resolve without importlib.metadata, which costs ~15 ms to import (see _deferred).
 _BUILTIN = {
     "sentry": ("tripwire.reporters.sentry", "SentryReporter"),
     "bugsnag": ("tripwire.reporters.bugsnag", "BugsnagReporter"),
@@ -33,9 +31,7 @@ def load_backend(name: str) -> type[Reporter]:
         module, attr = _BUILTIN[name]
         cls = getattr(__import__(module, fromlist=[attr]), attr)  # the submodule, without importlib
     else:
-        from importlib.metadata import entry_points
-
-        found = [ep for ep in entry_points(group=ENTRY_POINT_GROUP) if ep.name == name]
+        found = [ep for ep in _deferred.entry_points(ENTRY_POINT_GROUP) if ep.name == name]
         if not found:
             raise ConfigurationError(
                 f"reporters: no backend named {name!r} (entry point group {ENTRY_POINT_GROUP!r})"

@@ -13,9 +13,10 @@ Write your own by subclassing :class:`Reporter` and registering it under the ent
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from .._types import Event, SessionBatch
 
-TYPE_CHECKING = False  # typing's, without importing typing (3 ms): see _namedtuple.py
 if TYPE_CHECKING:
     from typing import Any
 
@@ -49,6 +50,9 @@ class Reporter:
 
     def send_checkin(self, checkin: dict[str, Any]) -> None:
         """Deliver a cron monitor check-in (Sentry ``check_in`` shape). Others ignore it."""
+
+    def send_feedback(self, feedback: dict[str, Any]) -> None:
+        """Deliver user feedback (a Sentry ``feedback`` event). Others ignore it."""
 
     def flush(self, timeout: float | None) -> bool:
         """Wait until everything handed over so far is delivered; False on timeout."""

@@ -189,6 +189,20 @@ def _request(event: Event) -> dict[str, Any] | None:
     return out
 
 
+def _user(user: Any) -> tuple[dict[str, str], dict[str, Any]]:
+    """BugSnag's user (id, email, name: the name, else the username) and the rest of the app's user
+    for the ``user`` metadata tab, which BugSnag shows beside those fields: nothing set is dropped."""
+    if not isinstance(user, dict) or not user:
+        return {}, {}
+    name_key = "name" if user.get("name") is not None else "username"
+    known: dict[str, str] = {}
+    for field, key in (("id", "id"), ("email", "email"), ("name", name_key)):
+        if user.get(key) is not None:
+            known[field] = str(user[key])
+    taken = {"id", "email", name_key}
+    return known, {k: v for k, v in user.items() if k not in taken}
+
+
 class BugsnagReporter(HttpReporter):
     """Send to BugSnag (hosted or on-premise).
 
@@ -273,12 +287,11 @@ class BugsnagReporter(HttpReporter):
         # usual grouping, refined", which a single hash cannot express.
         if fingerprint and "{{ default }}" not in fingerprint:
             out["groupingHash"] = " ".join(fingerprint)
-        user = event.get("user")
-        if isinstance(user, dict) and user:
-            out["user"] = {
-                k: str(user[s]) for k, s in (("id", "id"), ("email", "email"), ("name", "username"))
-                if user.get(s) is not None
-            }
+        user, user_tab = _user(event.get("user"))
+        if user:
+            out["user"] = user
+        if user_tab:
+            out["metaData"]["user"] = user_tab
         request = _request(event)
         if request is not None:
             out["request"] = request

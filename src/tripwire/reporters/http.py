@@ -1,21 +1,14 @@
-"""The delivery machinery shared by the HTTP reporters (Sentry, BugSnag, or your own).
+"""The HTTP reporters' sender (Sentry, BugSnag, or your own): the delivery parts, composed.
 
-Each :class:`HttpReporter` owns a bounded outbox and one sender thread, so a slow or dead backend
-delays nobody but itself: the client's worker hands over an encoded :class:`Payload` and moves on.
-
-The sender posts with the standard library's ``http.client`` over kept-alive connections, with an
-explicit timeout, gzip-compressed. What happens to a payload depends on the answer:
-
-- 2xx: delivered.
-- Network errors, 408, 429 and 5xx: kept and retried, after a jittered exponential backoff (or the
-  time the backend named in ``Retry-After`` / ``X-Sentry-Rate-Limits``). Connection failures and
-  502/503/504/408/429 never use up a payload's attempts; a payload that keeps failing after it reached
-  the server (500, a reset mid-request) is dropped after ``max_attempts``.
-- 400, 401, 403, 413 and other 4xx: dropped, counted (``too_large`` for 413, else ``rejected``) and
-  logged. Retrying would only get the same answer.
-
-Rate limits are tracked per data category; a payload in a limited category that arrives while the
-limit lasts is dropped and counted as ``rate_limited``, as the Sentry protocol asks.
+Each :class:`HttpReporter` owns one :class:`~tripwire.delivery.worker.Worker` (a bounded outbox and one
+sender thread), so a slow or dead backend delays nobody but itself: the client's worker hands over an
+encoded :class:`Payload` and moves on. The sender posts through
+:class:`~tripwire.delivery.connections.ConnectionPool` (``http.client``, kept-alive, with an explicit
+timeout, gzip-compressed); :func:`~tripwire.delivery.policy.classify` says what the answer means
+(sent, retry, or drop and count), :func:`~tripwire.delivery.policy.backoff` how long to wait, and
+:class:`~tripwire.delivery.ratelimits.RateLimits` which categories the backend asked to hold back. A
+payload in a limited category that arrives while the limit lasts is dropped and counted as
+``rate_limited``, as the Sentry protocol asks.
 
 With a spool directory, payloads that cannot be delivered now go to disk (bounded in bytes, oldest
 out first) and are sent when the backend answers again, also by a later process.
@@ -24,32 +17,29 @@ out first) and are sent when the backend answers again, also by a later process.
 from __future__ import annotations
 
 import os
-import threading
-import time
-from collections import deque
 from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
-from .._http import ConnectionPool, Unreachable
+from .._forksafe import reset_after_fork
 from .._log import logger
-from .._ratelimit import RateLimits
 from .._stats import DropCounter
 from .._types import Event, SessionBatch
+from ..delivery import policy
+from ..delivery.clock import MONOTONIC, Clock
+from ..delivery.connections import ConnectionPool
+from ..delivery.outbox import Outbox
+from ..delivery.ratelimits import RateLimits
+from ..delivery.worker import Worker
 from .base import Reporter
 
-TYPE_CHECKING = False  # typing's, without importing typing (3 ms): see _namedtuple.py
 if TYPE_CHECKING:
-    from typing import Any
-
     from .._options import Options
-    from .._spool import Spool
+    from ..delivery.spool import Spool
 
 
 DEFAULT_MAX_OUTBOX_BYTES = 32 * 1024 * 1024
 DEFAULT_MAX_OUTBOX_ITEMS = 10_000
-# Statuses that say "not now" rather than "not this payload": they never use up attempts.
-_UNAVAILABLE = frozenset({408, 429, 502, 503, 504})
-
-_SENT, _RETRY, _DROP = "sent", "retry", "drop"
+# What the sender does besides sending a payload from the outbox (see HttpReporter._pick).
 _FROM_SPOOL = object()
 _SPILL = object()
 _IDLE = object()
@@ -115,10 +105,19 @@ class Payload:
 
     @classmethod
     def from_spool(cls, meta: Mapping[str, Any], body: bytes, claim: str) -> Payload:
+        """The payload a spool file holds; ``ValueError`` if its metadata makes no sense."""
+        try:
+            return cls._from_spool(meta, body, claim)
+        except (TypeError, ValueError, AttributeError, OverflowError) as exc:
+            raise ValueError(f"unusable spool metadata: {exc}") from None
+
+    @classmethod
+    def _from_spool(cls, meta: Mapping[str, Any], body: bytes, claim: str) -> Payload:
+        categories = {str(k): int(v) for k, v in dict(meta.get("categories") or {"error": 1}).items()}
         return cls(
             url=str(meta.get("url", "")),
             body=body,
-            categories=dict(meta.get("categories") or {"error": 1}),
+            categories=categories,
             kind=str(meta.get("kind", "event")),
             low_priority=bool(meta.get("low_priority", False)),
             count_drops=bool(meta.get("count_drops", True)),
@@ -134,7 +133,8 @@ class HttpReporter(Reporter):
     (and optionally :meth:`encode_sessions`, :meth:`render`, :meth:`spool_key`).
 
     Options left as None are taken from the client's options (``http_timeout``, ``spool_dir``,
-    ``spool_max_bytes``) when the reporter is attached to a client.
+    ``spool_max_bytes``) when the reporter is attached to a client. ``clock`` is the time base of
+    backoff and rate-limit windows (tests inject a faster one).
     """
 
     name = "http"
@@ -162,6 +162,7 @@ class HttpReporter(Reporter):
         name: str | None = None,
         ca_file: str | None = None,
         proxy: str | None = None,
+        clock: Clock = MONOTONIC,
     ) -> None:
         self.http_timeout = http_timeout
         self.spool_dir = spool_dir
@@ -177,31 +178,37 @@ class HttpReporter(Reporter):
             self.compress = compress
         if name is not None:
             self.name = name
+        self.clock = clock
         self.stats = DropCounter()
-        self.limits = RateLimits()
+        self.limits = RateLimits(clock)
         self._spool: Spool | None = None
         self._spool_ready = False
         self._closed = False
-        self._reset_state()
+        self._worker = Worker(
+            self._handle,
+            Outbox(max_outbox_items, max_outbox_bytes, size=_body_size),
+            name=f"tripwire-{self.name}",
+            on_drop=self._evicted,
+            pick=self._pick,
+            clock=clock,
+            on_stop=self._close_connections,
+        )
+        self._reset_sender()
+        reset_after_fork(self)
 
-    def _reset_state(self) -> None:
-        self._cond = threading.Condition(threading.Lock())
-        self._outbox: deque[Payload] = deque()
-        self._outbox_bytes = 0
-        self._inflight = 0
-        self._thread: threading.Thread | None = None
-        self._stopping = False
+    def _reset_sender(self) -> None:
+        # Read by _pick under the worker's condition, written by the sender thread under it.
         self._failures = 0
         self._retry_at = 0.0
         self._spool_paused_until = 0.0
         self._spill_blocked_until = 0.0
+        self._idle_since = self.clock.now()
+        #: The sender thread's connections (only that thread uses them).
         self._pool: ConnectionPool | None = None
-        self._pid = os.getpid()
-        # In a forked child, locks the parent's sender held at fork time would stay locked forever.
-        self.limits._lock = threading.Lock()
-        spool = getattr(self, "_spool", None)
-        if spool is not None:
-            spool._lock = threading.Lock()
+
+    def _after_fork_in_child(self) -> None:
+        # The parent's connections and backoff are the parent's; the child's sender starts afresh.
+        self._reset_sender()
 
     # -- configuration ---------------------------------------------------------------------------
     def configure(self, options: Options) -> None:
@@ -217,7 +224,7 @@ class HttpReporter(Reporter):
         self._open_spool()
         if self._spool is not None and len(self._spool):
             # Left over from an earlier run: start sending it now, not at the first new event.
-            self._ensure_thread()
+            self._worker.start()
 
     def _open_spool(self) -> None:
         if self._spool_ready:
@@ -225,11 +232,13 @@ class HttpReporter(Reporter):
         self._spool_ready = True
         if not self.spool_dir:
             return
-        from .._spool import Spool
+        from ..delivery.spool import Spool
 
         directory = os.path.join(self.spool_dir, self.spool_key())
         max_bytes = 64 * 1024 * 1024 if self.spool_max_bytes is None else self.spool_max_bytes
-        self._spool = Spool(directory, max_bytes, on_evict=self._spool_evicted)
+        self._spool = Spool(
+            directory, max_bytes, on_evict=self._spool_evicted, on_corrupt=self._spool_corrupt
+        )
 
     def spool_key(self) -> str:
         """The spool subdirectory of this reporter: the same for the same backend across restarts."""
@@ -263,64 +272,23 @@ class HttpReporter(Reporter):
 
     def submit(self, payload: Payload) -> bool:
         """Queue a payload for the sender thread; never blocks. False if it was dropped (counted)."""
-        if self._pid != os.getpid():
-            self._reset_state()
         if self._closed:
             self._drop(payload, "queue_full")
             return False
         if self.limits.is_limited(payload.categories):
             self._drop(payload, "rate_limited")
             return False
-        evicted: Payload | None = None
-        overflow = False
-        with self._cond:
-            size = len(payload.body)
-            full = (
-                len(self._outbox) >= self.max_outbox_items
-                or self._outbox_bytes + size > self.max_outbox_bytes
-            )
-            if full and not payload.low_priority:
-                evicted = self._evict_low_locked()
-                full = evicted is None
-            if full:
-                overflow = True
-            else:
-                self._outbox.append(payload)
-                self._outbox_bytes += size
-                self._cond.notify_all()
-            unhealthy = self._retry_at > time.monotonic()
-        if evicted is not None:
-            self._drop(evicted, "queue_full")
-        if overflow:
-            if not self._to_spool(payload):
-                self._drop(payload, "network_error" if unhealthy else "queue_full")
-            return False
-        if not self._ensure_thread():
-            self._drain_inline()
-        return True
+        if self._worker.submit(payload, low_priority=payload.low_priority):
+            return True
+        # The outbox is full (of errors): the spool may still take it.
+        unhealthy = self._retry_at > self.clock.now()
+        if not self._to_spool(payload):
+            self._drop(payload, "network_error" if unhealthy else "queue_full")
+        return False
 
-    def _evict_low_locked(self) -> Payload | None:
-        for index, queued in enumerate(self._outbox):
-            if queued.low_priority:
-                del self._outbox[index]
-                self._outbox_bytes -= len(queued.body)
-                return queued
-        return None
-
-    def _ensure_thread(self) -> bool:
-        with self._cond:
-            if self._thread is not None:
-                return True
-            thread = threading.Thread(target=self._run, name=f"tripwire-{self.name}", daemon=True)
-            self._thread = thread
-        try:
-            thread.start()
-        except RuntimeError:
-            # At interpreter shutdown (Python >= 3.12) no new thread may start.
-            with self._cond:
-                self._thread = None
-            return False
-        return True
+    def _evicted(self, payload: Payload) -> None:
+        """A low-priority payload an error pushed out of the full outbox."""
+        self._drop(payload, "queue_full")
 
     # -- drops -------------------------------------------------------------------------------------
     def _drop(self, payload: Payload, reason: str) -> None:
@@ -340,6 +308,10 @@ class HttpReporter(Reporter):
             for category, quantity in (meta.get("categories") or {"error": 1}).items():
                 self.stats.record("queue_full", category, int(quantity), reporter=self.name)
 
+    def _spool_corrupt(self) -> None:
+        # An unreadable spool file held one payload of an unknown category.
+        self.stats.record("internal_error", reporter=self.name)
+
     def _to_spool(self, payload: Payload) -> bool:
         if self._spool is None:
             return False
@@ -354,94 +326,72 @@ class HttpReporter(Reporter):
         return self._spool.write(payload.to_spool(), payload.body)
 
     # -- the sender thread ---------------------------------------------------------------------------
-    def _run(self) -> None:
-        try:
-            while True:
-                job = self._next()
-                if job is None:
-                    return
-                if job is _SPILL:
-                    self._spill()
-                    continue
-                if job is _IDLE:
-                    try:
-                        self.on_idle()
-                    except Exception:
-                        logger.exception("tripwire: %s failed in on_idle", self.name)
-                    continue
-                if job is _FROM_SPOOL:
-                    payload = self._claim_from_spool()
-                    if payload is None:
-                        with self._cond:
-                            self._inflight -= 1
-                            self._cond.notify_all()
-                        continue
-                else:
-                    payload = job
-                outcome, reason, status = self._attempt(payload)
-                self._settle(payload, outcome, reason, status)
-        finally:
-            if self._pool is not None:
-                self._pool.close()
-                self._pool = None
+    def _pick(self, outbox: Outbox, now: float) -> tuple[Any, float | None]:
+        """The sender's next job (under the worker's condition): a payload, _FROM_SPOOL, _SPILL or
+        _IDLE; or None and how long to wait."""
+        spool = self._spool
+        if self._retry_at > now:
+            if spool is not None and outbox and self._spill_blocked_until <= now:
+                return _SPILL, None
+            return None, self._retry_at - now
+        if spool is not None and self._spool_paused_until <= now and len(spool):
+            return _FROM_SPOOL, None
+        payload = outbox.take(self._sendable)
+        if payload is not None:
+            return payload, None
+        if outbox:
+            # Everything waiting is in a rate-limited category: wait for the first limit to end.
+            soonest = min(self.limits.limited_until(p.categories) or now for p in outbox)
+            return None, max(0.001, soonest - now)
+        if spool is not None and len(spool) and self._spool_paused_until > now:
+            return None, self._spool_paused_until - now
+        if self.idle_interval is None:
+            return None, None
+        due = self._idle_since + self.idle_interval
+        if now >= due:
+            self._idle_since = now
+            return _IDLE, None
+        return None, due - now
 
-    def _next(self) -> Any:
-        """The next thing to do: a payload, _FROM_SPOOL, _SPILL, _IDLE, or None to stop."""
-        with self._cond:
-            while True:
-                if self._stopping:
-                    self._thread = None
-                    return None
-                now = time.monotonic()
-                if self._retry_at > now:
-                    if self._spool is not None and self._outbox and self._spill_blocked_until <= now:
-                        return _SPILL
-                    self._cond.wait(self._retry_at - now)
-                    continue
-                spool = self._spool
-                if spool is not None and self._spool_paused_until <= now and len(spool):
-                    self._inflight += 1
-                    return _FROM_SPOOL
-                soonest = 0.0
-                for index, payload in enumerate(self._outbox):
-                    until = self.limits.limited_until(payload.categories)
-                    if not until:
-                        del self._outbox[index]
-                        self._outbox_bytes -= len(payload.body)
-                        self._inflight += 1
-                        return payload
-                    soonest = until if not soonest else min(soonest, until)
-                if soonest:
-                    self._cond.wait(max(0.001, soonest - now))
-                elif spool is not None and len(spool) and self._spool_paused_until > now:
-                    self._cond.wait(self._spool_paused_until - now)
-                elif self.idle_interval is None:
-                    self._cond.wait()
-                elif not self._cond.wait(self.idle_interval):
-                    return _IDLE
+    def _sendable(self, payload: Payload) -> bool:
+        return not self.limits.limited_until(payload.categories)
+
+    def _handle(self, job: Any) -> None:
+        if job is _SPILL:
+            self._spill()
+        elif job is _IDLE:
+            try:
+                self.on_idle()
+            except Exception:
+                logger.exception("tripwire: %s failed in on_idle", self.name)
+        elif job is _FROM_SPOOL:
+            payload = self._claim_from_spool()
+            if payload is not None:
+                self._deliver(payload)
+        else:
+            self._deliver(job)
+
+    def _close_connections(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
 
     def _spill(self) -> None:
         """The backend is down: move the outbox to disk, where it survives a restart."""
-        with self._cond:
-            payloads = list(self._outbox)
-            self._outbox.clear()
-            self._outbox_bytes = 0
-            self._inflight += len(payloads)
+        payloads: list[Payload] = self._worker.take_all()
         kept: list[Payload] = []
         try:
             for payload in payloads:
                 if not self._to_spool(payload):
                     kept.append(payload)
         finally:
-            with self._cond:
-                if kept:
-                    # The disk refused (full, read-only, too big): keep them in memory, and do not
-                    # try again before the next attempt to send.
-                    self._outbox.extendleft(reversed(kept))
-                    self._outbox_bytes += sum(len(p.body) for p in kept)
+            if kept:
+                # The disk refused (full, read-only, too big): keep them in memory, and do not try
+                # again before the next attempt to send.
+                with self._worker.cond:
                     self._spill_blocked_until = self._retry_at
-                self._inflight -= len(payloads)
-                self._cond.notify_all()
+                self._worker.put_back(kept, low_priority=_is_low_priority)
+            self._worker.done(len(payloads))
 
     def _claim_from_spool(self) -> Payload | None:
         assert self._spool is not None
@@ -449,59 +399,71 @@ class HttpReporter(Reporter):
         if claimed is None:
             return None
         path, meta, body = claimed
-        payload = Payload.from_spool(meta, body, path)
+        try:
+            payload = Payload.from_spool(meta, body, path)
+        except ValueError as exc:
+            logger.warning("tripwire: dropping a spool file of %s with %s", self.name, exc)
+            self._spool.release(path, delivered=True)
+            self._spool_corrupt()
+            return None
         until = self.limits.limited_until(payload.categories)
         if until:
             self._spool.release(path, delivered=False)
-            with self._cond:
+            with self._worker.cond:
                 self._spool_paused_until = until
             return None
         return payload
 
-    def _attempt(self, payload: Payload) -> tuple[str, str, int]:
-        """Send once: (outcome, drop reason, HTTP status or 0)."""
+    def _deliver(self, payload: Payload) -> None:
+        """One attempt, and what follows from its outcome."""
+        outcome = self._attempt(payload)
+        self._settle(payload, outcome)
+
+    def _attempt(self, payload: Payload) -> policy.Outcome:
+        """Send once and classify the answer (see :mod:`tripwire.delivery.policy`)."""
         try:
             body, headers = self.render(payload)
         except Exception:
             logger.exception("tripwire: %s could not render a %s payload", self.name, payload.kind)
-            return _DROP, "internal_error", 0
+            return policy.Outcome(policy.DROP, "internal_error")
         if self.compress:
             import zlib  # here, on the sender thread: not a cost of import tripwire or init()
 
             packer = zlib.compressobj(self.compress_level, zlib.DEFLATED, 31)  # 31: gzip container
             body = packer.compress(body) + packer.flush()
             headers["Content-Encoding"] = "gzip"
+        status, reply, error = 0, b"", None
+        reply_headers: dict[str, str] = {}
         try:
             if self._pool is None:
                 timeout = self.http_timeout if self.http_timeout is not None else 5.0
                 self._pool = ConnectionPool(timeout, self.ca_file, self.proxy)
             status, reply_headers, reply = self._pool.post(payload.url, body, headers)
-        except Unreachable as exc:
-            self._log_failure(payload, f"cannot connect: {exc}")
-            return _RETRY, "network_error", 0
         except Exception as exc:
+            error = exc
+        outcome = policy.classify(status, reply_headers, error)
+        if outcome.uses_attempt:
             payload.attempts += 1
-            self._log_failure(payload, f"network error: {exc!r}")
-            return _RETRY, "network_error", -1
+        if error is not None:
+            what = f"cannot connect: {error}" if not outcome.uses_attempt else f"network error: {error!r}"
+            self._log_failure(payload, what)
+            return outcome
         self.limits.update(status, reply_headers)
-        if 200 <= status < 300:
-            return _SENT, "", status
-        if status in _UNAVAILABLE or status >= 500:
-            if status not in _UNAVAILABLE:
-                payload.attempts += 1
+        if outcome.action == policy.RETRY:
             self._log_failure(payload, f"HTTP {status}")
-            return _RETRY, "network_error", status
-        text = reply[:300].decode("utf-8", "replace")
-        if status == 413:
-            logger.warning(
-                "tripwire: %s rejected a %s payload of %d bytes as too large (HTTP 413): %s",
-                self.name, payload.kind, len(body), text,
-            )
-            return _DROP, "too_large", status
-        logger.warning(
-            "tripwire: %s rejected a %s payload (HTTP %d): %s", self.name, payload.kind, status, text
-        )
-        return _DROP, "rejected", status
+        elif outcome.action == policy.DROP:
+            text = reply[:300].decode("utf-8", "replace")
+            if outcome.reason == "too_large":
+                logger.warning(
+                    "tripwire: %s rejected a %s payload of %d bytes as too large (HTTP 413): %s",
+                    self.name, payload.kind, len(body), text,
+                )
+            else:
+                logger.warning(
+                    "tripwire: %s rejected a %s payload (HTTP %d): %s",
+                    self.name, payload.kind, status, text,
+                )
+        return outcome
 
     def _log_failure(self, payload: Payload, what: str) -> None:
         if self._failures == 0:
@@ -511,14 +473,14 @@ class HttpReporter(Reporter):
         else:
             logger.debug("tripwire: %s delivery failed again (%s)", self.name, what)
 
-    def _settle(self, payload: Payload, outcome: str, reason: str, status: int) -> None:
+    def _settle(self, payload: Payload, outcome: policy.Outcome) -> None:
         spool = self._spool
-        if outcome == _SENT:
+        if outcome.action == policy.SENT:
             if payload.claim is not None and spool is not None:
                 spool.release(payload.claim, delivered=True)
             if payload.count_drops:
                 self.stats.record_sent(self.name, sum(payload.categories.values()))
-            with self._cond:
+            with self._worker.cond:
                 recovered = self._failures > 0
                 self._failures = 0
                 self._retry_at = 0.0
@@ -526,95 +488,52 @@ class HttpReporter(Reporter):
                 logger.info("tripwire: %s delivers again", self.name)
                 if spool is not None:
                     spool.scan()  # other processes may have spooled meanwhile
-        elif outcome == _DROP or payload.attempts >= self.max_attempts:
+            return
+        if outcome.action == policy.DROP or payload.attempts >= self.max_attempts:
             if payload.claim is not None and spool is not None:
                 spool.release(payload.claim, delivered=True)
-            if outcome == _RETRY:
+            if outcome.action == policy.RETRY:
                 logger.warning(
                     "tripwire: %s gave up on a %s payload after %d attempts",
                     self.name, payload.kind, payload.attempts,
                 )
-                reason = "rejected" if status > 0 else "network_error"
-            self._drop(payload, reason)
-        else:
-            if status != 429:
-                import random  # only once a backend fails: importing it costs 1.6 ms of CPU
-
-                with self._cond:
-                    self._failures += 1
-                    delay = min(self.backoff_max, self.backoff_base * 2 ** (self._failures - 1))
-                    delay *= random.uniform(0.5, 1.0)
-                    self._retry_at = time.monotonic() + delay
-            if not self._to_spool(payload):
-                if self._closed:
-                    self._drop(payload, self._leftover_reason(payload, status != 429))
-                else:
-                    with self._cond:
-                        self._outbox.appendleft(payload)
-                        self._outbox_bytes += len(payload.body)
-        with self._cond:
-            self._inflight -= 1
-            self._cond.notify_all()
-
-    # -- shutdown path without a thread ------------------------------------------------------------
-    def _drain_inline(self) -> None:
-        """Deliver on the calling thread: only when no thread can start (interpreter shutdown)."""
-        while True:
-            with self._cond:
-                if not self._outbox:
-                    return
-                payload = self._outbox.popleft()
-                self._outbox_bytes -= len(payload.body)
-            outcome, reason, status = self._attempt(payload)
-            if outcome == _SENT:
-                self.stats.record_sent(self.name, sum(payload.categories.values()))
-            elif outcome == _DROP or not self._to_spool(payload):
-                self._drop(payload, reason)
+            self._drop(payload, outcome.reason)
+            return
+        if outcome.backs_off:
+            with self._worker.cond:
+                self._failures += 1
+                delay = policy.backoff(self._failures, self.backoff_base, self.backoff_max)
+                self._retry_at = self.clock.now() + delay
+        if not self._to_spool(payload):
+            if self._closed:
+                self._drop(payload, self._leftover_reason(payload, outcome.backs_off))
+            else:
+                self._worker.put_back([payload], low_priority=_is_low_priority)
 
     # -- lifecycle ---------------------------------------------------------------------------------
     @property
     def pending(self) -> int:
         """Payloads queued or being sent (not counting the spool)."""
-        with self._cond:
-            return len(self._outbox) + self._inflight
+        return self._worker.pending
 
     @property
     def spooled(self) -> int:
         """Payloads waiting in the spool directory."""
         return len(self._spool) if self._spool is not None else 0
 
-    def _busy_locked(self, now: float) -> bool:
-        if self._outbox or self._inflight:
-            return True
-        spool = self._spool
+    def _spool_busy(self) -> bool:
         # Spooled payloads are safe on disk: wait for them only while the backend answers.
-        return (
-            spool is not None
-            and self._retry_at <= now
-            and self._spool_paused_until <= now
-            and len(spool) > 0
-        )
+        spool = self._spool
+        if spool is None:
+            return False
+        now = self.clock.now()
+        return self._retry_at <= now and self._spool_paused_until <= now and len(spool) > 0
 
     def flush(self, timeout: float | None) -> bool:
         """Wait until everything handed over is delivered, dropped, or (backend down) spooled."""
-        if self._pid != os.getpid():
-            self._reset_state()
         if self._spool is not None and len(self._spool) and not self._closed:
-            self._ensure_thread()
-        deadline = None if timeout is None else time.monotonic() + timeout
-        with self._cond:
-            while True:
-                now = time.monotonic()
-                if not self._busy_locked(now):
-                    return True
-                if self._thread is None:
-                    return False
-                if deadline is None:
-                    self._cond.wait(0.5)
-                    continue
-                if now >= deadline:
-                    return False
-                self._cond.wait(min(0.5, deadline - now))
+            self._worker.start()
+        return self._worker.flush(timeout, busy=self._spool_busy)
 
     def close(self, timeout: float | None) -> None:
         """Flush (up to ``timeout``), stop the sender; spool or count whatever is left."""
@@ -622,16 +541,16 @@ class HttpReporter(Reporter):
             return
         self.flush(timeout)
         self._closed = True
-        with self._cond:
-            self._stopping = True
-            left = list(self._outbox)
-            self._outbox.clear()
-            self._outbox_bytes = 0
-            unhealthy = self._retry_at > time.monotonic()
-            thread = self._thread
-            self._cond.notify_all()
+        _flushed, left = self._worker.close(0, join=0.05)
+        unhealthy = self._retry_at > self.clock.now()
         for payload in left:
             if not self._to_spool(payload):
                 self._drop(payload, self._leftover_reason(payload, unhealthy))
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(0.05)
+
+
+def _body_size(payload: Payload) -> int:
+    return len(payload.body)
+
+
+def _is_low_priority(payload: Payload) -> bool:
+    return payload.low_priority

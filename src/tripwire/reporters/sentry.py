@@ -12,16 +12,14 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from typing import TYPE_CHECKING, Any
 
 from .._dsn import Dsn
 from .._types import Event, SessionBatch
 from .._version import __version__
 from .http import HttpReporter, Payload
 
-TYPE_CHECKING = False  # typing's, without importing typing (3 ms): see _namedtuple.py
 if TYPE_CHECKING:
-    from typing import Any
-
     from .._options import Options
     from .._stats import Drop, DropCounter
 
@@ -166,6 +164,17 @@ class SentryReporter(HttpReporter):
             )
         )
 
+    def send_feedback(self, feedback: dict[str, Any]) -> None:
+        self.submit(
+            Payload(
+                url=self.url,
+                body=envelope_items([({"type": "feedback", "content_type": _JSON}, _json(feedback))]),
+                categories={"feedback": 1},
+                kind="feedback",
+                meta={"header": self._envelope_header(feedback.get("event_id"))},
+            )
+        )
+
     def client_report(self, drops: Counter[Drop]) -> Payload | None:
         """A ``client_report`` envelope for ``drops``; None when there is nothing to report."""
         merged: Counter[tuple[str, str]] = Counter()
@@ -219,7 +228,7 @@ class SentryReporter(HttpReporter):
         if self.send_client_reports and self.idle_interval is not None:
             # The idle timer runs on the sender thread: start it now, not at the first event, which
             # may never come when every event is filtered out.
-            self._ensure_thread()
+            self._worker.start()
 
     def on_idle(self) -> None:
         if self.idle_interval is not None and time.monotonic() - self._last_report >= self.idle_interval:

@@ -6,3 +6,12 @@ per-hour rows whose duration histograms (:mod:`.histogram`) merge by adding coun
 :mod:`.nplusone` finds repeated database statements. The store writes what they produce
 (``store/_performance.py``). See docs/performance.md.
 """
+
+from .. import item_types
+
+# Transactions and span-v2 items have a home now: ingest queues them, SDKs are not told to stop.
+item_types.register("transaction", "transaction", stored=True, home="performance: rollups, samples, traces")
+item_types.register("span", "span", stored=True, home="performance: rollups, samples, traces")
+item_types.register(
+    "otel_span", "span", stored=True, home="performance: an OpenTelemetry span (OTLP JSON), as a transaction"
+)

@@ -114,10 +114,17 @@ def sample_json(sample: Any) -> dict[str, Any]:
     }
 
 
-def trace(store: Store, trace_id: str) -> dict[str, Any]:
-    """``tripwire trace show``: every stored span of the trace (roots included), with its errors."""
+def trace(store: Store, trace_id: str, visible: set[int] | None = None) -> dict[str, Any]:
+    """``tripwire trace show``: every stored span of the trace (roots included), with its errors.
+
+    A trace crosses projects: with ``visible`` (the ids of the projects the caller may see; None
+    for all), the spans and errors of the other projects are left out, as if they were not stored.
+    """
     names = {p.id: p.name for p in store.list_projects()}
     txs, events = store.get_trace(trace_id.strip().lower())
+    if visible is not None:
+        txs = [tx for tx in txs if tx.project_id in visible]
+        events = [e for e in events if e.project_id in visible]
     spans: list[dict[str, Any]] = []
     for tx in txs:
         for span in [tx.root_span(), *tx.spans]:

@@ -12,6 +12,8 @@ from typing import Any, Protocol
 
 from ..performance.model import Transaction
 from .base import QueuedEnvelope
+from .feedback_records import FeedbackRow
+from .log_records import LogRow
 
 
 @dataclasses.dataclass
@@ -40,6 +42,8 @@ class DigestedEvent:
     #: ``contexts.trace``: links the event to its trace (docs/performance.md).
     trace_id: str | None = None
     span_id: str | None = None
+    #: The key under the previous grouping version: an issue created before joins it.
+    legacy_hash: str | None = None
 
 
 @dataclasses.dataclass
@@ -109,6 +113,8 @@ class EnvelopeResult:
     checkins: list[CheckInRow] = dataclasses.field(default_factory=list)
     #: Transactions (from ``transaction`` and ``span`` items), see store/_performance.py.
     transactions: list[Transaction] = dataclasses.field(default_factory=list)
+    feedback: list[FeedbackRow] = dataclasses.field(default_factory=list)
+    logs: list[LogRow] = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -177,7 +177,9 @@ def trace_view(page: Page) -> Response:
     trace_id = str(page.request.path_params["trace_id"]).lower()[:32]
     if not all(c in "0123456789abcdef" for c in trace_id):
         return not_found(page, "Trace")
-    data = service.trace(page.store, trace_id)
+    # Only the spans and errors of the projects this user may see (a trace crosses projects).
+    visible = None if page.user.is_admin else page.store.member_project_ids(page.user.id)
+    data = service.trace(page.store, trace_id, visible)
     if not data["spans"] and not data["errors"]:
         return not_found(page, "Trace")
     spans = service.waterfall(data)

@@ -20,7 +20,8 @@ import zlib
 from collections.abc import Callable
 from typing import Any
 
-from ._log import logger
+from .._forksafe import renew_lock_after_fork
+from .._log import logger
 
 SUFFIX = ".twp"
 CLAIM = ".claim-"
@@ -46,11 +47,15 @@ class Spool:
         directory: str,
         max_bytes: int,
         on_evict: Callable[[dict[str, Any]], None] | None = None,
+        on_corrupt: Callable[[], None] | None = None,
     ) -> None:
         self.directory = directory
         self.max_bytes = max_bytes
         self._on_evict = on_evict
+        #: Called for every unreadable file dropped (so that its loss is counted).
+        self._on_corrupt = on_corrupt
         self._lock = threading.Lock()
+        renew_lock_after_fork(self)
         self._seq = 0
         self._entries: dict[str, int] = {}  # file name -> size, for files not claimed
         try:
@@ -152,7 +157,7 @@ class Spool:
             with open(path, "rb") as fh:
                 line = fh.readline()
             meta = json.loads(line)
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError):
             return None
         return meta if isinstance(meta, dict) else None
 
@@ -179,9 +184,13 @@ class Spool:
             try:
                 meta = json.loads(header)
                 body = zlib.decompress(packed)
-            except (ValueError, zlib.error):
+                if not isinstance(meta, dict):
+                    raise ValueError("metadata is not an object")
+            except (ValueError, zlib.error, RecursionError):
                 logger.warning("tripwire: dropping a corrupt spool file %s", claimed)
                 self._unlink(claimed)
+                if self._on_corrupt is not None:
+                    self._on_corrupt()
                 continue
             return claimed, meta, body
 

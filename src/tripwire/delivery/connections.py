@@ -1,9 +1,14 @@
 """Kept-alive HTTP connections for the sender threads: the standard library's ``http.client``.
 
+``http.client`` writes every request and parses every response (status line, headers, chunked or
+length-framed bodies, interim 1xx answers): no HTTP/1.1 is written or parsed here.
+
 One pool per sender thread (never shared between threads), one connection per (scheme, host, port),
-an explicit timeout for connecting and for every read, ``TCP_NODELAY``. A failure to connect raises
-:class:`Unreachable` (the backend is down: not the payload's fault); any other failure is an
-``OSError`` or ``http.client.HTTPException`` from the exchange.
+an explicit timeout for connecting, for sending and for the whole answer (a server that trickles its
+answer a byte at a time, each within a read timeout, would otherwise hold the sender for hours),
+``TCP_NODELAY``. A failure to connect raises :class:`Unreachable` (the backend is down: not the
+payload's fault); any other failure is an ``OSError`` or ``http.client.HTTPException`` from the
+exchange.
 
 Proxies: ``proxy=None`` reads ``HTTPS_PROXY`` / ``HTTP_PROXY`` / ``NO_PROXY`` from the environment
 (as curl and requests do), ``proxy=""`` never uses one, and a URL (``http://user:pass@proxy:3128``)
@@ -13,11 +18,15 @@ http is forwarded with the absolute URL.
 
 from __future__ import annotations
 
-TYPE_CHECKING = False  # typing's, without importing typing (3 ms): see _namedtuple.py
+import io
+import time
+from typing import TYPE_CHECKING
+
 if TYPE_CHECKING:
     import http.client
     import socket
     import ssl
+    from typing import Any
 
 #: The part of a response body kept (for error messages); the rest is not read.
 MAX_RESPONSE_BYTES = 64 * 1024
@@ -131,132 +140,85 @@ class ConnectionPool:
     def _exchange(
         self, key: _Key, conn: http.client.HTTPConnection, path: str, body: bytes, headers: dict[str, str]
     ) -> tuple[int, dict[str, str], bytes]:
-        # http.client connects (TLS, proxy tunnels); the exchange itself is done here, on its socket:
-        # http.client parses every response's headers with the email package and sends the request
-        # in two writes, which made it most of the sender thread's CPU per event (~3x this code).
         import http.client
 
         try:
-            sock = conn.sock
-            if sock is None:
-                raise http.client.RemoteDisconnected("not connected")
-            lines = [f"POST {path} HTTP/1.1", "Accept-Encoding: identity"]
-            for name, value in headers.items():
-                if "\r" in value or "\n" in value or "\r" in name or "\n" in name or ":" in name:
-                    raise ValueError(f"invalid header {name!r}")
-                lines.append(f"{name}: {value}")
-            lines += ("", "")
-            sock.sendall("\r\n".join(lines).encode("latin-1") + body)
-            status, reply_headers, reply, keep = _read_response(sock)
-            if not keep:
-                conn.close()
-                self._conns.pop(key, None)
+            # http.client writes the head and the body in two sends (TCP_NODELAY, set at connect,
+            # lets the second go at once) and refuses header names and values that would split the
+            # request (CR, LF): ValueError, nothing sent.
+            if conn.sock is not None:
+                conn.sock.settimeout(self.timeout)  # a kept-alive socket has the last answer's deadline
+            conn.request("POST", path, body, headers)
+            conn.response_class = _answer_within(time.monotonic() + self.timeout)
+            response = conn.getresponse()
+            # Only the start of the body is kept (error messages quote it); a longer one is not read
+            # on: the connection is closed instead of draining it.
+            reply = response.read(MAX_RESPONSE_BYTES)
+            reply_headers = {name.lower(): value for name, value in response.getheaders()}
+            status = response.status
+            reusable = response.isclosed() and not response.will_close
         except (OSError, http.client.HTTPException, ValueError):
             conn.close()
             self._conns.pop(key, None)
             raise
+        if not reusable:
+            conn.close()
+            self._conns.pop(key, None)
         return status, reply_headers, reply
 
 
-#: The most header bytes read from a response.
-_MAX_HEAD = 64 * 1024
+class _DeadlineReader(io.RawIOBase):
+    """The socket's reader, each read given only what is left of one deadline for the whole answer."""
+
+    def __init__(self, sock: socket.socket, deadline: float) -> None:
+        super().__init__()
+        self._sock = sock
+        self._reader = sock.makefile("rb", buffering=0)
+        self._deadline = deadline
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int | None:
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("the answer took longer than the timeout")
+        self._sock.settimeout(left)
+        count: int | None = self._reader.readinto(buffer)
+        return count
+
+    def close(self) -> None:
+        self._reader.close()
+        super().close()
 
 
-def _read_response(sock: socket.socket) -> tuple[int, dict[str, str], bytes, bool]:
-    """(status, lower-cased headers, body up to MAX_RESPONSE_BYTES, connection reusable) of a response."""
-    import http.client
+class _DeadlineSocket:
+    """What http.client's response reads from: ``makefile()`` is all it asks of the socket."""
 
-    buf = b""
-    while True:
-        while True:
-            end = buf.find(b"\r\n\r\n")
-            if end >= 0:
-                break
-            if len(buf) > _MAX_HEAD:
-                raise http.client.LineTooLong("response headers")
-            chunk = sock.recv(65536)
-            if not chunk:
-                if buf:
-                    raise http.client.IncompleteRead(buf)
-                # Nothing at all: a kept-alive connection the server had closed (post() retries).
-                raise http.client.RemoteDisconnected("Remote end closed connection without response")
-            buf += chunk
-        head, buf = buf[:end].decode("latin-1"), buf[end + 4 :]
-        status_line, *header_lines = head.split("\r\n")
-        version, _, rest = status_line.partition(" ")
-        code = rest[:3]
-        if not version.startswith("HTTP/") or not code.isdigit():
-            raise http.client.BadStatusLine(status_line)
-        status = int(code)
-        if status < 200:
-            continue  # 100 Continue and other interim answers: the real one follows
-        break
-    headers: dict[str, str] = {}
-    for line in header_lines:
-        name, sep, value = line.partition(":")
-        if sep:
-            headers[name.strip().lower()] = value.strip()
-    keep = version != "HTTP/1.0" and "close" not in headers.get("connection", "").lower()
-    if status in (204, 304):
-        return status, headers, b"", keep
-    if "chunked" in headers.get("transfer-encoding", "").lower():
-        body, complete = _read_chunked(sock, buf)
-        return status, headers, body, keep and complete
-    length = headers.get("content-length")
-    if length is not None and length.isdigit():
-        want = int(length)
-        take = min(want, MAX_RESPONSE_BYTES)
-        while len(buf) < take:
-            chunk = sock.recv(65536)
-            if not chunk:
-                raise http.client.IncompleteRead(buf)
-            buf += chunk
-        # The rest of a longer body is not read: the connection is closed instead.
-        return status, headers, buf[:take], keep and want <= MAX_RESPONSE_BYTES and len(buf) == want
-    # No length: the body lasts until the server closes the connection.
-    while len(buf) < MAX_RESPONSE_BYTES:
-        chunk = sock.recv(65536)
-        if not chunk:
-            break
-        buf += chunk
-    return status, headers, buf[:MAX_RESPONSE_BYTES], False
+    def __init__(self, sock: socket.socket, deadline: float) -> None:
+        self._sock = sock
+        self._deadline = deadline
+
+    def makefile(self, mode: str) -> io.BufferedReader:
+        return io.BufferedReader(_DeadlineReader(self._sock, self._deadline))
 
 
-def _read_chunked(sock: socket.socket, buf: bytes) -> tuple[bytes, bool]:
-    """A chunked body (up to MAX_RESPONSE_BYTES) and whether it was read to its end."""
-    import http.client
+_response_classes: list[Any] = []
 
-    out = b""
-    while True:
-        while b"\r\n" not in buf:
-            if len(buf) > _MAX_HEAD:
-                raise http.client.LineTooLong("chunk size")
-            chunk = sock.recv(65536)
-            if not chunk:
-                raise http.client.IncompleteRead(out)
-            buf += chunk
-        size_line, _, buf = buf.partition(b"\r\n")
-        try:
-            size = int(size_line.split(b";", 1)[0].strip(), 16)
-        except ValueError:
-            raise http.client.HTTPException(f"bad chunk size {size_line[:40]!r}") from None
-        if size == 0:
-            # Trailers, if any, end with an empty line; a plain end is just "\r\n".
-            while b"\r\n\r\n" not in b"\r\n" + buf:
-                chunk = sock.recv(65536)
-                if not chunk:
-                    return out, False
-                buf += chunk
-            return out, True
-        if len(out) + size > MAX_RESPONSE_BYTES:
-            return out, False  # not worth reading on: the connection is closed instead
-        while len(buf) < size + 2:
-            chunk = sock.recv(65536)
-            if not chunk:
-                raise http.client.IncompleteRead(out)
-            buf += chunk
-        out += buf[:size]
-        buf = buf[size + 2 :]
+
+def _answer_within(deadline: float) -> Any:
+    """A ``response_class`` for http.client whose reads all end by ``deadline``."""
+    if not _response_classes:
+        import functools
+        import http.client
+
+        class DeadlineResponse(http.client.HTTPResponse):
+            def __init__(self, sock: Any, *args: Any, deadline: float, **kwargs: Any) -> None:
+                super().__init__(_DeadlineSocket(sock, deadline), *args, **kwargs)  # type: ignore[arg-type]
+
+        _response_classes.append((DeadlineResponse, functools.partial))
+    cls, partial = _response_classes[0]
+    return partial(cls, deadline=deadline)
 
 
 def _proxy_auth(proxy: str) -> dict[str, str]:

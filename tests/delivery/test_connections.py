@@ -1,15 +1,20 @@
-"""The sender's HTTP/1.1 exchange against a real socket server answering in the shapes servers use."""
+"""tripwire.delivery.connections: the sender's HTTP/1.1 exchange (http.client) against real socket
+servers answering in the shapes servers use, and in shapes they should not."""
 
 from __future__ import annotations
 
+import http.client
 import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from tripwire._http import MAX_RESPONSE_BYTES, ConnectionPool
+from tests.support.figures import record
+from tripwire.delivery.connections import MAX_RESPONSE_BYTES, ConnectionPool
 
 
 @contextmanager
@@ -136,3 +141,111 @@ def test_header_values_with_line_breaks_are_refused() -> None:
             pool.post(url, b"x", {"X-Test": "a\r\nInjected: yes"})
         pool.close()
     assert requests == []
+
+
+class _OneAnswerServer:
+    """Answers every connection on 127.0.0.1 with ``self.answer`` verbatim (after reading the
+    request's head), then closes it."""
+
+    def __init__(self) -> None:
+        self.answer = b""
+        self._listener = socket.socket()
+        self._listener.bind(("127.0.0.1", 0))
+        self._listener.listen(16)
+        self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}/api/1/envelope/"
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self._listener.accept()
+            except OSError:
+                return
+            with conn:
+                try:
+                    conn.settimeout(2)
+                    data = b""
+                    while b"\r\n\r\n" not in data:
+                        chunk = conn.recv(65536)
+                        if not chunk:
+                            break
+                        data += chunk
+                    conn.sendall(self.answer)
+                    conn.shutdown(socket.SHUT_WR)
+                except OSError:
+                    pass
+
+    def close(self) -> None:
+        try:
+            self._listener.shutdown(socket.SHUT_RDWR)  # wakes the accept() (close alone does not)
+        except OSError:
+            pass
+        self._listener.close()
+        self._thread.join(2)
+
+
+_STATUS_LINES = st.sampled_from([
+    b"HTTP/1.1 200 OK", b"HTTP/1.0 429 Too Many", b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 503 Busy",
+    b"HTTP/1.1 999 What", b"HTTP/2 200", b"HTTP/1.1 20", b"ICY 200 OK", b"", b"HTTP/1.1 204 No Content",
+])
+_HEADERS = st.lists(
+    st.sampled_from([
+        b"Content-Length: 5", b"Content-Length: -1", b"Content-Length: 99999999", b"Content-Length: x",
+        b"Transfer-Encoding: chunked", b"Connection: close", b"Retry-After: 1", b"X-Sentry-Rate-Limits: 1::",
+        b"Content-Length: 2\r\nContent-Length: 3", b"no colon here", b" folded: value", b"\xff\xfe: \x00",
+    ]) | st.binary(max_size=30),
+    max_size=6,
+)
+_BODIES = st.sampled_from(
+    [b"", b"hello", b"5\r\nhello\r\n0\r\n\r\n", b"zz\r\n", b"ffffffffffff\r\nx"]
+) | st.binary(max_size=200)
+
+
+@st.composite
+def _responses(draw: st.DrawFn) -> bytes:
+    if draw(st.booleans()):
+        return draw(st.binary(max_size=300))  # anything at all
+    head = b"\r\n".join([draw(_STATUS_LINES), *draw(_HEADERS)])
+    return head + b"\r\n\r\n" + draw(_BODIES)
+
+
+_tried = {"answers": 0}
+_SERVER: dict[str, _OneAnswerServer] = {}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _fuzz_server() -> Iterator[None]:
+    """One answering server for every fuzzed answer; the count of answers tried, recorded at the end."""
+    yield
+    server = _SERVER.pop("server", None)
+    if server is not None:
+        server.close()
+    if _tried["answers"]:
+        record("fuzzing", "HTTP answers tried against the SDK's sender (http.client)", _tried["answers"],
+               "tests/delivery/test_connections.py: a response or a transport error, never a crash")
+
+
+@pytest.mark.reliability
+@settings(max_examples=200, deadline=None)
+@given(answer=_responses())
+def test_any_answer_is_either_a_response_or_a_transport_error(answer: bytes) -> None:
+    """Whatever bytes a server answers with, post() returns (status, headers, at most
+    MAX_RESPONSE_BYTES of body) or raises an OSError, an HTTPException or a ValueError (which the
+    sender counts as a failed attempt): never anything else, never a hang past its timeout."""
+    server = _SERVER.get("server")
+    if server is None:
+        server = _SERVER["server"] = _OneAnswerServer()
+    server.answer = answer
+    pool = ConnectionPool(2.0, proxy="")
+    try:
+        status, headers, body = pool.post(server.url, b"{}", {"Content-Type": "application/json"})
+    except (OSError, http.client.HTTPException, ValueError):
+        pass
+    else:
+        assert isinstance(status, int)
+        assert all(isinstance(k, str) and k == k.lower() for k in headers)
+        assert len(body) <= MAX_RESPONSE_BYTES
+    finally:
+        pool.close()
+    _tried["answers"] += 1
