@@ -165,3 +165,38 @@ def test_failed_transactions_are_kept_first_so_errors_link_to_a_stored_trace(ser
     samples = server.store.list_samples(server.project.id, "/busy", limit=100)
     assert sum(1 for s in samples if s.failed) == 3
     assert len(samples) == 13  # 3 failed + 5 slowest + 5 random
+
+
+def test_a_trace_shows_a_non_member_only_the_projects_they_may_see(server: LiveServer) -> None:
+    """A trace across two projects: a member of one sees its spans and errors only; admins see all."""
+    from ..conftest import make_event
+
+    other = server.store.create_project("payments")
+    server.state.projects.invalidate()
+    front = transaction("/checkout", 40)
+    trace_id = front["contexts"]["trace"]["trace_id"]
+    back = transaction("/charge", 20, trace_id=trace_id, parent_span_id=front["contexts"]["trace"]["span_id"])
+    error = make_event(value="card declined", contexts={"trace": {"trace_id": trace_id}})
+    assert server.post_envelope(envelope(("transaction", front))).status_code == 200
+    body = envelope(("transaction", back), ("event", error))
+    assert server.post_envelope(body, project_id=other.id, key=other.public_key).status_code == 200
+    server.wait_digested()
+    user = server.store.create_user("frontend-dev", "frontend dev password 1")
+    server.store.add_project_member(server.project.id, user.id)
+    token = server.store.create_api_token(user.id, "dev")
+    mine = server.http.get(f"/api/0/traces/{trace_id}/", headers={"Authorization": f"Bearer {token}"}).json()
+    assert {s["project"] for s in mine["spans"]} == {"default"} and mine["errors"] == []
+    everything = server.api(f"/api/0/traces/{trace_id}/")
+    assert {s["project"] for s in everything["spans"]} == {"default", "payments"}
+    assert len(everything["errors"]) == 1
+
+
+def test_span_items_are_queued_not_refused_with_a_rate_limit(server: LiveServer) -> None:
+    """An envelope of span items is answered 200 without an X-Sentry-Rate-Limits refusal of spans."""
+    now = time.time()
+    spans = {"items": [_span_v2("a" * 16, segment=True, trace_id="d" * 32, now=now)]}
+    response = server.post_envelope(envelope(("span", spans)))
+    assert response.status_code == 200
+    assert "span" not in response.headers.get("X-Sentry-Rate-Limits", "")
+    server.wait_digested()
+    assert _intake(server)[("span", "accepted")] == 1
