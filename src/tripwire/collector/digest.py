@@ -274,7 +274,8 @@ class EnvelopeProcessor:
             spans = perf_model.span_v2_items(data)
             txs, orphans = perf_model.from_spans_v2(spans, row.project_id, event_id=event_id)
             if orphans:
-                # Spans whose segment span is not in the envelope cannot be rolled up.
+                # Spans without a span id, or whose segment span is not in the envelope, cannot
+                # be rolled up: counted, not stored.
                 result.outcomes.append(
                     OutcomeRow(row.project_id, hour, "intake", "span", "no_segment", orphans)
                 )

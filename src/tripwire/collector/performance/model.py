@@ -241,16 +241,19 @@ def span_v2_items(payload: Any) -> list[dict[str, Any]]:
 def from_spans_v2(
     spans: list[dict[str, Any]], project_id: int, *, event_id: str | None = None
 ) -> tuple[list[Transaction], int]:
-    """Group span-v2 spans by segment: ``(transactions, spans whose segment span is missing)``.
+    """Group span-v2 spans by segment: ``(transactions, spans not stored)``: spans without a valid
+    span id, and spans whose segment span is missing.
 
     The segment span (``is_segment``, or the one whose id is the ``sentry.segment.id`` of the
     others) is the transaction; its ``sentry.segment.name`` attribute (else its name) names it.
     """
     by_segment: dict[str, list[dict[str, Any]]] = {}
     segments: dict[str, dict[str, Any]] = {}
+    orphans = 0
     for s in spans:
         span_id = _span_id(s.get("span_id"))
         if span_id is None:
+            orphans += 1
             continue
         attrs = s.get("attributes")
         segment_id = _span_id(_attr(attrs, "sentry.segment.id") or s.get("segment_id"))
@@ -259,7 +262,6 @@ def from_spans_v2(
             segment_id = span_id
         by_segment.setdefault(segment_id or "", []).append(s)
     out: list[Transaction] = []
-    orphans = 0
     for segment_id, members in by_segment.items():
         root = segments.get(segment_id)
         if root is None:
