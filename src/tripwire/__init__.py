@@ -35,6 +35,7 @@ from ._api import (
 from ._client import Client
 from ._exceptions import ConfigurationError
 from ._monitor import capture, capture_checkin, end_session, monitor, start_session
+from ._serverless import serverless
 from ._version import __version__
 
 if TYPE_CHECKING:
@@ -61,6 +62,7 @@ __all__ = [
     "last_event_id",
     "monitor",
     "new_scope",
+    "serverless",
     "set_context",
     "set_extra",
     "set_fingerprint",

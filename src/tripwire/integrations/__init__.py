@@ -10,7 +10,8 @@ by name, or configure it by passing an instance::
         integrations=[LoggingIntegration(breadcrumb_level=logging.DEBUG, event_level=logging.WARNING)],
     )
 
-Names: ``logging``, ``excepthook``, ``threading``, ``asyncio``, ``stdlib``, ``httpx``, ``context``.
+Names: ``logging``, ``excepthook``, ``threading``, ``asyncio``, ``stdlib``, ``httpx``, ``context``,
+``celery``, ``rq``.
 Integrations for libraries the app may never use (asyncio, http.client, httpx) patch them only once the
 app imports them, so ``init()`` imports none of them.
 """
@@ -26,10 +27,12 @@ from ._common import Integration
 if TYPE_CHECKING:
     from .._options import Options
     from .asyncio import AsyncioIntegration as AsyncioIntegration
+    from .celery import CeleryIntegration as CeleryIntegration
     from .context import ContextIntegration as ContextIntegration
     from .excepthook import ExcepthookIntegration as ExcepthookIntegration
     from .httpx import HttpxIntegration as HttpxIntegration
     from .logging import LoggingIntegration as LoggingIntegration
+    from .rq import RqIntegration as RqIntegration
     from .session import ProcessSessionIntegration as ProcessSessionIntegration
     from .stdlib import StdlibIntegration as StdlibIntegration
     from .threading import ThreadingIntegration as ThreadingIntegration
@@ -37,12 +40,14 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_INTEGRATIONS",
     "AsyncioIntegration",
+    "CeleryIntegration",
     "ContextIntegration",
     "ExcepthookIntegration",
     "HttpxIntegration",
     "Integration",
     "LoggingIntegration",
     "ProcessSessionIntegration",
+    "RqIntegration",
     "StdlibIntegration",
     "ThreadingIntegration",
     "installed",
@@ -57,6 +62,8 @@ DEFAULT_INTEGRATIONS: dict[str, tuple[str, str]] = {
     "asyncio": ("tripwire.integrations.asyncio", "AsyncioIntegration"),
     "stdlib": ("tripwire.integrations.stdlib", "StdlibIntegration"),
     "httpx": ("tripwire.integrations.httpx", "HttpxIntegration"),
+    "celery": ("tripwire.integrations.celery", "CeleryIntegration"),
+    "rq": ("tripwire.integrations.rq", "RqIntegration"),
 }
 
 #: Integrations that exist but are only installed when passed in ``integrations=[...]``.
