@@ -9,13 +9,16 @@ inherit them):
   (scrubbed and trimmed when the event is built). The forking ``Worker`` runs each job in a work
   horse that ends with ``os._exit()``, which skips every exit hook: the horse delivers what the job
   captured before it ends (bounded by ``shutdown_timeout``).
-* ``handle_exception``: the job's exception, reported (mechanism ``rq``, unhandled) before RQ logs
-  it, so the logging integration does not report it again. A job that RQ will retry (``Retry``) is
+* ``handle_exception``: the job's exception, reported (mechanism ``rq``, unhandled); the record RQ
+  then logs about it (the traceback as text) is marked so that the logging integration does not
+  report it again. A job that RQ will retry (``Retry``) is
   reported only on its final failure, unless ``RqIntegration(report_retries=True)``.
 """
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Callable
 from types import ModuleType
 from typing import Any, ClassVar
@@ -76,26 +79,52 @@ def _wrap_perform_job(original: Callable[..., Any]) -> Callable[..., Any]:
     return perform_job
 
 
+class _ReportedHere:
+    """A logging filter for the worker's logger while RQ logs a failure tripwire just reported.
+
+    RQ logs the failure at ERROR with the traceback as text (no ``exc_info``), which the logging
+    integration would turn into a second event. The filter marks that record only (this thread,
+    while ``handle_exception`` runs) as already handled; it still reaches the app's handlers.
+    """
+
+    def __init__(self) -> None:
+        self.thread = threading.get_ident()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.thread == self.thread:
+            record.tripwire_ignore = True
+        return True
+
+
 def _wrap_handle_exception(original: Callable[..., Any], report_retries: bool) -> Callable[..., Any]:
     def handle_exception(worker: Any, job: Any, *exc_info: Any, **kwargs: Any) -> Any:
         client = _globals.client
         error = exc_info[1] if len(exc_info) > 1 else None
-        if client is not None and isinstance(error, BaseException):
-            try:
-                retries_left = getattr(job, "retries_left", None)
-                retrying = isinstance(retries_left, int) and retries_left > 0
-                if not retrying:
-                    client.capture_exception(error, mechanism={"type": "rq", "handled": False})
-                elif report_retries:
-                    client.capture_exception(
-                        error,
-                        mechanism={"type": "rq", "handled": True},
-                        level="warning",
-                        tags={"rq.retry": "true"},
-                    )
-            except Exception:
-                logger.exception("tripwire: could not report an RQ job failure")
-        return original(worker, job, *exc_info, **kwargs)
+        if client is None or not isinstance(error, BaseException):
+            return original(worker, job, *exc_info, **kwargs)
+        try:
+            retries_left = getattr(job, "retries_left", None)
+            retrying = isinstance(retries_left, int) and retries_left > 0
+            if not retrying:
+                client.capture_exception(error, mechanism={"type": "rq", "handled": False})
+            elif report_retries:
+                client.capture_exception(
+                    error,
+                    mechanism={"type": "rq", "handled": True},
+                    level="warning",
+                    tags={"rq.retry": "true"},
+                )
+        except Exception:
+            logger.exception("tripwire: could not report an RQ job failure")
+        log = getattr(worker, "log", None)
+        if not isinstance(log, logging.Logger):
+            return original(worker, job, *exc_info, **kwargs)
+        reported_here = _ReportedHere()
+        log.addFilter(reported_here)
+        try:
+            return original(worker, job, *exc_info, **kwargs)
+        finally:
+            log.removeFilter(reported_here)
 
     return handle_exception
 
