@@ -21,6 +21,7 @@ import pytest
 import redis
 
 import tripwire
+from tests.integrations.conftest import run_python
 from tests.support.celery_app import BROKER, PaymentDeclined, make_app
 from tests.support.figures import record
 from tests.support.sink import Answer, Sink
@@ -326,3 +327,21 @@ def test_beat_scheduled_tasks_send_cron_checkins(sink: Sink, queue: str) -> None
     assert first["monitor_config"]["schedule"] == {"type": "crontab", "value": "0 3 * * *"}
     assert by_slug["hourly-report"][0]["monitor_config"]["schedule"]["value"] == "15 * * * *"
     app.close()
+
+
+def test_celery_imported_after_init_is_hooked_and_close_unhooks_it() -> None:
+    """init() before the app imports Celery: its signals get tripwire's receivers on import; close()
+    disconnects them."""
+    proc = run_python(
+        """
+        import tripwire
+        tripwire.init("http://key@127.0.0.1:9/1")
+        import celery.signals as s
+        signals = (s.before_task_publish, s.task_prerun, s.task_postrun, s.task_failure, s.task_retry)
+        print([len(signal.receivers) for signal in signals])
+        tripwire.close()
+        print([len(signal.receivers) for signal in signals])
+        """
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == ["[1, 1, 1, 1, 1]", "[0, 0, 0, 0, 0]"]

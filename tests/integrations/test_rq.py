@@ -20,6 +20,7 @@ from redis import Redis
 from rq import Queue, Retry
 from rq.job import Job
 
+from tests.integrations.conftest import run_python
 from tests.support import rq_jobs
 from tests.support.rq_worker import BROKER
 from tests.support.sink import Answer, Sink
@@ -125,3 +126,19 @@ def test_a_retried_job_reports_only_its_final_failure_unless_asked(
     assert [e["tags"].get("rq.retry") for e in sink.events if e["level"] == "warning"] == ["true"] * (
         expected - 1
     )
+
+
+def test_rq_imported_after_init_is_patched_and_close_restores_it() -> None:
+    """init() before the app imports RQ: the worker's methods are wrapped on import, restored by close()."""
+    proc = run_python(
+        """
+        import tripwire
+        tripwire.init("http://key@127.0.0.1:9/1")
+        from rq.worker import BaseWorker
+        print(hasattr(BaseWorker.perform_job, "__wrapped__"), hasattr(BaseWorker.handle_exception, "__wrapped__"))
+        tripwire.close()
+        print(hasattr(BaseWorker.perform_job, "__wrapped__"), hasattr(BaseWorker.handle_exception, "__wrapped__"))
+        """
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == ["True True", "False False"]

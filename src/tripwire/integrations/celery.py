@@ -20,6 +20,7 @@ producer and in the worker (the pool children inherit the connections when they 
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Mapping
 from contextvars import ContextVar, Token
@@ -68,6 +69,15 @@ def beat_monitor_config(schedule: Any) -> dict[str, Any] | None:
             return {"schedule": {"type": "interval", "value": total // 60, "unit": "minute"}}
         return {"schedule": {"type": "interval", "value": max(1, total), "unit": "second"}}
     return None
+
+
+def _capture_checkin() -> Any:
+    """``tripwire.capture_checkin``, looked up when a check-in is sent.
+
+    Not imported: ``_monitor`` imports ``_api``, which loads the integrations (an import cycle). A
+    check-in is only sent while a client is active, so ``tripwire`` (which defines init) is loaded.
+    """
+    return sys.modules["tripwire"].capture_checkin
 
 
 class _Run:
@@ -207,13 +217,11 @@ class CeleryIntegration(Integration):
             run = _Run(holder, _scope._isolation.set(holder))
             monitor = carried.get("monitor")
             if isinstance(monitor, Mapping) and isinstance(monitor.get("slug"), str):
-                from .._monitor import capture_checkin
-
                 run.slug = monitor["slug"]
                 config = monitor.get("config")
                 run.config = dict(config) if isinstance(config, Mapping) else None
                 run.started = time.monotonic()
-                run.checkin = capture_checkin(run.slug, "in_progress", monitor_config=run.config)
+                run.checkin = _capture_checkin()(run.slug, "in_progress", monitor_config=run.config)
             self._runs.setdefault(str(task_id), []).append(run)
         except Exception:
             logger.exception("tripwire: could not set up the scope of a Celery task")
@@ -227,11 +235,9 @@ class CeleryIntegration(Integration):
             self._runs.pop(str(task_id), None)
         try:
             if run.slug is not None and state in ("SUCCESS", "FAILURE"):
-                from .._monitor import capture_checkin
-
                 status = "ok" if state == "SUCCESS" else "error"
                 duration = time.monotonic() - run.started
-                capture_checkin(run.slug, status, run.checkin, duration, run.config)
+                _capture_checkin()(run.slug, status, run.checkin, duration, run.config)
         except Exception:
             logger.debug("tripwire: could not send a beat task's check-in", exc_info=True)
         try:
