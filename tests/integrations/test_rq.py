@@ -134,10 +134,10 @@ def test_rq_imported_after_init_is_patched_and_close_restores_it() -> None:
         """
         import tripwire
         tripwire.init("http://key@127.0.0.1:9/1")
-        from rq.worker import BaseWorker
-        print(hasattr(BaseWorker.perform_job, "__wrapped__"), hasattr(BaseWorker.handle_exception, "__wrapped__"))
+        from rq.worker import BaseWorker as W
+        print(hasattr(W.perform_job, "__wrapped__"), hasattr(W.handle_exception, "__wrapped__"))
         tripwire.close()
-        print(hasattr(BaseWorker.perform_job, "__wrapped__"), hasattr(BaseWorker.handle_exception, "__wrapped__"))
+        print(hasattr(W.perform_job, "__wrapped__"), hasattr(W.handle_exception, "__wrapped__"))
         """
     )
     assert proc.returncode == 0, proc.stderr
