@@ -39,7 +39,7 @@ def queue() -> Iterator[str]:
 
 
 def _start_worker(
-    queue: str, dsn: str, *options: str, pool: str = "prefork", integration: str = ""
+    queue: str, dsn: str, *options: str, pool: str = "prefork", integration: str = "", release: str = ""
 ) -> subprocess.Popen[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TRIPWIRE_", "SENTRY_"))}
     env.update(
@@ -47,6 +47,7 @@ def _start_worker(
         TRIPWIRE_TEST_DSN=dsn,
         TRIPWIRE_TEST_QUEUE=queue,
         TRIPWIRE_TEST_CELERY_OPTIONS=integration,
+        TRIPWIRE_TEST_RELEASE=release,
     )
     command = [
         sys.executable,
@@ -345,3 +346,25 @@ def test_celery_imported_after_init_is_hooked_and_close_unhooks_it() -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines() == ["[1, 1, 1, 1, 1]", "[0, 0, 0, 0, 0]"]
+
+
+@pytest.mark.slow
+def test_each_task_counts_as_a_release_health_session(sink: Sink, queue: str) -> None:
+    """With a release, a prefork worker's tasks are counted like requests: two that succeeded are
+    exited, the one that failed is crashed, delivered by the time the worker has stopped."""
+    app = make_app(queue)
+    worker = _start_worker(queue, sink.dsn, release="worker@1.0")
+    try:
+        results = [app.send_task("ship", args=[1]), app.send_task("charge", args=[2])]
+        results.append(app.send_task("ship", args=[3]))
+        _wait_results(results)
+    finally:
+        _stop(worker)
+    totals: dict[str, int] = {}
+    for item in sink.items("sessions"):
+        assert item["attrs"]["release"] == "worker@1.0"
+        for aggregate in item["aggregates"]:
+            for key in ("exited", "errored", "crashed"):
+                totals[key] = totals.get(key, 0) + int(aggregate.get(key, 0))
+    assert totals == {"exited": 2, "errored": 0, "crashed": 1}
+    app.close()

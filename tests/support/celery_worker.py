@@ -17,7 +17,7 @@ options = json.loads(os.environ.get("TRIPWIRE_TEST_CELERY_OPTIONS") or "{}")
 tripwire.init(
     os.environ["TRIPWIRE_TEST_DSN"],
     send_client_reports=False,
-    release=None,
+    release=os.environ.get("TRIPWIRE_TEST_RELEASE") or None,
     integrations=[CeleryIntegration(**options)] if options else [],
 )
 app = make_app(os.environ["TRIPWIRE_TEST_QUEUE"])

@@ -29,6 +29,7 @@ from typing import Any, ClassVar
 
 from .. import _globals, _scope
 from .._log import logger
+from .._sessions import CRASHED, ERRORED, EXITED
 from ._common import Integration, Patches
 
 __all__ = ["CeleryIntegration"]
@@ -81,9 +82,14 @@ def _capture_checkin() -> Any:
 
 
 class _Run:
-    """What the worker keeps for one task execution between prerun and postrun."""
+    """What the worker keeps for one task execution between prerun and postrun.
 
-    __slots__ = ("checkin", "config", "holder", "slug", "started", "token")
+    It is also the execution's release-health session (``holder.session``): a task counts like a
+    request in the client's per-minute aggregate — exited, errored (a handled error was reported)
+    or crashed (the task failed).
+    """
+
+    __slots__ = ("checkin", "config", "holder", "outcome", "slug", "started", "started_at", "token")
 
     def __init__(self, holder: _scope.ScopeHolder, token: Token[_scope.ScopeHolder]) -> None:
         self.holder = holder
@@ -92,6 +98,14 @@ class _Run:
         self.config: dict[str, Any] | None = None
         self.checkin: str | None = None
         self.started = 0.0
+        self.started_at = 0.0
+        self.outcome = EXITED
+
+    def mark_error(self, *, handled: bool) -> None:
+        if not handled:
+            self.outcome = CRASHED
+        elif self.outcome == EXITED:
+            self.outcome = ERRORED
 
 
 class CeleryIntegration(Integration):
@@ -221,6 +235,10 @@ class CeleryIntegration(Integration):
             if isinstance(trace_id, str) and len(trace_id) == 32:
                 holder.trace_id = trace_id
             run = _Run(holder, _scope._isolation.set(holder))
+            sessions = _globals.client.sessions if _globals.client is not None else None
+            if sessions is not None and sessions.auto:
+                holder.session = run
+                run.started_at = time.time()
             monitor = carried.get("monitor")
             if isinstance(monitor, Mapping) and isinstance(monitor.get("slug"), str):
                 run.slug = monitor["slug"]
@@ -239,6 +257,17 @@ class CeleryIntegration(Integration):
         run = runs.pop()
         if not runs:
             self._runs.pop(str(task_id), None)
+        client = _globals.client
+        sessions = client.sessions if client is not None else None
+        if run.holder.session is run and sessions is not None:
+            try:
+                if run.outcome == EXITED:
+                    sessions.start()
+                    next(sessions.exited)  # the common case: one C call (see _sessions)
+                else:
+                    sessions.record(run.started_at, run.outcome)
+            except Exception:
+                logger.debug("tripwire: could not count a Celery task's session", exc_info=True)
         try:
             if run.slug is not None and state in ("SUCCESS", "FAILURE"):
                 status = "ok" if state == "SUCCESS" else "error"
