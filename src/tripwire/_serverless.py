@@ -77,8 +77,10 @@ def _invocation_context(context: Any, remaining: float | None) -> dict[str, Any]
 class _Watchdog:
     """One daemon thread per process that fires the timeout warning of the invocation running now.
 
-    A thread per invocation would cost every invocation a thread start; this one is started once
-    and only re-armed (a lock and a notify) per invocation.
+    A thread per invocation would cost every invocation a thread start. This one is started once;
+    re-arming it takes a lock, and wakes the thread only when the new deadline is earlier than the
+    one it sleeps towards (a thread that wakes for a deadline that was disarmed or moved later just
+    goes back to sleep): so a run of invocations costs no thread switch each.
     """
 
     def __init__(self) -> None:
@@ -86,6 +88,8 @@ class _Watchdog:
         self._deadline: float | None = None
         self._action: Callable[[], None] | None = None
         self._thread: threading.Thread | None = None
+        #: What the thread sleeps towards (None: until notified).
+        self._sleeping_until: float | None = None
 
     def arm(self, deadline: float, action: Callable[[], None]) -> None:
         with self._cond:
@@ -95,17 +99,18 @@ class _Watchdog:
                     target=self._run, name="tripwire-serverless-watchdog", daemon=True
                 )
                 self._thread.start()
-            self._cond.notify()
+            elif self._sleeping_until is None or deadline < self._sleeping_until:
+                self._cond.notify()
 
     def disarm(self) -> None:
         with self._cond:
             self._deadline = self._action = None
-            self._cond.notify()
 
     def _run(self) -> None:
         while True:
             with self._cond:
                 while self._deadline is None or time.monotonic() < self._deadline:
+                    self._sleeping_until = self._deadline
                     wait = None if self._deadline is None else self._deadline - time.monotonic()
                     self._cond.wait(wait)
                 action, self._deadline, self._action = self._action, None, None

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 import tripwire
+from tests.support.figures import record
 from tests.support.sink import Answer, Sink
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -44,6 +45,7 @@ def _invoke(sink: Sink, handler: str, event: dict[str, Any], timeout_ms: int) ->
     return outcome
 
 
+@pytest.mark.reliability
 def test_an_unhandled_error_is_delivered_before_the_runtime_ends_the_process(sink: Sink) -> None:
     """The handler's exception reaches the runtime unchanged and its event, with the invocation's
     context, tags and user, was delivered before the process ended (backend 0.3 s per event)."""
@@ -66,6 +68,12 @@ def test_an_unhandled_error_is_delivered_before_the_runtime_ends_the_process(sin
     assert context["request_id"] == "c6af9ac6-7b61-11e6-9a41-93e812345678"
     assert context["function_name"] == "checkout-handler"
     assert 9_000 < context["remaining_time_ms"] <= 10_000
+    record(
+        "fork-shutdown",
+        "serverless handler error, process ended with os._exit() as the handler returns",
+        "1 of 1 delivered",
+        "delivered before the exception is re-raised; backend 0.3 s per event",
+    )
 
 
 def test_what_a_successful_invocation_captured_is_delivered_before_it_returns(sink: Sink) -> None:
@@ -76,6 +84,7 @@ def test_what_a_successful_invocation_captured_is_delivered_before_it_returns(si
     assert [e["logentry"]["formatted"] for e in sink.events] == ["refund requested for order 9"]
 
 
+@pytest.mark.reliability
 def test_an_invocation_about_to_time_out_sends_a_warning_before_it_is_killed(sink: Sink) -> None:
     """2 s to run, a handler that never ends: a warning event with the invocation's scope arrives
     about 1 s in (warning_margin=1.0), before the runtime kills the process."""
@@ -87,6 +96,12 @@ def test_an_invocation_about_to_time_out_sends_a_warning_before_it_is_killed(sin
     assert warning["tags"]["step"] == "export"
     assert warning["tags"]["serverless.timeout_warning"] == "true"
     assert warning["contexts"]["serverless"]["function_name"] == "checkout-handler"
+    record(
+        "fork-shutdown",
+        "serverless invocation killed at its deadline (2 s, handler never returns)",
+        "timeout warning delivered before the kill",
+        "warning_margin=1.0: sent and delivered about 1 s before the runtime kills the process",
+    )
 
 
 class _Context:
