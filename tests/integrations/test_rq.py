@@ -22,8 +22,8 @@ from rq.job import Job
 
 from tests.integrations.conftest import run_python
 from tests.support import rq_jobs
-from tests.support.rq_worker import BROKER
 from tests.support.figures import record
+from tests.support.rq_worker import BROKER
 from tests.support.sink import Answer, Sink
 
 ROOT = Path(__file__).resolve().parents[2]
