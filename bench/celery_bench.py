@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))  # _harness puts it there too; said here for the r
 from tests.support.sink import Sink
 
 BROKER = "redis://127.0.0.1:6379/0"
-VARIANTS = ["bare", "tripwire", "sentry-sdk"]
+VARIANTS = ["bare", "tripwire", "tripwire, Celery off", "sentry-sdk"]
 POOLS = ["solo", "prefork"]
 
 
@@ -83,18 +83,19 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--tasks", type=int, default=3000)
+    parser.add_argument("--pools", default=",".join(POOLS))
     args = parser.parse_args()
     rates: dict[tuple[str, str], list[float]] = {}
     walls: dict[tuple[str, str], list[float]] = {}
     with Sink() as sink:
-        for pool in POOLS:
+        for pool in args.pools.split(","):
             for _, variant in alternating(VARIANTS, args.rounds):
                 rate, wall = one_run(variant, pool, args.tasks, sink.dsn)
                 rates.setdefault((pool, variant), []).append(rate)
                 walls.setdefault((pool, variant), []).append(wall)
                 print(f"{pool:8} {variant:11} {rate:8.0f} tasks/CPU-s {wall:8.0f} tasks/s", flush=True)
     rows = []
-    for pool in POOLS:
+    for pool in args.pools.split(","):
         bare = median(rates[(pool, "bare")])
         for variant in VARIANTS:
             rate = median(rates[(pool, variant)])

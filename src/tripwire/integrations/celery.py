@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Mapping
 from contextvars import ContextVar, Token
 from types import MappingProxyType, ModuleType
 from typing import Any, ClassVar
@@ -36,6 +35,7 @@ __all__ = ["CeleryIntegration"]
 
 #: The message header that carries the enqueuing scope.
 HEADER = "tripwire"
+_NOTHING: dict[str, Any] = {}
 #: Tags carried in a message at most (the header travels with every message).
 MAX_TAGS = 50
 _USER_KEYS = ("id", "email", "username", "ip_address", "segment")
@@ -131,8 +131,8 @@ class CeleryIntegration(Integration):
         self.monitor_beat_tasks = monitor_beat_tasks
         self._patches = Patches()
         self._signals: list[tuple[Any, str]] = []
-        #: task id -> the execution's state; a dict so that nested eager tasks do not mix.
-        self._runs: dict[str, list[_Run]] = {}
+        #: task id -> the running execution's state (an eager task runs inside its caller's).
+        self._runs: dict[Any, _Run] = {}
 
     # -- install ---------------------------------------------------------------------------
 
@@ -197,32 +197,36 @@ class CeleryIntegration(Integration):
     def _on_prerun(
         self, task_id: Any = None, task: Any = None, args: Any = None, kwargs: Any = None, **_: Any
     ) -> None:
-        if _globals.client is None or task is None:
+        # Runs before every task: plain dict and attribute reads only (no ABC isinstance, no
+        # getattr that misses and raises inside), see bench/celery_bench.py.
+        client = _globals.client
+        if client is None or task is None:
             return
         try:
             request = task.request
-            name = str(getattr(task, "name", None) or type(task).__name__)
+            fields = getattr(request, "__dict__", None) or {}
+            name = str(task.name)
             # What a fresh unit of work inherits (see ScopeData.for_new_unit_of_work), in the one
             # _replace below.
             data = _scope.snapshot()
-            carried = getattr(request, HEADER, None)
-            if not isinstance(carried, Mapping):
-                carried = {}
-            tags = carried.get("tags")
-            if isinstance(tags, Mapping) and tags:
-                data = data.with_tags({str(k): str(v) for k, v in list(tags.items())[:MAX_TAGS]})
-            user = carried.get("user")
-            if isinstance(user, Mapping) and user and data.user is None:
-                data = _scope.replace_field(data, user=dict(user))
-            delivery = getattr(request, "delivery_info", None) or {}
+            carried = fields.get(HEADER)
+            if type(carried) is not dict:
+                carried = _NOTHING
+            else:
+                tags = carried.get("tags")
+                if type(tags) is dict and tags:
+                    data = data.with_tags({str(k): str(v) for k, v in list(tags.items())[:MAX_TAGS]})
+                user = carried.get("user")
+                if type(user) is dict and user and data.user is None:
+                    data = _scope.replace_field(data, user=dict(user))
+            delivery = fields.get("delivery_info")
             celery_context = {
                 "task_name": name,
                 "task_id": str(task_id),
-                "retries": int(getattr(request, "retries", 0) or 0),
-                "queue": delivery.get("routing_key") if isinstance(delivery, Mapping) else None,
+                "retries": fields.get("retries") or 0,
+                "queue": delivery.get("routing_key") if type(delivery) is dict else None,
             }
             job = {"task_name": name, "args": list(args or ()), "kwargs": dict(kwargs or {})}
-            # One _replace for the task's fields: this runs before every task (bench/celery_bench.py).
             data = data._replace(
                 breadcrumbs=(),
                 processors=(),
@@ -232,31 +236,29 @@ class CeleryIntegration(Integration):
             )
             holder = _scope.new_holder(data)
             trace_id = carried.get("trace_id")
-            if isinstance(trace_id, str) and len(trace_id) == 32:
+            if type(trace_id) is str and len(trace_id) == 32:
                 holder.trace_id = trace_id
             run = _Run(holder, _scope._isolation.set(holder))
-            sessions = _globals.client.sessions if _globals.client is not None else None
+            sessions = client.sessions
             if sessions is not None and sessions.auto:
                 holder.session = run
                 run.started_at = time.time()
             monitor = carried.get("monitor")
-            if isinstance(monitor, Mapping) and isinstance(monitor.get("slug"), str):
+            if type(monitor) is dict and isinstance(monitor.get("slug"), str):
                 run.slug = monitor["slug"]
                 config = monitor.get("config")
-                run.config = dict(config) if isinstance(config, Mapping) else None
+                run.config = dict(config) if isinstance(config, dict) else None
                 run.started = time.monotonic()
                 run.checkin = _capture_checkin()(run.slug, "in_progress", monitor_config=run.config)
-            self._runs.setdefault(str(task_id), []).append(run)
+            # Task ids are unique, and a task's executions (retries) never overlap.
+            self._runs[task_id] = run
         except Exception:
             logger.exception("tripwire: could not set up the scope of a Celery task")
 
     def _on_postrun(self, task_id: Any = None, state: Any = None, **_: Any) -> None:
-        runs = self._runs.get(str(task_id))
-        if not runs:
+        run = self._runs.pop(task_id, None)
+        if run is None:
             return
-        run = runs.pop()
-        if not runs:
-            self._runs.pop(str(task_id), None)
         client = _globals.client
         sessions = client.sessions if client is not None else None
         if run.holder.session is run and sessions is not None:
