@@ -74,13 +74,18 @@ class Client:
         self._closed = False
         self._scrubber: Scrubber | None = None
         #: Error-storm protection (see _repeats); None when ``repeat_limit`` is off.
-        self.repeats = RepeatLimiter(options.repeat_limit) if options.repeat_limit else None
+        self.repeats: RepeatLimiter | None = None
+        if options.repeat_limit:
+            self.repeats = RepeatLimiter(options.repeat_limit, emit=self._send_coalesced)
         #: Release health (per-minute request counts); None without a release: then no session work.
         self.sessions: SessionAggregator | None = None
-        if options.release:
+        # Without a release of the app's, a backend's own (BugSnag's app_version) names it.
+        own = (r.default_release for r in self.reporters if r.default_release)
+        release = options.release or next(own, None)
+        if release:
             self.sessions = SessionAggregator(
                 self.submit_sessions,
-                release=options.release,
+                release=release,
                 environment=options.environment,
                 auto=options.auto_session_tracking,
                 on_drop=lambda n: self.stats.record("queue_full", "session", n),
@@ -146,10 +151,10 @@ class Client:
             # Release health counts every occurrence, also those the repeat limit coalesces.
             self._mark_session(mechanism)
             repeats = 0
+            key = None
             if self.repeats is not None:
-                repeats = self._admit(exception_key(exc, self._fingerprint(scope_kwargs)))
-                if repeats < 0:
-                    return None
+                key = exception_key(exc, self._fingerprint(scope_kwargs))
+                repeats = self._admit(key)
             item = CaptureItem(
                 event_id=_new_event_id(),
                 timestamp=time.time(),
@@ -161,10 +166,14 @@ class Client:
                 overrides=_overrides(scope_kwargs),
                 hint=hint or {},
                 thread_id=threading.get_ident(),
-                live_locals=self._live_locals(exc),
+                # Not for a coalesced occurrence: copying locals is the cost the limit saves.
+                live_locals=self._live_locals(exc) if repeats >= 0 else None,
                 trace_id=_scope.trace_id(),
                 repeats=repeats,
             )
+            if repeats < 0:
+                self._keep_coalesced(key, item)
+                return None
             return self._enqueue(item)
         except Exception:
             logger.exception("tripwire: capture_exception failed; nothing was reported")
@@ -187,10 +196,10 @@ class Client:
             if level in ("error", "fatal"):
                 self._mark_session({"handled": True})
             repeats = 0
+            key = None
             if self.repeats is not None:
-                repeats = self._admit(_message_key(message, level, event, self._fingerprint(scope_kwargs)))
-                if repeats < 0:
-                    return None
+                key = _message_key(message, level, event, self._fingerprint(scope_kwargs))
+                repeats = self._admit(key)
             item = CaptureItem(
                 event_id=_new_event_id(),
                 timestamp=time.time(),
@@ -204,6 +213,9 @@ class Client:
                 trace_id=_scope.trace_id(),
                 repeats=repeats,
             )
+            if repeats < 0:
+                self._keep_coalesced(key, item)
+                return None
             return self._enqueue(item)
         except Exception:
             logger.exception("tripwire: capture_message failed; nothing was reported")
@@ -235,6 +247,21 @@ class Client:
             self.stats.record("repeat_limit")
             return -1
         return admitted
+
+    def _keep_coalesced(self, key: ErrorKey | None, item: CaptureItem) -> None:
+        assert self.repeats is not None
+        self.repeats.keep(key, item)
+
+    def _send_coalesced(self, pending: list[tuple[Any, int]]) -> None:
+        """Queue the final event of each error with coalesced occurrences, carrying their count."""
+        for item, others in pending:
+            # Its ``others`` are already counted as repeat_limit; a full queue counts it (queue_full).
+            item.repeats = others
+            self._enqueue(item)
+
+    def _send_all_coalesced(self) -> None:
+        if self.repeats is not None:
+            self._send_coalesced(self.repeats.take_pending())
 
     @staticmethod
     def _fingerprint(scope_kwargs: Mapping[str, Any]) -> Any:
@@ -356,6 +383,7 @@ class Client:
     def process_pending(self, timeout: float | None = None) -> bool:
         """Wait until the worker has handed everything captured so far to the reporters (built,
         filtered, encoded), without waiting for any reporter to deliver it; False on timeout."""
+        self._send_all_coalesced()
         if self.sessions is not None:
             self.sessions.flush()
         return self._worker.flush(timeout)
@@ -363,6 +391,8 @@ class Client:
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until everything captured so far is delivered; False if ``timeout`` ran out."""
         deadline = None if timeout is None else time.monotonic() + timeout
+        # The count of coalesced repeats goes out now: no later event of that error may come.
+        self._send_all_coalesced()
         if self.sessions is not None:
             self.sessions.flush()
         ok = self._worker.flush(timeout)
@@ -380,6 +410,9 @@ class Client:
         if self._closed:
             return
         deadline = None if timeout is None else time.monotonic() + timeout
+        if self.repeats is not None:
+            self.repeats.close()
+            self._send_all_coalesced()
         if self.sessions is not None:
             self.sessions.close()
         _flushed, left = self._worker.close(timeout)

@@ -193,3 +193,57 @@ def test_asgi_requests_become_bugsnag_events_and_session_counts(sink: Sink) -> N
     (sessions,) = [r.json for r in sink.requests if r.path == "/sessions"]
     assert sessions["app"]["version"] == "8.1" and sessions["app"]["releaseStage"] == "prod"
     assert sum(c["sessionsStarted"] for c in sessions["sessionCounts"]) == 3
+
+
+def test_log_messages_group_by_their_template_not_their_text(sink: Sink) -> None:
+    """"payment p-1 failed" and "payment p-2 failed" logged with one template are one BugSnag error
+    (same errorClass), each with its own formatted message."""
+    import logging
+
+    tripwire.init(reporters=[_reporter(sink)])
+    log = logging.getLogger("shop.payments")
+    for payment in ("p-1", "p-2"):
+        log.error("payment %s failed", payment)
+    assert tripwire.flush(10)
+    events = sink.bugsnag_events
+    assert [e["exceptions"][0]["errorClass"] for e in events] == ["payment %s failed"] * 2
+    messages = sorted(e["exceptions"][0]["message"] for e in events)
+    assert messages == ["payment p-1 failed", "payment p-2 failed"]
+
+
+def test_a_grouping_hash_set_on_a_log_record_groups_the_error(sink: Sink) -> None:
+    """logger.error(..., extra={"groupingHash": "payments"}), as BugSnag's handler allows, is the
+    event's groupingHash (and its fingerprint, so Sentry servers group by it as well)."""
+    import logging
+
+    tripwire.init(sink.dsn, reporters=[_reporter(sink)], send_client_reports=False)
+    logging.getLogger("shop").error("card declined", extra={"groupingHash": "payments"})
+    assert tripwire.flush(10)
+    (event,) = sink.bugsnag_events
+    assert event["groupingHash"] == "payments"
+    assert sink.events[0]["fingerprint"] == ["payments"]
+
+
+def test_sentrys_default_fingerprint_spelling_keeps_bugsnag_grouping(sink: Sink) -> None:
+    """A fingerprint of ["{{default}}", "eu"] (Sentry's spelling, no spaces) is no literal groupingHash."""
+    tripwire.init(reporters=[_reporter(sink)])
+    tripwire.capture_message("quota reached", "error", fingerprint=["{{default}}", "eu"])
+    tripwire.capture_message("quota reached", "warning", fingerprint=["{{ default }}", "eu"])
+    assert tripwire.flush(10)
+    assert [("groupingHash" in e) for e in sink.bugsnag_events] == [False, False]
+
+
+def test_bugsnag_breadcrumb_types_and_long_names_arrive_as_written(sink: Sink) -> None:
+    """Breadcrumbs of BugSnag's own types (state, process, log, request...) keep their type, and a
+    name longer than 30 characters is not cut."""
+    tripwire.init(reporters=[_reporter(sink)])
+    name = "checkout moved from cart to payment step"
+    kinds = ("state", "process", "log", "request", "navigation", "user", "error", "manual")
+    for kind in kinds:
+        tripwire.add_breadcrumb(name, type=kind)
+    tripwire.capture_message("step failed", "error")
+    assert tripwire.flush(10)
+    (event,) = sink.bugsnag_events
+    assert [(c["name"], c["type"]) for c in event["breadcrumbs"]] == [
+        (name, kind) for kind in kinds
+    ]

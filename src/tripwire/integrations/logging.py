@@ -97,7 +97,7 @@ def _standard() -> frozenset[str]:
     if _standard_attrs is None:
         _standard_attrs = frozenset(
             vars(logging.LogRecord("", 0, "", 0, "", (), None)).keys()
-            | {"message", "asctime", "taskName", "tripwire_ignore"}
+            | {"message", "asctime", "taskName", "tripwire_ignore", "groupingHash"}
         )
     return _standard_attrs
 
@@ -145,6 +145,11 @@ def _report(record: logging.LogRecord, attach_extra: bool) -> str | None:
     level = level_name(record.levelno)
     extras = _extra(record) if attach_extra else None
     scope_kwargs: dict[str, Any] = {"extras": extras} if extras else {}
+    grouping_hash = getattr(record, "groupingHash", None)
+    if isinstance(grouping_hash, str) and grouping_hash:
+        # BugSnag's handler groups by ``extra={"groupingHash": ...}``; here it is the fingerprint,
+        # so every backend groups by it (BugSnag receives it as the groupingHash).
+        scope_kwargs["fingerprint"] = [grouping_hash]
     exc_info = record.exc_info
     formatted = _message(record)
     template = record.msg if isinstance(record.msg, str) else formatted

@@ -29,6 +29,9 @@ class Reporter:
 
     #: A short name used in logs and drop counters (``stats()["dropped_by"][i]["reporter"]``).
     name: str = "reporter"
+    #: The release this backend names when the app sets none (BugSnag's ``app_version``): the
+    #: client then uses it for release health, so ``start_session()`` works without ``release=``.
+    default_release: str | None = None
 
     def configure(self, options: Options) -> None:
         """Called once by the client before :meth:`bind`, with its options.
