@@ -18,6 +18,7 @@ from typing import Any
 
 from . import _deferred, _scope
 from ._capture import CaptureItem
+from ._crumb_types import bugsnag_type
 from ._dedupe import ReportedRegistry
 from ._log import logger
 from ._options import Options
@@ -130,6 +131,9 @@ class Client:
     ) -> str | None:
         """Report ``error`` (default: the exception being handled); the event id, or None if dropped."""
         try:
+            message = scope_kwargs.pop("message", None)
+            if _ALIASES.intersection(scope_kwargs):
+                event = _translate_aliases(scope_kwargs, event)
             exc: object = error if error is not None else sys.exc_info()[1]
             if isinstance(exc, tuple) and len(exc) == 3:
                 exc = exc[1]  # an exc_info tuple, as sentry_sdk.capture_exception accepts
@@ -162,6 +166,8 @@ class Client:
                 scope=_scope.snapshot(),
                 exc=exc,
                 mechanism=mechanism,
+                # What was happening (asphalt's ``report_exception(ctx, message, exc)``): the logentry.
+                message=message if isinstance(message, str) or message is None else safe_repr(message, 8192),
                 event=event or {},
                 overrides=_overrides(scope_kwargs),
                 hint=hint or {},
@@ -190,6 +196,8 @@ class Client:
     ) -> str | None:
         """Report a message; the event id, or None if dropped."""
         try:
+            if _ALIASES.intersection(scope_kwargs):
+                event = _translate_aliases(scope_kwargs, event)
             if self.options.sample_rate < 1.0 and _deferred.random() >= self.options.sample_rate:
                 self.stats.record("sample_rate")
                 return None
@@ -236,6 +244,9 @@ class Client:
             if result is None:
                 return
             crumb = result
+        enabled = self.options.enabled_breadcrumb_types
+        if enabled is not None and bugsnag_type(crumb) not in enabled:
+            return
         holder = _scope.current_holder()
         holder.data = holder.data.with_breadcrumb(crumb, max_breadcrumbs)
 
@@ -435,6 +446,39 @@ def _message_key(message: object, level: str, event: Event | None, fingerprint: 
         # Never str() an arbitrary object here: a broken __str__ would lose the event.
         template = message if isinstance(message, str) else type(message).__qualname__
     return message_key(level, template, fingerprint)
+
+
+#: BugSnag's ``notify()`` keywords, taken by capture_* as they are: ``severity`` → level,
+#: ``metadata`` tabs → contexts (other values → extras), ``context`` → the event's transaction
+#: (what BugSnag shows as its context), ``grouping_hash`` → fingerprint.
+_ALIASES = frozenset({"severity", "metadata", "context", "grouping_hash"})
+_SEVERITIES = {"error": "error", "warning": "warning", "info": "info"}
+
+
+def _translate_aliases(scope_kwargs: dict[str, Any], event: Event | None) -> Event | None:
+    severity = scope_kwargs.pop("severity", None)
+    if severity is not None and "level" not in scope_kwargs:
+        scope_kwargs["level"] = _SEVERITIES.get(str(severity), "error")
+    grouping_hash = scope_kwargs.pop("grouping_hash", None)
+    if isinstance(grouping_hash, str) and grouping_hash and "fingerprint" not in scope_kwargs:
+        scope_kwargs["fingerprint"] = [grouping_hash]
+    metadata = scope_kwargs.pop("metadata", None)
+    if isinstance(metadata, Mapping):
+        contexts = dict(scope_kwargs.get("contexts") or {})
+        extras = dict(scope_kwargs.get("extras") or {})
+        for tab, value in metadata.items():
+            if isinstance(value, Mapping):
+                contexts[str(tab)] = dict(value)
+            else:
+                extras[str(tab)] = value
+        if contexts:
+            scope_kwargs["contexts"] = contexts
+        if extras:
+            scope_kwargs["extras"] = extras
+    context = scope_kwargs.pop("context", None)
+    if isinstance(context, str) and context:
+        event = {**(event or {}), "transaction": context}
+    return event
 
 
 def _overrides(scope_kwargs: Mapping[str, Any]) -> dict[str, Any]:

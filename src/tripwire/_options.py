@@ -14,8 +14,10 @@ from types import MappingProxyType
 from typing import Any, NamedTuple
 
 from . import _deferred
+from ._crumb_types import BUGSNAG_TYPES
 from ._dsn import Dsn
 from ._exceptions import ConfigurationError
+from ._option_names import MIGRATION_DOCS, translate
 from ._types import BeforeBreadcrumb, BeforeSend
 
 #: Environment variables read when the option is not given.
@@ -46,6 +48,8 @@ class Options(NamedTuple):
     before_send: BeforeSend | None = None
     before_breadcrumb: BeforeBreadcrumb | None = None
     max_breadcrumbs: int = 100
+    #: BugSnag's option: only breadcrumbs of these BugSnag types are kept; None keeps every type.
+    enabled_breadcrumb_types: frozenset[str] | None = None
     send_default_pii: bool = False
 
     # Stack traces
@@ -171,6 +175,17 @@ def _patterns(name: str, value: Any) -> tuple[re.Pattern[str], ...]:
     return tuple(compiled)
 
 
+def _crumb_types(name: str, value: Any) -> frozenset[str] | None:
+    if value is None:
+        return None
+    types = frozenset(t.lower() for t in _str_tuple(name, value))
+    unknown = types - BUGSNAG_TYPES
+    if unknown:
+        known = ", ".join(sorted(BUGSNAG_TYPES))
+        raise ConfigurationError(f"{name}: unknown breadcrumb type {sorted(unknown)[0]!r}; known: {known}")
+    return types
+
+
 def _sequence(name: str, value: Any) -> tuple[Any, ...]:
     if isinstance(value, str | bytes | Mapping) or not isinstance(value, Sequence):
         raise ConfigurationError(f"{name}: expected a list, got {value!r}")
@@ -195,6 +210,7 @@ _VALIDATORS: dict[str, Callable[[str, Any], Any]] = {
     "before_send": _callable,
     "before_breadcrumb": _callable,
     "max_breadcrumbs": lambda n, v: _integer(n, v, 0),
+    "enabled_breadcrumb_types": _crumb_types,
     "send_default_pii": _boolean,
     "project_root": _optional_str,
     "in_app_include": _str_tuple,
@@ -237,10 +253,13 @@ def _hostname() -> str | None:
 
 def build_options(dsn: str | None = None, /, **kwargs: Any) -> Options:
     """Validate keyword options into an :class:`Options`; raise ConfigurationError naming the option."""
+    kwargs = translate(kwargs)
     unknown = sorted(set(kwargs) - OPTION_NAMES)
     if unknown:
         raise ConfigurationError(
-            f"unknown option {unknown[0]!r}; known options are: {', '.join(sorted(OPTION_NAMES))}"
+            f"unknown option {unknown[0]!r}: tripwire does not implement it; {MIGRATION_DOCS} lists "
+            f"every sentry-sdk and bugsnag option with tripwire's equivalent. Known options are: "
+            f"{', '.join(sorted(OPTION_NAMES))}"
         )
     if "dsn" in kwargs:
         dsn = kwargs.pop("dsn")

@@ -184,6 +184,7 @@ class LoggingIntegration(Integration):
 
     ``breadcrumb_level`` / ``event_level``: logging levels (int or name); ``None`` turns that part off.
     ``attach_extra``: attach the record's ``extra=`` attributes (scrubbed) to events and breadcrumbs.
+    ``level``: sentry-sdk's name for ``breadcrumb_level`` (accepted so its configuration works as is).
     """
 
     identifier: ClassVar[str] = "logging"
@@ -194,7 +195,12 @@ class LoggingIntegration(Integration):
         event_level: int | str | None = _ERROR,
         *,
         attach_extra: bool = False,
+        level: int | str | None = _INFO,
     ) -> None:
+        # ``level`` is sentry-sdk's name for the breadcrumb level: ``LoggingIntegration(level=...,
+        # event_level=...)`` copied from a sentry-sdk app means the same here.
+        if level != _INFO and breadcrumb_level == _INFO:
+            breadcrumb_level = level
         self.breadcrumb_level = _level(breadcrumb_level)
         self.event_level = _level(event_level)
         self.attach_extra = attach_extra

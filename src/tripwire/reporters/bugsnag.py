@@ -18,6 +18,7 @@ from collections import Counter
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
+from .._crumb_types import bugsnag_type
 from .._exceptions import ConfigurationError
 from .._log import logger
 from .._types import Event, SessionBatch
@@ -32,24 +33,6 @@ PAYLOAD_VERSION = "4.0"
 SESSION_PAYLOAD_VERSION = "1.0"
 
 _SEVERITY = {"fatal": "error", "error": "error", "warning": "warning", "info": "info", "debug": "info"}
-# Sentry breadcrumb types → BugSnag's (navigation, request, process, log, user, state, error, manual).
-_CRUMB_TYPES = {
-    # BugSnag's own names pass through, so a breadcrumb written for BugSnag keeps its type.
-    "state": "state",
-    "process": "process",
-    "log": "log",
-    "request": "request",
-    "manual": "manual",
-    "navigation": "navigation",
-    "http": "request",
-    "query": "process",
-    "error": "error",
-    "ui": "user",
-    "user": "user",
-    "transaction": "process",
-    "info": "log",
-    "debug": "log",
-}
 #: Breadcrumb names are summaries; this bound only keeps a runaway message from filling the payload.
 MAX_CRUMB_NAME = 1024
 #: Sentry's "the default grouping" fingerprint entry, in both spellings its documentation uses.
@@ -165,12 +148,7 @@ def _breadcrumbs(event: Event) -> list[dict[str, Any]]:
             continue
         kind = str(crumb.get("type") or "default")
         category = str(crumb.get("category") or "")
-        if kind in _CRUMB_TYPES:
-            mapped = _CRUMB_TYPES[kind]
-        elif category.startswith(("log", "logger")) or crumb.get("level") in ("warning", "error"):
-            mapped = "log"
-        else:
-            mapped = "manual"
+        mapped = bugsnag_type(crumb)
         meta = dict(crumb.get("data") or {})
         if category:
             meta.setdefault("category", category)
