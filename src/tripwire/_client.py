@@ -102,7 +102,11 @@ class Client:
 
     @staticmethod
     def _reporters_from_options(options: Options) -> list[Reporter]:
-        reporters = [create_reporter(spec) for spec in options.reporters]
+        defaults = dict(options.reporter_defaults)
+        reporters = [
+            create_reporter({**defaults, **spec} if defaults and isinstance(spec, Mapping) else spec)
+            for spec in options.reporters
+        ]
         if options.dsn is not None:
             reporters.insert(0, SentryReporter(dsn=str(options.dsn), options=options))
         return reporters

@@ -18,6 +18,7 @@ from ._crumb_types import BUGSNAG_TYPES
 from ._dsn import Dsn
 from ._exceptions import ConfigurationError
 from ._option_names import MIGRATION_DOCS, translate
+from ._references import resolve
 from ._types import BeforeBreadcrumb, BeforeSend
 
 #: Environment variables read when the option is not given.
@@ -35,6 +36,9 @@ class Options(NamedTuple):
 
     dsn: Dsn | None = None
     reporters: tuple[Any, ...] = ()
+    #: Settings given to every reporter of ``reporters`` that does not set them (asphalt's
+    #: ``default_args``): ``{"http_timeout": 3, "spool_dir": "/var/spool/app"}``.
+    reporter_defaults: Mapping[str, Any] = MappingProxyType({})
     release: str | None = None
     environment: str = "production"
     server_name: str | None = None
@@ -142,6 +146,7 @@ def _optional_str(name: str, value: Any) -> str | None:
 
 
 def _callable(name: str, value: Any) -> Any:
+    value = resolve(value, name)  # "module:function" from a configuration file
     if value is not None and not callable(value):
         raise ConfigurationError(f"{name}: expected a callable, got {value!r}")
     return value
@@ -192,6 +197,11 @@ def _sequence(name: str, value: Any) -> tuple[Any, ...]:
     return tuple(value)
 
 
+def _objects(name: str, value: Any) -> tuple[Any, ...]:
+    """A list whose items may be references from a configuration file (see ``_references``)."""
+    return tuple(resolve(item, f"{name}[{i}]") for i, item in enumerate(_sequence(name, value)))
+
+
 def _mapping(name: str, value: Any) -> Mapping[str, Any]:
     if not isinstance(value, Mapping):
         raise ConfigurationError(f"{name}: expected a mapping, got {value!r}")
@@ -199,7 +209,8 @@ def _mapping(name: str, value: Any) -> Mapping[str, Any]:
 
 
 _VALIDATORS: dict[str, Callable[[str, Any], Any]] = {
-    "reporters": _sequence,
+    "reporters": _objects,
+    "reporter_defaults": _mapping,
     "release": _optional_str,
     "environment": lambda n, v: _optional_str(n, v) or "production",
     "server_name": _optional_str,
@@ -231,7 +242,7 @@ _VALIDATORS: dict[str, Callable[[str, Any], Any]] = {
     "spool_max_bytes": lambda n, v: _integer(n, v, 0),
     "send_client_reports": _boolean,
     "default_integrations": _boolean,
-    "integrations": _sequence,
+    "integrations": _objects,
     "disabled_integrations": _str_tuple,
     "auto_session_tracking": _boolean,
     "extensions": _mapping,

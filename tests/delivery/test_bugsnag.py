@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import tripwire
 from tests.support.sink import Sink
@@ -247,3 +248,25 @@ def test_bugsnag_breadcrumb_types_and_long_names_arrive_as_written(sink: Sink) -
     assert [(c["name"], c["type"]) for c in event["breadcrumbs"]] == [
         (name, kind) for kind in kinds
     ]
+
+
+def test_bugsnag_app_version_gives_release_health_without_a_release(sink: Sink) -> None:
+    """A BugSnag setup with app_version and no release: start_session() works and the session count
+    reaches BugSnag under that version."""
+    tripwire.init(reporters=[_reporter(sink, app_version="5.1")], default_integrations=False)
+    assert tripwire.start_session() is True
+    tripwire.end_session()
+    assert tripwire.flush(10)
+    (request,) = [r for r in sink.requests if r.path == "/sessions"]
+    assert request.json["app"]["version"] == "5.1"
+    assert request.json["sessionCounts"][0]["sessionsStarted"] == 1
+
+
+def test_bugsnag_without_any_version_says_release_health_is_off(sink: Sink, caplog: Any) -> None:
+    """Neither release nor app_version: a warning says sessions are off, and start_session() is False."""
+    import logging
+
+    with caplog.at_level(logging.WARNING, logger="tripwire"):
+        tripwire.init(reporters=[_reporter(sink)], default_integrations=False)
+    assert any("release health is off" in r.getMessage() for r in caplog.records)
+    assert tripwire.start_session() is False

@@ -58,9 +58,10 @@ def test_profiling_options_are_accepted_with_a_warning(caplog: pytest.LogCapture
 def test_renamed_options_are_mapped_with_a_warning(caplog: pytest.LogCaptureFixture) -> None:
     """with_locals=False (sentry-sdk) and app_version / release_stage (bugsnag) mean tripwire's
     include_local_variables, release and environment, and the warning names the new option."""
-    with caplog.at_level(logging.WARNING, logger="tripwire"), tripwire.testing.capture_events(
-        with_locals=False, app_version="4.2", release_stage="beta"
-    ) as events:
+    with (
+        caplog.at_level(logging.WARNING, logger="tripwire"),
+        tripwire.testing.capture_events(with_locals=False, app_version="4.2", release_stage="beta") as events,
+    ):
         _capture()
     (event,) = events
     assert event["release"] == "4.2" and event["environment"] == "beta"
@@ -235,3 +236,76 @@ def test_a_message_travels_with_the_exception() -> None:
     (event,) = events
     assert event["logentry"]["formatted"] == "syncing invoices"
     assert event["exception"]["values"][-1]["value"] == "card declined"
+
+
+# -- asphalt-exceptions: per-reporter extras, configuration from a file -------------------------
+
+
+def bugsnag_only_extras(event: dict[str, Any], reporter: Any) -> dict[str, Any] | None:
+    """An extras hook (asphalt's ExtrasProvider.get_extras): data for the BugSnag reporter only."""
+    return {"bugsnag_team": "payments"} if reporter.name == "bugsnag" else None
+
+
+def tag_everything(event: dict[str, Any], hint: dict[str, Any]) -> dict[str, Any]:
+    return {**event, "tags": {**event.get("tags", {}), "from_file": "yes"}}
+
+
+def test_an_extras_hook_adds_data_for_one_reporter_only() -> None:
+    """extras= on a reporter adds its data to that backend's events; the others get the event as it was."""
+    with Sink() as sink:
+        tripwire.init(
+            sink.dsn,
+            reporters=[
+                {
+                    "backend": "bugsnag",
+                    "api_key": "0" * 32,
+                    "endpoint": f"{sink.url}/notify",
+                    "extras": bugsnag_only_extras,
+                }
+            ],
+            send_client_reports=False,
+        )
+        _capture()
+        assert tripwire.flush(10)
+        (bugsnag,) = sink.bugsnag_events
+        (sentry,) = sink.events
+    assert bugsnag["metaData"]["extra"] == {"bugsnag_team": "payments"}
+    assert "bugsnag_team" not in sentry.get("extra", {})
+
+
+def test_reporters_hooks_and_integrations_configure_from_a_file() -> None:
+    """A JSON file as asphalt writes it: reporters, hooks and integrations as "module:attribute" strings
+    and {"type", "args", "kwargs"} dicts, and reporter_defaults given to every reporter."""
+    import json
+
+    config = json.loads(
+        """{
+        "reporters": [
+            {"type": "tripwire.reporters.capture:CaptureReporter"},
+            {"backend": "bugsnag", "api_key": "%s", "extras": "tests.sdk.test_migration:bugsnag_only_extras"}
+        ],
+        "reporter_defaults": {"http_timeout": 1.5},
+        "before_send": "tests.sdk.test_migration:tag_everything",
+        "integrations": [
+            {"type": "tripwire.integrations.logging:LoggingIntegration", "kwargs": {"level": 30}}
+        ]
+    }"""
+        % ("0" * 32)
+    )
+    client = tripwire.init(**config)
+    capture, bugsnag = client.reporters
+    assert type(capture).__name__ == "CaptureReporter"
+    assert bugsnag.extras is bugsnag_only_extras and bugsnag.http_timeout == 1.5
+    assert client.options.before_send is tag_everything
+    (logging_integration,) = [i for i in client.options.integrations]
+    assert logging_integration.breadcrumb_level == logging.WARNING
+    tripwire.capture_message("configured")
+    assert tripwire.get_client() is client
+    client.process_pending(5)
+    assert capture.events[0]["tags"]["from_file"] == "yes"
+
+
+def test_a_wrong_reference_names_the_option() -> None:
+    """before_send="no.such.module:hook" is a ConfigurationError naming before_send."""
+    with pytest.raises(tripwire.ConfigurationError, match="before_send"):
+        tripwire.init("http://key@127.0.0.1:9/1", before_send="no.such.module:hook")
