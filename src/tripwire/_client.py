@@ -63,6 +63,7 @@ class Client:
         for reporter in self.reporters:
             reporter.configure(options)
             reporter.bind(self.stats)
+        self._error_crumbs = any(r.error_breadcrumbs for r in self.reporters)
         self._ignore_types = tuple(e for e in options.ignore_errors if isinstance(e, type))
         self._ignore_names = frozenset(e for e in options.ignore_errors if isinstance(e, str))
         self._worker = Worker(
@@ -157,7 +158,7 @@ class Client:
                 return None
             self.reported.mark(exc)
             # Release health counts every occurrence, also those the repeat limit coalesces.
-            self._mark_session(mechanism)
+            event = _with_session(event, self._mark_session(mechanism))
             repeats = 0
             key = None
             if self.repeats is not None:
@@ -184,7 +185,10 @@ class Client:
             if repeats < 0:
                 self._keep_coalesced(key, item)
                 return None
-            return self._enqueue(item)
+            event_id = self._enqueue(item)
+            if event_id is not None and self._error_crumbs:
+                self._error_breadcrumb(exc, item)
+            return event_id
         except Exception:
             logger.exception("tripwire: capture_exception failed; nothing was reported")
             return None
@@ -206,7 +210,7 @@ class Client:
                 self.stats.record("sample_rate")
                 return None
             if level in ("error", "fatal"):
-                self._mark_session({"handled": True})
+                event = _with_session(event, self._mark_session({"handled": True}))
             repeats = 0
             key = None
             if self.repeats is not None:
@@ -263,6 +267,25 @@ class Client:
             return -1
         return admitted
 
+    def _error_breadcrumb(self, exc: BaseException, item: CaptureItem) -> None:
+        """BugSnag's automatic "error report" breadcrumb, left on the scope after the error."""
+        level = str(item.overrides.get("level") or item.scope.level or item.level)
+        handled = True if item.mechanism is None else bool(item.mechanism.get("handled", True))
+        crumb: Breadcrumb = {
+            "timestamp": item.timestamp,
+            "type": "error",
+            "category": "error",
+            "level": level,
+            "message": type(exc).__name__,
+            "data": {
+                "errorClass": type(exc).__qualname__,
+                "message": _safe_text(exc),
+                "unhandled": not handled,
+                "severity": level,
+            },
+        }
+        self.add_breadcrumb(crumb)
+
     def _keep_coalesced(self, key: ErrorKey | None, item: CaptureItem) -> None:
         assert self.repeats is not None
         self.repeats.keep(key, item)
@@ -300,11 +323,12 @@ class Client:
             logger.debug("tripwire: could not snapshot live locals", exc_info=True)
             return None
 
-    def _mark_session(self, mechanism: Mechanism | None) -> None:
+    def _mark_session(self, mechanism: Mechanism | None) -> Any:
         session = _scope.isolation_holder().session
         if session is not None:
             handled = True if mechanism is None else bool(mechanism.get("handled", True))
             session.mark_error(handled=handled)
+        return session
 
     def _enqueue(self, item: CaptureItem) -> str | None:
         if self._closed:
@@ -440,6 +464,32 @@ class Client:
                 reporter.close(remaining)
             except Exception:
                 logger.exception("tripwire: reporter %s failed to close", reporter.name)
+
+
+def _safe_text(exc: BaseException) -> str:
+    try:
+        return str(exc)[:200]
+    except Exception:  # a broken __str__ must not break the capture
+        return ""
+
+
+def _with_session(event: Event | None, session: Any) -> Event | None:
+    """The application session an error counted on, as ``contexts.session`` (BugSnag links its
+    errors to sessions by it; a Sentry server shows it as a context). Request sessions are counted
+    in aggregate and have no id to link."""
+    sid = getattr(session, "sid", None)
+    if not isinstance(sid, str):
+        return event
+    unhandled = 1 if getattr(session, "status", "") == "crashed" else 0
+    context = {
+        "id": sid,
+        "started": getattr(session, "started", None),
+        "handled": max(0, int(getattr(session, "errors", 0)) - unhandled),
+        "unhandled": unhandled,
+    }
+    event = dict(event or {})
+    event["contexts"] = {**(event.get("contexts") or {}), "session": context}
+    return event
 
 
 def _message_key(message: object, level: str, event: Event | None, fingerprint: Any) -> ErrorKey:

@@ -270,3 +270,40 @@ def test_bugsnag_without_any_version_says_release_health_is_off(sink: Sink, capl
         tripwire.init(reporters=[_reporter(sink)], default_integrations=False)
     assert any("release health is off" in r.getMessage() for r in caplog.records)
     assert tripwire.start_session() is False
+
+
+def test_errors_in_a_session_carry_bugsnags_session_object(sink: Sink) -> None:
+    """An error captured in an application session names it (id, startedAt, handled/unhandled counts),
+    so BugSnag links the error to the session."""
+    tripwire.init(reporters=[_reporter(sink, app_version="5.1")], default_integrations=False)
+    assert tripwire.start_session()
+    try:
+        raise ValueError("bad input")
+    except ValueError:
+        tripwire.capture_exception()
+    tripwire.end_session()
+    assert tripwire.flush(10)
+    (event,) = sink.bugsnag_events
+    session = event["session"]
+    assert re.fullmatch(r"[0-9a-f]{32}", session["id"].replace("-", ""))
+    assert SENT_AT.match(session["startedAt"])
+    assert session["events"] == {"handled": 1, "unhandled": 0}
+    assert "session" not in event["metaData"]
+
+
+def test_a_reported_error_leaves_bugsnags_error_breadcrumb(sink: Sink) -> None:
+    """After an error is reported, the next event carries an "error" breadcrumb naming it, as BugSnag's
+    notifier leaves one."""
+    tripwire.init(reporters=[_reporter(sink)])
+    try:
+        raise KeyError("sku-9")
+    except KeyError:
+        tripwire.capture_exception()
+    tripwire.capture_message("cart empty", "warning")
+    assert tripwire.flush(10)
+    later = [e for e in sink.bugsnag_events if e["severity"] == "warning"][0]
+    crumb = later["breadcrumbs"][-1]
+    assert (crumb["type"], crumb["name"]) == ("error", "KeyError")
+    assert crumb["metaData"]["errorClass"] == "KeyError"
+    assert crumb["metaData"]["message"] == "'sku-9'"
+    assert crumb["metaData"]["unhandled"] is False

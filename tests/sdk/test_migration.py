@@ -309,3 +309,23 @@ def test_a_wrong_reference_names_the_option() -> None:
     """before_send="no.such.module:hook" is a ConfigurationError naming before_send."""
     with pytest.raises(tripwire.ConfigurationError, match="before_send"):
         tripwire.init("http://key@127.0.0.1:9/1", before_send="no.such.module:hook")
+
+
+def test_sentrys_modules_and_argv_integrations_attach_what_they_say() -> None:
+    """integrations=[ModulesIntegration(), ArgvIntegration()] (sentry-sdk's names) attach the installed
+    modules and sys.argv; disabled_integrations=["modules", "argv"] is accepted."""
+    from tripwire.integrations import ArgvIntegration, ModulesIntegration
+
+    client = tripwire.init(
+        reporters=[{"backend": "capture"}], integrations=[ModulesIntegration(), ArgvIntegration()]
+    )
+    tripwire.capture_message("x")
+    client.process_pending(5)
+    (event,) = client.reporters[0].events  # type: ignore[attr-defined]
+    assert event["modules"]["pytest"]
+    assert event["extra"]["sys.argv"]
+    client = tripwire.init(reporters=[{"backend": "capture"}], disabled_integrations=["modules", "argv"])
+    tripwire.capture_message("x")
+    client.process_pending(5)
+    (event,) = client.reporters[0].events  # type: ignore[attr-defined]
+    assert "modules" not in event and "sys.argv" not in event.get("extra", {})

@@ -32,6 +32,9 @@ class Reporter:
     #: The release this backend names when the app sets none (BugSnag's ``app_version``): the
     #: client then uses it for release health, so ``start_session()`` works without ``release=``.
     default_release: str | None = None
+    #: Leave an ``error`` breadcrumb (class, message, severity) for every error reported, as the
+    #: backend's own SDK does (BugSnag).
+    error_breadcrumbs: bool = False
 
     def configure(self, options: Options) -> None:
         """Called once by the client before :meth:`bind`, with its options.

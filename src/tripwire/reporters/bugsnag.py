@@ -38,7 +38,7 @@ MAX_CRUMB_NAME = 1024
 #: Sentry's "the default grouping" fingerprint entry, in both spellings its documentation uses.
 _DEFAULT_FINGERPRINT = frozenset({"{{ default }}", "{{default}}"})
 # Event fields that are not metaData tabs of their own.
-_SKIP_CONTEXTS = frozenset({"trace"})
+_SKIP_CONTEXTS = frozenset({"trace", "session"})
 
 
 def sent_at() -> str:
@@ -209,6 +209,8 @@ class BugsnagReporter(HttpReporter):
 
     name = "bugsnag"
     compress = False
+    #: BugSnag's notifiers leave an "error" breadcrumb for every error reported; so does tripwire.
+    error_breadcrumbs = True
 
     def __init__(
         self,
@@ -300,6 +302,17 @@ class BugsnagReporter(HttpReporter):
         request = _request(event)
         if request is not None:
             out["request"] = request
+        session = (event.get("contexts") or {}).get("session")
+        if isinstance(session, dict) and isinstance(session.get("id"), str):
+            # BugSnag links an error to its session by this object (stability scores).
+            out["session"] = {
+                "id": session["id"],
+                "startedAt": _iso(session.get("started")) or sent_at(),
+                "events": {
+                    "handled": int(session.get("handled") or 0),
+                    "unhandled": int(session.get("unhandled") or 0),
+                },
+            }
         return {
             "apiKey": self.api_key,
             "payloadVersion": PAYLOAD_VERSION,
