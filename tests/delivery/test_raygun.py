@@ -201,6 +201,6 @@ def test_raygun_endpoint_defaults_to_rayguns_own() -> None:
     """Without endpoint= the reporter posts to Raygun's documented entries URL."""
     from tripwire.reporters.raygun import DEFAULT_ENDPOINT, RaygunReporter
 
-    assert RaygunReporter(api_key=API_KEY).endpoint == DEFAULT_ENDPOINT == "https://api.raygun.com/entries"
+    assert RaygunReporter(api_key=API_KEY).endpoint == DEFAULT_ENDPOINT == "https://api.raygun.io/entries"
     with pytest.raises(tripwire.ConfigurationError, match="api_key"):
         tripwire.init(reporters=[{"backend": "raygun", "api_key": ""}])

@@ -32,7 +32,8 @@ from .._types import Event
 from .._version import __version__
 from .http import HttpReporter, Payload
 
-DEFAULT_ENDPOINT = "https://api.raygun.com/entries"
+#: What the official raygun4py client posts to.
+DEFAULT_ENDPOINT = "https://api.raygun.io/entries"
 CLIENT = {"name": "tripwire", "version": __version__, "clientUrl": "https://github.com/tripwire-dev/tripwire"}
 #: Sentry's "the default grouping" fingerprint entry, in both spellings.
 _DEFAULT_FINGERPRINT = frozenset({"{{ default }}", "{{default}}"})
@@ -236,7 +237,7 @@ class RaygunReporter(HttpReporter):
             custom["message"] = logentry["formatted"]  # what was happening, beside the exception
         details: dict[str, Any] = {
             "machineName": event.get("server_name") or self._machine,
-            "version": self.version or event.get("release") or "Not supplied",
+            "version": self.version or event.get("release") or "Not defined",
             "client": CLIENT,
             "error": error,
             "environment": self._environment,
