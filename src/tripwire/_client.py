@@ -136,9 +136,11 @@ class Client:
     ) -> str | None:
         """Report ``error`` (default: the exception being handled); the event id, or None if dropped."""
         try:
-            message = scope_kwargs.pop("message", None)
-            if _ALIASES.intersection(scope_kwargs):
-                event = _translate_aliases(scope_kwargs, event)
+            message = None
+            if scope_kwargs:
+                message = scope_kwargs.pop("message", None)
+                if _ALIASES.intersection(scope_kwargs):
+                    event = _translate_aliases(scope_kwargs, event)
             exc: object = error if error is not None else sys.exc_info()[1]
             if isinstance(exc, tuple) and len(exc) == 3:
                 exc = exc[1]  # an exc_info tuple, as sentry_sdk.capture_exception accepts
@@ -158,12 +160,24 @@ class Client:
                 return None
             self.reported.mark(exc)
             # Release health counts every occurrence, also those the repeat limit coalesces.
-            event = _with_session(event, self._mark_session(mechanism))
+            session = self._mark_session(mechanism)
+            if session is not None:
+                event = _with_session(event, session)
             repeats = 0
             key = None
             if self.repeats is not None:
                 key = exception_key(exc, self._fingerprint(scope_kwargs))
                 repeats = self._admit(key)
+            if not isinstance(message, str | None):
+                message = safe_repr(message, 8192)
+            if repeats < 0:
+                # Kept as a plain tuple (a CaptureItem costs ~3 µs more): the error's final event,
+                # if it is the last occurrence when the count is sent (see _send_coalesced).
+                self._keep_coalesced(key, (
+                    time.time(), "error", _scope.snapshot(), exc, mechanism, message, event or {},
+                    scope_kwargs, hint or {}, threading.get_ident(), _scope.trace_id(),
+                ))
+                return None
             item = CaptureItem(
                 event_id=_new_event_id(),
                 timestamp=time.time(),
@@ -172,19 +186,15 @@ class Client:
                 exc=exc,
                 mechanism=mechanism,
                 # What was happening (asphalt's ``report_exception(ctx, message, exc)``): the logentry.
-                message=message if isinstance(message, str) or message is None else safe_repr(message, 8192),
+                message=message,
                 event=event or {},
                 overrides=_overrides(scope_kwargs),
                 hint=hint or {},
                 thread_id=threading.get_ident(),
-                # Not for a coalesced occurrence: copying locals is the cost the limit saves.
-                live_locals=self._live_locals(exc) if repeats >= 0 else None,
+                live_locals=self._live_locals(exc),
                 trace_id=_scope.trace_id(),
                 repeats=repeats,
             )
-            if repeats < 0:
-                self._keep_coalesced(key, item)
-                return None
             event_id = self._enqueue(item)
             if event_id is not None and self._error_crumbs:
                 self._error_breadcrumb(exc, item)
@@ -204,24 +214,33 @@ class Client:
     ) -> str | None:
         """Report a message; the event id, or None if dropped."""
         try:
-            if _ALIASES.intersection(scope_kwargs):
+            if scope_kwargs and _ALIASES.intersection(scope_kwargs):
                 event = _translate_aliases(scope_kwargs, event)
             if self.options.sample_rate < 1.0 and _deferred.random() >= self.options.sample_rate:
                 self.stats.record("sample_rate")
                 return None
             if level in ("error", "fatal"):
-                event = _with_session(event, self._mark_session({"handled": True}))
+                session = self._mark_session({"handled": True})
+                if session is not None:
+                    event = _with_session(event, session)
             repeats = 0
             key = None
             if self.repeats is not None:
                 key = _message_key(message, level, event, self._fingerprint(scope_kwargs))
                 repeats = self._admit(key)
+            text = message if isinstance(message, str) else safe_repr(message, 8192)
+            if repeats < 0:
+                self._keep_coalesced(key, (
+                    time.time(), level, _scope.snapshot(), None, None, text, event or {},
+                    scope_kwargs, hint or {}, threading.get_ident(), _scope.trace_id(),
+                ))
+                return None
             item = CaptureItem(
                 event_id=_new_event_id(),
                 timestamp=time.time(),
                 level=level,
                 scope=_scope.snapshot(),
-                message=message if isinstance(message, str) else safe_repr(message, 8192),
+                message=text,
                 event=event or {},
                 overrides=_overrides(scope_kwargs),
                 hint=hint or {},
@@ -229,9 +248,6 @@ class Client:
                 trace_id=_scope.trace_id(),
                 repeats=repeats,
             )
-            if repeats < 0:
-                self._keep_coalesced(key, item)
-                return None
             return self._enqueue(item)
         except Exception:
             logger.exception("tripwire: capture_message failed; nothing was reported")
@@ -286,15 +302,20 @@ class Client:
         }
         self.add_breadcrumb(crumb)
 
-    def _keep_coalesced(self, key: ErrorKey | None, item: CaptureItem) -> None:
+    def _keep_coalesced(self, key: ErrorKey | None, occurrence: tuple[Any, ...]) -> None:
         assert self.repeats is not None
-        self.repeats.keep(key, item)
+        self.repeats.keep(key, occurrence)
 
     def _send_coalesced(self, pending: list[tuple[Any, int]]) -> None:
         """Queue the final event of each error with coalesced occurrences, carrying their count."""
-        for item, others in pending:
-            # Its ``others`` are already counted as repeat_limit; a full queue counts it (queue_full).
-            item.repeats = others
+        for occurrence, others in pending:
+            ts, level, scope, exc, mechanism, message, event, scope_kwargs, hint, thread, trace = occurrence
+            item = CaptureItem(
+                _new_event_id(), ts, level, scope, exc, mechanism, message, event,
+                _overrides(scope_kwargs), hint, thread, None, trace,
+                # Its ``others`` are already counted as repeat_limit; a full queue counts it (queue_full).
+                others,
+            )
             self._enqueue(item)
 
     def _send_all_coalesced(self) -> None:
