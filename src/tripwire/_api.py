@@ -203,11 +203,15 @@ def add_breadcrumb(
     if isinstance(message, Mapping):
         # sentry-sdk's positional form, ``add_breadcrumb({"message": ..., "category": ...})``;
         # keywords given beside it win.
-        crumb.update(message)
+        try:
+            crumb.update(message)
+            if data:
+                crumb["data"] = dict(data)
+        except Exception:
+            logger.warning("tripwire: add_breadcrumb could not read the breadcrumb it was given")
+            return
         if category is not None:
             crumb["category"] = category
-        if data:
-            crumb["data"] = dict(data)
         client.add_breadcrumb(crumb, hint)
         return
     if message is not None:

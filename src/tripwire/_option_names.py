@@ -8,7 +8,6 @@ Three kinds (docs/migrating.md lists every option of both SDKs with tripwire's e
 * anything else unknown raises ``ConfigurationError`` naming it and pointing to the migration page.
 """
 
-import logging
 from typing import Any
 
 from ._log import logger
@@ -51,7 +50,7 @@ def translate(kwargs: dict[str, Any]) -> dict[str, Any]:
             if new in kwargs:
                 logger.warning("tripwire: option %r ignored: %r is given too", name, new)
                 continue
-            logger.log(logging.WARNING, "tripwire: option %r is called %r in tripwire; using it", name, new)
+            logger.warning("tripwire: option %r is called %r in tripwire; using it", name, new)
             out[new] = value
         else:
             out[name] = value

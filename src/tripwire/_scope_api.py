@@ -21,7 +21,7 @@ from typing import Any
 
 from . import _api, _globals, _scope
 from ._log import logger
-from ._types import LEVELS, Breadcrumb, EventProcessor, Hint
+from ._types import Breadcrumb, EventProcessor, Hint
 
 
 class Scope:
@@ -35,29 +35,39 @@ class Scope:
     def _set(self, data: _scope.ScopeData) -> None:
         self._holder.data = data
 
+    @contextmanager
+    def _current(self) -> Iterator[None]:
+        # The flat setters change the current holder: make it this scope's for one call, so both
+        # APIs validate and convert alike (and never raise into the app).
+        token = _scope._isolation.set(self._holder)
+        try:
+            yield
+        finally:
+            _scope._isolation.reset(token)
+
     def set_tag(self, key: str, value: Any) -> None:
-        self._set(self._holder.data.with_tag(_api._tag_value(key), _api._tag_value(value)))
+        with self._current():
+            _api.set_tag(key, value)
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
-        for key, value in tags.items():
-            self.set_tag(key, value)
+        with self._current():
+            _api.set_tags(tags)
 
     def remove_tag(self, key: str) -> None:
         tags = {k: v for k, v in self._holder.data.tags.items() if k != key}
         self._set(_scope.replace_field(self._holder.data, tags=tags))
 
     def set_extra(self, key: str, value: Any) -> None:
-        self._set(self._holder.data.with_extra(_api._tag_value(key), value))
+        with self._current():
+            _api.set_extra(key, value)
 
     def set_context(self, key: str, value: Mapping[str, Any] | None) -> None:
-        if value is None:
-            contexts = {k: v for k, v in self._holder.data.contexts.items() if k != key}
-            self._set(_scope.replace_field(self._holder.data, contexts=contexts))
-        else:
-            self._set(self._holder.data.with_context(_api._tag_value(key), dict(value)))
+        with self._current():
+            _api.set_context(key, value)
 
     def set_user(self, user: Mapping[str, Any] | None) -> None:
-        self._set(_scope.replace_field(self._holder.data, user=dict(user) if user else None))
+        with self._current():
+            _api.set_user(user)
 
     @property
     def user(self) -> Mapping[str, Any] | None:
@@ -69,10 +79,8 @@ class Scope:
         self.set_user(value)
 
     def set_level(self, level: str | None) -> None:
-        if level is not None and level not in LEVELS:
-            logger.warning("tripwire: unknown level %r ignored", level)
-            return
-        self._set(_scope.replace_field(self._holder.data, level=level))
+        with self._current():
+            _api.set_level(level)
 
     @property
     def level(self) -> str | None:
@@ -89,11 +97,12 @@ class Scope:
 
     @fingerprint.setter
     def fingerprint(self, value: list[str] | None) -> None:
-        parts = tuple(_api._tag_value(p) for p in value) if value else None
-        self._set(_scope.replace_field(self._holder.data, fingerprint=parts))
+        with self._current():
+            _api.set_fingerprint(value)
 
     def set_transaction_name(self, name: str | None) -> None:
-        self._set(_scope.replace_field(self._holder.data, transaction=name))
+        with self._current():
+            _api.set_transaction(name)
 
     @property
     def transaction(self) -> str | None:
@@ -111,13 +120,14 @@ class Scope:
         if client is None:
             return
         full: Breadcrumb = {"timestamp": time.time(), "type": "default", "level": "info"}
-        full.update(crumb or {})
-        full.update(kwargs)
-        token = _scope._isolation.set(self._holder)
         try:
+            full.update(crumb or {})
+            full.update(kwargs)
+        except Exception:
+            logger.warning("tripwire: add_breadcrumb expects a breadcrumb dict, got %s", type(crumb).__name__)
+            return
+        with self._current():
             client.add_breadcrumb(full, hint)
-        finally:
-            _scope._isolation.reset(token)
 
     def clear_breadcrumbs(self) -> None:
         self._set(self._holder.data._replace(breadcrumbs=()))

@@ -329,3 +329,41 @@ def test_sentrys_modules_and_argv_integrations_attach_what_they_say() -> None:
     client.process_pending(5)
     (event,) = client.reporters[0].events  # type: ignore[attr-defined]
     assert "modules" not in event and "sys.argv" not in event.get("extra", {})
+
+
+def test_the_scope_api_never_raises_into_the_app() -> None:
+    """Wrong types given to a Scope are logged and ignored, as the flat setters do; capture still works."""
+    with tripwire.testing.capture_events() as events:
+        scope = tripwire.get_current_scope()
+        scope.set_tags(None)  # type: ignore[arg-type]
+        scope.set_user(42)  # type: ignore[arg-type]
+        scope.set_level("loud")
+        scope.fingerprint = 7  # type: ignore[assignment]
+        scope.add_breadcrumb(42)  # type: ignore[arg-type]
+        tripwire.add_breadcrumb({"message": "unreadable data"}, data=5)  # type: ignore[arg-type]
+        tripwire.add_breadcrumb({"message": "ok"})
+        tripwire.capture_message("still works")
+    (event,) = events
+    assert event["logentry"]["formatted"] == "still works"
+    assert [c["message"] for c in event["breadcrumbs"]["values"]] == ["ok"]
+    assert event["level"] == "info" and "fingerprint" not in event and "user" not in event
+
+
+def test_the_message_reaches_bugsnag_metadata_and_raygun_custom_data() -> None:
+    """capture_exception(exc, message=...) reaches BugSnag as the log metadata tab and Raygun as
+    userCustomData.message, beside the exception."""
+    with Sink() as sink:
+        tripwire.init(
+            reporters=[
+                {"backend": "bugsnag", "api_key": "0" * 32, "endpoint": f"{sink.url}/notify"},
+                {"backend": "raygun", "api_key": "k", "endpoint": f"{sink.url}/entries"},
+            ]
+        )
+        _capture(message="syncing invoices")
+        assert tripwire.flush(10)
+        (bugsnag,) = sink.bugsnag_events
+        (raygun,) = [r.json for r in sink.requests if r.path == "/entries"]
+    assert bugsnag["metaData"]["log"]["formatted"] == "syncing invoices"
+    assert bugsnag["exceptions"][0]["errorClass"] == "ValueError"
+    assert raygun["details"]["userCustomData"]["message"] == "syncing invoices"
+    assert raygun["details"]["error"]["className"] == "ValueError"
