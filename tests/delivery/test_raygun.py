@@ -204,3 +204,11 @@ def test_raygun_endpoint_defaults_to_rayguns_own() -> None:
     assert RaygunReporter(api_key=API_KEY).endpoint == DEFAULT_ENDPOINT == "https://api.raygun.io/entries"
     with pytest.raises(tripwire.ConfigurationError, match="api_key"):
         tripwire.init(reporters=[{"backend": "raygun", "api_key": ""}])
+
+
+def test_raygun_is_registered_as_an_entry_point() -> None:
+    """The package registers raygun under the tripwire.reporters entry point group, as the others."""
+    from importlib.metadata import entry_points
+
+    names = {ep.name: ep.value for ep in entry_points(group="tripwire.reporters")}
+    assert names["raygun"] == "tripwire.reporters.raygun:RaygunReporter"
