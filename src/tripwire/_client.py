@@ -25,7 +25,7 @@ from ._options import Options
 from ._repeats import ErrorKey, RepeatLimiter, exception_key, message_key
 from ._scrub import Scrubber, build_scrubber
 from ._serialize import safe_repr
-from ._sessions import SessionAggregator
+from ._sessions import CRASHED, SessionAggregator
 from ._stacktrace import snapshot_live_locals
 from ._stats import DropCounter
 from ._types import Breadcrumb, CheckIn, Event, Hint, Mechanism, SessionBatch
@@ -64,6 +64,7 @@ class Client:
             reporter.configure(options)
             reporter.bind(self.stats)
         self._error_crumbs = any(r.error_breadcrumbs for r in self.reporters)
+        self._link_sessions = any(r.links_sessions for r in self.reporters)
         self._ignore_types = tuple(e for e in options.ignore_errors if isinstance(e, type))
         self._ignore_names = frozenset(e for e in options.ignore_errors if isinstance(e, str))
         self._worker = Worker(
@@ -161,7 +162,7 @@ class Client:
             self.reported.mark(exc)
             # Release health counts every occurrence, also those the repeat limit coalesces.
             session = self._mark_session(mechanism)
-            if session is not None:
+            if session is not None and self._link_sessions:
                 event = _with_session(event, session)
             repeats = 0
             key = None
@@ -221,7 +222,7 @@ class Client:
                 return None
             if level in ("error", "fatal"):
                 session = self._mark_session({"handled": True})
-                if session is not None:
+                if session is not None and self._link_sessions:
                     event = _with_session(event, session)
             repeats = 0
             key = None
@@ -495,19 +496,22 @@ def _safe_text(exc: BaseException) -> str:
 
 
 def _with_session(event: Event | None, session: Any) -> Event | None:
-    """The application session an error counted on, as ``contexts.session`` (BugSnag links its
-    errors to sessions by it; a Sentry server shows it as a context). Request sessions are counted
-    in aggregate and have no id to link."""
+    """The session an error counted on, as ``contexts.session`` (BugSnag links its errors to
+    sessions by it; a Sentry server shows it as a context)."""
     sid = getattr(session, "sid", None)
-    if not isinstance(sid, str):
+    started = getattr(session, "started", None)
+    if isinstance(sid, str):
+        unhandled = 1 if getattr(session, "status", "") == "crashed" else 0
+        handled = max(0, int(getattr(session, "errors", 0)) - unhandled)
+    elif isinstance(started, float):
+        # A request session (counted in aggregate): an id stable for the request, made only here,
+        # on the error path, from the connection's identity and start.
+        sid = f"{id(session):016x}{int(started * 1e6) & (2**64 - 1):016x}"
+        unhandled = 1 if getattr(session, "outcome", None) == CRASHED else 0
+        handled = 1 - unhandled
+    else:
         return event
-    unhandled = 1 if getattr(session, "status", "") == "crashed" else 0
-    context = {
-        "id": sid,
-        "started": getattr(session, "started", None),
-        "handled": max(0, int(getattr(session, "errors", 0)) - unhandled),
-        "unhandled": unhandled,
-    }
+    context = {"id": sid, "started": started, "handled": handled, "unhandled": unhandled}
     event = dict(event or {})
     event["contexts"] = {**(event.get("contexts") or {}), "session": context}
     return event

@@ -161,7 +161,8 @@ def test_bugsnag_and_sentry_at_once(sink: Sink) -> None:
 
 
 def test_asgi_requests_become_bugsnag_events_and_session_counts(sink: Sink) -> None:
-    """Through the real ASGI middleware: a crash is an unhandled middleware error, requests are sessions."""
+    """Through the real ASGI middleware: a crash is an unhandled middleware error naming its request's
+    session, requests are sessions."""
     import asyncio
 
     import httpx
@@ -194,6 +195,9 @@ def test_asgi_requests_become_bugsnag_events_and_session_counts(sink: Sink) -> N
     (sessions,) = [r.json for r in sink.requests if r.path == "/sessions"]
     assert sessions["app"]["version"] == "8.1" and sessions["app"]["releaseStage"] == "prod"
     assert sum(c["sessionsStarted"] for c in sessions["sessionCounts"]) == 3
+    # The error names its request's session, so BugSnag links it (an unhandled one).
+    assert event["session"]["events"] == {"handled": 0, "unhandled": 1}
+    assert len(event["session"]["id"]) == 32 and SENT_AT.match(event["session"]["startedAt"])
 
 
 def test_log_messages_group_by_their_template_not_their_text(sink: Sink) -> None:

@@ -35,6 +35,9 @@ class Reporter:
     #: Leave an ``error`` breadcrumb (class, message, severity) for every error reported, as the
     #: backend's own SDK does (BugSnag).
     error_breadcrumbs: bool = False
+    #: Put the session an error counted on into the event (``contexts.session``: id, start,
+    #: handled/unhandled), for a backend that links errors to sessions by it (BugSnag).
+    links_sessions: bool = False
 
     def configure(self, options: Options) -> None:
         """Called once by the client before :meth:`bind`, with its options.

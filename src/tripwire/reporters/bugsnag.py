@@ -211,6 +211,7 @@ class BugsnagReporter(HttpReporter):
     compress = False
     #: BugSnag's notifiers leave an "error" breadcrumb for every error reported; so does tripwire.
     error_breadcrumbs = True
+    links_sessions = True
 
     def __init__(
         self,
