@@ -18,6 +18,7 @@ from typing import Any
 
 from . import _deferred, _scope
 from ._capture import CaptureItem
+from ._capture_args import ALIASES, translate_aliases, with_session
 from ._crumb_types import bugsnag_type
 from ._dedupe import ReportedRegistry
 from ._log import logger
@@ -25,7 +26,7 @@ from ._options import Options
 from ._repeats import ErrorKey, RepeatLimiter, exception_key, message_key
 from ._scrub import Scrubber, build_scrubber
 from ._serialize import safe_repr
-from ._sessions import CRASHED, SessionAggregator
+from ._sessions import SessionAggregator
 from ._stacktrace import snapshot_live_locals
 from ._stats import DropCounter
 from ._types import Breadcrumb, CheckIn, Event, Hint, Mechanism, SessionBatch
@@ -140,8 +141,8 @@ class Client:
             message = None
             if scope_kwargs:
                 message = scope_kwargs.pop("message", None)
-                if _ALIASES.intersection(scope_kwargs):
-                    event = _translate_aliases(scope_kwargs, event)
+                if ALIASES.intersection(scope_kwargs):
+                    event = translate_aliases(scope_kwargs, event)
             exc: object = error if error is not None else sys.exc_info()[1]
             if isinstance(exc, tuple) and len(exc) == 3:
                 exc = exc[1]  # an exc_info tuple, as sentry_sdk.capture_exception accepts
@@ -163,7 +164,7 @@ class Client:
             # Release health counts every occurrence, also those the repeat limit coalesces.
             session = self._mark_session(mechanism)
             if session is not None and self._link_sessions:
-                event = _with_session(event, session)
+                event = with_session(event, session)
             repeats = 0
             key = None
             if self.repeats is not None:
@@ -215,15 +216,15 @@ class Client:
     ) -> str | None:
         """Report a message; the event id, or None if dropped."""
         try:
-            if scope_kwargs and _ALIASES.intersection(scope_kwargs):
-                event = _translate_aliases(scope_kwargs, event)
+            if scope_kwargs and ALIASES.intersection(scope_kwargs):
+                event = translate_aliases(scope_kwargs, event)
             if self.options.sample_rate < 1.0 and _deferred.random() >= self.options.sample_rate:
                 self.stats.record("sample_rate")
                 return None
             if level in ("error", "fatal"):
                 session = self._mark_session({"handled": True})
                 if session is not None and self._link_sessions:
-                    event = _with_session(event, session)
+                    event = with_session(event, session)
             repeats = 0
             key = None
             if self.repeats is not None:
@@ -495,28 +496,6 @@ def _safe_text(exc: BaseException) -> str:
         return ""
 
 
-def _with_session(event: Event | None, session: Any) -> Event | None:
-    """The session an error counted on, as ``contexts.session`` (BugSnag links its errors to
-    sessions by it; a Sentry server shows it as a context)."""
-    sid = getattr(session, "sid", None)
-    started = getattr(session, "started", None)
-    if isinstance(sid, str):
-        unhandled = 1 if getattr(session, "status", "") == "crashed" else 0
-        handled = max(0, int(getattr(session, "errors", 0)) - unhandled)
-    elif isinstance(started, float):
-        # A request session (counted in aggregate): an id stable for the request, made only here,
-        # on the error path, from the connection's identity and start.
-        sid = f"{id(session):016x}{int(started * 1e6) & (2**64 - 1):016x}"
-        unhandled = 1 if getattr(session, "outcome", None) == CRASHED else 0
-        handled = 1 - unhandled
-    else:
-        return event
-    context = {"id": sid, "started": started, "handled": handled, "unhandled": unhandled}
-    event = dict(event or {})
-    event["contexts"] = {**(event.get("contexts") or {}), "session": context}
-    return event
-
-
 def _message_key(message: object, level: str, event: Event | None, fingerprint: Any) -> ErrorKey:
     # Grouped like the collector groups it: by the template (logging's record.msg).
     logentry = (event or {}).get("logentry")
@@ -525,39 +504,6 @@ def _message_key(message: object, level: str, event: Event | None, fingerprint: 
         # Never str() an arbitrary object here: a broken __str__ would lose the event.
         template = message if isinstance(message, str) else type(message).__qualname__
     return message_key(level, template, fingerprint)
-
-
-#: BugSnag's ``notify()`` keywords, taken by capture_* as they are: ``severity`` → level,
-#: ``metadata`` tabs → contexts (other values → extras), ``context`` → the event's transaction
-#: (what BugSnag shows as its context), ``grouping_hash`` → fingerprint.
-_ALIASES = frozenset({"severity", "metadata", "context", "grouping_hash"})
-_SEVERITIES = {"error": "error", "warning": "warning", "info": "info"}
-
-
-def _translate_aliases(scope_kwargs: dict[str, Any], event: Event | None) -> Event | None:
-    severity = scope_kwargs.pop("severity", None)
-    if severity is not None and "level" not in scope_kwargs:
-        scope_kwargs["level"] = _SEVERITIES.get(str(severity), "error")
-    grouping_hash = scope_kwargs.pop("grouping_hash", None)
-    if isinstance(grouping_hash, str) and grouping_hash and "fingerprint" not in scope_kwargs:
-        scope_kwargs["fingerprint"] = [grouping_hash]
-    metadata = scope_kwargs.pop("metadata", None)
-    if isinstance(metadata, Mapping):
-        contexts = dict(scope_kwargs.get("contexts") or {})
-        extras = dict(scope_kwargs.get("extras") or {})
-        for tab, value in metadata.items():
-            if isinstance(value, Mapping):
-                contexts[str(tab)] = dict(value)
-            else:
-                extras[str(tab)] = value
-        if contexts:
-            scope_kwargs["contexts"] = contexts
-        if extras:
-            scope_kwargs["extras"] = extras
-    context = scope_kwargs.pop("context", None)
-    if isinstance(context, str) and context:
-        event = {**(event or {}), "transaction": context}
-    return event
 
 
 def _overrides(scope_kwargs: Mapping[str, Any]) -> dict[str, Any]:
