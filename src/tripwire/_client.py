@@ -80,7 +80,11 @@ class Client:
         #: Error-storm protection (see _repeats); None when ``repeat_limit`` is off.
         self.repeats: RepeatLimiter | None = None
         if options.repeat_limit:
-            self.repeats = RepeatLimiter(options.repeat_limit, emit=self._send_coalesced)
+            self.repeats = RepeatLimiter(
+                options.repeat_limit,
+                emit=self._send_coalesced,
+                discard=lambda n: self.stats.record("repeat_limit", quantity=n),
+            )
         #: Release health (per-minute request counts); None without a release: then no session work.
         self.sessions: SessionAggregator | None = None
         # Without a release of the app's, a backend's own (BugSnag's app_version) names it.
@@ -277,13 +281,11 @@ class Client:
         holder.data = holder.data.with_breadcrumb(crumb, max_breadcrumbs)
 
     def _admit(self, key: ErrorKey | None) -> int:
-        """Earlier occurrences this one stands for; -1 (and counted) when over the repeat limit."""
+        """Earlier occurrences this one stands for; -1 when over the repeat limit (the limiter
+        counts it as ``repeat_limit`` unless it is kept as its error's final event)."""
         assert self.repeats is not None
         admitted = self.repeats.admit(key)
-        if admitted is None:
-            self.stats.record("repeat_limit")
-            return -1
-        return admitted
+        return -1 if admitted is None else admitted
 
     def _error_breadcrumb(self, exc: BaseException, item: CaptureItem) -> None:
         """BugSnag's automatic "error report" breadcrumb, left on the scope after the error."""

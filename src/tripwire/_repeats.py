@@ -130,6 +130,7 @@ class RepeatLimiter:
         clock: Any = time.monotonic,
         *,
         emit: Callable[[list[Pending]], None] | None = None,
+        discard: Callable[[int], None] | None = None,
         window: float = 60.0,
     ) -> None:
         self.limit = limit
@@ -137,6 +138,9 @@ class RepeatLimiter:
         self._rate = limit / 60.0
         self._clock = clock
         self._emit = emit
+        #: Told how many occurrences are definitely not sent as events of their own (counted as
+        #: ``repeat_limit`` drops): every coalesced one except the one kept as its error's final event.
+        self._discard = discard
         self._lock = threading.RLock()  # reentrant: see _forksafe (captures from signal handlers)
         # Insertion order doubles as recency order: a hit moves its key to the end.
         self._buckets: dict[tuple[Any, ...], _Bucket] = {}
@@ -155,6 +159,7 @@ class RepeatLimiter:
         except Exception:  # an unhashable part (say, an exception type with a broken hash): no budget
             return 0
         evicted: _Bucket | None = None
+        discarded = 0
         with self._lock:
             bucket = self._buckets.pop(key, None)
             if bucket is None:
@@ -171,24 +176,42 @@ class RepeatLimiter:
                 admitted: int | None = None
             else:
                 bucket.tokens -= 1.0
+                if bucket.last is not None:
+                    discarded = 1  # the kept occurrence: this event's count stands for it now
                 admitted, bucket.coalesced, bucket.last = bucket.coalesced, 0, None
+        if discarded:
+            self._count_discarded(discarded)
         if evicted is not None and evicted.coalesced and evicted.last is not None:
             self._send([(evicted.last, evicted.coalesced - 1)])
         return admitted
 
     def keep(self, error: ErrorKey | None, occurrence: Any) -> None:
         """Remember ``occurrence`` (just refused by :meth:`admit`) as its error's final event."""
-        if error is None:
-            return
-        with self._lock:
-            bucket = self._buckets.get(error.key)
-            if bucket is None or not bucket.coalesced:
-                return
-            bucket.last = occurrence
-            if self._thread is None and self._emit is not None and not self._stop.is_set():
-                thread = threading.Thread(target=self._run, name="tripwire-repeats", daemon=True)
-                self._thread = thread
-                thread.start()
+        displaced = 1
+        if error is not None:
+            with self._lock:
+                bucket = self._buckets.get(error.key)
+                if bucket is not None and bucket.coalesced:
+                    displaced = 0 if bucket.last is None else 1
+                    bucket.last = occurrence
+                    self._start_timer()
+        # The occurrence kept before (or this one, if the count was sent in between) is not sent.
+        if displaced:
+            self._count_discarded(displaced)
+
+    def _start_timer(self) -> None:
+        # Called with the lock held.
+        if self._thread is None and self._emit is not None and not self._stop.is_set():
+            thread = threading.Thread(target=self._run, name="tripwire-repeats", daemon=True)
+            self._thread = thread
+            thread.start()
+
+    def _count_discarded(self, n: int) -> None:
+        if self._discard is not None:
+            try:
+                self._discard(n)
+            except Exception:
+                logger.exception("tripwire: could not count coalesced repeats")
 
     def take_pending(self) -> list[Pending]:
         """The final events of every error with coalesced occurrences, and forget those counts."""

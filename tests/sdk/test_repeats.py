@@ -38,8 +38,8 @@ def _storm(n: int, fn: Any = _fail, **kwargs: Any) -> list[str | None]:
 
 
 def test_a_storm_of_one_error_sends_the_budget_and_counts_the_rest() -> None:
-    """500 raises of one error in a burst: 60 events (the default budget), 440 counted as repeat_limit,
-    and at flush one final event that stands for those 440."""
+    """500 raises of one error in a burst: 60 events (the default budget), 439 counted as repeat_limit,
+    and at flush one final event (the last occurrence) that stands for the 439 as well."""
     with tripwire.testing.capture_events() as events:
         ids = _storm(500)
         stats = tripwire.stats()
@@ -47,7 +47,8 @@ def test_a_storm_of_one_error_sends_the_budget_and_counts_the_rest() -> None:
     # The budget refills at one per second: a slow machine may earn one more during the loop.
     assert 60 <= len(sent) <= 62
     assert len(events) == len(sent) + 1
-    assert stats["dropped"]["repeat_limit"] == 500 - len(sent)
+    # One occurrence is kept to be sent as the final event: not a drop.
+    assert stats["dropped"]["repeat_limit"] == 500 - len(sent) - 1
     assert sum(_occurrences(e) for e in events) == 500
 
 
@@ -263,3 +264,15 @@ def test_a_forgotten_error_sends_its_count_first() -> None:
         limiter.admit(ErrorKey((i,)))
     limiter.close()
     assert sent == [[(2, 2)]]
+
+
+def test_events_sent_and_repeats_counted_add_up_to_every_occurrence() -> None:
+    """The occurrence sent as an error's final event is not also counted as a drop: sent + repeat_limit
+    equals the occurrences, before and after the count goes out."""
+    with tripwire.testing.capture_events(repeat_limit=5) as events:
+        sent = [i for i in _storm(300) if i is not None]
+        assert len(sent) + tripwire.stats()["dropped"]["repeat_limit"] == 300 - 1  # one kept, in flight
+        assert tripwire.flush(5)
+        stats = tripwire.stats()
+    assert len(events) + stats["dropped"]["repeat_limit"] == 300
+    assert sum(_occurrences(e) for e in events) == 300
