@@ -18,7 +18,6 @@ MIGRATION_DOCS = "docs/migrating.md"
 RENAMED: dict[str, str] = {
     # sentry-sdk
     "with_locals": "include_local_variables",
-    "shutdown_timeout_seconds": "shutdown_timeout",
     # bugsnag
     "app_version": "release",
     "release_stage": "environment",
@@ -26,7 +25,6 @@ RENAMED: dict[str, str] = {
     "ignore_classes": "ignore_errors",
     "params_filters": "scrub_keys",
     "auto_capture_sessions": "auto_session_tracking",
-    "max_breadcrumbs_count": "max_breadcrumbs",
 }
 
 #: Accepted, no behaviour yet: the reason the warning gives.
