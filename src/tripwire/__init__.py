@@ -35,6 +35,7 @@ from ._api import (
 )
 from ._client import Client
 from ._exceptions import ConfigurationError
+from ._feedback import capture_feedback
 from ._monitor import capture, capture_checkin, end_session, monitor, start_session
 from ._scope_api import (
     Scope,
@@ -63,6 +64,7 @@ __all__ = [
     "capture",
     "capture_checkin",
     "capture_exception",
+    "capture_feedback",
     "capture_message",
     "close",
     "configure_scope",
