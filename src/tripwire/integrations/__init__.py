@@ -10,7 +10,8 @@ by name, or configure it by passing an instance::
         integrations=[LoggingIntegration(breadcrumb_level=logging.DEBUG, event_level=logging.WARNING)],
     )
 
-Names: ``logging``, ``excepthook``, ``threading``, ``asyncio``, ``stdlib``, ``httpx``, ``context``.
+Names: ``logging``, ``excepthook``, ``threading``, ``asyncio``, ``stdlib``, ``httpx``, ``context``,
+``celery``, ``rq``.
 Integrations for libraries the app may never use (asyncio, http.client, httpx) patch them only once the
 app imports them, so ``init()`` imports none of them.
 """
@@ -26,23 +27,31 @@ from ._common import Integration
 if TYPE_CHECKING:
     from .._options import Options
     from .asyncio import AsyncioIntegration as AsyncioIntegration
+    from .celery import CeleryIntegration as CeleryIntegration
     from .context import ContextIntegration as ContextIntegration
     from .excepthook import ExcepthookIntegration as ExcepthookIntegration
     from .httpx import HttpxIntegration as HttpxIntegration
     from .logging import LoggingIntegration as LoggingIntegration
+    from .modules import ArgvIntegration as ArgvIntegration
+    from .modules import ModulesIntegration as ModulesIntegration
+    from .rq import RqIntegration as RqIntegration
     from .session import ProcessSessionIntegration as ProcessSessionIntegration
     from .stdlib import StdlibIntegration as StdlibIntegration
     from .threading import ThreadingIntegration as ThreadingIntegration
 
 __all__ = [
     "DEFAULT_INTEGRATIONS",
+    "ArgvIntegration",
     "AsyncioIntegration",
+    "CeleryIntegration",
     "ContextIntegration",
     "ExcepthookIntegration",
     "HttpxIntegration",
     "Integration",
     "LoggingIntegration",
+    "ModulesIntegration",
     "ProcessSessionIntegration",
+    "RqIntegration",
     "StdlibIntegration",
     "ThreadingIntegration",
     "installed",
@@ -57,10 +66,12 @@ DEFAULT_INTEGRATIONS: dict[str, tuple[str, str]] = {
     "asyncio": ("tripwire.integrations.asyncio", "AsyncioIntegration"),
     "stdlib": ("tripwire.integrations.stdlib", "StdlibIntegration"),
     "httpx": ("tripwire.integrations.httpx", "HttpxIntegration"),
+    "celery": ("tripwire.integrations.celery", "CeleryIntegration"),
+    "rq": ("tripwire.integrations.rq", "RqIntegration"),
 }
 
 #: Integrations that exist but are only installed when passed in ``integrations=[...]``.
-_OPTIONAL = frozenset({"process_session"})
+_OPTIONAL = frozenset({"process_session", "modules", "argv"})
 
 _installed: list[Integration] = []
 
@@ -78,6 +89,10 @@ def __getattr__(name: str) -> Any:
     for key, (_module, attr) in DEFAULT_INTEGRATIONS.items():
         if attr == name:
             return _load(key)
+    if name in ("ModulesIntegration", "ArgvIntegration"):
+        from . import modules
+
+        return getattr(modules, name)
     if name == "ProcessSessionIntegration":
         from .session import ProcessSessionIntegration
 
