@@ -110,6 +110,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--retention-days", type=int, default=90, help="delete events older than this (0: keep)"
     )
     serve.add_argument(
+        "--performance-retention-days",
+        type=int,
+        default=90,
+        help="drop performance rollups older than this (0: keep); docs/performance.md",
+    )
+    serve.add_argument(
+        "--sample-retention-days",
+        type=int,
+        default=30,
+        help="drop sampled transactions (the spans of traces) older than this (0: keep)",
+    )
+    serve.add_argument(
         "--retention-max-events",
         type=int,
         default=100_000,
@@ -301,6 +313,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         quota_per_minute=args.quota_per_minute,
         retention_days=args.retention_days,
         retention_max_events=args.retention_max_events,
+        performance_retention_days=args.performance_retention_days,
+        sample_retention_days=args.sample_retention_days,
         sqlite_synchronous=args.sqlite_synchronous,
         run_digester=not args.no_digest,
         digest_process=True,

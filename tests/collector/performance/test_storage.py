@@ -200,3 +200,13 @@ def test_span_items_are_queued_not_refused_with_a_rate_limit(server: LiveServer)
     assert "span" not in response.headers.get("X-Sentry-Rate-Limits", "")
     server.wait_digested()
     assert _intake(server)[("span", "accepted")] == 1
+
+
+def test_serve_takes_the_performance_retention_flags() -> None:
+    """`tripwire serve --performance-retention-days 7 --sample-retention-days 2` sets both."""
+    from tripwire.collector.cli import build_parser
+
+    args = build_parser().parse_args(
+        ["serve", "--performance-retention-days", "7", "--sample-retention-days", "2"]
+    )
+    assert (args.performance_retention_days, args.sample_retention_days) == (7, 2)
