@@ -493,6 +493,8 @@ class IngestEndpoint:
             if isinstance(exc, BudgetExhausted):
                 if request.project is not None:
                     state.writer.count(request.project.id, "envelope", "over_capacity")
+                else:
+                    state.refusals.add("over_capacity")
                 exc = Rejection(503, str(exc), {"Retry-After": "2"})
             # Only what a key holder sent counts against a project: junk from anyone else must not
             # move its counters.

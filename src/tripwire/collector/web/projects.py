@@ -8,6 +8,7 @@ import time
 from starlette.responses import Response
 
 from ..access import visible_projects
+from ..refusals import REASONS
 from ..store import NotFound, Project
 from ._auth import Page, redirect
 from ._charts import shares
@@ -156,4 +157,11 @@ def render_settings(
         budget_error=error,
         client_outcomes=store.outcomes(project.id, source="client", since=since),
         intake_outcomes=store.outcomes(project.id, source="intake", since=since),
+        server_refusals=_server_refusals(page) if page.user.is_admin else None,
     )
+
+
+def _server_refusals(page: Page) -> list[tuple[str, str, int]]:
+    """``(reason, meaning, count)`` of the refusals this process counted outside any project."""
+    counts = page.request.app.state.collector.refusals.snapshot()
+    return [(reason, meaning, counts.get(reason, 0)) for reason, meaning in REASONS.items()]
