@@ -122,6 +122,8 @@ class EnvelopeScanner:
         self.quota_items = 0
         #: Attachment items (for the attachment budget, without a second look at the body).
         self.attachments = 0
+        #: Attachment item headers seen (the item may not have arrived yet): ingest refuses early.
+        self.attachment_headers = 0
         self.items = 0
         self._state = _HEADER
         self._line = bytearray()
@@ -220,6 +222,8 @@ class EnvelopeScanner:
             raise EnvelopeError(f"item header #{number} has no type")
         self.items = number
         self._type = kind
+        if kind == "attachment":
+            self.attachment_headers += 1
         self._size = 0
         self._event = bytearray() if kind == "event" else None
         length = item_header.get("length")

@@ -207,6 +207,9 @@ async def read_envelope(
     """Receive and check an envelope as it streams in: ``(body as received, encoding, scanner,
     project)``.
 
+    An envelope carrying an attachment for a project whose attachment budget is used up is refused
+    (429) at the first attachment item header, without reading the rest.
+
     Only the body as received is kept (that is what the queue stores); the decompressed stream
     goes through an :class:`EnvelopeScanner` piece by piece, so a bomb costs CPU time in bounded
     steps, never memory. Without a key in the request, the key comes from the envelope header's
@@ -227,6 +230,7 @@ async def read_envelope(
     prefix_limit = limits.max_header_size + 64 * 1024
     chunks: list[bytes] = []
     received = produced = 0
+    attachments_checked = False
     try:
         async for chunk in request.stream():
             received += len(chunk)
@@ -247,6 +251,15 @@ async def read_envelope(
                     decoder.step = INFLATE_STEP
                     piece = piece[nl + 1 :]
                 scanner.feed(piece)
+                if scanner.attachment_headers and not attachments_checked and project is not None:
+                    # A project whose attachment budget is used up refuses at the first attachment
+                    # header: reading (and inflating) the rest of a large upload only to refuse it
+                    # costs every other client the server's time.
+                    attachments_checked = True
+                    quota = state.attachment_quota
+                    refusal = await quota.check(project, b"", "envelope", scanner.attachment_headers)
+                    if refusal is not None:
+                        raise Rejection(429, refusal.message, refusal.headers)
                 if decoder.compressed:
                     await asyncio.sleep(0)  # a bomb inflates in steps, between other requests
             if project is None and received > prefix_limit:
