@@ -27,6 +27,9 @@ from starlette.routing import BaseRoute
 from . import (
     api,
     api_alerts,  # noqa: F401 - adds the alert and monitor endpoints to api.ENDPOINTS
+    api_feedback,  # noqa: F401 - adds the feedback endpoints to api.ENDPOINTS
+    api_logs,  # noqa: F401 - adds the logs endpoint to api.ENDPOINTS
+    bugsnag_ingest,
     ingest,
 )
 from .alerts.outbox import OutboxWorker
@@ -170,7 +173,7 @@ def create_app(config: CollectorConfig | None = None, *, store: Store | None = N
             store.close()
 
     app = Starlette(
-        routes=[*ingest.routes(), *api.routes(), *_web_routes(state)],
+        routes=[*ingest.routes(), *bugsnag_ingest.routes(), *api.routes(), *_web_routes(state)],
         lifespan=lifespan,
     )
     app.state.collector = state

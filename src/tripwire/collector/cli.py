@@ -26,6 +26,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .cli_alerts import add_alert_commands, add_alert_serve_options, alert_settings, cmd_alert, cmd_monitor
+from .cli_feedback import add_feedback_commands, add_logs_commands, cmd_feedback, cmd_logs
 from .config import CollectorConfig, Limits, default_data_dir, default_database_url
 from .store import ApiToken, IssueQuery, NotFound, Store, StoreError, open_store
 
@@ -199,6 +200,8 @@ def build_parser() -> argparse.ArgumentParser:
     send.add_argument("--message", default="tripwire send-test: this is a test error")
 
     add_alert_commands(sub, common)
+    add_feedback_commands(sub, common)
+    add_logs_commands(sub, common)
 
     user = sub.add_parser("user", parents=[common], help="manage dashboard users")
     usub = user.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -671,6 +674,8 @@ _COMMANDS = {
     "send-test": cmd_send_test,
     "alert": cmd_alert,
     "monitor": cmd_monitor,
+    "feedback": cmd_feedback,
+    "logs": cmd_logs,
 }
 
 

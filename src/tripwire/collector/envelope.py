@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any
 
 from . import _json
@@ -110,12 +111,17 @@ class EnvelopeScanner:
         max_event_size: int = 1024 * 1024,
         max_attachment_size: int = 20 * 1024 * 1024,
         quota_types: frozenset[str] = frozenset({"event", "transaction", "raw_security"}),
+        check_event: Callable[[dict[str, Any]], str | None] | None = None,
     ) -> None:
         self.max_header = max_header
         self.max_items = max_items
         self.max_event_size = max_event_size
         self.max_attachment_size = max_attachment_size
         self.quota_types = quota_types
+        #: Says why an event payload is refused (None: accepted); called once per event item.
+        self.check_event = check_event
+        #: ``(type, item_count or 1)`` of each item so far: bounded by ``max_items``.
+        self.kinds: list[tuple[str, int]] = []
         #: The envelope header, once its line is complete.
         self.header: dict[str, Any] | None = None
         #: Items that count against the event quota.
@@ -224,6 +230,8 @@ class EnvelopeScanner:
         self._type = kind
         if kind == "attachment":
             self.attachment_headers += 1
+        count = item_header.get("item_count")
+        self.kinds.append((kind, count if type(count) is int and count > 0 else 1))
         self._size = 0
         self._event = bytearray() if kind == "event" else None
         length = item_header.get("length")
@@ -271,5 +279,7 @@ class EnvelopeScanner:
                 raise EnvelopeError(f"event payload is not JSON: {exc}") from None
             if not isinstance(payload, dict):
                 raise EnvelopeError("event payload must be a JSON object")
+            if self.check_event is not None and (reason := self.check_event(payload)):
+                raise EnvelopeError(reason)
             assert self.header is not None
             self.header.setdefault("event_id", payload.get("event_id"))

@@ -23,7 +23,7 @@ import anyio.to_thread
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from . import _json, access  # noqa: F401 - access registers the ``:id`` route convertor
+from . import _json, access, item_types  # noqa: F401 - access registers the ``:id`` route convertor
 from .bodies import DecodeError, Decoder, UnsupportedEncoding
 from .bodies import decode_stored as decode_stored  # where the digest has always imported it from
 from .budget import BudgetExhausted, Reservation
@@ -36,7 +36,14 @@ if TYPE_CHECKING:
     from .app import CollectorState
 
 #: Item types that count against the per-project event quota (Sentry data categories in the header).
-QUOTA_ITEMS = {"event": "error", "transaction": "transaction", "raw_security": "security"}
+QUOTA_ITEMS = {
+    "event": "error",
+    "transaction": "transaction",
+    "raw_security": "security",
+    # End-user text: as bounded as events (size and quota), sentry-sdk files it under "default".
+    "feedback": "default",
+    "user_report": "default",
+}
 _QUOTA_TYPES = frozenset(QUOTA_ITEMS)
 _RATE_CATEGORIES = "default;error;security;transaction"
 
@@ -226,6 +233,7 @@ async def read_envelope(
         max_event_size=limits.max_event_size,
         max_attachment_size=limits.max_attachment_size,
         quota_types=_QUOTA_TYPES,
+        check_event=lambda payload: _not_sentry(payload, "event"),
     )
     prefix_limit = limits.max_header_size + 64 * 1024
     chunks: list[bytes] = []
@@ -410,7 +418,34 @@ class Quotas:
 # -- the endpoints --------------------------------------------------------------------------------
 
 
-async def _ingest(request: _Request, endpoint: str, reservation: Reservation) -> dict[str, Any]:
+#: Top-level keys that mark a JSON body as another vendor's payload (BugSnag's notify and sessions).
+_FOREIGN_KEYS = frozenset({"apiKey", "notifier", "payloadVersion", "events", "sessionCounts"})
+#: Keys of which a Sentry event has at least one (a JSON object with none of them is not an event).
+_EVENT_KEYS = frozenset(
+    {
+        "event_id", "timestamp", "platform", "level", "message", "logentry", "exception", "threads",
+        "stacktrace", "sdk", "release", "environment", "tags", "user", "request", "contexts",
+        "extra", "fingerprint", "transaction", "logger", "server_name", "breadcrumbs", "culprit",
+    }
+)  # fmt: skip
+
+
+def _not_sentry(data: dict[str, Any], what: str) -> str | None:
+    """Why ``data`` (a JSON object posted as a Sentry ``what``) is not one, or None if it may be."""
+    foreign = sorted(_FOREIGN_KEYS.intersection(data))
+    if foreign and not _EVENT_KEYS.intersection(data):
+        return (
+            f"not a Sentry {what}: it looks like a BugSnag payload (has {', '.join(foreign)});"
+            " BugSnag SDKs report to / and /sessions with Bugsnag-Api-Key"
+        )
+    if what == "event" and not _EVENT_KEYS.intersection(data):
+        return "not a Sentry event: none of the fields of an event (exception, message, timestamp, ...)"
+    return None
+
+
+async def _ingest(
+    request: _Request, endpoint: str, reservation: Reservation
+) -> tuple[dict[str, Any], dict[str, str]]:
     state: CollectorState = request.app.state.collector
     limits = state.config.limits
     # The key is checked before any of the body is read: a request with a wrong key costs nothing.
@@ -428,6 +463,9 @@ async def _ingest(request: _Request, endpoint: str, reservation: Reservation) ->
             raise Rejection(400, f"malformed event: not JSON: {exc}") from None
         if not isinstance(event, dict):
             raise Rejection(400, "malformed event: must be a JSON object")
+        reason = _not_sentry(event, "event")
+        if reason:
+            raise Rejection(400, reason)
         event_id = normalize_event_id(event.get("event_id")) or uuid.uuid4().hex
         header = {"event_id": event_id}
         body = b"%s\n%s\n%s\n" % (
@@ -438,6 +476,7 @@ async def _ingest(request: _Request, endpoint: str, reservation: Reservation) ->
         kind = "envelope"
         quota_items, attachments = 1, 0
         envelope_event_id: str | None = event_id
+        items: list[tuple[str, int]] = []
     else:
         body, encoding, scanner, project = await read_envelope(request, state, reservation, project)
         assert scanner.header is not None
@@ -446,6 +485,11 @@ async def _ingest(request: _Request, endpoint: str, reservation: Reservation) ->
         # A compressed body is queued as it came: a quarter of the bytes to write and fsync.
         # The digest decompresses it again; it was checked against the limits above.
         kind = f"envelope:{encoding}" if encoding else "envelope"
+        if scanner.items == 0:
+            # A JSON document on one line parses as an envelope header with no items: say what it is.
+            reason = _not_sentry(scanner.header, "envelope")
+            raise Rejection(400, reason or "not a Sentry envelope: it has no items")
+        items = scanner.kinds
 
     quota = (
         project.quota_per_minute if project.quota_per_minute is not None else state.config.quota_per_minute
@@ -458,6 +502,15 @@ async def _ingest(request: _Request, endpoint: str, reservation: Reservation) ->
             f"project quota of {quota} events per minute exceeded",
             {"Retry-After": str(retry), "X-Sentry-Rate-Limits": f"{retry}:{_RATE_CATEGORIES}:project:quota"},
         )
+    answer_headers: dict[str, str] = {}
+    refused = item_types.refused_categories(kind_ for kind_, _n in items)
+    if refused:
+        answer_headers["X-Sentry-Rate-Limits"] = item_types.refusal_header(refused) or ""
+        if all((t := item_types.lookup(kind_)) is not None and not t.stored for kind_, _n in items):
+            # Nothing in it is stored: count it here rather than queue bytes only to count them.
+            for kind_, n in items:
+                state.writer.count(project.id, kind_, item_types.NOT_STORED, n)
+            return {"id": envelope_event_id}, answer_headers
     refusal = await state.attachment_quota.check(project, body, kind, attachments)
     if refusal is not None:
         raise Rejection(429, refusal.message, refusal.headers)
@@ -472,7 +525,7 @@ async def _ingest(request: _Request, endpoint: str, reservation: Reservation) ->
         await state.writer.submit(IntakeRow(project.id, time.time(), kind, body, request.client_host))
     except IntakeUnavailable as exc:
         raise Rejection(503, f"could not store the envelope: {exc}", {"Retry-After": "5"}) from None
-    return {"id": envelope_event_id}
+    return {"id": envelope_event_id}, answer_headers
 
 
 #: Counter reason of each refusal that is counted against the (authenticated) project.
@@ -501,7 +554,7 @@ class IngestEndpoint:
         state: CollectorState = request.app.state.collector
         reservation = state.budget.reservation()
         try:
-            result = await _ingest(request, self.endpoint, reservation)
+            result, answer_headers = await _ingest(request, self.endpoint, reservation)
         except (Rejection, BudgetExhausted) as exc:
             if isinstance(exc, BudgetExhausted):
                 if request.project is not None:
@@ -521,7 +574,7 @@ class IngestEndpoint:
             return
         finally:
             reservation.release()
-        await _respond(send, 200, result)
+        await _respond(send, 200, result, answer_headers)
 
 
 #: ``POST /api/{project_id}/envelope/``: a Sentry envelope (any items).

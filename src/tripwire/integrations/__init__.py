@@ -30,18 +30,22 @@ if TYPE_CHECKING:
     from .excepthook import ExcepthookIntegration as ExcepthookIntegration
     from .httpx import HttpxIntegration as HttpxIntegration
     from .logging import LoggingIntegration as LoggingIntegration
+    from .modules import ArgvIntegration as ArgvIntegration
+    from .modules import ModulesIntegration as ModulesIntegration
     from .session import ProcessSessionIntegration as ProcessSessionIntegration
     from .stdlib import StdlibIntegration as StdlibIntegration
     from .threading import ThreadingIntegration as ThreadingIntegration
 
 __all__ = [
     "DEFAULT_INTEGRATIONS",
+    "ArgvIntegration",
     "AsyncioIntegration",
     "ContextIntegration",
     "ExcepthookIntegration",
     "HttpxIntegration",
     "Integration",
     "LoggingIntegration",
+    "ModulesIntegration",
     "ProcessSessionIntegration",
     "StdlibIntegration",
     "ThreadingIntegration",
@@ -60,7 +64,7 @@ DEFAULT_INTEGRATIONS: dict[str, tuple[str, str]] = {
 }
 
 #: Integrations that exist but are only installed when passed in ``integrations=[...]``.
-_OPTIONAL = frozenset({"process_session"})
+_OPTIONAL = frozenset({"process_session", "modules", "argv"})
 
 _installed: list[Integration] = []
 
@@ -78,6 +82,10 @@ def __getattr__(name: str) -> Any:
     for key, (_module, attr) in DEFAULT_INTEGRATIONS.items():
         if attr == name:
             return _load(key)
+    if name in ("ModulesIntegration", "ArgvIntegration"):
+        from . import modules
+
+        return getattr(modules, name)
     if name == "ProcessSessionIntegration":
         from .session import ProcessSessionIntegration
 

@@ -7,6 +7,7 @@ import time
 
 from starlette.responses import Response
 
+from .. import item_types
 from ..access import visible_projects
 from ..refusals import REASONS
 from ..store import NotFound, Project
@@ -158,6 +159,7 @@ def render_settings(
         client_outcomes=store.outcomes(project.id, source="client", since=since),
         intake_outcomes=store.outcomes(project.id, source="intake", since=since),
         server_refusals=_server_refusals(page) if page.user.is_admin else None,
+        not_stored=_not_stored(page, project.id),
     )
 
 
@@ -165,3 +167,14 @@ def _server_refusals(page: Page) -> list[tuple[str, str, int]]:
     """``(reason, meaning, count)`` of the refusals this process counted outside any project."""
     counts = page.request.app.state.collector.refusals.snapshot()
     return [(reason, meaning, counts.get(reason, 0)) for reason, meaning in REASONS.items()]
+
+
+def _not_stored(page: Page, project_id: int) -> list[tuple[str, int, str]]:
+    """What arrived in the last 24 hours with no home here: (item type, count, why)."""
+    rows = page.store.outcomes(project_id, source="intake", since=time.time() - 86400)
+    out = []
+    for row in rows:
+        known = item_types.lookup(row.category)
+        if row.reason == item_types.NOT_STORED and known is not None:
+            out.append((row.category, row.quantity, known.home))
+    return sorted(out, key=lambda r: -r[1])
