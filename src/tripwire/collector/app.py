@@ -108,7 +108,11 @@ class CollectorState:
         )
         self.projects = ingest.ProjectCache(self)
         limits = config.limits
-        self.budget = InFlightBudget(limits.max_bytes_in_flight, wait=limits.budget_wait)
+        self.budget = InFlightBudget(
+            limits.max_bytes_in_flight,
+            per_owner=limits.max_bytes_in_flight_per_project,
+            wait=limits.budget_wait,
+        )
         #: Refusals of this process that no project's counters hold (health endpoint, Server page).
         self.refusals = Refusals()
         self.bootstrap: Bootstrap | None = None

@@ -256,6 +256,7 @@ async def read_envelope(
                     # Authenticate from the first line before looking at anything after it.
                     scanner.feed(piece[: nl + 1])
                     project = await _project_from_dsn(request, state, scanner.header or {})
+                    reservation.bind(project.id)
                     decoder.step = INFLATE_STEP
                     piece = piece[nl + 1 :]
                 scanner.feed(piece)
@@ -287,6 +288,7 @@ async def read_envelope(
     if project is None:
         assert scanner.header is not None
         project = await _project_from_dsn(request, state, scanner.header)
+        reservation.bind(project.id)
     # Joining makes a second copy for a moment: count it while it exists.
     await reservation.resize(2 * received)
     body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
@@ -451,6 +453,8 @@ async def _ingest(
     # The key is checked before any of the body is read: a request with a wrong key costs nothing.
     key = _auth_key(request)
     project = await _authenticate(request, state, key) if key else None
+    if project is not None:
+        reservation.bind(project.id)
     if endpoint == "store":
         if project is None:
             raise Rejection(401, "missing authentication: send X-Sentry-Auth or ?sentry_key=")
