@@ -46,6 +46,7 @@ from ._scope_api import (
     get_isolation_scope,
     push_scope,
 )
+from ._serverless import serverless
 from ._version import __version__
 
 if TYPE_CHECKING:
@@ -81,6 +82,7 @@ __all__ = [
     "new_scope",
     "notify",
     "push_scope",
+    "serverless",
     "set_context",
     "set_extra",
     "set_fingerprint",

@@ -10,7 +10,8 @@ by name, or configure it by passing an instance::
         integrations=[LoggingIntegration(breadcrumb_level=logging.DEBUG, event_level=logging.WARNING)],
     )
 
-Names: ``logging``, ``excepthook``, ``threading``, ``asyncio``, ``stdlib``, ``httpx``, ``context``.
+Names: ``logging``, ``excepthook``, ``threading``, ``asyncio``, ``stdlib``, ``httpx``, ``context``,
+``celery``, ``rq``.
 Integrations for libraries the app may never use (asyncio, http.client, httpx) patch them only once the
 app imports them, so ``init()`` imports none of them.
 """
@@ -26,12 +27,14 @@ from ._common import Integration
 if TYPE_CHECKING:
     from .._options import Options
     from .asyncio import AsyncioIntegration as AsyncioIntegration
+    from .celery import CeleryIntegration as CeleryIntegration
     from .context import ContextIntegration as ContextIntegration
     from .excepthook import ExcepthookIntegration as ExcepthookIntegration
     from .httpx import HttpxIntegration as HttpxIntegration
     from .logging import LoggingIntegration as LoggingIntegration
     from .modules import ArgvIntegration as ArgvIntegration
     from .modules import ModulesIntegration as ModulesIntegration
+    from .rq import RqIntegration as RqIntegration
     from .session import ProcessSessionIntegration as ProcessSessionIntegration
     from .stdlib import StdlibIntegration as StdlibIntegration
     from .threading import ThreadingIntegration as ThreadingIntegration
@@ -40,6 +43,7 @@ __all__ = [
     "DEFAULT_INTEGRATIONS",
     "ArgvIntegration",
     "AsyncioIntegration",
+    "CeleryIntegration",
     "ContextIntegration",
     "ExcepthookIntegration",
     "HttpxIntegration",
@@ -47,6 +51,7 @@ __all__ = [
     "LoggingIntegration",
     "ModulesIntegration",
     "ProcessSessionIntegration",
+    "RqIntegration",
     "StdlibIntegration",
     "ThreadingIntegration",
     "installed",
@@ -61,6 +66,8 @@ DEFAULT_INTEGRATIONS: dict[str, tuple[str, str]] = {
     "asyncio": ("tripwire.integrations.asyncio", "AsyncioIntegration"),
     "stdlib": ("tripwire.integrations.stdlib", "StdlibIntegration"),
     "httpx": ("tripwire.integrations.httpx", "HttpxIntegration"),
+    "celery": ("tripwire.integrations.celery", "CeleryIntegration"),
+    "rq": ("tripwire.integrations.rq", "RqIntegration"),
 }
 
 #: Integrations that exist but are only installed when passed in ``integrations=[...]``.
