@@ -51,7 +51,7 @@ class InFlightBudget:
             if held:
                 self.by_owner[owner] = held
             else:
-                del self.by_owner[owner]
+                self.by_owner.pop(owner, None)  # an owner with nothing in flight takes no room
 
     async def _take(self, more: int, owner: int | None = None) -> None:
         if self._has_room(more, owner):
