@@ -220,6 +220,24 @@ def test_a_large_upload_is_refused_at_its_first_attachment_header_once_the_budge
     record("attacks", "attachment upload past a used-up budget: refused after", "64 KiB of 15 MiB")
 
 
+def test_ingest_counts_what_it_accepted_so_a_lagging_digest_lets_no_flood_through(tmp_path: Path) -> None:
+    """A flood of uploads is when the digest lags (here it does not run at all): ingest counts the
+    attachment bytes it acknowledged this hour itself, so past the budget it answers 429 anyway."""
+    away_from_boundary(3600)
+    live = LiveServer(f"sqlite:///{tmp_path / 'db.sqlite3'}", run_digester=False)
+    try:
+        live.store.update_project(live.project.id, attachment_bytes_per_hour=1 * MiB)
+        live.state.projects.invalidate()
+        answers = [
+            live.post_envelope(with_attachments(make_event(), 400 * KiB)).status_code for _ in range(4)
+        ]
+        assert answers == [200, 200, 200, 429]  # 1,200 KiB acknowledged: the hour's 1 MiB is used up
+        assert live.store.attachment_usage(live.project.id).hour_bytes == 0  # nothing digested yet
+        assert live.post_envelope(envelope(("event", make_event()))).status_code == 200
+    finally:
+        live.stop()
+
+
 def test_the_budget_seen_at_ingest_is_the_one_stored_by_the_digest(sqlite_server: LiveServer) -> None:
     """Attachment bytes stored by the digest (here by another process, straight into the store)
     count against the project's budget at ingest too."""

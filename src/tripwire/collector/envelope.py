@@ -128,6 +128,8 @@ class EnvelopeScanner:
         self.quota_items = 0
         #: Attachment items (for the attachment budget, without a second look at the body).
         self.attachments = 0
+        #: Their payload bytes (ingest counts what it accepted against the hourly budget).
+        self.attachment_bytes = 0
         #: Attachment item headers seen (the item may not have arrived yet): ingest refuses early.
         self.attachment_headers = 0
         self.items = 0
@@ -271,6 +273,7 @@ class EnvelopeScanner:
             self.quota_items += 1
         elif self._type == "attachment":
             self.attachments += 1
+            self.attachment_bytes += self._size
         if self._event is not None:
             event, self._event = bytes(self._event), None
             try:

@@ -478,7 +478,7 @@ async def _ingest(
             body,
         )
         kind = "envelope"
-        quota_items, attachments = 1, 0
+        quota_items, attachments, attachment_bytes = 1, 0, 0
         envelope_event_id: str | None = event_id
         items: list[tuple[str, int]] = []
     else:
@@ -486,6 +486,7 @@ async def _ingest(
         assert scanner.header is not None
         envelope_event_id = normalize_event_id(scanner.header.get("event_id"))
         quota_items, attachments = scanner.quota_items, scanner.attachments
+        attachment_bytes = scanner.attachment_bytes
         # A compressed body is queued as it came: a quarter of the bytes to write and fsync.
         # The digest decompresses it again; it was checked against the limits above.
         kind = f"envelope:{encoding}" if encoding else "envelope"
@@ -529,6 +530,8 @@ async def _ingest(
         await state.writer.submit(IntakeRow(project.id, time.time(), kind, body, request.client_host))
     except IntakeUnavailable as exc:
         raise Rejection(503, f"could not store the envelope: {exc}", {"Retry-After": "5"}) from None
+    if attachment_bytes:
+        state.attachment_quota.accepted(project.id, attachment_bytes)
     return {"id": envelope_event_id}, answer_headers
 
 
