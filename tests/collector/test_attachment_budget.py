@@ -338,7 +338,10 @@ def test_gzip_bombed_attachments_neither_fill_the_disk_nor_the_digests_memory(tm
     assert counts.get(("attachment", "over_budget"), 0) + counts.get(("attachment", "accepted"), 0) == 5 * (
         statuses.count(200)
     )
-    assert counts.get(("attachment", "rate_limited"), 0) == 5 * statuses.count(429)
+    # A refusal at the first attachment header counts the attachments seen before it (the rest of
+    # the upload is never read): every refused envelope is counted, at least once, at most five.
+    refused = statuses.count(429)
+    assert refused <= counts.get(("attachment", "rate_limited"), 0) <= 5 * refused
     assert grown < 300 * 1000 * 1000
     assert live_growth < 600 * 1000 * 1000
 
