@@ -35,6 +35,7 @@ from ._api import (
 from ._client import Client
 from ._exceptions import ConfigurationError
 from ._monitor import capture, capture_checkin, end_session, monitor, start_session
+from ._trace_api import continue_trace, get_baggage, get_traceparent, start_span, trace
 from ._version import __version__
 
 if TYPE_CHECKING:
@@ -53,9 +54,12 @@ __all__ = [
     "capture_exception",
     "capture_message",
     "close",
+    "continue_trace",
     "end_session",
     "flush",
+    "get_baggage",
     "get_client",
+    "get_traceparent",
     "init",
     "isolation_scope",
     "last_event_id",
@@ -70,7 +74,9 @@ __all__ = [
     "set_transaction",
     "set_user",
     "start_session",
+    "start_span",
     "stats",
+    "trace",
 ]
 
 # Public submodules load on first use (``tripwire.asgi``, ``tripwire.testing``, ...), so that

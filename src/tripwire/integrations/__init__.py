@@ -10,7 +10,8 @@ by name, or configure it by passing an instance::
         integrations=[LoggingIntegration(breadcrumb_level=logging.DEBUG, event_level=logging.WARNING)],
     )
 
-Names: ``logging``, ``excepthook``, ``threading``, ``asyncio``, ``stdlib``, ``httpx``, ``context``.
+Names: ``logging``, ``excepthook``, ``threading``, ``asyncio``, ``stdlib``, ``httpx``, ``context``,
+``sqlite3`` (``db`` spans, only while tracing).
 Integrations for libraries the app may never use (asyncio, http.client, httpx) patch them only once the
 app imports them, so ``init()`` imports none of them.
 """
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
     from .httpx import HttpxIntegration as HttpxIntegration
     from .logging import LoggingIntegration as LoggingIntegration
     from .session import ProcessSessionIntegration as ProcessSessionIntegration
+    from .sqlite import SqliteIntegration as SqliteIntegration
     from .stdlib import StdlibIntegration as StdlibIntegration
     from .threading import ThreadingIntegration as ThreadingIntegration
 
@@ -43,6 +45,7 @@ __all__ = [
     "Integration",
     "LoggingIntegration",
     "ProcessSessionIntegration",
+    "SqliteIntegration",
     "StdlibIntegration",
     "ThreadingIntegration",
     "installed",
@@ -57,6 +60,7 @@ DEFAULT_INTEGRATIONS: dict[str, tuple[str, str]] = {
     "asyncio": ("tripwire.integrations.asyncio", "AsyncioIntegration"),
     "stdlib": ("tripwire.integrations.stdlib", "StdlibIntegration"),
     "httpx": ("tripwire.integrations.httpx", "HttpxIntegration"),
+    "sqlite3": ("tripwire.integrations.sqlite", "SqliteIntegration"),
 }
 
 #: Integrations that exist but are only installed when passed in ``integrations=[...]``.
