@@ -37,7 +37,10 @@ def starlette_app(upstream_url: str) -> Any:
     async def boom(request: Request) -> PlainTextResponse:
         raise RuntimeError("boom")
 
-    app = Starlette(routes=[Route("/items/{tag}", item), Route("/boom", boom)])
+    async def data(request: Request) -> PlainTextResponse:
+        return PlainTextResponse("tripwire")
+
+    app = Starlette(routes=[Route("/items/{tag}", item), Route("/boom", boom), Route("/data", data)])
     return TripwireMiddleware(app)
 
 
