@@ -94,7 +94,9 @@ def test_status_of_transaction_follows_the_response(traced: CapturedEvents, upst
 
 
 @pytest.mark.slow
-def test_concurrent_requests_each_get_their_own_transaction(traced: CapturedEvents, upstream: Upstream) -> None:
+def test_concurrent_requests_each_get_their_own_transaction(
+    traced: CapturedEvents, upstream: Upstream
+) -> None:
     """200 concurrent requests make 200 transactions, each with only its own three spans."""
     with serve(APPS["starlette"](upstream.url), "uvicorn") as running:
 

@@ -15,7 +15,6 @@ from typing import Any
 
 import httpx
 
-import tripwire
 from tests.support.sink import Sink, decode_body
 from tripwire.reporters.capture import CapturedEvents
 
@@ -76,11 +75,13 @@ def sentry_transactions(sink: Sink, count: int, timeout: float = 10.0) -> list[d
 
 def test_two_tripwire_services_make_one_trace(traced: CapturedEvents) -> None:
     """Service A calling service B: B's transaction has A's trace id, under A's http.client span."""
-    with serve(APPS["starlette"]("http://127.0.0.1:9"), "uvicorn") as b:  # B's own call is not used
-        with serve(APPS["starlette"](b.url), "uvicorn") as a:
-            # A's /items calls B's /data.
-            assert httpx.get(f"{a.url}/items/x").status_code == 200
-            transactions = wait_transactions(traced, 2)
+    # A's /items calls B's /data (B's own upstream is never called).
+    with (
+        serve(APPS["starlette"]("http://127.0.0.1:9"), "uvicorn") as b,
+        serve(APPS["starlette"](b.url), "uvicorn") as a,
+    ):
+        assert httpx.get(f"{a.url}/items/x").status_code == 200
+        transactions = wait_transactions(traced, 2)
     by_name = {t["transaction"]: t for t in transactions}
     a_txn, b_txn = by_name["/items/{tag}"], by_name["/data"]
     assert b_txn["contexts"]["trace"]["trace_id"] == a_txn["contexts"]["trace"]["trace_id"]
@@ -90,11 +91,14 @@ def test_two_tripwire_services_make_one_trace(traced: CapturedEvents) -> None:
 def test_tripwire_calling_sentry_sdk_service_makes_one_trace(traced: CapturedEvents) -> None:
     """A tripwire service calling a sentry-sdk service: sentry-sdk continues tripwire's trace under
     the http.client span, and takes its sampling context (sample_rand) from tripwire's baggage."""
-    with Sink() as sink, sentry_service(sink.dsn) as sentry_url:
-        with serve(APPS["starlette"](sentry_url), "uvicorn") as ours:
-            assert httpx.get(f"{ours.url}/items/x").status_code == 200
-            (txn,) = wait_transactions(traced, 1)
-            theirs = [t for t in sentry_transactions(sink, 2) if t["transaction"] == "/data"]
+    with (
+        Sink() as sink,
+        sentry_service(sink.dsn) as sentry_url,
+        serve(APPS["starlette"](sentry_url), "uvicorn") as ours,
+    ):
+        assert httpx.get(f"{ours.url}/items/x").status_code == 200
+        (txn,) = wait_transactions(traced, 1)
+        theirs = [t for t in sentry_transactions(sink, 2) if t["transaction"] == "/data"]
     trace = theirs[-1]["contexts"]["trace"]
     assert trace["trace_id"] == txn["contexts"]["trace"]["trace_id"]
     assert trace["parent_span_id"] == txn["spans"][0]["span_id"]
@@ -103,12 +107,15 @@ def test_tripwire_calling_sentry_sdk_service_makes_one_trace(traced: CapturedEve
 def test_sentry_sdk_service_calling_tripwire_makes_one_trace(traced: CapturedEvents) -> None:
     """A sentry-sdk service calling a tripwire service: tripwire continues its trace under sentry-sdk's
     http.client span and honours its sampling decision."""
-    with Sink() as sink, sentry_service(sink.dsn) as sentry_url:
-        with serve(APPS["starlette"]("http://127.0.0.1:9"), "uvicorn") as ours:
-            target = f"{ours.url}/boom"
-            httpx.get(f"{sentry_url}/call", params={"target": target}, timeout=10)
-            (txn,) = wait_transactions(traced, 1)
-            theirs = [t for t in sentry_transactions(sink, 2) if t["transaction"] == "/call"]
+    with (
+        Sink() as sink,
+        sentry_service(sink.dsn) as sentry_url,
+        serve(APPS["starlette"]("http://127.0.0.1:9"), "uvicorn") as ours,
+    ):
+        target = f"{ours.url}/boom"
+        httpx.get(f"{sentry_url}/call", params={"target": target}, timeout=10)
+        (txn,) = wait_transactions(traced, 1)
+        theirs = [t for t in sentry_transactions(sink, 2) if t["transaction"] == "/call"]
     (call,) = theirs
     assert txn["contexts"]["trace"]["trace_id"] == call["contexts"]["trace"]["trace_id"]
     client_spans = [s for s in call["spans"] if s["op"] == "http.client"]

@@ -26,10 +26,12 @@ def _dropped(reason: str, category: str) -> int:
 
 def test_no_tracing_option_means_no_tracing_work() -> None:
     """Without traces_sample_rate/traces_sampler, start_span is a shared no-op and nothing is sent."""
-    with tripwire.testing.capture_events(transactions=True) as events:
-        with tripwire.start_span(op="a", name="b") as span:
-            assert span.sampled is False
-            assert active_span() is None
+    with (
+        tripwire.testing.capture_events(transactions=True) as events,
+        tripwire.start_span(op="a", name="b") as span,
+    ):
+        assert span.sampled is False
+        assert active_span() is None
     assert events == [] and events.transactions == []
 
 
@@ -67,9 +69,8 @@ def test_spans_nest_in_sync_and_async_code(traced: CapturedEvents) -> None:
 def test_failing_block_marks_its_span_and_the_exception_is_untouched(traced: CapturedEvents) -> None:
     """An exception leaving a span sets its status internal_error and reaches the caller unchanged."""
     error = KeyError("k")
-    with pytest.raises(KeyError) as raised:
-        with tripwire.start_span(op="task", name="root"):
-            raise error
+    with pytest.raises(KeyError) as raised, tripwire.start_span(op="task", name="root"):
+        raise error
     assert raised.value is error and raised.value.__context__ is None
     tripwire.flush(5)
     assert traced.transactions[0]["contexts"]["trace"]["status"] == "internal_error"
@@ -103,9 +104,11 @@ def test_continue_trace_and_headers_for_hand_rolled_propagation(traced: Captured
     received: list[Any] = []
 
     def consumer() -> None:
-        with tripwire.isolation_scope():
-            with tripwire.continue_trace(headers, op="queue.process", name="consume"):
-                received.append(tripwire.capture_message("in consumer"))
+        with (
+            tripwire.isolation_scope(),
+            tripwire.continue_trace(headers, op="queue.process", name="consume"),
+        ):
+            received.append(tripwire.capture_message("in consumer"))
 
     thread = threading.Thread(target=consumer)
     thread.start()
@@ -165,12 +168,10 @@ def test_monitor_job_is_a_transaction_and_its_error_links_to_it(traced: Captured
 def test_capture_events_lists_transactions_only_when_asked() -> None:
     """capture_events(transactions=True) puts transactions in the list; the default keeps them apart."""
     tripwire.init(reporters=[CaptureReporter()], traces_sample_rate=1.0)
-    with tripwire.testing.capture_events(transactions=True) as with_txn:
-        with tripwire.start_span(name="one"):
-            pass
-    with tripwire.testing.capture_events() as without:
-        with tripwire.start_span(name="two"):
-            pass
+    with tripwire.testing.capture_events(transactions=True) as with_txn, tripwire.start_span(name="one"):
+        pass
+    with tripwire.testing.capture_events() as without, tripwire.start_span(name="two"):
+        pass
     assert [e["transaction"] for e in with_txn] == ["one"]
     assert list(without) == [] and [t["transaction"] for t in without.transactions] == ["two"]
 

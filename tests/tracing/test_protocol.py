@@ -72,4 +72,9 @@ def test_every_transaction_parses_and_normalizes_without_errors(upstream: Upstre
             http_span = event["spans"][0]
             assert "hunter2" not in str(event)
             assert http_span["op"] == "http.client"
-    assert names == {"/items/{tag}", "/boom", "manual", "test_every_transaction_parses_and_normalizes_without_errors.<locals>.job"}
+    assert names == {
+        "/items/{tag}",
+        "/boom",
+        "manual",
+        "test_every_transaction_parses_and_normalizes_without_errors.<locals>.job",
+    }
