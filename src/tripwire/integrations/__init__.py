@@ -11,7 +11,7 @@ by name, or configure it by passing an instance::
     )
 
 Names: ``logging``, ``excepthook``, ``threading``, ``asyncio``, ``stdlib``, ``httpx``, ``context``,
-``sqlite3`` (``db`` spans, only while tracing).
+``sqlite3``, ``psycopg``, ``asyncpg``, ``redis`` (spans, only while tracing).
 Integrations for libraries the app may never use (asyncio, http.client, httpx) patch them only once the
 app imports them, so ``init()`` imports none of them.
 """
@@ -27,10 +27,13 @@ from ._common import Integration
 if TYPE_CHECKING:
     from .._options import Options
     from .asyncio import AsyncioIntegration as AsyncioIntegration
+    from .asyncpg import AsyncpgIntegration as AsyncpgIntegration
     from .context import ContextIntegration as ContextIntegration
     from .excepthook import ExcepthookIntegration as ExcepthookIntegration
     from .httpx import HttpxIntegration as HttpxIntegration
     from .logging import LoggingIntegration as LoggingIntegration
+    from .psycopg import PsycopgIntegration as PsycopgIntegration
+    from .redis import RedisIntegration as RedisIntegration
     from .session import ProcessSessionIntegration as ProcessSessionIntegration
     from .sqlite import SqliteIntegration as SqliteIntegration
     from .stdlib import StdlibIntegration as StdlibIntegration
@@ -39,12 +42,15 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_INTEGRATIONS",
     "AsyncioIntegration",
+    "AsyncpgIntegration",
     "ContextIntegration",
     "ExcepthookIntegration",
     "HttpxIntegration",
     "Integration",
     "LoggingIntegration",
     "ProcessSessionIntegration",
+    "PsycopgIntegration",
+    "RedisIntegration",
     "SqliteIntegration",
     "StdlibIntegration",
     "ThreadingIntegration",
@@ -61,6 +67,9 @@ DEFAULT_INTEGRATIONS: dict[str, tuple[str, str]] = {
     "stdlib": ("tripwire.integrations.stdlib", "StdlibIntegration"),
     "httpx": ("tripwire.integrations.httpx", "HttpxIntegration"),
     "sqlite3": ("tripwire.integrations.sqlite", "SqliteIntegration"),
+    "psycopg": ("tripwire.integrations.psycopg", "PsycopgIntegration"),
+    "asyncpg": ("tripwire.integrations.asyncpg", "AsyncpgIntegration"),
+    "redis": ("tripwire.integrations.redis", "RedisIntegration"),
 }
 
 #: Integrations that exist but are only installed when passed in ``integrations=[...]``.
