@@ -16,12 +16,11 @@ A unit of work's root span is its :class:`Transaction`.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Mapping
 from contextvars import ContextVar, Token
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ._log import logger
 from ._propagation import (
@@ -35,7 +34,20 @@ from ._propagation import (
 )
 
 if TYPE_CHECKING:
-    from ._client import Client
+    import re
+
+    from ._options import Options
+    from ._stats import DropCounter
+
+
+class Client(Protocol):
+    """What tracing needs of the client (a Protocol: ``_client`` imports this module)."""
+
+    options: Options
+    stats: DropCounter
+    trace_targets: tuple[re.Pattern[str], ...] | None
+
+    def submit_transaction(self, txn: Transaction) -> bool: ...
 
 #: The innermost sampled span of the current context (a Transaction at the root); None otherwise.
 _active: ContextVar[Span | None] = ContextVar("tripwire.span", default=None)
@@ -68,11 +80,20 @@ def status_for_http(code: int | None) -> str:
 
 
 def new_span_id() -> str:
-    return os.urandom(8).hex()
+    # Not os.urandom: it releases the GIL around its system call, and a caller that gives the GIL
+    # up waits for the worker's switch interval to get it back. The random module's generator is
+    # seeded from the OS and reseeded in forked children; ids need uniqueness, not secrecy.
+    return f"{_getrandbits(64):016x}"
 
 
 def new_trace_id() -> str:
-    return os.urandom(16).hex()
+    return f"{_getrandbits(128):032x}"
+
+
+def _getrandbits(bits: int) -> int:
+    import random  # imported on first use (not part of ``import tripwire``); then a dict lookup
+
+    return random.getrandbits(bits)
 
 
 class Span:
@@ -174,6 +195,7 @@ class Transaction(Span):
     """The root span of one unit of work (a request, a job); sent as a ``transaction`` item."""
 
     __slots__ = (
+        "baggage",
         "baggage_others",
         "client",
         "dsc",
@@ -206,6 +228,8 @@ class Transaction(Span):
     #: What the caller sent in its ``baggage`` (sentry- members), and the other vendors' members.
     incoming_dsc: dict[str, str] | None
     baggage_others: str
+    #: The outgoing ``baggage`` value, made once (the context it carries is frozen).
+    baggage: str | None
     #: Whatever gives the event its ``request`` and its name on the worker (the ASGI Connection).
     request: Any
     #: True once handed to the worker.
@@ -429,6 +453,7 @@ def new_transaction(
     txn.dsc = None
     txn.incoming_dsc = incoming_dsc
     txn.baggage_others = baggage_others
+    txn.baggage = None
     txn.request = request
     txn.sent = False
     return txn
@@ -497,7 +522,10 @@ def outgoing_headers(span: Span | None, trace_id: str, *, w3c: bool) -> dict[str
     if span is not None:
         txn = span.transaction
         headers["sentry-trace"] = format_sentry_trace(txn.trace_id_, span.span_id, True)
-        headers["baggage"] = format_baggage(txn.dynamic_sampling_context(), txn.baggage_others)
+        baggage = txn.baggage
+        if baggage is None:
+            baggage = txn.baggage = format_baggage(txn.dynamic_sampling_context(), txn.baggage_others)
+        headers["baggage"] = baggage
         if w3c:
             headers["traceparent"] = format_traceparent(txn.trace_id_, span.span_id, True)
         return headers
