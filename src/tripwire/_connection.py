@@ -90,6 +90,8 @@ class Connection(ScopeHolder):
         "txn",
     )
 
+    sampling_decided = True
+
     # Fields (set by new_connection(), which makes one per request; see ScopeHolder on why there is
     # no __init__):
     #: What the scope inherits: the enclosing scope's data when the request started.

@@ -93,6 +93,10 @@ class ScopeHolder:
 
     __slots__ = ("data", "last_event_id", "session", "trace_id")
 
+    #: True on a unit of work whose integration made a tracing decision when it started (an ASGI
+    #: request): outside its sampled span it is "not sampled", not "undecided" (see _tracing).
+    sampling_decided = False
+
     data: ScopeData
     session: SessionTracker | None
     #: The id of the last event captured in this unit of work.

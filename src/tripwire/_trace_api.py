@@ -170,7 +170,8 @@ def get_traceparent() -> str | None:
         span = active_span()
         if span is not None:
             return span.to_traceparent()
-        sampled = False if _globals.client.tracing else None
+        decided = _globals.client.tracing and _scope.isolation_holder().sampling_decided
+        sampled = False if decided else None
         return format_sentry_trace(_scope.trace_id(), new_span_id(), sampled)
     except Exception:
         logger.exception("tripwire: get_traceparent failed")

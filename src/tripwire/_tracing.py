@@ -49,6 +49,7 @@ class Client(Protocol):
 
     def submit_transaction(self, txn: Transaction) -> bool: ...
 
+
 #: The innermost sampled span of the current context (a Transaction at the root); None otherwise.
 _active: ContextVar[Span | None] = ContextVar("tripwire.span", default=None)
 
@@ -516,7 +517,7 @@ def deactivate(token: Token[Span | None]) -> None:
 # -- outgoing propagation ---------------------------------------------------------------------------
 
 
-def outgoing_headers(span: Span | None, trace_id: str, *, w3c: bool) -> dict[str, str]:
+def outgoing_headers(span: Span | None, trace_id: str, *, w3c: bool, decided: bool = False) -> dict[str, str]:
     """The propagation headers of a request made now, from ``span`` (or an untraced unit of work)."""
     headers: dict[str, str] = {}
     if span is not None:
@@ -529,8 +530,11 @@ def outgoing_headers(span: Span | None, trace_id: str, *, w3c: bool) -> dict[str
         if w3c:
             headers["traceparent"] = format_traceparent(txn.trace_id_, span.span_id, True)
         return headers
+    # Not sampled here: say so when this unit of work decided it (the receiver then samples nothing
+    # of this trace either); outside any decision, leave it to the receiver (no flag).
     span_id = new_span_id()
-    headers["sentry-trace"] = format_sentry_trace(trace_id, span_id, False)
+    sampled = False if decided else None
+    headers["sentry-trace"] = format_sentry_trace(trace_id, span_id, sampled)
     if w3c:
         headers["traceparent"] = format_traceparent(trace_id, span_id, False)
     return headers

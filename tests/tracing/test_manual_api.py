@@ -189,3 +189,21 @@ def test_bugsnag_and_logging_reporters_ignore_transactions(caplog: pytest.LogCap
         tripwire.get_client().process_pending(5)  # type: ignore[union-attr]
     assert not [r for r in caplog.records if "quiet" in r.getMessage()]
     assert tripwire.stats()["dropped"] == {}
+
+
+def test_span_integrations_are_installed_only_with_tracing() -> None:
+    """The sqlite3/psycopg/asyncpg/redis hooks are installed when tracing is on, and not otherwise."""
+    from tripwire.integrations import installed
+
+    tripwire.init(reporters=[CaptureReporter()])
+    assert not {"sqlite3", "psycopg", "asyncpg", "redis"} & set(installed())
+    tripwire.init(reporters=[CaptureReporter()], traces_sample_rate=0.0)
+    assert {"sqlite3", "psycopg", "asyncpg", "redis"} <= set(installed())
+
+
+def test_outgoing_request_outside_any_unit_of_work_leaves_the_decision_to_the_receiver(
+    traced: CapturedEvents,
+) -> None:
+    """Outside any transaction, get_traceparent has no sampled flag (the receiver decides)."""
+    value = tripwire.get_traceparent()
+    assert value is not None and len(value.split("-")) == 2

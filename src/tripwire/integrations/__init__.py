@@ -11,7 +11,7 @@ by name, or configure it by passing an instance::
     )
 
 Names: ``logging``, ``excepthook``, ``threading``, ``asyncio``, ``stdlib``, ``httpx``, ``context``,
-``sqlite3``, ``psycopg``, ``asyncpg``, ``redis`` (spans, only while tracing).
+``sqlite3``, ``psycopg``, ``asyncpg``, ``redis`` (spans: installed only when tracing is on).
 Integrations for libraries the app may never use (asyncio, http.client, httpx) patch them only once the
 app imports them, so ``init()`` imports none of them.
 """
@@ -72,6 +72,10 @@ DEFAULT_INTEGRATIONS: dict[str, tuple[str, str]] = {
     "redis": ("tripwire.integrations.redis", "RedisIntegration"),
 }
 
+#: Default integrations that only record spans: installed only when the options turn tracing on, so
+#: that without tracing none of their imports is even watched.
+_TRACING_ONLY = frozenset({"sqlite3", "psycopg", "asyncpg", "redis"})
+
 #: Integrations that exist but are only installed when passed in ``integrations=[...]``.
 _OPTIONAL = frozenset({"process_session"})
 
@@ -119,6 +123,8 @@ def resolve(options: Options) -> list[Integration]:
     chosen: dict[str, Integration] = {}
     if options.default_integrations:
         for name in DEFAULT_INTEGRATIONS:
+            if name in _TRACING_ONLY and not options.tracing:
+                continue
             if name not in disabled and name not in given:
                 chosen[name] = _load(name)()
     for name, item in given.items():

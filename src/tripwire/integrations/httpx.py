@@ -72,6 +72,7 @@ def _start_span(client: Any, request: Any) -> Any:
                 span if span is not None else active_span(),
                 _scope.trace_id(),
                 w3c=client.options.propagate_traceparent,
+                decided=_scope.isolation_holder().sampling_decided,
             )
             for name, value in headers.items():
                 request.headers[name] = value

@@ -192,6 +192,7 @@ def _trace_request(client: Any, conn: Any, method: str, url: str) -> None:
                 span if span is not None else parent,
                 _scope.trace_id(),
                 w3c=client.options.propagate_traceparent,
+                decided=_scope.isolation_holder().sampling_decided,
             )
             for name, value in headers.items():
                 conn.putheader(name, value)
