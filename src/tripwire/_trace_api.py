@@ -152,8 +152,10 @@ def continue_trace(
             return NOOP_SPAN
         lowered = {str(k).lower(): str(v) for k, v in headers.items()}
         parent, dsc, others = read_incoming(lowered)
-        if parent is not None:
-            _scope.isolation_holder().trace_id = parent.trace_id
+        holder = _scope.isolation_holder()
+        if parent is not None and holder is not _scope._ROOT:
+            # The unit of work's errors join the continued trace; never the process-wide root's.
+            holder.trace_id = parent.trace_id
         if not client.tracing:
             return NOOP_SPAN
         return _root(client, op, name, parent, dsc, others)

@@ -181,3 +181,32 @@ def test_unsampled_requests_send_nothing_and_are_counted(upstream: Upstream) -> 
     drops = tripwire.stats()["dropped_by"]
     assert {"reason": "sample_rate", "category": "transaction", "reporter": None, "quantity": 3} in drops
     assert all(r["sentry-trace"].endswith("-0") for r in upstream.requests)
+
+
+def test_websocket_connection_is_one_transaction(traced: CapturedEvents) -> None:
+    """A websocket connection is a websocket.server transaction named after its route, status ok,
+    with the spans made while it was open."""
+    from starlette.applications import Starlette
+    from starlette.routing import WebSocketRoute
+    from starlette.websockets import WebSocket
+    from websockets.sync.client import connect
+
+    from tripwire.asgi import TripwireMiddleware
+
+    async def echo(websocket: WebSocket) -> None:
+        await websocket.accept()
+        text = await websocket.receive_text()
+        with tripwire.start_span(op="ws.handle", name="echo"):
+            await websocket.send_text(text)
+        await websocket.close()
+
+    app = TripwireMiddleware(Starlette(routes=[WebSocketRoute("/ws/{room}", echo)]))
+    with serve(app, "uvicorn") as running:
+        with connect(f"{running.ws_url}/ws/lobby", open_timeout=5) as socket:
+            socket.send("hi")
+            assert socket.recv(timeout=5) == "hi"
+        (txn,) = wait_transactions(traced, 1)
+    assert txn["transaction"] == "/ws/{room}"
+    assert txn["contexts"]["trace"]["op"] == "websocket.server"
+    assert txn["contexts"]["trace"]["status"] == "ok"
+    assert [s["op"] for s in txn["spans"]] == ["ws.handle"]
