@@ -103,15 +103,21 @@ def parse_baggage(value: str | None) -> tuple[dict[str, str], str]:
     return sentry, ",".join(others)
 
 
-def format_baggage(dsc: Mapping[str, str], others: str = "") -> str:
-    """A ``baggage`` value: the dynamic sampling context as ``sentry-`` members, then ``others``."""
+#: Values that need no percent-encoding (the usual case: ids, rates, versions, environments).
+_SAFE = re.compile(r"[A-Za-z0-9._~@+:-]*\Z").match
+
+
+def _encode(text: str) -> str:
+    if _SAFE(text):
+        return text  # the common case, without urllib.parse (this runs on the caller, per request)
     from urllib.parse import quote
 
-    members = [
-        f"{SENTRY_PREFIX}{quote(key, safe='')}={quote(value, safe='')}"
-        for key, value in dsc.items()
-        if value is not None and value != ""
-    ]
+    return quote(text, safe="")
+
+
+def format_baggage(dsc: Mapping[str, str], others: str = "") -> str:
+    """A ``baggage`` value: the dynamic sampling context as ``sentry-`` members, then ``others``."""
+    members = [f"{SENTRY_PREFIX}{_encode(key)}={_encode(value)}" for key, value in dsc.items() if value]
     if others:
         members.append(others)
     return ",".join(members)
