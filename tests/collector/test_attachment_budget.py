@@ -420,7 +420,7 @@ def test_migration_4_counts_the_attachments_already_stored(database_url: str) ->
                     " attachment_type, size, data, received_at) VALUES (1, ?, 'a', 'b', 'c', ?, ?, ?)",
                     ("ab" * 16, size, b"x" * size, time.time()),
                 )
-        assert store.migrate() == [4]
+        assert store.migrate()[0] == 4  # (and the later migrations)
         assert store.attachment_usage(1).stored_bytes == 3500
         assert store.get_project(1).attachment_bytes_total is None
     finally:

@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 
 from .cli_alerts import add_alert_commands, add_alert_serve_options, alert_settings, cmd_alert, cmd_monitor
 from .config import CollectorConfig, default_data_dir, default_database_url
-from .store import IssueQuery, NotFound, Store, StoreError, open_store
+from .store import ApiToken, IssueQuery, NotFound, Store, StoreError, open_store
 
 
 def _common() -> argparse.ArgumentParser:
@@ -105,12 +105,34 @@ def build_parser() -> argparse.ArgumentParser:
         ("--retention-max-events", "events to keep at most"),
     ):
         pset.add_argument(flag, type=int, help=f"{what} (0: no limit; -1: back to the server default)")
+    pkeys = psub.add_parser("keys", parents=[common], help="list a project's DSN keys (all are accepted)")
+    pkeys.add_argument("name", help="project name or id")
+    protate = psub.add_parser(
+        "rotate-key", parents=[common], help="add a DSN key; the old keys keep working until revoked"
+    )
+    protate.add_argument("name", help="project name or id")
+    prevoke = psub.add_parser("revoke-key", parents=[common], help="stop accepting a DSN key")
+    prevoke.add_argument("name", help="project name or id")
+    prevoke.add_argument("key", help="the public key to revoke")
+    pmembers = psub.add_parser("members", parents=[common], help="list the members of a project")
+    pmembers.add_argument("name", help="project name or id")
+    for action, what in (("add-member", "let a user see"), ("remove-member", "take away from a user")):
+        pmember = psub.add_parser(action, parents=[common], help=f"{what} a project")
+        pmember.add_argument("name", help="project name or id")
+        pmember.add_argument("username")
 
     token = sub.add_parser("token", parents=[common], help="manage API tokens")
     tsub = token.add_subparsers(dest="action", required=True, metavar="ACTION")
     tcreate = tsub.add_parser("create", parents=[common], help="create an API token (printed once)")
     tcreate.add_argument("--user", default="admin", help="owner of the token (default admin)")
     tcreate.add_argument("--name", default="", help="a label for the token")
+    tcreate.add_argument(
+        "--expires-in", type=int, metavar="DAYS", help="refuse the token after DAYS days (default: never)"
+    )
+    tlist = tsub.add_parser("list", parents=[common], help="list API tokens (never their secrets)")
+    tlist.add_argument("--user", help="only this user's tokens")
+    trevoke = tsub.add_parser("revoke", parents=[common], help="revoke an API token by id")
+    trevoke.add_argument("id", type=int, help="the token id (see: tripwire token list)")
 
     issues = sub.add_parser("issues", parents=[common], help="list issues")
     issues.add_argument("--project", default=None, help="project name or id (default: the first)")
@@ -134,7 +156,10 @@ def build_parser() -> argparse.ArgumentParser:
     ucreate.add_argument("username")
     ucreate.add_argument("--admin", action="store_true", help="may create projects")
     ucreate.add_argument("--password", help="default: $TRIPWIRE_PASSWORD, a prompt, or a generated one")
-    upass = usub.add_parser("passwd", parents=[common], help="change a user's password")
+    usub.add_parser("list", parents=[common], help="list users")
+    upass = usub.add_parser(
+        "passwd", parents=[common], help="change a user's password (logs them out, revokes their tokens)"
+    )
     upass.add_argument("username")
     upass.add_argument("--password", help="default: $TRIPWIRE_PASSWORD, a prompt, or a generated one")
     return parser
@@ -309,6 +334,10 @@ def cmd_project(args: argparse.Namespace) -> int:
                 f" retention_days={p.retention_days}, retention_max_events={p.retention_max_events}"
                 " (None: the server default)",
             )
+        elif args.action in ("keys", "rotate-key", "revoke-key"):
+            _project_keys(args, store, url)
+        elif args.action in ("members", "add-member", "remove-member"):
+            _project_members(args, store)
         else:
             projects = store.list_projects()
             rows = [{**dataclasses.asdict(p), "dsn": p.dsn(url)} for p in projects]
@@ -322,17 +351,93 @@ def cmd_project(args: argparse.Namespace) -> int:
     return 0
 
 
+def _project_keys(args: argparse.Namespace, store: Store, url: str) -> None:
+    project = store.get_project(args.name)
+    if args.action == "rotate-key":
+        key = store.add_project_key(project.id)
+        _out(
+            args,
+            {"project": project.name, "public_key": key.public_key, "dsn": key.dsn(url)},
+            f"added a key to {project.name!r}; new DSN: {key.dsn(url)}\nThe old keys keep working"
+            f" until: tripwire project revoke-key {project.name} KEY",
+        )
+    elif args.action == "revoke-key":
+        from .ingest import ProjectCache  # how long a running collector caches keys
+
+        store.revoke_project_key(project.id, args.key)
+        _out(
+            args,
+            {"project": project.name, "revoked": args.key},
+            f"revoked {args.key} of {project.name!r}; running collectors refuse it within"
+            f" {ProjectCache.max_age:g} s",
+        )
+    else:
+        keys = store.list_project_keys(project.id)
+        _out(
+            args,
+            [{**dataclasses.asdict(k), "dsn": k.dsn(url)} for k in keys],
+            "\n".join(f"{k.public_key}  {_when(k.created_at)}  {k.dsn(url)}" for k in keys),
+        )
+
+
+def _project_members(args: argparse.Namespace, store: Store) -> None:
+    project = store.get_project(args.name)
+    if args.action == "members":
+        members = store.list_project_members(project.id)
+        _out(
+            args,
+            [{"username": m.username, "is_admin": m.is_admin} for m in members],
+            "\n".join(m.username for m in members) or "no members (only admins see this project)",
+        )
+        return
+    user = store.get_user(args.username)
+    if args.action == "add-member":
+        store.add_project_member(project.id, user.id)
+        what = f"{user.username} is a member of {project.name!r}"
+    else:
+        store.remove_project_member(project.id, user.id)
+        what = f"{user.username} is no longer a member of {project.name!r}"
+    member = args.action == "add-member"
+    _out(args, {"project": project.name, "username": user.username, "member": member}, what)
+
+
+def _token_row(token: ApiToken) -> dict[str, Any]:
+    return {
+        "id": token.id,
+        "user": token.username,
+        "name": token.name,
+        "created_at": token.created_at,
+        "expires_at": token.expires_at,
+    }
+
+
 def cmd_token(args: argparse.Namespace) -> int:
     store = _open(args)
     try:
-        user = store.get_user(args.user)
-        token = store.create_api_token(user.id, args.name)
-        _out(
-            args,
-            {"token": token, "user": user.username},
-            f"{token}\n(API token for {user.username}; shown once;"
-            " send it as 'Authorization: Bearer <token>')",
-        )
+        if args.action == "list":
+            user_id = store.get_user(args.user).id if args.user else None
+            tokens = store.list_api_tokens(user_id)
+            lines = [
+                f"{t.id:>5}  {t.username:<16} {t.name or '-':<20} created {_when(t.created_at)}"
+                f"  expires {_when(t.expires_at) if t.expires_at else 'never'}"
+                for t in tokens
+            ]
+            _out(args, [_token_row(t) for t in tokens], "\n".join(lines) or "no API tokens")
+        elif args.action == "revoke":
+            store.revoke_api_token(args.id)
+            _out(args, {"revoked": args.id}, f"revoked API token {args.id}")
+        else:
+            user = store.get_user(args.user)
+            if args.expires_in is not None and not 1 <= args.expires_in <= 3650:
+                raise ValueError("--expires-in must be from 1 to 3650 days")
+            expires_at = time.time() + args.expires_in * 86400 if args.expires_in else None
+            listed, token = store.issue_api_token(user.id, args.name, expires_at=expires_at)
+            _out(
+                args,
+                {**_token_row(listed), "token": token},
+                f"{token}\n(API token {listed.id} for {user.username}; shown once;"
+                " send it as 'Authorization: Bearer <token>')",
+            )
     finally:
         store.close()
     return 0
@@ -386,13 +491,21 @@ def cmd_event(args: argparse.Namespace) -> int:
 def cmd_user(args: argparse.Namespace) -> int:
     store = _open(args)
     try:
+        if args.action == "list":
+            users = store.list_users()
+            _out(
+                args,
+                [{"username": u.username, "is_admin": u.is_admin, "created_at": u.created_at} for u in users],
+                "\n".join(u.username + (" (admin)" if u.is_admin else "") for u in users),
+            )
+            return 0
         password, generated = _password(args)
         if args.action == "create":
             user = store.create_user(args.username, password, is_admin=args.admin)
             what = f"created user {user.username}" + (" (admin)" if user.is_admin else "")
         else:
             store.set_password(args.username, password)
-            what = f"changed the password of {args.username}"
+            what = f"changed the password of {args.username} (their sessions and API tokens are revoked)"
         shown = password if generated else None
         text = what + (f"\npassword: {password}  (shown once)" if generated else "")
         _out(args, {"username": args.username, "password": shown}, text)

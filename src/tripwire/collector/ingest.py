@@ -15,7 +15,7 @@ import threading
 import time
 import uuid
 import zlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -24,7 +24,7 @@ import brotli
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from . import _json
+from . import _json, access  # noqa: F401 - access registers the ``:id`` route convertor
 from .envelope import EnvelopeError, parse_envelope
 from .intake import IntakeUnavailable
 from .normalize import normalize_event_id
@@ -242,31 +242,43 @@ def _dsn_key(header: dict[str, Any]) -> str | None:
 
 
 class ProjectCache:
-    """Public key -> project, reloaded from the store on a miss (at most once a second) and every
-    30 s, so projects created by the CLI or another process are found without a restart."""
+    """DSN public key -> project, for every key that is not revoked (a project may have several
+    while a key is being rotated).
 
-    def __init__(self, state: CollectorState) -> None:
+    Reloaded from the store on a miss (at most once a second) and whenever it is older than
+    ``max_age``, so projects and keys created by the CLI or another process are found without a
+    restart, and a key revoked elsewhere stops ingesting within ``max_age`` seconds. A revocation
+    through this process's API or dashboard calls :meth:`invalidate`: refused at once.
+    """
+
+    #: Seconds a revoked key may still be accepted by a collector that did not revoke it.
+    max_age = 5.0
+
+    def __init__(self, state: CollectorState, clock: Callable[[], float] = time.monotonic) -> None:
         self.state = state
+        self.clock = clock
         self._by_key: dict[str, Project] = {}
-        self._loaded = 0.0
+        self._loaded = -math.inf
         self._lock = threading.Lock()
 
     def _reload(self) -> None:
-        projects = self.state.store.list_projects()
+        store = self.state.store
+        projects = {p.id: p for p in store.list_projects()}
+        keys = store.list_project_keys()
         with self._lock:
-            self._by_key = {p.public_key: p for p in projects}
-            self._loaded = time.monotonic()
+            self._by_key = {k.public_key: projects[k.project_id] for k in keys if k.project_id in projects}
+            self._loaded = self.clock()
 
     async def get(self, key: str) -> Project | None:
         project = self._by_key.get(key)
-        age = time.monotonic() - self._loaded
-        if (project is None and age > 1.0) or age > 30.0:
+        age = self.clock() - self._loaded
+        if (project is None and age > 1.0) or age > self.max_age:
             await anyio.to_thread.run_sync(self._reload)
             project = self._by_key.get(key)
         return project
 
     def invalidate(self) -> None:
-        self._loaded = 0.0
+        self._loaded = -math.inf
 
 
 def _check_project(project: Project | None, project_id: int) -> Project:
@@ -453,9 +465,10 @@ store_endpoint = IngestEndpoint("store")
 def routes() -> list[Route]:
     """The ingest routes (with and without the trailing slash SDKs use)."""
     methods = ["POST", "OPTIONS"]
+    # ``:id`` (access.IdConvertor): at most 19 digits, so a 5000-digit id is a 404, not a 500.
     return [
-        Route("/api/{project_id:int}/envelope/", envelope_endpoint, methods=methods),
-        Route("/api/{project_id:int}/envelope", envelope_endpoint, methods=methods),
-        Route("/api/{project_id:int}/store/", store_endpoint, methods=methods),
-        Route("/api/{project_id:int}/store", store_endpoint, methods=methods),
+        Route("/api/{project_id:id}/envelope/", envelope_endpoint, methods=methods),
+        Route("/api/{project_id:id}/envelope", envelope_endpoint, methods=methods),
+        Route("/api/{project_id:id}/store/", store_endpoint, methods=methods),
+        Route("/api/{project_id:id}/store", store_endpoint, methods=methods),
     ]

@@ -17,10 +17,11 @@ from typing import Any
 
 from .. import _json
 from .. import secrets as _secrets
-from ._accounts import AccountsMixin
+from ._accounts import AccountsMixin, db_int
 from ._alerts import AlertsMixin
 from ._batch_writer import BatchWriter
 from ._monitors import MonitorsMixin
+from ._project_access import ProjectAccessMixin
 from .base import (
     Attachment,
     AttachmentUsage,
@@ -116,7 +117,7 @@ class Cursor:
         return list(self.raw.fetchall())
 
 
-class SQLStore(AccountsMixin, AlertsMixin, MonitorsMixin, Store):
+class SQLStore(AccountsMixin, ProjectAccessMixin, AlertsMixin, MonitorsMixin, Store):
     """Shared implementation of :class:`Store` over a DB-API connection pool."""
 
     #: SQL names of the two-argument min/max functions.
@@ -259,6 +260,11 @@ class SQLStore(AccountsMixin, AlertsMixin, MonitorsMixin, Store):
                 f" ON CONFLICT (name) DO NOTHING RETURNING {_PROJECT_COLUMNS}",
                 (name, _secrets.new_public_key(), time.time()),
             )
+            if row is not None:
+                c.ex(
+                    "INSERT INTO project_keys (public_key, project_id, created_at) VALUES (?, ?, ?)",
+                    (row[2], row[0], row[3]),
+                )
         if row is None:
             raise StoreError(f"project {name!r} already exists")
         return _project(row)
@@ -271,8 +277,17 @@ class SQLStore(AccountsMixin, AlertsMixin, MonitorsMixin, Store):
     def get_project(self, id_or_name: int | str) -> Project:
         with self._tx(write=False) as c:
             row = None
-            if isinstance(id_or_name, int) or str(id_or_name).isdigit():
-                row = c.one(f"SELECT {_PROJECT_COLUMNS} FROM projects WHERE id = ?", (int(id_or_name),))
+            ref = str(id_or_name)
+            # At most 19 ASCII digits ("²".isdigit() is True but int("²") fails, and int() refuses
+            # more than 4300 digits); an id past 2^63 or a name with NUL (PostgreSQL refuses it in
+            # text) can match nothing.
+            if "\x00" in ref:
+                raise NotFound(f"no project {id_or_name!r}")
+            if isinstance(id_or_name, int) or (ref.isascii() and ref.isdigit() and len(ref) <= 19):
+                with contextlib.suppress(NotFound):
+                    row = c.one(
+                        f"SELECT {_PROJECT_COLUMNS} FROM projects WHERE id = ?", (db_int(int(id_or_name)),)
+                    )
             if row is None:
                 row = c.one(f"SELECT {_PROJECT_COLUMNS} FROM projects WHERE name = ?", (str(id_or_name),))
         if row is None:
