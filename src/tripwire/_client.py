@@ -83,6 +83,8 @@ class Client:
         #: propagation headers (None: all).
         self.tracing = options.tracing
         self.trace_targets = options.trace_propagation_targets
+        #: ``next(client.sampled_out)`` counts a unit of work tracing did not sample (no lock).
+        self.sampled_out = self.stats.fast_counter("sample_rate", "transaction")
         self._scrubber: Scrubber | None = None
         #: Error-storm protection (see _repeats); None when ``repeat_limit`` is off.
         self.repeats = RepeatLimiter(options.repeat_limit) if options.repeat_limit else None

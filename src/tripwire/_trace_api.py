@@ -75,7 +75,7 @@ def _root(
     context = {"transaction_context": {"name": name, "op": op}}
     sampled, rate, rand = sample(client, context, parent, incoming_dsc)
     if not sampled:
-        client.stats.record("sample_rate", "transaction")
+        next(client.sampled_out)
         return NOOP_SPAN
     return new_transaction(
         client,

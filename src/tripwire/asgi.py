@@ -497,7 +497,7 @@ def _start_transaction(client: Any, conn: Connection, scope: Scope, kind: str) -
             conn.trace_id = parent.trace_id
         sampled, rate, rand = sample(client, {"asgi_scope": scope}, parent, dsc)
         if not sampled:
-            client.stats.record("sample_rate", "transaction")
+            next(client.sampled_out)
             return
         txn = new_transaction(
             client,
