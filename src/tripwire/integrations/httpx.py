@@ -67,7 +67,8 @@ def _start_span(client: Any, request: Any) -> Any:
             return None
         full_url = str(url)
         span = start_child("http.client", None, {"http.request.method": request.method, "url": full_url})
-        if "sentry-trace" not in request.headers and target_matches(client, full_url):
+        own = "sentry-trace" in request.headers or "traceparent" in request.headers
+        if not own and target_matches(client, full_url):  # headers the app set itself are left alone
             headers = outgoing_headers(
                 span if span is not None else active_span(),
                 _scope.trace_id(),
