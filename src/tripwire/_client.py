@@ -386,9 +386,16 @@ class Client:
         Low priority: errors push transactions out of a full queue, never the reverse.
         """
         txn.sent = True
-        unfinished = sum(1 for span in txn.spans if span.end is None)
+        unfinished = 0
+        for span in txn.spans:
+            if span.end is None:
+                # Still running when the transaction ended: sent cut at the transaction's end (frozen
+                # here, so the worker never sees it half-finished), and counted.
+                span.end = txn.end
+                span.status = span.status or "deadline_exceeded"
+                span.set_data("tripwire.unfinished", True)
+                unfinished += 1
         if unfinished:
-            # Still running when the transaction ended: sent cut at the transaction's end, counted.
             self.stats.record("unfinished", "span", unfinished)
         if self._closed or not self._worker.submit(txn, low_priority=True):
             self._count_lost_transaction(txn, "queue_full")

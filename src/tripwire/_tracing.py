@@ -158,12 +158,8 @@ class Span:
     def finish(self, end: float | None = None) -> None:
         """End the span now (or at ``end``, epoch seconds). A second call changes nothing."""
         if self.end is not None:
-            return
+            return  # finished already, or cut when its transaction ended (counted as unfinished)
         self.end = time.time() if end is None else end
-        txn = self.transaction
-        if txn.sent:
-            # The transaction went without it (a task the request spawned outlived the request).
-            txn.client.stats.record("finished_late", "span")
 
     # -- context manager: makes this span the active one -------------------------------------------
     def __enter__(self) -> Span:

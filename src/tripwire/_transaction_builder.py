@@ -74,16 +74,15 @@ def build_transaction(txn: Transaction, options: Options, scrubber: Scrubber) ->
 
 def _span(span: Span, txn: Transaction, txn_end: float, scrubber: Scrubber) -> dict[str, Any]:
     parent = span.parent if span.parent is not None else txn
-    finished = span.end is not None
     out: dict[str, Any] = {
         "trace_id": txn.trace_id_,
         "span_id": span.span_id,
         "parent_span_id": parent.span_id,
         "op": span.op or "default",
         "start_timestamp": span.start,
-        # A span still running when its transaction ended is cut at the transaction's end.
+        # Spans still running when the transaction ended were cut at its end (submit_transaction).
         "timestamp": span.end if span.end is not None else max(txn_end, span.start),
-        "status": span.status or ("ok" if finished else "deadline_exceeded"),
+        "status": span.status or "ok",
         "origin": "manual" if span.op is None or not span.op.startswith(("http", "db")) else "auto",
     }
     description = span.description
@@ -100,8 +99,6 @@ def _span(span: Span, txn: Transaction, txn_end: float, scrubber: Scrubber) -> d
             method = data.get("http.request.method")
             description = f"{method} {clean}" if method else clean
         out["data"] = _data(data, scrubber)
-    if not finished:
-        out.setdefault("data", {})["tripwire.unfinished"] = True
     if description is not None:
         out["description"] = description if len(description) <= 2048 else description[:2045] + "..."
     return out

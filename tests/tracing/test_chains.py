@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.support.sink import Sink, decode_body
 from tripwire.reporters.capture import CapturedEvents
@@ -56,7 +57,7 @@ def sentry_service(dsn: str) -> Iterator[str]:
         sock.close()
 
 
-def sentry_transactions(sink: Sink, count: int, timeout: float = 10.0) -> list[dict[str, Any]]:
+def sentry_transactions(sink: Sink, count: int, timeout: float = 30.0) -> list[dict[str, Any]]:
     from sentry_sdk.envelope import Envelope
 
     deadline = time.monotonic() + timeout
@@ -88,6 +89,7 @@ def test_two_tripwire_services_make_one_trace(traced: CapturedEvents) -> None:
     assert b_txn["contexts"]["trace"]["parent_span_id"] == a_txn["spans"][0]["span_id"]
 
 
+@pytest.mark.slow  # a sentry-sdk service process: ~2 s to start
 def test_tripwire_calling_sentry_sdk_service_makes_one_trace(traced: CapturedEvents) -> None:
     """A tripwire service calling a sentry-sdk service: sentry-sdk continues tripwire's trace under
     the http.client span, and takes its sampling context (sample_rand) from tripwire's baggage."""
@@ -104,6 +106,7 @@ def test_tripwire_calling_sentry_sdk_service_makes_one_trace(traced: CapturedEve
     assert trace["parent_span_id"] == txn["spans"][0]["span_id"]
 
 
+@pytest.mark.slow
 def test_sentry_sdk_service_calling_tripwire_makes_one_trace(traced: CapturedEvents) -> None:
     """A sentry-sdk service calling a tripwire service: tripwire continues its trace under sentry-sdk's
     http.client span and honours its sampling decision."""

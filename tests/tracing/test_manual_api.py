@@ -12,7 +12,7 @@ import pytest
 
 import tripwire
 import tripwire.testing
-from tripwire._tracing import active_span
+from tripwire._tracing import active_span, child_span
 from tripwire.reporters.capture import CapturedEvents, CaptureReporter
 
 
@@ -135,15 +135,19 @@ def test_spans_over_max_spans_are_counted() -> None:
 
 
 def test_unfinished_and_late_spans_are_counted(traced: CapturedEvents) -> None:
-    """A span still running when its transaction ends is sent cut at the end (and counted as
-    unfinished); one that finishes after the transaction was sent is counted as finished late."""
-    with tripwire.start_span(name="root"):
+    """A span still running when its transaction ends is sent cut at the end (status
+    deadline_exceeded) and counted as unfinished; a span started after its transaction was sent
+    (a task that outlived the request) is counted as finished late."""
+    with tripwire.start_span(name="root") as root:
         left_open = tripwire.start_span(op="background", name="outlives")
     left_open.finish()
+    late = child_span(root, "background", "too late")  # a task still holding the finished root
     tripwire.flush(5)
+    assert late is None
     (txn,) = traced.transactions
     (span,) = txn["spans"]
     assert span["timestamp"] == txn["timestamp"] and span["status"] == "deadline_exceeded"
+    assert span["data"]["tripwire.unfinished"] is True
     assert _dropped("unfinished", "span") == 1
     assert _dropped("finished_late", "span") == 1
 
