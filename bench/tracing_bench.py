@@ -231,7 +231,8 @@ def main() -> None:
     ratios = ""
     if "sentry-traced" in results:
         sentry_added = med("sentry-traced", "loop_cpu_us") - bare_cpu
-        ratios += f" sentry-sdk's added loop CPU is {sentry_added / max(traced, 0.01):.0f}x tripwire's tracing cost."
+        ratio = sentry_added / max(traced, 0.01)
+        ratios += f" sentry-sdk's added loop CPU is {ratio:.0f}x tripwire's tracing cost."
     body = (
         f"`bench/tracing_bench.py --rounds {args.rounds} --n {args.n}` — {machine_line()}. Starlette "
         "endpoint making one outgoing http.client call to a loopback server and two sqlite3 queries, "

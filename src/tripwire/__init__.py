@@ -22,6 +22,7 @@ from ._api import (
     isolation_scope,
     last_event_id,
     new_scope,
+    notify,
     set_context,
     set_extra,
     set_fingerprint,
@@ -34,7 +35,17 @@ from ._api import (
 )
 from ._client import Client
 from ._exceptions import ConfigurationError
+from ._feedback import capture_feedback
 from ._monitor import capture, capture_checkin, end_session, monitor, start_session
+from ._scope_api import (
+    Scope,
+    add_event_processor,
+    configure_scope,
+    get_current_scope,
+    get_global_scope,
+    get_isolation_scope,
+    push_scope,
+)
 from ._trace_api import continue_trace, get_baggage, get_traceparent, start_span, trace
 from ._version import __version__
 
@@ -46,25 +57,34 @@ if TYPE_CHECKING:
 __all__ = [
     "Client",
     "ConfigurationError",
+    "Scope",
     "__version__",
     "add_breadcrumb",
+    "add_event_processor",
     "aflush",
     "capture",
     "capture_checkin",
     "capture_exception",
+    "capture_feedback",
     "capture_message",
     "close",
+    "configure_scope",
     "continue_trace",
     "end_session",
     "flush",
     "get_baggage",
     "get_client",
+    "get_current_scope",
+    "get_global_scope",
+    "get_isolation_scope",
     "get_traceparent",
     "init",
     "isolation_scope",
     "last_event_id",
     "monitor",
     "new_scope",
+    "notify",
+    "push_scope",
     "set_context",
     "set_extra",
     "set_fingerprint",

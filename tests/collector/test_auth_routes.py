@@ -24,6 +24,7 @@ from starlette.routing import Mount, Route
 from tests.support.figures import record
 from tripwire.collector import access
 from tripwire.collector.alerts.rules import spec_from_json
+from tripwire.collector.bugsnag_ingest import BugsnagEndpoint
 from tripwire.collector.web._auth import CSRF_FIELD, SESSION_COOKIE, csrf_token_for
 
 from .conftest import LiveServer, envelope, make_event
@@ -227,6 +228,22 @@ def test_every_route_refuses_missing_forged_and_other_users_credentials(world: W
         checked_routes.add(route.path)
         body: dict[str, Any] = {"json": {"status": "resolved", "name": "x", "username": "mallory"}}
         if route.path in PUBLIC:
+            continue
+        if isinstance(route.endpoint, BugsnagEndpoint):
+            # BugSnag ingest (POST / and /sessions): the Bugsnag-Api-Key is the credential. The
+            # path names no project, so another project's key is simply a report to that project.
+            if method == "OPTIONS":
+                continue
+            payload = {"events": [{"exceptions": [{"errorClass": "E"}]}], "sessionCounts": []}
+            for name, headers in (
+                ("no key", {}),
+                ("a forged key", {"Bugsnag-Api-Key": "0" * 32}),
+                ("a revoked key", {"Bugsnag-Api-Key": w.revoked_key}),
+                ("an API token as the key", {"Bugsnag-Api-Key": w.victim_token}),
+            ):
+                response = http.request(method, path, json=payload, headers=headers)
+                requests += 1
+                assert response.status_code in (401, 403), (method, path, name, response.status_code)
             continue
         if route.path.startswith(INGEST_PREFIX):
             if method == "OPTIONS":

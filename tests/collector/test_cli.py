@@ -56,10 +56,13 @@ def test_first_start_prints_dsn_and_password_once_and_binds_locally(tmp_path: Pa
 
 
 def test_admin_password_comes_from_the_environment(tmp_path: Path) -> None:
-    """TRIPWIRE_ADMIN_PASSWORD sets the first admin password."""
+    """TRIPWIRE_ADMIN_PASSWORD sets the first admin password (which is then not echoed)."""
     proc = ServeProcess("--data-dir", str(tmp_path), env={"TRIPWIRE_ADMIN_PASSWORD": "s3cret-pw"})
     try:
-        assert proc.info["admin_password"] == "s3cret-pw"
+        assert proc.info["admin_password"] is None
+        store = open_store(f"sqlite:///{tmp_path / 'tripwire.sqlite3'}")
+        assert store.verify_password("admin", "s3cret-pw") is not None
+        store.close()
     finally:
         proc.stop()
 

@@ -26,7 +26,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .cli_alerts import add_alert_commands, add_alert_serve_options, alert_settings, cmd_alert, cmd_monitor
-from .config import CollectorConfig, default_data_dir, default_database_url
+from .cli_feedback import add_feedback_commands, add_logs_commands, cmd_feedback, cmd_logs
+from .config import CollectorConfig, Limits, default_data_dir, default_database_url
 from .store import ApiToken, IssueQuery, NotFound, Store, StoreError, open_store
 
 
@@ -46,6 +47,39 @@ def _common() -> argparse.ArgumentParser:
     )
     common.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print JSON")
     return common
+
+
+#: ``tripwire serve`` flags that set a :class:`Limits` field: (flag, field, type, help).
+_LIMIT_FLAGS: list[tuple[str, str, type, str]] = [
+    ("--max-envelope-compressed", "max_envelope_compressed", int, "bytes of one envelope on the wire"),
+    ("--max-envelope-size", "max_envelope_size", int, "bytes of one envelope decompressed"),
+    ("--max-event-size", "max_event_size", int, "bytes of one event item or /store/ body"),
+    ("--max-store-compressed", "max_store_compressed", int, "bytes of one /store/ body on the wire"),
+    ("--max-attachment-size", "max_attachment_size", int, "bytes of one attachment"),
+    ("--max-inflate-ratio", "max_inflate_ratio", int, "decompressed:compressed bytes past 256 KiB (0: none)"),
+    ("--max-bytes-in-flight", "max_bytes_in_flight", int, "body bytes all ingest requests hold (0: none)"),
+    ("--header-timeout", "header_timeout", float, "seconds to send a request's headers"),
+    ("--max-request-header-size", "max_request_header_size", int, "bytes of a request's headers"),
+    ("--body-min-rate", "body_min_rate", int, "bytes/s a body must average after the grace (0: none)"),
+    ("--body-grace", "body_grace", float, "seconds of a body exempt from --body-min-rate"),
+    ("--max-connections", "max_connections", int, "open connections; requests past it get 503"),
+]
+
+#: Addresses that reach only this machine: binding anything else serves plain HTTP to a network.
+_LOOPBACK = ("127.0.0.1", "::1", "localhost")
+
+
+def exposure_warning(host: str) -> str | None:
+    """The warning ``tripwire serve --host HOST`` prints when it serves plain HTTP beyond this
+    machine (None on loopback)."""
+    if host in _LOOPBACK or host.startswith("127."):
+        return None
+    where = "every network interface" if host in ("0.0.0.0", "::", "") else host
+    return (
+        f"warning: serving plain HTTP on {where}: DSN keys, logins and events cross the network"
+        " unencrypted. Put TLS in front (a reverse proxy such as Caddy or nginx; see"
+        " docs/collector.md, 'Deploying on the internet') and bind 127.0.0.1 behind it."
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -83,6 +117,23 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--no-digest", action="store_true", help="only ingest; let other processes digest")
     add_alert_serve_options(serve)
     serve.add_argument("--log-level", default="warning", help="uvicorn/collector log level (default warning)")
+    serve.add_argument(
+        "--forwarded-allow-ips",
+        default=None,
+        help="proxies trusted to set X-Forwarded-For/-Proto, comma-separated, or '*'"
+        " (default: $FORWARDED_ALLOW_IPS or 127.0.0.1)",
+    )
+    limits = serve.add_argument_group("limits (docs/collector.md, 'Deploying on the internet')")
+    defaults = Limits()
+    for flag, field, kind, what in _LIMIT_FLAGS:
+        limits.add_argument(
+            flag,
+            dest=f"limit_{field}",
+            type=kind,
+            default=getattr(defaults, field),
+            metavar="N" if kind is int else "SECONDS",
+            help=f"{what} (default {getattr(defaults, field)})",
+        )
 
     demo = sub.add_parser(
         "demo", parents=[common], help="run the collector with a demo service sending errors"
@@ -149,6 +200,8 @@ def build_parser() -> argparse.ArgumentParser:
     send.add_argument("--message", default="tripwire send-test: this is a test error")
 
     add_alert_commands(sub, common)
+    add_feedback_commands(sub, common)
+    add_logs_commands(sub, common)
 
     user = sub.add_parser("user", parents=[common], help="manage dashboard users")
     usub = user.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -219,6 +272,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from .app import bootstrap, create_app
+    from .serving import uvicorn_config
 
     level = args.log_level.upper()
     logging.basicConfig(
@@ -241,12 +295,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
         sqlite_synchronous=args.sqlite_synchronous,
         run_digester=not args.no_digest,
         digest_process=True,
+        limits=Limits(**{field: getattr(args, f"limit_{field}") for _, field, _, _ in _LIMIT_FLAGS}),
         alerts=alert_settings(args),
     )
+    warning = exposure_warning(args.host)
+    if warning:
+        print(warning, file=sys.stderr, flush=True)
     store = open_store(config.effective_database_url, sqlite_synchronous=config.sqlite_synchronous)
     info = bootstrap(store, config)
     url = config.effective_public_url
     dsn = info.project.dsn(url)
+    # A password the operator chose ($TRIPWIRE_ADMIN_PASSWORD) is never echoed: logs keep stdout.
+    password = info.admin_password
+    if password is not None and password == os.environ.get("TRIPWIRE_ADMIN_PASSWORD"):
+        password = None
     database = config.effective_database_url
     if "@" in database:  # never print a database password
         scheme, _, rest = database.partition("://")
@@ -259,7 +321,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                     "dsn": dsn,
                     "project": info.project.name,
                     "admin_user": info.admin_username if info.admin_password else None,
-                    "admin_password": info.admin_password,
+                    "admin_password": password,
                     "database": database,
                     "pid": os.getpid(),
                 }
@@ -270,15 +332,24 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"tripwire collector on {url}/  (database: {database})")
         print(f"  dashboard: {url}/")
         print(f"  DSN of project {info.project.name!r}: {dsn}")
-        if info.admin_password:
+        if password:
             print(
-                f"  admin login: {info.admin_username} / {info.admin_password}"
+                f"  admin login: {info.admin_username} / {password}"
                 "  (shown once; change it with: tripwire user passwd admin)"
             )
+        elif info.admin_password:
+            print(f"  admin login: {info.admin_username} / the password in $TRIPWIRE_ADMIN_PASSWORD")
         print("  Ctrl-C to stop", flush=True)
     app = create_app(config, store=store)
     server = uvicorn.Server(
-        uvicorn.Config(app, log_level=args.log_level.lower(), access_log=False, timeout_graceful_shutdown=5)
+        uvicorn_config(
+            app,
+            config.limits,
+            log_level=args.log_level.lower(),
+            access_log=False,
+            timeout_graceful_shutdown=5,
+            forwarded_allow_ips=args.forwarded_allow_ips,
+        )
     )
     server.run(sockets=[sock])
     return 0
@@ -603,6 +674,8 @@ _COMMANDS = {
     "send-test": cmd_send_test,
     "alert": cmd_alert,
     "monitor": cmd_monitor,
+    "feedback": cmd_feedback,
+    "logs": cmd_logs,
 }
 
 

@@ -32,6 +32,8 @@ if TYPE_CHECKING:
     from .excepthook import ExcepthookIntegration as ExcepthookIntegration
     from .httpx import HttpxIntegration as HttpxIntegration
     from .logging import LoggingIntegration as LoggingIntegration
+    from .modules import ArgvIntegration as ArgvIntegration
+    from .modules import ModulesIntegration as ModulesIntegration
     from .psycopg import PsycopgIntegration as PsycopgIntegration
     from .redis import RedisIntegration as RedisIntegration
     from .session import ProcessSessionIntegration as ProcessSessionIntegration
@@ -41,6 +43,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_INTEGRATIONS",
+    "ArgvIntegration",
     "AsyncioIntegration",
     "AsyncpgIntegration",
     "ContextIntegration",
@@ -48,6 +51,7 @@ __all__ = [
     "HttpxIntegration",
     "Integration",
     "LoggingIntegration",
+    "ModulesIntegration",
     "ProcessSessionIntegration",
     "PsycopgIntegration",
     "RedisIntegration",
@@ -77,7 +81,7 @@ DEFAULT_INTEGRATIONS: dict[str, tuple[str, str]] = {
 _TRACING_ONLY = frozenset({"sqlite3", "psycopg", "asyncpg", "redis"})
 
 #: Integrations that exist but are only installed when passed in ``integrations=[...]``.
-_OPTIONAL = frozenset({"process_session"})
+_OPTIONAL = frozenset({"process_session", "modules", "argv"})
 
 _installed: list[Integration] = []
 
@@ -95,6 +99,10 @@ def __getattr__(name: str) -> Any:
     for key, (_module, attr) in DEFAULT_INTEGRATIONS.items():
         if attr == name:
             return _load(key)
+    if name in ("ModulesIntegration", "ArgvIntegration"):
+        from . import modules
+
+        return getattr(modules, name)
     if name == "ProcessSessionIntegration":
         from .session import ProcessSessionIntegration
 

@@ -214,7 +214,7 @@ def _wrap_getresponse(original: Callable[..., Any]) -> Callable[..., Any]:
                 span.status = "internal_error"
                 span.finish()
             raise
-        _record(conn, info, response.status, response.reason, None)
+        _record(conn, info, response.status, response.reason, None, response)
         if span is not None:
             span.set_http_status(response.status)
             span.finish()
@@ -229,6 +229,7 @@ def _record(
     status: int | None,
     reason: str | None,
     error: BaseException | None,
+    response: Any = None,
 ) -> None:
     try:
         client = _globals.client
@@ -249,6 +250,11 @@ def _record(
             reason=reason,
             error=error,
         )
-        add_crumb(client, crumb, {"httplib_connection": conn})
+        # Sentry's names too (``httplib_request`` is the connection, as sentry-sdk passes it), so a
+        # before_breadcrumb hook copied from a sentry-sdk app finds what it reads.
+        hint: dict[str, Any] = {"httplib_connection": conn, "httplib_request": conn}
+        if response is not None:
+            hint["httplib_response"] = response
+        add_crumb(client, crumb, hint)
     except Exception:
         pass

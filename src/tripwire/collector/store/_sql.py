@@ -20,6 +20,8 @@ from .. import secrets as _secrets
 from ._accounts import AccountsMixin, db_int
 from ._alerts import AlertsMixin
 from ._batch_writer import BatchWriter
+from ._feedback import FeedbackMixin
+from ._logs import LogsMixin
 from ._monitors import MonitorsMixin
 from ._project_access import ProjectAccessMixin
 from .base import (
@@ -117,7 +119,9 @@ class Cursor:
         return list(self.raw.fetchall())
 
 
-class SQLStore(AccountsMixin, ProjectAccessMixin, AlertsMixin, MonitorsMixin, Store):
+class SQLStore(
+    AccountsMixin, ProjectAccessMixin, AlertsMixin, FeedbackMixin, LogsMixin, MonitorsMixin, Store
+):
     """Shared implementation of :class:`Store` over a DB-API connection pool."""
 
     #: SQL names of the two-argument min/max functions.
@@ -456,6 +460,8 @@ class SQLStore(AccountsMixin, ProjectAccessMixin, AlertsMixin, MonitorsMixin, St
         writer.write(mine)
         # Alerts and cron monitors commit with what caused them (see store/_alerts.py).
         self._write_checkins(c, mine)
+        self._write_feedback(c, mine)
+        self._write_logs(c, mine)
         self._alerts_after_digest(c, writer, mine)
 
     # -- issues and events -------------------------------------------------------------------
@@ -677,6 +683,8 @@ class SQLStore(AccountsMixin, ProjectAccessMixin, AlertsMixin, MonitorsMixin, St
         self, *, default_days: int, default_max_events: int, now: float, chunk: int = 5000
     ) -> int:
         deleted = 0
+        with self._tx() as c:
+            self._logs_retention(c, now)
         for project in self.list_projects():
             days = project.retention_days if project.retention_days is not None else default_days
             cap = (
@@ -704,6 +712,7 @@ class SQLStore(AccountsMixin, ProjectAccessMixin, AlertsMixin, MonitorsMixin, St
                     self._delete_attachments(
                         c, "project_id = ? AND received_at < ?", (project.id, cutoff)
                     )
+                    self._feedback_retention(c, project.id, cutoff)
             if cap > 0:
                 with self._tx(write=False) as c:
                     row = c.one(

@@ -19,6 +19,8 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 from .alert_records import AlertStore, MonitorStore
+from .feedback_records import Feedback
+from .log_records import LogQuery, LogRecord
 
 IssueStatus = Literal["unresolved", "resolved", "ignored"]
 ISSUE_STATUSES: tuple[str, ...] = ("unresolved", "resolved", "ignored")
@@ -542,6 +544,16 @@ class Store(AlertStore, MonitorStore, abc.ABC):
         self, project_id: int, *, issue_id: int | None = None, since: float, until: float
     ) -> list[HourlyCount]:
         """Events digested per hour in ``[since, until)`` (hours without events are omitted)."""
+
+    @abc.abstractmethod
+    def list_logs(self, project_id: int, query: LogQuery | None = None) -> list[LogRecord]:
+        """Log records of a project matching ``query``, newest first."""
+
+    @abc.abstractmethod
+    def list_feedback(
+        self, project_id: int, *, issue_id: int | None = None, limit: int = 100, offset: int = 0
+    ) -> list[Feedback]:
+        """User feedback of a project (or of one issue of it), newest first."""
 
     @abc.abstractmethod
     def list_attachments(self, project_id: int, event_id: str) -> list[Attachment]:

@@ -373,7 +373,52 @@ CREATE INDEX monitor_checkins_status ON monitor_checkins (status, started_at);
 CREATE INDEX monitor_checkins_monitor ON monitor_checkins (monitor_id, id)
 """
 
-_TEMPLATES: list[tuple[int, str]] = [(1, _V1), (2, _V2), (3, _V3), (4, _V4), (5, _V5), (6, _V6), (7, _V7)]
+# User feedback (feedback and user_report items); the issue is found through the event id.
+_V11 = """
+CREATE TABLE feedback (
+    id {pk},
+    project_id {bigint} NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+    feedback_id TEXT NOT NULL,
+    message TEXT NOT NULL,
+    name TEXT,
+    email TEXT,
+    event_id TEXT,
+    url TEXT,
+    source TEXT NOT NULL,
+    received_at {float} NOT NULL,
+    UNIQUE (project_id, feedback_id)
+);
+CREATE INDEX feedback_event ON feedback (project_id, event_id)
+"""
+
+# Structured logs (log items), with a retention of their own.
+_V12 = """
+CREATE TABLE logs (
+    id {pk},
+    project_id {bigint} NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+    timestamp {float} NOT NULL,
+    received_at {float} NOT NULL,
+    level TEXT NOT NULL,
+    body TEXT NOT NULL,
+    trace_id TEXT,
+    attributes TEXT NOT NULL
+);
+CREATE INDEX logs_project ON logs (project_id, id);
+CREATE INDEX logs_trace ON logs (project_id, trace_id);
+CREATE INDEX logs_timestamp ON logs (timestamp)
+"""
+
+_TEMPLATES: list[tuple[int, str]] = [
+    (1, _V1),
+    (2, _V2),
+    (3, _V3),
+    (4, _V4),
+    (5, _V5),
+    (6, _V6),
+    (7, _V7),
+    (11, _V11),
+    (12, _V12),
+]
 
 
 def migrations(backend: str) -> list[tuple[int, list[str]]]:

@@ -38,7 +38,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
-from . import alerts, events, issues, monitors, project_access, projects
+from . import alerts, attachments, events, feedback, issues, logs, monitors, project_access, projects
 from ._auth import login_endpoints, login_required
 from ._render import STATIC_DIR
 
@@ -82,10 +82,16 @@ def routes(state: Any) -> list[BaseRoute]:
         page("/projects/{project}/alerts/{rule_id:id}/delete", alerts.alert_delete, ("POST",)),
         page("/projects/{project}/monitors", monitors.monitor_list),
         page("/projects/{project}/monitors/{slug}", monitors.monitor_detail),
+        page("/projects/{project}/feedback", feedback.feedback_list),
+        page("/projects/{project}/logs", logs.log_list),
         page("/issues/{issue_id:id}", issues.issue_detail),
         page("/issues/{issue_id:id}/status", issues.issue_status, ("POST",)),
         page("/issues/{issue_id:id}/events/{event_id}", events.event_detail),
         page("/issues/{issue_id:id}/events/{event_id}/json", events.event_json),
         page("/issues/{issue_id:id}/events/{event_id}/md", events.event_md),
+        page(
+            "/issues/{issue_id:id}/events/{event_id}/attachments/{attachment_id:id}",
+            attachments.attachment_download,
+        ),
         Mount("/static", app=_Static(directory=str(STATIC_DIR)), name="static"),
     ]

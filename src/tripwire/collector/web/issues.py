@@ -175,6 +175,7 @@ def issue_detail(page: Page) -> Response:
         chart=chart,
         tags=[(key, shares(values)) for key, values in tags.items()],
         activity=store.issue_activity(issue.id),
+        feedback=store.list_feedback(project.id, issue_id=issue.id, limit=50),
         latest=latest,
         view=event_view(latest.data) if latest else None,
         events=events[:20],

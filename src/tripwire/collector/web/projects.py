@@ -7,6 +7,7 @@ import time
 
 from starlette.responses import Response
 
+from .. import item_types
 from ..access import visible_projects
 from ..store import NotFound, Project
 from ._auth import Page, redirect
@@ -156,4 +157,16 @@ def render_settings(
         budget_error=error,
         client_outcomes=store.outcomes(project.id, source="client", since=since),
         intake_outcomes=store.outcomes(project.id, source="intake", since=since),
+        not_stored=_not_stored(page, project.id),
     )
+
+
+def _not_stored(page: Page, project_id: int) -> list[tuple[str, int, str]]:
+    """What arrived in the last 24 hours with no home here: (item type, count, why)."""
+    rows = page.store.outcomes(project_id, source="intake", since=time.time() - 86400)
+    out = []
+    for row in rows:
+        known = item_types.lookup(row.category)
+        if row.reason == item_types.NOT_STORED and known is not None:
+            out.append((row.category, row.quantity, known.home))
+    return sorted(out, key=lambda r: -r[1])
