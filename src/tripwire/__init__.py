@@ -46,6 +46,7 @@ from ._scope_api import (
     get_isolation_scope,
     push_scope,
 )
+from ._serverless import serverless
 from ._trace_api import continue_trace, get_baggage, get_traceparent, start_span, trace
 from ._version import __version__
 
@@ -85,6 +86,7 @@ __all__ = [
     "new_scope",
     "notify",
     "push_scope",
+    "serverless",
     "set_context",
     "set_extra",
     "set_fingerprint",

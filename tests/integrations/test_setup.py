@@ -21,7 +21,7 @@ from .conftest import run_python
 
 Start = Callable[..., CapturedEvents]
 
-DEFAULTS = ["context", "logging", "excepthook", "threading", "asyncio", "stdlib", "httpx"]
+DEFAULTS = ["context", "logging", "excepthook", "threading", "asyncio", "stdlib", "httpx", "celery", "rq"]
 
 
 def test_defaults_are_installed_by_init_and_removed_by_close(start: Start) -> None:
@@ -185,6 +185,7 @@ def test_import_and_init_import_nothing_the_app_does_not_use() -> None:
         assert sys.excepthook is hook, "import must not install anything"
         tripwire.init("http://key@127.0.0.1:9/1")
         heavy = ["asyncio", "http.client", "urllib.request", "httpx", "concurrent.futures.thread",
+                 "celery", "rq",
                  "importlib.metadata", "email", "ssl", "json", "random", "uuid", "hashlib", "platform",
                  "zlib", "importlib", "inspect", "dataclasses", "tripwire._event_builder"]
         print(sorted(m for m in heavy if m in sys.modules and m not in before))
@@ -218,7 +219,9 @@ def test_modules_imported_after_init_get_patched() -> None:
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     watched = [
-        "asyncio.base_events", "concurrent.futures.thread", "http.client", "httpx", "uvloop"
+        "asyncio.base_events", "celery", "concurrent.futures.thread", "http.client", "httpx", "rq.worker",
+        "uvloop",
     ]
     assert lines[0] == repr(watched)
-    assert lines[1:] == ["True True True True", "['asyncio.base_events', 'uvloop']", "False False"]
+    still = "['asyncio.base_events', 'celery', 'rq.worker', 'uvloop']"
+    assert lines[1:] == ["True True True True", still, "False False"]

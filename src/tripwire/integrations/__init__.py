@@ -11,7 +11,8 @@ by name, or configure it by passing an instance::
     )
 
 Names: ``logging``, ``excepthook``, ``threading``, ``asyncio``, ``stdlib``, ``httpx``, ``context``,
-``sqlite3``, ``psycopg``, ``asyncpg``, ``redis`` (spans: installed only when tracing is on).
+``celery``, ``rq``; ``sqlite3``, ``psycopg``, ``asyncpg``, ``redis`` (spans: installed only when
+tracing is on).
 Integrations for libraries the app may never use (asyncio, http.client, httpx) patch them only once the
 app imports them, so ``init()`` imports none of them.
 """
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from .._options import Options
     from .asyncio import AsyncioIntegration as AsyncioIntegration
     from .asyncpg import AsyncpgIntegration as AsyncpgIntegration
+    from .celery import CeleryIntegration as CeleryIntegration
     from .context import ContextIntegration as ContextIntegration
     from .excepthook import ExcepthookIntegration as ExcepthookIntegration
     from .httpx import HttpxIntegration as HttpxIntegration
@@ -36,6 +38,7 @@ if TYPE_CHECKING:
     from .modules import ModulesIntegration as ModulesIntegration
     from .psycopg import PsycopgIntegration as PsycopgIntegration
     from .redis import RedisIntegration as RedisIntegration
+    from .rq import RqIntegration as RqIntegration
     from .session import ProcessSessionIntegration as ProcessSessionIntegration
     from .sqlite import SqliteIntegration as SqliteIntegration
     from .stdlib import StdlibIntegration as StdlibIntegration
@@ -46,6 +49,7 @@ __all__ = [
     "ArgvIntegration",
     "AsyncioIntegration",
     "AsyncpgIntegration",
+    "CeleryIntegration",
     "ContextIntegration",
     "ExcepthookIntegration",
     "HttpxIntegration",
@@ -55,6 +59,7 @@ __all__ = [
     "ProcessSessionIntegration",
     "PsycopgIntegration",
     "RedisIntegration",
+    "RqIntegration",
     "SqliteIntegration",
     "StdlibIntegration",
     "ThreadingIntegration",
@@ -70,6 +75,8 @@ DEFAULT_INTEGRATIONS: dict[str, tuple[str, str]] = {
     "asyncio": ("tripwire.integrations.asyncio", "AsyncioIntegration"),
     "stdlib": ("tripwire.integrations.stdlib", "StdlibIntegration"),
     "httpx": ("tripwire.integrations.httpx", "HttpxIntegration"),
+    "celery": ("tripwire.integrations.celery", "CeleryIntegration"),
+    "rq": ("tripwire.integrations.rq", "RqIntegration"),
     "sqlite3": ("tripwire.integrations.sqlite", "SqliteIntegration"),
     "psycopg": ("tripwire.integrations.psycopg", "PsycopgIntegration"),
     "asyncpg": ("tripwire.integrations.asyncpg", "AsyncpgIntegration"),
