@@ -47,6 +47,7 @@ from ._scope_api import (
     push_scope,
 )
 from ._serverless import serverless
+from ._trace_api import continue_trace, get_baggage, get_traceparent, start_span, trace
 from ._version import __version__
 
 if TYPE_CHECKING:
@@ -69,12 +70,15 @@ __all__ = [
     "capture_message",
     "close",
     "configure_scope",
+    "continue_trace",
     "end_session",
     "flush",
+    "get_baggage",
     "get_client",
     "get_current_scope",
     "get_global_scope",
     "get_isolation_scope",
+    "get_traceparent",
     "init",
     "isolation_scope",
     "last_event_id",
@@ -92,7 +96,9 @@ __all__ = [
     "set_transaction",
     "set_user",
     "start_session",
+    "start_span",
     "stats",
+    "trace",
 ]
 
 # Public submodules load on first use (``tripwire.asgi``, ``tripwire.testing``, ...), so that

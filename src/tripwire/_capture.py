@@ -31,6 +31,7 @@ class CaptureItem:
         "overrides",
         "repeats",
         "scope",
+        "span_id",
         "thread_id",
         "timestamp",
         "trace_id",
@@ -52,6 +53,7 @@ class CaptureItem:
         live_locals: dict[FrameType, dict[str, Any]] | None = None,
         trace_id: str | None = None,
         repeats: int = 0,
+        span_id: str | None = None,
     ) -> None:
         self.event_id = event_id
         self.timestamp = timestamp
@@ -70,5 +72,7 @@ class CaptureItem:
         self.live_locals = live_locals
         #: The unit of work's trace id (``contexts.trace``).
         self.trace_id = trace_id
+        #: The active span's id when it was captured inside a sampled span (``contexts.trace``).
+        self.span_id = span_id
         #: Earlier occurrences of the same error that the repeat limit counted but did not send.
         self.repeats = repeats

@@ -29,6 +29,7 @@ from ._serialize import safe_repr
 from ._sessions import SessionAggregator
 from ._stacktrace import snapshot_live_locals
 from ._stats import DropCounter
+from ._tracing import Transaction, active_span
 from ._types import Breadcrumb, CheckIn, Event, Feedback, Hint, Mechanism, SessionBatch
 from .delivery.outbox import Outbox
 from .delivery.worker import Worker
@@ -45,6 +46,12 @@ def _event_builder() -> ModuleType:
     from . import _event_builder
 
     return _event_builder
+
+
+def _transaction_builder() -> ModuleType:
+    from . import _transaction_builder
+
+    return _transaction_builder
 
 
 def _new_event_id() -> str:
@@ -76,6 +83,12 @@ class Client:
             yield_between_jobs=True,
         )
         self._closed = False
+        #: Tracing (see _tracing): whether transactions may be sampled, and which outgoing URLs get
+        #: propagation headers (None: all).
+        self.tracing = options.tracing
+        self.trace_targets = options.trace_propagation_targets
+        #: ``next(client.sampled_out)`` counts a unit of work tracing did not sample (no lock).
+        self.sampled_out = self.stats.fast_counter("sample_rate", "transaction")
         self._scrubber: Scrubber | None = None
         #: Error-storm protection (see _repeats); None when ``repeat_limit`` is off.
         self.repeats: RepeatLimiter | None = None
@@ -184,6 +197,7 @@ class Client:
                     scope_kwargs, hint or {}, threading.get_ident(), _scope.trace_id(),
                 ))
                 return None
+            trace_id, span_id = _trace_context()
             item = CaptureItem(
                 event_id=_new_event_id(),
                 timestamp=time.time(),
@@ -198,7 +212,8 @@ class Client:
                 hint=hint or {},
                 thread_id=threading.get_ident(),
                 live_locals=self._live_locals(exc),
-                trace_id=_scope.trace_id(),
+                trace_id=trace_id,
+                span_id=span_id,
                 repeats=repeats,
             )
             event_id = self._enqueue(item)
@@ -241,6 +256,7 @@ class Client:
                     scope_kwargs, hint or {}, threading.get_ident(), _scope.trace_id(),
                 ))
                 return None
+            trace_id, span_id = _trace_context()
             item = CaptureItem(
                 event_id=_new_event_id(),
                 timestamp=time.time(),
@@ -251,7 +267,8 @@ class Client:
                 overrides=_overrides(scope_kwargs),
                 hint=hint or {},
                 thread_id=threading.get_ident(),
-                trace_id=_scope.trace_id(),
+                trace_id=trace_id,
+                span_id=span_id,
                 repeats=repeats,
             )
             return self._enqueue(item)
@@ -370,6 +387,8 @@ class Client:
             self.stats.record("queue_full", "session", len(job.aggregates) + len(job.updates))
         elif isinstance(job, CheckIn):
             self.stats.record("queue_full", "feedback" if isinstance(job, Feedback) else "monitor")
+        elif isinstance(job, Transaction):
+            self._count_lost_transaction(job, "queue_full")
         else:
             self.stats.record("queue_full")
 
@@ -384,6 +403,23 @@ class Client:
             self._fan_out("send_feedback", job.payload)
         elif isinstance(job, CheckIn):
             self._fan_out("send_checkin", job.payload)
+        elif isinstance(job, Transaction):
+            self._process_transaction(job)
+
+    def _process_transaction(self, txn: Transaction) -> None:
+        try:
+            event = _transaction_builder().build_transaction(txn, self.options, self.scrubber)
+            trace = txn.dynamic_sampling_context()
+        except Exception:
+            logger.exception("tripwire: could not build a transaction")
+            self._count_lost_transaction(txn, "internal_error")
+            return
+        for reporter in self.reporters:
+            try:
+                reporter.send_transaction(event, trace)
+            except Exception:
+                logger.exception("tripwire: reporter %s failed in send_transaction", reporter.name)
+                self.stats.record("internal_error", "transaction", reporter=reporter.name)
 
     def _process_capture(self, item: CaptureItem) -> None:
         try:
@@ -436,6 +472,32 @@ class Client:
             return True
         self.stats.record("queue_full", "session", len(batch.aggregates) + len(batch.updates))
         return False
+
+    def submit_transaction(self, txn: Transaction) -> bool:
+        """Queue a finished transaction for the worker; False (and counted) when there is no room.
+
+        Low priority: errors push transactions out of a full queue, never the reverse.
+        """
+        txn.sent = True
+        unfinished = 0
+        for span in txn.spans:
+            if span.end is None:
+                # Still running when the transaction ended: sent cut at the transaction's end (frozen
+                # here, so the worker never sees it half-finished), and counted.
+                span.end = txn.end
+                span.status = span.status or "deadline_exceeded"
+                span.set_data("tripwire.unfinished", True)
+                unfinished += 1
+        if unfinished:
+            self.stats.record("unfinished", "span", unfinished)
+        if self._closed or not self._worker.submit(txn, low_priority=True):
+            self._count_lost_transaction(txn, "queue_full")
+            return False
+        return True
+
+    def _count_lost_transaction(self, txn: Transaction, reason: str) -> None:
+        self.stats.record(reason, "transaction")
+        self.stats.record(reason, "span", len(txn.spans) + 1)
 
     def submit_feedback(self, feedback: dict[str, Any]) -> bool:
         """Queue user feedback for the reporters; False (and counted) when there is no room."""
@@ -498,6 +560,15 @@ class Client:
                 reporter.close(remaining)
             except Exception:
                 logger.exception("tripwire: reporter %s failed to close", reporter.name)
+
+
+def _trace_context() -> tuple[str, str | None]:
+    # Inside a sampled span an error is linked to it (contexts.trace), so the UI can go from the
+    # error to its transaction; else it carries the unit of work's trace id.
+    span = active_span()
+    if span is not None:
+        return span.trace_id, span.span_id
+    return _scope.trace_id(), None
 
 
 def _safe_text(exc: BaseException) -> str:

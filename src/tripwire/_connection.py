@@ -23,6 +23,7 @@ from . import _globals
 from ._scope import ScopeData, ScopeHolder, SessionTracker
 from ._scrub import Scrubber
 from ._sessions import CRASHED, ERRORED, EXITED
+from ._tracing import Span, Transaction
 from ._types import Breadcrumb, Event, Hint
 
 Scope = MutableMapping[str, Any]
@@ -82,10 +83,14 @@ class Connection(ScopeHolder):
         "scope",
         "server_receive",
         "server_send",
+        "span_token",
         "started",
         "status",
         "token",
+        "txn",
     )
+
+    sampling_decided = True
 
     # Fields (set by new_connection(), which makes one per request; see ScopeHolder on why there is
     # no __init__):
@@ -110,6 +115,10 @@ class Connection(ScopeHolder):
     app_send: Send | None
     #: The copy of the body the application reads, when one is kept.
     body: BodyCopy | None
+    #: The request's transaction when tracing sampled it (None otherwise), and the token that
+    #: makes it the active span for the application (see ``_tracing``).
+    txn: Transaction | None
+    span_token: Token[Span | None]
 
     #: The context-variable token that restores the enclosing scope: set as the connection is installed.
     token: Token[ScopeHolder]
@@ -312,6 +321,7 @@ def new_connection(base: ScopeData, scope: Scope, path: str, root_path: str, sta
     conn.route = None
     conn.app_send = None
     conn.body = None
+    conn.txn = None
     return conn
 
 

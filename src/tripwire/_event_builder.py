@@ -444,7 +444,7 @@ def _build(item: CaptureItem, options: Options, scrubber: Scrubber) -> Event | N
     contexts = event["contexts"]
     for name, ctx in _static_contexts().items():
         contexts.setdefault(name, dict(ctx))
-    trace = {"trace_id": item.trace_id or item.event_id, "span_id": item.event_id[:16]}
+    trace = {"trace_id": item.trace_id or item.event_id, "span_id": item.span_id or item.event_id[:16]}
     contexts.setdefault("trace", trace)
     if item.thread_id is not None:
         contexts.setdefault("thread", {"id": item.thread_id})

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from . import _globals, _scope
 from ._api import _tag_value, aflush
+from ._trace_api import job_transaction
 
 if TYPE_CHECKING:
     F = TypeVar("F", bound=Callable[..., Any])
@@ -174,8 +175,11 @@ class _Monitor:
     @contextmanager
     def _run(self, label: str | None, flush: bool) -> Iterator[None]:
         # The check-in sees the exception that capture() re-raises: "error", after it was reported.
+        # The job's transaction (when tracing) encloses capture(), so that an error the job raises
+        # is reported inside it and linked to it.
         with (
             _checked_in(self.slug, self.config),
+            job_transaction(label or "job", "function.monitor"),
             capture(label, tags=self.tags, flush=flush, session=self.session),
         ):
             yield

@@ -86,6 +86,14 @@ class Options(NamedTuple):
     disabled_integrations: tuple[str, ...] = ()
     auto_session_tracking: bool = True
 
+    # Performance tracing (see docs/tracing.md): none of it runs while both of the first two are None.
+    traces_sample_rate: float | None = None
+    traces_sampler: Callable[[dict[str, Any]], float | bool] | None = None
+    #: Which outgoing URLs get propagation headers; None: every URL.
+    trace_propagation_targets: tuple[re.Pattern[str], ...] | None = None
+    propagate_traceparent: bool = False
+    max_spans: int = 1000
+
     #: Extra, integration-specific settings that plug-ins may read (never validated here).
     extensions: Mapping[str, Any] = MappingProxyType({})
 
@@ -93,6 +101,11 @@ class Options(NamedTuple):
     def enabled(self) -> bool:
         """False when there is nowhere to send events: init() then costs nothing per capture."""
         return self.dsn is not None or bool(self.reporters)
+
+    @property
+    def tracing(self) -> bool:
+        """True when transactions may be sampled (``traces_sample_rate`` or ``traces_sampler`` set)."""
+        return self.traces_sample_rate is not None or self.traces_sampler is not None
 
 
 def _is_str(value: Any) -> bool:
@@ -180,6 +193,17 @@ def _patterns(name: str, value: Any) -> tuple[re.Pattern[str], ...]:
     return tuple(compiled)
 
 
+def _optional_rate(name: str, value: Any) -> float | None:
+    return None if value is None else _number(name, value, 0.0, 1.0)
+
+
+def _optional_patterns(name: str, value: Any) -> tuple[re.Pattern[str], ...] | None:
+    # None (the default) means every URL; a single string is accepted as one pattern.
+    if value is None:
+        return None
+    return _patterns(name, [value] if isinstance(value, str | re.Pattern) else value)
+
+
 def _crumb_types(name: str, value: Any) -> frozenset[str] | None:
     if value is None:
         return None
@@ -246,6 +270,11 @@ _VALIDATORS: dict[str, Callable[[str, Any], Any]] = {
     "disabled_integrations": _str_tuple,
     "auto_session_tracking": _boolean,
     "extensions": _mapping,
+    "traces_sample_rate": _optional_rate,
+    "traces_sampler": _callable,
+    "trace_propagation_targets": _optional_patterns,
+    "propagate_traceparent": _boolean,
+    "max_spans": lambda n, v: _integer(n, v, 0),
 }
 
 OPTION_NAMES: frozenset[str] = frozenset(_VALIDATORS) | {"dsn"}

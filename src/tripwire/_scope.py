@@ -22,13 +22,13 @@ Model (why it looks like this):
 # No ``from __future__ import annotations`` here: typing.NamedTuple would compile each string
 # annotation into a ForwardRef at import (measured: 0.5 ms for Options alone).
 
-import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from types import MappingProxyType
 from typing import Any, NamedTuple, Protocol
 
+from ._tracing import new_trace_id
 from ._types import Breadcrumb, EventProcessor
 
 
@@ -92,6 +92,10 @@ class ScopeHolder:
     """
 
     __slots__ = ("data", "last_event_id", "session", "trace_id")
+
+    #: True on a unit of work whose integration made a tracing decision when it started (an ASGI
+    #: request): outside its sampled span it is "not sampled", not "undecided" (see _tracing).
+    sampling_decided = False
 
     data: ScopeData
     session: SessionTracker | None
@@ -175,7 +179,7 @@ def trace_id() -> str:
     holder = isolation_holder()
     value = holder.trace_id
     if value is None:
-        value = holder.trace_id = os.urandom(16).hex()
+        value = holder.trace_id = new_trace_id()  # not os.urandom: see _tracing.new_span_id
     return value
 
 

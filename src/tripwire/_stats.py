@@ -10,6 +10,7 @@ its per-minute budget: counted here, and the count rides on that error's next ev
 # No ``from __future__ import annotations`` here: typing.NamedTuple would compile each string
 # annotation into a ForwardRef at import (measured: 0.5 ms for Options alone).
 
+import itertools
 import threading
 from collections import Counter
 from typing import Any, NamedTuple
@@ -49,6 +50,28 @@ class DropCounter:
         self._total: Counter[Drop] = Counter()
         self._unreported: Counter[Drop] = Counter()
         self.sent: Counter[str] = Counter()
+        #: Counters for drops too frequent for a locked record() (a request sampled out by tracing):
+        #: ``next(counter)`` counts one; their gains are folded in whenever the counts are read.
+        self._fast: dict[Drop, tuple[itertools.count[int], list[int]]] = {}
+
+    def fast_counter(self, reason: str, category: str) -> "itertools.count[int]":
+        """A counter of drops where ``next(counter)`` (one C call, no lock) counts one."""
+        key = Drop(reason, category, None)
+        with self._lock:
+            entry = self._fast.get(key)
+            if entry is None:
+                entry = self._fast[key] = (itertools.count(), [0])
+        return entry[0]
+
+    def _fold_fast(self) -> None:
+        # Under the lock: what each fast counter gained since the last read becomes a plain count.
+        for key, (counter, taken) in self._fast.items():
+            total = int(repr(counter)[6:-1])  # the count so far, without counting one more
+            gained = total - taken[0]
+            if gained:
+                taken[0] = total
+                self._total[key] += gained
+                self._unreported[key] += gained
 
     def record(
         self, reason: str, category: str = "error", quantity: int = 1, reporter: str | None = None
@@ -74,6 +97,7 @@ class DropCounter:
         None) are taken; other reporters' drops stay for them.
         """
         with self._lock:
+            self._fold_fast()
             if reporter is None:
                 taken, self._unreported = self._unreported, Counter()
                 return taken
@@ -87,6 +111,7 @@ class DropCounter:
     def snapshot(self) -> dict[str, Any]:
         """``{"dropped": {reason: n}, "dropped_by": [...], "sent": {reporter: n}}``."""
         with self._lock:
+            self._fold_fast()
             total = Counter(self._total)
             sent = dict(self.sent)
         by_reason: Counter[str] = Counter()

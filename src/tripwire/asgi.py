@@ -38,6 +38,15 @@ from ._connection import ASGIApp, Connection, Message, Receive, Scope, Send, new
 from ._exceptions import ConfigurationError
 from ._scope import _ROOT, _isolation
 from ._sessions import EXITED
+from ._tracing import (
+    Transaction,
+    activate,
+    deactivate,
+    new_transaction,
+    read_incoming,
+    sample,
+    status_for_http,
+)
 
 __all__ = ["ContextPreservingExecutor", "TripwireMiddleware", "use_context_preserving_executor"]
 
@@ -255,6 +264,8 @@ class TripwireMiddleware:
         #: ended well; ``_exited`` is None when release health is off.
         self._sessions: Any = None
         self._exited: Any = None
+        #: Whether the client traces (transactions may be sampled): cached with the client.
+        self._tracing = False
         self.track_response_status = bool(track_response_status or codes)
         self._watch_bodies = self.max_request_body_size > 0
         install_framework_hooks(app)
@@ -288,6 +299,8 @@ class TripwireMiddleware:
         finally:
             # Inline rather than a helper: code after the await does not slow tracebacks down, and a
             # call here would cost every request.
+            if conn.txn is not None:
+                _finish_transaction(conn, conn.txn)
             _isolation.reset(conn.token)
             if conn.app_send is not None:
                 conn.unwatch()
@@ -318,10 +331,13 @@ class TripwireMiddleware:
             method = scope.get("method")
         conn = new_connection(parent.data, scope, path, root_path, _time())
         conn.token = _isolation.set(conn)
+        if self._tracing:
+            _start_transaction(client, conn, scope, kind)
         # Watched: everything with track_response_status, requests that may carry a body (when a
-        # copy of it is kept), websockets.
+        # copy of it is kept), websockets, sampled requests (their transaction needs the status).
         if (
             self.track_response_status
+            or conn.txn is not None
             or (method not in _NO_BODY_METHODS and self._watch_bodies)
             or kind != "http"
         ):
@@ -339,11 +355,12 @@ class TripwireMiddleware:
             return
         if self._watch_bodies and conn.scope.get("method") not in _NO_BODY_METHODS:
             conn.app_receive = conn.track_body(receive, self.max_request_body_size)
-        conn.app_send = conn.send if self.track_response_status else send
+        conn.app_send = conn.send if self.track_response_status or conn.txn is not None else send
 
     def _bind(self, client: Any, scope: Scope) -> None:
         # Once per client (the first request, and after a re-init): what every request needs of it.
         self._client = client
+        self._tracing = client is not None and client.tracing
         sessions = client.sessions if client is not None else None
         if sessions is not None and sessions.auto:
             sessions.start()
@@ -367,6 +384,8 @@ class TripwireMiddleware:
                 return
             if conn.status is None:
                 conn.status = 500  # what the server answers for it
+            if conn.txn is not None and conn.txn.status is None:
+                conn.txn.status = "internal_error"
             status = _http_status(exc)
             mechanism = _ASGI_MECHANISM if status is None else {"type": "asgi", "handled": True}
             event_id = client.capture_exception(exc, mechanism=mechanism)
@@ -455,6 +474,67 @@ class TripwireMiddleware:
             await asyncio.to_thread(client.flush, client.options.shutdown_timeout)
         except Exception:
             logger.exception("tripwire: flush on lifespan shutdown failed")
+
+
+# -- tracing ------------------------------------------------------------------------------------
+
+_PROPAGATION_HEADERS = frozenset({b"sentry-trace", b"baggage", b"traceparent"})
+
+
+def _start_transaction(client: Any, conn: Connection, scope: Scope, kind: str) -> None:
+    """Decide whether this request is sampled; if so, start its transaction and make it active.
+
+    Only the propagation headers are read; an unsampled request makes nothing (its trace id, when
+    the caller sent one, becomes the request's, so its errors join the caller's trace).
+    """
+    try:
+        incoming: dict[str, str] = {}
+        for name, value in scope.get("headers") or ():
+            if name.lower() in _PROPAGATION_HEADERS:
+                incoming[name.decode("latin-1").lower()] = value.decode("latin-1")
+        parent, dsc, others = (None, None, "") if not incoming else read_incoming(incoming)
+        if parent is not None:
+            conn.trace_id = parent.trace_id
+        sampled, rate, rand = sample(client, {"asgi_scope": scope}, parent, dsc)
+        if not sampled:
+            next(client.sampled_out)
+            return
+        txn = new_transaction(
+            client,
+            name="",  # the route template, known once the framework routed: read on the worker
+            op="http.server" if kind == "http" else "websocket.server",
+            source="url",
+            parent=parent,
+            incoming_dsc=dsc,
+            baggage_others=others,
+            sample_rate=rate,
+            sample_rand=rand,
+            request=conn,
+            start=conn.started,
+        )
+        conn.trace_id = txn.trace_id_
+        conn.span_token = activate(txn)
+        conn.txn = txn
+    except Exception:
+        logger.exception("tripwire: could not start the request's transaction")
+
+
+def _finish_transaction(conn: Connection, txn: Transaction) -> None:
+    try:
+        try:
+            deactivate(conn.span_token)
+        except ValueError:  # reset from another context: nothing to undo here
+            pass
+        if txn.status is None:
+            status = conn.status
+            if status is not None:
+                txn.status = status_for_http(status if status != 101 else 200)
+                txn.set_data("http.response.status_code", status)
+            else:
+                txn.status = "cancelled"  # the request ended without a response (a disconnect)
+        txn.finish()
+    except Exception:
+        logger.exception("tripwire: could not finish the request's transaction")
 
 
 # -- executors ------------------------------------------------------------------------------------

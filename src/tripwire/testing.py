@@ -27,14 +27,19 @@ __all__ = ["CaptureReporter", "CapturedEvents", "capture_events"]
 
 
 @contextmanager
-def capture_events(flush_timeout: float = 5.0, **options: Any) -> Iterator[CapturedEvents]:
+def capture_events(
+    flush_timeout: float = 5.0, *, transactions: bool = False, **options: Any
+) -> Iterator[CapturedEvents]:
     """Collect every event sent while the block runs, in a list.
+
+    Performance transactions are always in ``events.transactions``; with ``transactions=True`` they
+    are in the list too (``event["type"] == "transaction"``).
 
     With an active client, a capturing reporter is added to it for the duration of the block (the
     other reporters keep working). Without one, a temporary client with only the capturing reporter
     is installed, built from ``options`` (e.g. ``release=...``), and removed afterwards.
     """
-    events = CapturedEvents()
+    events = CapturedEvents(transactions=transactions)
     reporter = CaptureReporter(events)
     client = _globals.client
     if client is None:

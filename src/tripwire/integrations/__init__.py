@@ -11,7 +11,8 @@ by name, or configure it by passing an instance::
     )
 
 Names: ``logging``, ``excepthook``, ``threading``, ``asyncio``, ``stdlib``, ``httpx``, ``context``,
-``celery``, ``rq``.
+``celery``, ``rq``; ``sqlite3``, ``psycopg``, ``asyncpg``, ``redis`` (spans: installed only when
+tracing is on).
 Integrations for libraries the app may never use (asyncio, http.client, httpx) patch them only once the
 app imports them, so ``init()`` imports none of them.
 """
@@ -27,6 +28,7 @@ from ._common import Integration
 if TYPE_CHECKING:
     from .._options import Options
     from .asyncio import AsyncioIntegration as AsyncioIntegration
+    from .asyncpg import AsyncpgIntegration as AsyncpgIntegration
     from .celery import CeleryIntegration as CeleryIntegration
     from .context import ContextIntegration as ContextIntegration
     from .excepthook import ExcepthookIntegration as ExcepthookIntegration
@@ -34,8 +36,11 @@ if TYPE_CHECKING:
     from .logging import LoggingIntegration as LoggingIntegration
     from .modules import ArgvIntegration as ArgvIntegration
     from .modules import ModulesIntegration as ModulesIntegration
+    from .psycopg import PsycopgIntegration as PsycopgIntegration
+    from .redis import RedisIntegration as RedisIntegration
     from .rq import RqIntegration as RqIntegration
     from .session import ProcessSessionIntegration as ProcessSessionIntegration
+    from .sqlite import SqliteIntegration as SqliteIntegration
     from .stdlib import StdlibIntegration as StdlibIntegration
     from .threading import ThreadingIntegration as ThreadingIntegration
 
@@ -43,6 +48,7 @@ __all__ = [
     "DEFAULT_INTEGRATIONS",
     "ArgvIntegration",
     "AsyncioIntegration",
+    "AsyncpgIntegration",
     "CeleryIntegration",
     "ContextIntegration",
     "ExcepthookIntegration",
@@ -51,7 +57,10 @@ __all__ = [
     "LoggingIntegration",
     "ModulesIntegration",
     "ProcessSessionIntegration",
+    "PsycopgIntegration",
+    "RedisIntegration",
     "RqIntegration",
+    "SqliteIntegration",
     "StdlibIntegration",
     "ThreadingIntegration",
     "installed",
@@ -68,7 +77,15 @@ DEFAULT_INTEGRATIONS: dict[str, tuple[str, str]] = {
     "httpx": ("tripwire.integrations.httpx", "HttpxIntegration"),
     "celery": ("tripwire.integrations.celery", "CeleryIntegration"),
     "rq": ("tripwire.integrations.rq", "RqIntegration"),
+    "sqlite3": ("tripwire.integrations.sqlite", "SqliteIntegration"),
+    "psycopg": ("tripwire.integrations.psycopg", "PsycopgIntegration"),
+    "asyncpg": ("tripwire.integrations.asyncpg", "AsyncpgIntegration"),
+    "redis": ("tripwire.integrations.redis", "RedisIntegration"),
 }
+
+#: Default integrations that only record spans: installed only when the options turn tracing on, so
+#: that without tracing none of their imports is even watched.
+_TRACING_ONLY = frozenset({"sqlite3", "psycopg", "asyncpg", "redis"})
 
 #: Integrations that exist but are only installed when passed in ``integrations=[...]``.
 _OPTIONAL = frozenset({"process_session", "modules", "argv"})
@@ -121,6 +138,8 @@ def resolve(options: Options) -> list[Integration]:
     chosen: dict[str, Integration] = {}
     if options.default_integrations:
         for name in DEFAULT_INTEGRATIONS:
+            if name in _TRACING_ONLY and not options.tracing:
+                continue
             if name not in disabled and name not in given:
                 chosen[name] = _load(name)()
     for name, item in given.items():

@@ -1,7 +1,8 @@
 """Outgoing HTTP breadcrumbs for httpx (``Client`` and ``AsyncClient``).
 
 The same breadcrumb as the ``stdlib`` integration, with category ``httpx``: method, URL without
-secrets, status, reason and duration. No header is added unless asked with
+secrets, status, reason and duration. While tracing, each request is also an ``http.client`` span
+and carries the propagation headers (see docs/tracing.md). Otherwise no header is added unless asked with
 ``HttpxIntegration(trace_propagation_targets=[...])`` (see the stdlib integration). httpx is never
 imported by tripwire: the hook is set up when the app imports httpx (or right away if it already has).
 """
@@ -14,7 +15,8 @@ from collections.abc import Callable, Sequence
 from types import ModuleType
 from typing import Any, ClassVar
 
-from .. import _globals
+from .. import _globals, _scope
+from .._tracing import active_span, end_child, outgoing_headers, start_child, target_matches
 from ._common import Integration, Patches, add_crumb
 from .stdlib import _is_sdk_request, compile_targets, http_breadcrumb, trace_header
 
@@ -57,18 +59,58 @@ def _add_trace_header(request: Any, targets: tuple[re.Pattern[str], ...]) -> Non
         pass
 
 
+def _start_span(client: Any, request: Any) -> Any:
+    """With tracing on: this request's ``http.client`` span (if sampled) and propagation headers."""
+    try:
+        url = request.url
+        if _is_sdk_request(url.host, url.port, url.path):
+            return None
+        full_url = str(url)
+        span = start_child("http.client", None, {"http.request.method": request.method, "url": full_url})
+        own = "sentry-trace" in request.headers or "traceparent" in request.headers
+        if not own and target_matches(client, full_url):  # headers the app set itself are left alone
+            headers = outgoing_headers(
+                span if span is not None else active_span(),
+                _scope.trace_id(),
+                w3c=client.options.propagate_traceparent,
+                decided=_scope.isolation_holder().sampling_decided,
+            )
+            for name, value in headers.items():
+                request.headers[name] = value
+        return span
+    except Exception:
+        return None
+
+
+def _end_span(span: Any, response: Any, error: BaseException | None) -> None:
+    try:
+        if response is not None:
+            span.set_http_status(response.status_code)
+        end_child(span, error)
+    except Exception:
+        pass
+
+
 def _wrap_send(original: Callable[..., Any], targets: tuple[re.Pattern[str], ...]) -> Callable[..., Any]:
     def send(client: Any, request: Any, *args: Any, **kwargs: Any) -> Any:
         if _globals.client is None:
             return original(client, request, *args, **kwargs)
-        _add_trace_header(request, targets)
+        span = None
+        if _globals.client.tracing:
+            span = _start_span(_globals.client, request)
+        else:
+            _add_trace_header(request, targets)
         started, t0 = time.time(), time.perf_counter()
         try:
             response = original(client, request, *args, **kwargs)
         except Exception as exc:
             _record(request, None, exc, started, t0)
+            if span is not None:
+                _end_span(span, None, exc)
             raise
         _record(request, response, None, started, t0)
+        if span is not None:
+            _end_span(span, response, None)
         return response
 
     return send
@@ -78,14 +120,22 @@ def _wrap_asend(original: Callable[..., Any], targets: tuple[re.Pattern[str], ..
     async def send(client: Any, request: Any, *args: Any, **kwargs: Any) -> Any:
         if _globals.client is None:
             return await original(client, request, *args, **kwargs)
-        _add_trace_header(request, targets)
+        span = None
+        if _globals.client.tracing:
+            span = _start_span(_globals.client, request)
+        else:
+            _add_trace_header(request, targets)
         started, t0 = time.time(), time.perf_counter()
         try:
             response = await original(client, request, *args, **kwargs)
         except Exception as exc:
             _record(request, None, exc, started, t0)
+            if span is not None:
+                _end_span(span, None, exc)
             raise
         _record(request, response, None, started, t0)
+        if span is not None:
+            _end_span(span, response, None)
         return response
 
     return send

@@ -22,6 +22,7 @@ from typing import Any, ClassVar
 from .. import _deferred, _globals, _scope
 from .._exceptions import ConfigurationError
 from .._serialize import FILTERED
+from .._tracing import active_span, child_span, outgoing_headers, target_matches
 from .._types import Breadcrumb
 from ._common import Integration, Patches, active_scrubber, add_crumb, in_sdk_thread
 
@@ -151,11 +152,14 @@ def _wrap_putrequest(
     original: Callable[..., Any], targets: tuple[re.Pattern[str], ...]
 ) -> Callable[..., Any]:
     def putrequest(conn: Any, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
-        if _globals.client is None:
+        client = _globals.client
+        if client is None:
             return original(conn, method, url, *args, **kwargs)
         conn._tripwire_request = (method, url, time.time(), time.perf_counter())
         result = original(conn, method, url, *args, **kwargs)
-        if targets:
+        if client.tracing:
+            _trace_request(client, conn, method, url)
+        elif targets:
             header = None
             try:
                 full_url, host, port, path = _connection_url(conn, url)
@@ -170,17 +174,50 @@ def _wrap_putrequest(
     return putrequest
 
 
+def _trace_request(client: Any, conn: Any, method: str, url: str) -> None:
+    """With tracing on: an ``http.client`` span for this request, and the propagation headers."""
+    try:
+        full_url, host, port, path = _connection_url(conn, url)
+        if _is_sdk_request(host, port, path):
+            return
+        parent = active_span()
+        span = child_span(parent, "http.client", None) if parent is not None else None
+        if span is not None:
+            # The URL is scrubbed, and the description made, on the worker (_transaction_builder).
+            span.data = {"http.request.method": method.upper(), "url": full_url}
+            conn._tripwire_span = span
+        if target_matches(client, full_url):
+            # The sentry-trace header names the span of this very call.
+            headers = outgoing_headers(
+                span if span is not None else parent,
+                _scope.trace_id(),
+                w3c=client.options.propagate_traceparent,
+                decided=_scope.isolation_holder().sampling_decided,
+            )
+            for name, value in headers.items():
+                conn.putheader(name, value)
+    except Exception:
+        pass
+
+
 def _wrap_getresponse(original: Callable[..., Any]) -> Callable[..., Any]:
     def getresponse(conn: Any, *args: Any, **kwargs: Any) -> Any:
         info = conn.__dict__.pop("_tripwire_request", None)
         if info is None:
             return original(conn, *args, **kwargs)
+        span = conn.__dict__.pop("_tripwire_span", None)
         try:
             response = original(conn, *args, **kwargs)
         except Exception as exc:
             _record(conn, info, None, None, exc)
+            if span is not None:
+                span.status = "internal_error"
+                span.finish()
             raise
         _record(conn, info, response.status, response.reason, None, response)
+        if span is not None:
+            span.set_http_status(response.status)
+            span.finish()
         return response
 
     return getresponse

@@ -54,6 +54,11 @@ class Reporter:
         """Encode and deliver (or queue for delivery) one finished event. Must not block for long."""
         raise NotImplementedError
 
+    def send_transaction(self, transaction: Event, trace: dict[str, str] | None = None) -> None:
+        """Deliver a performance ``transaction`` event (see docs/tracing.md); ``trace`` is its
+        dynamic sampling context (the envelope header's ``trace``). Reporters without performance
+        monitoring (BugSnag, logging) ignore it."""
+
     def send_sessions(self, batch: SessionBatch) -> None:
         """Deliver release-health data. Reporters without release health ignore it."""
 

@@ -13,8 +13,12 @@ from .base import Reporter
 class CapturedEvents(list[Event]):
     """A list of captured events that can also wait for events still being built."""
 
-    def __init__(self) -> None:
+    def __init__(self, transactions: bool = False) -> None:
         super().__init__()
+        #: Performance transactions (``type: transaction``); with ``transactions=True`` they are also
+        #: in the list itself, in the order they came with the errors.
+        self.transactions: list[Event] = []
+        self.include_transactions = transactions
         self.sessions: list[SessionBatch] = []
         #: Cron monitor check-ins (``tripwire.capture_checkin``, ``@tripwire.monitor(slug=...)``).
         self.checkins: list[dict[str, Any]] = []
@@ -25,6 +29,13 @@ class CapturedEvents(list[Event]):
     def _add(self, event: Event) -> None:
         with self._cond:
             self.append(event)
+            self._cond.notify_all()
+
+    def _add_transaction(self, event: Event) -> None:
+        with self._cond:
+            self.transactions.append(event)
+            if self.include_transactions:
+                self.append(event)
             self._cond.notify_all()
 
     def _add_sessions(self, batch: SessionBatch) -> None:
@@ -54,6 +65,9 @@ class CaptureReporter(Reporter):
 
     def send_event(self, event: Event) -> None:
         self.events._add(event)
+
+    def send_transaction(self, transaction: Event, trace: dict[str, str] | None = None) -> None:
+        self.events._add_transaction(transaction)
 
     def send_sessions(self, batch: SessionBatch) -> None:
         self.events._add_sessions(batch)

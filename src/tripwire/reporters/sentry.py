@@ -135,6 +135,30 @@ class SentryReporter(HttpReporter):
             meta={"header": self._envelope_header(event_id if isinstance(event_id, str) else None)},
         )
 
+    def send_transaction(self, transaction: Event, trace: dict[str, str] | None = None) -> None:
+        payload = self.encode_transaction(transaction, trace)
+        if payload is not None:
+            self.submit(payload)
+
+    def encode_transaction(self, transaction: Event, trace: dict[str, str] | None = None) -> Payload:
+        """A ``transaction`` item; its envelope header carries the trace (dynamic sampling context)."""
+        body = _json(transaction)
+        items = envelope_items([({"type": "transaction", "content_type": _JSON}, body)])
+        event_id = transaction.get("event_id")
+        header = self._envelope_header(event_id if isinstance(event_id, str) else None)
+        if trace:
+            header["trace"] = {**trace, "public_key": self.dsn.public_key}
+        spans = transaction.get("spans")
+        return Payload(
+            url=self.url,
+            body=items,
+            # Errors keep priority: a full outbox drops transactions first (counted per category).
+            categories={"transaction": 1, "span": 1 + (len(spans) if isinstance(spans, list) else 0)},
+            kind="transaction",
+            low_priority=True,
+            meta={"header": header},
+        )
+
     def encode_sessions(self, batch: SessionBatch) -> list[Payload]:
         items = [({"type": "sessions", "content_type": _JSON}, _json(a)) for a in batch.aggregates]
         items += [({"type": "session", "content_type": _JSON}, _json(u)) for u in batch.updates]
