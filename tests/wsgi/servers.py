@@ -39,6 +39,8 @@ def waitress_server(app: Any, threads: int = 8) -> Iterator[str]:
         yield f"127.0.0.1:{port}"
     finally:
         stopping.set()
+        # Wait for the worker threads: a request still being logged must not reach the next test.
+        server.task_dispatcher.shutdown(timeout=5)  # type: ignore[union-attr]
         server.close()
         thread.join(5)
 
