@@ -172,9 +172,13 @@ def test_concurrent_requests_each_report_only_their_own_user_tags_and_breadcrumb
     events: CapturedEvents,
 ) -> None:
     count = 40
-    with waitress_server(TripwireMiddleware(apps.plain_app), threads=8) as address:
-        with ThreadPoolExecutor(8) as pool:
-            statuses = list(pool.map(lambda i: request(address, "GET", f"/isolate?who=u{i}").status, range(count)))
+    with (
+        waitress_server(TripwireMiddleware(apps.plain_app), threads=8) as address,
+        ThreadPoolExecutor(8) as pool,
+    ):
+        statuses = list(
+            pool.map(lambda i: request(address, "GET", f"/isolate?who=u{i}").status, range(count))
+        )
     assert statuses == [500] * count
     reported = settle(events, count)
     assert len(reported) == count
