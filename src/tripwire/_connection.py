@@ -260,6 +260,9 @@ class Connection(ScopeHolder):
     # What request_data() reads, one method each, so that the WSGI, Tornado and aiohttp requests
     # (subclasses over their own request objects) share the rest: scrubbing, cookies, body.
 
+    def is_websocket(self) -> bool:
+        return bool(self.scope.get("type") == "websocket")
+
     def method(self) -> str | None:
         method: str | None = self.scope.get("method")
         return method
@@ -289,7 +292,7 @@ class Connection(ScopeHolder):
         return f"{self.root_path}{self.path}" or "/", "url"
 
     def breadcrumb(self, request: Mapping[str, Any]) -> Breadcrumb:
-        websocket = self.scope.get("type") == "websocket"
+        websocket = self.is_websocket()
         data: dict[str, Any] = {"url": request["url"]}
         if "method" in request:
             data["method"] = request["method"]

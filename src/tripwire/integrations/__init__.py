@@ -10,7 +10,8 @@ by name, or configure it by passing an instance::
         integrations=[LoggingIntegration(breadcrumb_level=logging.DEBUG, event_level=logging.WARNING)],
     )
 
-Names: ``logging``, ``excepthook``, ``threading``, ``asyncio``, ``stdlib``, ``httpx``, ``context``.
+Names: ``logging``, ``excepthook``, ``threading``, ``asyncio``, ``stdlib``, ``httpx``, ``aiohttp``,
+``tornado``, ``context``.
 Integrations for libraries the app may never use (asyncio, http.client, httpx) patch them only once the
 app imports them, so ``init()`` imports none of them.
 """
@@ -25,6 +26,7 @@ from ._common import Integration
 
 if TYPE_CHECKING:
     from .._options import Options
+    from .aiohttp import AiohttpIntegration as AiohttpIntegration
     from .asyncio import AsyncioIntegration as AsyncioIntegration
     from .context import ContextIntegration as ContextIntegration
     from .excepthook import ExcepthookIntegration as ExcepthookIntegration
@@ -33,9 +35,11 @@ if TYPE_CHECKING:
     from .session import ProcessSessionIntegration as ProcessSessionIntegration
     from .stdlib import StdlibIntegration as StdlibIntegration
     from .threading import ThreadingIntegration as ThreadingIntegration
+    from .tornado import TornadoIntegration as TornadoIntegration
 
 __all__ = [
     "DEFAULT_INTEGRATIONS",
+    "AiohttpIntegration",
     "AsyncioIntegration",
     "ContextIntegration",
     "ExcepthookIntegration",
@@ -45,6 +49,7 @@ __all__ = [
     "ProcessSessionIntegration",
     "StdlibIntegration",
     "ThreadingIntegration",
+    "TornadoIntegration",
     "installed",
 ]
 
@@ -57,6 +62,8 @@ DEFAULT_INTEGRATIONS: dict[str, tuple[str, str]] = {
     "asyncio": ("tripwire.integrations.asyncio", "AsyncioIntegration"),
     "stdlib": ("tripwire.integrations.stdlib", "StdlibIntegration"),
     "httpx": ("tripwire.integrations.httpx", "HttpxIntegration"),
+    "aiohttp": ("tripwire.integrations.aiohttp", "AiohttpIntegration"),
+    "tornado": ("tripwire.integrations.tornado", "TornadoIntegration"),
 }
 
 #: Integrations that exist but are only installed when passed in ``integrations=[...]``.
