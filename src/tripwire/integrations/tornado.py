@@ -6,7 +6,8 @@ tripwire). Each request's handler runs in its own isolation scope (a ``Connectio
 release-health session is counted per request. An uncaught error is reported from
 ``RequestHandler.log_exception`` — where Tornado logs it before answering 500 with ``write_error`` —
 so the app's response is unchanged; ``HTTPError`` below 500 is not an error. The transaction is the
-URL pattern the request matched (``/items/([0-9]+)``).
+URL pattern the request matched (``/items/([0-9]+)``). The ``tornado.access`` logger is ignored by the
+logging integration while this one is installed (it logs each 500 at ERROR: a second event).
 """
 
 from __future__ import annotations
@@ -17,9 +18,12 @@ from typing import Any, ClassVar
 
 from .._connection import Connection
 from .._requests import close_request, open_request
+from . import logging as logging_integration
 from ._common import Integration, Patches
 
 __all__ = ["TornadoIntegration", "TornadoRequest"]
+
+ACCESS_LOGGER = "tornado.access"
 
 
 class TornadoRequest(Connection):
@@ -119,9 +123,15 @@ class TornadoIntegration(Integration):
 
     def __init__(self) -> None:
         self._patches = Patches()
+        self._ignored = False
 
     def install(self) -> None:
         self._patches.when_imported("tornado.web", self._patch)
+        # Tornado's access log writes every 500 response at ERROR level: the error itself is
+        # reported from log_exception, so that line would be a second event for the same request.
+        if ACCESS_LOGGER not in logging_integration._IGNORED:
+            logging_integration.ignore_logger(ACCESS_LOGGER)
+            self._ignored = True
 
     def _patch(self, module: ModuleType) -> None:
         handler = module.RequestHandler
@@ -133,3 +143,6 @@ class TornadoIntegration(Integration):
 
     def uninstall(self) -> None:
         self._patches.undo()
+        if self._ignored:
+            logging_integration._IGNORED.discard(ACCESS_LOGGER)
+            self._ignored = False
