@@ -21,7 +21,9 @@ from .conftest import run_python
 
 Start = Callable[..., CapturedEvents]
 
-DEFAULTS = ["context", "logging", "excepthook", "threading", "asyncio", "stdlib", "httpx"]
+DEFAULTS = [
+    "context", "logging", "excepthook", "threading", "asyncio", "stdlib", "httpx", "aiohttp", "tornado", "sanic"
+]
 
 
 def test_defaults_are_installed_by_init_and_removed_by_close(start: Start) -> None:
@@ -218,7 +220,9 @@ def test_modules_imported_after_init_get_patched() -> None:
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     watched = [
-        "asyncio.base_events", "concurrent.futures.thread", "http.client", "httpx", "uvloop"
+        "aiohttp.client", "asyncio.base_events", "concurrent.futures.thread", "http.client", "httpx",
+        "sanic.handlers.error", "tornado.web", "uvloop",
     ]
     assert lines[0] == repr(watched)
-    assert lines[1:] == ["True True True True", "['asyncio.base_events', 'uvloop']", "False False"]
+    still = "['aiohttp.client', 'asyncio.base_events', 'sanic.handlers.error', 'tornado.web', 'uvloop']"
+    assert lines[1:] == ["True True True True", still, "False False"]

@@ -11,7 +11,7 @@ by name, or configure it by passing an instance::
     )
 
 Names: ``logging``, ``excepthook``, ``threading``, ``asyncio``, ``stdlib``, ``httpx``, ``aiohttp``,
-``tornado``, ``context``.
+``tornado``, ``sanic``, ``context``.
 Integrations for libraries the app may never use (asyncio, http.client, httpx) patch them only once the
 app imports them, so ``init()`` imports none of them.
 """
@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from .excepthook import ExcepthookIntegration as ExcepthookIntegration
     from .httpx import HttpxIntegration as HttpxIntegration
     from .logging import LoggingIntegration as LoggingIntegration
+    from .sanic import SanicIntegration as SanicIntegration
     from .session import ProcessSessionIntegration as ProcessSessionIntegration
     from .stdlib import StdlibIntegration as StdlibIntegration
     from .threading import ThreadingIntegration as ThreadingIntegration
@@ -47,6 +48,7 @@ __all__ = [
     "Integration",
     "LoggingIntegration",
     "ProcessSessionIntegration",
+    "SanicIntegration",
     "StdlibIntegration",
     "ThreadingIntegration",
     "TornadoIntegration",
@@ -64,6 +66,7 @@ DEFAULT_INTEGRATIONS: dict[str, tuple[str, str]] = {
     "httpx": ("tripwire.integrations.httpx", "HttpxIntegration"),
     "aiohttp": ("tripwire.integrations.aiohttp", "AiohttpIntegration"),
     "tornado": ("tripwire.integrations.tornado", "TornadoIntegration"),
+    "sanic": ("tripwire.integrations.sanic", "SanicIntegration"),
 }
 
 #: Integrations that exist but are only installed when passed in ``integrations=[...]``.
