@@ -28,7 +28,9 @@ if TYPE_CHECKING:
     from .._options import Options
     from .aiohttp import AiohttpIntegration as AiohttpIntegration
     from .asyncio import AsyncioIntegration as AsyncioIntegration
+    from .context import ArgvIntegration as ArgvIntegration
     from .context import ContextIntegration as ContextIntegration
+    from .context import ModulesIntegration as ModulesIntegration
     from .excepthook import ExcepthookIntegration as ExcepthookIntegration
     from .httpx import HttpxIntegration as HttpxIntegration
     from .logging import LoggingIntegration as LoggingIntegration
@@ -41,12 +43,14 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_INTEGRATIONS",
     "AiohttpIntegration",
+    "ArgvIntegration",
     "AsyncioIntegration",
     "ContextIntegration",
     "ExcepthookIntegration",
     "HttpxIntegration",
     "Integration",
     "LoggingIntegration",
+    "ModulesIntegration",
     "ProcessSessionIntegration",
     "SanicIntegration",
     "StdlibIntegration",
@@ -70,7 +74,7 @@ DEFAULT_INTEGRATIONS: dict[str, tuple[str, str]] = {
 }
 
 #: Integrations that exist but are only installed when passed in ``integrations=[...]``.
-_OPTIONAL = frozenset({"process_session"})
+_OPTIONAL = frozenset({"process_session", "argv", "modules"})
 
 _installed: list[Integration] = []
 
@@ -88,6 +92,10 @@ def __getattr__(name: str) -> Any:
     for key, (_module, attr) in DEFAULT_INTEGRATIONS.items():
         if attr == name:
             return _load(key)
+    if name in ("ArgvIntegration", "ModulesIntegration"):
+        from . import context
+
+        return getattr(context, name)
     if name == "ProcessSessionIntegration":
         from .session import ProcessSessionIntegration
 
@@ -127,6 +135,8 @@ def resolve(options: Options) -> list[Integration]:
 def prepare(options: Options, *, release_given: bool) -> tuple[Options, list[Integration]]:
     """What init() needs before it creates the client: the integrations, and the detected release."""
     integrations = resolve(options)
+    if any(integration.identifier == "modules" for integration in integrations):
+        options = options._replace(attach_modules=True)  # ModulesIntegration: Sentry's name for it
     if not release_given and options.release is None:
         from .context import ContextIntegration, detect_release
 
