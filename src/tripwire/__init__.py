@@ -34,6 +34,7 @@ from ._api import (
 )
 from ._client import Client
 from ._exceptions import ConfigurationError
+from ._feedback import capture_feedback
 from ._monitor import capture, capture_checkin, end_session, monitor, start_session
 from ._version import __version__
 
@@ -51,6 +52,7 @@ __all__ = [
     "capture",
     "capture_checkin",
     "capture_exception",
+    "capture_feedback",
     "capture_message",
     "close",
     "end_session",

@@ -27,7 +27,7 @@ from ._serialize import safe_repr
 from ._sessions import SessionAggregator
 from ._stacktrace import snapshot_live_locals
 from ._stats import DropCounter
-from ._types import Breadcrumb, CheckIn, Event, Hint, Mechanism, SessionBatch
+from ._types import Breadcrumb, CheckIn, Event, Feedback, Hint, Mechanism, SessionBatch
 from .delivery.outbox import Outbox
 from .delivery.worker import Worker
 from .reporters import create_reporter
@@ -278,7 +278,7 @@ class Client:
         if isinstance(job, SessionBatch):
             self.stats.record("queue_full", "session", len(job.aggregates) + len(job.updates))
         elif isinstance(job, CheckIn):
-            self.stats.record("queue_full", "monitor")
+            self.stats.record("queue_full", "feedback" if isinstance(job, Feedback) else "monitor")
         else:
             self.stats.record("queue_full")
 
@@ -289,6 +289,8 @@ class Client:
             self._process_capture(job)
         elif isinstance(job, SessionBatch):
             self._fan_out("send_sessions", job)
+        elif isinstance(job, Feedback):
+            self._fan_out("send_feedback", job.payload)
         elif isinstance(job, CheckIn):
             self._fan_out("send_checkin", job.payload)
 
@@ -343,6 +345,13 @@ class Client:
             return True
         self.stats.record("queue_full", "session", len(batch.aggregates) + len(batch.updates))
         return False
+
+    def submit_feedback(self, feedback: dict[str, Any]) -> bool:
+        """Queue user feedback for the reporters; False (and counted) when there is no room."""
+        if self._closed or not self._worker.submit(Feedback(feedback)):
+            self.stats.record("queue_full", "feedback")
+            return False
+        return True
 
     def submit_checkin(self, checkin: dict[str, Any]) -> bool:
         """Queue a cron check-in for the reporters; False (and counted) when there is no room."""

@@ -84,3 +84,12 @@ class CheckIn:
 
     def __repr__(self) -> str:
         return f"CheckIn({self.payload!r})"
+
+
+class Feedback(CheckIn):
+    """User feedback on its way to the reporters (the Sentry ``feedback`` item payload)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return f"Feedback({self.payload!r})"

@@ -28,6 +28,7 @@ import uvicorn
 
 from tripwire.collector.app import create_app
 from tripwire.collector.config import CollectorConfig
+from tripwire.collector.serving import uvicorn_config
 from tripwire.collector.store import Store, open_store
 
 PG_ENV = "TRIPWIRE_TEST_DATABASE_URL"
@@ -133,7 +134,7 @@ class LiveServer:
         self.app = create_app(self.config, store=self.store)
         self.state = self.app.state.collector
         self.server = uvicorn.Server(
-            uvicorn.Config(self.app, log_level="warning", access_log=False, lifespan="on")
+            uvicorn_config(self.app, self.config.limits, log_level="warning", access_log=False, lifespan="on")
         )
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]})
         self.thread.start()

@@ -369,6 +369,8 @@ def test_only_admins_manage_rules_through_the_api_and_others_never_see_secrets(t
         rule = create_rule(server, on="new-issue", webhook="https://hooks.example.com/services/T/B/SECRET")
         assert rule["secret"] and rule["webhook_url"].endswith("/SECRET")
         viewer = server.store.create_user("viewer", "viewer password")
+        # A member: other users do not see the project at all (404).
+        server.store.add_project_member(server.project.id, viewer.id)
         token = server.store.create_api_token(viewer.id)
         auth = {"Authorization": f"Bearer {token}"}
         (listed,) = server.http.get(f"/api/0/projects/{server.project.id}/alerts/", headers=auth).json()

@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
+from tripwire.collector import cli
 from tripwire.collector.store import open_store
 
 from .conftest import ServeProcess, wait_until
@@ -53,10 +56,13 @@ def test_first_start_prints_dsn_and_password_once_and_binds_locally(tmp_path: Pa
 
 
 def test_admin_password_comes_from_the_environment(tmp_path: Path) -> None:
-    """TRIPWIRE_ADMIN_PASSWORD sets the first admin password."""
+    """TRIPWIRE_ADMIN_PASSWORD sets the first admin password (which is then not echoed)."""
     proc = ServeProcess("--data-dir", str(tmp_path), env={"TRIPWIRE_ADMIN_PASSWORD": "s3cret-pw"})
     try:
-        assert proc.info["admin_password"] == "s3cret-pw"
+        assert proc.info["admin_password"] is None
+        store = open_store(f"sqlite:///{tmp_path / 'tripwire.sqlite3'}")
+        assert store.verify_password("admin", "s3cret-pw") is not None
+        store.close()
     finally:
         proc.stop()
 
@@ -136,3 +142,57 @@ def test_project_set_changes_quota_and_retention(tmp_path: Path) -> None:
     assert changed["retention_max_events"] is None
     reset = twj("project", "set", "svc", "--quota-per-minute", "-1", *data)
     assert (reset["quota_per_minute"], reset["retention_days"]) == (None, 7)
+
+
+def _cli(capsys: pytest.CaptureFixture[str], *args: str, code: int = 0) -> Any:
+    """Run the ``tripwire`` command in this process (the same ``main`` the console script calls);
+    its JSON output, or its stderr when it fails."""
+    assert cli.main([*args, "--json"] if code == 0 else list(args)) == code
+    out = capsys.readouterr()
+    return json.loads(out.out) if code == 0 else out.err
+
+
+def test_tokens_are_listed_revoked_and_expire_from_the_cli(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """token create --expires-in sets an expiry, token list shows it (never the secret), token
+    revoke makes the token useless; every command answers --json."""
+    base = ("--data-dir", str(tmp_path))
+    _cli(capsys, "user", "create", "admin", "--admin", "--password", "admin password 1", *base)
+    created = _cli(capsys, "token", "create", "--name", "ci", "--expires-in", "30", *base)
+    assert created["token"].startswith("tw_") and created["expires_at"] > time.time() + 29 * 86400
+    listed = _cli(capsys, "token", "list", *base)
+    assert [(t["id"], t["name"], t["user"]) for t in listed] == [(created["id"], "ci", "admin")]
+    assert "token" not in listed[0]
+    store = open_store(f"sqlite:///{tmp_path / 'tripwire.sqlite3'}")
+    try:
+        assert store.verify_api_token(created["token"]) is not None
+        assert _cli(capsys, "token", "revoke", str(created["id"]), *base) == {"revoked": created["id"]}
+        assert store.verify_api_token(created["token"]) is None
+    finally:
+        store.close()
+    assert _cli(capsys, "token", "list", *base) == []
+    assert "no API token" in _cli(capsys, "token", "revoke", str(created["id"]), *base, code=1)
+
+
+def test_keys_are_rotated_and_revoked_and_members_managed_from_the_cli(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """project rotate-key adds a key (both listed), revoke-key removes the old one and the last
+    key cannot be revoked; add-member/remove-member change who sees the project."""
+    base = ("--data-dir", str(tmp_path))
+    project = _cli(capsys, "project", "create", "shop", *base)
+    old = project["public_key"]
+    rotated = _cli(capsys, "project", "rotate-key", "shop", *base)
+    keys = _cli(capsys, "project", "keys", "shop", *base)
+    assert {k["public_key"] for k in keys} == {old, rotated["public_key"]}
+    assert _cli(capsys, "project", "revoke-key", "shop", old, *base) == {"project": "shop", "revoked": old}
+    remaining = _cli(capsys, "project", "keys", "shop", *base)
+    assert [k["public_key"] for k in remaining] == [rotated["public_key"]]
+    assert "last" in _cli(capsys, "project", "revoke-key", "shop", rotated["public_key"], *base, code=1)
+    _cli(capsys, "user", "create", "erin", "--password", "erin password 1", *base)
+    assert _cli(capsys, "project", "add-member", "shop", "erin", *base)["member"] is True
+    assert _cli(capsys, "project", "members", "shop", *base) == [{"username": "erin", "is_admin": False}]
+    assert _cli(capsys, "project", "remove-member", "shop", "erin", *base)["member"] is False
+    assert _cli(capsys, "project", "members", "shop", *base) == []
+    assert [u["username"] for u in _cli(capsys, "user", "list", *base)] == ["erin"]

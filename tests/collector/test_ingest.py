@@ -214,7 +214,7 @@ def test_many_items_unknown_types_and_duplicates_are_counted(sqlite_server: Live
     body = envelope(
         ("event", a),
         ("event", b),
-        ("profile_chunk", {"x": 1}),
+        ("made_up_type", {"x": 1}),
         ("attachment", b"log line\n"),
         (
             "client_report",
@@ -229,7 +229,7 @@ def test_many_items_unknown_types_and_duplicates_are_counted(sqlite_server: Live
     stats = _stats(sqlite_server)
     assert stats[("event", "accepted")] == 2
     assert stats[("event", "duplicate")] == 1
-    assert stats[("profile_chunk", "unknown_type")] == 1
+    assert stats[("made_up_type", "unknown_type")] == 1
     assert stats[("attachment", "accepted")] == 1
     reports = sqlite_server.api("/api/0/projects/default/client-reports/")
     assert reports == [{"category": "error", "reason": "queue_overflow", "quantity": 3}]

@@ -22,10 +22,14 @@ def loads(data: bytes | str) -> Any:
         except orjson.JSONDecodeError:
             # orjson is strict (no NaN, Infinity, lone surrogates); json is what SDKs target.
             pass
-    value = json.loads(data)
-    # Lone surrogates ("\ud800") cannot be stored as UTF-8 text: replace them with "?" now, once,
-    # rather than failing later in the database driver.
-    text = json.dumps(value, ensure_ascii=False)
+    try:
+        value = json.loads(data)
+        # Lone surrogates ("\ud800") cannot be stored as UTF-8 text: replace them with "?" now,
+        # once, rather than failing later in the database driver.
+        text = json.dumps(value, ensure_ascii=False)
+    except RecursionError:
+        # Deeper than the interpreter's recursion limit (orjson stops at 1024): bad input, not a bug.
+        raise ValueError("JSON nested too deeply") from None
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:

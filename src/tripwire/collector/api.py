@@ -2,6 +2,10 @@
 
 Every endpoint is declared once in :data:`ENDPOINTS` (method, path, summary, query parameters);
 the routes and the OpenAPI document at ``/api/0/openapi.json`` are both built from that table.
+
+Before any handler runs, :func:`_wrap` authenticates the token, refuses inputs no database can
+hold (:func:`~.access.invalid_input`) and checks that the user may see the project and issue named
+in the path (:func:`~.access.check_path`): a non-member gets the same 404 as for a missing project.
 """
 
 from __future__ import annotations
@@ -18,15 +22,18 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from .._version import __version__
+from . import access
 from .ingest import header_safe
 from .search import parse_query
 from .store.base import (
+    ApiToken,
     Event,
     EventSummary,
     Issue,
     IssueQuery,
     NotFound,
     Project,
+    ProjectKey,
     Release,
     StoreError,
     User,
@@ -37,6 +44,9 @@ if TYPE_CHECKING:
 
 Handler = Callable[[Request, "CollectorState", User], Awaitable[Any]]
 
+#: API bodies are small JSON objects; a bigger one is refused while it is read (413).
+MAX_BODY_BYTES = 64 * 1024
+
 
 @dataclasses.dataclass(frozen=True)
 class Endpoint:
@@ -46,16 +56,23 @@ class Endpoint:
     handler: Handler
     query: tuple[tuple[str, str], ...] = ()
     body: str | None = None
+    #: JSON schema of the body (OpenAPI); an object of any fields when None.
+    schema: dict[str, Any] | None = None
 
 
 ENDPOINTS: list[Endpoint] = []
 
 
 def _endpoint(
-    method: str, path: str, summary: str, query: tuple[tuple[str, str], ...] = (), body: str | None = None
+    method: str,
+    path: str,
+    summary: str,
+    query: tuple[tuple[str, str], ...] = (),
+    body: str | None = None,
+    schema: dict[str, Any] | None = None,
 ) -> Callable[[Handler], Handler]:
     def register(fn: Handler) -> Handler:
-        ENDPOINTS.append(Endpoint(method, path, summary, fn, query, body))
+        ENDPOINTS.append(Endpoint(method, path, summary, fn, query, body, schema))
         return fn
 
     return register
@@ -114,7 +131,13 @@ def release_json(release: Release) -> dict[str, Any]:
 
 
 async def _project(state: CollectorState, ref: str) -> Project:
+    # _wrap has already checked that the user may see it (access.check_path).
     return await _run(state.store.get_project, ref)  # type: ignore[no-any-return]
+
+
+def _admin(user: User, what: str) -> None:
+    if not user.is_admin:
+        raise ApiError(403, f"only admins can {what}")
 
 
 # -- endpoints --------------------------------------------------------------------------------------
@@ -137,14 +160,13 @@ async def status(request: Request, state: CollectorState, user: User) -> Any:
 
 @_endpoint("GET", "/api/0/projects/", "List projects with their DSNs")
 async def list_projects(request: Request, state: CollectorState, user: User) -> Any:
-    projects = await _run(state.store.list_projects)
+    projects = await _run(access.visible_projects, state.store, user)
     return [project_json(p, state.public_url) for p in projects]
 
 
 @_endpoint("POST", "/api/0/projects/", "Create a project (admin)", body='{"name": "my-service"}')
 async def create_project(request: Request, state: CollectorState, user: User) -> Any:
-    if not user.is_admin:
-        raise ApiError(403, "only admins can create projects")
+    _admin(user, "create projects")
     body = await _body(request)
     project = await _run(state.store.create_project, str(body.get("name") or ""))
     state.projects.invalidate()
@@ -164,16 +186,15 @@ async def get_project(request: Request, state: CollectorState, user: User) -> An
     " (0: no limit, -1: back to the server default)",
 )
 async def update_project(request: Request, state: CollectorState, user: User) -> Any:
-    if not user.is_admin:
-        raise ApiError(403, "only admins can change projects")
+    _admin(user, "change projects")
     project = await _project(state, request.path_params["project"])
     body = await _body(request)
     changes: dict[str, int] = {}
     for field in ("quota_per_minute", "retention_days", "retention_max_events"):
         if field in body:
             value = body[field]
-            if not isinstance(value, int) or isinstance(value, bool):
-                raise ApiError(400, f"{field} must be an integer")
+            if not isinstance(value, int) or isinstance(value, bool) or not -1 <= value <= 2**31:
+                raise ApiError(400, f"{field} must be an integer from -1 to 2^31")
             changes[field] = value
     updated = await _run(state.store.update_project, project.id, **changes)
     state.projects.invalidate()
@@ -222,7 +243,7 @@ async def list_issues(request: Request, state: CollectorState, user: User) -> An
     return {"total": total, "issues": [issue_json(i) for i in issues]}
 
 
-@_endpoint("GET", "/api/0/issues/{issue_id:int}/", "An issue with its grouping explanation, tags and history")
+@_endpoint("GET", "/api/0/issues/{issue_id:id}/", "An issue with its grouping explanation, tags and history")
 async def get_issue(request: Request, state: CollectorState, user: User) -> Any:
     issue_id = request.path_params["issue_id"]
     issue = await _run(state.store.get_issue, issue_id)
@@ -234,7 +255,7 @@ async def get_issue(request: Request, state: CollectorState, user: User) -> Any:
 
 @_endpoint(
     "PATCH",
-    "/api/0/issues/{issue_id:int}/",
+    "/api/0/issues/{issue_id:id}/",
     "Change an issue's status",
     body='{"status": "resolved", "resolved_in_release": "1.4.0"}  (status: unresolved | resolved | ignored)',
 )
@@ -259,7 +280,7 @@ async def update_issue(request: Request, state: CollectorState, user: User) -> A
 
 @_endpoint(
     "GET",
-    "/api/0/issues/{issue_id:int}/events/",
+    "/api/0/issues/{issue_id:id}/events/",
     "Stored events of an issue, newest first",
     (("limit", "page size, default 50"), ("offset", "rows to skip")),
 )
@@ -275,7 +296,7 @@ async def issue_events(request: Request, state: CollectorState, user: User) -> A
     return [event_json(e) for e in events]
 
 
-@_endpoint("GET", "/api/0/issues/{issue_id:int}/events/latest/", "The latest event of an issue")
+@_endpoint("GET", "/api/0/issues/{issue_id:id}/events/latest/", "The latest event of an issue")
 async def latest_event(request: Request, state: CollectorState, user: User) -> Any:
     event: Event | None = await _run(state.store.latest_event, request.path_params["issue_id"])
     if event is None:
@@ -295,7 +316,7 @@ def _hourly(rows: list[Any], hours: int, now: float) -> list[dict[str, Any]]:
     ]
 
 
-@_endpoint("GET", "/api/0/issues/{issue_id:int}/hourly/", "Events per hour of an issue", _HOURS)
+@_endpoint("GET", "/api/0/issues/{issue_id:id}/hourly/", "Events per hour of an issue", _HOURS)
 async def issue_hourly(request: Request, state: CollectorState, user: User) -> Any:
     issue = await _run(state.store.get_issue, request.path_params["issue_id"])
     hours = _int(request, "hours", 24, 1, 2160)
@@ -328,7 +349,15 @@ async def project_event(request: Request, state: CollectorState, user: User) -> 
 
 @_endpoint("GET", "/api/0/events/{event_id}/", "An event by id in any project")
 async def any_event(request: Request, state: CollectorState, user: User) -> Any:
-    return event_json(await _run(state.store.get_event, request.path_params["event_id"]))
+    event_id = request.path_params["event_id"]
+    if user.is_admin:
+        return event_json(await _run(state.store.get_event, event_id))
+    for project in await _run(access.visible_projects, state.store, user):
+        try:
+            return event_json(await _run(state.store.get_event, event_id, project.id))
+        except NotFound:
+            continue
+    raise NotFound(f"no event {event_id}")
 
 
 @_endpoint(
@@ -344,7 +373,7 @@ async def event_attachments(request: Request, state: CollectorState, user: User)
 
 @_endpoint(
     "GET",
-    "/api/0/projects/{project}/attachments/{attachment_id:int}/",
+    "/api/0/projects/{project}/attachments/{attachment_id:id}/",
     "Download an attachment (its bytes, with its content type)",
 )
 async def attachment_data(request: Request, state: CollectorState, user: User) -> Any:
@@ -410,20 +439,175 @@ async def intake_stats(request: Request, state: CollectorState, user: User) -> A
     return [dataclasses.asdict(r) for r in rows]
 
 
+# -- API tokens -------------------------------------------------------------------------------------
+
+
+def token_json(token: ApiToken) -> dict[str, Any]:
+    return {
+        "id": token.id,
+        "user": token.username,
+        "name": token.name,
+        "created_at": token.created_at,
+        "expires_at": token.expires_at,
+    }
+
+
+@_endpoint("GET", "/api/0/tokens/", "Your API tokens (admins: everyone's), never their secrets")
+async def list_tokens(request: Request, state: CollectorState, user: User) -> Any:
+    tokens = await _run(state.store.list_api_tokens, None if user.is_admin else user.id)
+    return [token_json(t) for t in tokens]
+
+
+_TOKEN_BODY = {
+    "type": "object",
+    "properties": {
+        "name": {"type": "string", "maxLength": 200},
+        "expires_in_days": {"type": ["integer", "null"], "minimum": 1, "maximum": 3650},
+    },
+}
+
+
+@_endpoint(
+    "POST",
+    "/api/0/tokens/",
+    "Create an API token for yourself (the secret is in this answer only)",
+    body='{"name": "ci", "expires_in_days": 90}  (expires_in_days: optional, 1..3650)',
+    schema=_TOKEN_BODY,
+)
+async def create_token(request: Request, state: CollectorState, user: User) -> Any:
+    body = await _body(request)
+    name = body.get("name", "")
+    days = body.get("expires_in_days")
+    if not isinstance(name, str) or len(name) > 200:
+        raise ApiError(400, "name must be a string of at most 200 characters")
+    if days is not None and (not isinstance(days, int) or isinstance(days, bool) or not 1 <= days <= 3650):
+        raise ApiError(400, "expires_in_days must be an integer from 1 to 3650")
+    expires_at = time.time() + days * 86400 if days else None
+    listed, secret = await _run(state.store.issue_api_token, user.id, name, expires_at=expires_at)
+    return 201, {**token_json(listed), "token": secret}
+
+
+@_endpoint("DELETE", "/api/0/tokens/{token_id:id}/", "Revoke an API token (yours; admins: anyone's)")
+async def revoke_token(request: Request, state: CollectorState, user: User) -> Any:
+    token_id = request.path_params["token_id"]
+    await _run(state.store.revoke_api_token, token_id, user_id=None if user.is_admin else user.id)
+    return {"revoked": token_id}
+
+
+# -- DSN keys and members of a project -------------------------------------------------------------
+
+
+def key_json(key: ProjectKey, public_url: str) -> dict[str, Any]:
+    return {"public_key": key.public_key, "created_at": key.created_at, "dsn": key.dsn(public_url)}
+
+
+@_endpoint("GET", "/api/0/projects/{project}/keys/", "The DSN keys of a project (all ingest)")
+async def list_keys(request: Request, state: CollectorState, user: User) -> Any:
+    project = await _project(state, request.path_params["project"])
+    return [key_json(k, state.public_url) for k in await _run(state.store.list_project_keys, project.id)]
+
+
+@_endpoint(
+    "POST",
+    "/api/0/projects/{project}/keys/",
+    "Rotate: add a DSN key, shown in DSNs from now on; the old keys keep working until revoked (admin)",
+)
+async def rotate_key(request: Request, state: CollectorState, user: User) -> Any:
+    _admin(user, "rotate DSN keys")
+    project = await _project(state, request.path_params["project"])
+    key = await _run(state.store.add_project_key, project.id)
+    state.projects.invalidate()
+    return 201, key_json(key, state.public_url)
+
+
+@_endpoint(
+    "DELETE",
+    "/api/0/projects/{project}/keys/{public_key}/",
+    "Revoke a DSN key: ingest refuses it at once here, within 5 s on other collectors (admin)",
+)
+async def revoke_key(request: Request, state: CollectorState, user: User) -> Any:
+    _admin(user, "revoke DSN keys")
+    project = await _project(state, request.path_params["project"])
+    public_key = request.path_params["public_key"]
+    await _run(state.store.revoke_project_key, project.id, public_key)
+    state.projects.invalidate()
+    return {"revoked": public_key}
+
+
+def member_json(member: User) -> dict[str, Any]:
+    return {"username": member.username, "is_admin": member.is_admin}
+
+
+@_endpoint("GET", "/api/0/projects/{project}/members/", "The users who may see a project (besides admins)")
+async def list_members(request: Request, state: CollectorState, user: User) -> Any:
+    project = await _project(state, request.path_params["project"])
+    return [member_json(m) for m in await _run(state.store.list_project_members, project.id)]
+
+
+@_endpoint(
+    "POST",
+    "/api/0/projects/{project}/members/",
+    "Let a user see and triage a project (admin)",
+    body='{"username": "alice"}',
+    schema={"type": "object", "properties": {"username": {"type": "string"}}, "required": ["username"]},
+)
+async def add_member(request: Request, state: CollectorState, user: User) -> Any:
+    _admin(user, "change project members")
+    project = await _project(state, request.path_params["project"])
+    body = await _body(request)
+    username = body.get("username")
+    if not isinstance(username, str) or not username:
+        raise ApiError(400, "body must contain a username")
+    member = await _run(state.store.get_user, username)
+    await _run(state.store.add_project_member, project.id, member.id)
+    return 201, member_json(member)
+
+
+@_endpoint(
+    "DELETE",
+    "/api/0/projects/{project}/members/{username}/",
+    "Take a project away from a user (admin)",
+)
+async def remove_member(request: Request, state: CollectorState, user: User) -> Any:
+    _admin(user, "change project members")
+    project = await _project(state, request.path_params["project"])
+    member = await _run(state.store.get_user, request.path_params["username"])
+    await _run(state.store.remove_project_member, project.id, member.id)
+    return {"removed": member.username}
+
+
 # -- plumbing -----------------------------------------------------------------------------------------
 
 
-async def _body(request: Request) -> dict[str, Any]:
-    raw = await request.body()
-    if len(raw) > 64 * 1024:
-        raise ApiError(413, "request body too large")
+async def read_json_body(request: Request, limit: int = MAX_BODY_BYTES) -> dict[str, Any]:
+    """The JSON object in the request body, read in chunks and refused (413) as soon as it passes
+    ``limit`` bytes, so no more than that is ever buffered."""
+    length = request.headers.get("content-length")
+    if length is not None:
+        if not (length.isascii() and length.isdigit()):
+            raise ApiError(400, "invalid Content-Length")
+        if int(length) > limit:
+            raise ApiError(413, f"request body over {limit} bytes")
+    raw = bytearray()
+    async for chunk in request.stream():
+        raw += chunk
+        if len(raw) > limit:
+            raise ApiError(413, f"request body over {limit} bytes")
     try:
-        body = json.loads(raw or b"{}")
+        body = json.loads(bytes(raw) or b"{}")
     except ValueError:
         raise ApiError(400, "body must be JSON") from None
     if not isinstance(body, dict):
         raise ApiError(400, "body must be a JSON object")
+    reason = access.invalid_json(body)
+    if reason:
+        raise ApiError(400, f"invalid body: {reason}")
     return body
+
+
+#: The name the endpoint modules use (api_alerts imports it).
+_body = read_json_body
+
 
 
 async def authenticate(request: Request, state: CollectorState) -> User:
@@ -443,6 +627,12 @@ def _wrap(endpoint: Endpoint) -> Callable[[Request], Awaitable[Response]]:
         state: CollectorState = request.app.state.collector
         try:
             user = await authenticate(request, state)
+            refused = access.invalid_input(request.path_params, request.query_params.multi_items())
+            if refused == 404:
+                raise NotFound("not found")
+            if refused:
+                raise ApiError(refused, "query parameters must not contain NUL characters")
+            await _run(access.check_path, state.store, user, request.path_params)
             result = await endpoint.handler(request, state, user)
         except ApiError as exc:
             return _json({"detail": exc.message}, exc.status)
@@ -465,10 +655,17 @@ def openapi() -> dict[str, Any]:
     """The OpenAPI 3.1 document of :data:`ENDPOINTS`."""
     paths: dict[str, Any] = {}
     for ep in ENDPOINTS:
-        path = ep.path.replace(":int}", "}")
+        path = ep.path.replace(":int}", "}").replace(":id}", "}")
         params = [
-            {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
-            for name in (part[1:-1] for part in path.split("/") if part.startswith("{"))
+            {
+                "name": name.partition(":")[0],
+                "in": "path",
+                "required": True,
+                "schema": {"type": "integer", "minimum": 0}
+                if name.endswith((":int", ":id"))
+                else {"type": "string", "minLength": 1},
+            }
+            for name in (part[1:-1] for part in ep.path.split("/") if part.startswith("{"))
         ]
         params += [
             {
@@ -487,15 +684,19 @@ def openapi() -> dict[str, Any]:
             "security": [{"bearer": []}],
             "responses": {
                 "200": {"description": "OK (JSON)"},
-                "401": {"description": "missing or invalid token"},
-                "404": {"description": "not found"},
+                "201": {"description": "created (JSON)"},
+                "400": {"description": "invalid input"},
+                "401": {"description": "missing, invalid, expired or revoked token"},
+                "403": {"description": "admins only"},
+                "404": {"description": "not found, or a project you are not a member of"},
+                "413": {"description": "body over 64 KiB"},
             },
         }
         if ep.body:
             op["requestBody"] = {
                 "required": True,
                 "description": ep.body,
-                "content": {"application/json": {"schema": {"type": "object"}}},
+                "content": {"application/json": {"schema": ep.schema or {"type": "object"}}},
             }
         paths.setdefault(path, {})[ep.method.lower()] = op
     paths["/api/{project_id}/envelope/"] = {

@@ -61,20 +61,20 @@ async def create_alert_rule(request: Request, state: CollectorState, user: User)
     return 201, rule.to_json(with_secret=True)
 
 
-@_endpoint("GET", "/api/0/alerts/{rule_id:int}/", "An alert rule")
+@_endpoint("GET", "/api/0/alerts/{rule_id:id}/", "An alert rule")
 async def get_alert_rule(request: Request, state: CollectorState, user: User) -> Any:
     rule: AlertRule = await _run(state.store.get_alert_rule, request.path_params["rule_id"])
     return rule.to_json(with_secret=user.is_admin)
 
 
-@_endpoint("DELETE", "/api/0/alerts/{rule_id:int}/", "Delete an alert rule and its history (admin)")
+@_endpoint("DELETE", "/api/0/alerts/{rule_id:id}/", "Delete an alert rule and its history (admin)")
 async def delete_alert_rule(request: Request, state: CollectorState, user: User) -> Any:
     _admin(user, "delete alert rules")
     await _run(state.store.delete_alert_rule, request.path_params["rule_id"])
     return {"deleted": request.path_params["rule_id"]}
 
 
-@_endpoint("POST", "/api/0/alerts/{rule_id:int}/test/", "Send a test notification of a rule (admin)")
+@_endpoint("POST", "/api/0/alerts/{rule_id:id}/test/", "Send a test notification of a rule (admin)")
 async def test_alert_rule(request: Request, state: CollectorState, user: User) -> Any:
     _admin(user, "send test notifications")
     ids = await _run(state.store.queue_test_notification, request.path_params["rule_id"])
@@ -84,7 +84,7 @@ async def test_alert_rule(request: Request, state: CollectorState, user: User) -
 
 @_endpoint(
     "GET",
-    "/api/0/alerts/{rule_id:int}/history/",
+    "/api/0/alerts/{rule_id:id}/history/",
     "The latest notifications of a rule: [{id, rule_id, issue_id, status, error, at, ...}]",
     (("limit", "entries, default 50"),),
 )

@@ -27,10 +27,14 @@ from starlette.routing import BaseRoute
 from . import (
     api,
     api_alerts,  # noqa: F401 - adds the alert and monitor endpoints to api.ENDPOINTS
+    api_feedback,  # noqa: F401 - adds the feedback endpoints to api.ENDPOINTS
+    api_logs,  # noqa: F401 - adds the logs endpoint to api.ENDPOINTS
+    bugsnag_ingest,
     ingest,
 )
 from .alerts.outbox import OutboxWorker
 from .attachment_quota import AttachmentQuota
+from .budget import InFlightBudget
 from .config import CollectorConfig
 from .digest import Digester, digest_process_main
 from .intake import IntakeWriter
@@ -102,6 +106,8 @@ class CollectorState:
             store, config, count=self.writer.count, decode=ingest.decode_stored
         )
         self.projects = ingest.ProjectCache(self)
+        limits = config.limits
+        self.budget = InFlightBudget(limits.max_bytes_in_flight, wait=limits.budget_wait)
         self.bootstrap: Bootstrap | None = None
         # Alerts: the outbox worker and the cron monitor clock (docs/alerts.md, docs/crons.md).
         self.outbox = OutboxWorker(store, config.alerts, lambda: self.public_url)
@@ -164,7 +170,7 @@ def create_app(config: CollectorConfig | None = None, *, store: Store | None = N
             store.close()
 
     app = Starlette(
-        routes=[*ingest.routes(), *api.routes(), *_web_routes(state)],
+        routes=[*ingest.routes(), *bugsnag_ingest.routes(), *api.routes(), *_web_routes(state)],
         lifespan=lifespan,
     )
     app.state.collector = state

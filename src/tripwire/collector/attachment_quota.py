@@ -86,8 +86,14 @@ class AttachmentQuota:
             self.config.attachment_bytes_total if total is None else total,
         )
 
-    async def check(self, project: Project, body: bytes, kind: str) -> Refusal | None:
-        """A :class:`Refusal` if ``body`` carries attachments and the budget is used up, else None."""
+    async def check(
+        self, project: Project, body: bytes, kind: str, attachments: int | None = None
+    ) -> Refusal | None:
+        """A :class:`Refusal` if ``body`` carries attachments and the budget is used up, else None.
+
+        ``attachments``: how many the body carries, when the caller already knows (ingest counts
+        them as the body streams in; decompressing it again here would hold it whole in memory).
+        """
         per_hour, total = self.limits(project)
         if per_hour <= 0 and total <= 0:
             return None
@@ -102,7 +108,8 @@ class AttachmentQuota:
         else:
             return None
         # Only now look inside (decompressing if need be): the common case pays nothing.
-        attachments = await anyio.to_thread.run_sync(self._attachments_in, body, kind)
+        if attachments is None:
+            attachments = await anyio.to_thread.run_sync(self._attachments_in, body, kind)
         if attachments == 0:
             return None
         self._count(project.id, "attachment", "rate_limited", attachments)

@@ -26,8 +26,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .cli_alerts import add_alert_commands, add_alert_serve_options, alert_settings, cmd_alert, cmd_monitor
-from .config import CollectorConfig, default_data_dir, default_database_url
-from .store import IssueQuery, NotFound, Store, StoreError, open_store
+from .cli_feedback import add_feedback_commands, add_logs_commands, cmd_feedback, cmd_logs
+from .config import CollectorConfig, Limits, default_data_dir, default_database_url
+from .store import ApiToken, IssueQuery, NotFound, Store, StoreError, open_store
 
 
 def _common() -> argparse.ArgumentParser:
@@ -46,6 +47,39 @@ def _common() -> argparse.ArgumentParser:
     )
     common.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print JSON")
     return common
+
+
+#: ``tripwire serve`` flags that set a :class:`Limits` field: (flag, field, type, help).
+_LIMIT_FLAGS: list[tuple[str, str, type, str]] = [
+    ("--max-envelope-compressed", "max_envelope_compressed", int, "bytes of one envelope on the wire"),
+    ("--max-envelope-size", "max_envelope_size", int, "bytes of one envelope decompressed"),
+    ("--max-event-size", "max_event_size", int, "bytes of one event item or /store/ body"),
+    ("--max-store-compressed", "max_store_compressed", int, "bytes of one /store/ body on the wire"),
+    ("--max-attachment-size", "max_attachment_size", int, "bytes of one attachment"),
+    ("--max-inflate-ratio", "max_inflate_ratio", int, "decompressed:compressed bytes past 256 KiB (0: none)"),
+    ("--max-bytes-in-flight", "max_bytes_in_flight", int, "body bytes all ingest requests hold (0: none)"),
+    ("--header-timeout", "header_timeout", float, "seconds to send a request's headers"),
+    ("--max-request-header-size", "max_request_header_size", int, "bytes of a request's headers"),
+    ("--body-min-rate", "body_min_rate", int, "bytes/s a body must average after the grace (0: none)"),
+    ("--body-grace", "body_grace", float, "seconds of a body exempt from --body-min-rate"),
+    ("--max-connections", "max_connections", int, "open connections; requests past it get 503"),
+]
+
+#: Addresses that reach only this machine: binding anything else serves plain HTTP to a network.
+_LOOPBACK = ("127.0.0.1", "::1", "localhost")
+
+
+def exposure_warning(host: str) -> str | None:
+    """The warning ``tripwire serve --host HOST`` prints when it serves plain HTTP beyond this
+    machine (None on loopback)."""
+    if host in _LOOPBACK or host.startswith("127."):
+        return None
+    where = "every network interface" if host in ("0.0.0.0", "::", "") else host
+    return (
+        f"warning: serving plain HTTP on {where}: DSN keys, logins and events cross the network"
+        " unencrypted. Put TLS in front (a reverse proxy such as Caddy or nginx; see"
+        " docs/collector.md, 'Deploying on the internet') and bind 127.0.0.1 behind it."
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -83,6 +117,23 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--no-digest", action="store_true", help="only ingest; let other processes digest")
     add_alert_serve_options(serve)
     serve.add_argument("--log-level", default="warning", help="uvicorn/collector log level (default warning)")
+    serve.add_argument(
+        "--forwarded-allow-ips",
+        default=None,
+        help="proxies trusted to set X-Forwarded-For/-Proto, comma-separated, or '*'"
+        " (default: $FORWARDED_ALLOW_IPS or 127.0.0.1)",
+    )
+    limits = serve.add_argument_group("limits (docs/collector.md, 'Deploying on the internet')")
+    defaults = Limits()
+    for flag, field, kind, what in _LIMIT_FLAGS:
+        limits.add_argument(
+            flag,
+            dest=f"limit_{field}",
+            type=kind,
+            default=getattr(defaults, field),
+            metavar="N" if kind is int else "SECONDS",
+            help=f"{what} (default {getattr(defaults, field)})",
+        )
 
     demo = sub.add_parser(
         "demo", parents=[common], help="run the collector with a demo service sending errors"
@@ -105,12 +156,34 @@ def build_parser() -> argparse.ArgumentParser:
         ("--retention-max-events", "events to keep at most"),
     ):
         pset.add_argument(flag, type=int, help=f"{what} (0: no limit; -1: back to the server default)")
+    pkeys = psub.add_parser("keys", parents=[common], help="list a project's DSN keys (all are accepted)")
+    pkeys.add_argument("name", help="project name or id")
+    protate = psub.add_parser(
+        "rotate-key", parents=[common], help="add a DSN key; the old keys keep working until revoked"
+    )
+    protate.add_argument("name", help="project name or id")
+    prevoke = psub.add_parser("revoke-key", parents=[common], help="stop accepting a DSN key")
+    prevoke.add_argument("name", help="project name or id")
+    prevoke.add_argument("key", help="the public key to revoke")
+    pmembers = psub.add_parser("members", parents=[common], help="list the members of a project")
+    pmembers.add_argument("name", help="project name or id")
+    for action, what in (("add-member", "let a user see"), ("remove-member", "take away from a user")):
+        pmember = psub.add_parser(action, parents=[common], help=f"{what} a project")
+        pmember.add_argument("name", help="project name or id")
+        pmember.add_argument("username")
 
     token = sub.add_parser("token", parents=[common], help="manage API tokens")
     tsub = token.add_subparsers(dest="action", required=True, metavar="ACTION")
     tcreate = tsub.add_parser("create", parents=[common], help="create an API token (printed once)")
     tcreate.add_argument("--user", default="admin", help="owner of the token (default admin)")
     tcreate.add_argument("--name", default="", help="a label for the token")
+    tcreate.add_argument(
+        "--expires-in", type=int, metavar="DAYS", help="refuse the token after DAYS days (default: never)"
+    )
+    tlist = tsub.add_parser("list", parents=[common], help="list API tokens (never their secrets)")
+    tlist.add_argument("--user", help="only this user's tokens")
+    trevoke = tsub.add_parser("revoke", parents=[common], help="revoke an API token by id")
+    trevoke.add_argument("id", type=int, help="the token id (see: tripwire token list)")
 
     issues = sub.add_parser("issues", parents=[common], help="list issues")
     issues.add_argument("--project", default=None, help="project name or id (default: the first)")
@@ -127,6 +200,8 @@ def build_parser() -> argparse.ArgumentParser:
     send.add_argument("--message", default="tripwire send-test: this is a test error")
 
     add_alert_commands(sub, common)
+    add_feedback_commands(sub, common)
+    add_logs_commands(sub, common)
 
     user = sub.add_parser("user", parents=[common], help="manage dashboard users")
     usub = user.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -134,7 +209,10 @@ def build_parser() -> argparse.ArgumentParser:
     ucreate.add_argument("username")
     ucreate.add_argument("--admin", action="store_true", help="may create projects")
     ucreate.add_argument("--password", help="default: $TRIPWIRE_PASSWORD, a prompt, or a generated one")
-    upass = usub.add_parser("passwd", parents=[common], help="change a user's password")
+    usub.add_parser("list", parents=[common], help="list users")
+    upass = usub.add_parser(
+        "passwd", parents=[common], help="change a user's password (logs them out, revokes their tokens)"
+    )
     upass.add_argument("username")
     upass.add_argument("--password", help="default: $TRIPWIRE_PASSWORD, a prompt, or a generated one")
     return parser
@@ -194,6 +272,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from .app import bootstrap, create_app
+    from .serving import uvicorn_config
 
     level = args.log_level.upper()
     logging.basicConfig(
@@ -216,12 +295,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
         sqlite_synchronous=args.sqlite_synchronous,
         run_digester=not args.no_digest,
         digest_process=True,
+        limits=Limits(**{field: getattr(args, f"limit_{field}") for _, field, _, _ in _LIMIT_FLAGS}),
         alerts=alert_settings(args),
     )
+    warning = exposure_warning(args.host)
+    if warning:
+        print(warning, file=sys.stderr, flush=True)
     store = open_store(config.effective_database_url, sqlite_synchronous=config.sqlite_synchronous)
     info = bootstrap(store, config)
     url = config.effective_public_url
     dsn = info.project.dsn(url)
+    # A password the operator chose ($TRIPWIRE_ADMIN_PASSWORD) is never echoed: logs keep stdout.
+    password = info.admin_password
+    if password is not None and password == os.environ.get("TRIPWIRE_ADMIN_PASSWORD"):
+        password = None
     database = config.effective_database_url
     if "@" in database:  # never print a database password
         scheme, _, rest = database.partition("://")
@@ -234,7 +321,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                     "dsn": dsn,
                     "project": info.project.name,
                     "admin_user": info.admin_username if info.admin_password else None,
-                    "admin_password": info.admin_password,
+                    "admin_password": password,
                     "database": database,
                     "pid": os.getpid(),
                 }
@@ -245,15 +332,24 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"tripwire collector on {url}/  (database: {database})")
         print(f"  dashboard: {url}/")
         print(f"  DSN of project {info.project.name!r}: {dsn}")
-        if info.admin_password:
+        if password:
             print(
-                f"  admin login: {info.admin_username} / {info.admin_password}"
+                f"  admin login: {info.admin_username} / {password}"
                 "  (shown once; change it with: tripwire user passwd admin)"
             )
+        elif info.admin_password:
+            print(f"  admin login: {info.admin_username} / the password in $TRIPWIRE_ADMIN_PASSWORD")
         print("  Ctrl-C to stop", flush=True)
     app = create_app(config, store=store)
     server = uvicorn.Server(
-        uvicorn.Config(app, log_level=args.log_level.lower(), access_log=False, timeout_graceful_shutdown=5)
+        uvicorn_config(
+            app,
+            config.limits,
+            log_level=args.log_level.lower(),
+            access_log=False,
+            timeout_graceful_shutdown=5,
+            forwarded_allow_ips=args.forwarded_allow_ips,
+        )
     )
     server.run(sockets=[sock])
     return 0
@@ -309,6 +405,10 @@ def cmd_project(args: argparse.Namespace) -> int:
                 f" retention_days={p.retention_days}, retention_max_events={p.retention_max_events}"
                 " (None: the server default)",
             )
+        elif args.action in ("keys", "rotate-key", "revoke-key"):
+            _project_keys(args, store, url)
+        elif args.action in ("members", "add-member", "remove-member"):
+            _project_members(args, store)
         else:
             projects = store.list_projects()
             rows = [{**dataclasses.asdict(p), "dsn": p.dsn(url)} for p in projects]
@@ -322,17 +422,93 @@ def cmd_project(args: argparse.Namespace) -> int:
     return 0
 
 
+def _project_keys(args: argparse.Namespace, store: Store, url: str) -> None:
+    project = store.get_project(args.name)
+    if args.action == "rotate-key":
+        key = store.add_project_key(project.id)
+        _out(
+            args,
+            {"project": project.name, "public_key": key.public_key, "dsn": key.dsn(url)},
+            f"added a key to {project.name!r}; new DSN: {key.dsn(url)}\nThe old keys keep working"
+            f" until: tripwire project revoke-key {project.name} KEY",
+        )
+    elif args.action == "revoke-key":
+        from .ingest import ProjectCache  # how long a running collector caches keys
+
+        store.revoke_project_key(project.id, args.key)
+        _out(
+            args,
+            {"project": project.name, "revoked": args.key},
+            f"revoked {args.key} of {project.name!r}; running collectors refuse it within"
+            f" {ProjectCache.max_age:g} s",
+        )
+    else:
+        keys = store.list_project_keys(project.id)
+        _out(
+            args,
+            [{**dataclasses.asdict(k), "dsn": k.dsn(url)} for k in keys],
+            "\n".join(f"{k.public_key}  {_when(k.created_at)}  {k.dsn(url)}" for k in keys),
+        )
+
+
+def _project_members(args: argparse.Namespace, store: Store) -> None:
+    project = store.get_project(args.name)
+    if args.action == "members":
+        members = store.list_project_members(project.id)
+        _out(
+            args,
+            [{"username": m.username, "is_admin": m.is_admin} for m in members],
+            "\n".join(m.username for m in members) or "no members (only admins see this project)",
+        )
+        return
+    user = store.get_user(args.username)
+    if args.action == "add-member":
+        store.add_project_member(project.id, user.id)
+        what = f"{user.username} is a member of {project.name!r}"
+    else:
+        store.remove_project_member(project.id, user.id)
+        what = f"{user.username} is no longer a member of {project.name!r}"
+    member = args.action == "add-member"
+    _out(args, {"project": project.name, "username": user.username, "member": member}, what)
+
+
+def _token_row(token: ApiToken) -> dict[str, Any]:
+    return {
+        "id": token.id,
+        "user": token.username,
+        "name": token.name,
+        "created_at": token.created_at,
+        "expires_at": token.expires_at,
+    }
+
+
 def cmd_token(args: argparse.Namespace) -> int:
     store = _open(args)
     try:
-        user = store.get_user(args.user)
-        token = store.create_api_token(user.id, args.name)
-        _out(
-            args,
-            {"token": token, "user": user.username},
-            f"{token}\n(API token for {user.username}; shown once;"
-            " send it as 'Authorization: Bearer <token>')",
-        )
+        if args.action == "list":
+            user_id = store.get_user(args.user).id if args.user else None
+            tokens = store.list_api_tokens(user_id)
+            lines = [
+                f"{t.id:>5}  {t.username:<16} {t.name or '-':<20} created {_when(t.created_at)}"
+                f"  expires {_when(t.expires_at) if t.expires_at else 'never'}"
+                for t in tokens
+            ]
+            _out(args, [_token_row(t) for t in tokens], "\n".join(lines) or "no API tokens")
+        elif args.action == "revoke":
+            store.revoke_api_token(args.id)
+            _out(args, {"revoked": args.id}, f"revoked API token {args.id}")
+        else:
+            user = store.get_user(args.user)
+            if args.expires_in is not None and not 1 <= args.expires_in <= 3650:
+                raise ValueError("--expires-in must be from 1 to 3650 days")
+            expires_at = time.time() + args.expires_in * 86400 if args.expires_in else None
+            listed, token = store.issue_api_token(user.id, args.name, expires_at=expires_at)
+            _out(
+                args,
+                {**_token_row(listed), "token": token},
+                f"{token}\n(API token {listed.id} for {user.username}; shown once;"
+                " send it as 'Authorization: Bearer <token>')",
+            )
     finally:
         store.close()
     return 0
@@ -386,13 +562,21 @@ def cmd_event(args: argparse.Namespace) -> int:
 def cmd_user(args: argparse.Namespace) -> int:
     store = _open(args)
     try:
+        if args.action == "list":
+            users = store.list_users()
+            _out(
+                args,
+                [{"username": u.username, "is_admin": u.is_admin, "created_at": u.created_at} for u in users],
+                "\n".join(u.username + (" (admin)" if u.is_admin else "") for u in users),
+            )
+            return 0
         password, generated = _password(args)
         if args.action == "create":
             user = store.create_user(args.username, password, is_admin=args.admin)
             what = f"created user {user.username}" + (" (admin)" if user.is_admin else "")
         else:
             store.set_password(args.username, password)
-            what = f"changed the password of {args.username}"
+            what = f"changed the password of {args.username} (their sessions and API tokens are revoked)"
         shown = password if generated else None
         text = what + (f"\npassword: {password}  (shown once)" if generated else "")
         _out(args, {"username": args.username, "password": shown}, text)
@@ -490,6 +674,8 @@ _COMMANDS = {
     "send-test": cmd_send_test,
     "alert": cmd_alert,
     "monitor": cmd_monitor,
+    "feedback": cmd_feedback,
+    "logs": cmd_logs,
 }
 
 

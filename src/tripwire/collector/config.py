@@ -18,7 +18,8 @@ MiB = 1024 * KiB
 
 @dataclasses.dataclass(frozen=True)
 class Limits:
-    """Hard limits on what one request may carry (defaults follow Sentry's Relay)."""
+    """Hard limits on what one request may carry (defaults follow Sentry's Relay), and on what
+    all requests and connections together may hold."""
 
     #: Bytes on the wire (before decompression) for one envelope; an uncompressed body counts here too.
     max_envelope_compressed: int = 20 * MiB
@@ -36,6 +37,31 @@ class Limits:
     max_session_items: int = 100
     #: Items of any kind per envelope.
     max_items: int = 1000
+    #: Decompressed bytes per compressed byte a body may reach once past 256 KiB decompressed
+    #: (0: no limit). JSON compresses about 5-20:1; a bomb of zeros 1000:1. Without this, a DSN
+    #: holder makes the server inflate up to ``max_envelope_size`` per small request.
+    max_inflate_ratio: int = 200
+
+    # What all requests together, and slow clients, may hold (docs/collector.md,
+    # "Deploying on the internet"). Each request above is bounded; these bound the server.
+
+    #: Bytes of request bodies held by all ingest requests at once (0: no limit). A request that
+    #: would go over waits up to ``budget_wait`` seconds for room, then gets 503 + Retry-After.
+    max_bytes_in_flight: int = 128 * MiB
+    #: Seconds a request waits for room in ``max_bytes_in_flight`` before it is refused.
+    budget_wait: float = 1.0
+    #: Seconds a client has to send a request's line and headers, from its first byte (or from
+    #: the connection's opening) to the blank line that ends them.
+    header_timeout: float = 30.0
+    #: Bytes of a request's line and headers together (431 past it).
+    max_request_header_size: int = 64 * KiB
+    #: Bytes per second a request body must arrive at, on average, after ``body_grace`` seconds
+    #: (0: no minimum). Time the server itself is not reading does not count against the client.
+    body_min_rate: int = 1 * KiB
+    #: Seconds of a body's upload that need not meet ``body_min_rate`` (also the longest pause).
+    body_grace: float = 10.0
+    #: Connections open at once; requests past it get 503 (uvicorn's ``limit_concurrency``).
+    max_connections: int = 1000
 
 
 @dataclasses.dataclass(frozen=True)

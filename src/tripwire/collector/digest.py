@@ -16,7 +16,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from . import _json, grouping
+from . import _json, bugsnag_ingest, feedback, grouping, item_types, logs
 from .config import CollectorConfig, Limits
 from .envelope import EnvelopeError, Item, parse_envelope
 from .ingest import decode_stored
@@ -47,8 +47,6 @@ log = logging.getLogger("tripwire.collector")
 
 #: Item types stored as issues/events.
 EVENT_TYPES = frozenset({"event"})
-#: Item types we understand but do not store (counted as "not_stored").
-NOT_STORED_TYPES = frozenset({"transaction", "user_report", "feedback", "span", "log"})
 
 
 def _hour(ts: float) -> float:
@@ -89,9 +87,11 @@ class EnvelopeProcessor:
         return out
 
     @staticmethod
-    def _count(result: EnvelopeResult, row: QueuedEnvelope, category: str, reason: str) -> None:
+    def _count(
+        result: EnvelopeResult, row: QueuedEnvelope, category: str, reason: str, quantity: int = 1
+    ) -> None:
         result.outcomes.append(
-            OutcomeRow(row.project_id, _hour(row.received_at), "intake", category, reason, 1)
+            OutcomeRow(row.project_id, _hour(row.received_at), "intake", category, reason, quantity)
         )
 
     def _envelope(self, row: QueuedEnvelope, result: EnvelopeResult) -> int:
@@ -103,6 +103,9 @@ class EnvelopeProcessor:
         kind, _, encoding = row.kind.partition(":")
         if encoding:
             body = decode_stored(body, encoding)
+        if kind in (bugsnag_ingest.NOTIFY_KIND, bugsnag_ingest.SESSIONS_KIND):
+            self._bugsnag(row, result, kind, body)
+            return len(body)
         header, items = parse_envelope(
             body, max_header=self.limits.max_header_size, max_items=self.limits.max_items
         )
@@ -128,11 +131,19 @@ class EnvelopeProcessor:
                 elif kind == "check_in":
                     result.checkins.append(parse_checkin(item.json(), row.project_id, row.received_at))
                     self._count(result, row, kind, "accepted")
+                elif kind == "log":
+                    records = logs.from_log_item(item.json(), row.project_id, row.received_at)
+                    result.logs.extend(records)
+                    self._count(result, row, kind, "accepted", len(records))
+                elif kind in ("feedback", "user_report"):
+                    parse = feedback.from_feedback if kind == "feedback" else feedback.from_user_report
+                    result.feedback.append(parse(item.json(), row.project_id, row.received_at))
+                    self._count(result, row, kind, "accepted")
                 elif kind == "client_report":
                     self._client_report(row, result, item.json())
                     self._count(result, row, kind, "accepted")
-                elif kind in NOT_STORED_TYPES:
-                    self._count(result, row, kind, "not_stored")
+                elif (known := item_types.lookup(kind)) is not None and not known.stored:
+                    self._count(result, row, kind, item_types.NOT_STORED, item_types.quantity(item.headers))
                 else:
                     self._count(result, row, trim(kind, 64), "unknown_type")
             except EventTooLarge:
@@ -141,6 +152,42 @@ class EnvelopeProcessor:
                 log.debug("invalid %s item in envelope %s: %r", kind, row.id, exc)
                 self._count(result, row, trim(kind, 64), "invalid")
         return len(body)
+
+    def _bugsnag(self, row: QueuedEnvelope, result: EnvelopeResult, kind: str, body: bytes) -> None:
+        """A BugSnag notify or sessions body: its events and session counts, as Sentry's would be."""
+        try:
+            payload = _json.loads(body)
+            if may_hold_nul(body):
+                payload = without_nul(payload)
+            if kind == bugsnag_ingest.SESSIONS_KIND:
+                for release, env, started, n in bugsnag_ingest.session_counts_of(payload):
+                    if n:
+                        bucket = (trim(release, 250), trim(env, 64), _hour(started))
+                        result.sessions.append(SessionCount(row.project_id, *bucket, started=n, healthy=n))
+                self._count(result, row, "sessions", "accepted")
+                return
+            events = bugsnag_ingest.events_of(payload)
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            log.debug("invalid BugSnag payload in %s: %r", row.id, exc)
+            self._count(result, row, kind, "invalid")
+            return
+        for original, event in events:
+            try:
+                self._event_data(row, result, event, None, len(_json.dumps(event)))
+            except EventTooLarge:
+                self._count(result, row, "event", "too_large")
+                continue
+            outcome = bugsnag_ingest.session_outcome(original)
+            if outcome is not None:
+                release, env, started, fate = outcome
+                s = SessionCount(row.project_id, trim(release, 250), trim(env, 64), _hour(started))
+                # The session was counted healthy when it started: it is now crashed or errored.
+                s.healthy = -1
+                if fate == "crashed":
+                    s.crashed = 1
+                else:
+                    s.errored = 1
+                result.sessions.append(s)
 
     def _event(
         self,
@@ -156,13 +203,18 @@ class EnvelopeProcessor:
         if may_hold_nul(payload):
             # PostgreSQL text cannot hold U+0000: replace it everywhere, on both backends alike.
             data = without_nul(data)
+        self._event_data(row, result, data, event_id, len(payload))
+
+    def _event_data(
+        self, row: QueuedEnvelope, result: EnvelopeResult, data: Any, event_id: str | None, payload_size: int
+    ) -> None:
         ev = normalize_event(
             data,
             event_id=event_id,
             received_at=row.received_at,
             remote_addr=row.remote_addr,
             max_size=self.limits.max_event_size,
-            payload_size=len(payload),
+            payload_size=payload_size,
         )
         g = grouping.group(ev)
         ev["grouping"] = {"version": g.version, "hash": g.hash, "strategy": g.strategy}
@@ -189,6 +241,7 @@ class EnvelopeProcessor:
                 tags=derived_tags(ev),
                 data=blob,
                 occurrences=1 + coalesced_repeats(ev),
+                legacy_hash=grouping.legacy_hash(ev),
             )
         )
 

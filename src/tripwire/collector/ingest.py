@@ -9,23 +9,25 @@ quotas, 503 when the queue cannot be written.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import threading
 import time
 import uuid
-import zlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 import anyio.to_thread
-import brotli
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from . import _json
-from .envelope import EnvelopeError, parse_envelope
+from . import _json, access, item_types  # noqa: F401 - access registers the ``:id`` route convertor
+from .bodies import DecodeError, Decoder, UnsupportedEncoding
+from .bodies import decode_stored as decode_stored  # where the digest has always imported it from
+from .budget import BudgetExhausted, Reservation
+from .envelope import EnvelopeError, EnvelopeScanner, ItemTooLarge
 from .intake import IntakeUnavailable
 from .normalize import normalize_event_id
 from .store.base import IntakeRow, Project
@@ -34,7 +36,15 @@ if TYPE_CHECKING:
     from .app import CollectorState
 
 #: Item types that count against the per-project event quota (Sentry data categories in the header).
-QUOTA_ITEMS = {"event": "error", "transaction": "transaction", "raw_security": "security"}
+QUOTA_ITEMS = {
+    "event": "error",
+    "transaction": "transaction",
+    "raw_security": "security",
+    # End-user text: as bounded as events (size and quota), sentry-sdk files it under "default".
+    "feedback": "default",
+    "user_report": "default",
+}
+_QUOTA_TYPES = frozenset(QUOTA_ITEMS)
 _RATE_CATEGORIES = "default;error;security;transaction"
 
 _CORS = {
@@ -65,7 +75,17 @@ class _Request:
     which costs more than the rest of the handler's own work.
     """
 
-    __slots__ = ("_receive", "app", "client_host", "headers", "method", "path_params", "scope")
+    __slots__ = (
+        "_receive",
+        "app",
+        "body_done",
+        "client_host",
+        "headers",
+        "method",
+        "path_params",
+        "project",
+        "scope",
+    )
 
     def __init__(self, scope: Scope, receive: Receive) -> None:
         self.scope = scope
@@ -77,6 +97,9 @@ class _Request:
         self.method = scope["method"]
         client = scope.get("client")
         self.client_host: str | None = client[0] if client else None
+        #: The project whose key this request carries, once checked.
+        self.project: Project | None = None
+        self.body_done = False
 
     def query_param(self, name: str) -> str | None:
         query = self.scope.get("query_string", b"")
@@ -89,11 +112,13 @@ class _Request:
         while True:
             message = await self._receive()
             if message["type"] == "http.disconnect":
+                self.body_done = True  # nothing more will come
                 raise Rejection(400, "the client went away before sending the whole body")
             body = message.get("body", b"")
             if body:
                 yield body
             if not message.get("more_body", False):
+                self.body_done = True
                 return
 
 
@@ -120,101 +145,141 @@ async def _respond(
     await _send_response(send, status, _json.dumps(body), all_headers, "application/json")
 
 
-# -- request body: streamed, decompressed, capped ------------------------------------------------
+# -- request body: streamed, decompressed in bounded steps, capped --------------------------------
+
+#: Largest piece of decompressed output produced at once; the event loop gets a turn between pieces.
+INFLATE_STEP = 64 * 1024
+#: Decompressed bytes below which the inflate ratio is not checked (small bodies vary too much).
+RATIO_FLOOR = 256 * 1024
 
 
-class _Decoder:
-    """Incremental decompression that never produces more than it is allowed to."""
-
-    def __init__(self, encoding: str) -> None:
-        self.encoding = encoding
-        self._zlib: Any = None
-        self._brotli: Any = None
-        if encoding == "gzip" or encoding == "x-gzip":
-            self._zlib = zlib.decompressobj(16 + zlib.MAX_WBITS)
-        elif encoding == "br":
-            self._brotli = brotli.Decompressor()
-        elif encoding not in ("", "identity", "deflate"):
-            raise Rejection(415, f"unsupported Content-Encoding {encoding!r}: use gzip, deflate or br")
-
-    def feed(self, data: bytes, room: int) -> bytes:
-        """Decompress ``data``; stop after ``room`` bytes of output (the caller then refuses)."""
-        if self.encoding == "deflate" and self._zlib is None:
-            # "deflate" is zlib-wrapped per RFC 9110, but some clients send raw deflate.
-            wrapped = len(data) >= 2 and (data[0] & 0x0F) == 8 and ((data[0] << 8) | data[1]) % 31 == 0
-            self._zlib = zlib.decompressobj(zlib.MAX_WBITS if wrapped else -zlib.MAX_WBITS)
-        try:
-            if self._zlib is not None:
-                out = self._zlib.decompress(data, room + 1)
-                # Output stopped at the cap with input left over: that is a bomb, stop here.
-                return bytes(out)
-            if self._brotli is not None:
-                out = self._brotli.process(data, output_buffer_limit=room + 1)
-                return bytes(out)
-        except (zlib.error, brotli.error) as exc:
-            raise Rejection(400, f"could not decompress the {self.encoding} body: {exc}") from None
-        return data
-
-    def finish(self) -> None:
-        if self._zlib is not None and not self._zlib.eof and self.encoding != "deflate":
-            raise Rejection(400, f"truncated {self.encoding} body")
-        if self._brotli is not None and not self._brotli.is_finished():
-            raise Rejection(400, "truncated br body")
+def _check_ratio(produced: int, decoder: Decoder, limit: int) -> None:
+    if limit > 0 and produced > RATIO_FLOOR and produced > limit * decoder.consumed:
+        raise Rejection(
+            413,
+            f"decompressed body is over {limit} times its compressed size (a decompression bomb?);"
+            " send it uncompressed",
+        )
 
 
-def decode_stored(body: bytes, encoding: str) -> bytes:
-    """Decompress a queued body that was already checked against the limits at ingest."""
-    if encoding in ("gzip", "x-gzip"):
-        return zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(body)
-    if encoding == "deflate":
-        wrapped = len(body) >= 2 and (body[0] & 0x0F) == 8 and ((body[0] << 8) | body[1]) % 31 == 0
-        return zlib.decompressobj(zlib.MAX_WBITS if wrapped else -zlib.MAX_WBITS).decompress(body)
-    if encoding == "br":
-        return bytes(brotli.decompress(body))
-    return body
-
-
-async def read_body(request: _Request, *, max_compressed: int, max_size: int) -> tuple[bytes, bytes, str]:
-    """``(decompressed, as received, encoding)``, refusing with 413 as soon as a limit is passed."""
+def _declared_length(request: _Request, limit: int) -> None:
     length = request.headers.get("content-length")
-    if length is not None:
-        try:
-            if int(length) > max_compressed:
-                raise Rejection(413, f"body of {length} bytes is over the {max_compressed} byte limit")
-        except ValueError:
-            raise Rejection(400, "invalid Content-Length") from None
-    encoding = request.headers.get("content-encoding", "").strip().lower()
-    decoder = _Decoder(encoding)
+    if length is None:
+        return
+    try:
+        declared = int(length)
+    except ValueError:
+        raise Rejection(400, "invalid Content-Length") from None
+    if declared > limit:
+        raise Rejection(413, f"body of {length} bytes is over the {limit} byte limit")
+
+
+def _decoder(request: _Request) -> Decoder:
+    try:
+        return Decoder(request.headers.get("content-encoding", "").strip().lower())
+    except UnsupportedEncoding as exc:
+        raise Rejection(415, str(exc)) from None
+
+
+async def read_body(
+    request: _Request, reservation: Reservation, *, max_compressed: int, max_size: int
+) -> bytes:
+    """The decompressed body of a small request (``/store/``), refused with 413 past a limit."""
+    max_ratio = request.app.state.collector.config.limits.max_inflate_ratio
+    _declared_length(request, max_compressed)
+    decoder = _decoder(request)
     received = 0
     out = bytearray()
-    raw = bytearray()
-    compressed = encoding not in ("", "identity")
-    async for chunk in request.stream():
-        if not chunk:
-            continue
-        received += len(chunk)
-        if compressed:
-            raw += chunk
-        if received > max_compressed:
-            raise Rejection(413, f"body is over the {max_compressed} byte limit")
-        out += decoder.feed(chunk, max_size - len(out))
-        if len(out) > max_size:
-            raise Rejection(413, f"decompressed body is over the {max_size} byte limit")
-        if decoder._zlib is not None:
-            # Drain input the capped call left unconsumed, still under the cap.
-            while decoder._zlib.unconsumed_tail:
-                out += decoder.feed(decoder._zlib.unconsumed_tail, max_size - len(out))
-                if len(out) > max_size:
+    try:
+        async for chunk in request.stream():
+            received += len(chunk)
+            if received > max_compressed:
+                raise Rejection(413, f"body is over the {max_compressed} byte limit")
+            for piece in decoder.inflate(chunk, INFLATE_STEP):
+                if len(out) + len(piece) > max_size:
                     raise Rejection(413, f"decompressed body is over the {max_size} byte limit")
-        elif decoder._brotli is not None:
-            while not decoder._brotli.can_accept_more_data():
-                out += decoder.feed(b"", max_size - len(out))
-                if len(out) > max_size:
+                out += piece
+                _check_ratio(len(out), decoder, max_ratio)
+                await reservation.resize(len(out))
+        if received:
+            decoder.finish()
+    except DecodeError as exc:
+        raise Rejection(400, str(exc)) from None
+    return bytes(out)
+
+
+async def read_envelope(
+    request: _Request, state: CollectorState, reservation: Reservation, project: Project | None
+) -> tuple[bytes, str, EnvelopeScanner, Project]:
+    """Receive and check an envelope as it streams in: ``(body as received, encoding, scanner,
+    project)``.
+
+    Only the body as received is kept (that is what the queue stores); the decompressed stream
+    goes through an :class:`EnvelopeScanner` piece by piece, so a bomb costs CPU time in bounded
+    steps, never memory. Without a key in the request, the key comes from the envelope header's
+    ``dsn``: the request is authenticated as soon as that first line is complete, and refused if
+    it does not come within the first ``max_header_size`` + 64 KiB bytes.
+    """
+    limits = state.config.limits
+    max_compressed, max_size = limits.max_envelope_compressed, limits.max_envelope_size
+    _declared_length(request, max_compressed)
+    decoder = _decoder(request)
+    scanner = EnvelopeScanner(
+        max_header=limits.max_header_size,
+        max_items=limits.max_items,
+        max_event_size=limits.max_event_size,
+        max_attachment_size=limits.max_attachment_size,
+        quota_types=_QUOTA_TYPES,
+        check_event=lambda payload: _not_sentry(payload, "event"),
+    )
+    prefix_limit = limits.max_header_size + 64 * 1024
+    chunks: list[bytes] = []
+    received = produced = 0
+    try:
+        async for chunk in request.stream():
+            received += len(chunk)
+            if received > max_compressed:
+                raise Rejection(413, f"body is over the {max_compressed} byte limit")
+            chunks.append(chunk)
+            await reservation.resize(received + scanner.buffered)
+            # Until the key is known, inflate no more than a header line at a time.
+            for piece in decoder.inflate(chunk, INFLATE_STEP if project else limits.max_header_size + 1):
+                produced += len(piece)
+                if produced > max_size:
                     raise Rejection(413, f"decompressed body is over the {max_size} byte limit")
-    if received:
-        decoder.finish()
-    decoded = bytes(out)
-    return decoded, (bytes(raw) if compressed else decoded), (encoding if compressed else "")
+                _check_ratio(produced, decoder, limits.max_inflate_ratio)
+                if project is None and scanner.header is None and (nl := piece.find(b"\n")) >= 0:
+                    # Authenticate from the first line before looking at anything after it.
+                    scanner.feed(piece[: nl + 1])
+                    project = await _project_from_dsn(request, state, scanner.header or {})
+                    decoder.step = INFLATE_STEP
+                    piece = piece[nl + 1 :]
+                scanner.feed(piece)
+                if decoder.compressed:
+                    await asyncio.sleep(0)  # a bomb inflates in steps, between other requests
+            if project is None and received > prefix_limit:
+                raise Rejection(
+                    400, f"malformed envelope: no envelope header in the first {prefix_limit} bytes"
+                )
+            await reservation.resize(received + scanner.buffered)
+        if received:
+            decoder.finish()
+        scanner.finish()
+    except DecodeError as exc:
+        raise Rejection(400, str(exc)) from None
+    except ItemTooLarge as exc:
+        raise Rejection(413, str(exc)) from None
+    except EnvelopeError as exc:
+        raise Rejection(400, f"malformed envelope: {exc}") from None
+    if project is None:
+        assert scanner.header is not None
+        project = await _project_from_dsn(request, state, scanner.header)
+    # Joining makes a second copy for a moment: count it while it exists.
+    await reservation.resize(2 * received)
+    body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    chunks.clear()
+    await reservation.resize(received)
+    return body, (decoder.encoding if decoder.compressed else ""), scanner, project
 
 
 # -- authentication -----------------------------------------------------------------------------
@@ -242,31 +307,52 @@ def _dsn_key(header: dict[str, Any]) -> str | None:
 
 
 class ProjectCache:
-    """Public key -> project, reloaded from the store on a miss (at most once a second) and every
-    30 s, so projects created by the CLI or another process are found without a restart."""
+    """DSN public key -> project, for every key that is not revoked (a project may have several
+    while a key is being rotated).
 
-    def __init__(self, state: CollectorState) -> None:
+    Reloaded from the store on a miss (at most once a second) and whenever it is older than
+    ``max_age``, so projects and keys created by the CLI or another process are found without a
+    restart, and a key revoked elsewhere stops ingesting within ``max_age`` seconds. A revocation
+    through this process's API or dashboard calls :meth:`invalidate`: refused at once.
+    """
+
+    #: Seconds a revoked key may still be accepted by a collector that did not revoke it.
+    max_age = 5.0
+
+    def __init__(self, state: CollectorState, clock: Callable[[], float] = time.monotonic) -> None:
         self.state = state
+        self.clock = clock
         self._by_key: dict[str, Project] = {}
-        self._loaded = 0.0
+        self._loaded = -math.inf
         self._lock = threading.Lock()
+        self._reloading: asyncio.Task[None] | None = None
 
     def _reload(self) -> None:
-        projects = self.state.store.list_projects()
+        store = self.state.store
+        projects = {p.id: p for p in store.list_projects()}
+        keys = store.list_project_keys()
         with self._lock:
-            self._by_key = {p.public_key: p for p in projects}
-            self._loaded = time.monotonic()
+            self._by_key = {k.public_key: projects[k.project_id] for k in keys if k.project_id in projects}
+            self._loaded = self.clock()
 
     async def get(self, key: str) -> Project | None:
         project = self._by_key.get(key)
-        age = time.monotonic() - self._loaded
-        if (project is None and age > 1.0) or age > 30.0:
-            await anyio.to_thread.run_sync(self._reload)
+        age = self.clock() - self._loaded
+        if (project is None and age > 1.0) or age > self.max_age:
+            # One reload at a time, however many requests with unknown keys arrive meanwhile
+            # (a flood of made-up keys must not become a flood of queries); shielded, so that a
+            # client going away does not cancel it for the others.
+            if self._reloading is None or self._reloading.done():
+                self._reloading = asyncio.get_running_loop().create_task(self._reload_async())
+            await asyncio.shield(self._reloading)
             project = self._by_key.get(key)
         return project
 
+    async def _reload_async(self) -> None:
+        await anyio.to_thread.run_sync(self._reload)
+
     def invalidate(self) -> None:
-        self._loaded = 0.0
+        self._loaded = -math.inf
 
 
 def _check_project(project: Project | None, project_id: int) -> Project:
@@ -275,6 +361,21 @@ def _check_project(project: Project | None, project_id: int) -> Project:
     if project.id != project_id:
         raise Rejection(403, f"the DSN key does not belong to project {project_id}")
     return project
+
+
+async def _authenticate(request: _Request, state: CollectorState, key: str) -> Project:
+    project = _check_project(await state.projects.get(key), int(request.path_params["project_id"]))
+    request.project = project
+    return project
+
+
+async def _project_from_dsn(request: _Request, state: CollectorState, header: dict[str, Any]) -> Project:
+    key = _dsn_key(header)
+    if key is None:
+        raise Rejection(
+            401, "missing authentication: send X-Sentry-Auth, ?sentry_key= or a dsn envelope header"
+        )
+    return await _authenticate(request, state, key)
 
 
 # -- quotas ---------------------------------------------------------------------------------------
@@ -304,50 +405,44 @@ class Quotas:
 # -- the endpoints --------------------------------------------------------------------------------
 
 
-def _validate(body: bytes, state: CollectorState) -> tuple[str | None, dict[str, Any], int]:
-    """Check an envelope at the door: returns (event_id, header, quota item count)."""
-    limits = state.config.limits
-    try:
-        header, items = parse_envelope(body, max_header=limits.max_header_size, max_items=limits.max_items)
-    except EnvelopeError as exc:
-        raise Rejection(400, f"malformed envelope: {exc}") from None
-    quota_items = 0
-    for item in items:
-        if item.type in QUOTA_ITEMS:
-            quota_items += 1
-            if len(item.payload) > limits.max_event_size:
-                raise Rejection(
-                    413,
-                    f"{item.type} item of {len(item.payload)} bytes is over the"
-                    f" {limits.max_event_size} byte limit",
-                )
-            if item.type == "event":
-                try:
-                    payload = _json.loads(item.payload)
-                except ValueError as exc:
-                    raise Rejection(400, f"malformed envelope: event payload is not JSON: {exc}") from None
-                if not isinstance(payload, dict):
-                    raise Rejection(400, "malformed envelope: event payload must be a JSON object")
-                header.setdefault("event_id", payload.get("event_id"))
-        elif item.type == "attachment" and len(item.payload) > limits.max_attachment_size:
-            raise Rejection(
-                413,
-                f"attachment of {len(item.payload)} bytes is over the"
-                f" {limits.max_attachment_size} byte limit",
-            )
-    return normalize_event_id(header.get("event_id")), header, quota_items
+#: Top-level keys that mark a JSON body as another vendor's payload (BugSnag's notify and sessions).
+_FOREIGN_KEYS = frozenset({"apiKey", "notifier", "payloadVersion", "events", "sessionCounts"})
+#: Keys of which a Sentry event has at least one (a JSON object with none of them is not an event).
+_EVENT_KEYS = frozenset(
+    {
+        "event_id", "timestamp", "platform", "level", "message", "logentry", "exception", "threads",
+        "stacktrace", "sdk", "release", "environment", "tags", "user", "request", "contexts",
+        "extra", "fingerprint", "transaction", "logger", "server_name", "breadcrumbs", "culprit",
+    }
+)  # fmt: skip
 
 
-async def _ingest(request: _Request, endpoint: str) -> dict[str, Any]:
+def _not_sentry(data: dict[str, Any], what: str) -> str | None:
+    """Why ``data`` (a JSON object posted as a Sentry ``what``) is not one, or None if it may be."""
+    foreign = sorted(_FOREIGN_KEYS.intersection(data))
+    if foreign and not _EVENT_KEYS.intersection(data):
+        return (
+            f"not a Sentry {what}: it looks like a BugSnag payload (has {', '.join(foreign)});"
+            " BugSnag SDKs report to / and /sessions with Bugsnag-Api-Key"
+        )
+    if what == "event" and not _EVENT_KEYS.intersection(data):
+        return "not a Sentry event: none of the fields of an event (exception, message, timestamp, ...)"
+    return None
+
+
+async def _ingest(
+    request: _Request, endpoint: str, reservation: Reservation
+) -> tuple[dict[str, Any], dict[str, str]]:
     state: CollectorState = request.app.state.collector
-    kind = "envelope"
     limits = state.config.limits
-    project_id = int(request.path_params["project_id"])
+    # The key is checked before any of the body is read: a request with a wrong key costs nothing.
     key = _auth_key(request)
-    project = _check_project(await state.projects.get(key), project_id) if key else None
+    project = await _authenticate(request, state, key) if key else None
     if endpoint == "store":
-        body, _raw, _encoding = await read_body(
-            request, max_compressed=limits.max_store_compressed, max_size=limits.max_event_size
+        if project is None:
+            raise Rejection(401, "missing authentication: send X-Sentry-Auth or ?sentry_key=")
+        body = await read_body(
+            request, reservation, max_compressed=limits.max_store_compressed, max_size=limits.max_event_size
         )
         try:
             event = _json.loads(body)
@@ -355,6 +450,9 @@ async def _ingest(request: _Request, endpoint: str) -> dict[str, Any]:
             raise Rejection(400, f"malformed event: not JSON: {exc}") from None
         if not isinstance(event, dict):
             raise Rejection(400, "malformed event: must be a JSON object")
+        reason = _not_sentry(event, "event")
+        if reason:
+            raise Rejection(400, reason)
         event_id = normalize_event_id(event.get("event_id")) or uuid.uuid4().hex
         header = {"event_id": event_id}
         body = b"%s\n%s\n%s\n" % (
@@ -362,26 +460,23 @@ async def _ingest(request: _Request, endpoint: str) -> dict[str, Any]:
             json.dumps({"type": "event", "length": len(body)}).encode(),
             body,
         )
-        quota_items = 1
+        kind = "envelope"
+        quota_items, attachments = 1, 0
         envelope_event_id: str | None = event_id
+        items: list[tuple[str, int]] = []
     else:
-        body, raw, encoding = await read_body(
-            request, max_compressed=limits.max_envelope_compressed, max_size=limits.max_envelope_size
-        )
-        envelope_event_id, header, quota_items = _validate(body, state)
-        if encoding:
-            # Queue the body as it came (compressed): a quarter of the bytes to write and fsync.
-            # The digest decompresses it again; it was checked against the limits above.
-            body, kind = raw, f"envelope:{encoding}"
-        if project is None:
-            dsn_key = _dsn_key(header)
-            if dsn_key is None:
-                raise Rejection(
-                    401, "missing authentication: send X-Sentry-Auth, ?sentry_key= or a dsn envelope header"
-                )
-            project = _check_project(await state.projects.get(dsn_key), project_id)
-    if project is None:
-        raise Rejection(401, "missing authentication: send X-Sentry-Auth or ?sentry_key=")
+        body, encoding, scanner, project = await read_envelope(request, state, reservation, project)
+        assert scanner.header is not None
+        envelope_event_id = normalize_event_id(scanner.header.get("event_id"))
+        quota_items, attachments = scanner.quota_items, scanner.attachments
+        # A compressed body is queued as it came: a quarter of the bytes to write and fsync.
+        # The digest decompresses it again; it was checked against the limits above.
+        kind = f"envelope:{encoding}" if encoding else "envelope"
+        if scanner.items == 0:
+            # A JSON document on one line parses as an envelope header with no items: say what it is.
+            reason = _not_sentry(scanner.header, "envelope")
+            raise Rejection(400, reason or "not a Sentry envelope: it has no items")
+        items = scanner.kinds
 
     quota = (
         project.quota_per_minute if project.quota_per_minute is not None else state.config.quota_per_minute
@@ -394,7 +489,16 @@ async def _ingest(request: _Request, endpoint: str) -> dict[str, Any]:
             f"project quota of {quota} events per minute exceeded",
             {"Retry-After": str(retry), "X-Sentry-Rate-Limits": f"{retry}:{_RATE_CATEGORIES}:project:quota"},
         )
-    refusal = await state.attachment_quota.check(project, body, kind)
+    answer_headers: dict[str, str] = {}
+    refused = item_types.refused_categories(kind_ for kind_, _n in items)
+    if refused:
+        answer_headers["X-Sentry-Rate-Limits"] = item_types.refusal_header(refused) or ""
+        if all((t := item_types.lookup(kind_)) is not None and not t.stored for kind_, _n in items):
+            # Nothing in it is stored: count it here rather than queue bytes only to count them.
+            for kind_, n in items:
+                state.writer.count(project.id, kind_, item_types.NOT_STORED, n)
+            return {"id": envelope_event_id}, answer_headers
+    refusal = await state.attachment_quota.check(project, body, kind, attachments)
     if refusal is not None:
         raise Rejection(429, refusal.message, refusal.headers)
     if state.writer.backlog + state.writer.in_flight >= state.config.max_backlog:
@@ -408,7 +512,11 @@ async def _ingest(request: _Request, endpoint: str) -> dict[str, Any]:
         await state.writer.submit(IntakeRow(project.id, time.time(), kind, body, request.client_host))
     except IntakeUnavailable as exc:
         raise Rejection(503, f"could not store the envelope: {exc}", {"Retry-After": "5"}) from None
-    return {"id": envelope_event_id}
+    return {"id": envelope_event_id}, answer_headers
+
+
+#: Counter reason of each refusal that is counted against the (authenticated) project.
+_REASONS = {400: "invalid", 413: "too_large", 415: "invalid"}
 
 
 class IngestEndpoint:
@@ -430,18 +538,28 @@ class IngestEndpoint:
             }
             await _send_response(send, 200, b"", headers, None)
             return
+        state: CollectorState = request.app.state.collector
+        reservation = state.budget.reservation()
         try:
-            result = await _ingest(request, self.endpoint)
-        except Rejection as exc:
-            state: CollectorState = request.app.state.collector
-            if exc.status in (400, 413, 415):
-                project_id = int(request.path_params["project_id"])
-                if any(p.id == project_id for p in state.projects._by_key.values()):
-                    reason = {400: "invalid", 413: "too_large", 415: "invalid"}[exc.status]
-                    state.writer.count(project_id, "envelope", reason)
-            await _respond(send, exc.status, {"detail": exc.message}, exc.headers)
+            result, answer_headers = await _ingest(request, self.endpoint, reservation)
+        except (Rejection, BudgetExhausted) as exc:
+            if isinstance(exc, BudgetExhausted):
+                if request.project is not None:
+                    state.writer.count(request.project.id, "envelope", "over_capacity")
+                exc = Rejection(503, str(exc), {"Retry-After": "2"})
+            # Only what a key holder sent counts against a project: junk from anyone else must not
+            # move its counters.
+            if request.project is not None and exc.status in _REASONS:
+                state.writer.count(request.project.id, "envelope", _REASONS[exc.status])
+            headers = exc.headers
+            if not request.body_done:
+                # The rest of the body will not be read: close rather than parse it as a request.
+                headers = {**headers, "Connection": "close"}
+            await _respond(send, exc.status, {"detail": exc.message}, headers)
             return
-        await _respond(send, 200, result)
+        finally:
+            reservation.release()
+        await _respond(send, 200, result, answer_headers)
 
 
 #: ``POST /api/{project_id}/envelope/``: a Sentry envelope (any items).
@@ -453,9 +571,10 @@ store_endpoint = IngestEndpoint("store")
 def routes() -> list[Route]:
     """The ingest routes (with and without the trailing slash SDKs use)."""
     methods = ["POST", "OPTIONS"]
+    # ``:id`` (access.IdConvertor): at most 19 digits, so a 5000-digit id is a 404, not a 500.
     return [
-        Route("/api/{project_id:int}/envelope/", envelope_endpoint, methods=methods),
-        Route("/api/{project_id:int}/envelope", envelope_endpoint, methods=methods),
-        Route("/api/{project_id:int}/store/", store_endpoint, methods=methods),
-        Route("/api/{project_id:int}/store", store_endpoint, methods=methods),
+        Route("/api/{project_id:id}/envelope/", envelope_endpoint, methods=methods),
+        Route("/api/{project_id:id}/envelope", envelope_endpoint, methods=methods),
+        Route("/api/{project_id:id}/store/", store_endpoint, methods=methods),
+        Route("/api/{project_id:id}/store", store_endpoint, methods=methods),
     ]

@@ -14,8 +14,9 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from . import _json
+from . import _json, useragent
 from .envelope import EnvelopeError
+from .grouping import is_sdk_frame, is_synthetic
 
 MAX_TAG_KEY = 32
 MAX_TAG_VALUE = 200
@@ -410,10 +411,21 @@ def normalize_event(
     for key in ("sdk", "modules", "debug_meta", "transaction_info"):
         if isinstance(data.get(key), dict):
             ev[key] = bound(data[key])
+    if ev["platform"] in ("javascript", "node"):
+        _mark_package_frames(ev)
+    useragent.add_contexts(ev)
     # Normalizing only trims (plus a few small defaults): a payload well under the cap stays under.
     if payload_size is not None and payload_size + 4096 <= max_size:
         return ev
     return _cap(ev, max_size)
+
+
+def _mark_package_frames(ev: dict[str, Any]) -> None:
+    """JavaScript frames of ``node_modules`` and of the SDK bundles are not the app's code."""
+    for exc in ev.get("exception", {}).get("values", []):
+        for frame in exc.get("stacktrace", {}).get("frames", []):
+            if frame.get("in_app") is not False and is_sdk_frame(frame):
+                frame["in_app"] = False
 
 
 # What to drop, in order, when an event is still over the size cap.
@@ -449,6 +461,11 @@ def describe(ev: dict[str, Any]) -> tuple[str, str, str, str]:
     """``(title, culprit, type, value)`` of a normalized event, for issue lists."""
     values = ev.get("exception", {}).get("values", [])
     culprit = ev.get("transaction") or ev.get("culprit") or ""
+    log = ev.get("logentry") or {}
+    message = (log.get("formatted") or log.get("message") or "").split("\n", 1)[0]
+    if values and message and is_synthetic(values[-1]):
+        # JavaScript SDKs attach a made-up exception to captureMessage: the message is the event.
+        return trim(message, 1024), trim(culprit, MAX_SHORT), "message", trim(message, 1024)
     if values:
         exc = values[-1]
         type_ = exc.get("type") or "Error"
@@ -461,8 +478,7 @@ def describe(ev: dict[str, Any]) -> tuple[str, str, str, str]:
                 where = crash.get("module") or crash.get("filename") or "?"
                 culprit = f"{where} in {crash.get('function') or '?'}"
     else:
-        log = ev.get("logentry") or {}
-        value = (log.get("formatted") or log.get("message") or "").split("\n", 1)[0]
+        value = message
         type_ = "message" if value else "event"
         title = value or "<no message>"
     return trim(title, 1024), trim(culprit, MAX_SHORT), trim(type_, 256), trim(value, 1024)
@@ -491,6 +507,8 @@ def derived_tags(ev: dict[str, Any]) -> list[tuple[str, str]]:
     request = ev.get("request")
     if isinstance(request, dict) and isinstance(request.get("url"), str):
         tags["url"] = trim(request["url"].split("?", 1)[0], MAX_TAG_VALUE)
+    for key, value in useragent.tags(ev).items():
+        tags.setdefault(key, trim(value, MAX_TAG_VALUE))
     runtime = (ev.get("contexts") or {}).get("runtime")
     if isinstance(runtime, dict) and runtime.get("name"):
         tags["runtime"] = trim(f"{runtime['name']} {runtime.get('version', '')}".strip(), MAX_TAG_VALUE)

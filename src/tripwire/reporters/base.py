@@ -51,6 +51,9 @@ class Reporter:
     def send_checkin(self, checkin: dict[str, Any]) -> None:
         """Deliver a cron monitor check-in (Sentry ``check_in`` shape). Others ignore it."""
 
+    def send_feedback(self, feedback: dict[str, Any]) -> None:
+        """Deliver user feedback (a Sentry ``feedback`` event). Others ignore it."""
+
     def flush(self, timeout: float | None) -> bool:
         """Wait until everything handed over so far is delivered; False on timeout."""
         return True

@@ -18,6 +18,8 @@ class CapturedEvents(list[Event]):
         self.sessions: list[SessionBatch] = []
         #: Cron monitor check-ins (``tripwire.capture_checkin``, ``@tripwire.monitor(slug=...)``).
         self.checkins: list[dict[str, Any]] = []
+        #: User feedback (``tripwire.capture_feedback``), as the Sentry ``feedback`` event.
+        self.feedback: list[dict[str, Any]] = []
         self._cond = threading.Condition()
 
     def _add(self, event: Event) -> None:
@@ -59,4 +61,9 @@ class CaptureReporter(Reporter):
     def send_checkin(self, checkin: dict[str, Any]) -> None:
         with self.events._cond:
             self.events.checkins.append(checkin)
+            self.events._cond.notify_all()
+
+    def send_feedback(self, feedback: dict[str, Any]) -> None:
+        with self.events._cond:
+            self.events.feedback.append(feedback)
             self.events._cond.notify_all()

@@ -164,6 +164,17 @@ class SentryReporter(HttpReporter):
             )
         )
 
+    def send_feedback(self, feedback: dict[str, Any]) -> None:
+        self.submit(
+            Payload(
+                url=self.url,
+                body=envelope_items([({"type": "feedback", "content_type": _JSON}, _json(feedback))]),
+                categories={"feedback": 1},
+                kind="feedback",
+                meta={"header": self._envelope_header(feedback.get("event_id"))},
+            )
+        )
+
     def client_report(self, drops: Counter[Drop]) -> Payload | None:
         """A ``client_report`` envelope for ``drops``; None when there is nothing to report."""
         merged: Counter[tuple[str, str]] = Counter()

@@ -54,7 +54,9 @@ def test_only_admins_create_test_or_delete_rules(collector: Collector, web: http
     created = _create(web, project.id, on="regression", email="a@example.com", webhook=secret_url)
     rule_page = created.headers["location"]
     name = f"viewer-{uuid.uuid4().hex[:8]}"
-    collector.store.create_user(name, "viewer password 123")
+    viewer_user = collector.store.create_user(name, "viewer password 123")
+    # A member: other users do not see the project at all (404).
+    collector.store.add_project_member(project.id, viewer_user.id)
     with httpx.Client(base_url=collector.url, timeout=10) as viewer:
         assert login(viewer, name, "viewer password 123").status_code == 303
         page = viewer.get(rule_page)

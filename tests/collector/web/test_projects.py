@@ -125,7 +125,9 @@ def test_only_an_admin_may_change_the_attachment_budget(collector: Collector) ->
     """A user who is not an admin sees the budget without the form, and a POST is refused (403)."""
     project = collector.new_project("budget-user")
     name = f"viewer{time.monotonic_ns()}"
-    collector.store.create_user(name, PASSWORD)
+    viewer = collector.store.create_user(name, PASSWORD)
+    # A member: other users do not see the project at all (404).
+    collector.store.add_project_member(project.id, viewer.id)
     url = f"/projects/{project.id}/settings"
     with httpx.Client(base_url=collector.url, timeout=10) as client:
         assert login(client, name).status_code == 303

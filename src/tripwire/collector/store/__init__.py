@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from .base import (
     ISSUE_STATUSES,
+    MAX_ID,
+    ApiToken,
     Attachment,
     AttachmentUsage,
     Event,
@@ -16,6 +18,7 @@ from .base import (
     NotFound,
     OutcomeCount,
     Project,
+    ProjectKey,
     QueuedEnvelope,
     Release,
     SessionBucket,
@@ -27,6 +30,8 @@ from .base import (
 
 __all__ = [
     "ISSUE_STATUSES",
+    "MAX_ID",
+    "ApiToken",
     "Attachment",
     "AttachmentUsage",
     "Event",
@@ -39,6 +44,7 @@ __all__ = [
     "NotFound",
     "OutcomeCount",
     "Project",
+    "ProjectKey",
     "QueuedEnvelope",
     "Release",
     "SessionBucket",

@@ -172,6 +172,22 @@ class BatchWriter:
                 )
         return found
 
+    def _legacy_issues(
+        self, first: dict[tuple[int, str], DigestedEvent], issues: dict[tuple[int, str], list[Any]]
+    ) -> None:
+        """Keys without an issue join the issue of their previous-version key, if there is one:
+        a new grouping version never splits an existing issue."""
+        for key, e in sorted(first.items()):
+            if key in issues or not e.legacy_hash or e.legacy_hash == e.grouping_hash:
+                continue
+            row = self.c.one(
+                "SELECT id, status, resolved_in_release FROM issues"
+                " WHERE project_id = ? AND grouping_hash = ?",
+                (e.project_id, e.legacy_hash),
+            )
+            if row is not None:
+                issues[key] = list(row)
+
     def _issues(self, events: list[DigestedEvent], now: float) -> dict[tuple[int, str], list[Any]]:
         """Find or create the issue of every grouping key: key -> [id, status, resolved_in]."""
         c = self.c
@@ -194,6 +210,7 @@ class BatchWriter:
                     [project_id, *chunk],
                 ):
                     issues[(project_id, row[0])] = list(row[1:])
+        self._legacy_issues(first, issues)
         for key in sorted(k for k in first if k not in issues):
             e = first[key]
             row = c.one(

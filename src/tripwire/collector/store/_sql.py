@@ -17,10 +17,13 @@ from typing import Any
 
 from .. import _json
 from .. import secrets as _secrets
-from ._accounts import AccountsMixin
+from ._accounts import AccountsMixin, db_int
 from ._alerts import AlertsMixin
 from ._batch_writer import BatchWriter
+from ._feedback import FeedbackMixin
+from ._logs import LogsMixin
 from ._monitors import MonitorsMixin
+from ._project_access import ProjectAccessMixin
 from .base import (
     Attachment,
     AttachmentUsage,
@@ -116,7 +119,9 @@ class Cursor:
         return list(self.raw.fetchall())
 
 
-class SQLStore(AccountsMixin, AlertsMixin, MonitorsMixin, Store):
+class SQLStore(
+    AccountsMixin, ProjectAccessMixin, AlertsMixin, FeedbackMixin, LogsMixin, MonitorsMixin, Store
+):
     """Shared implementation of :class:`Store` over a DB-API connection pool."""
 
     #: SQL names of the two-argument min/max functions.
@@ -259,6 +264,11 @@ class SQLStore(AccountsMixin, AlertsMixin, MonitorsMixin, Store):
                 f" ON CONFLICT (name) DO NOTHING RETURNING {_PROJECT_COLUMNS}",
                 (name, _secrets.new_public_key(), time.time()),
             )
+            if row is not None:
+                c.ex(
+                    "INSERT INTO project_keys (public_key, project_id, created_at) VALUES (?, ?, ?)",
+                    (row[2], row[0], row[3]),
+                )
         if row is None:
             raise StoreError(f"project {name!r} already exists")
         return _project(row)
@@ -271,8 +281,17 @@ class SQLStore(AccountsMixin, AlertsMixin, MonitorsMixin, Store):
     def get_project(self, id_or_name: int | str) -> Project:
         with self._tx(write=False) as c:
             row = None
-            if isinstance(id_or_name, int) or str(id_or_name).isdigit():
-                row = c.one(f"SELECT {_PROJECT_COLUMNS} FROM projects WHERE id = ?", (int(id_or_name),))
+            ref = str(id_or_name)
+            # At most 19 ASCII digits ("²".isdigit() is True but int("²") fails, and int() refuses
+            # more than 4300 digits); an id past 2^63 or a name with NUL (PostgreSQL refuses it in
+            # text) can match nothing.
+            if "\x00" in ref:
+                raise NotFound(f"no project {id_or_name!r}")
+            if isinstance(id_or_name, int) or (ref.isascii() and ref.isdigit() and len(ref) <= 19):
+                with contextlib.suppress(NotFound):
+                    row = c.one(
+                        f"SELECT {_PROJECT_COLUMNS} FROM projects WHERE id = ?", (db_int(int(id_or_name)),)
+                    )
             if row is None:
                 row = c.one(f"SELECT {_PROJECT_COLUMNS} FROM projects WHERE name = ?", (str(id_or_name),))
         if row is None:
@@ -441,6 +460,8 @@ class SQLStore(AccountsMixin, AlertsMixin, MonitorsMixin, Store):
         writer.write(mine)
         # Alerts and cron monitors commit with what caused them (see store/_alerts.py).
         self._write_checkins(c, mine)
+        self._write_feedback(c, mine)
+        self._write_logs(c, mine)
         self._alerts_after_digest(c, writer, mine)
 
     # -- issues and events -------------------------------------------------------------------
@@ -662,6 +683,8 @@ class SQLStore(AccountsMixin, AlertsMixin, MonitorsMixin, Store):
         self, *, default_days: int, default_max_events: int, now: float, chunk: int = 5000
     ) -> int:
         deleted = 0
+        with self._tx() as c:
+            self._logs_retention(c, now)
         for project in self.list_projects():
             days = project.retention_days if project.retention_days is not None else default_days
             cap = (
@@ -689,6 +712,7 @@ class SQLStore(AccountsMixin, AlertsMixin, MonitorsMixin, Store):
                     self._delete_attachments(
                         c, "project_id = ? AND received_at < ?", (project.id, cutoff)
                     )
+                    self._feedback_retention(c, project.id, cutoff)
             if cap > 0:
                 with self._tx(write=False) as c:
                     row = c.one(

@@ -19,9 +19,13 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 from .alert_records import AlertStore, MonitorStore
+from .feedback_records import Feedback
+from .log_records import LogQuery, LogRecord
 
 IssueStatus = Literal["unresolved", "resolved", "ignored"]
 ISSUE_STATUSES: tuple[str, ...] = ("unresolved", "resolved", "ignored")
+#: The largest id either database can hold (a signed 64-bit integer): a bigger one names nothing.
+MAX_ID = 2**63 - 1
 
 
 class StoreError(Exception):
@@ -62,6 +66,33 @@ class User:
     username: str
     is_admin: bool
     created_at: float
+
+
+@dataclasses.dataclass(frozen=True)
+class ApiToken:
+    """An API token as listed: never its secret (only a hash of it is kept)."""
+
+    id: int
+    user_id: int
+    username: str
+    name: str
+    created_at: float
+    #: None: never expires.
+    expires_at: float | None
+
+
+@dataclasses.dataclass(frozen=True)
+class ProjectKey:
+    """One DSN public key of a project; a project has one or more (rotation overlaps them)."""
+
+    project_id: int
+    public_key: str
+    created_at: float
+
+    def dsn(self, public_url: str) -> str:
+        """The DSN that uses this key."""
+        scheme, _, rest = public_url.rstrip("/").partition("://")
+        return f"{scheme}://{self.public_key}@{rest}/{self.project_id}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -337,12 +368,68 @@ class Store(AlertStore, MonitorStore, abc.ABC):
         """Log a dashboard session out."""
 
     @abc.abstractmethod
-    def create_api_token(self, user_id: int, name: str = "") -> str:
+    def create_api_token(self, user_id: int, name: str = "", *, expires_at: float | None = None) -> str:
         """Create an API token for a user; return it (only its hash is kept: show it once)."""
 
     @abc.abstractmethod
+    def issue_api_token(
+        self, user_id: int, name: str = "", *, expires_at: float | None = None
+    ) -> tuple[ApiToken, str]:
+        """Like :meth:`create_api_token`, also returning the listed form (with its id)."""
+
+    @abc.abstractmethod
     def verify_api_token(self, token: str) -> User | None:
-        """The user owning an API token, or None."""
+        """The user owning an API token that has not expired, or None."""
+
+    @abc.abstractmethod
+    def list_api_tokens(self, user_id: int | None = None) -> list[ApiToken]:
+        """The tokens of one user (or of everyone), oldest first."""
+
+    @abc.abstractmethod
+    def revoke_api_token(self, token_id: int, *, user_id: int | None = None) -> None:
+        """Delete a token (only if it belongs to ``user_id`` when given). NotFound otherwise."""
+
+    @abc.abstractmethod
+    def take_login_slot(
+        self, address: str, account: str, *, limit: int, window: float, now: float
+    ) -> int | None:
+        """Count one login attempt of ``address`` for ``account`` before its password is checked,
+        unless either already has ``limit`` attempts in the last ``window`` seconds (then None).
+        Atomic across processes sharing the database. Returns the attempt's id."""
+
+    @abc.abstractmethod
+    def release_login_slot(self, slot: int) -> None:
+        """Forget one attempt (its password was right); earlier failures stay counted."""
+
+    # -- project keys and members ------------------------------------------------------------
+
+    @abc.abstractmethod
+    def list_project_keys(self, project_id: int | None = None) -> list[ProjectKey]:
+        """The DSN keys of a project (or of all projects), oldest first."""
+
+    @abc.abstractmethod
+    def add_project_key(self, project_id: int) -> ProjectKey:
+        """Add a fresh DSN key; it becomes the project's ``public_key``, the old ones stay valid."""
+
+    @abc.abstractmethod
+    def revoke_project_key(self, project_id: int, public_key: str) -> None:
+        """Remove a key (NotFound if it is not the project's; StoreError if it is the last one)."""
+
+    @abc.abstractmethod
+    def add_project_member(self, project_id: int, user_id: int) -> None:
+        """Let a user see and triage a project (idempotent)."""
+
+    @abc.abstractmethod
+    def remove_project_member(self, project_id: int, user_id: int) -> None:
+        """Take a project away from a user. NotFound if they were not a member."""
+
+    @abc.abstractmethod
+    def list_project_members(self, project_id: int) -> list[User]:
+        """The members of a project, by name (admins see every project without being members)."""
+
+    @abc.abstractmethod
+    def member_project_ids(self, user_id: int) -> set[int]:
+        """The ids of the projects a user is a member of."""
 
     # -- projects ----------------------------------------------------------------------------
 
@@ -457,6 +544,16 @@ class Store(AlertStore, MonitorStore, abc.ABC):
         self, project_id: int, *, issue_id: int | None = None, since: float, until: float
     ) -> list[HourlyCount]:
         """Events digested per hour in ``[since, until)`` (hours without events are omitted)."""
+
+    @abc.abstractmethod
+    def list_logs(self, project_id: int, query: LogQuery | None = None) -> list[LogRecord]:
+        """Log records of a project matching ``query``, newest first."""
+
+    @abc.abstractmethod
+    def list_feedback(
+        self, project_id: int, *, issue_id: int | None = None, limit: int = 100, offset: int = 0
+    ) -> list[Feedback]:
+        """User feedback of a project (or of one issue of it), newest first."""
 
     @abc.abstractmethod
     def list_attachments(self, project_id: int, event_id: str) -> list[Attachment]:

@@ -11,6 +11,8 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from .base import QueuedEnvelope
+from .feedback_records import FeedbackRow
+from .log_records import LogRow
 
 
 @dataclasses.dataclass
@@ -36,6 +38,8 @@ class DigestedEvent:
     data: bytes
     #: This event plus the occurrences an SDK counted but did not send (``contexts.repeats``).
     occurrences: int = 1
+    #: The key under the previous grouping version: an issue created before joins it.
+    legacy_hash: str | None = None
 
 
 @dataclasses.dataclass
@@ -103,6 +107,8 @@ class EnvelopeResult:
     outcomes: list[OutcomeRow] = dataclasses.field(default_factory=list)
     attachments: list[AttachmentRow] = dataclasses.field(default_factory=list)
     checkins: list[CheckInRow] = dataclasses.field(default_factory=list)
+    feedback: list[FeedbackRow] = dataclasses.field(default_factory=list)
+    logs: list[LogRow] = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -224,6 +224,45 @@ INSERT INTO attachment_usage (project_id, hour, hour_bytes, stored_bytes)
     SELECT project_id, 0, 0, SUM(size) FROM attachments GROUP BY project_id
 """
 
+
+# Accounts hardening: API tokens may expire; a project may have several DSN keys at once (rotation
+# with an overlap window); non-admin users see only the projects they are members of. Existing
+# keys and users are carried over so that upgrading changes nobody's access: every existing
+# non-admin user becomes a member of every existing project (remove them to narrow it down).
+# Failed logins are counted in the database, so collectors sharing it share one login throttle.
+_V5 = """
+ALTER TABLE api_tokens ADD COLUMN expires_at {float};
+
+CREATE TABLE project_keys (
+    public_key TEXT PRIMARY KEY,
+    project_id {bigint} NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+    created_at {float} NOT NULL
+);
+CREATE INDEX project_keys_project ON project_keys (project_id);
+INSERT INTO project_keys (public_key, project_id, created_at)
+    SELECT public_key, id, created_at FROM projects;
+
+CREATE TABLE project_members (
+    project_id {bigint} NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+    user_id {bigint} NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    created_at {float} NOT NULL,
+    PRIMARY KEY (project_id, user_id)
+);
+CREATE INDEX project_members_user ON project_members (user_id);
+INSERT INTO project_members (project_id, user_id, created_at)
+    SELECT p.id, u.id, p.created_at FROM projects p CROSS JOIN users u WHERE u.is_admin = 0;
+
+CREATE TABLE login_attempts (
+    id {pk},
+    address TEXT NOT NULL,
+    account TEXT NOT NULL,
+    at {float} NOT NULL
+);
+CREATE INDEX login_attempts_address ON login_attempts (address, at);
+CREATE INDEX login_attempts_account ON login_attempts (account, at);
+CREATE INDEX login_attempts_at ON login_attempts (at);
+"""
+
 # Alert rules, their per-subject state (cooldowns, digests), the counters of frequency and user
 # rules, and the outbox of notifications, written in the transaction of the change that caused
 # them and delivered by a background worker.
@@ -334,7 +373,52 @@ CREATE INDEX monitor_checkins_status ON monitor_checkins (status, started_at);
 CREATE INDEX monitor_checkins_monitor ON monitor_checkins (monitor_id, id)
 """
 
-_TEMPLATES: list[tuple[int, str]] = [(1, _V1), (2, _V2), (3, _V3), (4, _V4), (6, _V6), (7, _V7)]
+# User feedback (feedback and user_report items); the issue is found through the event id.
+_V11 = """
+CREATE TABLE feedback (
+    id {pk},
+    project_id {bigint} NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+    feedback_id TEXT NOT NULL,
+    message TEXT NOT NULL,
+    name TEXT,
+    email TEXT,
+    event_id TEXT,
+    url TEXT,
+    source TEXT NOT NULL,
+    received_at {float} NOT NULL,
+    UNIQUE (project_id, feedback_id)
+);
+CREATE INDEX feedback_event ON feedback (project_id, event_id)
+"""
+
+# Structured logs (log items), with a retention of their own.
+_V12 = """
+CREATE TABLE logs (
+    id {pk},
+    project_id {bigint} NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+    timestamp {float} NOT NULL,
+    received_at {float} NOT NULL,
+    level TEXT NOT NULL,
+    body TEXT NOT NULL,
+    trace_id TEXT,
+    attributes TEXT NOT NULL
+);
+CREATE INDEX logs_project ON logs (project_id, id);
+CREATE INDEX logs_trace ON logs (project_id, trace_id);
+CREATE INDEX logs_timestamp ON logs (timestamp)
+"""
+
+_TEMPLATES: list[tuple[int, str]] = [
+    (1, _V1),
+    (2, _V2),
+    (3, _V3),
+    (4, _V4),
+    (5, _V5),
+    (6, _V6),
+    (7, _V7),
+    (11, _V11),
+    (12, _V12),
+]
 
 
 def migrations(backend: str) -> list[tuple[int, list[str]]]:

@@ -1,7 +1,8 @@
 """The collector's web dashboard: server-rendered pages behind a login.
 
 The collector app mounts :func:`routes`. Every page needs a dashboard login (``/login``); every form
-carries a CSRF token; every HTML answer carries a strict Content-Security-Policy; every value that
+carries a CSRF token; a page of a project the user is not a member of is a 404 (admins see every
+project); every HTML answer carries a strict Content-Security-Policy; every value that
 came from an event is escaped by Jinja2's autoescape (see docs/dashboard.md).
 
 Pages:
@@ -11,8 +12,11 @@ Pages:
     /projects/{project}/issues                    issue list: status tabs, search, filters, sparklines
     /projects/{project}/issues/bulk               resolve/ignore/reopen ticked issues (POST)
     /projects/{project}/releases                  releases with sessions and crash-free rate
-    /projects/{project}/settings                  DSN, limits, client-report and intake counters;
-                                                  POST: an admin sets the attachment budget
+    /projects/{project}/settings                  DSN keys, members, limits, client-report and intake
+                                                  counters; POST: an admin sets the attachment budget
+    /projects/{project}/keys/rotate|revoke        add a DSN key / revoke one (POST, admins)
+    /projects/{project}/members/add|remove        add / remove a member (POST, admins)
+    /projects/{project}/tokens/create|revoke      create one's API token (shown once) / revoke (POST)
     /projects/{project}/alerts                    alert rules, and a form to add one (POST, admins)
     /projects/{project}/alerts/{rule_id}          a rule with its history; .../test, .../delete (POST)
     /projects/{project}/monitors                  cron monitors with a timeline of their last runs
@@ -34,7 +38,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
-from . import alerts, events, issues, monitors, projects
+from . import alerts, attachments, events, feedback, issues, logs, monitors, project_access, projects
 from ._auth import login_endpoints, login_required
 from ._render import STATIC_DIR
 
@@ -66,16 +70,28 @@ def routes(state: Any) -> list[BaseRoute]:
         page("/projects/{project}/issues/bulk", issues.bulk_status, ("POST",)),
         page("/projects/{project}/releases", projects.releases),
         page("/projects/{project}/settings", projects.settings, ("GET", "POST")),
+        page("/projects/{project}/keys/rotate", project_access.rotate_key, ("POST",)),
+        page("/projects/{project}/keys/revoke", project_access.revoke_key, ("POST",)),
+        page("/projects/{project}/members/add", project_access.add_member, ("POST",)),
+        page("/projects/{project}/members/remove", project_access.remove_member, ("POST",)),
+        page("/projects/{project}/tokens/create", project_access.create_token, ("POST",)),
+        page("/projects/{project}/tokens/revoke", project_access.revoke_token, ("POST",)),
         page("/projects/{project}/alerts", alerts.alert_list, ("GET", "POST")),
-        page("/projects/{project}/alerts/{rule_id:int}", alerts.alert_detail),
-        page("/projects/{project}/alerts/{rule_id:int}/test", alerts.alert_test, ("POST",)),
-        page("/projects/{project}/alerts/{rule_id:int}/delete", alerts.alert_delete, ("POST",)),
+        page("/projects/{project}/alerts/{rule_id:id}", alerts.alert_detail),
+        page("/projects/{project}/alerts/{rule_id:id}/test", alerts.alert_test, ("POST",)),
+        page("/projects/{project}/alerts/{rule_id:id}/delete", alerts.alert_delete, ("POST",)),
         page("/projects/{project}/monitors", monitors.monitor_list),
         page("/projects/{project}/monitors/{slug}", monitors.monitor_detail),
-        page("/issues/{issue_id:int}", issues.issue_detail),
-        page("/issues/{issue_id:int}/status", issues.issue_status, ("POST",)),
-        page("/issues/{issue_id:int}/events/{event_id}", events.event_detail),
-        page("/issues/{issue_id:int}/events/{event_id}/json", events.event_json),
-        page("/issues/{issue_id:int}/events/{event_id}/md", events.event_md),
+        page("/projects/{project}/feedback", feedback.feedback_list),
+        page("/projects/{project}/logs", logs.log_list),
+        page("/issues/{issue_id:id}", issues.issue_detail),
+        page("/issues/{issue_id:id}/status", issues.issue_status, ("POST",)),
+        page("/issues/{issue_id:id}/events/{event_id}", events.event_detail),
+        page("/issues/{issue_id:id}/events/{event_id}/json", events.event_json),
+        page("/issues/{issue_id:id}/events/{event_id}/md", events.event_md),
+        page(
+            "/issues/{issue_id:id}/events/{event_id}/attachments/{attachment_id:id}",
+            attachments.attachment_download,
+        ),
         Mount("/static", app=_Static(directory=str(STATIC_DIR)), name="static"),
     ]

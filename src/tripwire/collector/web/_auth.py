@@ -4,17 +4,16 @@
   its hash); it is HttpOnly, SameSite=Lax, and Secure when the page was served over HTTPS.
 - Every POST carries a CSRF token. Logged in, it is an HMAC of the session token, so it needs no
   storage and dies with the session; on the login form (no session yet) it is a double-submit cookie.
-- Failed logins are throttled per client address so the password cannot be guessed at full speed.
+- Failed logins are throttled per client address and per account (:class:`LoginThrottle`), so a
+  password cannot be guessed at full speed from one address or from many.
 """
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 import hashlib
 import hmac
 import secrets
-import threading
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -24,8 +23,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from .. import access
 from ..config import CollectorConfig
-from ..store import Store, User
+from ..store import NotFound, Store, User
 from ._render import SECURITY_HEADERS, render
 
 SESSION_COOKIE = "tripwire_session"
@@ -47,13 +47,15 @@ class Page:
     csrf_token: str
     #: The submitted fields of a POST (strings only), else an empty dict.
     form: dict[str, str]
+    #: Makes ingest see changed DSN keys at once (the collector's key cache).
+    keys_changed: Callable[[], None] = lambda: None
 
     def render(self, template: str, status_code: int = 200, **context: Any) -> Response:
         """Render a dashboard template with the common context (user, CSRF token, projects)."""
         base = {
             "user": self.user,
             "csrf_token": self.csrf_token,
-            "projects": self.store.list_projects(),
+            "projects": access.visible_projects(self.store, self.user),
             "path": self.request.url.path,
         }
         return render(template, {**base, **context}, status_code=status_code)
@@ -99,7 +101,10 @@ async def _read_form(request: Request) -> dict[str, str] | Response:
     if int(length) > MAX_FORM_BYTES:
         return render("error.html", _error_context(413, "Form too large."), status_code=413)
     async with request.form(max_files=0, max_fields=50) as form:
-        return {key: value for key, value in form.items() if isinstance(value, str)}
+        fields = {key: value for key, value in form.items() if isinstance(value, str)}
+    if access.invalid_input({}, fields.items()):
+        return render("error.html", _error_context(400, "Form fields must not contain NUL."), status_code=400)
+    return fields
 
 
 def _error_context(status: int, message: str) -> dict[str, Any]:
@@ -144,50 +149,73 @@ def _dispatch(state: Any, handler: PageHandler, request: Request, form: dict[str
             ),
             status_code=403,
         )
-    page = Page(request=request, store=store, config=state.config, user=user, csrf_token=csrf, form=form)
+    page = Page(
+        request=request,
+        store=store,
+        config=state.config,
+        user=user,
+        csrf_token=csrf,
+        form=form,
+        keys_changed=state.projects.invalidate,
+    )
+    refused = access.invalid_input(request.path_params, request.query_params.multi_items())
+    if refused == 400:
+        return page.render("error.html", status_code=400, status=400, message="Invalid query parameter.")
+    try:
+        if refused:
+            raise NotFound("not found")
+        # A project the user may not see is answered like a missing one.
+        access.check_path(store, user, request.path_params)
+    except NotFound:
+        return page.render("error.html", status_code=404, status=404, message="Not found.")
     return handler(page)
 
 
 class LoginThrottle:
-    """Counts failed logins per client address and refuses more than ``limit`` per ``window``."""
+    """Refuses logins once an address or an account has ``limit`` failed or pending attempts in
+    the last ``window`` seconds.
 
-    def __init__(self, limit: int = 20, window: float = 600.0, max_clients: int = 10_000) -> None:
+    A slot is taken *before* the password is checked (so racing requests cannot all pass the
+    check before any failure is counted), stays counted when the password is wrong and is given
+    back when it is right. A success never forgets earlier failures, of its own account or of
+    anyone else's: an attacker holding a low-privilege account cannot reset the count of the
+    address by logging in between guesses. Counts are kept per address and per account name
+    (lower-cased), so spreading guesses over many addresses does not help either; and they are
+    kept in the database, so collectors sharing it share them (and a restart forgets nothing).
+    """
+
+    def __init__(
+        self, store: Store, limit: int = 20, window: float = 600.0, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.store = store
         self.limit = limit
         self.window = window
-        self.max_clients = max_clients
-        self._failures: collections.OrderedDict[str, list[float]] = collections.OrderedDict()
-        self._lock = threading.Lock()
+        # Wall-clock time: it is compared with other processes' attempts.
+        self._clock = clock
 
-    def blocked(self, client: str, now: float | None = None) -> bool:
-        """True if ``client`` failed too often recently."""
-        now = time.monotonic() if now is None else now
-        with self._lock:
-            recent = [t for t in self._failures.get(client, ()) if now - t < self.window]
-            if recent:
-                self._failures[client] = recent
-            else:
-                self._failures.pop(client, None)
-            return len(recent) >= self.limit
+    def acquire(self, address: str, username: str) -> int | None:
+        """A slot for one password check, or None when the address or the account is locked."""
+        # The account is kept as a hash: people type passwords into the user name field.
+        account = hashlib.sha256(username.strip().lower().encode(errors="replace")).hexdigest()
+        return self.store.take_login_slot(
+            address[:200],
+            account,
+            limit=self.limit,
+            window=self.window,
+            now=self._clock(),
+        )
 
-    def failed(self, client: str, now: float | None = None) -> None:
-        """Record one failed login of ``client``."""
-        now = time.monotonic() if now is None else now
-        with self._lock:
-            self._failures.setdefault(client, []).append(now)
-            self._failures.move_to_end(client)
-            # Bounded memory: forget the clients that failed longest ago.
-            while len(self._failures) > self.max_clients:
-                self._failures.popitem(last=False)
+    def failed(self, slot: int) -> None:
+        """The password was wrong: the slot stays counted until the window passes."""
 
-    def succeeded(self, client: str) -> None:
-        """Forget the failures of ``client``."""
-        with self._lock:
-            self._failures.pop(client, None)
+    def succeeded(self, slot: int) -> None:
+        """The password was right: give this one slot back (earlier failures stay counted)."""
+        self.store.release_login_slot(slot)
 
 
 def login_endpoints(state: Any) -> tuple[Callable[[Request], Awaitable[Response]], ...]:
     """The login form (GET and POST) and logout endpoints bound to ``state``."""
-    throttle = LoginThrottle()
+    throttle = LoginThrottle(state.store)
 
     def show_form(
         request: Request, error: str = "", status: int = 200, username: str = "", target: str | None = None
@@ -221,15 +249,18 @@ def login_endpoints(state: Any) -> tuple[Callable[[Request], Awaitable[Response]
         expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
         if not expected or not hmac.compare_digest(parsed.get(CSRF_FIELD, ""), expected):
             return show_form(request, "Your login form expired. Please try again.", 403, target=target)
+        # Behind a reverse proxy, uvicorn puts the forwarded client address here when the proxy
+        # is trusted (--forwarded-allow-ips / $FORWARDED_ALLOW_IPS); see docs/collector.md.
         client = request.client.host if request.client else "unknown"
         username = parsed.get("username", "").strip()[:200]
-        if throttle.blocked(client):
+        slot = await run_in_threadpool(throttle.acquire, client, username)
+        if slot is None:
             return show_form(request, "Too many failed logins. Wait a few minutes.", 429, username, target)
         user = await run_in_threadpool(store.verify_password, username, parsed.get("password", ""))
         if user is None:
-            throttle.failed(client)
+            throttle.failed(slot)
             return show_form(request, "Wrong username or password.", 401, username, target)
-        throttle.succeeded(client)
+        await run_in_threadpool(throttle.succeeded, slot)
         token = await run_in_threadpool(store.create_web_session, user.id, SESSION_TTL)
         response = redirect(safe_next(parsed.get("next")))
         _set_cookie(response, request, SESSION_COOKIE, token, max_age=int(SESSION_TTL))

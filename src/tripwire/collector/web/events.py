@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from starlette.responses import Response
 
 from ..store import Event, Issue, NotFound, Project
+from ..store.log_records import LogQuery, LogRecord
 from ._auth import Page
 from ._event_view import event_view
 from ._markdown import event_markdown
 from ._render import SECURITY_HEADERS
+from .attachments import attachment_views
 from .issues import not_found
 
 
@@ -44,7 +47,18 @@ def event_detail(page: Page) -> Response:
         view=event_view(event.data),
         newer=newer,
         older=older,
+        attachments=attachment_views(page.store, project.id, event.event_id),
+        trace_logs=trace_logs(page, project.id, event.data),
     )
+
+
+def trace_logs(page: Page, project_id: int, data: dict[str, Any]) -> list[LogRecord]:
+    """The logs of the event's trace (``contexts.trace.trace_id``), newest first, at most 100."""
+    trace = (data.get("contexts") or {}).get("trace")
+    trace_id = trace.get("trace_id") if isinstance(trace, dict) else None
+    if not isinstance(trace_id, str) or not trace_id:
+        return []
+    return page.store.list_logs(project_id, LogQuery(trace_id=trace_id.lower(), limit=100))
 
 
 def _neighbours(page: Page, issue: Issue, event: Event) -> tuple[str | None, str | None]:

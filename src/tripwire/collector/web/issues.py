@@ -9,6 +9,7 @@ from urllib.parse import urlencode
 
 from starlette.responses import Response
 
+from ..access import MAX_ID
 from ..search import parse_query
 from ..store import ISSUE_STATUSES, Issue, IssueQuery, NotFound, Project, StoreError
 from ._auth import Page, redirect
@@ -30,8 +31,7 @@ def not_found(page: Page, what: str) -> Response:
 
 def project_of(page: Page) -> Project:
     """The project named (or numbered) in the URL; NotFound if there is none."""
-    ref = str(page.request.path_params["project"])
-    return page.store.get_project(int(ref) if ref.isdigit() else ref)
+    return page.store.get_project(str(page.request.path_params["project"]))
 
 
 def issue_list(page: Page) -> Response:
@@ -175,6 +175,7 @@ def issue_detail(page: Page) -> Response:
         chart=chart,
         tags=[(key, shares(values)) for key, values in tags.items()],
         activity=store.issue_activity(issue.id),
+        feedback=store.list_feedback(project.id, issue_id=issue.id, limit=50),
         latest=latest,
         view=event_view(latest.data) if latest else None,
         events=events[:20],
@@ -246,7 +247,12 @@ def bulk_status(page: Page) -> Response:
     status = ACTIONS.get(page.form.get("action", ""))
     if status is None or page.form.get("action") == "resolve_in_release":
         return page.render("error.html", status_code=400, status=400, message="Unknown action.")
-    ids = [int(v) for k, v in page.form.items() if k.startswith("issue_") and v.isdigit()]
+    ids = [
+        int(v)
+        for k, v in page.form.items()
+        # ASCII digits, at most 19 of them: int() refuses Unicode digits and > 4300 digits.
+        if k.startswith("issue_") and v.isascii() and v.isdigit() and len(v) <= 19 and int(v) <= MAX_ID
+    ]
     for issue_id in ids[:PAGE_SIZE]:
         try:
             if page.store.get_issue(issue_id).project_id == project.id:

@@ -7,7 +7,9 @@ import time
 
 from starlette.responses import Response
 
-from ..store import NotFound
+from .. import item_types
+from ..access import visible_projects
+from ..store import NotFound, Project
 from ._auth import Page, redirect
 from ._charts import shares
 from .issues import not_found, project_of
@@ -15,13 +17,15 @@ from .issues import not_found, project_of
 
 def home(page: Page) -> Response:
     """``GET /``: the issue list of the first project."""
-    projects = page.store.list_projects()
+    projects = visible_projects(page.store, page.user)
     if not projects:
         return page.render(
             "error.html",
             status_code=404,
             status=404,
-            message="No project yet. Create one with `tripwire project create NAME`.",
+            message="No project yet. Create one with `tripwire project create NAME`."
+            if page.user.is_admin
+            else "You are not a member of any project yet. Ask an admin to add you.",
         )
     return redirect(f"/projects/{projects[0].id}/issues")
 
@@ -116,6 +120,13 @@ def settings(page: Page) -> Response:
         else:
             page.store.update_project(project.id, **changes)
             return redirect(f"/projects/{project.id}/settings")
+    return render_settings(page, project, error=error)
+
+
+def render_settings(
+    page: Page, project: Project, *, error: str = "", new_token: str | None = None, status_code: int = 200
+) -> Response:
+    """The Settings page of ``project`` (``new_token``: an API token just created, shown once)."""
     store = page.store
     since = time.time() - 30 * 86400
     config = page.config
@@ -124,7 +135,7 @@ def settings(page: Page) -> Response:
     total = project.attachment_bytes_total
     return page.render(
         "settings.html",
-        status_code=400 if error else 200,
+        status_code=400 if error else status_code,
         project=project,
         dsn=project.dsn(_public_url(page)),
         event_count=store.count_events(project.id),
@@ -135,6 +146,10 @@ def settings(page: Page) -> Response:
         retention_max_events=project.retention_max_events
         if project.retention_max_events is not None
         else config.retention_max_events,
+        keys=store.list_project_keys(project.id),
+        members=store.list_project_members(project.id),
+        tokens=store.list_api_tokens(None if page.user.is_admin else page.user.id),
+        new_token=new_token,
         attachment_per_hour=config.attachment_bytes_per_hour if per_hour is None else per_hour,
         attachment_total=config.attachment_bytes_total if total is None else total,
         attachment_hour_bytes=usage.used_in(float(int(time.time() // 3600) * 3600)),
@@ -142,4 +157,16 @@ def settings(page: Page) -> Response:
         budget_error=error,
         client_outcomes=store.outcomes(project.id, source="client", since=since),
         intake_outcomes=store.outcomes(project.id, source="intake", since=since),
+        not_stored=_not_stored(page, project.id),
     )
+
+
+def _not_stored(page: Page, project_id: int) -> list[tuple[str, int, str]]:
+    """What arrived in the last 24 hours with no home here: (item type, count, why)."""
+    rows = page.store.outcomes(project_id, source="intake", since=time.time() - 86400)
+    out = []
+    for row in rows:
+        known = item_types.lookup(row.category)
+        if row.reason == item_types.NOT_STORED and known is not None:
+            out.append((row.category, row.quantity, known.home))
+    return sorted(out, key=lambda r: -r[1])
