@@ -22,7 +22,8 @@ from .conftest import run_python
 Start = Callable[..., CapturedEvents]
 
 DEFAULTS = [
-    "context", "logging", "excepthook", "threading", "asyncio", "stdlib", "httpx", "aiohttp", "tornado", "sanic"
+    "context", "logging", "excepthook", "threading", "asyncio", "stdlib", "httpx",
+    "aiohttp", "tornado", "sanic",
 ]
 
 
