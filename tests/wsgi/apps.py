@@ -74,6 +74,10 @@ def plain_app(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         time.sleep(0.01)  # let the other requests' handlers run in between
         tripwire.add_breadcrumb(f"crumb of {who}")
         raise ValueError(f"failed for {who}")
+    if path == "/message":
+        start_response("201 Created", [("Content-Type", "text/plain")])
+        tripwire.capture_message("made it")
+        return [b"created"]
     if path == "/unavailable":
         start_response("503 Service Unavailable", [("Content-Type", "text/plain")])
         return [b"down"]

@@ -206,6 +206,19 @@ def test_failed_status_codes_report_a_response_with_such_a_status(events: Captur
     assert event["logentry"]["message"] == "GET /unavailable returned 503"
 
 
+@pytest.mark.parametrize("track", [False, True])
+def test_track_response_status_puts_the_status_sent_in_the_requests_breadcrumb(
+    events: CapturedEvents, track: bool
+) -> None:
+    app = TripwireMiddleware(apps.plain_app, track_response_status=track)
+    with waitress_server(app) as address:
+        assert request(address, "GET", "/message").status == 201
+    (event,) = settle(events, 1)
+    crumb = event["breadcrumbs"]["values"][0]
+    assert crumb["category"] == "http.server"
+    assert crumb["data"].get("status_code") == (201 if track else None)
+
+
 def test_without_a_client_the_app_runs_untouched() -> None:
     result = TripwireMiddleware(apps.plain_app)(_environ("/ok"), _start)
     assert result == [b"ok"]
