@@ -4,6 +4,8 @@ Variants:
     bare      Flask, no SDK
     tripwire  tripwire.init(dsn=<sink>) + ``app.wsgi_app = tripwire.wsgi.TripwireMiddleware(app.wsgi_app)``
     sentry    sentry_sdk.init(dsn=<sink>) with its auto-enabled Flask integration, tracing off
+    tripwire-nosessions  the same with auto_session_tracking=False (what-if: under callgrind a run
+              lasts minutes, so the once-a-minute session flush lands in the per-request figure)
     bugsnag   bugsnag.configure(endpoints=<sink>) + bugsnag.wsgi.middleware.BugsnagMiddleware
 
 Every SDK gets the same release, reports to the loopback sink at ``sink_url`` and is otherwise left at
@@ -45,11 +47,14 @@ def build(variant: str, sink_url: str) -> Any:
     app = flask_app()
     if variant == "bare" or variant == "sentry":
         return app
-    if variant == "tripwire":
+    if variant.startswith("tripwire"):
         import tripwire
         from tripwire.wsgi import TripwireMiddleware
 
-        tripwire.init(dsn, release=RELEASE)
+        extra: dict[str, Any] = {}
+        if variant == "tripwire-nosessions":
+            extra["auto_session_tracking"] = False
+        tripwire.init(dsn, release=RELEASE, **extra)
         app.wsgi_app = TripwireMiddleware(app.wsgi_app)  # type: ignore[method-assign]
         return app
     if variant == "bugsnag":
