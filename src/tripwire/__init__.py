@@ -22,6 +22,7 @@ from ._api import (
     isolation_scope,
     last_event_id,
     new_scope,
+    notify,
     set_context,
     set_extra,
     set_fingerprint,
@@ -36,6 +37,16 @@ from ._client import Client
 from ._exceptions import ConfigurationError
 from ._feedback import capture_feedback
 from ._monitor import capture, capture_checkin, end_session, monitor, start_session
+from ._scope_api import (
+    Scope,
+    add_event_processor,
+    configure_scope,
+    get_current_scope,
+    get_global_scope,
+    get_isolation_scope,
+    push_scope,
+)
+from ._serverless import serverless
 from ._version import __version__
 
 if TYPE_CHECKING:
@@ -46,8 +57,10 @@ if TYPE_CHECKING:
 __all__ = [
     "Client",
     "ConfigurationError",
+    "Scope",
     "__version__",
     "add_breadcrumb",
+    "add_event_processor",
     "aflush",
     "capture",
     "capture_checkin",
@@ -55,14 +68,21 @@ __all__ = [
     "capture_feedback",
     "capture_message",
     "close",
+    "configure_scope",
     "end_session",
     "flush",
     "get_client",
+    "get_current_scope",
+    "get_global_scope",
+    "get_isolation_scope",
     "init",
     "isolation_scope",
     "last_event_id",
     "monitor",
     "new_scope",
+    "notify",
+    "push_scope",
+    "serverless",
     "set_context",
     "set_extra",
     "set_fingerprint",

@@ -151,7 +151,8 @@ def capture_exception(error: BaseException | None = None, **scope_kwargs: Any) -
     """Report an exception (default: the one being handled). Returns the event id, or None.
 
     ``scope_kwargs`` apply to this event only: ``tags``, ``extras``, ``contexts``, ``user``,
-    ``level``, ``fingerprint``.
+    ``level``, ``fingerprint``; BugSnag's ``severity``, ``metadata``, ``context``, ``grouping_hash``;
+    and ``message``: what was happening, sent with the exception (asphalt's ``report_exception``).
     """
     client = _globals.client
     if client is None:
@@ -160,6 +161,12 @@ def capture_exception(error: BaseException | None = None, **scope_kwargs: Any) -
     if event_id is not None:
         _scope.isolation_holder().last_event_id = event_id
     return event_id
+
+
+def notify(exception: BaseException | None = None, **options: Any) -> str | None:
+    """BugSnag's ``bugsnag.notify(exc, context=, metadata=, severity=, user=, grouping_hash=)``:
+    :func:`capture_exception` with those keywords (it takes them too)."""
+    return capture_exception(exception, **options)
 
 
 def capture_message(message: str, level: str = "info", **scope_kwargs: Any) -> str | None:
@@ -177,7 +184,7 @@ def capture_message(message: str, level: str = "info", **scope_kwargs: Any) -> s
 
 
 def add_breadcrumb(
-    message: str | None = None,
+    message: str | Breadcrumb | None = None,
     *,
     category: str | None = None,
     level: str = "info",
@@ -185,11 +192,28 @@ def add_breadcrumb(
     data: Mapping[str, Any] | None = None,
     hint: Hint | None = None,
 ) -> None:
-    """Record something that happened, to be sent with the next event of this unit of work."""
+    """Record something that happened, to be sent with the next event of this unit of work.
+
+    ``message`` may also be a whole breadcrumb dict (sentry-sdk's ``add_breadcrumb(crumb)``).
+    """
     client = _globals.client
     if client is None or client.options.max_breadcrumbs == 0:
         return
     crumb: Breadcrumb = {"timestamp": time.time(), "type": type, "level": level}
+    if isinstance(message, Mapping):
+        # sentry-sdk's positional form, ``add_breadcrumb({"message": ..., "category": ...})``;
+        # keywords given beside it win.
+        try:
+            crumb.update(message)
+            if data:
+                crumb["data"] = dict(data)
+        except Exception:
+            logger.warning("tripwire: add_breadcrumb could not read the breadcrumb it was given")
+            return
+        if category is not None:
+            crumb["category"] = category
+        client.add_breadcrumb(crumb, hint)
+        return
     if message is not None:
         crumb["message"] = message
     if category is not None:

@@ -18,6 +18,8 @@ from typing import Any
 
 from . import _deferred, _scope
 from ._capture import CaptureItem
+from ._capture_args import ALIASES, translate_aliases, with_session
+from ._crumb_types import bugsnag_type
 from ._dedupe import ReportedRegistry
 from ._log import logger
 from ._options import Options
@@ -62,6 +64,8 @@ class Client:
         for reporter in self.reporters:
             reporter.configure(options)
             reporter.bind(self.stats)
+        self._error_crumbs = any(r.error_breadcrumbs for r in self.reporters)
+        self._link_sessions = any(r.links_sessions for r in self.reporters)
         self._ignore_types = tuple(e for e in options.ignore_errors if isinstance(e, type))
         self._ignore_names = frozenset(e for e in options.ignore_errors if isinstance(e, str))
         self._worker = Worker(
@@ -74,13 +78,22 @@ class Client:
         self._closed = False
         self._scrubber: Scrubber | None = None
         #: Error-storm protection (see _repeats); None when ``repeat_limit`` is off.
-        self.repeats = RepeatLimiter(options.repeat_limit) if options.repeat_limit else None
+        self.repeats: RepeatLimiter | None = None
+        if options.repeat_limit:
+            self.repeats = RepeatLimiter(
+                options.repeat_limit,
+                emit=self._send_coalesced,
+                discard=lambda n: self.stats.record("repeat_limit", quantity=n),
+            )
         #: Release health (per-minute request counts); None without a release: then no session work.
         self.sessions: SessionAggregator | None = None
-        if options.release:
+        # Without a release of the app's, a backend's own (BugSnag's app_version) names it.
+        own = (r.default_release for r in self.reporters if r.default_release)
+        release = options.release or next(own, None)
+        if release:
             self.sessions = SessionAggregator(
                 self.submit_sessions,
-                release=options.release,
+                release=release,
                 environment=options.environment,
                 auto=options.auto_session_tracking,
                 on_drop=lambda n: self.stats.record("queue_full", "session", n),
@@ -96,7 +109,11 @@ class Client:
 
     @staticmethod
     def _reporters_from_options(options: Options) -> list[Reporter]:
-        reporters = [create_reporter(spec) for spec in options.reporters]
+        defaults = dict(options.reporter_defaults)
+        reporters = [
+            create_reporter({**defaults, **spec} if defaults and isinstance(spec, Mapping) else spec)
+            for spec in options.reporters
+        ]
         if options.dsn is not None:
             reporters.insert(0, SentryReporter(dsn=str(options.dsn), options=options))
         return reporters
@@ -125,6 +142,11 @@ class Client:
     ) -> str | None:
         """Report ``error`` (default: the exception being handled); the event id, or None if dropped."""
         try:
+            message = None
+            if scope_kwargs:
+                message = scope_kwargs.pop("message", None)
+                if ALIASES.intersection(scope_kwargs):
+                    event = translate_aliases(scope_kwargs, event)
             exc: object = error if error is not None else sys.exc_info()[1]
             if isinstance(exc, tuple) and len(exc) == 3:
                 exc = exc[1]  # an exc_info tuple, as sentry_sdk.capture_exception accepts
@@ -144,12 +166,24 @@ class Client:
                 return None
             self.reported.mark(exc)
             # Release health counts every occurrence, also those the repeat limit coalesces.
-            self._mark_session(mechanism)
+            session = self._mark_session(mechanism)
+            if session is not None and self._link_sessions:
+                event = with_session(event, session)
             repeats = 0
+            key = None
             if self.repeats is not None:
-                repeats = self._admit(exception_key(exc, self._fingerprint(scope_kwargs)))
-                if repeats < 0:
-                    return None
+                key = exception_key(exc, self._fingerprint(scope_kwargs))
+                repeats = self._admit(key)
+            if not isinstance(message, str | None):
+                message = safe_repr(message, 8192)
+            if repeats < 0:
+                # Kept as a plain tuple (a CaptureItem costs ~3 µs more): the error's final event,
+                # if it is the last occurrence when the count is sent (see _send_coalesced).
+                self._keep_coalesced(key, (
+                    time.time(), "error", _scope.snapshot(), exc, mechanism, message, event or {},
+                    scope_kwargs, hint or {}, threading.get_ident(), _scope.trace_id(),
+                ))
+                return None
             item = CaptureItem(
                 event_id=_new_event_id(),
                 timestamp=time.time(),
@@ -157,6 +191,8 @@ class Client:
                 scope=_scope.snapshot(),
                 exc=exc,
                 mechanism=mechanism,
+                # What was happening (asphalt's ``report_exception(ctx, message, exc)``): the logentry.
+                message=message,
                 event=event or {},
                 overrides=_overrides(scope_kwargs),
                 hint=hint or {},
@@ -165,7 +201,10 @@ class Client:
                 trace_id=_scope.trace_id(),
                 repeats=repeats,
             )
-            return self._enqueue(item)
+            event_id = self._enqueue(item)
+            if event_id is not None and self._error_crumbs:
+                self._error_breadcrumb(exc, item)
+            return event_id
         except Exception:
             logger.exception("tripwire: capture_exception failed; nothing was reported")
             return None
@@ -181,22 +220,33 @@ class Client:
     ) -> str | None:
         """Report a message; the event id, or None if dropped."""
         try:
+            if scope_kwargs and ALIASES.intersection(scope_kwargs):
+                event = translate_aliases(scope_kwargs, event)
             if self.options.sample_rate < 1.0 and _deferred.random() >= self.options.sample_rate:
                 self.stats.record("sample_rate")
                 return None
             if level in ("error", "fatal"):
-                self._mark_session({"handled": True})
+                session = self._mark_session({"handled": True})
+                if session is not None and self._link_sessions:
+                    event = with_session(event, session)
             repeats = 0
+            key = None
             if self.repeats is not None:
-                repeats = self._admit(_message_key(message, level, event, self._fingerprint(scope_kwargs)))
-                if repeats < 0:
-                    return None
+                key = _message_key(message, level, event, self._fingerprint(scope_kwargs))
+                repeats = self._admit(key)
+            text = message if isinstance(message, str) else safe_repr(message, 8192)
+            if repeats < 0:
+                self._keep_coalesced(key, (
+                    time.time(), level, _scope.snapshot(), None, None, text, event or {},
+                    scope_kwargs, hint or {}, threading.get_ident(), _scope.trace_id(),
+                ))
+                return None
             item = CaptureItem(
                 event_id=_new_event_id(),
                 timestamp=time.time(),
                 level=level,
                 scope=_scope.snapshot(),
-                message=message if isinstance(message, str) else safe_repr(message, 8192),
+                message=text,
                 event=event or {},
                 overrides=_overrides(scope_kwargs),
                 hint=hint or {},
@@ -224,17 +274,57 @@ class Client:
             if result is None:
                 return
             crumb = result
+        enabled = self.options.enabled_breadcrumb_types
+        if enabled is not None and bugsnag_type(crumb) not in enabled:
+            return
         holder = _scope.current_holder()
         holder.data = holder.data.with_breadcrumb(crumb, max_breadcrumbs)
 
     def _admit(self, key: ErrorKey | None) -> int:
-        """Earlier occurrences this one stands for; -1 (and counted) when over the repeat limit."""
+        """Earlier occurrences this one stands for; -1 when over the repeat limit (the limiter
+        counts it as ``repeat_limit`` unless it is kept as its error's final event)."""
         assert self.repeats is not None
         admitted = self.repeats.admit(key)
-        if admitted is None:
-            self.stats.record("repeat_limit")
-            return -1
-        return admitted
+        return -1 if admitted is None else admitted
+
+    def _error_breadcrumb(self, exc: BaseException, item: CaptureItem) -> None:
+        """BugSnag's automatic "error report" breadcrumb, left on the scope after the error."""
+        level = str(item.overrides.get("level") or item.scope.level or item.level)
+        handled = True if item.mechanism is None else bool(item.mechanism.get("handled", True))
+        crumb: Breadcrumb = {
+            "timestamp": item.timestamp,
+            "type": "error",
+            "category": "error",
+            "level": level,
+            "message": type(exc).__name__,
+            "data": {
+                "errorClass": type(exc).__qualname__,
+                "message": _safe_text(exc),
+                "unhandled": not handled,
+                "severity": level,
+            },
+        }
+        self.add_breadcrumb(crumb)
+
+    def _keep_coalesced(self, key: ErrorKey | None, occurrence: tuple[Any, ...]) -> None:
+        assert self.repeats is not None
+        self.repeats.keep(key, occurrence)
+
+    def _send_coalesced(self, pending: list[tuple[Any, int]]) -> None:
+        """Queue the final event of each error with coalesced occurrences, carrying their count."""
+        for occurrence, others in pending:
+            ts, level, scope, exc, mechanism, message, event, scope_kwargs, hint, thread, trace = occurrence
+            item = CaptureItem(
+                _new_event_id(), ts, level, scope, exc, mechanism, message, event,
+                _overrides(scope_kwargs), hint, thread, None, trace,
+                # Its ``others`` are already counted as repeat_limit; a full queue counts it (queue_full).
+                others,
+            )
+            self._enqueue(item)
+
+    def _send_all_coalesced(self) -> None:
+        if self.repeats is not None:
+            self._send_coalesced(self.repeats.take_pending())
 
     @staticmethod
     def _fingerprint(scope_kwargs: Mapping[str, Any]) -> Any:
@@ -258,11 +348,12 @@ class Client:
             logger.debug("tripwire: could not snapshot live locals", exc_info=True)
             return None
 
-    def _mark_session(self, mechanism: Mechanism | None) -> None:
+    def _mark_session(self, mechanism: Mechanism | None) -> Any:
         session = _scope.isolation_holder().session
         if session is not None:
             handled = True if mechanism is None else bool(mechanism.get("handled", True))
             session.mark_error(handled=handled)
+        return session
 
     def _enqueue(self, item: CaptureItem) -> str | None:
         if self._closed:
@@ -365,6 +456,7 @@ class Client:
     def process_pending(self, timeout: float | None = None) -> bool:
         """Wait until the worker has handed everything captured so far to the reporters (built,
         filtered, encoded), without waiting for any reporter to deliver it; False on timeout."""
+        self._send_all_coalesced()
         if self.sessions is not None:
             self.sessions.flush()
         return self._worker.flush(timeout)
@@ -372,6 +464,8 @@ class Client:
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until everything captured so far is delivered; False if ``timeout`` ran out."""
         deadline = None if timeout is None else time.monotonic() + timeout
+        # The count of coalesced repeats goes out now: no later event of that error may come.
+        self._send_all_coalesced()
         if self.sessions is not None:
             self.sessions.flush()
         ok = self._worker.flush(timeout)
@@ -389,6 +483,9 @@ class Client:
         if self._closed:
             return
         deadline = None if timeout is None else time.monotonic() + timeout
+        if self.repeats is not None:
+            self.repeats.close()
+            self._send_all_coalesced()
         if self.sessions is not None:
             self.sessions.close()
         _flushed, left = self._worker.close(timeout)
@@ -401,6 +498,13 @@ class Client:
                 reporter.close(remaining)
             except Exception:
                 logger.exception("tripwire: reporter %s failed to close", reporter.name)
+
+
+def _safe_text(exc: BaseException) -> str:
+    try:
+        return str(exc)[:200]
+    except Exception:  # a broken __str__ must not break the capture
+        return ""
 
 
 def _message_key(message: object, level: str, event: Event | None, fingerprint: Any) -> ErrorKey:

@@ -289,6 +289,11 @@ class Connection(ScopeHolder):
         template = scope.get("path_template")  # Litestar
         if isinstance(template, str) and template:
             return template, "route"
+        endpoint = scope.get("endpoint")  # the handler, as sentry-asgi names the transaction by it
+        if endpoint is not None:
+            name = _qualified_name(endpoint)
+            if name:
+                return name, "component"
         return f"{self.root_path}{self.path}" or "/", "url"
 
     def breadcrumb(self, request: Mapping[str, Any]) -> Breadcrumb:
@@ -354,3 +359,16 @@ def parse_cookies(header: str) -> dict[str, str]:
         if sep and name:
             cookies[name] = value
     return cookies
+
+
+def _qualified_name(func: Any) -> str | None:
+    """``module.Class.method`` of a handler (or its class, for an instance), never raising."""
+    try:
+        target = func if hasattr(func, "__qualname__") else type(func)
+        qualname = getattr(target, "__qualname__", None)
+        if not isinstance(qualname, str):
+            return None
+        module = getattr(target, "__module__", None)
+        return f"{module}.{qualname}" if isinstance(module, str) and module else qualname
+    except Exception:
+        return None

@@ -15,7 +15,7 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-from . import _budget, _deferred
+from . import _budget, _deferred, _scope
 from ._capture import CaptureItem
 from ._log import logger
 from ._options import Options
@@ -235,7 +235,7 @@ def _apply_scope(event: Event, item: CaptureItem) -> None:
 
 
 def _run_processors(event: Event, item: CaptureItem, hint: Hint) -> Event | None:
-    for processor in item.scope.processors:
+    for processor in (*item.scope.processors, *_scope.global_processors):
         try:
             result = processor(event, hint)
         except Exception:

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import time
-import uuid
 from typing import Any
 
-from . import _globals
+from . import _deferred, _globals
 from ._log import logger
 
 __all__ = ["capture_feedback"]
@@ -47,7 +46,7 @@ def capture_feedback(
         if associated_event_id:
             context["associated_event_id"] = str(associated_event_id)
         options = client.options
-        feedback_id = uuid.uuid4().hex
+        feedback_id = _deferred.uuid4().replace("-", "")
         payload: dict[str, Any] = {
             "event_id": feedback_id,
             "timestamp": time.time(),

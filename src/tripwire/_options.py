@@ -14,8 +14,11 @@ from types import MappingProxyType
 from typing import Any, NamedTuple
 
 from . import _deferred
+from ._crumb_types import BUGSNAG_TYPES
 from ._dsn import Dsn
 from ._exceptions import ConfigurationError
+from ._option_names import MIGRATION_DOCS, translate
+from ._references import resolve
 from ._types import BeforeBreadcrumb, BeforeSend
 
 #: Environment variables read when the option is not given.
@@ -33,6 +36,9 @@ class Options(NamedTuple):
 
     dsn: Dsn | None = None
     reporters: tuple[Any, ...] = ()
+    #: Settings given to every reporter of ``reporters`` that does not set them (asphalt's
+    #: ``default_args``): ``{"http_timeout": 3, "spool_dir": "/var/spool/app"}``.
+    reporter_defaults: Mapping[str, Any] = MappingProxyType({})
     release: str | None = None
     environment: str = "production"
     server_name: str | None = None
@@ -46,6 +52,8 @@ class Options(NamedTuple):
     before_send: BeforeSend | None = None
     before_breadcrumb: BeforeBreadcrumb | None = None
     max_breadcrumbs: int = 100
+    #: BugSnag's option: only breadcrumbs of these BugSnag types are kept; None keeps every type.
+    enabled_breadcrumb_types: frozenset[str] | None = None
     send_default_pii: bool = False
 
     # Stack traces
@@ -138,6 +146,7 @@ def _optional_str(name: str, value: Any) -> str | None:
 
 
 def _callable(name: str, value: Any) -> Any:
+    value = resolve(value, name)  # "module:function" from a configuration file
     if value is not None and not callable(value):
         raise ConfigurationError(f"{name}: expected a callable, got {value!r}")
     return value
@@ -171,10 +180,26 @@ def _patterns(name: str, value: Any) -> tuple[re.Pattern[str], ...]:
     return tuple(compiled)
 
 
+def _crumb_types(name: str, value: Any) -> frozenset[str] | None:
+    if value is None:
+        return None
+    types = frozenset(t.lower() for t in _str_tuple(name, value))
+    unknown = types - BUGSNAG_TYPES
+    if unknown:
+        known = ", ".join(sorted(BUGSNAG_TYPES))
+        raise ConfigurationError(f"{name}: unknown breadcrumb type {sorted(unknown)[0]!r}; known: {known}")
+    return types
+
+
 def _sequence(name: str, value: Any) -> tuple[Any, ...]:
     if isinstance(value, str | bytes | Mapping) or not isinstance(value, Sequence):
         raise ConfigurationError(f"{name}: expected a list, got {value!r}")
     return tuple(value)
+
+
+def _objects(name: str, value: Any) -> tuple[Any, ...]:
+    """A list whose items may be references from a configuration file (see ``_references``)."""
+    return tuple(resolve(item, f"{name}[{i}]") for i, item in enumerate(_sequence(name, value)))
 
 
 def _mapping(name: str, value: Any) -> Mapping[str, Any]:
@@ -184,7 +209,8 @@ def _mapping(name: str, value: Any) -> Mapping[str, Any]:
 
 
 _VALIDATORS: dict[str, Callable[[str, Any], Any]] = {
-    "reporters": _sequence,
+    "reporters": _objects,
+    "reporter_defaults": _mapping,
     "release": _optional_str,
     "environment": lambda n, v: _optional_str(n, v) or "production",
     "server_name": _optional_str,
@@ -195,6 +221,7 @@ _VALIDATORS: dict[str, Callable[[str, Any], Any]] = {
     "before_send": _callable,
     "before_breadcrumb": _callable,
     "max_breadcrumbs": lambda n, v: _integer(n, v, 0),
+    "enabled_breadcrumb_types": _crumb_types,
     "send_default_pii": _boolean,
     "project_root": _optional_str,
     "in_app_include": _str_tuple,
@@ -215,7 +242,7 @@ _VALIDATORS: dict[str, Callable[[str, Any], Any]] = {
     "spool_max_bytes": lambda n, v: _integer(n, v, 0),
     "send_client_reports": _boolean,
     "default_integrations": _boolean,
-    "integrations": _sequence,
+    "integrations": _objects,
     "disabled_integrations": _str_tuple,
     "auto_session_tracking": _boolean,
     "extensions": _mapping,
@@ -237,10 +264,13 @@ def _hostname() -> str | None:
 
 def build_options(dsn: str | None = None, /, **kwargs: Any) -> Options:
     """Validate keyword options into an :class:`Options`; raise ConfigurationError naming the option."""
+    kwargs = translate(kwargs)
     unknown = sorted(set(kwargs) - OPTION_NAMES)
     if unknown:
         raise ConfigurationError(
-            f"unknown option {unknown[0]!r}; known options are: {', '.join(sorted(OPTION_NAMES))}"
+            f"unknown option {unknown[0]!r}: tripwire does not implement it; {MIGRATION_DOCS} lists "
+            f"every sentry-sdk and bugsnag option with tripwire's equivalent. Known options are: "
+            f"{', '.join(sorted(OPTION_NAMES))}"
         )
     if "dsn" in kwargs:
         dsn = kwargs.pop("dsn")

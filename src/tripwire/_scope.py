@@ -136,6 +136,21 @@ def new_holder(data: ScopeData, session: SessionTracker | None = None) -> ScopeH
 
 
 _ROOT = new_holder(ScopeData())
+#: Run for every event after the scope's own processors (``tripwire.add_event_processor``).
+global_processors: tuple[EventProcessor, ...] = ()
+
+
+def add_global_processor(processor: EventProcessor) -> None:
+    """Run ``processor(event, hint)`` on every event of this process (replaced, never mutated)."""
+    global global_processors
+    global_processors = (*global_processors, processor)
+
+
+def remove_global_processor(processor: EventProcessor) -> None:
+    """Stop running ``processor`` (an integration's, when it is uninstalled)."""
+    global global_processors
+    global_processors = tuple(p for p in global_processors if p is not processor)
+
 #: The innermost holder: a unit of work's, a ``new_scope()`` fork, or a request's ``Connection``.
 _isolation: ContextVar[ScopeHolder] = ContextVar("tripwire.isolation", default=_ROOT)
 
@@ -204,3 +219,5 @@ def reset_root() -> None:
     _ROOT.session = None
     _ROOT.last_event_id = None
     _ROOT.trace_id = None
+    global global_processors
+    global_processors = ()

@@ -535,3 +535,25 @@ def test_wrong_options_fail_at_construction(options: dict[str, Any]) -> None:
     """A wrong middleware option raises ConfigurationError naming it, when the app is built."""
     with pytest.raises(tripwire.ConfigurationError, match=next(iter(options))):
         TripwireMiddleware(_ok_app(), **options)
+
+
+def test_the_scope_endpoint_names_the_transaction_without_a_route(
+    server_kind: str, events: CapturedEvents
+) -> None:
+    """A framework that sets only the ASGI scope's ``endpoint`` (sentry-asgi's source of the name)
+    names the transaction module.function, not the URL path."""
+
+    async def checkout(scope: Any, receive: Any, send: Any) -> None:
+        raise LookupError("no cart")
+
+    async def router(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        scope["endpoint"] = checkout
+        await checkout(scope, receive, send)
+
+    with serve(TripwireMiddleware(router), server_kind) as running:
+        assert httpx.get(running.url + "/cart/17/checkout").status_code == 500
+    (event,) = settle(events, 1)
+    assert event["transaction"] == f"{__name__}.{checkout.__qualname__}"
+    assert event["transaction_info"] == {"source": "component"}

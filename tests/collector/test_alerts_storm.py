@@ -72,8 +72,9 @@ def test_an_error_storm_of_10000_events_on_one_issue_sends_at_most_the_configure
             assert len(receiver.received) == len(sent) == 3
             assert sorted(b["type"] for b in receiver.bodies()) == ["frequency", "new-issue", "users"]
             # Frequency and user rules stay over their threshold batch after batch: each of those
-            # would-be messages is one entry's count, not a row (or a message) of its own.
-            assert suppressed > 100
+            # would-be messages is one entry's count, not a row (or a message) of its own. How many
+            # batches the digest makes depends on its pace, so only "many" is asserted.
+            assert suppressed >= 20
             assert len([h for hs in history.values() for h in hs if h["status"] == "suppressed"]) == 2
             record("load", "events in one error storm (one issue)", STORM)
             record("load", "notifications sent for it (3 rules)", len(receiver.received))

@@ -5,7 +5,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
+
+import pytest
+
+from tests.support.figures import record
 
 from .conftest import LiveServer, wait_until
 
@@ -84,3 +89,58 @@ def test_an_error_storm_is_counted_in_full_on_the_issue(server: LiveServer) -> N
     assert issues[0]["event_count"] == 201
     events = server.api(f"/api/0/issues/{issues[0]['id']}/events/?limit=1000")
     assert len(events) == sent
+
+
+BURST = """
+import sys, tripwire
+tripwire.init(sys.argv[1], release="shop@3.1.0")
+
+def charge(n):
+    raise ConnectionError(f"payment gateway down (attempt {n})")
+
+for n in range(10_000):
+    try:
+        charge(n)
+    except ConnectionError:
+        tripwire.capture_exception()
+print(tripwire.flush(10), flush=True)
+sys.stdin.read()  # alive, close() not called, until the test is done
+"""
+
+
+@pytest.mark.reliability
+def test_a_burst_of_10000_errors_shows_10000_on_the_issue_after_flush(server: LiveServer) -> None:
+    """10,000 identical errors and flush(): the issue, its hours and its release count 10,000 within 10 s,
+    while the process lives on and close() has not run (no later event of that error comes)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", BURST, server.dsn],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "True"
+        flushed = time.monotonic()
+
+        def counted() -> int | None:
+            issues = server.api("/api/0/projects/default/issues/")["issues"]
+            return issues[0]["event_count"] if issues and issues[0]["event_count"] >= 10_000 else None
+
+        assert wait_until(counted, timeout=10.0) == 10_000
+        visible_after = time.monotonic() - flushed
+        issue = server.api("/api/0/projects/default/issues/")["issues"][0]
+        events = server.api(f"/api/0/issues/{issue['id']}/events/?limit=1000")
+        assert len(events) <= 62  # the budget, plus the one that carries the coalesced count
+        hourly = server.api(f"/api/0/issues/{issue['id']}/hourly/?hours=2")
+        assert sum(h["count"] for h in hourly) == 10_000
+        releases = server.api("/api/0/projects/default/releases/")
+        assert [(r["version"], r["event_count"]) for r in releases] == [("shop@3.1.0", 10_000)]
+        backend = server.store.backend
+        record(
+            "transport", f"identical errors in one burst, counted on the issue after flush(), {backend}",
+            10_000, f"{len(events)} events stored (repeat_limit=60); occurrences lost: 0",
+        )
+        record("transport", f"seconds from flush() to the full count on the issue, {backend}",
+               round(visible_after, 2), "required: within 10 s, process alive, close() not called")
+    finally:
+        assert proc.stdin is not None
+        proc.stdin.close()
+        proc.wait(10)

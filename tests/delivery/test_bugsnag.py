@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import tripwire
 from tests.support.sink import Sink
@@ -160,7 +161,8 @@ def test_bugsnag_and_sentry_at_once(sink: Sink) -> None:
 
 
 def test_asgi_requests_become_bugsnag_events_and_session_counts(sink: Sink) -> None:
-    """Through the real ASGI middleware: a crash is an unhandled middleware error, requests are sessions."""
+    """Through the real ASGI middleware: a crash is an unhandled middleware error naming its request's
+    session, requests are sessions."""
     import asyncio
 
     import httpx
@@ -193,3 +195,119 @@ def test_asgi_requests_become_bugsnag_events_and_session_counts(sink: Sink) -> N
     (sessions,) = [r.json for r in sink.requests if r.path == "/sessions"]
     assert sessions["app"]["version"] == "8.1" and sessions["app"]["releaseStage"] == "prod"
     assert sum(c["sessionsStarted"] for c in sessions["sessionCounts"]) == 3
+    # The error names its request's session, so BugSnag links it (an unhandled one).
+    assert event["session"]["events"] == {"handled": 0, "unhandled": 1}
+    assert len(event["session"]["id"]) == 32 and SENT_AT.match(event["session"]["startedAt"])
+
+
+def test_log_messages_group_by_their_template_not_their_text(sink: Sink) -> None:
+    """"payment p-1 failed" and "payment p-2 failed" logged with one template are one BugSnag error
+    (same errorClass), each with its own formatted message."""
+    import logging
+
+    tripwire.init(reporters=[_reporter(sink)])
+    log = logging.getLogger("shop.payments")
+    for payment in ("p-1", "p-2"):
+        log.error("payment %s failed", payment)
+    assert tripwire.flush(10)
+    events = sink.bugsnag_events
+    assert [e["exceptions"][0]["errorClass"] for e in events] == ["payment %s failed"] * 2
+    messages = sorted(e["exceptions"][0]["message"] for e in events)
+    assert messages == ["payment p-1 failed", "payment p-2 failed"]
+
+
+def test_a_grouping_hash_set_on_a_log_record_groups_the_error(sink: Sink) -> None:
+    """logger.error(..., extra={"groupingHash": "payments"}), as BugSnag's handler allows, is the
+    event's groupingHash (and its fingerprint, so Sentry servers group by it as well)."""
+    import logging
+
+    tripwire.init(sink.dsn, reporters=[_reporter(sink)], send_client_reports=False)
+    logging.getLogger("shop").error("card declined", extra={"groupingHash": "payments"})
+    assert tripwire.flush(10)
+    (event,) = sink.bugsnag_events
+    assert event["groupingHash"] == "payments"
+    assert sink.events[0]["fingerprint"] == ["payments"]
+
+
+def test_sentrys_default_fingerprint_spelling_keeps_bugsnag_grouping(sink: Sink) -> None:
+    """A fingerprint of ["{{default}}", "eu"] (Sentry's spelling, no spaces) is no literal groupingHash."""
+    tripwire.init(reporters=[_reporter(sink)])
+    tripwire.capture_message("quota reached", "error", fingerprint=["{{default}}", "eu"])
+    tripwire.capture_message("quota reached", "warning", fingerprint=["{{ default }}", "eu"])
+    assert tripwire.flush(10)
+    assert [("groupingHash" in e) for e in sink.bugsnag_events] == [False, False]
+
+
+def test_bugsnag_breadcrumb_types_and_long_names_arrive_as_written(sink: Sink) -> None:
+    """Breadcrumbs of BugSnag's own types (state, process, log, request...) keep their type, and a
+    name longer than 30 characters is not cut."""
+    tripwire.init(reporters=[_reporter(sink)])
+    name = "checkout moved from cart to payment step"
+    kinds = ("state", "process", "log", "request", "navigation", "user", "error", "manual")
+    for kind in kinds:
+        tripwire.add_breadcrumb(name, type=kind)
+    tripwire.capture_message("step failed", "error")
+    assert tripwire.flush(10)
+    (event,) = sink.bugsnag_events
+    assert [(c["name"], c["type"]) for c in event["breadcrumbs"]] == [
+        (name, kind) for kind in kinds
+    ]
+
+
+def test_bugsnag_app_version_gives_release_health_without_a_release(sink: Sink) -> None:
+    """A BugSnag setup with app_version and no release: start_session() works and the session count
+    reaches BugSnag under that version."""
+    tripwire.init(reporters=[_reporter(sink, app_version="5.1")], default_integrations=False)
+    assert tripwire.start_session() is True
+    tripwire.end_session()
+    assert tripwire.flush(10)
+    (request,) = [r for r in sink.requests if r.path == "/sessions"]
+    assert request.json["app"]["version"] == "5.1"
+    assert request.json["sessionCounts"][0]["sessionsStarted"] == 1
+
+
+def test_bugsnag_without_any_version_says_release_health_is_off(sink: Sink, caplog: Any) -> None:
+    """Neither release nor app_version: a warning says sessions are off, and start_session() is False."""
+    import logging
+
+    with caplog.at_level(logging.WARNING, logger="tripwire"):
+        tripwire.init(reporters=[_reporter(sink)], default_integrations=False)
+    assert any("release health is off" in r.getMessage() for r in caplog.records)
+    assert tripwire.start_session() is False
+
+
+def test_errors_in_a_session_carry_bugsnags_session_object(sink: Sink) -> None:
+    """An error captured in an application session names it (id, startedAt, handled/unhandled counts),
+    so BugSnag links the error to the session."""
+    tripwire.init(reporters=[_reporter(sink, app_version="5.1")], default_integrations=False)
+    assert tripwire.start_session()
+    try:
+        raise ValueError("bad input")
+    except ValueError:
+        tripwire.capture_exception()
+    tripwire.end_session()
+    assert tripwire.flush(10)
+    (event,) = sink.bugsnag_events
+    session = event["session"]
+    assert re.fullmatch(r"[0-9a-f]{32}", session["id"].replace("-", ""))
+    assert SENT_AT.match(session["startedAt"])
+    assert session["events"] == {"handled": 1, "unhandled": 0}
+    assert "session" not in event["metaData"]
+
+
+def test_a_reported_error_leaves_bugsnags_error_breadcrumb(sink: Sink) -> None:
+    """After an error is reported, the next event carries an "error" breadcrumb naming it, as BugSnag's
+    notifier leaves one."""
+    tripwire.init(reporters=[_reporter(sink)])
+    try:
+        raise KeyError("sku-9")
+    except KeyError:
+        tripwire.capture_exception()
+    tripwire.capture_message("cart empty", "warning")
+    assert tripwire.flush(10)
+    later = [e for e in sink.bugsnag_events if e["severity"] == "warning"][0]
+    crumb = later["breadcrumbs"][-1]
+    assert (crumb["type"], crumb["name"]) == ("error", "KeyError")
+    assert crumb["metaData"]["errorClass"] == "KeyError"
+    assert crumb["metaData"]["message"] == "'sku-9'"
+    assert crumb["metaData"]["unhandled"] is False

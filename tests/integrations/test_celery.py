@@ -7,6 +7,7 @@ main process. If tripwire had left something unpicklable on it, the parent would
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -14,10 +15,13 @@ import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
 
+import tripwire
+from tests.integrations.conftest import run_python
 from tests.support.celery_app import BROKER, PaymentDeclined, make_app
 from tests.support.figures import record
 from tests.support.sink import Answer, Sink
@@ -34,12 +38,16 @@ def queue() -> Iterator[str]:
     client.close()
 
 
-def _start_worker(queue: str, dsn: str, *options: str) -> subprocess.Popen[str]:
+def _start_worker(
+    queue: str, dsn: str, *options: str, pool: str = "prefork", integration: str = "", release: str = ""
+) -> subprocess.Popen[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TRIPWIRE_", "SENTRY_"))}
     env.update(
         PYTHONPATH=os.pathsep.join([str(ROOT / "src"), str(ROOT)]),
         TRIPWIRE_TEST_DSN=dsn,
         TRIPWIRE_TEST_QUEUE=queue,
+        TRIPWIRE_TEST_CELERY_OPTIONS=integration,
+        TRIPWIRE_TEST_RELEASE=release,
     )
     command = [
         sys.executable,
@@ -49,7 +57,7 @@ def _start_worker(queue: str, dsn: str, *options: str) -> subprocess.Popen[str]:
         "tests.support.celery_worker",
         "worker",
         "--pool",
-        "prefork",
+        pool,
         "--concurrency",
         "1",
         "--queues",
@@ -101,7 +109,8 @@ def test_a_failed_task_reaches_the_parent_as_itself_and_is_reported_once(sink: S
     # The main process delivers what it still had at exit: nothing more may have come.
     reported = [e["exception"]["values"][-1] for e in sink.events]
     assert sorted(v["type"] for v in reported) == ["PaymentDeclined", "ValueError"]
-    assert {e["logger"] for e in sink.events} == {"celery.app.trace"}
+    # Reported by the Celery integration before Celery logged it: the log record was not a second event.
+    assert {v["mechanism"]["type"] for v in reported} == {"celery"}
     app.close()
 
 
@@ -138,3 +147,224 @@ def test_a_pool_child_that_ends_right_after_its_task_still_delivers(sink: Sink, 
 def sink() -> Iterator[Sink]:
     with Sink() as running:
         yield running
+
+
+def _wait_results(results: list[Any]) -> None:
+    for result in results:
+        result.get(timeout=30, propagate=False)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("pool", ["prefork", "solo"])
+def test_a_failed_task_is_reported_with_its_name_id_queue_and_scrubbed_arguments(
+    sink: Sink, queue: str, pool: str
+) -> None:
+    """One event per failure: task name as transaction, contexts.celery, args in extra with the
+    password masked and a long value trimmed, the task's own tag and user; the task still fails."""
+    app = make_app(queue)
+    worker = _start_worker(queue, sink.dsn, pool=pool)
+    try:
+        result = app.send_task(
+            "refund", args=[5], kwargs={"note": "x" * 5000, "password": "hunter2", "tag": "damaged"}
+        )
+        error = result.get(timeout=30, propagate=False)
+        assert sink.wait_until(lambda: len(sink.events) >= 1, 10)
+    finally:
+        stderr = _stop(worker)
+    assert type(error) is LookupError and str(error) == "no payment for order 5", stderr
+    assert result.state == "FAILURE"
+    [reported] = sink.events
+    value = reported["exception"]["values"][-1]
+    assert (value["type"], value["mechanism"]) == ("LookupError", {"type": "celery", "handled": False})
+    assert reported["transaction"] == "refund"
+    assert reported["contexts"]["celery"] == {
+        "task_name": "refund", "task_id": result.id, "retries": 0, "queue": queue,
+    }
+    job = reported["extra"]["celery-job"]
+    assert job["args"] == [5]
+    assert job["kwargs"]["password"] != "hunter2"
+    assert "hunter2" not in json.dumps(reported)
+    assert 0 < len(job["kwargs"]["note"]) < 5000
+    assert reported["tags"]["refund.reason"] == "damaged"
+    assert reported["user"]["id"] == "customer-5"
+    app.close()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("pool", ["prefork", "solo"])
+def test_what_a_task_sets_on_its_scope_does_not_reach_the_next_task(
+    sink: Sink, queue: str, pool: str
+) -> None:
+    """Three tasks in one pool process; the middle one sets nothing: its event has no tag nor user."""
+    app = make_app(queue)
+    worker = _start_worker(queue, sink.dsn, pool=pool)
+    try:
+        results = [
+            app.send_task("refund", args=[1], kwargs={"tag": "late"}),
+            app.send_task("refund", args=[2]),
+            app.send_task("refund", args=[3], kwargs={"tag": "broken"}),
+        ]
+        _wait_results(results)
+        assert sink.wait_until(lambda: len(sink.events) >= 3, 10)
+    finally:
+        _stop(worker)
+    by_order = {e["extra"]["celery-job"]["args"][0]: e for e in sink.events}
+    assert by_order[1]["tags"]["refund.reason"] == "late"
+    assert by_order[3]["tags"]["refund.reason"] == "broken"
+    assert "refund.reason" not in by_order[2].get("tags", {})
+    assert "user" not in by_order[2]
+    assert len({e["contexts"]["trace"]["trace_id"] for e in sink.events}) == 3
+    app.close()
+
+
+@pytest.mark.slow
+def test_the_enqueuing_scope_travels_with_the_task(sink: Sink, queue: str) -> None:
+    """The request that called send_task and the task that failed share a trace id; its tags and
+    user reach the task's event."""
+    app = make_app(queue)
+    tripwire.init(sink.dsn, send_client_reports=False, release=None)
+    worker = _start_worker(queue, sink.dsn, pool="solo")
+    try:
+        with tripwire.isolation_scope():
+            tripwire.set_tag("http.route", "/orders/{oid}/refund")
+            tripwire.set_user({"id": "admin-1", "email": "admin@example.com"})
+            tripwire.capture_message("refund requested")
+            result = app.send_task("refund", args=[8])
+        result.get(timeout=30, propagate=False)
+        assert sink.wait_until(lambda: len(sink.events) >= 2, 10)
+    finally:
+        _stop(worker)
+    producer = next(e for e in sink.events if "logentry" in e)
+    task = next(e for e in sink.events if "exception" in e)
+    assert task["contexts"]["trace"]["trace_id"] == producer["contexts"]["trace"]["trace_id"]
+    assert task["tags"]["http.route"] == "/orders/{oid}/refund"
+    assert task["user"]["id"] == "admin-1"
+    assert task["transaction"] == "refund"
+    app.close()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("options", "expected"), [("", 1), ('{"report_retries": true}', 3)])
+def test_a_retried_task_reports_only_its_final_failure_unless_asked(
+    sink: Sink, queue: str, options: str, expected: int
+) -> None:
+    """autoretry_for, max_retries=2: one event (the third attempt's, retries=2) by default; with
+    report_retries=True the two retries are reported too, as warnings."""
+    app = make_app(queue)
+    worker = _start_worker(queue, sink.dsn, pool="solo", integration=options)
+    try:
+        result = app.send_task("flaky", args=[4])
+        error = result.get(timeout=30, propagate=False)
+        assert sink.wait_until(lambda: len(sink.events) >= expected, 10)
+    finally:
+        _stop(worker)
+    assert type(error) is ConnectionError
+    assert len(sink.events) == expected  # the worker has delivered everything by the time it stopped
+    final = [e for e in sink.events if e["level"] == "error"]
+    assert len(final) == 1
+    assert final[0]["exception"]["values"][-1]["value"] == "warehouse unreachable (attempt 3)"
+    assert final[0]["contexts"]["celery"]["retries"] == 2
+    retries = [e for e in sink.events if e["level"] == "warning"]
+    assert [e["tags"]["celery.retry"] for e in retries] == ["true"] * (expected - 1)
+    app.close()
+
+
+@pytest.mark.slow
+def test_an_error_the_task_declares_expected_is_not_reported(sink: Sink, queue: str) -> None:
+    """A task with throws=(PaymentDeclined,) fails as declared: no event; the next failure is reported."""
+    app = make_app(queue)
+    worker = _start_worker(queue, sink.dsn, pool="solo")
+    try:
+        declined = app.send_task("decline", args=[3])
+        assert type(declined.get(timeout=30, propagate=False)) is PaymentDeclined
+        app.send_task("charge", args=[2]).get(timeout=30, propagate=False)
+        assert sink.wait_until(lambda: len(sink.events) >= 1, 10)
+    finally:
+        _stop(worker)
+    assert [e["exception"]["values"][-1]["type"] for e in sink.events] == ["ValueError"]
+    app.close()
+
+
+@pytest.mark.slow
+def test_beat_scheduled_tasks_send_cron_checkins(sink: Sink, queue: str) -> None:
+    """monitor_beat_tasks=True in the beat process: each run of a scheduled task sends in_progress,
+    then ok or error with its duration, under the schedule entry's name and crontab."""
+    from celery.beat import ScheduleEntry, Scheduler
+    from celery.schedules import crontab
+
+    from tripwire.integrations.celery import CeleryIntegration
+
+    app = make_app(queue)
+    tripwire.init(
+        sink.dsn, send_client_reports=False, release=None,
+        integrations=[CeleryIntegration(monitor_beat_tasks=True)],
+    )
+    worker = _start_worker(queue, sink.dsn, pool="solo")
+    try:
+        scheduler = Scheduler(app, lazy=True)
+        entries = [
+            ScheduleEntry(
+                name="nightly-report", task="nightly-report", schedule=crontab(minute="0", hour="3"), app=app
+            ),
+            ScheduleEntry(
+                name="hourly-report", task="nightly-report", schedule=crontab(minute="15"),
+                kwargs={"fail": True}, app=app,
+            ),
+        ]
+        results = [scheduler.apply_entry(entry) for entry in entries]
+        _wait_results([r for r in results if r is not None] or [])
+        assert sink.wait_until(lambda: len(sink.items("check_in")) >= 4, 15)
+    finally:
+        _stop(worker)
+    checkins = sink.items("check_in")
+    by_slug: dict[str, list[dict[str, Any]]] = {}
+    for checkin in checkins:
+        by_slug.setdefault(checkin["monitor_slug"], []).append(checkin)
+    assert [c["status"] for c in by_slug["nightly-report"]] == ["in_progress", "ok"]
+    assert [c["status"] for c in by_slug["hourly-report"]] == ["in_progress", "error"]
+    first, last = by_slug["nightly-report"]
+    assert first["check_in_id"] == last["check_in_id"]
+    assert last["duration"] >= 0.05
+    assert first["monitor_config"]["schedule"] == {"type": "crontab", "value": "0 3 * * *"}
+    assert by_slug["hourly-report"][0]["monitor_config"]["schedule"]["value"] == "15 * * * *"
+    app.close()
+
+
+def test_celery_imported_after_init_is_hooked_and_close_unhooks_it() -> None:
+    """init() before the app imports Celery: its signals get tripwire's receivers on import; close()
+    disconnects them."""
+    proc = run_python(
+        """
+        import tripwire
+        tripwire.init("http://key@127.0.0.1:9/1")
+        import celery.signals as s
+        signals = (s.before_task_publish, s.task_prerun, s.task_postrun, s.task_failure, s.task_retry)
+        print([len(signal.receivers) for signal in signals])
+        tripwire.close()
+        print([len(signal.receivers) for signal in signals])
+        """
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == ["[1, 1, 1, 1, 1]", "[0, 0, 0, 0, 0]"]
+
+
+@pytest.mark.slow
+def test_each_task_counts_as_a_release_health_session(sink: Sink, queue: str) -> None:
+    """With a release, a prefork worker's tasks are counted like requests: two that succeeded are
+    exited, the one that failed is crashed, delivered by the time the worker has stopped."""
+    app = make_app(queue)
+    worker = _start_worker(queue, sink.dsn, release="worker@1.0")
+    try:
+        results = [app.send_task("ship", args=[1]), app.send_task("charge", args=[2])]
+        results.append(app.send_task("ship", args=[3]))
+        _wait_results(results)
+    finally:
+        _stop(worker)
+    totals: dict[str, int] = {}
+    for item in sink.items("sessions"):
+        assert item["attrs"]["release"] == "worker@1.0"
+        for aggregate in item["aggregates"]:
+            for key in ("exited", "errored", "crashed"):
+                totals[key] = totals.get(key, 0) + int(aggregate.get(key, 0))
+    assert totals == {"exited": 2, "errored": 0, "crashed": 1}
+    app.close()

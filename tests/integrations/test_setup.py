@@ -23,7 +23,7 @@ Start = Callable[..., CapturedEvents]
 
 DEFAULTS = [
     "context", "logging", "excepthook", "threading", "asyncio", "stdlib", "httpx",
-    "aiohttp", "tornado", "sanic",
+    "aiohttp", "tornado", "sanic", "celery", "rq",
 ]
 
 
@@ -210,6 +210,7 @@ def test_import_and_init_import_nothing_the_app_does_not_use() -> None:
         assert sys.excepthook is hook, "import must not install anything"
         tripwire.init("http://key@127.0.0.1:9/1")
         heavy = ["asyncio", "http.client", "urllib.request", "httpx", "concurrent.futures.thread",
+                 "celery", "rq",
                  "importlib.metadata", "email", "ssl", "json", "random", "uuid", "hashlib", "platform",
                  "zlib", "importlib", "inspect", "dataclasses", "tripwire._event_builder"]
         print(sorted(m for m in heavy if m in sys.modules and m not in before))
@@ -243,9 +244,12 @@ def test_modules_imported_after_init_get_patched() -> None:
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     watched = [
-        "aiohttp.client", "asyncio.base_events", "concurrent.futures.thread", "http.client", "httpx",
-        "sanic.handlers.error", "tornado.web", "uvloop",
+        "aiohttp.client", "asyncio.base_events", "celery", "concurrent.futures.thread", "http.client",
+        "httpx", "rq.worker", "sanic.handlers.error", "tornado.web", "uvloop",
     ]
     assert lines[0] == repr(watched)
-    still = "['aiohttp.client', 'asyncio.base_events', 'sanic.handlers.error', 'tornado.web', 'uvloop']"
+    still = (
+        "['aiohttp.client', 'asyncio.base_events', 'celery', 'rq.worker', 'sanic.handlers.error', "
+        "'tornado.web', 'uvloop']"
+    )
     assert lines[1:] == ["True True True True", still, "False False"]

@@ -23,6 +23,10 @@ def _fail_elsewhere(n: int) -> None:
     raise ValueError(f"order {n} failed")
 
 
+def _occurrences(event: dict[str, Any]) -> int:
+    return 1 + int(event.get("contexts", {}).get("repeats", {}).get("coalesced", 0))
+
+
 def _storm(n: int, fn: Any = _fail, **kwargs: Any) -> list[str | None]:
     ids = []
     for i in range(n):
@@ -34,15 +38,18 @@ def _storm(n: int, fn: Any = _fail, **kwargs: Any) -> list[str | None]:
 
 
 def test_a_storm_of_one_error_sends_the_budget_and_counts_the_rest() -> None:
-    """500 raises of one error in a burst: 60 events (the default budget), 440 counted as repeat_limit."""
+    """500 raises of one error in a burst: 60 events (the default budget), 439 counted as repeat_limit,
+    and at flush one final event (the last occurrence) that stands for the 439 as well."""
     with tripwire.testing.capture_events() as events:
         ids = _storm(500)
         stats = tripwire.stats()
     sent = [i for i in ids if i is not None]
     # The budget refills at one per second: a slow machine may earn one more during the loop.
-    assert 60 <= len(events) <= 62
-    assert len(sent) == len(events)
-    assert stats["dropped"]["repeat_limit"] == 500 - len(events)
+    assert 60 <= len(sent) <= 62
+    assert len(events) == len(sent) + 1
+    # One occurrence is kept to be sent as the final event: not a drop.
+    assert stats["dropped"]["repeat_limit"] == 500 - len(sent) - 1
+    assert sum(_occurrences(e) for e in events) == 500
 
 
 def test_the_next_event_after_the_storm_carries_the_count() -> None:
@@ -64,7 +71,8 @@ def test_different_raise_sites_have_their_own_budgets() -> None:
     with tripwire.testing.capture_events(repeat_limit=5) as events:
         _storm(20)
         _storm(20, _fail_elsewhere)
-    assert len(events) == 10
+    assert len(events) == 12  # five each, and at flush the final event of each
+    assert sum(_occurrences(e) for e in events) == 40
     sites = {e["exception"]["values"][-1]["stacktrace"]["frames"][-1]["function"] for e in events}
     assert sites == {"_fail", "_fail_elsewhere"}
 
@@ -74,7 +82,7 @@ def test_a_custom_fingerprint_splits_the_budget() -> None:
     with tripwire.testing.capture_events(repeat_limit=3) as events:
         for tenant in ("a", "b"):
             _storm(10, fingerprint=["{{ default }}", tenant])
-    assert sorted(e["fingerprint"][1] for e in events) == ["a", "a", "a", "b", "b", "b"]
+    assert sorted(e["fingerprint"][1] for e in events) == ["a"] * 4 + ["b"] * 4  # 3 and a final each
 
 
 def test_repeat_limit_none_sends_every_occurrence() -> None:
@@ -96,7 +104,7 @@ def test_coalesced_occurrences_still_count_for_release_health() -> None:
         assert session is not None
         assert session.errors == 5
         tripwire.end_session()
-    assert len(events) == 1
+    assert [_occurrences(e) for e in events] == [1, 4]
 
 
 def test_the_budget_refills_over_time() -> None:
@@ -198,4 +206,73 @@ def test_a_hostile_fingerprint_part_does_not_break_capture() -> None:
 
     with tripwire.testing.capture_events(repeat_limit=1) as events:
         _storm(3, fingerprint=["{{ default }}", Hostile()])
-    assert len(events) == 1
+    assert [_occurrences(e) for e in events] == [1, 2]  # the budget, then the final count at flush
+
+
+def test_flush_sends_the_coalesced_count_when_no_later_event_comes() -> None:
+    """A burst, then flush() with the process idle: the last event stands for every coalesced one, with
+    the figure in contexts.repeats and the error's own stack trace (any Sentry server keeps it)."""
+    with tripwire.testing.capture_events(repeat_limit=10) as events:
+        _storm(1_000)
+        assert tripwire.flush(5)
+        events.wait_for(11)
+        assert len(events) == 11
+        final = events[-1]
+        assert final["contexts"]["repeats"] == {"type": "repeats", "coalesced": 989}
+        assert final["exception"]["values"][-1]["stacktrace"]["frames"][-1]["function"] == "_fail"
+        assert tripwire.flush(5)
+    assert len(events) == 11  # sent once: a second flush has nothing more to say
+
+
+def test_a_message_storm_is_counted_at_close() -> None:
+    """Repeated log-style messages coalesced by the limit are sent as one final event at close()."""
+    with tripwire.testing.capture_events(repeat_limit=2) as events:
+        for n in range(50):
+            template = {"logentry": {"message": "disk %s full"}}
+            tripwire.capture_message(f"disk {n} full", level="error", event=template)
+    assert [_occurrences(e) for e in events] == [1, 1, 48]
+
+
+def test_the_window_timer_sends_the_count_without_a_flush() -> None:
+    """At the end of each window the coalesced counts go out, though nobody flushes."""
+    sent: list[list[tuple[Any, int]]] = []
+    limiter = RepeatLimiter(2, emit=sent.append, window=0.05)
+    key = ErrorKey(("k",))
+    for n in range(10):
+        if limiter.admit(key) is None:
+            limiter.keep(key, f"occurrence {n}")
+    deadline = time.monotonic() + 3
+    while not sent and time.monotonic() < deadline:
+        time.sleep(0.01)
+    limiter.close()
+    assert sent[0] == [("occurrence 9", 7)]  # the latest occurrence, standing for 7 more
+    assert limiter.take_pending() == []
+
+
+def test_a_forgotten_error_sends_its_count_first() -> None:
+    """When the table is full and an error is forgotten for room, its coalesced count is sent, not lost."""
+    from tripwire import _repeats
+
+    sent: list[list[tuple[Any, int]]] = []
+    limiter = RepeatLimiter(1, emit=sent.append)
+    first = ErrorKey(("first",))
+    assert limiter.admit(first) == 0
+    for n in range(3):
+        assert limiter.admit(first) is None
+        limiter.keep(first, n)
+    for i in range(_repeats.MAX_TRACKED):
+        limiter.admit(ErrorKey((i,)))
+    limiter.close()
+    assert sent == [[(2, 2)]]
+
+
+def test_events_sent_and_repeats_counted_add_up_to_every_occurrence() -> None:
+    """The occurrence sent as an error's final event is not also counted as a drop: sent + repeat_limit
+    equals the occurrences, before and after the count goes out."""
+    with tripwire.testing.capture_events(repeat_limit=5) as events:
+        sent = [i for i in _storm(300) if i is not None]
+        assert len(sent) + tripwire.stats()["dropped"]["repeat_limit"] == 300 - 1  # one kept, in flight
+        assert tripwire.flush(5)
+        stats = tripwire.stats()
+    assert len(events) + stats["dropped"]["repeat_limit"] == 300
+    assert sum(_occurrences(e) for e in events) == 300

@@ -5,10 +5,19 @@ tripwire is initialised at import, in the worker's main process, before the pool
 
 from __future__ import annotations
 
+import json
 import os
 
 import tripwire
 from tests.support.celery_app import make_app
+from tripwire.integrations.celery import CeleryIntegration
 
-tripwire.init(os.environ["TRIPWIRE_TEST_DSN"], send_client_reports=False, release=None)
+# TRIPWIRE_TEST_CELERY_OPTIONS: CeleryIntegration options as JSON, for the tests that set some.
+options = json.loads(os.environ.get("TRIPWIRE_TEST_CELERY_OPTIONS") or "{}")
+tripwire.init(
+    os.environ["TRIPWIRE_TEST_DSN"],
+    send_client_reports=False,
+    release=os.environ.get("TRIPWIRE_TEST_RELEASE") or None,
+    integrations=[CeleryIntegration(**options)] if options else [],
+)
 app = make_app(os.environ["TRIPWIRE_TEST_QUEUE"])

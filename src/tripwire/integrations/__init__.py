@@ -11,7 +11,7 @@ by name, or configure it by passing an instance::
     )
 
 Names: ``logging``, ``excepthook``, ``threading``, ``asyncio``, ``stdlib``, ``httpx``, ``aiohttp``,
-``tornado``, ``sanic``, ``context``.
+``tornado``, ``sanic``, ``context``, ``celery``, ``rq``.
 Integrations for libraries the app may never use (asyncio, http.client, httpx) patch them only once the
 app imports them, so ``init()`` imports none of them.
 """
@@ -28,12 +28,14 @@ if TYPE_CHECKING:
     from .._options import Options
     from .aiohttp import AiohttpIntegration as AiohttpIntegration
     from .asyncio import AsyncioIntegration as AsyncioIntegration
-    from .context import ArgvIntegration as ArgvIntegration
+    from .celery import CeleryIntegration as CeleryIntegration
     from .context import ContextIntegration as ContextIntegration
-    from .context import ModulesIntegration as ModulesIntegration
     from .excepthook import ExcepthookIntegration as ExcepthookIntegration
     from .httpx import HttpxIntegration as HttpxIntegration
     from .logging import LoggingIntegration as LoggingIntegration
+    from .modules import ArgvIntegration as ArgvIntegration
+    from .modules import ModulesIntegration as ModulesIntegration
+    from .rq import RqIntegration as RqIntegration
     from .sanic import SanicIntegration as SanicIntegration
     from .session import ProcessSessionIntegration as ProcessSessionIntegration
     from .stdlib import StdlibIntegration as StdlibIntegration
@@ -45,6 +47,7 @@ __all__ = [
     "AiohttpIntegration",
     "ArgvIntegration",
     "AsyncioIntegration",
+    "CeleryIntegration",
     "ContextIntegration",
     "ExcepthookIntegration",
     "HttpxIntegration",
@@ -52,6 +55,7 @@ __all__ = [
     "LoggingIntegration",
     "ModulesIntegration",
     "ProcessSessionIntegration",
+    "RqIntegration",
     "SanicIntegration",
     "StdlibIntegration",
     "ThreadingIntegration",
@@ -71,10 +75,12 @@ DEFAULT_INTEGRATIONS: dict[str, tuple[str, str]] = {
     "aiohttp": ("tripwire.integrations.aiohttp", "AiohttpIntegration"),
     "tornado": ("tripwire.integrations.tornado", "TornadoIntegration"),
     "sanic": ("tripwire.integrations.sanic", "SanicIntegration"),
+    "celery": ("tripwire.integrations.celery", "CeleryIntegration"),
+    "rq": ("tripwire.integrations.rq", "RqIntegration"),
 }
 
 #: Integrations that exist but are only installed when passed in ``integrations=[...]``.
-_OPTIONAL = frozenset({"process_session", "argv", "modules"})
+_OPTIONAL = frozenset({"process_session", "modules", "argv"})
 
 _installed: list[Integration] = []
 
@@ -92,10 +98,10 @@ def __getattr__(name: str) -> Any:
     for key, (_module, attr) in DEFAULT_INTEGRATIONS.items():
         if attr == name:
             return _load(key)
-    if name in ("ArgvIntegration", "ModulesIntegration"):
-        from . import context
+    if name in ("ModulesIntegration", "ArgvIntegration"):
+        from . import modules
 
-        return getattr(context, name)
+        return getattr(modules, name)
     if name == "ProcessSessionIntegration":
         from .session import ProcessSessionIntegration
 
@@ -135,8 +141,6 @@ def resolve(options: Options) -> list[Integration]:
 def prepare(options: Options, *, release_given: bool) -> tuple[Options, list[Integration]]:
     """What init() needs before it creates the client: the integrations, and the detected release."""
     integrations = resolve(options)
-    if any(integration.identifier == "modules" for integration in integrations):
-        options = options._replace(attach_modules=True)  # ModulesIntegration: Sentry's name for it
     if not release_given and options.release is None:
         from .context import ContextIntegration, detect_release
 

@@ -12,10 +12,6 @@ secrets more often than one would like.
 
 The ``os`` and ``runtime`` contexts and ``server_name`` are always set by the event builder; the list
 of installed packages comes with the ``attach_modules=True`` option.
-
-**Sentry's names.** Sentry's SDK calls these two ``ArgvIntegration`` and ``ModulesIntegration`` (on by
-default there). Both exist here under those names, opt-in: ``integrations=[ArgvIntegration()]`` is
-``ContextIntegration(argv=True)``, and ``integrations=[ModulesIntegration()]`` is ``attach_modules=True``.
 """
 
 from __future__ import annotations
@@ -28,13 +24,7 @@ from typing import ClassVar
 from .. import _scope
 from ._common import Integration
 
-__all__ = [
-    "RELEASE_ENV_VARS",
-    "ArgvIntegration",
-    "ContextIntegration",
-    "ModulesIntegration",
-    "detect_release",
-]
+__all__ = ["RELEASE_ENV_VARS", "ContextIntegration", "detect_release"]
 
 #: Where the release is looked for, in this order.
 RELEASE_ENV_VARS: tuple[str, ...] = (
@@ -93,26 +83,3 @@ class ContextIntegration(Integration):
             if root.data.extras.get("sys.argv") is argv:
                 extras = {k: v for k, v in root.data.extras.items() if k != "sys.argv"}
                 root.data = _scope.replace_field(root.data, extras=extras)
-
-
-class ArgvIntegration(Integration):
-    """``sys.argv`` on every event, as the extra ``sys.argv`` (Sentry's name; opt-in here)."""
-
-    identifier: ClassVar[str] = "argv"
-
-    def __init__(self) -> None:
-        self._context = ContextIntegration(detect_release=False, argv=True)
-
-    def install(self) -> None:
-        self._context.install()
-
-    def uninstall(self) -> None:
-        self._context.uninstall()
-
-
-class ModulesIntegration(Integration):
-    """The installed distributions and versions (``modules``) on every event (Sentry's name; opt-in
-    here). Passing it turns on the ``attach_modules`` option (``init()`` reads it before the client is
-    made): the list is read once, on the worker."""
-
-    identifier: ClassVar[str] = "modules"

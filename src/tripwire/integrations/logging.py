@@ -97,7 +97,7 @@ def _standard() -> frozenset[str]:
     if _standard_attrs is None:
         _standard_attrs = frozenset(
             vars(logging.LogRecord("", 0, "", 0, "", (), None)).keys()
-            | {"message", "asctime", "taskName", "tripwire_ignore"}
+            | {"message", "asctime", "taskName", "tripwire_ignore", "groupingHash"}
         )
     return _standard_attrs
 
@@ -145,6 +145,11 @@ def _report(record: logging.LogRecord, attach_extra: bool) -> str | None:
     level = level_name(record.levelno)
     extras = _extra(record) if attach_extra else None
     scope_kwargs: dict[str, Any] = {"extras": extras} if extras else {}
+    grouping_hash = getattr(record, "groupingHash", None)
+    if isinstance(grouping_hash, str) and grouping_hash:
+        # BugSnag's handler groups by ``extra={"groupingHash": ...}``; here it is the fingerprint,
+        # so every backend groups by it (BugSnag receives it as the groupingHash).
+        scope_kwargs["fingerprint"] = [grouping_hash]
     exc_info = record.exc_info
     formatted = _message(record)
     template = record.msg if isinstance(record.msg, str) else formatted
@@ -179,6 +184,7 @@ class LoggingIntegration(Integration):
 
     ``breadcrumb_level`` / ``event_level``: logging levels (int or name); ``None`` turns that part off.
     ``attach_extra``: attach the record's ``extra=`` attributes (scrubbed) to events and breadcrumbs.
+    ``level``: sentry-sdk's name for ``breadcrumb_level`` (accepted so its configuration works as is).
     """
 
     identifier: ClassVar[str] = "logging"
@@ -189,7 +195,12 @@ class LoggingIntegration(Integration):
         event_level: int | str | None = _ERROR,
         *,
         attach_extra: bool = False,
+        level: int | str | None = _INFO,
     ) -> None:
+        # ``level`` is sentry-sdk's name for the breadcrumb level: ``LoggingIntegration(level=...,
+        # event_level=...)`` copied from a sentry-sdk app means the same here.
+        if level != _INFO and breadcrumb_level == _INFO:
+            breadcrumb_level = level
         self.breadcrumb_level = _level(breadcrumb_level)
         self.event_level = _level(event_level)
         self.attach_extra = attach_extra

@@ -180,7 +180,7 @@ def _wrap_getresponse(original: Callable[..., Any]) -> Callable[..., Any]:
         except Exception as exc:
             _record(conn, info, None, None, exc)
             raise
-        _record(conn, info, response.status, response.reason, None)
+        _record(conn, info, response.status, response.reason, None, response)
         return response
 
     return getresponse
@@ -192,6 +192,7 @@ def _record(
     status: int | None,
     reason: str | None,
     error: BaseException | None,
+    response: Any = None,
 ) -> None:
     try:
         client = _globals.client
@@ -212,6 +213,11 @@ def _record(
             reason=reason,
             error=error,
         )
-        add_crumb(client, crumb, {"httplib_connection": conn})
+        # Sentry's names too (``httplib_request`` is the connection, as sentry-sdk passes it), so a
+        # before_breadcrumb hook copied from a sentry-sdk app finds what it reads.
+        hint: dict[str, Any] = {"httplib_connection": conn, "httplib_request": conn}
+        if response is not None:
+            hint["httplib_response"] = response
+        add_crumb(client, crumb, hint)
     except Exception:
         pass

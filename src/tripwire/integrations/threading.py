@@ -31,8 +31,9 @@ class ThreadingIntegration(Integration):
 
     identifier: ClassVar[str] = "threading"
 
-    def __init__(self, *, propagate_scope: bool = True) -> None:
-        self.propagate_scope = propagate_scope
+    def __init__(self, *, propagate_scope: bool = True, propagate_hub: bool | None = None) -> None:
+        # ``propagate_hub`` is sentry-sdk 1.x's name for the same switch: copied configuration works.
+        self.propagate_scope = propagate_scope if propagate_hub is None else bool(propagate_hub)
         self._patches = Patches()
 
     def install(self) -> None:

@@ -1,6 +1,6 @@
 """Reporters: one module per backend, found by entry point name (group ``tripwire.reporters``).
 
-Built in: ``sentry`` (Sentry envelopes), ``bugsnag``, ``logging`` and ``capture`` (tests).
+Built in: ``sentry`` (Sentry envelopes), ``bugsnag``, ``raygun``, ``logging`` and ``capture`` (tests).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ ENTRY_POINT_GROUP = "tripwire.reporters"
 _BUILTIN = {
     "sentry": ("tripwire.reporters.sentry", "SentryReporter"),
     "bugsnag": ("tripwire.reporters.bugsnag", "BugsnagReporter"),
+    "raygun": ("tripwire.reporters.raygun", "RaygunReporter"),
     "logging": ("tripwire.reporters.logging", "LoggingReporter"),
     "capture": ("tripwire.reporters.capture", "CaptureReporter"),
 }

@@ -29,6 +29,15 @@ class Reporter:
 
     #: A short name used in logs and drop counters (``stats()["dropped_by"][i]["reporter"]``).
     name: str = "reporter"
+    #: The release this backend names when the app sets none (BugSnag's ``app_version``): the
+    #: client then uses it for release health, so ``start_session()`` works without ``release=``.
+    default_release: str | None = None
+    #: Leave an ``error`` breadcrumb (class, message, severity) for every error reported, as the
+    #: backend's own SDK does (BugSnag).
+    error_breadcrumbs: bool = False
+    #: Put the session an error counted on into the event (``contexts.session``: id, start,
+    #: handled/unhandled), for a backend that links errors to sessions by it (BugSnag).
+    links_sessions: bool = False
 
     def configure(self, options: Options) -> None:
         """Called once by the client before :meth:`bind`, with its options.

@@ -16,32 +16,29 @@ import platform
 import socket
 from collections import Counter
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from .._crumb_types import bugsnag_type
 from .._exceptions import ConfigurationError
+from .._log import logger
 from .._types import Event, SessionBatch
 from .._version import __version__
 from .http import HttpReporter, Payload
+
+if TYPE_CHECKING:
+    from .._options import Options
 
 NOTIFIER = {"name": "tripwire", "version": __version__, "url": "https://github.com/tripwire-dev/tripwire"}
 PAYLOAD_VERSION = "4.0"
 SESSION_PAYLOAD_VERSION = "1.0"
 
 _SEVERITY = {"fatal": "error", "error": "error", "warning": "warning", "info": "info", "debug": "info"}
-# Sentry breadcrumb types → BugSnag's (navigation, request, process, log, user, state, error, manual).
-_CRUMB_TYPES = {
-    "navigation": "navigation",
-    "http": "request",
-    "query": "process",
-    "error": "error",
-    "ui": "user",
-    "user": "user",
-    "transaction": "process",
-    "info": "log",
-    "debug": "log",
-}
+#: Breadcrumb names are summaries; this bound only keeps a runaway message from filling the payload.
+MAX_CRUMB_NAME = 1024
+#: Sentry's "the default grouping" fingerprint entry, in both spellings its documentation uses.
+_DEFAULT_FINGERPRINT = frozenset({"{{ default }}", "{{default}}"})
 # Event fields that are not metaData tabs of their own.
-_SKIP_CONTEXTS = frozenset({"trace"})
+_SKIP_CONTEXTS = frozenset({"trace", "session"})
 
 
 def sent_at() -> str:
@@ -107,11 +104,14 @@ def _exceptions(event: Event) -> list[dict[str, Any]]:
             }
         )
     if not out:
-        # A message event: BugSnag needs an exception; the message is its class, as bugsnag does.
+        # A message event: BugSnag needs an exception, and groups by its class. The class is the
+        # template ("payment %s failed"), as the Sentry path groups, so one log call is one error
+        # whatever its arguments; the formatted text is the message.
         logentry = event.get("logentry") or {}
         message = logentry.get("formatted") or logentry.get("message") or event.get("message") or ""
+        template = logentry.get("message") or message
         out.append(
-            {"errorClass": str(message)[:200] or "Message", "message": str(message), "type": "python",
+            {"errorClass": str(template)[:200] or "Message", "message": str(message), "type": "python",
              "stacktrace": []}
         )
     return out
@@ -148,12 +148,7 @@ def _breadcrumbs(event: Event) -> list[dict[str, Any]]:
             continue
         kind = str(crumb.get("type") or "default")
         category = str(crumb.get("category") or "")
-        if kind in _CRUMB_TYPES:
-            mapped = _CRUMB_TYPES[kind]
-        elif category.startswith(("log", "logger")) or crumb.get("level") in ("warning", "error"):
-            mapped = "log"
-        else:
-            mapped = "manual"
+        mapped = bugsnag_type(crumb)
         meta = dict(crumb.get("data") or {})
         if category:
             meta.setdefault("category", category)
@@ -162,7 +157,7 @@ def _breadcrumbs(event: Event) -> list[dict[str, Any]]:
         out.append(
             {
                 "timestamp": _iso(crumb.get("timestamp")) or sent_at(),
-                "name": str(crumb.get("message") or category or kind)[:30],
+                "name": str(crumb.get("message") or category or kind)[:MAX_CRUMB_NAME],
                 "type": mapped,
                 "metaData": meta,
             }
@@ -214,6 +209,9 @@ class BugsnagReporter(HttpReporter):
 
     name = "bugsnag"
     compress = False
+    #: BugSnag's notifiers leave an "error" breadcrumb for every error reported; so does tripwire.
+    error_breadcrumbs = True
+    links_sessions = True
 
     def __init__(
         self,
@@ -239,12 +237,22 @@ class BugsnagReporter(HttpReporter):
         self.sessions_endpoint = sessions_endpoint
         self.release_stage = release_stage
         self.app_version = app_version
+        self.default_release = app_version
         self.app_type = app_type
         self._device = {
             "hostname": socket.gethostname(),
             "osName": platform.system().lower(),
             "runtimeVersions": {"python": platform.python_version()},
         }
+
+    def configure(self, options: Options) -> None:
+        super().configure(options)
+        if not options.release and not self.app_version:
+            # BugSnag attributes sessions to an app version; without one there is nothing to send.
+            logger.warning(
+                "tripwire: BugSnag reporter without app_version and no release: release health is "
+                "off (start_session() returns False, no session counts are sent); set app_version="
+            )
 
     def spool_key(self) -> str:
         import hashlib
@@ -283,9 +291,9 @@ class BugsnagReporter(HttpReporter):
         if context:
             out["context"] = str(context)
         fingerprint = [str(p) for p in event.get("fingerprint") or []]
-        # Only a fully custom fingerprint replaces BugSnag's grouping; "{{ default }}" means "the
-        # usual grouping, refined", which a single hash cannot express.
-        if fingerprint and "{{ default }}" not in fingerprint:
+        # Only a fully custom fingerprint replaces BugSnag's grouping; "{{ default }}" (or Sentry's
+        # "{{default}}") means "the usual grouping, refined", which a single hash cannot express.
+        if fingerprint and _DEFAULT_FINGERPRINT.isdisjoint(fingerprint):
             out["groupingHash"] = " ".join(fingerprint)
         user, user_tab = _user(event.get("user"))
         if user:
@@ -295,6 +303,17 @@ class BugsnagReporter(HttpReporter):
         request = _request(event)
         if request is not None:
             out["request"] = request
+        session = (event.get("contexts") or {}).get("session")
+        if isinstance(session, dict) and isinstance(session.get("id"), str):
+            # BugSnag links an error to its session by this object (stability scores).
+            out["session"] = {
+                "id": session["id"],
+                "startedAt": _iso(session.get("started")) or sent_at(),
+                "events": {
+                    "handled": int(session.get("handled") or 0),
+                    "unhandled": int(session.get("unhandled") or 0),
+                },
+            }
         return {
             "apiKey": self.api_key,
             "payloadVersion": PAYLOAD_VERSION,

@@ -17,11 +17,13 @@ out first) and are sent when the backend answers again, also by a later process.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from .._exceptions import ConfigurationError
 from .._forksafe import reset_after_fork
 from .._log import logger
+from .._references import resolve
 from .._stats import DropCounter
 from .._types import Event, SessionBatch
 from ..delivery import policy
@@ -163,7 +165,13 @@ class HttpReporter(Reporter):
         ca_file: str | None = None,
         proxy: str | None = None,
         clock: Clock = MONOTONIC,
+        extras: Callable[[Event, Reporter], Mapping[str, Any] | None] | str | None = None,
     ) -> None:
+        #: Per-reporter extras (asphalt's ``ExtrasProvider``): ``extras(event, reporter)`` returns data
+        #: for this backend only, added to the event's ``extra`` before it is encoded.
+        self.extras = resolve(extras, f"reporters[{name or self.name}].extras")
+        if self.extras is not None and not callable(self.extras):
+            raise ConfigurationError(f"reporters[{name or self.name}].extras: expected a callable")
         self.http_timeout = http_timeout
         self.spool_dir = spool_dir
         self.spool_max_bytes = spool_max_bytes
@@ -262,9 +270,23 @@ class HttpReporter(Reporter):
 
     # -- the worker's side -------------------------------------------------------------------------
     def send_event(self, event: Event) -> None:
+        if self.extras is not None:
+            event = self._with_extras(event)
         payload = self.encode_event(event)
         if payload is not None:
             self.submit(payload)
+
+    def _with_extras(self, event: Event) -> Event:
+        assert self.extras is not None
+        try:
+            added = self.extras(event, self)
+        except Exception:
+            logger.exception("tripwire: the extras hook of reporter %s failed; event sent without", self.name)
+            return event
+        if not added:
+            return event
+        # A copy: the other reporters get the event as it was.
+        return {**event, "extra": {**(event.get("extra") or {}), **dict(added)}}
 
     def send_sessions(self, batch: SessionBatch) -> None:
         for payload in self.encode_sessions(batch):
