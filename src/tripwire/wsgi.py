@@ -263,7 +263,14 @@ class TripwireMiddleware:
             # The server sends the file itself (sendfile): hand it over untouched.
             self._end(request)
             return result  # type: ignore[return-value]
-        return _Response(self, request, result)
+        # Made without an __init__ (see ScopeHolder: calling a class with one costs ~1,100
+        # instructions more), as every request pays for it.
+        response = _Response()
+        response._middleware = self
+        response._request = request
+        response._result = result
+        response._closed = False
+        return response
 
     def _bind(self, client: Any) -> None:
         self._client = client
@@ -332,11 +339,10 @@ class _Response:
 
     __slots__ = ("_closed", "_middleware", "_request", "_result")
 
-    def __init__(self, middleware: TripwireMiddleware, request: WSGIRequest, result: Iterable[bytes]) -> None:
-        self._middleware = middleware
-        self._request = request
-        self._result = result
-        self._closed = False
+    _middleware: TripwireMiddleware
+    _request: WSGIRequest
+    _result: Iterable[bytes]
+    _closed: bool
 
     def __iter__(self) -> Iterator[bytes]:
         # The request's scope stays installed while the chunks are produced and handed over (the
