@@ -16,6 +16,10 @@ every event unique, gzip like the SDKs). Bounded in count and in time.
     python bench/load_bench.py                       # 10 minutes sustained, 30 s windows
     python bench/load_bench.py --duration 60         # a shorter run
     python bench/load_bench.py --smoke --json        # the test suite's ~20 s version, as JSON
+
+3. **A/B of the attack mix** (``--ab DIR``): the mix against this tree's collector and against
+   the one whose ``src/`` is ``DIR`` (for example ``git archive <commit> src | tar -x -C DIR``),
+   alternating for ``--rounds`` rounds on a shared machine; the medians and each round's ratios.
 """
 
 from __future__ import annotations
@@ -35,7 +39,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from _harness import ROOT, machine_line, table, write_section  # puts the repository on sys.path
+# _harness puts the repository on sys.path.
+from _harness import ROOT, alternating, machine_line, median, table, write_section
 from tripwire.collector.store import open_store
 
 # isort: split
@@ -134,7 +139,12 @@ class Load:
         return sum(1 for t in self.window if start <= t < end) / (end - start)
 
 
-def serve(data_dir: str) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
+def serve(data_dir: str, src: str | None = None) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
+    """A ``tripwire serve`` subprocess; ``src``: another tree's ``src/`` to run instead of this one."""
+    env = dict(os.environ)
+    if src is not None:
+        # PYTHONPATH comes before the editable install's path entry.
+        env["PYTHONPATH"] = src + os.pathsep + env.get("PYTHONPATH", "")
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -154,6 +164,7 @@ def serve(data_dir: str) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         cwd=ROOT,
+        env=env,
     )
     assert proc.stdout is not None
     return proc, json.loads(proc.stdout.readline())
@@ -235,11 +246,11 @@ def _attack_process(
     out.put(outcomes)
 
 
-def attack_mix(window: float, connections: int) -> dict[str, Any]:
+def attack_mix(window: float, connections: int, src: str | None = None) -> dict[str, Any]:
     load_average = os.getloadavg()[0]
     ctx = multiprocessing.get_context("spawn")
     with tempfile.TemporaryDirectory() as data_dir:
-        proc, info = serve(data_dir)
+        proc, info = serve(data_dir, src)
         pid, port = int(info["pid"]), int(info["url"].rstrip("/").rsplit(":", 1)[1])
         key, project = info["dsn"].split("//", 1)[1].split("@", 1)[0], int(info["dsn"].rsplit("/", 1)[1])
         try:
@@ -322,6 +333,51 @@ def mix_section(args: argparse.Namespace, mix: dict[str, Any]) -> str:
     )
 
 
+def attack_mix_ab(window: float, connections: int, old_src: str, rounds: int) -> dict[str, Any]:
+    """The mix against the old tree and this one, alternating (old new, new old, ...)."""
+    runs: dict[str, list[dict[str, Any]]] = {"old": [], "new": []}
+    for _, variant in alternating(["old", "new"], rounds):
+        mix = attack_mix(window, connections, old_src if variant == "old" else None)
+        runs[variant].append(mix)
+        line = f"{variant}: kept {mix['ratio'] * 100:.0f} % (load {mix['load']:.1f})"
+        print(line, file=sys.stderr, flush=True)
+    return {
+        variant: {
+            "ratios": [m["ratio"] for m in done],
+            "median_ratio": median(m["ratio"] for m in done),
+            "median_quiet_per_s": median(m["quiet_per_s"] for m in done),
+            "median_attacked_per_s": median(m["attacked_per_s"] for m in done),
+            "loads": [m["load"] for m in done],
+            "attacks": done[-1]["attacks"],
+        }
+        for variant, done in runs.items()
+    }
+
+
+def ab_section(args: argparse.Namespace, ab: dict[str, Any]) -> str:
+    rows = [
+        [
+            variant,
+            f"{r['median_ratio'] * 100:.0f} %",
+            " / ".join(f"{x * 100:.0f}" for x in r["ratios"]),
+            r["median_quiet_per_s"],
+            r["median_attacked_per_s"],
+            " / ".join(f"{x:.1f}" for x in r["loads"]),
+        ]
+        for variant, r in ab.items()
+    ]
+    return (
+        f"`bench/load_bench.py --ab OLD_SRC --rounds {args.rounds} --mix-duration {args.mix_duration:.0f}"
+        f" --connections {args.connections}` — {machine_line()}. The attack mix above against the old"
+        " collector and the new one, alternating (old new, new old, ...), on a machine shared with other"
+        " jobs: *kept* is the median of the rounds, then each round's figure (%), and the load average at"
+        " the start of each round.\n\n"
+        + table(
+            ["collector", "kept (median)", "kept per round %", "quiet ack/s", "attacked ack/s", "load"], rows
+        )
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -334,15 +390,21 @@ def main() -> None:
     parser.add_argument("--smoke", action="store_true", help="the short version the test suite runs")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.add_argument("--no-write", action="store_true", help="do not write bench/RESULTS.md")
+    parser.add_argument("--ab", metavar="OLD_SRC", help="A/B the attack mix against another tree's src/")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of the A/B (each runs both)")
     args = parser.parse_args()
     if args.smoke:
         args.duration, args.mix_duration, args.connections, args.no_write = 3.0, 3.5, 8, True
     results: dict[str, Any] = {}
     sections: list[tuple[str, str]] = []
-    if args.only in (None, "sustained"):
+    if args.ab:
+        results["ab"] = attack_mix_ab(args.mix_duration, args.connections, args.ab, args.rounds)
+        title = "Collector under attack: A/B of the ingest changes"
+        sections.append((title, ab_section(args, results["ab"])))
+    elif args.only in (None, "sustained"):
         results["sustained"] = sustained(args.duration, args.connections, args.max_events)
         sections.append(("Collector under sustained load", sustained_section(args, results["sustained"])))
-    if args.only in (None, "mix"):
+    if not args.ab and args.only in (None, "mix"):
         results["mix"] = attack_mix(args.mix_duration, args.connections)
         sections.append(("Collector under attack, beside normal traffic", mix_section(args, results["mix"])))
     if args.json:

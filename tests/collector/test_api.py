@@ -194,7 +194,9 @@ def test_retention_runs_by_itself(tmp_path: object) -> None:
 
 def test_health_needs_no_token(sqlite_server: LiveServer) -> None:
     """Load balancers can probe /api/0/health/ without credentials."""
-    assert httpx.get(sqlite_server.url + "/api/0/health/").json() == {"ok": True}
+    response = httpx.get(sqlite_server.url + "/api/0/health/")
+    assert response.status_code == 200
+    assert response.json()["ok"] is True
 
 
 def test_project_quota_set_through_the_api_applies_to_ingest(sqlite_server: LiveServer) -> None:

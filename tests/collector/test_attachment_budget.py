@@ -22,6 +22,7 @@ from tripwire.collector.store import IntakeRow, Store, open_store
 from tripwire.collector.store.batch import AttachmentBudget
 
 from .conftest import LiveServer, ServeProcess, away_from_boundary, envelope, make_event, wait_until
+from .rawhttp import RawClient, request_head
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -190,6 +191,51 @@ def test_once_the_digest_dropped_an_attachment_ingest_refuses_attachments_for_th
     refused = live.post_envelope(with_attachments(make_event(), 10))
     assert refused.status_code == 429
     assert ":attachment:project:attachment_budget" in refused.headers["X-Sentry-Rate-Limits"]
+
+
+def test_a_large_upload_is_refused_at_its_first_attachment_header_once_the_budget_is_used_up(
+    sqlite_server: LiveServer,
+) -> None:
+    """With the hour's attachment budget used up, a 15 MiB attachment upload is answered 429 and
+    its connection closed after its first 64 KiB: the server does not read the rest to refuse it."""
+    away_from_boundary(3600)
+    live = sqlite_server
+    live.store.update_project(live.project.id, attachment_bytes_per_hour=1 * MiB)
+    live.state.projects.invalidate()
+    live.state.attachment_quota.refresh_interval = 0
+    assert live.post_envelope(with_attachments(make_event(), 1 * MiB)).status_code == 200
+    live.wait_digested()
+    head = request_head(
+        f"/api/{live.project.id}/envelope/",
+        length=15 * MiB + 100,
+        headers={"X-Sentry-Auth": f"Sentry sentry_key={live.key}"},
+    )
+    client = RawClient(live.port)
+    client.send(head + b'{}\n{"type": "attachment", "length": %d}\n' % (15 * MiB) + b"x" * (64 * KiB))
+    status, raw = client.response(timeout=3)
+    assert status == 429, raw
+    assert b"connection: close" in raw.lower()
+    assert client.closed_by_server(2)
+    client.close()
+    record("attacks", "attachment upload past a used-up budget: refused after", "64 KiB of 15 MiB")
+
+
+def test_ingest_counts_what_it_accepted_so_a_lagging_digest_lets_no_flood_through(tmp_path: Path) -> None:
+    """A flood of uploads is when the digest lags (here it does not run at all): ingest counts the
+    attachment bytes it acknowledged this hour itself, so past the budget it answers 429 anyway."""
+    away_from_boundary(3600)
+    live = LiveServer(f"sqlite:///{tmp_path / 'db.sqlite3'}", run_digester=False)
+    try:
+        live.store.update_project(live.project.id, attachment_bytes_per_hour=1 * MiB)
+        live.state.projects.invalidate()
+        answers = [
+            live.post_envelope(with_attachments(make_event(), 400 * KiB)).status_code for _ in range(4)
+        ]
+        assert answers == [200, 200, 200, 429]  # 1,200 KiB acknowledged: the hour's 1 MiB is used up
+        assert live.store.attachment_usage(live.project.id).hour_bytes == 0  # nothing digested yet
+        assert live.post_envelope(envelope(("event", make_event()))).status_code == 200
+    finally:
+        live.stop()
 
 
 def test_the_budget_seen_at_ingest_is_the_one_stored_by_the_digest(sqlite_server: LiveServer) -> None:

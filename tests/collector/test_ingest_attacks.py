@@ -147,6 +147,43 @@ def test_bytes_in_flight_over_the_budget_get_503_with_retry_after(budget_server:
     record("attacks", "bytes-in-flight budget: uploads past it answered 503 + Retry-After", "yes")
 
 
+def test_one_project_cannot_take_the_whole_bytes_in_flight_budget(tmp_path: Path) -> None:
+    """With a 700 KiB share per project of a 4 MiB budget, two paused 300 KiB uploads fill one
+    project's share: its third upload gets 503, while another project's envelope is accepted."""
+    limits = Limits(max_bytes_in_flight=4 * MiB, max_bytes_in_flight_per_project=700 * KiB)
+    live = LiveServer(f"sqlite:///{tmp_path / 'db.sqlite3'}", limits=limits)
+    try:
+        other = live.store.create_project("other")
+        live.state.projects.invalidate()
+        head = request_head(
+            f"/api/{live.project.id}/envelope/",
+            length=1 * MiB,
+            headers={"X-Sentry-Auth": f"Sentry sentry_key={live.key}"},
+        )
+        first_line = b'{}\n{"type": "attachment", "length": 1000000}\n'
+        holders = []
+        for _ in range(2):
+            client = RawClient(live.port)
+            client.send(head + first_line + b"a" * (300 * KiB))
+            holders.append(client)
+        wait_until(lambda: live.state.budget.used >= 600 * KiB, timeout=5)
+        third = RawClient(live.port)
+        third.send(head + first_line + b"a" * (300 * KiB))
+        status, _ = third.response(timeout=5)
+        third.close()
+        assert status == 503
+        accepted = live.post_envelope(
+            envelope(("event", make_event())), project_id=other.id, key=other.public_key
+        )
+        assert accepted.status_code == 200, accepted.text
+        for client in holders:
+            client.close()
+        wait_until(lambda: live.state.budget.used == 0 and not live.state.budget.by_owner, timeout=5)
+    finally:
+        live.stop()
+    record("attacks", "a project past its bytes-in-flight share: 503, other projects served", "yes")
+
+
 def test_a_pause_longer_than_the_header_timeout_closes_the_connection(tmp_path: Path) -> None:
     """A client that sends half its request headers and then trickles is cut off after the
     header timeout."""

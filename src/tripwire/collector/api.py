@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -731,8 +732,12 @@ async def openapi_endpoint(request: Request) -> Response:
 
 
 async def health_endpoint(request: Request) -> Response:
-    """``GET /api/0/health/``: 200 when the process serves (no token needed)."""
-    return _json({"ok": True})
+    """``GET /api/0/health/``: 200 when the process serves (no token needed), with the refusals
+    this process counted that belong to no project (docs/collector.md, "Refusals")."""
+    refusals = request.app.state.collector.refusals
+    return _json(
+        {"ok": True, "pid": os.getpid(), "refusals": refusals.snapshot(), "refusals_since": refusals.since}
+    )
 
 
 def routes() -> list[Route]:

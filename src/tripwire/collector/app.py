@@ -39,6 +39,7 @@ from .config import CollectorConfig
 from .digest import Digester, digest_process_main
 from .intake import IntakeWriter
 from .monitors import MonitorClock
+from .refusals import Refusals
 from .store import Project, Store, StoreError, open_store
 
 log = logging.getLogger("tripwire.collector")
@@ -107,7 +108,13 @@ class CollectorState:
         )
         self.projects = ingest.ProjectCache(self)
         limits = config.limits
-        self.budget = InFlightBudget(limits.max_bytes_in_flight, wait=limits.budget_wait)
+        self.budget = InFlightBudget(
+            limits.max_bytes_in_flight,
+            per_owner=limits.max_bytes_in_flight_per_project,
+            wait=limits.budget_wait,
+        )
+        #: Refusals of this process that no project's counters hold (health endpoint, Server page).
+        self.refusals = Refusals()
         self.bootstrap: Bootstrap | None = None
         # Alerts: the outbox worker and the cron monitor clock (docs/alerts.md, docs/crons.md).
         self.outbox = OutboxWorker(store, config.alerts, lambda: self.public_url)

@@ -15,8 +15,12 @@ Each project may store so many attachment bytes per hour and in total
   ``attachment`` / ``rate_limited``. Sentry SDKs then drop attachments (only) until the time is
   up, and report what they dropped in client reports. Envelopes without attachments pass.
 
-Ingest reads the usage from the store at most once per ``refresh_interval`` per project, so an
-envelope admitted in the meantime may still pass here; the digest then drops its attachments.
+Ingest reads the usage from the store at most once per ``refresh_interval`` per project. The digest
+may lag far behind ingest (a flood of large uploads is exactly when it does), so ingest also counts
+the attachment bytes it accepted itself this hour, per project: the hour counts as used up when
+either figure reaches the budget. The larger of the two is a lower bound of the true usage (never
+a double count), so this refuses no earlier than the digest would. With several processes each
+adds only its own acceptances to what the digest recorded; the digest stays the authority.
 """
 
 from __future__ import annotations
@@ -76,6 +80,8 @@ class AttachmentQuota:
         self._clock = clock
         self._monotonic = monotonic
         self._usage: dict[int, tuple[float, AttachmentUsage]] = {}
+        #: project id -> (hour, attachment bytes this process accepted in it)
+        self._accepted: dict[int, tuple[float, int]] = {}
 
     def limits(self, project: Project) -> tuple[int, int]:
         """``(bytes per hour, bytes in total)`` of ``project`` (0: no limit)."""
@@ -85,6 +91,16 @@ class AttachmentQuota:
             self.config.attachment_bytes_per_hour if per_hour is None else per_hour,
             self.config.attachment_bytes_total if total is None else total,
         )
+
+    def accepted(self, project_id: int, nbytes: int) -> None:
+        """Note ``nbytes`` of attachments that ingest acknowledged for ``project_id`` just now."""
+        hour = float(int(self._clock() // 3600) * 3600)
+        seen_hour, seen = self._accepted.get(project_id, (hour, 0))
+        self._accepted[project_id] = (hour, (seen if seen_hour == hour else 0) + nbytes)
+
+    def _accepted_in(self, project_id: int, hour: float) -> int:
+        seen_hour, seen = self._accepted.get(project_id, (hour, 0))
+        return seen if seen_hour == hour else 0
 
     async def check(
         self, project: Project, body: bytes, kind: str, attachments: int | None = None
@@ -100,7 +116,7 @@ class AttachmentQuota:
         usage = await self._current_usage(project.id)
         now = self._clock()
         hour = float(int(now // 3600) * 3600)
-        if usage.hour_used_up(hour, per_hour):
+        if usage.hour_used_up(hour, per_hour) or 0 < per_hour <= self._accepted_in(project.id, hour):
             retry = max(1, math.ceil(hour + 3600 - now))
             what = f"{per_hour} attachment bytes per hour"
         elif usage.total_used_up(total):

@@ -58,6 +58,12 @@ _LIMIT_FLAGS: list[tuple[str, str, type, str]] = [
     ("--max-attachment-size", "max_attachment_size", int, "bytes of one attachment"),
     ("--max-inflate-ratio", "max_inflate_ratio", int, "decompressed:compressed bytes past 256 KiB (0: none)"),
     ("--max-bytes-in-flight", "max_bytes_in_flight", int, "body bytes all ingest requests hold (0: none)"),
+    (
+        "--max-bytes-in-flight-per-project",
+        "max_bytes_in_flight_per_project",
+        int,
+        "of those, body bytes one project's requests hold (0: none)",
+    ),
     ("--header-timeout", "header_timeout", float, "seconds to send a request's headers"),
     ("--max-request-header-size", "max_request_header_size", int, "bytes of a request's headers"),
     ("--body-min-rate", "body_min_rate", int, "bytes/s a body must average after the grace (0: none)"),

@@ -48,6 +48,10 @@ class Limits:
     #: Bytes of request bodies held by all ingest requests at once (0: no limit). A request that
     #: would go over waits up to ``budget_wait`` seconds for room, then gets 503 + Retry-After.
     max_bytes_in_flight: int = 128 * MiB
+    #: Of ``max_bytes_in_flight``, what the requests of one project may hold at once (0: no own
+    #: limit), so that one DSN holder cannot take the whole budget from the others. Keep it at
+    #: least twice ``max_envelope_compressed`` (a body is counted twice while it is joined).
+    max_bytes_in_flight_per_project: int = 48 * MiB
     #: Seconds a request waits for room in ``max_bytes_in_flight`` before it is refused.
     budget_wait: float = 1.0
     #: Seconds a client has to send a request's line and headers, from its first byte (or from

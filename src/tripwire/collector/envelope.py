@@ -128,6 +128,10 @@ class EnvelopeScanner:
         self.quota_items = 0
         #: Attachment items (for the attachment budget, without a second look at the body).
         self.attachments = 0
+        #: Their payload bytes (ingest counts what it accepted against the hourly budget).
+        self.attachment_bytes = 0
+        #: Attachment item headers seen (the item may not have arrived yet): ingest refuses early.
+        self.attachment_headers = 0
         self.items = 0
         self._state = _HEADER
         self._line = bytearray()
@@ -226,6 +230,8 @@ class EnvelopeScanner:
             raise EnvelopeError(f"item header #{number} has no type")
         self.items = number
         self._type = kind
+        if kind == "attachment":
+            self.attachment_headers += 1
         count = item_header.get("item_count")
         self.kinds.append((kind, count if type(count) is int and count > 0 else 1))
         self._size = 0
@@ -267,6 +273,7 @@ class EnvelopeScanner:
             self.quota_items += 1
         elif self._type == "attachment":
             self.attachments += 1
+            self.attachment_bytes += self._size
         if self._event is not None:
             event, self._event = bytes(self._event), None
             try:

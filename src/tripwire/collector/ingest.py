@@ -214,6 +214,9 @@ async def read_envelope(
     """Receive and check an envelope as it streams in: ``(body as received, encoding, scanner,
     project)``.
 
+    An envelope carrying an attachment for a project whose attachment budget is used up is refused
+    (429) at the first attachment item header, without reading the rest.
+
     Only the body as received is kept (that is what the queue stores); the decompressed stream
     goes through an :class:`EnvelopeScanner` piece by piece, so a bomb costs CPU time in bounded
     steps, never memory. Without a key in the request, the key comes from the envelope header's
@@ -235,6 +238,7 @@ async def read_envelope(
     prefix_limit = limits.max_header_size + 64 * 1024
     chunks: list[bytes] = []
     received = produced = 0
+    attachments_checked = False
     try:
         async for chunk in request.stream():
             received += len(chunk)
@@ -252,9 +256,19 @@ async def read_envelope(
                     # Authenticate from the first line before looking at anything after it.
                     scanner.feed(piece[: nl + 1])
                     project = await _project_from_dsn(request, state, scanner.header or {})
+                    reservation.bind(project.id)
                     decoder.step = INFLATE_STEP
                     piece = piece[nl + 1 :]
                 scanner.feed(piece)
+                if scanner.attachment_headers and not attachments_checked and project is not None:
+                    # A project whose attachment budget is used up refuses at the first attachment
+                    # header: reading (and inflating) the rest of a large upload only to refuse it
+                    # costs every other client the server's time.
+                    attachments_checked = True
+                    quota = state.attachment_quota
+                    refusal = await quota.check(project, b"", "envelope", scanner.attachment_headers)
+                    if refusal is not None:
+                        raise Rejection(429, refusal.message, refusal.headers)
                 if decoder.compressed:
                     await asyncio.sleep(0)  # a bomb inflates in steps, between other requests
             if project is None and received > prefix_limit:
@@ -274,6 +288,7 @@ async def read_envelope(
     if project is None:
         assert scanner.header is not None
         project = await _project_from_dsn(request, state, scanner.header)
+        reservation.bind(project.id)
     # Joining makes a second copy for a moment: count it while it exists.
     await reservation.resize(2 * received)
     body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
@@ -438,6 +453,8 @@ async def _ingest(
     # The key is checked before any of the body is read: a request with a wrong key costs nothing.
     key = _auth_key(request)
     project = await _authenticate(request, state, key) if key else None
+    if project is not None:
+        reservation.bind(project.id)
     if endpoint == "store":
         if project is None:
             raise Rejection(401, "missing authentication: send X-Sentry-Auth or ?sentry_key=")
@@ -461,7 +478,7 @@ async def _ingest(
             body,
         )
         kind = "envelope"
-        quota_items, attachments = 1, 0
+        quota_items, attachments, attachment_bytes = 1, 0, 0
         envelope_event_id: str | None = event_id
         items: list[tuple[str, int]] = []
     else:
@@ -469,6 +486,7 @@ async def _ingest(
         assert scanner.header is not None
         envelope_event_id = normalize_event_id(scanner.header.get("event_id"))
         quota_items, attachments = scanner.quota_items, scanner.attachments
+        attachment_bytes = scanner.attachment_bytes
         # A compressed body is queued as it came: a quarter of the bytes to write and fsync.
         # The digest decompresses it again; it was checked against the limits above.
         kind = f"envelope:{encoding}" if encoding else "envelope"
@@ -512,6 +530,8 @@ async def _ingest(
         await state.writer.submit(IntakeRow(project.id, time.time(), kind, body, request.client_host))
     except IntakeUnavailable as exc:
         raise Rejection(503, f"could not store the envelope: {exc}", {"Retry-After": "5"}) from None
+    if attachment_bytes:
+        state.attachment_quota.accepted(project.id, attachment_bytes)
     return {"id": envelope_event_id}, answer_headers
 
 
@@ -546,6 +566,8 @@ class IngestEndpoint:
             if isinstance(exc, BudgetExhausted):
                 if request.project is not None:
                     state.writer.count(request.project.id, "envelope", "over_capacity")
+                else:
+                    state.refusals.add("over_capacity")
                 exc = Rejection(503, str(exc), {"Retry-After": "2"})
             # Only what a key holder sent counts against a project: junk from anyone else must not
             # move its counters.

@@ -12,7 +12,8 @@ protocol class here adds, per connection:
   408, counting only the time the server was ready to read (not time it spent pausing the client).
 
 Both answers close the connection. The decision is :class:`BodyPace`, a pure object; the protocol
-only feeds it bytes and times.
+only feeds it bytes and times. Every refusal, uvicorn's 503 past ``limit_concurrency`` too, is
+counted in the app's :class:`~tripwire.collector.refusals.Refusals`.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from .config import Limits
+from .refusals import Refusals
 
 _TIMEOUT = b"HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
 _TOO_LARGE = b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
@@ -60,6 +62,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol with the deadlines of the module docstring."""
 
     limits: Limits = Limits()
+    refusals: Refusals = Refusals()
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -82,7 +85,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self._header_bytes += len(data)
         super().data_received(data)
         if self._in_headers and self._header_bytes > self.limits.max_request_header_size:
-            self._refuse(_TOO_LARGE)
+            self._refuse(_TOO_LARGE, "header_too_large")
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
@@ -91,6 +94,10 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self._arm_header_deadline()
 
     def on_headers_complete(self) -> None:
+        limit = self.limit_concurrency
+        if limit is not None and (len(self.connections) >= limit or len(self.tasks) >= limit):
+            # The very test uvicorn makes next to answer 503: count what it refuses.
+            self.refusals.add("over_connections")
         self._in_headers = False
         self._in_body = True
         self._header_bytes = 0
@@ -118,7 +125,9 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         return max(0.05, min(1.0, self.limits.body_grace / 4))
 
     def _arm_header_deadline(self) -> None:
-        self._header_timer = self.loop.call_later(self.limits.header_timeout, self._refuse, _TIMEOUT)
+        self._header_timer = self.loop.call_later(
+            self.limits.header_timeout, self._refuse, _TIMEOUT, "header_timeout"
+        )
 
     def _check_pace(self) -> None:
         pace = self._pace
@@ -126,7 +135,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             return
         pace.advance(self.loop.time(), reading=not self.flow.read_paused)
         if pace.too_slow():
-            self._refuse(_TIMEOUT)
+            self._refuse(_TIMEOUT, "body_timeout")
         else:
             self._pace_timer = self.loop.call_later(self._tick, self._check_pace)
 
@@ -142,10 +151,11 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self._header_timer.cancel()
             self._header_timer = None
 
-    def _refuse(self, response: bytes) -> None:
+    def _refuse(self, response: bytes, reason: str) -> None:
         self._cancel_timers()
         if self.transport.is_closing():
             return
+        self.refusals.add(reason)
         cycle = self.cycle
         if cycle is None or cycle.response_complete or not cycle.response_started:
             # Answer only where no response is under way; otherwise just cut the connection.
@@ -153,16 +163,22 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self.transport.close()
 
 
-def protocol_class(limits: Limits) -> type[GuardedHttpToolsProtocol]:
-    """The protocol class to give uvicorn for these limits."""
-    return type("GuardedHttpToolsProtocol", (GuardedHttpToolsProtocol,), {"limits": limits})
+def protocol_class(limits: Limits, refusals: Refusals | None = None) -> type[GuardedHttpToolsProtocol]:
+    """The protocol class to give uvicorn for these limits, counting into ``refusals``."""
+    attrs = {"limits": limits, "refusals": refusals or Refusals()}
+    return type("GuardedHttpToolsProtocol", (GuardedHttpToolsProtocol,), attrs)
 
 
 def uvicorn_config(app: Any, limits: Limits, **options: Any) -> uvicorn.Config:
-    """A uvicorn configuration that serves ``app`` with ``limits`` enforced on every connection."""
+    """A uvicorn configuration that serves ``app`` with ``limits`` enforced on every connection.
+
+    Refusals are counted in the collector's own counters when ``app`` is the collector (so its
+    health endpoint and Server page show them).
+    """
+    collector = getattr(getattr(app, "state", None), "collector", None)
     return uvicorn.Config(
         app,
-        http=protocol_class(limits),
+        http=protocol_class(limits, getattr(collector, "refusals", None)),
         limit_concurrency=limits.max_connections or None,
         **options,
     )

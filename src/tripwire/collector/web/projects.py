@@ -9,6 +9,7 @@ from starlette.responses import Response
 
 from .. import item_types
 from ..access import visible_projects
+from ..refusals import REASONS
 from ..store import NotFound, Project
 from ._auth import Page, redirect
 from ._charts import shares
@@ -157,8 +158,15 @@ def render_settings(
         budget_error=error,
         client_outcomes=store.outcomes(project.id, source="client", since=since),
         intake_outcomes=store.outcomes(project.id, source="intake", since=since),
+        server_refusals=_server_refusals(page) if page.user.is_admin else None,
         not_stored=_not_stored(page, project.id),
     )
+
+
+def _server_refusals(page: Page) -> list[tuple[str, str, int]]:
+    """``(reason, meaning, count)`` of the refusals this process counted outside any project."""
+    counts = page.request.app.state.collector.refusals.snapshot()
+    return [(reason, meaning, counts.get(reason, 0)) for reason, meaning in REASONS.items()]
 
 
 def _not_stored(page: Page, project_id: int) -> list[tuple[str, int, str]]:
