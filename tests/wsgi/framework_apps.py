@@ -104,44 +104,20 @@ def _django_order(request: Any, oid: int) -> Any:
     fail(oid)
 
 
-def _django_ok(request: Any) -> Any:
-    from django.http import HttpResponse
-
-    return HttpResponse("ok")
-
-
 def django_app() -> Any:
-    import django
-    from django.conf import settings
+    # Django's settings are process-wide: configure them as the ASGI tests do (tests/asgi/
+    # django_project.py) and add this route to that project's URLs, so both suites run in one process.
+    from django.urls import clear_url_caches, path
 
-    if not settings.configured:
-        settings.configure(
-            DEBUG=False,
-            ALLOWED_HOSTS=["*"],
-            ROOT_URLCONF=__name__,
-            SECRET_KEY="tripwire-tests-only",
-            MIDDLEWARE=[],
-            INSTALLED_APPS=[],
-            USE_TZ=True,
-            LOGGING_CONFIG=None,
-        )
-        django.setup()
+    from ..asgi import django_project
+
+    django_project.application()
+    if not any(getattr(p, "name", None) == "wsgi-order" for p in django_project.urlpatterns):
+        django_project.urlpatterns.append(path("orders/<int:oid>", _django_order, name="wsgi-order"))
+        clear_url_caches()
     from django.core.wsgi import get_wsgi_application
 
     return get_wsgi_application()
-
-
-def _urlpatterns() -> list[Any]:
-    from django.urls import path
-
-    return [path("ok", _django_ok), path("orders/<int:oid>", _django_order)]
-
-
-def __getattr__(name: str) -> Any:
-    # Django reads ROOT_URLCONF's urlpatterns lazily; importing django.urls here only then.
-    if name == "urlpatterns":
-        return _urlpatterns()
-    raise AttributeError(name)
 
 
 def make(framework: str) -> tuple[Any, Any]:
