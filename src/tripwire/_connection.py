@@ -247,25 +247,42 @@ class Connection(ScopeHolder):
     def request_data(self, scrubber: Scrubber) -> dict[str, Any]:
         """The ``request`` interface, scrubbed: cookies and the client address only with PII."""
         pii = scrubber.send_default_pii
-        scope = self.scope
         headers = self.headers()
         data: dict[str, Any] = {"url": self.url(headers)}
-        method = scope.get("method")
+        method = self.method()
         if method:
             data["method"] = method
-        query = scope.get("query_string") or b""
+        query = self.query_string()
         if query:
-            data["query_string"] = scrubber.scrub_query_string(query.decode("latin-1"))
+            data["query_string"] = scrubber.scrub_query_string(query)
         if pii and "cookie" in headers:
             data["cookies"] = scrubber.scrub_mapping(parse_cookies(headers["cookie"]))
         data["headers"] = scrubber.scrub_headers(headers)
         if pii:
-            client = scope.get("client")
-            if client:
-                data["env"] = {"REMOTE_ADDR": str(client[0])}
+            address = self.client_address()
+            if address:
+                data["env"] = {"REMOTE_ADDR": address}
         if self.body is not None and self.body.size:
             data["data"] = body_data(self.body, headers.get("content-type", ""), scrubber)
         return data
+
+    # What request_data() reads, one method each, so that the WSGI, Tornado and aiohttp requests
+    # (subclasses over their own request objects) share the rest: scrubbing, cookies, body.
+
+    def is_websocket(self) -> bool:
+        return bool(self.scope.get("type") == "websocket")
+
+    def method(self) -> str | None:
+        method: str | None = self.scope.get("method")
+        return method
+
+    def query_string(self) -> str:
+        query: bytes = self.scope.get("query_string") or b""
+        return query.decode("latin-1")
+
+    def client_address(self) -> str | None:
+        client = self.scope.get("client")
+        return str(client[0]) if client else None
 
     def transaction(self) -> tuple[str, str]:
         """The route template if the framework exposes one, else the path."""
@@ -289,7 +306,7 @@ class Connection(ScopeHolder):
         return f"{self.root_path}{self.path}" or "/", "url"
 
     def breadcrumb(self, request: Mapping[str, Any]) -> Breadcrumb:
-        websocket = self.scope.get("type") == "websocket"
+        websocket = self.is_websocket()
         data: dict[str, Any] = {"url": request["url"]}
         if "method" in request:
             data["method"] = request["method"]

@@ -21,7 +21,10 @@ from .conftest import run_python
 
 Start = Callable[..., CapturedEvents]
 
-DEFAULTS = ["context", "logging", "excepthook", "threading", "asyncio", "stdlib", "httpx", "celery", "rq"]
+DEFAULTS = [
+    "context", "logging", "excepthook", "threading", "asyncio", "stdlib", "httpx",
+    "aiohttp", "tornado", "sanic", "celery", "rq",
+]
 
 
 def test_defaults_are_installed_by_init_and_removed_by_close(start: Start) -> None:
@@ -174,6 +177,28 @@ def test_argv_is_attached_only_when_asked(start: Start) -> None:
     assert events[0]["extra"]["sys.argv"] == sys.argv
 
 
+def test_sentrys_argv_and_modules_integration_names_attach_argv_and_modules_only_when_passed(
+    start: Start,
+) -> None:
+    """ArgvIntegration() and ModulesIntegration() (Sentry's names) attach sys.argv and the installed
+    distributions; without them neither is sent."""
+    from tripwire.integrations import ArgvIntegration, ModulesIntegration
+
+    events = start()
+    tripwire.capture_message("plain")
+    tripwire.flush(5)
+    assert "sys.argv" not in events[0].get("extra", {}) and "modules" not in events[0]
+    events = start(integrations=[ArgvIntegration(), ModulesIntegration()])
+    tripwire.capture_message("with both")
+    tripwire.flush(5)
+    assert events[0]["extra"]["sys.argv"] == sys.argv
+    assert events[0]["modules"]["pytest"] == pytest.__version__
+    events = start(disabled_integrations=["argv", "modules"])  # the names are known to init()
+    tripwire.capture_message("names known")
+    tripwire.flush(5)
+    assert "modules" not in events[0]
+
+
 def test_import_and_init_import_nothing_the_app_does_not_use() -> None:
     """import tripwire + init(dsn) loads none of the heavy modules it defers (see tripwire._deferred)."""
     proc = run_python(
@@ -219,9 +244,12 @@ def test_modules_imported_after_init_get_patched() -> None:
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     watched = [
-        "asyncio.base_events", "celery", "concurrent.futures.thread", "http.client", "httpx", "rq.worker",
-        "uvloop",
+        "aiohttp.client", "asyncio.base_events", "celery", "concurrent.futures.thread", "http.client",
+        "httpx", "rq.worker", "sanic.handlers.error", "tornado.web", "uvloop",
     ]
     assert lines[0] == repr(watched)
-    still = "['asyncio.base_events', 'celery', 'rq.worker', 'uvloop']"
+    still = (
+        "['aiohttp.client', 'asyncio.base_events', 'celery', 'rq.worker', 'sanic.handlers.error', "
+        "'tornado.web', 'uvloop']"
+    )
     assert lines[1:] == ["True True True True", still, "False False"]

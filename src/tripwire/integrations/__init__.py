@@ -10,9 +10,9 @@ by name, or configure it by passing an instance::
         integrations=[LoggingIntegration(breadcrumb_level=logging.DEBUG, event_level=logging.WARNING)],
     )
 
-Names: ``logging``, ``excepthook``, ``threading``, ``asyncio``, ``stdlib``, ``httpx``, ``context``,
-``celery``, ``rq``; ``sqlite3``, ``psycopg``, ``asyncpg``, ``redis`` (spans: installed only when
-tracing is on).
+Names: ``logging``, ``excepthook``, ``threading``, ``asyncio``, ``stdlib``, ``httpx``, ``aiohttp``,
+``tornado``, ``sanic``, ``context``, ``celery``, ``rq``; ``sqlite3``, ``psycopg``, ``asyncpg``,
+``redis`` (spans: installed only when tracing is on).
 Integrations for libraries the app may never use (asyncio, http.client, httpx) patch them only once the
 app imports them, so ``init()`` imports none of them.
 """
@@ -27,6 +27,7 @@ from ._common import Integration
 
 if TYPE_CHECKING:
     from .._options import Options
+    from .aiohttp import AiohttpIntegration as AiohttpIntegration
     from .asyncio import AsyncioIntegration as AsyncioIntegration
     from .asyncpg import AsyncpgIntegration as AsyncpgIntegration
     from .celery import CeleryIntegration as CeleryIntegration
@@ -39,13 +40,16 @@ if TYPE_CHECKING:
     from .psycopg import PsycopgIntegration as PsycopgIntegration
     from .redis import RedisIntegration as RedisIntegration
     from .rq import RqIntegration as RqIntegration
+    from .sanic import SanicIntegration as SanicIntegration
     from .session import ProcessSessionIntegration as ProcessSessionIntegration
     from .sqlite import SqliteIntegration as SqliteIntegration
     from .stdlib import StdlibIntegration as StdlibIntegration
     from .threading import ThreadingIntegration as ThreadingIntegration
+    from .tornado import TornadoIntegration as TornadoIntegration
 
 __all__ = [
     "DEFAULT_INTEGRATIONS",
+    "AiohttpIntegration",
     "ArgvIntegration",
     "AsyncioIntegration",
     "AsyncpgIntegration",
@@ -60,9 +64,11 @@ __all__ = [
     "PsycopgIntegration",
     "RedisIntegration",
     "RqIntegration",
+    "SanicIntegration",
     "SqliteIntegration",
     "StdlibIntegration",
     "ThreadingIntegration",
+    "TornadoIntegration",
     "installed",
 ]
 
@@ -75,6 +81,9 @@ DEFAULT_INTEGRATIONS: dict[str, tuple[str, str]] = {
     "asyncio": ("tripwire.integrations.asyncio", "AsyncioIntegration"),
     "stdlib": ("tripwire.integrations.stdlib", "StdlibIntegration"),
     "httpx": ("tripwire.integrations.httpx", "HttpxIntegration"),
+    "aiohttp": ("tripwire.integrations.aiohttp", "AiohttpIntegration"),
+    "tornado": ("tripwire.integrations.tornado", "TornadoIntegration"),
+    "sanic": ("tripwire.integrations.sanic", "SanicIntegration"),
     "celery": ("tripwire.integrations.celery", "CeleryIntegration"),
     "rq": ("tripwire.integrations.rq", "RqIntegration"),
     "sqlite3": ("tripwire.integrations.sqlite", "SqliteIntegration"),
