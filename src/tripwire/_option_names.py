@@ -37,11 +37,18 @@ ACCEPTED_LATER: dict[str, str] = {
 
 def translate(kwargs: dict[str, Any]) -> dict[str, Any]:
     """``kwargs`` with other SDKs' names mapped to tripwire's, each with a warning."""
-    if not any(name in RENAMED or name in ACCEPTED_LATER for name in kwargs):
+    if not any(name in RENAMED or name in ACCEPTED_LATER or name == "enable_tracing" for name in kwargs):
         return kwargs
     out: dict[str, Any] = {}
     for name, value in kwargs.items():
-        if name in ACCEPTED_LATER:
+        if name == "enable_tracing":
+            # sentry-sdk's older switch: True means "trace everything" unless a rate is given.
+            if value and "traces_sample_rate" not in kwargs and "traces_sampler" not in kwargs:
+                logger.warning("tripwire: option 'enable_tracing' means traces_sample_rate=1.0; using it")
+                out["traces_sample_rate"] = 1.0
+            else:
+                logger.warning("tripwire: option 'enable_tracing' ignored: traces_sample_rate decides")
+        elif name in ACCEPTED_LATER:
             logger.warning("tripwire: option %r: %s (see %s)", name, ACCEPTED_LATER[name], MIGRATION_DOCS)
         elif name in RENAMED:
             new = RENAMED[name]

@@ -69,6 +69,16 @@ def test_renamed_options_are_mapped_with_a_warning(caplog: pytest.LogCaptureFixt
     assert any("'include_local_variables'" in r.getMessage() for r in caplog.records)
 
 
+def test_enable_tracing_from_a_copied_sentry_config_traces_every_request() -> None:
+    """enable_tracing=True (sentry-sdk's older switch) starts tripwire with traces_sample_rate=1.0,
+    and an explicit rate given beside it wins."""
+    client = tripwire.init("http://key@127.0.0.1:9/1", enable_tracing=True)
+    assert client is not None and client.options.traces_sample_rate == 1.0
+    client = tripwire.init("http://key@127.0.0.1:9/1", enable_tracing=True, traces_sample_rate=0.25)
+    assert client is not None and client.options.traces_sample_rate == 0.25
+    tripwire.close()
+
+
 def test_an_unimplemented_option_raises_naming_it_and_the_migration_page() -> None:
     """keep_alive (a sentry-sdk option tripwire does not have) is a ConfigurationError that names it
     and points to docs/migrating.md."""
