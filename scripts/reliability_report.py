@@ -17,6 +17,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tests.support.figures import FAMILIES  # noqa: E402
 
 
+#: What a family proves beyond the test suite: benchmarks too long for CI, named with where they live.
+NOTES = {
+    "load": (
+        "The 10-minute run at the collector's maximum and the full attack mix are benchmarks, too long "
+        "for CI: `bench/run load` (bench/load_bench.py) writes them into bench/RESULTS.md, sections "
+        "\"Collector under sustained load\" and \"Collector under attack, beside normal traffic\"."
+    ),
+}
+
+
 def render(lines: list[str]) -> str:
     figures: dict[str, dict[str, tuple[object, str]]] = {family: {} for family in FAMILIES}
     for line in lines:
@@ -33,6 +43,8 @@ def render(lines: list[str]) -> str:
     ]
     for family, sentence in FAMILIES.items():
         out += [f"## {family}", "", sentence, ""]
+        if family in NOTES:
+            out += [NOTES[family], ""]
         rows = figures[family]
         if not rows:
             out += ["_No figures recorded in this run._", ""]
