@@ -6,7 +6,7 @@ import time
 
 import httpx
 
-from ..conftest import envelope
+from ..conftest import away_from_boundary, envelope
 from .conftest import PASSWORD, Collector, csrf_of, login, post_envelope, wait_for
 
 
@@ -68,6 +68,7 @@ def test_settings_page_shows_the_attachment_budget_and_what_it_used(
 ) -> None:
     """The settings page shows the project's attachment budget (the collector defaults) and the
     attachment bytes it stored this hour and in all."""
+    away_from_boundary(3600, margin=15)  # "this hour" must be the hour the attachment was stored in
     project = collector.new_project("budget-shown")
     body = envelope(
         ("event", {"event_id": "ab" * 16, "message": "m"}), ("attachment", b"x" * 3 * 1024 * 1024)
