@@ -205,6 +205,23 @@ def install_framework_hooks(app: Any = None, scope: Scope | None = None) -> None
         logger.exception("tripwire: could not connect to the framework's error signals")
 
 
+def middleware_options(
+    failed_status_codes: Iterable[int], max_request_body_size: int
+) -> tuple[frozenset[int], int]:
+    """The ASGI and WSGI middlewares' shared options, checked: ``(status codes, body size >= 0)``."""
+    if isinstance(max_request_body_size, bool) or not isinstance(max_request_body_size, int):
+        raise ConfigurationError(
+            f"TripwireMiddleware: max_request_body_size must be an int, got {max_request_body_size!r}"
+        )
+    try:
+        codes = frozenset(int(code) for code in failed_status_codes)
+    except (TypeError, ValueError):
+        raise ConfigurationError(
+            f"TripwireMiddleware: failed_status_codes must be status codes, got {failed_status_codes!r}"
+        ) from None
+    return codes, max(0, max_request_body_size)
+
+
 class TripwireMiddleware:
     """Report errors of an ASGI application and track one release-health session per connection.
 
@@ -241,22 +258,13 @@ class TripwireMiddleware:
             raise ConfigurationError(f"TripwireMiddleware: app must be an ASGI callable, got {app!r}")
         if asgi_version not in (None, 2, 3):
             raise ConfigurationError(f"TripwireMiddleware: asgi_version must be 2 or 3, got {asgi_version!r}")
-        if isinstance(max_request_body_size, bool) or not isinstance(max_request_body_size, int):
-            raise ConfigurationError(
-                f"TripwireMiddleware: max_request_body_size must be an int, got {max_request_body_size!r}"
-            )
-        try:
-            codes = frozenset(int(code) for code in failed_status_codes)
-        except (TypeError, ValueError):
-            raise ConfigurationError(
-                f"TripwireMiddleware: failed_status_codes must be status codes, got {failed_status_codes!r}"
-            ) from None
+        codes, max_request_body_size = middleware_options(failed_status_codes, max_request_body_size)
         self.app = app
         if asgi_version is None:
             asgi_version = 3 if _looks_like_asgi3(app) else 2
         self._app: ASGIApp = app if asgi_version == 3 else _asgi2_adapter(app)
         self.failed_status_codes = codes
-        self.max_request_body_size = max(0, max_request_body_size)
+        self.max_request_body_size = max_request_body_size
         self.flush_on_shutdown = flush_on_shutdown
         #: The client the per-request state below was made for (re-checked on every request).
         self._client: Any = _UNBOUND

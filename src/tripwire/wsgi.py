@@ -39,7 +39,7 @@ from ._connection import BodyCopy, Connection
 from ._exceptions import ConfigurationError
 from ._scope import _ROOT, ScopeData, _isolation
 from ._sessions import EXITED
-from .asgi import capture_request_exception, install_framework_hooks, is_noise
+from .asgi import capture_request_exception, install_framework_hooks, is_noise, middleware_options
 
 __all__ = ["TripwireMiddleware", "WSGIRequest"]
 
@@ -209,20 +209,11 @@ class TripwireMiddleware:
     ) -> None:
         if not callable(app):
             raise ConfigurationError(f"TripwireMiddleware: app must be a WSGI callable, got {app!r}")
-        if isinstance(max_request_body_size, bool) or not isinstance(max_request_body_size, int):
-            raise ConfigurationError(
-                f"TripwireMiddleware: max_request_body_size must be an int, got {max_request_body_size!r}"
-            )
-        try:
-            codes = frozenset(int(code) for code in failed_status_codes)
-        except (TypeError, ValueError):
-            raise ConfigurationError(
-                f"TripwireMiddleware: failed_status_codes must be status codes, got {failed_status_codes!r}"
-            ) from None
+        codes, max_request_body_size = middleware_options(failed_status_codes, max_request_body_size)
         self.app = app
         self.failed_status_codes = codes
         self.track_response_status = bool(track_response_status or codes)
-        self.max_request_body_size = max(0, max_request_body_size)
+        self.max_request_body_size = max_request_body_size
         self._client: Any = None
         self._bound = False
         self._sessions: Any = None
