@@ -41,7 +41,7 @@ from .store.base import (
 )
 
 if TYPE_CHECKING:
-    from .app import CollectorState
+    from .state import CollectorState
 
 Handler = Callable[[Request, "CollectorState", User], Awaitable[Any]]
 

@@ -18,7 +18,7 @@ from .store.alert_records import AlertRule
 from .store.base import User
 
 if TYPE_CHECKING:
-    from .app import CollectorState
+    from .state import CollectorState
 
 _RULE_BODY = (
     '{"on": "new-issue|regression|frequency|users|crash-free|cron", "webhook": "https://...",'

@@ -10,7 +10,7 @@ from .api import _endpoint, _int, _project, _run
 from .store.base import User
 
 if TYPE_CHECKING:
-    from .app import CollectorState
+    from .state import CollectorState
 
 
 @_endpoint(

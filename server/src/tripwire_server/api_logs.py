@@ -12,7 +12,7 @@ from .store.base import User
 from .store.log_records import LogQuery
 
 if TYPE_CHECKING:
-    from .app import CollectorState
+    from .state import CollectorState
 
 
 @_endpoint(

@@ -16,7 +16,7 @@ from .performance import service
 from .store.base import User
 
 if TYPE_CHECKING:
-    from .app import CollectorState
+    from .state import CollectorState
 
 _FILTERS = (
     ("since", "time range back from now: 30m, 1h, 24h, 7d (default 24h)"),

@@ -27,7 +27,7 @@ from .normalize import parse_timestamp
 from .store.base import IntakeRow
 
 if TYPE_CHECKING:
-    from .app import CollectorState
+    from .state import CollectorState
 
 NOTIFY_KIND = "bugsnag_notify"
 SESSIONS_KIND = "bugsnag_sessions"

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import getpass
-import importlib
 import json
 import logging
 import os
@@ -298,8 +297,9 @@ def _when(ts: float) -> str:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from .app import bootstrap, create_app
+    from .app import create_app
     from .serving import uvicorn_config
+    from .state import bootstrap
 
     level = args.log_level.upper()
     logging.basicConfig(
@@ -385,16 +385,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    try:
-        demo = importlib.import_module("tripwire_server.demo")
-    except ImportError as exc:
-        if exc.name and exc.name.startswith("tripwire_server.demo"):
-            print(
-                "tripwire demo is not available in this installation (tripwire_server.demo is missing)",
-                file=sys.stderr,
-            )
-            return 2
-        raise
+    from . import demo  # on first use: it starts servers and imports the SDK
+
     argv: list[str] = []
     for flag, name in (
         ("--data-dir", "data_dir"),
@@ -462,7 +454,7 @@ def _project_keys(args: argparse.Namespace, store: Store, url: str) -> None:
             f" until: tripwire project revoke-key {project.name} KEY",
         )
     elif args.action == "revoke-key":
-        from .ingest import ProjectCache  # how long a running collector caches keys
+        from .state import ProjectCache  # how long a running collector caches keys
 
         store.revoke_project_key(project.id, args.key)
         _out(

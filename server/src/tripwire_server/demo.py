@@ -386,8 +386,9 @@ def main(argv: list[str] | None = None) -> int:
     import tripwire
 
     from . import demo_tracing
-    from .app import bootstrap, create_app
+    from .app import create_app
     from .config import CollectorConfig
+    from .state import bootstrap
     from .store import open_store
 
     own_dir = args.data_dir is None and not args.database_url

@@ -17,9 +17,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from . import _json, bugsnag_ingest, feedback, grouping, item_types, logs
+from .bodies import decode_stored
 from .config import CollectorConfig, Limits
 from .envelope import EnvelopeError, Item, parse_envelope
-from .ingest import decode_stored
 from .monitors import parse_checkin
 from .normalize import (
     EventTooLarge,

@@ -11,15 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import math
-import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
-import anyio.to_thread
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
@@ -33,7 +30,7 @@ from .normalize import normalize_event_id
 from .store.base import IntakeRow, Project
 
 if TYPE_CHECKING:
-    from .app import CollectorState
+    from .state import CollectorState
 
 #: Item types that count against the per-project event quota (Sentry data categories in the header).
 QUOTA_ITEMS = {
@@ -321,55 +318,6 @@ def _dsn_key(header: dict[str, Any]) -> str | None:
         return None
 
 
-class ProjectCache:
-    """DSN public key -> project, for every key that is not revoked (a project may have several
-    while a key is being rotated).
-
-    Reloaded from the store on a miss (at most once a second) and whenever it is older than
-    ``max_age``, so projects and keys created by the CLI or another process are found without a
-    restart, and a key revoked elsewhere stops ingesting within ``max_age`` seconds. A revocation
-    through this process's API or dashboard calls :meth:`invalidate`: refused at once.
-    """
-
-    #: Seconds a revoked key may still be accepted by a collector that did not revoke it.
-    max_age = 5.0
-
-    def __init__(self, state: CollectorState, clock: Callable[[], float] = time.monotonic) -> None:
-        self.state = state
-        self.clock = clock
-        self._by_key: dict[str, Project] = {}
-        self._loaded = -math.inf
-        self._lock = threading.Lock()
-        self._reloading: asyncio.Task[None] | None = None
-
-    def _reload(self) -> None:
-        store = self.state.store
-        projects = {p.id: p for p in store.list_projects()}
-        keys = store.list_project_keys()
-        with self._lock:
-            self._by_key = {k.public_key: projects[k.project_id] for k in keys if k.project_id in projects}
-            self._loaded = self.clock()
-
-    async def get(self, key: str) -> Project | None:
-        project = self._by_key.get(key)
-        age = self.clock() - self._loaded
-        if (project is None and age > 1.0) or age > self.max_age:
-            # One reload at a time, however many requests with unknown keys arrive meanwhile
-            # (a flood of made-up keys must not become a flood of queries); shielded, so that a
-            # client going away does not cancel it for the others.
-            if self._reloading is None or self._reloading.done():
-                self._reloading = asyncio.get_running_loop().create_task(self._reload_async())
-            await asyncio.shield(self._reloading)
-            project = self._by_key.get(key)
-        return project
-
-    async def _reload_async(self) -> None:
-        await anyio.to_thread.run_sync(self._reload)
-
-    def invalidate(self) -> None:
-        self._loaded = -math.inf
-
-
 def _check_project(project: Project | None, project_id: int) -> Project:
     if project is None:
         raise Rejection(403, "unknown DSN public key")
@@ -391,30 +339,6 @@ async def _project_from_dsn(request: _Request, state: CollectorState, header: di
             401, "missing authentication: send X-Sentry-Auth, ?sentry_key= or a dsn envelope header"
         )
     return await _authenticate(request, state, key)
-
-
-# -- quotas ---------------------------------------------------------------------------------------
-
-
-class Quotas:
-    """Per-project fixed one-minute windows of quota items, kept in this process."""
-
-    def __init__(self) -> None:
-        self._windows: dict[int, tuple[int, int]] = {}
-
-    def take(self, project_id: int, limit: int, n: int, now: float) -> int | None:
-        """Count ``n`` items; return None if allowed, else the seconds until the window resets."""
-        if limit <= 0 or n <= 0:
-            return None
-        minute = int(now // 60)
-        start, used = self._windows.get(project_id, (minute, 0))
-        if start != minute:
-            start, used = minute, 0
-        if used + n > limit:
-            self._windows[project_id] = (start, used)
-            return max(1, math.ceil((start + 1) * 60 - now))
-        self._windows[project_id] = (start, used + n)
-        return None
 
 
 # -- the endpoints --------------------------------------------------------------------------------

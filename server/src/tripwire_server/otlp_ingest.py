@@ -26,7 +26,7 @@ from .performance import otlp
 from .store.base import IntakeRow
 
 if TYPE_CHECKING:
-    from .app import CollectorState
+    from .state import CollectorState
 
 _PROTOBUF = "application/x-protobuf"
 #: Decompressed bytes of one export: parsed whole in memory (protobuf), so capped well below the

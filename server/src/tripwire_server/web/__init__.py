@@ -34,13 +34,12 @@ Pages:
 
 from __future__ import annotations
 
-from typing import Any
-
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
+from ..state import CollectorState
 from . import (
     alerts,
     attachments,
@@ -53,7 +52,7 @@ from . import (
     project_access,
     projects,
 )
-from ._auth import login_endpoints, login_required
+from ._auth import PageHandler, login_endpoints, login_required
 from ._render import STATIC_DIR
 
 __all__ = ["routes"]
@@ -68,12 +67,11 @@ class _Static(StaticFiles):
         return response
 
 
-def routes(state: Any) -> list[BaseRoute]:
-    """The dashboard's routes; ``state`` carries ``store`` (a :class:`~..store.Store`) and ``config``
-    (a :class:`~..config.CollectorConfig`)."""
+def routes(state: CollectorState) -> list[BaseRoute]:
+    """The dashboard's routes, reading the collector's shared ``state``."""
     login, logout = login_endpoints(state)
 
-    def page(path: str, handler: Any, methods: tuple[str, ...] = ("GET",)) -> Route:
+    def page(path: str, handler: PageHandler, methods: tuple[str, ...] = ("GET",)) -> Route:
         return Route(path, login_required(state, handler), methods=list(methods))
 
     return [

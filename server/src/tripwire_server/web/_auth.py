@@ -25,6 +25,8 @@ from starlette.responses import RedirectResponse, Response
 
 from .. import access
 from ..config import CollectorConfig
+from ..refusals import Refusals
+from ..state import CollectorState
 from ..store import NotFound, Store, User
 from ._render import SECURITY_HEADERS, render
 
@@ -49,6 +51,8 @@ class Page:
     form: dict[str, str]
     #: Makes ingest see changed DSN keys at once (the collector's key cache).
     keys_changed: Callable[[], None] = lambda: None
+    #: This process's refusals that no project's counters hold (the Server page shows them).
+    refusals: Refusals = dataclasses.field(default_factory=Refusals)
 
     def render(self, template: str, status_code: int = 200, **context: Any) -> Response:
         """Render a dashboard template with the common context (user, CSRF token, projects)."""
@@ -111,7 +115,7 @@ def _error_context(status: int, message: str) -> dict[str, Any]:
     return {"user": None, "csrf_token": "", "projects": [], "path": "", "status": status, "message": message}
 
 
-def login_required(state: Any, handler: PageHandler) -> Callable[[Request], Awaitable[Response]]:
+def login_required(state: CollectorState, handler: PageHandler) -> Callable[[Request], Awaitable[Response]]:
     """Wrap a page handler: no session means a redirect to the login form, a POST without the
     right CSRF token is refused with 403, and the handler itself runs in a worker thread (the
     store is synchronous)."""
@@ -129,8 +133,10 @@ def login_required(state: Any, handler: PageHandler) -> Callable[[Request], Awai
     return endpoint
 
 
-def _dispatch(state: Any, handler: PageHandler, request: Request, form: dict[str, str]) -> Response:
-    store: Store = state.store
+def _dispatch(
+    state: CollectorState, handler: PageHandler, request: Request, form: dict[str, str]
+) -> Response:
+    store = state.store
     token = request.cookies.get(SESSION_COOKIE, "")
     user = store.get_web_session_user(token) if token else None
     if user is None:
@@ -157,6 +163,7 @@ def _dispatch(state: Any, handler: PageHandler, request: Request, form: dict[str
         csrf_token=csrf,
         form=form,
         keys_changed=state.projects.invalidate,
+        refusals=state.refusals,
     )
     refused = access.invalid_input(request.path_params, request.query_params.multi_items())
     if refused == 400:
@@ -213,7 +220,7 @@ class LoginThrottle:
         self.store.release_login_slot(slot)
 
 
-def login_endpoints(state: Any) -> tuple[Callable[[Request], Awaitable[Response]], ...]:
+def login_endpoints(state: CollectorState) -> tuple[Callable[[Request], Awaitable[Response]], ...]:
     """The login form (GET and POST) and logout endpoints bound to ``state``."""
     throttle = LoginThrottle(state.store)
 
@@ -235,7 +242,7 @@ def login_endpoints(state: Any) -> tuple[Callable[[Request], Awaitable[Response]
         return response
 
     async def login(request: Request) -> Response:
-        store: Store = state.store
+        store = state.store
         if request.method == "GET":
             token = request.cookies.get(SESSION_COOKIE, "")
             current = await run_in_threadpool(store.get_web_session_user, token) if token else None

@@ -165,7 +165,7 @@ def render_settings(
 
 def _server_refusals(page: Page) -> list[tuple[str, str, int]]:
     """``(reason, meaning, count)`` of the refusals this process counted outside any project."""
-    counts = page.request.app.state.collector.refusals.snapshot()
+    counts = page.refusals.snapshot()
     return [(reason, meaning, counts.get(reason, 0)) for reason, meaning in REASONS.items()]
 
 
