@@ -17,9 +17,9 @@ import pytest
 
 from tests.support.figures import record
 from tripwire_server.config import Limits
-from tripwire_server.digest import EnvelopeProcessor
+from tripwire_server.digest.processor import EnvelopeProcessor
 from tripwire_server.store import IntakeRow, Store, open_store
-from tripwire_server.store.batch import AttachmentBudget
+from tripwire_server.store.digest_records import AttachmentBudget
 
 from .conftest import LiveServer, ServeProcess, away_from_boundary, envelope, make_event, wait_until
 from .rawhttp import RawClient, request_head
@@ -484,8 +484,8 @@ def test_a_refusal_asks_sdks_to_wait_until_the_hour_ends_or_an_hour_for_the_tota
     import asyncio
 
     from tripwire_server.attachment_quota import AttachmentQuota
+    from tripwire_server.bodies import decode_stored
     from tripwire_server.config import CollectorConfig
-    from tripwire_server.ingest import decode_stored
 
     hour = float(int(time.time() // 3600) * 3600)
     enqueue(store, with_attachments(make_event(), 2 * KiB), received_at=hour + 5)

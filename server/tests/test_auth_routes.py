@@ -24,7 +24,7 @@ from starlette.routing import Mount, Route
 from tests.support.figures import record
 from tripwire_server import access
 from tripwire_server.alerts.rules import spec_from_json
-from tripwire_server.bugsnag_ingest import BugsnagEndpoint
+from tripwire_server.ingest.bugsnag import BugsnagEndpoint
 from tripwire_server.web._auth import CSRF_FIELD, SESSION_COOKIE, csrf_token_for
 
 from .conftest import LiveServer, envelope, make_event

@@ -282,7 +282,7 @@ def test_odd_but_valid_json_is_stored(sqlite_server: LiveServer) -> None:
 
 def test_header_values_built_from_input_cannot_split_headers() -> None:
     """Text from a request that goes into a response header loses CR, LF and non-ASCII."""
-    from tripwire_server.ingest import header_safe
+    from tripwire_server.ingest.request import header_safe
 
     assert header_safe("bad\r\nSet-Cookie: a=b\u00e9") == "bad??Set-Cookie: a=b?"
     assert len(header_safe("x" * 1000)) == 200

@@ -121,7 +121,7 @@ def test_release_ordering_for_regressions(release: str, reference: str, expected
 def test_an_envelope_the_database_refuses_is_moved_aside_not_retried_forever(database_url: str) -> None:
     """One unstorable envelope goes to dead_letters (counted); the rest of its batch is stored."""
     from tripwire_server.config import Limits
-    from tripwire_server.digest import EnvelopeProcessor
+    from tripwire_server.digest.processor import EnvelopeProcessor
     from tripwire_server.store import IntakeRow
 
     store = open_store(database_url)

@@ -24,7 +24,7 @@ from starlette.routing import Route
 
 from . import access
 from ._version import __version__
-from .ingest import header_safe
+from .ingest.request import header_safe
 from .search import parse_query
 from .store.base import (
     ApiToken,

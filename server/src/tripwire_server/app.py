@@ -22,12 +22,10 @@ from . import (
     api_feedback,  # noqa: F401 - adds the feedback endpoints to api.ENDPOINTS
     api_logs,  # noqa: F401 - adds the logs endpoint to api.ENDPOINTS
     api_performance,  # noqa: F401 - adds the performance and trace endpoints to api.ENDPOINTS
-    bugsnag_ingest,
-    ingest,
-    otlp_ingest,
     web,
 )
 from .config import CollectorConfig
+from .ingest import bugsnag, otlp, sentry
 from .state import Bootstrap, CollectorState, bootstrap
 from .store import Store, open_store
 
@@ -53,9 +51,9 @@ def create_app(config: CollectorConfig | None = None, *, store: Store | None = N
 
     app = Starlette(
         routes=[
-            *ingest.routes(),
-            *bugsnag_ingest.routes(),
-            *otlp_ingest.routes(),
+            *sentry.routes(),
+            *bugsnag.routes(),
+            *otlp.routes(),
             *api.routes(),
             *web.routes(state),
         ],

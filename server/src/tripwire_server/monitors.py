@@ -25,7 +25,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .normalize import parse_timestamp, trim
-from .store.batch import CheckInRow
+from .store.digest_records import CheckInRow
 
 log = logging.getLogger("tripwire_server")
 

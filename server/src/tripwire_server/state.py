@@ -26,9 +26,9 @@ from .attachment_quota import AttachmentQuota
 from .bodies import decode_stored
 from .budget import InFlightBudget
 from .config import CollectorConfig
-from .digest import Digester, digest_process_main
-from .intake import IntakeWriter
+from .digest.worker import Digester, digest_process_main
 from .monitors import MonitorClock
+from .queue_writer import IntakeWriter
 from .refusals import Refusals
 from .store import Project, Store, StoreError
 

@@ -17,7 +17,7 @@ import pytest
 import uvicorn
 
 from tests.support.figures import record
-from tripwire_server import secrets as _secrets
+from tripwire_server import credentials
 from tripwire_server.app import create_app
 from tripwire_server.config import CollectorConfig
 from tripwire_server.store import Store, open_store
@@ -34,7 +34,7 @@ class CheckCounter:
     def __init__(self) -> None:
         self.checks: list[str] = []
         self._lock = threading.Lock()
-        self._real = _secrets.check_password
+        self._real = credentials.check_password
 
     def __call__(self, password: str, encoded: str) -> bool:
         with self._lock:
@@ -48,7 +48,7 @@ class CheckCounter:
 @pytest.fixture
 def counted(monkeypatch: pytest.MonkeyPatch) -> CheckCounter:
     counter = CheckCounter()
-    monkeypatch.setattr(_secrets, "check_password", counter)
+    monkeypatch.setattr(credentials, "check_password", counter)
     return counter
 
 

@@ -11,7 +11,7 @@ import uuid
 from typing import Any
 
 from .. import _json
-from ..store.batch import DigestedEvent
+from ..store.digest_records import DigestedEvent
 from .model import Transaction
 from .nplusone import NPlusOne, detect
 

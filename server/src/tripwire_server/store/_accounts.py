@@ -12,14 +12,14 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from .. import secrets as _secrets
+from .. import credentials
 from .base import MAX_ID, ApiToken, NotFound, StoreError, User
 
 if TYPE_CHECKING:
     from ._sql import Cursor
 
 # A valid hash of a random password, used to make unknown-user logins as slow as real ones.
-_DUMMY_HASH = _secrets.hash_password(_secrets.new_token(""))
+_DUMMY_HASH = credentials.hash_password(credentials.new_token(""))
 
 
 def _user(row: Sequence[Any]) -> User:
@@ -39,7 +39,7 @@ class AccountsMixin:
     def create_user(self, username: str, password: str, *, is_admin: bool = False) -> User:
         if not username:
             raise StoreError("a user needs a name")
-        hashed = _secrets.hash_password(password)
+        hashed = credentials.hash_password(password)
         with self._tx() as c:
             row = c.one(
                 "INSERT INTO users (username, password_hash, is_admin, created_at)"
@@ -52,7 +52,7 @@ class AccountsMixin:
         return _user(row)
 
     def set_password(self, username: str, password: str) -> None:
-        hashed = _secrets.hash_password(password)
+        hashed = credentials.hash_password(password)
         with self._tx() as c:
             row = c.one(
                 "UPDATE users SET password_hash = ? WHERE username = ? RETURNING id",
@@ -86,18 +86,18 @@ class AccountsMixin:
             )
         if row is None:
             # Spend the same time as a real check so that user names cannot be probed.
-            _secrets.check_password(password, _DUMMY_HASH)
+            credentials.check_password(password, _DUMMY_HASH)
             return None
-        return _user(row) if _secrets.check_password(password, row[4]) else None
+        return _user(row) if credentials.check_password(password, row[4]) else None
 
     def create_web_session(self, user_id: int, ttl: float = 14 * 86400) -> str:
-        token = _secrets.new_token("tws_")
+        token = credentials.new_token("tws_")
         now = time.time()
         with self._tx() as c:
             c.ex("DELETE FROM web_sessions WHERE expires_at < ?", (now,))
             c.ex(
                 "INSERT INTO web_sessions (token_hash, user_id, created_at, expires_at) VALUES (?, ?, ?, ?)",
-                (_secrets.token_hash(token), user_id, now, now + ttl),
+                (credentials.token_hash(token), user_id, now, now + ttl),
             )
         return token
 
@@ -106,13 +106,13 @@ class AccountsMixin:
             row = c.one(
                 "SELECT u.id, u.username, u.is_admin, u.created_at FROM web_sessions s"
                 " JOIN users u ON u.id = s.user_id WHERE s.token_hash = ? AND s.expires_at > ?",
-                (_secrets.token_hash(token), time.time()),
+                (credentials.token_hash(token), time.time()),
             )
         return None if row is None else _user(row)
 
     def delete_web_session(self, token: str) -> None:
         with self._tx() as c:
-            c.ex("DELETE FROM web_sessions WHERE token_hash = ?", (_secrets.token_hash(token),))
+            c.ex("DELETE FROM web_sessions WHERE token_hash = ?", (credentials.token_hash(token),))
 
     def create_api_token(self, user_id: int, name: str = "", *, expires_at: float | None = None) -> str:
         return self.issue_api_token(user_id, name, expires_at=expires_at)[1]
@@ -120,12 +120,12 @@ class AccountsMixin:
     def issue_api_token(
         self, user_id: int, name: str = "", *, expires_at: float | None = None
     ) -> tuple[ApiToken, str]:
-        token = _secrets.new_token("tw_")
+        token = credentials.new_token("tw_")
         with self._tx() as c:
             row = c.one(
                 "INSERT INTO api_tokens (token_hash, user_id, name, created_at, expires_at)"
                 " VALUES (?, ?, ?, ?, ?) RETURNING id",
-                (_secrets.token_hash(token), user_id, name, time.time(), expires_at),
+                (credentials.token_hash(token), user_id, name, time.time(), expires_at),
             )
             token_id = int(row[0])
         (listed,) = [t for t in self.list_api_tokens(user_id) if t.id == token_id]
@@ -137,7 +137,7 @@ class AccountsMixin:
                 "SELECT u.id, u.username, u.is_admin, u.created_at FROM api_tokens t"
                 " JOIN users u ON u.id = t.user_id WHERE t.token_hash = ?"
                 " AND (t.expires_at IS NULL OR t.expires_at > ?)",
-                (_secrets.token_hash(token), time.time()),
+                (credentials.token_hash(token), time.time()),
             )
         return None if row is None else _user(row)
 

@@ -23,9 +23,9 @@ from .alert_records import AlertRule, Delivery, Notification
 from .base import NotFound
 
 if TYPE_CHECKING:
-    from ._batch_writer import BatchWriter
     from ._sql import Cursor
-    from .batch import DigestedEvent, EnvelopeResult
+    from .digest_records import DigestedEvent, EnvelopeResult
+    from .digest_writer import DigestWriter
 
 _RULE_COLUMNS = (
     "id, project_id, name, on_trigger, threshold, window_minutes, below, min_sessions, once,"
@@ -357,7 +357,7 @@ class AlertsMixin:
         hour = float(int(self.alert_clock() // 3600) * 3600)
         self._upsert_outcomes(c, [(project_id, hour, "intake", "alert", "evaluation_failed", 1)])
 
-    def _alerts_after_digest(self, c: Cursor, writer: BatchWriter, results: list[EnvelopeResult]) -> None:
+    def _alerts_after_digest(self, c: Cursor, writer: DigestWriter, results: list[EnvelopeResult]) -> None:
         """Evaluate the issue and crash-free rules on what this batch wrote; queue notifications."""
         stored = writer.stored
         sessions = [s for r in results for s in r.sessions]
@@ -382,7 +382,7 @@ class AlertsMixin:
         self,
         c: Cursor,
         rule: AlertRule,
-        writer: BatchWriter,
+        writer: DigestWriter,
         stored: list[tuple[DigestedEvent, int]],
         sessions: list[Any],
         now: float,

@@ -15,7 +15,7 @@ from .feedback_records import Feedback
 
 if TYPE_CHECKING:
     from ._sql import Cursor
-    from .batch import EnvelopeResult
+    from .digest_records import EnvelopeResult
 
 #: Feedback kept per project: the oldest goes first.
 MAX_FEEDBACK_PER_PROJECT = 10_000

@@ -15,7 +15,7 @@ from .log_records import LogQuery, LogRecord
 
 if TYPE_CHECKING:
     from ._sql import Cursor
-    from .batch import EnvelopeResult
+    from .digest_records import EnvelopeResult
 
 MAX_LOGS_PER_PROJECT = 100_000
 LOG_RETENTION_DAYS = 7

@@ -21,7 +21,7 @@ from .base import NotFound
 if TYPE_CHECKING:
     from ._sql import Cursor
     from .alert_records import AlertRule
-    from .batch import CheckInRow, EnvelopeResult
+    from .digest_records import CheckInRow, EnvelopeResult
 
 log = logging.getLogger("tripwire_server")
 

@@ -23,10 +23,10 @@ from .base import NotFound
 from .perf_records import DEFAULT_APDEX_MS, RollupRow, Sample, SpanOpRow, TraceEvent
 
 if TYPE_CHECKING:
-    from ._batch_writer import BatchWriter
     from ._sql import Cursor
     from .base import Issue
-    from .batch import EnvelopeResult
+    from .digest_records import EnvelopeResult
+    from .digest_writer import DigestWriter
 
 #: Samples kept per project × transaction name × hour: the slowest, and a uniform random set ...
 SLOWEST_PER_HOUR = 5
@@ -94,7 +94,7 @@ class PerformanceMixin:
 
     # -- writing (inside the digest transaction) ---------------------------------------------
 
-    def _write_performance(self, c: Cursor, results: list[EnvelopeResult], writer: BatchWriter) -> None:
+    def _write_performance(self, c: Cursor, results: list[EnvelopeResult], writer: DigestWriter) -> None:
         txs = [t for r in results for t in r.transactions]
         if txs:
             if self.backend == "postgresql":

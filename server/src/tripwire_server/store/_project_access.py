@@ -13,7 +13,7 @@ import contextlib
 import time
 from typing import TYPE_CHECKING
 
-from .. import secrets as _secrets
+from .. import credentials
 from ._accounts import _user
 from .base import NotFound, ProjectKey, StoreError, User
 
@@ -41,7 +41,7 @@ class ProjectAccessMixin:
         return [ProjectKey(*row) for row in rows]
 
     def add_project_key(self, project_id: int) -> ProjectKey:
-        key = ProjectKey(project_id, _secrets.new_public_key(), time.time())
+        key = ProjectKey(project_id, credentials.new_public_key(), time.time())
         with self._tx() as c:
             row = c.one(
                 "UPDATE projects SET public_key = ? WHERE id = ? RETURNING id", (key.public_key, project_id)

@@ -15,11 +15,9 @@ import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from .. import _json
-from .. import secrets as _secrets
+from .. import _json, credentials
 from ._accounts import AccountsMixin, db_int
 from ._alerts import AlertsMixin
-from ._batch_writer import BatchWriter
 from ._feedback import FeedbackMixin
 from ._logs import LogsMixin
 from ._monitors import MonitorsMixin
@@ -45,7 +43,8 @@ from .base import (
     StoreError,
     TagCount,
 )
-from .batch import AttachmentBudget, EnvelopeResult, Processor
+from .digest_records import AttachmentBudget, EnvelopeResult, Processor
+from .digest_writer import DigestWriter
 from .migrations import migrations
 
 log = logging.getLogger("tripwire_server")
@@ -270,7 +269,7 @@ class SQLStore(
             row = c.one(
                 f"INSERT INTO projects (name, public_key, created_at) VALUES (?, ?, ?)"
                 f" ON CONFLICT (name) DO NOTHING RETURNING {_PROJECT_COLUMNS}",
-                (name, _secrets.new_public_key(), time.time()),
+                (name, credentials.new_public_key(), time.time()),
             )
             if row is not None:
                 c.ex(
@@ -464,7 +463,7 @@ class SQLStore(
         # Another process may have digested some rows first (SQLite offers no SKIP LOCKED): those
         # were not deleted by us, so their results are not ours to write.
         mine = [r for r in results if r.queue_id in owned]
-        writer = BatchWriter(self, c, budget)
+        writer = DigestWriter(self, c, budget)
         writer.write(mine)
         # Alerts and cron monitors commit with what caused them (see store/_alerts.py).
         self._write_checkins(c, mine)

@@ -475,7 +475,7 @@ class Store(AlertStore, MonitorStore, PerformanceStore, abc.ABC):
         """Claim up to ``limit`` queued envelopes, and no more bytes than the processor's
         ``max_batch_bytes`` (at least one), digest them and delete them in one transaction.
 
-        ``processor`` is a :class:`tripwire_server.digest.Processor`. Several processes may call
+        ``processor`` is a :class:`~.digest_records.Processor`. Several processes may call
         this at once: each envelope is digested exactly once. Returns how many envelopes were done.
         """
 

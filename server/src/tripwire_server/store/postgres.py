@@ -7,7 +7,7 @@ from typing import Any
 import psycopg
 
 from ._sql import Cursor, SQLStore
-from .batch import Processor
+from .digest_records import Processor
 
 # Any fixed number: the advisory lock that serializes schema migrations between processes.
 _MIGRATION_LOCK = 0x7472_6970

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ._sql import Cursor, SQLStore
-from .batch import Processor
+from .digest_records import Processor
 
 _DATA_ERRORS = (ValueError, TypeError, sqlite3.IntegrityError, sqlite3.DataError)
 

@@ -11,26 +11,39 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 import uuid
-from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from . import _json, access, item_types  # noqa: F401 - access registers the ``:id`` route convertor
-from .bodies import DecodeError, Decoder, UnsupportedEncoding
-from .bodies import decode_stored as decode_stored  # where the digest has always imported it from
-from .budget import BudgetExhausted, Reservation
-from .envelope import EnvelopeError, EnvelopeScanner, ItemTooLarge
-from .intake import IntakeUnavailable
-from .normalize import normalize_event_id
-from .store.base import IntakeRow, Project
+from .. import _json, access, item_types  # noqa: F401 - access registers the ``:id`` route convertor
+from ..bodies import DecodeError
+from ..budget import BudgetExhausted, Reservation
+from ..envelope import EnvelopeError, EnvelopeScanner, ItemTooLarge
+from ..normalize import normalize_event_id
+from ..store.base import Project
+from .request import (
+    CORS,
+    INFLATE_STEP,
+    IngestRequest,
+    Rejection,
+    check_backlog,
+    check_project,
+    check_quota,
+    check_ratio,
+    declared_length,
+    decoder_of,
+    queue,
+    read_body,
+    respond,
+    send_response,
+    sentry_key,
+)
 
 if TYPE_CHECKING:
-    from .state import CollectorState
+    from ..state import CollectorState
 
 #: Item types that count against the per-project event quota (Sentry data categories in the header).
 QUOTA_ITEMS = {
@@ -44,169 +57,8 @@ QUOTA_ITEMS = {
 _QUOTA_TYPES = frozenset(QUOTA_ITEMS)
 _RATE_CATEGORIES = "default;error;security;transaction"
 
-_CORS = {
-    "Access-Control-Allow-Origin": "*",
-    "Access-Control-Expose-Headers": "x-sentry-error, x-sentry-rate-limits, retry-after",
-}
-
-
-class Rejection(Exception):
-    """An ingest request refused with ``status`` and a human ``message``."""
-
-    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.headers = headers or {}
-
-
-def header_safe(text: str, limit: int = 200) -> str:
-    """``text`` fit for an HTTP header value: printable ASCII only (no CR/LF injection), cut."""
-    return "".join(ch if " " <= ch <= "~" else "?" for ch in text[:limit])
-
-
-class _Request:
-    """The little of a request the ingest path needs, read straight from the ASGI scope.
-
-    Ingest is the hot path: a raw ASGI handler skips building Starlette Request/Response objects,
-    which costs more than the rest of the handler's own work.
-    """
-
-    __slots__ = (
-        "_receive",
-        "app",
-        "body_done",
-        "client_host",
-        "headers",
-        "method",
-        "path_params",
-        "project",
-        "scope",
-    )
-
-    def __init__(self, scope: Scope, receive: Receive) -> None:
-        self.scope = scope
-        self._receive = receive
-        # ASGI servers lower-case header names.
-        self.headers: dict[str, str] = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
-        self.app = scope["app"]
-        self.path_params = scope["path_params"]
-        self.method = scope["method"]
-        client = scope.get("client")
-        self.client_host: str | None = client[0] if client else None
-        #: The project whose key this request carries, once checked.
-        self.project: Project | None = None
-        self.body_done = False
-
-    def query_param(self, name: str) -> str | None:
-        query = self.scope.get("query_string", b"")
-        if not query:
-            return None
-        values = parse_qs(query.decode("latin-1")).get(name)
-        return values[0] if values else None
-
-    async def stream(self) -> AsyncIterator[bytes]:
-        while True:
-            message = await self._receive()
-            if message["type"] == "http.disconnect":
-                self.body_done = True  # nothing more will come
-                raise Rejection(400, "the client went away before sending the whole body")
-            body = message.get("body", b"")
-            if body:
-                yield body
-            if not message.get("more_body", False):
-                self.body_done = True
-                return
-
-
-async def _send_response(
-    send: Send, status: int, body: bytes, headers: dict[str, str], media_type: str | None
-) -> None:
-    raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
-    raw.append((b"content-length", str(len(body)).encode()))
-    if media_type:
-        raw.append((b"content-type", media_type.encode()))
-    await send({"type": "http.response.start", "status": status, "headers": raw})
-    await send({"type": "http.response.body", "body": body})
-
-
-async def _respond(
-    send: Send, status: int, body: dict[str, Any], headers: dict[str, str] | None = None
-) -> None:
-    all_headers = dict(_CORS)
-    if headers:
-        all_headers.update(headers)
-    if status >= 400 and "detail" in body:
-        # Header values must be latin-1: keep the reason short and plain.
-        all_headers["X-Sentry-Error"] = header_safe(str(body["detail"]))
-    await _send_response(send, status, _json.dumps(body), all_headers, "application/json")
-
-
-# -- request body: streamed, decompressed in bounded steps, capped --------------------------------
-
-#: Largest piece of decompressed output produced at once; the event loop gets a turn between pieces.
-INFLATE_STEP = 64 * 1024
-#: Decompressed bytes below which the inflate ratio is not checked (small bodies vary too much).
-RATIO_FLOOR = 256 * 1024
-
-
-def _check_ratio(produced: int, decoder: Decoder, limit: int) -> None:
-    if limit > 0 and produced > RATIO_FLOOR and produced > limit * decoder.consumed:
-        raise Rejection(
-            413,
-            f"decompressed body is over {limit} times its compressed size (a decompression bomb?);"
-            " send it uncompressed",
-        )
-
-
-def _declared_length(request: _Request, limit: int) -> None:
-    length = request.headers.get("content-length")
-    if length is None:
-        return
-    try:
-        declared = int(length)
-    except ValueError:
-        raise Rejection(400, "invalid Content-Length") from None
-    if declared > limit:
-        raise Rejection(413, f"body of {length} bytes is over the {limit} byte limit")
-
-
-def _decoder(request: _Request) -> Decoder:
-    try:
-        return Decoder(request.headers.get("content-encoding", "").strip().lower())
-    except UnsupportedEncoding as exc:
-        raise Rejection(415, str(exc)) from None
-
-
-async def read_body(
-    request: _Request, reservation: Reservation, *, max_compressed: int, max_size: int
-) -> bytes:
-    """The decompressed body of a small request (``/store/``), refused with 413 past a limit."""
-    max_ratio = request.app.state.collector.config.limits.max_inflate_ratio
-    _declared_length(request, max_compressed)
-    decoder = _decoder(request)
-    received = 0
-    out = bytearray()
-    try:
-        async for chunk in request.stream():
-            received += len(chunk)
-            if received > max_compressed:
-                raise Rejection(413, f"body is over the {max_compressed} byte limit")
-            for piece in decoder.inflate(chunk, INFLATE_STEP):
-                if len(out) + len(piece) > max_size:
-                    raise Rejection(413, f"decompressed body is over the {max_size} byte limit")
-                out += piece
-                _check_ratio(len(out), decoder, max_ratio)
-                await reservation.resize(len(out))
-        if received:
-            decoder.finish()
-    except DecodeError as exc:
-        raise Rejection(400, str(exc)) from None
-    return bytes(out)
-
-
 async def read_envelope(
-    request: _Request, state: CollectorState, reservation: Reservation, project: Project | None
+    request: IngestRequest, state: CollectorState, reservation: Reservation, project: Project | None
 ) -> tuple[bytes, str, EnvelopeScanner, Project]:
     """Receive and check an envelope as it streams in: ``(body as received, encoding, scanner,
     project)``.
@@ -222,8 +74,8 @@ async def read_envelope(
     """
     limits = state.config.limits
     max_compressed, max_size = limits.max_envelope_compressed, limits.max_envelope_size
-    _declared_length(request, max_compressed)
-    decoder = _decoder(request)
+    declared_length(request, max_compressed)
+    decoder = decoder_of(request)
     scanner = EnvelopeScanner(
         max_header=limits.max_header_size,
         max_items=limits.max_items,
@@ -248,7 +100,7 @@ async def read_envelope(
                 produced += len(piece)
                 if produced > max_size:
                     raise Rejection(413, f"decompressed body is over the {max_size} byte limit")
-                _check_ratio(produced, decoder, limits.max_inflate_ratio)
+                check_ratio(produced, decoder, limits.max_inflate_ratio)
                 if project is None and scanner.header is None and (nl := piece.find(b"\n")) >= 0:
                     # Authenticate from the first line before looking at anything after it.
                     scanner.feed(piece[: nl + 1])
@@ -297,17 +149,6 @@ async def read_envelope(
 # -- authentication -----------------------------------------------------------------------------
 
 
-def _auth_key(request: _Request) -> str | None:
-    for header in ("x-sentry-auth", "authorization"):
-        value = request.headers.get(header)
-        if value and value.lstrip().lower().startswith("sentry "):
-            for part in value.strip()[7:].split(","):
-                name, _, val = part.strip().partition("=")
-                if name.strip() == "sentry_key" and val.strip():
-                    return val.strip()
-    return request.query_param("sentry_key") or None
-
-
 def _dsn_key(header: dict[str, Any]) -> str | None:
     dsn = header.get("dsn")
     if not isinstance(dsn, str):
@@ -318,21 +159,13 @@ def _dsn_key(header: dict[str, Any]) -> str | None:
         return None
 
 
-def _check_project(project: Project | None, project_id: int) -> Project:
-    if project is None:
-        raise Rejection(403, "unknown DSN public key")
-    if project.id != project_id:
-        raise Rejection(403, f"the DSN key does not belong to project {project_id}")
-    return project
-
-
-async def _authenticate(request: _Request, state: CollectorState, key: str) -> Project:
-    project = _check_project(await state.projects.get(key), int(request.path_params["project_id"]))
+async def _authenticate(request: IngestRequest, state: CollectorState, key: str) -> Project:
+    project = check_project(await state.projects.get(key), int(request.path_params["project_id"]))
     request.project = project
     return project
 
 
-async def _project_from_dsn(request: _Request, state: CollectorState, header: dict[str, Any]) -> Project:
+async def _project_from_dsn(request: IngestRequest, state: CollectorState, header: dict[str, Any]) -> Project:
     key = _dsn_key(header)
     if key is None:
         raise Rejection(
@@ -370,12 +203,12 @@ def _not_sentry(data: dict[str, Any], what: str) -> str | None:
 
 
 async def _ingest(
-    request: _Request, endpoint: str, reservation: Reservation
+    request: IngestRequest, endpoint: str, reservation: Reservation
 ) -> tuple[dict[str, Any], dict[str, str]]:
     state: CollectorState = request.app.state.collector
     limits = state.config.limits
     # The key is checked before any of the body is read: a request with a wrong key costs nothing.
-    key = _auth_key(request)
+    key = sentry_key(request)
     project = await _authenticate(request, state, key) if key else None
     if project is not None:
         reservation.bind(project.id)
@@ -420,17 +253,7 @@ async def _ingest(
             raise Rejection(400, reason or "not a Sentry envelope: it has no items")
         items = scanner.kinds
 
-    quota = (
-        project.quota_per_minute if project.quota_per_minute is not None else state.config.quota_per_minute
-    )
-    retry = state.quotas.take(project.id, quota, quota_items, time.time())
-    if retry is not None:
-        state.writer.count(project.id, "error", "rate_limited", quota_items)
-        raise Rejection(
-            429,
-            f"project quota of {quota} events per minute exceeded",
-            {"Retry-After": str(retry), "X-Sentry-Rate-Limits": f"{retry}:{_RATE_CATEGORIES}:project:quota"},
-        )
+    check_quota(state, project, quota_items, "error", _RATE_CATEGORIES)
     answer_headers: dict[str, str] = {}
     refused = item_types.refused_categories(kind_ for kind_, _n in items)
     if refused:
@@ -443,17 +266,8 @@ async def _ingest(
     refusal = await state.attachment_quota.check(project, body, kind, attachments)
     if refusal is not None:
         raise Rejection(429, refusal.message, refusal.headers)
-    if state.writer.backlog + state.writer.in_flight >= state.config.max_backlog:
-        state.writer.count(project.id, "envelope", "backlog_full")
-        raise Rejection(
-            429,
-            "the collector is behind on digesting; retry later",
-            {"Retry-After": "10", "X-Sentry-Rate-Limits": "10::organization:backlog"},
-        )
-    try:
-        await state.writer.submit(IntakeRow(project.id, time.time(), kind, body, request.client_host))
-    except IntakeUnavailable as exc:
-        raise Rejection(503, f"could not store the envelope: {exc}", {"Retry-After": "5"}) from None
+    check_backlog(state, project, sentry_headers=True)
+    await queue(state, request, project, kind, body, "envelope")
     if attachment_bytes:
         state.attachment_quota.accepted(project.id, attachment_bytes)
     return {"id": envelope_event_id}, answer_headers
@@ -470,17 +284,17 @@ class IngestEndpoint:
         self.endpoint = endpoint
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        request = _Request(scope, receive)
+        request = IngestRequest(scope, receive)
         if request.method == "OPTIONS":
             requested = request.headers.get("access-control-request-headers")
             headers = {
-                **_CORS,
+                **CORS,
                 "Access-Control-Allow-Methods": "POST, OPTIONS",
                 "Access-Control-Allow-Headers": requested
                 or "x-sentry-auth, x-requested-with, content-type, content-encoding, authorization",
                 "Access-Control-Max-Age": "3600",
             }
-            await _send_response(send, 200, b"", headers, None)
+            await send_response(send, 200, b"", headers, None)
             return
         state: CollectorState = request.app.state.collector
         reservation = state.budget.reservation()
@@ -501,11 +315,11 @@ class IngestEndpoint:
             if not request.body_done:
                 # The rest of the body will not be read: close rather than parse it as a request.
                 headers = {**headers, "Connection": "close"}
-            await _respond(send, exc.status, {"detail": exc.message}, headers)
+            await respond(send, exc.status, {"detail": exc.message}, headers)
             return
         finally:
             reservation.release()
-        await _respond(send, 200, result, answer_headers)
+        await respond(send, 200, result, answer_headers)
 
 
 #: ``POST /api/{project_id}/envelope/``: a Sentry envelope (any items).

@@ -7,7 +7,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from ..versions import is_at_or_after
-from .batch import AttachmentBudget, AttachmentRow, DigestedEvent, EnvelopeResult
+from .digest_records import AttachmentBudget, AttachmentRow, DigestedEvent, EnvelopeResult
 
 if TYPE_CHECKING:
     from ._sql import Cursor, SQLStore
@@ -17,7 +17,7 @@ def _hour(ts: float) -> float:
     return float(int(ts // 3600) * 3600)
 
 
-class BatchWriter:
+class DigestWriter:
     """Writes the records of one digested batch: events, issues and every counter.
 
     Rows are touched in a fixed order (issues by key, then counters by key) so that several

@@ -1,43 +1,23 @@
-"""The BugSnag protocol: notify (``POST /``, payload version 4) and sessions (``POST /sessions``).
+"""BugSnag payloads as Sentry-shaped events and session counts (pure functions).
 
-A BugSnag notifier in any language reports to ``tripwire serve`` when its ``endpoints`` setting
-points at the collector (``notify: http://host:port``, ``sessions: http://host:port/sessions``), as
-with a self-hosted BugSnag; the project's DSN public key is its API key (``Bugsnag-Api-Key``).
-
-Ingest checks the request and queues the body as it came (kind ``bugsnag_notify`` or
-``bugsnag_sessions``), like an envelope; the digest turns it into Sentry-shaped events and
-session counts (:func:`events_of`, :func:`session_counts_of`), so BugSnag reports land in the
-same issues, grouping and release health as Sentry ones.
+The endpoints (:mod:`.ingest.bugsnag`) queue a BugSnag body as it came (kind ``bugsnag_notify``
+or ``bugsnag_sessions``); the digest turns it into events and session counts here
+(:func:`events_of`, :func:`session_counts_of`), so BugSnag reports land in the same issues,
+grouping and release health as Sentry ones.
 """
 
 from __future__ import annotations
 
 import hashlib
-import time
-from typing import TYPE_CHECKING, Any
-
-from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
+from typing import Any
 
 from . import _json
-from .budget import BudgetExhausted, Reservation
-from .ingest import Rejection, _Request, _respond, _send_response, read_body
-from .intake import IntakeUnavailable
 from .normalize import parse_timestamp
-from .store.base import IntakeRow
 
-if TYPE_CHECKING:
-    from .state import CollectorState
-
+#: Queue kinds of the two BugSnag payloads (:mod:`.ingest.bugsnag` queues them as they came).
 NOTIFY_KIND = "bugsnag_notify"
 SESSIONS_KIND = "bugsnag_sessions"
-#: Notify payload versions understood (notifiers send "4" or "4.0"; 5 is 4 plus fields we ignore).
-PAYLOAD_VERSIONS = ("4", "5")
 _SEVERITY = {"error": "error", "warning": "warning", "info": "info"}
-_CORS_ALLOW = "Bugsnag-Api-Key, Bugsnag-Payload-Version, Bugsnag-Sent-At, Bugsnag-Integrity, Content-Type"
-
-
-# -- the digest side: BugSnag payloads as Sentry events -------------------------------------------
 
 
 def _obj(value: Any) -> dict[str, Any]:
@@ -221,99 +201,3 @@ def session_counts_of(payload: Any) -> list[tuple[str, str, float, int]]:
             raise ValueError("invalid sessionCounts entry")
         out.append((release, env, started, n))
     return out
-
-
-# -- the ingest side ---------------------------------------------------------------------------------
-
-
-class BugsnagEndpoint:
-    """The ASGI app of ``POST /`` (notify) or ``POST /sessions``."""
-
-    def __init__(self, kind: str) -> None:
-        self.kind = kind
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        request = _Request(scope, receive)
-        if request.method == "OPTIONS":
-            headers = {
-                "Access-Control-Allow-Origin": "*",
-                "Access-Control-Allow-Methods": "POST, OPTIONS",
-                "Access-Control-Allow-Headers": _CORS_ALLOW,
-                "Access-Control-Max-Age": "3600",
-            }
-            await _send_response(send, 200, b"", headers, None)
-            return
-        state: CollectorState = request.app.state.collector
-        reservation = state.budget.reservation()
-        try:
-            await self._ingest(request, reservation)
-        except BudgetExhausted as exc:
-            await _respond(send, 503, {"detail": str(exc)}, {"Retry-After": "2", "Connection": "close"})
-            return
-        except Rejection as exc:
-            await _respond(send, exc.status, {"detail": exc.message}, exc.headers)
-            return
-        finally:
-            reservation.release()
-        await _respond(send, 202 if self.kind == SESSIONS_KIND else 200, {"status": "ok"})
-
-    async def _ingest(self, request: _Request, reservation: Reservation) -> None:
-        state: CollectorState = request.app.state.collector
-        limits = state.config.limits
-        key = request.headers.get("bugsnag-api-key") or request.query_param("apiKey")
-        if not key:
-            raise Rejection(401, "missing Bugsnag-Api-Key (the project's DSN public key)")
-        project = await state.projects.get(key)
-        if project is None:
-            raise Rejection(403, "unknown Bugsnag-Api-Key")
-        # One JSON document, bounded like a /store/ event (bytes in flight, inflated in steps);
-        # BugSnag's SDKs trim their payloads to about 1 MB themselves.
-        body = await read_body(
-            request, reservation, max_compressed=limits.max_store_compressed, max_size=limits.max_event_size
-        )
-        try:
-            payload = _json.loads(body)
-        except ValueError as exc:
-            raise Rejection(400, f"malformed BugSnag payload: not JSON: {exc}") from None
-        if not isinstance(payload, dict):
-            raise Rejection(400, "malformed BugSnag payload: must be a JSON object")
-        quota_items = 0
-        if self.kind == NOTIFY_KIND:
-            version = request.headers.get("bugsnag-payload-version") or request.query_param("payloadVersion")
-            version = version or "4"
-            if version.split(".", 1)[0] not in PAYLOAD_VERSIONS:
-                raise Rejection(400, f"unsupported Bugsnag-Payload-Version {version!r}: 4 is")
-            events = payload.get("events")
-            if not isinstance(events, list) or not events:
-                raise Rejection(400, "malformed BugSnag notify payload: no events list")
-            quota_items = len(events)
-        elif not isinstance(payload.get("sessionCounts"), list):
-            raise Rejection(400, "malformed BugSnag sessions payload: no sessionCounts list")
-        quota = (
-            project.quota_per_minute
-            if project.quota_per_minute is not None
-            else state.config.quota_per_minute
-        )
-        retry = state.quotas.take(project.id, quota, quota_items, time.time())
-        if retry is not None:
-            state.writer.count(project.id, "error", "rate_limited", quota_items)
-            raise Rejection(
-                429, f"project quota of {quota} events per minute exceeded", {"Retry-After": str(retry)}
-            )
-        if state.writer.backlog + state.writer.in_flight >= state.config.max_backlog:
-            state.writer.count(project.id, "envelope", "backlog_full")
-            raise Rejection(429, "the collector is behind on digesting; retry later", {"Retry-After": "10"})
-        try:
-            row = IntakeRow(project.id, time.time(), self.kind, body, request.client_host)
-            await state.writer.submit(row)
-        except IntakeUnavailable as exc:
-            raise Rejection(503, f"could not store the report: {exc}", {"Retry-After": "5"}) from None
-
-
-def routes() -> list[Route]:
-    """BugSnag's endpoints at the collector's root (POST only: ``GET /`` is the dashboard)."""
-    methods = ["POST", "OPTIONS"]
-    return [
-        Route("/", BugsnagEndpoint(NOTIFY_KIND), methods=methods),
-        Route("/sessions", BugsnagEndpoint(SESSIONS_KIND), methods=methods),
-    ]

@@ -3,7 +3,7 @@
 An app instrumented with any OpenTelemetry SDK exports here (protobuf or JSON, optionally gzip),
 with the project key in ``X-Sentry-Auth: Sentry sentry_key=KEY`` as Sentry documents it (or
 ``?sentry_key=``). The spans are decoded and grouped into transactions at the door
-(:mod:`.performance.otlp`), so a malformed export is refused with 400 at once; what is accepted
+(:mod:`..performance.otlp`), so a malformed export is refused with 400 at once; what is accepted
 is committed to the durable ingest queue as an envelope of ``transaction`` items before the 200,
 like any Sentry envelope, and digested the same way.
 """
@@ -11,22 +11,30 @@ like any Sentry envelope, and digested the same way.
 from __future__ import annotations
 
 import json
-import time
 from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from . import _json
-from .budget import BudgetExhausted, Reservation
-from .ingest import Rejection, _auth_key, _check_project, _Request, _send_response, header_safe, read_body
-from .intake import IntakeUnavailable
-from .performance import otlp
-from .store.base import IntakeRow
+from .. import _json
+from ..budget import BudgetExhausted, Reservation
+from ..performance import otlp
+from .request import (
+    IngestRequest,
+    Rejection,
+    check_backlog,
+    check_project,
+    check_quota,
+    header_safe,
+    queue,
+    read_body,
+    send_response,
+    sentry_key,
+)
 
 if TYPE_CHECKING:
-    from .state import CollectorState
+    from ..state import CollectorState
 
 _PROTOBUF = "application/x-protobuf"
 #: Decompressed bytes of one export: parsed whole in memory (protobuf), so capped well below the
@@ -53,9 +61,9 @@ def _decode(body: bytes, content_type: str, project_id: int) -> tuple[bytes, int
     return b"\n".join(lines) + b"\n", len(txs)
 
 
-async def _export(request: _Request, state: CollectorState, reservation: Reservation) -> tuple[int, int]:
+async def _export(request: IngestRequest, state: CollectorState, reservation: Reservation) -> tuple[int, int]:
     limits = state.config.limits
-    key = _auth_key(request)
+    key = sentry_key(request)
     if not key:
         raise Rejection(401, "missing authentication: send X-Sentry-Auth: Sentry sentry_key=KEY")
     project = await state.projects.get(key)
@@ -64,7 +72,7 @@ async def _export(request: _Request, state: CollectorState, reservation: Reserva
         if project is None:
             raise Rejection(403, "unknown DSN public key")
     else:
-        project = _check_project(project, int(path_id))
+        project = check_project(project, int(path_id))
     assert project is not None
     content_type = request.headers.get("content-type", _PROTOBUF).split(";")[0].strip().lower()
     if content_type not in (_PROTOBUF, "application/json"):
@@ -83,24 +91,9 @@ async def _export(request: _Request, state: CollectorState, reservation: Reserva
         raise Rejection(400, f"malformed OTLP export: {exc}") from None
     if count == 0:
         return project.id, 0
-    quota = (
-        project.quota_per_minute if project.quota_per_minute is not None else state.config.quota_per_minute
-    )
-    retry = state.quotas.take(project.id, quota, count, time.time())
-    if retry is not None:
-        state.writer.count(project.id, "transaction", "rate_limited", count)
-        raise Rejection(
-            429, f"project quota of {quota} events per minute exceeded", {"Retry-After": str(retry)}
-        )
-    if state.writer.backlog + state.writer.in_flight >= state.config.max_backlog:
-        state.writer.count(project.id, "envelope", "backlog_full")
-        raise Rejection(429, "the collector is behind on digesting; retry later", {"Retry-After": "10"})
-    try:
-        await state.writer.submit(
-            IntakeRow(project.id, time.time(), "envelope", envelope, request.client_host)
-        )
-    except IntakeUnavailable as exc:
-        raise Rejection(503, f"could not store the export: {exc}", {"Retry-After": "5"}) from None
+    check_quota(state, project, count, "transaction")
+    check_backlog(state, project)
+    await queue(state, request, project, "envelope", envelope, "export")
     return project.id, count
 
 
@@ -112,7 +105,7 @@ class _OTLPTraces:
 
 
 async def _otlp_traces(scope: Scope, receive: Receive, send: Send) -> None:
-    request = _Request(scope, receive)
+    request = IngestRequest(scope, receive)
     state: CollectorState = request.app.state.collector
     wants_json = request.headers.get("content-type", "").startswith("application/json")
     # The decompressed body counts against the collector's in-flight budget, like an envelope.
@@ -120,7 +113,7 @@ async def _otlp_traces(scope: Scope, receive: Receive, send: Send) -> None:
     try:
         await _export(request, state, reservation)
     except BudgetExhausted as exc:
-        await _send_response(send, 503, str(exc).encode(), {"Retry-After": "2"}, "text/plain")
+        await send_response(send, 503, str(exc).encode(), {"Retry-After": "2"}, "text/plain")
         return
     except Rejection as exc:
         headers = {**exc.headers, "X-Sentry-Error": header_safe(exc.message)}
@@ -131,7 +124,7 @@ async def _otlp_traces(scope: Scope, receive: Receive, send: Send) -> None:
             body: Any = json.dumps({"code": exc.status, "message": exc.message}).encode()
         else:
             body = exc.message.encode()
-        await _send_response(
+        await send_response(
             send, exc.status, body, headers, "application/json" if wants_json else "text/plain"
         )
         return
@@ -139,9 +132,9 @@ async def _otlp_traces(scope: Scope, receive: Receive, send: Send) -> None:
         reservation.release()
     # An empty ExportTraceServiceResponse: full success.
     if wants_json:
-        await _send_response(send, 200, b"{}", {}, "application/json")
+        await send_response(send, 200, b"{}", {}, "application/json")
     else:
-        await _send_response(send, 200, b"", {}, _PROTOBUF)
+        await send_response(send, 200, b"", {}, _PROTOBUF)
 
 
 otlp_traces = _OTLPTraces()

@@ -1,27 +1,20 @@
-"""Digest: turn acknowledged envelopes into stored events, issues and counters, in the background.
-
-:class:`EnvelopeProcessor` is pure (parse, normalize, group); :class:`Digester` is the thread that
-feeds queued envelopes through it and lets the store write the results. The store deletes each
-queue row in the same transaction that writes its results, so a crash at any point either keeps
-the row (it is digested again after restart) or keeps its results, never neither and never both.
+"""Queued bodies -> what the store writes: :class:`EnvelopeProcessor` parses, normalizes and
+groups a batch of queued envelopes (and BugSnag payloads) into :class:`~..store.digest_records.EnvelopeResult`
+records, without touching the database (:mod:`.worker` runs it and lets the store write the results).
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import signal
-import threading
-import time
 from collections.abc import Sequence
 from typing import Any
 
-from . import _json, bugsnag_ingest, feedback, grouping, item_types, logs
-from .bodies import decode_stored
-from .config import CollectorConfig, Limits
-from .envelope import EnvelopeError, Item, parse_envelope
-from .monitors import parse_checkin
-from .normalize import (
+from .. import _json, bugsnag, feedback, grouping, item_types, logs
+from ..bodies import decode_stored
+from ..config import CollectorConfig, Limits
+from ..envelope import EnvelopeError, Item, parse_envelope
+from ..monitors import parse_checkin
+from ..normalize import (
     EventTooLarge,
     derived_tags,
     describe,
@@ -32,12 +25,11 @@ from .normalize import (
     trim,
     without_nul,
 )
-from .performance import model as perf_model
-from .performance import otlp
-from .performance.issues import performance_events
-from .store import open_store
-from .store.base import QueuedEnvelope, Store
-from .store.batch import (
+from ..performance import model as perf_model
+from ..performance import otlp
+from ..performance.issues import performance_events
+from ..store.base import QueuedEnvelope
+from ..store.digest_records import (
     AttachmentBudget,
     AttachmentRow,
     DigestedEvent,
@@ -106,7 +98,7 @@ class EnvelopeProcessor:
         kind, _, encoding = row.kind.partition(":")
         if encoding:
             body = decode_stored(body, encoding)
-        if kind in (bugsnag_ingest.NOTIFY_KIND, bugsnag_ingest.SESSIONS_KIND):
+        if kind in (bugsnag.NOTIFY_KIND, bugsnag.SESSIONS_KIND):
             self._bugsnag(row, result, kind, body)
             return len(body)
         header, items = parse_envelope(
@@ -164,14 +156,14 @@ class EnvelopeProcessor:
             payload = _json.loads(body)
             if may_hold_nul(body):
                 payload = without_nul(payload)
-            if kind == bugsnag_ingest.SESSIONS_KIND:
-                for release, env, started, n in bugsnag_ingest.session_counts_of(payload):
+            if kind == bugsnag.SESSIONS_KIND:
+                for release, env, started, n in bugsnag.session_counts_of(payload):
                     if n:
                         bucket = (trim(release, 250), trim(env, 64), _hour(started))
                         result.sessions.append(SessionCount(row.project_id, *bucket, started=n, healthy=n))
                 self._count(result, row, "sessions", "accepted")
                 return
-            events = bugsnag_ingest.events_of(payload)
+            events = bugsnag.events_of(payload)
         except (ValueError, TypeError, KeyError, AttributeError) as exc:
             log.debug("invalid BugSnag payload in %s: %r", row.id, exc)
             self._count(result, row, kind, "invalid")
@@ -182,7 +174,7 @@ class EnvelopeProcessor:
             except EventTooLarge:
                 self._count(result, row, "event", "too_large")
                 continue
-            outcome = bugsnag_ingest.session_outcome(original)
+            outcome = bugsnag.session_outcome(original)
             if outcome is not None:
                 release, env, started, fate = outcome
                 s = SessionCount(row.project_id, trim(release, 250), trim(env, 64), _hour(started))
@@ -373,120 +365,6 @@ class EnvelopeProcessor:
                         quantity,
                     )
                 )
-
-
-class Digester:
-    """Digests the ingest queue and sweeps retention now and then, in a background thread.
-
-    ``wake`` and ``stop`` may be :mod:`multiprocessing` events: :func:`digest_process_main` runs
-    the same loop in a child process, where it does not compete with the HTTP event loop for the
-    GIL.
-    """
-
-    def __init__(
-        self,
-        store: Store,
-        config: CollectorConfig,
-        *,
-        wake: Any = None,
-        stop: Any = None,
-        idle_wait: float = 0.2,
-    ) -> None:
-        #: Seconds to wait for a wake-up when the queue is empty (other processes may fill it).
-        self.idle_wait = idle_wait
-        self.store = store
-        self.config = config
-        self.processor = EnvelopeProcessor(
-            config.limits,
-            attachment_budget=AttachmentBudget(
-                per_hour=config.attachment_bytes_per_hour, total=config.attachment_bytes_total
-            ),
-            max_batch_bytes=config.digest_batch_bytes,
-        )
-        self._wake = wake if wake is not None else threading.Event()
-        self._stop = stop if stop is not None else threading.Event()
-        self._thread: threading.Thread | None = None
-        self._next_retention = time.monotonic() + min(5.0, config.retention_interval)
-        #: Envelopes digested by this digester (for tests and the status endpoint).
-        self.digested = 0
-        self.errors = 0
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self.run, name="tripwire-digest", daemon=True)
-        self._thread.start()
-
-    def wake(self) -> None:
-        """Tell the digester that new envelopes were queued."""
-        self._wake.set()
-
-    def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-
-    def run(self, parent_pid: int | None = None) -> None:
-        """The loop; returns when stopped (or, in a child process, when the parent is gone)."""
-        backoff = 0.1
-        while not self._stop.is_set():
-            if parent_pid is not None and os.getppid() != parent_pid:
-                return  # the server was killed: do not linger as an orphan
-            try:
-                done = self.store.digest_batch(self.config.digest_batch_size, self.processor)
-                self.digested += done
-                backoff = 0.1
-            except Exception:
-                # A database hiccup (lock timeout, deadlock, restart): the rows stay queued.
-                self.errors += 1
-                log.exception("digest failed; retrying in %.1fs", backoff)
-                self._stop.wait(backoff)
-                backoff = min(backoff * 2, 5.0)
-                continue
-            if time.monotonic() >= self._next_retention:
-                self._retention()
-            if done == 0:
-                # Other processes may fill the queue too (PostgreSQL): poll as well as wait.
-                self._wake.wait(self.idle_wait)
-                self._wake.clear()
-
-    def _retention(self) -> None:
-        self._next_retention = time.monotonic() + self.config.retention_interval
-        try:
-            deleted = self.store.apply_retention(
-                default_days=self.config.retention_days,
-                default_max_events=self.config.retention_max_events,
-                now=time.time(),
-            )
-            if deleted:
-                log.info("retention removed %d events", deleted)
-            self.store.apply_perf_retention(
-                rollup_days=self.config.performance_retention_days,
-                sample_days=self.config.sample_retention_days,
-                now=time.time(),
-            )
-        except Exception:
-            log.exception("retention sweep failed")
-
-
-def digest_process_main(config: CollectorConfig, parent_pid: int) -> None:
-    """Entry point of the digest child process of ``tripwire serve``.
-
-    It polls the queue (every 50 ms when idle) rather than waiting on a cross-process event, and
-    stops on SIGTERM after the batch in hand; Ctrl-C is left to the parent, which sends SIGTERM.
-
-    On SQLite its connections commit with ``synchronous=NORMAL``: a digest transaction lost to a
-    power cut only loses the deletion of its queue rows too (WAL commits are ordered), so the
-    envelopes are digested again; the acknowledgement's durability comes from the intake commit.
-    """
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    stop = threading.Event()
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, lambda _signum, _frame: stop.set())
-    store = open_store(config.effective_database_url, sqlite_synchronous="NORMAL")
-    try:
-        Digester(store, config, stop=stop, idle_wait=0.05).run(parent_pid=parent_pid)
-    finally:
-        store.close()
 
 
 def _trace_context(ev: dict[str, Any], key: str) -> str | None:
