@@ -1,7 +1,7 @@
 """The attachment budget at the door: once a project's budget is used up, refuse attachments early.
 
 Each project may store so many attachment bytes per hour and in total
-(:class:`~.store.batch.AttachmentBudget`; ``CollectorConfig.attachment_bytes_per_hour`` and
+(:class:`~.store.digest_records.AttachmentBudget`; ``CollectorConfig.attachment_bytes_per_hour`` and
 ``attachment_bytes_total``, or the project's own values). Two places hold a project to it:
 
 - **the digest** (authoritative): in the transaction that stores attachments it reads and updates
@@ -33,7 +33,8 @@ import anyio.to_thread
 
 from .config import CollectorConfig
 from .envelope import EnvelopeError, parse_envelope
-from .store.base import AttachmentUsage, Project, Store
+from .store.base import AttachmentUsage, Project
+from .store.interfaces import AttachmentUsageSource
 
 #: ``X-Sentry-Rate-Limits`` reason code of a refusal (the part after the scope).
 REASON = "attachment_budget"
@@ -65,7 +66,7 @@ class AttachmentQuota:
 
     def __init__(
         self,
-        store: Store,
+        store: AttachmentUsageSource,
         config: CollectorConfig,
         *,
         count: Callable[[int, str, str, int], None],

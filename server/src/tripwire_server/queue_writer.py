@@ -18,7 +18,8 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
-from .store.base import IntakeRow, Store
+from .store.base import IntakeRow
+from .store.interfaces import IntakeQueue
 
 log = logging.getLogger("tripwire_server")
 
@@ -32,7 +33,7 @@ class IntakeWriter:
 
     def __init__(
         self,
-        store: Store,
+        store: IntakeQueue,
         *,
         max_batch: int = 1000,
         on_commit: Callable[[], None] | None = None,

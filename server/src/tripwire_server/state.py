@@ -31,6 +31,7 @@ from .monitors import MonitorClock
 from .queue_writer import IntakeWriter
 from .refusals import Refusals
 from .store import Project, Store, StoreError
+from .store.interfaces import ProjectKeys
 
 
 @dataclasses.dataclass
@@ -81,7 +82,7 @@ class ProjectCache:
     #: Seconds a revoked key may still be accepted by a collector that did not revoke it.
     max_age = 5.0
 
-    def __init__(self, store: Store, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, store: ProjectKeys, clock: Callable[[], float] = time.monotonic) -> None:
         self.store = store
         self.clock = clock
         self._by_key: dict[str, Project] = {}

@@ -28,7 +28,7 @@ from ..normalize import (
 from ..performance import model as perf_model
 from ..performance import otlp
 from ..performance.issues import performance_events
-from ..store.base import QueuedEnvelope
+from ..store.base import QueuedEnvelope, hour_start
 from ..store.digest_records import (
     AttachmentBudget,
     AttachmentRow,
@@ -44,12 +44,8 @@ log = logging.getLogger("tripwire_server")
 EVENT_TYPES = frozenset({"event"})
 
 
-def _hour(ts: float) -> float:
-    return float(int(ts // 3600) * 3600)
-
-
 class EnvelopeProcessor:
-    """Parses and normalizes queued envelopes (implements :class:`~.store.batch.Processor`)."""
+    """Parses and normalizes queued envelopes (implements :class:`~..store.digest_records.Processor`)."""
 
     def __init__(
         self,
@@ -86,7 +82,7 @@ class EnvelopeProcessor:
         result: EnvelopeResult, row: QueuedEnvelope, category: str, reason: str, quantity: int = 1
     ) -> None:
         result.outcomes.append(
-            OutcomeRow(row.project_id, _hour(row.received_at), "intake", category, reason, quantity)
+            OutcomeRow(row.project_id, hour_start(row.received_at), "intake", category, reason, quantity)
         )
 
     def _envelope(self, row: QueuedEnvelope, result: EnvelopeResult) -> int:
@@ -159,7 +155,7 @@ class EnvelopeProcessor:
             if kind == bugsnag.SESSIONS_KIND:
                 for release, env, started, n in bugsnag.session_counts_of(payload):
                     if n:
-                        bucket = (trim(release, 250), trim(env, 64), _hour(started))
+                        bucket = (trim(release, 250), trim(env, 64), hour_start(started))
                         result.sessions.append(SessionCount(row.project_id, *bucket, started=n, healthy=n))
                 self._count(result, row, "sessions", "accepted")
                 return
@@ -177,7 +173,7 @@ class EnvelopeProcessor:
             outcome = bugsnag.session_outcome(original)
             if outcome is not None:
                 release, env, started, fate = outcome
-                s = SessionCount(row.project_id, trim(release, 250), trim(env, 64), _hour(started))
+                s = SessionCount(row.project_id, trim(release, 250), trim(env, 64), hour_start(started))
                 # The session was counted healthy when it started: it is now crashed or errored.
                 s.healthy = -1
                 if fate == "crashed":
@@ -262,7 +258,7 @@ class EnvelopeProcessor:
             export = export or {"resourceSpans": [{"scopeSpans": [{"spans": [data]}]}]}
             txs = otlp.transactions(otlp.plain_from_json(export), row.project_id)
         else:
-            hour = _hour(row.received_at)
+            hour = hour_start(row.received_at)
             spans = perf_model.span_v2_items(data)
             txs, orphans = perf_model.from_spans_v2(spans, row.project_id, event_id=event_id)
             if orphans:
@@ -316,7 +312,7 @@ class EnvelopeProcessor:
     def _session(self, row: QueuedEnvelope, result: EnvelopeResult, data: Any) -> None:
         release, env = self._release_env(data.get("attrs"))
         started = parse_timestamp(data.get("started")) or row.received_at
-        s = SessionCount(row.project_id, release, env, _hour(started))
+        s = SessionCount(row.project_id, release, env, hour_start(started))
         if data.get("init") is True:
             s.started = 1
         status = data.get("status", "ok")
@@ -344,7 +340,7 @@ class EnvelopeProcessor:
             if min(counts) < 0:
                 raise ValueError("negative session count")
             result.sessions.append(
-                SessionCount(row.project_id, release, env, _hour(started), sum(counts), *counts)
+                SessionCount(row.project_id, release, env, hour_start(started), sum(counts), *counts)
             )
 
     def _client_report(self, row: QueuedEnvelope, result: EnvelopeResult, data: Any) -> None:
@@ -358,7 +354,7 @@ class EnvelopeProcessor:
                 result.outcomes.append(
                     OutcomeRow(
                         row.project_id,
-                        _hour(min(ts, row.received_at)),
+                        hour_start(min(ts, row.received_at)),
                         "client",
                         trim(entry.get("category") or "default", 64),
                         reason,

@@ -18,8 +18,8 @@ from typing import Any
 
 from ..config import CollectorConfig
 from ..store import open_store
-from ..store.base import Store
 from ..store.digest_records import AttachmentBudget
+from ..store.interfaces import DigestTarget
 from .processor import EnvelopeProcessor
 
 log = logging.getLogger("tripwire_server")
@@ -35,7 +35,7 @@ class Digester:
 
     def __init__(
         self,
-        store: Store,
+        store: DigestTarget,
         config: CollectorConfig,
         *,
         wake: Any = None,

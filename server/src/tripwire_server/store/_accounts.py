@@ -16,7 +16,7 @@ from .. import credentials
 from .base import MAX_ID, ApiToken, NotFound, StoreError, User
 
 if TYPE_CHECKING:
-    from ._sql import Cursor
+    from .database import Cursor
 
 # A valid hash of a random password, used to make unknown-user logins as slow as real ones.
 _DUMMY_HASH = credentials.hash_password(credentials.new_token(""))

@@ -21,9 +21,10 @@ from typing import TYPE_CHECKING, Any
 from ..alerts import rules as R
 from .alert_records import AlertRule, Delivery, Notification
 from .base import NotFound
+from .outcomes import upsert_outcomes
 
 if TYPE_CHECKING:
-    from ._sql import Cursor
+    from .database import Cursor
     from .digest_records import DigestedEvent, EnvelopeResult
     from .digest_writer import DigestWriter
 
@@ -124,7 +125,6 @@ class AlertsMixin:
 
         def _tx(self, write: bool = True) -> contextlib.AbstractContextManager[Cursor]: ...
 
-        def _upsert_outcomes(self, c: Cursor, rows: Sequence[tuple[Any, ...]]) -> None: ...
 
     @property
     def _skip_locked(self) -> str:
@@ -355,7 +355,7 @@ class AlertsMixin:
         dead_letters: it is logged and counted. Database errors propagate; the batch is retried."""
         log.exception("alert rule %s could not be evaluated", rule_id)
         hour = float(int(self.alert_clock() // 3600) * 3600)
-        self._upsert_outcomes(c, [(project_id, hour, "intake", "alert", "evaluation_failed", 1)])
+        upsert_outcomes(c, [(project_id, hour, "intake", "alert", "evaluation_failed", 1)])
 
     def _alerts_after_digest(self, c: Cursor, writer: DigestWriter, results: list[EnvelopeResult]) -> None:
         """Evaluate the issue and crash-free rules on what this batch wrote; queue notifications."""

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from .feedback_records import Feedback
 
 if TYPE_CHECKING:
-    from ._sql import Cursor
+    from .database import Cursor
     from .digest_records import EnvelopeResult
 
 #: Feedback kept per project: the oldest goes first.

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from .log_records import LogQuery, LogRecord
 
 if TYPE_CHECKING:
-    from ._sql import Cursor
+    from .database import Cursor
     from .digest_records import EnvelopeResult
 
 MAX_LOGS_PER_PROJECT = 100_000

@@ -17,10 +17,11 @@ from typing import TYPE_CHECKING, Any
 from .. import monitors as _cron
 from .alert_records import CheckIn, Monitor
 from .base import NotFound
+from .outcomes import upsert_outcomes
 
 if TYPE_CHECKING:
-    from ._sql import Cursor
     from .alert_records import AlertRule
+    from .database import Cursor
     from .digest_records import CheckInRow, EnvelopeResult
 
 log = logging.getLogger("tripwire_server")
@@ -75,7 +76,6 @@ class MonitorsMixin:
             self, c: Cursor, rule: AlertRule, issue_id: int | None, item: dict[str, Any], now: float
         ) -> bool: ...
 
-        def _upsert_outcomes(self, c: Cursor, rows: Sequence[tuple[Any, ...]]) -> None: ...
 
         def alert_clock(self) -> float: ...
 
@@ -120,7 +120,7 @@ class MonitorsMixin:
             try:
                 monitor = self._upsert_monitor(c, ck, now)
                 if monitor is None:
-                    self._upsert_outcomes(
+                    upsert_outcomes(
                         c, [(ck.project_id, hour, "intake", "check_in", "too_many_monitors", 1)]
                     )
                     continue
@@ -129,7 +129,7 @@ class MonitorsMixin:
                 # A defect here must not stall the digest (nor send the envelope to dead_letters):
                 # logged and counted. Database errors propagate, and the batch is retried.
                 log.exception("check-in of monitor %r could not be recorded", ck.slug)
-                self._upsert_outcomes(c, [(ck.project_id, hour, "intake", "check_in", "failed", 1)])
+                upsert_outcomes(c, [(ck.project_id, hour, "intake", "check_in", "failed", 1)])
 
     def _upsert_monitor(self, c: Cursor, ck: CheckInRow, now: float) -> Monitor | None:
         row = c.one(

@@ -20,11 +20,13 @@ from ..performance import histogram
 from ..performance.model import Transaction
 from ..performance.rollup import DAY, HOUR, MINUTE, Rollup, RollupKey, SpanOpTime, fold
 from .base import NotFound
+from .issue_rows import ISSUE_COLUMNS as _ISSUE_COLUMNS
+from .issue_rows import issue_from_row as _issue
 from .perf_records import DEFAULT_APDEX_MS, RollupRow, Sample, SpanOpRow, TraceEvent
 
 if TYPE_CHECKING:
-    from ._sql import Cursor
     from .base import Issue
+    from .database import Cursor
     from .digest_records import EnvelopeResult
     from .digest_writer import DigestWriter
 
@@ -85,7 +87,7 @@ class PerformanceMixin:
 
     if TYPE_CHECKING:
         backend: str
-        _for_update: str
+        for_update: str
 
         def _tx(self, write: bool = True) -> contextlib.AbstractContextManager[Cursor]: ...
 
@@ -153,7 +155,7 @@ class PerformanceMixin:
                 for r in c.all(
                     "SELECT environment, release, name, op, count, failures, duration_sum, histogram"
                     " FROM perf_rollups WHERE project_id = ? AND res = ? AND bucket = ?"
-                    " ORDER BY name, op, environment, release" + self._for_update,
+                    " ORDER BY name, op, environment, release" + self.for_update,
                     (project_id, res, bucket),
                 )
                 if (r[0], r[1], r[2], r[3]) in wanted
@@ -206,7 +208,7 @@ class PerformanceMixin:
             seen = int(
                 c.one(
                     "SELECT seen FROM perf_sample_seen WHERE project_id = ? AND name = ? AND hour = ?"
-                    + self._for_update,
+                    + self.for_update,
                     key,
                 )[0]
             )
@@ -472,7 +474,6 @@ class PerformanceMixin:
 
     def transaction_issues(self, project_id: int, name: str, limit: int = 20) -> list[Issue]:
         # Deferred: _sql imports this module (its mixin), and owns the issue row mapping.
-        from ._sql import _ISSUE_COLUMNS, _issue
 
         columns = ", ".join(f"i.{col.strip()}" for col in _ISSUE_COLUMNS.split(","))
         with self._tx(write=False) as c:

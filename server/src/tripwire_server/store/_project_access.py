@@ -18,7 +18,7 @@ from ._accounts import _user
 from .base import NotFound, ProjectKey, StoreError, User
 
 if TYPE_CHECKING:
-    from ._sql import Cursor
+    from .database import Cursor
 
 
 class ProjectAccessMixin:

@@ -5,14 +5,10 @@ SQL here uses ``?`` placeholders; the PostgreSQL store rewrites them to ``%s`` o
 
 from __future__ import annotations
 
-import abc
 import contextlib
-import json
 import logging
-import queue
-import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from .. import _json, credentials
@@ -42,18 +38,18 @@ from .base import (
     Store,
     StoreError,
     TagCount,
+    hour_start,
 )
+from .database import Cursor, Database
 from .digest_records import AttachmentBudget, EnvelopeResult, Processor
 from .digest_writer import DigestWriter
+from .issue_rows import ISSUE_COLUMNS as _ISSUE_COLUMNS
+from .issue_rows import issue_from_row as _issue
 from .migrations import migrations
+from .outcomes import upsert_outcomes
 
 log = logging.getLogger("tripwire_server")
 
-_ISSUE_COLUMNS = (
-    "id, project_id, grouping_version, grouping_hash, grouping_explanation, title, culprit, type,"
-    " value, level, status, resolved_in_release, regressed, first_seen, last_seen, event_count,"
-    " first_release, last_release"
-)
 _EVENT_COLUMNS = (
     "id, project_id, event_id, issue_id, timestamp, received_at, level, title, release,"
     " environment, grouping_hash"
@@ -65,61 +61,12 @@ _PROJECT_COLUMNS = (
 )
 
 
-def _hour(ts: float) -> float:
-    return float(int(ts // 3600) * 3600)
-
-
-def _issue(row: Sequence[Any]) -> Issue:
-    return Issue(
-        id=row[0],
-        project_id=row[1],
-        grouping_version=row[2],
-        grouping_hash=row[3],
-        grouping_explanation=json.loads(row[4]),
-        title=row[5],
-        culprit=row[6],
-        type=row[7],
-        value=row[8],
-        level=row[9],
-        status=row[10],
-        resolved_in_release=row[11],
-        regressed=bool(row[12]),
-        first_seen=row[13],
-        last_seen=row[14],
-        event_count=row[15],
-        first_release=row[16],
-        last_release=row[17],
-    )
-
-
 def _project(row: Sequence[Any]) -> Project:
     return Project(*row)
 
 
-class Cursor:
-    """A thin wrapper over a DB-API cursor: placeholder translation and small fetch helpers."""
-
-    def __init__(self, raw: Any, translate: Any) -> None:
-        self.raw = raw
-        self._translate = translate
-
-    def ex(self, sql: str, params: Sequence[Any] = ()) -> Any:
-        return self.raw.execute(self._translate(sql), tuple(params))
-
-    def many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        if rows:
-            self.raw.executemany(self._translate(sql), rows)
-
-    def one(self, sql: str, params: Sequence[Any] = ()) -> Any:
-        self.ex(sql, params)
-        return self.raw.fetchone()
-
-    def all(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
-        self.ex(sql, params)
-        return list(self.raw.fetchall())
-
-
 class SQLStore(
+    Database,
     AccountsMixin,
     ProjectAccessMixin,
     AlertsMixin,
@@ -130,91 +77,6 @@ class SQLStore(
     Store,
 ):
     """Shared implementation of :class:`Store` over a DB-API connection pool."""
-
-    #: SQL names of the two-argument min/max functions.
-    _least = "MIN"
-    _greatest = "MAX"
-    #: What locks a selected row until the transaction ends ("" where the transaction already
-    #: holds the whole database, as on SQLite).
-    _for_update = ""
-
-    def __init__(self) -> None:
-        self._pool: queue.LifoQueue[Any] = queue.LifoQueue()
-        self._all_connections: list[Any] = []
-        self._pool_lock = threading.Lock()
-        self._closed = False
-
-    # -- dialect hooks -----------------------------------------------------------------------
-
-    @abc.abstractmethod
-    def _connect(self) -> Any:
-        """A new DB-API connection."""
-
-    @abc.abstractmethod
-    def _begin(self, raw: Any, write: bool) -> None:
-        """Start a transaction on a raw cursor."""
-
-    @abc.abstractmethod
-    def _commit(self, conn: Any, raw: Any) -> None: ...
-
-    @abc.abstractmethod
-    def _rollback(self, conn: Any, raw: Any) -> None: ...
-
-    def _translate(self, sql: str) -> str:
-        return sql
-
-    @abc.abstractmethod
-    def _migration_lock(self, c: Cursor) -> None:
-        """Serialize migrations between processes (called inside the migration transaction)."""
-
-    # -- connections -------------------------------------------------------------------------
-
-    def _acquire(self) -> Any:
-        try:
-            return self._pool.get_nowait()
-        except queue.Empty:
-            conn = self._connect()
-            with self._pool_lock:
-                self._all_connections.append(conn)
-            return conn
-
-    def _release(self, conn: Any, broken: bool) -> None:
-        if broken or self._closed:
-            with self._pool_lock:
-                if conn in self._all_connections:
-                    self._all_connections.remove(conn)
-            with contextlib.suppress(Exception):
-                conn.close()
-            return
-        self._pool.put(conn)
-
-    @contextlib.contextmanager
-    def _tx(self, write: bool = True) -> Iterator[Cursor]:
-        conn = self._acquire()
-        raw = conn.cursor()
-        broken = False
-        try:
-            self._begin(raw, write)
-            yield Cursor(raw, self._translate)
-            self._commit(conn, raw)
-        except BaseException:
-            try:
-                self._rollback(conn, raw)
-            except Exception:
-                broken = True
-            raise
-        finally:
-            with contextlib.suppress(Exception):
-                raw.close()
-            self._release(conn, broken)
-
-    def close(self) -> None:
-        self._closed = True
-        with self._pool_lock:
-            conns, self._all_connections = self._all_connections, []
-        for conn in conns:
-            with contextlib.suppress(Exception):
-                conn.close()
 
     # -- migrations and settings -------------------------------------------------------------
 
@@ -356,7 +218,6 @@ class SQLStore(
         return int(row[0])
 
     #: Errors that mean "this data cannot be written", as opposed to "the database is unwell".
-    _data_errors: tuple[type[Exception], ...] = (ValueError, TypeError)
 
     def quarantine(self, queue_id: int, error: str) -> bool:
         now = time.time()
@@ -373,7 +234,7 @@ class SQLStore(
                 " remote_addr, error, failed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (*row, error[:2000], now),
             )
-            self._upsert_outcomes(
+            upsert_outcomes(
                 c, [(row[1], float(int(now // 3600) * 3600), "intake", "envelope", "digest_failed", 1)]
             )
         return True
@@ -421,7 +282,7 @@ class SQLStore(
             try:
                 with self._tx() as c:
                     self._write_results(c, [result], budget)
-            except self._data_errors as exc:
+            except self.data_errors as exc:
                 log.error("envelope %s cannot be stored (%r); moved to dead_letters", result.queue_id, exc)
                 self.quarantine(result.queue_id, repr(exc))
 
@@ -429,15 +290,7 @@ class SQLStore(
         if not rows:
             return
         with self._tx() as c:
-            self._upsert_outcomes(c, sorted(rows))
-
-    def _upsert_outcomes(self, c: Cursor, rows: Sequence[tuple[Any, ...]]) -> None:
-        c.many(
-            "INSERT INTO outcomes (project_id, hour, source, category, reason, quantity)"
-            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (project_id, hour, source, category, reason)"
-            " DO UPDATE SET quantity = outcomes.quantity + excluded.quantity",
-            rows,
-        )
+            upsert_outcomes(c, sorted(rows))
 
     @staticmethod
     def _queued(row: Sequence[Any]) -> QueuedEnvelope:
@@ -619,7 +472,7 @@ class SQLStore(
             rows = c.all(
                 "SELECT hour, count FROM hourly_counts WHERE project_id = ? AND issue_id = ?"
                 " AND hour >= ? AND hour < ? ORDER BY hour",
-                (project_id, issue_id or 0, _hour(since), until),
+                (project_id, issue_id or 0, hour_start(since), until),
             )
         return [HourlyCount(float(h), int(n)) for h, n in rows]
 
@@ -667,7 +520,7 @@ class SQLStore(
             "SELECT release, environment, hour, started, healthy, errored, abnormal, crashed"
             " FROM session_counts WHERE project_id = ? AND hour >= ?"
         )
-        params: list[Any] = [project_id, _hour(since)]
+        params: list[Any] = [project_id, hour_start(since)]
         if release is not None:
             sql += " AND release = ?"
             params.append(release)
@@ -681,7 +534,7 @@ class SQLStore(
                 "SELECT category, reason, SUM(quantity) FROM outcomes"
                 " WHERE project_id = ? AND source = ? AND hour >= ?"
                 " GROUP BY category, reason ORDER BY category, reason",
-                (project_id, source, _hour(since)),
+                (project_id, source, hour_start(since)),
             )
         return [OutcomeCount(r[0], r[1], int(r[2])) for r in rows]
 
@@ -715,7 +568,7 @@ class SQLStore(
                     for table in ("hourly_counts", "session_counts", "outcomes"):
                         c.ex(
                             f"DELETE FROM {table} WHERE project_id = ? AND hour < ?",
-                            (project.id, _hour(cutoff)),
+                            (project.id, hour_start(cutoff)),
                         )
                     self._delete_attachments(
                         c, "project_id = ? AND received_at < ?", (project.id, cutoff)
@@ -761,18 +614,13 @@ class SQLStore(
         for project_id, size in deleted:
             freed[project_id] = freed.get(project_id, 0) + int(size)
         c.many(
-            f"UPDATE attachment_usage SET stored_bytes = {self._greatest}(0, stored_bytes - ?),"
+            f"UPDATE attachment_usage SET stored_bytes = {self.greatest}(0, stored_bytes - ?),"
             " total_full = 0 WHERE project_id = ?",
             [(n, p) for p, n in sorted(freed.items())],
         )
 
     def digest_batch(self, limit: int, processor: Any) -> int:  # pragma: no cover - abstract
         raise NotImplementedError
-
-    def _insert_returning(self, c: Cursor, sql: str, rows: list[tuple[Any, ...]]) -> list[bool]:
-        """Run an ``INSERT ... ON CONFLICT DO NOTHING RETURNING`` per row; which ones inserted."""
-        return [c.one(sql, row) is not None for row in rows]
-
 
 def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

@@ -29,6 +29,11 @@ ISSUE_STATUSES: tuple[str, ...] = ("unresolved", "resolved", "ignored")
 MAX_ID = 2**63 - 1
 
 
+def hour_start(ts: float) -> float:
+    """The start of the UTC hour ``ts`` falls in (hourly counters are keyed by it)."""
+    return float(int(ts // 3600) * 3600)
+
+
 class StoreError(Exception):
     """A storage operation failed in a way the caller should report (e.g. a duplicate name)."""
 

@@ -7,14 +7,12 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from ..versions import is_at_or_after
+from .base import hour_start
 from .digest_records import AttachmentBudget, AttachmentRow, DigestedEvent, EnvelopeResult
+from .outcomes import upsert_outcomes
 
 if TYPE_CHECKING:
-    from ._sql import Cursor, SQLStore
-
-
-def _hour(ts: float) -> float:
-    return float(int(ts // 3600) * 3600)
+    from .database import Cursor, Database
 
 
 class DigestWriter:
@@ -24,8 +22,8 @@ class DigestWriter:
     PostgreSQL processes writing at once cannot deadlock each other.
     """
 
-    def __init__(self, store: SQLStore, c: Cursor, budget: AttachmentBudget) -> None:
-        self.s = store
+    def __init__(self, db: Database, c: Cursor, budget: AttachmentBudget) -> None:
+        self.db = db
         self.c = c
         #: The collector's default attachment budget (projects may have their own).
         self.budget = budget
@@ -40,7 +38,7 @@ class DigestWriter:
         outcomes: dict[tuple[int, float, str, str, str], int] = {}
 
         def count(project_id: int, category: str, reason: str, n: int = 1) -> None:
-            key = (project_id, _hour(now), "intake", category, reason)
+            key = (project_id, hour_start(now), "intake", category, reason)
             outcomes[key] = outcomes.get(key, 0) + n
 
         events: list[DigestedEvent] = []
@@ -69,7 +67,7 @@ class DigestWriter:
             if id(event) in inserted:
                 fresh[index].add((event.project_id, event.event_id))
         self._attachments(results, fresh, count)
-        self.s._upsert_outcomes(c, sorted((*k, v) for k, v in outcomes.items()))
+        upsert_outcomes(c, sorted((*k, v) for k, v in outcomes.items()))
 
     def _attachments(
         self, results: list[EnvelopeResult], fresh: list[set[tuple[int, str]]], count: Any
@@ -105,7 +103,7 @@ class DigestWriter:
             )
             row = c.one(
                 "SELECT hour, hour_bytes, stored_bytes, full_hour, total_full FROM attachment_usage"
-                " WHERE project_id = ?" + self.s._for_update,
+                " WHERE project_id = ?" + self.db.for_update,
                 (project_id,),
             )
             usage[project_id] = [float(row[0]), int(row[1]), int(row[2]), float(row[3]), int(row[4])]
@@ -122,7 +120,7 @@ class DigestWriter:
         for a in kept:
             u = usage[a.project_id]
             per_hour, total = limits[a.project_id]
-            hour, size = _hour(a.received_at), len(a.data)
+            hour, size = hour_start(a.received_at), len(a.data)
             if hour > u[0]:
                 u[0], u[1] = hour, 0
             over_hour = per_hour > 0 and u[1] + size > per_hour
@@ -278,7 +276,7 @@ class DigestWriter:
             )
             for e in events
         ]
-        inserted = self.s._insert_returning(
+        inserted = self.db.insert_returning(
             c,
             "INSERT INTO events (project_id, event_id, issue_id, timestamp, received_at,"
             " level, title, release, environment, grouping_hash, data)"
@@ -301,7 +299,7 @@ class DigestWriter:
         now: float,
     ) -> None:
         c = self.c
-        least, greatest = self.s._least, self.s._greatest
+        least, greatest = self.db.least, self.db.greatest
         per_issue: dict[int, list[Any]] = {}
         tags: dict[tuple[int, str, str], list[float]] = {}
         hourly: dict[tuple[int, int, float], int] = {}
@@ -320,7 +318,7 @@ class DigestWriter:
                 t[0] += 1
                 t[1] = min(t[1], e.timestamp)
                 t[2] = max(t[2], e.timestamp)
-            hour = _hour(e.received_at)
+            hour = hour_start(e.received_at)
             for k in ((e.project_id, issue_id, hour), (e.project_id, 0, hour)):
                 hourly[k] = hourly.get(k, 0) + e.occurrences
             if e.release:
@@ -368,7 +366,7 @@ class DigestWriter:
         self._releases(releases)
 
     def _releases(self, releases: dict[tuple[int, str], list[float]]) -> None:
-        least, greatest = self.s._least, self.s._greatest
+        least, greatest = self.db.least, self.db.greatest
         self.c.many(
             "INSERT INTO releases (project_id, version, first_seen, last_seen, event_count)"
             " VALUES (?, ?, ?, ?, ?) ON CONFLICT (project_id, version) DO UPDATE SET"

@@ -22,10 +22,10 @@ class PostgresStore(SQLStore):
     """
 
     backend = "postgresql"
-    _data_errors = (ValueError, TypeError, psycopg.DataError, psycopg.IntegrityError)
-    _least = "LEAST"
-    _greatest = "GREATEST"
-    _for_update = " FOR UPDATE"
+    data_errors = (ValueError, TypeError, psycopg.DataError, psycopg.IntegrityError)
+    least = "LEAST"
+    greatest = "GREATEST"
+    for_update = " FOR UPDATE"
 
     def __init__(self, url: str) -> None:
         super().__init__()
@@ -35,7 +35,7 @@ class PostgresStore(SQLStore):
     def _connect(self) -> Any:
         return psycopg.connect(self.url, autocommit=False)
 
-    def _translate(self, sql: str) -> str:
+    def translate(self, sql: str) -> str:
         out = self._translated.get(sql)
         if out is None:
             out = self._translated[sql] = sql.replace("?", "%s")
@@ -53,11 +53,11 @@ class PostgresStore(SQLStore):
     def _migration_lock(self, c: Cursor) -> None:
         c.ex("SELECT pg_advisory_xact_lock(?)", (_MIGRATION_LOCK,))
 
-    def _insert_returning(self, c: Cursor, sql: str, rows: list[tuple[Any, ...]]) -> list[bool]:
+    def insert_returning(self, c: Cursor, sql: str, rows: list[tuple[Any, ...]]) -> list[bool]:
         # One pipelined round trip for the whole batch instead of one per row.
         if not rows:
             return []
-        c.raw.executemany(self._translate(sql), rows, returning=True)
+        c.raw.executemany(self.translate(sql), rows, returning=True)
         out = []
         while True:
             out.append(c.raw.fetchone() is not None)
@@ -83,7 +83,7 @@ class PostgresStore(SQLStore):
                 results = processor.prepare(queued)
                 del queued
                 self._write_results(c, results, budget)
-        except self._data_errors:
+        except self.data_errors:
             if results is None:
                 raise
             # The claim was rolled back with the batch; each row is claimed again (or found

@@ -43,7 +43,7 @@ class SQLiteStore(SQLStore):
     """
 
     backend = "sqlite"
-    _data_errors = _DATA_ERRORS
+    data_errors = _DATA_ERRORS
 
     def __init__(self, path: str | Path, *, synchronous: str = "FULL") -> None:
         super().__init__()
@@ -81,7 +81,7 @@ class SQLiteStore(SQLStore):
         # BEGIN IMMEDIATE already holds the database write lock.
         return None
 
-    def _insert_returning(self, c: Cursor, sql: str, rows: list[tuple[Any, ...]]) -> list[bool]:
+    def insert_returning(self, c: Cursor, sql: str, rows: list[tuple[Any, ...]]) -> list[bool]:
         # Only events go through here: (project_id, event_id) are the first two columns. Inside
         # this write transaction nobody else writes, so "not there before" means "inserted".
         if not rows:
@@ -133,6 +133,6 @@ class SQLiteStore(SQLStore):
         try:
             with self._tx() as c:
                 self._write_results(c, results, processor.attachment_budget)
-        except self._data_errors:
+        except self.data_errors:
             self._write_isolated(results, processor.attachment_budget)
         return len(results)
