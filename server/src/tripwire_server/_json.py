@@ -1,4 +1,5 @@
-"""JSON for the collector's hot path: orjson when installed (the ``server`` extra), else json."""
+"""JSON for the collector's hot path: orjson (a required dependency), with the standard library's
+json for what orjson refuses (NaN, lone surrogates, integers over 64 bits)."""
 
 from __future__ import annotations
 
@@ -7,21 +8,16 @@ import zlib
 from typing import Any
 
 import brotli
-
-try:
-    import orjson
-except ImportError:  # pragma: no cover - the server extra installs it
-    orjson = None  # type: ignore[assignment]
+import orjson
 
 
 def loads(data: bytes | str) -> Any:
     """Parse JSON; raises ValueError on invalid input (both backends)."""
-    if orjson is not None:
-        try:
-            return orjson.loads(data)
-        except orjson.JSONDecodeError:
-            # orjson is strict (no NaN, Infinity, lone surrogates); json is what SDKs target.
-            pass
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        # orjson is strict (no NaN, Infinity, lone surrogates); json is what SDKs target.
+        pass
     try:
         value = json.loads(data)
         # Lone surrogates ("\ud800") cannot be stored as UTF-8 text: replace them with "?" now,
@@ -39,11 +35,10 @@ def loads(data: bytes | str) -> Any:
 
 def dumps(value: Any) -> bytes:
     """Compact UTF-8 JSON; values JSON cannot represent become strings."""
-    if orjson is not None:
-        try:
-            return orjson.dumps(value, default=str)
-        except TypeError:
-            pass  # e.g. integers over 64 bits
+    try:
+        return orjson.dumps(value, default=str)
+    except TypeError:
+        pass  # e.g. integers over 64 bits
     return json.dumps(value, separators=(",", ":"), default=str, ensure_ascii=False).encode()
 
 
@@ -51,7 +46,7 @@ def compact_size(value: Any) -> int | None:
     """The serialized size of plain JSON data, or None if it is not plain (cheap, in C)."""
     try:
         return len(orjson.dumps(value))
-    except (TypeError, AttributeError):  # AttributeError: orjson missing (None)
+    except TypeError:
         return None
 
 

@@ -22,10 +22,6 @@ except ImportError:  # pragma: no cover - sentry-sdk comes with the dev extra
     sentry_sdk = None
 
 
-def available() -> bool:
-    return sentry_sdk is not None
-
-
 def init(dsn: str, release: str, environment: str) -> bool:
     """Start sentry-sdk for transactions only; False if it is not installed."""
     if sentry_sdk is None:

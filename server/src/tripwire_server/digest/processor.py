@@ -87,9 +87,6 @@ class EnvelopeProcessor:
 
     def _envelope(self, row: QueuedEnvelope, result: EnvelopeResult) -> int:
         """Digest one envelope into ``result``; return how many decompressed bytes it held."""
-        if row.kind == "store":
-            self._event(row, result, row.body, None)
-            return len(row.body)
         body = row.body
         kind, _, encoding = row.kind.partition(":")
         if encoding:

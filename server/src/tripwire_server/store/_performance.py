@@ -19,7 +19,6 @@ from .. import _json
 from ..performance import histogram
 from ..performance.model import Transaction
 from ..performance.rollup import DAY, HOUR, MINUTE, Rollup, RollupKey, SpanOpTime, fold
-from .base import NotFound
 from .issue_rows import ISSUE_COLUMNS as _ISSUE_COLUMNS
 from .issue_rows import issue_from_row as _issue
 from .perf_records import DEFAULT_APDEX_MS, RollupRow, Sample, SpanOpRow, TraceEvent
@@ -428,16 +427,6 @@ class PerformanceMixin:
                 (project_id, name, float(math.floor(since / HOUR) * HOUR), limit),
             )
         return [_sample(r) for r in rows]
-
-    def get_sample(self, project_id: int, event_id: str) -> Transaction:
-        with self._tx(write=False) as c:
-            row = c.one(
-                "SELECT data FROM perf_samples WHERE project_id = ? AND event_id = ? LIMIT 1",
-                (project_id, event_id),
-            )
-        if row is None:
-            raise NotFound(f"no sampled transaction {event_id}")
-        return Transaction.from_json(_json.unpack_event(bytes(row[0])))
 
     def get_trace(self, trace_id: str) -> tuple[list[Transaction], list[TraceEvent]]:
         with self._tx(write=False) as c:

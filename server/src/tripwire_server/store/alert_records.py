@@ -12,11 +12,6 @@ from typing import Any
 
 from ..alerts.rules import Filters, RuleSpec
 
-#: Statuses of a notification in a rule's history.
-NOTIFICATION_STATUSES: tuple[str, ...] = ("pending", "sent", "failed", "suppressed")
-#: Statuses of a cron monitor (and of its check-ins).
-MONITOR_STATUSES: tuple[str, ...] = ("ok", "error", "in_progress", "missed", "timeout")
-
 
 @dataclasses.dataclass(frozen=True)
 class AlertRule:

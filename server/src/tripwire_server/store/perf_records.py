@@ -37,7 +37,7 @@ class SpanOpRow:
 
 @dataclasses.dataclass
 class Sample:
-    """A stored sampled transaction (its spans are in :meth:`PerformanceStore.get_sample`)."""
+    """A stored sampled transaction (its spans are in :meth:`PerformanceStore.get_trace`)."""
 
     project_id: int
     event_id: str
@@ -127,10 +127,6 @@ class PerformanceStore(abc.ABC):
         self, project_id: int, name: str, *, since: float = 0.0, limit: int = 20
     ) -> list[Sample]:
         """Stored samples of a transaction name, slowest first."""
-
-    @abc.abstractmethod
-    def get_sample(self, project_id: int, event_id: str) -> Transaction:
-        """A sampled transaction with its spans. NotFound if missing."""
 
     @abc.abstractmethod
     def get_trace(self, trace_id: str) -> tuple[list[Transaction], list[TraceEvent]]:

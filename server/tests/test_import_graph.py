@@ -1,0 +1,41 @@
+"""The collector's modules import downwards: no import cycle among them, read from the source.
+
+The graph and the cycle search are the SDK's (tests/sdk/test_import_graph.py): every import counts,
+deferred and type-only ones included, and a package's ``__init__`` is the node of the package.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import tripwire_server
+from tests.sdk.test_import_graph import _describe, find_cycle, import_graph
+
+SOURCE = Path(tripwire_server.__file__).parent
+
+
+def test_no_import_cycle_among_the_collector_modules() -> None:
+    """No module of the collector imports, directly or not, a module that imports it back."""
+    graph = import_graph(SOURCE)
+    assert len(graph) > 60 and "tripwire_server.store.database" in graph
+    cycle = find_cycle(graph)
+    assert cycle is None, "import cycle: " + _describe(cycle, graph)
+
+
+def test_the_layers_point_down() -> None:
+    """The store, the digest and shared state never import the HTTP layers above them."""
+    graph = import_graph(SOURCE)
+    upper = ("tripwire_server.ingest", "tripwire_server.api", "tripwire_server.web", "tripwire_server.app")
+    for name, edges in graph.items():
+        if name.startswith(("tripwire_server.store", "tripwire_server.digest", "tripwire_server.state")):
+            wrong = sorted(t for t in edges if t.startswith(upper))
+            assert not wrong, f"{name} imports {wrong} (line {edges[wrong[0]] if wrong else 0})"
+
+
+def test_the_store_does_not_reach_into_the_store_class() -> None:
+    """The store's database layer and repositories import neither the SQL store nor its backends."""
+    graph = import_graph(SOURCE)
+    backends = {f"tripwire_server.store.{m}" for m in ("_sql", "sqlite", "postgres")}
+    for name, edges in graph.items():
+        if name.startswith("tripwire_server.store.") and name not in backends:
+            assert not backends & set(edges), f"{name} imports {sorted(backends & set(edges))}"
