@@ -122,7 +122,7 @@ class Client:
         #: profiling option is set.
         self.profiler: Any = None
         self._profile_builder: Any = None
-        if options.profiling and options.enabled:
+        if options.profiling and self.reporters:
             from ._profiling import Profiler
 
             self.profiler = Profiler(options, self.stats, self.submit_profile_chunk)

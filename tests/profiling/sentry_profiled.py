@@ -13,15 +13,25 @@ from tests.profiling.apps import slow_checksum
 
 def main(dsn: str, mode: str) -> None:
     if mode == "continuous":
-        sentry_sdk.init(dsn, traces_sample_rate=1.0, profile_session_sample_rate=1.0, profile_lifecycle="manual",
-                        auto_enabling_integrations=False)
+        sentry_sdk.init(
+            dsn,
+            traces_sample_rate=1.0,
+            profile_session_sample_rate=1.0,
+            profile_lifecycle="manual",
+            auto_enabling_integrations=False,
+        )
         sentry_sdk.profiler.start_profiler()
         with sentry_sdk.start_transaction(name="continuous-job", op="task"):
             slow_checksum(0.3)
         sentry_sdk.profiler.stop_profiler()
     else:
-        sentry_sdk.init(dsn, traces_sample_rate=1.0, profiles_sample_rate=1.0, release="1.0",
-                        auto_enabling_integrations=False)
+        sentry_sdk.init(
+            dsn,
+            traces_sample_rate=1.0,
+            profiles_sample_rate=1.0,
+            release="1.0",
+            auto_enabling_integrations=False,
+        )
         with sentry_sdk.start_transaction(name="job", op="task"):
             slow_checksum(0.3)
     time.sleep(0.1)

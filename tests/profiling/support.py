@@ -28,7 +28,9 @@ def stack_functions(profile: dict[str, Any], sample: dict[str, Any]) -> list[str
     return [body["frames"][i]["function"] for i in body["stacks"][sample["stack_id"]]]
 
 
-def envelopes_with(sink: Sink, item_type: str) -> list[tuple[dict[str, Any], list[tuple[dict[str, Any], Any]]]]:
+def envelopes_with(
+    sink: Sink, item_type: str
+) -> list[tuple[dict[str, Any], list[tuple[dict[str, Any], Any]]]]:
     """Every envelope received with an item of ``item_type``: (header, [(item header, JSON payload)])."""
     with sink._cond:
         requests = list(sink.requests)

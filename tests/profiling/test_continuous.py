@@ -112,7 +112,11 @@ def test_chunk_has_the_shape_sentry_sdk_sends(sink: Sink) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     subprocess.run(
         [sys.executable, "-m", "tests.profiling.sentry_profiled", sink.dsn, "continuous"],
-        cwd=ROOT, env=env, check=True, timeout=30, capture_output=True,
+        cwd=ROOT,
+        env=env,
+        check=True,
+        timeout=30,
+        capture_output=True,
     )
     assert sink.wait_until(lambda: bool(sink.items("profile_chunk")), 10)
     theirs = sink.items("profile_chunk")[0]
@@ -137,7 +141,9 @@ def test_chunk_has_the_shape_sentry_sdk_sends(sink: Sink) -> None:
         return set()
 
     assert keys(theirs) - keys(ours) == set()
-    assert type(ours["profile"]["samples"][0]["timestamp"]) is type(theirs["profile"]["samples"][0]["timestamp"])
+    assert type(ours["profile"]["samples"][0]["timestamp"]) is type(
+        theirs["profile"]["samples"][0]["timestamp"]
+    )
     # sentry-sdk links the transaction by contexts.profile.profiler_id; so do we.
     assert "profiler_id" in their_txn["contexts"]["profile"]
     assert sink.items("transaction")[0]["contexts"]["profile"]["profiler_id"] == ours["profiler_id"]

@@ -92,7 +92,10 @@ def test_profile_has_the_shape_sentry_sdk_sends(sink: Sink) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     subprocess.run(
         [sys.executable, "-m", "tests.profiling.sentry_profiled", sink.dsn, "transaction"],
-        cwd=ROOT, env=env, check=True, timeout=30,
+        cwd=ROOT,
+        env=env,
+        check=True,
+        timeout=30,
     )
     assert sink.wait_until(lambda: bool(sink.items("profile")), 10)
     theirs = sink.items("profile")[0]
