@@ -99,37 +99,45 @@ class ProfileBuilder:
     # -- the shared part ------------------------------------------------------------------------
     def _profile(self, ticks: list[Any], when: Any, when_key: str) -> dict[str, Any]:
         frames: list[dict[str, Any]] = []
-        frame_index: dict[tuple[Any, int], int] = {}
+        # Keyed by identity: stacks are interned by the sampler (equal stacks are one tuple) and a
+        # code object's own hash re-hashes its bytecode and constants on every call.
+        frame_index: dict[tuple[int, int], int] = {}
         stacks: list[list[int]] = []
-        stack_index: dict[tuple[Any, ...], int] = {}
+        stack_index: dict[int, int] = {}
+        by_content: dict[tuple[int, ...], int] = {}
         samples: list[dict[str, Any]] = []
         threads: set[int] = set()
         for tick in ticks:
             stamp = when(tick)
             for tid, stack in tick[2]:
-                sid = stack_index.get(stack)
+                sid = stack_index.get(id(stack))
                 if sid is None:
                     indexes = []
                     for i in range(0, len(stack), 2):
-                        key = (stack[i], stack[i + 1])
-                        fid = frame_index.get(key)
+                        code, line = stack[i], stack[i + 1]
+                        fid = frame_index.get((id(code), line))
                         if fid is None:
-                            fid = frame_index[key] = len(frames)
-                            frames.append(self._frame(key))
+                            fid = frame_index[(id(code), line)] = len(frames)
+                            frames.append(self._frame(code, line))
                         indexes.append(fid)
-                    sid = stack_index[stack] = len(stacks)
-                    stacks.append(indexes)
+                    # Stacks told apart by instruction offset alone are one stack of lines here.
+                    content = tuple(indexes)
+                    sid = by_content.get(content)
+                    if sid is None:
+                        sid = by_content[content] = len(stacks)
+                        stacks.append(indexes)
+                    stack_index[id(stack)] = sid
                 threads.add(tid)
                 samples.append({when_key: stamp, "thread_id": str(tid), "stack_id": sid})
         names = {t.ident: t.name for t in threading.enumerate()}
         metadata = {str(tid): {"name": names.get(tid, f"Thread {tid}")} for tid in sorted(threads)}
         return {"samples": samples, "stacks": stacks, "frames": frames, "thread_metadata": metadata}
 
-    def _frame(self, key: tuple[Any, int]) -> dict[str, Any]:
+    def _frame(self, code: Any, lineno: int) -> dict[str, Any]:
+        key = (code, lineno)
         cached = self._code_cache.get(key)
         if cached is not None:
             return dict(cached)
-        code, lineno = key
         filename = code.co_filename
         abs_path, rel = self.frames.paths(filename)
         module = self._module(abs_path)

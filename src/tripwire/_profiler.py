@@ -73,7 +73,8 @@ class Sampler:
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._closed = False
-        self._interned: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+        #: (id(code), line, ...) → (code, line, ...): one tuple kept per distinct stack.
+        self._interned: dict[tuple[int, ...], tuple[Any, ...]] = {}
         self._errors_logged = False
         #: Ticks skipped because sampling itself failed (a frame vanished mid-walk, say).
         self.failed_ticks = 0
@@ -173,18 +174,22 @@ class Sampler:
         for tid, frame in frames.items():
             if tid == me:
                 continue
-            key: list[Any] = []
+            # The lookup key is (id(code), instruction offset) pairs: a code object's own hash
+            # re-hashes its constants and bytecode on every call, and f_lineno decodes the line
+            # table; both are left to the first sight of a stack (_stack_of). The ids stay valid
+            # while the entry lives, because its value holds the code objects themselves.
+            key: list[int] = []
             depth = 0
             f: Any = frame
             while f is not None and depth < MAX_DEPTH:
-                key.append(f.f_code)
-                key.append(f.f_lineno)
+                key.append(id(f.f_code))
+                key.append(f.f_lasti)
                 f = f.f_back
                 depth += 1
-            stack = tuple(key)
-            shared = interned.get(stack)
+            ids = tuple(key)
+            shared = interned.get(ids)
             if shared is None:
-                shared = interned[stack] = stack
+                shared = interned[ids] = _stack_of(frame)
             stacks.append((tid, shared))
         del frames  # frames keep their locals alive: let them go before the next tick
         tick: Tick = (now_ns, wall, tuple(stacks))
@@ -200,6 +205,18 @@ class Sampler:
         on_tick = self.on_tick
         if on_tick is not None:
             on_tick(now_ns)
+
+
+def _stack_of(frame: Any) -> tuple[Any, ...]:
+    """``(code, line, code, line, ...)`` of ``frame`` and its callers, leaf first (a new stack)."""
+    out: list[Any] = []
+    depth = 0
+    while frame is not None and depth < MAX_DEPTH:
+        out.append(frame.f_code)
+        out.append(frame.f_lineno)
+        frame = frame.f_back
+        depth += 1
+    return tuple(out)
 
 
 __all__ = ["MAX_DEPTH", "MAX_PROFILE_NS", "MAX_TICKS", "Recording", "Sampler", "Tick"]

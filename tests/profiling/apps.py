@@ -17,8 +17,18 @@ def slow_checksum(seconds: float) -> int:
     return total
 
 
+def fixed_checksum(rounds: int) -> int:
+    """The same pure-Python work as :func:`slow_checksum`, a fixed amount of it (for CPU benchmarks)."""
+    total = 0
+    for _ in range(rounds):
+        for i in range(2_000):
+            total = (total * 31 + i) % 1_000_003
+    return total
+
+
 def starlette_app(wrap: Any = None) -> Any:
-    """``/slow?ms=N`` runs :func:`slow_checksum` on the event loop's thread; ``/io?ms=N`` awaits a sleep.
+    """``/slow?ms=N`` runs :func:`slow_checksum` on the event loop's thread; ``/io?ms=N`` awaits a sleep;
+    ``/work?rounds=N`` runs :func:`fixed_checksum`.
 
     ``wrap`` (tripwire's middleware, or nothing for sentry-sdk, which patches Starlette itself) is
     applied to the app.
@@ -37,5 +47,8 @@ def starlette_app(wrap: Any = None) -> Any:
         await asyncio.sleep(ms / 1000)
         return PlainTextResponse("ok")
 
-    app = Starlette(routes=[Route("/slow", slow), Route("/io", io)])
+    async def work(request: Request) -> PlainTextResponse:
+        return PlainTextResponse(str(fixed_checksum(int(request.query_params.get("rounds", "100")))))
+
+    app = Starlette(routes=[Route("/slow", slow), Route("/io", io), Route("/work", work)])
     return wrap(app) if wrap is not None else app
