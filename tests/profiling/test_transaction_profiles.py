@@ -168,3 +168,12 @@ def test_reporters_without_profiles_get_the_transaction_alone(sink: Sink) -> Non
     assert got == [("/slow", True)]
     assert len(sink.items("profile")) == 1
     assert json.dumps(tripwire.stats()["dropped"]) == "{}"
+
+
+def test_without_profiling_options_only_the_transaction_is_sent(sink: Sink) -> None:
+    """Tracing without a profiling option sends transactions alone and makes no profiler."""
+    envelopes = _profiled_request(sink)
+    assert [[h["type"] for h, _ in items] for _, items in envelopes] == [["transaction"]]
+    client = tripwire.get_client()
+    assert client is not None and client.profiler is None
+    assert not any(t.name == "tripwire-profiler" for t in threading.enumerate())
