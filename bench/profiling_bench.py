@@ -1,20 +1,20 @@
 """CPU cost of profiling at 101 Hz: tripwire's profiler vs sentry-sdk's, on a CPU-bound and an I/O-bound
-Starlette endpoint, each against the same SDK with tracing only (profiling off) and a bare app.
+Starlette endpoint.
 
-Every (variant, round) runs in a fresh interpreter (sentry-sdk patches Starlette for the whole
-process), variants alternate (A B C D E, E D C B A, ...), figures are medians over rounds. The app is
-called in-process (no sockets: the socket layer would only add the same cost to every row); both SDKs
-deliver for real to a loopback sink in this process. Children run under ``nice -n -10`` when allowed,
-so the other jobs of a shared machine disturb them less.
+Each round runs one fresh interpreter per SDK (sentry-sdk patches Starlette for the whole process),
+the SDKs in alternating order. Inside it, blocks of requests alternate between profiled and
+unprofiled transactions (``profiles_sampler`` answers 1.0 or 0.0; tracing stays on for both), in
+the order off/on, on/off, ...: the comparison is made in the same process, a few seconds apart,
+which cancels most of the noise of a shared machine. Figures are medians over blocks, then over
+rounds. The app is called in-process (no sockets); both SDKs deliver for real to a loopback sink in
+this process. Children run under ``nice -n -10`` when allowed.
 
-    python bench/profiling_bench.py [--rounds 5] [--requests 30] [--ms 50] [--work 200]
+    python bench/profiling_bench.py [--rounds 5] [--blocks 6] [--requests 6] [--ms 50] [--work 200]
 
 Each request of ``/work`` runs a fixed amount of pure-Python CPU work on the event loop's thread
 (``--work`` rounds, ~50 ms); each request of ``/io`` awaits ``--ms`` of ``asyncio.sleep``. "CPU" is
 the process CPU time (every thread: the sampler's and the SDK's workers too) from the first request
-to the end of a flush, per request.
-"Profiler cost" is the CPU the profiler adds over the same SDK with tracing only: as a share of the
-CPU-bound endpoint's CPU, and as a share of one core over the I/O-bound run's wall time.
+of a block to the end of a flush.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -34,29 +35,26 @@ from tests.support.sink import Sink
 
 from _harness import ROOT, alternating, machine_line, median, table, write_section
 
-VARIANTS = ("bare", "tripwire", "tripwire+profiles", "sentry", "sentry+profiles")
+SDKS = ("tripwire", "sentry")
 
 CHILD = r"""
 import asyncio, json, sys, time
 sys.path.insert(0, {root!r})
-variant, dsn = sys.argv[1], sys.argv[2]
-requests, ms, work = (int(a) for a in sys.argv[3:6])
-profiles = variant.endswith("+profiles")
+sdk, dsn = sys.argv[1], sys.argv[2]
+blocks, requests, ms, work = (int(a) for a in sys.argv[3:7])
+PROFILE = [0.0]
 wrap = None
-if variant.startswith("tripwire"):
+if sdk == "tripwire":
     import tripwire
     from tripwire.asgi import TripwireMiddleware
-    extra = {{"profiles_sample_rate": 1.0}} if profiles else {{}}
-    tripwire.init(dsn, traces_sample_rate=1.0, include_local_variables=False, **extra)
+    tripwire.init(dsn, traces_sample_rate=1.0, include_local_variables=False,
+                  profiles_sampler=lambda context: PROFILE[0])
     wrap = TripwireMiddleware
     flush = lambda: tripwire.flush(10)
-elif variant.startswith("sentry"):
-    import sentry_sdk
-    extra = {{"profiles_sample_rate": 1.0}} if profiles else {{}}
-    sentry_sdk.init(dsn, traces_sample_rate=1.0, **extra)
-    flush = lambda: sentry_sdk.flush(10)
 else:
-    flush = lambda: None
+    import sentry_sdk
+    sentry_sdk.init(dsn, traces_sample_rate=1.0, profiles_sampler=lambda context: PROFILE[0])
+    flush = lambda: sentry_sdk.flush(10)
 from tests.profiling.apps import starlette_app
 app = starlette_app(wrap)
 
@@ -86,18 +84,26 @@ def sampler_cpu():
             return time.clock_gettime(time.pthread_getcpuclockid(thread.ident))
     return 0.0
 
-async def main():
-    out = {{}}
-    await run("/work", 3)
-    await run("/io", 3)
+async def measure(path):
+    s0 = sampler_cpu()
+    c0, t0 = time.process_time(), time.perf_counter()
+    await run(path, requests)
     await asyncio.to_thread(flush)
-    for path in ("/work", "/io"):
-        s0 = sampler_cpu()
-        c0, t0 = time.process_time(), time.perf_counter()
-        await run(path, requests)
-        await asyncio.to_thread(flush)
-        out[path] = {{"cpu": time.process_time() - c0, "wall": time.perf_counter() - t0,
-                     "sampler": sampler_cpu() - s0}}
+    return {{"cpu": time.process_time() - c0, "wall": time.perf_counter() - t0,
+            "sampler": sampler_cpu() - s0}}
+
+async def main():
+    out = {{f"{{mode}} {{path}}": [] for mode in ("off", "on") for path in ("/work", "/io")}}
+    for mode in (1.0, 0.0):
+        PROFILE[0] = mode
+        await run("/work", 3)
+        await run("/io", 3)
+    await asyncio.to_thread(flush)
+    for block in range(blocks):
+        for mode in (("off", "on") if block % 2 == 0 else ("on", "off")):
+            PROFILE[0] = 1.0 if mode == "on" else 0.0
+            for path in ("/work", "/io"):
+                out[f"{{mode}} {{path}}"].append(await measure(path))
     return out
 
 print(json.dumps(asyncio.run(main())))
@@ -114,103 +120,108 @@ def _nice() -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--requests", type=int, default=30)
+    parser.add_argument("--blocks", type=int, default=6, help="profiled/unprofiled block pairs per round")
+    parser.add_argument("--requests", type=int, default=6, help="requests per block and endpoint")
     parser.add_argument("--ms", type=int, default=50, help="sleep per /io request (ms)")
-    parser.add_argument(
-        "--work", type=int, default=200, help="checksum rounds per /work request (~0.25 ms each)"
-    )
+    parser.add_argument("--work", type=int, default=200, help="checksum rounds per /work request")
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
     script = CHILD.format(root=str(ROOT))
-    results: dict[str, dict[str, list[dict[str, float]]]] = {v: {"/work": [], "/io": []} for v in VARIANTS}
-    profiles: dict[str, int] = dict.fromkeys(VARIANTS, 0)
+    rounds: dict[str, list[dict[str, list[dict[str, float]]]]] = {sdk: [] for sdk in SDKS}
+    profiles = dict.fromkeys(SDKS, 0)
     with Sink() as sink:
-        for r, variant in alternating(VARIANTS, args.rounds):
+        for r, sdk in alternating(SDKS, args.rounds):
             before = len(sink.items("profile"))
+            argv = [sdk, sink.dsn, str(args.blocks), str(args.requests), str(args.ms), str(args.work)]
             out = subprocess.run(
-                [
-                    *_nice(),
-                    sys.executable,
-                    "-c",
-                    script,
-                    variant,
-                    sink.dsn,
-                    str(args.requests),
-                    str(args.ms),
-                    str(args.work),
-                ],
+                [*_nice(), sys.executable, "-c", script, *argv],
                 cwd=ROOT,
                 capture_output=True,
                 text=True,
-                timeout=300,
+                timeout=600,
                 check=True,
             )
-            figures = json.loads(out.stdout.strip().splitlines()[-1])
-            for path in ("/work", "/io"):
-                results[variant][path].append(figures[path])
-            profiles[variant] += len(sink.items("profile")) - before
-            print(f"round {r} {variant}: {figures}", file=sys.stderr)
+            rounds[sdk].append(json.loads(out.stdout.strip().splitlines()[-1]))
+            profiles[sdk] += len(sink.items("profile")) - before
+            print(f"round {r} {sdk} done", file=sys.stderr)
 
-    def cpu_per_request(variant: str, path: str) -> float:
-        return median(f["cpu"] for f in results[variant][path]) / (args.requests) * 1e3
+    def per_round(sdk: str, figure: Any) -> float:
+        return float(median(figure(run) for run in rounds[sdk]))
 
-    def io_core_share(variant: str, base: str) -> float:
-        extra = median(f["cpu"] for f in results[variant]["/io"]) - median(
-            f["cpu"] for f in results[base]["/io"]
-        )
-        return extra / median(f["wall"] for f in results[variant]["/io"]) * 100
+    def cpu_ms(run: dict[str, list[dict[str, float]]], key: str) -> float:
+        return median(b["cpu"] for b in run[key]) / args.requests * 1e3
+
+    def work_cost(run: dict[str, list[dict[str, float]]]) -> float:
+        # Block by block: each profiled block against the unprofiled block next to it.
+        ratios = [
+            on["cpu"] / off["cpu"] - 1 for on, off in zip(run["on /work"], run["off /work"], strict=True)
+        ]
+        return median(ratios) * 100
+
+    def io_cost(run: dict[str, list[dict[str, float]]]) -> float:
+        shares = [
+            (on["cpu"] - off["cpu"]) / on["wall"]
+            for on, off in zip(run["on /io"], run["off /io"], strict=True)
+        ]
+        return median(shares) * 100
+
+    def sampler_share(run: dict[str, list[dict[str, float]]]) -> float:
+        blocks = [b for key in ("on /work", "on /io") for b in run[key]]
+        return sum(b["sampler"] for b in blocks) / sum(b["wall"] for b in blocks) * 100
 
     rows = []
-    for variant in VARIANTS:
-        base = variant.removesuffix("+profiles")
-        slow, io = cpu_per_request(variant, "/work"), cpu_per_request(variant, "/io")
-        if variant.endswith("+profiles"):
-            cost_cpu = (slow / cpu_per_request(base, "/work") - 1) * 100
-            cost_io = io_core_share(variant, base)
-            cost = (f"{cost_cpu:+.2f} %", f"{cost_io:+.2f} % of a core")
-        else:
-            cost = ("-", "-")
-        per_round = (
-            profiles[variant] / args.rounds / (2 * args.requests + 6) if variant.endswith("+profiles") else 0
+    profiled = max(1, args.rounds) * (args.blocks * args.requests * 2 + 6)  # per SDK: warm-up 6
+    for sdk in SDKS:
+        rows.append(
+            (
+                sdk,
+                per_round(sdk, lambda run: cpu_ms(run, "off /work")),
+                per_round(sdk, lambda run: cpu_ms(run, "on /work")),
+                f"{per_round(sdk, work_cost):+.2f} %",
+                per_round(sdk, lambda run: cpu_ms(run, "off /io")),
+                per_round(sdk, lambda run: cpu_ms(run, "on /io")),
+                f"{per_round(sdk, io_cost):+.2f} %",
+                f"{per_round(sdk, sampler_share):.2f} %",
+                f"{profiles[sdk] / profiled:.2f}",
+            )
         )
-        sampler = median(
-            sum(f["sampler"] for f in (w, i)) / (w["wall"] + i["wall"]) * 100
-            for w, i in zip(results[variant]["/work"], results[variant]["/io"], strict=True)
-        )
-        rows.append((variant, slow, io, *cost, f"{sampler:.2f} %", f"{per_round:.2f}"))
     priority = "children under `nice -n -10`" if _nice() else "default priority (nice not allowed)"
     command = (
-        f"python bench/profiling_bench.py --rounds {args.rounds} --requests {args.requests} "
-        f"--ms {args.ms} --work {args.work}"
+        f"python bench/profiling_bench.py --rounds {args.rounds} --blocks {args.blocks} "
+        f"--requests {args.requests} --ms {args.ms} --work {args.work}"
     )
     body = "\n".join(
         [
-            f"`{command}` ({machine_line()}; {priority}; {args.rounds} alternating rounds, medians). "
-            "Both profilers sample at 101 Hz, every transaction profiled (`profiles_sample_rate=1.0`); "
-            "the `tripwire` / `sentry` rows are the same SDK with tracing only.",
+            f"`{command}` ({machine_line()}; {priority}; per round one process per SDK, in it "
+            f"{args.blocks} pairs of profiled/unprofiled blocks alternating; medians over blocks, then "
+            "rounds). Both profilers sample at 101 Hz; tracing is on in every block, so the difference "
+            "is the profiler's alone.",
             "",
             table(
                 [
-                    "variant",
-                    f"CPU ms/request, /work ({args.work} rounds)",
-                    f"CPU ms/request, /io ({args.ms} ms sleep)",
+                    "SDK",
+                    "/work CPU ms/req, unprofiled",
+                    "profiled",
                     "profiler cost, CPU-bound",
-                    "profiler cost, I/O-bound",
-                    "sampler thread CPU, % of a core",
-                    "profiles sent per request",
+                    "/io CPU ms/req, unprofiled",
+                    "profiled",
+                    "profiler cost, I/O-bound (% of a core)",
+                    "sampler thread CPU (% of a core)",
+                    "profiles sent per profiled request",
                 ],
                 rows,
             ),
             "",
-            "Profiler cost, CPU-bound: the extra process CPU per `/work` request over the same SDK "
-            "without profiling, as a share of it. I/O-bound: the extra CPU of the `/io` run as a share "
-            "of one core over its wall time (the sampler wakes 101 times a second whatever the app "
-            "does). Sampler thread CPU: the CPU clock of the profiler's own thread "
-            "(`tripwire-profiler`, `sentry.profiler.ThreadScheduler`) over both runs' wall time: the "
-            "least noisy figure here, since it does not depend on the app's CPU time; the building "
-            "of payloads (tripwire: on its worker; sentry-sdk: on the request's thread) is in the "
-            "other two columns only. Profiles sent per request: `profile` items that reached the sink "
-            "per profiled request (both SDKs drop profiles with fewer than two samples).",
+            f"`/work`: {args.work} rounds of pure-Python work per request (~50 ms of CPU); `/io`: "
+            f"`asyncio.sleep({args.ms / 1000})` per request. Profiler cost, CPU-bound: the extra process "
+            "CPU of a profiled block over the unprofiled block next to it. I/O-bound: the extra CPU of a "
+            "profiled `/io` block as a share of one core over its wall time (the sampler wakes 101 times "
+            "a second whatever the app does). Sampler thread CPU: the CPU clock of the profiler's own "
+            "thread (`tripwire-profiler`, `sentry.profiler.ThreadScheduler`) over the profiled blocks' "
+            "wall time; sentry-sdk's thread also wakes 101 times a second while nothing is profiled "
+            "(tripwire's sleeps), which is in its unprofiled blocks too. Profiles sent per profiled "
+            "request: `profile` items that reached the sink (both SDKs drop profiles with fewer than two "
+            "samples).",
         ]
     )
     print(body)
