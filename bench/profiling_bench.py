@@ -149,21 +149,21 @@ def main() -> None:
         return float(median(figure(run) for run in rounds[sdk]))
 
     def cpu_ms(run: dict[str, list[dict[str, float]]], key: str) -> float:
-        return median(b["cpu"] for b in run[key]) / args.requests * 1e3
+        return float(median(b["cpu"] for b in run[key])) / int(args.requests) * 1e3
 
     def work_cost(run: dict[str, list[dict[str, float]]]) -> float:
         # Block by block: each profiled block against the unprofiled block next to it.
         ratios = [
             on["cpu"] / off["cpu"] - 1 for on, off in zip(run["on /work"], run["off /work"], strict=True)
         ]
-        return median(ratios) * 100
+        return float(median(ratios)) * 100
 
     def io_cost(run: dict[str, list[dict[str, float]]]) -> float:
         shares = [
             (on["cpu"] - off["cpu"]) / on["wall"]
             for on, off in zip(run["on /io"], run["off /io"], strict=True)
         ]
-        return median(shares) * 100
+        return float(median(shares)) * 100
 
     def sampler_share(run: dict[str, list[dict[str, float]]]) -> float:
         blocks = [b for key in ("on /work", "on /io") for b in run[key]]

@@ -3,11 +3,12 @@
 Imported only when a profiling option is set (``Client`` loads it); with none set there is no thread,
 no module, no cost. What the sampler thread does per tick is kept small, because it is the overhead:
 
-* ``sys._current_frames()`` once, then for each thread a walk up ``f_back`` collecting a flat tuple
-  ``(code, line, code, line, ...)``, leaf first. Code objects and line numbers only: no names, no
+* ``sys._current_frames()`` once, then for each thread a walk up ``f_back`` collecting
+  ``(id(code), instruction offset)`` pairs, leaf first: plain ints, cheap to hash. No names, no
   dicts, no strings; those are made on the worker (``_profile_builder``) once per distinct frame.
-* equal stacks are interned (one tuple kept per distinct stack), so a thread parked in the same place
-  for a minute costs one dict lookup per tick, not a new tuple held per sample;
+* equal stacks are interned: the first time a stack is seen it is stored as a flat tuple
+  ``(code, line, code, line, ...)``, and every later tick of it shares that one tuple, so a thread
+  parked in the same place for a minute costs one dict lookup per tick, not a new tuple per sample;
 * one tick is one ``(timestamp, ((thread id, stack), ...))`` pair shared by every recording open at
   that moment (a recording appends a reference to it).
 
