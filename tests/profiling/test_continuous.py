@@ -147,3 +147,24 @@ def test_chunk_has_the_shape_sentry_sdk_sends(sink: Sink) -> None:
     # sentry-sdk links the transaction by contexts.profile.profiler_id; so do we.
     assert "profiler_id" in their_txn["contexts"]["profile"]
     assert sink.items("transaction")[0]["contexts"]["profile"]["profiler_id"] == ours["profiler_id"]
+
+
+_EXIT_SCRIPT = """
+import sys, tripwire
+from tests.profiling.apps import slow_checksum
+tripwire.init(sys.argv[1], profile_session_sample_rate=1.0)
+tripwire.start_profiler()
+slow_checksum(0.2)
+# no stop_profiler(), no close(): the interpreter exits with the profiler running
+"""
+
+
+def test_a_running_profiler_sends_its_chunk_when_the_process_exits(sink: Sink) -> None:
+    """A script that exits with the continuous profiler still running delivers what it recorded."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    subprocess.run([sys.executable, "-c", _EXIT_SCRIPT, sink.dsn], cwd=ROOT, env=env, check=True, timeout=30)
+    assert sink.wait_until(lambda: bool(sink.items("profile_chunk")), 5)
+    chunk = sink.items("profile_chunk")[0]
+    names = chunk["profile"]["thread_metadata"]
+    main = next(tid for tid, meta in names.items() if meta["name"] == "MainThread")
+    assert leaf_counts(chunk, main).most_common(1)[0][0] == "slow_checksum"
