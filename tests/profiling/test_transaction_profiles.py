@@ -177,3 +177,28 @@ def test_without_profiling_options_only_the_transaction_is_sent(sink: Sink) -> N
     client = tripwire.get_client()
     assert client is not None and client.profiler is None
     assert not any(t.name == "tripwire-profiler" for t in threading.enumerate())
+
+
+def test_a_sync_endpoint_makes_its_pool_thread_the_active_thread(sink: Sink) -> None:
+    """A sync Starlette endpoint runs in anyio's thread pool: that thread is the profile's active
+    thread, and the slow function tops its samples."""
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    from tests.profiling.apps import slow_checksum
+
+    def slow_sync(request: Request) -> PlainTextResponse:
+        return PlainTextResponse(str(slow_checksum(0.4)))
+
+    app = TripwireMiddleware(Starlette(routes=[Route("/slow-sync", slow_sync)]))
+    tripwire.init(sink.dsn, traces_sample_rate=1.0, profiles_sample_rate=1.0)
+    with serve(app, "uvicorn") as server:
+        _get(server.url + "/slow-sync")
+    tripwire.flush(5)
+    profile = sink.items("profile")[0]
+    active = profile["transaction"]["active_thread_id"]
+    assert profile["profile"]["thread_metadata"][active]["name"] != "test-uvicorn"  # not the event loop
+    counts = leaf_counts(profile, active)
+    assert counts.most_common(1)[0][0] == "slow_checksum", counts
