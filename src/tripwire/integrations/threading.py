@@ -8,7 +8,7 @@ by that request's scope too (they share one unit of work).
 
 ``ThreadPoolExecutor`` is patched only once the app imports ``concurrent.futures``' thread pool.
 
-With profiling on, a function that anyio runs in its thread pool on behalf of a profiled transaction
+With profiling configured, a function that anyio runs in its thread pool on behalf of a profiled transaction
 (Starlette and FastAPI run sync endpoints and dependencies that way) makes its thread the profile's
 active thread, as sentry-sdk's Starlette integration does: the profile's "where the request's time
 went" then points at the thread that did the work, not at the idle event loop.
@@ -26,6 +26,7 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import Any, ClassVar
 
+from .. import _globals
 from .._tracing import active_span
 from ._common import Integration, Patches
 
@@ -47,7 +48,9 @@ class ThreadingIntegration(Integration):
             return
         self._patches.replace(threading.Thread, "start", _wrap_start)
         self._patches.when_imported("concurrent.futures.thread", self._patch_executor)
-        self._patches.when_imported("anyio.to_thread", self._patch_anyio)
+        client = _globals.client
+        if client is not None and client.profiler is not None:
+            self._patches.when_imported("anyio.to_thread", self._patch_anyio)
 
     def _patch_anyio(self, module: ModuleType) -> None:
         # A module function: Patches.replace works on any object with a __dict__ (typed for classes).
