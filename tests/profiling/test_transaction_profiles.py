@@ -202,3 +202,22 @@ def test_a_sync_endpoint_makes_its_pool_thread_the_active_thread(sink: Sink) -> 
     assert profile["profile"]["thread_metadata"][active]["name"] != "test-uvicorn"  # not the event loop
     counts = leaf_counts(profile, active)
     assert counts.most_common(1)[0][0] == "slow_checksum", counts
+
+
+def test_a_server_refusing_profiles_still_gets_every_transaction(sink: Sink) -> None:
+    """When the server rate-limits the profile category (the collector before profiling, or an
+    exhausted quota), transactions keep arriving without their profile, and the profiles left out
+    are counted as rate_limited."""
+    from tests.support.sink import Answer
+
+    sink.answer = Answer(headers={"X-Sentry-Rate-Limits": "3600:profile:project:not_stored"})
+    tripwire.init(sink.dsn, traces_sample_rate=1.0, profiles_sample_rate=1.0)
+    with serve(starlette_app(TripwireMiddleware), "uvicorn") as server:
+        for _ in range(3):
+            _get(server.url + "/slow?ms=100")
+            tripwire.flush(5)  # one at a time: the limit is known before the next one is encoded
+    transactions = sink.items("transaction")
+    assert len(transactions) == 3
+    assert len(sink.items("profile")) == 1  # only the first, sent before the answer said no
+    drops = tripwire.stats()["dropped_by"]
+    assert {"reason": "rate_limited", "category": "profile", "reporter": "sentry", "quantity": 2} in drops

@@ -146,6 +146,11 @@ class SentryReporter(HttpReporter):
         trace: dict[str, str] | None = None,
         profile: dict[str, Any] | None = None,
     ) -> None:
+        if profile is not None and self.limits.is_limited(("profile",)):
+            # Profiles held back (sentry.io's quota, or a server that does not store them): the
+            # transaction still goes, alone.
+            self.stats.record("rate_limited", "profile", reporter=self.name)
+            profile = None
         payload = self.encode_transaction(transaction, trace, profile)
         if payload is not None:
             self.submit(payload)
@@ -172,11 +177,9 @@ class SentryReporter(HttpReporter):
             url=self.url,
             body=items,
             # Errors keep priority: a full outbox drops transactions first (counted per category).
-            categories={
-                "transaction": 1,
-                "span": 1 + (len(spans) if isinstance(spans, list) else 0),
-                **({"profile": 1} if profile is not None else {}),
-            },
+            # Not "profile": a limit on profiles alone must not hold the transaction back (the
+            # profile is left out when its category is limited, see send_transaction).
+            categories={"transaction": 1, "span": 1 + (len(spans) if isinstance(spans, list) else 0)},
             kind="transaction",
             low_priority=True,
             meta={"header": header},
