@@ -59,7 +59,8 @@ class Profiler:
             options.profiles_sample_rate is not None or options.profiles_sampler is not None
         )
         self.sampler = Sampler(options.profiler_frequency)
-        self.sampler.on_tick = self._clock
+        if not self.transaction_mode:
+            self.sampler.on_tick = self._clock  # the chunk clock; transaction profiles need none
         self._chunk_ns = int(options.profile_chunk_interval * 1e9)
         self._lock = threading.RLock()
         #: Continuous mode: decided once per process (a forked child decides again).
