@@ -221,3 +221,15 @@ def test_a_server_refusing_profiles_still_gets_every_transaction(sink: Sink) -> 
     assert len(sink.items("profile")) == 1  # only the first, sent before the answer said no
     drops = tripwire.stats()["dropped_by"]
     assert {"reason": "rate_limited", "category": "profile", "reporter": "sentry", "quantity": 2} in drops
+
+
+def test_unprofiled_transactions_reach_the_server_as_client_reports(sink: Sink) -> None:
+    """Profiles not taken are reported to the server in a client report, under a data category
+    Sentry's own relay library knows."""
+    from sentry_relay.consts import DataCategory
+
+    _profiled_request(sink, profiles_sample_rate=0.0)
+    assert sink.wait_until(lambda: bool(sink.items("client_report")), 5)
+    discarded = [d for report in sink.items("client_report") for d in report["discarded_events"]]
+    assert {"reason": "sample_rate", "category": "profile", "quantity": 1} in discarded
+    assert all(DataCategory.parse(d["category"]) is not None for d in discarded)
