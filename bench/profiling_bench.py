@@ -15,6 +15,10 @@ Each request of ``/work`` runs a fixed amount of pure-Python CPU work on the eve
 (``--work`` rounds, ~50 ms); each request of ``/io`` awaits ``--ms`` of ``asyncio.sleep``. "CPU" is
 the process CPU time (every thread: the sampler's and the SDK's workers too) from the first request
 of a block to the end of a flush.
+
+A second table times one sampling tick of each SDK alone (tripwire's ``Sampler._tick``, sentry-sdk's
+``ThreadScheduler.make_sampler()`` function, each feeding one open transaction profile) over the same
+parked threads, in alternating batches on one thread: the per-tick price without the app's noise.
 """
 
 from __future__ import annotations
