@@ -222,6 +222,11 @@ def main() -> None:
     def per_round(sdk: str, figure: Any) -> float:
         return float(median(figure(run) for run in rounds[sdk]))
 
+    def spread(sdk: str, figure: Any) -> str:
+        # The median over rounds, and the range of the rounds: how far to trust it on this machine.
+        values = [figure(run) for run in rounds[sdk]]
+        return f"{median(values):+.2f} % ({min(values):+.1f} … {max(values):+.1f})"
+
     def cpu_ms(run: dict[str, list[dict[str, float]]], key: str) -> float:
         return float(median(b["cpu"] for b in run[key])) / int(args.requests) * 1e3
 
@@ -250,9 +255,9 @@ def main() -> None:
             (
                 sdk,
                 per_round(sdk, lambda run: cpu_ms(run, "off /work")),
-                f"{per_round(sdk, work_cost):+.2f} %",
+                spread(sdk, work_cost),
                 per_round(sdk, lambda run: cpu_ms(run, "off /io")),
-                f"{per_round(sdk, io_cost):+.2f} %",
+                spread(sdk, io_cost),
                 f"{per_round(sdk, sampler_share):.2f} %",
                 f"{profiles[sdk] / profiled:.2f}",
             )
@@ -285,7 +290,8 @@ def main() -> None:
             f"`/work`: {args.work} rounds of pure-Python work per request (~50 ms of CPU); `/io`: "
             f"`asyncio.sleep({args.ms / 1000})` per request. Profiler cost, CPU-bound: the extra process "
             "CPU of a profiled block over the unprofiled block next to it (median of those pairs; the "
-            "unprofiled columns are there for scale). I/O-bound: the extra CPU of a "
+            "unprofiled columns are there for scale); in brackets the lowest and highest round. "
+            "I/O-bound: the extra CPU of a "
             "profiled `/io` block as a share of one core over its wall time (the sampler wakes 101 times "
             "a second whatever the app does). Sampler thread CPU: the CPU clock of the profiler's own "
             "thread (`tripwire-profiler`, `sentry.profiler.ThreadScheduler`) over the profiled blocks' "
