@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -162,7 +163,7 @@ def test_a_full_profile_stops_growing_and_is_counted(monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(tripwire._profiler, "MAX_TICKS", 20)
     captured = _capture(profiles_sample_rate=1.0, profiler_frequency=400)
     with tripwire.start_span(op="task", name="long"):
-        slow_checksum(0.3)
+        slow_checksum(0.6)  # 20 ticks even at a quarter of the asked rate (a loaded machine)
     profiles = _wait_profiles(captured)
     timestamps = {s["elapsed_since_start_ns"] for s in profiles[0]["profile"]["samples"]}
     assert len(timestamps) == 20
@@ -176,7 +177,18 @@ def test_a_full_chunk_is_cut_early_and_loses_nothing(monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(tripwire._profiling, "MAX_TICKS", 20)
     captured = _capture(profile_session_sample_rate=1.0, profiler_frequency=400)
     tripwire.start_profiler()
-    slow_checksum(0.3)
+    client = tripwire.get_client()
+    assert client is not None
+    profiler = client.profiler
+    first = profiler._chunk
+    deadline = time.monotonic() + 4
+    # Work until the first chunk was cut and the next has samples of its own (the sampler's pace
+    # depends on the machine's load).
+    while time.monotonic() < deadline:
+        slow_checksum(0.05)
+        current = profiler._chunk
+        if current is not first and current is not None and len(current.recording.ticks) >= 5:
+            break
     tripwire.stop_profiler()
     tripwire.flush(5)
     chunks = captured.profile_chunks
