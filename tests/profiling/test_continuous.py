@@ -107,6 +107,7 @@ def test_close_sends_the_open_chunk_and_stops_the_thread(sink: Sink) -> None:
     assert len(sink.items("profile_chunk")) == 1
 
 
+@pytest.mark.slow  # a sentry-sdk process: ~3 s to import, profile and flush
 def test_chunk_has_the_shape_sentry_sdk_sends(sink: Sink) -> None:
     """Every key (and JSON type) of sentry-sdk's own profile_chunk is in ours."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}

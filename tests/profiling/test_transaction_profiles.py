@@ -87,6 +87,7 @@ def test_the_official_sentry_sdk_reads_our_profile_envelope(sink: Sink) -> None:
     assert payload["profile"]["samples"] and payload["platform"] == "python"
 
 
+@pytest.mark.slow  # a sentry-sdk process: ~3 s to import, profile and flush
 def test_profile_has_the_shape_sentry_sdk_sends(sink: Sink) -> None:
     """Every key (and its JSON type) sentry-sdk's own transaction profile has, ours has too."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
