@@ -74,7 +74,7 @@ class Sampler:
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._closed = False
-        #: (id(code), line, ...) → (code, line, ...): one tuple kept per distinct stack.
+        #: (id(code), instruction offset, ...) → (code, line, ...): one tuple kept per distinct stack.
         self._interned: dict[tuple[int, ...], tuple[Any, ...]] = {}
         self._errors_logged = False
         #: Ticks skipped because sampling itself failed (a frame vanished mid-walk, say).
