@@ -169,3 +169,34 @@ def test_a_running_profiler_sends_its_chunk_when_the_process_exits(sink: Sink) -
     names = chunk["profile"]["thread_metadata"]
     main = next(tid for tid, meta in names.items() if meta["name"] == "MainThread")
     assert leaf_counts(chunk, main).most_common(1)[0][0] == "slow_checksum"
+
+
+def test_trace_lifecycle_runs_until_the_last_of_overlapping_transactions_ends(sink: Sink) -> None:
+    """Two overlapping transactions on two threads: the profiler runs until the second one ends,
+    so one chunk covers both, and both name the same profiler."""
+    tripwire.init(
+        sink.dsn, traces_sample_rate=1.0, profile_session_sample_rate=1.0, profile_lifecycle="trace"
+    )
+    first_done = threading.Event()
+
+    def job(name: str, seconds: float) -> None:
+        with tripwire.start_span(op="task", name=name):
+            slow_checksum(seconds)
+        if name == "short":
+            first_done.set()
+
+    long = threading.Thread(target=job, args=("long", 0.5))
+    short = threading.Thread(target=job, args=("short", 0.1))
+    long.start()
+    short.start()
+    assert first_done.wait(5)
+    client = tripwire.get_client()
+    assert client is not None and client.profiler._chunk is not None  # still running for "long"
+    long.join(5)
+    short.join(5)
+    tripwire.flush(5)
+    chunks = sink.items("profile_chunk")
+    txns = sink.items("transaction")
+    assert len(chunks) == 1 and len(txns) == 2
+    assert {t["contexts"]["profile"]["profiler_id"] for t in txns} == {chunks[0]["profiler_id"]}
+    assert client.profiler._chunk is None  # stopped after the last one
