@@ -76,6 +76,10 @@ _LIMIT_FLAGS: list[tuple[str, str, type, str]] = [
     ("--body-min-rate", "body_min_rate", int, "bytes/s a body must average after the grace (0: none)"),
     ("--body-grace", "body_grace", float, "seconds of a body exempt from --body-min-rate"),
     ("--max-connections", "max_connections", int, "open connections; requests past it get 503"),
+    ("--refusal-rate", "refusal_rate", int, "refusals/s a client address may keep getting (0: no limit)"),
+    ("--refusal-burst", "refusal_burst", int, "refusals a client address may get at once"),
+    ("--refusal-hold", "refusal_hold", float, "seconds an address over its refusals waits for a 429"),
+    ("--refusal-max-held", "refusal_max_held", int, "connections held per address; more are cut"),
 ]
 
 #: Addresses that reach only this machine: binding anything else serves plain HTTP to a network.
@@ -140,6 +144,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="FULL survives power loss (default); NORMAL survives process crashes only",
     )
     serve.add_argument("--no-digest", action="store_true", help="only ingest; let other processes digest")
+    serve.add_argument(
+        "--digest-niceness",
+        type=int,
+        default=CollectorConfig.digest_niceness,
+        metavar="N",
+        help="how much lower the digest process's CPU priority is than the server's (os.nice;"
+        f" 0: the same; default {CollectorConfig.digest_niceness})",
+    )
     add_alert_serve_options(serve)
     serve.add_argument("--log-level", default="warning", help="uvicorn/collector log level (default warning)")
     serve.add_argument(
@@ -324,6 +336,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         sqlite_synchronous=args.sqlite_synchronous,
         run_digester=not args.no_digest,
         digest_process=True,
+        digest_niceness=args.digest_niceness,
         limits=Limits(**{field: getattr(args, f"limit_{field}") for _, field, _, _ in _LIMIT_FLAGS}),
         alerts=alert_settings(args),
     )

@@ -474,11 +474,20 @@ def digest_process_main(config: CollectorConfig, parent_pid: int) -> None:
     It polls the queue (every 50 ms when idle) rather than waiting on a cross-process event, and
     stops on SIGTERM after the batch in hand; Ctrl-C is left to the parent, which sends SIGTERM.
 
+    It runs ``config.digest_niceness`` steps below the server's CPU priority (``os.nice``).
+
     On SQLite its connections commit with ``synchronous=NORMAL``: a digest transaction lost to a
     power cut only loses the deletion of its queue rows too (WAL commits are ordered), so the
     envelopes are digested again; the acknowledgement's durability comes from the intake commit.
     """
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if config.digest_niceness > 0:
+        # Below the server: when both want the CPUs, acknowledged requests are answered first and
+        # the digest catches up once ingest is idle; ingest refuses past ``max_backlog``.
+        try:
+            os.nice(config.digest_niceness)
+        except OSError as exc:
+            log.warning("could not lower the digest's CPU priority: %s", exc)
     stop = threading.Event()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, lambda _signum, _frame: stop.set())
