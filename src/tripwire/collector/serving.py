@@ -16,9 +16,10 @@ only feeds it bytes and times. Every refusal, uvicorn's 503 past ``limit_concurr
 counted in the app's :class:`~tripwire.collector.refusals.Refusals`.
 
 A connection from an address that was refused too often
-(:class:`~tripwire.collector.refusal_limit.RefusalLimiter`) is held without reading a byte for
-``refusal_hold`` seconds, then answered 429 and closed (past ``refusal_max_held`` such connections
-per address, it is cut at once); the 408 and 431 above are charged to the peer's address.
+(:class:`~tripwire.collector.refusal_limit.RefusalLimiter`) is held for ``refusal_hold`` seconds
+without parsing a byte (what it sends is dropped; past 1 MiB it is cut), then answered 429 and
+closed; past ``refusal_max_held`` such connections per address, it is cut at once. The 408 and
+431 above are charged to the peer's address.
 """
 
 from __future__ import annotations
@@ -35,6 +36,10 @@ from .refusals import Refusals
 
 _TIMEOUT = b"HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
 _TOO_LARGE = b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+
+
+#: Bytes a held connection may send (read and dropped) before it is cut.
+_HOLD_DISCARD = 1024 * 1024
 
 
 def _too_many(retry_after: int) -> bytes:
@@ -101,30 +106,30 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def _hold(self, host: str | None) -> None:
-        """Keep a connection from an address refused too often, unread, then answer 429."""
+        """Keep a connection from an address refused too often, unparsed, then answer 429."""
+        self.refusals.add("client_blocked")
         if not self.limiter.take_hold(host):
             # Enough of its connections wait already: this one costs only the accept.
-            self.refusals.add("client_blocked")
             self.transport.abort()
             return
         self._held = True
-        self.transport.pause_reading()
-        # uvloop starts reading after connection_made returns: pause again once it has.
-        self.loop.call_soon(self._pause_held)
+        self._discarded = 0
         self._header_timer = self.loop.call_later(self.limiter.hold, self._release_hold)
-
-    def _pause_held(self) -> None:
-        if self._held and not self.transport.is_closing():
-            self.transport.pause_reading()
 
     def _release_hold(self) -> None:
         self._header_timer = None
         host = self.client[0] if self.client else None
-        self._refuse(_too_many(self.limiter.retry_after(host)), "client_blocked", charge=False)
+        self._refuse(_too_many(self.limiter.retry_after(host)), None, charge=False)
 
     def data_received(self, data: bytes) -> None:
         if self._held:
-            return  # a held connection is never parsed (bytes that came before the pause)
+            # Read and dropped, never parsed: reading is what tells us when the client gives up
+            # and closes (a paused socket would stay held until the timer).
+            self._discarded += len(data)
+            if self._discarded > _HOLD_DISCARD:
+                self._cancel_timers()
+                self.transport.abort()
+            return
         # Outside a body every byte belongs to some request's line and headers (the first bytes
         # of the next request on a keep-alive connection too, before the parser says it began).
         if not self._in_body:
@@ -197,11 +202,14 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self._header_timer.cancel()
             self._header_timer = None
 
-    def _refuse(self, response: bytes, reason: str, *, charge: bool = True) -> None:
+    def _refuse(self, response: bytes, reason: str | None, *, charge: bool = True) -> None:
+        """Answer ``response`` (if no response is under way) and close; count it as ``reason``
+        (None: counted already) and charge it to the client's address."""
         self._cancel_timers()
         if self.transport.is_closing():
             return
-        self.refusals.add(reason)
+        if reason is not None:
+            self.refusals.add(reason)
         if charge:
             self.limiter.charge(self.client[0] if self.client else None)
         cycle = self.cycle
