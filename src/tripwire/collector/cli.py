@@ -185,12 +185,16 @@ def build_parser() -> argparse.ArgumentParser:
     pcreate = psub.add_parser("create", parents=[common], help="create a project and print its DSN")
     pcreate.add_argument("name")
     psub.add_parser("list", parents=[common], help="list projects with their DSNs")
-    pset = psub.add_parser("set", parents=[common], help="set a project's quota and retention")
+    pset = psub.add_parser(
+        "set", parents=[common], help="set a project's quota, retention and attachment budget"
+    )
     pset.add_argument("name", help="project name or id")
     for flag, what in (
         ("--quota-per-minute", "events per minute"),
         ("--retention-days", "days to keep events"),
         ("--retention-max-events", "events to keep at most"),
+        ("--attachment-bytes-per-hour", "attachment bytes stored per hour"),
+        ("--attachment-bytes-total", "attachment bytes stored in total"),
     ):
         pset.add_argument(flag, type=int, help=f"{what} (0: no limit; -1: back to the server default)")
     pkeys = psub.add_parser("keys", parents=[common], help="list a project's DSN keys (all are accepted)")
@@ -439,13 +443,16 @@ def cmd_project(args: argparse.Namespace) -> int:
                 quota_per_minute=args.quota_per_minute,
                 retention_days=args.retention_days,
                 retention_max_events=args.retention_max_events,
+                attachment_bytes_per_hour=args.attachment_bytes_per_hour,
+                attachment_bytes_total=args.attachment_bytes_total,
             )
             _out(
                 args,
                 {**dataclasses.asdict(p), "dsn": p.dsn(url)},
                 f"project {p.name!r}: quota_per_minute={p.quota_per_minute},"
-                f" retention_days={p.retention_days}, retention_max_events={p.retention_max_events}"
-                " (None: the server default)",
+                f" retention_days={p.retention_days}, retention_max_events={p.retention_max_events},"
+                f" attachment_bytes_per_hour={p.attachment_bytes_per_hour},"
+                f" attachment_bytes_total={p.attachment_bytes_total} (None: the server default)",
             )
         elif args.action in ("keys", "rotate-key", "revoke-key"):
             _project_keys(args, store, url)
