@@ -418,12 +418,23 @@ def main() -> None:
     parser.add_argument("--ab", metavar="OLD_SRC", help="A/B the attack mix against another tree's src/")
     parser.add_argument("--rounds", type=int, default=3, help="rounds of the A/B (each runs both)")
     parser.add_argument(
+        "--attackers", help="only these attacker kinds of the mix, comma-separated (to see what each costs)"
+    )
+    parser.add_argument(
         "--old-args", default="", help="extra `tripwire serve` arguments of the A/B's old side (one string)"
     )
     parser.add_argument(
         "--new-args", default="", help="extra `tripwire serve` arguments of this tree's server (one string)"
     )
     args = parser.parse_args()
+    if args.attackers:
+        kinds = args.attackers.split(",")
+        unknown = sorted(set(kinds) - set(MIX))
+        if unknown:
+            parser.error(f"unknown attacker kinds {unknown}; known: {', '.join(MIX)}")
+        for kind in list(MIX):
+            if kind not in kinds:
+                del MIX[kind]
     if args.smoke:
         args.duration, args.mix_duration, args.connections, args.no_write = 3.0, 3.5, 8, True
     results: dict[str, Any] = {}
