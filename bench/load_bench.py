@@ -42,7 +42,7 @@ from typing import Any
 
 # _harness puts the repository on sys.path.
 from _harness import ROOT, alternating, machine_line, median, table, write_section
-from tripwire.collector.store import open_store
+from tripwire_server.store import open_store
 
 # isort: split
 from tests.support.attackers import Attackers, bomb, rss_tree_mib
@@ -153,7 +153,7 @@ def serve(
         [
             sys.executable,
             "-m",
-            "tripwire.collector",
+            "tripwire_server",
             "serve",
             "--port",
             "0",
