@@ -245,6 +245,7 @@ def _children(pid: int) -> list[int]:
     return found
 
 
+@pytest.mark.slow  # a real `tripwire serve` and its spawned child: 3-6 s on a busy machine
 def test_the_digest_process_runs_at_a_lower_cpu_priority_than_the_server(tmp_path: Path) -> None:
     """`tripwire serve` lowers its digest child's priority by 10 (os.nice), and it still digests."""
     served = ServeProcess("--data-dir", str(tmp_path))
