@@ -89,38 +89,3 @@ def test_without_small_traffic_large_envelopes_go_back_to_back(store: Store) -> 
     assert commits[1][0] - commits[0][1] < max(0.2, 5 * first_took)
     assert store.queue_depth() == 2
 
-
-def test_the_digest_pauses_after_writing_large_attachments(store: Store, tmp_path: Path) -> None:
-    """After a batch that stored megabytes of attachments, the digester waits four times as long
-    as that batch took before the next one (its writes hold the database's write lock)."""
-    from tripwire_server.config import CollectorConfig
-    from tripwire_server.digest import Digester
-
-    from .conftest import envelope, make_event, wait_until
-
-    events = [make_event() for _ in range(2)]
-    bodies = [
-        envelope(("event", e), ("attachment", b"a" * (2 * MiB)), header={"event_id": e["event_id"]})
-        for e in events
-    ]
-    store.enqueue([IntakeRow(1, time.time(), "envelope", b, None) for b in bodies])
-    calls: list[tuple[float, float, int]] = []
-    digest_batch = store.digest_batch
-
-    def recorded(limit: int, processor: object) -> int:
-        started = time.monotonic()
-        done = digest_batch(limit, processor)
-        calls.append((started, time.monotonic(), done))
-        return done
-
-    store.digest_batch = recorded  # type: ignore[method-assign]
-    config = CollectorConfig(data_dir=tmp_path, digest_batch_size=1, retention_days=0, retention_max_events=0)
-    digester = Digester(store, config)
-    digester.start()
-    try:
-        wait_until(lambda: store.queue_depth() == 0, timeout=10)
-    finally:
-        digester.stop()
-    first, second = [c for c in calls if c[2]][:2]
-    assert second[0] - first[1] >= 4 * (first[1] - first[0]) * 0.95
-    assert all(len(store.list_attachments(1, e["event_id"])) == 1 for e in events)

@@ -73,13 +73,10 @@ class EnvelopeProcessor:
         )
         #: Decompressed bytes one batch may hold: a batch ends after the envelope that passes it.
         self.max_batch_bytes = max_batch_bytes
-        #: Attachment bytes of the last batch prepared (the digester paces large writes by it).
-        self.last_attachment_bytes = 0
 
     def prepare(self, rows: Sequence[QueuedEnvelope]) -> list[EnvelopeResult]:
         out: list[EnvelopeResult] = []
         held = 0
-        self.last_attachment_bytes = 0
         for row in rows:
             if out and held >= self.max_batch_bytes:
                 break  # the rest stay queued for the next batch: memory is bounded by bytes
@@ -306,7 +303,6 @@ class EnvelopeProcessor:
             self._count(result, row, "attachment", "invalid")
             return
         h = item.headers
-        self.last_attachment_bytes += len(item.payload)
         result.attachments.append(
             AttachmentRow(
                 project_id=row.project_id,
@@ -436,14 +432,9 @@ class Digester:
             if parent_pid is not None and os.getppid() != parent_pid:
                 return  # the server was killed: do not linger as an orphan
             try:
-                started = time.monotonic()
                 done = self.store.digest_batch(self.config.digest_batch_size, self.processor)
                 self.digested += done
                 backoff = 0.1
-                if self.processor.last_attachment_bytes >= LARGE_WRITE:
-                    # Writing megabytes holds the database's write lock and fills the log that the
-                    # ingest writer's next sync must flush: like large envelopes at intake, yield.
-                    self._stop.wait(LARGE_YIELD * (time.monotonic() - started))
             except Exception:
                 # A database hiccup (lock timeout, deadlock, restart): the rows stay queued.
                 self.errors += 1
@@ -515,11 +506,6 @@ def _trace_context(ev: dict[str, Any], key: str) -> str | None:
     value = value.lower()
     return value if all(c in "0123456789abcdef" for c in value) else None
 
-
-#: Attachment bytes from which a digest batch is a large write, and how many times as long as it
-#: took the digester then pauses (intake.IntakeWriter paces large envelopes the same way).
-LARGE_WRITE = 1024 * 1024
-LARGE_YIELD = 4.0
 
 #: More than this many coalesced occurrences on one event is not a plausible SDK count.
 MAX_COALESCED = 10_000_000
