@@ -432,9 +432,15 @@ class Digester:
             if parent_pid is not None and os.getppid() != parent_pid:
                 return  # the server was killed: do not linger as an orphan
             try:
+                started = time.monotonic()
+                written = getattr(self.store, "attachment_bytes_written", 0)
                 done = self.store.digest_batch(self.config.digest_batch_size, self.processor)
                 self.digested += done
                 backoff = 0.1
+                if getattr(self.store, "attachment_bytes_written", 0) - written >= LARGE_WRITE:
+                    # Storing megabytes holds the database's write lock and fills the log that the
+                    # ingest writer's next sync flushes: like large envelopes at intake, yield.
+                    self._stop.wait(LARGE_YIELD * (time.monotonic() - started))
             except Exception:
                 # A database hiccup (lock timeout, deadlock, restart): the rows stay queued.
                 self.errors += 1
@@ -506,6 +512,11 @@ def _trace_context(ev: dict[str, Any], key: str) -> str | None:
     value = value.lower()
     return value if all(c in "0123456789abcdef" for c in value) else None
 
+
+#: Attachment bytes stored by one digest batch from which the digester then pauses
+#: ``LARGE_YIELD`` times as long as the batch took (intake.IntakeWriter paces large envelopes so).
+LARGE_WRITE = 1024 * 1024
+LARGE_YIELD = 4.0
 
 #: More than this many coalesced occurrences on one event is not a plausible SDK count.
 MAX_COALESCED = 10_000_000
