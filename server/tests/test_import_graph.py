@@ -1,15 +1,17 @@
-"""The collector's modules import downwards: no import cycle among them, read from the source.
+"""The collector's modules import downwards: no import cycle among them, read from the source (as for
+the SDK in tests/sdk/test_import_graph.py, with the same reader, tests/support/import_graph.py).
 
-The graph and the cycle search are the SDK's (tests/sdk/test_import_graph.py): every import counts,
-deferred and type-only ones included, and a package's ``__init__`` is the node of the package.
+Every import counts, deferred and type-only ones included; a package's ``__init__`` is the node of
+the package. docs/internal/COLLECTOR.md draws the layers.
 """
 
 from __future__ import annotations
 
+import ast
 from pathlib import Path
 
 import tripwire_server
-from tests.sdk.test_import_graph import _describe, find_cycle, import_graph
+from tests.support.import_graph import describe, find_cycle, import_graph, tangles
 
 SOURCE = Path(tripwire_server.__file__).parent
 
@@ -17,9 +19,10 @@ SOURCE = Path(tripwire_server.__file__).parent
 def test_no_import_cycle_among_the_collector_modules() -> None:
     """No module of the collector imports, directly or not, a module that imports it back."""
     graph = import_graph(SOURCE)
-    assert len(graph) > 60 and "tripwire_server.store.database" in graph
+    assert len(graph) > 60 and "tripwire_server.cli" in graph and "tripwire_server.store.database" in graph
     cycle = find_cycle(graph)
-    assert cycle is None, "import cycle: " + _describe(cycle, graph)
+    assert cycle is None, "import cycle: " + describe(cycle, graph)
+    assert tangles(graph) == []
 
 
 def test_the_layers_point_down() -> None:
@@ -39,3 +42,14 @@ def test_the_store_does_not_reach_into_the_store_class() -> None:
     for name, edges in graph.items():
         if name.startswith("tripwire_server.store.") and name not in backends:
             assert not backends & set(edges), f"{name} imports {sorted(backends & set(edges))}"
+
+
+def test_the_collector_never_reaches_into_a_module_above_its_package() -> None:
+    """Every relative import of the collector stays inside tripwire_server (the SDK is imported by name)."""
+    escapes = []
+    for path in sorted(SOURCE.rglob("*.py")):
+        depth = len(path.relative_to(SOURCE.parent).parts) - 1
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.ImportFrom) and node.level > depth:
+                escapes.append(f"{path.relative_to(SOURCE.parent)}:{node.lineno}")
+    assert escapes == []

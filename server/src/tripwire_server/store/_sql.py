@@ -80,6 +80,11 @@ class SQLStore(
 
     # -- migrations and settings -------------------------------------------------------------
 
+    def __init__(self) -> None:
+        super().__init__()
+        #: Attachment bytes this process's digest transactions stored (the digester paces by it).
+        self.attachment_bytes_written = 0
+
     def migrate(self) -> list[int]:
         applied: list[int] = []
         with self._tx() as c:
@@ -318,6 +323,7 @@ class SQLStore(
         mine = [r for r in results if r.queue_id in owned]
         writer = DigestWriter(self, c, budget)
         writer.write(mine)
+        self.attachment_bytes_written += writer.attachment_bytes
         # Alerts and cron monitors commit with what caused them (see store/_alerts.py).
         self._write_checkins(c, mine)
         self._write_feedback(c, mine)

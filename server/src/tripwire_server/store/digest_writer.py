@@ -29,6 +29,8 @@ class DigestWriter:
         self.budget = budget
         # What the batch changed, for the alert rules evaluated in the same transaction.
         self.stored: list[tuple[DigestedEvent, int]] = []
+        #: Attachment bytes this batch stored (the digester paces itself by them).
+        self.attachment_bytes = 0
         self.new_issues: dict[int, DigestedEvent] = {}
         self.regressed: dict[int, DigestedEvent] = {}
 
@@ -135,6 +137,7 @@ class DigestWriter:
                 continue
             u[1] += size
             u[2] += size
+            self.attachment_bytes += size
             count(a.project_id, "attachment", "accepted")
             rows.append(
                 (a.project_id, a.event_id, a.filename, a.content_type, a.attachment_type, size)
