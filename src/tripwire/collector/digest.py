@@ -35,6 +35,7 @@ from .normalize import (
 from .performance import model as perf_model
 from .performance import otlp
 from .performance.issues import performance_events
+from .profiling import model as profile_model
 from .store import open_store
 from .store.base import QueuedEnvelope, Store
 from .store.batch import (
@@ -144,6 +145,8 @@ class EnvelopeProcessor:
                     self._count(result, row, kind, "accepted")
                 elif kind in ("transaction", "span", "otel_span"):
                     self._performance(row, result, item, envelope_event_id)
+                elif kind in ("profile", "profile_chunk"):
+                    self._profile(row, result, item)
                 elif kind == "client_report":
                     self._client_report(row, result, item.json())
                     self._count(result, row, kind, "accepted")
@@ -264,6 +267,9 @@ class EnvelopeProcessor:
             data = without_nul(data)
         if item.type == "transaction":
             txs = [perf_model.from_transaction(data, row.project_id, event_id=event_id)]
+            window = profile_model.window_of(data, row.project_id, txs[0].event_id)
+            if window is not None:
+                result.profile_windows.append(window)
         elif item.type == "otel_span":
             # One OTLP/JSON span (or a whole export): grouped like an OTLP request.
             export = data if isinstance(data, dict) and "resourceSpans" in data else None
@@ -292,6 +298,22 @@ class EnvelopeProcessor:
             result.transactions.append(tx)
             result.events.extend(found)
             self._count(result, row, "transaction", "accepted")
+
+    def _profile(self, row: QueuedEnvelope, result: EnvelopeResult, item: Item) -> None:
+        """A ``profile`` (one transaction's) or ``profile_chunk`` (continuous) item: aggregated and
+        kept by the store (store/_profiles.py), which attributes a chunk's samples to transactions."""
+        if len(item.payload) > self.limits.max_profile_size:
+            raise EventTooLarge(f"{item.type} over the size limit")
+        data = _json.loads(item.payload)
+        if may_hold_nul(item.payload):
+            data = without_nul(data)
+        parse = profile_model.from_profile if item.type == "profile" else profile_model.from_chunk
+        profile = parse(data)
+        if not profile_model.fit_clock(profile, row.received_at):
+            self._count(result, row, item.type, "too_old")
+            return
+        result.profiles.append((row.project_id, profile))
+        self._count(result, row, item.type, "accepted")
 
     def _attachment(
         self, row: QueuedEnvelope, result: EnvelopeResult, item: Item, event_id: str | None
@@ -464,6 +486,7 @@ class Digester:
                 sample_days=self.config.sample_retention_days,
                 now=time.time(),
             )
+            self.store.apply_profile_retention(days=self.config.profile_retention_days, now=time.time())
         except Exception:
             log.exception("retention sweep failed")
 

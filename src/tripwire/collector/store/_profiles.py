@@ -1,0 +1,286 @@
+"""Profiles in the SQL store: stored profiles, per-function aggregates, continuous-profile windows.
+
+Written by the digest in its transaction (:meth:`ProfilesMixin._write_profiles`), after the
+performance data of the same batch, so that a continuous-profile chunk finds the windows of the
+transactions that arrived with or before it, and a profile whose transaction was kept as a sample
+is kept too. Every profile adds to the aggregates; the profiles themselves are kept compressed,
+at most :data:`PROFILES_PER_HOUR` per transaction name and hour (plus those of sampled
+transactions), and everything goes after ``profile_retention_days``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from .. import _json
+from ..profiling.aggregate import counted_threads, function_counts
+from ..profiling.model import Profile, TransactionWindow, attribute
+from .base import NotFound
+from .profile_records import FunctionRow, ProfileInfo, ProfileTotals
+
+if TYPE_CHECKING:
+    from ._sql import Cursor
+    from .batch import EnvelopeResult
+
+#: Profiles kept per project × transaction name × hour, besides those of stored sample transactions.
+PROFILES_PER_HOUR = 20
+_HOUR = 3600.0
+_INFO_COLUMNS = (
+    "project_id, profile_id, kind, event_id, trace_id, name, release, environment, start_timestamp,"
+    " end_timestamp, samples"
+)
+
+
+def _hour(ts: float) -> float:
+    return float(math.floor(ts / _HOUR) * _HOUR)
+
+
+def _info(row: Sequence[Any]) -> ProfileInfo:
+    return ProfileInfo(
+        int(row[0]),
+        row[1],
+        row[2],
+        row[3],
+        row[4],
+        row[5],
+        row[6],
+        row[7],
+        float(row[8]),
+        float(row[9]),
+        int(row[10]),
+    )
+
+
+class ProfilesMixin:
+    """Profile methods of :class:`~._sql.SQLStore` (it provides ``_tx``)."""
+
+    _tx: Any
+
+    # -- writing (inside the digest transaction) ---------------------------------------------
+
+    def _write_profiles(self, c: Cursor, results: Sequence[EnvelopeResult]) -> None:
+        windows = [w for r in results for w in r.profile_windows]
+        c.many(
+            "INSERT INTO profile_windows (project_id, profiler_id, event_id, thread_id, start_timestamp,"
+            " end_timestamp, trace_id, name, release, environment) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (project_id, profiler_id, event_id) DO NOTHING",
+            sorted(
+                (w.project_id, w.profiler_id, w.event_id, w.thread_id, w.start, w.end, w.trace_id, w.name,
+                 w.release, w.environment)
+                for w in windows
+            ),
+        )  # fmt: skip
+        for result in results:
+            for project_id, profile in result.profiles:
+                parts = [profile]
+                if profile.kind == "chunk":
+                    parts = attribute(profile, self._windows(c, project_id, profile))
+                for part in parts:
+                    self._add_profile(c, project_id, part)
+
+    def _windows(self, c: Cursor, project_id: int, chunk: Profile) -> list[TransactionWindow]:
+        rows = c.all(
+            "SELECT profiler_id, thread_id, start_timestamp, end_timestamp, event_id, trace_id, name,"
+            " release, environment FROM profile_windows WHERE project_id = ? AND profiler_id = ?"
+            " AND end_timestamp >= ? AND start_timestamp <= ? ORDER BY start_timestamp LIMIT 10000",
+            (project_id, chunk.profiler_id, chunk.start, chunk.end),
+        )
+        return [
+            TransactionWindow(project_id, r[0], r[1], float(r[2]), float(r[3]), r[4], r[5], r[6], r[7], r[8])
+            for r in rows
+        ]
+
+    def _add_profile(self, c: Cursor, project_id: int, profile: Profile) -> None:
+        counts = function_counts(profile, counted_threads(profile))
+        hour = _hour(profile.start)
+        key = (project_id, profile.transaction_name, profile.release, hour)
+        if counts.samples:
+            c.ex(
+                "INSERT INTO profile_totals (project_id, name, release, hour, samples, idle, profiles)"
+                " VALUES (?, ?, ?, ?, ?, ?, 1) ON CONFLICT (project_id, name, release, hour) DO UPDATE SET"
+                " samples = profile_totals.samples + excluded.samples,"
+                " idle = profile_totals.idle + excluded.idle, profiles = profile_totals.profiles + 1",
+                (*key, counts.samples, counts.idle),
+            )
+            c.many(
+                "INSERT INTO profile_functions (project_id, name, release, hour, function, module, file,"
+                " self_samples, total_samples) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (project_id, name, release, hour, function, module, file) DO UPDATE SET"
+                " self_samples = profile_functions.self_samples + excluded.self_samples,"
+                " total_samples = profile_functions.total_samples + excluded.total_samples",
+                sorted((*key, *fn, s, t) for fn, (s, t) in counts.functions.items()),
+            )
+        if not profile.samples:
+            return
+        kept = int(
+            c.one(
+                "SELECT COUNT(*) FROM profiles WHERE project_id = ? AND name = ? AND hour = ?",
+                (project_id, profile.transaction_name, hour),
+            )[0]
+        )
+        if kept >= PROFILES_PER_HOUR and not self._is_sampled(c, project_id, profile):
+            return
+        c.ex(
+            "INSERT INTO profiles (project_id, profile_id, kind, event_id, trace_id, name, release,"
+            " environment, hour, start_timestamp, end_timestamp, samples, data)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (project_id, profile_id) DO NOTHING",
+            (
+                project_id,
+                profile.profile_id,
+                profile.kind,
+                profile.transaction_event_id,
+                profile.trace_id,
+                profile.transaction_name,
+                profile.release,
+                profile.environment,
+                hour,
+                profile.start,
+                profile.end,
+                len(profile.samples),
+                _json.pack_event(profile.to_json()),
+            ),
+        )
+
+    @staticmethod
+    def _is_sampled(c: Cursor, project_id: int, profile: Profile) -> bool:
+        """Whether the profile's transaction is a stored sample (its summary page links here)."""
+        if not profile.transaction_event_id:
+            return False
+        row = c.one(
+            "SELECT 1 FROM perf_samples WHERE project_id = ? AND name = ? AND hour >= ? AND hour <= ?"
+            " AND event_id = ?",
+            (
+                project_id,
+                profile.transaction_name,
+                _hour(profile.start),
+                _hour(profile.end) + _HOUR,
+                profile.transaction_event_id,
+            ),
+        )
+        return row is not None
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def profile_functions(
+        self, project_id: int, name: str, since: float, until: float, *, release: str | None = None
+    ) -> tuple[ProfileTotals, list[FunctionRow]]:
+        where = "project_id = ? AND name = ? AND hour >= ? AND hour < ?"
+        params: list[Any] = [project_id, name, _hour(since), until]
+        if release is not None:
+            where += " AND release = ?"
+            params.append(release)
+        with self._tx(write=False) as c:
+            total = c.one(
+                f"SELECT SUM(samples), SUM(idle), SUM(profiles) FROM profile_totals WHERE {where}", params
+            )
+            rows = c.all(
+                "SELECT function, module, file, SUM(self_samples), SUM(total_samples) FROM profile_functions"
+                f" WHERE {where} GROUP BY function, module, file",
+                params,
+            )
+        totals = ProfileTotals(int(total[0] or 0), int(total[1] or 0), int(total[2] or 0))
+        return totals, [FunctionRow(r[0], r[1], r[2], int(r[3]), int(r[4])) for r in rows]
+
+    def profile_releases(self, project_id: int, name: str, since: float) -> list[str]:
+        with self._tx(write=False) as c:
+            rows = c.all(
+                "SELECT release, MIN(hour), MAX(hour) FROM profile_totals"
+                " WHERE project_id = ? AND name = ? AND hour >= ? GROUP BY release",
+                (project_id, name, _hour(since)),
+            )
+        return [r[0] for r in sorted(rows, key=lambda r: (float(r[1]), float(r[2]), r[0]), reverse=True)]
+
+    def profile_transactions(self, project_id: int, since: float) -> list[tuple[str, int]]:
+        with self._tx(write=False) as c:
+            rows = c.all(
+                "SELECT name, SUM(samples) FROM profile_totals WHERE project_id = ? AND hour >= ?"
+                " GROUP BY name ORDER BY SUM(samples) DESC, name LIMIT 500",
+                (project_id, _hour(since)),
+            )
+        return [(r[0], int(r[1])) for r in rows]
+
+    def list_profiles(
+        self,
+        project_id: int,
+        name: str | None = None,
+        *,
+        since: float = 0.0,
+        release: str | None = None,
+        limit: int = 50,
+    ) -> list[ProfileInfo]:
+        where = "project_id = ? AND hour >= ?"
+        params: list[Any] = [project_id, _hour(since)]
+        if name is not None:
+            where += " AND name = ?"
+            params.append(name)
+        if release is not None:
+            where += " AND release = ?"
+            params.append(release)
+        with self._tx(write=False) as c:
+            rows = c.all(
+                f"SELECT {_INFO_COLUMNS} FROM profiles WHERE {where} ORDER BY start_timestamp DESC, id DESC"
+                " LIMIT ?",
+                [*params, limit],
+            )
+        return [_info(r) for r in rows]
+
+    def get_profile(self, project_id: int, profile_id: str) -> tuple[ProfileInfo, Profile]:
+        with self._tx(write=False) as c:
+            row = c.one(
+                f"SELECT {_INFO_COLUMNS}, data FROM profiles WHERE project_id = ? AND profile_id = ?",
+                (project_id, profile_id),
+            )
+        if row is None:
+            raise NotFound(f"no stored profile {profile_id}")
+        return _info(row), Profile.from_json(_json.unpack_event(bytes(row[11])))
+
+    def load_profiles(
+        self, project_id: int, name: str, *, since: float, release: str | None = None, limit: int = 50
+    ) -> list[Profile]:
+        where = "project_id = ? AND name = ? AND hour >= ?"
+        params: list[Any] = [project_id, name, _hour(since)]
+        if release is not None:
+            where += " AND release = ?"
+            params.append(release)
+        with self._tx(write=False) as c:
+            rows = c.all(
+                f"SELECT data FROM profiles WHERE {where} ORDER BY start_timestamp DESC, id DESC LIMIT ?",
+                [*params, limit],
+            )
+        return [Profile.from_json(_json.unpack_event(bytes(r[0]))) for r in rows]
+
+    def profiles_of_events(self, project_id: int | None, event_ids: list[str]) -> dict[str, tuple[int, str]]:
+        out: dict[str, tuple[int, str]] = {}
+        with self._tx(write=False) as c:
+            for start in range(0, len(event_ids), 500):
+                chunk = [e for e in event_ids[start : start + 500] if e]
+                if not chunk:
+                    continue
+                marks = ",".join("?" * len(chunk))
+                sql = f"SELECT event_id, project_id, profile_id FROM profiles WHERE event_id IN ({marks})"
+                params: list[Any] = list(chunk)
+                if project_id is not None:
+                    sql += " AND project_id = ?"
+                    params.append(project_id)
+                for event_id, owner, profile_id in c.all(sql + " ORDER BY id", params):
+                    out.setdefault(event_id, (int(owner), profile_id))
+        return out
+
+    # -- retention ---------------------------------------------------------------------------
+
+    def apply_profile_retention(self, *, days: int, now: float) -> int:
+        if days <= 0:
+            return 0
+        cutoff = now - days * 86400
+        removed = 0
+        with self._tx() as c:
+            for table, column in (
+                ("profiles", "hour"),
+                ("profile_functions", "hour"),
+                ("profile_totals", "hour"),
+                ("profile_windows", "end_timestamp"),
+            ):
+                removed += len(c.all(f"DELETE FROM {table} WHERE {column} < ? RETURNING 1", (cutoff,)))
+        return removed

@@ -1,0 +1,60 @@
+"""A profiled Starlette service in a subprocess, for the profiling tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+
+from ..conftest import free_port, wait_until
+
+SERVICE = Path(__file__).with_name("profiled_service.py")
+#: Who profiles the service: each is a client variant of the end-to-end tests. ``sentry`` sends
+#: transaction profiles (``profile`` items), ``sentry-continuous`` continuous ``profile_chunk``s.
+#: A variant for tripwire's own profiler (``profiles_sample_rate`` too) is added here and in
+#: ``profiled_service.py`` when the SDK has one.
+CLIENTS = ("sentry", "sentry-continuous")
+#: The function the /crunch route spends its time in, as profiles name it.
+SLOW_FUNCTION = "crunch_numbers"
+HOSTILE_NAME = '<img src=x onerror="alert(1)"><script>alert(2)</script>'
+RELEASE = "shop@3.1.0"
+
+
+class ProfiledService:
+    """``profiled_service.py`` under uvicorn, profiled by ``client``, reporting to ``dsn``."""
+
+    def __init__(self, client: str, dsn: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc = subprocess.Popen(
+            [sys.executable, str(SERVICE), client, dsn, str(self.port)],
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        self.http = httpx.Client(base_url=self.url, timeout=30)
+        wait_until(self._up, timeout=30, interval=0.1)
+
+    def _up(self) -> bool:
+        if self.proc.poll() is not None:
+            raise AssertionError(f"the profiled service exited with {self.proc.returncode}")
+        try:
+            return self.http.get("/fast").status_code == 200
+        except httpx.TransportError:
+            return False
+
+    def get(self, path: str) -> httpx.Response:
+        return self.http.get(path)
+
+    def stop(self) -> None:
+        """Stop it: uvicorn shuts down, and the SDK flushes what it holds."""
+        self.http.close()
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
