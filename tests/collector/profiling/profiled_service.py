@@ -23,7 +23,7 @@ from starlette.routing import Route
 
 CLIENT, DSN, PORT = sys.argv[1], sys.argv[2], int(sys.argv[3])
 #: The name the hostile function reports in its frames (co_qualname): markup and a script.
-HOSTILE_NAME = '<img src=x onerror="alert(1)"><script>alert(2)</script>'
+HOSTILE_NAME = '<img src=x onerror="window.__xss=1"><script>window.__xss=2</script>'
 RELEASE = "shop@3.1.0"
 
 

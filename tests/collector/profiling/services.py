@@ -20,7 +20,7 @@ SERVICE = Path(__file__).with_name("profiled_service.py")
 CLIENTS = ("sentry", "sentry-continuous")
 #: The function the /crunch route spends its time in, as profiles name it.
 SLOW_FUNCTION = "crunch_numbers"
-HOSTILE_NAME = '<img src=x onerror="alert(1)"><script>alert(2)</script>'
+HOSTILE_NAME = '<img src=x onerror="window.__xss=1"><script>window.__xss=2</script>'
 RELEASE = "shop@3.1.0"
 
 
