@@ -29,9 +29,14 @@ RELEASE = "shop@3.1.0"
 
 def init_sentry(continuous: bool) -> None:
     import sentry_sdk
+    from sentry_sdk.integrations.starlette import StarletteIntegration
 
     options: dict[str, object] = {
         "dsn": DSN,
+        # The integration the Starlette app needs, without importing every other installed
+        # framework's (which takes seconds on a busy machine).
+        "auto_enabling_integrations": False,
+        "integrations": [StarletteIntegration()],
         "traces_sample_rate": 1.0,
         "release": RELEASE,
         "environment": "test",
