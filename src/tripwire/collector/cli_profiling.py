@@ -44,7 +44,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
                 store, project, args.transaction, since, until, release=args.release, limit=max(1, args.limit)
             )
             keys = ("function", "module", "file", "self_share", "total_share", "samples")
-            data = [{k: r[k] for k in keys} for r in rows]
+            data: Any = [{k: r[k] for k in keys} for r in rows]
             lines = [
                 f"{args.transaction}: {totals.samples} samples in {totals.profiles} profiles"
                 f" ({_percent(totals.idle / totals.samples if totals.samples else 0.0)} idle)",

@@ -260,7 +260,9 @@ class EnvelopeScanner:
                 f"{self._type} item of {size} bytes is over the {self.max_event_size} byte limit"
             )
         if self._type in PROFILE_TYPES and size > self.max_profile_size:
-            raise ItemTooLarge(f"{self._type} item of {size} bytes is over the {self.max_profile_size} byte limit")
+            raise ItemTooLarge(
+                f"{self._type} item of {size} bytes is over the {self.max_profile_size} byte limit"
+            )
         if self._type == "attachment" and size > self.max_attachment_size:
             raise ItemTooLarge(
                 f"attachment of {size} bytes is over the {self.max_attachment_size} byte limit"

@@ -58,7 +58,9 @@ def crunch_numbers(rounds: int) -> int:
 
 
 def _renamed(fn: types.FunctionType, name: str) -> types.FunctionType:
-    code = fn.__code__.replace(co_name=name, co_qualname=name)
+    # Profilers name a frame by its code's qualified name (Python 3.11+) or its name.
+    names = {"co_name": name, "co_qualname": name} if sys.version_info >= (3, 11) else {"co_name": name}
+    code = fn.__code__.replace(**names)
     return types.FunctionType(code, fn.__globals__, name)
 
 

@@ -81,12 +81,12 @@ def regression(
             project.id, transaction, since, until, release=previous
         )
         before = {(r.function, r.module, r.file): r for r in before_rows}
-    rows = []
+    rows: list[tuple[FunctionRow | None, FunctionRow | None]] = []
     for r in now_rows:
         old = before.pop((r.function, r.module, r.file), None)
         rows.append((r, old))
     rows.extend((None, old) for old in before.values())
-    table = []
+    table: list[dict[str, Any]] = []
     for now, old in rows:
         ref = now or old
         assert ref is not None

@@ -45,7 +45,8 @@ def profiling_list(page: Page) -> Response:
         (
             name,
             samples,
-            f"/projects/{project.id}/profiling/transaction?" + urlencode({"transaction": name, "since": since}),
+            f"/projects/{project.id}/profiling/transaction?"
+            + urlencode({"transaction": name, "since": since}),
         )
         for name, samples in rows
     ]
