@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from typing import Any
 
 from .cli_performance import _open
+from .normalize import trim
 from .performance.service import parse_since
-from .profiling import service
+from .profiling import collapsed, service
+from .profiling.model import MAX_NAME, MAX_RELEASE
 
 
 def add_profile_commands(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -27,16 +30,55 @@ def add_profile_commands(sub: Any, common: argparse.ArgumentParser) -> None:
         p.add_argument("--since", default="24h", help="time range back from now: 1h, 24h, 7d (default 24h)")
         if action == "functions":
             p.add_argument("--limit", type=int, default=30, help="rows (default 30)")
+    imp = psub.add_parser(
+        "import",
+        parents=[common],
+        help="import a collapsed-stack file (py-spy raw/collapsed, profiling.sampling)",
+    )
+    imp.add_argument("file", help="the file ('-' for standard input)")
+    imp.add_argument("--project", required=True, help="project name or id")
+    imp.add_argument(
+        "--transaction", default=collapsed.IMPORTED, help="name to file it under (default (imported))"
+    )
+    imp.add_argument("--release", default="", help="release to file it under")
 
 
 def _percent(value: float | None) -> str:
     return "-" if value is None else f"{value * 100:.1f}%"
 
 
+def _import(args: argparse.Namespace, store: Any, project: Any) -> dict[str, Any]:
+    if args.file == "-":
+        stacks = collapsed.parse(sys.stdin)
+    else:
+        with open(args.file, encoding="utf-8", errors="replace") as f:
+            stacks = collapsed.parse(f)
+    if not stacks:
+        raise ValueError(f"{args.file}: no stacks in it")
+    profile = collapsed.to_profile(
+        stacks, name=trim(args.transaction, MAX_NAME), release=trim(args.release, MAX_RELEASE)
+    )
+    store.add_profile(project.id, profile)
+    return {
+        "profile_id": profile.profile_id,
+        "transaction": profile.transaction_name,
+        "stacks": len(profile.stacks),
+        "samples": len(profile.samples),
+    }
+
+
 def cmd_profile(args: argparse.Namespace) -> int:
     store = _open(args)
     try:
         project = store.get_project(args.project)
+        if args.action == "import":
+            done = _import(args, store, project)
+            text = (
+                f"imported {done['samples']} samples ({done['stacks']} stacks) as {done['transaction']},"
+                f" profile {done['profile_id']}"
+            )
+            print(json.dumps(done) if getattr(args, "json", False) else text)
+            return 0
         until = time.time()
         since = until - parse_since(args.since)
         if args.action == "functions":

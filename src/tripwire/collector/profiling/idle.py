@@ -63,11 +63,16 @@ IDLE_BARE_NAMES = frozenset({"select", "epoll.poll", "kqueue.control", "sleep", 
 PROFILER_MODULES = ("sentry_sdk.profiler", "tripwire.profiler", "tripwire.profiling")
 
 
+#: The same by bare function name (``co_name``): what collapsed-stack files from py-spy and
+#: CPython's sampling profiler name frames by, with the module taken from the file name.
+_IDLE_BARE = frozenset((module, function.rsplit(".", 1)[-1]) for module, function in IDLE_FUNCTIONS)
+
+
 def is_idle(module: str, function: str) -> bool:
     """Whether a sample whose innermost frame is ``module``/``function`` is a waiting thread."""
-    if (module, function) in IDLE_FUNCTIONS:
+    if (module, function) in IDLE_FUNCTIONS or (module, function) in _IDLE_BARE:
         return True
-    if module in SELECT_MODULES and function.endswith(".select"):
+    if module in SELECT_MODULES and (function == "select" or function.endswith(".select")):
         return True
     if not module and function in IDLE_BARE_NAMES:
         return True

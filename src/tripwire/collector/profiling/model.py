@@ -50,7 +50,7 @@ class Frame:
 class Profile:
     """A transaction profile, a continuous-profile chunk, or one transaction's part of a chunk."""
 
-    kind: str  # "transaction" or "chunk"
+    kind: str  # "transaction", "chunk", or "import" (a collapsed-stack file)
     #: The profile's event id, or the chunk id (with ``-<transaction event id>`` for a chunk's part).
     profile_id: str
     frames: list[Frame]

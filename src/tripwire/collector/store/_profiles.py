@@ -92,7 +92,7 @@ class ProfilesMixin:
             for r in rows
         ]
 
-    def _add_profile(self, c: Cursor, project_id: int, profile: Profile) -> None:
+    def _add_profile(self, c: Cursor, project_id: int, profile: Profile, *, keep: bool = False) -> None:
         counts = function_counts(profile, counted_threads(profile))
         hour = _hour(profile.start)
         key = (project_id, profile.transaction_name, profile.release, hour)
@@ -120,7 +120,7 @@ class ProfilesMixin:
                 (project_id, profile.transaction_name, hour),
             )[0]
         )
-        if kept >= PROFILES_PER_HOUR and not self._is_sampled(c, project_id, profile):
+        if kept >= PROFILES_PER_HOUR and not keep and not self._is_sampled(c, project_id, profile):
             return
         c.ex(
             "INSERT INTO profiles (project_id, profile_id, kind, event_id, trace_id, name, release,"
@@ -160,6 +160,10 @@ class ProfilesMixin:
             ),
         )
         return row is not None
+
+    def add_profile(self, project_id: int, profile: Profile) -> None:
+        with self._tx() as c:
+            self._add_profile(c, project_id, profile, keep=True)
 
     # -- reading -----------------------------------------------------------------------------
 

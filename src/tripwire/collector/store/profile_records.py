@@ -94,5 +94,9 @@ class ProfileStore(abc.ABC):
         project when ``project_id`` is None)."""
 
     @abc.abstractmethod
+    def add_profile(self, project_id: int, profile: Profile) -> None:
+        """Aggregate and keep one profile outside the digest (``tripwire profile import``)."""
+
+    @abc.abstractmethod
     def apply_profile_retention(self, *, days: int, now: float) -> int:
         """Drop profiles and aggregates older than ``days`` (0 keeps them); return rows removed."""
