@@ -125,3 +125,14 @@ def test_the_flame_graph_gives_each_frame_its_share_of_the_width_and_zooms_by_pa
     assert zoomed.rects[0].function == "hot_loop" and zoomed.rects[0].width == pytest.approx(flamegraph.WIDTH)
     assert [c[0] for c in zoomed.crumbs] == ["all", "handle", "hot_loop"]
     assert flamegraph.layout(tree, "9.9.9").total == 100
+
+
+def test_a_profile_from_a_clock_ahead_is_shifted_and_an_old_one_refused() -> None:
+    """A profile ending a day after it was received is moved back to its arrival; one that ended
+    more than 30 days before is refused (the digest counts it too_old)."""
+    now = 1_700_000_000.0
+    ahead = model.from_profile(transaction_profile("/f", [([APP], 10, MAIN_THREAD)], start=now + 86400))
+    assert model.fit_clock(ahead, now)
+    assert ahead.end == pytest.approx(now) and ahead.samples[-1][0] == pytest.approx(now)
+    old = model.from_chunk(chunk("c" * 32, [([APP], 3, MAIN_THREAD)], start=now - 31 * 86400))
+    assert not model.fit_clock(old, now)

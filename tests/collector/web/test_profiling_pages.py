@@ -114,3 +114,26 @@ def test_an_unknown_profile_is_a_404(collector: Collector, web: httpx.Client) ->
     """A made-up profile id is a 404 page, not an error."""
     project = collector.new_project("prof-404")
     assert web.get(f"/projects/{project.id}/profiles/{'0' * 32}").status_code == 404
+
+
+def test_a_non_member_sees_no_profile_and_no_profile_link(collector: Collector, web: httpx.Client) -> None:
+    """The profiling pages of a project a user is not a member of are 404s, and the trace view
+    (which crosses projects) shows such a user no link to that project's profile."""
+    from .conftest import login
+
+    project, tx = _report(collector, "prof-hidden")
+    (info, *_rest) = collector.store.list_profiles(project.id)  # type: ignore[attr-defined]
+    name = f"outsider{time.monotonic_ns()}"
+    collector.store.create_user(name, "outsider password 1")
+    with httpx.Client(base_url=collector.url, timeout=10) as outsider:
+        assert login(outsider, name, "outsider password 1").status_code == 303
+        for path in (
+            f"/projects/{project.id}/profiling",  # type: ignore[attr-defined]
+            f"/projects/{project.id}/profiling/transaction?transaction=/compute",  # type: ignore[attr-defined]
+            f"/projects/{project.id}/profiles/{info.profile_id}",  # type: ignore[attr-defined]
+        ):
+            response = outsider.get(path)
+            assert response.status_code == 404, path
+            assert "hot_loop" not in response.text
+        trace = outsider.get(f"/traces/{tx['contexts']['trace']['trace_id']}")  # type: ignore[index]
+        assert "profile-link" not in trace.text

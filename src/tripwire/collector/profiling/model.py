@@ -292,12 +292,13 @@ def from_chunk(data: Any) -> Profile:
 
 
 def fit_clock(profile: Profile, received_at: float) -> bool:
-    """Shift a transaction profile from a client clock that runs ahead (as its transaction is);
-    False if the profile is too old to keep (the bounds of performance data)."""
+    """Shift a profile from a client clock that runs ahead (as transactions are), so that no row
+    lands in a far future hour; False if the profile is too old to keep (the bounds of
+    performance data)."""
     if profile.end < received_at - MAX_AGE:
         return False
     drift = profile.end - received_at
-    if drift > MAX_FUTURE_SKEW and profile.kind == "transaction":
+    if drift > MAX_FUTURE_SKEW:
         profile.samples = [(ts - drift, tid, s) for ts, tid, s in profile.samples]
         profile.start -= drift
         profile.end -= drift
