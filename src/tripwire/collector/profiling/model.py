@@ -137,6 +137,9 @@ class Profile:
 
 
 def _text(value: Any, limit: int, default: str = "") -> str:
+    # The common case first (every frame has three of these): a short string without NUL.
+    if type(value) is str and 0 < len(value) <= limit and "\x00" not in value:
+        return value
     if value is None or value == "":
         return default
     return trim(value if isinstance(value, str) else str(value), limit)

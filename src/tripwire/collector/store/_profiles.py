@@ -72,13 +72,16 @@ class ProfilesMixin:
                 for w in windows
             ),
         )  # fmt: skip
+        parts: list[tuple[int, Profile]] = []
         for result in results:
             for project_id, profile in result.profiles:
-                parts = [profile]
                 if profile.kind == "chunk":
-                    parts = attribute(profile, self._windows(c, project_id, profile))
-                for part in parts:
-                    self._add_profile(c, project_id, part)
+                    parts.extend(
+                        (project_id, p) for p in attribute(profile, self._windows(c, project_id, profile))
+                    )
+                else:
+                    parts.append((project_id, profile))
+        self._add_profiles(c, parts)
 
     def _windows(self, c: Cursor, project_id: int, chunk: Profile) -> list[TransactionWindow]:
         rows = c.all(
@@ -92,55 +95,77 @@ class ProfilesMixin:
             for r in rows
         ]
 
-    def _add_profile(self, c: Cursor, project_id: int, profile: Profile, *, keep: bool = False) -> None:
-        counts = function_counts(profile, counted_threads(profile))
-        hour = _hour(profile.start)
-        key = (project_id, profile.transaction_name, profile.release, hour)
-        if counts.samples:
-            c.ex(
-                "INSERT INTO profile_totals (project_id, name, release, hour, samples, idle, profiles)"
-                " VALUES (?, ?, ?, ?, ?, ?, 1) ON CONFLICT (project_id, name, release, hour) DO UPDATE SET"
-                " samples = profile_totals.samples + excluded.samples,"
-                " idle = profile_totals.idle + excluded.idle, profiles = profile_totals.profiles + 1",
-                (*key, counts.samples, counts.idle),
+    def _add_profiles(self, c: Cursor, parts: Sequence[tuple[int, Profile]], *, keep: bool = False) -> None:
+        """Add the profiles' counts to the aggregates (summed in memory first: one row write per
+        function and hour for the whole batch) and keep those that fit in their hour."""
+        totals: dict[tuple[int, str, str, float], list[int]] = {}
+        functions: dict[tuple[Any, ...], list[int]] = {}
+        kept: dict[tuple[int, str, float], int] = {}
+        rows = []
+        for project_id, profile in parts:
+            counts = function_counts(profile, counted_threads(profile))
+            hour = _hour(profile.start)
+            key = (project_id, profile.transaction_name, profile.release, hour)
+            if counts.samples:
+                total = totals.setdefault(key, [0, 0, 0])
+                total[0] += counts.samples
+                total[1] += counts.idle
+                total[2] += 1
+                for fn, (own, all_) in counts.functions.items():
+                    acc = functions.setdefault((*key, *fn), [0, 0])
+                    acc[0] += own
+                    acc[1] += all_
+            if not profile.samples:
+                continue
+            group = (project_id, profile.transaction_name, hour)
+            if group not in kept:
+                kept[group] = int(
+                    c.one(
+                        "SELECT COUNT(*) FROM profiles WHERE project_id = ? AND name = ? AND hour = ?", group
+                    )[0]
+                )
+            if kept[group] >= PROFILES_PER_HOUR and not keep and not self._is_sampled(c, project_id, profile):
+                continue
+            kept[group] += 1
+            rows.append(
+                (
+                    project_id,
+                    profile.profile_id,
+                    profile.kind,
+                    profile.transaction_event_id,
+                    profile.trace_id,
+                    profile.transaction_name,
+                    profile.release,
+                    profile.environment,
+                    hour,
+                    profile.start,
+                    profile.end,
+                    len(profile.samples),
+                    _json.pack_event(profile.to_json()),
+                )
             )
-            c.many(
-                "INSERT INTO profile_functions (project_id, name, release, hour, function, module, file,"
-                " self_samples, total_samples) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT (project_id, name, release, hour, function, module, file) DO UPDATE SET"
-                " self_samples = profile_functions.self_samples + excluded.self_samples,"
-                " total_samples = profile_functions.total_samples + excluded.total_samples",
-                sorted((*key, *fn, s, t) for fn, (s, t) in counts.functions.items()),
-            )
-        if not profile.samples:
-            return
-        kept = int(
-            c.one(
-                "SELECT COUNT(*) FROM profiles WHERE project_id = ? AND name = ? AND hour = ?",
-                (project_id, profile.transaction_name, hour),
-            )[0]
+        c.many(
+            "INSERT INTO profile_totals (project_id, name, release, hour, samples, idle, profiles)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (project_id, name, release, hour) DO UPDATE SET"
+            " samples = profile_totals.samples + excluded.samples,"
+            " idle = profile_totals.idle + excluded.idle,"
+            " profiles = profile_totals.profiles + excluded.profiles",
+            [(*k, *v) for k, v in sorted(totals.items())],
         )
-        if kept >= PROFILES_PER_HOUR and not keep and not self._is_sampled(c, project_id, profile):
-            return
-        c.ex(
+        # Sorted: PostgreSQL processes upserting the same rows then lock them in one order.
+        c.many(
+            "INSERT INTO profile_functions (project_id, name, release, hour, function, module, file,"
+            " self_samples, total_samples) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (project_id, name, release, hour, function, module, file) DO UPDATE SET"
+            " self_samples = profile_functions.self_samples + excluded.self_samples,"
+            " total_samples = profile_functions.total_samples + excluded.total_samples",
+            [(*k, *v) for k, v in sorted(functions.items())],
+        )
+        c.many(
             "INSERT INTO profiles (project_id, profile_id, kind, event_id, trace_id, name, release,"
             " environment, hour, start_timestamp, end_timestamp, samples, data)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (project_id, profile_id) DO NOTHING",
-            (
-                project_id,
-                profile.profile_id,
-                profile.kind,
-                profile.transaction_event_id,
-                profile.trace_id,
-                profile.transaction_name,
-                profile.release,
-                profile.environment,
-                hour,
-                profile.start,
-                profile.end,
-                len(profile.samples),
-                _json.pack_event(profile.to_json()),
-            ),
+            rows,
         )
 
     @staticmethod
@@ -163,7 +188,7 @@ class ProfilesMixin:
 
     def add_profile(self, project_id: int, profile: Profile) -> None:
         with self._tx() as c:
-            self._add_profile(c, project_id, profile, keep=True)
+            self._add_profiles(c, [(project_id, profile)], keep=True)
 
     # -- reading -----------------------------------------------------------------------------
 
