@@ -17,6 +17,7 @@ profile on the wire, the function rows one profile adds, and the functions table
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 from typing import Any
@@ -157,6 +158,7 @@ def main() -> None:
     parser.add_argument("--backends", default="sqlite,postgresql")
     parser.add_argument("--no-write", action="store_true", help="print the table only")
     args = parser.parse_args()
+    load = os.getloadavg()[0]
     full, bare = sentry_envelopes(args.transactions)
     wire = statistics.median(len(f) - len(b) for f, b in zip(full, bare, strict=True))
     rows = []
@@ -185,6 +187,10 @@ def main() -> None:
             ],
             rows,
         )
+        + f"\n\nLoad average {load:.1f} when the run started (other work on the same cores; the script"
+        " is meant to run under `nice -n -10`). The store side is one upsert per function and hour per"
+        " digest batch; most of the cost per profile is reading its frames and samples, counting, and"
+        " compressing the kept ones (brotli)."
     )
     print(body)
     if not args.no_write:
