@@ -135,3 +135,11 @@ def test_retention_drops_profiles_and_their_aggregates(server: LiveServer) -> No
     assert server.store.apply_profile_retention(days=1, now=time.time() + 3 * 86400) >= 3
     assert _functions(server, "/old") == []
     assert server.api("/api/0/projects/default/profiling/profiles/") == []
+
+
+def test_serve_takes_the_profile_retention_and_size_flags() -> None:
+    """`tripwire serve --profile-retention-days 3 --max-profile-size 1000` sets both."""
+    from tripwire.collector.cli import build_parser
+
+    args = build_parser().parse_args(["serve", "--profile-retention-days", "3", "--max-profile-size", "1000"])
+    assert (args.profile_retention_days, args.limit_max_profile_size) == (3, 1000)
