@@ -52,6 +52,10 @@ def test_a_transaction_profile_gives_exact_shares_with_its_transaction(server: L
     ]
     assert all(r["samples"] == 0 for r in rows[2:])  # the waiting select is nobody's self time
     assert _stats(server)[("profile", "accepted")] == 1
+    # The same envelope again (an SDK retrying): stored once, counted once.
+    assert server.post_envelope(envelope(("profile", profile))).status_code == 200
+    server.wait_digested()
+    assert _functions(server, "/compute")[0]["samples"] == 60
     (stored,) = server.api("/api/0/projects/default/profiling/profiles/", params={"transaction": "/compute"})
     assert stored["event_id"] == tx["event_id"] and stored["kind"] == "transaction"
     assert stored["trace_id"] == tx["contexts"]["trace"]["trace_id"]
