@@ -237,6 +237,12 @@ def from_profile(data: Any) -> Profile:
         samples.append((start + offset, tid, stack))
     samples.sort(key=lambda s: s[0])
     active = tx.get("active_thread_id")
+    end = samples[-1][0] if samples else start
+    try:
+        # The transaction's own end, relative to the profile's start, when the SDK says it.
+        end = max(end, start + int(tx.get("relative_end_ns") or 0) / 1e9)
+    except (TypeError, ValueError):
+        pass
     profile_id = _hex_id(data.get("event_id"))
     if not profile_id:
         raise ValueError("profile without an event_id")
@@ -254,7 +260,7 @@ def from_profile(data: Any) -> Profile:
         trace_id=_hex_id(tx.get("trace_id")),
         active_thread_id=None if active is None else trim(str(active), 32),
         start=start,
-        end=samples[-1][0] if samples else start,
+        end=end,
     )
 
 

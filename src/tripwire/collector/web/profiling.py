@@ -74,7 +74,10 @@ def profiling_transaction(page: Page) -> Response:
     release = params.get("release") or None
     if release is not None and release not in releases:
         release = None
-    totals, functions = service.functions(page.store, project, name, start, until, release=release, limit=50)
+    totals, functions = service.functions(page.store, project, name, start, until, release=release, limit=500)
+    # The table ranks where time is spent; functions only ever on the stack are in the flame graph.
+    on_stack_only = sum(1 for f in functions if not f["samples"])
+    functions = [f for f in functions if f["samples"]][:30]
     regression = service.regression(page.store, project, name, start, until, release=release)
     tree, merged = service.aggregated_tree(page.store, project, name, start, release=release)
     graph = layout(tree, _focus(page))
@@ -90,6 +93,7 @@ def profiling_transaction(page: Page) -> Response:
         releases=releases,
         totals=totals,
         functions=functions,
+        on_stack_only=on_stack_only,
         regression=regression,
         graph=graph,
         merged=merged,
