@@ -8,6 +8,7 @@ the row (it is digested again after restart) or keeps its results, never neither
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import signal
@@ -265,11 +266,10 @@ class EnvelopeProcessor:
         data = _json.loads(item.payload)
         if may_hold_nul(item.payload):
             data = without_nul(data)
+        window = None
         if item.type == "transaction":
             txs = [perf_model.from_transaction(data, row.project_id, event_id=event_id)]
             window = profile_model.window_of(data, row.project_id, txs[0].event_id)
-            if window is not None:
-                result.profile_windows.append(window)
         elif item.type == "otel_span":
             # One OTLP/JSON span (or a whole export): grouped like an OTLP request.
             export = data if isinstance(data, dict) and "resourceSpans" in data else None
@@ -293,6 +293,11 @@ class EnvelopeProcessor:
             if not perf_model.fit_clock(tx, row.received_at):
                 self._count(result, row, "transaction", "too_old")
                 continue
+            if window is not None and window.event_id == tx.event_id:
+                # Where a continuous profile's samples belong (shifted with the transaction).
+                result.profile_windows.append(
+                    dataclasses.replace(window, start=tx.start_timestamp, end=tx.timestamp)
+                )
             found = performance_events(tx, row.received_at)
             tx.has_issue = bool(found)
             result.transactions.append(tx)
