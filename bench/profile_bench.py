@@ -24,11 +24,11 @@ from typing import Any
 
 from _harness import machine_line, table, write_section
 from ingest_bench import _Database, _pg_url
-from tripwire.collector.config import CollectorConfig
-from tripwire.collector.digest import EnvelopeProcessor
-from tripwire.collector.profiling import service
-from tripwire.collector.store import open_store
-from tripwire.collector.store.base import IntakeRow
+from tripwire_server.config import CollectorConfig
+from tripwire_server.digest import EnvelopeProcessor
+from tripwire_server.profiling import service
+from tripwire_server.store import open_store
+from tripwire_server.store.base import IntakeRow
 
 ROUTES = ("/orders", "/search", "/report", "/checkout", "/profile")
 
