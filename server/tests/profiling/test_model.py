@@ -136,3 +136,21 @@ def test_a_profile_from_a_clock_ahead_is_shifted_and_an_old_one_refused() -> Non
     assert ahead.end == pytest.approx(now) and ahead.samples[-1][0] == pytest.approx(now)
     old = model.from_chunk(chunk("c" * 32, [([APP], 3, MAIN_THREAD)], start=now - 31 * 86400))
     assert not model.fit_clock(old, now)
+
+
+def test_a_window_without_a_thread_takes_every_threads_samples_in_its_time() -> None:
+    """A transaction that names its profiler but not its thread owns the samples of every thread
+    within its start and end; counted over all those threads."""
+    profiler = "d" * 32
+    start = 1_700_000_000.0
+    parsed = model.from_chunk(
+        chunk(profiler, [([APP, HOT], 50, MAIN_THREAD), ([HELPER], 50, OTHER_THREAD)], start=start)
+    )
+    tx = transaction_under(profiler, "/t", start + 0.1, start + 0.195)
+    del tx["contexts"]["trace"]["data"]
+    window = model.window_of(tx, 1, "4" * 32)
+    assert window is not None and window.thread_id == ""
+    parts = {p.transaction_name: p for p in model.attribute(parsed, [window])}
+    # Samples every 10 ms: 0.10..0.19 is 10 samples of the main thread; the other thread's run later.
+    assert len(parts["/t"].samples) == 10 and parts["/t"].active_thread_id is None
+    assert aggregate.counted_threads(parts["/t"]) is None

@@ -60,7 +60,7 @@ SELECT_MODULES = frozenset({"selectors"})
 IDLE_BARE_NAMES = frozenset({"select", "epoll.poll", "kqueue.control", "sleep", "lock.acquire"})
 #: Modules of profilers' own sampling threads: their samples are the profiler sleeping between
 #: samples, never the application's work.
-PROFILER_MODULES = ("sentry_sdk.profiler", "tripwire.profiler", "tripwire.profiling")
+PROFILER_MODULES = ("sentry_sdk.profiler", "tripwire._profiler", "tripwire._profiling", "tripwire.profil")
 
 
 #: The same by bare function name (``co_name``): what collapsed-stack files from py-spy and

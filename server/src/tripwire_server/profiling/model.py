@@ -344,15 +344,17 @@ def window_of(data: Any, project_id: int, tx_event_id: str) -> TransactionWindow
         return None
     profiler_id = _hex_id(profile.get("profiler_id"))
     trace_data = trace.get("data")
+    # sentry-sdk names the transaction's thread here; without it, every thread's samples within
+    # the transaction's time are its own.
     thread = trace_data.get("thread.id") if isinstance(trace_data, dict) else None
     start = parse_timestamp(data.get("start_timestamp"))
     end = parse_timestamp(data.get("timestamp"))
-    if not profiler_id or thread is None or start is None or end is None or end < start:
+    if not profiler_id or start is None or end is None or end < start:
         return None
     return TransactionWindow(
         project_id=project_id,
         profiler_id=profiler_id,
-        thread_id=trim(str(thread), 32),
+        thread_id="" if thread is None else trim(str(thread), 32),
         start=start,
         end=end,
         event_id=tx_event_id,
@@ -373,6 +375,7 @@ def attribute(chunk: Profile, windows: list[TransactionWindow]) -> list[Profile]
     by_thread: dict[str, list[TransactionWindow]] = {}
     for w in sorted(windows, key=lambda w: (w.start, w.event_id)):
         by_thread.setdefault(w.thread_id, []).append(w)
+    any_thread = by_thread.pop("", [])  # windows whose SDK did not name the thread
     owned: dict[str, list[int]] = {}
     owner: dict[str, TransactionWindow] = {}
     rest: list[int] = []
@@ -383,6 +386,12 @@ def attribute(chunk: Profile, windows: list[TransactionWindow]) -> list[Profile]
                 break
             if ts <= w.end:
                 found = w  # the latest start wins
+        if found is None:
+            for w in any_thread:
+                if w.start > ts:
+                    break
+                if ts <= w.end:
+                    found = w
         if found is None:
             rest.append(i)
         else:
@@ -398,7 +407,7 @@ def attribute(chunk: Profile, windows: list[TransactionWindow]) -> list[Profile]
                 transaction_event_id=event_id,
                 transaction_name=w.name,
                 trace_id=w.trace_id,
-                active_thread_id=w.thread_id,
+                active_thread_id=w.thread_id or None,
                 release=chunk.release or w.release,
                 environment=w.environment,
                 start=chunk.samples[keep[0]][0],
