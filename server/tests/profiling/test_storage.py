@@ -147,3 +147,25 @@ def test_serve_takes_the_profile_retention_and_size_flags() -> None:
 
     args = build_parser().parse_args(["serve", "--profile-retention-days", "3", "--max-profile-size", "1000"])
     assert (args.profile_retention_days, args.limit_max_profile_size) == (3, 1000)
+
+
+def test_a_transaction_arriving_after_its_chunk_takes_its_samples_back(server: LiveServer) -> None:
+    """An SDK that sends the chunk first: its samples are (continuous) until the transaction comes,
+    then they move to the transaction (aggregates and stored parts alike), nothing counted twice."""
+    profiler = uuid.uuid4().hex
+    start = time.time() - 10
+    data = chunk(profiler, [([APP, HOT], 50, MAIN_THREAD), ([APP, HELPER], 50, MAIN_THREAD)], start=start)
+    assert server.post_envelope(envelope(("profile_chunk", data))).status_code == 200
+    server.wait_digested()
+    assert {r["function"]: r["samples"] for r in _functions(server, CONTINUOUS)}["hot_loop"] == 50
+    late = transaction_under(profiler, "/late", start, start + 0.495)
+    server.post_envelope(envelope(("transaction", late)))
+    server.wait_digested()
+    assert [(r["function"], r["samples"], r["self_share"]) for r in _functions(server, "/late")[:1]] == [
+        ("hot_loop", 50, 1.0)
+    ]
+    rest = {r["function"]: r["samples"] for r in _functions(server, CONTINUOUS)}
+    assert "hot_loop" not in rest and rest["helper"] == 50
+    profiles = {p["name"]: p for p in server.api("/api/0/projects/default/profiling/profiles/")}
+    assert profiles["/late"]["event_id"] == late["event_id"] and profiles["/late"]["samples"] == 50
+    assert profiles[CONTINUOUS]["samples"] == 50

@@ -38,6 +38,9 @@ IDLE_FUNCTIONS = frozenset(
         ("multiprocessing.connection", "wait"),
         ("multiprocessing.connection", "Connection._recv"),
         ("socket", "socket.accept"),
+        ("socket", "SocketIO.readinto"),
+        # The SDKs' own delivery threads waiting for work (their waits are C calls).
+        ("tripwire.delivery.worker", "Worker._loop"),
         ("socketserver", "BaseServer.serve_forever"),
         ("ssl", "SSLSocket.read"),
         ("ssl", "SSLSocket.recv"),

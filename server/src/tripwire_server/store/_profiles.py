@@ -15,8 +15,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from .. import _json
-from ..profiling.aggregate import counted_threads, function_counts
-from ..profiling.model import Profile, TransactionWindow, attribute
+from ..profiling.aggregate import FunctionCounts, counted_threads, function_counts
+from ..profiling.model import CONTINUOUS, Profile, TransactionWindow, attribute
 from .base import NotFound
 from .profile_records import FunctionRow, ProfileInfo, ProfileTotals
 
@@ -26,6 +26,9 @@ if TYPE_CHECKING:
 
 #: Profiles kept per project × transaction name × hour, besides those of stored sample transactions.
 PROFILES_PER_HOUR = 20
+#: Parts of continuous chunks that no transaction claimed yet, kept per project and hour: a
+#: transaction that arrives after its chunk takes its samples from them (:meth:`_reattribute`).
+CONTINUOUS_PER_HOUR = 120
 _HOUR = 3600.0
 _INFO_COLUMNS = (
     "project_id, profile_id, kind, event_id, trace_id, name, release, environment, start_timestamp,"
@@ -57,6 +60,7 @@ class ProfilesMixin:
     """Profile methods of :class:`~._sql.SQLStore` (it provides ``_tx``)."""
 
     _tx: Any
+    _for_update: str
 
     # -- writing (inside the digest transaction) ---------------------------------------------
 
@@ -72,7 +76,7 @@ class ProfilesMixin:
                 for w in windows
             ),
         )  # fmt: skip
-        parts: list[tuple[int, Profile]] = []
+        parts: list[tuple[int, Profile]] = self._reattribute(c, windows)
         for result in results:
             for project_id, profile in result.profiles:
                 if profile.kind == "chunk":
@@ -82,6 +86,69 @@ class ProfilesMixin:
                 else:
                     parts.append((project_id, profile))
         self._add_profiles(c, parts)
+
+    def _reattribute(self, c: Cursor, windows: list[TransactionWindow]) -> list[tuple[int, Profile]]:
+        """The parts of already stored ``(continuous)`` samples that belong to ``windows`` (the
+        transactions of this batch): an SDK may send a chunk before the transactions it covers.
+        They are taken out of the stored part and its aggregates, and returned to be added anew."""
+        groups: dict[tuple[int, str], list[TransactionWindow]] = {}
+        for w in windows:
+            groups.setdefault((w.project_id, w.profiler_id), []).append(w)
+        moved_all: list[tuple[int, Profile]] = []
+        for (project_id, profiler_id), group in sorted(groups.items()):
+            rows = c.all(
+                "SELECT id, hour, data FROM profiles WHERE project_id = ? AND profiler_id = ? AND name = ?"
+                " AND end_timestamp >= ? AND start_timestamp <= ? ORDER BY id" + self._for_update,
+                (project_id, profiler_id, CONTINUOUS, min(w.start for w in group), max(w.end for w in group)),
+            )
+            for row_id, hour, blob in rows:
+                stored = Profile.from_json(_json.unpack_event(bytes(blob)))
+                parts = attribute(stored, group)
+                moved = [p for p in parts if p.transaction_event_id]
+                if not moved:
+                    continue
+                self._subtract(c, (project_id, CONTINUOUS, stored.release, float(hour)), moved)
+                rest = [p for p in parts if not p.transaction_event_id and p.samples]
+                if rest:
+                    c.ex(
+                        "UPDATE profiles SET data = ?, samples = ?, start_timestamp = ?, end_timestamp = ?"
+                        " WHERE id = ?",
+                        (
+                            _json.pack_event(rest[0].to_json()),
+                            len(rest[0].samples),
+                            rest[0].start,
+                            rest[0].end,
+                            row_id,
+                        ),
+                    )
+                else:
+                    c.ex("DELETE FROM profiles WHERE id = ?", (row_id,))
+                moved_all.extend((project_id, p) for p in moved)
+        return moved_all
+
+    @staticmethod
+    def _subtract(c: Cursor, key: tuple[int, str, str, float], parts: list[Profile]) -> None:
+        """Take ``parts`` (counted over every thread, as a continuous part is) out of ``key``'s
+        aggregates."""
+        total = FunctionCounts()
+        for part in parts:
+            total.add(function_counts(part, None))
+        c.ex(
+            "UPDATE profile_totals SET samples = samples - ?, idle = idle - ?"
+            " WHERE project_id = ? AND name = ? AND release = ? AND hour = ?",
+            (total.samples, total.idle, *key),
+        )
+        c.many(
+            "UPDATE profile_functions SET self_samples = self_samples - ?, total_samples = total_samples - ?"
+            " WHERE project_id = ? AND name = ? AND release = ? AND hour = ? AND function = ? AND module = ?"
+            " AND file = ?",
+            [(own, all_, *key, *fn) for fn, (own, all_) in sorted(total.functions.items())],
+        )
+        c.ex(
+            "DELETE FROM profile_functions WHERE project_id = ? AND name = ? AND release = ? AND hour = ?"
+            " AND total_samples <= 0",
+            key,
+        )
 
     def _windows(self, c: Cursor, project_id: int, chunk: Profile) -> list[TransactionWindow]:
         rows = c.all(
@@ -130,7 +197,8 @@ class ProfilesMixin:
                         "SELECT COUNT(*) FROM profiles WHERE project_id = ? AND name = ? AND hour = ?", group
                     )[0]
                 )
-            if kept[group] >= PROFILES_PER_HOUR and not keep and not self._is_sampled(c, project_id, profile):
+            cap = CONTINUOUS_PER_HOUR if profile.transaction_name == CONTINUOUS else PROFILES_PER_HOUR
+            if kept[group] >= cap and not keep and not self._is_sampled(c, project_id, profile):
                 continue
             kept[group] += 1
             rows.append(
@@ -140,6 +208,7 @@ class ProfilesMixin:
                     profile.kind,
                     profile.transaction_event_id,
                     profile.trace_id,
+                    profile.profiler_id,
                     profile.transaction_name,
                     profile.release,
                     profile.environment,
@@ -168,9 +237,10 @@ class ProfilesMixin:
             [(*k, *v) for k, v in sorted(functions.items())],
         )
         c.many(
-            "INSERT INTO profiles (project_id, profile_id, kind, event_id, trace_id, name, release,"
-            " environment, hour, start_timestamp, end_timestamp, samples, data)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (project_id, profile_id) DO NOTHING",
+            "INSERT INTO profiles (project_id, profile_id, kind, event_id, trace_id, profiler_id, name,"
+            " release, environment, hour, start_timestamp, end_timestamp, samples, data)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (project_id, profile_id) DO NOTHING",
             rows,
         )
 

@@ -384,6 +384,7 @@ CREATE TABLE profiles (
     kind TEXT NOT NULL,
     event_id TEXT NOT NULL,
     trace_id TEXT NOT NULL,
+    profiler_id TEXT NOT NULL,
     name TEXT NOT NULL,
     release TEXT NOT NULL,
     environment TEXT NOT NULL,
@@ -395,6 +396,7 @@ CREATE TABLE profiles (
     UNIQUE (project_id, profile_id)
 );
 CREATE INDEX profiles_name ON profiles (project_id, name, hour);
+CREATE INDEX profiles_profiler ON profiles (project_id, profiler_id, end_timestamp);
 CREATE INDEX profiles_event ON profiles (event_id);
 CREATE INDEX profiles_hour ON profiles (hour);
 
