@@ -4,7 +4,8 @@ Usage: python profiled_service.py CLIENT DSN PORT
 
 CLIENT says who profiles it: ``sentry`` (the official sentry-sdk, transaction profiles:
 ``profiles_sample_rate=1.0``) or ``sentry-continuous`` (sentry-sdk's continuous profiler:
-``profile_session_sample_rate=1.0``, ``profile_lifecycle="trace"``, ``profile_chunk`` items).
+``profile_session_sample_rate=1.0``, ``profile_lifecycle="trace"``, ``profile_chunk`` items);
+``tripwire`` and ``tripwire-continuous`` are the same with tripwire's own SDK.
 ``/crunch`` spends its time in :func:`crunch_numbers`, a deliberately slow pure-Python function;
 ``/hostile`` in a function whose name is markup; ``/wait`` only awaits (an idle request).
 """
@@ -84,8 +85,22 @@ async def fast(request: Request) -> JSONResponse:
     return JSONResponse({"ok": True})
 
 
+def init_tripwire(continuous: bool) -> None:
+    """tripwire's own profiler, with sentry-sdk's option names (ready for the SDK half of issue 19)."""
+    import tripwire
+
+    options: dict[str, object] = {"traces_sample_rate": 1.0, "release": RELEASE, "environment": "test"}
+    if continuous:
+        options.update(profile_session_sample_rate=1.0, profile_lifecycle="trace")
+    else:
+        options["profiles_sample_rate"] = 1.0
+    tripwire.init(DSN, **options)  # type: ignore[arg-type]
+
+
 if CLIENT in ("sentry", "sentry-continuous"):
     init_sentry(CLIENT == "sentry-continuous")
+elif CLIENT in ("tripwire", "tripwire-continuous"):
+    init_tripwire(CLIENT == "tripwire-continuous")
 else:
     raise SystemExit(f"unknown client {CLIENT!r}")
 
@@ -97,6 +112,10 @@ app = Starlette(
         Route("/fast", fast),
     ]
 )
+if CLIENT.startswith("tripwire"):
+    import tripwire.asgi
+
+    app = tripwire.asgi.TripwireMiddleware(app)  # type: ignore[assignment]
 
 if __name__ == "__main__":
     uvicorn.run(app, host="127.0.0.1", port=PORT, log_level="warning", access_log=False)

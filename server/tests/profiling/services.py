@@ -15,8 +15,8 @@ from ..conftest import free_port, wait_until
 SERVICE = Path(__file__).with_name("profiled_service.py")
 #: Who profiles the service: each is a client variant of the end-to-end tests. ``sentry`` sends
 #: transaction profiles (``profile`` items), ``sentry-continuous`` continuous ``profile_chunk``s.
-#: A variant for tripwire's own profiler (``profiles_sample_rate`` too) is added here and in
-#: ``profiled_service.py`` when the SDK has one.
+#: ``profiled_service.py`` also runs ``tripwire`` and ``tripwire-continuous`` (tripwire's own
+#: profiler, same option names): add them here once the SDK has its profiler.
 CLIENTS = ("sentry", "sentry-continuous")
 #: The function the /crunch route spends its time in, as profiles name it.
 SLOW_FUNCTION = "crunch_numbers"

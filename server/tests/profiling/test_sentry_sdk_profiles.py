@@ -23,9 +23,19 @@ from .services import CLIENTS, HOSTILE_NAME, RELEASE, SLOW_FUNCTION, ProfiledSer
 pytestmark = pytest.mark.slow
 
 #: The kind of stored profile each client produces.
-KINDS = {"sentry": "transaction", "sentry-continuous": "chunk"}
+KINDS = {
+    "sentry": "transaction",
+    "sentry-continuous": "chunk",
+    "tripwire": "transaction",
+    "tripwire-continuous": "chunk",
+}
 #: The item type each client sends.
-ITEM_TYPES = {"sentry": "profile", "sentry-continuous": "profile_chunk"}
+ITEM_TYPES = {
+    "sentry": "profile",
+    "sentry-continuous": "profile_chunk",
+    "tripwire": "profile",
+    "tripwire-continuous": "profile_chunk",
+}
 
 
 @pytest.fixture(scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
