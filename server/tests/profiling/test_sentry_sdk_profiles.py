@@ -92,7 +92,8 @@ def test_the_slow_function_tops_the_functions_table_of_its_route(
         server, capsys, "profile", "functions", "--project", profiled["project"], "--transaction", "/crunch"
     )
     top = rows[0]
-    assert (top["function"], top["module"], top["file"]) == (SLOW_FUNCTION, "__main__", "profiled_service.py")
+    assert (top["function"], top["module"]) == (SLOW_FUNCTION, "__main__")
+    assert top["file"].endswith("profiled_service.py")  # SDKs differ in how much of the path they send
     assert top["self_share"] >= 0.5 and top["samples"] >= 3
     assert set(top) == {"function", "module", "file", "self_share", "total_share", "samples"}
     shares = [r["self_share"] for r in rows]
