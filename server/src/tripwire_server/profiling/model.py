@@ -77,7 +77,7 @@ class Profile:
             "profile_id": self.profile_id,
             "frames": [f.to_json() for f in self.frames],
             "stacks": self.stacks,
-            "samples": [[round(t, 6), tid, s] for t, tid, s in self.samples],
+            "samples": [[t, tid, s] for t, tid, s in self.samples],
             "threads": self.threads,
             "release": self.release,
             "environment": self.environment,
