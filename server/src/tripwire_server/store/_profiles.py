@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .. import _json
 from ..profiling.aggregate import FunctionCounts, counted_threads, function_counts
@@ -21,8 +21,19 @@ from .base import NotFound
 from .profile_records import FunctionRow, ProfileInfo, ProfileTotals
 
 if TYPE_CHECKING:
-    from ._sql import Cursor
     from .batch import EnvelopeResult
+
+
+class Cursor(Protocol):
+    """What this module uses of ``_sql.Cursor`` (not imported: ``_sql`` imports this mixin)."""
+
+    def ex(self, sql: str, params: Sequence[Any] = ()) -> Any: ...
+
+    def many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None: ...
+
+    def one(self, sql: str, params: Sequence[Any] = ()) -> Any: ...
+
+    def all(self, sql: str, params: Sequence[Any] = ()) -> list[Any]: ...
 
 #: Profiles kept per project × transaction name × hour, besides those of stored sample transactions.
 PROFILES_PER_HOUR = 20
