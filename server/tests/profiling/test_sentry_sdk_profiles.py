@@ -2,7 +2,7 @@
 deliberately slow function tops the functions table of its route (CLI and API), waiting frames
 stay out of the ranking, hostile function names come back as text, and every profile is linked to
 its transaction. The client side is parametrized (services.CLIENTS): sentry-sdk's transaction
-profiles and its continuous profiler; tripwire's own profiler joins that list when it lands."""
+profiles, its continuous profiler, and tripwire's own transaction profiles."""
 
 from __future__ import annotations
 
