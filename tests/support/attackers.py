@@ -54,9 +54,11 @@ def rss_tree_mib(pid: int) -> float:
 @functools.lru_cache(maxsize=8)
 def bomb(first_line: bytes) -> bytes:
     """An unfinished gzip stream: ``first_line``, an item with no length, then zeros that inflate
-    to ~95 MiB (~93 KiB on the wire). The server has to wait for the rest, which never comes."""
+    to ~95 MiB (~93 KiB on the wire). The server has to wait for the rest, which never comes.
+    The item is a replay recording: a type without an item size limit of its own (profiles have
+    one now), so only the envelope's limits and the inflate ratio stop it."""
     comp = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
-    out = comp.compress(first_line + b'{"type": "profile_chunk"}\n')
+    out = comp.compress(first_line + b'{"type": "replay_recording"}\n')
     zeros = b"\0" * MiB
     for _ in range(BOMB_INFLATED // MiB):
         out += comp.compress(zeros)

@@ -22,6 +22,7 @@ from . import (
     api_feedback,  # noqa: F401 - adds the feedback endpoints to api.ENDPOINTS
     api_logs,  # noqa: F401 - adds the logs endpoint to api.ENDPOINTS
     api_performance,  # noqa: F401 - adds the performance and trace endpoints to api.ENDPOINTS
+    api_profiling,  # noqa: F401 - adds the profiling endpoints to api.ENDPOINTS
     web,
 )
 from .config import CollectorConfig

@@ -35,6 +35,7 @@ from .cli_performance import (
     cmd_performance,
     cmd_trace,
 )
+from .cli_profiling import add_profile_commands, cmd_profile
 from .config import CollectorConfig, Limits, default_data_dir, default_database_url
 from .store import ApiToken, IssueQuery, NotFound, Store, StoreError, open_store
 
@@ -64,6 +65,7 @@ _LIMIT_FLAGS: list[tuple[str, str, type, str]] = [
     ("--max-event-size", "max_event_size", int, "bytes of one event item or /store/ body"),
     ("--max-store-compressed", "max_store_compressed", int, "bytes of one /store/ body on the wire"),
     ("--max-attachment-size", "max_attachment_size", int, "bytes of one attachment"),
+    ("--max-profile-size", "max_profile_size", int, "bytes of one profile or profile_chunk item"),
     ("--max-inflate-ratio", "max_inflate_ratio", int, "decompressed:compressed bytes past 256 KiB (0: none)"),
     ("--max-bytes-in-flight", "max_bytes_in_flight", int, "body bytes all ingest requests hold (0: none)"),
     (
@@ -131,6 +133,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=30,
         help="drop sampled transactions (the spans of traces) older than this (0: keep)",
+    )
+    serve.add_argument(
+        "--profile-retention-days",
+        type=int,
+        default=30,
+        help="drop profiles and their function aggregates older than this (0: keep); docs/profiling.md",
     )
     serve.add_argument(
         "--retention-max-events",
@@ -246,6 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_feedback_commands(sub, common)
     add_logs_commands(sub, common)
     add_performance_commands(sub, common)
+    add_profile_commands(sub, common)
 
     user = sub.add_parser("user", parents=[common], help="manage dashboard users")
     usub = user.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -339,6 +348,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         retention_max_events=args.retention_max_events,
         performance_retention_days=args.performance_retention_days,
         sample_retention_days=args.sample_retention_days,
+        profile_retention_days=args.profile_retention_days,
         sqlite_synchronous=args.sqlite_synchronous,
         run_digester=not args.no_digest,
         digest_process=True,
@@ -714,6 +724,7 @@ _COMMANDS = {
     "logs": cmd_logs,
     "performance": cmd_performance,
     "trace": cmd_trace,
+    "profile": cmd_profile,
 }
 
 

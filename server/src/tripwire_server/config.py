@@ -31,6 +31,8 @@ class Limits:
     max_store_compressed: int = 200 * KiB
     #: Bytes of one attachment item; the collector keeps attachments up to this size.
     max_attachment_size: int = 20 * MiB
+    #: Bytes of one ``profile`` or ``profile_chunk`` item (Relay's ``max_profile_size``).
+    max_profile_size: int = 10 * MiB
     #: Bytes of the envelope header line and of each item header line.
     max_header_size: int = 8 * KiB
     #: Session updates per envelope (Relay drops the rest).
@@ -102,6 +104,8 @@ class CollectorConfig:
     performance_retention_days: int = 90
     #: Sampled transactions (the raw spans behind traces) older than this are dropped (0: kept).
     sample_retention_days: int = 30
+    #: Profiles and their per-function aggregates older than this many days are dropped (0: kept).
+    profile_retention_days: int = 30
     #: Seconds between two retention sweeps.
     retention_interval: float = 300.0
     #: Envelopes digested per database transaction, at most.

@@ -5,6 +5,7 @@ records, without touching the database (:mod:`.worker` runs it and lets the stor
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -28,6 +29,7 @@ from ..normalize import (
 from ..performance import model as perf_model
 from ..performance import otlp
 from ..performance.issues import performance_events
+from ..profiling import model as profile_model
 from ..store.base import QueuedEnvelope, hour_start
 from ..store.digest_records import (
     AttachmentBudget,
@@ -129,6 +131,8 @@ class EnvelopeProcessor:
                     self._count(result, row, kind, "accepted")
                 elif kind in ("transaction", "span", "otel_span"):
                     self._performance(row, result, item, envelope_event_id)
+                elif kind in ("profile", "profile_chunk"):
+                    self._profile(row, result, item)
                 elif kind == "client_report":
                     self._client_report(row, result, item.json())
                     self._count(result, row, kind, "accepted")
@@ -247,8 +251,10 @@ class EnvelopeProcessor:
         data = _json.loads(item.payload)
         if may_hold_nul(item.payload):
             data = without_nul(data)
+        window = None
         if item.type == "transaction":
             txs = [perf_model.from_transaction(data, row.project_id, event_id=event_id)]
+            window = profile_model.window_of(data, row.project_id, txs[0].event_id)
         elif item.type == "otel_span":
             # One OTLP/JSON span (or a whole export): grouped like an OTLP request.
             export = data if isinstance(data, dict) and "resourceSpans" in data else None
@@ -272,11 +278,32 @@ class EnvelopeProcessor:
             if not perf_model.fit_clock(tx, row.received_at):
                 self._count(result, row, "transaction", "too_old")
                 continue
+            if window is not None and window.event_id == tx.event_id:
+                # Where a continuous profile's samples belong (shifted with the transaction).
+                result.profile_windows.append(
+                    dataclasses.replace(window, start=tx.start_timestamp, end=tx.timestamp)
+                )
             found = performance_events(tx, row.received_at)
             tx.has_issue = bool(found)
             result.transactions.append(tx)
             result.events.extend(found)
             self._count(result, row, "transaction", "accepted")
+
+    def _profile(self, row: QueuedEnvelope, result: EnvelopeResult, item: Item) -> None:
+        """A ``profile`` (one transaction's) or ``profile_chunk`` (continuous) item: aggregated and
+        kept by the store (store/_profiles.py), which attributes a chunk's samples to transactions."""
+        if len(item.payload) > self.limits.max_profile_size:
+            raise EventTooLarge(f"{item.type} over the size limit")
+        data = _json.loads(item.payload)
+        if may_hold_nul(item.payload):
+            data = without_nul(data)
+        parse = profile_model.from_profile if item.type == "profile" else profile_model.from_chunk
+        profile = parse(data)
+        if not profile_model.fit_clock(profile, row.received_at):
+            self._count(result, row, item.type, "too_old")
+            return
+        result.profiles.append((row.project_id, profile))
+        self._count(result, row, item.type, "accepted")
 
     def _attachment(
         self, row: QueuedEnvelope, result: EnvelopeResult, item: Item, event_id: str | None

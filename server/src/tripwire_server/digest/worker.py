@@ -127,6 +127,7 @@ class Digester:
                 sample_days=self.config.sample_retention_days,
                 now=time.time(),
             )
+            self.store.apply_profile_retention(days=self.config.profile_retention_days, now=time.time())
         except Exception:
             log.exception("retention sweep failed")
 

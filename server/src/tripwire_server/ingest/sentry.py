@@ -81,6 +81,7 @@ async def read_envelope(
         max_items=limits.max_items,
         max_event_size=limits.max_event_size,
         max_attachment_size=limits.max_attachment_size,
+        max_profile_size=limits.max_profile_size,
         quota_types=_QUOTA_TYPES,
         check_event=lambda payload: _not_sentry(payload, "event"),
     )

@@ -18,6 +18,7 @@ from ._feedback import FeedbackMixin
 from ._logs import LogsMixin
 from ._monitors import MonitorsMixin
 from ._performance import PerformanceMixin
+from ._profiles import ProfilesMixin
 from ._project_access import ProjectAccessMixin
 from .base import (
     Attachment,
@@ -74,6 +75,7 @@ class SQLStore(
     LogsMixin,
     MonitorsMixin,
     PerformanceMixin,
+    ProfilesMixin,
     Store,
 ):
     """Shared implementation of :class:`Store` over a DB-API connection pool."""
@@ -329,6 +331,7 @@ class SQLStore(
         self._write_feedback(c, mine)
         self._write_logs(c, mine)
         self._write_performance(c, mine, writer)
+        self._write_profiles(c, mine)
         self._alerts_after_digest(c, writer, mine)
 
     # -- issues and events -------------------------------------------------------------------

@@ -57,3 +57,6 @@ class DigestTarget(Protocol):
 
     def apply_perf_retention(self, *, rollup_days: int, sample_days: int, now: float) -> int:
         """Delete performance data past its retention; returns rows deleted."""
+
+    def apply_profile_retention(self, *, days: int, now: float) -> int:
+        """Delete profiles past their retention; returns rows deleted."""
