@@ -10,14 +10,13 @@ transactions), and everything goes after ``profile_retention_days``.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from .. import _json
 from ..profiling.aggregate import FunctionCounts, counted_threads, function_counts
 from ..profiling.model import CONTINUOUS, Profile, TransactionWindow, attribute
-from .base import NotFound
+from .base import NotFound, hour_start
 from .database import Cursor
 from .profile_records import FunctionRow, ProfileInfo, ProfileTotals
 
@@ -35,10 +34,6 @@ _INFO_COLUMNS = (
     "project_id, profile_id, kind, event_id, trace_id, name, release, environment, start_timestamp,"
     " end_timestamp, samples"
 )
-
-
-def _hour(ts: float) -> float:
-    return float(math.floor(ts / _HOUR) * _HOUR)
 
 
 def _info(row: Sequence[Any]) -> ProfileInfo:
@@ -61,7 +56,7 @@ class ProfilesMixin:
     """Profile methods of :class:`~._sql.SQLStore` (it provides ``_tx``)."""
 
     _tx: Any
-    _for_update: str
+    for_update: str
 
     # -- writing (inside the digest transaction) ---------------------------------------------
 
@@ -99,7 +94,7 @@ class ProfilesMixin:
         for (project_id, profiler_id), group in sorted(groups.items()):
             rows = c.all(
                 "SELECT id, hour, data FROM profiles WHERE project_id = ? AND profiler_id = ? AND name = ?"
-                " AND end_timestamp >= ? AND start_timestamp <= ? ORDER BY id" + self._for_update,
+                " AND end_timestamp >= ? AND start_timestamp <= ? ORDER BY id" + self.for_update,
                 (project_id, profiler_id, CONTINUOUS, min(w.start for w in group), max(w.end for w in group)),
             )
             for row_id, hour, blob in rows:
@@ -178,7 +173,7 @@ class ProfilesMixin:
                 continue
             seen.add((project_id, profile.profile_id))
             counts = function_counts(profile, counted_threads(profile))
-            hour = _hour(profile.start)
+            hour = hour_start(profile.start)
             key = (project_id, profile.transaction_name, profile.release, hour)
             if counts.samples:
                 total = totals.setdefault(key, [0, 0, 0])
@@ -275,8 +270,8 @@ class ProfilesMixin:
             (
                 project_id,
                 profile.transaction_name,
-                _hour(profile.start),
-                _hour(profile.end) + _HOUR,
+                hour_start(profile.start),
+                hour_start(profile.end) + _HOUR,
                 profile.transaction_event_id,
             ),
         )
@@ -292,7 +287,7 @@ class ProfilesMixin:
         self, project_id: int, name: str, since: float, until: float, *, release: str | None = None
     ) -> tuple[ProfileTotals, list[FunctionRow]]:
         where = "project_id = ? AND name = ? AND hour >= ? AND hour < ?"
-        params: list[Any] = [project_id, name, _hour(since), until]
+        params: list[Any] = [project_id, name, hour_start(since), until]
         if release is not None:
             where += " AND release = ?"
             params.append(release)
@@ -313,7 +308,7 @@ class ProfilesMixin:
             rows = c.all(
                 "SELECT release, MIN(hour), MAX(hour) FROM profile_totals"
                 " WHERE project_id = ? AND name = ? AND hour >= ? GROUP BY release",
-                (project_id, name, _hour(since)),
+                (project_id, name, hour_start(since)),
             )
         return [r[0] for r in sorted(rows, key=lambda r: (float(r[1]), float(r[2]), r[0]), reverse=True)]
 
@@ -322,7 +317,7 @@ class ProfilesMixin:
             rows = c.all(
                 "SELECT name, SUM(samples) FROM profile_totals WHERE project_id = ? AND hour >= ?"
                 " GROUP BY name ORDER BY SUM(samples) DESC, name LIMIT 500",
-                (project_id, _hour(since)),
+                (project_id, hour_start(since)),
             )
         return [(r[0], int(r[1])) for r in rows]
 
@@ -336,7 +331,7 @@ class ProfilesMixin:
         limit: int = 50,
     ) -> list[ProfileInfo]:
         where = "project_id = ? AND hour >= ?"
-        params: list[Any] = [project_id, _hour(since)]
+        params: list[Any] = [project_id, hour_start(since)]
         if name is not None:
             where += " AND name = ?"
             params.append(name)
@@ -365,7 +360,7 @@ class ProfilesMixin:
         self, project_id: int, name: str, *, since: float, release: str | None = None, limit: int = 50
     ) -> list[Profile]:
         where = "project_id = ? AND name = ? AND hour >= ?"
-        params: list[Any] = [project_id, name, _hour(since)]
+        params: list[Any] = [project_id, name, hour_start(since)]
         if release is not None:
             where += " AND release = ?"
             params.append(release)
