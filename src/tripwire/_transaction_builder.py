@@ -70,7 +70,9 @@ def build_transaction(txn: Transaction, options: Options, scrubber: Scrubber) ->
     if profile is not None and profile.profiler_id:
         # Ran while the continuous profiler ran: the UI finds its samples in that profiler's chunks.
         contexts["profile"] = {"profiler_id": profile.profiler_id}
-        trace.setdefault("data", {})["profiler_id"] = profile.profiler_id
+        trace_data = trace.setdefault("data", {})
+        trace_data["profiler_id"] = profile.profiler_id
+        trace_data["thread.id"] = str(profile.thread_id)
     event["spans"] = [_span(span, txn, end, scrubber) for span in txn.spans]
     if txn.spans_dropped:
         event.setdefault("extra", {})["tripwire.spans_dropped"] = txn.spans_dropped
