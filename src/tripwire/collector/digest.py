@@ -444,7 +444,10 @@ class Digester:
                 continue
             if time.monotonic() >= self._next_retention:
                 self._retention()
-            if done == 0:
+            if 0 < done < self.config.digest_batch_size and self.config.digest_linger > 0:
+                # Let the queue refill: the next batch pays its fixed costs for more envelopes.
+                self._stop.wait(self.config.digest_linger)
+            elif done == 0:
                 # Other processes may fill the queue too (PostgreSQL): poll as well as wait.
                 self._wake.wait(self.idle_wait)
                 self._wake.clear()
