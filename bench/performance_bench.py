@@ -46,6 +46,10 @@ NAMES = 20
 SPANS = 10
 PREFILL_NAMES = 50
 PREFILL_TOTAL = 10_000_000
+LOADERS = {
+    "wrk": "wrk, 2 threads, a Lua script cycling through pre-built requests",
+    "asyncio": "the Python asyncio generator of ingest_bench.py",
+}
 ROLLUP_INSERT = (
     "INSERT INTO perf_rollups (project_id, res, bucket, environment, release, name, op, count,"
     " failures, duration_sum, histogram) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -363,6 +367,32 @@ def run_load(database_url: str, duration: float, rng: random.Random, load: str =
     }
 
 
+def digest_only(database_url: str, batch: int, count: int, rng: random.Random) -> dict[str, float]:
+    """The digest alone, in this process: CPU per transaction with ``count`` transactions queued
+    and digested ``batch`` at a time (no HTTP, no other process competing for the database)."""
+    from tripwire.collector.config import CollectorConfig
+    from tripwire.collector.digest import Digester
+    from tripwire.collector.store.base import IntakeRow
+
+    store = open_store(database_url, sqlite_synchronous="NORMAL")
+    try:
+        store.migrate()
+        project = store.list_projects()[0] if store.list_projects() else store.create_project("default")
+        now = time.time()
+        bodies = [make_body(make_transaction(i, rng, now + i * 0.0001)) for i in range(count)]
+        store.enqueue([IntakeRow(project.id, now, "envelope:gzip", b, None) for b in bodies])
+        processor = Digester(store, CollectorConfig(database_url=database_url)).processor
+        cpu0, t0, done = time.process_time(), time.perf_counter(), 0
+        while n := store.digest_batch(batch, processor):
+            done += n
+    finally:
+        store.close()
+    return {
+        "cpu_us": (time.process_time() - cpu0) / max(1, done) * 1e6,
+        "wall_us": (time.perf_counter() - t0) / max(1, done) * 1e6,
+    }
+
+
 def _stored(store: Any, project: int) -> int:
     with store._tx(write=False) as c:
         row = c.one(
@@ -428,7 +458,22 @@ def main() -> None:
         help="load generator: wrk (cheap; apt-get install -y wrk) or the Python asyncio one",
     )
     parser.add_argument("--quick", action="store_true", help="empty database only; print, do not write")
+    parser.add_argument(
+        "--digest-only",
+        action="store_true",
+        help="print the digest's CPU per transaction at batch sizes 20, 100 and 500 (no HTTP); write nothing",
+    )
     args = parser.parse_args()
+    if args.digest_only:
+        for backend in args.backends.split(","):
+            for batch in (20, 100, 500):
+                db = _Database(backend)
+                try:
+                    cost = digest_only(db.url, batch, 3000, random.Random(3))
+                    print(backend, "batch", batch, cost, flush=True)
+                finally:
+                    db.drop()
+        return
     rng = random.Random(3)
     rows = []
     size_rows = []
@@ -463,6 +508,10 @@ def main() -> None:
                     r["p99_ms"],
                     r["errors"],
                     r["cpu_us"],
+                    r["ingest_cpu_us"],
+                    r["digest_cpu_us"],
+                    r["client_cpu_us"],
+                    f"{r['load_avg']:.1f}",
                 )
             )
         size_rows.append(
@@ -480,9 +529,11 @@ def main() -> None:
     if args.quick:
         return
     body = (
-        f"{machine_line()}; `python bench/performance_bench.py --duration {args.duration:g}`. Transactions of"
-        f" {SPANS} spans (gzip envelopes as sentry-sdk sends them, {NAMES} names) from 32 keep-alive"
-        " connections into"
+        f"{machine_line()}; `nice -n -10 python bench/performance_bench.py --duration {args.duration:g}"
+        f" --load {args.load}` (the server and the load generator at a higher priority than the other"
+        " jobs on the machine). Transactions of"
+        f" {SPANS} spans (gzip envelopes as sentry-sdk sends them, {NAMES} names, each with its own event"
+        f" and trace id) from 32 keep-alive connections ({LOADERS[args.load]}) into"
         " `tripwire serve` (digest in its child process). Stored: digested into minute, hour and day rollups,"
         " span-op times and samples, until the queue was empty. The 10M pre-fill writes the rollups and"
         " samples"
@@ -496,7 +547,11 @@ def main() -> None:
                 "stored",
                 "p99 ack ms",
                 "errors",
-                "CPU µs / tx",
+                "server CPU µs / tx",
+                "ingest CPU µs / request",
+                "digest CPU µs / tx",
+                "load generator CPU µs / request",
+                "load average",
             ],
             rows,
         )

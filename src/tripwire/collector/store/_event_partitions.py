@@ -59,7 +59,6 @@ class EventPartitionsMixin:
     """The PostgreSQL store's event partitioning (see the module docstring)."""
 
     if TYPE_CHECKING:
-
         # As SQLStore declares it (a contextlib.contextmanager), which comes after this mixin.
         def _tx(self, write: bool = True) -> contextlib._GeneratorContextManager[Cursor]: ...
         def list_projects(self) -> list[Project]: ...
