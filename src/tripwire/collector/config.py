@@ -95,7 +95,7 @@ class CollectorConfig:
     #: Seconds between two retention sweeps.
     retention_interval: float = 300.0
     #: Envelopes digested per database transaction, at most.
-    digest_batch_size: int = 500
+    digest_batch_size: int = 200
     #: Seconds the digester lets the queue refill after a batch that was not full. Under steady
     #: load this turns many small batches into fewer large ones (each batch's rollup merges and
     #: commit are paid once for all its transactions); an isolated envelope is not delayed.
