@@ -38,9 +38,9 @@ from _harness import machine_line, table, write_section
 from _wrk import available as wrk_available
 from _wrk import wrk_load
 from ingest_bench import _cpu_seconds, _Database, _load, _pg_url, _serve, _stop
-from tripwire.collector import _json
-from tripwire.collector.performance import histogram
-from tripwire.collector.store import open_store
+from tripwire_server import _json
+from tripwire_server.performance import histogram
+from tripwire_server.store import open_store
 
 NAMES = 20
 SPANS = 10
@@ -370,9 +370,9 @@ def run_load(database_url: str, duration: float, rng: random.Random, load: str =
 def digest_only(database_url: str, batch: int, count: int, rng: random.Random) -> dict[str, float]:
     """The digest alone, in this process: CPU per transaction with ``count`` transactions queued
     and digested ``batch`` at a time (no HTTP, no other process competing for the database)."""
-    from tripwire.collector.config import CollectorConfig
-    from tripwire.collector.digest import Digester
-    from tripwire.collector.store.base import IntakeRow
+    from tripwire_server.config import CollectorConfig
+    from tripwire_server.digest import Digester
+    from tripwire_server.store.base import IntakeRow
 
     store = open_store(database_url, sqlite_synchronous="NORMAL")
     try:
