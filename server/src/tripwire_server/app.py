@@ -16,16 +16,13 @@ import importlib
 import logging
 import multiprocessing
 import os
-import re
 import secrets
 from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio.to_thread
-from starlette._utils import get_route_path
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute
-from starlette.types import Receive, Scope, Send
 
 from . import (
     api,
@@ -164,33 +161,6 @@ def _web_routes(state: CollectorState) -> list[BaseRoute]:
         return []
 
 
-#: The envelope endpoint's paths (with and without the trailing slash), as its routes match them.
-_ENVELOPE_PATH = re.compile(r"/api/([0-9]{1,19})/envelope/?")
-_ENVELOPE_METHODS = frozenset({"POST", "OPTIONS"})
-
-
-class CollectorApp(Starlette):
-    """The collector's Starlette application, with the envelope endpoint served before routing.
-
-    Envelopes are nearly every request a busy collector gets. Their endpoint is a plain ASGI
-    callable that builds no Request or Response; going around Starlette's middleware stack and
-    its scan of every route saves a fifth of the ingest process's time per request. Everything
-    else (other methods on that path too) goes through Starlette as before. An exception the
-    endpoint does not answer itself propagates to the server, which answers 500, as Starlette's
-    error middleware would.
-    """
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] in _ENVELOPE_METHODS:
-            match = _ENVELOPE_PATH.fullmatch(get_route_path(scope))
-            if match is not None:
-                scope["app"] = self
-                scope["path_params"] = {"project_id": int(match.group(1))}
-                await ingest.envelope_endpoint(scope, receive, send)
-                return
-        await super().__call__(scope, receive, send)
-
-
 def create_app(config: CollectorConfig | None = None, *, store: Store | None = None) -> Starlette:
     """The collector application. ``store`` defaults to the database named by ``config``."""
     config = config or CollectorConfig()
@@ -208,7 +178,7 @@ def create_app(config: CollectorConfig | None = None, *, store: Store | None = N
             await state.stop()
             store.close()
 
-    app = CollectorApp(
+    app = Starlette(
         routes=[
             *ingest.routes(),
             *bugsnag_ingest.routes(),
