@@ -23,7 +23,9 @@ import urllib.request
 import uuid
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+
+from tripwire._dsn import Dsn
+from tripwire.reporters.sentry import envelope_items
 
 from .cli_alerts import add_alert_commands, add_alert_serve_options, alert_settings, cmd_alert, cmd_monitor
 from .cli_feedback import add_feedback_commands, add_logs_commands, cmd_feedback, cmd_logs
@@ -617,13 +619,12 @@ def cmd_user(args: argparse.Namespace) -> int:
 
 
 def send_test(dsn: str, message: str) -> tuple[int, str, str]:
-    """Send one test error event to ``dsn``; return (HTTP status, event id, response body)."""
-    parts = urlsplit(dsn)
-    if not parts.username or not parts.hostname:
-        raise ValueError(f"not a DSN: {dsn!r}")
-    path, _, project_id = parts.path.rpartition("/")
-    host = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
-    base = f"{parts.scheme}://{host}{':' + str(parts.port) if parts.port else ''}{path}"
+    """Send one test error event to ``dsn``; return (HTTP status, event id, response body).
+
+    The DSN is parsed and the envelope encoded by the tripwire SDK (the same code its Sentry
+    reporter uses); the request is sent here, once, so that the answer can be shown.
+    """
+    parsed = Dsn.parse(dsn, option="--dsn")
     event_id = uuid.uuid4().hex
     try:
         raise RuntimeError(message)
@@ -652,28 +653,20 @@ def send_test(dsn: str, message: str) -> tuple[int, str, str]:
         },
         "sdk": {"name": "tripwire.send-test", "version": "1"},
     }
-    payload = json.dumps(event).encode()
-    body = b"\n".join(
-        [
-            json.dumps(
-                {
-                    "event_id": event_id,
-                    "dsn": dsn,
-                    "sent_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                }
-            ).encode(),
-            json.dumps({"type": "event", "length": len(payload)}).encode(),
-            payload,
-        ]
-    )
+    header = {
+        "event_id": event_id,
+        "dsn": str(parsed),
+        "sent_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    items = envelope_items([({"type": "event"}, json.dumps(event).encode())])
     request = urllib.request.Request(
-        f"{base}/api/{project_id}/envelope/",
-        data=body,
+        parsed.envelope_url,
+        data=json.dumps(header).encode() + b"\n" + items,
         method="POST",
         headers={
             "Content-Type": "application/x-sentry-envelope",
             "X-Sentry-Auth": "Sentry sentry_version=7, sentry_client=tripwire-send-test/1,"
-            f" sentry_key={parts.username}",
+            f" sentry_key={parsed.public_key}",
         },
     )
     try:
