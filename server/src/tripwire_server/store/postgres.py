@@ -6,6 +6,7 @@ from typing import Any
 
 import psycopg
 
+from ._event_partitions import EventPartitionsMixin
 from ._sql import Cursor, SQLStore
 from .batch import Processor
 
@@ -13,8 +14,11 @@ from .batch import Processor
 _MIGRATION_LOCK = 0x7472_6970
 
 
-class PostgresStore(SQLStore):
+class PostgresStore(EventPartitionsMixin, SQLStore):
     """:class:`~.base.Store` on PostgreSQL.
+
+    Error events and performance data are in day partitions; retention drops whole partitions
+    (store/_event_partitions.py, store/_performance.py).
 
     Several processes may digest at once: each claims queue rows with ``FOR UPDATE SKIP LOCKED``,
     so a row is digested by exactly one of them, and all counters are upserts on unique keys.
