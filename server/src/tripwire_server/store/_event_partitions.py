@@ -21,6 +21,7 @@ import math
 import time
 from typing import TYPE_CHECKING, Any
 
+from ._pg_locks import SCOPED_KEY
 from ._sql import EVENT_INSERT, Cursor
 from .base import Project
 from .batch import AttachmentBudget, EnvelopeResult
@@ -104,7 +105,7 @@ class EventPartitionsMixin:
         self._event_days = known
         if not missing:
             return
-        c.ex("SELECT pg_advisory_xact_lock(?)", (_PARTITION_LOCK,))
+        c.ex(f"SELECT pg_advisory_xact_lock({SCOPED_KEY})", (_PARTITION_LOCK,))
         for day in missing:
             c.ex(
                 f"CREATE TABLE IF NOT EXISTS {partition_name(day)} PARTITION OF events"
@@ -135,7 +136,8 @@ class EventPartitionsMixin:
         # two digesting processes then queue up on them and cannot deadlock through them.
         projects = sorted({e.project_id for r in results for e in r.events})
         for project_id in projects:
-            c.ex("SELECT pg_advisory_xact_lock(?)", ((_EVENT_LOCK << 32) | (project_id & 0xFFFF_FFFF),))
+            key = (_EVENT_LOCK << 32) | (project_id & 0xFFFF_FFFF)
+            c.ex(f"SELECT pg_advisory_xact_lock({SCOPED_KEY})", (key,))
         super()._write_results(c, results, budget)  # type: ignore[misc]
 
     def _insert_events(self, c: Cursor, rows: list[tuple[Any, ...]]) -> list[bool]:

@@ -7,6 +7,7 @@ from typing import Any
 import psycopg
 
 from ._event_partitions import EventPartitionsMixin
+from ._pg_locks import SCOPED_KEY
 from ._sql import Cursor, SQLStore
 from .batch import Processor
 
@@ -55,7 +56,7 @@ class PostgresStore(EventPartitionsMixin, SQLStore):
         conn.rollback()
 
     def _migration_lock(self, c: Cursor) -> None:
-        c.ex("SELECT pg_advisory_xact_lock(?)", (_MIGRATION_LOCK,))
+        c.ex(f"SELECT pg_advisory_xact_lock({SCOPED_KEY})", (_MIGRATION_LOCK,))
 
     def _insert_returning(self, c: Cursor, sql: str, rows: list[tuple[Any, ...]]) -> list[bool]:
         # One pipelined round trip for the whole batch instead of one per row.
