@@ -29,7 +29,7 @@ from ._serialize import safe_repr
 from ._sessions import SessionAggregator
 from ._stacktrace import snapshot_live_locals
 from ._stats import DropCounter
-from ._tracing import Transaction, active_span
+from ._tracing import Span, Transaction, active_span
 from ._types import Breadcrumb, CheckIn, Event, Feedback, Hint, Mechanism, SessionBatch
 from .delivery.outbox import Outbox
 from .delivery.worker import Worker
@@ -389,6 +389,8 @@ class Client:
             self.stats.record("queue_full", "feedback" if isinstance(job, Feedback) else "monitor")
         elif isinstance(job, Transaction):
             self._count_lost_transaction(job, "queue_full")
+        elif isinstance(job, Span):
+            self.stats.record("queue_full", "span")
         else:
             self.stats.record("queue_full")
 
@@ -405,6 +407,22 @@ class Client:
             self._fan_out("send_checkin", job.payload)
         elif isinstance(job, Transaction):
             self._process_transaction(job)
+        elif isinstance(job, Span):  # a late span (after Transaction: a Transaction is a Span)
+            self._process_late_span(job)
+
+    def _process_late_span(self, span: Span) -> None:
+        try:
+            item = _transaction_builder().build_span_item(span, self.options, self.scrubber)
+        except Exception:
+            logger.exception("tripwire: could not build a late span")
+            self.stats.record("internal_error", "span")
+            return
+        for reporter in self.reporters:
+            try:
+                reporter.send_spans([item])
+            except Exception:
+                logger.exception("tripwire: reporter %s failed in send_spans", reporter.name)
+                self.stats.record("internal_error", "span", reporter=reporter.name)
 
     def _process_transaction(self, txn: Transaction) -> None:
         try:
@@ -479,19 +497,29 @@ class Client:
         Low priority: errors push transactions out of a full queue, never the reverse.
         """
         txn.sent = True
-        unfinished = 0
-        for span in txn.spans:
+        spans = txn.spans
+        for span in spans:
             if span.end is None:
-                # Still running when the transaction ended: sent cut at the transaction's end (frozen
-                # here, so the worker never sees it half-finished), and counted.
-                span.end = txn.end
-                span.status = span.status or "deadline_exceeded"
-                span.set_data("tripwire.unfinished", True)
-                unfinished += 1
-        if unfinished:
-            self.stats.record("unfinished", "span", unfinished)
+                # Still running when the transaction ended (a task that outlives the request): left
+                # out of it, and sent on its own as a span item when it finishes (Span.finish). The
+                # ids it will name are made here, on the caller, never concurrently with the worker.
+                txn.spans = [s for s in spans if s.end is not None]
+                txn.span_id  # noqa: B018
+                for late in spans:
+                    if late.end is None:
+                        late.span_id  # noqa: B018
+                        if late.parent is not None:
+                            late.parent.span_id  # noqa: B018
+                break
         if self._closed or not self._worker.submit(txn, low_priority=True):
             self._count_lost_transaction(txn, "queue_full")
+            return False
+        return True
+
+    def submit_late_span(self, span: Span) -> bool:
+        """Queue a span that finished after its transaction was sent; False (and counted) if no room."""
+        if self._closed or not self._worker.submit(span, low_priority=True):
+            self.stats.record("queue_full", "span")
             return False
         return True
 

@@ -49,6 +49,8 @@ class Client(Protocol):
 
     def submit_transaction(self, txn: Transaction) -> bool: ...
 
+    def submit_late_span(self, span: Span) -> bool: ...
+
 
 #: The innermost sampled span of the current context (a Transaction at the root); None otherwise.
 _active: ContextVar[Span | None] = ContextVar("tripwire.span", default=None)
@@ -169,8 +171,16 @@ class Span:
     def finish(self, end: float | None = None) -> None:
         """End the span now (or at ``end``, epoch seconds). A second call changes nothing."""
         if self.end is not None:
-            return  # finished already, or cut when its transaction ended (counted as unfinished)
+            return  # finished already
         self.end = time.time() if end is None else end
+        txn = self.transaction
+        if txn.sent:
+            # Its transaction was sent without it (a task that outlived the request): this span
+            # goes on its own, as a span item linked by trace id and parent span id.
+            try:
+                txn.client.submit_late_span(self)
+            except Exception:
+                logger.exception("tripwire: could not queue a late span")
 
     # -- context manager: makes this span the active one -------------------------------------------
     def __enter__(self) -> Span:
@@ -503,10 +513,15 @@ def child_span(parent: Span, op: str | None, description: str | None) -> Span | 
     """A new child of ``parent``, started now; None (and counted) when its transaction is full."""
     txn = parent.transaction
     spans = txn.spans
-    if len(spans) >= txn.client.options.max_spans or txn.sent:
-        # Over max_spans, or started after the transaction was sent: counted, not kept.
-        txn.client.stats.record("max_spans" if not txn.sent else "finished_late", "span")
+    if len(spans) >= txn.client.options.max_spans:
+        if txn.sent:
+            # Started after its transaction was sent: kept out of it, sent on its own when it
+            # finishes (Span.finish). Its parent's id is made now, on this thread.
+            return _late_child(txn, parent, op, description)
+        txn.client.stats.record("max_spans", "span")  # over max_spans: counted, not kept
         return None
+    if txn.sent:
+        return _late_child(txn, parent, op, description)
     span = Span()
     span.transaction = txn
     span.parent = parent
@@ -519,6 +534,22 @@ def child_span(parent: Span, op: str | None, description: str | None) -> Span | 
     span._id = None
     span._token = None
     spans.append(span)
+    return span
+
+
+def _late_child(txn: Transaction, parent: Span, op: str | None, description: str | None) -> Span:
+    parent.span_id  # noqa: B018 -- made here, never concurrently with the worker
+    span = Span()
+    span.transaction = txn
+    span.parent = parent
+    span.op = op
+    span.description = description
+    span.start = time.time()
+    span.end = None
+    span.status = None
+    span.data = None
+    span._id = None
+    span._token = None
     return span
 
 

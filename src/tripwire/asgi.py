@@ -42,9 +42,9 @@ from ._tracing import (
     Transaction,
     activate,
     deactivate,
+    head_sample,
     new_transaction,
     read_incoming,
-    head_sample,
     sample,
     status_for_http,
 )

@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 from .. import _deferred, _globals, _scope
 from .._exceptions import ConfigurationError
 from .._serialize import FILTERED
-from .._tracing import active_span, child_span, new_span_id, outgoing_headers, target_matches
+from .._tracing import active_var, child_span, new_span_id, new_trace_id, outgoing_headers, target_matches
 from .._types import Breadcrumb
 from ._common import Integration, Patches, active_scrubber, add_crumb, in_sdk_thread
 
@@ -194,13 +194,15 @@ def _put(conn: Any, name: str, value: str) -> None:
 def _trace_request(client: Any, conn: Any, method: str, full_url: str) -> None:
     """With tracing on: an ``http.client`` span for this request, and the propagation headers."""
     try:
-        parent = active_span()
+        parent = active_var.get()
         if parent is None:
             # Not sampled: only the sentry-trace header, with the unit of work's trace id (and "-0"
             # when it decided not to sample, so the receiver samples nothing of it either).
             if client.trace_targets is None or target_matches(client, full_url):
                 holder = _scope.isolation_holder()
-                trace_id = holder.trace_id or _scope.trace_id()
+                trace_id = holder.trace_id
+                if trace_id is None:
+                    trace_id = holder.trace_id = new_trace_id()
                 span_id = new_span_id()
                 flag = "-0" if holder.sampling_decided else ""
                 _put(conn, "sentry-trace", f"{trace_id}-{span_id}{flag}")

@@ -59,6 +59,11 @@ class Reporter:
         dynamic sampling context (the envelope header's ``trace``). Reporters without performance
         monitoring (BugSnag, logging) ignore it."""
 
+    def send_spans(self, spans: list[dict[str, Any]]) -> None:
+        """Deliver spans that finished after their transaction was sent (Sentry's span v2 shape,
+        linked to it by ``trace_id`` and ``parent_span_id``). Reporters without performance
+        monitoring ignore them."""
+
     def send_sessions(self, batch: SessionBatch) -> None:
         """Deliver release-health data. Reporters without release health ignore it."""
 
