@@ -558,6 +558,10 @@ def start_child(op: str, description: str | None, data: dict[str, Any] | None = 
     parent = _active.get()
     if parent is None:
         return None
+    if op == "db" and parent.op == "db" and parent.data is not None and "db.system" in parent.data:
+        # An automatic db span inside another one is the same statement one layer down (the
+        # driver under SQLAlchemy): the outer span already records it.
+        return None
     span = child_span(parent, op, description)
     if span is not None and data:
         span.data = data
