@@ -20,7 +20,8 @@ Variants:
 Columns: *loop CPU* is ``time.thread_time()`` of the event loop's thread per request (what the
 request costs the caller; time spent waiting for the GIL is not CPU time, so it is not in it, while
 the thread's CPU spent handing the GIL over is); *background CPU* is the process's CPU outside that
-thread per request (tripwire's worker and sender: building, encoding, gzip, sending; sentry-sdk's and OTel's threads).
+thread per request (tripwire's worker and sender: building, encoding, gzip, sending; sentry-sdk's
+and OTel's threads).
 """
 
 from __future__ import annotations
