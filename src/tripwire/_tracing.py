@@ -95,6 +95,12 @@ def new_trace_id() -> str:
     return f"{(_randbits or _load_random().getrandbits)(128):032x}"
 
 
+def new_trace_and_span_ids() -> tuple[str, str]:
+    """A new trace id and span id from one draw (an unsampled request's first outgoing call)."""
+    both = f"{(_randbits or _load_random().getrandbits)(192):048x}"
+    return both[:32], both[32:]
+
+
 #: ``random.getrandbits`` and ``random.random``, bound on first use: ``random`` is not part of
 #: ``import tripwire``, and an ``import`` statement per call costs a few hundred instructions.
 _randbits: Callable[[int], int] | None = None

@@ -22,7 +22,14 @@ from typing import Any, ClassVar
 from .. import _deferred, _globals, _scope
 from .._exceptions import ConfigurationError
 from .._serialize import FILTERED
-from .._tracing import active_var, child_span, new_span_id, new_trace_id, outgoing_headers, target_matches
+from .._tracing import (
+    active_var,
+    child_span,
+    new_span_id,
+    new_trace_and_span_ids,
+    outgoing_headers,
+    target_matches,
+)
 from .._types import Breadcrumb
 from ._common import Integration, Patches, active_scrubber, add_crumb, in_sdk_thread
 
@@ -181,14 +188,15 @@ def _wrap_putrequest(
 
 
 def _put(conn: Any, name: str, value: str) -> None:
-    # http.client's own header line, without putheader's validation (two regular expressions per
-    # header): these values are ours, made of hex digits and percent-encoded text.
+    # Straight into http.client's header buffer (what putheader ends with), without putheader's
+    # validation (two regular expressions per header): these values are ours, made of hex digits
+    # and percent-encoded text.
     try:
-        output = conn._output
+        buffer = conn._buffer
     except AttributeError:
         conn.putheader(name, value)
         return
-    output(f"{name}: {value}".encode("latin-1"))
+    buffer.append(f"{name}: {value}".encode("latin-1"))
 
 
 def _trace_request(client: Any, conn: Any, method: str, full_url: str) -> None:
@@ -202,8 +210,10 @@ def _trace_request(client: Any, conn: Any, method: str, full_url: str) -> None:
                 holder = _scope.isolation_holder()
                 trace_id = holder.trace_id
                 if trace_id is None:
-                    trace_id = holder.trace_id = new_trace_id()
-                span_id = new_span_id()
+                    trace_id, span_id = new_trace_and_span_ids()
+                    holder.trace_id = trace_id
+                else:
+                    span_id = new_span_id()
                 flag = "-0" if holder.sampling_decided else ""
                 _put(conn, "sentry-trace", f"{trace_id}-{span_id}{flag}")
                 if client.options.propagate_traceparent:
