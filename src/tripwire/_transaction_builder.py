@@ -8,14 +8,13 @@ user-set span data JSON-safe.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from typing import Any
 
 from ._options import Options
 from ._scrub import Scrubber
 from ._serialize import safe_repr
-from ._tracing import Span, Transaction
+from ._tracing import Span, Transaction, new_trace_id
 from ._types import Event
 from ._version import __version__
 
@@ -30,7 +29,7 @@ def build_transaction(txn: Transaction, options: Options, scrubber: Scrubber) ->
     request = txn.request
     event: Event = {
         "type": "transaction",
-        "event_id": os.urandom(16).hex(),
+        "event_id": new_trace_id(),  # 32 hex digits from the random module: no system call
         "platform": "python",
         "start_timestamp": txn.start,
         "timestamp": end,

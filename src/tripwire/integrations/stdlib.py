@@ -160,7 +160,7 @@ def _wrap_putrequest(
 ) -> Callable[..., Any]:
     def putrequest(conn: Any, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
         client = _globals.client
-        if client is None:
+        if client is None or in_sdk_thread():  # tripwire's own requests (its sender) first: no work
             return original(conn, method, url, *args, **kwargs)
         started, t0 = time.time(), time.perf_counter()
         result = original(conn, method, url, *args, **kwargs)
