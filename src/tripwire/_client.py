@@ -30,7 +30,7 @@ from ._sessions import SessionAggregator
 from ._stacktrace import snapshot_live_locals
 from ._stats import DropCounter
 from ._tracing import Span, Transaction, active_span
-from ._types import Breadcrumb, CheckIn, Event, Feedback, Hint, Mechanism, SessionBatch
+from ._types import Breadcrumb, CheckIn, Event, Feedback, Hint, Mechanism, ProfileChunk, SessionBatch
 from .delivery.outbox import Outbox
 from .delivery.worker import Worker
 from .reporters import create_reporter
@@ -52,6 +52,13 @@ def _transaction_builder() -> ModuleType:
     from . import _transaction_builder
 
     return _transaction_builder
+
+
+def _profile_builder() -> ModuleType:
+    # On the worker, with the first profile: never loaded when profiling is not configured.
+    from . import _profile_builder
+
+    return _profile_builder
 
 
 def _new_event_id() -> str:
@@ -119,6 +126,14 @@ class Client:
                 auto=options.auto_session_tracking,
                 on_drop=lambda n: self.stats.record("queue_full", "session", n),
             )
+        #: The sampling profiler (docs/profiling.md); None, and its modules never imported, unless a
+        #: profiling option is set.
+        self.profiler: Any = None
+        self._profile_builder: Any = None
+        if options.profiling and self.reporters:
+            from ._profiling import Profiler
+
+            self.profiler = Profiler(options, self.stats, self.submit_profile_chunk)
 
     @property
     def scrubber(self) -> Scrubber:
@@ -399,6 +414,8 @@ class Client:
             self._count_lost_transaction(job, "queue_full")
         elif isinstance(job, Span):
             self.stats.record("queue_full", "span")
+        elif isinstance(job, ProfileChunk):
+            self.stats.record("queue_full", "profile_chunk")
         else:
             self.stats.record("queue_full")
 
@@ -417,6 +434,8 @@ class Client:
             self._process_transaction(job)
         elif isinstance(job, Span):  # a late span (after Transaction: a Transaction is a Span)
             self._process_late_span(job)
+        elif isinstance(job, ProfileChunk):
+            self._process_chunk(job)
 
     def _process_late_span(self, span: Span) -> None:
         try:
@@ -432,6 +451,12 @@ class Client:
                 logger.exception("tripwire: reporter %s failed in send_spans", reporter.name)
                 self.stats.record("internal_error", "span", reporter=reporter.name)
 
+    def _profiles(self) -> Any:
+        builder = self._profile_builder
+        if builder is None:
+            builder = self._profile_builder = _profile_builder().ProfileBuilder(self.options)
+        return builder
+
     def _process_transaction(self, txn: Transaction) -> None:
         try:
             event = _transaction_builder().build_transaction(txn, self.options, self.scrubber)
@@ -440,12 +465,50 @@ class Client:
             logger.exception("tripwire: could not build a transaction")
             self._count_lost_transaction(txn, "internal_error")
             return
+        profile = None
+        handle = txn.profile
+        if handle is not None and handle.recording is not None:
+            profile = self._build_profile(handle.recording, event)
         for reporter in self.reporters:
             try:
-                reporter.send_transaction(event, trace)
+                if profile is not None and reporter.accepts_profiles:
+                    reporter.send_transaction(event, trace, profile=profile)
+                else:
+                    reporter.send_transaction(event, trace)
             except Exception:
                 logger.exception("tripwire: reporter %s failed in send_transaction", reporter.name)
                 self.stats.record("internal_error", "transaction", reporter=reporter.name)
+
+    def _build_profile(self, recording: Any, event: Event) -> dict[str, Any] | None:
+        try:
+            profile: dict[str, Any] | None = self._profiles().transaction_profile(recording, event)
+        except Exception:
+            logger.exception("tripwire: could not build a profile; the transaction goes without")
+            self.stats.record("internal_error", "profile")
+            return None
+        if recording.dropped:
+            # Full before it ended (a profiler_frequency far above 100 Hz): sent cut, and counted.
+            self.stats.record("max_samples", "profile")
+        if profile is None:
+            self.stats.record("insufficient_data", "profile")
+        return profile
+
+    def _process_chunk(self, chunk: ProfileChunk) -> None:
+        try:
+            payload = self._profiles().chunk(chunk)
+        except Exception:
+            logger.exception("tripwire: could not build a profile chunk")
+            self.stats.record("internal_error", "profile_chunk")
+            return
+        if payload is None:
+            self.stats.record("insufficient_data", "profile_chunk")
+            return
+        for reporter in self.reporters:
+            try:
+                reporter.send_profile_chunk(payload)
+            except Exception:
+                logger.exception("tripwire: reporter %s failed in send_profile_chunk", reporter.name)
+                self.stats.record("internal_error", "profile_chunk", reporter=reporter.name)
 
     def _process_capture(self, item: CaptureItem) -> None:
         try:
@@ -505,6 +568,8 @@ class Client:
         Low priority: errors push transactions out of a full queue, never the reverse.
         """
         txn.sent = True
+        if txn.profile is not None:
+            self.profiler.transaction_finished(txn.profile)
         spans = txn.spans
         for span in spans:
             if span.end is None:
@@ -534,6 +599,15 @@ class Client:
     def _count_lost_transaction(self, txn: Transaction, reason: str) -> None:
         self.stats.record(reason, "transaction")
         self.stats.record(reason, "span", len(txn.spans) + 1)
+        if txn.profile is not None and txn.profile.recording is not None:
+            self.stats.record(reason, "profile")
+
+    def submit_profile_chunk(self, chunk: ProfileChunk) -> bool:
+        """Queue a continuous-profiling chunk (from the profiler's thread); False (counted) if no room."""
+        if self._closed or not self._worker.submit(chunk, low_priority=True):
+            self.stats.record("queue_full", "profile_chunk")
+            return False
+        return True
 
     def submit_feedback(self, feedback: dict[str, Any]) -> bool:
         """Queue user feedback for the reporters; False (and counted) when there is no room."""
@@ -586,6 +660,8 @@ class Client:
             self._send_all_coalesced()
         if self.sessions is not None:
             self.sessions.close()
+        if self.profiler is not None:
+            self.profiler.close()  # its last chunk goes to the worker before the worker stops
         _flushed, left = self._worker.close(timeout)
         for job in left:
             self._count_dropped_job(job)
