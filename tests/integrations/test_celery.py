@@ -331,21 +331,22 @@ def test_beat_scheduled_tasks_send_cron_checkins(sink: Sink, queue: str) -> None
 
 
 def test_celery_imported_after_init_is_hooked_and_close_unhooks_it() -> None:
-    """init() before the app imports Celery: its signals get tripwire's receivers on import; close()
-    disconnects them."""
+    """init() before the app imports Celery: its signals get tripwire's receivers and its tracer is
+    wrapped on import; close() disconnects and unwraps them."""
     proc = run_python(
         """
         import tripwire
         tripwire.init("http://key@127.0.0.1:9/1")
         import celery.signals as s
-        signals = (s.before_task_publish, s.task_prerun, s.task_postrun, s.task_failure, s.task_retry)
-        print([len(signal.receivers) for signal in signals])
+        from celery.app import trace
+        signals = (s.before_task_publish, s.after_task_publish, s.task_failure, s.task_retry)
+        print([len(signal.receivers) for signal in signals], hasattr(trace.build_tracer, "__wrapped__"))
         tripwire.close()
-        print([len(signal.receivers) for signal in signals])
+        print([len(signal.receivers) for signal in signals], hasattr(trace.build_tracer, "__wrapped__"))
         """
     )
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.splitlines() == ["[1, 1, 1, 1, 1]", "[0, 0, 0, 0, 0]"]
+    assert proc.stdout.splitlines() == ["[1, 1, 1, 1] True", "[0, 0, 0, 0] False"]
 
 
 @pytest.mark.slow
