@@ -329,36 +329,20 @@ class CeleryIntegration(Integration):
 
         return build_tracer
 
-    def _enter(self, client: Any, name: str, task_id: Any, args: Any, kwargs: Any, request: Any) -> TaskRun:
-        """The execution's TaskRun, installed as the isolation scope (and its transaction, if sampled)."""
-        # Runs before every task: attribute stores and dict reads only, nothing copied (TaskRun).
-        fields = request if type(request) is dict else _NOTHING
-        run = TaskRun()
-        run.last_event_id = None
-        run.trace_id = None
-        run._data = None
-        run.name = name
-        run.task_id = task_id
-        run.args = args
-        run.kwargs = kwargs
-        run.request = fields
-        run.outcome = EXITED
-        run.monitor = None
-        run.txn = None
+    def _enter(self, client: Any, run: TaskRun) -> bool:
+        """What a TaskRun (installed as the isolation scope) needs beyond the common case: its
+        session, the enqueuing code's trace id, its transaction if sampled, a beat check-in. True
+        when its end needs :meth:`_exit`."""
         sessions = client.sessions
         if sessions is not None and sessions.auto:
             run.session = run
             run.started_at = time.time()
-        else:
-            run.session = None
+        fields = run.request
         carried = fields.get(HEADER)
         if type(carried) is dict:
             trace_id = carried.get("trace_id")
             if type(trace_id) is str and len(trace_id) == 32:
                 run.trace_id = trace_id
-        parent = _scope._isolation.get()
-        run._base = parent.data
-        run.token = _scope._isolation.set(run)
         if client.tracing and active_span() is None:  # an eager task runs in its caller's span
             _start_transaction(client, run, fields)
         if type(carried) is dict:
@@ -370,7 +354,7 @@ class CeleryIntegration(Integration):
                 started = time.monotonic()
                 checkin = _capture_checkin()(slug, "in_progress", monitor_config=config)
                 run.monitor = (slug, config, checkin, started)
-        return run
+        return run.session is not None or run.txn is not None or run.monitor is not None
 
     def _exit(self, client: Any, run: TaskRun, state: str) -> None:
         """The execution ended in ``state`` (Celery's: SUCCESS, FAILURE, RETRY, ...)."""
@@ -431,13 +415,30 @@ def _traced(integration: CeleryIntegration, name: str, tracer: Callable[..., Any
     """Celery's ``tracer`` for one task, each execution run in its own :class:`TaskRun`."""
 
     isolation = _scope._isolation
+    new_run = TaskRun
 
     def trace_task(uuid: Any, args: Any, kwargs: Any, request: Any = None) -> Any:
+        # Runs for every task, so the common case is inline, in as few bytecodes as possible:
+        # attribute stores and dict reads, nothing copied (see TaskRun), no further Python call.
         client = _globals.client
         if client is None:
             return tracer(uuid, args, kwargs, request)
         try:
-            run = integration._enter(client, name, uuid, args, kwargs, request)
+            fields = request if type(request) is dict else _NOTHING
+            run = new_run()
+            run.last_event_id = run.trace_id = run._data = run.monitor = run.txn = None
+            run.name = name
+            run.task_id = uuid
+            run.args = args
+            run.kwargs = kwargs
+            run.request = fields
+            run.outcome = EXITED
+            run.session = None
+            run._base = isolation.get().data
+            run.token = isolation.set(run)
+            more = False
+            if client.tracing or fields.get(HEADER) is not None or client.sessions is not None:
+                more = integration._enter(client, run)
         except Exception:
             logger.exception("tripwire: could not set up the scope of a Celery task")
             return tracer(uuid, args, kwargs, request)
@@ -448,8 +449,7 @@ def _traced(integration: CeleryIntegration, name: str, tracer: Callable[..., Any
             state = "SUCCESS" if info is None else str(getattr(info, "state", "FAILURE"))
             return result
         finally:
-            # Inline for the common case (no session, no transaction, no check-in): no call.
-            if run.session is not None or run.txn is not None or run.monitor is not None:
+            if more:
                 integration._exit(client, run, state)
             try:
                 isolation.reset(run.token)
