@@ -37,7 +37,7 @@ from typing import Any
 from urllib.parse import quote
 
 from _harness import machine_line, table, write_section
-from tripwire.collector.store import open_store
+from tripwire_server.store import open_store
 
 CONNECTIONS = 32
 ISSUE_KINDS = 20
@@ -244,7 +244,7 @@ def _serve(database_url: str, *extra: str) -> tuple[subprocess.Popen[bytes], dic
         [
             sys.executable,
             "-m",
-            "tripwire.collector",
+            "tripwire_server",
             "serve",
             "--port",
             "0",

@@ -41,7 +41,7 @@ from typing import Any
 
 # _harness puts the repository on sys.path.
 from _harness import ROOT, alternating, machine_line, median, table, write_section
-from tripwire.collector.store import open_store
+from tripwire_server.store import open_store
 
 # isort: split
 from tests.support.attackers import Attackers, bomb, rss_tree_mib
@@ -149,7 +149,7 @@ def serve(data_dir: str, src: str | None = None) -> tuple[subprocess.Popen[bytes
         [
             sys.executable,
             "-m",
-            "tripwire.collector",
+            "tripwire_server",
             "serve",
             "--port",
             "0",

@@ -35,9 +35,9 @@ import httpx
 
 from _harness import machine_line, table, write_section
 from ingest_bench import _cpu_seconds, _Database, _load, _pg_url, _serve, _stop
-from tripwire.collector import _json
-from tripwire.collector.performance import histogram
-from tripwire.collector.store import open_store
+from tripwire_server import _json
+from tripwire_server.performance import histogram
+from tripwire_server.store import open_store
 
 NAMES = 20
 SPANS = 10

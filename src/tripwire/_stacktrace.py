@@ -286,10 +286,13 @@ class FrameBuilder:
         return ser.serialize(kept, path)
 
 def _hidden(frame: FrameType, live_locals: dict[FrameType, dict[str, Any]]) -> bool:
-    """tripwire's own frames (not the collector, which is an application) and ``__traceback_hide__``."""
+    """tripwire's own frames and ``__traceback_hide__``.
+
+    The collector (``tripwire_server``) is an application, not the SDK: its frames are not hidden.
+    """
     name = frame.f_globals.get("__name__")
     if isinstance(name, str) and (name == "tripwire" or name.startswith("tripwire.")):
-        return not name.startswith("tripwire.collector")
+        return True
     code = frame.f_code
     # Only look at the locals of code that can set the marker (reading f_locals is not free).
     if "__traceback_hide__" not in code.co_varnames and "__traceback_hide__" not in code.co_names:

@@ -1,0 +1,7 @@
+"""``python -m tripwire_server`` is the ``tripwire`` command."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

@@ -1,0 +1,595 @@
+"""Alert rules, their state and the notification outbox: the part of the SQL store about alerts.
+
+:meth:`AlertsMixin._alerts_after_digest` runs inside the digest's write transaction, so a
+notification exists exactly when the change that caused it (a new issue, a regression, counted
+events or sessions) is committed: a crash loses neither, and never keeps one without the other.
+The outbox worker (:mod:`tripwire_server.alerts.outbox`) then claims due messages with a lease.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import secrets
+import time
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from ..alerts import rules as R
+from .alert_records import AlertRule, Delivery, Notification
+from .base import NotFound
+
+if TYPE_CHECKING:
+    from ._batch_writer import BatchWriter
+    from ._sql import Cursor
+    from .batch import DigestedEvent, EnvelopeResult
+
+_RULE_COLUMNS = (
+    "id, project_id, name, on_trigger, threshold, window_minutes, below, min_sessions, once,"
+    " filters, webhook_url, format, email, secret, cooldown, digest, created_at"
+)
+_NOTIFICATION_COLUMNS = (
+    "id, uid, rule_id, issue_id, target, on_trigger, status, count, attempts, error, created_at,"
+    " sent_at, message"
+)
+#: Notifications of one rule merged into one message at most.
+MAX_BATCH = 50
+#: History entries kept per rule (older sent, failed and suppressed ones are pruned).
+HISTORY_PER_RULE = 500
+#: The state subject that spaces a rule's messages (``digest``).
+_RULE_SLOT = "*"
+#: Errors of our own code (not of the database) while evaluating inside the digest transaction.
+_PYTHON_ERRORS = (ValueError, TypeError, LookupError, ArithmeticError, AttributeError)
+
+log = logging.getLogger("tripwire_server")
+
+
+def _rule(row: Sequence[Any]) -> AlertRule:
+    return AlertRule(
+        id=row[0],
+        project_id=row[1],
+        name=row[2],
+        trigger=row[3],
+        threshold=row[4],
+        window_minutes=row[5],
+        below=row[6],
+        min_sessions=row[7],
+        once=bool(row[8]),
+        filters=R.Filters.from_json(json.loads(row[9])),
+        webhook_url=row[10],
+        format=row[11],
+        email=row[12],
+        secret=row[13],
+        cooldown=float(row[14]),
+        digest=float(row[15]),
+        created_at=row[16],
+    )
+
+
+def _notification(row: Sequence[Any]) -> Notification:
+    return Notification(
+        id=row[0],
+        uid=row[1],
+        rule_id=row[2],
+        issue_id=row[3],
+        target=row[4],
+        trigger=row[5],
+        status=row[6],
+        count=int(row[7]),
+        attempts=int(row[8]),
+        error=row[9],
+        at=row[10],
+        sent_at=row[11],
+        message=json.loads(row[12]),
+    )
+
+
+def _targets(rule: AlertRule) -> list[str]:
+    return [t for t, on in (("webhook", rule.webhook_url), ("email", rule.email)) if on]
+
+
+def _issue_item(issue_id: int, e: DigestedEvent) -> dict[str, Any]:
+    # Only what the message needs: no event payload, no user data.
+    return {
+        "subject": f"issue:{issue_id}",
+        "issue_id": issue_id,
+        "title": e.title[:300],
+        "culprit": e.culprit[:300],
+        "level": e.level,
+        "release": e.release,
+        "environment": e.environment,
+    }
+
+
+def _matches(rule: AlertRule, e: DigestedEvent) -> bool:
+    return rule.filters.matches(level=e.level, environment=e.environment, release=e.release, tags=e.tags)
+
+
+def user_key(value: str) -> str:
+    """A user tag as a short hash: user rules count people without keeping who they are."""
+    return hashlib.sha256(value.encode("utf-8", "replace")).hexdigest()[:24]
+
+
+class AlertsMixin:
+    """The alert methods of :class:`~._sql.SQLStore`."""
+
+    #: The clock of rule evaluation and the outbox; tests replace it.
+    alert_clock: Callable[[], float] = staticmethod(time.time)
+
+    if TYPE_CHECKING:
+        backend: str
+
+        def _tx(self, write: bool = True) -> contextlib.AbstractContextManager[Cursor]: ...
+
+        def _upsert_outcomes(self, c: Cursor, rows: Sequence[tuple[Any, ...]]) -> None: ...
+
+    @property
+    def _skip_locked(self) -> str:
+        return " FOR UPDATE SKIP LOCKED" if self.backend == "postgresql" else ""
+
+    # -- rules -------------------------------------------------------------------------------
+
+    def create_alert_rule(self, project_id: int, spec: R.RuleSpec) -> AlertRule:
+        spec = R.validate(spec)
+        secret = spec.secret or secrets.token_urlsafe(24)
+        with self._tx() as c:
+            if c.one("SELECT id FROM projects WHERE id = ?", (project_id,)) is None:
+                raise NotFound(f"no project {project_id}")
+            row = c.one(
+                "INSERT INTO alert_rules (project_id, name, on_trigger, threshold, window_minutes,"
+                " below, min_sessions, once, filters, webhook_url, format, email, secret, cooldown,"
+                f" digest, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                f" RETURNING {_RULE_COLUMNS}",
+                (
+                    project_id,
+                    spec.name[:200] or spec.trigger,
+                    spec.trigger,
+                    spec.threshold,
+                    spec.window_minutes,
+                    spec.below,
+                    spec.min_sessions,
+                    int(spec.once),
+                    json.dumps(spec.filters.to_json()),
+                    spec.webhook_url,
+                    spec.format,
+                    spec.email,
+                    secret,
+                    spec.cooldown,
+                    spec.digest,
+                    time.time(),
+                ),
+            )
+        return _rule(row)
+
+    def list_alert_rules(self, project_id: int | None = None) -> list[AlertRule]:
+        with self._tx(write=False) as c:
+            if project_id is None:
+                rows = c.all(f"SELECT {_RULE_COLUMNS} FROM alert_rules ORDER BY id")
+            else:
+                rows = c.all(
+                    f"SELECT {_RULE_COLUMNS} FROM alert_rules WHERE project_id = ? ORDER BY id", (project_id,)
+                )
+        return [_rule(r) for r in rows]
+
+    def get_alert_rule(self, rule_id: int) -> AlertRule:
+        with self._tx(write=False) as c:
+            row = c.one(f"SELECT {_RULE_COLUMNS} FROM alert_rules WHERE id = ?", (rule_id,))
+        if row is None:
+            raise NotFound(f"no alert rule {rule_id}")
+        return _rule(row)
+
+    def delete_alert_rule(self, rule_id: int) -> None:
+        with self._tx() as c:
+            # Children first: SQLite only cascades with foreign keys on, and not every connection
+            # that ever touched the file had them on.
+            for table in ("alert_outbox", "alert_state", "alert_counts", "alert_users"):
+                c.ex(f"DELETE FROM {table} WHERE rule_id = ?", (rule_id,))
+            if c.one("DELETE FROM alert_rules WHERE id = ? RETURNING id", (rule_id,)) is None:
+                raise NotFound(f"no alert rule {rule_id}")
+
+    def queue_test_notification(self, rule_id: int) -> list[str]:
+        rule = self.get_alert_rule(rule_id)
+        now = self.alert_clock()
+        item = {
+            "trigger": "test",
+            "subject": "test",
+            "title": "Test notification: this alert rule reaches you",
+        }
+        uids = []
+        with self._tx() as c:
+            for target in _targets(rule):
+                uid = uuid.uuid4().hex
+                # Its own batch: a test message is never merged into a real one.
+                c.ex(
+                    "INSERT INTO alert_outbox (uid, rule_id, project_id, issue_id, target, on_trigger,"
+                    " subject, message, status, next_attempt, batch, created_at)"
+                    " VALUES (?, ?, ?, NULL, ?, 'test', 'test', ?, 'pending', ?, ?, ?)",
+                    (uid, rule.id, rule.project_id, target, json.dumps(item), now, uid, now),
+                )
+                uids.append(uid)
+        return uids
+
+    def alert_history(self, rule_id: int, limit: int = 50) -> list[Notification]:
+        with self._tx(write=False) as c:
+            rows = c.all(
+                f"SELECT {_NOTIFICATION_COLUMNS} FROM alert_outbox WHERE rule_id = ?"
+                " ORDER BY id DESC LIMIT ?",
+                (rule_id, max(0, limit)),
+            )
+        return [_notification(r) for r in rows]
+
+    def get_notification(self, uid: str) -> Notification:
+        with self._tx(write=False) as c:
+            row = c.one(f"SELECT {_NOTIFICATION_COLUMNS} FROM alert_outbox WHERE uid = ?", (uid,))
+        if row is None:
+            raise NotFound(f"no notification {uid}")
+        return _notification(row)
+
+    # -- the outbox --------------------------------------------------------------------------
+
+    def claim_delivery(self, now: float, lease: float) -> Delivery | None:
+        due = "status = 'pending' AND next_attempt <= ? AND (lease_until IS NULL OR lease_until < ?)"
+        with self._tx() as c:
+            lead = c.one(
+                f"SELECT id, uid, rule_id, target, batch FROM alert_outbox WHERE {due}"
+                f" ORDER BY next_attempt, id LIMIT 1{self._skip_locked}",
+                (now, now),
+            )
+            if lead is None:
+                return None
+            _id, uid, rule_id, target, batch = lead
+            if batch is None:
+                # A digest: everything of this rule and target that is due goes in one message.
+                batch = uid
+                ids = [
+                    r[0]
+                    for r in c.all(
+                        f"SELECT id FROM alert_outbox WHERE {due} AND rule_id = ? AND target = ?"
+                        f" AND batch IS NULL ORDER BY id LIMIT ?{self._skip_locked}",
+                        (now, now, rule_id, target, MAX_BATCH),
+                    )
+                ]
+                ids = sorted(set(ids) | {lead[0]})
+                marks = ",".join("?" * len(ids))
+                c.ex(f"UPDATE alert_outbox SET batch = ? WHERE id IN ({marks})", [batch, *ids])
+            c.ex(
+                "UPDATE alert_outbox SET lease_until = ?, attempts = attempts + 1"
+                " WHERE batch = ? AND status = 'pending'",
+                (now + lease, batch),
+            )
+            rows = c.all(
+                "SELECT id, message, attempts FROM alert_outbox WHERE batch = ? AND status = 'pending'"
+                " ORDER BY id",
+                (batch,),
+            )
+            rule_row = c.one(f"SELECT {_RULE_COLUMNS} FROM alert_rules WHERE id = ?", (rule_id,))
+            project = c.one(
+                "SELECT p.name FROM projects p JOIN alert_rules r ON r.project_id = p.id WHERE r.id = ?",
+                (rule_id,),
+            )
+        return Delivery(
+            uid=batch,
+            rule=_rule(rule_row),
+            target=target,
+            project_name=project[0] if project else "",
+            messages=[json.loads(r[1]) for r in rows],
+            row_ids=[r[0] for r in rows],
+            attempts=max(int(r[2]) for r in rows),
+        )
+
+    def settle_delivery(
+        self, delivery: Delivery, *, ok: bool, error: str | None, retry_at: float | None, now: float
+    ) -> None:
+        error = None if error is None else error[:1000]
+        with self._tx() as c:
+            if ok:
+                c.ex(
+                    "UPDATE alert_outbox SET status = 'sent', sent_at = ?, lease_until = NULL, error = NULL"
+                    " WHERE batch = ? AND status = 'pending'",
+                    (now, delivery.uid),
+                )
+            elif retry_at is not None:
+                c.ex(
+                    "UPDATE alert_outbox SET error = ?, lease_until = NULL, next_attempt = ?"
+                    " WHERE batch = ? AND status = 'pending'",
+                    (error, retry_at, delivery.uid),
+                )
+            else:
+                c.ex(
+                    "UPDATE alert_outbox SET status = 'failed', error = ?, lease_until = NULL"
+                    " WHERE batch = ? AND status = 'pending'",
+                    (error, delivery.uid),
+                )
+
+    def next_delivery_at(self) -> float | None:
+        with self._tx(write=False) as c:
+            row = c.one(
+                "SELECT MIN(CASE WHEN lease_until IS NULL OR lease_until < next_attempt THEN next_attempt"
+                " ELSE lease_until END) FROM alert_outbox WHERE status = 'pending'"
+            )
+        return None if row is None or row[0] is None else float(row[0])
+
+    def prune_alerts(self, now: float) -> None:
+        """Forget counters older than a day and history beyond the last entries of each rule."""
+        with self._tx() as c:
+            c.ex("DELETE FROM alert_counts WHERE minute < ?", (now - 86400,))
+            c.ex("DELETE FROM alert_users WHERE last_seen < ?", (now - 86400,))
+            for (rule_id,) in c.all("SELECT id FROM alert_rules"):
+                row = c.one(
+                    "SELECT id FROM alert_outbox WHERE rule_id = ? ORDER BY id DESC LIMIT 1 OFFSET ?",
+                    (rule_id, HISTORY_PER_RULE),
+                )
+                if row is not None:
+                    c.ex(
+                        "DELETE FROM alert_outbox WHERE rule_id = ? AND id <= ? AND status <> 'pending'",
+                        (rule_id, row[0]),
+                    )
+
+    # -- evaluation, inside the digest's transaction ------------------------------------------
+
+    def _rules_for(self, c: Cursor, project_ids: Iterable[int], triggers: Iterable[str]) -> list[AlertRule]:
+        projects = sorted(set(project_ids))
+        kinds = sorted(set(triggers))
+        if not projects or not kinds:
+            return []
+        pm = ",".join("?" * len(projects))
+        tm = ",".join("?" * len(kinds))
+        rows = c.all(
+            f"SELECT {_RULE_COLUMNS} FROM alert_rules WHERE project_id IN ({pm}) AND on_trigger IN ({tm})"
+            " ORDER BY id",
+            [*projects, *kinds],
+        )
+        out = []
+        for row in rows:
+            try:
+                out.append(_rule(row))
+            except _PYTHON_ERRORS:
+                self._evaluation_failed(c, row[1], row[0])
+        return out
+
+    def _evaluation_failed(self, c: Cursor, project_id: int, rule_id: int) -> None:
+        """A defect in a rule (or its evaluation) must not stall the digest, nor send envelopes to
+        dead_letters: it is logged and counted. Database errors propagate; the batch is retried."""
+        log.exception("alert rule %s could not be evaluated", rule_id)
+        hour = float(int(self.alert_clock() // 3600) * 3600)
+        self._upsert_outcomes(c, [(project_id, hour, "intake", "alert", "evaluation_failed", 1)])
+
+    def _alerts_after_digest(self, c: Cursor, writer: BatchWriter, results: list[EnvelopeResult]) -> None:
+        """Evaluate the issue and crash-free rules on what this batch wrote; queue notifications."""
+        stored = writer.stored
+        sessions = [s for r in results for s in r.sessions]
+        projects = {e.project_id for e, _ in stored} | {s.project_id for s in sessions}
+        if not projects:
+            return
+        rules = self._rules_for(c, projects, R.ISSUE_TRIGGERS | {"crash-free"})
+        if not rules:
+            return
+        now = self.alert_clock()
+        if any(r.trigger in ("frequency", "users") for r in rules):
+            # Ignored issues are muted: their events count nowhere and alert no one.
+            ignored = self._ignored(c, {issue_id for _, issue_id in stored})
+            stored = [(e, i) for e, i in stored if i not in ignored]
+        for rule in rules:
+            try:
+                self._evaluate(c, rule, writer, stored, sessions, now)
+            except _PYTHON_ERRORS:
+                self._evaluation_failed(c, rule.project_id, rule.id)
+
+    def _evaluate(
+        self,
+        c: Cursor,
+        rule: AlertRule,
+        writer: BatchWriter,
+        stored: list[tuple[DigestedEvent, int]],
+        sessions: list[Any],
+        now: float,
+    ) -> None:
+        if rule.trigger == "new-issue":
+            for issue_id, e in sorted(writer.new_issues.items()):
+                if e.project_id == rule.project_id and _matches(rule, e):
+                    self._notify(c, rule, issue_id, _issue_item(issue_id, e), now)
+        elif rule.trigger == "regression":
+            for issue_id, e in sorted(writer.regressed.items()):
+                if e.project_id == rule.project_id and _matches(rule, e):
+                    self._notify(c, rule, issue_id, _issue_item(issue_id, e), now)
+        elif rule.trigger == "frequency":
+            self._frequency(c, rule, stored, now)
+        elif rule.trigger == "users":
+            self._users(c, rule, stored, now)
+        elif rule.trigger == "crash-free":
+            self._crash_free(c, rule, sessions, now)
+
+    @staticmethod
+    def _ignored(c: Cursor, issue_ids: set[int]) -> set[int]:
+        ids = sorted(issue_ids)
+        out: set[int] = set()
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            out.update(
+                r[0]
+                for r in c.all(f"SELECT id FROM issues WHERE id IN ({marks}) AND status = 'ignored'", chunk)
+            )
+        return out
+
+    def _frequency(
+        self, c: Cursor, rule: AlertRule, stored: list[tuple[DigestedEvent, int]], now: float
+    ) -> None:
+        buckets: dict[tuple[int, float], int] = {}
+        latest: dict[int, DigestedEvent] = {}
+        for e, issue_id in stored:
+            if e.project_id == rule.project_id and _matches(rule, e):
+                key = (issue_id, R.minute(e.received_at))
+                buckets[key] = buckets.get(key, 0) + e.occurrences
+                latest[issue_id] = e
+        if not buckets:
+            return
+        c.many(
+            "INSERT INTO alert_counts (rule_id, issue_id, minute, count) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (rule_id, issue_id, minute)"
+            " DO UPDATE SET count = alert_counts.count + excluded.count",
+            [(rule.id, i, m, n) for (i, m), n in sorted(buckets.items())],
+        )
+        since = R.minute(now - (rule.window_minutes or 1) * 60 + 60)
+        for issue_id, e in sorted(latest.items()):
+            total = int(
+                c.one(
+                    "SELECT COALESCE(SUM(count), 0) FROM alert_counts"
+                    " WHERE rule_id = ? AND issue_id = ? AND minute >= ?",
+                    (rule.id, issue_id, since),
+                )[0]
+            )
+            if R.over_threshold("frequency", total, rule.threshold or 0):
+                item = {**_issue_item(issue_id, e), "count": total, "window_minutes": rule.window_minutes}
+                self._notify(c, rule, issue_id, item, now)
+
+    def _users(self, c: Cursor, rule: AlertRule, stored: list[tuple[DigestedEvent, int]], now: float) -> None:
+        seen: dict[tuple[int, str], float] = {}
+        latest: dict[int, DigestedEvent] = {}
+        for e, issue_id in stored:
+            if e.project_id != rule.project_id or not _matches(rule, e):
+                continue
+            for key, value in e.tags:
+                if key == "user":
+                    k = (issue_id, user_key(value))
+                    seen[k] = max(seen.get(k, 0.0), e.received_at)
+                    latest[issue_id] = e
+        if not seen:
+            return
+        c.many(
+            "INSERT INTO alert_users (rule_id, issue_id, user_key, last_seen) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (rule_id, issue_id, user_key) DO UPDATE SET last_seen = excluded.last_seen",
+            [(rule.id, i, u, t) for (i, u), t in sorted(seen.items())],
+        )
+        since = now - (rule.window_minutes or 1) * 60
+        for issue_id, e in sorted(latest.items()):
+            users = int(
+                c.one(
+                    "SELECT COUNT(*) FROM alert_users WHERE rule_id = ? AND issue_id = ? AND last_seen >= ?",
+                    (rule.id, issue_id, since),
+                )[0]
+            )
+            if R.over_threshold("users", users, rule.threshold or 0):
+                item = {**_issue_item(issue_id, e), "users": users, "window_minutes": rule.window_minutes}
+                self._notify(c, rule, issue_id, item, now)
+
+    def _crash_free(self, c: Cursor, rule: AlertRule, sessions: list[Any], now: float) -> None:
+        f = rule.filters
+        releases = sorted(
+            {
+                s.release
+                for s in sessions
+                if s.project_id == rule.project_id
+                and (not f.release or s.release == f.release)
+                and (not f.environment or s.environment == f.environment)
+            }
+        )
+        for release in releases:
+            sql = (
+                "SELECT COALESCE(SUM(started), 0), COALESCE(SUM(crashed), 0) FROM session_counts"
+                " WHERE project_id = ? AND release = ?"
+            )
+            params: list[Any] = [rule.project_id, release]
+            if f.environment:
+                sql += " AND environment = ?"
+                params.append(f.environment)
+            started, crashed = (int(x) for x in c.one(sql, params))
+            if R.crash_free_breached(started, crashed, rule.below or 0.0, rule.min_sessions or 1):
+                rate = max(0.0, 1.0 - crashed / started) * 100
+                item = {
+                    "subject": f"release:{release}",
+                    "release": release,
+                    "title": f"Release {release}: crash-free sessions {rate:.2f}% (below {rule.below:g}%)",
+                    "crash_free_rate": round(rate, 4),
+                    "sessions": started,
+                    "crashed": crashed,
+                }
+                self._notify(c, rule, None, item, now)
+
+    def _state_for_update(self, c: Cursor, rule_id: int, subject: str) -> Any:
+        c.ex(
+            "INSERT INTO alert_state (rule_id, subject, last_sent, fired) VALUES (?, ?, NULL, 0)"
+            " ON CONFLICT (rule_id, subject) DO NOTHING",
+            (rule_id, subject),
+        )
+        lock = " FOR UPDATE" if self.backend == "postgresql" else ""
+        return c.one(
+            f"SELECT last_sent, fired FROM alert_state WHERE rule_id = ? AND subject = ?{lock}",
+            (rule_id, subject),
+        )
+
+    def _notify(
+        self, c: Cursor, rule: AlertRule, issue_id: int | None, item: dict[str, Any], now: float
+    ) -> bool:
+        """Queue a notification about ``item["subject"]``, or count it as suppressed (cooldown).
+
+        True when a message was queued.
+        """
+        subject = str(item["subject"])
+        # Lock the rule's slot row, then the subject's: two PostgreSQL digesters evaluating the same
+        # rule queue one notification between them, in the same lock order (no deadlock).
+        slot_row = self._state_for_update(c, rule.id, _RULE_SLOT)
+        state = self._state_for_update(c, rule.id, subject)
+        last_sent, fired = state[0], int(state[1])
+        if rule.once and fired > 0:
+            return False  # "first time over" only: not a suppressed message, nothing to say
+        message = json.dumps({"trigger": rule.trigger, **item})
+        if last_sent is not None and R.in_cooldown(last_sent, now, rule.cooldown):
+            # One history entry per cooldown counts everything it held back.
+            row = c.one(
+                "SELECT id FROM alert_outbox WHERE rule_id = ? AND subject = ? AND status = 'suppressed'"
+                " AND created_at >= ? ORDER BY id DESC LIMIT 1",
+                (rule.id, subject, last_sent),
+            )
+            if row is not None:
+                c.ex("UPDATE alert_outbox SET count = count + 1 WHERE id = ?", (row[0],))
+            else:
+                c.ex(
+                    "INSERT INTO alert_outbox (uid, rule_id, project_id, issue_id, target, on_trigger,"
+                    " subject, message, status, next_attempt, error, created_at)"
+                    " VALUES (?, ?, ?, ?, 'none', ?, ?, ?, 'suppressed', ?, ?, ?)",
+                    (
+                        uuid.uuid4().hex,
+                        rule.id,
+                        rule.project_id,
+                        issue_id,
+                        rule.trigger,
+                        subject,
+                        message,
+                        now,
+                        f"cooldown: notified {now - last_sent:.0f}s ago (cooldown {rule.cooldown:.0f}s)",
+                        now,
+                    ),
+                )
+            return False
+        c.ex(
+            "UPDATE alert_state SET last_sent = ?, fired = fired + 1 WHERE rule_id = ? AND subject = ?",
+            (now, rule.id, subject),
+        )
+        slot = R.next_slot(slot_row[0], now, rule.digest)
+        c.ex(
+            "UPDATE alert_state SET last_sent = ? WHERE rule_id = ? AND subject = ?",
+            (slot, rule.id, _RULE_SLOT),
+        )
+        for target in _targets(rule):
+            c.ex(
+                "INSERT INTO alert_outbox (uid, rule_id, project_id, issue_id, target, on_trigger,"
+                " subject, message, status, next_attempt, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?)",
+                (
+                    uuid.uuid4().hex,
+                    rule.id,
+                    rule.project_id,
+                    issue_id,
+                    target,
+                    rule.trigger,
+                    subject,
+                    message,
+                    slot,
+                    now,
+                ),
+            )
+        return True

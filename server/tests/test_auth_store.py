@@ -1,0 +1,70 @@
+"""The store's account methods: migration 5 on an existing database, key rotation and membership
+(SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tripwire_server.store import NotFound, StoreError, open_store
+from tripwire_server.store.migrations import migrations
+
+
+def test_upgrading_keeps_every_key_and_every_users_access(database_url: str) -> None:
+    """A database made before migration 5 keeps ingesting with its key, and its non-admin users
+    stay able to see its projects (they become members); admins need no membership."""
+    store = open_store(database_url)
+    try:
+        with store._tx() as c:
+            c.ex("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at REAL NOT NULL)")
+            for version, statements in migrations(store.backend):
+                if version >= 4:
+                    break
+                for statement in statements:
+                    c.ex(statement)
+                c.ex("INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)", (version, 0.0))
+            now = time.time()
+            c.ex(
+                "INSERT INTO projects (name, public_key, created_at) VALUES (?, ?, ?)",
+                ("old", "a" * 32, now),
+            )
+            for name, admin in (("root", 1), ("viewer", 0)):
+                c.ex(
+                    "INSERT INTO users (username, password_hash, is_admin, created_at) VALUES (?, ?, ?, ?)",
+                    (name, "x", admin, now),
+                )
+        assert 5 in store.migrate()
+        project = store.get_project("old")
+        assert [k.public_key for k in store.list_project_keys(project.id)] == ["a" * 32]
+        assert store.member_project_ids(store.get_user("viewer").id) == {project.id}
+        assert store.member_project_ids(store.get_user("root").id) == set()
+        fresh = store.create_project("new")
+        assert store.list_project_members(fresh.id) == []
+    finally:
+        store.close()
+
+
+def test_rotation_overlaps_and_the_newest_remaining_key_is_shown(database_url: str) -> None:
+    """After two rotations all three keys are valid; revoking the shown key shows the newest left;
+    the last key, or a key of another project, cannot be revoked."""
+    store = open_store(database_url)
+    store.migrate()
+    try:
+        project = store.create_project("rot")
+        other = store.create_project("other")
+        first = project.public_key
+        second = store.add_project_key(project.id).public_key
+        third = store.add_project_key(project.id).public_key
+        assert [k.public_key for k in store.list_project_keys(project.id)] == [first, second, third]
+        assert store.get_project(project.id).public_key == third
+        with pytest.raises(NotFound):
+            store.revoke_project_key(other.id, second)
+        store.revoke_project_key(project.id, third)
+        assert store.get_project(project.id).public_key == second
+        store.revoke_project_key(project.id, first)
+        with pytest.raises(StoreError, match="last"):
+            store.revoke_project_key(project.id, second)
+        assert [k.public_key for k in store.list_project_keys(project.id)] == [second]
+    finally:
+        store.close()
