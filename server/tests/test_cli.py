@@ -115,7 +115,7 @@ def test_users_are_created_and_passwords_changed(tmp_path: Path) -> None:
 
 
 def test_errors_exit_1_with_a_message(tmp_path: Path) -> None:
-    """A duplicate project, an unknown event and a refused send-test fail clearly."""
+    """A duplicate project, an unknown event, a refused send-test and a malformed DSN fail clearly."""
     data = ["--data-dir", str(tmp_path)]
     tw("project", "create", "dup", *data)
     again = tw("project", "create", "dup", *data, check=False)
@@ -124,6 +124,8 @@ def test_errors_exit_1_with_a_message(tmp_path: Path) -> None:
     assert missing.returncode == 1 and "no event" in json.loads(missing.stdout)["error"]
     refused = tw("send-test", "--dsn", "http://badkey@127.0.0.1:9/1", check=False)
     assert refused.returncode == 1
+    no_key = tw("send-test", "--dsn", "http://127.0.0.1:9/1", check=False)
+    assert no_key.returncode == 1 and "--dsn: DSN has no public key" in no_key.stderr
 
 
 def test_postgresql_database_url_is_used_by_every_command(pg_url: str) -> None:

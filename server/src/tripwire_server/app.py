@@ -41,6 +41,7 @@ from .config import CollectorConfig
 from .digest import Digester, digest_process_main
 from .intake import IntakeWriter
 from .monitors import MonitorClock
+from .refusal_limit import RefusalLimiter
 from .refusals import Refusals
 from .store import Project, Store, StoreError, open_store
 
@@ -117,6 +118,8 @@ class CollectorState:
         )
         #: Refusals of this process that no project's counters hold (health endpoint, Server page).
         self.refusals = Refusals()
+        #: Refusals charged per client address; an address refused too often is held off.
+        self.refusal_limiter = RefusalLimiter.from_limits(limits)
         self.bootstrap: Bootstrap | None = None
         # Alerts: the outbox worker and the cron monitor clock (docs/alerts.md, docs/crons.md).
         self.outbox = OutboxWorker(store, config.alerts, lambda: self.public_url)

@@ -23,7 +23,9 @@ import urllib.request
 import uuid
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+
+from tripwire._dsn import Dsn
+from tripwire.reporters.sentry import envelope_items
 
 from .cli_alerts import add_alert_commands, add_alert_serve_options, alert_settings, cmd_alert, cmd_monitor
 from .cli_feedback import add_feedback_commands, add_logs_commands, cmd_feedback, cmd_logs
@@ -76,6 +78,10 @@ _LIMIT_FLAGS: list[tuple[str, str, type, str]] = [
     ("--body-min-rate", "body_min_rate", int, "bytes/s a body must average after the grace (0: none)"),
     ("--body-grace", "body_grace", float, "seconds of a body exempt from --body-min-rate"),
     ("--max-connections", "max_connections", int, "open connections; requests past it get 503"),
+    ("--refusal-rate", "refusal_rate", int, "refusals/s a client address may keep getting (0: no limit)"),
+    ("--refusal-burst", "refusal_burst", int, "refusals a client address may get at once"),
+    ("--refusal-hold", "refusal_hold", float, "seconds an address over its refusals waits for a 429"),
+    ("--refusal-max-held", "refusal_max_held", int, "connections held per address; more are cut"),
 ]
 
 #: Addresses that reach only this machine: binding anything else serves plain HTTP to a network.
@@ -140,6 +146,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="FULL survives power loss (default); NORMAL survives process crashes only",
     )
     serve.add_argument("--no-digest", action="store_true", help="only ingest; let other processes digest")
+    serve.add_argument(
+        "--digest-niceness",
+        type=int,
+        default=CollectorConfig.digest_niceness,
+        metavar="N",
+        help="how much lower the digest process's CPU priority is than the server's (os.nice;"
+        f" 0: the same; default {CollectorConfig.digest_niceness})",
+    )
     add_alert_serve_options(serve)
     serve.add_argument("--log-level", default="warning", help="uvicorn/collector log level (default warning)")
     serve.add_argument(
@@ -173,12 +187,16 @@ def build_parser() -> argparse.ArgumentParser:
     pcreate = psub.add_parser("create", parents=[common], help="create a project and print its DSN")
     pcreate.add_argument("name")
     psub.add_parser("list", parents=[common], help="list projects with their DSNs")
-    pset = psub.add_parser("set", parents=[common], help="set a project's quota and retention")
+    pset = psub.add_parser(
+        "set", parents=[common], help="set a project's quota, retention and attachment budget"
+    )
     pset.add_argument("name", help="project name or id")
     for flag, what in (
         ("--quota-per-minute", "events per minute"),
         ("--retention-days", "days to keep events"),
         ("--retention-max-events", "events to keep at most"),
+        ("--attachment-bytes-per-hour", "attachment bytes stored per hour"),
+        ("--attachment-bytes-total", "attachment bytes stored in total"),
     ):
         pset.add_argument(flag, type=int, help=f"{what} (0: no limit; -1: back to the server default)")
     pkeys = psub.add_parser("keys", parents=[common], help="list a project's DSN keys (all are accepted)")
@@ -324,6 +342,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         sqlite_synchronous=args.sqlite_synchronous,
         run_digester=not args.no_digest,
         digest_process=True,
+        digest_niceness=args.digest_niceness,
         limits=Limits(**{field: getattr(args, f"limit_{field}") for _, field, _, _ in _LIMIT_FLAGS}),
         alerts=alert_settings(args),
     )
@@ -426,13 +445,16 @@ def cmd_project(args: argparse.Namespace) -> int:
                 quota_per_minute=args.quota_per_minute,
                 retention_days=args.retention_days,
                 retention_max_events=args.retention_max_events,
+                attachment_bytes_per_hour=args.attachment_bytes_per_hour,
+                attachment_bytes_total=args.attachment_bytes_total,
             )
             _out(
                 args,
                 {**dataclasses.asdict(p), "dsn": p.dsn(url)},
                 f"project {p.name!r}: quota_per_minute={p.quota_per_minute},"
-                f" retention_days={p.retention_days}, retention_max_events={p.retention_max_events}"
-                " (None: the server default)",
+                f" retention_days={p.retention_days}, retention_max_events={p.retention_max_events},"
+                f" attachment_bytes_per_hour={p.attachment_bytes_per_hour},"
+                f" attachment_bytes_total={p.attachment_bytes_total} (None: the server default)",
             )
         elif args.action in ("keys", "rotate-key", "revoke-key"):
             _project_keys(args, store, url)
@@ -617,13 +639,12 @@ def cmd_user(args: argparse.Namespace) -> int:
 
 
 def send_test(dsn: str, message: str) -> tuple[int, str, str]:
-    """Send one test error event to ``dsn``; return (HTTP status, event id, response body)."""
-    parts = urlsplit(dsn)
-    if not parts.username or not parts.hostname:
-        raise ValueError(f"not a DSN: {dsn!r}")
-    path, _, project_id = parts.path.rpartition("/")
-    host = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
-    base = f"{parts.scheme}://{host}{':' + str(parts.port) if parts.port else ''}{path}"
+    """Send one test error event to ``dsn``; return (HTTP status, event id, response body).
+
+    The DSN is parsed and the envelope encoded by the tripwire SDK (the same code its Sentry
+    reporter uses); the request is sent here, once, so that the answer can be shown.
+    """
+    parsed = Dsn.parse(dsn, option="--dsn")
     event_id = uuid.uuid4().hex
     try:
         raise RuntimeError(message)
@@ -652,28 +673,20 @@ def send_test(dsn: str, message: str) -> tuple[int, str, str]:
         },
         "sdk": {"name": "tripwire.send-test", "version": "1"},
     }
-    payload = json.dumps(event).encode()
-    body = b"\n".join(
-        [
-            json.dumps(
-                {
-                    "event_id": event_id,
-                    "dsn": dsn,
-                    "sent_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                }
-            ).encode(),
-            json.dumps({"type": "event", "length": len(payload)}).encode(),
-            payload,
-        ]
-    )
+    header = {
+        "event_id": event_id,
+        "dsn": str(parsed),
+        "sent_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    items = envelope_items([({"type": "event"}, json.dumps(event).encode())])
     request = urllib.request.Request(
-        f"{base}/api/{project_id}/envelope/",
-        data=body,
+        parsed.envelope_url,
+        data=json.dumps(header).encode() + b"\n" + items,
         method="POST",
         headers={
             "Content-Type": "application/x-sentry-envelope",
             "X-Sentry-Auth": "Sentry sentry_version=7, sentry_client=tripwire-send-test/1,"
-            f" sentry_key={parts.username}",
+            f" sentry_key={parsed.public_key}",
         },
     )
     try:

@@ -66,6 +66,16 @@ class Limits:
     body_grace: float = 10.0
     #: Connections open at once; requests past it get 503 (uvicorn's ``limit_concurrency``).
     max_connections: int = 1000
+    #: Refusals per second one client address may keep receiving (0: no limit); past them (and a
+    #: burst of ``refusal_burst``) its connections are held ``refusal_hold`` seconds unread, then
+    #: answered 429 (:mod:`~tripwire_server.refusal_limit`). Real SDKs back off after a refusal.
+    refusal_rate: int = 10
+    #: Refusals one client address may receive at once before ``refusal_rate`` applies.
+    refusal_burst: int = 100
+    #: Seconds a connection from a client address over its refusal limit is held before its 429.
+    refusal_hold: float = 10.0
+    #: Connections held at once per client address over its refusal limit; more are cut at once.
+    refusal_max_held: int = 64
 
 
 @dataclasses.dataclass(frozen=True)
@@ -113,6 +123,10 @@ class CollectorConfig:
     #: Digest in a child process instead of a thread, so that digesting does not compete with
     #: the HTTP event loop for the GIL (``tripwire serve`` does this).
     digest_process: bool = False
+    #: How much lower the digest child process's CPU priority is than the server's (``os.nice``
+    #: increment; 0: the same). Acknowledged requests are then served first when the CPUs are
+    #: busy, and the digest catches up when ingest is idle (``max_backlog`` bounds the queue).
+    digest_niceness: int = 10
     #: SQLite ``synchronous`` pragma: FULL survives power loss, NORMAL survives process crashes.
     sqlite_synchronous: str = "FULL"
     #: Alert delivery (SMTP, webhook allow-list) and the cron monitor clock: docs/alerts.md.

@@ -432,9 +432,15 @@ class Digester:
             if parent_pid is not None and os.getppid() != parent_pid:
                 return  # the server was killed: do not linger as an orphan
             try:
+                started = time.monotonic()
+                written = getattr(self.store, "attachment_bytes_written", 0)
                 done = self.store.digest_batch(self.config.digest_batch_size, self.processor)
                 self.digested += done
                 backoff = 0.1
+                if getattr(self.store, "attachment_bytes_written", 0) - written >= LARGE_WRITE:
+                    # Storing megabytes holds the database's write lock and fills the log that the
+                    # ingest writer's next sync flushes: like large envelopes at intake, yield.
+                    self._stop.wait(LARGE_YIELD * (time.monotonic() - started))
             except Exception:
                 # A database hiccup (lock timeout, deadlock, restart): the rows stay queued.
                 self.errors += 1
@@ -474,11 +480,20 @@ def digest_process_main(config: CollectorConfig, parent_pid: int) -> None:
     It polls the queue (every 50 ms when idle) rather than waiting on a cross-process event, and
     stops on SIGTERM after the batch in hand; Ctrl-C is left to the parent, which sends SIGTERM.
 
+    It runs ``config.digest_niceness`` steps below the server's CPU priority (``os.nice``).
+
     On SQLite its connections commit with ``synchronous=NORMAL``: a digest transaction lost to a
     power cut only loses the deletion of its queue rows too (WAL commits are ordered), so the
     envelopes are digested again; the acknowledgement's durability comes from the intake commit.
     """
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if config.digest_niceness > 0:
+        # Below the server: when both want the CPUs, acknowledged requests are answered first and
+        # the digest catches up once ingest is idle; ingest refuses past ``max_backlog``.
+        try:
+            os.nice(config.digest_niceness)
+        except OSError as exc:
+            log.warning("could not lower the digest's CPU priority: %s", exc)
     stop = threading.Event()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, lambda _signum, _frame: stop.set())
@@ -497,6 +512,11 @@ def _trace_context(ev: dict[str, Any], key: str) -> str | None:
     value = value.lower()
     return value if all(c in "0123456789abcdef" for c in value) else None
 
+
+#: Attachment bytes stored by one digest batch from which the digester then pauses
+#: ``LARGE_YIELD`` times as long as the batch took (intake.IntakeWriter paces large envelopes so).
+LARGE_WRITE = 1024 * 1024
+LARGE_YIELD = 4.0
 
 #: More than this many coalesced occurrences on one event is not a plausible SDK count.
 MAX_COALESCED = 10_000_000

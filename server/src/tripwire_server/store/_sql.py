@@ -140,6 +140,8 @@ class SQLStore(
     _for_update = ""
 
     def __init__(self) -> None:
+        #: Attachment bytes this process's digest transactions stored (the digester paces by it).
+        self.attachment_bytes_written = 0
         self._pool: queue.LifoQueue[Any] = queue.LifoQueue()
         self._all_connections: list[Any] = []
         self._pool_lock = threading.Lock()
