@@ -264,7 +264,8 @@ async def _ingest(
             for kind_, n in items:
                 state.writer.count(project.id, kind_, item_types.NOT_STORED, n)
             return {"id": envelope_event_id}, answer_headers
-    refusal = await state.attachment_quota.check(project, body, kind, attachments)
+    # Without attachments the budget has nothing to refuse (and looking it up costs a request).
+    refusal = await state.attachment_quota.check(project, body, kind, attachments) if attachments else None
     if refusal is not None:
         raise Rejection(429, refusal.message, refusal.headers)
     check_backlog(state, project, sentry_headers=True)

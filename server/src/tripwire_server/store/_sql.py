@@ -101,12 +101,17 @@ class SQLStore(
                     continue
                 for statement in statements:
                     c.ex(statement)
+                self._after_migration(c, version)
                 c.ex(
                     "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
                     (version, time.time()),
                 )
                 applied.append(version)
         return applied
+
+    def _after_migration(self, c: Cursor, version: int) -> None:
+        """Data steps of a migration that plain SQL cannot express (a backend may have some)."""
+        return None
 
     def schema_version(self) -> int:
         with self._tx(write=False) as c:
@@ -563,7 +568,7 @@ class SQLStore(
                 else default_max_events
             )
             if days > 0:
-                cutoff = now - days * 86400
+                cutoff = self._retention_cutoff(now, days)
                 deleted += self._delete_events_chunked(
                     "SELECT id FROM events WHERE project_id = ? AND received_at < ? LIMIT ?",
                     (project.id, cutoff),
@@ -596,6 +601,10 @@ class SQLStore(
                         chunk,
                     )
         return deleted
+
+    def _retention_cutoff(self, now: float, days: int) -> float:
+        """Events that arrived before this are past a retention of ``days`` days."""
+        return now - days * 86400
 
     def _delete_events_chunked(self, select: str, params: tuple[Any, ...], chunk: int) -> int:
         total = 0

@@ -14,6 +14,8 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+from .issue_rows import EVENT_INSERT
+
 
 class Cursor:
     """A thin wrapper over a DB-API cursor: placeholder translation and small fetch helpers."""
@@ -135,6 +137,13 @@ class Database(abc.ABC):
         for conn in conns:
             with contextlib.suppress(Exception):
                 conn.close()
+
+    def insert_events(self, c: Cursor, rows: list[tuple[Any, ...]]) -> list[bool]:
+        """Insert event rows (columns of :data:`~.issue_rows.EVENT_INSERT`), skipping event ids the
+        project already has (an SDK's retry); which ones were inserted."""
+        return self.insert_returning(
+            c, EVENT_INSERT + " ON CONFLICT (project_id, event_id) DO NOTHING RETURNING id", rows
+        )
 
     def insert_returning(self, c: Cursor, sql: str, rows: list[tuple[Any, ...]]) -> list[bool]:
         """Run an ``INSERT ... ON CONFLICT DO NOTHING RETURNING`` per row; which ones inserted."""

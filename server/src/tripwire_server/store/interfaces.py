@@ -47,6 +47,9 @@ class AttachmentUsageSource(Protocol):
 class DigestTarget(Protocol):
     """What the digester drives (:mod:`..digest.worker`): batches out of the queue, and retention."""
 
+    def queue_depth(self) -> int:
+        """Envelopes waiting to be digested."""
+
     def digest_batch(self, limit: int, processor: Processor) -> int:
         """Digest up to ``limit`` queued envelopes with ``processor`` in one transaction."""
 

@@ -39,3 +39,11 @@ def issue_from_row(row: Sequence[Any]) -> Issue:
         first_release=row[16],
         last_release=row[17],
     )
+
+
+#: An event row, in the column order of the digest's batch writer.
+EVENT_INSERT = (
+    "INSERT INTO events (project_id, event_id, issue_id, timestamp, received_at,"
+    " level, title, release, environment, grouping_hash, data)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
