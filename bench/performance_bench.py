@@ -371,7 +371,7 @@ def digest_only(database_url: str, batch: int, count: int, rng: random.Random) -
     """The digest alone, in this process: CPU per transaction with ``count`` transactions queued
     and digested ``batch`` at a time (no HTTP, no other process competing for the database)."""
     from tripwire_server.config import CollectorConfig
-    from tripwire_server.digest import Digester
+    from tripwire_server.digest.worker import Digester
     from tripwire_server.store.base import IntakeRow
 
     store = open_store(database_url, sqlite_synchronous="NORMAL")
