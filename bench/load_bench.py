@@ -30,6 +30,7 @@ import gzip
 import json
 import multiprocessing
 import os
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -139,8 +140,11 @@ class Load:
         return sum(1 for t in self.window if start <= t < end) / (end - start)
 
 
-def serve(data_dir: str, src: str | None = None) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
-    """A ``tripwire serve`` subprocess; ``src``: another tree's ``src/`` to run instead of this one."""
+def serve(
+    data_dir: str, src: str | None = None, extra: list[str] | None = None
+) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
+    """A ``tripwire serve`` subprocess; ``src``: another tree's ``src/`` to run instead of this one;
+    ``extra``: more command-line arguments."""
     env = dict(os.environ)
     if src is not None:
         # PYTHONPATH comes before the editable install's path entry.
@@ -160,6 +164,7 @@ def serve(data_dir: str, src: str | None = None) -> tuple[subprocess.Popen[bytes
             "0",
             "--retention-days",
             "0",
+            *(extra or []),
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
@@ -225,6 +230,11 @@ MIX: dict[str, tuple[int, float | None]] = {
 }
 
 
+#: The attackers' own loopback address: a server tells attackers from its normal clients by their
+#: address, as on the internet (the load generator's clients come from 127.0.0.1).
+ATTACKER_ADDRESS = "127.0.0.2"
+
+
 def _attack_process(
     mix: dict[str, tuple[int, float | None]], port: int, project: int, key: str, seconds: float, out: Any
 ) -> None:
@@ -233,7 +243,9 @@ def _attack_process(
     for first in ({}, {"dsn": f"http://{key}@127.0.0.1:{port}/{project}"}):
         bomb(json.dumps(first).encode() + b"\n")
     groups = [
-        Attackers(kind, n, port=port, project_id=project, key=key, pause=4.0, rate=rate).start()
+        Attackers(
+            kind, n, port=port, project_id=project, key=key, pause=4.0, rate=rate, source=ATTACKER_ADDRESS
+        ).start()
         for kind, (n, rate) in mix.items()
     ]
     cpu = time.process_time()
@@ -246,11 +258,13 @@ def _attack_process(
     out.put(outcomes)
 
 
-def attack_mix(window: float, connections: int, src: str | None = None) -> dict[str, Any]:
+def attack_mix(
+    window: float, connections: int, src: str | None = None, extra: list[str] | None = None
+) -> dict[str, Any]:
     load_average = os.getloadavg()[0]
     ctx = multiprocessing.get_context("spawn")
     with tempfile.TemporaryDirectory() as data_dir:
-        proc, info = serve(data_dir, src)
+        proc, info = serve(data_dir, src, extra)
         pid, port = int(info["pid"]), int(info["url"].rstrip("/").rsplit(":", 1)[1])
         key, project = info["dsn"].split("//", 1)[1].split("@", 1)[0], int(info["dsn"].rsplit("/", 1)[1])
         try:
@@ -333,11 +347,22 @@ def mix_section(args: argparse.Namespace, mix: dict[str, Any]) -> str:
     )
 
 
-def attack_mix_ab(window: float, connections: int, old_src: str, rounds: int) -> dict[str, Any]:
-    """The mix against the old tree and this one, alternating (old new, new old, ...)."""
+def attack_mix_ab(
+    window: float,
+    connections: int,
+    old_src: str,
+    rounds: int,
+    old_args: list[str] | None = None,
+    new_args: list[str] | None = None,
+) -> dict[str, Any]:
+    """The mix against the old tree and this one, alternating (old new, new old, ...); each
+    ``tripwire serve`` gets its variant's extra arguments."""
     runs: dict[str, list[dict[str, Any]]] = {"old": [], "new": []}
     for _, variant in alternating(["old", "new"], rounds):
-        mix = attack_mix(window, connections, old_src if variant == "old" else None)
+        if variant == "old":
+            mix = attack_mix(window, connections, old_src, old_args)
+        else:
+            mix = attack_mix(window, connections, None, new_args)
         runs[variant].append(mix)
         line = f"{variant}: kept {mix['ratio'] * 100:.0f} % (load {mix['load']:.1f})"
         print(line, file=sys.stderr, flush=True)
@@ -392,20 +417,44 @@ def main() -> None:
     parser.add_argument("--no-write", action="store_true", help="do not write bench/RESULTS.md")
     parser.add_argument("--ab", metavar="OLD_SRC", help="A/B the attack mix against another tree's src/")
     parser.add_argument("--rounds", type=int, default=3, help="rounds of the A/B (each runs both)")
+    parser.add_argument(
+        "--attackers", help="only these attacker kinds of the mix, comma-separated (to see what each costs)"
+    )
+    parser.add_argument(
+        "--old-args", default="", help="extra `tripwire serve` arguments of the A/B's old side (one string)"
+    )
+    parser.add_argument(
+        "--new-args", default="", help="extra `tripwire serve` arguments of this tree's server (one string)"
+    )
     args = parser.parse_args()
+    if args.attackers:
+        kinds = args.attackers.split(",")
+        unknown = sorted(set(kinds) - set(MIX))
+        if unknown:
+            parser.error(f"unknown attacker kinds {unknown}; known: {', '.join(MIX)}")
+        for kind in list(MIX):
+            if kind not in kinds:
+                del MIX[kind]
     if args.smoke:
         args.duration, args.mix_duration, args.connections, args.no_write = 3.0, 3.5, 8, True
     results: dict[str, Any] = {}
     sections: list[tuple[str, str]] = []
     if args.ab:
-        results["ab"] = attack_mix_ab(args.mix_duration, args.connections, args.ab, args.rounds)
+        results["ab"] = attack_mix_ab(
+            args.mix_duration,
+            args.connections,
+            args.ab,
+            args.rounds,
+            shlex.split(args.old_args),
+            shlex.split(args.new_args),
+        )
         title = "Collector under attack: A/B of the ingest changes"
         sections.append((title, ab_section(args, results["ab"])))
     elif args.only in (None, "sustained"):
         results["sustained"] = sustained(args.duration, args.connections, args.max_events)
         sections.append(("Collector under sustained load", sustained_section(args, results["sustained"])))
     if not args.ab and args.only in (None, "mix"):
-        results["mix"] = attack_mix(args.mix_duration, args.connections)
+        results["mix"] = attack_mix(args.mix_duration, args.connections, None, shlex.split(args.new_args))
         sections.append(("Collector under attack, beside normal traffic", mix_section(args, results["mix"])))
     if args.json:
         print(json.dumps(results))

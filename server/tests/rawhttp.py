@@ -9,8 +9,10 @@ import time
 class RawClient:
     """One TCP connection to 127.0.0.1 that sends exactly the bytes a test gives it."""
 
-    def __init__(self, port: int, timeout: float = 5.0) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    def __init__(self, port: int, timeout: float = 5.0, source: str | None = None) -> None:
+        # ``source``: another loopback address to come from (Linux routes 127.0.0.0/8 to lo).
+        address = (source, 0) if source else None
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout, source_address=address)
 
     def send(self, data: bytes) -> bool:
         """Send ``data``; False if the server has closed the connection."""

@@ -510,3 +510,49 @@ def test_a_refusal_asks_sdks_to_wait_until_the_hour_ends_or_an_hour_for_the_tota
     refusal = asyncio.run(quota.check(store.get_project(1), gzip.compress(with_one), "envelope:gzip"))
     assert refusal is not None and refusal.retry == 3600
     assert counted == [(1, "attachment", "rate_limited", 1)] * 2
+
+
+def test_the_hourly_budget_is_set_through_the_api_and_ingest_holds_to_it(sqlite_server: LiveServer) -> None:
+    """PATCH /api/0/projects/P/ sets the attachment budget (in bytes; -1: the default again, bad
+    values 400): with 1 KiB per hour, a second 2 KiB attachment this hour is refused with 429."""
+    away_from_boundary(3600)
+    server = sqlite_server
+    patched = server.api("/api/0/projects/default/", "PATCH", json={"attachment_bytes_per_hour": 1024})
+    assert patched["attachment_bytes_per_hour"] == 1024
+    assert server.post_envelope(with_attachments(make_event(), 2 * KiB)).status_code == 200
+    refused = server.post_envelope(with_attachments(make_event(), 2 * KiB))
+    assert refused.status_code == 429, refused.text
+    assert "attachment" in refused.headers["X-Sentry-Rate-Limits"]
+    assert server.post_envelope(envelope(("event", make_event()))).status_code == 200  # no attachment
+    for bad in ("many", 2**51, -2, True):
+        response = server.http.patch(
+            "/api/0/projects/default/",
+            json={"attachment_bytes_total": bad},
+            headers={"Authorization": f"Bearer {server.token}"},
+        )
+        assert response.status_code == 400, bad
+    changes = {"attachment_bytes_per_hour": -1, "attachment_bytes_total": 0}
+    reset = server.api("/api/0/projects/default/", "PATCH", json=changes)
+    assert (reset["attachment_bytes_per_hour"], reset["attachment_bytes_total"]) == (None, 0)
+
+
+def test_the_budget_is_set_from_the_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """tripwire project set --attachment-bytes-per-hour/--attachment-bytes-total stores the budget;
+    -1 goes back to the server default."""
+    from tripwire_server import cli
+
+    base = ("--data-dir", str(tmp_path), "--json")
+    assert cli.main(["project", "create", "svc", *base]) == 0
+    capsys.readouterr()
+    args = ["project", "set", "svc", "--attachment-bytes-per-hour", str(5 * MiB)]
+    assert cli.main([*args, "--attachment-bytes-total", "0", *base]) == 0
+    changed = json.loads(capsys.readouterr().out)
+    assert (changed["attachment_bytes_per_hour"], changed["attachment_bytes_total"]) == (5 * MiB, 0)
+    assert cli.main(["project", "set", "svc", "--attachment-bytes-per-hour", "-1", *base]) == 0
+    reset = json.loads(capsys.readouterr().out)
+    assert (reset["attachment_bytes_per_hour"], reset["attachment_bytes_total"]) == (None, 0)
+    store = open_store(f"sqlite:///{tmp_path / 'tripwire.sqlite3'}")
+    try:
+        assert store.get_project("svc").attachment_bytes_total == 0
+    finally:
+        store.close()

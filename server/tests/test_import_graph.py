@@ -20,8 +20,8 @@ SOURCE = Path(tripwire_server.__file__).parent
 APP_TANGLE = frozenset(
     f"tripwire_server.{m}"
     for m in (
-        "api", "api_alerts", "api_feedback", "api_logs", "api_performance", "app", "bugsnag_ingest",
-        "digest", "ingest", "otlp_ingest",
+        "api", "api_alerts", "api_feedback", "api_logs", "api_performance", "api_profiling", "app",
+        "bugsnag_ingest", "digest", "ingest", "otlp_ingest",
     )
 )
 #: ``store._sql`` composes the store from mixins that import ``_sql`` back (for ``Cursor`` and helpers).

@@ -44,19 +44,19 @@ def test_no_error_category_can_be_refused() -> None:
 def test_a_refused_item_next_to_an_event_gets_a_header_for_its_category_only(
     sqlite_server: LiveServer,
 ) -> None:
-    """An envelope with an error and a profile: 200, the error is stored, and the answer asks the
-    SDK to hold back exactly the ``profile`` category; the profile is counted as not stored."""
+    """An envelope with an error and a replay event: 200, the error is stored, and the answer asks
+    the SDK to hold back exactly the ``replay`` category; the replay is counted as not stored."""
     event = make_event()
-    body = envelope(("event", event), ("profile", {"version": "1", "samples": []}))
+    body = envelope(("event", event), ("replay_event", {"replay_id": "r"}))
     response = sqlite_server.post_envelope(body)
     assert response.status_code == 200
-    assert response.headers["X-Sentry-Rate-Limits"] == "3600:profile:project:not_stored"
+    assert response.headers["X-Sentry-Rate-Limits"] == "3600:replay:project:not_stored"
     assert "x-sentry-rate-limits" in response.headers["Access-Control-Expose-Headers"]
     sqlite_server.wait_digested()
     assert sqlite_server.store.get_event(event["event_id"]).title == "ValueError: boom"
     stats = _stats(sqlite_server)
-    assert stats[("profile", "not_stored")] == 1
-    assert ("profile", "unknown_type") not in stats
+    assert stats[("replay_event", "not_stored")] == 1
+    assert ("replay_event", "unknown_type") not in stats
 
 
 def test_an_envelope_of_only_events_gets_no_rate_limit_header(sqlite_server: LiveServer) -> None:
@@ -82,22 +82,22 @@ def test_span_and_log_items_count_by_item_count(sqlite_server: LiveServer) -> No
 
 
 def test_only_refused_items_are_counted_without_being_queued(sqlite_server: LiveServer) -> None:
-    """An envelope of a profile and a replay only is answered 200 with both categories in the
+    """An envelope of a metrics item and a replay only is answered 200 with both categories in the
     header, counted at once and never queued."""
-    body = b"{}\n" + _item("profile", {"samples": []}) + _item("replay_event", {"replay_id": "r"})
+    body = b"{}\n" + _item("trace_metric", {"items": []}) + _item("replay_event", {"replay_id": "r"})
     response = sqlite_server.post_envelope(body)
     assert response.status_code == 200
-    assert response.headers["X-Sentry-Rate-Limits"] == "3600:profile;replay:project:not_stored"
+    assert response.headers["X-Sentry-Rate-Limits"] == "3600:replay;trace_metric:project:not_stored"
     assert sqlite_server.store.queue_depth() == 0
     stats = wait_until(lambda: (s := _stats(sqlite_server)).get(("replay_event", "not_stored")) and s)
-    assert stats[("profile", "not_stored")] == 1
+    assert stats[("trace_metric", "not_stored")] == 1
 
 
 def test_sentry_sdk_holds_back_a_refused_category_and_reports_the_drops(
     sqlite_server: LiveServer,
 ) -> None:
-    """sentry-sdk's own transport, after its first profile chunk, holds back ``profile_chunk`` (and
-    nothing else), counts the chunks it then drops in a client report, and its errors still arrive;
+    """sentry-sdk's own transport, after its first metrics item, holds back ``trace_metric`` (and
+    nothing else), counts the items it then drops in a client report, and its errors still arrive;
     the Settings page says what arrives without being stored."""
     out = subprocess.run(
         [sys.executable, str(REFUSED_CLIENT), sqlite_server.dsn],
@@ -107,19 +107,19 @@ def test_sentry_sdk_holds_back_a_refused_category_and_reports_the_drops(
         check=True,
     )
     result = json.loads(out.stdout.strip().splitlines()[-1])
-    assert result["held_back"] == ["profile_chunk"]
+    assert result["held_back"] == ["trace_metric"]
     sqlite_server.wait_digested()
-    assert sqlite_server.store.get_event(result["error"]).title == "after the profiles"
-    wait_until(lambda: _stats(sqlite_server).get(("profile_chunk", "not_stored")) == 1)
+    assert sqlite_server.store.get_event(result["error"]).title == "after the metrics"
+    wait_until(lambda: _stats(sqlite_server).get(("trace_metric", "not_stored")) == 1)
 
     def client_drops() -> list[dict[str, object]]:
         reports = sqlite_server.api("/api/0/projects/default/client-reports/")
-        return [r for r in reports if r["category"] == "profile_chunk"]
+        return [r for r in reports if r["category"] == "trace_metric"]
 
     drops = wait_until(client_drops)
-    assert drops == [{"category": "profile_chunk", "reason": "ratelimit_backoff", "quantity": 3}]
+    assert drops == [{"category": "trace_metric", "reason": "ratelimit_backoff", "quantity": 3}]
     page = _settings_page(sqlite_server)
-    assert "Receiving 1 <code>profile_chunk</code> item/day that is not stored (no profiling pages)" in page
+    assert "Receiving 1 <code>trace_metric</code> item/day that is not stored (no metrics)" in page
 
 
 def _settings_page(server: LiveServer) -> str:

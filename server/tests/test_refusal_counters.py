@@ -54,6 +54,7 @@ def test_health_starts_with_every_refusal_at_zero(strict_server: LiveServer) -> 
         "header_too_large",
         "over_connections",
         "over_capacity",
+        "client_blocked",
     }
     assert not any(response["refusals"].values())
     assert isinstance(response["pid"], int)

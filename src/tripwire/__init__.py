@@ -31,7 +31,9 @@ from ._api import (
     set_tags,
     set_transaction,
     set_user,
+    start_profiler,
     stats,
+    stop_profiler,
 )
 from ._client import Client
 from ._exceptions import ConfigurationError
@@ -95,9 +97,11 @@ __all__ = [
     "set_tags",
     "set_transaction",
     "set_user",
+    "start_profiler",
     "start_session",
     "start_span",
     "stats",
+    "stop_profiler",
     "trace",
 ]
 

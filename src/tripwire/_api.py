@@ -354,6 +354,27 @@ def close(timeout: float | None = None) -> None:
         client.close(timeout)
 
 
+def start_profiler() -> None:
+    """Start the continuous profiler (``profile_session_sample_rate`` set, ``profile_lifecycle="manual"``).
+
+    It samples every thread's stack until :func:`stop_profiler` and sends ``profile_chunk`` items every
+    ``profile_chunk_interval`` seconds. Does nothing when profiling is not configured, this process's
+    session was not sampled, or the lifecycle is "trace".
+    """
+    client = _globals.client
+    profiler = None if client is None else client.profiler
+    if profiler is not None:
+        profiler.start()
+
+
+def stop_profiler() -> None:
+    """Stop the continuous profiler started by :func:`start_profiler`; what it recorded is sent."""
+    client = _globals.client
+    profiler = None if client is None else client.profiler
+    if profiler is not None:
+        profiler.stop()
+
+
 def stats() -> dict[str, Any]:
     """What was sent, dropped (by reason), and is still on its way.
 

@@ -30,7 +30,7 @@ from ._sessions import SessionAggregator
 from ._stacktrace import snapshot_live_locals
 from ._stats import DropCounter
 from ._tracing import Transaction, active_span
-from ._types import Breadcrumb, CheckIn, Event, Feedback, Hint, Mechanism, SessionBatch
+from ._types import Breadcrumb, CheckIn, Event, Feedback, Hint, Mechanism, ProfileChunk, SessionBatch
 from .delivery.outbox import Outbox
 from .delivery.worker import Worker
 from .reporters import create_reporter
@@ -52,6 +52,13 @@ def _transaction_builder() -> ModuleType:
     from . import _transaction_builder
 
     return _transaction_builder
+
+
+def _profile_builder() -> ModuleType:
+    # On the worker, with the first profile: never loaded when profiling is not configured.
+    from . import _profile_builder
+
+    return _profile_builder
 
 
 def _new_event_id() -> str:
@@ -111,6 +118,14 @@ class Client:
                 auto=options.auto_session_tracking,
                 on_drop=lambda n: self.stats.record("queue_full", "session", n),
             )
+        #: The sampling profiler (docs/profiling.md); None, and its modules never imported, unless a
+        #: profiling option is set.
+        self.profiler: Any = None
+        self._profile_builder: Any = None
+        if options.profiling and self.reporters:
+            from ._profiling import Profiler
+
+            self.profiler = Profiler(options, self.stats, self.submit_profile_chunk)
 
     @property
     def scrubber(self) -> Scrubber:
@@ -389,6 +404,8 @@ class Client:
             self.stats.record("queue_full", "feedback" if isinstance(job, Feedback) else "monitor")
         elif isinstance(job, Transaction):
             self._count_lost_transaction(job, "queue_full")
+        elif isinstance(job, ProfileChunk):
+            self.stats.record("queue_full", "profile_chunk")
         else:
             self.stats.record("queue_full")
 
@@ -405,6 +422,14 @@ class Client:
             self._fan_out("send_checkin", job.payload)
         elif isinstance(job, Transaction):
             self._process_transaction(job)
+        elif isinstance(job, ProfileChunk):
+            self._process_chunk(job)
+
+    def _profiles(self) -> Any:
+        builder = self._profile_builder
+        if builder is None:
+            builder = self._profile_builder = _profile_builder().ProfileBuilder(self.options)
+        return builder
 
     def _process_transaction(self, txn: Transaction) -> None:
         try:
@@ -414,12 +439,50 @@ class Client:
             logger.exception("tripwire: could not build a transaction")
             self._count_lost_transaction(txn, "internal_error")
             return
+        profile = None
+        handle = txn.profile
+        if handle is not None and handle.recording is not None:
+            profile = self._build_profile(handle.recording, event)
         for reporter in self.reporters:
             try:
-                reporter.send_transaction(event, trace)
+                if profile is not None and reporter.accepts_profiles:
+                    reporter.send_transaction(event, trace, profile=profile)
+                else:
+                    reporter.send_transaction(event, trace)
             except Exception:
                 logger.exception("tripwire: reporter %s failed in send_transaction", reporter.name)
                 self.stats.record("internal_error", "transaction", reporter=reporter.name)
+
+    def _build_profile(self, recording: Any, event: Event) -> dict[str, Any] | None:
+        try:
+            profile: dict[str, Any] | None = self._profiles().transaction_profile(recording, event)
+        except Exception:
+            logger.exception("tripwire: could not build a profile; the transaction goes without")
+            self.stats.record("internal_error", "profile")
+            return None
+        if recording.dropped:
+            # Full before it ended (a profiler_frequency far above 100 Hz): sent cut, and counted.
+            self.stats.record("max_samples", "profile")
+        if profile is None:
+            self.stats.record("insufficient_data", "profile")
+        return profile
+
+    def _process_chunk(self, chunk: ProfileChunk) -> None:
+        try:
+            payload = self._profiles().chunk(chunk)
+        except Exception:
+            logger.exception("tripwire: could not build a profile chunk")
+            self.stats.record("internal_error", "profile_chunk")
+            return
+        if payload is None:
+            self.stats.record("insufficient_data", "profile_chunk")
+            return
+        for reporter in self.reporters:
+            try:
+                reporter.send_profile_chunk(payload)
+            except Exception:
+                logger.exception("tripwire: reporter %s failed in send_profile_chunk", reporter.name)
+                self.stats.record("internal_error", "profile_chunk", reporter=reporter.name)
 
     def _process_capture(self, item: CaptureItem) -> None:
         try:
@@ -479,6 +542,8 @@ class Client:
         Low priority: errors push transactions out of a full queue, never the reverse.
         """
         txn.sent = True
+        if txn.profile is not None:
+            self.profiler.transaction_finished(txn.profile)
         unfinished = 0
         for span in txn.spans:
             if span.end is None:
@@ -498,6 +563,15 @@ class Client:
     def _count_lost_transaction(self, txn: Transaction, reason: str) -> None:
         self.stats.record(reason, "transaction")
         self.stats.record(reason, "span", len(txn.spans) + 1)
+        if txn.profile is not None and txn.profile.recording is not None:
+            self.stats.record(reason, "profile")
+
+    def submit_profile_chunk(self, chunk: ProfileChunk) -> bool:
+        """Queue a continuous-profiling chunk (from the profiler's thread); False (counted) if no room."""
+        if self._closed or not self._worker.submit(chunk, low_priority=True):
+            self.stats.record("queue_full", "profile_chunk")
+            return False
+        return True
 
     def submit_feedback(self, feedback: dict[str, Any]) -> bool:
         """Queue user feedback for the reporters; False (and counted) when there is no room."""
@@ -550,6 +624,8 @@ class Client:
             self._send_all_coalesced()
         if self.sessions is not None:
             self.sessions.close()
+        if self.profiler is not None:
+            self.profiler.close()  # its last chunk goes to the worker before the worker stops
         _flushed, left = self._worker.close(timeout)
         for job in left:
             self._count_dropped_job(job)

@@ -99,7 +99,10 @@ def _finish_imports() -> None:
             return  # no client, no threads of ours: nothing of ours is being imported
         import importlib
 
-        for name in _LAZY_IMPORTS:
+        names: tuple[str, ...] = _LAZY_IMPORTS
+        if getattr(getattr(state, "client", None), "profiler", None) is not None:
+            names += ("tripwire._profile_builder",)  # only with profiling on: never loaded otherwise
+        for name in names:
             try:
                 importlib.import_module(name)
             except Exception:

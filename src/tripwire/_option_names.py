@@ -3,8 +3,8 @@
 Three kinds (docs/migrating.md lists every option of both SDKs with tripwire's equivalent):
 
 * ``RENAMED``: the same setting under tripwire's name; taken with a warning that names the new one.
-* ``ACCEPTED_LATER``: settings whose behaviour tripwire does not have yet (profiling); accepted and
-  ignored with a warning that says so, never a crash.
+* ``ACCEPTED_LATER``: settings whose behaviour tripwire does not have yet; accepted and ignored with
+  a warning that says so, never a crash (none at the moment).
 * anything else unknown raises ``ConfigurationError`` naming it and pointing to the migration page.
 """
 
@@ -28,11 +28,7 @@ RENAMED: dict[str, str] = {
 }
 
 #: Accepted, no behaviour yet: the reason the warning gives.
-ACCEPTED_LATER: dict[str, str] = {
-    "profiles_sample_rate": "profiling is not implemented yet; the option is ignored",
-    "profile_session_sample_rate": "profiling is not implemented yet; the option is ignored",
-    "profile_lifecycle": "profiling is not implemented yet; the option is ignored",
-}
+ACCEPTED_LATER: dict[str, str] = {}
 
 
 def translate(kwargs: dict[str, Any]) -> dict[str, Any]:

@@ -94,6 +94,19 @@ class Options(NamedTuple):
     propagate_traceparent: bool = False
     max_spans: int = 1000
 
+    # Profiling (see docs/profiling.md): nothing of it is loaded while the first three are None.
+    #: The fraction of sampled transactions that get a profile of their duration (at most 30 s).
+    profiles_sample_rate: float | None = None
+    profiles_sampler: Callable[[dict[str, Any]], float | bool] | None = None
+    #: Continuous profiling: the chance that this process profiles at all (decided once).
+    profile_session_sample_rate: float | None = None
+    #: "manual" (start_profiler()/stop_profiler()) or "trace" (while a sampled transaction runs).
+    profile_lifecycle: str = "manual"
+    #: Stack samples per second.
+    profiler_frequency: float = 101.0
+    #: Seconds between two ``profile_chunk`` items of the continuous profiler.
+    profile_chunk_interval: float = 60.0
+
     #: Extra, integration-specific settings that plug-ins may read (never validated here).
     extensions: Mapping[str, Any] = MappingProxyType({})
 
@@ -106,6 +119,15 @@ class Options(NamedTuple):
     def tracing(self) -> bool:
         """True when transactions may be sampled (``traces_sample_rate`` or ``traces_sampler`` set)."""
         return self.traces_sample_rate is not None or self.traces_sampler is not None
+
+    @property
+    def profiling(self) -> bool:
+        """True when a profiling option is set (then, and only then, the profiler module loads)."""
+        return (
+            self.profiles_sample_rate is not None
+            or self.profiles_sampler is not None
+            or self.profile_session_sample_rate is not None
+        )
 
 
 def _is_str(value: Any) -> bool:
@@ -215,6 +237,12 @@ def _crumb_types(name: str, value: Any) -> frozenset[str] | None:
     return types
 
 
+def _lifecycle(name: str, value: Any) -> str:
+    if value not in ("manual", "trace"):
+        raise ConfigurationError(f"{name}: expected 'manual' or 'trace', got {value!r}")
+    return str(value)
+
+
 def _sequence(name: str, value: Any) -> tuple[Any, ...]:
     if isinstance(value, str | bytes | Mapping) or not isinstance(value, Sequence):
         raise ConfigurationError(f"{name}: expected a list, got {value!r}")
@@ -275,6 +303,12 @@ _VALIDATORS: dict[str, Callable[[str, Any], Any]] = {
     "trace_propagation_targets": _optional_patterns,
     "propagate_traceparent": _boolean,
     "max_spans": lambda n, v: _integer(n, v, 0),
+    "profiles_sample_rate": _optional_rate,
+    "profiles_sampler": _callable,
+    "profile_session_sample_rate": _optional_rate,
+    "profile_lifecycle": _lifecycle,
+    "profiler_frequency": lambda n, v: _number(n, v, 1.0, 1000.0),
+    "profile_chunk_interval": lambda n, v: _number(n, v, 0.01),
 }
 
 OPTION_NAMES: frozenset[str] = frozenset(_VALIDATORS) | {"dsn"}

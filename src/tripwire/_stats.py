@@ -4,7 +4,9 @@ Reasons follow the Sentry client-report vocabulary where one exists, so the coun
 ``client_report`` items unchanged: queue_full (sent as ``queue_overflow``), rate_limited
 (``ratelimit_backoff``), network_error, rejected (``send_error``), too_large, before_send,
 sample_rate, ignored, deduplicated, internal_error, and repeat_limit (occurrences of one error beyond
-its per-minute budget: counted here, and the count rides on that error's next event).
+its per-minute budget: counted here, and the count rides on that error's next event); for profiles
+insufficient_data (fewer than two samples: a transaction shorter than two sampling ticks) and
+max_samples (a profile cut at its sample cap).
 """
 
 # No ``from __future__ import annotations`` here: typing.NamedTuple would compile each string
@@ -30,6 +32,8 @@ REASONS = (
     "ignored",
     "deduplicated",
     "internal_error",
+    "insufficient_data",
+    "max_samples",
 )
 
 

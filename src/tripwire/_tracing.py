@@ -46,6 +46,8 @@ class Client(Protocol):
     options: Options
     stats: DropCounter
     trace_targets: tuple[re.Pattern[str], ...] | None
+    #: The profiler (``_profiling.Profiler``) when profiling is configured, else None.
+    profiler: Any
 
     def submit_transaction(self, txn: Transaction) -> bool: ...
 
@@ -199,6 +201,7 @@ class Transaction(Span):
         "incoming_dsc",
         "name",
         "parent_span_id",
+        "profile",
         "request",
         "sample_rand",
         "sample_rate",
@@ -231,6 +234,8 @@ class Transaction(Span):
     request: Any
     #: True once handed to the worker.
     sent: bool
+    #: What the profiler keeps for this transaction (``_profiling.ProfileHandle``), or None.
+    profile: Any
 
     @property
     def trace_id(self) -> str:
@@ -453,6 +458,8 @@ def new_transaction(
     txn.baggage = None
     txn.request = request
     txn.sent = False
+    profiler = client.profiler
+    txn.profile = None if profiler is None else profiler.transaction_started(name, op)
     return txn
 
 

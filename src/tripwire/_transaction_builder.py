@@ -66,6 +66,11 @@ def build_transaction(txn: Transaction, options: Options, scrubber: Scrubber) ->
         trace["data"] = _data(txn.data, scrubber)
     contexts = event.setdefault("contexts", {})
     contexts["trace"] = trace
+    profile = txn.profile
+    if profile is not None and profile.profiler_id:
+        # Ran while the continuous profiler ran: the UI finds its samples in that profiler's chunks.
+        contexts["profile"] = {"profiler_id": profile.profiler_id}
+        trace.setdefault("data", {})["profiler_id"] = profile.profiler_id
     event["spans"] = [_span(span, txn, end, scrubber) for span in txn.spans]
     if txn.spans_dropped:
         event.setdefault("extra", {})["tripwire.spans_dropped"] = txn.spans_dropped

@@ -93,3 +93,21 @@ class Feedback(CheckIn):
 
     def __repr__(self) -> str:
         return f"Feedback({self.payload!r})"
+
+
+class ProfileChunk:
+    """A continuous-profiling chunk on its way to the worker (built into a ``profile_chunk`` item there).
+
+    ``recording`` is the profiler's :class:`~tripwire._profiler.Recording` (typed loosely here: this
+    module is below the profiler, which is imported only when profiling is configured).
+    """
+
+    __slots__ = ("chunk_id", "profiler_id", "recording")
+
+    def __init__(self, profiler_id: str, chunk_id: str, recording: Any) -> None:
+        self.profiler_id = profiler_id
+        self.chunk_id = chunk_id
+        self.recording = recording
+
+    def __repr__(self) -> str:
+        return f"ProfileChunk({self.chunk_id!r})"

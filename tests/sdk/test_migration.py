@@ -45,14 +45,14 @@ def test_threading_integration_propagate_hub_false_turns_propagation_off() -> No
     assert ThreadingIntegration().propagate_scope is True
 
 
-def test_profiling_options_are_accepted_with_a_warning(caplog: pytest.LogCaptureFixture) -> None:
-    """profiles_sample_rate / profile_session_sample_rate start, with a warning that profiling is not
-    implemented yet."""
-    options = {"profiles_sample_rate": 1.0, "profile_session_sample_rate": 0.5}
+def test_profiling_options_are_taken_as_sentry_sdk_means_them(caplog: pytest.LogCaptureFixture) -> None:
+    """profiles_sample_rate / profile_session_sample_rate / profile_lifecycle copied from a sentry-sdk
+    configuration start profiling, with no warning."""
+    options = {"profiles_sample_rate": 1.0, "profile_session_sample_rate": 0.5, "profile_lifecycle": "trace"}
     with caplog.at_level(logging.WARNING, logger="tripwire"), tripwire.testing.capture_events(**options):
-        tripwire.capture_message("up")
-    warnings = [r.getMessage() for r in caplog.records if "profil" in r.getMessage()]
-    assert len(warnings) == 2 and all("not implemented yet" in w for w in warnings)
+        client = tripwire.get_client()
+        assert client is not None and client.profiler is not None and client.profiler.transaction_mode
+    assert [r.getMessage() for r in caplog.records if "profil" in r.getMessage()] == []
 
 
 def test_renamed_options_are_mapped_with_a_warning(caplog: pytest.LogCaptureFixture) -> None:

@@ -3,7 +3,11 @@
 Each attacker is a thread with its own raw socket to 127.0.0.1 doing one thing over and over until
 stopped: a gzip bomb that pauses (without a key, with the DSN key in the envelope header, or with
 the key in ``X-Sentry-Auth``), headers or a body sent a byte at a time, or a large attachment
-envelope at full speed. :func:`rss_tree_mib` measures what the server holds, children included.
+envelope at full speed. They ignore ``Retry-After`` and ``Connection: close`` and open a new
+connection for every attempt, as a hostile client would. ``source`` binds another loopback
+address (Linux routes all of 127.0.0.0/8 to lo), so that the server tells them apart from normal
+clients as it would attackers on the internet. :func:`rss_tree_mib` measures what the server
+holds, children included.
 """
 
 from __future__ import annotations
@@ -50,9 +54,11 @@ def rss_tree_mib(pid: int) -> float:
 @functools.lru_cache(maxsize=8)
 def bomb(first_line: bytes) -> bytes:
     """An unfinished gzip stream: ``first_line``, an item with no length, then zeros that inflate
-    to ~95 MiB (~93 KiB on the wire). The server has to wait for the rest, which never comes."""
+    to ~95 MiB (~93 KiB on the wire). The server has to wait for the rest, which never comes.
+    The item is a replay recording: a type without an item size limit of its own (profiles have
+    one now), so only the envelope's limits and the inflate ratio stop it."""
     comp = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
-    out = comp.compress(first_line + b'{"type": "profile_chunk"}\n')
+    out = comp.compress(first_line + b'{"type": "replay_recording"}\n')
     zeros = b"\0" * MiB
     for _ in range(BOMB_INFLATED // MiB):
         out += comp.compress(zeros)
@@ -72,11 +78,14 @@ class Attackers:
         key: str,
         pause: float = 5.0,
         rate: float | None = None,
+        source: str | None = None,
     ) -> None:
         assert kind in KINDS, kind
         self.kind, self.port, self.project_id, self.key, self.pause = kind, port, project_id, key, pause
         #: Attempts per second per thread at most (None: as fast as the server answers).
         self.rate = rate
+        #: Local address the connections come from (None: the system's choice, 127.0.0.1).
+        self.source = source
         self.outcomes: Counter[str] = Counter()
         self.attempts = 0
         self._stop = threading.Event()
@@ -117,7 +126,8 @@ class Attackers:
         ).encode()
 
     def _once(self) -> str:
-        with socket.create_connection(("127.0.0.1", self.port), timeout=10) as sock:
+        source = (self.source, 0) if self.source else None
+        with socket.create_connection(("127.0.0.1", self.port), timeout=10, source_address=source) as sock:
             if self.kind.startswith("bomb"):
                 auth = ""
                 first: dict[str, str] = {}

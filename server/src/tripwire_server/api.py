@@ -179,11 +179,23 @@ async def get_project(request: Request, state: CollectorState, user: User) -> An
     return project_json(await _project(state, request.path_params["project"]), state.public_url)
 
 
+#: What ``PATCH /api/0/projects/{project}/`` sets: (field, largest value, how to say it).
+_PROJECT_FIELDS = (
+    ("quota_per_minute", 2**31, "2^31"),
+    ("retention_days", 2**31, "2^31"),
+    ("retention_max_events", 2**31, "2^31"),
+    # Bytes: up to 1 PiB, the Settings form's bound too.
+    ("attachment_bytes_per_hour", 2**50, "2^50"),
+    ("attachment_bytes_total", 2**50, "2^50"),
+)
+
+
 @_endpoint(
     "PATCH",
     "/api/0/projects/{project}/",
-    "Set a project's quota and retention (admin)",
-    body='{"quota_per_minute": 600, "retention_days": 30, "retention_max_events": 50000}'
+    "Set a project's quota, retention and attachment budget (admin)",
+    body='{"quota_per_minute": 600, "retention_days": 30, "retention_max_events": 50000,'
+    ' "attachment_bytes_per_hour": 104857600, "attachment_bytes_total": 1073741824}'
     " (0: no limit, -1: back to the server default)",
 )
 async def update_project(request: Request, state: CollectorState, user: User) -> Any:
@@ -191,11 +203,11 @@ async def update_project(request: Request, state: CollectorState, user: User) ->
     project = await _project(state, request.path_params["project"])
     body = await _body(request)
     changes: dict[str, int] = {}
-    for field in ("quota_per_minute", "retention_days", "retention_max_events"):
+    for field, bound, name in _PROJECT_FIELDS:
         if field in body:
             value = body[field]
-            if not isinstance(value, int) or isinstance(value, bool) or not -1 <= value <= 2**31:
-                raise ApiError(400, f"{field} must be an integer from -1 to 2^31")
+            if not isinstance(value, int) or isinstance(value, bool) or not -1 <= value <= bound:
+                raise ApiError(400, f"{field} must be an integer from -1 to {name}")
             changes[field] = value
     updated = await _run(state.store.update_project, project.id, **changes)
     state.projects.invalidate()

@@ -30,6 +30,7 @@ from . import (
     api_feedback,  # noqa: F401 - adds the feedback endpoints to api.ENDPOINTS
     api_logs,  # noqa: F401 - adds the logs endpoint to api.ENDPOINTS
     api_performance,  # noqa: F401 - adds the performance and trace endpoints to api.ENDPOINTS
+    api_profiling,  # noqa: F401 - adds the profiling endpoints to api.ENDPOINTS
     bugsnag_ingest,
     ingest,
     otlp_ingest,
@@ -41,6 +42,7 @@ from .config import CollectorConfig
 from .digest import Digester, digest_process_main
 from .intake import IntakeWriter
 from .monitors import MonitorClock
+from .refusal_limit import RefusalLimiter
 from .refusals import Refusals
 from .store import Project, Store, StoreError, open_store
 
@@ -117,6 +119,8 @@ class CollectorState:
         )
         #: Refusals of this process that no project's counters hold (health endpoint, Server page).
         self.refusals = Refusals()
+        #: Refusals charged per client address; an address refused too often is held off.
+        self.refusal_limiter = RefusalLimiter.from_limits(limits)
         self.bootstrap: Bootstrap | None = None
         # Alerts: the outbox worker and the cron monitor clock (docs/alerts.md, docs/crons.md).
         self.outbox = OutboxWorker(store, config.alerts, lambda: self.public_url)

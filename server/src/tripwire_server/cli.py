@@ -36,6 +36,7 @@ from .cli_performance import (
     cmd_performance,
     cmd_trace,
 )
+from .cli_profiling import add_profile_commands, cmd_profile
 from .config import CollectorConfig, Limits, default_data_dir, default_database_url
 from .store import ApiToken, IssueQuery, NotFound, Store, StoreError, open_store
 
@@ -65,6 +66,7 @@ _LIMIT_FLAGS: list[tuple[str, str, type, str]] = [
     ("--max-event-size", "max_event_size", int, "bytes of one event item or /store/ body"),
     ("--max-store-compressed", "max_store_compressed", int, "bytes of one /store/ body on the wire"),
     ("--max-attachment-size", "max_attachment_size", int, "bytes of one attachment"),
+    ("--max-profile-size", "max_profile_size", int, "bytes of one profile or profile_chunk item"),
     ("--max-inflate-ratio", "max_inflate_ratio", int, "decompressed:compressed bytes past 256 KiB (0: none)"),
     ("--max-bytes-in-flight", "max_bytes_in_flight", int, "body bytes all ingest requests hold (0: none)"),
     (
@@ -78,6 +80,10 @@ _LIMIT_FLAGS: list[tuple[str, str, type, str]] = [
     ("--body-min-rate", "body_min_rate", int, "bytes/s a body must average after the grace (0: none)"),
     ("--body-grace", "body_grace", float, "seconds of a body exempt from --body-min-rate"),
     ("--max-connections", "max_connections", int, "open connections; requests past it get 503"),
+    ("--refusal-rate", "refusal_rate", int, "refusals/s a client address may keep getting (0: no limit)"),
+    ("--refusal-burst", "refusal_burst", int, "refusals a client address may get at once"),
+    ("--refusal-hold", "refusal_hold", float, "seconds an address over its refusals waits for a 429"),
+    ("--refusal-max-held", "refusal_max_held", int, "connections held per address; more are cut"),
 ]
 
 #: Addresses that reach only this machine: binding anything else serves plain HTTP to a network.
@@ -130,6 +136,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="drop sampled transactions (the spans of traces) older than this (0: keep)",
     )
     serve.add_argument(
+        "--profile-retention-days",
+        type=int,
+        default=30,
+        help="drop profiles and their function aggregates older than this (0: keep); docs/profiling.md",
+    )
+    serve.add_argument(
         "--retention-max-events",
         type=int,
         default=100_000,
@@ -142,6 +154,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="FULL survives power loss (default); NORMAL survives process crashes only",
     )
     serve.add_argument("--no-digest", action="store_true", help="only ingest; let other processes digest")
+    serve.add_argument(
+        "--digest-niceness",
+        type=int,
+        default=CollectorConfig.digest_niceness,
+        metavar="N",
+        help="how much lower the digest process's CPU priority is than the server's (os.nice;"
+        f" 0: the same; default {CollectorConfig.digest_niceness})",
+    )
     add_alert_serve_options(serve)
     serve.add_argument("--log-level", default="warning", help="uvicorn/collector log level (default warning)")
     serve.add_argument(
@@ -175,12 +195,16 @@ def build_parser() -> argparse.ArgumentParser:
     pcreate = psub.add_parser("create", parents=[common], help="create a project and print its DSN")
     pcreate.add_argument("name")
     psub.add_parser("list", parents=[common], help="list projects with their DSNs")
-    pset = psub.add_parser("set", parents=[common], help="set a project's quota and retention")
+    pset = psub.add_parser(
+        "set", parents=[common], help="set a project's quota, retention and attachment budget"
+    )
     pset.add_argument("name", help="project name or id")
     for flag, what in (
         ("--quota-per-minute", "events per minute"),
         ("--retention-days", "days to keep events"),
         ("--retention-max-events", "events to keep at most"),
+        ("--attachment-bytes-per-hour", "attachment bytes stored per hour"),
+        ("--attachment-bytes-total", "attachment bytes stored in total"),
     ):
         pset.add_argument(flag, type=int, help=f"{what} (0: no limit; -1: back to the server default)")
     pkeys = psub.add_parser("keys", parents=[common], help="list a project's DSN keys (all are accepted)")
@@ -231,6 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_feedback_commands(sub, common)
     add_logs_commands(sub, common)
     add_performance_commands(sub, common)
+    add_profile_commands(sub, common)
 
     user = sub.add_parser("user", parents=[common], help="manage dashboard users")
     usub = user.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -323,9 +348,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         retention_max_events=args.retention_max_events,
         performance_retention_days=args.performance_retention_days,
         sample_retention_days=args.sample_retention_days,
+        profile_retention_days=args.profile_retention_days,
         sqlite_synchronous=args.sqlite_synchronous,
         run_digester=not args.no_digest,
         digest_process=True,
+        digest_niceness=args.digest_niceness,
         limits=Limits(**{field: getattr(args, f"limit_{field}") for _, field, _, _ in _LIMIT_FLAGS}),
         alerts=alert_settings(args),
     )
@@ -428,13 +455,16 @@ def cmd_project(args: argparse.Namespace) -> int:
                 quota_per_minute=args.quota_per_minute,
                 retention_days=args.retention_days,
                 retention_max_events=args.retention_max_events,
+                attachment_bytes_per_hour=args.attachment_bytes_per_hour,
+                attachment_bytes_total=args.attachment_bytes_total,
             )
             _out(
                 args,
                 {**dataclasses.asdict(p), "dsn": p.dsn(url)},
                 f"project {p.name!r}: quota_per_minute={p.quota_per_minute},"
-                f" retention_days={p.retention_days}, retention_max_events={p.retention_max_events}"
-                " (None: the server default)",
+                f" retention_days={p.retention_days}, retention_max_events={p.retention_max_events},"
+                f" attachment_bytes_per_hour={p.attachment_bytes_per_hour},"
+                f" attachment_bytes_total={p.attachment_bytes_total} (None: the server default)",
             )
         elif args.action in ("keys", "rotate-key", "revoke-key"):
             _project_keys(args, store, url)
@@ -702,6 +732,7 @@ _COMMANDS = {
     "logs": cmd_logs,
     "performance": cmd_performance,
     "trace": cmd_trace,
+    "profile": cmd_profile,
 }
 
 

@@ -31,6 +31,8 @@ class Limits:
     max_store_compressed: int = 200 * KiB
     #: Bytes of one attachment item; the collector keeps attachments up to this size.
     max_attachment_size: int = 20 * MiB
+    #: Bytes of one ``profile`` or ``profile_chunk`` item (Relay's ``max_profile_size``).
+    max_profile_size: int = 10 * MiB
     #: Bytes of the envelope header line and of each item header line.
     max_header_size: int = 8 * KiB
     #: Session updates per envelope (Relay drops the rest).
@@ -66,6 +68,16 @@ class Limits:
     body_grace: float = 10.0
     #: Connections open at once; requests past it get 503 (uvicorn's ``limit_concurrency``).
     max_connections: int = 1000
+    #: Refusals per second one client address may keep receiving (0: no limit); past them (and a
+    #: burst of ``refusal_burst``) its connections are held ``refusal_hold`` seconds unread, then
+    #: answered 429 (:mod:`~tripwire_server.refusal_limit`). Real SDKs back off after a refusal.
+    refusal_rate: int = 10
+    #: Refusals one client address may receive at once before ``refusal_rate`` applies.
+    refusal_burst: int = 100
+    #: Seconds a connection from a client address over its refusal limit is held before its 429.
+    refusal_hold: float = 10.0
+    #: Connections held at once per client address over its refusal limit; more are cut at once.
+    refusal_max_held: int = 64
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,6 +104,8 @@ class CollectorConfig:
     performance_retention_days: int = 90
     #: Sampled transactions (the raw spans behind traces) older than this are dropped (0: kept).
     sample_retention_days: int = 30
+    #: Profiles and their per-function aggregates older than this many days are dropped (0: kept).
+    profile_retention_days: int = 30
     #: Seconds between two retention sweeps.
     retention_interval: float = 300.0
     #: Envelopes digested per database transaction, at most.
@@ -113,6 +127,10 @@ class CollectorConfig:
     #: Digest in a child process instead of a thread, so that digesting does not compete with
     #: the HTTP event loop for the GIL (``tripwire serve`` does this).
     digest_process: bool = False
+    #: How much lower the digest child process's CPU priority is than the server's (``os.nice``
+    #: increment; 0: the same). Acknowledged requests are then served first when the CPUs are
+    #: busy, and the digest catches up when ingest is idle (``max_backlog`` bounds the queue).
+    digest_niceness: int = 10
     #: SQLite ``synchronous`` pragma: FULL survives power loss, NORMAL survives process crashes.
     sqlite_synchronous: str = "FULL"
     #: Alert delivery (SMTP, webhook allow-list) and the cron monitor clock: docs/alerts.md.

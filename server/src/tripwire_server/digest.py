@@ -8,6 +8,7 @@ the row (it is digested again after restart) or keeps its results, never neither
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import signal
@@ -35,6 +36,7 @@ from .normalize import (
 from .performance import model as perf_model
 from .performance import otlp
 from .performance.issues import performance_events
+from .profiling import model as profile_model
 from .store import open_store
 from .store.base import QueuedEnvelope, Store
 from .store.batch import (
@@ -144,6 +146,8 @@ class EnvelopeProcessor:
                     self._count(result, row, kind, "accepted")
                 elif kind in ("transaction", "span", "otel_span"):
                     self._performance(row, result, item, envelope_event_id)
+                elif kind in ("profile", "profile_chunk"):
+                    self._profile(row, result, item)
                 elif kind == "client_report":
                     self._client_report(row, result, item.json())
                     self._count(result, row, kind, "accepted")
@@ -262,8 +266,10 @@ class EnvelopeProcessor:
         data = _json.loads(item.payload)
         if may_hold_nul(item.payload):
             data = without_nul(data)
+        window = None
         if item.type == "transaction":
             txs = [perf_model.from_transaction(data, row.project_id, event_id=event_id)]
+            window = profile_model.window_of(data, row.project_id, txs[0].event_id)
         elif item.type == "otel_span":
             # One OTLP/JSON span (or a whole export): grouped like an OTLP request.
             export = data if isinstance(data, dict) and "resourceSpans" in data else None
@@ -287,11 +293,32 @@ class EnvelopeProcessor:
             if not perf_model.fit_clock(tx, row.received_at):
                 self._count(result, row, "transaction", "too_old")
                 continue
+            if window is not None and window.event_id == tx.event_id:
+                # Where a continuous profile's samples belong (shifted with the transaction).
+                result.profile_windows.append(
+                    dataclasses.replace(window, start=tx.start_timestamp, end=tx.timestamp)
+                )
             found = performance_events(tx, row.received_at)
             tx.has_issue = bool(found)
             result.transactions.append(tx)
             result.events.extend(found)
             self._count(result, row, "transaction", "accepted")
+
+    def _profile(self, row: QueuedEnvelope, result: EnvelopeResult, item: Item) -> None:
+        """A ``profile`` (one transaction's) or ``profile_chunk`` (continuous) item: aggregated and
+        kept by the store (store/_profiles.py), which attributes a chunk's samples to transactions."""
+        if len(item.payload) > self.limits.max_profile_size:
+            raise EventTooLarge(f"{item.type} over the size limit")
+        data = _json.loads(item.payload)
+        if may_hold_nul(item.payload):
+            data = without_nul(data)
+        parse = profile_model.from_profile if item.type == "profile" else profile_model.from_chunk
+        profile = parse(data)
+        if not profile_model.fit_clock(profile, row.received_at):
+            self._count(result, row, item.type, "too_old")
+            return
+        result.profiles.append((row.project_id, profile))
+        self._count(result, row, item.type, "accepted")
 
     def _attachment(
         self, row: QueuedEnvelope, result: EnvelopeResult, item: Item, event_id: str | None
@@ -432,9 +459,15 @@ class Digester:
             if parent_pid is not None and os.getppid() != parent_pid:
                 return  # the server was killed: do not linger as an orphan
             try:
+                started = time.monotonic()
+                written = getattr(self.store, "attachment_bytes_written", 0)
                 done = self.store.digest_batch(self.config.digest_batch_size, self.processor)
                 self.digested += done
                 backoff = 0.1
+                if getattr(self.store, "attachment_bytes_written", 0) - written >= LARGE_WRITE:
+                    # Storing megabytes holds the database's write lock and fills the log that the
+                    # ingest writer's next sync flushes: like large envelopes at intake, yield.
+                    self._stop.wait(LARGE_YIELD * (time.monotonic() - started))
             except Exception:
                 # A database hiccup (lock timeout, deadlock, restart): the rows stay queued.
                 self.errors += 1
@@ -464,6 +497,7 @@ class Digester:
                 sample_days=self.config.sample_retention_days,
                 now=time.time(),
             )
+            self.store.apply_profile_retention(days=self.config.profile_retention_days, now=time.time())
         except Exception:
             log.exception("retention sweep failed")
 
@@ -474,11 +508,20 @@ def digest_process_main(config: CollectorConfig, parent_pid: int) -> None:
     It polls the queue (every 50 ms when idle) rather than waiting on a cross-process event, and
     stops on SIGTERM after the batch in hand; Ctrl-C is left to the parent, which sends SIGTERM.
 
+    It runs ``config.digest_niceness`` steps below the server's CPU priority (``os.nice``).
+
     On SQLite its connections commit with ``synchronous=NORMAL``: a digest transaction lost to a
     power cut only loses the deletion of its queue rows too (WAL commits are ordered), so the
     envelopes are digested again; the acknowledgement's durability comes from the intake commit.
     """
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if config.digest_niceness > 0:
+        # Below the server: when both want the CPUs, acknowledged requests are answered first and
+        # the digest catches up once ingest is idle; ingest refuses past ``max_backlog``.
+        try:
+            os.nice(config.digest_niceness)
+        except OSError as exc:
+            log.warning("could not lower the digest's CPU priority: %s", exc)
     stop = threading.Event()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, lambda _signum, _frame: stop.set())
@@ -497,6 +540,11 @@ def _trace_context(ev: dict[str, Any], key: str) -> str | None:
     value = value.lower()
     return value if all(c in "0123456789abcdef" for c in value) else None
 
+
+#: Attachment bytes stored by one digest batch from which the digester then pauses
+#: ``LARGE_YIELD`` times as long as the batch took (intake.IntakeWriter paces large envelopes so).
+LARGE_WRITE = 1024 * 1024
+LARGE_YIELD = 4.0
 
 #: More than this many coalesced occurrences on one event is not a plausible SDK count.
 MAX_COALESCED = 10_000_000

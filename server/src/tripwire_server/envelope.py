@@ -90,6 +90,9 @@ class ItemTooLarge(EnvelopeError):
     """An item is over its size limit (answered 413 rather than 400)."""
 
 
+#: Item types bounded by ``max_profile_size``.
+PROFILE_TYPES = frozenset({"profile", "profile_chunk"})
+
 _HEADER, _ITEM_HEADER, _PAYLOAD_LEN, _PAYLOAD_LINE, _AFTER_PAYLOAD = range(5)
 
 
@@ -110,6 +113,7 @@ class EnvelopeScanner:
         max_items: int = 1000,
         max_event_size: int = 1024 * 1024,
         max_attachment_size: int = 20 * 1024 * 1024,
+        max_profile_size: int = 10 * 1024 * 1024,
         quota_types: frozenset[str] = frozenset({"event", "transaction", "raw_security"}),
         check_event: Callable[[dict[str, Any]], str | None] | None = None,
     ) -> None:
@@ -117,6 +121,7 @@ class EnvelopeScanner:
         self.max_items = max_items
         self.max_event_size = max_event_size
         self.max_attachment_size = max_attachment_size
+        self.max_profile_size = max_profile_size
         self.quota_types = quota_types
         #: Says why an event payload is refused (None: accepted); called once per event item.
         self.check_event = check_event
@@ -253,6 +258,10 @@ class EnvelopeScanner:
         if self._type in self.quota_types and size > self.max_event_size:
             raise ItemTooLarge(
                 f"{self._type} item of {size} bytes is over the {self.max_event_size} byte limit"
+            )
+        if self._type in PROFILE_TYPES and size > self.max_profile_size:
+            raise ItemTooLarge(
+                f"{self._type} item of {size} bytes is over the {self.max_profile_size} byte limit"
             )
         if self._type == "attachment" and size > self.max_attachment_size:
             raise ItemTooLarge(

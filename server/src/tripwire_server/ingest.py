@@ -232,6 +232,7 @@ async def read_envelope(
         max_items=limits.max_items,
         max_event_size=limits.max_event_size,
         max_attachment_size=limits.max_attachment_size,
+        max_profile_size=limits.max_profile_size,
         quota_types=_QUOTA_TYPES,
         check_event=lambda payload: _not_sentry(payload, "event"),
     )
@@ -559,6 +560,14 @@ class IngestEndpoint:
             await _send_response(send, 200, b"", headers, None)
             return
         state: CollectorState = request.app.state.collector
+        limiter = state.refusal_limiter
+        if limiter.blocked(request.client_host):
+            # Refused too often (refusal_limit.py): answer before reading or parsing anything.
+            state.refusals.add("client_blocked")
+            retry = str(limiter.retry_after(request.client_host))
+            message = "too many refused requests from this address; retry later"
+            await _respond(send, 429, {"detail": message}, {"Retry-After": retry, "Connection": "close"})
+            return
         reservation = state.budget.reservation()
         try:
             result, answer_headers = await _ingest(request, self.endpoint, reservation)
@@ -573,6 +582,10 @@ class IngestEndpoint:
             # move its counters.
             if request.project is not None and exc.status in _REASONS:
                 state.writer.count(request.project.id, "envelope", _REASONS[exc.status])
+            if exc.status < 500:
+                # The client's doing (a 503 is the server's): a client that loops on refusals is
+                # held off (refusal_limit.py); an SDK that backs off never is.
+                limiter.charge(request.client_host)
             headers = exc.headers
             if not request.body_done:
                 # The rest of the body will not be read: close rather than parse it as a request.

@@ -3,7 +3,8 @@
 Refusals of a request whose key was checked are counted as outcomes of its project (the queue's
 counters, shown on the project's Stats). The rest — a connection cut for a slow or oversized
 header, a body trickled too slowly, a connection past ``--max-connections``, a keyless request
-that found the bytes-in-flight budget full — belong to no project, so they are counted here,
+that found the bytes-in-flight budget full, a client address held off for being refused too often
+(:mod:`~tripwire_server.refusal_limit`) — belong to no project, so they are counted here,
 per process, and shown by the health endpoint and the admin's Server page. With several
 collector processes (several ``tripwire serve`` behind one PostgreSQL database) each process
 counts its own; add them up across processes.
@@ -23,6 +24,7 @@ REASONS: dict[str, str] = {
     "header_too_large": "431: request line and headers over --max-request-header-size",
     "over_connections": "503: a request past --max-connections",
     "over_capacity": "503: the bytes-in-flight budget stayed full before the key was known",
+    "client_blocked": "429: from an address refused more than --refusal-rate allows (held, unread)",
 }
 
 

@@ -14,6 +14,12 @@ protocol class here adds, per connection:
 Both answers close the connection. The decision is :class:`BodyPace`, a pure object; the protocol
 only feeds it bytes and times. Every refusal, uvicorn's 503 past ``limit_concurrency`` too, is
 counted in the app's :class:`~tripwire_server.refusals.Refusals`.
+
+A connection from an address that was refused too often
+(:class:`~tripwire_server.refusal_limit.RefusalLimiter`) is held for ``refusal_hold`` seconds
+without parsing a byte (what it sends is dropped; past 1 MiB it is cut), then answered 429 and
+closed; past ``refusal_max_held`` such connections per address, it is cut at once. The 408 and
+431 above are charged to the peer's address.
 """
 
 from __future__ import annotations
@@ -25,10 +31,22 @@ import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from .config import Limits
+from .refusal_limit import RefusalLimiter
 from .refusals import Refusals
 
 _TIMEOUT = b"HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
 _TOO_LARGE = b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+
+
+#: Bytes a held connection may send (read and dropped) before it is cut.
+_HOLD_DISCARD = 1024 * 1024
+
+
+def _too_many(retry_after: int) -> bytes:
+    return (
+        b"HTTP/1.1 429 Too Many Requests\r\nretry-after: %d\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+        % retry_after
+    )
 
 
 class BodyPace:
@@ -63,6 +81,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     limits: Limits = Limits()
     refusals: Refusals = Refusals()
+    limiter: RefusalLimiter = RefusalLimiter(0, 0)
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -72,13 +91,45 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._header_timer: asyncio.TimerHandle | None = None
         self._pace: BodyPace | None = None
         self._pace_timer: asyncio.TimerHandle | None = None
+        self._held = False
+        host = self.client[0] if self.client else None
+        if self.limiter.blocked(host):
+            self._hold(host)
+            return
         self._arm_header_deadline()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_timers()
+        if self._held:
+            self._held = False
+            self.limiter.release_hold(self.client[0] if self.client else None)
         super().connection_lost(exc)
 
+    def _hold(self, host: str | None) -> None:
+        """Keep a connection from an address refused too often, unparsed, then answer 429."""
+        self.refusals.add("client_blocked")
+        if not self.limiter.take_hold(host):
+            # Enough of its connections wait already: this one costs only the accept.
+            self.transport.abort()
+            return
+        self._held = True
+        self._discarded = 0
+        self._header_timer = self.loop.call_later(self.limiter.hold, self._release_hold)
+
+    def _release_hold(self) -> None:
+        self._header_timer = None
+        host = self.client[0] if self.client else None
+        self._refuse(_too_many(self.limiter.retry_after(host)), None, charge=False)
+
     def data_received(self, data: bytes) -> None:
+        if self._held:
+            # Read and dropped, never parsed: reading is what tells us when the client gives up
+            # and closes (a paused socket would stay held until the timer).
+            self._discarded += len(data)
+            if self._discarded > _HOLD_DISCARD:
+                self._cancel_timers()
+                self.transport.abort()
+            return
         # Outside a body every byte belongs to some request's line and headers (the first bytes
         # of the next request on a keep-alive connection too, before the parser says it began).
         if not self._in_body:
@@ -151,11 +202,16 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self._header_timer.cancel()
             self._header_timer = None
 
-    def _refuse(self, response: bytes, reason: str) -> None:
+    def _refuse(self, response: bytes, reason: str | None, *, charge: bool = True) -> None:
+        """Answer ``response`` (if no response is under way) and close; count it as ``reason``
+        (None: counted already) and charge it to the client's address."""
         self._cancel_timers()
         if self.transport.is_closing():
             return
-        self.refusals.add(reason)
+        if reason is not None:
+            self.refusals.add(reason)
+        if charge:
+            self.limiter.charge(self.client[0] if self.client else None)
         cycle = self.cycle
         if cycle is None or cycle.response_complete or not cycle.response_started:
             # Answer only where no response is under way; otherwise just cut the connection.
@@ -163,9 +219,16 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self.transport.close()
 
 
-def protocol_class(limits: Limits, refusals: Refusals | None = None) -> type[GuardedHttpToolsProtocol]:
-    """The protocol class to give uvicorn for these limits, counting into ``refusals``."""
-    attrs = {"limits": limits, "refusals": refusals or Refusals()}
+def protocol_class(
+    limits: Limits, refusals: Refusals | None = None, limiter: RefusalLimiter | None = None
+) -> type[GuardedHttpToolsProtocol]:
+    """The protocol class to give uvicorn for these limits, counting into ``refusals`` and
+    charging refusals to client addresses in ``limiter``."""
+    attrs = {
+        "limits": limits,
+        "refusals": refusals or Refusals(),
+        "limiter": limiter or RefusalLimiter.from_limits(limits),
+    }
     return type("GuardedHttpToolsProtocol", (GuardedHttpToolsProtocol,), attrs)
 
 
@@ -173,12 +236,16 @@ def uvicorn_config(app: Any, limits: Limits, **options: Any) -> uvicorn.Config:
     """A uvicorn configuration that serves ``app`` with ``limits`` enforced on every connection.
 
     Refusals are counted in the collector's own counters when ``app`` is the collector (so its
-    health endpoint and Server page show them).
+    health endpoint and Server page show them), and charged to client addresses in its refusal
+    limiter (which trusts the proxies of ``forwarded_allow_ips``, as uvicorn does).
     """
     collector = getattr(getattr(app, "state", None), "collector", None)
-    return uvicorn.Config(
+    limiter = getattr(collector, "refusal_limiter", None) or RefusalLimiter.from_limits(limits)
+    config = uvicorn.Config(
         app,
-        http=protocol_class(limits, getattr(collector, "refusals", None)),
+        http=protocol_class(limits, getattr(collector, "refusals", None), limiter),
         limit_concurrency=limits.max_connections or None,
         **options,
     )
+    limiter.trust(config.forwarded_allow_ips)
+    return config

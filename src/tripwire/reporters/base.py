@@ -38,6 +38,9 @@ class Reporter:
     #: Put the session an error counted on into the event (``contexts.session``: id, start,
     #: handled/unhandled), for a backend that links errors to sessions by it (BugSnag).
     links_sessions: bool = False
+    #: Takes a transaction's profile with it (``send_transaction(..., profile=...)``); the client
+    #: never passes ``profile`` to a reporter that leaves this False.
+    accepts_profiles: bool = False
 
     def configure(self, options: Options) -> None:
         """Called once by the client before :meth:`bind`, with its options.
@@ -54,10 +57,19 @@ class Reporter:
         """Encode and deliver (or queue for delivery) one finished event. Must not block for long."""
         raise NotImplementedError
 
-    def send_transaction(self, transaction: Event, trace: dict[str, str] | None = None) -> None:
+    def send_transaction(
+        self,
+        transaction: Event,
+        trace: dict[str, str] | None = None,
+        profile: dict[str, Any] | None = None,
+    ) -> None:
         """Deliver a performance ``transaction`` event (see docs/tracing.md); ``trace`` is its
-        dynamic sampling context (the envelope header's ``trace``). Reporters without performance
+        dynamic sampling context (the envelope header's ``trace``); ``profile`` its Sentry ``profile``
+        payload, given only to reporters with ``accepts_profiles``. Reporters without performance
         monitoring (BugSnag, logging) ignore it."""
+
+    def send_profile_chunk(self, chunk: dict[str, Any]) -> None:
+        """Deliver a continuous-profiling chunk (Sentry ``profile_chunk`` v2). Others ignore it."""
 
     def send_sessions(self, batch: SessionBatch) -> None:
         """Deliver release-health data. Reporters without release health ignore it."""

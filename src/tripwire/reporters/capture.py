@@ -24,6 +24,10 @@ class CapturedEvents(list[Event]):
         self.checkins: list[dict[str, Any]] = []
         #: User feedback (``tripwire.capture_feedback``), as the Sentry ``feedback`` event.
         self.feedback: list[dict[str, Any]] = []
+        #: Transaction profiles (the ``profile`` item each sampled, profiled transaction carries).
+        self.profiles: list[dict[str, Any]] = []
+        #: Continuous-profiling chunks (``profile_chunk`` items).
+        self.profile_chunks: list[dict[str, Any]] = []
         self._cond = threading.Condition()
 
     def _add(self, event: Event) -> None:
@@ -66,8 +70,20 @@ class CaptureReporter(Reporter):
     def send_event(self, event: Event) -> None:
         self.events._add(event)
 
-    def send_transaction(self, transaction: Event, trace: dict[str, str] | None = None) -> None:
+    accepts_profiles = True
+
+    def send_transaction(
+        self, transaction: Event, trace: dict[str, str] | None = None, profile: dict[str, Any] | None = None
+    ) -> None:
+        if profile is not None:
+            with self.events._cond:
+                self.events.profiles.append(profile)
         self.events._add_transaction(transaction)
+
+    def send_profile_chunk(self, chunk: dict[str, Any]) -> None:
+        with self.events._cond:
+            self.events.profile_chunks.append(chunk)
+            self.events._cond.notify_all()
 
     def send_sessions(self, batch: SessionBatch) -> None:
         self.events._add_sessions(batch)

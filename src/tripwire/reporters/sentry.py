@@ -41,6 +41,8 @@ SENTRY_REASONS = {
     "ignored": "event_processor",
     "deduplicated": "event_processor",
     "internal_error": "internal_sdk_error",
+    "insufficient_data": "insufficient_data",
+    "max_samples": "buffer_overflow",
 }
 
 
@@ -135,15 +137,37 @@ class SentryReporter(HttpReporter):
             meta={"header": self._envelope_header(event_id if isinstance(event_id, str) else None)},
         )
 
-    def send_transaction(self, transaction: Event, trace: dict[str, str] | None = None) -> None:
-        payload = self.encode_transaction(transaction, trace)
+    #: A transaction's profile goes as a ``profile`` item in the transaction's envelope.
+    accepts_profiles = True
+
+    def send_transaction(
+        self,
+        transaction: Event,
+        trace: dict[str, str] | None = None,
+        profile: dict[str, Any] | None = None,
+    ) -> None:
+        if profile is not None and self.limits.is_limited(("profile",)):
+            # Profiles held back (sentry.io's quota, or a server that does not store them): the
+            # transaction still goes, alone.
+            self.stats.record("rate_limited", "profile", reporter=self.name)
+            profile = None
+        payload = self.encode_transaction(transaction, trace, profile)
         if payload is not None:
             self.submit(payload)
 
-    def encode_transaction(self, transaction: Event, trace: dict[str, str] | None = None) -> Payload:
-        """A ``transaction`` item; its envelope header carries the trace (dynamic sampling context)."""
+    def encode_transaction(
+        self,
+        transaction: Event,
+        trace: dict[str, str] | None = None,
+        profile: dict[str, Any] | None = None,
+    ) -> Payload:
+        """A ``transaction`` item (and its ``profile`` item, if any); the envelope header carries the
+        trace (dynamic sampling context)."""
         body = _json(transaction)
-        items = envelope_items([({"type": "transaction", "content_type": _JSON}, body)])
+        parts = [({"type": "transaction", "content_type": _JSON}, body)]
+        if profile is not None:
+            parts.append(({"type": "profile", "content_type": _JSON}, _json(profile)))
+        items = envelope_items(parts)
         event_id = transaction.get("event_id")
         header = self._envelope_header(event_id if isinstance(event_id, str) else None)
         if trace:
@@ -153,6 +177,8 @@ class SentryReporter(HttpReporter):
             url=self.url,
             body=items,
             # Errors keep priority: a full outbox drops transactions first (counted per category).
+            # Not "profile": a limit on profiles alone must not hold the transaction back (the
+            # profile is left out when its category is limited, see send_transaction).
             categories={"transaction": 1, "span": 1 + (len(spans) if isinstance(spans, list) else 0)},
             kind="transaction",
             low_priority=True,
@@ -176,6 +202,19 @@ class SentryReporter(HttpReporter):
                 )
             )
         return payloads
+
+    def send_profile_chunk(self, chunk: dict[str, Any]) -> None:
+        header = {"type": "profile_chunk", "content_type": _JSON, "platform": chunk.get("platform", "python")}
+        self.submit(
+            Payload(
+                url=self.url,
+                body=envelope_items([(header, _json(chunk))]),
+                categories={"profile_chunk": 1},
+                kind="profile_chunk",
+                low_priority=True,
+                meta={"header": self._envelope_header()},
+            )
+        )
 
     def send_checkin(self, checkin: dict[str, Any]) -> None:
         self.submit(

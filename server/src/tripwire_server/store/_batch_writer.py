@@ -137,6 +137,7 @@ class BatchWriter:
                 continue
             u[1] += size
             u[2] += size
+            self.s.attachment_bytes_written += size
             count(a.project_id, "attachment", "accepted")
             rows.append(
                 (a.project_id, a.event_id, a.filename, a.content_type, a.attachment_type, size)

@@ -24,6 +24,7 @@ from ._feedback import FeedbackMixin
 from ._logs import LogsMixin
 from ._monitors import MonitorsMixin
 from ._performance import PerformanceMixin
+from ._profiles import ProfilesMixin
 from ._project_access import ProjectAccessMixin
 from .base import (
     Attachment,
@@ -128,6 +129,7 @@ class SQLStore(
     LogsMixin,
     MonitorsMixin,
     PerformanceMixin,
+    ProfilesMixin,
     Store,
 ):
     """Shared implementation of :class:`Store` over a DB-API connection pool."""
@@ -140,6 +142,8 @@ class SQLStore(
     _for_update = ""
 
     def __init__(self) -> None:
+        #: Attachment bytes this process's digest transactions stored (the digester paces by it).
+        self.attachment_bytes_written = 0
         self._pool: queue.LifoQueue[Any] = queue.LifoQueue()
         self._all_connections: list[Any] = []
         self._pool_lock = threading.Lock()
@@ -471,6 +475,7 @@ class SQLStore(
         self._write_feedback(c, mine)
         self._write_logs(c, mine)
         self._write_performance(c, mine, writer)
+        self._write_profiles(c, mine)
         self._alerts_after_digest(c, writer, mine)
 
     # -- issues and events -------------------------------------------------------------------

@@ -22,6 +22,7 @@ from .alert_records import AlertStore, MonitorStore
 from .feedback_records import Feedback
 from .log_records import LogQuery, LogRecord
 from .perf_records import PerformanceStore
+from .profile_records import ProfileStore
 
 IssueStatus = Literal["unresolved", "resolved", "ignored"]
 ISSUE_STATUSES: tuple[str, ...] = ("unresolved", "resolved", "ignored")
@@ -300,7 +301,7 @@ class IntakeRow:
     remote_addr: str | None
 
 
-class Store(AlertStore, MonitorStore, PerformanceStore, abc.ABC):
+class Store(AlertStore, MonitorStore, PerformanceStore, ProfileStore, abc.ABC):
     """Everything the collector keeps, behind one interface.
 
     Implementations must be safe to call from many threads. Methods raise :class:`NotFound` for

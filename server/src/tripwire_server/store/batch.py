@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from ..performance.model import Transaction
+from ..profiling.model import Profile, TransactionWindow
 from .base import QueuedEnvelope
 from .feedback_records import FeedbackRow
 from .log_records import LogRow
@@ -115,6 +116,10 @@ class EnvelopeResult:
     transactions: list[Transaction] = dataclasses.field(default_factory=list)
     feedback: list[FeedbackRow] = dataclasses.field(default_factory=list)
     logs: list[LogRow] = dataclasses.field(default_factory=list)
+    #: ``(project id, profile)`` of ``profile`` and ``profile_chunk`` items, see store/_profiles.py.
+    profiles: list[tuple[int, Profile]] = dataclasses.field(default_factory=list)
+    #: Transactions that ran under a continuous profiler (chunks' samples are attributed to them).
+    profile_windows: list[TransactionWindow] = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass(frozen=True)

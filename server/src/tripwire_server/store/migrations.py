@@ -373,6 +373,74 @@ CREATE INDEX monitor_checkins_status ON monitor_checkins (status, started_at);
 CREATE INDEX monitor_checkins_monitor ON monitor_checkins (monitor_id, id)
 """
 
+# Profiles (docs/profiling.md): stored profiles (compressed, a bounded number per transaction name
+# and hour), the per-function samples per transaction name, release and hour, their totals, and
+# the windows of transactions run under a continuous profiler (to attribute chunks' samples).
+_V8 = """
+CREATE TABLE profiles (
+    id {pk},
+    project_id {bigint} NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+    profile_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    event_id TEXT NOT NULL,
+    trace_id TEXT NOT NULL,
+    profiler_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    release TEXT NOT NULL,
+    environment TEXT NOT NULL,
+    hour {float} NOT NULL,
+    start_timestamp {float} NOT NULL,
+    end_timestamp {float} NOT NULL,
+    samples {bigint} NOT NULL,
+    data {blob} NOT NULL,
+    UNIQUE (project_id, profile_id)
+);
+CREATE INDEX profiles_name ON profiles (project_id, name, hour);
+CREATE INDEX profiles_profiler ON profiles (project_id, profiler_id, end_timestamp);
+CREATE INDEX profiles_event ON profiles (event_id);
+CREATE INDEX profiles_hour ON profiles (hour);
+
+CREATE TABLE profile_functions (
+    project_id {bigint} NOT NULL,
+    name TEXT NOT NULL,
+    release TEXT NOT NULL,
+    hour {float} NOT NULL,
+    function TEXT NOT NULL,
+    module TEXT NOT NULL,
+    file TEXT NOT NULL,
+    self_samples {bigint} NOT NULL,
+    total_samples {bigint} NOT NULL,
+    PRIMARY KEY (project_id, name, release, hour, function, module, file)
+);
+CREATE INDEX profile_functions_hour ON profile_functions (hour);
+
+CREATE TABLE profile_totals (
+    project_id {bigint} NOT NULL,
+    name TEXT NOT NULL,
+    release TEXT NOT NULL,
+    hour {float} NOT NULL,
+    samples {bigint} NOT NULL,
+    idle {bigint} NOT NULL,
+    profiles {bigint} NOT NULL,
+    PRIMARY KEY (project_id, name, release, hour)
+);
+
+CREATE TABLE profile_windows (
+    project_id {bigint} NOT NULL,
+    profiler_id TEXT NOT NULL,
+    event_id TEXT NOT NULL,
+    thread_id TEXT NOT NULL,
+    start_timestamp {float} NOT NULL,
+    end_timestamp {float} NOT NULL,
+    trace_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    release TEXT NOT NULL,
+    environment TEXT NOT NULL,
+    PRIMARY KEY (project_id, profiler_id, event_id)
+);
+CREATE INDEX profile_windows_end ON profile_windows (end_timestamp)
+"""
+
 # Performance data (docs/performance.md): rollups per minute and per hour with mergeable
 # duration histograms, time per span op, bounded samples of raw transactions, the links from
 # error events to their traces, and per-project settings (the Apdex threshold). On PostgreSQL the
@@ -511,6 +579,7 @@ _TEMPLATES: list[tuple[int, str]] = [
     (5, _V5),
     (6, _V6),
     (7, _V7),
+    (8, _V8),
     (9, _V9),
     (11, _V11),
     (12, _V12),

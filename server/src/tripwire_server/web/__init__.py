@@ -23,6 +23,9 @@ Pages:
     /projects/{project}/monitors/{slug}           one monitor and its check-ins
     /projects/{project}/performance               transactions: throughput, percentiles, Apdex
     /projects/{project}/performance/summary       one transaction (?transaction=NAME)
+    /projects/{project}/profiling                 profiled transactions, recent profiles
+    /projects/{project}/profiling/transaction     slowest functions, flame graph, regression
+    /projects/{project}/profiles/{profile_id}     one profile's flame graph
     /traces/{trace_id}                            the waterfall of a trace across projects
     /issues/{issue_id}                            one issue: actions, why grouped, tags, latest event
     /issues/{issue_id}/status                     change the status (POST)
@@ -50,6 +53,7 @@ from . import (
     logs,
     monitors,
     performance,
+    profiling,
     project_access,
     projects,
 )
@@ -99,6 +103,9 @@ def routes(state: Any) -> list[BaseRoute]:
         page("/projects/{project}/performance", performance.performance_list),
         page("/projects/{project}/performance/summary", performance.transaction_summary),
         page("/traces/{trace_id}", performance.trace_view),
+        page("/projects/{project}/profiling", profiling.profiling_list),
+        page("/projects/{project}/profiling/transaction", profiling.profiling_transaction),
+        page("/projects/{project}/profiles/{profile_id}", profiling.profile_view),
         page("/projects/{project}/feedback", feedback.feedback_list),
         page("/projects/{project}/logs", logs.log_list),
         page("/issues/{issue_id:id}", issues.issue_detail),

@@ -159,6 +159,11 @@ def transaction_summary(page: Page) -> Response:
     total_ops = sum(o["total_ms"] for o in data["span_ops"]) or 1.0
     for o in data["span_ops"]:
         o["percent"] = round(100 * o["total_ms"] / total_ops, 1)
+    # The sampled transactions that have a stored profile link to its flame graph.
+    profiles = page.store.profiles_of_events(project.id, [s["event_id"] for s in data["samples"]])
+    for s in data["samples"]:
+        found = profiles.get(s["event_id"])
+        s["profile_url"] = f"/projects/{found[0]}/profiles/{found[1]}" if found else None
     return page.render(
         "transaction.html",
         project=project,
@@ -169,6 +174,8 @@ def transaction_summary(page: Page) -> Response:
         chart={"width": width, "height": height, "peak": peak, "lines": lines},
         bars=bars,
         releases=data["releases"][:2],
+        profiling_url=f"/projects/{project.id}/profiling/transaction?"
+        + urlencode({"transaction": name, "since": f["since"]}),
     )
 
 
@@ -183,6 +190,13 @@ def trace_view(page: Page) -> Response:
     if not data["spans"] and not data["errors"]:
         return not_found(page, "Trace")
     spans = service.waterfall(data)
+    # Transactions with a stored profile (in a project the user may see) link to its flame graph.
+    profiles = page.store.profiles_of_events(None, sorted({s["event_id"] for s in spans if s["is_segment"]}))
+    for s in spans:
+        found = profiles.get(s["event_id"]) if s["is_segment"] else None
+        if found is not None and visible is not None and found[0] not in visible:
+            found = None
+        s["profile_url"] = f"/projects/{found[0]}/profiles/{found[1]}" if found else None
     start = min((s["start_timestamp"] for s in data["spans"]), default=0.0)
     end = max((s["timestamp"] for s in data["spans"]), default=0.0)
     return page.render(
