@@ -5,13 +5,20 @@ fills a fresh queue with ``--tasks`` small tasks between two "stamp" tasks befor
 then starts the worker: tasks/s is ``--tasks`` over the time between the two stamps, taken by the
 worker itself, so start-up and publishing are not counted. Variants alternate (A B C, C B A, ...).
 
-    .venv-bench/bin/python bench/celery_bench.py [--rounds 3] [--tasks 3000]
+    .venv-bench/bin/python bench/celery_bench.py [--rounds 3] [--tasks 3000] [--no-callgrind]
+
+With valgrind installed, a second table counts the instructions one task costs where the task runs
+(what a prefork child does per task, without the pool's pipes): Celery's tracer for a trivial task
+called in-process 500 and then 2,500 times under callgrind, the difference per task.
+Deterministic, unlike CPU time on a shared machine.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -79,12 +86,75 @@ def one_run(variant: str, pool: str, tasks: int, dsn: str) -> tuple[float, float
     return tasks / (cpu1 - cpu0), tasks / (wall1 - wall0)
 
 
+TRACER = r"""
+import os, sys
+variant, n, dsn = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+if variant.startswith("tripwire"):
+    import tripwire
+
+    disabled = ["celery"] if variant == "tripwire, Celery off" else []
+    tripwire.init(dsn, send_client_reports=False, release="bench@1", disabled_integrations=disabled)
+elif variant == "sentry-sdk":
+    import sentry_sdk
+    from sentry_sdk.integrations.celery import CeleryIntegration
+
+    sentry_sdk.init(dsn, integrations=[CeleryIntegration()], release="bench@1")
+from celery import Celery
+from celery.app.trace import build_tracer
+
+app = Celery("tripwire_bench", broker="memory://")
+app.conf.update(task_ignore_result=True)
+
+
+@app.task(name="order")
+def order(n, customer):
+    return n * 2
+
+
+app.finalize()
+task = app.tasks["order"]
+tracer = build_tracer("order", task, eager=False, propagate=False, app=app)
+for i in range(n):
+    task_id = f"{i:032x}"
+    request = {
+        "id": task_id, "task": "order", "retries": 0, "hostname": "bench@localhost", "is_eager": False,
+        "delivery_info": {"routing_key": "bench", "exchange": "", "priority": 0, "redelivered": False},
+    }
+    tracer(task_id, (i, "c-17"), {}, request)
+os._exit(0)
+"""
+
+
+def tracer_instructions(variant: str, dsn: str, small: int = 500, large: int = 2500) -> float:
+    """Instructions (valgrind callgrind) Celery's tracer costs per task, in-process."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TRIPWIRE_", "SENTRY_"))}
+    env.update(PYTHONPATH=str(ROOT / "src"), PYTHONHASHSEED="0")
+    counts = []
+    for n in (small, large):
+        out = subprocess.run(
+            ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable, "-c", TRACER]
+            + [variant, str(n), dsn],
+            capture_output=True, text=True, env=env, timeout=1800, check=True,
+        )
+        match = re.search(r"Collected : (\d+)", out.stderr)
+        if match is None:
+            raise RuntimeError(f"no callgrind total for {variant}:\n{out.stderr[-2000:]}")
+        counts.append(int(match.group(1)))
+    return (counts[1] - counts[0]) / (large - small)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--tasks", type=int, default=3000)
     parser.add_argument("--pools", default=",".join(POOLS))
+    parser.add_argument("--no-callgrind", action="store_true", help="skip the instructions per task")
+    parser.add_argument("--callgrind-only", action="store_true", help="only the instructions per task")
     args = parser.parse_args()
+    if args.callgrind_only:
+        with Sink() as sink:
+            print(instructions_table(sink.dsn))
+        return
     rates: dict[tuple[str, str], list[float]] = {}
     walls: dict[tuple[str, str], list[float]] = {}
     with Sink() as sink:
@@ -111,8 +181,22 @@ def main() -> None:
         "no tracing. Target: tripwire >= 0.95x bare.\n\n"
         + table(["pool", "variant", "tasks/CPU-s", "vs bare", "tasks/s (wall, noisy)"], rows)
     )
+    if not args.no_callgrind and shutil.which("valgrind"):
+        body += "\n\n" + instructions_table(sink.dsn)
     write_section("Celery worker throughput (celery_bench.py)", body)
     print(body)
+
+
+def instructions_table(dsn: str) -> str:
+    counts = {variant: tracer_instructions(variant, dsn) for variant in VARIANTS}
+    base = counts["bare"]
+    rows = [[v, f"{n:,.0f}", f"{base / n:.3f}x", f"{n - base:+,.0f}"] for v, n in counts.items()]
+    return (
+        "Instructions per task where the task runs (valgrind callgrind: Celery's tracer for a trivial "
+        "task called in-process, 2,500 minus 500 calls, per call; what a prefork child does per task "
+        "besides reading the pool's pipe).\n\n"
+        + table(["variant", "instructions/task", "bare / variant", "added"], rows)
+    )
 
 
 if __name__ == "__main__":

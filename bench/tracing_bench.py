@@ -1,8 +1,10 @@
 """What performance tracing costs a request, in-process, side by side with sentry-sdk and OpenTelemetry.
 
 The endpoint does what the issue names: one outgoing HTTP call (http.client, to a loopback server in
-the parent process) and two sqlite3 queries. The Starlette app is called directly (no sockets); each
-(variant, round) runs in a fresh interpreter, variants alternate, figures are medians.
+a process of its own, so that parsing the propagation headers is not counted as the measured
+process's cost: that server is not the user's app) and two sqlite3 queries. The Starlette
+app is called directly (no sockets); each (variant, round) runs in a fresh interpreter, variants
+alternate, figures are medians.
 
     python bench/tracing_bench.py [--rounds 3] [--n 3000] [--no-callgrind]
 
@@ -16,8 +18,10 @@ Variants:
     otel                 OpenTelemetry's ASGI middleware, BatchSpanProcessor to an in-memory exporter
 
 Columns: *loop CPU* is ``time.thread_time()`` of the event loop's thread per request (what the
-request costs the caller); *background CPU* is the process's CPU outside that thread per request
-(tripwire's worker and sender: building, encoding, gzip, sending; sentry-sdk's and OTel's threads).
+request costs the caller; time spent waiting for the GIL is not CPU time, so it is not in it, while
+the thread's CPU spent handing the GIL over is); *background CPU* is the process's CPU outside that
+thread per request (tripwire's worker and sender: building, encoding, gzip, sending; sentry-sdk's
+and OTel's threads).
 """
 
 from __future__ import annotations
@@ -29,10 +33,7 @@ import re
 import shutil
 import subprocess
 import sys
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -132,24 +133,45 @@ print(json.dumps(result))
 """
 
 
+UPSTREAM = r"""
+import sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+class Handler(BaseHTTPRequestHandler):
+    def log_message(self, format, *args):
+        pass
+
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+server.daemon_threads = True
+print(server.server_address[1], flush=True)
+server.serve_forever()
+"""
+
+
 class Upstream:
-    """The loopback server the endpoint calls: answers 200 "ok" (HTTP/1.0, one request a connection)."""
+    """The loopback server the endpoint calls: answers 200 "ok" (HTTP/1.0, one request a connection).
+
+    Its own process: it is not the app being measured, and neither the sink's work (in this
+    process) nor the app's GIL may slow its answers down.
+    """
 
     def __init__(self) -> None:
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", UPSTREAM], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+        )
+        assert self.proc.stdout is not None
+        port = int(self.proc.stdout.readline())
+        self.url = f"http://127.0.0.1:{port}/data"
 
-            def do_GET(self) -> None:
-                self.send_response(200)
-                self.send_header("Content-Length", "2")
-                self.end_headers()
-                self.wfile.write(b"ok")
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/data"
+    def close(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
 
 
 def run_child(variant: str, sink: Sink, upstream: Upstream, n: int, prefix: list[str] | None = None) -> str:
@@ -196,17 +218,22 @@ def main() -> None:
     variants = args.variants.split(",")
     results: dict[str, list[dict[str, float]]] = {v: [] for v in variants}
     upstream = Upstream()
-    with Sink() as sink:
-        for r, variant in alternating(variants, args.rounds):
-            out = run_child(variant, sink, upstream, args.n)
-            res = json.loads(out.strip().splitlines()[-1])
-            results[variant].append(res)
-            print(f"round {r} {variant}: {res}", file=sys.stderr)
-        instr: dict[str, float] = {}
-        if not args.no_callgrind and shutil.which("valgrind"):
-            for v in variants:
-                if v in ("bare", "tripwire-off", "tripwire-unsampled", "tripwire-traced"):
-                    instr[v] = instructions_per_request(v, sink, upstream, 100, 400)
+    try:
+        with Sink() as sink:
+            for r, variant in alternating(variants, args.rounds):
+                out = run_child(variant, sink, upstream, args.n)
+                # The result is the child's last JSON line (an SDK may log to stderr after it).
+                last = next(line for line in reversed(out.splitlines()) if line.startswith('{"wall_us"'))
+                res = json.loads(last)
+                results[variant].append(res)
+                print(f"round {r} {variant}: {res}", file=sys.stderr)
+            instr: dict[str, float] = {}
+            if not args.no_callgrind and shutil.which("valgrind"):
+                for v in variants:
+                    if v in ("bare", "tripwire-off", "tripwire-unsampled", "tripwire-traced"):
+                        instr[v] = instructions_per_request(v, sink, upstream, 100, 400)
+    finally:
+        upstream.close()
 
     def med(variant: str, key: str) -> float:
         return median(x[key] for x in results[variant])

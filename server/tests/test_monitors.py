@@ -15,9 +15,14 @@ import pytest
 
 from tripwire_server.alerts.settings import AlertSettings
 from tripwire_server.monitors import MonitorClock, next_expected, parse_checkin
+from tripwire_server.store._pg_locks import SCOPED_KEY
 
 from .alert_support import webhook_receiver
-from .conftest import LiveServer, envelope, wait_until
+from .conftest import LiveServer, PgSchemas, envelope, wait_until
+
+#: The monitor clock's advisory lock as another process in the same schema takes it (psycopg placeholders).
+CLOCK_KEY = SCOPED_KEY.replace("?", "%s")
+CLOCK_LOCK = 0x7472_6D6F
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -233,15 +238,34 @@ def test_only_one_process_ticks_the_clock_on_postgresql(pg_url: str) -> None:
         last = monitors(server)["pg-job"]["last_checkin"]
         other = open_store(pg_url)
         with psycopg.connect(pg_url, autocommit=True) as holder:
-            holder.execute("SELECT pg_advisory_lock(%s)", (0x7472_6D6F,))
+            holder.execute(f"SELECT pg_advisory_lock({CLOCK_KEY})", (CLOCK_LOCK,))
             assert other.monitor_tick(last + 200) == 0
             assert server.store.monitor_tick(last + 200) == 0
-            holder.execute("SELECT pg_advisory_unlock(%s)", (0x7472_6D6F,))
+            holder.execute(f"SELECT pg_advisory_unlock({CLOCK_KEY})", (CLOCK_LOCK,))
         assert other.monitor_tick(last + 200) == 1
         assert server.store.monitor_tick(last + 200) == 0
         other.close()
     finally:
         server.stop()
+
+
+@pytest.mark.postgres
+def test_a_collector_in_another_schema_does_not_hold_up_the_clock(pg_url: str, pg_schemas: PgSchemas) -> None:
+    """Two collectors in two schemas of one database: one holding its clock lock does not stop the other."""
+    import psycopg
+
+    server = LiveServer(pg_url, alerts=AlertSettings(poll_interval=0.02, clock_interval=3600))
+    neighbour = pg_schemas.new()
+    try:
+        config = {"schedule": {"type": "interval", "value": 1, "unit": "minute"}, "checkin_margin": 1}
+        checkin(server, "pg-job", "ok", monitor_config=config)
+        last = monitors(server)["pg-job"]["last_checkin"]
+        with psycopg.connect(neighbour, autocommit=True) as holder:
+            holder.execute(f"SELECT pg_advisory_lock({CLOCK_KEY})", (CLOCK_LOCK,))
+            assert server.store.monitor_tick(last + 200) == 1
+    finally:
+        server.stop()
+        pg_schemas.drop(neighbour)
 
 
 def test_a_collector_down_for_ten_days_marks_one_miss_and_expects_the_next_run(live: LiveServer) -> None:

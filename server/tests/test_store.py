@@ -86,7 +86,9 @@ def test_retention_by_age_deletes_old_events_and_issues(database_url: str) -> No
         for event in (old, new):
             assert live.post_envelope(envelope(("event", event))).status_code == 200
         live.wait_digested()
-        # Pretend the first event arrived 100 days ago.
+        # Pretend the first event arrived 100 days ago (on PostgreSQL, into that day's partition).
+        if live.store.backend == "postgresql":
+            live.store.create_event_partitions_ahead(time.time() - 8640000)  # type: ignore[attr-defined]
         with live.store._tx() as c:  # type: ignore[attr-defined]
             c.ex(
                 "UPDATE events SET received_at = received_at - 8640000 WHERE event_id = ?", (old["event_id"],)

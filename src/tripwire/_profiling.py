@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 class ProfileHandle:
     """What a transaction holds of the profiler (``Transaction.profile``)."""
 
-    __slots__ = ("profiler_id", "recording", "release")
+    __slots__ = ("profiler_id", "recording", "release", "thread_id")
 
     #: The transaction's own profile (transaction mode), else None.
     recording: Recording | None
@@ -41,6 +41,9 @@ class ProfileHandle:
     profiler_id: str | None
     #: Called once when the transaction ends (the "trace" lifecycle's count); may be None.
     release: Callable[[], None] | None
+    #: The thread the transaction started on: a continuous profile's samples of that thread in the
+    #: transaction's time window are the transaction's (sent as ``contexts.trace.data["thread.id"]``).
+    thread_id: int
 
 
 class Profiler:
@@ -90,6 +93,7 @@ class Profiler:
                 handle.recording = recording
                 handle.profiler_id = None
                 handle.release = None
+                handle.thread_id = threading.get_ident()
                 return handle
             if not self.session_sampled:
                 return None
@@ -101,6 +105,7 @@ class Profiler:
                 handle.recording = None
                 handle.profiler_id = self.profiler_id
                 handle.release = self._transaction_ended
+                handle.thread_id = threading.get_ident()
                 return handle
             profiler_id = self.profiler_id if self._chunk is not None else None
             if profiler_id is None:
@@ -109,6 +114,7 @@ class Profiler:
             handle.recording = None
             handle.profiler_id = profiler_id
             handle.release = None
+            handle.thread_id = threading.get_ident()
             return handle
         except Exception:
             logger.exception("tripwire: could not start a profile; the transaction goes on without")

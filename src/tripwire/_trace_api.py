@@ -11,7 +11,7 @@ from typing import Any, TypeVar, overload
 
 from . import _globals, _scope
 from ._log import logger
-from ._propagation import format_baggage, format_sentry_trace
+from ._propagation import format_sentry_trace
 from ._tracing import (
     NOOP_SPAN,
     Span,
@@ -186,8 +186,7 @@ def get_baggage() -> str | None:
         span = active_span()
         if span is None:
             return None
-        txn = span.transaction
-        return format_baggage(txn.dynamic_sampling_context(), txn.baggage_others) or None
+        return span.transaction.outgoing_baggage() or None
     except Exception:
         logger.exception("tripwire: get_baggage failed")
         return None

@@ -17,9 +17,9 @@ A unit of work's root span is its :class:`Transaction`.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextvars import ContextVar, Token
-from types import TracebackType
+from types import ModuleType, TracebackType
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ._log import logger
@@ -51,9 +51,13 @@ class Client(Protocol):
 
     def submit_transaction(self, txn: Transaction) -> bool: ...
 
+    def submit_late_span(self, span: Span) -> bool: ...
+
 
 #: The innermost sampled span of the current context (a Transaction at the root); None otherwise.
 _active: ContextVar[Span | None] = ContextVar("tripwire.span", default=None)
+#: The same variable, for hot paths (sqlite3's statements) that read it without a function call.
+active_var = _active
 
 #: Span statuses (Sentry's vocabulary) for HTTP response statuses.
 _HTTP_STATUS = {
@@ -86,17 +90,32 @@ def new_span_id() -> str:
     # Not os.urandom: it releases the GIL around its system call, and a caller that gives the GIL
     # up waits for the worker's switch interval to get it back. The random module's generator is
     # seeded from the OS and reseeded in forked children; ids need uniqueness, not secrecy.
-    return f"{_getrandbits(64):016x}"
+    return f"{(_randbits or _load_random().getrandbits)(64):016x}"
 
 
 def new_trace_id() -> str:
-    return f"{_getrandbits(128):032x}"
+    return f"{(_randbits or _load_random().getrandbits)(128):032x}"
 
 
-def _getrandbits(bits: int) -> int:
-    import random  # imported on first use (not part of ``import tripwire``); then a dict lookup
+def new_trace_and_span_ids() -> tuple[str, str]:
+    """A new trace id and span id from one draw (an unsampled request's first outgoing call)."""
+    both = f"{(_randbits or _load_random().getrandbits)(192):048x}"
+    return both[:32], both[32:]
 
-    return random.getrandbits(bits)
+
+#: ``random.getrandbits`` and ``random.random``, bound on first use: ``random`` is not part of
+#: ``import tripwire``, and an ``import`` statement per call costs a few hundred instructions.
+_randbits: Callable[[int], int] | None = None
+_random: Callable[[], float] | None = None
+
+
+def _load_random() -> ModuleType:
+    global _randbits, _random
+    import random
+
+    _randbits = random.getrandbits
+    _random = random.random
+    return random
 
 
 class Span:
@@ -160,8 +179,16 @@ class Span:
     def finish(self, end: float | None = None) -> None:
         """End the span now (or at ``end``, epoch seconds). A second call changes nothing."""
         if self.end is not None:
-            return  # finished already, or cut when its transaction ended (counted as unfinished)
+            return  # finished already
         self.end = time.time() if end is None else end
+        txn = self.transaction
+        if txn.sent:
+            # Its transaction was sent without it (a task that outlived the request): this span
+            # goes on its own, as a span item linked by trace id and parent span id.
+            try:
+                txn.client.submit_late_span(self)
+            except Exception:
+                logger.exception("tripwire: could not queue a late span")
 
     # -- context manager: makes this span the active one -------------------------------------------
     def __enter__(self) -> Span:
@@ -246,28 +273,37 @@ class Transaction(Span):
         self.source = source
 
     def dynamic_sampling_context(self) -> dict[str, str]:
-        """The ``sentry-`` baggage members: frozen at the first read, as the protocol requires."""
+        """The ``sentry-`` baggage members: frozen at the first read, as the protocol requires.
+
+        Once an outgoing request carried a ``baggage`` header, the context is read back from it,
+        so what the worker puts in the envelope header is what was sent.
+        """
         dsc = self.dsc
         if dsc is None:
+            dsc = self.dsc = parse_baggage(self.outgoing_baggage())[0]
+        return dsc
+
+    def outgoing_baggage(self) -> str:
+        """The ``baggage`` value of outgoing requests: made once per transaction (then frozen)."""
+        baggage = self.baggage
+        if baggage is None:
             incoming = self.incoming_dsc
             if incoming:
-                dsc = dict(incoming)  # a continued trace keeps its head's context
+                # A continued trace keeps its head's context.
+                baggage = format_baggage(incoming, self.baggage_others)
             else:
-                options = self.client.options
-                dsc = {
-                    "trace_id": self.trace_id_,
-                    "public_key": options.dsn.public_key if options.dsn is not None else "",
-                    "sample_rate": _rate(self.sample_rate),
-                    "sample_rand": f"{self.sample_rand:.6f}",
-                    "sampled": "true",
-                    "release": options.release or "",
-                    "environment": options.environment,
-                }
-                name = self.current_name()
-                if name and self.source not in ("url",):
-                    dsc["transaction"] = name
-            self.dsc = dsc = {k: v for k, v in dsc.items() if v}
-        return dsc
+                baggage = (
+                    f"sentry-trace_id={self.trace_id_},sentry-sample_rate={_rate(self.sample_rate)},"
+                    f"sentry-sample_rand={self.sample_rand:.6f},sentry-sampled=true{_static_members(self.client)}"
+                )
+                if self.source != "url":  # a URL is no name to sample by (it may hold ids)
+                    name = self.current_name()
+                    if name:
+                        baggage += "," + format_baggage({"transaction": name})
+                if self.baggage_others:
+                    baggage += "," + self.baggage_others
+            self.baggage = baggage
+        return baggage
 
     def current_name(self) -> str:
         request = self.request
@@ -289,6 +325,28 @@ class Transaction(Span):
 
     def __repr__(self) -> str:
         return f"<Transaction name={self.name!r} op={self.op!r} spans={len(self.spans)}>"
+
+
+#: (options, the members of every head transaction's baggage that come from them), per client.
+_static: tuple[Any, str] = (None, "")
+
+
+def _static_members(client: Client) -> str:
+    """``,sentry-public_key=…,sentry-release=…,sentry-environment=…``: encoded once per client."""
+    global _static
+    options = client.options
+    cached, members = _static
+    if cached is not options:
+        members = format_baggage(
+            {
+                "public_key": options.dsn.public_key if options.dsn is not None else "",
+                "release": options.release or "",
+                "environment": options.environment,
+            }
+        )
+        members = "," + members if members else ""
+        _static = (options, members)
+    return members
 
 
 def _rate(value: float) -> str:
@@ -349,7 +407,7 @@ def sample(
     options = client.options
     rand = _incoming_rand(incoming_dsc)
     if rand is None:
-        rand = _random()
+        rand = (_random or _load_random().random)()
     parent_sampled = parent.sampled if parent is not None else None
     sampler = options.traces_sampler
     if sampler is not None:
@@ -375,10 +433,11 @@ def sample(
     return rand < rate, rate, rand
 
 
-def _random() -> float:
-    from . import _deferred
-
-    return _deferred.random()
+def head_sample(client: Client) -> tuple[bool, float, float]:
+    """:func:`sample` for a unit of work with no caller's trace and no ``traces_sampler``: one draw."""
+    rand = (_random or _load_random().random)()
+    rate = client.options.traces_sample_rate or 0.0
+    return rand < rate, rate, rand
 
 
 def _incoming_rand(dsc: Mapping[str, str] | None) -> float | None:
@@ -467,10 +526,15 @@ def child_span(parent: Span, op: str | None, description: str | None) -> Span | 
     """A new child of ``parent``, started now; None (and counted) when its transaction is full."""
     txn = parent.transaction
     spans = txn.spans
-    if len(spans) >= txn.client.options.max_spans or txn.sent:
-        # Over max_spans, or started after the transaction was sent: counted, not kept.
-        txn.client.stats.record("max_spans" if not txn.sent else "finished_late", "span")
+    if len(spans) >= txn.client.options.max_spans:
+        if txn.sent:
+            # Started after its transaction was sent: kept out of it, sent on its own when it
+            # finishes (Span.finish). Its parent's id is made now, on this thread.
+            return _late_child(txn, parent, op, description)
+        txn.client.stats.record("max_spans", "span")  # over max_spans: counted, not kept
         return None
+    if txn.sent:
+        return _late_child(txn, parent, op, description)
     span = Span()
     span.transaction = txn
     span.parent = parent
@@ -486,10 +550,30 @@ def child_span(parent: Span, op: str | None, description: str | None) -> Span | 
     return span
 
 
+def _late_child(txn: Transaction, parent: Span, op: str | None, description: str | None) -> Span:
+    parent.span_id  # noqa: B018 -- made here, never concurrently with the worker
+    span = Span()
+    span.transaction = txn
+    span.parent = parent
+    span.op = op
+    span.description = description
+    span.start = time.time()
+    span.end = None
+    span.status = None
+    span.data = None
+    span._id = None
+    span._token = None
+    return span
+
+
 def start_child(op: str, description: str | None, data: dict[str, Any] | None = None) -> Span | None:
     """A child of the active span for an automatic span (a query, a call); None when not traced."""
     parent = _active.get()
     if parent is None:
+        return None
+    if op == "db" and parent.op == "db" and parent.data is not None and "db.system" in parent.data:
+        # An automatic db span inside another one is the same statement one layer down (the
+        # driver under SQLAlchemy): the outer span already records it.
         return None
     span = child_span(parent, op, description)
     if span is not None and data:
@@ -522,22 +606,21 @@ def deactivate(token: Token[Span | None]) -> None:
 
 def outgoing_headers(span: Span | None, trace_id: str, *, w3c: bool, decided: bool = False) -> dict[str, str]:
     """The propagation headers of a request made now, from ``span`` (or an untraced unit of work)."""
-    headers: dict[str, str] = {}
     if span is not None:
         txn = span.transaction
-        headers["sentry-trace"] = format_sentry_trace(txn.trace_id_, span.span_id, True)
-        baggage = txn.baggage
-        if baggage is None:
-            baggage = txn.baggage = format_baggage(txn.dynamic_sampling_context(), txn.baggage_others)
-        headers["baggage"] = baggage
+        span_id = span.span_id
+        headers = {
+            "sentry-trace": f"{txn.trace_id_}-{span_id}-1",
+            "baggage": txn.outgoing_baggage(),
+        }
         if w3c:
-            headers["traceparent"] = format_traceparent(txn.trace_id_, span.span_id, True)
+            headers["traceparent"] = f"00-{txn.trace_id_}-{span_id}-01"
         return headers
     # Not sampled here: say so when this unit of work decided it (the receiver then samples nothing
     # of this trace either); outside any decision, leave it to the receiver (no flag).
     span_id = new_span_id()
     sampled = False if decided else None
-    headers["sentry-trace"] = format_sentry_trace(trace_id, span_id, sampled)
+    headers = {"sentry-trace": format_sentry_trace(trace_id, span_id, sampled)}
     if w3c:
         headers["traceparent"] = format_traceparent(trace_id, span_id, False)
     return headers

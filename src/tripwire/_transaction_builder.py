@@ -8,14 +8,13 @@ user-set span data JSON-safe.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from typing import Any
 
 from ._options import Options
 from ._scrub import Scrubber
 from ._serialize import safe_repr
-from ._tracing import Span, Transaction
+from ._tracing import Span, Transaction, new_trace_id
 from ._types import Event
 from ._version import __version__
 
@@ -30,7 +29,7 @@ def build_transaction(txn: Transaction, options: Options, scrubber: Scrubber) ->
     request = txn.request
     event: Event = {
         "type": "transaction",
-        "event_id": os.urandom(16).hex(),
+        "event_id": new_trace_id(),  # 32 hex digits from the random module: no system call
         "platform": "python",
         "start_timestamp": txn.start,
         "timestamp": end,
@@ -70,7 +69,9 @@ def build_transaction(txn: Transaction, options: Options, scrubber: Scrubber) ->
     if profile is not None and profile.profiler_id:
         # Ran while the continuous profiler ran: the UI finds its samples in that profiler's chunks.
         contexts["profile"] = {"profiler_id": profile.profiler_id}
-        trace.setdefault("data", {})["profiler_id"] = profile.profiler_id
+        trace_data = trace.setdefault("data", {})
+        trace_data["profiler_id"] = profile.profiler_id
+        trace_data["thread.id"] = str(profile.thread_id)
     event["spans"] = [_span(span, txn, end, scrubber) for span in txn.spans]
     if txn.spans_dropped:
         event.setdefault("extra", {})["tripwire.spans_dropped"] = txn.spans_dropped
@@ -107,6 +108,55 @@ def _span(span: Span, txn: Transaction, txn_end: float, scrubber: Scrubber) -> d
     if description is not None:
         out["description"] = description if len(description) <= 2048 else description[:2045] + "..."
     return out
+
+
+def build_span_item(span: Span, options: Options, scrubber: Scrubber) -> dict[str, Any]:
+    """A span that finished after its transaction was sent, in Sentry's span v2 shape.
+
+    It names its transaction (``sentry.segment.id``) and its parent, so a server that keeps the
+    trace can put it back where it started.
+    """
+    txn = span.transaction
+    end = span.end if span.end is not None else span.start
+    legacy = _span(span, txn, end, scrubber)
+    attributes: dict[str, Any] = {
+        "sentry.op": legacy["op"],
+        "sentry.origin": legacy["origin"],
+        "sentry.segment.id": txn.span_id,
+        "sentry.environment": options.environment,
+        "sentry.sdk.name": SDK_NAME,
+        "sentry.sdk.version": __version__,
+    }
+    if txn.name:
+        attributes["sentry.segment.name"] = txn.name
+    if options.release:
+        attributes["sentry.release"] = options.release
+    if span.status and span.status != "ok":
+        attributes["sentry.status"] = span.status  # v2 keeps only ok/error; Sentry's word stays here
+    for key, value in (legacy.get("data") or {}).items():
+        attributes[key] = value
+    return {
+        "trace_id": txn.trace_id_,
+        "span_id": legacy["span_id"],
+        "parent_span_id": legacy["parent_span_id"],
+        "name": legacy.get("description") or legacy["op"],
+        "status": "ok" if legacy["status"] == "ok" else "error",
+        "is_segment": False,
+        "start_timestamp": span.start,
+        "end_timestamp": end,
+        "attributes": {key: _attribute(value) for key, value in attributes.items()},
+    }
+
+
+def _attribute(value: Any) -> dict[str, Any]:
+    # Span v2 attributes are typed: {"type": ..., "value": ...}.
+    if isinstance(value, bool):
+        return {"type": "boolean", "value": value}
+    if isinstance(value, int):
+        return {"type": "integer", "value": value}
+    if isinstance(value, float):
+        return {"type": "double", "value": value}
+    return {"type": "string", "value": value if isinstance(value, str) else str(value)}
 
 
 def _safely(scrub: Any, text: str) -> str:

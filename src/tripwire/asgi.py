@@ -42,6 +42,7 @@ from ._tracing import (
     Transaction,
     activate,
     deactivate,
+    head_sample,
     new_transaction,
     read_incoming,
     sample,
@@ -496,14 +497,23 @@ def _start_transaction(client: Any, conn: Connection, scope: Scope, kind: str) -
     the caller sent one, becomes the request's, so its errors join the caller's trace).
     """
     try:
-        incoming: dict[str, str] = {}
+        incoming: dict[str, str] | None = None
+        # Header names as the server gives them: ASGI servers lowercase them (Starlette's Headers
+        # relies on it too), so no .lower() per header of every request.
         for name, value in scope.get("headers") or ():
-            if name.lower() in _PROPAGATION_HEADERS:
-                incoming[name.decode("latin-1").lower()] = value.decode("latin-1")
-        parent, dsc, others = (None, None, "") if not incoming else read_incoming(incoming)
-        if parent is not None:
-            conn.trace_id = parent.trace_id
-        sampled, rate, rand = sample(client, {"asgi_scope": scope}, parent, dsc)
+            if name in _PROPAGATION_HEADERS:
+                if incoming is None:
+                    incoming = {}
+                incoming[name.decode("latin-1")] = value.decode("latin-1")
+        if incoming is None and client.options.traces_sampler is None:
+            # The common case, decided with one random draw: nothing is made for an unsampled request.
+            sampled, rate, rand = head_sample(client)
+            parent, dsc, others = None, None, ""
+        else:
+            parent, dsc, others = (None, None, "") if incoming is None else read_incoming(incoming)
+            if parent is not None:
+                conn.trace_id = parent.trace_id
+            sampled, rate, rand = sample(client, {"asgi_scope": scope}, parent, dsc)
         if not sampled:
             next(client.sampled_out)
             return

@@ -39,6 +39,15 @@ from ._connection import BodyCopy, Connection
 from ._exceptions import ConfigurationError
 from ._scope import _ROOT, ScopeData, _isolation
 from ._sessions import EXITED
+from ._tracing import (
+    Transaction,
+    activate,
+    deactivate,
+    new_transaction,
+    read_incoming,
+    sample,
+    status_for_http,
+)
 from .asgi import capture_request_exception, install_framework_hooks, is_noise, middleware_options
 
 __all__ = ["TripwireMiddleware", "WSGIRequest"]
@@ -146,6 +155,7 @@ def new_request(base: ScopeData, environ: Environ, started: float) -> WSGIReques
     request.route = None
     request.app_send = None
     request.body = None
+    request.txn = None
     return request
 
 
@@ -214,31 +224,44 @@ class TripwireMiddleware:
         self.failed_status_codes = codes
         self.track_response_status = bool(track_response_status or codes)
         self.max_request_body_size = max_request_body_size
-        self._client: Any = None
-        self._bound = False
+        #: The client the per-request state below was made for (re-checked on every request).
+        self._client: Any = _UNBOUND
         self._sessions: Any = None
         self._exited: Any = None
+        #: Whether the client traces (transactions may be sampled): cached with the client.
+        self._tracing = False
         install_wsgi_framework_hooks()
         adopt_falcon_app(app)
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        # Runs on every request: written for the fewest bytecodes (the request's object is made
+        # inline, the client's state is cached by _bind). Everything else waits for an event.
         client = _globals.client
-        if client is not self._client or not self._bound:
+        if client is not self._client:
             self._bind(client)
         if client is None:
             return self.app(environ, start_response)  # type: ignore[no-any-return]
         parent = _isolation.get()
         if parent is not _ROOT and isinstance(parent.unit_of_work(), Connection):
             return self.app(environ, start_response)  # type: ignore[no-any-return]  # nested
-        request = new_request(parent.data, environ, _time())
+        request = WSGIRequest()
+        request.last_event_id = request.trace_id = request._data = request._session = None
+        request.status = request.route = request.app_send = request.body = request.txn = None
+        request._base = parent.data
+        request.scope = environ
+        request.path = environ.get("PATH_INFO") or ""
+        request.root_path = environ.get("SCRIPT_NAME") or ""
+        request.started = _time()
+        request.outcome = EXITED
         if self.max_request_body_size and environ.get("REQUEST_METHOD") not in _NO_BODY_METHODS:
             body = request.body = BodyCopy(self.max_request_body_size)
             stream = environ.get("wsgi.input")
             if stream is not None:
                 environ["wsgi.input"] = _Input(stream, body)
         token = _isolation.set(request)
+        txn = _start_transaction(client, request, environ) if self._tracing else None
         try:
-            if self.track_response_status:
+            if self.track_response_status or txn is not None:
                 request.start_response = start_response
                 result = self.app(environ, request.watch_start)
             else:
@@ -248,24 +271,26 @@ class TripwireMiddleware:
             self._end(request)
             raise
         finally:
+            if txn is not None:
+                _deactivate(request)
             _isolation.reset(token)
-        wrapper = environ.get("wsgi.file_wrapper")
-        if isinstance(wrapper, type) and isinstance(result, wrapper):
-            # The server sends the file itself (sendfile): hand it over untouched.
+        if type(result) is environ.get("wsgi.file_wrapper"):
+            # The server sends the file itself (sendfile): hand it over untouched. (Servers check
+            # the exact class too.)
             self._end(request)
-            return result  # type: ignore[return-value]
+            return result  # type: ignore[no-any-return]
         # Made without an __init__ (see ScopeHolder: calling a class with one costs ~1,100
         # instructions more), as every request pays for it.
         response = _Response()
         response._middleware = self
         response._request = request
         response._result = result
-        response._closed = False
         return response
 
     def _bind(self, client: Any) -> None:
+        # Once per client (the first request, and after a re-init): what every request needs of it.
         self._client = client
-        self._bound = True
+        self._tracing = client is not None and bool(client.tracing)
         sessions = client.sessions if client is not None else None
         if sessions is not None and sessions.auto:
             sessions.start()
@@ -273,7 +298,7 @@ class TripwireMiddleware:
             self._exited = sessions.exited
         else:
             self._exited = None
-        install_wsgi_framework_hooks()
+        install_wsgi_framework_hooks(tracing=self._tracing)
 
     def _on_exception(self, request: WSGIRequest, exc: BaseException) -> None:
         try:
@@ -282,6 +307,9 @@ class TripwireMiddleware:
                 return
             if request.status is None or request.status < 500:
                 request.status = 500  # what the server answers for it
+            txn = request.txn
+            if txn is not None and txn.status is None:
+                txn.status = "internal_error"
             event_id = client.capture_exception(exc, mechanism=_MECHANISM)
             if event_id is not None:
                 request.last_event_id = event_id
@@ -289,8 +317,11 @@ class TripwireMiddleware:
             logger.exception("tripwire: could not report the request's exception")
 
     def _end(self, request: WSGIRequest) -> None:
-        """The request is over (its response was sent, or it failed): count its session."""
+        """The request is over (its response was sent, or it failed): its transaction, its session."""
         try:
+            txn = request.txn
+            if txn is not None:
+                _finish_transaction(request, txn)
             if (
                 self.failed_status_codes
                 and request.outcome == EXITED
@@ -325,15 +356,15 @@ class _Response:
     """The application's response iterable, run in the request's scope, its errors reported.
 
     Chunks pass through one at a time. ``close()`` closes the application's iterable (PEP 3333) and
-    ends the request's session; servers call it once the response is sent.
+    ends the request (its transaction, its session); servers call it once the response is sent.
     """
 
-    __slots__ = ("_closed", "_middleware", "_request", "_result")
+    __slots__ = ("_middleware", "_request", "_result")
 
     _middleware: TripwireMiddleware
     _request: WSGIRequest
-    _result: Iterable[bytes]
-    _closed: bool
+    #: The application's iterable; None once closed.
+    _result: Iterable[bytes] | None
 
     def __iter__(self) -> Iterator[bytes]:
         # The request's scope stays installed while the chunks are produced and handed over (the
@@ -341,36 +372,134 @@ class _Response:
         # iteration ends, fails or is closed. One set/reset per response: a set and a reset around
         # every chunk, with a StopIteration caught for the last, cost ~4x more (bench/wsgi_bench.py).
         request = self._request
+        result = self._result
+        if result is None:
+            return
         token = _isolation.set(request)
+        if request.txn is not None:
+            request.span_token = activate(request.txn)
         try:
-            yield from self._result
+            yield from result
         except Exception as exc:
             self._middleware._on_exception(request, exc)
             raise
         finally:
             try:
+                if request.txn is not None:
+                    _deactivate(request)
                 _isolation.reset(token)
             except ValueError:  # finalised by the garbage collector in another context: nothing to undo
                 pass
 
     def close(self) -> None:
-        if self._closed:
+        result = self._result
+        if result is None:
             return
-        self._closed = True
+        self._result = None
         request = self._request
-        close = getattr(self._result, "close", None)
+        middleware = self._middleware
+        close = getattr(result, "close", None)
         try:
             if close is not None:
                 token = _isolation.set(request)
+                if request.txn is not None:
+                    request.span_token = activate(request.txn)
                 try:
                     close()
                 except Exception as exc:
-                    self._middleware._on_exception(request, exc)
+                    middleware._on_exception(request, exc)
                     raise
                 finally:
+                    if request.txn is not None:
+                        _deactivate(request)
                     _isolation.reset(token)
         finally:
-            self._middleware._end(request)
+            exited = middleware._exited
+            if (
+                exited is not None
+                and request.outcome == EXITED
+                and request.txn is None
+                and not middleware.failed_status_codes
+            ):
+                next(exited)  # the common case, inline: one C call (see _sessions)
+            else:
+                middleware._end(request)
+
+
+# -- tracing ------------------------------------------------------------------------------------
+
+_UNBOUND = object()
+
+
+def _start_transaction(client: Any, request: WSGIRequest, environ: Environ) -> Transaction | None:
+    """Decide whether this request is sampled; if so, start its transaction and make it active.
+
+    As in the ASGI middleware: only the propagation headers are read; an unsampled request makes
+    nothing (its trace id, when the caller sent one, becomes the request's).
+    """
+    try:
+        incoming: dict[str, str] = {}
+        for key, name in _PROPAGATION_KEYS:
+            value = environ.get(key)
+            if value:
+                incoming[name] = str(value)
+        parent, dsc, others = (None, None, "") if not incoming else read_incoming(incoming)
+        if parent is not None:
+            request.trace_id = parent.trace_id
+        sampled, rate, rand = sample(client, {"wsgi_environ": environ}, parent, dsc)
+        if not sampled:
+            next(client.sampled_out)
+            return None
+        txn = new_transaction(
+            client,
+            name="",  # the route template, known once the framework routed: read on the worker
+            op="http.server",
+            source="url",
+            parent=parent,
+            incoming_dsc=dsc,
+            baggage_others=others,
+            sample_rate=rate,
+            sample_rand=rand,
+            request=request,
+            start=request.started,
+        )
+        request.trace_id = txn.trace_id_
+        request.span_token = activate(txn)
+        request.txn = txn
+        return txn
+    except Exception:
+        logger.exception("tripwire: could not start the request's transaction")
+        return None
+
+
+_PROPAGATION_KEYS = (
+    ("HTTP_SENTRY_TRACE", "sentry-trace"),
+    ("HTTP_BAGGAGE", "baggage"),
+    ("HTTP_TRACEPARENT", "traceparent"),
+)
+
+
+def _deactivate(request: WSGIRequest) -> None:
+    try:
+        deactivate(request.span_token)
+    except ValueError:  # reset from another context: nothing to undo here
+        pass
+
+
+def _finish_transaction(request: WSGIRequest, txn: Transaction) -> None:
+    try:
+        if txn.status is None:
+            status = request.status
+            if status is not None:
+                txn.status = status_for_http(status)
+                txn.set_data("http.response.status_code", status)
+            else:
+                txn.status = "unknown"
+        elif request.status is not None:
+            txn.set_data("http.response.status_code", request.status)
+        txn.finish()
+    except Exception:
+        logger.exception("tripwire: could not finish the request's transaction")
 
 
 # -- framework hooks: errors the framework turns into a 500 response itself ------------------------
@@ -391,6 +520,21 @@ def _flask_got_request_exception(sender: Any, exception: BaseException | None = 
     except Exception:
         route = None
     capture_request_exception(exception, "flask", route)
+
+
+def _flask_request_started(sender: Any, **_: Any) -> None:
+    # With tracing on only: the matched route (Flask routes before this signal), for the name of
+    # the request's transaction. Errors learn it in _flask_got_request_exception.
+    try:
+        from flask import request
+
+        holder = _isolation.get().unit_of_work()
+        if isinstance(holder, WSGIRequest) and holder.txn is not None:
+            route = getattr(request.url_rule, "rule", None)
+            if isinstance(route, str) and route:
+                holder.route = route
+    except Exception:
+        pass
 
 
 def _patch_falcon(module: Any) -> None:
@@ -470,8 +614,12 @@ def adopt_falcon_app(app: Any) -> None:
 _ORIGINAL: dict[str, Any] = {}
 
 
-def install_wsgi_framework_hooks() -> None:
-    """Connect to the error paths of the WSGI frameworks that are loaded (idempotent, cheap)."""
+def install_wsgi_framework_hooks(*, tracing: bool = False) -> None:
+    """Connect to the error paths of the WSGI frameworks that are loaded (idempotent, cheap).
+
+    With ``tracing``, also to where a framework names the route of a request that did not fail
+    (Flask's ``request_started``): a receiver there would cost every request otherwise.
+    """
     install_framework_hooks()  # Django's got_request_exception, shared with the ASGI middleware
     try:
         if "flask" not in _hooked and "flask.signals" in sys.modules:
@@ -479,6 +627,11 @@ def install_wsgi_framework_hooks() -> None:
 
             got_request_exception.connect(_flask_got_request_exception, weak=False)
             _hooked.add("flask")
+        if tracing and "flask-traced" not in _hooked and "flask.signals" in sys.modules:
+            from flask.signals import request_started
+
+            request_started.connect(_flask_request_started, weak=False)
+            _hooked.add("flask-traced")
         if "falcon" not in _hooked and "falcon" in sys.modules:
             _patch_falcon(sys.modules["falcon"])
             _hooked.add("falcon")

@@ -39,7 +39,14 @@ def queue() -> Iterator[str]:
 
 
 def _start_worker(
-    queue: str, dsn: str, *options: str, pool: str = "prefork", integration: str = "", release: str = ""
+    queue: str,
+    dsn: str,
+    *options: str,
+    pool: str = "prefork",
+    integration: str = "",
+    release: str = "",
+    traces: str = "",
+    client_reports: bool = False,
 ) -> subprocess.Popen[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TRIPWIRE_", "SENTRY_"))}
     env.update(
@@ -48,6 +55,8 @@ def _start_worker(
         TRIPWIRE_TEST_QUEUE=queue,
         TRIPWIRE_TEST_CELERY_OPTIONS=integration,
         TRIPWIRE_TEST_RELEASE=release,
+        TRIPWIRE_TEST_TRACES=traces,
+        TRIPWIRE_TEST_CLIENT_REPORTS="1" if client_reports else "",
     )
     command = [
         sys.executable,
@@ -332,21 +341,22 @@ def test_beat_scheduled_tasks_send_cron_checkins(sink: Sink, queue: str) -> None
 
 
 def test_celery_imported_after_init_is_hooked_and_close_unhooks_it() -> None:
-    """init() before the app imports Celery: its signals get tripwire's receivers on import; close()
-    disconnects them."""
+    """init() before the app imports Celery: its signals get tripwire's receivers and its tracer is
+    wrapped on import; close() disconnects and unwraps them."""
     proc = run_python(
         """
         import tripwire
         tripwire.init("http://key@127.0.0.1:9/1")
         import celery.signals as s
-        signals = (s.before_task_publish, s.task_prerun, s.task_postrun, s.task_failure, s.task_retry)
-        print([len(signal.receivers) for signal in signals])
+        from celery.app import trace
+        signals = (s.before_task_publish, s.after_task_publish, s.task_failure, s.task_retry)
+        print([len(signal.receivers) for signal in signals], hasattr(trace.build_tracer, "__wrapped__"))
         tripwire.close()
-        print([len(signal.receivers) for signal in signals])
+        print([len(signal.receivers) for signal in signals], hasattr(trace.build_tracer, "__wrapped__"))
         """
     )
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.splitlines() == ["[1, 1, 1, 1, 1]", "[0, 0, 0, 0, 0]"]
+    assert proc.stdout.splitlines() == ["[1, 1, 1, 1] True", "[0, 0, 0, 0] False"]
 
 
 @pytest.mark.slow
@@ -368,4 +378,84 @@ def test_each_task_counts_as_a_release_health_session(sink: Sink, queue: str) ->
             for key in ("exited", "errored", "crashed"):
                 totals[key] = totals.get(key, 0) + int(aggregate.get(key, 0))
     assert totals == {"exited": 2, "errored": 0, "crashed": 1}
+    app.close()
+
+
+def _transactions(sink: Sink) -> list[dict[str, Any]]:
+    return [item for item in sink.items("transaction") if isinstance(item, dict)]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("pool", ["prefork", "solo"])
+def test_a_task_sent_from_a_traced_request_continues_its_trace(sink: Sink, queue: str, pool: str) -> None:
+    """A Flask request (waitress, traced) sends two tasks: its transaction has a queue.submit.celery
+    span per task; each task execution is a queue.task.celery transaction of the same trace, child
+    of its submit span, status ok / internal_error; the failing task's error is linked to it."""
+    from flask import Flask
+
+    from tests.wsgi.servers import request, waitress_server
+    from tripwire.wsgi import TripwireMiddleware
+
+    app = make_app(queue)
+    tripwire.init(sink.dsn, send_client_reports=False, traces_sample_rate=1.0)
+    web = Flask("enqueue")
+
+    @web.route("/orders/<int:oid>/ship")
+    def ship(oid: int) -> str:
+        app.send_task("ship", args=[oid])
+        app.send_task("charge", args=[2])
+        return "queued"
+
+    web.wsgi_app = TripwireMiddleware(web.wsgi_app)  # type: ignore[method-assign]
+    worker = _start_worker(queue, sink.dsn, pool=pool, traces="1.0")
+    try:
+        with waitress_server(web) as address:
+            assert request(address, "GET", "/orders/4/ship").body == b"queued"
+        tripwire.flush(5)
+        assert sink.wait_until(lambda: len(_transactions(sink)) >= 3 and len(sink.events) >= 1, 30)
+    finally:
+        stderr = _stop(worker)
+    by_op = {}
+    for txn in _transactions(sink):
+        by_op.setdefault(txn["contexts"]["trace"]["op"], []).append(txn)
+    [web_txn] = by_op["http.server"]
+    assert web_txn["transaction"] == "/orders/<int:oid>/ship", stderr
+    trace_id = web_txn["contexts"]["trace"]["trace_id"]
+    submits = {s["description"]: s for s in web_txn["spans"] if s["op"] == "queue.submit.celery"}
+    assert set(submits) == {"ship", "charge"}
+    tasks = {t["transaction"]: t for t in by_op["queue.task.celery"]}
+    assert set(tasks) == {"ship", "charge"}
+    for name, txn in tasks.items():
+        trace = txn["contexts"]["trace"]
+        assert trace["trace_id"] == trace_id
+        assert trace["parent_span_id"] == submits[name]["span_id"]
+        assert txn["transaction_info"]["source"] == "task"
+        assert trace["data"]["messaging.destination.name"] == queue
+    assert tasks["ship"]["contexts"]["trace"]["status"] == "ok"
+    assert tasks["charge"]["contexts"]["trace"]["status"] == "internal_error"
+    [error] = sink.events
+    assert error["contexts"]["trace"]["trace_id"] == trace_id
+    assert error["contexts"]["trace"]["span_id"] == tasks["charge"]["contexts"]["trace"]["span_id"]
+    app.close()
+
+
+@pytest.mark.slow
+def test_unsampled_tasks_send_no_transaction_and_are_counted(sink: Sink, queue: str) -> None:
+    """traces_sample_rate=0 in the worker: the tasks run, no transaction is sent, and the worker's
+    client report counts each one as sampled out."""
+    app = make_app(queue)
+    worker = _start_worker(queue, sink.dsn, pool="solo", traces="0.0", client_reports=True)
+    try:
+        results = [app.send_task("ship", args=[n]) for n in range(3)]
+        assert [r.get(timeout=30) for r in results] == ["shipped 0", "shipped 1", "shipped 2"]
+    finally:
+        _stop(worker)
+    assert _transactions(sink) == []
+    discarded = [
+        entry
+        for report in sink.items("client_report")
+        for entry in report.get("discarded_events", [])
+        if entry["reason"] == "sample_rate" and entry["category"] == "transaction"
+    ]
+    assert sum(entry["quantity"] for entry in discarded) == 3
     app.close()

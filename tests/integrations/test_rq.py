@@ -20,6 +20,7 @@ from redis import Redis
 from rq import Queue, Retry
 from rq.job import Job
 
+import tripwire
 from tests.integrations.conftest import run_python
 from tests.support import rq_jobs
 from tests.support.figures import record
@@ -45,13 +46,14 @@ def queue() -> Iterator[Queue]:
     connection.close()
 
 
-def _run_worker(queue: Queue, dsn: str, worker_class: str, options: str = "") -> str:
+def _run_worker(queue: Queue, dsn: str, worker_class: str, options: str = "", traces: str = "") -> str:
     """Run the worker in burst mode until the queue is empty; its stderr."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TRIPWIRE_", "SENTRY_"))}
     env.update(
         PYTHONPATH=os.pathsep.join([str(ROOT / "src"), str(ROOT)]),
         TRIPWIRE_TEST_DSN=dsn,
         TRIPWIRE_TEST_RQ_OPTIONS=options,
+        TRIPWIRE_TEST_TRACES=traces,
     )
     command = [sys.executable, "-m", "tests.support.rq_worker", queue.name, worker_class]
     done = subprocess.run(command, env=env, cwd=str(ROOT), capture_output=True, text=True, timeout=60)
@@ -151,3 +153,50 @@ def test_rq_imported_after_init_is_patched_and_close_restores_it() -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines() == ["True True", "False False"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("worker_class", ["Worker", "SimpleWorker"])
+def test_a_job_enqueued_in_a_traced_transaction_continues_its_trace(
+    sink: Sink, queue: Queue, worker_class: str
+) -> None:
+    """Two jobs enqueued inside a sampled transaction: a queue.submit.rq span each; each job is a
+    queue.task.rq transaction of the same trace, child of its submit span, status ok /
+    internal_error; the failing job's error is linked to its transaction."""
+    tripwire.init(sink.dsn, send_client_reports=False, traces_sample_rate=1.0)
+    with tripwire.start_span(op="http.server", name="POST /orders/{oid}/ship") as outer:
+        queue.enqueue(rq_jobs.ship, 4)
+        queue.enqueue(rq_jobs.refund, 5, retry=None)
+    tripwire.flush(5)
+    stderr = _run_worker(queue, sink.dsn, worker_class, traces="1.0")
+    assert sink.wait_until(lambda: len(sink.items("transaction")) >= 3, 10), stderr
+    transactions = sink.items("transaction")
+    [web] = [t for t in transactions if t["contexts"]["trace"]["op"] == "http.server"]
+    trace_id = outer.trace_id
+    submits = {s["description"]: s for s in web["spans"] if s["op"] == "queue.submit.rq"}
+    assert set(submits) == {"tests.support.rq_jobs.ship", "tests.support.rq_jobs.refund"}
+    jobs = {t["transaction"]: t for t in transactions if t["contexts"]["trace"]["op"] == "queue.task.rq"}
+    assert set(jobs) == set(submits)
+    for name, txn in jobs.items():
+        assert txn["contexts"]["trace"]["trace_id"] == trace_id
+        assert txn["contexts"]["trace"]["parent_span_id"] == submits[name]["span_id"]
+        assert txn["contexts"]["trace"]["data"]["messaging.destination.name"] == queue.name
+    assert jobs["tests.support.rq_jobs.ship"]["contexts"]["trace"]["status"] == "ok"
+    failed = jobs["tests.support.rq_jobs.refund"]
+    assert failed["contexts"]["trace"]["status"] == "internal_error"
+    [error] = sink.events
+    assert error["contexts"]["trace"]["trace_id"] == trace_id
+    assert error["contexts"]["trace"]["span_id"] == failed["contexts"]["trace"]["span_id"]
+
+
+@pytest.mark.slow
+def test_untraced_jobs_send_no_transaction(sink: Sink, queue: Queue) -> None:
+    """A worker without traces_sample_rate runs a job enqueued by a tracing producer (the trace is
+    in the job's meta) and sends no transaction."""
+    tripwire.init(sink.dsn, send_client_reports=False, traces_sample_rate=1.0)
+    job = queue.enqueue(rq_jobs.ship, 1)
+    assert "sentry-trace" in job.meta["_tripwire_trace"]
+    _run_worker(queue, sink.dsn, "SimpleWorker")
+    assert Job.fetch(job.id, connection=queue.connection).is_finished
+    tripwire.flush(5)
+    assert sink.items("transaction") == []

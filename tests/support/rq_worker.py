@@ -45,6 +45,10 @@ def main() -> None:
         send_client_reports=False,
         release=None,
         integrations=[RqIntegration(**options)] if options else [],
+        # TRIPWIRE_TEST_TRACES: traces_sample_rate, for the tracing tests.
+        traces_sample_rate=float(os.environ.get("TRIPWIRE_TEST_TRACES") or "nan") if os.environ.get(
+            "TRIPWIRE_TEST_TRACES"
+        ) else None,
     )
     connection = Redis.from_url(BROKER)
     cls = {"Worker": CommandlessWorker, "SimpleWorker": CommandlessSimpleWorker}[worker_class]

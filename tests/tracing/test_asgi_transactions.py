@@ -168,8 +168,9 @@ def test_w3c_traceparent_is_continued_and_sent_when_asked(upstream: Upstream) ->
 
 
 def test_unsampled_requests_send_nothing_and_are_counted(upstream: Upstream) -> None:
-    """With traces_sample_rate=0 no transaction is sent; each request is counted as sampled out, and
-    outgoing calls still carry the trace with a "not sampled" decision."""
+    """With traces_sample_rate=0 no transaction or span is sent or counted as dropped; each request
+    is counted as sampled out, and its outgoing call still carries the trace with a "not sampled"
+    decision (and no baggage)."""
     captured = CapturedEvents()
     from tripwire.reporters.capture import CaptureReporter
 
@@ -183,6 +184,8 @@ def test_unsampled_requests_send_nothing_and_are_counted(upstream: Upstream) -> 
     assert {"reason": "sample_rate", "category": "transaction", "reporter": None, "quantity": 3} in drops
     assert len(upstream.requests) == 3  # not vacuous: each request made its outgoing call
     assert all(r["sentry-trace"].endswith("-0") for r in upstream.requests)
+    assert all("baggage" not in r for r in upstream.requests)  # no sampling context to carry
+    assert captured.spans == [] and not any(d["category"] == "span" for d in drops)
 
 
 def test_websocket_connection_is_one_transaction(traced: CapturedEvents) -> None:

@@ -481,6 +481,23 @@ class Digester:
                 # Other processes may fill the queue too (PostgreSQL): poll as well as wait.
                 self._wake.wait(self.idle_wait)
                 self._wake.clear()
+            elif self._should_linger(done):
+                # Let the queue refill: the next batch pays its fixed costs for more envelopes.
+                self._stop.wait(self.config.digest_linger)
+
+    def _should_linger(self, done: int) -> bool:
+        """After a batch that was not full, whether little enough is waiting to wait for more.
+
+        A batch may also end early at ``digest_batch_bytes`` (large envelopes): with a backlog
+        behind it, the next batch starts at once.
+        """
+        limit = self.config.digest_batch_size
+        if self.config.digest_linger <= 0 or done >= limit:
+            return False
+        try:
+            return self.store.queue_depth() < limit // 2
+        except Exception:
+            return False  # the next batch will meet (and report) whatever is wrong
 
     def _retention(self) -> None:
         self._next_retention = time.monotonic() + self.config.retention_interval

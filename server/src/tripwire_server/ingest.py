@@ -517,7 +517,8 @@ async def _ingest(
             for kind_, n in items:
                 state.writer.count(project.id, kind_, item_types.NOT_STORED, n)
             return {"id": envelope_event_id}, answer_headers
-    refusal = await state.attachment_quota.check(project, body, kind, attachments)
+    # Without attachments the budget has nothing to refuse (and looking it up costs a request).
+    refusal = await state.attachment_quota.check(project, body, kind, attachments) if attachments else None
     if refusal is not None:
         raise Rejection(429, refusal.message, refusal.headers)
     if state.writer.backlog + state.writer.in_flight >= state.config.max_backlog:

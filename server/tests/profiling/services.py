@@ -19,7 +19,7 @@ SERVICE = Path(__file__).with_name("profiled_service.py")
 #: continuous mode) also runs in ``profiled_service.py`` but is not listed yet: tripwire's
 #: transactions do not name their thread (``contexts.trace.data["thread.id"]``, as sentry-sdk's
 #: do), so a chunk's samples of every thread go to the transaction and dilute its shares.
-CLIENTS = ("sentry", "sentry-continuous", "tripwire")
+CLIENTS = ("sentry", "sentry-continuous", "tripwire", "tripwire-continuous")
 #: The function the /crunch route spends its time in, as profiles name it.
 SLOW_FUNCTION = "crunch_numbers"
 HOSTILE_NAME = '<img src=x onerror="window.__xss=1"><script>window.__xss=2</script>'

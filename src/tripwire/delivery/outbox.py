@@ -37,6 +37,11 @@ class Outbox:
     def __len__(self) -> int:
         return len(self._normal) + len(self._low)
 
+    @property
+    def has_normal(self) -> bool:
+        """True when a normal (not low-priority) item is queued."""
+        return bool(self._normal)
+
     def __iter__(self) -> Iterator[Any]:
         yield from self._normal
         yield from self._low

@@ -56,6 +56,7 @@ class Worker:
         clock: Clock = MONOTONIC,
         yield_between_jobs: bool = False,
         on_stop: Callable[[], None] | None = None,
+        linger: float = 0.0,
     ) -> None:
         self._process = process
         self.outbox = outbox
@@ -65,6 +66,11 @@ class Worker:
         self.clock = clock
         self._yield = yield_between_jobs
         self._on_stop = on_stop
+        #: Woken from idle by low-priority jobs only, wait this long (s) for more before starting:
+        #: a burst of them is then processed in one go instead of one thread switch per job.
+        #: A normal job ends the wait at once.
+        self._linger = linger
+        self._lingering = False
         #: Guards the outbox and the worker's state; owners may hold it to change their own state
         #: that ``pick`` reads (then ``notify_all`` it). Reentrant: a signal handler or a ``__del__``
         #: (run by the GC at any allocation) may capture on a thread already inside submit().
@@ -92,7 +98,7 @@ class Worker:
             return False
         with self.cond:
             accepted, evicted = self.outbox.put(job, low_priority=low_priority)
-            if accepted:
+            if accepted and not (low_priority and self._lingering):
                 self.cond.notify_all()
         for old in evicted:
             self._dropped(old)
@@ -174,16 +180,23 @@ class Worker:
                     logger.exception("tripwire: %s failed to stop cleanly", self.name)
 
     def _loop(self) -> None:
+        idle = True
         while True:
             with self.cond:
                 while True:
                     if self._stopping:
                         self._thread = None
                         return
+                    if idle and self._linger and self.outbox and not self.outbox.has_normal:
+                        self._lingering = True
+                        self.cond.wait(self._linger)
+                        self._lingering = False
+                    idle = False
                     job, wait = self._pick(self.outbox, self.clock.now())
                     if job is not None:
                         self._inflight += 1
                         break
+                    idle = True
                     self.clock.wait(self.cond, wait)
             self._run_one(job)
             if self._yield:
@@ -214,6 +227,8 @@ class Worker:
         lock) is false; False if ``timeout`` (real seconds) ran out or no thread is left to do it."""
         deadline = None if timeout is None else time.monotonic() + timeout
         with self.cond:
+            if self._lingering:
+                self.cond.notify_all()  # a flush wants it now: the thread stops waiting for more
             while self.outbox or self._inflight or (busy is not None and busy()):
                 if self._thread is None and not self._inflight:
                     return False

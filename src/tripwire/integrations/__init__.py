@@ -12,7 +12,7 @@ by name, or configure it by passing an instance::
 
 Names: ``logging``, ``excepthook``, ``threading``, ``asyncio``, ``stdlib``, ``httpx``, ``aiohttp``,
 ``tornado``, ``sanic``, ``context``, ``celery``, ``rq``; ``sqlite3``, ``psycopg``, ``asyncpg``,
-``redis`` (spans: installed only when tracing is on).
+``redis``, ``sqlalchemy`` (spans: installed only when tracing is on).
 Integrations for libraries the app may never use (asyncio, http.client, httpx) patch them only once the
 app imports them, so ``init()`` imports none of them.
 """
@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from .rq import RqIntegration as RqIntegration
     from .sanic import SanicIntegration as SanicIntegration
     from .session import ProcessSessionIntegration as ProcessSessionIntegration
+    from .sqlalchemy import SqlalchemyIntegration as SqlalchemyIntegration
     from .sqlite import SqliteIntegration as SqliteIntegration
     from .stdlib import StdlibIntegration as StdlibIntegration
     from .threading import ThreadingIntegration as ThreadingIntegration
@@ -65,6 +66,7 @@ __all__ = [
     "RedisIntegration",
     "RqIntegration",
     "SanicIntegration",
+    "SqlalchemyIntegration",
     "SqliteIntegration",
     "StdlibIntegration",
     "ThreadingIntegration",
@@ -90,11 +92,12 @@ DEFAULT_INTEGRATIONS: dict[str, tuple[str, str]] = {
     "psycopg": ("tripwire.integrations.psycopg", "PsycopgIntegration"),
     "asyncpg": ("tripwire.integrations.asyncpg", "AsyncpgIntegration"),
     "redis": ("tripwire.integrations.redis", "RedisIntegration"),
+    "sqlalchemy": ("tripwire.integrations.sqlalchemy", "SqlalchemyIntegration"),
 }
 
 #: Default integrations that only record spans: installed only when the options turn tracing on, so
 #: that without tracing none of their imports is even watched.
-_TRACING_ONLY = frozenset({"sqlite3", "psycopg", "asyncpg", "redis"})
+_TRACING_ONLY = frozenset({"sqlite3", "psycopg", "asyncpg", "redis", "sqlalchemy"})
 
 #: Integrations that exist but are only installed when passed in ``integrations=[...]``.
 _OPTIONAL = frozenset({"process_session", "modules", "argv"})

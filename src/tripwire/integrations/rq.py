@@ -13,11 +13,17 @@ inherit them):
   then logs about it (the traceback as text) is marked so that the logging integration does not
   report it again. A job that RQ will retry (``Retry``) is
   reported only on its final failure, unless ``RqIntegration(report_retries=True)``.
+
+With tracing on, ``Queue.enqueue_job`` (producer) adds the trace to the job's ``meta`` (the
+``sentry-trace`` and ``baggage`` values) and, inside a sampled transaction, a ``queue.submit.rq``
+span; the worker continues that trace: each sampled job is a transaction (op ``queue.task.rq``,
+named after the function, status ``ok`` or ``internal_error``).
 """
 
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 from collections.abc import Callable
 from types import ModuleType
@@ -25,7 +31,21 @@ from typing import Any, ClassVar
 
 from .. import _globals, _scope
 from .._log import logger
+from .._tracing import (
+    Transaction,
+    activate,
+    active_span,
+    child_span,
+    deactivate,
+    new_transaction,
+    outgoing_headers,
+    read_incoming,
+    sample,
+)
 from ._common import Integration, Patches
+
+#: The key of a job's ``meta`` that carries the enqueuing code's trace (``sentry-trace``, ``baggage``).
+META_KEY = "_tripwire_trace"
 
 __all__ = ["RqIntegration"]
 
@@ -65,9 +85,14 @@ def _wrap_perform_job(original: Callable[..., Any]) -> Callable[..., Any]:
             logger.exception("tripwire: could not set up the scope of an RQ job")
             return original(worker, job, queue, *args, **kwargs)
         token = _scope._isolation.set(holder)
+        txn = _start_transaction(client, holder, job, func_name) if client.tracing else None
+        ok = False
         try:
-            return original(worker, job, queue, *args, **kwargs)
+            ok = original(worker, job, queue, *args, **kwargs) is not False
+            return ok
         finally:
+            if txn is not None:
+                _finish_transaction(txn, ok)
             _scope._isolation.reset(token)
             if getattr(worker, "is_horse", False):
                 # The horse ends with os._exit() right after this returns: deliver now.
@@ -77,6 +102,97 @@ def _wrap_perform_job(original: Callable[..., Any]) -> Callable[..., Any]:
                     logger.debug("tripwire: flushing in an RQ work horse failed", exc_info=True)
 
     return perform_job
+
+
+def _start_transaction(
+    client: Any, holder: _scope.ScopeHolder, job: Any, func_name: str | None
+) -> tuple[Transaction, Any] | None:
+    """Sample this job; if sampled, its transaction (made the active span) and the span's token."""
+    try:
+        meta = getattr(job, "meta", None)
+        carried = meta.get(META_KEY) if isinstance(meta, dict) else None
+        incoming = {str(k): str(v) for k, v in carried.items()} if isinstance(carried, dict) else {}
+        parent, dsc, others = read_incoming(incoming) if incoming else (None, None, "")
+        if parent is not None:
+            holder.trace_id = parent.trace_id
+        sampled, rate, rand = sample(client, {"rq_job": job}, parent, dsc)
+        if not sampled:
+            next(client.sampled_out)
+            return None
+        txn = new_transaction(
+            client,
+            name=func_name or "<unknown job>",
+            op="queue.task.rq",
+            source="task",
+            parent=parent,
+            incoming_dsc=dsc,
+            baggage_others=others,
+            sample_rate=rate,
+            sample_rand=rand,
+        )
+        txn.data = {"messaging.system": "rq", "messaging.message.id": str(getattr(job, "id", ""))}
+        origin = getattr(job, "origin", None)
+        if origin:
+            txn.data["messaging.destination.name"] = str(origin)
+        holder.trace_id = txn.trace_id_
+        return txn, activate(txn)
+    except Exception:
+        logger.exception("tripwire: could not start an RQ job's transaction")
+        return None
+
+
+def _finish_transaction(started: tuple[Transaction, Any], ok: bool) -> None:
+    txn, token = started
+    try:
+        try:
+            deactivate(token)
+        except ValueError:  # reset from another context: nothing to undo here
+            pass
+        if txn.status is None:
+            txn.status = "ok" if ok else "internal_error"
+        txn.finish()
+    except Exception:
+        logger.exception("tripwire: could not finish an RQ job's transaction")
+
+
+def _wrap_enqueue_job(original: Callable[..., Any]) -> Callable[..., Any]:
+    def enqueue_job(queue: Any, job: Any, *args: Any, **kwargs: Any) -> Any:
+        client = _globals.client
+        if client is None or not client.tracing:
+            return original(queue, job, *args, **kwargs)
+        span = None
+        try:
+            parent = active_span()
+            span = child_span(parent, "queue.submit.rq", None) if parent is not None else None
+            if span is not None:
+                span.description = str(getattr(job, "func_name", "") or "") or None
+                span.data = {
+                    "messaging.system": "rq",
+                    "messaging.message.id": str(getattr(job, "id", "")),
+                    "messaging.destination.name": str(getattr(queue, "name", "")),
+                }
+            headers = outgoing_headers(
+                span if span is not None else parent,
+                _scope.trace_id(),
+                w3c=False,
+                decided=_scope.isolation_holder().sampling_decided,
+            )
+            meta = job.meta if isinstance(getattr(job, "meta", None), dict) else None
+            if meta is not None and META_KEY not in meta:
+                meta[META_KEY] = headers
+        except Exception:
+            logger.debug("tripwire: could not add the trace to an RQ job", exc_info=True)
+        try:
+            return original(queue, job, *args, **kwargs)
+        except BaseException:
+            if span is not None:
+                span.status = "internal_error"
+            raise
+        finally:
+            if span is not None:
+                span.finish()
+
+    return enqueue_job
 
 
 class _ReportedHere:
@@ -156,3 +272,7 @@ class RqIntegration(Integration):
             "handle_exception",
             lambda original: _wrap_handle_exception(original, report_retries),
         )
+        queue_module = sys.modules.get("rq.queue")
+        queue_class = getattr(queue_module, "Queue", None)
+        if isinstance(queue_class, type):
+            self._patches.replace(queue_class, "enqueue_job", _wrap_enqueue_job)

@@ -17,7 +17,7 @@ from types import ModuleType
 from typing import Any, ClassVar
 
 from .. import _globals
-from .._tracing import end_child, start_child
+from .._tracing import active_var, end_child, start_child
 from ._common import Integration, Patches
 
 __all__ = ["SqliteIntegration"]
@@ -38,17 +38,35 @@ def _run(conn: Any, sql: Any, call: Callable[[], Any]) -> Any:
 
 
 def _traced_factory(sqlite3: ModuleType) -> type:
-    """The connection subclass (and its cursor class) for this ``sqlite3`` module."""
+    """The connection subclass (and its cursor class) for this ``sqlite3`` module.
+
+    Each method first asks whether a sampled span is active (one context-variable read): if not,
+    it calls the C method itself, so an unsampled request's statements cost one Python call more
+    than on a plain connection, and their cursors are plain ones.
+    """
+    cursor_execute = sqlite3.Cursor.execute
+    cursor_executemany = sqlite3.Cursor.executemany
+    cursor_executescript = sqlite3.Cursor.executescript
+    conn_execute = sqlite3.Connection.execute
+    conn_executemany = sqlite3.Connection.executemany
+    conn_executescript = sqlite3.Connection.executescript
+    active = active_var.get
 
     class TracedCursor(sqlite3.Cursor):  # type: ignore[misc,name-defined]
         def execute(self, sql: str, parameters: Any = (), /) -> Any:
-            return _run(self.connection, sql, lambda: super(TracedCursor, self).execute(sql, parameters))
+            if active() is None:
+                return cursor_execute(self, sql, parameters)
+            return _run(self.connection, sql, lambda: cursor_execute(self, sql, parameters))
 
         def executemany(self, sql: str, seq: Any, /) -> Any:
-            return _run(self.connection, sql, lambda: super(TracedCursor, self).executemany(sql, seq))
+            if active() is None:
+                return cursor_executemany(self, sql, seq)
+            return _run(self.connection, sql, lambda: cursor_executemany(self, sql, seq))
 
         def executescript(self, script: str, /) -> Any:
-            return _run(self.connection, script, lambda: super(TracedCursor, self).executescript(script))
+            if active() is None:
+                return cursor_executescript(self, script)
+            return _run(self.connection, script, lambda: cursor_executescript(self, script))
 
     class TracedConnection(sqlite3.Connection):  # type: ignore[misc,name-defined]
         _tripwire_db = "sqlite"
@@ -56,14 +74,20 @@ def _traced_factory(sqlite3: ModuleType) -> type:
         def cursor(self, factory: Any = TracedCursor) -> Any:
             return super().cursor(factory)
 
-        # The C methods create their cursor without calling ``cursor()``: go through ours.
+        # The C methods create their cursor without calling ``cursor()``: when traced, go through ours.
         def execute(self, sql: str, parameters: Any = (), /) -> Any:
+            if active() is None:
+                return conn_execute(self, sql, parameters)
             return self.cursor().execute(sql, parameters)
 
         def executemany(self, sql: str, parameters: Any, /) -> Any:
+            if active() is None:
+                return conn_executemany(self, sql, parameters)
             return self.cursor().executemany(sql, parameters)
 
         def executescript(self, script: str, /) -> Any:
+            if active() is None:
+                return conn_executescript(self, script)
             return self.cursor().executescript(script)
 
     return TracedConnection

@@ -22,7 +22,14 @@ from typing import Any, ClassVar
 from .. import _deferred, _globals, _scope
 from .._exceptions import ConfigurationError
 from .._serialize import FILTERED
-from .._tracing import active_span, child_span, outgoing_headers, target_matches
+from .._tracing import (
+    active_var,
+    child_span,
+    new_span_id,
+    new_trace_and_span_ids,
+    outgoing_headers,
+    target_matches,
+)
 from .._types import Breadcrumb
 from ._common import Integration, Patches, active_scrubber, add_crumb, in_sdk_thread
 
@@ -153,49 +160,77 @@ def _wrap_putrequest(
 ) -> Callable[..., Any]:
     def putrequest(conn: Any, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
         client = _globals.client
-        if client is None:
+        if client is None or in_sdk_thread():  # tripwire's own requests (its sender) first: no work
             return original(conn, method, url, *args, **kwargs)
-        conn._tripwire_request = (method, url, time.time(), time.perf_counter())
+        started, t0 = time.time(), time.perf_counter()
         result = original(conn, method, url, *args, **kwargs)
+        try:
+            # The full URL is made once here (the breadcrumb and the span use it): requests
+            # tripwire makes itself are left alone entirely.
+            full_url, host, port, path = _connection_url(conn, url)
+            if _is_sdk_request(host, port, path):
+                return result
+        except Exception:
+            return result
+        conn._tripwire_request = (method, full_url, started, t0)
         if client.tracing:
-            _trace_request(client, conn, method, url)
+            _trace_request(client, conn, method, full_url)
         elif targets:
-            header = None
             try:
-                full_url, host, port, path = _connection_url(conn, url)
-                if not _is_sdk_request(host, port, path):
-                    header = trace_header(full_url, targets)
+                header = trace_header(full_url, targets)
+                if header is not None:
+                    conn.putheader("sentry-trace", header)
             except Exception:
                 pass
-            if header is not None:
-                conn.putheader("sentry-trace", header)
         return result
 
     return putrequest
 
 
-def _trace_request(client: Any, conn: Any, method: str, url: str) -> None:
+def _put(conn: Any, name: str, value: str) -> None:
+    # Straight into http.client's header buffer (what putheader ends with), without putheader's
+    # validation (two regular expressions per header): these values are ours, made of hex digits
+    # and percent-encoded text.
+    try:
+        buffer = conn._buffer
+    except AttributeError:
+        conn.putheader(name, value)
+        return
+    buffer.append(f"{name}: {value}".encode("latin-1"))
+
+
+def _trace_request(client: Any, conn: Any, method: str, full_url: str) -> None:
     """With tracing on: an ``http.client`` span for this request, and the propagation headers."""
     try:
-        full_url, host, port, path = _connection_url(conn, url)
-        if _is_sdk_request(host, port, path):
+        parent = active_var.get()
+        if parent is None:
+            # Not sampled: only the sentry-trace header, with the unit of work's trace id (and "-0"
+            # when it decided not to sample, so the receiver samples nothing of it either).
+            if client.trace_targets is None or target_matches(client, full_url):
+                holder = _scope.isolation_holder()
+                trace_id = holder.trace_id
+                if trace_id is None:
+                    trace_id, span_id = new_trace_and_span_ids()
+                    holder.trace_id = trace_id
+                else:
+                    span_id = new_span_id()
+                flag = "-0" if holder.sampling_decided else ""
+                _put(conn, "sentry-trace", f"{trace_id}-{span_id}{flag}")
+                if client.options.propagate_traceparent:
+                    _put(conn, "traceparent", f"00-{trace_id}-{span_id}-00")
             return
-        parent = active_span()
-        span = child_span(parent, "http.client", None) if parent is not None else None
+        span = child_span(parent, "http.client", None)
         if span is not None:
             # The URL is scrubbed, and the description made, on the worker (_transaction_builder).
             span.data = {"http.request.method": method.upper(), "url": full_url}
             conn._tripwire_span = span
-        if target_matches(client, full_url):
+        if client.trace_targets is None or target_matches(client, full_url):
             # The sentry-trace header names the span of this very call.
             headers = outgoing_headers(
-                span if span is not None else parent,
-                _scope.trace_id(),
-                w3c=client.options.propagate_traceparent,
-                decided=_scope.isolation_holder().sampling_decided,
+                span if span is not None else parent, "", w3c=client.options.propagate_traceparent
             )
             for name, value in headers.items():
-                conn.putheader(name, value)
+                _put(conn, name, value)
     except Exception:
         pass
 
@@ -235,11 +270,8 @@ def _record(
         client = _globals.client
         if client is None:
             return
-        method, url, started, t0 = info
+        method, full_url, started, t0 = info
         duration = time.perf_counter() - t0
-        full_url, host, port, path = _connection_url(conn, url)
-        if _is_sdk_request(host, port, path):
-            return
         crumb = http_breadcrumb(
             "httplib",
             method,

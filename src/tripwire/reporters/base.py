@@ -68,6 +68,11 @@ class Reporter:
         payload, given only to reporters with ``accepts_profiles``. Reporters without performance
         monitoring (BugSnag, logging) ignore it."""
 
+    def send_spans(self, spans: list[dict[str, Any]]) -> None:
+        """Deliver spans that finished after their transaction was sent (Sentry's span v2 shape,
+        linked to it by ``trace_id`` and ``parent_span_id``). Reporters without performance
+        monitoring ignore them."""
+
     def send_profile_chunk(self, chunk: dict[str, Any]) -> None:
         """Deliver a continuous-profiling chunk (Sentry ``profile_chunk`` v2). Others ignore it."""
 

@@ -20,6 +20,8 @@ class CapturedEvents(list[Event]):
         self.transactions: list[Event] = []
         self.include_transactions = transactions
         self.sessions: list[SessionBatch] = []
+        #: Spans that finished after their transaction was sent (span v2 shape, see docs/tracing.md).
+        self.spans: list[dict[str, Any]] = []
         #: Cron monitor check-ins (``tripwire.capture_checkin``, ``@tripwire.monitor(slug=...)``).
         self.checkins: list[dict[str, Any]] = []
         #: User feedback (``tripwire.capture_feedback``), as the Sentry ``feedback`` event.
@@ -87,6 +89,11 @@ class CaptureReporter(Reporter):
 
     def send_sessions(self, batch: SessionBatch) -> None:
         self.events._add_sessions(batch)
+
+    def send_spans(self, spans: list[dict[str, Any]]) -> None:
+        with self.events._cond:
+            self.events.spans.extend(spans)
+            self.events._cond.notify_all()
 
     def send_checkin(self, checkin: dict[str, Any]) -> None:
         with self.events._cond:

@@ -28,6 +28,8 @@ CLIENT = f"{SDK_NAME}/{__version__}"
 MAX_SESSION_ITEMS = 100
 CLIENT_REPORT_INTERVAL = 30.0
 _JSON = "application/json"
+#: Content type of a ``span`` item in Sentry's span v2 format (a batch: ``{"items": [...]}``).
+SPAN_V2 = "application/vnd.sentry.items.span.v2+json"
 
 #: Our drop reasons in the Sentry client-report vocabulary.
 SENTRY_REASONS = {
@@ -183,6 +185,21 @@ class SentryReporter(HttpReporter):
             kind="transaction",
             low_priority=True,
             meta={"header": header},
+        )
+
+    def send_spans(self, spans: list[dict[str, Any]]) -> None:
+        self.submit(self.encode_spans(spans))
+
+    def encode_spans(self, spans: list[dict[str, Any]]) -> Payload:
+        """One span-v2 ``span`` item holding ``spans`` (late spans: their transaction went before)."""
+        header = {"type": "span", "item_count": len(spans), "content_type": SPAN_V2}
+        return Payload(
+            url=self.url,
+            body=envelope_items([(header, _json({"items": spans}))]),
+            categories={"span": len(spans)},
+            kind="span",
+            low_priority=True,
+            meta={"header": self._envelope_header()},
         )
 
     def encode_sessions(self, batch: SessionBatch) -> list[Payload]:

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from .. import secrets as _secrets
+from ._pg_locks import SCOPED_KEY
 from .base import MAX_ID, ApiToken, NotFound, StoreError, User
 
 if TYPE_CHECKING:
@@ -195,7 +196,7 @@ class AccountsMixin:
         if self.backend != "postgresql":
             return True
         function = "pg_advisory_xact_lock" if wait else "pg_try_advisory_xact_lock"
-        row = c.one(f"SELECT {function}(hashtextextended(?, 7211))", (f"tripwire-login:{key}",))
+        row = c.one(f"SELECT {function}({SCOPED_KEY})", (f"tripwire-login:{key}",))
         return wait or bool(row[0])
 
     def release_login_slot(self, slot: int) -> None:

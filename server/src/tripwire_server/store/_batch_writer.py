@@ -279,14 +279,7 @@ class BatchWriter:
             )
             for e in events
         ]
-        inserted = self.s._insert_returning(
-            c,
-            "INSERT INTO events (project_id, event_id, issue_id, timestamp, received_at,"
-            " level, title, release, environment, grouping_hash, data)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-            " ON CONFLICT (project_id, event_id) DO NOTHING RETURNING id",
-            rows,
-        )
+        inserted = self.s._insert_events(c, rows)
         for e, row, done in zip(events, rows, inserted, strict=True):
             if done:
                 count(e.project_id, "event", "accepted")

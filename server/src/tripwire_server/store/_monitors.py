@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from .. import monitors as _cron
+from ._pg_locks import SCOPED_KEY
 from .alert_records import CheckIn, Monitor
 from .base import NotFound
 
@@ -226,7 +227,7 @@ class MonitorsMixin:
         marked = 0
         with self._tx() as c:
             if self.backend == "postgresql":
-                got = c.one("SELECT pg_try_advisory_xact_lock(?)", (_CLOCK_LOCK,))
+                got = c.one(f"SELECT pg_try_advisory_xact_lock({SCOPED_KEY})", (_CLOCK_LOCK,))
                 if not got or not got[0]:
                     return 0  # another collector process is ticking right now
             for row in c.all(

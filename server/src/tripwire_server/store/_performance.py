@@ -19,6 +19,7 @@ from .. import _json
 from ..performance import histogram
 from ..performance.model import Transaction
 from ..performance.rollup import DAY, HOUR, MINUTE, Rollup, RollupKey, SpanOpTime, fold
+from ._pg_locks import SCOPED_KEY
 from .base import NotFound
 from .perf_records import DEFAULT_APDEX_MS, RollupRow, Sample, SpanOpRow, TraceEvent
 
@@ -124,7 +125,7 @@ class PerformanceMixin:
                     missing.append((table, name, day))
         if not missing:
             return
-        c.ex("SELECT pg_advisory_xact_lock(?)", (_PARTITION_LOCK,))
+        c.ex(f"SELECT pg_advisory_xact_lock({SCOPED_KEY})", (_PARTITION_LOCK,))
         for table, name, day in missing:
             c.ex(
                 f"CREATE TABLE IF NOT EXISTS {name} PARTITION OF {table}"

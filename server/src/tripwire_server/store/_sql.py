@@ -237,12 +237,17 @@ class SQLStore(
                     continue
                 for statement in statements:
                     c.ex(statement)
+                self._after_migration(c, version)
                 c.ex(
                     "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
                     (version, time.time()),
                 )
                 applied.append(version)
         return applied
+
+    def _after_migration(self, c: Cursor, version: int) -> None:
+        """Data steps of a migration that plain SQL cannot express (a backend may have some)."""
+        return None
 
     def schema_version(self) -> int:
         with self._tx(write=False) as c:
@@ -707,7 +712,7 @@ class SQLStore(
                 else default_max_events
             )
             if days > 0:
-                cutoff = now - days * 86400
+                cutoff = self._retention_cutoff(now, days)
                 deleted += self._delete_events_chunked(
                     "SELECT id FROM events WHERE project_id = ? AND received_at < ? LIMIT ?",
                     (project.id, cutoff),
@@ -740,6 +745,10 @@ class SQLStore(
                         chunk,
                     )
         return deleted
+
+    def _retention_cutoff(self, now: float, days: int) -> float:
+        """Events that arrived before this are past a retention of ``days`` days."""
+        return now - days * 86400
 
     def _delete_events_chunked(self, select: str, params: tuple[Any, ...], chunk: int) -> int:
         total = 0
@@ -775,9 +784,24 @@ class SQLStore(
     def digest_batch(self, limit: int, processor: Any) -> int:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def _insert_events(self, c: Cursor, rows: list[tuple[Any, ...]]) -> list[bool]:
+        """Insert event rows (columns of :data:`EVENT_INSERT`), skipping event ids the project
+        already has (an SDK's retry); which ones were inserted."""
+        return self._insert_returning(
+            c, EVENT_INSERT + " ON CONFLICT (project_id, event_id) DO NOTHING RETURNING id", rows
+        )
+
     def _insert_returning(self, c: Cursor, sql: str, rows: list[tuple[Any, ...]]) -> list[bool]:
         """Run an ``INSERT ... ON CONFLICT DO NOTHING RETURNING`` per row; which ones inserted."""
         return [c.one(sql, row) is not None for row in rows]
+
+
+#: An event row, in the column order of the digest's batch writer.
+EVENT_INSERT = (
+    "INSERT INTO events (project_id, event_id, issue_id, timestamp, received_at,"
+    " level, title, release, environment, grouping_hash, data)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
 
 
 def _escape_like(text: str) -> str:

@@ -6,6 +6,8 @@ from typing import Any
 
 import psycopg
 
+from ._event_partitions import EventPartitionsMixin
+from ._pg_locks import SCOPED_KEY
 from ._sql import Cursor, SQLStore
 from .batch import Processor
 
@@ -13,8 +15,11 @@ from .batch import Processor
 _MIGRATION_LOCK = 0x7472_6970
 
 
-class PostgresStore(SQLStore):
+class PostgresStore(EventPartitionsMixin, SQLStore):
     """:class:`~.base.Store` on PostgreSQL.
+
+    Error events and performance data are in day partitions; retention drops whole partitions
+    (store/_event_partitions.py, store/_performance.py).
 
     Several processes may digest at once: each claims queue rows with ``FOR UPDATE SKIP LOCKED``,
     so a row is digested by exactly one of them, and all counters are upserts on unique keys.
@@ -51,7 +56,7 @@ class PostgresStore(SQLStore):
         conn.rollback()
 
     def _migration_lock(self, c: Cursor) -> None:
-        c.ex("SELECT pg_advisory_xact_lock(?)", (_MIGRATION_LOCK,))
+        c.ex(f"SELECT pg_advisory_xact_lock({SCOPED_KEY})", (_MIGRATION_LOCK,))
 
     def _insert_returning(self, c: Cursor, sql: str, rows: list[tuple[Any, ...]]) -> list[bool]:
         # One pipelined round trip for the whole batch instead of one per row.
