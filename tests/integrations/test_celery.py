@@ -89,7 +89,8 @@ def _stop(worker: subprocess.Popen[str]) -> str:
     """Warm shutdown (SIGTERM), as a deploy does; the worker must end by itself. Its stderr."""
     worker.send_signal(signal.SIGTERM)
     try:
-        _, stderr = worker.communicate(timeout=20)
+        # A deadline for a hang, not a wait: a warm shutdown on a loaded 2-core machine took over 20 s.
+        _, stderr = worker.communicate(timeout=60)
     except subprocess.TimeoutExpired:
         worker.kill()
         _, stderr = worker.communicate()

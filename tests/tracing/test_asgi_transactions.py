@@ -182,6 +182,7 @@ def test_unsampled_requests_send_nothing_and_are_counted(upstream: Upstream) -> 
     assert captured.transactions == []
     drops = tripwire.stats()["dropped_by"]
     assert {"reason": "sample_rate", "category": "transaction", "reporter": None, "quantity": 3} in drops
+    assert len(upstream.requests) == 3  # not vacuous: each request made its outgoing call
     assert all(r["sentry-trace"].endswith("-0") for r in upstream.requests)
     assert all("baggage" not in r for r in upstream.requests)  # no sampling context to carry
     assert captured.spans == [] and not any(d["category"] == "span" for d in drops)

@@ -4,6 +4,7 @@ plus helpers to log in and to report events with the official sentry-sdk."""
 from __future__ import annotations
 
 import re
+import shutil
 import socket
 import threading
 import time
@@ -159,3 +160,38 @@ def post_envelope(collector: Collector, project: Project, items: list[tuple[dict
 def issue_ids(html: str) -> list[int]:
     """The issue ids linked from an issue list, in page order."""
     return [int(i) for i in re.findall(r'class="issue-title" href="/issues/(\d+)"', html)]
+
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+
+
+@pytest.fixture(scope="session")
+def chromium(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """One headless Chromium for the session: starting it costs seconds on a loaded machine; each
+    module gets it through ``browser``, which clears what an earlier module left."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--window-size=1400,1000",
+        f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}",
+    ):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.set_page_load_timeout(30)
+    try:
+        yield driver
+    finally:
+        driver.quit()
