@@ -50,6 +50,7 @@ UNSCOPED = {
     "public_key": "always with {project}",
     "username": "always with {project}",
     "slug": "always with {project}: a monitor is found by (project, slug)",
+    "profile_id": "always with {project}: a profile is looked up by (project id, profile id)",
     "token_id": "a token is the caller's own (admins: anyone's)",
     "trace_id": "a trace crosses projects: only the spans and errors of the caller's projects are shown",
 }
