@@ -420,11 +420,13 @@ class AlertsMixin:
     ) -> None:
         buckets: dict[tuple[int, float], int] = {}
         latest: dict[int, DigestedEvent] = {}
+        arrivals: dict[int, list[int]] = {}  # per issue, each event's occurrences in batch order
         for e, issue_id in stored:
             if e.project_id == rule.project_id and _matches(rule, e):
                 key = (issue_id, R.minute(e.received_at))
                 buckets[key] = buckets.get(key, 0) + e.occurrences
                 latest[issue_id] = e
+                arrivals.setdefault(issue_id, []).append(e.occurrences)
         if not buckets:
             return
         c.many(
@@ -444,7 +446,8 @@ class AlertsMixin:
             )
             if R.over_threshold("frequency", total, rule.threshold or 0):
                 item = {**_issue_item(issue_id, e), "count": total, "window_minutes": rule.window_minutes}
-                self._notify(c, rule, issue_id, item, now)
+                fires = _arrivals_over(arrivals[issue_id], total, rule.threshold or 0)
+                self._notify(c, rule, issue_id, item, now, times=fires)
 
     def _users(self, c: Cursor, rule: AlertRule, stored: list[tuple[DigestedEvent, int]], now: float) -> None:
         seen: dict[tuple[int, str], float] = {}
@@ -522,10 +525,19 @@ class AlertsMixin:
         )
 
     def _notify(
-        self, c: Cursor, rule: AlertRule, issue_id: int | None, item: dict[str, Any], now: float
+        self,
+        c: Cursor,
+        rule: AlertRule,
+        issue_id: int | None,
+        item: dict[str, Any],
+        now: float,
+        *,
+        times: int = 1,
     ) -> bool:
         """Queue a notification about ``item["subject"]``, or count it as suppressed (cooldown).
 
+        ``times``: how many notifications this stands for (events of one digest batch that each
+        found the rule firing), so the suppressed count does not depend on how events were batched.
         True when a message was queued.
         """
         subject = str(item["subject"])
@@ -538,32 +550,7 @@ class AlertsMixin:
             return False  # "first time over" only: not a suppressed message, nothing to say
         message = json.dumps({"trigger": rule.trigger, **item})
         if last_sent is not None and R.in_cooldown(last_sent, now, rule.cooldown):
-            # One history entry per cooldown counts everything it held back.
-            row = c.one(
-                "SELECT id FROM alert_outbox WHERE rule_id = ? AND subject = ? AND status = 'suppressed'"
-                " AND created_at >= ? ORDER BY id DESC LIMIT 1",
-                (rule.id, subject, last_sent),
-            )
-            if row is not None:
-                c.ex("UPDATE alert_outbox SET count = count + 1 WHERE id = ?", (row[0],))
-            else:
-                c.ex(
-                    "INSERT INTO alert_outbox (uid, rule_id, project_id, issue_id, target, on_trigger,"
-                    " subject, message, status, next_attempt, error, created_at)"
-                    " VALUES (?, ?, ?, ?, 'none', ?, ?, ?, 'suppressed', ?, ?, ?)",
-                    (
-                        uuid.uuid4().hex,
-                        rule.id,
-                        rule.project_id,
-                        issue_id,
-                        rule.trigger,
-                        subject,
-                        message,
-                        now,
-                        f"cooldown: notified {now - last_sent:.0f}s ago (cooldown {rule.cooldown:.0f}s)",
-                        now,
-                    ),
-                )
+            self._count_suppressed(c, rule, issue_id, subject, message, last_sent, now, times)
             return False
         c.ex(
             "UPDATE alert_state SET last_sent = ?, fired = fired + 1 WHERE rule_id = ? AND subject = ?",
@@ -592,4 +579,57 @@ class AlertsMixin:
                     now,
                 ),
             )
+        if times > 1:  # the rest of the batch's firings fall in the cooldown this message starts
+            self._count_suppressed(c, rule, issue_id, subject, message, now, now, times - 1)
         return True
+
+    @staticmethod
+    def _count_suppressed(
+        c: Cursor,
+        rule: AlertRule,
+        issue_id: int | None,
+        subject: str,
+        message: str,
+        last_sent: float,
+        now: float,
+        times: int,
+    ) -> None:
+        """Add ``times`` held-back notifications to the cooldown's one history entry."""
+        row = c.one(
+            "SELECT id FROM alert_outbox WHERE rule_id = ? AND subject = ? AND status = 'suppressed'"
+            " AND created_at >= ? ORDER BY id DESC LIMIT 1",
+            (rule.id, subject, last_sent),
+        )
+        if row is not None:
+            c.ex("UPDATE alert_outbox SET count = count + ? WHERE id = ?", (times, row[0]))
+            return
+        c.ex(
+            "INSERT INTO alert_outbox (uid, rule_id, project_id, issue_id, target, on_trigger,"
+            " subject, message, status, next_attempt, error, created_at, count)"
+            " VALUES (?, ?, ?, ?, 'none', ?, ?, ?, 'suppressed', ?, ?, ?, ?)",
+            (
+                uuid.uuid4().hex,
+                rule.id,
+                rule.project_id,
+                issue_id,
+                rule.trigger,
+                subject,
+                message,
+                now,
+                f"cooldown: notified {now - last_sent:.0f}s ago (cooldown {rule.cooldown:.0f}s)",
+                now,
+                times,
+            ),
+        )
+
+
+def _arrivals_over(occurrences: list[int], total: int, threshold: int) -> int:
+    """How many of a batch's events (their occurrences in order) arrived with the issue at or over
+    ``threshold`` in the window, ``total`` being the window's count after the whole batch."""
+    running = total - sum(occurrences)
+    fired = 0
+    for n in occurrences:
+        running += n
+        if running >= threshold:
+            fired += 1
+    return max(fired, 1)
