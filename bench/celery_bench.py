@@ -62,9 +62,25 @@ def one_run(variant: str, pool: str, tasks: int, dsn: str) -> tuple[float, float
         producer.send_task("stamp", args=[last], connection=conn)
     env["BENCH_VARIANT"] = variant
     command = [
-        sys.executable, "-m", "celery", "-A", "_celery_worker", "worker", "--pool", pool,
-        "--concurrency", "1", "--queues", queue, "--hostname", f"{queue}@localhost",
-        "--without-heartbeat", "--without-gossip", "--without-mingle", "--loglevel", "WARNING",
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "_celery_worker",
+        "worker",
+        "--pool",
+        pool,
+        "--concurrency",
+        "1",
+        "--queues",
+        queue,
+        "--hostname",
+        f"{queue}@localhost",
+        "--without-heartbeat",
+        "--without-gossip",
+        "--without-mingle",
+        "--loglevel",
+        "WARNING",
     ]
     worker = subprocess.Popen(
         command, env=env, cwd=str(ROOT / "bench"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
@@ -134,7 +150,11 @@ def tracer_instructions(variant: str, dsn: str, small: int = 500, large: int = 2
         out = subprocess.run(
             ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable, "-c", TRACER]
             + [variant, str(n), dsn],
-            capture_output=True, text=True, env=env, timeout=1800, check=True,
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=1800,
+            check=True,
         )
         match = re.search(r"Collected : (\d+)", out.stderr)
         if match is None:

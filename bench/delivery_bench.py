@@ -97,8 +97,11 @@ def _setup(variant: str, url: str, flush_timeout: float = 600) -> tuple[Any, Any
         import bugsnag.legacy
 
         bugsnag.configure(
-            api_key=API_KEY, endpoint=f"{url}/notify", session_endpoint=f"{url}/sessions",
-            project_root=str(_harness.ROOT), auto_capture_sessions=False,
+            api_key=API_KEY,
+            endpoint=f"{url}/notify",
+            session_endpoint=f"{url}/sessions",
+            project_root=str(_harness.ROOT),
+            auto_capture_sessions=False,
         )
         return bugsnag.notify, lambda: bugsnag.legacy.default_client.flush(int(flush_timeout * 1000))
     raise SystemExit(f"unknown variant {variant}")
@@ -190,9 +193,19 @@ def run_outage(variant: str, n: int) -> dict[str, Any]:
     # Peers log every failed delivery to stderr: a file, so that no pipe can fill up and block them.
     with tempfile.TemporaryFile("w+") as errors:
         proc = subprocess.Popen(
-            [sys.executable, __file__, "--outage-child", variant, "--n", str(n),
-             "--url", f"http://127.0.0.1:{port}"],
-            stdout=subprocess.PIPE, stderr=errors, text=True,
+            [
+                sys.executable,
+                __file__,
+                "--outage-child",
+                variant,
+                "--n",
+                str(n),
+                "--url",
+                f"http://127.0.0.1:{port}",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=errors,
+            text=True,
             env={**os.environ, "PYTHONPATH": _src(variant)},
         )
         assert proc.stdout is not None
@@ -227,7 +240,10 @@ def run_one(variant: str, n: int) -> dict[str, Any]:
     with Sink() as sink:
         out = subprocess.run(
             [sys.executable, __file__, "--child", variant, "--n", str(n), "--url", sink.url],
-            check=True, capture_output=True, text=True, timeout=1800,
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=1800,
             env={**os.environ, "PYTHONPATH": _src(variant)},
         )
         result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
@@ -346,10 +362,13 @@ def main() -> None:
             "the RSS growth after the loop; after flush the memory is free but not returned to the OS "
             "by the allocator — tracemalloc shows no live growth). The sink (a Python http.server "
             "that parses every envelope) runs at about 500–700 requests/s and bounds every SDK once "
-            "its own work is done." + ratio + (
+            "its own work is done."
+            + ratio
+            + (
                 f" tripwire-before = the SDK from `{args.before_src}` (the delivery code before this "
                 "change), run in the same alternating rounds."
-                if args.before_src else ""
+                if args.before_src
+                else ""
             ),
             f"**Through an outage.** The same SDKs capture {args.outage_n} exceptions over 3 s while "
             "nothing listens on the DSN's port; then the sink comes back on that port and the process "
@@ -360,7 +379,8 @@ def main() -> None:
                     [
                         variant,
                         f"**{int(_harness.median(o['arrived'] for o in outages[variant])):,}** ("
-                        + " / ".join(f"{o['arrived']:,}" for o in outages[variant]) + ")",
+                        + " / ".join(f"{o['arrived']:,}" for o in outages[variant])
+                        + ")",
                         _all_in(outages[variant], args.outage_n),
                     ]
                     for variant in outage_variants

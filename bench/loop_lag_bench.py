@@ -77,7 +77,10 @@ def run_one(variant: str, n: int) -> dict[str, Any]:
         sink.answer = Answer(delay=1.0)
         out = subprocess.run(
             [sys.executable, __file__, "--child", variant, "--n", str(n), "--dsn", sink.dsn],
-            check=True, capture_output=True, text=True, timeout=300,
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=300,
             env={**os.environ, "PYTHONPATH": str(_harness.ROOT / "src")},
         )
     result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])

@@ -90,7 +90,6 @@ def test_without_small_traffic_large_envelopes_go_back_to_back(store: Store) -> 
     assert store.queue_depth() == 2
 
 
-
 def _digest_calls(store: Store, tmp_path: Path, bodies: list[bytes]) -> list[tuple[float, float, int]]:
     """Digest ``bodies`` one per batch with a real Digester; each batch's (start, end, done)."""
     from tripwire_server.config import CollectorConfig

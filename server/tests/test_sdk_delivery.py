@@ -33,10 +33,16 @@ def test_events_sessions_and_client_reports_reach_the_collector(collector: LiveS
             tripwire.capture_exception()
     tripwire.capture_message("dropped by before_send", "error")
     minute = datetime.now(timezone.utc).replace(second=0, microsecond=0).isoformat().replace("+00:00", "Z")
-    client.submit_sessions(SessionBatch(aggregates=[{
-        "attrs": {"release": "5.0", "environment": "production"},
-        "aggregates": [{"started": minute, "exited": 4, "errored": 1}],
-    }]))
+    client.submit_sessions(
+        SessionBatch(
+            aggregates=[
+                {
+                    "attrs": {"release": "5.0", "environment": "production"},
+                    "aggregates": [{"started": minute, "exited": 4, "errored": 1}],
+                }
+            ]
+        )
+    )
     assert tripwire.flush(20)
     collector.wait_digested()
     (issue,) = collector.api("/api/0/projects/default/issues/")["issues"]

@@ -114,7 +114,9 @@ def test_a_burst_of_10000_errors_shows_10000_on_the_issue_after_flush(server: Li
     while the process lives on and close() has not run (no later event of that error comes)."""
     proc = subprocess.Popen(
         [sys.executable, "-c", BURST, server.dsn],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert proc.stdout is not None and proc.stdout.readline().strip() == "True"
@@ -135,11 +137,17 @@ def test_a_burst_of_10000_errors_shows_10000_on_the_issue_after_flush(server: Li
         assert [(r["version"], r["event_count"]) for r in releases] == [("shop@3.1.0", 10_000)]
         backend = server.store.backend
         record(
-            "transport", f"identical errors in one burst, counted on the issue after flush(), {backend}",
-            10_000, f"{len(events)} events stored (repeat_limit=60); occurrences lost: 0",
+            "transport",
+            f"identical errors in one burst, counted on the issue after flush(), {backend}",
+            10_000,
+            f"{len(events)} events stored (repeat_limit=60); occurrences lost: 0",
         )
-        record("transport", f"seconds from flush() to the full count on the issue, {backend}",
-               round(visible_after, 2), "required: within 10 s, process alive, close() not called")
+        record(
+            "transport",
+            f"seconds from flush() to the full count on the issue, {backend}",
+            round(visible_after, 2),
+            "required: within 10 s, process alive, close() not called",
+        )
     finally:
         assert proc.stdin is not None
         proc.stdin.close()

@@ -385,8 +385,13 @@ def stats() -> dict[str, Any]:
     client = _globals.client
     if client is None:
         return {
-            "dropped": {}, "dropped_by": [], "sent": {}, "queued": 0,
-            "pending": {}, "spooled": {}, "rate_limits": {},
+            "dropped": {},
+            "dropped_by": [],
+            "sent": {},
+            "queued": 0,
+            "pending": {},
+            "spooled": {},
+            "rate_limits": {},
         }
     snap = client.stats.snapshot()
     snap["queued"] = client._worker.pending

@@ -215,10 +215,22 @@ class Client:
             if repeats < 0:
                 # Kept as a plain tuple (a CaptureItem costs ~3 µs more): the error's final event,
                 # if it is the last occurrence when the count is sent (see _send_coalesced).
-                self._keep_coalesced(key, (
-                    time.time(), "error", _scope.snapshot(), exc, mechanism, message, event or {},
-                    scope_kwargs, hint or {}, threading.get_ident(), _scope.trace_id(),
-                ))
+                self._keep_coalesced(
+                    key,
+                    (
+                        time.time(),
+                        "error",
+                        _scope.snapshot(),
+                        exc,
+                        mechanism,
+                        message,
+                        event or {},
+                        scope_kwargs,
+                        hint or {},
+                        threading.get_ident(),
+                        _scope.trace_id(),
+                    ),
+                )
                 return None
             trace_id, span_id = _trace_context()
             item = CaptureItem(
@@ -274,10 +286,22 @@ class Client:
                 repeats = self._admit(key)
             text = message if isinstance(message, str) else safe_repr(message, 8192)
             if repeats < 0:
-                self._keep_coalesced(key, (
-                    time.time(), level, _scope.snapshot(), None, None, text, event or {},
-                    scope_kwargs, hint or {}, threading.get_ident(), _scope.trace_id(),
-                ))
+                self._keep_coalesced(
+                    key,
+                    (
+                        time.time(),
+                        level,
+                        _scope.snapshot(),
+                        None,
+                        None,
+                        text,
+                        event or {},
+                        scope_kwargs,
+                        hint or {},
+                        threading.get_ident(),
+                        _scope.trace_id(),
+                    ),
+                )
                 return None
             trace_id, span_id = _trace_context()
             item = CaptureItem(
@@ -355,8 +379,19 @@ class Client:
         for occurrence, others in pending:
             ts, level, scope, exc, mechanism, message, event, scope_kwargs, hint, thread, trace = occurrence
             item = CaptureItem(
-                _new_event_id(), ts, level, scope, exc, mechanism, message, event,
-                _overrides(scope_kwargs), hint, thread, None, trace,
+                _new_event_id(),
+                ts,
+                level,
+                scope,
+                exc,
+                mechanism,
+                message,
+                event,
+                _overrides(scope_kwargs),
+                hint,
+                thread,
+                None,
+                trace,
                 # Its ``others`` are already counted as repeat_limit; a full queue counts it (queue_full).
                 others,
             )

@@ -113,4 +113,3 @@ class ReportedRegistry:
             state = self._states.get(key)
             if state is not None and _getrefcount(state) <= _ORPHAN:
                 self._states.pop(key, None)
-

@@ -51,9 +51,7 @@ class Dsn(NamedTuple):
             port = int(port_text)
         prefix, _, project_id = ("/" + path).rstrip("/").rpartition("/")
         if not project_id.isdigit():
-            raise ConfigurationError(
-                f"{option}: DSN must end with a numeric project id, got {value!r}"
-            )
+            raise ConfigurationError(f"{option}: DSN must end with a numeric project id, got {value!r}")
         return cls(scheme.lower(), public_key, host.lower(), port, prefix, project_id)
 
     @property

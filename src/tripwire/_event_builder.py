@@ -289,9 +289,7 @@ def _serialize(event: Event, ser: Serializer, options: Options) -> Event:
                     continue
                 clean = safe_str(name, MAX_NAME_LENGTH)
                 ctx_value = ser.serialize(ctx, ("contexts", clean))
-                contexts[clean] = (
-                    ctx_value if isinstance(ctx_value, dict) else {"value": ctx_value}
-                )
+                contexts[clean] = ctx_value if isinstance(ctx_value, dict) else {"value": ctx_value}
             out[key] = contexts
         elif key == "modules":
             out[key] = {_name(k): _name(v) for k, v in _mapping(value).items()}

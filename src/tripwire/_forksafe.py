@@ -42,9 +42,24 @@ _RLOCK = type(threading.RLock())
 #: What tripwire's threads import on first use (keep in step with the function-level imports of the
 #: worker's and senders' code paths).
 _LAZY_IMPORTS = (
-    "tripwire._event_builder", "tripwire._budget", "base64", "email.utils", "hashlib", "http.client",
-    "importlib.metadata", "json", "linecache", "platform", "random", "re", "socket", "ssl",
-    "urllib.parse", "urllib.request", "uuid", "zlib",
+    "tripwire._event_builder",
+    "tripwire._budget",
+    "base64",
+    "email.utils",
+    "hashlib",
+    "http.client",
+    "importlib.metadata",
+    "json",
+    "linecache",
+    "platform",
+    "random",
+    "re",
+    "socket",
+    "ssl",
+    "urllib.parse",
+    "urllib.request",
+    "uuid",
+    "zlib",
 )
 _IMPORT_WAIT = 1.0
 

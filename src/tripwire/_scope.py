@@ -155,6 +155,7 @@ def remove_global_processor(processor: EventProcessor) -> None:
     global global_processors
     global_processors = tuple(p for p in global_processors if p is not processor)
 
+
 #: The innermost holder: a unit of work's, a ``new_scope()`` fork, or a request's ``Connection``.
 _isolation: ContextVar[ScopeHolder] = ContextVar("tripwire.isolation", default=_ROOT)
 

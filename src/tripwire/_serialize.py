@@ -32,6 +32,7 @@ class KeyScrubber(Protocol):
 
     def scrub_text(self, text: str) -> str: ...
 
+
 #: Items kept per mapping or sequence.
 MAX_BREADTH = 50
 #: Container levels kept below the field being serialized (extra["a"]["b"]... counts from "a").

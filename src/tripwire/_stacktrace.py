@@ -58,8 +58,10 @@ def iter_exceptions(exc: BaseException, limit: int = MAX_EXCEPTIONS) -> Iterator
             continue
         seen.add(id(err))
         yield err
-        nxt = err.__cause__ if err.__cause__ is not None else (
-            None if err.__suppress_context__ else err.__context__
+        nxt = (
+            err.__cause__
+            if err.__cause__ is not None
+            else (None if err.__suppress_context__ else err.__context__)
         )
         if nxt is not None:
             stack.append(nxt)
@@ -125,8 +127,10 @@ class FrameBuilder:
             abs_path = os.path.abspath(filename)
             rel = abs_path
             roots = [p for p in sys.path if p and abs_path.startswith(os.path.join(p, ""))]
-            if self.project_root and abs_path.startswith(self.project_root) and not self._packages_dir.search(
-                abs_path
+            if (
+                self.project_root
+                and abs_path.startswith(self.project_root)
+                and not self._packages_dir.search(abs_path)
             ):
                 rel = abs_path[len(self.project_root) :]
             elif roots:
@@ -285,6 +289,7 @@ class FrameBuilder:
             kept[name] = value
         return ser.serialize(kept, path)
 
+
 def _hidden(frame: FrameType, live_locals: dict[FrameType, dict[str, Any]]) -> bool:
     """tripwire's own frames and ``__traceback_hide__``.
 
@@ -319,9 +324,7 @@ def _colno(code: Any, lasti: int) -> int | None:
     return int(found[2]) + 1
 
 
-def _source(
-    filename: str, frame: FrameType, lineno: int, n: int
-) -> tuple[list[str], str, list[str]] | None:
+def _source(filename: str, frame: FrameType, lineno: int, n: int) -> tuple[list[str], str, list[str]] | None:
     """(pre_context, context_line, post_context) via linecache (the loader's source if needed)."""
     try:
         lines = linecache.getlines(filename, frame.f_globals)

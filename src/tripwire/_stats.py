@@ -87,7 +87,10 @@ class DropCounter:
         if self.debug:
             logger.warning(
                 "tripwire: dropped %d %s item(s): %s%s",
-                quantity, category, reason, f" (reporter {reporter})" if reporter else "",
+                quantity,
+                category,
+                reason,
+                f" (reporter {reporter})" if reporter else "",
             )
 
     def record_sent(self, reporter: str, quantity: int = 1) -> None:
@@ -105,9 +108,7 @@ class DropCounter:
             if reporter is None:
                 taken, self._unreported = self._unreported, Counter()
                 return taken
-            taken = Counter(
-                {k: n for k, n in self._unreported.items() if k.reporter in (None, reporter)}
-            )
+            taken = Counter({k: n for k, n in self._unreported.items() if k.reporter in (None, reporter)})
             for key in taken:
                 del self._unreported[key]
         return taken

@@ -292,13 +292,9 @@ class TripwireMiddleware:
             # Each call spans lines on purpose: Python 3.11 parses the source segment of a one-line
             # call (for its ^^^ markers) in every traceback through here, ~30 µs per failing request.
             if conn.app_send is None:
-                await self._app(
-                    scope, receive, send
-                )
+                await self._app(scope, receive, send)
             else:
-                await self._app(
-                    scope, conn.app_receive, conn.app_send
-                )
+                await self._app(scope, conn.app_receive, conn.app_send)
         except Exception as exc:
             self._on_exception(conn, exc)
             raise

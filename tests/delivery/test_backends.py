@@ -20,11 +20,13 @@ from tripwire.reporters.sentry import SentryReporter
 
 def test_config_dicts_name_builtin_backends(sink: Sink) -> None:
     """{"backend": "sentry", ...} and {"backend": "bugsnag", ...} build the built-in reporters."""
-    client = tripwire.init(reporters=[
-        {"backend": "sentry", "dsn": sink.dsn, "http_timeout": 2.0},
-        {"backend": "bugsnag", "api_key": "k" * 32, "endpoint": sink.url},
-        {"backend": "logging", "level": "warning"},
-    ])
+    client = tripwire.init(
+        reporters=[
+            {"backend": "sentry", "dsn": sink.dsn, "http_timeout": 2.0},
+            {"backend": "bugsnag", "api_key": "k" * 32, "endpoint": sink.url},
+            {"backend": "logging", "level": "warning"},
+        ]
+    )
     sentry, bugsnag, log = client.reporters
     assert isinstance(sentry, SentryReporter) and sentry.http_timeout == 2.0
     assert isinstance(bugsnag, BugsnagReporter) and bugsnag.http_timeout == 5.0  # from init's options
@@ -47,7 +49,7 @@ def test_bad_reporter_configs_fail_at_init(spec: dict[str, str], message: str) -
         tripwire.init(reporters=[spec])
 
 
-PLUGIN = '''
+PLUGIN = """
 from tripwire.reporters import Reporter
 
 RECEIVED = []
@@ -61,7 +63,7 @@ class EchoReporter(Reporter):
 
     def send_event(self, event):
         RECEIVED.append(self.prefix + event["logentry"]["formatted"])
-'''
+"""
 
 
 def test_third_party_reporter_found_by_entry_point(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -111,8 +113,9 @@ def test_logging_reports_are_never_captured_again(sink: Sink) -> None:
     handler = logging.NullHandler()
     logger.addHandler(handler)
     try:
-        tripwire.init(sink.dsn, reporters=[{"backend": "logging", "logger": "myapp.errors"}],
-                      send_client_reports=False)
+        tripwire.init(
+            sink.dsn, reporters=[{"backend": "logging", "logger": "myapp.errors"}], send_client_reports=False
+        )
         tripwire.capture_message("only once", "error")
         assert tripwire.flush(5)
         logging.getLogger("other").error("a normal log error")  # the integration does capture this

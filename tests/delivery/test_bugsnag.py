@@ -37,8 +37,9 @@ def _outer() -> None:
 
 def test_error_payload_has_every_field_the_api_requires(sink: Sink) -> None:
     """An unhandled ASGI error arrives with headers, notifier, app, device, exceptions, request, user..."""
-    client = tripwire.init(reporters=[_reporter(sink)], release="2.0.1", environment="staging",
-                           send_default_pii=True)
+    client = tripwire.init(
+        reporters=[_reporter(sink)], release="2.0.1", environment="staging", send_default_pii=True
+    )
     tripwire.set_user({"id": "u1", "email": "a@example.com", "username": "ann"})
     tripwire.set_context("order", {"id": 42})
     tripwire.set_extra("cart", "3 items")
@@ -51,9 +52,14 @@ def test_error_payload_has_every_field_the_api_requires(sink: Sink) -> None:
         client.capture_exception(
             exc,
             mechanism={"type": "asgi", "handled": False},
-            event={"request": {"url": "http://shop.example/checkout", "method": "POST",
-                               "headers": {"Referer": "http://shop.example/cart"},
-                               "env": {"REMOTE_ADDR": "10.0.0.7"}}},
+            event={
+                "request": {
+                    "url": "http://shop.example/checkout",
+                    "method": "POST",
+                    "headers": {"Referer": "http://shop.example/cart"},
+                    "env": {"REMOTE_ADDR": "10.0.0.7"},
+                }
+            },
             fingerprint=["checkout", "payment"],
         )
     assert tripwire.flush(10)
@@ -71,7 +77,8 @@ def test_error_payload_has_every_field_the_api_requires(sink: Sink) -> None:
     assert event["severity"] == "error"
     assert event["unhandled"] is True
     assert event["severityReason"] == {
-        "type": "unhandledExceptionMiddleware", "attributes": {"framework": "ASGI"},
+        "type": "unhandledExceptionMiddleware",
+        "attributes": {"framework": "ASGI"},
     }
     assert event["app"]["releaseStage"] == "staging"
     assert event["app"]["version"] == "2.0.1"
@@ -127,13 +134,19 @@ def test_handled_errors_and_messages_map_severity(sink: Sink) -> None:
 def test_sessions_go_to_the_session_tracking_api(sink: Sink) -> None:
     """Session aggregates become per-minute sessionCounts with payload version 1.0."""
     client = tripwire.init(reporters=[_reporter(sink)], release="3.1")
-    client.submit_sessions(SessionBatch(aggregates=[{
-        "attrs": {"release": "3.1", "environment": "production"},
-        "aggregates": [
-            {"started": "2026-11-21T05:28:00Z", "exited": 3, "errored": 1, "crashed": 2},
-            {"started": "2026-11-21T05:29:00Z", "exited": 1},
-        ],
-    }]))
+    client.submit_sessions(
+        SessionBatch(
+            aggregates=[
+                {
+                    "attrs": {"release": "3.1", "environment": "production"},
+                    "aggregates": [
+                        {"started": "2026-11-21T05:28:00Z", "exited": 3, "errored": 1, "crashed": 2},
+                        {"started": "2026-11-21T05:29:00Z", "exited": 1},
+                    ],
+                }
+            ]
+        )
+    )
     assert tripwire.flush(10)
     (request,) = sink.requests
     assert request.path == "/sessions"
@@ -201,7 +214,7 @@ def test_asgi_requests_become_bugsnag_events_and_session_counts(sink: Sink) -> N
 
 
 def test_log_messages_group_by_their_template_not_their_text(sink: Sink) -> None:
-    """"payment p-1 failed" and "payment p-2 failed" logged with one template are one BugSnag error
+    """ "payment p-1 failed" and "payment p-2 failed" logged with one template are one BugSnag error
     (same errorClass), each with its own formatted message."""
     import logging
 
@@ -249,9 +262,7 @@ def test_bugsnag_breadcrumb_types_and_long_names_arrive_as_written(sink: Sink) -
     tripwire.capture_message("step failed", "error")
     assert tripwire.flush(10)
     (event,) = sink.bugsnag_events
-    assert [(c["name"], c["type"]) for c in event["breadcrumbs"]] == [
-        (name, kind) for kind in kinds
-    ]
+    assert [(c["name"], c["type"]) for c in event["breadcrumbs"]] == [(name, kind) for kind in kinds]
 
 
 def test_bugsnag_app_version_gives_release_health_without_a_release(sink: Sink) -> None:

@@ -62,8 +62,10 @@ def raw_server(answers: list[bytes]) -> Iterator[tuple[str, list[bytes], list[in
                     conns.append(number)
                     answer = pending.pop(0)
                     conn.sendall(answer)
-                    if answer.startswith(b"HTTP/1.0") or b"Connection: close" in answer or (
-                        b"Content-Length" not in answer and b"chunked" not in answer
+                    if (
+                        answer.startswith(b"HTTP/1.0")
+                        or b"Connection: close" in answer
+                        or (b"Content-Length" not in answer and b"chunked" not in answer)
                     ):
                         break
 
@@ -185,16 +187,37 @@ class _OneAnswerServer:
         self._thread.join(2)
 
 
-_STATUS_LINES = st.sampled_from([
-    b"HTTP/1.1 200 OK", b"HTTP/1.0 429 Too Many", b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 503 Busy",
-    b"HTTP/1.1 999 What", b"HTTP/2 200", b"HTTP/1.1 20", b"ICY 200 OK", b"", b"HTTP/1.1 204 No Content",
-])
+_STATUS_LINES = st.sampled_from(
+    [
+        b"HTTP/1.1 200 OK",
+        b"HTTP/1.0 429 Too Many",
+        b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 503 Busy",
+        b"HTTP/1.1 999 What",
+        b"HTTP/2 200",
+        b"HTTP/1.1 20",
+        b"ICY 200 OK",
+        b"",
+        b"HTTP/1.1 204 No Content",
+    ]
+)
 _HEADERS = st.lists(
-    st.sampled_from([
-        b"Content-Length: 5", b"Content-Length: -1", b"Content-Length: 99999999", b"Content-Length: x",
-        b"Transfer-Encoding: chunked", b"Connection: close", b"Retry-After: 1", b"X-Sentry-Rate-Limits: 1::",
-        b"Content-Length: 2\r\nContent-Length: 3", b"no colon here", b" folded: value", b"\xff\xfe: \x00",
-    ]) | st.binary(max_size=30),
+    st.sampled_from(
+        [
+            b"Content-Length: 5",
+            b"Content-Length: -1",
+            b"Content-Length: 99999999",
+            b"Content-Length: x",
+            b"Transfer-Encoding: chunked",
+            b"Connection: close",
+            b"Retry-After: 1",
+            b"X-Sentry-Rate-Limits: 1::",
+            b"Content-Length: 2\r\nContent-Length: 3",
+            b"no colon here",
+            b" folded: value",
+            b"\xff\xfe: \x00",
+        ]
+    )
+    | st.binary(max_size=30),
     max_size=6,
 )
 _BODIES = st.sampled_from(
@@ -222,8 +245,12 @@ def _fuzz_server() -> Iterator[None]:
     if server is not None:
         server.close()
     if _tried["answers"]:
-        record("fuzzing", "HTTP answers tried against the SDK's sender (http.client)", _tried["answers"],
-               "tests/delivery/test_connections.py: a response or a transport error, never a crash")
+        record(
+            "fuzzing",
+            "HTTP answers tried against the SDK's sender (http.client)",
+            _tried["answers"],
+            "tests/delivery/test_connections.py: a response or a transport error, never a crash",
+        )
 
 
 @pytest.mark.reliability

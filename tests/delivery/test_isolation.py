@@ -125,5 +125,9 @@ def test_delivery_never_blocks_the_event_loop() -> None:
     assert worst < 0.5
     # The events are still on their way (the sink is slow), not lost.
     assert stats["dropped"] == {}
-    record("transport", "worst event-loop stall while 1,000 errors go to a backend taking 1 s/request",
-           f"{worst * 1e3:.1f} ms", "tests/delivery/test_isolation.py; a send on the loop would stall >= 1 s")
+    record(
+        "transport",
+        "worst event-loop stall while 1,000 errors go to a backend taking 1 s/request",
+        f"{worst * 1e3:.1f} ms",
+        "tests/delivery/test_isolation.py; a send on the loop would stall >= 1 s",
+    )

@@ -44,8 +44,12 @@ def test_every_event_arrives_after_a_5_second_outage() -> None:
     assert arrived == set(ids)
     assert len(ids) >= 50
     assert tripwire.stats()["dropped"] == {}
-    record("transport", "events lost through a 5 s outage (kept-alive connection cut)",
-           f"0 of {len(ids)}", "tests/delivery/test_outage.py")
+    record(
+        "transport",
+        "events lost through a 5 s outage (kept-alive connection cut)",
+        f"0 of {len(ids)}",
+        "tests/delivery/test_outage.py",
+    )
 
 
 def test_spool_keeps_events_on_disk_while_the_backend_is_down(tmp_path: Path) -> None:
@@ -93,7 +97,11 @@ def _run(code: str, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     return subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code), *args],
-        capture_output=True, text=True, timeout=60, env=env, check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=True,
     )
 
 
@@ -123,7 +131,9 @@ def test_a_full_spool_drops_the_oldest_and_counts_them(tmp_path: Path) -> None:
         f"http://k@127.0.0.1:{port}/1", spool_dir=str(tmp_path), spool_max_bytes=6000, clock=FastClock()
     )
     tripwire.init(
-        reporters=[reporter], send_client_reports=False, include_local_variables=False,
+        reporters=[reporter],
+        send_client_reports=False,
+        include_local_variables=False,
         include_source_context=False,
     )
     ids = raise_and_capture(30)
@@ -136,7 +146,7 @@ def test_a_full_spool_drops_the_oldest_and_counts_them(tmp_path: Path) -> None:
     with Sink(port=port) as sink:
         assert sink.wait_until(lambda: len(sink.events) == len(files), 20)
         # The newest survived.
-        assert sorted(e["event_id"] for e in sink.events) == sorted(ids[-len(files):])
+        assert sorted(e["event_id"] for e in sink.events) == sorted(ids[-len(files) :])
 
 
 def test_an_unusable_spool_keeps_events_in_memory(tmp_path: Path) -> None:
@@ -165,8 +175,9 @@ def test_a_file_claimed_by_a_dead_process_is_sent_again(tmp_path: Path, sink: Si
     spool = Spool(str(tmp_path / reporter.spool_key()), 1 << 20)
     assert spool.write(payload.to_spool(), payload.body)
     (path,) = (tmp_path / reporter.spool_key()).glob("*.twp")
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                          capture_output=True, text=True, check=True)
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True
+    )
     path.rename(f"{path}{CLAIM}{int(dead.stdout)}")
     tripwire.init(sink.dsn, spool_dir=str(tmp_path), send_client_reports=False)
     assert tripwire.flush(10)

@@ -105,7 +105,10 @@ def test_parse_retry_after_accepts_seconds_and_http_dates() -> None:
 def test_parse_sentry_rate_limits_per_category() -> None:
     """Each quota applies to its categories; an empty list means all of them."""
     assert parse_sentry_rate_limits("60:transaction:key, 2700:default;error;security:organization") == {
-        "transaction": 60.0, "default": 2700.0, "error": 2700.0, "security": 2700.0,
+        "transaction": 60.0,
+        "default": 2700.0,
+        "error": 2700.0,
+        "security": 2700.0,
     }
     assert parse_sentry_rate_limits("10::organization") == {"": 10.0}
     assert parse_sentry_rate_limits("nan:error:key") == {"error": 60.0}

@@ -47,8 +47,9 @@ def test_https_goes_through_a_connect_tunnel_with_credentials(tmp_path: Path) ->
     ca.cert_pem.write_to_path(str(ca_file))
     with Sink(tls=context) as sink, Proxy(credentials=("ann", "s3cret")) as proxy:
         url = proxy.url.replace("http://", "http://ann:s3cret@")
-        tripwire.init(reporters=[SentryReporter(sink.dsn, proxy=url, ca_file=str(ca_file))],
-                      send_client_reports=False)
+        tripwire.init(
+            reporters=[SentryReporter(sink.dsn, proxy=url, ca_file=str(ca_file))], send_client_reports=False
+        )
         for i in range(3):
             tripwire.capture_message(f"tunnelled {i}", "error")
         assert tripwire.flush(10)
@@ -61,8 +62,10 @@ def test_wrong_proxy_credentials_keep_events_waiting(sink: Sink) -> None:
     """A proxy refusing the credentials (407) is treated like an unreachable backend: nothing is lost."""
     with Proxy(credentials=("ann", "s3cret")) as proxy:
         url = proxy.url.replace("http://", "http://ann:wrong@")
-        tripwire.init(reporters=[SentryReporter(sink.dsn.replace("http://", "https://"), proxy=url)],
-                      send_client_reports=False)
+        tripwire.init(
+            reporters=[SentryReporter(sink.dsn.replace("http://", "https://"), proxy=url)],
+            send_client_reports=False,
+        )
         tripwire.capture_message("waiting", "error")
         assert tripwire.flush(0.2) is False
         assert tripwire.stats()["pending"] == {"sentry": 1}

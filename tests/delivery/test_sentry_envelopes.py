@@ -54,8 +54,13 @@ def test_session_envelopes_parse_with_sentry_sdk(sink: Sink) -> None:
         "attrs": {"release": "1.0", "environment": "production"},
         "aggregates": [{"started": "2026-11-21T05:28:00Z", "exited": 3, "errored": 1, "crashed": 2}],
     }
-    update = {"sid": "a" * 32, "init": True, "started": "2026-11-21T05:28:01Z", "status": "exited",
-              "attrs": {"release": "1.0"}}
+    update = {
+        "sid": "a" * 32,
+        "init": True,
+        "started": "2026-11-21T05:28:01Z",
+        "status": "exited",
+        "attrs": {"release": "1.0"},
+    }
     assert client.submit_sessions(SessionBatch(aggregates=[aggregate], updates=[update]))
     assert tripwire.flush(10)
     session_envelopes = [
@@ -76,8 +81,10 @@ def test_more_than_100_sessions_are_split_into_envelopes(sink: Sink) -> None:
     tripwire.init(sink.dsn, release="1.0")
     client = tripwire.get_client()
     assert client is not None
-    updates = [{"sid": f"{i:032x}", "init": True, "status": "exited", "attrs": {"release": "1.0"}}
-               for i in range(250)]
+    updates = [
+        {"sid": f"{i:032x}", "init": True, "status": "exited", "attrs": {"release": "1.0"}}
+        for i in range(250)
+    ]
     client.submit_sessions(SessionBatch(updates=updates))
     assert tripwire.flush(10)
     counts = [len(e.items) for e in _envelopes(sink)]

@@ -22,8 +22,12 @@ _tried = {"files": 0}
 def _record_figures() -> object:
     yield None
     if _tried["files"]:
-        record("fuzzing", "corrupt or hostile spool files read by the SDK's sender", _tried["files"],
-               "tests/delivery/test_spool.py: each is a payload, or dropped with a warning; never a crash")
+        record(
+            "fuzzing",
+            "corrupt or hostile spool files read by the SDK's sender",
+            _tried["files"],
+            "tests/delivery/test_spool.py: each is a payload, or dropped with a warning; never a crash",
+        )
 
 
 _JSON = st.recursive(
@@ -34,8 +38,13 @@ _JSON = st.recursive(
 _META = st.fixed_dictionaries(
     {},
     optional={
-        "url": _JSON, "categories": _JSON, "kind": _JSON, "low_priority": _JSON,
-        "count_drops": _JSON, "meta": _JSON, "attempts": _JSON,
+        "url": _JSON,
+        "categories": _JSON,
+        "kind": _JSON,
+        "low_priority": _JSON,
+        "count_drops": _JSON,
+        "meta": _JSON,
+        "attempts": _JSON,
     },
 )
 
@@ -86,13 +95,24 @@ def test_any_spool_file_is_a_payload_or_dropped(content: bytes) -> None:
 def test_a_payload_survives_the_round_trip_through_the_spool(tmp_path: Path) -> None:
     """What a reporter writes to the spool reads back as the same payload, attempts included."""
     spool = Spool(str(tmp_path), 1 << 20)
-    original = Payload("http://h/api/1/envelope/", b"body", {"session": 3}, kind="sessions",
-                       low_priority=True, meta={"header": {"a": 1}}, attempts=2)
+    original = Payload(
+        "http://h/api/1/envelope/",
+        b"body",
+        {"session": 3},
+        kind="sessions",
+        low_priority=True,
+        meta={"header": {"a": 1}},
+        attempts=2,
+    )
     assert spool.write(original.to_spool(), original.body)
     claimed = spool.claim_oldest()
     assert claimed is not None
     payload = Payload.from_spool(claimed[1], claimed[2], claimed[0])
     assert (payload.url, payload.body, payload.categories, payload.kind) == (
-        original.url, original.body, original.categories, original.kind)
+        original.url,
+        original.body,
+        original.categories,
+        original.kind,
+    )
     assert (payload.low_priority, payload.meta) == (True, {"header": {"a": 1}})
     assert (payload.attempts, payload.claimed_attempts) == (2, 2)

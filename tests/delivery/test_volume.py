@@ -63,7 +63,11 @@ def test_ten_thousand_errors_all_arrive_with_bounded_memory() -> None:
         env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
         done = subprocess.run(
             [sys.executable, "-c", textwrap.dedent(SCRIPT), sink.dsn],
-            capture_output=True, text=True, timeout=360, env=env, check=True,
+            capture_output=True,
+            text=True,
+            timeout=360,
+            env=env,
+            check=True,
         )
         result = json.loads(done.stdout)
         arrived = [e["event_id"] for e in sink.events]
@@ -83,6 +87,9 @@ def test_ten_thousand_errors_all_arrive_with_bounded_memory() -> None:
     assert growth < 300
     # One worker and one sender: no thread per event.
     assert result["threads"] <= 3
-    record("transport", "events lost of 10,000 captured in a tight loop (default settings)", "0",
-           f"RSS +{growth:.1f} MiB after the loop, {result['threads']} threads; "
-           "tests/delivery/test_volume.py")
+    record(
+        "transport",
+        "events lost of 10,000 captured in a tight loop (default settings)",
+        "0",
+        f"RSS +{growth:.1f} MiB after the loop, {result['threads']} threads; tests/delivery/test_volume.py",
+    )

@@ -226,8 +226,13 @@ def test_worker_and_sender_restart_in_a_forked_child(sink: Sink) -> None:
         """
     )
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-    done = subprocess.run([sys.executable, "-W", "ignore::DeprecationWarning", "-c", script, sink.dsn],
-                          env=env, timeout=60, capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-W", "ignore::DeprecationWarning", "-c", script, sink.dsn],
+        env=env,
+        timeout=60,
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, done.stderr
     messages = sorted(e["logentry"]["formatted"] for e in sink.events if "logentry" in e)
     assert messages == ["from the child", "parent after fork", "parent before fork"]
@@ -251,8 +256,12 @@ def test_a_child_forked_while_a_delivery_lock_is_held_still_delivers(sink: Sink,
     code = child_exit_code_after_fork_holding(worker.cond, in_child)  # type: ignore[arg-type]
     assert code == 0
     assert sink.wait_until(lambda: len(sink.events) == 2, 5)
-    record("fork-shutdown", f"children forked while the {held} lock was held that delivered", "1 of 1",
-           "tests/delivery/test_worker.py: the child renews the lock, its outbox and its thread")
+    record(
+        "fork-shutdown",
+        f"children forked while the {held} lock was held that delivered",
+        "1 of 1",
+        "tests/delivery/test_worker.py: the child renews the lock, its outbox and its thread",
+    )
 
 
 def test_atexit_delivers_what_is_queued_silently(sink: Sink) -> None:
@@ -269,7 +278,13 @@ def test_atexit_delivers_what_is_queued_silently(sink: Sink) -> None:
         """
     )
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-    done = subprocess.run([sys.executable, "-c", script, sink.dsn], env=env, timeout=60,
-                          capture_output=True, text=True, check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", script, sink.dsn],
+        env=env,
+        timeout=60,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert done.stdout == "" and done.stderr == ""
     assert len(sink.events) == 20

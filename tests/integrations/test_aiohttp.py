@@ -69,9 +69,12 @@ def test_a_failing_handler_is_reported_with_route_user_tag_and_scrubbed_request(
     events = start(release="1.0")
 
     async def body(base: str) -> tuple[int, str]:
-        async with aiohttp.ClientSession() as session, session.get(
-            f"{base}/items/7?page=2&token=abc", headers={"Authorization": "Bearer s3cr3t"}
-        ) as response:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(
+                f"{base}/items/7?page=2&token=abc", headers={"Authorization": "Bearer s3cr3t"}
+            ) as response,
+        ):
             return response.status, await response.text()
 
     status, _ = asyncio.run(_serve(_make_app(), body))

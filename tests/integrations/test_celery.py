@@ -188,7 +188,10 @@ def test_a_failed_task_is_reported_with_its_name_id_queue_and_scrubbed_arguments
     assert (value["type"], value["mechanism"]) == ("LookupError", {"type": "celery", "handled": False})
     assert reported["transaction"] == "refund"
     assert reported["contexts"]["celery"] == {
-        "task_name": "refund", "task_id": result.id, "retries": 0, "queue": queue,
+        "task_name": "refund",
+        "task_id": result.id,
+        "retries": 0,
+        "queue": queue,
     }
     job = reported["extra"]["celery-job"]
     assert job["args"] == [5]
@@ -306,7 +309,9 @@ def test_beat_scheduled_tasks_send_cron_checkins(sink: Sink, queue: str) -> None
 
     app = make_app(queue)
     tripwire.init(
-        sink.dsn, send_client_reports=False, release=None,
+        sink.dsn,
+        send_client_reports=False,
+        release=None,
         integrations=[CeleryIntegration(monitor_beat_tasks=True)],
     )
     worker = _start_worker(queue, sink.dsn, pool="solo")
@@ -317,8 +322,11 @@ def test_beat_scheduled_tasks_send_cron_checkins(sink: Sink, queue: str) -> None
                 name="nightly-report", task="nightly-report", schedule=crontab(minute="0", hour="3"), app=app
             ),
             ScheduleEntry(
-                name="hourly-report", task="nightly-report", schedule=crontab(minute="15"),
-                kwargs={"fail": True}, app=app,
+                name="hourly-report",
+                task="nightly-report",
+                schedule=crontab(minute="15"),
+                kwargs={"fail": True},
+                app=app,
             ),
         ]
         results = [scheduler.apply_entry(entry) for entry in entries]

@@ -233,8 +233,14 @@ def test_handler_and_filter_configured_with_dictconfig(start: Start) -> None:
     """TripwireHandler and BreadcrumbFilter set up by dictConfig report once, with the crumbs."""
     events = start(disabled_integrations=["logging"])
     configure(
-        {"it.manual": {"level": "DEBUG", "handlers": ["tripwire"], "filters": ["crumbs"],
-                       "propagate": False}},
+        {
+            "it.manual": {
+                "level": "DEBUG",
+                "handlers": ["tripwire"],
+                "filters": ["crumbs"],
+                "propagate": False,
+            }
+        },
         handlers={"tripwire": {"class": "tripwire.logging.TripwireHandler", "level": "ERROR"}},
         filters={"crumbs": {"()": "tripwire.logging.BreadcrumbFilter", "level": "INFO"}},
     )

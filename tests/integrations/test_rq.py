@@ -70,9 +70,7 @@ def test_a_failed_job_is_reported_with_its_id_function_arguments_and_queue(
     """One event: function as transaction, contexts.rq, args in extra with the password masked, the
     job's own tag and user; the job still ends failed with its exception (forking: from the horse)."""
     sink.answer = Answer(delay=0.3)
-    job = queue.enqueue(
-        rq_jobs.refund, 5, note="x" * 5000, password="hunter2", tag="damaged", retry=None
-    )
+    job = queue.enqueue(rq_jobs.refund, 5, note="x" * 5000, password="hunter2", tag="damaged", retry=None)
     stderr = _run_worker(queue, sink.dsn, worker_class)
     job = Job.fetch(job.id, connection=queue.connection)
     assert job.is_failed

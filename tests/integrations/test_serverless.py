@@ -35,8 +35,12 @@ def _invoke(sink: Sink, handler: str, event: dict[str, Any], timeout_ms: int) ->
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TRIPWIRE_", "SENTRY_"))}
     env.update(PYTHONPATH=os.pathsep.join([str(ROOT / "src"), str(ROOT)]), TRIPWIRE_TEST_DSN=sink.dsn)
     command = [
-        sys.executable, "-m", "tests.support.serverless_runtime",
-        f"tests.support.serverless_handlers:{handler}", json.dumps(event), str(timeout_ms),
+        sys.executable,
+        "-m",
+        "tests.support.serverless_runtime",
+        f"tests.support.serverless_handlers:{handler}",
+        json.dumps(event),
+        str(timeout_ms),
     ]
     done = subprocess.run(command, env=env, cwd=str(ROOT), capture_output=True, text=True, timeout=30)
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
@@ -54,7 +58,9 @@ def test_an_unhandled_error_is_delivered_before_the_runtime_ends_the_process(sin
     outcome = _invoke(sink, "charge", event, timeout_ms=10_000)
     assert outcome["outcome"] == "error"
     assert (outcome["type"], outcome["message"], outcome["same"]) == (
-        "CardDeclined", "card of order 7 declined", True,
+        "CardDeclined",
+        "card of order 7 declined",
+        True,
     )
     assert len(sink.events) == 1  # delivered before os._exit: nothing arrives later
     reported = sink.events[0]

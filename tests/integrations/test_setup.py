@@ -22,8 +22,18 @@ from .conftest import run_python
 Start = Callable[..., CapturedEvents]
 
 DEFAULTS = [
-    "context", "logging", "excepthook", "threading", "asyncio", "stdlib", "httpx",
-    "aiohttp", "tornado", "sanic", "celery", "rq",
+    "context",
+    "logging",
+    "excepthook",
+    "threading",
+    "asyncio",
+    "stdlib",
+    "httpx",
+    "aiohttp",
+    "tornado",
+    "sanic",
+    "celery",
+    "rq",
 ]
 
 
@@ -244,8 +254,16 @@ def test_modules_imported_after_init_get_patched() -> None:
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     watched = [
-        "aiohttp.client", "asyncio.base_events", "celery", "concurrent.futures.thread", "http.client",
-        "httpx", "rq.worker", "sanic.handlers.error", "tornado.web", "uvloop",
+        "aiohttp.client",
+        "asyncio.base_events",
+        "celery",
+        "concurrent.futures.thread",
+        "http.client",
+        "httpx",
+        "rq.worker",
+        "sanic.handlers.error",
+        "tornado.web",
+        "uvloop",
     ]
     assert lines[0] == repr(watched)
     still = (

@@ -396,11 +396,15 @@ def test_library_frames_get_shallow_locals(tmp_path: Path, monkeypatch: pytest.M
 def test_library_frames_have_no_locals_by_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """By default only app frames carry vars: a library frame has its source and line but no locals."""
     libs = tmp_path / "site-packages"
-    _write_module(libs, "tw_quiet_lib.py", """
+    _write_module(
+        libs,
+        "tw_quiet_lib.py",
+        """
         def call(callback):
             token_count = 3
             callback()
-    """)
+    """,
+    )
     monkeypatch.syspath_prepend(str(libs))
     lib = importlib.import_module("tw_quiet_lib")
 

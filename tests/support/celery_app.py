@@ -56,7 +56,11 @@ def make_app(queue: str) -> Celery:
         return f"shipped {order}"
 
     @app.task(
-        name="flaky", shared=False, bind=True, autoretry_for=(ConnectionError,), max_retries=2,
+        name="flaky",
+        shared=False,
+        bind=True,
+        autoretry_for=(ConnectionError,),
+        max_retries=2,
         default_retry_delay=0,
     )
     def flaky(self: Any, order: int) -> None:

@@ -20,8 +20,8 @@ tripwire.init(
     release=os.environ.get("TRIPWIRE_TEST_RELEASE") or None,
     integrations=[CeleryIntegration(**options)] if options else [],
     # TRIPWIRE_TEST_TRACES: traces_sample_rate, for the tracing tests.
-    traces_sample_rate=float(os.environ.get("TRIPWIRE_TEST_TRACES") or "nan") if os.environ.get(
-        "TRIPWIRE_TEST_TRACES"
-    ) else None,
+    traces_sample_rate=float(os.environ.get("TRIPWIRE_TEST_TRACES") or "nan")
+    if os.environ.get("TRIPWIRE_TEST_TRACES")
+    else None,
 )
 app = make_app(os.environ["TRIPWIRE_TEST_QUEUE"])

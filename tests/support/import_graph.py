@@ -108,8 +108,11 @@ def tangles(graph: Graph) -> list[frozenset[str]]:
         reach_to = _reachable(reversed_graph, group)
         group = reach_from & reach_to
         groups.append(frozenset(group))
-        remaining = {m: {t: n for t, n in edges.items() if t not in group} for m, edges in remaining.items()
-                     if m not in group}
+        remaining = {
+            m: {t: n for t, n in edges.items() if t not in group}
+            for m, edges in remaining.items()
+            if m not in group
+        }
     return sorted(groups, key=min)
 
 

@@ -1,8 +1,8 @@
 """A real HTTP forward proxy on 127.0.0.1 for tests: CONNECT tunnels and absolute-URL forwarding.
 
-    with Proxy() as proxy:           # or Proxy(credentials=("user", "secret")) to demand auth
-        ... proxy.url ...
-        proxy.seen                   # [("CONNECT", "127.0.0.1:4443"), ("POST", "http://...")]
+with Proxy() as proxy:           # or Proxy(credentials=("user", "secret")) to demand auth
+    ... proxy.url ...
+    proxy.seen                   # [("CONNECT", "127.0.0.1:4443"), ("POST", "http://...")]
 """
 
 from __future__ import annotations
@@ -76,13 +76,15 @@ class Proxy:
                 target = urlsplit(self.path)
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 headers = {
-                    k: v for k, v in self.headers.items()
+                    k: v
+                    for k, v in self.headers.items()
                     if k.lower() not in ("proxy-authorization", "connection", "host")
                 }
                 conn = http.client.HTTPConnection(target.hostname, target.port, timeout=10)
                 try:
-                    conn.request("POST", target.path + (f"?{target.query}" if target.query else ""),
-                                 body, headers)
+                    conn.request(
+                        "POST", target.path + (f"?{target.query}" if target.query else ""), body, headers
+                    )
                     response = conn.getresponse()
                     data = response.read()
                 except OSError:

@@ -46,9 +46,9 @@ def main() -> None:
         release=None,
         integrations=[RqIntegration(**options)] if options else [],
         # TRIPWIRE_TEST_TRACES: traces_sample_rate, for the tracing tests.
-        traces_sample_rate=float(os.environ.get("TRIPWIRE_TEST_TRACES") or "nan") if os.environ.get(
-            "TRIPWIRE_TEST_TRACES"
-        ) else None,
+        traces_sample_rate=float(os.environ.get("TRIPWIRE_TEST_TRACES") or "nan")
+        if os.environ.get("TRIPWIRE_TEST_TRACES")
+        else None,
     )
     connection = Redis.from_url(BROKER)
     cls = {"Worker": CommandlessWorker, "SimpleWorker": CommandlessSimpleWorker}[worker_class]

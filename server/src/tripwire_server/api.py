@@ -622,7 +622,6 @@ async def read_json_body(request: Request, limit: int = MAX_BODY_BYTES) -> dict[
 _body = read_json_body
 
 
-
 async def authenticate(request: Request, state: CollectorState) -> User:
     """The user of the request's bearer token; ApiError 401 otherwise."""
     header = request.headers.get("authorization", "")

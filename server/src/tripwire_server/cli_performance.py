@@ -138,8 +138,7 @@ def cmd_trace(args: argparse.Namespace) -> int:
         for s in service.waterfall(data):
             lines.append(
                 f"{'  ' * s['depth']}{s['op']} {s['description'][:60]!r} [{s['project']}]"
-                f" {s['duration_ms']:.1f} ms"
-                + ("  ERROR" if s["has_error"] else "")
+                f" {s['duration_ms']:.1f} ms" + ("  ERROR" if s["has_error"] else "")
             )
         _out(args, out, "\n".join(lines))
     finally:

@@ -12,6 +12,7 @@ from .test_performance_pages import _report
 
 pytestmark = pytest.mark.browser
 
+
 def _no_console_errors(driver: Any) -> list[Any]:
     return [
         e for e in driver.get_log("browser") if e["level"] == "SEVERE" and "favicon.ico" not in e["message"]

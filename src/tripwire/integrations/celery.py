@@ -68,7 +68,11 @@ def _crontab_string(schedule: Any) -> str | None:
     parts = [
         getattr(schedule, name, None)
         for name in (
-            "_orig_minute", "_orig_hour", "_orig_day_of_month", "_orig_month_of_year", "_orig_day_of_week",
+            "_orig_minute",
+            "_orig_hour",
+            "_orig_day_of_month",
+            "_orig_month_of_year",
+            "_orig_day_of_week",
         )
     ]
     if any(part is None for part in parts):

@@ -59,6 +59,4 @@ def create_reporter(spec: Any) -> Reporter:
             raise
         except (TypeError, ValueError) as exc:
             raise ConfigurationError(f"reporters: backend {backend!r}: {exc}") from None
-    raise ConfigurationError(
-        f"reporters: expected a Reporter or a config dict with 'backend', got {spec!r}"
-    )
+    raise ConfigurationError(f"reporters: expected a Reporter or a config dict with 'backend', got {spec!r}")

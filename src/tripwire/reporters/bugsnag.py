@@ -111,8 +111,12 @@ def _exceptions(event: Event) -> list[dict[str, Any]]:
         message = logentry.get("formatted") or logentry.get("message") or event.get("message") or ""
         template = logentry.get("message") or message
         out.append(
-            {"errorClass": str(template)[:200] or "Message", "message": str(message), "type": "python",
-             "stacktrace": []}
+            {
+                "errorClass": str(template)[:200] or "Message",
+                "message": str(message),
+                "type": "python",
+                "stacktrace": [],
+            }
         )
     return out
 

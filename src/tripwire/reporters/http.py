@@ -482,12 +482,18 @@ class HttpReporter(Reporter):
             if outcome.reason == "too_large":
                 logger.warning(
                     "tripwire: %s rejected a %s payload of %d bytes as too large (HTTP 413): %s",
-                    self.name, payload.kind, len(body), text,
+                    self.name,
+                    payload.kind,
+                    len(body),
+                    text,
                 )
             else:
                 logger.warning(
                     "tripwire: %s rejected a %s payload (HTTP %d): %s",
-                    self.name, payload.kind, status, text,
+                    self.name,
+                    payload.kind,
+                    status,
+                    text,
                 )
         return outcome
 
@@ -521,7 +527,9 @@ class HttpReporter(Reporter):
             if outcome.action == policy.RETRY:
                 logger.warning(
                     "tripwire: %s gave up on a %s payload after %d attempts",
-                    self.name, payload.kind, payload.attempts,
+                    self.name,
+                    payload.kind,
+                    payload.attempts,
                 )
             self._drop(payload, outcome.reason)
             return

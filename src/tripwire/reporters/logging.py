@@ -49,8 +49,10 @@ def _exception_lines(event: Event) -> list[str]:
                 lines.append(f"    {str(frame['context_line']).strip()}")
             variables = frame.get("vars")
             if variables and frame.get("in_app", True):
-                shown = ", ".join(f"{k}={v!r}" if not isinstance(v, str) else f"{k}={v}"
-                                  for k, v in list(variables.items())[:10])
+                shown = ", ".join(
+                    f"{k}={v!r}" if not isinstance(v, str) else f"{k}={v}"
+                    for k, v in list(variables.items())[:10]
+                )
                 lines.append(f"      locals: {shown}")
         name = value.get("type") or "Exception"
         if value.get("module") and value["module"] not in ("builtins", "__main__"):

@@ -98,9 +98,7 @@ class SentryReporter(HttpReporter):
             self.dsn = Dsn.parse(dsn, option=f"reporters[{self.name}].dsn")
         self.url = self.dsn.envelope_url
         self.send_client_reports = send_client_reports
-        self._auth = (
-            f"Sentry sentry_version=7, sentry_key={self.dsn.public_key}, sentry_client={CLIENT}"
-        )
+        self._auth = f"Sentry sentry_version=7, sentry_key={self.dsn.public_key}, sentry_client={CLIENT}"
         self._last_report = time.monotonic()
         if options is not None:
             self.configure(options)

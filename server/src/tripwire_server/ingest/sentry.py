@@ -57,6 +57,7 @@ QUOTA_ITEMS = {
 _QUOTA_TYPES = frozenset(QUOTA_ITEMS)
 _RATE_CATEGORIES = "default;error;security;transaction"
 
+
 async def read_envelope(
     request: IngestRequest, state: CollectorState, reservation: Reservation, project: Project | None
 ) -> tuple[bytes, str, EnvelopeScanner, Project]:

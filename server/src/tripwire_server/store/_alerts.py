@@ -125,7 +125,6 @@ class AlertsMixin:
 
         def _tx(self, write: bool = True) -> contextlib.AbstractContextManager[Cursor]: ...
 
-
     @property
     def _skip_locked(self) -> str:
         return " FOR UPDATE SKIP LOCKED" if self.backend == "postgresql" else ""

@@ -77,7 +77,6 @@ class MonitorsMixin:
             self, c: Cursor, rule: AlertRule, issue_id: int | None, item: dict[str, Any], now: float
         ) -> bool: ...
 
-
         def alert_clock(self) -> float: ...
 
     # -- reading -----------------------------------------------------------------------------
@@ -121,9 +120,7 @@ class MonitorsMixin:
             try:
                 monitor = self._upsert_monitor(c, ck, now)
                 if monitor is None:
-                    upsert_outcomes(
-                        c, [(ck.project_id, hour, "intake", "check_in", "too_many_monitors", 1)]
-                    )
+                    upsert_outcomes(c, [(ck.project_id, hour, "intake", "check_in", "too_many_monitors", 1)])
                     continue
                 self._record_checkin(c, monitor, ck, now)
             except _PYTHON_ERRORS:

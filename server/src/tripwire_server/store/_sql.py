@@ -584,9 +584,7 @@ class SQLStore(
                             f"DELETE FROM {table} WHERE project_id = ? AND hour < ?",
                             (project.id, hour_start(cutoff)),
                         )
-                    self._delete_attachments(
-                        c, "project_id = ? AND received_at < ?", (project.id, cutoff)
-                    )
+                    self._delete_attachments(c, "project_id = ? AND received_at < ?", (project.id, cutoff))
                     self._feedback_retention(c, project.id, cutoff)
             if cap > 0:
                 with self._tx(write=False) as c:
@@ -639,6 +637,7 @@ class SQLStore(
 
     def digest_batch(self, limit: int, processor: Any) -> int:  # pragma: no cover - abstract
         raise NotImplementedError
+
 
 def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
