@@ -42,7 +42,7 @@ def main() -> None:
         release_stage="staging",
         auto_capture_sessions=False,
         install_sys_hook=False,
-        delivery=RecordingDelivery(),
+        delivery=RecordingDelivery(),  # type: ignore[no-untyped-call]  # bugsnag's __init__ is unannotated
     )
     client.session_tracker.start_session()
     client.notify(RuntimeError("card declined for order 7"), severity="warning", user={"id": "u-7"})

@@ -56,8 +56,9 @@ def test_new_issue_email_arrives_over_real_smtp_with_text_and_escaped_html(tmp_p
             msg = sink.messages[0]
             assert sink.envelopes[0] == ("alerts@tripwire.test", ["oncall@example.com"])
             assert str(msg["Subject"]).strip().startswith("[tripwire] New issue in default: KeyError")
-            text = msg.get_body(("plain",)).get_content()
-            page = msg.get_body(("html",)).get_content()
+            plain, html = msg.get_body(("plain",)), msg.get_body(("html",))
+            assert plain is not None and html is not None
+            text, page = plain.get_content(), html.get_content()
             issue_id = server.store.list_issues(server.project.id)[0].id
             assert f"{server.url}/issues/{issue_id}" in text
             assert "<script>alert(1)</script>" in text

@@ -32,7 +32,7 @@ def test_an_error_storm_of_10000_events_on_one_issue_sends_at_most_the_configure
     )
     try:
         with webhook_receiver() as receiver:
-            rules = [
+            rules: list[dict[str, Any]] = [
                 {"on": "new-issue"},
                 {"on": "frequency", "threshold": 100, "window": 10},
                 {"on": "users", "threshold": 50, "window": 10},

@@ -20,7 +20,12 @@ from tripwire_server.store.alert_records import AlertRule, Delivery
 def test_filters_match_environment_release_tags_and_a_minimum_level() -> None:
     """'error' matches error and fatal; every given field must match."""
     f = R.Filters(environment="production", level="error", release="2.0", tags=(("region", "eu"),))
-    ok = {"level": "fatal", "environment": "production", "release": "2.0", "tags": [("region", "eu")]}
+    ok: dict[str, Any] = {
+        "level": "fatal",
+        "environment": "production",
+        "release": "2.0",
+        "tags": [("region", "eu")],
+    }
     assert f.matches(**ok)
     assert not f.matches(**{**ok, "level": "warning"})
     assert not f.matches(**{**ok, "environment": "staging"})
@@ -198,8 +203,10 @@ def test_discord_messages_stay_within_2000_characters() -> None:
 def test_the_email_has_a_text_and_an_escaped_html_part_and_no_header_injection() -> None:
     msg = render_email(_delivery(title="boom\r\nBcc: victim@example.com <i>"), "https://e.example", "a@b.c")
     assert "\n" not in str(msg["Subject"]) and msg.get("Bcc") is None
-    assert "&lt;i&gt;" in msg.get_body(("html",)).get_content()
-    assert "<i>" in msg.get_body(("plain",)).get_content()
+    html, plain = msg.get_body(("html",)), msg.get_body(("plain",))
+    assert html is not None and plain is not None
+    assert "&lt;i&gt;" in html.get_content()
+    assert "<i>" in plain.get_content()
 
 
 def test_backoff_doubles_from_two_seconds_to_ten_minutes_with_jitter() -> None:

@@ -8,6 +8,7 @@ import time
 import pytest
 
 from tripwire_server.store import NotFound, StoreError, open_store
+from tripwire_server.store._sql import SQLStore
 from tripwire_server.store.migrations import migrations
 
 
@@ -15,6 +16,7 @@ def test_upgrading_keeps_every_key_and_every_users_access(database_url: str) -> 
     """A database made before migration 5 keeps ingesting with its key, and its non-admin users
     stay able to see its projects (they become members); admins need no membership."""
     store = open_store(database_url)
+    assert isinstance(store, SQLStore)  # both backends are SQL stores; the test writes raw SQL
     try:
         with store._tx() as c:
             c.ex("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at REAL NOT NULL)")

@@ -95,7 +95,11 @@ def test_kill_9_at_random_points_of_ingest_and_digest_stores_every_acknowledged_
             serve = ServeProcess("--database-url", database_url)
             target = len(acked) + rng.randrange(20, 200)
             threads = _burst(serve, acked, 2000)
-            wait_until(lambda t=target: len(acked) >= t, timeout=30)
+
+            def enough_acked(t: int = target) -> bool:
+                return len(acked) >= t
+
+            wait_until(enough_acked, timeout=30)
             _kill_collector(serve)
             kills["ingest"] += 1
             for t in threads:
@@ -108,7 +112,11 @@ def test_kill_9_at_random_points_of_ingest_and_digest_stores_every_acknowledged_
             serve.stop()
             backlog = store.queue_depth()
             serve = ServeProcess("--database-url", database_url)
-            wait_until(lambda b=backlog: store.queue_depth() < b, timeout=30, interval=0.005)
+
+            def digesting(b: int = backlog) -> bool:
+                return store.queue_depth() < b
+
+            wait_until(digesting, timeout=30, interval=0.005)
             time.sleep(rng.uniform(0, 0.2))
             _kill_collector(serve)
             kills["digest"] += 1

@@ -32,7 +32,12 @@ from .conftest import LiveServer
 
 pytestmark = pytest.mark.reliability
 
-LIMITS = {"max_header": 512, "max_items": 5, "max_event_size": 300, "max_attachment_size": 400}
+LIMITS: dict[str, int] = {
+    "max_header": 512,
+    "max_items": 5,
+    "max_event_size": 300,
+    "max_attachment_size": 400,
+}
 QUOTA = frozenset({"event", "transaction", "raw_security"})
 
 # -- strategies ---------------------------------------------------------------------------------------
@@ -134,7 +139,13 @@ def reference(body: bytes) -> tuple[str, int, Any, int]:
 
 
 def scan(chunks: list[bytes]) -> tuple[str, int, Any, int]:
-    scanner = EnvelopeScanner(**LIMITS, quota_types=QUOTA)
+    scanner = EnvelopeScanner(
+        max_header=LIMITS["max_header"],
+        max_items=LIMITS["max_items"],
+        max_event_size=LIMITS["max_event_size"],
+        max_attachment_size=LIMITS["max_attachment_size"],
+        quota_types=QUOTA,
+    )
     try:
         for chunk in chunks:
             scanner.feed(chunk)

@@ -121,6 +121,7 @@ def test_cli_lists_feedback_as_json(sqlite_server: LiveServer) -> None:
     sqlite_server.post_envelope(envelope(("event", event), ("feedback", feedback)))
     sqlite_server.wait_digested()
     url = sqlite_server.config.database_url
+    assert url is not None
     out = subprocess.run(
         [
             sys.executable,

@@ -18,6 +18,7 @@ import pytest
 
 from tests.support.figures import record
 from tripwire_server.config import KiB, Limits, MiB
+from tripwire_server.store import Project
 
 from .conftest import LiveServer, envelope, make_event, wait_until
 from .rawhttp import RawClient, request_head
@@ -222,10 +223,10 @@ def test_a_flood_of_made_up_keys_reloads_the_projects_once_at_a_time(sqlite_serv
     calls = []
     real = sqlite_server.store.list_projects
 
-    def counted() -> list[object]:
+    def counted() -> list[Project]:
         calls.append(time.monotonic())
         time.sleep(0.05)  # a slow database makes overlapping reloads likely
-        return real()  # type: ignore[return-value]
+        return real()
 
     sqlite_server.store.list_projects = counted  # type: ignore[method-assign]
     time.sleep(1.1)  # past the once-a-second reload guard

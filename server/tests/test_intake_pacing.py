@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -32,7 +32,7 @@ def _recording(store: Store) -> list[tuple[float, float, list[int]]]:
     commits: list[tuple[float, float, list[int]]] = []
     enqueue = store.enqueue
 
-    def recorded(rows: list[IntakeRow]) -> None:
+    def recorded(rows: Sequence[IntakeRow]) -> None:
         started = time.monotonic()
         enqueue(rows)
         commits.append((started, time.monotonic(), [len(r.body) for r in rows]))

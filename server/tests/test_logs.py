@@ -69,6 +69,7 @@ def test_cli_searches_logs_as_json(sqlite_server: LiveServer) -> None:
     _send(sqlite_server)
     sqlite_server.wait_digested()
     url = sqlite_server.config.database_url
+    assert url is not None
     out = subprocess.run(
         [sys.executable, "-m", "tripwire_server", "logs", "--project", "default", "--database-url", url]
         + ["--level", "info", "--query", "order 4", "--json"],

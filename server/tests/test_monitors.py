@@ -48,7 +48,7 @@ def run(code: str, dsn: str) -> None:
 
 
 def checkin(server: LiveServer, slug: str, status: str, **fields: Any) -> str:
-    cid = fields.pop("check_in_id", uuid.uuid4().hex)
+    cid: str = fields.pop("check_in_id", uuid.uuid4().hex)
     item = {"check_in_id": cid, "monitor_slug": slug, "status": status, **fields}
     assert server.post_envelope(envelope(("check_in", item))).status_code == 200
     server.wait_digested()

@@ -16,7 +16,8 @@ def _report(dsn: str) -> dict[str, str]:
     out = subprocess.run(
         [sys.executable, str(CLIENT), dsn], capture_output=True, text=True, timeout=60, check=True
     )
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    reported: dict[str, str] = json.loads(out.stdout.strip().splitlines()[-1])
+    return reported
 
 
 def test_sentry_sdk_reports_are_visible_through_the_api(server: LiveServer) -> None:

@@ -92,7 +92,14 @@ def test_plain_uvicorn_keeps_a_connection_that_never_finishes_its_headers() -> N
 
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_keep_alive=0.5, lifespan="off"))
+    # uvicorn annotates timeout_keep_alive as int, but hands it to loop.call_later: any number of seconds.
+    config = uvicorn.Config(
+        app,
+        log_level="warning",
+        timeout_keep_alive=0.5,  # type: ignore[arg-type]
+        lifespan="off",
+    )
+    server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]})
     thread.start()
     try:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from tripwire_server.normalize import derived_tags, normalize_event
 
 CHROME_WINDOWS = (
@@ -14,7 +16,7 @@ SAFARI_IPHONE = (
 )
 
 
-def _event(user_agent: str, **extra: object) -> dict[str, object]:
+def _event(user_agent: str, **extra: object) -> dict[str, Any]:
     data = {
         "platform": "javascript",
         "message": "x",

@@ -69,7 +69,7 @@ def test_each_route_shows_with_its_count_and_percentiles_within_bucket_precision
     """Every route of the traced app has the count sent, and p50..p99 within 2 % of the true ones."""
     sent: dict[str, list[float]] = {}
     for tx in traced["frontend"]:
-        sent.setdefault(str(tx["transaction"]), []).append(float(tx["ms"]))  # type: ignore[arg-type]
+        sent.setdefault(str(tx["transaction"]), []).append(float(tx["ms"]))
     rows = wait_until(
         lambda: (
             (r := _rows(server))

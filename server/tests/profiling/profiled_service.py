@@ -60,8 +60,10 @@ def crunch_numbers(rounds: int) -> int:
 
 def _renamed(fn: types.FunctionType, name: str) -> types.FunctionType:
     # Profilers name a frame by its code's qualified name (Python 3.11+) or its name.
-    names = {"co_name": name, "co_qualname": name} if sys.version_info >= (3, 11) else {"co_name": name}
-    code = fn.__code__.replace(**names)
+    if sys.version_info >= (3, 11):
+        code = fn.__code__.replace(co_name=name, co_qualname=name)
+    else:
+        code = fn.__code__.replace(co_name=name)
     return types.FunctionType(code, fn.__globals__, name)
 
 
@@ -94,7 +96,7 @@ def init_tripwire(continuous: bool) -> None:
         options.update(profile_session_sample_rate=1.0, profile_lifecycle="trace")
     else:
         options["profiles_sample_rate"] = 1.0
-    tripwire.init(DSN, **options)  # type: ignore[arg-type]
+    tripwire.init(DSN, **options)
 
 
 if CLIENT in ("sentry", "sentry-continuous"):

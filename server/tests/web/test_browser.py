@@ -49,7 +49,7 @@ def test_log_in_open_an_issue_and_resolve_it(browser: Any, collector: Collector)
     with sentry(collector.dsn(project), release="web@1.0.0") as sdk:
         sdk.set_tag("evil", HOSTILE_TAG)
         try:
-            {}["customer-42"]
+            {"present": 1}["customer-42"]
         except KeyError:
             sdk.capture_exception()
         sdk.capture_message(HOSTILE_MESSAGE, level="error")
@@ -153,7 +153,7 @@ def test_dashboard_pages_cause_no_console_errors_or_csp_violations(
     with sentry(collector.dsn(project), release="console@1.0.0") as sdk:
         sdk.add_breadcrumb(category="ui", message="clicked")
         try:
-            {}["nothing"]
+            {"present": 1}["nothing"]
         except KeyError:
             sdk.capture_exception()
     collector.wait_events(project, 1)

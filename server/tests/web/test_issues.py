@@ -28,7 +28,7 @@ def _report_errors(collector: Collector, project: Project) -> None:
         with sdk.new_scope() as scope:
             scope.set_tag("customer", "acme")
             try:
-                {}["order-1234"]
+                {"present": 1}["order-1234"]
             except KeyError:
                 sdk.capture_exception()
         sdk.capture_message("disk almost full on db-7", level="warning")

@@ -27,7 +27,7 @@ def test_dashboard_pages_and_resolve_on_postgresql(pg_collector: Collector) -> N
     with sentry(collector.dsn(project), release="pg@1.0.0", environment="staging") as sdk:
         sdk.set_tag("customer", "acme")
         try:
-            {}["missing-key"]
+            {"present": 1}["missing-key"]
         except KeyError:
             sdk.capture_exception()
         sdk.capture_message("cache miss storm on node 4", level="warning")

@@ -41,7 +41,7 @@ def _report(collector: Collector, name: str) -> tuple[object, dict[str, object]]
     )
     post_envelope(collector, project, [({"type": "transaction"}, tx), ({"type": "profile"}, newer)])
     post_envelope(collector, project, [({"type": "profile"}, older)])
-    wait_for(lambda: len(collector.store.list_profiles(project.id)) == 2)  # type: ignore[attr-defined]
+    wait_for(lambda: len(collector.store.list_profiles(project.id)) == 2)
     return project, tx
 
 
