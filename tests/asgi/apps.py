@@ -91,41 +91,41 @@ def starlette_app(fastapi: bool = False) -> Any:
         from fastapi import FastAPI
         from fastapi import Request as FRequest
 
-        app: Any = FastAPI()
+        fapp = FastAPI()
 
-        @app.get("/ok")
+        @fapp.get("/ok")
         async def f_ok() -> Response:
             return PlainTextResponse("ok")
 
-        @app.get("/boom/{n}")
+        @fapp.get("/boom/{n}")
         async def f_boom(n: int) -> None:
             raise ValueError(f"boom {n}")
 
-        @app.get("/isolate")
+        @fapp.get("/isolate")
         async def f_isolate(who: str) -> None:
             await isolate(who)
 
-        @app.get("/handled")
+        @fapp.get("/handled")
         async def f_handled() -> Response:
             handled()
             return PlainTextResponse("handled")
 
-        @app.get("/notfound")
+        @fapp.get("/notfound")
         async def f_notfound() -> None:
             from fastapi import HTTPException as FastAPIHTTPException
 
             raise FastAPIHTTPException(404)
 
-        @app.get("/unavailable")
+        @fapp.get("/unavailable")
         async def f_unavailable() -> Response:
             return PlainTextResponse("down", status_code=503)
 
-        @app.post("/echo")
+        @fapp.post("/echo")
         async def f_echo(request: FRequest) -> Response:
             return await echo(request)
 
-        app.add_api_websocket_route("/ws", ws)
-        return TripwireMiddleware(app, **MIDDLEWARE_OPTIONS)
+        fapp.add_api_websocket_route("/ws", ws)
+        return TripwireMiddleware(fapp, **MIDDLEWARE_OPTIONS)
 
     from starlette.applications import Starlette
     from starlette.routing import Route, WebSocketRoute
@@ -229,6 +229,7 @@ def quart_app() -> Any:
     @app.post("/echo")
     async def echo() -> bytes:
         body = await request.get_data(as_text=False)
+        assert isinstance(body, bytes)  # as_text=False; Quart's annotation does not narrow on it
         if request.headers.get("x-fail"):
             raise ValueError("echo failed")
         return body
@@ -237,7 +238,7 @@ def quart_app() -> Any:
     async def ws() -> None:
         await websocket.accept()
         text = await websocket.receive()
-        raise ValueError(f"ws {text}")
+        raise ValueError(f"ws {text!s}")  # the tests send text frames: str
 
     return TripwireMiddleware(app, **MIDDLEWARE_OPTIONS)
 

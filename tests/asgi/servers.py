@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 SERVERS = ("uvicorn", "hypercorn")
 
@@ -62,21 +62,20 @@ def _wait_listening(port: int, thread: threading.Thread, timeout: float = 10.0) 
 
 
 @contextmanager
-def serve(app: Any, kind: str, *, lifespan: str = "auto") -> Iterator[Running]:
+def serve(app: Any, kind: str, *, lifespan: Literal["auto", "on", "off"] = "auto") -> Iterator[Running]:
     """Serve ``app`` with ``kind`` (uvicorn or hypercorn) until the block ends.
 
     If the server cannot start (a failing lifespan startup), ``running.thread`` is already dead on
     entry; the caller checks ``running.thread.is_alive()``.
     """
-    inner = app
 
-    async def app(scope: Any, receive: Any, send: Any) -> None:
+    async def probed(scope: Any, receive: Any, send: Any) -> None:
         # Readiness probes are answered here, so that they never reach the application under test.
         if scope["type"] == "http" and scope["path"] == "/__ready":
             await send({"type": "http.response.start", "status": 204, "headers": []})
             await send({"type": "http.response.body", "body": b""})
             return
-        await inner(scope, receive, send)
+        await app(scope, receive, send)
 
     sock = _bind()
     port = sock.getsockname()[1]
@@ -85,7 +84,11 @@ def serve(app: Any, kind: str, *, lifespan: str = "auto") -> Iterator[Running]:
         import uvicorn
 
         config = uvicorn.Config(
-            app, log_level="critical", lifespan=lifespan, ws="websockets-sansio", timeout_graceful_shutdown=5
+            probed,
+            log_level="critical",
+            lifespan=lifespan,
+            ws="websockets-sansio",
+            timeout_graceful_shutdown=5,
         )
         server = uvicorn.Server(config)
 
@@ -102,17 +105,17 @@ def serve(app: Any, kind: str, *, lifespan: str = "auto") -> Iterator[Running]:
         from hypercorn.asyncio import serve as hypercorn_serve
         from hypercorn.config import Config
 
-        config = Config()
+        hyper_config = Config()
         # Hypercorn closes the socket it is given: give it its own descriptor.
-        config.bind = [f"fd://{os.dup(sock.fileno())}"]
-        config.loglevel = "CRITICAL"
-        config.graceful_timeout = 5
+        hyper_config.bind = [f"fd://{os.dup(sock.fileno())}"]
+        hyper_config.loglevel = "CRITICAL"
+        hyper_config.graceful_timeout = 5
         loop_box: dict[str, Any] = {}
 
         async def main() -> None:
             loop_box["loop"] = asyncio.get_running_loop()
             loop_box["event"] = event = asyncio.Event()
-            await hypercorn_serve(app, config, shutdown_trigger=event.wait)
+            await hypercorn_serve(probed, hyper_config, shutdown_trigger=event.wait)
 
         def run() -> None:
             try:

@@ -423,7 +423,7 @@ def test_a_task_sent_from_a_traced_request_continues_its_trace(sink: Sink, queue
         assert sink.wait_until(lambda: len(_transactions(sink)) >= 3 and len(sink.events) >= 1, 30)
     finally:
         stderr = _stop(worker)
-    by_op = {}
+    by_op: dict[str, list[dict[str, Any]]] = {}
     for txn in _transactions(sink):
         by_op.setdefault(txn["contexts"]["trace"]["op"], []).append(txn)
     [web_txn] = by_op["http.server"]

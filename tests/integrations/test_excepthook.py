@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import threading
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -21,8 +22,9 @@ def sink() -> Iterator[Sink]:
         yield running
 
 
-def last_value(event: dict[str, object]) -> dict[str, object]:
-    return event["exception"]["values"][-1]  # type: ignore[index,no-any-return]
+def last_value(event: dict[str, Any]) -> dict[str, Any]:
+    value: dict[str, Any] = event["exception"]["values"][-1]
+    return value
 
 
 def test_uncaught_exception_in_main_thread_is_delivered_before_exit(sink: Sink) -> None:
@@ -126,7 +128,7 @@ def test_same_exception_through_handler_logging_and_excepthook_is_reported_once(
     assert "ValueError" in proc.stderr
     events = sink.events
     assert len(events) == 1
-    assert last_value(events[0])["mechanism"]["handled"] is True  # type: ignore[index]
+    assert last_value(events[0])["mechanism"]["handled"] is True
 
 
 def test_close_restores_both_hooks(start: Callable[..., CapturedEvents]) -> None:

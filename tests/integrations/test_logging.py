@@ -92,7 +92,7 @@ def test_exception_record_becomes_exception_event_with_logging_mechanism(start: 
     configure({"it.exc": {"level": "INFO", "handlers": ["null"], "propagate": False}})
     events = start()
     try:
-        {}["missing"]
+        {"present": 1}["missing"]
     except KeyError:
         logging.getLogger("it.exc").exception("lookup of %s failed", "missing")
     tripwire.flush(5)

@@ -74,7 +74,9 @@ def test_a_failed_job_is_reported_with_its_id_function_arguments_and_queue(
     stderr = _run_worker(queue, sink.dsn, worker_class)
     job = Job.fetch(job.id, connection=queue.connection)
     assert job.is_failed
-    assert "LookupError: no payment for order 5" in (job.latest_result().exc_string or "")
+    result = job.latest_result()
+    assert result is not None
+    assert "LookupError: no payment for order 5" in (result.exc_string or "")
     assert len(sink.events) == 1, stderr
     [reported] = sink.events
     value = reported["exception"]["values"][-1]

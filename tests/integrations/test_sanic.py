@@ -21,7 +21,9 @@ from tripwire.reporters.capture import CapturedEvents
 from ..asgi.conftest import settle, wait_sessions
 from ..asgi.servers import serve
 
-sanic = pytest.importorskip("sanic")
+pytest.importorskip("sanic")
+import sanic
+
 _names = itertools.count()
 
 

@@ -17,8 +17,9 @@ from tripwire.reporters.capture import CapturedEvents
 
 from ..asgi.conftest import settle, wait_sessions
 
-tornado_web = pytest.importorskip("tornado.web")
-from tornado.httpclient import AsyncHTTPClient, HTTPClientError  # noqa: E402
+pytest.importorskip("tornado.web")
+import tornado.web as tornado_web
+from tornado.httpclient import AsyncHTTPClient, HTTPClientError
 
 
 class Ok(tornado_web.RequestHandler):

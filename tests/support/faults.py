@@ -262,7 +262,7 @@ def _pump(a: socket.socket, b: socket.socket, stopped: threading.Event) -> None:
     peers = {a: b, b: a}
     while not stopped.is_set():
         # TLS sockets may hold decrypted bytes that select() cannot see.
-        ready = [s for s in (a, b) if isinstance(s, ssl.SSLSocket) and s.pending()]
+        ready: list[socket.socket] = [s for s in (a, b) if isinstance(s, ssl.SSLSocket) and s.pending()]
         if not ready:
             ready, _, _ = select.select([a, b], [], [], 0.2)
         for sock in ready:

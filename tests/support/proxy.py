@@ -74,6 +74,7 @@ class Proxy:
                 if not self._authorized():
                     return
                 target = urlsplit(self.path)
+                assert target.hostname is not None  # a proxied request names an absolute URL
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 headers = {
                     k: v

@@ -13,6 +13,7 @@ import sys
 
 from redis import Redis
 from rq import Queue, SimpleWorker, Worker
+from rq.worker import BaseWorker
 
 import tripwire
 from tripwire.integrations.rq import RqIntegration
@@ -51,7 +52,11 @@ def main() -> None:
         else None,
     )
     connection = Redis.from_url(BROKER)
-    cls = {"Worker": CommandlessWorker, "SimpleWorker": CommandlessSimpleWorker}[worker_class]
+    classes: dict[str, type[BaseWorker]] = {
+        "Worker": CommandlessWorker,
+        "SimpleWorker": CommandlessSimpleWorker,
+    }
+    cls = classes[worker_class]
     worker = cls([Queue(queue_name, connection=connection)], connection=connection)
     worker.work(burst=True, logging_level="WARNING")
 

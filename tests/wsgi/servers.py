@@ -20,10 +20,12 @@ class Reply:
 @contextmanager
 def waitress_server(app: Any, threads: int = 8) -> Iterator[str]:
     """Serve ``app`` with waitress on a free port until the block ends; yields the base URL."""
-    from waitress.server import create_server
+    from waitress.server import BaseWSGIServer, create_server
 
     server = create_server(app, host="127.0.0.1", port=0, threads=threads)
-    port = server.effective_port  # type: ignore[union-attr]
+    assert isinstance(server, BaseWSGIServer)  # one host and port: one server, not a MultiSocketServer
+    # types-waitress omits the attribute BaseWSGIServer.__init__ sets (the port actually bound).
+    port = server.effective_port  # type: ignore[attr-defined]
     stopping = threading.Event()
 
     def run() -> None:
@@ -40,7 +42,7 @@ def waitress_server(app: Any, threads: int = 8) -> Iterator[str]:
     finally:
         stopping.set()
         # Wait for the worker threads: a request still being logged must not reach the next test.
-        server.task_dispatcher.shutdown(timeout=5)  # type: ignore[union-attr]
+        server.task_dispatcher.shutdown(timeout=5)
         server.close()
         thread.join(5)
 

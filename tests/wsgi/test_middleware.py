@@ -139,7 +139,7 @@ def test_a_file_wrapper_response_is_handed_to_the_server_untouched(events: Captu
         start_response("200 OK", [])
         return environ["wsgi.file_wrapper"](io.BytesIO(b"file body"))
 
-    result = TripwireMiddleware(app)(_environ("/file", **{"wsgi.file_wrapper": FileWrapper}), _start)
+    result = TripwireMiddleware(app)(_environ("/file", "GET", **{"wsgi.file_wrapper": FileWrapper}), _start)
     assert type(result) is FileWrapper
     assert wait_sessions(events, 1) == {"exited": 1}
 
