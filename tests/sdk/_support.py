@@ -28,4 +28,5 @@ def raise_and_capture(exc: BaseException, **kwargs: Any) -> None:
 
 
 def frames(event: dict[str, Any], index: int = -1) -> list[dict[str, Any]]:
-    return event["exception"]["values"][index]["stacktrace"]["frames"]
+    found: list[dict[str, Any]] = event["exception"]["values"][index]["stacktrace"]["frames"]
+    return found

@@ -303,7 +303,7 @@ def test_capture_never_raises_even_with_hostile_input(caplog: pytest.LogCaptureF
         tripwire.capture_message(Hostile())  # type: ignore[arg-type]
         tripwire.capture_message("tags not a mapping", tags=["a", "b"])
         tripwire.set_tags(Hostile())  # type: ignore[arg-type]
-        tripwire.set_tag(Hostile(), Hostile())
+        tripwire.set_tag(Hostile(), Hostile())  # type: ignore[arg-type]
         try:
             raise ValueError(Hostile())
         except ValueError:

@@ -58,7 +58,7 @@ def test_exception_event_has_every_required_field_with_the_right_type() -> None:
         tripwire.set_user({"id": 7})
         tripwire.add_breadcrumb("clicked pay", category="ui", data={"amount": 3})
         try:
-            {}["missing"]
+            {"present": 1}["missing"]
         except KeyError:
             tripwire.capture_exception()
 
@@ -139,8 +139,8 @@ def test_a_failing_build_still_sends_a_minimal_event(caplog: Any) -> None:
     import logging
 
     class Weird(Exception):
-        @property  # type: ignore[override]
-        def __traceback__(self) -> Any:
+        @property
+        def __traceback__(self) -> Any:  # type: ignore[override]
             raise RuntimeError("hostile traceback")
 
     with caplog.at_level(logging.ERROR, logger="tripwire"):

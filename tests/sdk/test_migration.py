@@ -13,6 +13,8 @@ import tripwire.testing
 from tests.support.sink import Sink
 from tripwire.integrations.logging import LoggingIntegration
 from tripwire.integrations.threading import ThreadingIntegration
+from tripwire.reporters.bugsnag import BugsnagReporter
+from tripwire.reporters.capture import CaptureReporter
 
 
 def _boom() -> None:
@@ -48,7 +50,11 @@ def test_threading_integration_propagate_hub_false_turns_propagation_off() -> No
 def test_profiling_options_are_taken_as_sentry_sdk_means_them(caplog: pytest.LogCaptureFixture) -> None:
     """profiles_sample_rate / profile_session_sample_rate / profile_lifecycle copied from a sentry-sdk
     configuration start profiling, with no warning."""
-    options = {"profiles_sample_rate": 1.0, "profile_session_sample_rate": 0.5, "profile_lifecycle": "trace"}
+    options: dict[str, Any] = {
+        "profiles_sample_rate": 1.0,
+        "profile_session_sample_rate": 0.5,
+        "profile_lifecycle": "trace",
+    }
     with caplog.at_level(logging.WARNING, logger="tripwire"), tripwire.testing.capture_events(**options):
         client = tripwire.get_client()
         assert client is not None and client.profiler is not None and client.profiler.transaction_mode
@@ -305,6 +311,7 @@ def test_reporters_hooks_and_integrations_configure_from_a_file() -> None:
     client = tripwire.init(**config)
     capture, bugsnag = client.reporters
     assert type(capture).__name__ == "CaptureReporter"
+    assert isinstance(capture, CaptureReporter) and isinstance(bugsnag, BugsnagReporter)
     assert bugsnag.extras is bugsnag_only_extras and bugsnag.http_timeout == 1.5
     assert client.options.before_send is tag_everything
     (logging_integration,) = [i for i in client.options.integrations]

@@ -13,6 +13,7 @@ import tripwire.testing
 from tests.support.forking import child_exit_code_after_fork_holding
 from tripwire import _scope
 from tripwire._repeats import ErrorKey, RepeatLimiter, exception_key
+from tripwire._sessions import ApplicationSession
 
 
 def _fail(n: int) -> None:
@@ -101,7 +102,7 @@ def test_coalesced_occurrences_still_count_for_release_health() -> None:
         assert tripwire.start_session()
         _storm(5)
         session = _scope.isolation_holder().session
-        assert session is not None
+        assert isinstance(session, ApplicationSession)
         assert session.errors == 5
         tripwire.end_session()
     assert [_occurrences(e) for e in events] == [1, 4]
@@ -150,8 +151,8 @@ def test_a_hostile_traceback_is_always_sent() -> None:
     """An exception whose __traceback__ raises cannot be keyed: it is sent, never limited or lost."""
 
     class Hostile(Exception):
-        @property  # type: ignore[override]
-        def __traceback__(self) -> Any:
+        @property
+        def __traceback__(self) -> Any:  # type: ignore[override]
             raise RuntimeError("no")
 
     assert exception_key(Hostile()) is None

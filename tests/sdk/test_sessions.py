@@ -6,6 +6,7 @@ import os
 import re
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import tripwire
@@ -23,6 +24,16 @@ from tripwire.reporters.capture import CapturedEvents, CaptureReporter
 MINUTE = 1_800_000_000 - 1_800_000_000 % 60  # a minute boundary, as epoch seconds
 
 
+def _collecting(batches: list[SessionBatch]) -> Callable[[SessionBatch], bool]:
+    """A submit callable that keeps every batch and accepts it."""
+
+    def submit(batch: SessionBatch) -> bool:
+        batches.append(batch)
+        return True
+
+    return submit
+
+
 def _client(**options: Any) -> tuple[tripwire.Client, CapturedEvents]:
     captured = CapturedEvents()
     client = tripwire.init(reporters=[CaptureReporter(captured)], **options)
@@ -32,7 +43,7 @@ def _client(**options: Any) -> tuple[tripwire.Client, CapturedEvents]:
 def test_sessions_are_counted_per_started_minute_in_the_sentry_shape() -> None:
     """Ended sessions become one aggregate per minute with exited/errored/crashed counts."""
     batches: list[SessionBatch] = []
-    aggregator = SessionAggregator(lambda b: batches.append(b) or True, release="2.0", environment="prod")
+    aggregator = SessionAggregator(_collecting(batches), release="2.0", environment="prod")
     for offset, outcome in [(1, EXITED), (5, EXITED), (59, ERRORED), (61, CRASHED), (62, EXITED)]:
         aggregator.record(MINUTE + offset, outcome)
     assert aggregator.flush()
@@ -50,7 +61,7 @@ def test_sessions_are_counted_per_started_minute_in_the_sentry_shape() -> None:
 def test_requests_that_ended_well_count_on_one_counter_filed_by_minute() -> None:
     """``next(exited)`` counts; each drain files the gain under its minute; a flush sends all of it."""
     batches: list[SessionBatch] = []
-    aggregator = SessionAggregator(lambda b: batches.append(b) or True, release="2.0", environment="prod")
+    aggregator = SessionAggregator(_collecting(batches), release="2.0", environment="prod")
     for _ in range(3):
         next(aggregator.exited)
     aggregator._drain(MINUTE // 60)  # what the timer does at the minute's end
@@ -76,7 +87,7 @@ def test_requests_that_ended_well_count_on_one_counter_filed_by_minute() -> None
 def test_a_flush_empties_the_counts() -> None:
     """What was flushed is not sent again, and an empty flush sends nothing."""
     batches: list[SessionBatch] = []
-    aggregator = SessionAggregator(lambda b: batches.append(b) or True, release="1", environment="e")
+    aggregator = SessionAggregator(_collecting(batches), release="1", environment="e")
     aggregator.record(MINUTE, EXITED)
     aggregator.flush()
     aggregator.flush()
@@ -87,9 +98,7 @@ def test_a_flush_empties_the_counts() -> None:
 def test_the_timer_flushes_without_being_asked() -> None:
     """Counts go out every ``interval`` seconds from the background timer."""
     batches: list[SessionBatch] = []
-    aggregator = SessionAggregator(
-        lambda b: batches.append(b) or True, release="1", environment="e", interval=0.05
-    )
+    aggregator = SessionAggregator(_collecting(batches), release="1", environment="e", interval=0.05)
     aggregator.record(time.time(), EXITED)
     deadline = time.monotonic() + 5
     while not batches and time.monotonic() < deadline:

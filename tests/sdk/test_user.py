@@ -39,7 +39,7 @@ def _send(sink: Sink, user: dict[str, str], **options: object) -> None:
         reporters=[{"backend": "bugsnag", "api_key": API_KEY, "endpoint": sink.url}],
         send_client_reports=False,
         release=None,
-        **options,  # type: ignore[arg-type]
+        **options,
     )
     tripwire.set_user(user)
     tripwire.capture_message("checkout failed", "error")
