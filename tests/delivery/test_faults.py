@@ -94,8 +94,8 @@ def _errors_dropped(stats: dict[str, Any]) -> int:
 
 
 def _balance(stats: dict[str, Any]) -> int:
-    sent = sum(stats["sent"].values())
-    pending = sum(stats["pending"].values()) + sum(stats["spooled"].values())
+    sent: int = sum(stats["sent"].values())
+    pending: int = sum(stats["pending"].values()) + sum(stats["spooled"].values())
     return sent + _errors_dropped(stats) + pending
 
 

@@ -77,7 +77,7 @@ def _raygun4py_message(sink: Sink, exc_info: Any) -> dict[str, Any]:
             "firstName": "Ann",
         }
     )
-    status, _ = sender.send_exception(
+    sent = sender.send_exception(
         exc_info=exc_info,
         tags=["region:eu"],
         userCustomData={"cart": "3 items"},
@@ -92,6 +92,8 @@ def _raygun4py_message(sink: Sink, exc_info: Any) -> dict[str, Any]:
             "rawData": None,
         },
     )
+    assert sent is not None  # None only when its before-send transformation drops the message
+    status, _ = sent
     assert status == 200
     return sink.requests[-1].json  # type: ignore[no-any-return]
 

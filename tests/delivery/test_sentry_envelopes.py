@@ -130,6 +130,7 @@ def test_client_reports_ride_along_once_30_seconds_have_passed(sink: Sink) -> No
     """Without any flush, the drops are reported with the first event 30 s after the last report."""
     client = tripwire.init(sink.dsn)
     reporter = client.reporters[0]
+    assert isinstance(reporter, SentryReporter)
     client.stats.record("sample_rate", quantity=7)
     tripwire.capture_message("early", "error")
     assert client._worker.flush(5) and sink.wait_until(lambda: len(sink.requests) == 1, 5)

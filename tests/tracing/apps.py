@@ -13,7 +13,7 @@ from tripwire.asgi import TripwireMiddleware
 
 def _work(upstream_url: str, tag: str) -> str:
     with urllib.request.urlopen(f"{upstream_url}/data?tag={tag}", timeout=5) as response:
-        body = response.read().decode()
+        body: str = response.read().decode()
     conn = sqlite3.connect(":memory:")
     try:
         conn.execute("CREATE TABLE items (tag TEXT)")

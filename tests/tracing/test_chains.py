@@ -69,7 +69,9 @@ def sentry_transactions(
         for request in list(sink.requests):
             body = decode_body(request.body, request.headers.get("content-encoding"))
             for item in Envelope.deserialize(body).items:
-                event = item.get_transaction_event() if item.type == "transaction" else None
+                # The parsed JSON, as get_transaction_event() returns it (typed there as sentry-sdk's
+                # own Event, whose AnnotatedValue fields never come out of JSON).
+                event: dict[str, Any] | None = item.payload.json if item.type == "transaction" else None
                 if event is not None:
                     found.append(event)
         named = [t for t in found if match(t)]

@@ -52,7 +52,8 @@ def test_spans_nest_in_sync_and_async_code(traced: CapturedEvents) -> None:
     async def main() -> None:
         with tripwire.start_span(op="task", name="root"):
             render()
-            assert await asyncio.gather(fetch(1), fetch(2)) == [1, 2]
+            # typeshed types gather()'s result as a tuple; it is a list.
+            assert await asyncio.gather(fetch(1), fetch(2)) == [1, 2]  # type: ignore[comparison-overlap]
 
     asyncio.run(main())
     tripwire.flush(5)
@@ -100,7 +101,9 @@ def test_continue_trace_and_headers_for_hand_rolled_propagation(traced: Captured
     """get_traceparent/get_baggage carry a trace through a queue; continue_trace on the other end
     joins it under the sender's span, with the sender's sampling context."""
     with tripwire.start_span(op="queue.publish", name="publish"):
-        headers = {"sentry-trace": tripwire.get_traceparent(), "baggage": tripwire.get_baggage()}
+        traceparent, baggage = tripwire.get_traceparent(), tripwire.get_baggage()
+    assert traceparent is not None and baggage is not None  # set inside a span
+    headers = {"sentry-trace": traceparent, "baggage": baggage}
     received: list[Any] = []
 
     def consumer() -> None:
