@@ -184,7 +184,7 @@ def install_framework_hooks(app: Any = None, scope: Scope | None = None) -> None
     """Connect to the error signals of the frameworks that are loaded (idempotent, cheap)."""
     try:
         if "django" not in _hooked and "django.core.signals" in sys.modules:
-            from django.core.signals import got_request_exception  # type: ignore[import-untyped]
+            from django.core.signals import got_request_exception
 
             got_request_exception.connect(
                 _django_got_request_exception, weak=False, dispatch_uid="tripwire.asgi"

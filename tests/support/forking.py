@@ -9,7 +9,9 @@ import warnings
 from collections.abc import Callable
 
 
-def child_exit_code_after_fork_holding(lock: threading.Lock, child: Callable[[], bool]) -> int:
+def child_exit_code_after_fork_holding(
+    lock: threading.Lock | threading.RLock, child: Callable[[], bool]
+) -> int:
     """Fork with ``lock`` held; the child runs ``child()`` (0 if it returns True, 1 if False, killed
     by SIGALRM after 5 s if it blocks). The parent releases the lock and returns the child's code."""
     lock.acquire()
