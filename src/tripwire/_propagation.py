@@ -12,6 +12,7 @@ Nothing here raises on malformed input: a header that does not parse is ignored,
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from typing import NamedTuple
@@ -26,12 +27,19 @@ __all__ = [
     "parse_traceparent",
 ]
 
-_SENTRY_TRACE = re.compile(r"^[ \t]*([0-9a-f]{32})?-?([0-9a-f]{16})?-?([01])?[ \t]*$")
-_TRACEPARENT = re.compile(r"^[ \t]*([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})[ \t]*$")
+_SENTRY_TRACE = r"^[ \t]*([0-9a-f]{32})?-?([0-9a-f]{16})?-?([01])?[ \t]*$"
+_TRACEPARENT = r"^[ \t]*([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})[ \t]*$"
 #: Longer baggage is not parsed (W3C's own limit is 8,192 bytes): a client must not make us do
 #: unbounded work per request.
 MAX_BAGGAGE = 8192
 SENTRY_PREFIX = "sentry-"
+
+
+@functools.cache
+def _compiled(rule: str) -> re.Pattern[str]:
+    # Compiled with the first incoming header rather than at import: the two header rules cost
+    # ``import tripwire`` 0.4 ms, in every process, also in those that never continue a trace.
+    return re.compile(rule)
 
 
 class TraceParent(NamedTuple):
@@ -47,7 +55,7 @@ def parse_sentry_trace(value: str | None) -> TraceParent | None:
     """``sentry-trace`` as a TraceParent; None when absent or malformed."""
     if not value or len(value) > 128:
         return None
-    match = _SENTRY_TRACE.match(value)
+    match = _compiled(_SENTRY_TRACE).match(value)
     if match is None or match.group(1) is None:
         return None
     trace_id, span_id, flag = match.groups()
@@ -60,7 +68,7 @@ def parse_traceparent(value: str | None) -> TraceParent | None:
     """W3C ``traceparent`` as a TraceParent; None when absent, malformed or an all-zero id."""
     if not value or len(value) > 128:
         return None
-    match = _TRACEPARENT.match(value)
+    match = _compiled(_TRACEPARENT).match(value)
     if match is None:
         return None
     version, trace_id, span_id, flags = match.groups()
