@@ -17,12 +17,12 @@ so a reader knows what is missing::
 
 from __future__ import annotations
 
-import math
-from array import array
 from collections import deque
 from collections.abc import Mapping
 from itertools import islice
 from typing import Any, Protocol
+
+from . import _deferred
 
 
 class KeyScrubber(Protocol):
@@ -42,9 +42,11 @@ MAX_KEY_LENGTH = 256
 FILTERED = "[Filtered]"
 # Containers shown item by item (bounded). Dict views and arrays are here too: their repr is built
 # from every element, which for a million-element one would cost the worker a long, useless string.
+# (array.array is checked apart, through _deferred: importing ``array`` is not worth it at import.)
 _SEQUENCES = frozenset(
-    {list, tuple, set, frozenset, deque, type({}.keys()), type({}.values()), type({}.items()), array}
+    {list, tuple, set, frozenset, deque, type({}.keys()), type({}.values()), type({}.items())}
 )
+_INF = float("inf")
 #: Integers outside this range become strings: JSON readers lose precision beyond 64 bits.
 _INT_MIN, _INT_MAX = -(2**63), 2**64 - 1
 
@@ -184,7 +186,7 @@ class Serializer:
                 return value
             return f"<int of {value.bit_length()} bits>" if value.bit_length() > 4000 else str(value)
         if cls is float:
-            return value if math.isfinite(value) else repr(value)
+            return value if -_INF < value < _INF else repr(value)  # false for nan and the infinities
         if isinstance(value, str):  # a str subclass: its __str__ may be overridden, take the data
             return self._str(str.__str__(value), path)
         if cls is bytes or cls is bytearray:
@@ -200,7 +202,9 @@ class Serializer:
         else:
             # The ABC check is slow, and most values here are plain objects: look for items() first.
             is_mapping = getattr(cls, "items", None) is not None and isinstance(value, Mapping)
-            is_sequence = not is_mapping and isinstance(value, list | tuple | set | frozenset | deque | array)
+            is_sequence = not is_mapping and isinstance(
+                value, (list, tuple, set, frozenset, deque, _deferred.array_type())
+            )
         if not (is_mapping or is_sequence):
             return self._str(safe_repr(value, self.max_string * 4), path)
         if id(value) in active:

@@ -18,14 +18,13 @@ The app's own handlers run first and exactly as before.
 
 from __future__ import annotations
 
-import fnmatch
 import logging
 import threading
 from collections.abc import Callable
 from types import ModuleType
 from typing import Any, ClassVar
 
-from .. import _globals
+from .. import _deferred, _globals
 from .._exceptions import ConfigurationError
 from .._types import Breadcrumb, Event
 from ._common import Integration, Patches, in_sdk_thread, scrub_mapping
@@ -66,7 +65,7 @@ def _is_ignored(record: logging.LogRecord) -> bool:
         return True
     if _IGNORED:
         for pattern in _IGNORED:
-            if name == pattern or fnmatch.fnmatchcase(name, pattern):
+            if name == pattern or _deferred.fnmatchcase(name, pattern):
                 return True
     return False
 
