@@ -14,7 +14,8 @@ Names: ``logging``, ``excepthook``, ``threading``, ``asyncio``, ``stdlib``, ``ht
 ``tornado``, ``sanic``, ``context``, ``celery``, ``rq``; ``sqlite3``, ``psycopg``, ``asyncpg``,
 ``redis``, ``sqlalchemy`` (spans: installed only when tracing is on).
 Integrations for libraries the app may never use (asyncio, http.client, httpx) patch them only once the
-app imports them, so ``init()`` imports none of them.
+app imports them, so ``init()`` imports none of them; for six of them (:data:`_ON_IMPORT`) ``init()``
+does not even import the integration's own module before that.
 """
 
 from __future__ import annotations
