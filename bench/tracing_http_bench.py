@@ -19,10 +19,8 @@ import argparse
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tests.support.sink import Sink
 
 from _harness import ROOT, alternating, machine_line, median, table, write_section
-from http_bench import _ms, cpu_seconds, free_port
+from http_bench import _ms, cpu_seconds, free_port, wait_ready
 from tracing_bench import CHILD, VARIANTS, Upstream
 
 # The app of tracing_bench.py's child (everything before its in-process driver), served by uvicorn.
@@ -52,22 +50,6 @@ uvicorn.run(app, host="127.0.0.1", port=serve_port, loop="uvloop", http="httptoo
 def _nice() -> list[str]:
     # Raising priority needs root; without it the benchmark still runs, at normal priority.
     return ["nice", "-n", "-10"] if os.geteuid() == 0 else []
-
-
-def wait_ready(port: int, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError("server exited during startup")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
-                conn.sendall(b"GET /work HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-                if conn.recv(12).startswith(b"HTTP/1.1 200"):
-                    return
-        except OSError:
-            pass
-        time.sleep(0.05)
-    raise TimeoutError("server not ready")
 
 
 def wrk(url: str, duration: float, conns: int) -> dict[str, Any]:
@@ -98,7 +80,7 @@ def run_variant(variant: str, sink: Sink, upstream: Upstream, duration: float, c
         stderr=subprocess.DEVNULL,
     )
     try:
-        wait_ready(port, proc)
+        wait_ready(port, proc, path="/work")
         wrk(f"http://127.0.0.1:{port}/work", 1, conns)  # warm-up
         cpu0 = cpu_seconds(proc.pid)
         result = wrk(f"http://127.0.0.1:{port}/work", duration, conns)
