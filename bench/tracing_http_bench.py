@@ -29,9 +29,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tests.support.sink import Sink
 
-from _harness import ROOT, alternating, machine_line, median, table, write_section
+import tracing_bench
+from _harness import alternating, machine_line, median, table, write_section
 from http_bench import _ms, cpu_seconds, free_port, wait_ready
-from tracing_bench import CHILD, VARIANTS, Upstream
+from tracing_bench import BEFORE, CHILD, VARIANTS, Upstream, variant_source
 
 # The app of tracing_bench.py's child (everything before its in-process driver), served by uvicorn.
 SERVER = (
@@ -72,9 +73,10 @@ def wrk(url: str, duration: float, conns: int) -> dict[str, Any]:
 
 def run_variant(variant: str, sink: Sink, upstream: Upstream, duration: float, conns: int) -> dict[str, Any]:
     port = free_port()
-    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
+    name, src = variant_source(variant)
+    env = dict(os.environ, PYTHONPATH=src)
     proc = subprocess.Popen(
-        [*_nice(), sys.executable, "-c", SERVER, variant, sink.url, upstream.url, str(port)],
+        [*_nice(), sys.executable, "-c", SERVER, name, sink.url, upstream.url, str(port)],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -102,8 +104,14 @@ def main() -> None:
     parser.add_argument("--conns", type=int, default=4)
     parser.add_argument("--variants", default=",".join(VARIANTS))
     parser.add_argument("--dry-run", action="store_true", help="print the table, leave RESULTS.md alone")
+    parser.add_argument(
+        "--before-src", help="also run the tripwire variants on this src, as before:<variant>"
+    )
     args = parser.parse_args()
     variants = args.variants.split(",")
+    if args.before_src:
+        tracing_bench.before_src = args.before_src
+        variants += [BEFORE + v for v in variants if v.startswith("tripwire")]
     results: dict[str, list[dict[str, Any]]] = {v: [] for v in variants}
     upstream = Upstream()
     try:
