@@ -16,6 +16,9 @@ Variants:
     sentry-traced        sentry_sdk.init(dsn, traces_sample_rate=1.0) (its Starlette, stdlib and
                          sqlite-less defaults: the http.client span is its own)
     otel                 OpenTelemetry's ASGI middleware, BatchSpanProcessor to an in-memory exporter
+    tripwire-traced-unsent  (diagnostic, ask for it with --variants) tripwire-traced whose
+                         transactions are built and encoded but never sent: what the HTTP request
+                         per transaction costs is the difference
 
 Columns: *loop CPU* is ``time.thread_time()`` of the event loop's thread per request (what the
 request costs the caller; time spent waiting for the GIL is not CPU time, so it is not in it, while
@@ -58,8 +61,14 @@ if variant == "sentry-traced":
 elif variant.startswith("tripwire"):
     import tripwire
     extra = {"tripwire-unsampled": {"traces_sample_rate": 0.0},
-             "tripwire-traced": {"traces_sample_rate": 1.0}}.get(variant, {})
+             "tripwire-traced": {"traces_sample_rate": 1.0},
+             "tripwire-traced-unsent": {"traces_sample_rate": 1.0}}.get(variant, {})
     tripwire.init(dsn, release="bench@1", **extra)
+    if variant == "tripwire-traced-unsent":
+        # Diagnostic: transactions built and encoded, never handed to the sender (no HTTP request).
+        from tripwire.reporters.sentry import SentryReporter
+        _submit = SentryReporter.submit
+        SentryReporter.submit = lambda self, p: p.kind == "transaction" or _submit(self, p)
 
 import sqlite3, urllib.request
 from starlette.applications import Starlette
