@@ -13,6 +13,7 @@ Variants:
     tripwire-off         tripwire.init(dsn) + TripwireMiddleware, no tracing option
     tripwire-unsampled   the same with traces_sample_rate=0.0
     tripwire-traced      the same with traces_sample_rate=1.0 (a transaction with 3 spans per request)
+    tripwire-traced-curl the same, its Sentry reporter sending with http_client="pycurl" (libcurl)
     sentry-traced        sentry_sdk.init(dsn, traces_sample_rate=1.0) (its Starlette, stdlib and
                          sqlite-less defaults: the http.client span is its own)
     otel                 OpenTelemetry's ASGI middleware, BatchSpanProcessor to an in-memory exporter
@@ -46,7 +47,15 @@ from tests.support.sink import Sink
 
 from _harness import ROOT, alternating, machine_line, median, table, write_section
 
-VARIANTS = ("bare", "tripwire-off", "tripwire-unsampled", "tripwire-traced", "sentry-traced", "otel")
+VARIANTS = (
+    "bare",
+    "tripwire-off",
+    "tripwire-unsampled",
+    "tripwire-traced",
+    "tripwire-traced-curl",
+    "sentry-traced",
+    "otel",
+)
 
 CHILD = r"""
 import asyncio, json, os, sys, time
@@ -63,7 +72,12 @@ elif variant.startswith("tripwire"):
     extra = {"tripwire-unsampled": {"traces_sample_rate": 0.0},
              "tripwire-traced": {"traces_sample_rate": 1.0},
              "tripwire-traced-unsent": {"traces_sample_rate": 1.0}}.get(variant, {})
-    tripwire.init(dsn, release="bench@1", **extra)
+    if variant == "tripwire-traced-curl":
+        from tripwire.reporters.sentry import SentryReporter
+        tripwire.init(release="bench@1", traces_sample_rate=1.0,
+                      reporters=[SentryReporter(dsn, http_client="pycurl")])
+    else:
+        tripwire.init(dsn, release="bench@1", **extra)
     if variant == "tripwire-traced-unsent":
         # Diagnostic: transactions built and encoded, never handed to the sender (no HTTP request).
         from tripwire.reporters.sentry import SentryReporter
@@ -284,7 +298,7 @@ def main() -> None:
     if args.before_src:
         global before_src
         before_src = args.before_src
-        variants += [BEFORE + v for v in variants if v.startswith("tripwire")]
+        variants += [BEFORE + v for v in variants if v.startswith("tripwire") and not v.endswith("-curl")]
     results: dict[str, list[dict[str, float]]] = {v: [] for v in variants}
     upstream = Upstream()
     try:

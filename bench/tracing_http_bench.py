@@ -111,7 +111,7 @@ def main() -> None:
     variants = args.variants.split(",")
     if args.before_src:
         tracing_bench.before_src = args.before_src
-        variants += [BEFORE + v for v in variants if v.startswith("tripwire")]
+        variants += [BEFORE + v for v in variants if v.startswith("tripwire") and not v.endswith("-curl")]
     results: dict[str, list[dict[str, Any]]] = {v: [] for v in variants}
     upstream = Upstream()
     try:
