@@ -104,6 +104,10 @@ class ConnectionPool:
             extra.update(_proxy_auth(proxy))
         return key, path, extra
 
+    def abandon(self) -> None:
+        """In a forked child: let go of the parent's connections. Dropping them closes only the
+        child's copies of the sockets (Python's ssl sends no close_notify on close)."""
+
     def close(self) -> None:
         for conn in self._conns.values():
             conn.close()

@@ -93,6 +93,27 @@ class CurlPool(ConnectionPool):
     def close(self) -> None:
         self._curl.close()
 
+    def abandon(self) -> None:
+        """In a forked child: let go of the parent's connection without touching it.
+
+        Freeing the handle closes its connection, and for TLS libcurl then reads from it and sends
+        a close_notify: over the socket the child shares with the parent, whose kept-alive
+        connection that would end (or whose answer it would read). The child's copy of the socket
+        is pointed at /dev/null first, so whatever libcurl does on it goes nowhere.
+        """
+        try:
+            fd = self._curl.getinfo(self._pycurl.ACTIVESOCKET)
+            if isinstance(fd, int) and fd >= 0:
+                import os
+
+                null = os.open(os.devnull, os.O_RDWR)
+                try:
+                    os.dup2(null, fd)
+                finally:
+                    os.close(null)
+        except Exception:
+            pass
+
     # -- libcurl's callbacks (on this thread, during perform) ---------------------------------------
     def _on_body(self, data: bytes) -> int | None:
         room = MAX_RESPONSE_BYTES - self._kept

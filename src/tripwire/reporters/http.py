@@ -233,6 +233,8 @@ class HttpReporter(Reporter):
 
     def _after_fork_in_child(self) -> None:
         # The parent's connections and backoff are the parent's; the child's sender starts afresh.
+        if self._pool is not None:
+            self._pool.abandon()
         self._reset_sender()
 
     # -- configuration ---------------------------------------------------------------------------
