@@ -1,0 +1,104 @@
+"""The ``p95`` trigger's decision: a window of minute rollups -> one percentile -> fire or resolve.
+
+Pure, like :mod:`.rules`: the store reads the window's rollup rows inside the digest's transaction
+(``store/_latency_alerts.py``) and this module merges their histograms, reads the percentile and
+says what the rule does. Percentiles come from the rollups' log-scale histograms, so they are
+within :data:`~..performance.histogram.RELATIVE_ACCURACY` (2 %) of the real durations, like every
+percentile the Performance pages show.
+
+A rule fires for a transaction name when the window holds at least ``min_count`` transactions and
+their percentile is above ``above_ms``; it sends a *resolved* notice when, after a notification
+that was sent, the percentile of a window with enough transactions is back at or under the limit.
+A window with too few transactions says nothing either way.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable
+from typing import Any
+
+from .. import _json
+from ..performance import histogram
+from .rules import minute
+
+FIRING = "firing"
+RESOLVED = "resolved"
+#: Too few transactions in the window to say anything.
+UNKNOWN = "unknown"
+
+
+@dataclasses.dataclass(frozen=True)
+class Window:
+    """What the window's rollups of one transaction name say."""
+
+    count: int
+    histogram: histogram.Histogram
+
+    def percentile_ms(self, percentile: int) -> float | None:
+        return histogram.quantile(self.histogram, percentile / 100)
+
+
+def window_start(now: float, minutes: int) -> float:
+    """The first minute bucket of a window of ``minutes``: the current minute and those before it."""
+    return minute(now) - (max(1, minutes) - 1) * 60
+
+
+def merge(rows: Iterable[tuple[int, str]]) -> Window:
+    """One :class:`Window` from rollup rows ``(count, stored histogram)`` (any ops, releases ...)."""
+    acc = histogram.dense()
+    count = 0
+    for n, text in rows:
+        count += int(n)
+        data = _json.loads(text) if text else []
+        if isinstance(data, dict):  # the sparse form an empty or old row may still have
+            sparse = histogram.decode(text)
+            data = [0, *(sparse.get(i, 0) for i in range(max(sparse, default=-1) + 1))]
+        histogram.merge_encoded(acc, data)
+    return Window(count, histogram.from_dense(acc))
+
+
+def state(window: Window, *, percentile: int, above_ms: float, min_count: int) -> str:
+    """:data:`FIRING` (over the limit), :data:`RESOLVED` (at or under it) or :data:`UNKNOWN`."""
+    value = window.percentile_ms(percentile)
+    if window.count < min_count or value is None:
+        return UNKNOWN
+    return FIRING if value > above_ms else RESOLVED
+
+
+def _ms(value: float) -> str:
+    return f"{value:,.0f}" if value >= 100 else f"{value:.3g}"
+
+
+def item(
+    name: str,
+    window: Window,
+    *,
+    status: str,
+    percentile: int,
+    above_ms: float,
+    window_minutes: int,
+    environment: str | None,
+    release: str | None,
+) -> dict[str, Any]:
+    """The notification item of one transaction (docs/alerts.md, "The webhook body")."""
+    value = window.percentile_ms(percentile) or 0.0
+    p = f"p{percentile}"
+    where = f"{window.count} transactions in {window_minutes} min"
+    if status == FIRING:
+        title = f"{name}: {p} {_ms(value)} ms, over {_ms(above_ms)} ms ({where})"
+    else:
+        title = f"{name}: {p} {_ms(value)} ms, at or under {_ms(above_ms)} ms again ({where})"
+    return {
+        "subject": f"transaction:{name}",
+        "transaction": name,
+        "status": status,
+        "title": title,
+        "percentile": p,
+        "duration_ms": round(value, 1),
+        "threshold_ms": above_ms,
+        "window_minutes": window_minutes,
+        "count": window.count,
+        "environment": environment,
+        "release": release,
+    }
