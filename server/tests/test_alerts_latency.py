@@ -29,7 +29,16 @@ def test_the_window_merges_rows_of_any_minute_op_or_release_and_counts_them() ->
     """Rows of the window add up bucket by bucket, whichever minute, op or release they hold."""
     window = latency.merge([*rows((30, 100.0), (20, 100.0)), *rows((50, 1000.0)), (0, "{}")])
     assert window.count == 100
-    assert window.histogram == {histogram.bucket(100.0): 50, histogram.bucket(1000.0): 50}
+    assert histogram.from_dense(window.buckets) == {histogram.bucket(100.0): 50, histogram.bucket(1000.0): 50}
+
+
+@pytest.mark.parametrize("percentile", [50, 75, 95, 99])
+def test_the_window_percentile_is_the_performance_pages_percentile(percentile: int) -> None:
+    """The dense reading agrees with histogram.quantile, which the Performance pages use."""
+    durations = [1.5 * 1.07**i for i in range(137)] + [40.0] * 13
+    window = latency.merge([(150, histogram.encode(histogram.of(durations)))])
+    expected = histogram.quantile(histogram.of(durations), percentile / 100)
+    assert window.percentile_ms(percentile) == expected
 
 
 def test_p95_goes_over_the_limit_exactly_when_the_95th_of_100_transactions_is_slow() -> None:
@@ -80,6 +89,24 @@ def test_the_window_is_the_current_minute_and_the_ones_before_it() -> None:
     now = 1_767_268_496.0  # 12:34:56
     assert latency.window_start(now, 10) == 1_767_268_440.0 - 9 * 60
     assert latency.window_start(now, 1) == 1_767_268_440.0
+
+
+@pytest.mark.parametrize("minutes", [1, 10, 59, 60, 61, 119, 120, 121, 600, 1439, 1440])
+@pytest.mark.parametrize("second", [0, 1, 59 * 60 + 59, 1800, 3599 * 1.0])
+def test_the_window_ranges_cover_each_minute_of_the_window_exactly_once(minutes: int, second: float) -> None:
+    """Minute rows at the ends and hour rows for the whole hours between add up to the window."""
+    now = 1_767_225_600.0 + 5 * 3600 + second  # some hour of a day, plus ``second``
+    ranges = latency.window_ranges(now, minutes)
+    covered: list[float] = []
+    for res, first, end in ranges:
+        stop = end if end is not None else latency.window_start(now, 1) + 60
+        assert first % res == 0 and (stop - first) % res == 0
+        covered += [first + k * 60 for k in range(int((stop - first) // 60))]
+    expected = [latency.window_start(now, minutes) + k * 60 for k in range(minutes)]
+    assert sorted(covered) == expected
+    if minutes == 1440:
+        assert sum(1 for res, _, _ in ranges if res == 3600) == 1  # one range of 22 or 23 hours
+        assert len(ranges) == 3
 
 
 def test_a_p95_rule_from_json_stores_its_defaults() -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -135,6 +136,25 @@ def test_environment_release_and_transaction_filters_apply_to_what_is_counted(
         assert (item["transaction"], item["count"]) == ("POST /pay", 3)
         assert (item["environment"], item["release"]) == ("production", "shop@2.0")
         assert "environment=production" in item["url"] and "release=shop%402.0" in item["url"]
+    finally:
+        server.stop()
+
+
+def test_a_long_window_counts_the_transactions_of_its_earlier_hours(
+    database_url: str, receiver: WebhookReceiver
+) -> None:
+    """A 3-hour window adds up the minute and hour rollups it spans: 3 slow transactions of 100
+    minutes ago and 2 of now make the 5 the rule needs."""
+    server = start(database_url)
+    try:
+        create_rule(server, above_ms=500, window=180, min_count=5, webhook=receiver.url)
+        send(server, "GET /export", 2500, 3, end=time.time() - 100 * 60)
+        send(server, "GET /export", 2500, 1)
+        assert receiver.received == []
+        send(server, "GET /export", 2500, 1)
+        wait_until(lambda: receiver.received, timeout=15)
+        item = sent_items(receiver)[0]
+        assert (item["count"], item["window_minutes"]) == (5, 180) and "since=180m" in item["url"]
     finally:
         server.stop()
 

@@ -4,8 +4,8 @@ The decision is pure (:mod:`tripwire_server.alerts.latency`); this mixin finds t
 projects whose transactions the batch stored, reads each rule's window from the minute rollups
 (which ``_write_performance`` has already merged in the same transaction), and queues
 notifications through the outbox with the cooldowns and digests of every trigger
-(store/_alerts.py). Raw transactions are never read: a window of M minutes costs at most M rows
-per transaction name, op, environment and release.
+(store/_alerts.py). Raw transactions are never read: a window costs at most one rollup row per
+minute (or, for whole hours inside it, per hour) and transaction name, op, environment and release.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 
 from ..alerts import latency
 from ..alerts.rules import DEFAULT_PERCENTILE, default_min_count
-from ..performance.rollup import MINUTE
 from .alert_records import AlertRule
 
 if TYPE_CHECKING:
@@ -89,7 +88,7 @@ class LatencyAlertsMixin:
         percentile = rule.percentile or DEFAULT_PERCENTILE
         above_ms = float(rule.above_ms or 0.0)
         min_count = rule.min_count or default_min_count(percentile)
-        windows = self._latency_windows(c, rule, names, latency.window_start(now, minutes))
+        windows = self._latency_windows(c, rule, names, latency.window_ranges(now, minutes))
         breached = {
             r[0]
             for r in c.all("SELECT subject FROM alert_state WHERE rule_id = ? AND breached = 1", (rule.id,))
@@ -122,24 +121,29 @@ class LatencyAlertsMixin:
                 self._resolve(c, rule, subject, item, now)
 
     def _latency_windows(
-        self, c: Cursor, rule: AlertRule, names: list[str], since: float
+        self, c: Cursor, rule: AlertRule, names: list[str], ranges: list[tuple[int, float, float | None]]
     ) -> dict[str, latency.Window]:
-        """Each name's window: its minute rollups since ``since``, all ops merged."""
+        """Each name's window: its rollups in ``ranges`` (:func:`~..alerts.latency.window_ranges`),
+        all ops merged."""
         f = rule.filters
         rows: dict[str, list[tuple[int, str]]] = {}
-        for start in range(0, len(names), 500):
-            chunk = names[start : start + 500]
-            sql = (
-                "SELECT name, count, histogram FROM perf_rollups WHERE project_id = ? AND res = ?"
-                f" AND bucket >= ? AND name IN ({','.join('?' * len(chunk))})"
-            )
-            params: list[Any] = [rule.project_id, MINUTE, since, *chunk]
-            for column, value in (("environment", f.environment), ("release", f.release)):
-                if value:
-                    sql += f" AND {column} = ?"
-                    params.append(value)
-            for name, count, text in c.all(sql, params):
-                rows.setdefault(name, []).append((int(count), text))
+        for res, first, end in ranges:
+            for start in range(0, len(names), 500):
+                chunk = names[start : start + 500]
+                sql = (
+                    "SELECT name, count, histogram FROM perf_rollups WHERE project_id = ? AND res = ?"
+                    f" AND bucket >= ? AND name IN ({','.join('?' * len(chunk))})"
+                )
+                params: list[Any] = [rule.project_id, res, first, *chunk]
+                if end is not None:
+                    sql += " AND bucket < ?"
+                    params.append(end)
+                for column, value in (("environment", f.environment), ("release", f.release)):
+                    if value:
+                        sql += f" AND {column} = ?"
+                        params.append(value)
+                for name, count, text in c.all(sql, params):
+                    rows.setdefault(name, []).append((int(count), text))
         return {name: latency.merge(found) for name, found in rows.items()}
 
     def _resolve(self, c: Cursor, rule: AlertRule, subject: str, item: dict[str, Any], now: float) -> None:
