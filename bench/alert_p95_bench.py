@@ -10,6 +10,8 @@ gives the rules a full window of stored rows to merge (20 names × 1,440 minute 
 rows), as a busy project would have.
 
     python bench/alert_p95_bench.py                 # all variants, prints a Markdown table
+    git archive main server/src | tar -x -C /tmp/main
+    python bench/alert_p95_bench.py --main-src /tmp/main/server/src   # + "main": no p95 hook at all
     python bench/alert_p95_bench.py --one p95-60m   # one variant, without valgrind (a smoke run)
 """
 
@@ -78,13 +80,15 @@ def run(variant: str, digest: bool, data_dir: Path) -> None:
         store.close()
 
 
-def instructions(variant: str, digest: bool) -> int:
+def instructions(variant: str, digest: bool, source: str | None = None) -> int:
+    """Instructions of one run; ``source``: the collector's source to import instead (PYTHONPATH)."""
+    env = {**os.environ, "PYTHONPATH": source} if source else None
     with tempfile.TemporaryDirectory() as tmp:
         command = [
             "valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
             sys.executable, __file__, "--one", variant, "--data-dir", tmp,
         ] + (["--digest"] if digest else [])  # fmt: skip
-        done = subprocess.run(command, capture_output=True, text=True, check=True)
+        done = subprocess.run(command, capture_output=True, text=True, check=True, env=env)
     match = re.search(r"Collected : (\d+)", done.stderr)
     assert match, done.stderr
     return int(match.group(1))
@@ -97,6 +101,7 @@ def main() -> None:
     parser.add_argument("--one", choices=sorted(VARIANTS))
     parser.add_argument("--digest", action="store_true")
     parser.add_argument("--data-dir")
+    parser.add_argument("--main-src", help="another checkout's server/src, measured without a rule as 'main'")
     args = parser.parse_args()
     if args.one:
         if args.data_dir:
@@ -109,10 +114,14 @@ def main() -> None:
     base = None
     print("| variant | instructions / digested transaction | vs no rule |")
     print("|---|---|---|")
-    for variant in VARIANTS:
-        per_tx = (instructions(variant, True) - instructions(variant, False)) / COUNT
+    runs = [(v, None) for v in VARIANTS]
+    if args.main_src:
+        runs.insert(1, ("none", args.main_src))
+    for variant, source in runs:
+        per_tx = (instructions(variant, True, source) - instructions(variant, False, source)) / COUNT
         base = per_tx if base is None else base
-        print(f"| {variant} | {per_tx:,.0f} | {(per_tx - base) / base * 100:+.1f} % |", flush=True)
+        label = f"{variant} (main)" if source else variant
+        print(f"| {label} | {per_tx:,.0f} | {(per_tx - base) / base * 100:+.1f} % |", flush=True)
     print(f"load average {os.getloadavg()[0]:.1f} at the end")
 
 

@@ -4,6 +4,7 @@ rule validation and the messages it sends."""
 from __future__ import annotations
 
 import json
+import random
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -21,8 +22,10 @@ def rows(*groups: tuple[int, float]) -> list[tuple[int, str]]:
     return [(n, histogram.encode({histogram.bucket(ms): n})) for n, ms in groups]
 
 
-def judge(window: latency.Window, above_ms: float = 800, percentile: int = 95, min_count: int = 20) -> str:
-    return latency.state(window, percentile=percentile, above_ms=above_ms, min_count=min_count)
+def judge(
+    window: list[tuple[int, str]], above_ms: float = 800, percentile: int = 95, min_count: int = 20
+) -> str:
+    return latency.state(latency.tally(window, above_ms), percentile=percentile, min_count=min_count)
 
 
 def test_the_window_merges_rows_of_any_minute_op_or_release_and_counts_them() -> None:
@@ -43,18 +46,18 @@ def test_the_window_percentile_is_the_performance_pages_percentile(percentile: i
 
 def test_p95_goes_over_the_limit_exactly_when_the_95th_of_100_transactions_is_slow() -> None:
     """Nearest rank: 6 slow of 100 put the p95 on a slow one; 5 slow of 100 leave it on a fast one."""
-    over = latency.merge(rows((94, 100.0), (6, 1000.0)))
-    under = latency.merge(rows((95, 100.0), (5, 1000.0)))
-    assert over.percentile_ms(95) == pytest.approx(1000.0, rel=histogram.RELATIVE_ACCURACY)
-    assert under.percentile_ms(95) == pytest.approx(100.0, rel=histogram.RELATIVE_ACCURACY)
+    over = rows((94, 100.0), (6, 1000.0))
+    under = rows((95, 100.0), (5, 1000.0))
+    assert latency.merge(over).percentile_ms(95) == pytest.approx(1000.0, rel=histogram.RELATIVE_ACCURACY)
+    assert latency.merge(under).percentile_ms(95) == pytest.approx(100.0, rel=histogram.RELATIVE_ACCURACY)
     assert judge(over) == latency.FIRING
     assert judge(under) == latency.RESOLVED
 
 
 def test_the_limit_itself_is_not_over_it() -> None:
     """Fires above ``above_ms`` only: a p95 reported at exactly the limit is at, not over, it."""
-    window = latency.merge(rows((40, 812.0)))
-    reported = window.percentile_ms(95)
+    window = rows((40, 812.0))
+    reported = latency.merge(window).percentile_ms(95)
     assert reported is not None
     assert judge(window, above_ms=reported) == latency.RESOLVED
     assert judge(window, above_ms=reported - 0.001) == latency.FIRING
@@ -62,23 +65,49 @@ def test_the_limit_itself_is_not_over_it() -> None:
 
 @pytest.mark.parametrize(("percentile", "slow", "fires"), [(50, 50, False), (50, 51, True), (99, 2, True)])
 def test_other_percentiles_read_the_same_merged_histogram(percentile: int, slow: int, fires: bool) -> None:
-    window = latency.merge(rows((100 - slow, 100.0), (slow, 1000.0)))
+    window = rows((100 - slow, 100.0), (slow, 1000.0))
     expected = latency.FIRING if fires else latency.RESOLVED
     assert judge(window, percentile=percentile, min_count=100) == expected
 
 
 def test_too_few_transactions_neither_fire_nor_resolve() -> None:
     """Below the minimum count a window says nothing; at it, it is judged."""
-    assert judge(latency.merge(rows((19, 5000.0)))) == latency.UNKNOWN
-    assert judge(latency.merge(rows((20, 5000.0)))) == latency.FIRING
-    assert judge(latency.merge([])) == latency.UNKNOWN
+    assert judge(rows((19, 5000.0))) == latency.UNKNOWN
+    assert judge(rows((20, 5000.0))) == latency.FIRING
+    assert judge([]) == latency.UNKNOWN
+    assert judge([(0, "{}"), (0, "[]")], min_count=0) == latency.UNKNOWN
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_judging_by_counts_agrees_with_the_merged_percentile(seed: int) -> None:
+    """``tally`` (two sums per row) says FIRING exactly when the merged window's percentile is over
+    the limit, for rows of any spread, limits on and between bucket values, and every percentile."""
+    rng = random.Random(seed)
+    window = []
+    for _ in range(rng.randint(1, 12)):
+        durations = [
+            rng.lognormvariate(rng.uniform(1, 8), rng.uniform(0.1, 2)) for _ in range(rng.randint(1, 80))
+        ]
+        text = histogram.encode(histogram.of(durations))
+        window.append((len(durations), json.dumps(histogram.decode(text)) if rng.random() < 0.2 else text))
+    merged = latency.merge(window)
+    for percentile in R.PERCENTILES:
+        value = merged.percentile_ms(percentile)
+        assert value is not None
+        for limit in (value, value * 0.999, value * 1.001, rng.uniform(0, 2 * value), 0.0, 1e12):
+            verdict = judge(window, above_ms=limit, percentile=percentile, min_count=1)
+            assert verdict == (latency.FIRING if value > limit else latency.RESOLVED), (
+                percentile,
+                limit,
+                value,
+            )
 
 
 @pytest.mark.parametrize(("percentile", "default"), [(50, 20), (75, 20), (95, 20), (99, 100)])
 def test_at_the_default_minimum_one_slow_transaction_alone_cannot_fire(percentile: int, default: int) -> None:
     """The default minimum is the least count where one outlier is never the percentile."""
     assert R.default_min_count(percentile) == default
-    one_slow = latency.merge(rows((default - 1, 10.0), (1, 60_000.0)))
+    one_slow = rows((default - 1, 10.0), (1, 60_000.0))
     assert judge(one_slow, above_ms=1000, percentile=percentile, min_count=default) == latency.RESOLVED
     if percentile >= 95:  # and one fewer would let it: the bound is tight
         fewer = latency.merge(rows((default - 2, 10.0), (1, 60_000.0)))

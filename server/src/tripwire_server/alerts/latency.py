@@ -75,26 +75,73 @@ def window_ranges(now: float, minutes: int) -> list[tuple[int, float, float | No
     ]
 
 
+def _encoded(text: str | None) -> list[int]:
+    """A stored histogram as ``[lowest index, count, count, ...]`` (see histogram.encode)."""
+    data = _json.loads(text) if text else []
+    if isinstance(data, dict):  # the sparse form an empty or old row may still have
+        sparse = histogram.decode(text)
+        data = [0, *(sparse.get(i, 0) for i in range(max(sparse, default=-1) + 1))] if sparse else []
+    return data
+
+
 def merge(rows: Iterable[tuple[int, str]]) -> Window:
     """One :class:`Window` from rollup rows ``(count, stored histogram)`` (any ops, releases ...)."""
     acc = histogram.dense()
     count = 0
     for n, text in rows:
         count += int(n)
-        data = _json.loads(text) if text else []
-        if isinstance(data, dict):  # the sparse form an empty or old row may still have
-            sparse = histogram.decode(text)
-            data = [0, *(sparse.get(i, 0) for i in range(max(sparse, default=-1) + 1))]
-        histogram.merge_encoded(acc, data)
+        histogram.merge_encoded(acc, _encoded(text))
     return Window(count, acc)
 
 
-def state(window: Window, *, percentile: int, above_ms: float, min_count: int) -> str:
-    """:data:`FIRING` (over the limit), :data:`RESOLVED` (at or under it) or :data:`UNKNOWN`."""
-    value = window.percentile_ms(percentile)
-    if window.count < min_count or value is None:
+@dataclasses.dataclass(frozen=True)
+class Tally:
+    """Enough of a window to judge it against a limit: its transactions, and how many of them lie
+    in buckets reported at or under the limit."""
+
+    count: int
+    at_most: int
+
+
+def _last_index_at_most(limit_ms: float) -> int:
+    # Reported bucket values grow with the index: the last bucket whose value is <= the limit.
+    return bisect.bisect_right(range(histogram.MAX_INDEX + 1), limit_ms, key=histogram.value) - 1
+
+
+def tally(rows: Iterable[tuple[int, str]], above_ms: float) -> Tally:
+    """Count a window's rows against ``above_ms`` without merging them.
+
+    The percentile is over the limit exactly when fewer than its rank are at or under it (nearest
+    rank), so judging needs two sums per row (in C) rather than a bucket-by-bucket merge: a rule
+    over a busy hour reads ~1,200 rows per batch, and merging them was a third of the digest's cost.
+    """
+    last = _last_index_at_most(above_ms)
+    count = at_most = 0
+    for _n, text in rows:
+        data = _encoded(text)
+        if len(data) < 2:
+            continue
+        lo = data[0]
+        count += sum(data) - lo
+        if last >= lo:
+            at_most += sum(data[1 : last - lo + 2])
+    return Tally(count, at_most)
+
+
+def state(counted: Tally, *, percentile: int, min_count: int) -> str:
+    """:data:`FIRING` (over the limit), :data:`RESOLVED` (at or under it) or :data:`UNKNOWN`.
+
+    The same verdict as comparing ``merge(rows).percentile_ms(percentile)`` with the limit.
+    """
+    if counted.count < max(1, min_count):
         return UNKNOWN
-    return FIRING if value > above_ms else RESOLVED
+    rank = max(1, math.ceil(percentile / 100 * counted.count))
+    return FIRING if counted.at_most < rank else RESOLVED
+
+
+def subject(name: str) -> str:
+    """The alert subject of a transaction name (its cooldown and resolved state go by it)."""
+    return f"transaction:{name}"
 
 
 def _ms(value: float) -> str:
@@ -121,7 +168,7 @@ def item(
     else:
         title = f"{name}: {p} {_ms(value)} ms, at or under {_ms(above_ms)} ms again ({where})"
     return {
-        "subject": f"transaction:{name}",
+        "subject": subject(name),
         "transaction": name,
         "status": status,
         "title": title,

@@ -88,21 +88,23 @@ class LatencyAlertsMixin:
         percentile = rule.percentile or DEFAULT_PERCENTILE
         above_ms = float(rule.above_ms or 0.0)
         min_count = rule.min_count or default_min_count(percentile)
-        windows = self._latency_windows(c, rule, names, latency.window_ranges(now, minutes))
+        windows = self._latency_rows(c, rule, names, latency.window_ranges(now, minutes))
         breached = {
             r[0]
             for r in c.all("SELECT subject FROM alert_state WHERE rule_id = ? AND breached = 1", (rule.id,))
         }
         for name in names:
-            window = windows.get(name)
-            if window is None:
+            rows = windows.get(name)
+            if not rows:
                 continue
-            status = latency.state(window, percentile=percentile, above_ms=above_ms, min_count=min_count)
-            if status == latency.UNKNOWN:
-                continue
+            counted = latency.tally(rows, above_ms)
+            status = latency.state(counted, percentile=percentile, min_count=min_count)
+            subject = latency.subject(name)
+            if status == latency.UNKNOWN or (status == latency.RESOLVED and subject not in breached):
+                continue  # nothing to say: only then is the window merged for its percentile
             item = latency.item(
                 name,
-                window,
+                latency.merge(rows),
                 status=status,
                 percentile=percentile,
                 above_ms=above_ms,
@@ -110,21 +112,20 @@ class LatencyAlertsMixin:
                 environment=f.environment,
                 release=f.release,
             )
-            subject = str(item["subject"])
             if status == latency.FIRING:
                 if self._notify(c, rule, None, item, now):
                     c.ex(
                         "UPDATE alert_state SET breached = 1 WHERE rule_id = ? AND subject = ?",
                         (rule.id, subject),
                     )
-            elif subject in breached:
+            else:
                 self._resolve(c, rule, subject, item, now)
 
-    def _latency_windows(
+    def _latency_rows(
         self, c: Cursor, rule: AlertRule, names: list[str], ranges: list[tuple[int, float, float | None]]
-    ) -> dict[str, latency.Window]:
-        """Each name's window: its rollups in ``ranges`` (:func:`~..alerts.latency.window_ranges`),
-        all ops merged."""
+    ) -> dict[str, list[tuple[int, str]]]:
+        """Each name's rollup rows ``(count, histogram)`` in ``ranges``
+        (:func:`~..alerts.latency.window_ranges`), of every op."""
         f = rule.filters
         rows: dict[str, list[tuple[int, str]]] = {}
         for res, first, end in ranges:
@@ -144,7 +145,7 @@ class LatencyAlertsMixin:
                         params.append(value)
                 for name, count, text in c.all(sql, params):
                     rows.setdefault(name, []).append((int(count), text))
-        return {name: latency.merge(found) for name, found in rows.items()}
+        return rows
 
     def _resolve(self, c: Cursor, rule: AlertRule, subject: str, item: dict[str, Any], now: float) -> None:
         """Queue the resolved notice of a sent ``firing`` one (no cooldown: one per firing)."""
