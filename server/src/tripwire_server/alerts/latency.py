@@ -1,10 +1,12 @@
-"""The ``p95`` trigger's decision: a window of minute rollups -> one percentile -> fire or resolve.
+"""The ``p95`` trigger's decision: a window of rollups -> its percentile against a limit -> fire or
+resolve.
 
 Pure, like :mod:`.rules`: the store reads the window's rollup rows inside the digest's transaction
-(``store/_latency_alerts.py``) and this module merges their histograms, reads the percentile and
-says what the rule does. Percentiles come from the rollups' log-scale histograms, so they are
-within :data:`~..performance.histogram.RELATIVE_ACCURACY` (2 %) of the real durations, like every
-percentile the Performance pages show.
+(``store/_latency_alerts.py``); this module says which rows make the window
+(:func:`window_ranges`), judges them (:func:`tally`, :func:`state`) and, for a message, merges
+their histograms and reads the percentile (:func:`merge`). Percentiles come from the rollups'
+log-scale histograms, so they are within :data:`~..performance.histogram.RELATIVE_ACCURACY` (2 %)
+of the real durations, like every percentile the Performance pages show.
 
 A rule fires for a transaction name when the window holds at least ``min_count`` transactions and
 their percentile is above ``above_ms``; it sends a *resolved* notice when, after a notification
