@@ -6,16 +6,20 @@ process's cost: that server is not the user's app) and two sqlite3 queries. The 
 app is called directly (no sockets); each (variant, round) runs in a fresh interpreter, variants
 alternate, figures are medians.
 
-    python bench/tracing_bench.py [--rounds 3] [--n 3000] [--no-callgrind]
+    python bench/tracing_bench.py [--rounds 3] [--n 3000] [--no-callgrind] [--windows 4] [--window-n 200]
 
 Variants:
     bare                 Starlette, no SDK
     tripwire-off         tripwire.init(dsn) + TripwireMiddleware, no tracing option
     tripwire-unsampled   the same with traces_sample_rate=0.0
     tripwire-traced      the same with traces_sample_rate=1.0 (a transaction with 3 spans per request)
+    tripwire-traced-curl the same, its Sentry reporter sending with http_client="pycurl" (libcurl)
     sentry-traced        sentry_sdk.init(dsn, traces_sample_rate=1.0) (its Starlette, stdlib and
                          sqlite-less defaults: the http.client span is its own)
     otel                 OpenTelemetry's ASGI middleware, BatchSpanProcessor to an in-memory exporter
+    tripwire-traced-unsent  (diagnostic, ask for it with --variants) tripwire-traced whose
+                         transactions are built and encoded but never sent: what the HTTP request
+                         per transaction costs is the difference
 
 Columns: *loop CPU* is ``time.thread_time()`` of the event loop's thread per request (what the
 request costs the caller; time spent waiting for the GIL is not CPU time, so it is not in it, while
@@ -33,6 +37,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -42,11 +47,20 @@ from tests.support.sink import Sink
 
 from _harness import ROOT, alternating, machine_line, median, table, write_section
 
-VARIANTS = ("bare", "tripwire-off", "tripwire-unsampled", "tripwire-traced", "sentry-traced", "otel")
+VARIANTS = (
+    "bare",
+    "tripwire-off",
+    "tripwire-unsampled",
+    "tripwire-traced",
+    "tripwire-traced-curl",
+    "sentry-traced",
+    "otel",
+)
 
 CHILD = r"""
-import asyncio, json, sys, time
+import asyncio, json, os, sys, time
 variant, sink_url, upstream, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+windows = int(sys.argv[5]) if len(sys.argv) > 5 else 0
 port = sink_url.rsplit(":", 1)[1]
 dsn = f"http://publickey@127.0.0.1:{port}/1"
 exporter = None
@@ -56,8 +70,19 @@ if variant == "sentry-traced":
 elif variant.startswith("tripwire"):
     import tripwire
     extra = {"tripwire-unsampled": {"traces_sample_rate": 0.0},
-             "tripwire-traced": {"traces_sample_rate": 1.0}}.get(variant, {})
-    tripwire.init(dsn, release="bench@1", **extra)
+             "tripwire-traced": {"traces_sample_rate": 1.0},
+             "tripwire-traced-unsent": {"traces_sample_rate": 1.0}}.get(variant, {})
+    if variant == "tripwire-traced-curl":
+        from tripwire.reporters.sentry import SentryReporter
+        tripwire.init(release="bench@1", traces_sample_rate=1.0,
+                      reporters=[SentryReporter(dsn, http_client="pycurl")])
+    else:
+        tripwire.init(dsn, release="bench@1", **extra)
+    if variant == "tripwire-traced-unsent":
+        # Diagnostic: transactions built and encoded, never handed to the sender (no HTTP request).
+        from tripwire.reporters.sentry import SentryReporter
+        _submit = SentryReporter.submit
+        SentryReporter.submit = lambda self, p: p.kind == "transaction" or _submit(self, p)
 
 import sqlite3, urllib.request
 from starlette.applications import Starlette
@@ -118,6 +143,21 @@ async def main():
     for _ in range(100):
         await app(scope(), receive, send)
     await asyncio.to_thread(flush)
+    if windows:
+        # What start-up and warm-up left on the heap is frozen: a full collection of it landing in
+        # one window and not another would be most of the spread between windows. The requests'
+        # own garbage is still collected, in the window that made it.
+        import gc
+        gc.freeze()
+        # Under callgrind --dump-before=getppid: each getppid() closes a part, so each window of n
+        # requests is a part of its own (start-up, warm-up and exit are parts apart).
+        for _ in range(windows):
+            os.getppid()
+            for _ in range(n):
+                await app(scope(), receive, send)
+        os.getppid()
+        await asyncio.to_thread(flush)
+        return {}
     t0, c0, p0 = time.perf_counter(), time.thread_time(), time.process_time()
     for _ in range(n):
         await app(scope(), receive, send)
@@ -142,10 +182,9 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
     def do_GET(self):
-        self.send_response(200)
-        self.send_header("Content-Length", "2")
-        self.end_headers()
-        self.wfile.write(b"ok")
+        # One write: the answer arrives in one segment, so the caller's reads do not vary with
+        # timing (send_response + end_headers + write would be two, read in one or two recvs).
+        self.wfile.write(b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok")
 
 server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
 server.daemon_threads = True
@@ -174,10 +213,27 @@ class Upstream:
         self.proc.wait(10)
 
 
-def run_child(variant: str, sink: Sink, upstream: Upstream, n: int, prefix: list[str] | None = None) -> str:
-    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"), PYTHONHASHSEED="0")
+#: ``before:<variant>`` runs a variant on the source tree given with ``--before-src`` (e.g. ``git
+#: archive <rev> src | tar -x -C /tmp/tw-before``), alternated with the current one in the same run.
+BEFORE = "before:"
+before_src: str | None = None
+
+
+def variant_source(variant: str) -> tuple[str, str]:
+    """(the variant's name for the child, the ``src`` directory it runs on)."""
+    if variant.startswith(BEFORE):
+        assert before_src is not None, "before: variants need --before-src"
+        return variant[len(BEFORE) :], before_src
+    return variant, str(ROOT / "src")
+
+
+def run_child(
+    variant: str, sink: Sink, upstream: Upstream, n: int, prefix: list[str] | None = None, windows: int = 0
+) -> str:
+    name, src = variant_source(variant)
+    env = dict(os.environ, PYTHONPATH=src, PYTHONHASHSEED="0")
     out = subprocess.run(
-        [*(prefix or []), sys.executable, "-c", CHILD, variant, sink.url, upstream.url, str(n)],
+        [*(prefix or []), sys.executable, "-c", CHILD, name, sink.url, upstream.url, str(n), str(windows)],
         capture_output=True,
         text=True,
         env=env,
@@ -189,22 +245,40 @@ def run_child(variant: str, sink: Sink, upstream: Upstream, n: int, prefix: list
     return out.stdout + out.stderr
 
 
-def instructions_per_request(variant: str, sink: Sink, upstream: Upstream, small: int, large: int) -> float:
-    """Instructions (valgrind callgrind) of the whole process per request: two runs, the difference."""
-    counts = []
-    for n in (small, large):
-        out = run_child(
+def instructions_per_request(
+    variant: str, sink: Sink, upstream: Upstream, n: int, windows: int
+) -> list[float]:
+    """Instructions (valgrind callgrind, all threads) per request, for each of ``windows`` windows of
+    ``n`` requests in one warmed-up process.
+
+    Each window is a callgrind part of its own (``--dump-before=getppid``, called by the child
+    between windows), so start-up, warm-up and exit are not in it, and the spread between windows
+    says how precise the figure is (the cyclic GC and the background threads' timers fall in some
+    windows and not others).
+    """
+    with tempfile.TemporaryDirectory() as tmp:
+        out_file = Path(tmp) / "cg.out"
+        run_child(
             variant,
             sink,
             upstream,
             n,
-            ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null"],
+            ["valgrind", "--tool=callgrind", "--dump-before=getppid", f"--callgrind-out-file={out_file}"],
+            windows=windows,
         )
-        match = re.search(r"Collected : (\d+)", out)
-        if match is None:
-            raise RuntimeError(f"no callgrind total for {variant}:\n{out[-2000:]}")
-        counts.append(int(match.group(1)))
-    return (counts[1] - counts[0]) / (large - small)
+        # Part 1 is start-up and warm-up (up to the first getppid); parts 2.. are the windows.
+        counts = []
+        for part in range(2, windows + 2):
+            text = Path(f"{out_file}.{part}").read_text(encoding="utf-8", errors="replace")
+            match = re.search(r"^summary: (\d+)", text, re.MULTILINE)
+            if match is None:
+                raise RuntimeError(f"no callgrind summary in part {part} for {variant}")
+            counts.append(int(match.group(1)) / n)
+    return counts
+
+
+#: The variants counted with callgrind (sentry-sdk and OTel under valgrind would take too long).
+CALLGRIND = ("bare", "tripwire-off", "tripwire-unsampled", "tripwire-traced")
 
 
 def main() -> None:
@@ -214,8 +288,17 @@ def main() -> None:
     parser.add_argument("--variants", default=",".join(VARIANTS))
     parser.add_argument("--dry-run", action="store_true", help="print the table, leave RESULTS.md alone")
     parser.add_argument("--no-callgrind", action="store_true")
+    parser.add_argument("--windows", type=int, default=4, help="callgrind: windows per variant")
+    parser.add_argument("--window-n", type=int, default=200, help="callgrind: requests per window")
+    parser.add_argument(
+        "--before-src", help="also run the tripwire variants on this src, as before:<variant>"
+    )
     args = parser.parse_args()
     variants = args.variants.split(",")
+    if args.before_src:
+        global before_src
+        before_src = args.before_src
+        variants += [BEFORE + v for v in variants if v.startswith("tripwire") and not v.endswith("-curl")]
     results: dict[str, list[dict[str, float]]] = {v: [] for v in variants}
     upstream = Upstream()
     try:
@@ -227,17 +310,24 @@ def main() -> None:
                 res = json.loads(last)
                 results[variant].append(res)
                 print(f"round {r} {variant}: {res}", file=sys.stderr)
-            instr: dict[str, float] = {}
+            windows: dict[str, list[float]] = {}
             if not args.no_callgrind and shutil.which("valgrind"):
                 for v in variants:
-                    if v in ("bare", "tripwire-off", "tripwire-unsampled", "tripwire-traced"):
-                        instr[v] = instructions_per_request(v, sink, upstream, 100, 400)
+                    if variant_source(v)[0] in (
+                        "bare",
+                        "tripwire-off",
+                        "tripwire-unsampled",
+                        "tripwire-traced",
+                    ):
+                        windows[v] = instructions_per_request(v, sink, upstream, args.window_n, args.windows)
+                        print(f"callgrind {v}: {[round(x) for x in windows[v]]}", file=sys.stderr)
     finally:
         upstream.close()
 
     def med(variant: str, key: str) -> float:
         return median(x[key] for x in results[variant])
 
+    instr = {v: median(counts) for v, counts in windows.items()}
     bare_cpu, bare_wall = med("bare", "loop_cpu_us"), med("bare", "wall_us")
     rows = []
     for v in variants:
@@ -251,7 +341,7 @@ def main() -> None:
                 cpu,
                 f"{added:+.1f}",
                 med(v, "background_us"),
-                f"{instr[v]:,.0f}" if v in instr else "–",
+                f"{instr[v]:,.0f} ({min(windows[v]):,.0f}–{max(windows[v]):,.0f})" if v in instr else "–",
             ]
         )
     traced = med("tripwire-traced", "loop_cpu_us") - med("tripwire-off", "loop_cpu_us")
@@ -273,7 +363,7 @@ def main() -> None:
                 "loop CPU µs/req",
                 "added loop CPU µs",
                 "background CPU µs/req (worker: build, encode, gzip, send)",
-                "instructions/req (callgrind, whole process)",
+                f"instructions/req (callgrind, {args.windows} windows of {args.window_n}: median (range))",
             ],
             rows,
         )
@@ -283,7 +373,9 @@ def main() -> None:
     if "tripwire-unsampled" in instr and "tripwire-off" in instr:
         body += (
             f" Tracing configured but unsampled: {instr['tripwire-unsampled'] - instr['tripwire-off']:+,.0f} "
-            "instructions per request over tracing off."
+            "instructions per request over tracing off (between windows: "
+            f"{min(windows['tripwire-unsampled']) - max(windows['tripwire-off']):+,.0f} to "
+            f"{max(windows['tripwire-unsampled']) - min(windows['tripwire-off']):+,.0f})."
         )
     body += (
         "\n\nTargets (issue 13): unsampled ≤ +1,000 instructions/request over tracing off; traced ≤ 15 µs "

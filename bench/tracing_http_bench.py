@@ -19,10 +19,8 @@ import argparse
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -31,9 +29,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tests.support.sink import Sink
 
-from _harness import ROOT, alternating, machine_line, median, table, write_section
-from http_bench import _ms, cpu_seconds, free_port
-from tracing_bench import CHILD, VARIANTS, Upstream
+import tracing_bench
+from _harness import alternating, machine_line, median, table, write_section
+from http_bench import _ms, cpu_seconds, free_port, wait_ready
+from tracing_bench import BEFORE, CHILD, VARIANTS, Upstream, variant_source
 
 # The app of tracing_bench.py's child (everything before its in-process driver), served by uvicorn.
 SERVER = (
@@ -52,22 +51,6 @@ uvicorn.run(app, host="127.0.0.1", port=serve_port, loop="uvloop", http="httptoo
 def _nice() -> list[str]:
     # Raising priority needs root; without it the benchmark still runs, at normal priority.
     return ["nice", "-n", "-10"] if os.geteuid() == 0 else []
-
-
-def wait_ready(port: int, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError("server exited during startup")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
-                conn.sendall(b"GET /work HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-                if conn.recv(12).startswith(b"HTTP/1.1 200"):
-                    return
-        except OSError:
-            pass
-        time.sleep(0.05)
-    raise TimeoutError("server not ready")
 
 
 def wrk(url: str, duration: float, conns: int) -> dict[str, Any]:
@@ -90,15 +73,16 @@ def wrk(url: str, duration: float, conns: int) -> dict[str, Any]:
 
 def run_variant(variant: str, sink: Sink, upstream: Upstream, duration: float, conns: int) -> dict[str, Any]:
     port = free_port()
-    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
+    name, src = variant_source(variant)
+    env = dict(os.environ, PYTHONPATH=src)
     proc = subprocess.Popen(
-        [*_nice(), sys.executable, "-c", SERVER, variant, sink.url, upstream.url, str(port)],
+        [*_nice(), sys.executable, "-c", SERVER, name, sink.url, upstream.url, str(port)],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
     try:
-        wait_ready(port, proc)
+        wait_ready(port, proc, path="/work")
         wrk(f"http://127.0.0.1:{port}/work", 1, conns)  # warm-up
         cpu0 = cpu_seconds(proc.pid)
         result = wrk(f"http://127.0.0.1:{port}/work", duration, conns)
@@ -120,8 +104,14 @@ def main() -> None:
     parser.add_argument("--conns", type=int, default=4)
     parser.add_argument("--variants", default=",".join(VARIANTS))
     parser.add_argument("--dry-run", action="store_true", help="print the table, leave RESULTS.md alone")
+    parser.add_argument(
+        "--before-src", help="also run the tripwire variants on this src, as before:<variant>"
+    )
     args = parser.parse_args()
     variants = args.variants.split(",")
+    if args.before_src:
+        tracing_bench.before_src = args.before_src
+        variants += [BEFORE + v for v in variants if v.startswith("tripwire") and not v.endswith("-curl")]
     results: dict[str, list[dict[str, Any]]] = {v: [] for v in variants}
     upstream = Upstream()
     try:

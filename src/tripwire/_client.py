@@ -102,6 +102,9 @@ class Client:
         #: propagation headers (None: all).
         self.tracing = options.tracing
         self.trace_targets = options.trace_propagation_targets
+        #: Every outgoing URL gets propagation headers and only sentry-trace is sent (the defaults):
+        #: an unsampled unit of work's outgoing request then takes the short path (integrations.stdlib).
+        self.propagate_plain = self.trace_targets is None and not options.propagate_traceparent
         #: ``next(client.sampled_out)`` counts a unit of work tracing did not sample (no lock).
         self.sampled_out = self.stats.fast_counter("sample_rate", "transaction")
         self._scrubber: Scrubber | None = None

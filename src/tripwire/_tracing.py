@@ -109,6 +109,16 @@ _randbits: Callable[[int], int] | None = None
 _random: Callable[[], float] | None = None
 
 
+def random_bits() -> Callable[[int], int]:
+    """``random.getrandbits`` (for ids made without a Python call of ours)."""
+    return _randbits or _load_random().getrandbits
+
+
+def random_source() -> Callable[[], float]:
+    """``random.random``: for a caller that draws on every request without a Python call."""
+    return _random or _load_random().random
+
+
 def _load_random() -> ModuleType:
     global _randbits, _random
     import random
@@ -476,6 +486,39 @@ def read_incoming(headers: Mapping[str, str]) -> tuple[TraceParent | None, dict[
     return parent, (dsc or None), others
 
 
+#: Run by the first sampled transaction of the process (see :func:`when_sampled`), then emptied.
+_until_sampled: list[Callable[[], None]] = []
+_sampled_once = False
+
+
+def when_sampled(hook: Callable[[], None]) -> None:
+    """Run ``hook`` when the first transaction of the process is sampled (at once if one was).
+
+    For span hooks that can cost an unsampled request nothing at all until then: sqlite3's
+    statements reach the C methods with no Python frame, in a process that samples nothing, until
+    ``hook`` installs the span-recording methods (from then on an unsampled statement costs one
+    context-variable read). The switch is for the process, not per connection: connections outlive
+    the requests that use them. A hook must be idempotent (two threads may start the first two
+    sampled transactions at once).
+    """
+    if _sampled_once:
+        hook()
+    else:
+        _until_sampled.append(hook)
+
+
+def _first_sampled() -> None:
+    global _sampled_once
+    _sampled_once = True
+    hooks = list(_until_sampled)
+    _until_sampled.clear()
+    for hook in hooks:
+        try:
+            hook()
+        except Exception:
+            logger.exception("tripwire: could not switch span recording on")
+
+
 def new_transaction(
     client: Client,
     *,
@@ -491,6 +534,8 @@ def new_transaction(
     start: float | None = None,
 ) -> Transaction:
     """A sampled transaction, started now (not yet active: enter it, or set it with :func:`activate`)."""
+    if not _sampled_once:
+        _first_sampled()
     txn = Transaction()
     txn.client = client
     txn.transaction = txn

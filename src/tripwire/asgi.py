@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
+import operator
 import sys
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -42,8 +43,8 @@ from ._tracing import (
     Transaction,
     activate,
     deactivate,
-    head_sample,
     new_transaction,
+    random_source,
     read_incoming,
     sample,
     status_for_http,
@@ -275,6 +276,10 @@ class TripwireMiddleware:
         self._exited: Any = None
         #: Whether the client traces (transactions may be sampled): cached with the client.
         self._tracing = False
+        #: ``traces_sample_rate`` when no ``traces_sampler`` decides (the decision is then made in
+        #: ``_enter``, see there), else None; and the random draw it is compared with.
+        self._head_rate: float | None = None
+        self._random: Callable[[], float] = _never
         self.track_response_status = bool(track_response_status or codes)
         self._watch_bodies = self.max_request_body_size > 0
         install_framework_hooks(app)
@@ -337,7 +342,23 @@ class TripwireMiddleware:
         conn = new_connection(parent.data, scope, path, root_path, _time())
         conn.token = _isolation.set(conn)
         if self._tracing:
-            _start_transaction(client, conn, scope, kind)
+            # The common unsampled request (no traces_sampler, no propagation header) is decided
+            # here with C calls only: no Python call, no draw at a rate of 0.
+            rate = self._head_rate
+            try:
+                plain = rate is not None and _NO_PROPAGATION(map(_NAME, scope.get("headers") or ()))
+            except Exception:
+                plain = False  # headers that are no list of pairs: _start_transaction copes
+            if not plain or rate is None:
+                _start_transaction(client, conn, scope, kind)
+            elif rate == 0.0:
+                next(client.sampled_out)
+            else:
+                rand = self._random()
+                if rand < rate:
+                    _start_transaction(client, conn, scope, kind, (rate, rand))
+                else:
+                    next(client.sampled_out)
         # Watched: everything with track_response_status, requests that may carry a body (when a
         # copy of it is kept), websockets, sampled requests (their transaction needs the status).
         if (
@@ -366,6 +387,10 @@ class TripwireMiddleware:
         # Once per client (the first request, and after a re-init): what every request needs of it.
         self._client = client
         self._tracing = client is not None and client.tracing
+        self._head_rate = None
+        if self._tracing and client.options.traces_sampler is None:
+            self._head_rate = client.options.traces_sample_rate or 0.0
+            self._random = random_source()
         sessions = client.sessions if client is not None else None
         if sessions is not None and sessions.auto:
             sessions.start()
@@ -484,15 +509,29 @@ class TripwireMiddleware:
 # -- tracing ------------------------------------------------------------------------------------
 
 _PROPAGATION_HEADERS = frozenset({b"sentry-trace", b"baggage", b"traceparent"})
+#: ``_NO_PROPAGATION(map(_NAME, headers))``: no propagation header among an ASGI scope's headers,
+#: in C (a set method over a map), not a Python loop.
+_NO_PROPAGATION = _PROPAGATION_HEADERS.isdisjoint
+_NAME = operator.itemgetter(0)
 
 
-def _start_transaction(client: Any, conn: Connection, scope: Scope, kind: str) -> None:
+def _never() -> float:
+    return 1.0  # a draw nothing is sampled by (the stand-in until a client is bound)
+
+
+def _start_transaction(
+    client: Any, conn: Connection, scope: Scope, kind: str, head: tuple[float, float] | None = None
+) -> None:
     """Decide whether this request is sampled; if so, start its transaction and make it active.
 
     Only the propagation headers are read; an unsampled request makes nothing (its trace id, when
-    the caller sent one, becomes the request's, so its errors join the caller's trace).
+    the caller sent one, becomes the request's, so its errors join the caller's trace). ``head``:
+    (rate, draw) of a request ``_enter`` already sampled.
     """
     try:
+        if head is not None:
+            _begin(client, conn, kind, None, None, "", head[0], head[1])
+            return
         incoming: dict[str, str] | None = None
         # Header names as the server gives them: ASGI servers lowercase them (Starlette's Headers
         # relies on it too), so no .lower() per header of every request.
@@ -501,18 +540,30 @@ def _start_transaction(client: Any, conn: Connection, scope: Scope, kind: str) -
                 if incoming is None:
                     incoming = {}
                 incoming[name.decode("latin-1")] = value.decode("latin-1")
-        if incoming is None and client.options.traces_sampler is None:
-            # The common case, decided with one random draw: nothing is made for an unsampled request.
-            sampled, rate, rand = head_sample(client)
-            parent, dsc, others = None, None, ""
-        else:
-            parent, dsc, others = (None, None, "") if incoming is None else read_incoming(incoming)
-            if parent is not None:
-                conn.trace_id = parent.trace_id
-            sampled, rate, rand = sample(client, {"asgi_scope": scope}, parent, dsc)
+        parent, dsc, others = (None, None, "") if incoming is None else read_incoming(incoming)
+        if parent is not None:
+            conn.trace_id = parent.trace_id
+        sampled, rate, rand = sample(client, {"asgi_scope": scope}, parent, dsc)
         if not sampled:
             next(client.sampled_out)
             return
+        _begin(client, conn, kind, parent, dsc, others, rate, rand)
+    except Exception:
+        logger.exception("tripwire: could not start the request's transaction")
+
+
+def _begin(
+    client: Any,
+    conn: Connection,
+    kind: str,
+    parent: Any,
+    dsc: dict[str, str] | None,
+    others: str,
+    rate: float,
+    rand: float,
+) -> None:
+    """Start the transaction of a sampled request and make it active."""
+    try:
         txn = new_transaction(
             client,
             name="",  # the route template, known once the framework routed: read on the worker

@@ -15,6 +15,13 @@ from hypothesis import strategies as st
 
 from tests.support.figures import record
 from tripwire.delivery.connections import MAX_RESPONSE_BYTES, ConnectionPool
+from tripwire.delivery.curl import CurlPool
+
+
+@pytest.fixture(params=["http.client", "pycurl"])
+def pool_class(request: pytest.FixtureRequest) -> type[ConnectionPool]:
+    """Both senders (``http_client=``) must make the same exchanges."""
+    return ConnectionPool if request.param == "http.client" else CurlPool
 
 
 @contextmanager
@@ -78,11 +85,13 @@ def raw_server(answers: list[bytes]) -> Iterator[tuple[str, list[bytes], list[in
         thread.join(2)
 
 
-def test_one_request_carries_host_length_and_body_on_a_kept_alive_connection() -> None:
+def test_one_request_carries_host_length_and_body_on_a_kept_alive_connection(
+    pool_class: type[ConnectionPool],
+) -> None:
     """Two posts go over one connection, each with Host, Content-Length and the exact body."""
     ok = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Sentry-Rate-Limits: 60:error\r\n\r\n{}"
     with raw_server([ok, ok]) as (url, requests, conns):
-        pool = ConnectionPool(5.0, proxy="")
+        pool = pool_class(5.0, proxy="")
         first = pool.post(url, b"first body", {"Content-Type": "application/json"})
         second = pool.post(url, b"second", {"Content-Type": "application/json"})
         pool.close()
@@ -95,13 +104,13 @@ def test_one_request_carries_host_length_and_body_on_a_kept_alive_connection() -
     assert b"Content-Length: 10" in head and body == b"first body"
 
 
-def test_chunked_answers_are_read_whole_and_keep_the_connection() -> None:
+def test_chunked_answers_are_read_whole_and_keep_the_connection(pool_class: type[ConnectionPool]) -> None:
     """A chunked reply (with a chunk extension) is joined, and the next post reuses the connection."""
     chunked = b"HTTP/1.1 429 Too Many Requests\r\nTransfer-Encoding: chunked\r\nRetry-After: 7\r\n\r\n"
     chunked += b"5;ext=1\r\nslow \r\n5\r\ndown!\r\n0\r\n\r\n"
     ok = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
     with raw_server([chunked, ok]) as (url, _requests, conns):
-        pool = ConnectionPool(5.0, proxy="")
+        pool = pool_class(5.0, proxy="")
         status, headers, body = pool.post(url, b"x", {})
         assert pool.post(url, b"y", {})[0] == 200
         pool.close()
@@ -109,25 +118,27 @@ def test_chunked_answers_are_read_whole_and_keep_the_connection() -> None:
     assert conns == [1, 1]
 
 
-def test_interim_answers_are_skipped_and_unframed_bodies_end_the_connection() -> None:
+def test_interim_answers_are_skipped_and_unframed_bodies_end_the_connection(
+    pool_class: type[ConnectionPool],
+) -> None:
     """A 100 Continue before the real answer is skipped; a body without length is read to the close."""
     interim = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.0 503 Service Unavailable\r\n\r\nback soon"
     ok = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
     with raw_server([interim, ok]) as (url, _requests, conns):
-        pool = ConnectionPool(5.0, proxy="")
+        pool = pool_class(5.0, proxy="")
         assert pool.post(url, b"x", {}) == (503, {}, b"back soon")
         assert pool.post(url, b"y", {})[0] == 200
         pool.close()
     assert conns == [1, 2]
 
 
-def test_a_huge_answer_is_cut_and_its_connection_not_reused() -> None:
+def test_a_huge_answer_is_cut_and_its_connection_not_reused(pool_class: type[ConnectionPool]) -> None:
     """Only MAX_RESPONSE_BYTES of a long reply are kept, and the next post opens a new connection."""
     size = MAX_RESPONSE_BYTES + 5000
     big = b"HTTP/1.1 413 Payload Too Large\r\nContent-Length: %d\r\n\r\n" % size + b"x" * size
     ok = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
     with raw_server([big, ok]) as (url, _requests, conns):
-        pool = ConnectionPool(5.0, proxy="")
+        pool = pool_class(5.0, proxy="")
         status, _headers, body = pool.post(url, b"x", {})
         assert pool.post(url, b"y", {})[0] == 200
         pool.close()
@@ -135,10 +146,10 @@ def test_a_huge_answer_is_cut_and_its_connection_not_reused() -> None:
     assert conns == [1, 2]
 
 
-def test_header_values_with_line_breaks_are_refused() -> None:
+def test_header_values_with_line_breaks_are_refused(pool_class: type[ConnectionPool]) -> None:
     """A header value with CR/LF never reaches the wire (no header injection)."""
     with raw_server([]) as (url, requests, _conns):
-        pool = ConnectionPool(5.0, proxy="")
+        pool = pool_class(5.0, proxy="")
         with pytest.raises(ValueError):
             pool.post(url, b"x", {"X-Test": "a\r\nInjected: yes"})
         pool.close()
@@ -276,3 +287,28 @@ def test_any_answer_is_either_a_response_or_a_transport_error(answer: bytes) -> 
     finally:
         pool.close()
     _tried["answers"] += 1
+
+
+def test_a_port_nothing_listens_on_is_unreachable(pool_class: type[ConnectionPool]) -> None:
+    """Not even connecting is Unreachable (the backend is down: retried without using an attempt)."""
+    from tripwire.delivery.connections import Unreachable
+
+    from .conftest import free_port
+
+    pool = pool_class(2.0, proxy="")
+    with pytest.raises(Unreachable):
+        pool.post(f"http://127.0.0.1:{free_port()}/api/1/envelope/", b"x", {})
+    pool.close()
+
+
+def test_a_server_that_never_answers_times_out(pool_class: type[ConnectionPool]) -> None:
+    """A server that accepts and then says nothing ends in a timeout (an OSError), within it."""
+    import time
+
+    with raw_server([]) as (url, _requests, _conns):
+        pool = pool_class(0.5, proxy="")
+        started = time.monotonic()
+        with pytest.raises(OSError):
+            pool.post(url, b"x", {})
+        pool.close()
+    assert time.monotonic() - started < 3

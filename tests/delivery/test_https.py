@@ -13,6 +13,7 @@ import trustme
 import tripwire
 from tests.support.faults import wait_until
 from tests.support.sink import Sink
+from tripwire.reporters.http import HTTP_CLIENTS
 from tripwire.reporters.sentry import SentryReporter
 
 
@@ -29,6 +30,12 @@ def tls_sink(ca: trustme.CA) -> Iterator[Sink]:
         yield sink
 
 
+@pytest.fixture(params=HTTP_CLIENTS)
+def http_client(request: pytest.FixtureRequest) -> str:
+    """Each test below runs with both senders (http.client, pycurl)."""
+    return str(request.param)
+
+
 @pytest.fixture
 def ca_file(ca: trustme.CA, tmp_path: Path) -> str:
     path = tmp_path / "ca.pem"
@@ -36,11 +43,13 @@ def ca_file(ca: trustme.CA, tmp_path: Path) -> str:
     return str(path)
 
 
-def test_events_go_over_https_to_a_server_signed_by_a_trusted_ca(tls_sink: Sink, ca_file: str) -> None:
+def test_events_go_over_https_to_a_server_signed_by_a_trusted_ca(
+    tls_sink: Sink, ca_file: str, http_client: str
+) -> None:
     """With ca_file naming the server's CA, Sentry and BugSnag reporters deliver over verified TLS."""
     tripwire.init(
         reporters=[
-            SentryReporter(tls_sink.dsn, ca_file=ca_file),
+            SentryReporter(tls_sink.dsn, ca_file=ca_file, http_client=http_client),
             {"backend": "bugsnag", "api_key": "k" * 32, "endpoint": tls_sink.url, "ca_file": ca_file},
         ],
         send_client_reports=False,

@@ -12,6 +12,7 @@ import trustme
 import tripwire
 from tests.support.proxy import Proxy
 from tests.support.sink import Sink
+from tripwire.reporters.http import HTTP_CLIENTS
 from tripwire.reporters.sentry import SentryReporter
 
 
@@ -29,16 +30,25 @@ def clean_proxy_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
     return monkeypatch
 
 
-def test_plain_http_is_forwarded_by_the_proxy(sink: Sink, proxy: Proxy) -> None:
+@pytest.fixture(params=HTTP_CLIENTS)
+def http_client(request: pytest.FixtureRequest) -> str:
+    """Each test below runs with both senders (http.client, pycurl)."""
+    return str(request.param)
+
+
+def test_plain_http_is_forwarded_by_the_proxy(sink: Sink, proxy: Proxy, http_client: str) -> None:
     """With proxy= set, http requests go to the proxy with the absolute URL, and arrive."""
-    tripwire.init(reporters=[SentryReporter(sink.dsn, proxy=proxy.url)], send_client_reports=False)
+    tripwire.init(
+        reporters=[SentryReporter(sink.dsn, proxy=proxy.url, http_client=http_client)],
+        send_client_reports=False,
+    )
     tripwire.capture_message("via proxy", "error")
     assert tripwire.flush(10)
     assert len(sink.events) == 1
     assert proxy.seen == [("POST", f"{sink.url}/api/1/envelope/")]
 
 
-def test_https_goes_through_a_connect_tunnel_with_credentials(tmp_path: Path) -> None:
+def test_https_goes_through_a_connect_tunnel_with_credentials(tmp_path: Path, http_client: str) -> None:
     """For https the reporter opens an authenticated CONNECT tunnel and verifies the server end to end."""
     ca = trustme.CA()
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -48,7 +58,8 @@ def test_https_goes_through_a_connect_tunnel_with_credentials(tmp_path: Path) ->
     with Sink(tls=context) as sink, Proxy(credentials=("ann", "s3cret")) as proxy:
         url = proxy.url.replace("http://", "http://ann:s3cret@")
         tripwire.init(
-            reporters=[SentryReporter(sink.dsn, proxy=url, ca_file=str(ca_file))], send_client_reports=False
+            reporters=[SentryReporter(sink.dsn, proxy=url, ca_file=str(ca_file), http_client=http_client)],
+            send_client_reports=False,
         )
         for i in range(3):
             tripwire.capture_message(f"tunnelled {i}", "error")
@@ -58,12 +69,14 @@ def test_https_goes_through_a_connect_tunnel_with_credentials(tmp_path: Path) ->
         assert proxy.seen == [("CONNECT", f"127.0.0.1:{sink.port}")]
 
 
-def test_wrong_proxy_credentials_keep_events_waiting(sink: Sink) -> None:
+def test_wrong_proxy_credentials_keep_events_waiting(sink: Sink, http_client: str) -> None:
     """A proxy refusing the credentials (407) is treated like an unreachable backend: nothing is lost."""
     with Proxy(credentials=("ann", "s3cret")) as proxy:
         url = proxy.url.replace("http://", "http://ann:wrong@")
         tripwire.init(
-            reporters=[SentryReporter(sink.dsn.replace("http://", "https://"), proxy=url)],
+            reporters=[
+                SentryReporter(sink.dsn.replace("http://", "https://"), proxy=url, http_client=http_client)
+            ],
             send_client_reports=False,
         )
         tripwire.capture_message("waiting", "error")

@@ -151,3 +151,24 @@ def test_client_reports_are_sent_when_nothing_else_is(sink: Sink) -> None:
     (report,) = sink.items("client_report")
     assert report["discarded_events"] == [{"reason": "before_send", "category": "error", "quantity": 3}]
     assert sink.events == []
+
+
+def test_events_and_transactions_arrive_through_pycurl(sink: Sink) -> None:
+    """http_client="pycurl": the same envelopes reach the server (an error and a transaction)."""
+    tripwire.init(reporters=[SentryReporter(sink.dsn, http_client="pycurl")], traces_sample_rate=1.0)
+    raise_and_capture(1)
+    with tripwire.start_span(op="job", name="nightly"):
+        pass
+    assert tripwire.flush(10)
+    assert sink.wait_until(lambda: len(sink.events) == 1 and len(sink.items("transaction")) == 1, 10)
+    assert sink.items("transaction")[0]["transaction"] == "nightly"
+
+
+def test_an_unknown_http_client_is_a_configuration_error() -> None:
+    """http_client names one of the senders; anything else is refused when the reporter is made."""
+    import pytest
+
+    from tripwire import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="http_client"):
+        SentryReporter("http://k@127.0.0.1:9/1", http_client="urllib3")

@@ -188,6 +188,30 @@ def test_unsampled_requests_send_nothing_and_are_counted(upstream: Upstream) -> 
     assert captured.spans == [] and not any(d["category"] == "span" for d in drops)
 
 
+def test_partial_rate_samples_by_one_draw_that_travels_in_the_baggage(upstream: Upstream) -> None:
+    """At traces_sample_rate=0.5 some requests are sampled and the others counted as sampled out;
+    a sampled one's baggage carries the rate and the draw it was sampled by (below the rate), and
+    an unsampled one's outgoing call says "not sampled"."""
+    captured = CapturedEvents()
+    from tripwire.reporters.capture import CaptureReporter
+
+    tripwire.init(reporters=[CaptureReporter(captured)], traces_sample_rate=0.5)
+    with serve(APPS["starlette"](upstream.url), "uvicorn") as running:
+        for _ in range(40):
+            assert httpx.get(f"{running.url}/items/x").status_code == 200
+        tripwire.flush(5)
+    sampled = len(captured.transactions)
+    drops = tripwire.stats()["dropped_by"]
+    out = sum(d["quantity"] for d in drops if d["reason"] == "sample_rate")
+    assert 0 < sampled < 40 and sampled + out == 40  # P(failing) by chance: 2 * 0.5**40
+    with_baggage = [r for r in upstream.requests if "baggage" in r]
+    assert len(with_baggage) == sampled
+    for request in with_baggage:
+        members = dict(m.split("=", 1) for m in request["baggage"].split(","))
+        assert members["sentry-sample_rate"] == "0.5" and float(members["sentry-sample_rand"]) < 0.5
+    assert sum(r["sentry-trace"].endswith("-0") for r in upstream.requests) == out
+
+
 def test_websocket_connection_is_one_transaction(traced: CapturedEvents) -> None:
     """A websocket connection is a websocket.server transaction named after its route, status ok,
     with the spans made while it was open."""

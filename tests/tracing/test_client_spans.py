@@ -161,3 +161,38 @@ def test_untraced_unit_of_work_makes_no_spans_and_no_transaction(upstream: Upstr
     httpx.get(upstream.url)
     tripwire.flush(5)
     assert events.transactions == [] and tripwire.stats()["dropped"] == {}
+
+
+SQLITE_SWITCH = r"""
+import sqlite3, tripwire
+from tripwire.reporters.capture import CaptureReporter, CapturedEvents
+
+events = CapturedEvents()
+tripwire.init(reporters=[CaptureReporter(events)], traces_sample_rate=0.0)
+conn = sqlite3.connect(":memory:")
+# Nothing sampled yet in this process: the statement methods are sqlite3's own (no Python frame).
+assert type(conn).execute is sqlite3.Connection.execute, type(conn).execute
+assert type(conn.cursor()).execute is sqlite3.Cursor.execute
+conn.execute("SELECT 1")
+with tripwire.continue_trace({"sentry-trace": "4" * 32 + "-" + "5" * 16 + "-1"}, name="job"):
+    conn.execute("SELECT 2")  # the connection, opened before, is traced from the first sample on
+    conn.cursor().execute("SELECT 3")
+conn.execute("SELECT 4")
+tripwire.flush(5)
+[txn] = events.transactions
+print([span["description"] for span in txn["spans"]])
+"""
+
+
+def test_sqlite_statements_reach_the_c_methods_until_something_is_sampled() -> None:
+    """In a process that has sampled nothing, a traced sqlite3 connection's statements go straight
+    to sqlite3's C methods; from the first sampled transaction on, the same connection (opened
+    before) records its statements as spans. A fresh interpreter: the switch is for the process."""
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-c", SQLITE_SWITCH], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "['SELECT 2', 'SELECT 3']"

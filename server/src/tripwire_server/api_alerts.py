@@ -21,11 +21,12 @@ if TYPE_CHECKING:
     from .state import CollectorState
 
 _RULE_BODY = (
-    '{"on": "new-issue|regression|frequency|users|crash-free|cron", "webhook": "https://...",'
+    '{"on": "new-issue|regression|frequency|users|crash-free|cron|p95", "webhook": "https://...",'
     ' "format": "json|slack|discord|mattermost|ntfy", "email": "ops@example.com", "secret": "...",'
     ' "threshold": 100, "window": 10, "below": 99.5, "min_sessions": 100, "once": false,'
-    ' "filters": {"environment": "production", "level": "error", "release": "1.2", "tags": {"k": "v"}},'
-    ' "cooldown_minutes": 30, "digest_seconds": 60}'
+    ' "above_ms": 800, "percentile": "p95", "min_count": 20,'
+    ' "filters": {"environment": "production", "level": "error", "release": "1.2", "tags": {"k": "v"},'
+    ' "transaction": "GET /checkout"}, "cooldown_minutes": 30, "digest_seconds": 60}'
 )
 
 

@@ -10,7 +10,16 @@ import os
 import time
 from typing import Any
 
-from .alerts.rules import DEFAULT_COOLDOWN, DEFAULT_DIGEST, FORMATS, LEVELS, TRIGGERS, Filters, RuleSpec
+from .alerts.rules import (
+    DEFAULT_COOLDOWN,
+    DEFAULT_DIGEST,
+    FORMATS,
+    LEVELS,
+    TRIGGERS,
+    Filters,
+    RuleSpec,
+    percentile_of,
+)
 from .alerts.settings import AlertSettings
 from .alerts.ssrf import check_syntax
 from .config import CollectorConfig, default_data_dir, default_database_url
@@ -87,10 +96,25 @@ def add_alert_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     create.add_argument("--name", default="", help="a label")
     create.add_argument("--threshold", type=int, help="frequency: events; users: users")
-    create.add_argument("--window", type=int, metavar="MINUTES", help="frequency/users: the time window")
+    create.add_argument("--window", type=int, metavar="MINUTES", help="frequency/users/p95: the time window")
     create.add_argument("--once", action="store_true", help="frequency: only the first time it goes over")
     create.add_argument("--below", type=float, metavar="PERCENT", help="crash-free: alert below this rate")
     create.add_argument("--min-sessions", type=int, help="crash-free: only with at least this many sessions")
+    create.add_argument(
+        "--above-ms", type=float, metavar="MS", help="p95: alert when the percentile is over this (ms)"
+    )
+    create.add_argument(
+        "--percentile",
+        metavar="P",
+        help="p95: the percentile watched: p50, p75, p95 (default) or p99",
+    )
+    create.add_argument(
+        "--min-count",
+        type=int,
+        metavar="N",
+        help="p95: only with at least N transactions in the window (default 20; 100 for p99)",
+    )
+    create.add_argument("--transaction", metavar="NAME", help="p95: only this transaction (default: each)")
     create.add_argument("--environment", help="only events/sessions/monitors of this environment")
     create.add_argument("--level", choices=LEVELS, help="only events of this level or worse")
     create.add_argument("--release", help="only events/sessions of this release")
@@ -166,6 +190,7 @@ def _spec(args: argparse.Namespace) -> RuleSpec:
         if not sep:
             raise StoreError(f"--tag {tag!r}: use KEY:VALUE")
         tags.append((key, value))
+    percentile = percentile_of(args.percentile)  # a RuleError is a ValueError: the CLI reports it
     if args.webhook:
         hosts = args.allow_webhook_host if args.allow_webhook_host is not None else _env_hosts()
         check_syntax(args.webhook, hosts)
@@ -180,9 +205,16 @@ def _spec(args: argparse.Namespace) -> RuleSpec:
         window_minutes=args.window,
         below=args.below,
         min_sessions=args.min_sessions,
+        above_ms=args.above_ms,
+        percentile=percentile,
+        min_count=args.min_count,
         once=args.once,
         filters=Filters(
-            environment=args.environment, level=args.level, release=args.release, tags=tuple(sorted(tags))
+            environment=args.environment,
+            level=args.level,
+            release=args.release,
+            tags=tuple(sorted(tags)),
+            transaction=args.transaction or None,
         ),
         cooldown=args.cooldown * 60,
         digest=args.digest,

@@ -106,3 +106,27 @@ def test_the_monitors_page_shows_status_schedule_and_a_timeline_of_runs(
     issue_id = collector.store.list_monitors(project.id)[0].issue_id
     issue_page = web.get(f"/issues/{issue_id}")
     assert issue_page.status_code == 200 and "Cron monitor sync-job: failed" in issue_page.text
+
+
+def test_an_admin_creates_a_p95_rule_and_the_pages_say_what_it_watches(
+    collector: Collector, web: httpx.Client
+) -> None:
+    """The form takes the limit, window, percentile, minimum count and transaction; list and rule
+    pages show them (the name escaped)."""
+    project = collector.new_project("alerts-p95")
+    response = _create(
+        web, project.id, name="slow pay", on="p95", email="oncall@example.com", above_ms="750",
+        window="15", percentile="p99", transaction="POST /<pay>",
+    )  # fmt: skip
+    assert response.status_code == 303, response.text
+    (rule,) = collector.store.list_alert_rules(project.id)
+    assert (rule.trigger, rule.above_ms, rule.window_minutes, rule.percentile, rule.min_count) == (
+        "p95", 750.0, 15, 99, 100
+    )  # fmt: skip
+    assert rule.filters.transaction == "POST /<pay>"
+    listing = web.get(f"/projects/{project.id}/alerts").text
+    assert "p99 of POST /&lt;pay&gt; over 750.0 ms / 15 min (at least 100)" in listing
+    page = web.get(response.headers["location"]).text
+    assert "p99 over 750.0 ms in 15 min, from 100 transactions; only POST /&lt;pay&gt;" in page
+    refused = _create(web, project.id, on="p95", email="oncall@example.com", window="15")
+    assert refused.status_code == 400 and "--above-ms" in refused.text

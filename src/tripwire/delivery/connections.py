@@ -48,6 +48,9 @@ class ConnectionPool:
         self._conns: dict[_Key, http.client.HTTPConnection] = {}
         self._ssl_context: ssl.SSLContext | None = None
         self._proxies: dict[tuple[str, str], str] = {}
+        #: Per URL: (connection key, request target, the Host header and a proxy's credentials).
+        #: A reporter posts to one or two URLs: parsed once, not per payload.
+        self._targets: dict[str, tuple[_Key, str, dict[str, str]]] = {}
 
     def proxy_for(self, scheme: str, host: str) -> str:
         """The proxy URL to reach ``host`` with, or "" for a direct connection."""
@@ -70,18 +73,12 @@ class ConnectionPool:
 
     def post(self, url: str, body: bytes, headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
         import http.client
-        from urllib.parse import urlsplit
 
-        parts = urlsplit(url)
-        proxy = self.proxy_for(parts.scheme, parts.hostname or "")
-        key: _Key = (parts.scheme, parts.hostname or "", parts.port, proxy)
-        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        # Host as http.client would send it: the target's, also through a proxy.
-        headers = {"Host": parts.netloc.rpartition("@")[2], **headers, "Content-Length": str(len(body))}
-        if proxy and parts.scheme == "http":
-            # Forwarded by the proxy: the request line carries the whole URL.
-            path = f"http://{parts.netloc.rpartition('@')[2]}{path}"
-            headers.update(_proxy_auth(proxy))
+        target = self._targets.get(url)
+        if target is None:
+            target = self._targets[url] = self._target(url)
+        key, path, extra = target
+        headers = {**extra, **headers, "Content-Length": str(len(body))}
         conn = self._conns.get(key)
         if conn is not None:
             try:
@@ -91,6 +88,25 @@ class ConnectionPool:
                 pass
         conn = self._connect(key)
         return self._exchange(key, conn, path, body, headers)
+
+    def _target(self, url: str) -> tuple[_Key, str, dict[str, str]]:
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(url)
+        proxy = self.proxy_for(parts.scheme, parts.hostname or "")
+        key: _Key = (parts.scheme, parts.hostname or "", parts.port, proxy)
+        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        # Host as http.client would send it: the target's, also through a proxy.
+        extra = {"Host": parts.netloc.rpartition("@")[2]}
+        if proxy and parts.scheme == "http":
+            # Forwarded by the proxy: the request line carries the whole URL.
+            path = f"http://{parts.netloc.rpartition('@')[2]}{path}"
+            extra.update(_proxy_auth(proxy))
+        return key, path, extra
+
+    def abandon(self) -> None:
+        """In a forked child: let go of the parent's connections. Dropping them closes only the
+        child's copies of the sockets (Python's ssl sends no close_notify on close)."""
 
     def close(self) -> None:
         for conn in self._conns.values():

@@ -3,7 +3,8 @@
 ``sqlite3.Connection`` is a C type whose methods cannot be patched, so ``sqlite3.connect`` is wrapped:
 while the client traces, a connection opened without a ``factory`` of its own is made of a subclass
 whose ``execute``/``executemany``/``executescript`` and cursors time each statement. Connections
-opened while tracing is off are plain ones and cost nothing. The span's description is the
+opened while tracing is off are plain ones and cost nothing; so do the statements of a process that
+has not sampled a transaction yet (see ``_traced_factory``). The span's description is the
 statement as written (with its ``?`` placeholders: parameter values are never recorded).
 
 ``sqlite3`` is patched only once the app imports it (``init()`` does not import it).
@@ -17,7 +18,7 @@ from types import ModuleType
 from typing import Any, ClassVar
 
 from .. import _globals
-from .._tracing import active_var, end_child, start_child
+from .._tracing import active_var, end_child, start_child, when_sampled
 from ._common import Integration, Patches
 
 __all__ = ["SqliteIntegration"]
@@ -40,9 +41,11 @@ def _run(conn: Any, sql: Any, call: Callable[[], Any]) -> Any:
 def _traced_factory(sqlite3: ModuleType) -> type:
     """The connection subclass (and its cursor class) for this ``sqlite3`` module.
 
-    Each method first asks whether a sampled span is active (one context-variable read): if not,
-    it calls the C method itself, so an unsampled request's statements cost one Python call more
-    than on a plain connection, and their cursors are plain ones.
+    Until the process samples its first transaction (:func:`~tripwire._tracing.when_sampled`) the
+    classes add nothing to a statement: ``execute`` and the others are the C methods, reached with
+    no Python frame (only ``cursor()`` is ours, so that cursors opened before then are traced too).
+    From then on each method first asks whether a sampled span is active (one context-variable
+    read): if not, it calls the C method itself, and its cursors are plain ones.
     """
     cursor_execute = sqlite3.Cursor.execute
     cursor_executemany = sqlite3.Cursor.executemany
@@ -53,20 +56,22 @@ def _traced_factory(sqlite3: ModuleType) -> type:
     active = active_var.get
 
     class TracedCursor(sqlite3.Cursor):  # type: ignore[misc,name-defined]
-        def execute(self, sql: str, parameters: Any = (), /) -> Any:
-            if active() is None:
-                return cursor_execute(self, sql, parameters)
-            return _run(self.connection, sql, lambda: cursor_execute(self, sql, parameters))
+        pass
 
-        def executemany(self, sql: str, seq: Any, /) -> Any:
-            if active() is None:
-                return cursor_executemany(self, sql, seq)
-            return _run(self.connection, sql, lambda: cursor_executemany(self, sql, seq))
+    def execute(self: Any, sql: str, parameters: Any = (), /) -> Any:
+        if active() is None:
+            return cursor_execute(self, sql, parameters)
+        return _run(self.connection, sql, lambda: cursor_execute(self, sql, parameters))
 
-        def executescript(self, script: str, /) -> Any:
-            if active() is None:
-                return cursor_executescript(self, script)
-            return _run(self.connection, script, lambda: cursor_executescript(self, script))
+    def executemany(self: Any, sql: str, seq: Any, /) -> Any:
+        if active() is None:
+            return cursor_executemany(self, sql, seq)
+        return _run(self.connection, sql, lambda: cursor_executemany(self, sql, seq))
+
+    def executescript(self: Any, script: str, /) -> Any:
+        if active() is None:
+            return cursor_executescript(self, script)
+        return _run(self.connection, script, lambda: cursor_executescript(self, script))
 
     class TracedConnection(sqlite3.Connection):  # type: ignore[misc,name-defined]
         _tripwire_db = "sqlite"
@@ -74,22 +79,31 @@ def _traced_factory(sqlite3: ModuleType) -> type:
         def cursor(self, factory: Any = TracedCursor) -> Any:
             return super().cursor(factory)
 
-        # The C methods create their cursor without calling ``cursor()``: when traced, go through ours.
-        def execute(self, sql: str, parameters: Any = (), /) -> Any:
-            if active() is None:
-                return conn_execute(self, sql, parameters)
-            return self.cursor().execute(sql, parameters)
+    # The C methods create their cursor without calling ``cursor()``: when traced, go through ours.
+    def conn_execute_traced(self: Any, sql: str, parameters: Any = (), /) -> Any:
+        if active() is None:
+            return conn_execute(self, sql, parameters)
+        return self.cursor().execute(sql, parameters)
 
-        def executemany(self, sql: str, parameters: Any, /) -> Any:
-            if active() is None:
-                return conn_executemany(self, sql, parameters)
-            return self.cursor().executemany(sql, parameters)
+    def conn_executemany_traced(self: Any, sql: str, parameters: Any, /) -> Any:
+        if active() is None:
+            return conn_executemany(self, sql, parameters)
+        return self.cursor().executemany(sql, parameters)
 
-        def executescript(self, script: str, /) -> Any:
-            if active() is None:
-                return conn_executescript(self, script)
-            return self.cursor().executescript(script)
+    def conn_executescript_traced(self: Any, script: str, /) -> Any:
+        if active() is None:
+            return conn_executescript(self, script)
+        return self.cursor().executescript(script)
 
+    def switch_on() -> None:
+        TracedCursor.execute = execute
+        TracedCursor.executemany = executemany
+        TracedCursor.executescript = executescript
+        TracedConnection.execute = conn_execute_traced
+        TracedConnection.executemany = conn_executemany_traced
+        TracedConnection.executescript = conn_executescript_traced
+
+    when_sampled(switch_on)
     return TracedConnection
 
 

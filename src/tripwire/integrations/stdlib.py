@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 
 from .. import _deferred, _globals, _scope
 from .._exceptions import ConfigurationError
+from .._scope import _isolation
 from .._serialize import FILTERED
 from .._tracing import (
     active_var,
@@ -28,6 +29,7 @@ from .._tracing import (
     new_span_id,
     new_trace_and_span_ids,
     outgoing_headers,
+    random_bits,
     target_matches,
 )
 from .._types import Breadcrumb
@@ -145,6 +147,9 @@ class StdlibIntegration(Integration):
         self._patches.when_imported("http.client", self._patch)
 
     def _patch(self, module: ModuleType) -> None:
+        global _randbits
+        # http.client imports random (through email.utils): binding it here costs no import.
+        _randbits = random_bits()
         targets = self.trace_targets
         self._patches.replace(
             module.HTTPConnection, "putrequest", lambda original: _wrap_putrequest(original, targets)
@@ -174,7 +179,16 @@ def _wrap_putrequest(
             return result
         conn._tripwire_request = (method, full_url, started, t0)
         if client.tracing:
-            _trace_request(client, conn, method, full_url)
+            if client.propagate_plain and active_var.get() is None:
+                # Not sampled, the default propagation: one sentry-trace line, straight into
+                # http.client's header buffer (what putheader ends with, without its two regular
+                # expressions: the value is ours, hex digits).
+                try:
+                    conn._buffer.append(_unsampled_line(_isolation.get().unit_of_work()))
+                except Exception:
+                    pass
+            else:
+                _trace_request(client, conn, method, full_url)
         elif targets:
             try:
                 header = trace_header(full_url, targets)
@@ -197,6 +211,31 @@ def _put(conn: Any, name: str, value: str) -> None:
         conn.putheader(name, value)
         return
     buffer.append(f"{name}: {value}".encode("latin-1"))
+
+
+#: ``random.getrandbits``, bound when http.client is patched (see _patch).
+_randbits: Callable[[int], int] | None = None
+
+
+def _unsampled_line(holder: Any) -> bytes:
+    """The ``sentry-trace`` header line of an outgoing request of a unit of work not sampled.
+
+    It carries the unit of work's trace id (made now if it has none: one draw for both ids), a new
+    span id, and "-0" when the unit of work decided not to sample (the receiver then samples
+    nothing of this trace either). Hex digits through ``bytes.hex()``: formatting an int as hex
+    (``f"{n:032x}"``) costs about five times as many instructions.
+    """
+    randbits = _randbits or random_bits()
+    trace_id = holder.trace_id
+    if trace_id is None:
+        both = randbits(192).to_bytes(24, "big").hex()
+        holder.trace_id = trace_id = both[:32]
+        span_id = both[32:]
+    else:
+        span_id = randbits(64).to_bytes(8, "big").hex()
+    if holder.sampling_decided:
+        return f"sentry-trace: {trace_id}-{span_id}-0".encode()
+    return f"sentry-trace: {trace_id}-{span_id}".encode()
 
 
 def _trace_request(client: Any, conn: Any, method: str, full_url: str) -> None:

@@ -40,6 +40,9 @@ if TYPE_CHECKING:
 
 
 DEFAULT_MAX_OUTBOX_BYTES = 32 * 1024 * 1024
+#: ``http_client=``: the standard library's http.client, or libcurl through the optional pycurl
+#: (the exchange outside the GIL: see delivery/curl.py).
+HTTP_CLIENTS = ("http.client", "pycurl")
 DEFAULT_MAX_OUTBOX_ITEMS = 10_000
 # What the sender does besides sending a payload from the outbox (see HttpReporter._pick).
 _FROM_SPOOL = object()
@@ -164,6 +167,7 @@ class HttpReporter(Reporter):
         name: str | None = None,
         ca_file: str | None = None,
         proxy: str | None = None,
+        http_client: str = "http.client",
         clock: Clock = MONOTONIC,
         extras: Callable[[Event, Reporter], Mapping[str, Any] | None] | str | None = None,
     ) -> None:
@@ -182,6 +186,19 @@ class HttpReporter(Reporter):
         self.max_attempts = max_attempts
         self.ca_file = ca_file
         self.proxy = proxy
+        if http_client not in HTTP_CLIENTS:
+            raise ConfigurationError(
+                f"reporters[{name or self.name}].http_client: {http_client!r} is not one of {HTTP_CLIENTS}"
+            )
+        if http_client == "pycurl":
+            from importlib.util import find_spec
+
+            if find_spec("pycurl") is None:
+                raise ConfigurationError(
+                    f'reporters[{name or self.name}].http_client="pycurl" needs pycurl (pip install pycurl)'
+                )
+        #: What sends the requests: "http.client" (standard library) or "pycurl" (libcurl, optional).
+        self.http_client = http_client
         if compress is not None:
             self.compress = compress
         if name is not None:
@@ -216,6 +233,8 @@ class HttpReporter(Reporter):
 
     def _after_fork_in_child(self) -> None:
         # The parent's connections and backoff are the parent's; the child's sender starts afresh.
+        if self._pool is not None:
+            self._pool.abandon()
         self._reset_sender()
 
     # -- configuration ---------------------------------------------------------------------------
@@ -463,7 +482,12 @@ class HttpReporter(Reporter):
         try:
             if self._pool is None:
                 timeout = self.http_timeout if self.http_timeout is not None else 5.0
-                self._pool = ConnectionPool(timeout, self.ca_file, self.proxy)
+                if self.http_client == "pycurl":
+                    from ..delivery.curl import CurlPool
+
+                    self._pool = CurlPool(timeout, self.ca_file, self.proxy)
+                else:
+                    self._pool = ConnectionPool(timeout, self.ca_file, self.proxy)
             status, reply_headers, reply = self._pool.post(payload.url, body, headers)
         except Exception as exc:
             error = exc

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .._dsn import Dsn
@@ -49,13 +50,23 @@ SENTRY_REASONS = {
 
 
 def _json(value: Any) -> bytes:
+    encoder = _encoders[0] if _encoders else _new_encoder()
+    return encoder(value).encode("utf-8", "replace")
+
+
+#: The encoder's ``encode``, made once (``json.dumps`` with options builds a JSONEncoder per call,
+#: and a transaction is three calls).
+_encoders: list[Callable[[Any], str]] = []
+
+
+def _new_encoder() -> Callable[[Any], str]:
     import json  # on the worker, not at init: json imports re and enum (3 ms of CPU)
 
     # Events are already made JSON-safe by the event builder; repr() is the last resort for anything
     # a before_send hook or an integration slipped in.
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=repr).encode(
-        "utf-8", "replace"
-    )
+    encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=repr).encode
+    _encoders.append(encoder)
+    return encoder
 
 
 def _now_rfc3339() -> str:

@@ -10,24 +10,35 @@ A rule belongs to a project and fires on one trigger:
 - ``users``: an issue affects more than ``threshold`` distinct users within ``window`` minutes;
 - ``crash-free``: a release's crash-free session rate falls below ``below`` percent, once it has
   at least ``min_sessions`` sessions;
-- ``cron``: a cron monitor missed a check-in, failed or timed out.
+- ``cron``: a cron monitor missed a check-in, failed or timed out;
+- ``p95``: a transaction's duration percentile (p95 unless ``percentile`` says otherwise) over
+  the last ``window`` minutes is above ``above_ms``, once the window holds at least
+  ``min_count`` transactions (read from the minute rollups, see :mod:`.latency`).
 
-Anti-flood: each (rule, subject) pair — subject being an issue, a release or a monitor — has a
-cooldown; what fires again within it is suppressed and counted. Messages of one rule are spaced at
-least ``digest`` seconds apart; what fires meanwhile joins the next message (a digest).
+Anti-flood: each (rule, subject) pair — subject being an issue, a release, a monitor or a
+transaction — has a cooldown; what fires again within it is suppressed and counted. Messages of
+one rule are spaced at least ``digest`` seconds apart; what fires meanwhile joins the next message
+(a digest).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-TRIGGERS: tuple[str, ...] = ("new-issue", "regression", "frequency", "users", "crash-free", "cron")
+TRIGGERS: tuple[str, ...] = ("new-issue", "regression", "frequency", "users", "crash-free", "cron", "p95")
 #: Triggers about issues (their subject is ``issue:<id>``).
 ISSUE_TRIGGERS = frozenset({"new-issue", "regression", "frequency", "users"})
 FORMATS: tuple[str, ...] = ("json", "slack", "discord", "mattermost", "ntfy")
 LEVELS: tuple[str, ...] = ("debug", "info", "warning", "error", "fatal")
+#: Percentiles a ``p95`` rule may watch (95 unless the rule says otherwise).
+PERCENTILES: tuple[int, ...] = (50, 75, 95, 99)
+DEFAULT_PERCENTILE = 95
+#: Windows of ``frequency``, ``users`` and ``p95`` rules are at most a day (minute counters and
+#: minute rollups answer them).
+MAX_WINDOW_MINUTES = 24 * 60
 
 DEFAULT_COOLDOWN = 30 * 60.0
 DEFAULT_DIGEST = 60.0
@@ -43,13 +54,15 @@ class RuleError(ValueError):
 class Filters:
     """Narrow a rule to some events: all given fields must match (None or empty: any).
 
-    ``level`` is a minimum ("error" also matches "fatal").
+    ``level`` is a minimum ("error" also matches "fatal"). ``transaction`` (an exact name) is for
+    ``p95`` rules, whose rollups have neither levels nor tags.
     """
 
     environment: str | None = None
     level: str | None = None
     release: str | None = None
     tags: tuple[tuple[str, str], ...] = ()
+    transaction: str | None = None
 
     def matches(
         self,
@@ -81,6 +94,8 @@ class Filters:
             out["release"] = self.release
         if self.tags:
             out["tags"] = {k: v for k, v in self.tags}
+        if self.transaction:
+            out["transaction"] = self.transaction
         return out
 
     @classmethod
@@ -97,6 +112,8 @@ class Filters:
             level=level,
             release=_opt_str(data.get("release")),
             tags=tuple(sorted((str(k)[:200], str(v)[:200]) for k, v in tags.items())),
+            # Stored transaction names are at most 200 characters (performance/model.py).
+            transaction=str(data["transaction"])[:200] if data.get("transaction") not in (None, "") else None,
         )
 
 
@@ -125,6 +142,11 @@ class RuleSpec:
     window_minutes: int | None = None
     below: float | None = None
     min_sessions: int | None = None
+    #: ``p95``: the limit in milliseconds, the percentile watched, and the transactions the window
+    #: needs before the rule may fire (None: :func:`default_min_count`).
+    above_ms: float | None = None
+    percentile: int | None = None
+    min_count: int | None = None
     once: bool = False
     filters: Filters = Filters()
     cooldown: float = DEFAULT_COOLDOWN
@@ -144,8 +166,20 @@ def validate(spec: RuleSpec) -> RuleSpec:
     if spec.trigger in ("frequency", "users"):
         if not spec.threshold or spec.threshold < 1 or not spec.window_minutes or spec.window_minutes < 1:
             raise RuleError(f"a {spec.trigger} rule needs --threshold N and --window MINUTES (both >= 1)")
-        if spec.window_minutes > 24 * 60:
+        if spec.window_minutes > MAX_WINDOW_MINUTES:
             raise RuleError("--window is at most 1440 minutes (one day)")
+    if spec.trigger == "p95":
+        _validate_p95(spec)
+        percentile = spec.percentile or DEFAULT_PERCENTILE
+        # Defaults are stored with the rule, so that its JSON and page say what it does.
+        spec = dataclasses.replace(
+            spec, percentile=percentile, min_count=spec.min_count or default_min_count(percentile)
+        )
+    else:
+        if spec.filters.transaction:
+            raise RuleError("--transaction applies to p95 rules (issue rules: --tag transaction:NAME)")
+        # A form sends every field: the p95 ones mean nothing to the other triggers.
+        spec = dataclasses.replace(spec, above_ms=None, percentile=None, min_count=None)
     if spec.trigger == "crash-free":
         if spec.below is None or not 0 < spec.below <= 100:
             raise RuleError("a crash-free rule needs --below PERCENT (0 < PERCENT <= 100)")
@@ -154,6 +188,31 @@ def validate(spec: RuleSpec) -> RuleSpec:
     if spec.cooldown < 0 or spec.digest < 0:
         raise RuleError("cooldown and digest must not be negative")
     return spec
+
+
+def _validate_p95(spec: RuleSpec) -> None:
+    above = spec.above_ms
+    if above is None or not math.isfinite(above) or above <= 0:
+        raise RuleError("a p95 rule needs --above-ms MILLISECONDS (> 0)")
+    if not spec.window_minutes or not 1 <= spec.window_minutes <= MAX_WINDOW_MINUTES:
+        raise RuleError("a p95 rule needs --window MINUTES (1 to 1440)")
+    if spec.percentile is not None and spec.percentile not in PERCENTILES:
+        raise RuleError(f"--percentile must be one of {', '.join(f'p{p}' for p in PERCENTILES)}")
+    if spec.min_count is not None and spec.min_count < 1:
+        raise RuleError("--min-count must be at least 1")
+    if spec.filters.level or spec.filters.tags:
+        # Rollups keep no level and no tags: such a filter would silently match nothing.
+        raise RuleError("p95 rules filter by --environment, --release and --transaction only")
+
+
+def default_min_count(percentile: int) -> int:
+    """Transactions a ``p95`` rule's window needs by default: 20, or more for p99.
+
+    The least count at which one slow transaction alone cannot be the percentile (nearest rank:
+    rank ``ceil(q * n) < n`` needs ``n >= 1 / (1 - q)``), and never below 20: one slow request
+    at night pages no one.
+    """
+    return max(20, math.ceil(1 / (1 - percentile / 100) - 1e-9))
 
 
 def _looks_like_address(value: str) -> bool:
@@ -193,6 +252,22 @@ def crash_free_breached(started: int, crashed: int, below_percent: float, min_se
         return False
     rate = max(0.0, 1.0 - crashed / started) * 100
     return rate < below_percent
+
+
+def percentile_of(value: Any) -> int | None:
+    """``95``, ``"95"`` or ``"p95"`` -> 95 (validated later); None when absent."""
+    if value in (None, ""):
+        return None
+    if isinstance(value, bool):
+        raise RuleError("percentile must be one of p50, p75, p95, p99")
+    text = str(value).strip().lower().removeprefix("p")
+    try:
+        number = float(text)
+    except ValueError:
+        raise RuleError("percentile must be one of p50, p75, p95, p99") from None
+    if not number.is_integer():
+        raise RuleError("percentile must be one of p50, p75, p95, p99")
+    return int(number)
 
 
 def minute(ts: float) -> float:
@@ -251,6 +326,9 @@ def spec_from_json(data: Mapping[str, Any]) -> RuleSpec:
             window_minutes=_int_or_none(data, "window"),
             below=_float_or_none(data, "below"),
             min_sessions=_int_or_none(data, "min_sessions"),
+            above_ms=_float_or_none(data, "above_ms"),
+            percentile=percentile_of(data.get("percentile")),
+            min_count=_int_or_none(data, "min_count"),
             once=bool(data.get("once")),
             filters=Filters.from_json(filters),
             cooldown=DEFAULT_COOLDOWN if cooldown is None else cooldown * 60,

@@ -24,7 +24,7 @@ import ssl
 import time
 from email.message import EmailMessage
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 from .._version import __version__
 from ..store.alert_records import Delivery
@@ -52,14 +52,25 @@ def _one_line(text: Any, limit: int = 300) -> str:
     return value if len(value) <= limit else value[: limit - 1] + "…"
 
 
+def transaction_url(base: str, project_id: int, item: dict[str, Any]) -> str:
+    """The transaction summary page over the alert's window, with the rule's filters."""
+    query = {"transaction": str(item["transaction"]), "since": f"{item.get('window_minutes') or 60}m"}
+    for key in ("environment", "release"):
+        if item.get(key):
+            query[key] = str(item[key])
+    return f"{base}/projects/{project_id}/performance/summary?{urlencode(query, quote_via=quote)}"
+
+
 def items_of(delivery: Delivery, public_url: str) -> list[dict[str, Any]]:
-    """The message's items (issues, releases, monitors) with a dashboard link each."""
+    """The message's items (issues, releases, monitors, transactions) with a dashboard link each."""
     base = public_url.rstrip("/")
     out = []
     for message in delivery.messages:
         item = {k: v for k, v in message.items() if k != "trigger"}
         item["title"] = _one_line(item.get("title"))
-        if item.get("issue_id"):
+        if item.get("transaction") is not None:
+            item["url"] = transaction_url(base, delivery.rule.project_id, item)
+        elif item.get("issue_id"):
             item["url"] = f"{base}/issues/{item['issue_id']}"
         elif item.get("release"):
             item["url"] = f"{base}/projects/{delivery.rule.project_id}/releases"
@@ -95,9 +106,23 @@ def summary(delivery: Delivery, items: list[dict[str, Any]]) -> str:
             it = items[0]
             return f"{first}: {it.get('users')} users in {it.get('window_minutes')} min ({project})"
         return f"{n} issues over their user threshold in {project}"
+    if trigger == "p95":
+        return _latency_summary(items, project)
     if n == 1:
         return f"{first} ({project})"
     return f"{n} alerts of rule {delivery.rule.name!r} in {project}"
+
+
+def _latency_summary(items: list[dict[str, Any]], project: str) -> str:
+    resolved = sum(1 for it in items if it.get("status") == "resolved")
+    firing = len(items) - resolved
+    if len(items) == 1:
+        return f"{'Resolved: ' if resolved else ''}{items[0]['title']} ({project})"
+    p = items[0].get("percentile") or "p95"
+    if not firing:
+        return f"{resolved} transactions back at or under their {p} limit in {project}"
+    back = f", {resolved} back at or under it" if resolved else ""
+    return f"{firing} transactions over their {p} limit{back} in {project}"
 
 
 def webhook_json(delivery: Delivery, public_url: str) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..alerts import rules as R
+from ._latency_alerts import LatencyAlertsMixin
 from .alert_records import AlertRule, Delivery, Notification
 from .base import NotFound
 from .outcomes import upsert_outcomes
@@ -30,7 +31,8 @@ if TYPE_CHECKING:
 
 _RULE_COLUMNS = (
     "id, project_id, name, on_trigger, threshold, window_minutes, below, min_sessions, once,"
-    " filters, webhook_url, format, email, secret, cooldown, digest, created_at"
+    " filters, webhook_url, format, email, secret, cooldown, digest, created_at, above_ms, percentile,"
+    " min_count"
 )
 _NOTIFICATION_COLUMNS = (
     "id, uid, rule_id, issue_id, target, on_trigger, status, count, attempts, error, created_at,"
@@ -67,6 +69,9 @@ def _rule(row: Sequence[Any]) -> AlertRule:
         cooldown=float(row[14]),
         digest=float(row[15]),
         created_at=row[16],
+        above_ms=row[17],
+        percentile=None if row[18] is None else int(row[18]),
+        min_count=row[19],
     )
 
 
@@ -114,8 +119,8 @@ def user_key(value: str) -> str:
     return hashlib.sha256(value.encode("utf-8", "replace")).hexdigest()[:24]
 
 
-class AlertsMixin:
-    """The alert methods of :class:`~._sql.SQLStore`."""
+class AlertsMixin(LatencyAlertsMixin):
+    """The alert methods of :class:`~._sql.SQLStore` (the ``p95`` trigger's in its base)."""
 
     #: The clock of rule evaluation and the outbox; tests replace it.
     alert_clock: Callable[[], float] = staticmethod(time.time)
@@ -140,7 +145,8 @@ class AlertsMixin:
             row = c.one(
                 "INSERT INTO alert_rules (project_id, name, on_trigger, threshold, window_minutes,"
                 " below, min_sessions, once, filters, webhook_url, format, email, secret, cooldown,"
-                f" digest, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " digest, created_at, above_ms, percentile, min_count)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
                 f" RETURNING {_RULE_COLUMNS}",
                 (
                     project_id,
@@ -159,6 +165,9 @@ class AlertsMixin:
                     spec.cooldown,
                     spec.digest,
                     time.time(),
+                    spec.above_ms,
+                    spec.percentile,
+                    spec.min_count,
                 ),
             )
         return _rule(row)
@@ -357,7 +366,9 @@ class AlertsMixin:
         upsert_outcomes(c, [(project_id, hour, "intake", "alert", "evaluation_failed", 1)])
 
     def _alerts_after_digest(self, c: Cursor, writer: DigestWriter, results: list[EnvelopeResult]) -> None:
-        """Evaluate the issue and crash-free rules on what this batch wrote; queue notifications."""
+        """Evaluate the rules on what this batch wrote; queue notifications."""
+        # The p95 rules read the rollups _write_performance merged earlier in this transaction.
+        self._latency_after_digest(c, results)
         stored = writer.stored
         sessions = [s for r in results for s in r.sessions]
         projects = {e.project_id for e, _ in stored} | {s.project_id for s in sessions}
@@ -372,10 +383,14 @@ class AlertsMixin:
             ignored = self._ignored(c, {issue_id for _, issue_id in stored})
             stored = [(e, i) for e, i in stored if i not in ignored]
         for rule in rules:
-            try:
-                self._evaluate(c, rule, writer, stored, sessions, now)
-            except _PYTHON_ERRORS:
-                self._evaluation_failed(c, rule.project_id, rule.id)
+            self._guarded(c, rule, self._evaluate, writer, stored, sessions, now)
+
+    def _guarded(self, c: Cursor, rule: AlertRule, evaluate: Callable[..., None], *args: Any) -> None:
+        """``evaluate(c, rule, *args)``; a defect in it is counted, not raised into the digest."""
+        try:
+            evaluate(c, rule, *args)
+        except _PYTHON_ERRORS:
+            self._evaluation_failed(c, rule.project_id, rule.id)
 
     def _evaluate(
         self,
@@ -519,9 +534,14 @@ class AlertsMixin:
         )
         lock = " FOR UPDATE" if self.backend == "postgresql" else ""
         return c.one(
-            f"SELECT last_sent, fired FROM alert_state WHERE rule_id = ? AND subject = ?{lock}",
+            f"SELECT last_sent, fired, breached FROM alert_state WHERE rule_id = ? AND subject = ?{lock}",
             (rule_id, subject),
         )
+
+    def _lock_states(self, c: Cursor, rule_id: int, subject: str) -> tuple[Any, Any]:
+        """Lock the rule's slot row, then the subject's: two PostgreSQL digesters evaluating the
+        same rule queue one notification between them, in the same lock order (no deadlock)."""
+        return self._state_for_update(c, rule_id, _RULE_SLOT), self._state_for_update(c, rule_id, subject)
 
     def _notify(
         self,
@@ -540,10 +560,7 @@ class AlertsMixin:
         True when a message was queued.
         """
         subject = str(item["subject"])
-        # Lock the rule's slot row, then the subject's: two PostgreSQL digesters evaluating the same
-        # rule queue one notification between them, in the same lock order (no deadlock).
-        slot_row = self._state_for_update(c, rule.id, _RULE_SLOT)
-        state = self._state_for_update(c, rule.id, subject)
+        slot_row, state = self._lock_states(c, rule.id, subject)
         last_sent, fired = state[0], int(state[1])
         if rule.once and fired > 0:
             return False  # "first time over" only: not a suppressed message, nothing to say
@@ -555,7 +572,24 @@ class AlertsMixin:
             "UPDATE alert_state SET last_sent = ?, fired = fired + 1 WHERE rule_id = ? AND subject = ?",
             (now, rule.id, subject),
         )
-        slot = R.next_slot(slot_row[0], now, rule.digest)
+        self._enqueue(c, rule, issue_id, subject, message, slot_row[0], now)
+        if times > 1:  # the rest of the batch's firings fall in the cooldown this message starts
+            self._count_suppressed(c, rule, issue_id, subject, message, now, now, times - 1)
+        return True
+
+    def _enqueue(
+        self,
+        c: Cursor,
+        rule: AlertRule,
+        issue_id: int | None,
+        subject: str,
+        message: str,
+        last_slot: float | None,
+        now: float,
+    ) -> None:
+        """Write the outbox rows of one notification (one per target) in the rule's next digest slot;
+        the caller holds the lock on the rule's slot row (``last_slot`` is what it read)."""
+        slot = R.next_slot(last_slot, now, rule.digest)
         c.ex(
             "UPDATE alert_state SET last_sent = ? WHERE rule_id = ? AND subject = ?",
             (slot, rule.id, _RULE_SLOT),
@@ -578,9 +612,6 @@ class AlertsMixin:
                     now,
                 ),
             )
-        if times > 1:  # the rest of the batch's firings fall in the cooldown this message starts
-            self._count_suppressed(c, rule, issue_id, subject, message, now, now, times - 1)
-        return True
 
     @staticmethod
     def _count_suppressed(

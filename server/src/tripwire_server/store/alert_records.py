@@ -35,6 +35,10 @@ class AlertRule:
     cooldown: float
     digest: float
     created_at: float
+    #: ``p95`` rules: the limit (ms), the percentile (95 ...) and the transactions a window needs.
+    above_ms: float | None = None
+    percentile: int | None = None
+    min_count: int | None = None
 
     @property
     def webhook_display(self) -> str | None:

@@ -601,6 +601,15 @@ CREATE INDEX logs_trace ON logs (project_id, trace_id);
 CREATE INDEX logs_timestamp ON logs (timestamp)
 """
 
+# The p95 trigger: its limit, percentile and minimum count, and whether a subject's last
+# notification said "over the limit" (a resolved notice follows only a sent one).
+_V13 = """
+ALTER TABLE alert_rules ADD COLUMN above_ms {float};
+ALTER TABLE alert_rules ADD COLUMN percentile {bigint};
+ALTER TABLE alert_rules ADD COLUMN min_count {bigint};
+ALTER TABLE alert_state ADD COLUMN breached INTEGER NOT NULL DEFAULT 0
+"""
+
 _TEMPLATES: list[tuple[int, str]] = [
     (1, _V1),
     (2, _V2),
@@ -614,6 +623,7 @@ _TEMPLATES: list[tuple[int, str]] = [
     (10, "{events_v10}"),
     (11, _V11),
     (12, _V12),
+    (13, _V13),
 ]
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from starlette.responses import Response
 
-from ..alerts.rules import FORMATS, LEVELS, TRIGGERS, RuleError, spec_from_json
+from ..alerts.rules import FORMATS, LEVELS, PERCENTILES, TRIGGERS, RuleError, spec_from_json
 from ..alerts.ssrf import UnsafeURL, check_syntax
 from ..store import NotFound
 from ..store.alert_records import AlertRule
@@ -24,6 +24,9 @@ _FIELDS = (
     "window",
     "below",
     "min_sessions",
+    "above_ms",
+    "percentile",
+    "min_count",
     "cooldown_minutes",
     "digest_seconds",
 )
@@ -39,6 +42,7 @@ def _render_list(page: Page, error: str = "", status: int = 200) -> Response:
         triggers=TRIGGERS,
         formats=FORMATS,
         levels=LEVELS,
+        percentiles=PERCENTILES,
         error=error,
         form=page.form,
     )
@@ -59,7 +63,11 @@ def alert_list(page: Page) -> Response:
     form = page.form
     body: dict[str, object] = {k: form[k].strip() for k in _FIELDS if form.get(k, "").strip()}
     body["once"] = form.get("once") == "on"
-    filters = {k: form[k].strip() for k in ("environment", "level", "release") if form.get(k, "").strip()}
+    filters = {
+        k: form[k].strip()
+        for k in ("environment", "level", "release", "transaction")
+        if form.get(k, "").strip()
+    }
     tags = {}
     for part in form.get("tags", "").split(","):
         key, sep, value = part.strip().partition(":")
