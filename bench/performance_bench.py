@@ -15,6 +15,13 @@ dashboard (HTTP, logged in), server time measured as the request latency over lo
 
     python bench/performance_bench.py                      # SQLite + PostgreSQL
     python bench/performance_bench.py --backends sqlite --duration 5
+    python bench/performance_bench.py --instructions         # valgrind counts; writes its own table
+
+``--instructions`` counts the collector's instructions (valgrind callgrind) per ingested envelope
+(the ASGI app in-process, 32 requests in flight, digester off) and per digested transaction
+(batches of 200 and 500), each as the difference of a small and a large run divided by the
+difference in count, so neither the process's start-up nor the machine's load is in it. On
+PostgreSQL only the collector's side is counted (the database server's work is not).
 """
 
 from __future__ import annotations
@@ -27,9 +34,14 @@ import math
 import os
 import random
 import re
+import shutil
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -393,6 +405,87 @@ def digest_only(database_url: str, batch: int, count: int, rng: random.Random) -
     }
 
 
+CHILD = Path(__file__).resolve().parent / "_perf_child.py"
+#: (small, large) counts of the instruction runs: envelopes for ingest, transactions for digest
+#: (whole batches each, so every batch is full).
+INGEST_COUNTS = (320, 1280)
+DIGEST_COUNTS = {200: (200, 1200), 500: (500, 1500)}
+
+
+def _callgrind(args: list[str]) -> tuple[int, str]:
+    """Instructions the child ran (callgrind's total) and what it printed."""
+    env = dict(os.environ, PYTHONHASHSEED="0")
+    out = subprocess.run(
+        ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable, str(CHILD), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=3600,
+        check=True,
+    )
+    match = re.search(r"Collected : (\d+)", out.stderr)
+    if match is None:
+        raise RuntimeError(f"no callgrind total:\n{out.stderr[-2000:]}")
+    return int(match.group(1)), out.stdout.strip()
+
+
+def _queued(url: str, count: int, rng: random.Random, now: float) -> None:
+    from tripwire_server.store.base import IntakeRow
+
+    store = open_store(url)
+    try:
+        store.migrate()
+        project = store.list_projects()[0] if store.list_projects() else store.create_project("default")
+        bodies = [make_body(make_transaction(i, rng, now + i * 0.0001)) for i in range(count)]
+        store.enqueue([IntakeRow(project.id, time.time(), "envelope:gzip", b, None) for b in bodies])
+    finally:
+        store.close()
+
+
+def instructions(backend: str) -> dict[str, float]:
+    """Instructions per ingested envelope and per digested transaction (see the module docstring)."""
+    # Inside one minute, half an hour back: every run folds into the same number of buckets.
+    now = float(int(time.time() // 3600) * 3600 - 1800)
+    out: dict[str, float] = {}
+    for batch, counts in DIGEST_COUNTS.items():
+        totals = []
+        for n in counts:
+            db = _Database(backend)
+            try:
+                _queued(db.url, n, random.Random(3), now)
+                total, printed = _callgrind(["digest", db.url, str(batch)])
+                assert int(printed) == n, (printed, n)
+                totals.append(total)
+            finally:
+                db.drop()
+        out[f"digest_{batch}"] = (totals[1] - totals[0]) / (counts[1] - counts[0])
+    rng = random.Random(4)
+    tmp = Path(tempfile.mkdtemp(prefix="tw-bench-"))
+    try:
+        bodies = tmp / "bodies.hex"
+        bodies.write_text(
+            "\n".join(
+                make_body(make_transaction(i, rng, now + i * 0.0001)).hex() for i in range(INGEST_COUNTS[1])
+            )
+        )
+        totals = []
+        for n in INGEST_COUNTS:
+            db = _Database(backend)
+            try:
+                total, printed = _callgrind(["ingest", db.url, str(n), str(bodies)])
+                assert int(printed) == n, (printed, n)
+                store = open_store(db.url)
+                assert store.queue_depth() == n, (store.queue_depth(), n)
+                store.close()
+                totals.append(total)
+            finally:
+                db.drop()
+        out["ingest"] = (totals[1] - totals[0]) / (INGEST_COUNTS[1] - INGEST_COUNTS[0])
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
 def _stored(store: Any, project: int) -> int:
     with store._tx(write=False) as c:
         row = c.one(
@@ -463,7 +556,33 @@ def main() -> None:
         action="store_true",
         help="print the digest's CPU per transaction at batch sizes 20, 100 and 500 (no HTTP); write nothing",
     )
+    parser.add_argument(
+        "--instructions",
+        action="store_true",
+        help="print instructions per ingested envelope and per digested transaction (valgrind)",
+    )
     args = parser.parse_args()
+    if args.instructions:
+        rows = []
+        for backend in args.backends.split(","):
+            if backend == "postgresql" and not _pg_url():
+                print("skipping PostgreSQL: set TRIPWIRE_BENCH_DATABASE_URL")
+                continue
+            counts = instructions(backend)
+            print(backend, counts, flush=True)
+            rows.append((backend, *(f"{counts[k]:,.0f}" for k in ("ingest", "digest_200", "digest_500"))))
+        print(
+            table(
+                [
+                    "backend",
+                    "instructions / ingested envelope",
+                    "instructions / digested tx (batches of 200)",
+                    "instructions / digested tx (batches of 500)",
+                ],
+                rows,
+            )
+        )
+        return
     if args.digest_only:
         for backend in args.backends.split(","):
             for batch in (20, 100, 500):
