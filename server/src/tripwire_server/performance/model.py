@@ -197,23 +197,40 @@ def from_transaction(data: Any, project_id: int, *, event_id: str | None = None)
 
 
 def _sentry_span(raw: Any) -> Span | None:
+    # The digest runs this for every span it receives. What SDKs send (lower-case hex ids, float
+    # times, short strings) is checked inline; anything else takes the general helpers, with the
+    # same result.
     if not isinstance(raw, dict):
         return None
-    span_id = _span_id(raw.get("span_id"))
-    if span_id is None:
-        return None
-    try:
-        start, end = _times(raw.get("start_timestamp"), raw.get("timestamp"))
-    except ValueError:
-        return None
+    span_id = raw.get("span_id")
+    if type(span_id) is not str or not 0 < len(span_id) <= 32 or span_id.strip(_HEX_DIGITS):
+        span_id = _span_id(span_id)
+        if span_id is None:
+            return None
+    parent = raw.get("parent_span_id")
+    if parent is not None and (
+        type(parent) is not str or not 0 < len(parent) <= 32 or parent.strip(_HEX_DIGITS)
+    ):
+        parent = _span_id(parent)
+    start, end = raw.get("start_timestamp"), raw.get("timestamp")
+    if not (type(start) is float and type(end) is float and start <= end and end - start < 1e9):
+        try:
+            start, end = _times(start, end)
+        except ValueError:
+            return None
+    op = raw.get("op")
+    if type(op) is not str or not op or len(op) > MAX_OP or "\x00" in op:
+        op = _text(op or "default", MAX_OP)
+    description = raw.get("description")
+    if type(description) is not str or len(description) > MAX_DESCRIPTION or "\x00" in description:
+        description = _text(description or "", MAX_DESCRIPTION)
     status = raw.get("status")
-    # Positional: the digest builds one Span per span it receives, and keyword arguments cost a
-    # dataclass __init__ twice as much.
+    # Positional: keyword arguments cost a dataclass __init__ twice as much.
     return Span(
         span_id,
-        _span_id(raw.get("parent_span_id")),
-        _text(raw.get("op") or "default", MAX_OP),
-        _text(raw.get("description") or "", MAX_DESCRIPTION),
+        parent,
+        op,
+        description,
         start,
         end,
         "ok" if not status or status == "ok" else _text(status, 32).lower(),
