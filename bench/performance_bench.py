@@ -330,8 +330,17 @@ def storage(database_url: str, backend: str) -> dict[str, float]:
     }
 
 
-def run_load(database_url: str, duration: float, rng: random.Random, load: str = "wrk") -> dict[str, Any]:
-    proc, info = _serve(database_url)
+def _ingest_digest_cpu(info: dict[str, Any]) -> tuple[float, float]:
+    """CPU seconds of the HTTP processes (the first and its ``--workers``) and of the digest child."""
+    own, children = _cpu_seconds(info["pid"])
+    workers = sum(sum(_cpu_seconds(pid)) for pid in info.get("workers", []))
+    return own + workers, children - workers
+
+
+def run_load(
+    database_url: str, duration: float, rng: random.Random, load: str = "wrk", workers: int = 1
+) -> dict[str, Any]:
+    proc, info = _serve(database_url, *(("--workers", str(workers)) if workers > 1 else ()))
     host, port = info["url"].split("//", 1)[1].rstrip("/").rsplit(":", 1)
     key = info["dsn"].split("//", 1)[1].split("@", 1)[0]
     project = int(info["dsn"].rsplit("/", 1)[1])
@@ -342,7 +351,7 @@ def run_load(database_url: str, duration: float, rng: random.Random, load: str =
     try:
         time.sleep(0.5)
         before = _stored(store, project)
-        cpu0 = _cpu_seconds(info["pid"])
+        cpu0 = _ingest_digest_cpu(info)
         load0 = os.getloadavg()[0]
         t0 = time.perf_counter()
         if load == "wrk":
@@ -353,12 +362,12 @@ def run_load(database_url: str, duration: float, rng: random.Random, load: str =
             lat = sorted(result["latencies"])
             p99 = lat[int(len(lat) * 0.99)] * 1000 if lat else 0.0
         load_end = time.perf_counter()
-        cpu_load = _cpu_seconds(info["pid"])
+        cpu_load = _ingest_digest_cpu(info)
         acked = result["status"].get(200, 0)
         while store.queue_depth() > 0:
             time.sleep(0.05)
         drained = time.perf_counter()
-        cpu1 = _cpu_seconds(info["pid"])
+        cpu1 = _ingest_digest_cpu(info)
         stored = _stored(store, project) - before
     finally:
         store.close()
@@ -540,6 +549,44 @@ def time_pages(database_url: str, rounds: int = 15) -> dict[str, float]:
     return out
 
 
+def quick(args: argparse.Namespace, rng: random.Random) -> None:
+    """Empty databases only, every (backend, workers) variant in turn for ``--rounds`` rounds;
+    print each run and a table of medians."""
+    variants = [
+        (backend, int(w))
+        for backend in args.backends.split(",")
+        for w in args.workers.split(",")
+        if (backend == "postgresql" and _pg_url()) or (backend == "sqlite" and int(w) == 1)
+    ]
+    runs: dict[tuple[str, int], list[dict[str, Any]]] = {v: [] for v in variants}
+    for r in range(args.rounds):
+        for backend, workers in variants:
+            db = _Database(backend)
+            try:
+                result = run_load(db.url, args.duration, rng, args.load, workers)
+            finally:
+                db.drop()
+            runs[(backend, workers)].append(result)
+            print(f"round {r} {backend} workers={workers}", result, flush=True)
+    keys = ("acked_per_s", "stored_per_s", "ingest_cpu_us", "digest_cpu_us", "client_cpu_us", "load_avg")
+    print(
+        table(
+            ["backend", "HTTP processes", "tx/s acknowledged", "tx/s stored", "ingest CPU µs / request"]
+            + ["digest CPU µs / tx", "load generator CPU µs / request", "load average", "stored per round"],
+            [
+                (
+                    backend,
+                    workers,
+                    *(f"{statistics.median(x[k] for x in runs[(backend, workers)]):,.0f}" for k in keys[:-1]),
+                    f"{statistics.median(x['load_avg'] for x in runs[(backend, workers)]):.1f}",
+                    " / ".join(f"{x['stored_per_s']:,.0f}" for x in runs[(backend, workers)]),
+                )
+                for backend, workers in variants
+            ],
+        )
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--backends", default="sqlite,postgresql")
@@ -551,6 +598,13 @@ def main() -> None:
         help="load generator: wrk (cheap; apt-get install -y wrk) or the Python asyncio one",
     )
     parser.add_argument("--quick", action="store_true", help="empty database only; print, do not write")
+    parser.add_argument(
+        "--workers",
+        default="1",
+        help="with --quick: HTTP processes of `tripwire serve --workers`, comma-separated variants"
+        " run alternately (PostgreSQL only for N > 1), e.g. 1,2",
+    )
+    parser.add_argument("--rounds", type=int, default=1, help="with --quick: rounds of every variant")
     parser.add_argument(
         "--digest-only",
         action="store_true",
@@ -594,6 +648,9 @@ def main() -> None:
                     db.drop()
         return
     rng = random.Random(3)
+    if args.quick:
+        quick(args, rng)
+        return
     rows = []
     size_rows = []
     for backend in args.backends.split(","):
@@ -604,8 +661,6 @@ def main() -> None:
         try:
             empty = run_load(db.url, args.duration, rng, args.load)
             print(backend, "empty", empty, flush=True)
-            if args.quick:
-                continue
             sizes_small = storage(db.url, backend)
             filled = prefill(db.url, time.time())
             print(backend, "prefill", filled, flush=True)
@@ -645,8 +700,6 @@ def main() -> None:
                 sizes_small["bytes_per_sample"],
             )
         )
-    if args.quick:
-        return
     body = (
         f"{machine_line()}; `nice -n -10 python bench/performance_bench.py --duration {args.duration:g}"
         f" --load {args.load}` (the server and the load generator at a higher priority than the other"
