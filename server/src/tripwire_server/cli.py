@@ -363,7 +363,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     warning = exposure_warning(args.host)
     if warning:
         print(warning, file=sys.stderr, flush=True)
-    if args.workers < 1 or (args.workers > 1 and not config.effective_database_url.startswith("postgres")):
+    if args.workers < 1:
+        print("tripwire serve: --workers must be at least 1", file=sys.stderr)
+        return 2
+    if args.workers > 1 and not config.effective_database_url.startswith("postgres"):
+        # SQLite has one writer at a time: more HTTP processes would only queue for its lock.
         print("tripwire serve: --workers N (N > 1) needs a PostgreSQL --database-url", file=sys.stderr)
         return 2
     store = open_store(config.effective_database_url, sqlite_synchronous=config.sqlite_synchronous)
