@@ -601,6 +601,14 @@ CREATE INDEX logs_trace ON logs (project_id, trace_id);
 CREATE INDEX logs_timestamp ON logs (timestamp)
 """
 
+# Large bodies kept as files next to a SQLite database (store/blob_files.py): the queue row or the
+# attachment row then names its file and holds an empty body. PostgreSQL never fills these.
+_V13 = """
+ALTER TABLE ingest_queue ADD COLUMN body_file TEXT;
+ALTER TABLE ingest_queue ADD COLUMN body_size {bigint};
+ALTER TABLE attachments ADD COLUMN data_file TEXT
+"""
+
 _TEMPLATES: list[tuple[int, str]] = [
     (1, _V1),
     (2, _V2),
@@ -614,6 +622,7 @@ _TEMPLATES: list[tuple[int, str]] = [
     (10, "{events_v10}"),
     (11, _V11),
     (12, _V12),
+    (13, _V13),
 ]
 
 
