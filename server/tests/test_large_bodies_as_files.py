@@ -99,6 +99,17 @@ def test_a_large_envelope_is_queued_as_a_file_and_digested_from_it(store: Store,
     assert store.attachment_usage(1).stored_bytes == 2 * MiB
 
 
+def test_a_digest_batch_counts_the_bytes_of_queued_files(store: Store) -> None:
+    """A batch holds no more than ``max_batch_bytes`` of bodies, those in files included (their
+    rows' bodies are empty): three 2 MiB envelopes with a 3 MiB batch limit are three batches."""
+    for _ in range(3):
+        _event_id, body = _attachment_envelope(2 * MiB)
+        name = store.keep_as_file(body)
+        store.enqueue([IntakeRow(1, time.time(), "envelope", b"", None, name, len(body))])
+    processor = EnvelopeProcessor(CollectorConfig().limits, max_batch_bytes=3 * MiB)
+    assert [store.digest_batch(10, processor) for _ in range(4)] == [1, 1, 1, 0]
+
+
 def test_retention_removes_attachment_files(store: Store, tmp_path: Path) -> None:
     """Events past retention take their attachments' files with them (and give the bytes back
     to the budget)."""

@@ -357,8 +357,15 @@ class SQLStore(
         out = []
         for r in rows:
             if r[6] is not None:
-                # Read in the caller's (read) transaction: the row, hence its file, cannot go away.
-                r = (*r[:4], self._read_file(r[6]), r[5])
+                try:
+                    body = self._read_file(r[6])
+                except FileNotFoundError:
+                    # Another digester deleted the row and its file since this transaction began
+                    # (its DELETE then owns the row, and this result is not written); or the file
+                    # was lost: the empty body is then counted as an invalid envelope.
+                    log.warning("queued envelope %s: its file %s is gone", r[0], r[6])
+                    body = b""
+                r = (*r[:4], body, r[5])
             out.append(self._queued(r))
         return out
 
@@ -594,8 +601,11 @@ class SQLStore(
             )
             if row is None:
                 raise NotFound(f"no attachment {attachment_id}")
-            # Read within the transaction: retention removes a file only after its row is gone.
-            data = bytes(row[8]) if row[9] is None else self._read_file(row[9])
+            try:
+                data = bytes(row[8]) if row[9] is None else self._read_file(row[9])
+            except FileNotFoundError:
+                # Retention deleted the row (and then the file) since this transaction began.
+                raise NotFound(f"no attachment {attachment_id}") from None
         return Attachment(*row[:8]), data
 
     # -- release health and outcomes ---------------------------------------------------------

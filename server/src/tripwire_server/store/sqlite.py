@@ -128,7 +128,9 @@ class SQLiteStore(SQLStore):
         with self._tx(write=False) as c:
             # Sizes first (length() of a blob does not read it), so that a batch of large
             # envelopes is never loaded whole.
-            sized = c.all("SELECT id, length(body) FROM ingest_queue ORDER BY id LIMIT ?", (limit,))
+            sized = c.all(
+                "SELECT id, COALESCE(body_size, length(body)) FROM ingest_queue ORDER BY id LIMIT ?", (limit,)
+            )
             if not sized:
                 return 0
             queued = self._load_queued(c, self._batch_ids(sized, processor.max_batch_bytes))
