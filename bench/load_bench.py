@@ -20,12 +20,16 @@ every event unique, gzip like the SDKs). Bounded in count and in time.
 3. **A/B of the attack mix** (``--ab DIR``): the mix against this tree's collector and against
    the one whose ``src/`` is ``DIR`` (for example ``git archive <commit> src | tar -x -C DIR``),
    alternating for ``--rounds`` rounds on a shared machine; the medians and each round's ratios.
+
+``--postgres URL`` runs the attack mix (and its A/B) on PostgreSQL instead of SQLite: each
+collector gets a fresh schema of that database, dropped after its run.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gzip
 import json
 import multiprocessing
@@ -37,8 +41,10 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 # _harness puts the repository on sys.path.
 from _harness import ROOT, alternating, machine_line, median, table, write_section
@@ -258,13 +264,36 @@ def _attack_process(
     out.put(outcomes)
 
 
+@contextlib.contextmanager
+def fresh_schema(url: str | None) -> Iterator[list[str]]:
+    """``tripwire serve`` arguments for a fresh schema of the PostgreSQL database ``url``
+    (dropped afterwards); none for ``None`` (SQLite in the data directory)."""
+    if url is None:
+        yield []
+        return
+    import psycopg
+
+    schema = f"tw_bench_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+        try:
+            sep = "&" if "?" in url else "?"
+            yield ["--database-url", f"{url}{sep}options={quote(f'-csearch_path={schema}')}"]
+        finally:
+            conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
 def attack_mix(
-    window: float, connections: int, src: str | None = None, extra: list[str] | None = None
+    window: float,
+    connections: int,
+    src: str | None = None,
+    extra: list[str] | None = None,
+    postgres: str | None = None,
 ) -> dict[str, Any]:
     load_average = os.getloadavg()[0]
     ctx = multiprocessing.get_context("spawn")
-    with tempfile.TemporaryDirectory() as data_dir:
-        proc, info = serve(data_dir, src, extra)
+    with tempfile.TemporaryDirectory() as data_dir, fresh_schema(postgres) as database:
+        proc, info = serve(data_dir, src, [*database, *(extra or [])])
         pid, port = int(info["pid"]), int(info["url"].rstrip("/").rsplit(":", 1)[1])
         key, project = info["dsn"].split("//", 1)[1].split("@", 1)[0], int(info["dsn"].rsplit("/", 1)[1])
         try:
@@ -354,15 +383,16 @@ def attack_mix_ab(
     rounds: int,
     old_args: list[str] | None = None,
     new_args: list[str] | None = None,
+    postgres: str | None = None,
 ) -> dict[str, Any]:
     """The mix against the old tree and this one, alternating (old new, new old, ...); each
     ``tripwire serve`` gets its variant's extra arguments."""
     runs: dict[str, list[dict[str, Any]]] = {"old": [], "new": []}
     for _, variant in alternating(["old", "new"], rounds):
         if variant == "old":
-            mix = attack_mix(window, connections, old_src, old_args)
+            mix = attack_mix(window, connections, old_src, old_args, postgres)
         else:
-            mix = attack_mix(window, connections, None, new_args)
+            mix = attack_mix(window, connections, None, new_args, postgres)
         runs[variant].append(mix)
         line = f"{variant}: kept {mix['ratio'] * 100:.0f} % (load {mix['load']:.1f})"
         print(line, file=sys.stderr, flush=True)
@@ -418,6 +448,11 @@ def main() -> None:
     parser.add_argument("--ab", metavar="OLD_SRC", help="A/B the attack mix against another tree's src/")
     parser.add_argument("--rounds", type=int, default=3, help="rounds of the A/B (each runs both)")
     parser.add_argument(
+        "--postgres",
+        metavar="URL",
+        help="run the attack mix on this PostgreSQL database (a fresh schema each run)",
+    )
+    parser.add_argument(
         "--attackers", help="only these attacker kinds of the mix, comma-separated (to see what each costs)"
     )
     parser.add_argument(
@@ -447,6 +482,7 @@ def main() -> None:
             args.rounds,
             shlex.split(args.old_args),
             shlex.split(args.new_args),
+            args.postgres,
         )
         title = "Collector under attack: A/B of the ingest changes"
         sections.append((title, ab_section(args, results["ab"])))
@@ -454,7 +490,9 @@ def main() -> None:
         results["sustained"] = sustained(args.duration, args.connections, args.max_events)
         sections.append(("Collector under sustained load", sustained_section(args, results["sustained"])))
     if not args.ab and args.only in (None, "mix"):
-        results["mix"] = attack_mix(args.mix_duration, args.connections, None, shlex.split(args.new_args))
+        results["mix"] = attack_mix(
+            args.mix_duration, args.connections, None, shlex.split(args.new_args), args.postgres
+        )
         sections.append(("Collector under attack, beside normal traffic", mix_section(args, results["mix"])))
     if args.json:
         print(json.dumps(results))
