@@ -107,6 +107,7 @@ class Load:
         self.sent = self.acked = self.errors = 0
         self.stop = threading.Event()
         self.window: list[float] = []  # acknowledgement times, for per-window throughput
+        self.latencies: list[float] = []  # seconds from send to acknowledgement, as ``window``
 
     def run(self, duration: float) -> None:
         asyncio.run(self._run(time.monotonic() + duration))
@@ -124,6 +125,7 @@ class Load:
             while time.monotonic() < deadline and not self.stop.is_set() and self.sent < self.max_events:
                 body, _ = make_body()
                 self.sent += 1
+                sent = time.monotonic()
                 writer.write((head + f"Content-Length: {len(body)}\r\n\r\n").encode() + body)
                 header = await reader.readuntil(b"\r\n\r\n")
                 length = next(
@@ -134,7 +136,9 @@ class Load:
                 await reader.readexactly(length)
                 if header.split(b" ", 2)[1] == b"200":
                     self.acked += 1
-                    self.window.append(time.monotonic())
+                    now = time.monotonic()
+                    self.window.append(now)
+                    self.latencies.append(now - sent)
                 else:
                     self.errors += 1
         except (OSError, asyncio.IncompleteReadError):
@@ -144,6 +148,13 @@ class Load:
 
     def rate_between(self, start: float, end: float) -> float:
         return sum(1 for t in self.window if start <= t < end) / (end - start)
+
+    def latency_ms_between(self, start: float, end: float, quantile: float) -> float:
+        """The ``quantile`` of the acknowledgement latency (ms) of requests acknowledged then."""
+        chosen = sorted(d for t, d in zip(self.window, self.latencies, strict=True) if start <= t < end)
+        if not chosen:
+            return 0.0
+        return 1000 * chosen[min(len(chosen) - 1, int(quantile * len(chosen)))]
 
 
 def serve(
@@ -328,6 +339,10 @@ def attack_mix(
         "quiet_per_s": quiet,
         "attacked_per_s": attacked,
         "ratio": attacked / quiet if quiet else 0.0,
+        # Where a stall shows even when the machine's load hides it in the throughput.
+        "p99_ms_quiet": load.latency_ms_between(t0, t0 + window - 1.0, 0.99),
+        "p99_ms_attacked": load.latency_ms_between(t1, t2, 0.99),
+        "max_ms_attacked": load.latency_ms_between(t1, t2, 1.0),
         "errors": load.errors,
         "rss_peak_mib": peak,
         "attacks": attacks,
@@ -394,7 +409,11 @@ def attack_mix_ab(
         else:
             mix = attack_mix(window, connections, None, new_args, postgres)
         runs[variant].append(mix)
-        line = f"{variant}: kept {mix['ratio'] * 100:.0f} % (load {mix['load']:.1f})"
+        line = (
+            f"{variant}: kept {mix['ratio'] * 100:.0f} % (load {mix['load']:.1f}); ack p99 quiet"
+            f" {mix['p99_ms_quiet']:.0f} ms, attacked {mix['p99_ms_attacked']:.0f} ms"
+            f" (max {mix['max_ms_attacked']:.0f} ms)"
+        )
         print(line, file=sys.stderr, flush=True)
     return {
         variant: {
@@ -403,6 +422,9 @@ def attack_mix_ab(
             "median_quiet_per_s": median(m["quiet_per_s"] for m in done),
             "median_attacked_per_s": median(m["attacked_per_s"] for m in done),
             "loads": [m["load"] for m in done],
+            "p99_ms_quiet": [m["p99_ms_quiet"] for m in done],
+            "p99_ms_attacked": [m["p99_ms_attacked"] for m in done],
+            "max_ms_attacked": [m["max_ms_attacked"] for m in done],
             "attacks": done[-1]["attacks"],
         }
         for variant, done in runs.items()
@@ -417,6 +439,8 @@ def ab_section(args: argparse.Namespace, ab: dict[str, Any]) -> str:
             " / ".join(f"{x * 100:.0f}" for x in r["ratios"]),
             r["median_quiet_per_s"],
             r["median_attacked_per_s"],
+            f"{median(r['p99_ms_quiet']):.0f} / {median(r['p99_ms_attacked']):.0f}",
+            " / ".join(f"{x:.0f}" for x in r["max_ms_attacked"]),
             " / ".join(f"{x:.1f}" for x in r["loads"]),
         ]
         for variant, r in ab.items()
@@ -425,10 +449,21 @@ def ab_section(args: argparse.Namespace, ab: dict[str, Any]) -> str:
         f"`bench/load_bench.py --ab OLD_SRC --rounds {args.rounds} --mix-duration {args.mix_duration:.0f}"
         f" --connections {args.connections}` — {machine_line()}. The attack mix above against the old"
         " collector and the new one, alternating (old new, new old, ...), on a machine shared with other"
-        " jobs: *kept* is the median of the rounds, then each round's figure (%), and the load average at"
-        " the start of each round.\n\n"
+        " jobs: *kept* is the median of the rounds, then each round's figure (%), the normal clients'"
+        " acknowledgement latency (medians of the rounds' 99th percentiles; the slowest of each round)"
+        " and the load average at the start of each round.\n\n"
         + table(
-            ["collector", "kept (median)", "kept per round %", "quiet ack/s", "attacked ack/s", "load"], rows
+            [
+                "collector",
+                "kept (median)",
+                "kept per round %",
+                "quiet ack/s",
+                "attacked ack/s",
+                "ack p99 ms quiet / attacked",
+                "slowest ack ms attacked, per round",
+                "load",
+            ],
+            rows,
         )
     )
 
