@@ -20,12 +20,16 @@ every event unique, gzip like the SDKs). Bounded in count and in time.
 3. **A/B of the attack mix** (``--ab DIR``): the mix against this tree's collector and against
    the one whose ``src/`` is ``DIR`` (for example ``git archive <commit> src | tar -x -C DIR``),
    alternating for ``--rounds`` rounds on a shared machine; the medians and each round's ratios.
+
+``--postgres URL`` runs the attack mix (and its A/B) on PostgreSQL instead of SQLite: each
+collector gets a fresh schema of that database, dropped after its run.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gzip
 import json
 import multiprocessing
@@ -37,8 +41,10 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 # _harness puts the repository on sys.path.
 from _harness import ROOT, alternating, machine_line, median, table, write_section
@@ -101,6 +107,7 @@ class Load:
         self.sent = self.acked = self.errors = 0
         self.stop = threading.Event()
         self.window: list[float] = []  # acknowledgement times, for per-window throughput
+        self.latencies: list[float] = []  # seconds from send to acknowledgement, as ``window``
 
     def run(self, duration: float) -> None:
         asyncio.run(self._run(time.monotonic() + duration))
@@ -118,6 +125,7 @@ class Load:
             while time.monotonic() < deadline and not self.stop.is_set() and self.sent < self.max_events:
                 body, _ = make_body()
                 self.sent += 1
+                sent = time.monotonic()
                 writer.write((head + f"Content-Length: {len(body)}\r\n\r\n").encode() + body)
                 header = await reader.readuntil(b"\r\n\r\n")
                 length = next(
@@ -128,7 +136,9 @@ class Load:
                 await reader.readexactly(length)
                 if header.split(b" ", 2)[1] == b"200":
                     self.acked += 1
-                    self.window.append(time.monotonic())
+                    now = time.monotonic()
+                    self.window.append(now)
+                    self.latencies.append(now - sent)
                 else:
                     self.errors += 1
         except (OSError, asyncio.IncompleteReadError):
@@ -138,6 +148,13 @@ class Load:
 
     def rate_between(self, start: float, end: float) -> float:
         return sum(1 for t in self.window if start <= t < end) / (end - start)
+
+    def latency_ms_between(self, start: float, end: float, quantile: float) -> float:
+        """The ``quantile`` of the acknowledgement latency (ms) of requests acknowledged then."""
+        chosen = sorted(d for t, d in zip(self.window, self.latencies, strict=True) if start <= t < end)
+        if not chosen:
+            return 0.0
+        return 1000 * chosen[min(len(chosen) - 1, int(quantile * len(chosen)))]
 
 
 def serve(
@@ -258,13 +275,36 @@ def _attack_process(
     out.put(outcomes)
 
 
+@contextlib.contextmanager
+def fresh_schema(url: str | None) -> Iterator[list[str]]:
+    """``tripwire serve`` arguments for a fresh schema of the PostgreSQL database ``url``
+    (dropped afterwards); none for ``None`` (SQLite in the data directory)."""
+    if url is None:
+        yield []
+        return
+    import psycopg
+
+    schema = f"tw_bench_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+        try:
+            sep = "&" if "?" in url else "?"
+            yield ["--database-url", f"{url}{sep}options={quote(f'-csearch_path={schema}')}"]
+        finally:
+            conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
 def attack_mix(
-    window: float, connections: int, src: str | None = None, extra: list[str] | None = None
+    window: float,
+    connections: int,
+    src: str | None = None,
+    extra: list[str] | None = None,
+    postgres: str | None = None,
 ) -> dict[str, Any]:
     load_average = os.getloadavg()[0]
     ctx = multiprocessing.get_context("spawn")
-    with tempfile.TemporaryDirectory() as data_dir:
-        proc, info = serve(data_dir, src, extra)
+    with tempfile.TemporaryDirectory() as data_dir, fresh_schema(postgres) as database:
+        proc, info = serve(data_dir, src, [*database, *(extra or [])])
         pid, port = int(info["pid"]), int(info["url"].rstrip("/").rsplit(":", 1)[1])
         key, project = info["dsn"].split("//", 1)[1].split("@", 1)[0], int(info["dsn"].rsplit("/", 1)[1])
         try:
@@ -299,6 +339,10 @@ def attack_mix(
         "quiet_per_s": quiet,
         "attacked_per_s": attacked,
         "ratio": attacked / quiet if quiet else 0.0,
+        # Where a stall shows even when the machine's load hides it in the throughput.
+        "p99_ms_quiet": load.latency_ms_between(t0, t0 + window - 1.0, 0.99),
+        "p99_ms_attacked": load.latency_ms_between(t1, t2, 0.99),
+        "max_ms_attacked": load.latency_ms_between(t1, t2, 1.0),
         "errors": load.errors,
         "rss_peak_mib": peak,
         "attacks": attacks,
@@ -354,17 +398,22 @@ def attack_mix_ab(
     rounds: int,
     old_args: list[str] | None = None,
     new_args: list[str] | None = None,
+    postgres: str | None = None,
 ) -> dict[str, Any]:
     """The mix against the old tree and this one, alternating (old new, new old, ...); each
     ``tripwire serve`` gets its variant's extra arguments."""
     runs: dict[str, list[dict[str, Any]]] = {"old": [], "new": []}
     for _, variant in alternating(["old", "new"], rounds):
         if variant == "old":
-            mix = attack_mix(window, connections, old_src, old_args)
+            mix = attack_mix(window, connections, old_src, old_args, postgres)
         else:
-            mix = attack_mix(window, connections, None, new_args)
+            mix = attack_mix(window, connections, None, new_args, postgres)
         runs[variant].append(mix)
-        line = f"{variant}: kept {mix['ratio'] * 100:.0f} % (load {mix['load']:.1f})"
+        line = (
+            f"{variant}: kept {mix['ratio'] * 100:.0f} % (load {mix['load']:.1f}); ack p99 quiet"
+            f" {mix['p99_ms_quiet']:.0f} ms, attacked {mix['p99_ms_attacked']:.0f} ms"
+            f" (max {mix['max_ms_attacked']:.0f} ms)"
+        )
         print(line, file=sys.stderr, flush=True)
     return {
         variant: {
@@ -373,6 +422,9 @@ def attack_mix_ab(
             "median_quiet_per_s": median(m["quiet_per_s"] for m in done),
             "median_attacked_per_s": median(m["attacked_per_s"] for m in done),
             "loads": [m["load"] for m in done],
+            "p99_ms_quiet": [m["p99_ms_quiet"] for m in done],
+            "p99_ms_attacked": [m["p99_ms_attacked"] for m in done],
+            "max_ms_attacked": [m["max_ms_attacked"] for m in done],
             "attacks": done[-1]["attacks"],
         }
         for variant, done in runs.items()
@@ -387,6 +439,8 @@ def ab_section(args: argparse.Namespace, ab: dict[str, Any]) -> str:
             " / ".join(f"{x * 100:.0f}" for x in r["ratios"]),
             r["median_quiet_per_s"],
             r["median_attacked_per_s"],
+            f"{median(r['p99_ms_quiet']):.0f} / {median(r['p99_ms_attacked']):.0f}",
+            " / ".join(f"{x:.0f}" for x in r["max_ms_attacked"]),
             " / ".join(f"{x:.1f}" for x in r["loads"]),
         ]
         for variant, r in ab.items()
@@ -395,10 +449,21 @@ def ab_section(args: argparse.Namespace, ab: dict[str, Any]) -> str:
         f"`bench/load_bench.py --ab OLD_SRC --rounds {args.rounds} --mix-duration {args.mix_duration:.0f}"
         f" --connections {args.connections}` — {machine_line()}. The attack mix above against the old"
         " collector and the new one, alternating (old new, new old, ...), on a machine shared with other"
-        " jobs: *kept* is the median of the rounds, then each round's figure (%), and the load average at"
-        " the start of each round.\n\n"
+        " jobs: *kept* is the median of the rounds, then each round's figure (%), the normal clients'"
+        " acknowledgement latency (medians of the rounds' 99th percentiles; the slowest of each round)"
+        " and the load average at the start of each round.\n\n"
         + table(
-            ["collector", "kept (median)", "kept per round %", "quiet ack/s", "attacked ack/s", "load"], rows
+            [
+                "collector",
+                "kept (median)",
+                "kept per round %",
+                "quiet ack/s",
+                "attacked ack/s",
+                "ack p99 ms quiet / attacked",
+                "slowest ack ms attacked, per round",
+                "load",
+            ],
+            rows,
         )
     )
 
@@ -417,6 +482,11 @@ def main() -> None:
     parser.add_argument("--no-write", action="store_true", help="do not write bench/RESULTS.md")
     parser.add_argument("--ab", metavar="OLD_SRC", help="A/B the attack mix against another tree's src/")
     parser.add_argument("--rounds", type=int, default=3, help="rounds of the A/B (each runs both)")
+    parser.add_argument(
+        "--postgres",
+        metavar="URL",
+        help="run the attack mix on this PostgreSQL database (a fresh schema each run)",
+    )
     parser.add_argument(
         "--attackers", help="only these attacker kinds of the mix, comma-separated (to see what each costs)"
     )
@@ -447,6 +517,7 @@ def main() -> None:
             args.rounds,
             shlex.split(args.old_args),
             shlex.split(args.new_args),
+            args.postgres,
         )
         title = "Collector under attack: A/B of the ingest changes"
         sections.append((title, ab_section(args, results["ab"])))
@@ -454,7 +525,9 @@ def main() -> None:
         results["sustained"] = sustained(args.duration, args.connections, args.max_events)
         sections.append(("Collector under sustained load", sustained_section(args, results["sustained"])))
     if not args.ab and args.only in (None, "mix"):
-        results["mix"] = attack_mix(args.mix_duration, args.connections, None, shlex.split(args.new_args))
+        results["mix"] = attack_mix(
+            args.mix_duration, args.connections, None, shlex.split(args.new_args), args.postgres
+        )
         sections.append(("Collector under attack, beside normal traffic", mix_section(args, results["mix"])))
     if args.json:
         print(json.dumps(results))

@@ -15,6 +15,13 @@ dashboard (HTTP, logged in), server time measured as the request latency over lo
 
     python bench/performance_bench.py                      # SQLite + PostgreSQL
     python bench/performance_bench.py --backends sqlite --duration 5
+    python bench/performance_bench.py --instructions         # valgrind counts; writes its own table
+
+``--instructions`` counts the collector's instructions (valgrind callgrind) per ingested envelope
+(the ASGI app in-process, 32 requests in flight, digester off) and per digested transaction
+(batches of 200 and 500), each as the difference of a small and a large run divided by the
+difference in count, so neither the process's start-up nor the machine's load is in it. On
+PostgreSQL only the collector's side is counted (the database server's work is not).
 """
 
 from __future__ import annotations
@@ -27,9 +34,14 @@ import math
 import os
 import random
 import re
+import shutil
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -318,8 +330,17 @@ def storage(database_url: str, backend: str) -> dict[str, float]:
     }
 
 
-def run_load(database_url: str, duration: float, rng: random.Random, load: str = "wrk") -> dict[str, Any]:
-    proc, info = _serve(database_url)
+def _ingest_digest_cpu(info: dict[str, Any]) -> tuple[float, float]:
+    """CPU seconds of the HTTP processes (the first and its ``--workers``) and of the digest child."""
+    own, children = _cpu_seconds(info["pid"])
+    workers = sum(sum(_cpu_seconds(pid)) for pid in info.get("workers", []))
+    return own + workers, children - workers
+
+
+def run_load(
+    database_url: str, duration: float, rng: random.Random, load: str = "wrk", workers: int = 1
+) -> dict[str, Any]:
+    proc, info = _serve(database_url, *(("--workers", str(workers)) if workers > 1 else ()))
     host, port = info["url"].split("//", 1)[1].rstrip("/").rsplit(":", 1)
     key = info["dsn"].split("//", 1)[1].split("@", 1)[0]
     project = int(info["dsn"].rsplit("/", 1)[1])
@@ -330,7 +351,7 @@ def run_load(database_url: str, duration: float, rng: random.Random, load: str =
     try:
         time.sleep(0.5)
         before = _stored(store, project)
-        cpu0 = _cpu_seconds(info["pid"])
+        cpu0 = _ingest_digest_cpu(info)
         load0 = os.getloadavg()[0]
         t0 = time.perf_counter()
         if load == "wrk":
@@ -341,12 +362,12 @@ def run_load(database_url: str, duration: float, rng: random.Random, load: str =
             lat = sorted(result["latencies"])
             p99 = lat[int(len(lat) * 0.99)] * 1000 if lat else 0.0
         load_end = time.perf_counter()
-        cpu_load = _cpu_seconds(info["pid"])
+        cpu_load = _ingest_digest_cpu(info)
         acked = result["status"].get(200, 0)
         while store.queue_depth() > 0:
             time.sleep(0.05)
         drained = time.perf_counter()
-        cpu1 = _cpu_seconds(info["pid"])
+        cpu1 = _ingest_digest_cpu(info)
         stored = _stored(store, project) - before
     finally:
         store.close()
@@ -391,6 +412,87 @@ def digest_only(database_url: str, batch: int, count: int, rng: random.Random) -
         "cpu_us": (time.process_time() - cpu0) / max(1, done) * 1e6,
         "wall_us": (time.perf_counter() - t0) / max(1, done) * 1e6,
     }
+
+
+CHILD = Path(__file__).resolve().parent / "_perf_child.py"
+#: (small, large) counts of the instruction runs: envelopes for ingest, transactions for digest
+#: (whole batches each, so every batch is full).
+INGEST_COUNTS = (320, 1280)
+DIGEST_COUNTS = {200: (200, 1200), 500: (500, 1500)}
+
+
+def _callgrind(args: list[str]) -> tuple[int, str]:
+    """Instructions the child ran (callgrind's total) and what it printed."""
+    env = dict(os.environ, PYTHONHASHSEED="0")
+    out = subprocess.run(
+        ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable, str(CHILD), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=3600,
+        check=True,
+    )
+    match = re.search(r"Collected : (\d+)", out.stderr)
+    if match is None:
+        raise RuntimeError(f"no callgrind total:\n{out.stderr[-2000:]}")
+    return int(match.group(1)), out.stdout.strip()
+
+
+def _queued(url: str, count: int, rng: random.Random, now: float) -> None:
+    from tripwire_server.store.base import IntakeRow
+
+    store = open_store(url)
+    try:
+        store.migrate()
+        project = store.list_projects()[0] if store.list_projects() else store.create_project("default")
+        bodies = [make_body(make_transaction(i, rng, now + i * 0.0001)) for i in range(count)]
+        store.enqueue([IntakeRow(project.id, time.time(), "envelope:gzip", b, None) for b in bodies])
+    finally:
+        store.close()
+
+
+def instructions(backend: str) -> dict[str, float]:
+    """Instructions per ingested envelope and per digested transaction (see the module docstring)."""
+    # Inside one minute, half an hour back: every run folds into the same number of buckets.
+    now = float(int(time.time() // 3600) * 3600 - 1800)
+    out: dict[str, float] = {}
+    for batch, counts in DIGEST_COUNTS.items():
+        totals = []
+        for n in counts:
+            db = _Database(backend)
+            try:
+                _queued(db.url, n, random.Random(3), now)
+                total, printed = _callgrind(["digest", db.url, str(batch)])
+                assert int(printed) == n, (printed, n)
+                totals.append(total)
+            finally:
+                db.drop()
+        out[f"digest_{batch}"] = (totals[1] - totals[0]) / (counts[1] - counts[0])
+    rng = random.Random(4)
+    tmp = Path(tempfile.mkdtemp(prefix="tw-bench-"))
+    try:
+        bodies = tmp / "bodies.hex"
+        bodies.write_text(
+            "\n".join(
+                make_body(make_transaction(i, rng, now + i * 0.0001)).hex() for i in range(INGEST_COUNTS[1])
+            )
+        )
+        totals = []
+        for n in INGEST_COUNTS:
+            db = _Database(backend)
+            try:
+                total, printed = _callgrind(["ingest", db.url, str(n), str(bodies)])
+                assert int(printed) == n, (printed, n)
+                store = open_store(db.url)
+                assert store.queue_depth() == n, (store.queue_depth(), n)
+                store.close()
+                totals.append(total)
+            finally:
+                db.drop()
+        out["ingest"] = (totals[1] - totals[0]) / (INGEST_COUNTS[1] - INGEST_COUNTS[0])
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
 
 
 def _stored(store: Any, project: int) -> int:
@@ -447,6 +549,44 @@ def time_pages(database_url: str, rounds: int = 15) -> dict[str, float]:
     return out
 
 
+def quick(args: argparse.Namespace, rng: random.Random) -> None:
+    """Empty databases only, every (backend, workers) variant in turn for ``--rounds`` rounds;
+    print each run and a table of medians."""
+    variants = [
+        (backend, int(w))
+        for backend in args.backends.split(",")
+        for w in args.workers.split(",")
+        if (backend == "postgresql" and _pg_url()) or (backend == "sqlite" and int(w) == 1)
+    ]
+    runs: dict[tuple[str, int], list[dict[str, Any]]] = {v: [] for v in variants}
+    for r in range(args.rounds):
+        for backend, workers in variants:
+            db = _Database(backend)
+            try:
+                result = run_load(db.url, args.duration, rng, args.load, workers)
+            finally:
+                db.drop()
+            runs[(backend, workers)].append(result)
+            print(f"round {r} {backend} workers={workers}", result, flush=True)
+    keys = ("acked_per_s", "stored_per_s", "ingest_cpu_us", "digest_cpu_us", "client_cpu_us", "load_avg")
+    print(
+        table(
+            ["backend", "HTTP processes", "tx/s acknowledged", "tx/s stored", "ingest CPU µs / request"]
+            + ["digest CPU µs / tx", "load generator CPU µs / request", "load average", "stored per round"],
+            [
+                (
+                    backend,
+                    workers,
+                    *(f"{statistics.median(x[k] for x in runs[(backend, workers)]):,.0f}" for k in keys[:-1]),
+                    f"{statistics.median(x['load_avg'] for x in runs[(backend, workers)]):.1f}",
+                    " / ".join(f"{x['stored_per_s']:,.0f}" for x in runs[(backend, workers)]),
+                )
+                for backend, workers in variants
+            ],
+        )
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--backends", default="sqlite,postgresql")
@@ -459,11 +599,44 @@ def main() -> None:
     )
     parser.add_argument("--quick", action="store_true", help="empty database only; print, do not write")
     parser.add_argument(
+        "--workers",
+        default="1",
+        help="with --quick: HTTP processes of `tripwire serve --workers`, comma-separated variants"
+        " run alternately (PostgreSQL only for N > 1), e.g. 1,2",
+    )
+    parser.add_argument("--rounds", type=int, default=1, help="with --quick: rounds of every variant")
+    parser.add_argument(
         "--digest-only",
         action="store_true",
         help="print the digest's CPU per transaction at batch sizes 20, 100 and 500 (no HTTP); write nothing",
     )
+    parser.add_argument(
+        "--instructions",
+        action="store_true",
+        help="print instructions per ingested envelope and per digested transaction (valgrind)",
+    )
     args = parser.parse_args()
+    if args.instructions:
+        rows = []
+        for backend in args.backends.split(","):
+            if backend == "postgresql" and not _pg_url():
+                print("skipping PostgreSQL: set TRIPWIRE_BENCH_DATABASE_URL")
+                continue
+            counts = instructions(backend)
+            print(backend, counts, flush=True)
+            rows.append((backend, *(f"{counts[k]:,.0f}" for k in ("ingest", "digest_200", "digest_500"))))
+        print(
+            table(
+                [
+                    "backend",
+                    "instructions / ingested envelope",
+                    "instructions / digested tx (batches of 200)",
+                    "instructions / digested tx (batches of 500)",
+                ],
+                rows,
+            )
+        )
+        return
     if args.digest_only:
         for backend in args.backends.split(","):
             for batch in (20, 100, 500):
@@ -475,6 +648,9 @@ def main() -> None:
                     db.drop()
         return
     rng = random.Random(3)
+    if args.quick:
+        quick(args, rng)
+        return
     rows = []
     size_rows = []
     for backend in args.backends.split(","):
@@ -485,8 +661,6 @@ def main() -> None:
         try:
             empty = run_load(db.url, args.duration, rng, args.load)
             print(backend, "empty", empty, flush=True)
-            if args.quick:
-                continue
             sizes_small = storage(db.url, backend)
             filled = prefill(db.url, time.time())
             print(backend, "prefill", filled, flush=True)
@@ -526,8 +700,6 @@ def main() -> None:
                 sizes_small["bytes_per_sample"],
             )
         )
-    if args.quick:
-        return
     body = (
         f"{machine_line()}; `nice -n -10 python bench/performance_bench.py --duration {args.duration:g}"
         f" --load {args.load}` (the server and the load generator at a higher priority than the other"

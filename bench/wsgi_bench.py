@@ -108,10 +108,18 @@ def run_variant(variant: str, sink: Sink, duration: float, conns: int, folder: P
     return result
 
 
-def server_instructions(variant: str, sink: Sink, small: int = 300, large: int = 1300) -> float:
+def server_instructions(variant: str, sink: Sink, small: int = 300, large: int = 1300) -> tuple[float, float]:
+    """Instructions per /ok request, and waitress's "Task queue depth" warnings per request.
+
+    The warnings matter: waitress logs one whenever a request arrives while its thread is still
+    finishing the previous one, which under valgrind happens for about half of the requests, at
+    random, in every variant. Each is a log record (~60k instructions to stderr), and with an SDK's
+    logging integration also a breadcrumb: part of the figure, and of its run-to-run spread.
+    """
     code = WAITRESS.format(bench=str(Path(__file__).resolve().parent))
     env = dict(os.environ, PYTHONPATH=str(ROOT / "src"), PYTHONHASHSEED="0")
     totals = []
+    warnings = []
     for count in (small, large):
         port = free_port()
         proc = subprocess.Popen(
@@ -135,13 +143,16 @@ def server_instructions(variant: str, sink: Sink, small: int = 300, large: int =
                             length = int(line.split(b":")[1])
                     reader.read(length)
         finally:
-            proc.send_signal(signal.SIGINT)
+            # SIGTERM: callgrind writes its totals at once. After SIGINT waitress shuts down on its
+            # own, which under valgrind on a loaded machine took more than 5 minutes at times.
+            proc.send_signal(signal.SIGTERM)
             _, err = proc.communicate(timeout=300)
         match = re.search(r"Collected : (\d+)", err)
         if match is None:
             raise RuntimeError(f"no callgrind total for {variant}:\n{err[-2000:]}")
         totals.append(int(match.group(1)))
-    return (totals[1] - totals[0]) / (large - small)
+        warnings.append(err.count("Task queue depth"))
+    return (totals[1] - totals[0]) / (large - small), (warnings[1] - warnings[0]) / (large - small)
 
 
 def main() -> None:
@@ -166,7 +177,7 @@ def main() -> None:
         )
         for _, variant in alternating(variants, args.rounds):
             runs[variant].append(run_variant(variant, sink, args.duration, args.conns, folder))
-        instructions: dict[str, float] = {}
+        instructions: dict[str, tuple[float, float]] = {}
         if not args.no_callgrind and shutil.which("valgrind"):
             for variant in variants:
                 instructions[variant] = server_instructions(variant, sink)
@@ -188,16 +199,18 @@ def main() -> None:
         + table(headers, rows)
     )
     if instructions:
-        base = instructions.get("bare")
+        base = instructions["bare"][0] if "bare" in instructions else None
         irows = [
             [v, f"{n:,.0f}", f"{base / n:.3f}x" if base else "", f"{n - base:+,.0f}" if base else ""]
-            for v, n in instructions.items()
+            + [f"{w:.2f}"]
+            for v, (n, w) in instructions.items()
         ]
         body += (
             "\n\nInstructions a server process spends per /ok request (valgrind callgrind on waitress, one "
-            "thread, serving the same Flask app; 1,300 minus 300 keep-alive requests, per request). "
+            "thread, serving the same Flask app; 1,300 minus 300 keep-alive requests, per request), and "
+            "waitress's queue-depth warnings per request (see `server_instructions`). "
             "Target for tripwire: ≥ 0.95x bare.\n\n"
-            + table(["variant", "instructions/req", "bare / variant", "added"], irows)
+            + table(["variant", "instructions/req", "bare / variant", "added", "warnings/req"], irows)
         )
     print(body)
     if not args.dry_run:

@@ -344,7 +344,7 @@ class Client:
         enabled = self.options.enabled_breadcrumb_types
         if enabled is not None and bugsnag_type(crumb) not in enabled:
             return
-        holder = _scope.current_holder()
+        holder = _scope._isolation.get()  # current_holder(), inline: once per log record
         holder.data = holder.data.with_breadcrumb(crumb, max_breadcrumbs)
 
     def _admit(self, key: ErrorKey | None) -> int:

@@ -11,7 +11,13 @@ import pytest
 
 import tripwire
 import tripwire.logging
-from tripwire.integrations.logging import LoggingIntegration, ignore_logger
+from tripwire.integrations import logging as logging_integration
+from tripwire.integrations.logging import (
+    _MAX_IGNORED_NAMES,
+    LoggingIntegration,
+    _unignore_logger,
+    ignore_logger,
+)
 from tripwire.reporters.capture import CapturedEvents
 
 from .conftest import run_python
@@ -227,6 +233,29 @@ def test_ignored_loggers_and_records_are_skipped(start: Start) -> None:
     logging.getLogger("it.quiet").error("report me")
     tripwire.flush(5)
     assert [e["logentry"]["message"] for e in events] == ["report me"]
+
+
+def test_ignore_logger_applies_to_loggers_that_already_logged(start: Start) -> None:
+    """Whether a logger is ignored is remembered by name; ignore_logger() and undoing it still apply."""
+    events = start()
+    log = logging.getLogger("it.late.sub")
+    log.error("before")
+    ignore_logger("it.late.*")
+    try:
+        log.error("ignored")
+    finally:
+        _unignore_logger("it.late.*")
+    log.error("again")
+    tripwire.flush(5)
+    assert [e["logentry"]["message"] for e in events] == ["before", "again"]
+
+
+def test_remembered_logger_names_are_bounded(start: Start) -> None:
+    """Loggers named per job or tenant do not grow what the integration remembers without bound."""
+    start()
+    for i in range(_MAX_IGNORED_NAMES + 50):
+        logging.getLogger(f"it.tenant.{i}").info("seen")
+    assert len(logging_integration._ignored_names) <= _MAX_IGNORED_NAMES
 
 
 def test_handler_and_filter_configured_with_dictconfig(start: Start) -> None:

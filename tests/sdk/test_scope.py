@@ -167,6 +167,35 @@ def test_max_breadcrumbs_keeps_the_newest() -> None:
     assert isinstance(crumbs[0]["timestamp"], float) and crumbs[0]["type"] == "default"
 
 
+def test_with_breadcrumb_keeps_every_other_field_and_trims_to_the_limit() -> None:
+    """ScopeData.with_breadcrumb (built field by field) changes the breadcrumbs only, newest last."""
+    from tripwire._scope import ScopeData
+
+    def processor(event: Any, hint: Any) -> Any:
+        return event
+
+    data = ScopeData(
+        tags={"t": "1"},
+        extras={"e": 2},
+        contexts={"c": {}},
+        user={"id": "u"},
+        level="warning",
+        fingerprint=("f",),
+        transaction="GET /",
+        processors=(processor,),
+    )
+    one = data.with_breadcrumb({"message": "a"}, 1).with_breadcrumb({"message": "b"}, 1)
+    assert type(one) is ScopeData
+    assert one._replace(breadcrumbs=()) == data
+    assert one.breadcrumbs == ({"message": "b"},)
+    many = data
+    for i in range(5):
+        many = many.with_breadcrumb({"message": str(i)}, 10)
+    # A limit lowered below what is held keeps the newest limit - 1, then the new one.
+    assert [c["message"] for c in many.with_breadcrumb({"message": "x"}, 2).breadcrumbs] == ["4", "x"]
+    assert data.with_breadcrumb({"message": "x"}, 0) is data
+
+
 def test_max_breadcrumbs_zero_records_none() -> None:
     """max_breadcrumbs=0 turns breadcrumbs off."""
     with tripwire.testing.capture_events(max_breadcrumbs=0) as events:

@@ -154,6 +154,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--no-digest", action="store_true", help="only ingest; let other processes digest")
     serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="HTTP processes answering on the port (PostgreSQL only; one digest process whatever N)",
+    )
+    serve.add_argument(
         "--digest-niceness",
         type=int,
         default=CollectorConfig.digest_niceness,
@@ -322,10 +329,7 @@ def _when(ts: float) -> str:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
     from .app import create_app
-    from .serving import uvicorn_config
     from .state import bootstrap
 
     level = args.log_level.upper()
@@ -359,8 +363,26 @@ def cmd_serve(args: argparse.Namespace) -> int:
     warning = exposure_warning(args.host)
     if warning:
         print(warning, file=sys.stderr, flush=True)
+    if args.workers < 1:
+        print("tripwire serve: --workers must be at least 1", file=sys.stderr)
+        return 2
+    if args.workers > 1 and not config.effective_database_url.startswith("postgres"):
+        # SQLite has one writer at a time: more HTTP processes would only queue for its lock.
+        print("tripwire serve: --workers N (N > 1) needs a PostgreSQL --database-url", file=sys.stderr)
+        return 2
     store = open_store(config.effective_database_url, sqlite_synchronous=config.sqlite_synchronous)
     info = bootstrap(store, config)
+    workers: list[int] = []
+    if args.workers > 1:
+        from .workers import fork_workers
+
+        # The workers open their own connections: none may be shared across the fork.
+        store.close()
+        worker_config = dataclasses.replace(config, run_digester=False)
+        workers = fork_workers(
+            args.workers - 1, lambda: _run_server(create_app(worker_config), worker_config, args, sock)
+        )
+        store = open_store(config.effective_database_url, sqlite_synchronous=config.sqlite_synchronous)
     url = config.effective_public_url
     dsn = info.project.dsn(url)
     # A password the operator chose ($TRIPWIRE_ADMIN_PASSWORD) is never echoed: logs keep stdout.
@@ -382,6 +404,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                     "admin_password": password,
                     "database": database,
                     "pid": os.getpid(),
+                    "workers": workers,
                 }
             ),
             flush=True,
@@ -397,8 +420,25 @@ def cmd_serve(args: argparse.Namespace) -> int:
             )
         elif info.admin_password:
             print(f"  admin login: {info.admin_username} / the password in $TRIPWIRE_ADMIN_PASSWORD")
+        if workers:
+            pids = ", ".join(map(str, [os.getpid(), *workers]))
+            print(f"  {args.workers} HTTP processes: {pids} (the first also runs the digest)")
         print("  Ctrl-C to stop", flush=True)
-    app = create_app(config, store=store)
+    try:
+        _run_server(create_app(config, store=store), config, args, sock)
+    finally:
+        if workers:
+            from .workers import stop_workers
+
+            stop_workers(workers)
+    return 0
+
+
+def _run_server(app: Any, config: CollectorConfig, args: argparse.Namespace, sock: socket.socket) -> None:
+    import uvicorn
+
+    from .serving import uvicorn_config
+
     server = uvicorn.Server(
         uvicorn_config(
             app,
@@ -410,7 +450,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
         )
     )
     server.run(sockets=[sock])
-    return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

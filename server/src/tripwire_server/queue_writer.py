@@ -15,6 +15,13 @@ while small envelopes keep arriving the next large one waits ``large_yield`` tim
 last large commit took: large uploads get at most 1 / (1 + ``large_yield``) of the writer's time
 when it is contended, and all of it when it is not. The bodies waiting are bounded as any request
 in flight is (the bytes-in-flight budget).
+
+A store that keeps large bodies as files (SQLite: store/blob_files.py) removes that wait instead
+of spreading it: a body of ``store.file_from`` bytes and more is written and synced to a file of
+its own by a separate thread, outside the database's write lock, and only then queued as a small
+row naming the file, in the next group commit with every other envelope. The 200 still goes out
+only once both the file and the row are durable. PostgreSQL keeps bodies in its rows: its
+writers do not queue behind one another, and collectors on several hosts share no directory.
 """
 
 from __future__ import annotations
@@ -57,6 +64,8 @@ class IntakeWriter:
         #: While small envelopes keep coming, a large commit that took T waits ``large_yield * T``.
         self.large_yield = large_yield
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="tripwire-intake")
+        # Files are written beside the writer, never by it: a 15 MiB sync must not hold up commits.
+        self._file_executor = ThreadPoolExecutor(1, thread_name_prefix="tripwire-intake-files")
         self._pending: list[tuple[IntakeRow, asyncio.Future[None]]] = []
         self._large: list[tuple[IntakeRow, asyncio.Future[None]]] = []
         #: Loop time before which the next large envelope waits, if small ones arrived since.
@@ -92,10 +101,18 @@ class IntakeWriter:
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._executor, self._flush_outcomes)
         self._executor.shutdown(wait=True)
+        self._file_executor.shutdown(wait=True)
 
     async def submit(self, row: IntakeRow) -> None:
         """Return once ``row`` is committed; raise :class:`IntakeUnavailable` if it cannot be."""
         loop = asyncio.get_running_loop()
+        file_from = self.store.file_from
+        if file_from is not None and len(row.body) >= file_from:
+            await self._submit_as_file(loop, row)
+        else:
+            await self._submit_row(loop, row)
+
+    async def _submit_row(self, loop: asyncio.AbstractEventLoop, row: IntakeRow) -> None:
         fut: asyncio.Future[None] = loop.create_future()
         if len(row.body) >= self.large_row:
             self._large.append((row, fut))
@@ -112,6 +129,27 @@ class IntakeWriter:
             await asyncio.shield(fut)
         finally:
             self.in_flight -= 1
+
+    async def _submit_as_file(self, loop: asyncio.AbstractEventLoop, row: IntakeRow) -> None:
+        self.in_flight += 1  # counted from the start: the backlog check sees it while it is written
+        try:
+            name = await loop.run_in_executor(self._file_executor, self.store.keep_as_file, row.body)
+        except Exception as exc:
+            log.exception("could not write a %d byte envelope to a file", len(row.body))
+            raise IntakeUnavailable(str(exc)) from exc
+        finally:
+            self.in_flight -= 1
+        if name is not None:
+            row = IntakeRow(
+                row.project_id, row.received_at, row.kind, b"", row.remote_addr, name, len(row.body)
+            )
+        try:
+            await self._submit_row(loop, row)
+        except IntakeUnavailable:
+            if name is not None:
+                # The row was not committed: nothing names the file (the sweep would find it later).
+                await loop.run_in_executor(self._file_executor, self.store.discard_files, [name])
+            raise
 
     def count(self, project_id: int, category: str, reason: str, quantity: int = 1) -> None:
         """Count something that happened at intake (e.g. a rate-limited or oversized request)."""

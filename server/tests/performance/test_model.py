@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import random
+from typing import Any
+
 import pytest
 
 from tripwire_server.performance import model
@@ -92,3 +95,43 @@ def test_a_client_clock_ahead_is_shifted_and_old_transactions_are_refused() -> N
     assert model.fit_clock(tx, 10_000.0) and tx.timestamp == 10_000.0 and tx.spans[0].timestamp < 10_000.0
     old = model.from_transaction(transaction("/x", 100, end=10_000 - 40 * 86400), 1)
     assert not model.fit_clock(old, 10_000.0)
+
+
+def _reference_span(raw: Any) -> model.Span | None:
+    """A Sentry span through the general helpers alone (the definition the fast path keeps)."""
+    if not isinstance(raw, dict):
+        return None
+    span_id = model._span_id(raw.get("span_id"))
+    if span_id is None:
+        return None
+    try:
+        start, end = model._times(raw.get("start_timestamp"), raw.get("timestamp"))
+    except ValueError:
+        return None
+    return model.Span(
+        span_id=span_id,
+        parent_span_id=model._span_id(raw.get("parent_span_id")),
+        op=model._text(raw.get("op") or "default", model.MAX_OP),
+        description=model._text(raw.get("description") or "", model.MAX_DESCRIPTION),
+        start_timestamp=start,
+        timestamp=end,
+        status=model._text(raw.get("status") or "ok", 32).lower(),
+    )
+
+
+def test_spans_parse_as_the_general_helpers_define_whatever_their_shape() -> None:
+    """Odd ids, times, ops, descriptions and statuses give what the plain helpers give."""
+    values: dict[str, list[Any]] = {
+        "span_id": ["a1b2c3d4e5f60718", "A1B2C3D4E5F60718", " a1b2 ", "", "x" * 40, "zz", 7, None],
+        "parent_span_id": ["00aa00aa00aa00aa", "00AA", "", " ", None, 12, "g" * 16],
+        "start_timestamp": [1.5, 2, "2026-01-01T00:00:00Z", None, 3.5, float("nan")],
+        "timestamp": [2.5, 3, "2026-01-01T00:00:01Z", None, 1.0, 1e10],
+        "op": ["db.sql.query", "", None, "o" * 80, "db\x00x", 5],
+        "description": ["SELECT 1", "", None, "d" * 2100, "a\x00b", 3.0],
+        "status": ["ok", "OK", None, "", "internal_error", 5, "Cancelled"],
+    }
+    rng = random.Random(3)
+    for _ in range(3000):
+        raw = {k: rng.choice(v) for k, v in values.items() if rng.random() < 0.95}
+        assert model._sentry_span(raw) == _reference_span(raw), raw
+    assert model._sentry_span(["not", "a", "span"]) is None

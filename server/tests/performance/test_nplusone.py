@@ -68,3 +68,18 @@ def test_the_same_fingerprint_for_the_same_transaction_and_statement() -> None:
     a = detect(_tx([_db(i, f"SELECT * FROM t WHERE id = {i}", i, i + 0.5) for i in range(6)]))[0]
     b = detect(_tx([_db(i, f"SELECT * FROM t WHERE id = {i * 7}", i, i + 0.5) for i in range(9)]))[0]
     assert a.fingerprint == b.fingerprint
+
+
+def test_five_different_statements_under_one_parent_are_no_n_plus_one() -> None:
+    """Five sequential queries that differ after normalization are five statements, not a run."""
+    spans = [_db(i, f"SELECT * FROM table_{chr(97 + i)} WHERE id = 1", i, i + 0.5) for i in range(5)]
+    assert detect(_tx(spans)) == []
+
+
+def test_one_statement_split_over_two_parents_is_no_n_plus_one() -> None:
+    """Repeats are counted under one parent: three here and three there make no finding."""
+    spans = [
+        _db(i, f"SELECT * FROM t WHERE id = {i}", i, i + 0.5, parent=("a" if i % 2 else "b") * 16)
+        for i in range(6)
+    ]
+    assert detect(_tx(spans)) == []

@@ -41,6 +41,13 @@ __all__ = [
 # Logger names (fnmatch patterns) given to ignore_logger().
 _IGNORED: set[str] = set()
 
+# Whether a logger name is ignored, by name: matching every pattern against every record cost more
+# than making its breadcrumb (bench/RESULTS.md, "WSGI over HTTP"). Replaced by a new dict, never
+# cleared, when the patterns change: a thread that matched against the old patterns writes its
+# answer into the old dict. Bounded, as an app may name loggers after jobs or tenants.
+_ignored_names: dict[str, bool] = {}
+_MAX_IGNORED_NAMES = 1024
+
 # logging's level numbers (part of its documented API), so that the defaults need no import.
 _DEBUG, _INFO, _WARNING, _ERROR, _CRITICAL = 10, 20, 30, 40, 50
 
@@ -54,20 +61,36 @@ _busy = threading.local()
 
 def ignore_logger(name: str) -> None:
     """Never turn records of logger ``name`` (fnmatch patterns allowed: ``"noisy.*"``) into anything."""
+    global _ignored_names
     _IGNORED.add(name)
+    _ignored_names = {}
+
+
+def _unignore_logger(name: str) -> None:
+    """Undo :func:`ignore_logger` for exactly this name or pattern."""
+    global _ignored_names
+    _IGNORED.discard(name)
+    _ignored_names = {}
+
+
+def _name_ignored(name: str) -> bool:
+    known = _ignored_names  # before reading the patterns: see _ignored_names
+    ignored = known.get(name)
+    if ignored is None:
+        ignored = name == "tripwire" or name.startswith("tripwire.")
+        if not ignored:
+            for pattern in tuple(_IGNORED):
+                if name == pattern or _deferred.fnmatchcase(name, pattern):
+                    ignored = True
+                    break
+        if len(known) >= _MAX_IGNORED_NAMES:
+            known.clear()
+        known[name] = ignored
+    return ignored
 
 
 def _is_ignored(record: logging.LogRecord) -> bool:
-    name = record.name
-    if name == "tripwire" or name.startswith("tripwire."):
-        return True
-    if getattr(record, "tripwire_ignore", False):
-        return True
-    if _IGNORED:
-        for pattern in _IGNORED:
-            if name == pattern or _deferred.fnmatchcase(name, pattern):
-                return True
-    return False
+    return _name_ignored(record.name) or bool(getattr(record, "tripwire_ignore", False))
 
 
 def level_name(levelno: int) -> str:
@@ -81,6 +104,9 @@ def level_name(levelno: int) -> str:
     if levelno >= _INFO:
         return "info"
     return "debug"
+
+
+_LEVEL_NAMES = {_DEBUG: "debug", _INFO: "info", _WARNING: "warning", _ERROR: "error", _CRITICAL: "fatal"}
 
 
 def _message(record: logging.LogRecord) -> str:
@@ -109,11 +135,18 @@ def _extra(record: logging.LogRecord) -> dict[str, Any]:
 
 def record_to_breadcrumb(record: logging.LogRecord, *, attach_extra: bool = False) -> Breadcrumb:
     """The breadcrumb for ``record``: type log, category = logger name, formatted message."""
+    # Made for every record at INFO and above: logging's own levels by lookup, the message inline
+    # (what _message does), to spare two calls.
+    levelno = record.levelno
+    try:
+        message = record.getMessage()
+    except Exception:
+        message = str(record.msg)
     crumb: Breadcrumb = {
         "type": "log",
         "category": record.name,
-        "level": level_name(record.levelno),
-        "message": _message(record),
+        "level": _LEVEL_NAMES.get(levelno) or level_name(levelno),
+        "message": message,
         "timestamp": record.created,
     }
     if attach_extra:
@@ -235,7 +268,11 @@ class LoggingIntegration(Integration):
             return
         # Records logged on tripwire's own threads (a before_send hook that logs, say) would loop.
         thread = record.threadName  # already known to the record; None with logging.logThreads off
-        if _is_ignored(record) or (thread.startswith("tripwire") if thread else in_sdk_thread()):
+        if (
+            _name_ignored(record.name)
+            or getattr(record, "tripwire_ignore", False)
+            or (thread.startswith("tripwire") if thread else in_sdk_thread())
+        ):
             return
         _busy.active = True
         try:

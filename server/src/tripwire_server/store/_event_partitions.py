@@ -132,14 +132,14 @@ class EventPartitionsMixin:
 
     # -- digest ------------------------------------------------------------------------------
 
-    def _write_results(self, c: Cursor, results: list[EnvelopeResult], budget: AttachmentBudget) -> None:
+    def _write_results(self, c: Cursor, results: list[EnvelopeResult], budget: AttachmentBudget) -> set[str]:
         # The per-project locks come first, in project order, before any row lock of the batch:
         # two digesting processes then queue up on them and cannot deadlock through them.
         projects = sorted({e.project_id for r in results for e in r.events})
         for project_id in projects:
             key = (_EVENT_LOCK << 32) | (project_id & 0xFFFF_FFFF)
             c.ex(f"SELECT pg_advisory_xact_lock({SCOPED_KEY})", (key,))
-        super()._write_results(c, results, budget)  # type: ignore[misc]
+        return super()._write_results(c, results, budget)  # type: ignore[misc, no-any-return]
 
     def insert_events(self, c: Cursor, rows: list[tuple[Any, ...]]) -> list[bool]:
         if not rows:

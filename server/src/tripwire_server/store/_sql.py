@@ -41,6 +41,7 @@ from .base import (
     TagCount,
     hour_start,
 )
+from .blob_files import BlobFiles, orphan_cutoff
 from .database import Cursor, Database
 from .digest_records import AttachmentBudget, EnvelopeResult, Processor
 from .digest_writer import DigestWriter
@@ -84,8 +85,11 @@ class SQLStore(
 
     def __init__(self) -> None:
         super().__init__()
-        #: Attachment bytes this process's digest transactions stored (the digester paces by it).
+        #: Attachment bytes this process's digest transactions stored in the database (the
+        #: digester paces by it; bytes kept as files do not hold the database's write lock).
         self.attachment_bytes_written = 0
+        #: Where large bodies are kept out of the database (SQLite only: store/blob_files.py).
+        self.files: BlobFiles | None = None
 
     def migrate(self) -> list[int]:
         applied: list[int] = []
@@ -208,6 +212,65 @@ class SQLStore(
 
     # -- ingest queue ------------------------------------------------------------------------
 
+    def keep_as_file(self, data: bytes) -> str | None:
+        if self.files is None or self.file_from is None or len(data) < self.file_from:
+            return None
+        return self.files.write(data)
+
+    def discard_files(self, names: Sequence[str]) -> None:
+        if self.files is not None:
+            self.files.remove(names)
+
+    def _read_file(self, name: str) -> bytes:
+        if self.files is None:
+            raise StoreError(f"a row names the file {name!r}, but this store keeps no files")
+        return self.files.read(name)
+
+    def _remove_after_commit(self, c: Cursor, names: list[str]) -> None:
+        """Remove these files once ``c``'s transaction (which dropped their rows) has committed."""
+        files = self.files
+        if names and files is not None:
+            c.after_commit.append(lambda: files.remove(names))
+
+    def _attachments_to_files(self, results: list[EnvelopeResult]) -> list[str]:
+        """Write the large attachments of ``results`` to files, before the digest's transaction
+        takes the write lock; the names written (those whose rows are not stored are removed)."""
+        written: list[str] = []
+        if self.files is None or self.file_from is None:
+            return written
+        try:
+            for result in results:
+                for a in result.attachments:
+                    if a.data_file is None and len(a.data) >= self.file_from:
+                        a.data_file = self.files.write(a.data)
+                        a.data = b""
+                        written.append(a.data_file)
+        except BaseException:
+            self.files.remove(written)
+            raise
+        return written
+
+    def sweep_files(self, now: float | None = None, age: float | None = None) -> int:
+        """Remove files that no queue or attachment row names and that were last written long
+        enough ago (a crash between a file and its row, or between a commit and the removal)."""
+        if self.files is None:
+            return 0
+        candidates = self.files.names(orphan_cutoff(now) if age is None else orphan_cutoff(now, age))
+        if not candidates:
+            return 0
+        # Listed before the rows are read: a file whose row commits meanwhile is in the rows.
+        with self._tx(write=False) as c:
+            referenced = {
+                r[0] for r in c.all("SELECT body_file FROM ingest_queue WHERE body_file IS NOT NULL")
+            }
+            referenced.update(
+                r[0] for r in c.all("SELECT data_file FROM attachments WHERE data_file IS NOT NULL")
+            )
+        removed = self.files.sweep(candidates, referenced)
+        if removed:
+            log.info("removed %d files no row names", removed)
+        return removed
+
     def enqueue(self, rows: Sequence[IntakeRow]) -> None:
         # One multi-row INSERT per 500 rows rather than executemany: the driver releases the GIL
         # around every statement step, and each release hands the GIL to the event loop thread and
@@ -218,9 +281,10 @@ class SQLStore(
                 params: list[Any] = []
                 for r in chunk:
                     params += (r.project_id, r.received_at, r.kind, r.body, r.remote_addr)
+                    params += (r.body_file, r.body_size if r.body_file is not None else None)
                 c.ex(
-                    "INSERT INTO ingest_queue (project_id, received_at, kind, body, remote_addr)"
-                    " VALUES " + ",".join(["(?, ?, ?, ?, ?)"] * len(chunk)),
+                    "INSERT INTO ingest_queue (project_id, received_at, kind, body, remote_addr,"
+                    " body_file, body_size) VALUES " + ",".join(["(?, ?, ?, ?, ?, ?, ?)"] * len(chunk)),
                     params,
                 )
 
@@ -236,11 +300,16 @@ class SQLStore(
         with self._tx() as c:
             row = c.one(
                 "DELETE FROM ingest_queue WHERE id = ?"
-                " RETURNING id, project_id, received_at, kind, body, remote_addr",
+                " RETURNING id, project_id, received_at, kind, body, remote_addr, body_file",
                 (queue_id,),
             )
             if row is None:
                 return False
+            *row, body_file = row
+            if body_file is not None:
+                # Dead letters are rare and kept for a person to look at: in the row, in one place.
+                row[4] = self._read_file(body_file)
+                self._remove_after_commit(c, [body_file])
             c.ex(
                 "INSERT INTO dead_letters (queue_id, project_id, received_at, kind, body,"
                 " remote_addr, error, failed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -281,22 +350,39 @@ class SQLStore(
     def _load_queued(self, c: Cursor, ids: list[int]) -> list[QueuedEnvelope]:
         marks = ",".join("?" * len(ids))
         rows = c.all(
-            "SELECT id, project_id, received_at, kind, body, remote_addr FROM ingest_queue"
+            "SELECT id, project_id, received_at, kind, body, remote_addr, body_file FROM ingest_queue"
             f" WHERE id IN ({marks}) ORDER BY id",
             ids,
         )
-        return [self._queued(r) for r in rows]
+        out = []
+        for r in rows:
+            if r[6] is not None:
+                try:
+                    body = self._read_file(r[6])
+                except FileNotFoundError:
+                    # Another digester deleted the row and its file since this transaction began
+                    # (its DELETE then owns the row, and this result is not written); or the file
+                    # was lost: the empty body is then counted as an invalid envelope.
+                    log.warning("queued envelope %s: its file %s is gone", r[0], r[6])
+                    body = b""
+                r = (*r[:4], body, r[5])
+            out.append(self._queued(r))
+        return out
 
-    def _write_isolated(self, results: list[EnvelopeResult], budget: AttachmentBudget) -> None:
+    def _write_isolated(self, results: list[EnvelopeResult], budget: AttachmentBudget) -> set[str]:
         """After a batch was refused for its data: write each envelope alone, and move aside
-        those the database still refuses, so one bad envelope cannot stall all the others."""
+        those the database still refuses, so one bad envelope cannot stall all the others.
+        Returns the attachment files that rows now name."""
+        kept: set[str] = set()
         for result in results:
             try:
                 with self._tx() as c:
-                    self._write_results(c, [result], budget)
+                    stored = self._write_results(c, [result], budget)
+                kept |= stored
             except self.data_errors as exc:
                 log.error("envelope %s cannot be stored (%r); moved to dead_letters", result.queue_id, exc)
                 self.quarantine(result.queue_id, repr(exc))
+        return kept
 
     def add_outcomes(self, rows: Sequence[tuple[int, float, str, str, str, int]]) -> None:
         if not rows:
@@ -315,16 +401,22 @@ class SQLStore(
             remote_addr=row[5],
         )
 
-    def _write_results(self, c: Cursor, results: list[EnvelopeResult], budget: AttachmentBudget) -> None:
-        """Delete the claimed queue rows and store what they produced, in the caller's transaction."""
+    def _write_results(self, c: Cursor, results: list[EnvelopeResult], budget: AttachmentBudget) -> set[str]:
+        """Delete the claimed queue rows and store what they produced, in the caller's transaction;
+        the attachment files that stored rows name (the caller removes the other ones it wrote)."""
         ids = [r.queue_id for r in results]
         owned: set[int] = set()
+        body_files: list[str] = []
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
             marks = ",".join("?" * len(chunk))
-            owned.update(
-                row[0] for row in c.all(f"DELETE FROM ingest_queue WHERE id IN ({marks}) RETURNING id", chunk)
-            )
+            for row in c.all(
+                f"DELETE FROM ingest_queue WHERE id IN ({marks}) RETURNING id, body_file", chunk
+            ):
+                owned.add(row[0])
+                if row[1] is not None:
+                    body_files.append(row[1])
+        self._remove_after_commit(c, body_files)
         # Another process may have digested some rows first (SQLite offers no SKIP LOCKED): those
         # were not deleted by us, so their results are not ours to write.
         mine = [r for r in results if r.queue_id in owned]
@@ -338,6 +430,7 @@ class SQLStore(
         self._write_performance(c, mine, writer)
         self._write_profiles(c, mine)
         self._alerts_after_digest(c, writer, mine)
+        return writer.files_kept
 
     # -- issues and events -------------------------------------------------------------------
 
@@ -502,12 +595,18 @@ class SQLStore(
     def get_attachment_data(self, project_id: int, attachment_id: int) -> tuple[Attachment, bytes]:
         with self._tx(write=False) as c:
             row = c.one(
-                f"SELECT {_ATTACHMENT_COLUMNS}, data FROM attachments WHERE project_id = ? AND id = ?",
+                f"SELECT {_ATTACHMENT_COLUMNS}, data, data_file FROM attachments"
+                " WHERE project_id = ? AND id = ?",
                 (project_id, attachment_id),
             )
-        if row is None:
-            raise NotFound(f"no attachment {attachment_id}")
-        return Attachment(*row[:8]), bytes(row[8])
+            if row is None:
+                raise NotFound(f"no attachment {attachment_id}")
+            try:
+                data = bytes(row[8]) if row[9] is None else self._read_file(row[9])
+            except FileNotFoundError:
+                # Retention deleted the row (and then the file) since this transaction began.
+                raise NotFound(f"no attachment {attachment_id}") from None
+        return Attachment(*row[:8]), data
 
     # -- release health and outcomes ---------------------------------------------------------
 
@@ -558,6 +657,8 @@ class SQLStore(
         self, *, default_days: int, default_max_events: int, now: float, chunk: int = 5000
     ) -> int:
         deleted = 0
+        # Files left by a crash, on the wall clock (``now`` may be a test's future).
+        self.sweep_files()
         with self._tx() as c:
             self._logs_retention(c, now)
         for project in self.list_projects():
@@ -626,9 +727,12 @@ class SQLStore(
     def _delete_attachments(self, c: Cursor, where: str, params: Sequence[Any]) -> None:
         """Delete attachments and give their bytes back to their projects' budgets."""
         freed: dict[int, int] = {}
-        deleted = c.all(f"DELETE FROM attachments WHERE {where} RETURNING project_id, size", params)
-        for project_id, size in deleted:
+        deleted = c.all(
+            f"DELETE FROM attachments WHERE {where} RETURNING project_id, size, data_file", params
+        )
+        for project_id, size, _file in deleted:
             freed[project_id] = freed.get(project_id, 0) + int(size)
+        self._remove_after_commit(c, [r[2] for r in deleted if r[2] is not None])
         c.many(
             f"UPDATE attachment_usage SET stored_bytes = {self.greatest}(0, stored_bytes - ?),"
             " total_full = 0 WHERE project_id = ?",

@@ -304,6 +304,10 @@ class IntakeRow:
     kind: str
     body: bytes
     remote_addr: str | None
+    #: The file already holding the body (``body`` is then empty): see :meth:`Store.keep_as_file`.
+    body_file: str | None = None
+    #: The size of the body in ``body_file``.
+    body_size: int = 0
 
 
 class Store(AlertStore, MonitorStore, PerformanceStore, ProfileStore, abc.ABC):
@@ -467,6 +471,19 @@ class Store(AlertStore, MonitorStore, PerformanceStore, ProfileStore, abc.ABC):
         -1 clears it back to the collector default)."""
 
     # -- ingest queue (durable intake) -------------------------------------------------------
+
+    #: Bytes from which this store keeps a queued body in a file of its own rather than in the
+    #: queue row (None: it never does).
+    file_from: int | None = None
+
+    def keep_as_file(self, data: bytes) -> str | None:
+        """Write ``data`` durably to a file of its own, outside any transaction, and return the
+        name to queue it under (:attr:`IntakeRow.body_file`); None if this store keeps bodies in
+        its rows (then queue ``data`` itself)."""
+        return None
+
+    def discard_files(self, names: Sequence[str]) -> None:
+        """Remove files from :meth:`keep_as_file` whose rows were never committed."""
 
     @abc.abstractmethod
     def enqueue(self, rows: Sequence[IntakeRow]) -> None:

@@ -23,6 +23,9 @@ class Cursor:
     def __init__(self, raw: Any, translate: Callable[[str], str]) -> None:
         self.raw = raw
         self.translate = translate
+        #: Run once the transaction has committed (not if it rolls back): e.g. removing the files
+        #: of rows it deleted, which must outlive the rows until then.
+        self.after_commit: list[Callable[[], None]] = []
 
     def ex(self, sql: str, params: Sequence[Any] = ()) -> Any:
         """Execute one statement."""
@@ -114,9 +117,10 @@ class Database(abc.ABC):
         conn = self._acquire()
         raw = conn.cursor()
         broken = False
+        cursor = Cursor(raw, self.translate)
         try:
             self._begin(raw, write)
-            yield Cursor(raw, self.translate)
+            yield cursor
             self._commit(conn, raw)
         except BaseException:
             try:
@@ -128,6 +132,8 @@ class Database(abc.ABC):
             with contextlib.suppress(Exception):
                 raw.close()
             self._release(conn, broken)
+        for done in cursor.after_commit:
+            done()
 
     def close(self) -> None:
         """Close every connection; the database is not used after this."""

@@ -85,6 +85,14 @@ class AttachmentRow:
     attachment_type: str
     data: bytes
     received_at: float
+    #: The file holding the bytes when they are kept out of the database (``data`` is then empty).
+    data_file: str | None = None
+    #: The size of the bytes (of ``data``, or of ``data_file``).
+    size: int = -1
+
+    def __post_init__(self) -> None:
+        if self.size < 0:
+            self.size = len(self.data)
 
 
 @dataclasses.dataclass

@@ -29,8 +29,11 @@ class DigestWriter:
         self.budget = budget
         # What the batch changed, for the alert rules evaluated in the same transaction.
         self.stored: list[tuple[DigestedEvent, int]] = []
-        #: Attachment bytes this batch stored (the digester paces itself by them).
+        #: Attachment bytes this batch stored in the database (the digester paces itself by them;
+        #: bytes kept as files are not written under the database's lock).
         self.attachment_bytes = 0
+        #: The attachment files (store/blob_files.py) that rows of this batch name.
+        self.files_kept: set[str] = set()
         self.new_issues: dict[int, DigestedEvent] = {}
         self.regressed: dict[int, DigestedEvent] = {}
 
@@ -122,7 +125,7 @@ class DigestWriter:
         for a in kept:
             u = usage[a.project_id]
             per_hour, total = limits[a.project_id]
-            hour, size = hour_start(a.received_at), len(a.data)
+            hour, size = hour_start(a.received_at), a.size
             if hour > u[0]:
                 u[0], u[1] = hour, 0
             over_hour = per_hour > 0 and u[1] + size > per_hour
@@ -137,15 +140,18 @@ class DigestWriter:
                 continue
             u[1] += size
             u[2] += size
-            self.attachment_bytes += size
+            if a.data_file is None:
+                self.attachment_bytes += size
+            else:
+                self.files_kept.add(a.data_file)
             count(a.project_id, "attachment", "accepted")
             rows.append(
                 (a.project_id, a.event_id, a.filename, a.content_type, a.attachment_type, size)
-                + (a.data, a.received_at)
+                + (a.data, a.data_file, a.received_at)
             )
         c.many(
             "INSERT INTO attachments (project_id, event_id, filename, content_type,"
-            " attachment_type, size, data, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            " attachment_type, size, data, data_file, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             rows,
         )
         c.many(

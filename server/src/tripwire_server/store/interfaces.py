@@ -17,6 +17,15 @@ from .digest_records import Processor
 class IntakeQueue(Protocol):
     """What ingest writes: the durable queue and the refusal counters (:mod:`..queue_writer`)."""
 
+    #: Bytes from which a body is kept as a file (:meth:`keep_as_file`); None: never.
+    file_from: int | None
+
+    def keep_as_file(self, data: bytes) -> str | None:
+        """Write ``data`` durably to a file of its own; its name, or None to queue it in the row."""
+
+    def discard_files(self, names: Sequence[str]) -> None:
+        """Remove files of :meth:`keep_as_file` whose rows were not committed."""
+
     def enqueue(self, rows: Sequence[IntakeRow]) -> None:
         """Commit ``rows`` to the ingest queue in one transaction."""
 

@@ -610,6 +610,14 @@ ALTER TABLE alert_rules ADD COLUMN min_count {bigint};
 ALTER TABLE alert_state ADD COLUMN breached INTEGER NOT NULL DEFAULT 0
 """
 
+# Large bodies kept as files next to a SQLite database (store/blob_files.py): the queue row or the
+# attachment row then names its file and holds an empty body. PostgreSQL never fills these.
+_V14 = """
+ALTER TABLE ingest_queue ADD COLUMN body_file TEXT;
+ALTER TABLE ingest_queue ADD COLUMN body_size {bigint};
+ALTER TABLE attachments ADD COLUMN data_file TEXT
+"""
+
 _TEMPLATES: list[tuple[int, str]] = [
     (1, _V1),
     (2, _V2),
@@ -624,6 +632,7 @@ _TEMPLATES: list[tuple[int, str]] = [
     (11, _V11),
     (12, _V12),
     (13, _V13),
+    (14, _V14),
 ]
 
 

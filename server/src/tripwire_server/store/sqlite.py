@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ._sql import Cursor, SQLStore
+from .blob_files import FILE_FROM, BlobFiles
 from .digest_records import Processor
 
 _DATA_ERRORS = (ValueError, TypeError, sqlite3.IntegrityError, sqlite3.DataError)
@@ -52,6 +53,11 @@ class SQLiteStore(SQLStore):
             raise ValueError(f"bad SQLite synchronous mode {synchronous!r}")
         self._synchronous = synchronous.upper()
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        if str(path) != ":memory:":
+            # One writer at a time: large bodies go to files beside the database, so that no
+            # commit waits behind megabytes (store/blob_files.py).
+            self.files = BlobFiles(self.path.parent / (self.path.name + "-files"))
+            self.file_from = FILE_FROM
 
     def _connect(self) -> Any:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=60.0)
@@ -122,7 +128,9 @@ class SQLiteStore(SQLStore):
         with self._tx(write=False) as c:
             # Sizes first (length() of a blob does not read it), so that a batch of large
             # envelopes is never loaded whole.
-            sized = c.all("SELECT id, length(body) FROM ingest_queue ORDER BY id LIMIT ?", (limit,))
+            sized = c.all(
+                "SELECT id, COALESCE(body_size, length(body)) FROM ingest_queue ORDER BY id LIMIT ?", (limit,)
+            )
             if not sized:
                 return 0
             queued = self._load_queued(c, self._batch_ids(sized, processor.max_batch_bytes))
@@ -130,9 +138,17 @@ class SQLiteStore(SQLStore):
             return 0  # digested by another process in between
         results = processor.prepare(queued)
         del queued  # the bodies are not needed any more: keep the batch's memory to its results
+        # Large attachments go to files first, synced outside the write lock (store/blob_files.py).
+        written = self._attachments_to_files(results)
+        kept: set[str] = set()
         try:
-            with self._tx() as c:
-                self._write_results(c, results, processor.attachment_budget)
-        except self.data_errors:
-            self._write_isolated(results, processor.attachment_budget)
+            try:
+                with self._tx() as c:
+                    stored = self._write_results(c, results, processor.attachment_budget)
+                kept = stored
+            except self.data_errors:
+                kept = self._write_isolated(results, processor.attachment_budget)
+        finally:
+            # Files no committed row names: over budget, duplicates, or a failed transaction.
+            self.discard_files([name for name in written if name not in kept])
         return len(results)
