@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import sqlalchemy as sa
@@ -89,6 +90,6 @@ def test_orm_queries_on_postgresql_are_spans(traced: CapturedEvents) -> None:
     assert any(d.startswith("INSERT INTO tripwire_sa_items") for d in descriptions)
     select = next(s for s in spans if "FROM tripwire_sa_items" in s["description"])
     assert "%(name_1)s" in select["description"]
-    assert select["data"] == {"db.system": "postgresql", "db.name": "test"}
+    assert select["data"] == {"db.system": "postgresql", "db.name": urlsplit(url).path.lstrip("/")}
     assert len(descriptions) == len(set(descriptions))  # one span per statement, not two
     assert "pg-secret-value" not in str(traced.transactions)
