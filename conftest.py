@@ -42,11 +42,21 @@ else:
     # A module asks for it as ``chromium`` or imports test_browser's ``browser`` fixture.
     _CHROMIUM = re.compile(r"\(chromium\b|from \.test_browser import .*\bbrowser\b")
 
+    # The tests that push a real `tripwire serve` to its limits (kill -9 loops, 950 MiB of gzip
+    # bombs, the load bench, attack floods): each needs most of the machine for a minute and
+    # measures time and memory, so they run one after another on one worker, never side by side
+    # (three at once all passed pytest-timeout's 120 s).
+    _HEAVY = frozenset(
+        f"server/tests/{name}.py"
+        for name in ("test_durability", "test_attachment_budget", "test_load_smoke", "test_ingest_memory")
+    )
+
     class _SharedFixtureScheduling(LoadScopeScheduling):
         """Tests go to workers one by one (like ``--dist load``), except the tests of a module with a
-        module-scoped fixture of its own (one unit per module) and the tests that drive Chromium
-        (one unit). The scheduler sees only node ids, so it reads each test module's source; a
-        module-scoped fixture of a conftest.py is not seen (there is none: see the README)."""
+        module-scoped fixture of its own (one unit per module), the tests that drive Chromium (one
+        unit) and the heavy modules above (one unit). The scheduler sees only node ids, so it reads
+        each test module's source; a module-scoped fixture of a conftest.py is not seen (there is
+        none)."""
 
         def __init__(self, config: pytest.Config, log: Any = None) -> None:
             super().__init__(config, log)
@@ -61,7 +71,9 @@ else:
                 except OSError:
                     source = ""
                 unit = None
-                if _CHROMIUM.search(source):
+                if path in _HEAVY:
+                    unit = "heavy"
+                elif _CHROMIUM.search(source):
                     unit = "chromium"
                 elif _SHARED_FIXTURE.search(source):
                     unit = path
