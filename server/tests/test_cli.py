@@ -67,6 +67,7 @@ def test_admin_password_comes_from_the_environment(tmp_path: Path) -> None:
         proc.stop()
 
 
+@pytest.mark.slow  # a `tripwire serve` and five CLI processes, each a fresh interpreter (> 5 s serially here)
 def test_project_token_issues_event_and_send_test_work_together(tmp_path: Path) -> None:
     """Create a project, send a test event to its DSN, find it with issues and event show."""
     data = ["--data-dir", str(tmp_path)]
