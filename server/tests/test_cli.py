@@ -115,6 +115,7 @@ def test_users_are_created_and_passwords_changed(tmp_path: Path) -> None:
         store.close()
 
 
+@pytest.mark.slow  # CLI processes, each a fresh interpreter (> 5 s in a 4-worker run here)
 def test_errors_exit_1_with_a_message(tmp_path: Path) -> None:
     """A duplicate project, an unknown event, a refused send-test and a malformed DSN fail clearly."""
     data = ["--data-dir", str(tmp_path)]
@@ -129,6 +130,7 @@ def test_errors_exit_1_with_a_message(tmp_path: Path) -> None:
     assert no_key.returncode == 1 and "--dsn: DSN has no public key" in no_key.stderr
 
 
+@pytest.mark.slow  # a CLI process per command, each a fresh interpreter (> 5 s in a 4-worker run)
 def test_postgresql_database_url_is_used_by_every_command(pg_url: str) -> None:
     """--database-url points the CLI at PostgreSQL."""
     created = twj("project", "create", "pg-project", "--database-url", pg_url)
