@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import re
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -14,3 +17,71 @@ def _reset_tripwire() -> Iterator[None]:
     tripwire._globals.reset()
     yield
     tripwire._globals.reset()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        # Hand out the slow tests first: a 30-60 s test started last would keep one worker busy
+        # long after the others ran out of work. (Every worker collects the same order, which is
+        # the order the scheduler below hands out.) Only under xdist: in one process this would
+        # split a module's tests around its module fixtures.
+        items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
+try:
+    from xdist.scheduler import LoadScopeScheduling
+except ImportError:  # pytest-xdist is in the dev extra; without it everything runs in one process
+    pass
+else:
+    # A fixture wider than one test but narrower than the run: under xdist every worker that gets a
+    # test of the module sets it up again, so such a module's tests stay on one worker.
+    _SHARED_FIXTURE = re.compile(r"""scope\s*=\s*["'](?:module|class|package)["']""")
+    # The session's headless Chromium (server/tests/web/conftest.py): one group for all the modules
+    # that drive it, so one browser starts for the run rather than one per worker (seconds and
+    # hundreds of MB each on a 2-core machine).
+    # A module asks for it as ``chromium`` or imports test_browser's ``browser`` fixture.
+    _CHROMIUM = re.compile(r"\(chromium\b|from \.test_browser import .*\bbrowser\b")
+
+    # The tests that push a real `tripwire serve` to its limits (kill -9 loops, 950 MiB of gzip
+    # bombs, the load bench, attack floods): each needs most of the machine for a minute and
+    # measures time and memory, so they run one after another on one worker, never side by side
+    # (three at once all passed pytest-timeout's 120 s).
+    _HEAVY = frozenset(
+        f"server/tests/{name}.py"
+        for name in ("test_durability", "test_attachment_budget", "test_load_smoke", "test_ingest_memory")
+    )
+
+    class _SharedFixtureScheduling(LoadScopeScheduling):
+        """Tests go to workers one by one (like ``--dist load``), except the tests of a module with a
+        module-scoped fixture of its own (one unit per module), the tests that drive Chromium (one
+        unit) and the heavy modules above (one unit). The scheduler sees only node ids, so it reads
+        each test module's source; a module-scoped fixture of a conftest.py is not seen (there is
+        none)."""
+
+        def __init__(self, config: pytest.Config, log: Any = None) -> None:
+            super().__init__(config, log)
+            # Keep the collection order (slow tests first) instead of the biggest units first.
+            config.option.loadscopereorder = False
+            self._units: dict[str, str | None] = {}
+
+        def _unit_of_module(self, path: str) -> str | None:
+            if path not in self._units:
+                try:
+                    source = (self.config.rootpath / path).read_text(encoding="utf-8")
+                except OSError:
+                    source = ""
+                unit = None
+                if path in _HEAVY:
+                    unit = "heavy"
+                elif _CHROMIUM.search(source):
+                    unit = "chromium"
+                elif _SHARED_FIXTURE.search(source):
+                    unit = path
+                self._units[path] = unit
+            return self._units[path]
+
+        def _split_scope(self, nodeid: str) -> str:
+            return self._unit_of_module(nodeid.split("::", 1)[0]) or nodeid
+
+    def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> LoadScopeScheduling:
+        return _SharedFixtureScheduling(config, log)

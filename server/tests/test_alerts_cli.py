@@ -45,6 +45,7 @@ def post(serve: ServeProcess, *items: tuple[str, Any]) -> None:
     assert response.status_code == 200, response.text
 
 
+@pytest.mark.slow  # a `tripwire serve` and seven CLI processes (> 5 s serially here)
 def test_alert_commands_create_list_test_show_history_and_delete(tmp_path: Path) -> None:
     """Every alert command works against a running server, with the documented JSON shapes."""
     data = ["--data-dir", str(tmp_path)]
@@ -76,6 +77,7 @@ def test_alert_commands_create_list_test_show_history_and_delete(tmp_path: Path)
             serve.stop()
 
 
+@pytest.mark.slow  # eight CLI processes, each a fresh interpreter (> 5 s serially here)
 def test_incomplete_or_unsafe_rules_are_refused_with_a_reason(tmp_path: Path) -> None:
     """A frequency rule without thresholds, a rule without target, a private webhook: exit 1."""
     data = ["--data-dir", str(tmp_path)]
@@ -96,6 +98,7 @@ def test_incomplete_or_unsafe_rules_are_refused_with_a_reason(tmp_path: Path) ->
     assert twj("alert", "list", *data) == []
 
 
+@pytest.mark.slow  # a `tripwire serve` and CLI processes (> 5 s serially here)
 def test_monitor_list_shows_status_last_check_in_and_next_expected(tmp_path: Path) -> None:
     """``tripwire monitor list --project P --json`` -> [{slug, status, last_checkin, next_expected}]."""
     data = ["--data-dir", str(tmp_path)]
@@ -119,6 +122,7 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+@pytest.mark.slow  # two `tripwire serve` processes and a kill -9 (> 5 s serially here)
 @pytest.mark.reliability
 def test_a_notification_committed_before_kill_9_is_delivered_after_restart(tmp_path: Path) -> None:
     """kill -9 after the outbox commit and before a successful send: the restart delivers it, once."""
@@ -178,6 +182,7 @@ def test_a_claim_left_by_a_dead_worker_is_taken_again_with_the_same_id(tmp_path:
     store.close()
 
 
+@pytest.mark.slow  # CLI processes, and a connection that must fail (> 5 s serially here)
 def test_alert_test_without_a_running_server_says_so_and_exits_1(tmp_path: Path) -> None:
     """The test notification waits in the outbox; the command tells why nothing was sent."""
     data = ["--data-dir", str(tmp_path)]

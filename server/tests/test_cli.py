@@ -67,6 +67,7 @@ def test_admin_password_comes_from_the_environment(tmp_path: Path) -> None:
         proc.stop()
 
 
+@pytest.mark.slow  # a `tripwire serve` and five CLI processes, each a fresh interpreter (> 5 s serially here)
 def test_project_token_issues_event_and_send_test_work_together(tmp_path: Path) -> None:
     """Create a project, send a test event to its DSN, find it with issues and event show."""
     data = ["--data-dir", str(tmp_path)]
@@ -114,6 +115,7 @@ def test_users_are_created_and_passwords_changed(tmp_path: Path) -> None:
         store.close()
 
 
+@pytest.mark.slow  # CLI processes, each a fresh interpreter (> 5 s in a 4-worker run here)
 def test_errors_exit_1_with_a_message(tmp_path: Path) -> None:
     """A duplicate project, an unknown event, a refused send-test and a malformed DSN fail clearly."""
     data = ["--data-dir", str(tmp_path)]
@@ -128,6 +130,7 @@ def test_errors_exit_1_with_a_message(tmp_path: Path) -> None:
     assert no_key.returncode == 1 and "--dsn: DSN has no public key" in no_key.stderr
 
 
+@pytest.mark.slow  # a CLI process per command, each a fresh interpreter (> 5 s in a 4-worker run)
 def test_postgresql_database_url_is_used_by_every_command(pg_url: str) -> None:
     """--database-url points the CLI at PostgreSQL."""
     created = twj("project", "create", "pg-project", "--database-url", pg_url)

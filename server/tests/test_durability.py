@@ -204,6 +204,7 @@ def test_two_processes_on_one_postgresql_store_each_event_exactly_once(pg_url: s
         b.stop()
 
 
+@pytest.mark.slow  # several `tripwire serve` processes at once (> 5 s serially here)
 @pytest.mark.postgres
 def test_processes_starting_together_on_a_fresh_postgresql_all_come_up(pg_url: str) -> None:
     """Three collectors started at the same moment on an empty database share one schema,

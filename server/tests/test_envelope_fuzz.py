@@ -175,6 +175,7 @@ def _scanner_agrees(data: st.DataObject) -> None:
     # Both refuse: which fault is found first (a 400 or a 413) may differ; both are refusals.
 
 
+@pytest.mark.slow  # hypothesis: hundreds of envelopes through two parsers (> 5 s serially here)
 def test_streaming_scanner_accepts_exactly_what_the_whole_body_parser_accepts() -> None:
     """Thousands of hostile envelopes in random pieces: the scanner and the parser agree on every
     one (accepted with the same quota count and event id, or refused), never another exception."""
@@ -265,6 +266,7 @@ def _decoder_round_trips(data: st.DataObject, original: bytes, encoding: str, st
         assert bytes(out) == original
 
 
+@pytest.mark.slow  # hypothesis: hundreds of compressed bodies (> 5 s serially here)
 def test_decoder_yields_bounded_pieces_and_refuses_damage_with_decode_error() -> None:
     """gzip, deflate (wrapped and raw), br and identity bodies in random pieces decode to the
     original in pieces of at most ``step`` bytes; damaged ones raise only DecodeError."""

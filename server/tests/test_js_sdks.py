@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
+
 from .conftest import LiveServer, wait_until
 from .js_support import node, record_fixture
 
@@ -14,6 +16,7 @@ def _stats(server: LiveServer) -> dict[tuple[str, str], int]:
     return {(r["category"], r["reason"]): r["quantity"] for r in server.api("/api/0/projects/default/stats/")}
 
 
+@pytest.mark.slow  # a Node.js process running @sentry/node (> 5 s serially here)
 def test_sentry_node_errors_messages_feedback_and_logs(sqlite_server: LiveServer) -> None:
     """@sentry/node: the error is an issue with in-app frames; captureMessage's synthetic exception
     is titled and grouped by the message; captureFeedback is on the error's issue; its logs are

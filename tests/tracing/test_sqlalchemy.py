@@ -73,7 +73,7 @@ def test_without_tracing_sqlalchemy_is_not_hooked(tmp_path: Path) -> None:
 @pytest.mark.postgres
 def test_orm_queries_on_postgresql_are_spans(traced: CapturedEvents) -> None:
     """ORM inserts and queries through psycopg on PostgreSQL are db spans with %(name)s placeholders,
-    db.system postgresql, db.name test; psycopg's own integration does not add a second span."""
+    db.system postgresql, db.name the database's; psycopg's own integration does not add a second span."""
     url = os.environ.get(PG_ENV)
     if not url:
         pytest.skip(f"{PG_ENV} is not set (./scripts/test sets it when PostgreSQL runs here)")

@@ -46,7 +46,11 @@ def traced(server: LiveServer, tmp_path_factory: pytest.TempPathFactory) -> Iter
     tmp_path = tmp_path_factory.mktemp("services")
     backend_project = server.store.create_project("backend")
     backend = TracedService(backend_project.dsn(server.url), tmp_path, "backend")
-    frontend = TracedService(server.dsn, tmp_path, "frontend", downstream=backend.url)
+    try:
+        frontend = TracedService(server.dsn, tmp_path, "frontend", downstream=backend.url)
+    except BaseException:
+        backend.stop()  # not left running for the rest of the run
+        raise
     try:
         for path, n in (("/fast", 12), ("/medium", 8), ("/slow", 5), ("/checkout", 2)):
             for _ in range(n):

@@ -37,7 +37,16 @@ class ProfiledService:
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
         self.http = httpx.Client(base_url=self.url, timeout=30)
-        wait_until(self._up, timeout=30, interval=0.1)
+        try:
+            # 60 s: importing the SDK and the framework under coverage on a loaded 2-core machine.
+            wait_until(self._up, timeout=60, interval=0.1)
+        except BaseException:
+            # A service that never came up must not outlive the test (it would keep its port and
+            # its CPU share for the rest of the run).
+            self.proc.kill()
+            self.proc.wait(10)
+            self.http.close()
+            raise
 
     def _up(self) -> bool:
         if self.proc.poll() is not None:
