@@ -86,9 +86,8 @@ def test_psycopg_statements_are_db_spans_without_values(traced: CapturedEvents, 
     txn = _one_transaction(traced)
     spans = [s for s in txn["spans"] if s["op"] == "db"]
     assert [s["description"] for s in spans] == ["SELECT %s::text", "SELECT %s::text"]
-    # The database the URL names (``test`` under ./scripts/test; a teammate's run may use another).
-    database = urlsplit(pg_url).path.lstrip("/")
-    assert all(s["data"] == {"db.system": "postgresql", "db.name": database} for s in spans)
+    db_name = urlsplit(pg_url).path.lstrip("/")  # the database the URL names, not a fixed one
+    assert all(s["data"] == {"db.system": "postgresql", "db.name": db_name} for s in spans)
     assert "secret" not in str(txn)
 
 
@@ -126,7 +125,8 @@ def test_redis_commands_are_spans_with_keys_not_values(traced: CapturedEvents) -
         try:
             sync.set(key, "value-secret", ex=30)
             pipe = sync.pipeline()
-            pipe.get(key).delete(key)
+            # redis-py types a pipeline's commands with the client's results; each returns the pipeline.
+            pipe.get(key).delete(key)  # type: ignore[union-attr]
             pipe.execute()
         finally:
             sync.close()
@@ -163,3 +163,38 @@ def test_untraced_unit_of_work_makes_no_spans_and_no_transaction(upstream: Upstr
     httpx.get(upstream.url)
     tripwire.flush(5)
     assert events.transactions == [] and tripwire.stats()["dropped"] == {}
+
+
+SQLITE_SWITCH = r"""
+import sqlite3, tripwire
+from tripwire.reporters.capture import CaptureReporter, CapturedEvents
+
+events = CapturedEvents()
+tripwire.init(reporters=[CaptureReporter(events)], traces_sample_rate=0.0)
+conn = sqlite3.connect(":memory:")
+# Nothing sampled yet in this process: the statement methods are sqlite3's own (no Python frame).
+assert type(conn).execute is sqlite3.Connection.execute, type(conn).execute
+assert type(conn.cursor()).execute is sqlite3.Cursor.execute
+conn.execute("SELECT 1")
+with tripwire.continue_trace({"sentry-trace": "4" * 32 + "-" + "5" * 16 + "-1"}, name="job"):
+    conn.execute("SELECT 2")  # the connection, opened before, is traced from the first sample on
+    conn.cursor().execute("SELECT 3")
+conn.execute("SELECT 4")
+tripwire.flush(5)
+[txn] = events.transactions
+print([span["description"] for span in txn["spans"]])
+"""
+
+
+def test_sqlite_statements_reach_the_c_methods_until_something_is_sampled() -> None:
+    """In a process that has sampled nothing, a traced sqlite3 connection's statements go straight
+    to sqlite3's C methods; from the first sampled transaction on, the same connection (opened
+    before) records its statements as spans. A fresh interpreter: the switch is for the process."""
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-c", SQLITE_SWITCH], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "['SELECT 2', 'SELECT 3']"
