@@ -9,9 +9,9 @@ process (tests/support/sink.py).
 
 "server CPU µs/req" is the CPU time of gunicorn's processes (master and worker, from /proc) during
 the wrk run divided by the requests wrk completed. With valgrind installed, a last table counts the
-instructions a server process spends per /ok request: waitress (one thread, in one process: valgrind
-follows no fork) serving the same app, sent 300 and then 1,300 keep-alive requests; the difference per
-request leaves startup out. Deterministic, unlike req/s on a shared machine.
+instructions a server process spends per /ok request: waitress (its default 4 threads, in one process:
+valgrind follows no fork) serving the same app, sent 300 and then 1,300 keep-alive requests; the
+difference per request leaves startup out. Deterministic, unlike req/s on a shared machine.
 """
 
 from __future__ import annotations
@@ -43,13 +43,17 @@ from _wsgi_variants import build
 app = build(os.environ["BENCH_VARIANT"], os.environ["BENCH_SINK"])
 """
 
+# waitress with its default of 4 worker threads. With one thread, every request that arrives while
+# that thread is still finishing the previous one makes waitress log "Task queue depth is 1" (under
+# valgrind for about half of the requests, at random): a log record per request that no production
+# server with idle threads writes, and whose random count decided single runs (bench/RESULTS.md).
 WAITRESS = r"""
 import sys
 sys.path.insert(0, {bench!r})
 from _wsgi_variants import build
 from waitress import serve
 variant, sink_url, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
-serve(build(variant, sink_url), host="127.0.0.1", port=port, threads=1, _quiet=True)
+serve(build(variant, sink_url), host="127.0.0.1", port=port, threads=4, _quiet=True)
 """
 
 
@@ -111,10 +115,11 @@ def run_variant(variant: str, sink: Sink, duration: float, conns: int, folder: P
 def server_instructions(variant: str, sink: Sink, small: int = 300, large: int = 1300) -> tuple[float, float]:
     """Instructions per /ok request, and waitress's "Task queue depth" warnings per request.
 
-    The warnings matter: waitress logs one whenever a request arrives while its thread is still
-    finishing the previous one, which under valgrind happens for about half of the requests, at
-    random, in every variant. Each is a log record (~60k instructions to stderr), and with an SDK's
-    logging integration also a breadcrumb: part of the figure, and of its run-to-run spread.
+    The warnings matter: waitress logs one whenever a request arrives while no worker thread is
+    free. With one thread, under valgrind, that was about half of the requests, at random, in every
+    variant: a log record each (~60k instructions to stderr), and with an SDK's logging integration
+    also a breadcrumb. With waitress's default 4 threads it stays near 0; the count is kept so a
+    run that drew warnings shows it.
     """
     code = WAITRESS.format(bench=str(Path(__file__).resolve().parent))
     env = dict(os.environ, PYTHONPATH=str(ROOT / "src"), PYTHONHASHSEED="0")
@@ -206,8 +211,9 @@ def main() -> None:
             for v, (n, w) in instructions.items()
         ]
         body += (
-            "\n\nInstructions a server process spends per /ok request (valgrind callgrind on waitress, one "
-            "thread, serving the same Flask app; 1,300 minus 300 keep-alive requests, per request), and "
+            "\n\nInstructions a server process spends per /ok request (valgrind callgrind on waitress "
+            "with its default 4 threads, serving the same Flask app; 1,300 minus 300 keep-alive requests, "
+            "per request), and "
             "waitress's queue-depth warnings per request (see `server_instructions`). "
             "Target for tripwire: ≥ 0.95x bare.\n\n"
             + table(["variant", "instructions/req", "bare / variant", "added", "warnings/req"], irows)
