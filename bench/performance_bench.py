@@ -338,7 +338,12 @@ def _ingest_digest_cpu(info: dict[str, Any]) -> tuple[float, float]:
 
 
 def run_load(
-    database_url: str, duration: float, rng: random.Random, load: str = "wrk", workers: int = 1
+    database_url: str,
+    duration: float,
+    rng: random.Random,
+    load: str = "wrk",
+    workers: int = 1,
+    connections: int = 64,
 ) -> dict[str, Any]:
     proc, info = _serve(database_url, *(("--workers", str(workers)) if workers > 1 else ()))
     host, port = info["url"].split("//", 1)[1].rstrip("/").rsplit(":", 1)
@@ -355,7 +360,9 @@ def run_load(
         load0 = os.getloadavg()[0]
         t0 = time.perf_counter()
         if load == "wrk":
-            result = wrk_load(host, int(port), f"/api/{project}/envelope/", key, bodies, duration)
+            result = wrk_load(
+                host, int(port), f"/api/{project}/envelope/", key, bodies, duration, connections=connections
+            )
             p99 = result["p99_ms"]
         else:
             result = asyncio.run(_load(host, int(port), project, key, bodies, duration))
@@ -563,7 +570,7 @@ def quick(args: argparse.Namespace, rng: random.Random) -> None:
         for backend, workers in variants:
             db = _Database(backend)
             try:
-                result = run_load(db.url, args.duration, rng, args.load, workers)
+                result = run_load(db.url, args.duration, rng, args.load, workers, args.connections)
             finally:
                 db.drop()
             runs[(backend, workers)].append(result)
@@ -596,6 +603,12 @@ def main() -> None:
         choices=("wrk", "asyncio"),
         default="wrk" if wrk_available() else "asyncio",
         help="load generator: wrk (cheap; apt-get install -y wrk) or the Python asyncio one",
+    )
+    parser.add_argument(
+        "--connections",
+        type=int,
+        default=64,
+        help="keep-alive connections of the wrk load (the asyncio generator keeps its own 32)",
     )
     parser.add_argument("--quick", action="store_true", help="empty database only; print, do not write")
     parser.add_argument(
@@ -659,12 +672,12 @@ def main() -> None:
             continue
         db = _Database(backend)
         try:
-            empty = run_load(db.url, args.duration, rng, args.load)
+            empty = run_load(db.url, args.duration, rng, args.load, connections=args.connections)
             print(backend, "empty", empty, flush=True)
             sizes_small = storage(db.url, backend)
             filled = prefill(db.url, time.time())
             print(backend, "prefill", filled, flush=True)
-            full = run_load(db.url, args.duration, rng, args.load)
+            full = run_load(db.url, args.duration, rng, args.load, connections=args.connections)
             print(backend, "10M", full, flush=True)
             pages = time_pages(db.url)
             print(backend, "pages", pages, flush=True)
@@ -705,7 +718,8 @@ def main() -> None:
         f" --load {args.load}` (the server and the load generator at a higher priority than the other"
         " jobs on the machine). Transactions of"
         f" {SPANS} spans (gzip envelopes as sentry-sdk sends them, {NAMES} names, each with its own event"
-        f" and trace id) from 32 keep-alive connections ({LOADERS[args.load]}) into"
+        f" and trace id) from {args.connections if args.load == 'wrk' else 32} keep-alive connections"
+        f" ({LOADERS[args.load]}) into"
         " `tripwire serve` (digest in its child process). Stored: digested into minute, hour and day rollups,"
         " span-op times and samples, until the queue was empty. The 10M pre-fill writes the rollups and"
         " samples"
