@@ -98,12 +98,16 @@ tripwire.init(sys.argv[1], release="shop@3.1.0")
 def charge(n):
     raise ConnectionError(f"payment gateway down (attempt {n})")
 
+import time
+started = time.monotonic()
 for n in range(10_000):
     try:
         charge(n)
     except ConnectionError:
         tripwire.capture_exception()
+burst = time.monotonic() - started
 print(tripwire.flush(10), flush=True)
+print(burst, flush=True)
 sys.stdin.read()  # alive, close() not called, until the test is done
 """
 
@@ -121,6 +125,7 @@ def test_a_burst_of_10000_errors_shows_10000_on_the_issue_after_flush(server: Li
     try:
         assert proc.stdout is not None and proc.stdout.readline().strip() == "True"
         flushed = time.monotonic()
+        burst_seconds = float(proc.stdout.readline())
 
         def counted() -> int | None:
             issues = server.api("/api/0/projects/default/issues/")["issues"]
@@ -130,7 +135,9 @@ def test_a_burst_of_10000_errors_shows_10000_on_the_issue_after_flush(server: Li
         visible_after = time.monotonic() - flushed
         issue = server.api("/api/0/projects/default/issues/")["issues"][0]
         events = server.api(f"/api/0/issues/{issue['id']}/events/?limit=1000")
-        assert len(events) <= 62  # the budget, plus the one that carries the coalesced count
+        # The budget (60 a minute, a token bucket refilling one a second while the burst runs: a
+        # loaded machine makes the burst last seconds), plus the one that carries the coalesced count.
+        assert len(events) <= 60 + int(burst_seconds) + 2
         hourly = server.api(f"/api/0/issues/{issue['id']}/hourly/?hours=2")
         assert sum(h["count"] for h in hourly) == 10_000
         releases = server.api("/api/0/projects/default/releases/")
