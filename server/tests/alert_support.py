@@ -15,6 +15,10 @@ from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from tripwire_server.alerts.settings import AlertSettings
+
+from .conftest import LiveServer
+
 
 @dataclass
 class Received:
@@ -187,3 +191,15 @@ def tls_smtp_sink(tmp_dir: Any, *, implicit: bool, user: str, password: str) -> 
         yield sink
     finally:
         controller.stop()
+
+
+def start_alerting(database_url: str, **alerts: Any) -> LiveServer:
+    """A live server whose alert sender may post to loopback webhooks and polls every 20 ms."""
+    settings = AlertSettings(**{"allow_webhook_hosts": ("127.0.0.1",), "poll_interval": 0.02, **alerts})
+    return LiveServer(database_url, alerts=settings)
+
+
+def create_rule(server: LiveServer, **body: Any) -> dict[str, Any]:
+    """Create an alert rule through the API (notifications not digested unless the body says so)."""
+    body.setdefault("digest_seconds", 0)
+    return server.api(f"/api/0/projects/{server.project.id}/alerts/", "POST", json=body)  # type: ignore[no-any-return]

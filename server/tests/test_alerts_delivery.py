@@ -11,7 +11,7 @@ import pytest
 
 from tripwire_server.alerts.settings import AlertSettings
 
-from .alert_support import WebhookReceiver, smtp_sink, webhook_receiver
+from .alert_support import WebhookReceiver, create_rule, smtp_sink, start_alerting, webhook_receiver
 from .conftest import LiveServer, envelope, make_event, wait_until
 
 LOOPBACK = AlertSettings(allow_webhook_hosts=("127.0.0.1",), poll_interval=0.02)
@@ -21,16 +21,6 @@ LOOPBACK = AlertSettings(allow_webhook_hosts=("127.0.0.1",), poll_interval=0.02)
 def receiver() -> Iterator[WebhookReceiver]:
     with webhook_receiver() as r:
         yield r
-
-
-def start(database_url: str, **alerts: Any) -> LiveServer:
-    settings = AlertSettings(**{"allow_webhook_hosts": ("127.0.0.1",), "poll_interval": 0.02, **alerts})
-    return LiveServer(database_url, alerts=settings)
-
-
-def create_rule(server: LiveServer, **body: Any) -> dict[str, Any]:
-    body.setdefault("digest_seconds", 0)
-    return server.api(f"/api/0/projects/{server.project.id}/alerts/", "POST", json=body)  # type: ignore[no-any-return]
 
 
 def send(server: LiveServer, *events: dict[str, Any]) -> None:
@@ -46,7 +36,7 @@ def history(server: LiveServer, rule_id: int) -> list[dict[str, Any]]:
 def test_new_issue_email_arrives_over_real_smtp_with_text_and_escaped_html(tmp_path: Path) -> None:
     """A new issue e-mails the rule's address: subject, plain text, escaped HTML, dashboard link."""
     with smtp_sink() as sink:
-        server = start(
+        server = start_alerting(
             f"sqlite:///{tmp_path / 'db.sqlite3'}", smtp_url=sink.url, smtp_from="alerts@tripwire.test"
         )
         try:
@@ -74,7 +64,7 @@ def test_regression_webhook_is_signed_and_carries_its_idempotency_key(
     database_url: str, receiver: WebhookReceiver
 ) -> None:
     """A resolved issue seen again posts a JSON body signed with the rule's secret, with its id."""
-    server = start(database_url)
+    server = start_alerting(database_url)
     try:
         rule = create_rule(server, on="regression", webhook=receiver.url, secret="s3cret")
         event = make_event(value="it came back", release="1.0")
@@ -103,7 +93,7 @@ def test_frequency_rule_fires_when_the_threshold_is_reached_then_cools_down(
     tmp_path: Path, receiver: WebhookReceiver
 ) -> None:
     """5 events in 10 minutes fires once; more events within the cooldown are counted as suppressed."""
-    server = start(f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    server = start_alerting(f"sqlite:///{tmp_path / 'db.sqlite3'}")
     try:
         rule = create_rule(server, on="frequency", threshold=5, window=10, webhook=receiver.url)
         send(server, *[make_event(value="busy") for _ in range(4)])
@@ -127,7 +117,7 @@ def test_frequency_rule_fires_when_the_threshold_is_reached_then_cools_down(
 
 def test_new_issues_of_one_batch_arrive_as_one_digest(tmp_path: Path, receiver: WebhookReceiver) -> None:
     """Several new issues committed together make one message listing all of them."""
-    server = start(f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    server = start_alerting(f"sqlite:///{tmp_path / 'db.sqlite3'}")
     try:
         create_rule(server, on="new-issue", webhook=receiver.url, digest_seconds=60)
         events = [make_event(type_=f"Error{n}", frames=[("app", f"f{n}", n)]) for n in range(5)]
@@ -143,7 +133,7 @@ def test_new_issues_of_one_batch_arrive_as_one_digest(tmp_path: Path, receiver: 
 
 def test_test_notification_reaches_the_webhook(tmp_path: Path, receiver: WebhookReceiver) -> None:
     """The API's test button sends a signed test message to the rule's URL, query string included."""
-    server = start(f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    server = start_alerting(f"sqlite:///{tmp_path / 'db.sqlite3'}")
     try:
         rule = create_rule(server, on="new-issue", webhook=receiver.url + "?token=a%20b", format="json")
         queued = server.api(f"/api/0/alerts/{rule['id']}/test/", "POST")["queued"]
@@ -160,7 +150,7 @@ def test_a_failing_receiver_is_retried_with_the_same_id_until_it_answers(
     tmp_path: Path, receiver: WebhookReceiver
 ) -> None:
     """A 503 is retried after a backoff; the retry carries the same notification id."""
-    server = start(f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    server = start_alerting(f"sqlite:///{tmp_path / 'db.sqlite3'}")
     try:
         receiver.status = 503
         rule = create_rule(server, on="new-issue", webhook=receiver.url)
@@ -226,7 +216,9 @@ def test_email_goes_over_starttls_or_implicit_tls_with_authentication(
     with tls_smtp_sink(tmp_path, implicit=mode == "tls", user="alerts", password="p@ss word") as sink:
         monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "ca.pem"))
         url = f"smtp://alerts:p%40ss%20word@127.0.0.1:{sink.port}?{mode}=1"
-        server = start(f"sqlite:///{tmp_path / 'db.sqlite3'}", smtp_url=url, smtp_from="tw@example.com")
+        server = start_alerting(
+            f"sqlite:///{tmp_path / 'db.sqlite3'}", smtp_url=url, smtp_from="tw@example.com"
+        )
         try:
             rule = create_rule(server, on="new-issue", email="oncall@example.com")
             send(server, make_event(value="over tls"))
@@ -246,7 +238,7 @@ def test_a_wrong_smtp_password_fails_for_good_with_the_servers_answer(
     with tls_smtp_sink(tmp_path, implicit=False, user="alerts", password="right") as sink:
         monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "ca.pem"))
         url = f"smtp://alerts:wrong@127.0.0.1:{sink.port}?starttls=1"
-        server = start(f"sqlite:///{tmp_path / 'db.sqlite3'}", smtp_url=url)
+        server = start_alerting(f"sqlite:///{tmp_path / 'db.sqlite3'}", smtp_url=url)
         try:
             rule = create_rule(server, on="new-issue", email="oncall@example.com")
             send(server, make_event(value="bad password"))
@@ -259,7 +251,7 @@ def test_a_wrong_smtp_password_fails_for_good_with_the_servers_answer(
 
 def test_filters_keep_a_rule_to_its_environment_and_level(tmp_path: Path, receiver: WebhookReceiver) -> None:
     """A rule for production errors ignores staging and warnings."""
-    server = start(f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    server = start_alerting(f"sqlite:///{tmp_path / 'db.sqlite3'}")
     try:
         create_rule(
             server,
@@ -285,7 +277,7 @@ def test_a_release_below_its_crash_free_rate_alerts_once_it_has_enough_sessions(
     tmp_path: Path, receiver: WebhookReceiver
 ) -> None:
     """Crash-free below 90% after 10 sessions: 5 sessions say nothing, 12 with 4 crashes alert (Slack)."""
-    server = start(f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    server = start_alerting(f"sqlite:///{tmp_path / 'db.sqlite3'}")
     try:
         create_rule(server, on="crash-free", below=90, min_sessions=10, webhook=receiver.url, format="slack")
 
@@ -312,7 +304,7 @@ def test_first_time_over_fires_once_ever_while_a_plain_frequency_rule_fires_agai
     tmp_path: Path, receiver: WebhookReceiver
 ) -> None:
     """With no cooldown, "once" stays quiet the second time the issue is over; the plain rule fires."""
-    server = start(f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    server = start_alerting(f"sqlite:///{tmp_path / 'db.sqlite3'}")
     try:
         plain = create_rule(
             server, on="frequency", threshold=3, window=10, cooldown_minutes=0, webhook=receiver.url
@@ -344,7 +336,7 @@ def test_an_issue_resolved_in_a_release_regresses_only_in_that_release_or_later(
     tmp_path: Path, receiver: WebhookReceiver
 ) -> None:
     """Resolved in 2.0: an event from 1.9 is old news, one from 2.1 is a regression."""
-    server = start(f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    server = start_alerting(f"sqlite:///{tmp_path / 'db.sqlite3'}")
     try:
         create_rule(server, on="regression", webhook=receiver.url)
         send(server, make_event(value="stale cache", release="1.9"))
@@ -366,7 +358,7 @@ def test_an_issue_resolved_in_a_release_regresses_only_in_that_release_or_later(
 
 def test_only_admins_manage_rules_through_the_api_and_others_never_see_secrets(tmp_path: Path) -> None:
     """A non-admin token lists rules without secret or full URL and gets 403 for every change."""
-    server = start(f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    server = start_alerting(f"sqlite:///{tmp_path / 'db.sqlite3'}")
     try:
         rule = create_rule(server, on="new-issue", webhook="https://hooks.example.com/services/T/B/SECRET")
         assert rule["secret"] and rule["webhook_url"].endswith("/SECRET")
@@ -395,7 +387,7 @@ def test_an_ignored_issue_never_fires_frequency_or_user_rules(
     tmp_path: Path, receiver: WebhookReceiver
 ) -> None:
     """Ignoring an issue mutes it: over the threshold again, nothing is sent or counted."""
-    server = start(f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    server = start_alerting(f"sqlite:///{tmp_path / 'db.sqlite3'}")
     try:
         rule = create_rule(server, on="frequency", threshold=1, window=10, webhook=receiver.url)
         send(server, make_event(value="noisy but known"))
@@ -426,7 +418,7 @@ def test_https_webhooks_verify_the_certificate_of_the_host_they_name(
     ca.issue_cert("localhost").configure_cert(good)
     wrong = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ca.issue_cert("other.example").configure_cert(wrong)
-    server = start(f"sqlite:///{tmp_path / 'db.sqlite3'}", allow_webhook_hosts=("localhost",))
+    server = start_alerting(f"sqlite:///{tmp_path / 'db.sqlite3'}", allow_webhook_hosts=("localhost",))
     try:
         with webhook_receiver(tls=good) as ok, webhook_receiver(tls=wrong) as bad:
             rule_ok = create_rule(server, on="new-issue", webhook=ok.url.replace("127.0.0.1", "localhost"))

@@ -14,10 +14,9 @@ from typing import Any
 
 import pytest
 
-from tripwire_server.alerts.settings import AlertSettings
 from tripwire_server.performance.histogram import RELATIVE_ACCURACY
 
-from .alert_support import WebhookReceiver, smtp_sink, webhook_receiver
+from .alert_support import WebhookReceiver, create_rule, smtp_sink, start_alerting, webhook_receiver
 from .conftest import LiveServer, envelope, wait_until
 from .performance.payloads import transaction
 from .performance.services import TracedService
@@ -27,16 +26,6 @@ from .performance.services import TracedService
 def receiver() -> Iterator[WebhookReceiver]:
     with webhook_receiver() as r:
         yield r
-
-
-def start(database_url: str, **alerts: Any) -> LiveServer:
-    settings = AlertSettings(**{"allow_webhook_hosts": ("127.0.0.1",), "poll_interval": 0.02, **alerts})
-    return LiveServer(database_url, alerts=settings)
-
-
-def create_rule(server: LiveServer, **body: Any) -> dict[str, Any]:
-    body = {"on": "p95", "digest_seconds": 0, **body}
-    return server.api(f"/api/0/projects/{server.project.id}/alerts/", "POST", json=body)  # type: ignore[no-any-return]
 
 
 def send(server: LiveServer, name: str, duration_ms: float, n: int = 1, **fields: Any) -> None:
@@ -63,9 +52,11 @@ def test_a_slow_route_fires_once_per_cooldown_and_a_fast_route_never(
 ) -> None:
     """5 transactions of 900 ms against a 500 ms limit fire one message; more of them within the
     cooldown are counted as suppressed; a 50 ms route sends nothing."""
-    server = start(database_url)
+    server = start_alerting(database_url)
     try:
-        rule = create_rule(server, above_ms=500, window=10, min_count=5, webhook=receiver.url, secret="k")
+        rule = create_rule(
+            server, on="p95", above_ms=500, window=10, min_count=5, webhook=receiver.url, secret="k"
+        )
         send(server, "GET /fast", 50, 10)
         send(server, "GET /slow", 900, 4)
         assert history(server, rule["id"]) == []  # 4 of the 5 the rule waits for
@@ -99,9 +90,9 @@ def test_the_minimum_count_holds_a_rule_back_until_the_window_has_enough(
     database_url: str, receiver: WebhookReceiver
 ) -> None:
     """By default a window needs 20 transactions: 19 slow ones page no one, the 20th does."""
-    server = start(database_url)
+    server = start_alerting(database_url)
     try:
-        rule = create_rule(server, above_ms=200, window=5, webhook=receiver.url)
+        rule = create_rule(server, on="p95", above_ms=200, window=5, webhook=receiver.url)
         assert rule["min_count"] == 20 and rule["percentile"] == 95
         send(server, "GET /report", 3000, 19)
         assert history(server, rule["id"]) == [] and receiver.received == []
@@ -116,10 +107,11 @@ def test_environment_release_and_transaction_filters_apply_to_what_is_counted(
     database_url: str, receiver: WebhookReceiver
 ) -> None:
     """Slow transactions of another environment, release or name neither fire nor count."""
-    server = start(database_url)
+    server = start_alerting(database_url)
     try:
         create_rule(
             server,
+            on="p95",
             above_ms=500,
             window=10,
             min_count=3,
@@ -145,9 +137,9 @@ def test_a_long_window_counts_the_transactions_of_its_earlier_hours(
 ) -> None:
     """A 3-hour window adds up the minute and hour rollups it spans: 3 slow transactions of 100
     minutes ago and 2 of now make the 5 the rule needs."""
-    server = start(database_url)
+    server = start_alerting(database_url)
     try:
-        create_rule(server, above_ms=500, window=180, min_count=5, webhook=receiver.url)
+        create_rule(server, on="p95", above_ms=500, window=180, min_count=5, webhook=receiver.url)
         send(server, "GET /export", 2500, 3, end=time.time() - 100 * 60)
         send(server, "GET /export", 2500, 1)
         assert receiver.received == []
@@ -164,9 +156,11 @@ def test_a_breach_that_recovers_sends_one_resolved_notice(
 ) -> None:
     """Once fast transactions bring the p95 back under the limit, a resolved notice follows the
     firing one (whatever the cooldown), and only one."""
-    server = start(database_url)
+    server = start_alerting(database_url)
     try:
-        rule = create_rule(server, above_ms=500, window=10, min_count=5, webhook=receiver.url, format="slack")
+        rule = create_rule(
+            server, on="p95", above_ms=500, window=10, min_count=5, webhook=receiver.url, format="slack"
+        )
         send(server, "GET /search", 1500, 5)
         wait_until(lambda: receiver.received, timeout=15)
         # 5 slow of 100: the 95th is a fast one.
@@ -189,9 +183,11 @@ def test_the_email_carries_the_transaction_its_p95_the_limit_and_a_link(tmp_path
     """Over real SMTP: the subject and both parts name the transaction, its p95, the limit, the
     window and the count, and link the transaction summary; the name is escaped in HTML."""
     with smtp_sink() as sink:
-        server = start(f"sqlite:///{tmp_path / 'db.sqlite3'}", smtp_url=sink.url, smtp_from="a@tripwire.test")
+        server = start_alerting(
+            f"sqlite:///{tmp_path / 'db.sqlite3'}", smtp_url=sink.url, smtp_from="a@tripwire.test"
+        )
         try:
-            create_rule(server, above_ms=100, window=15, min_count=2, email="oncall@example.com")
+            create_rule(server, on="p95", above_ms=100, window=15, min_count=2, email="oncall@example.com")
             send(server, "GET /<b>admin</b>", 450, 2)
             wait_until(lambda: sink.messages, timeout=15)
             msg = sink.messages[0]
@@ -215,9 +211,9 @@ def test_the_official_sentry_sdk_s_slow_route_fires_and_its_fast_route_does_not(
     database_url: str, receiver: WebhookReceiver, tmp_path: Path
 ) -> None:
     """A Starlette app traced by sentry-sdk (traces_sample_rate=1.0): /slow sleeps 200 ms, /fast 20 ms."""
-    server = start(database_url)
+    server = start_alerting(database_url)
     try:
-        create_rule(server, above_ms=100, window=10, min_count=5, webhook=receiver.url)
+        create_rule(server, on="p95", above_ms=100, window=10, min_count=5, webhook=receiver.url)
         service = TracedService(server.dsn, tmp_path, "shop")
         try:
             for path, n in (("/fast", 10), ("/slow", 5)):

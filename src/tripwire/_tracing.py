@@ -580,23 +580,18 @@ def child_span(parent: Span, op: str | None, description: str | None) -> Span | 
         return None
     if txn.sent:
         return _late_child(txn, parent, op, description)
-    span = Span()
-    span.transaction = txn
-    span.parent = parent
-    span.op = op
-    span.description = description
-    span.start = time.time()
-    span.end = None
-    span.status = None
-    span.data = None
-    span._id = None
-    span._token = None
+    span = _new_span(txn, parent, op, description)
     spans.append(span)
     return span
 
 
 def _late_child(txn: Transaction, parent: Span, op: str | None, description: str | None) -> Span:
     parent.span_id  # noqa: B018 -- made here, never concurrently with the worker
+    return _new_span(txn, parent, op, description)
+
+
+def _new_span(txn: Transaction, parent: Span, op: str | None, description: str | None) -> Span:
+    # Every slot set here, started now: no __init__, so a span costs one allocation and these stores.
     span = Span()
     span.transaction = txn
     span.parent = parent
