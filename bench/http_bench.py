@@ -61,6 +61,16 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
+def stop(proc: subprocess.Popen[Any], sig: int = signal.SIGINT, timeout: float = 30.0) -> None:
+    """Stop a benchmark server with ``sig`` (SIGINT: a graceful shutdown), killing it after ``timeout``."""
+    proc.send_signal(sig)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def wait_ready(port: int, proc: subprocess.Popen[bytes], timeout: float = 30.0, path: str = "/ok") -> None:
     """Wait until the server at ``port`` answers ``GET path`` with 200 (``proc``: its process)."""
     request = f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode()
@@ -139,12 +149,7 @@ def run_variant(
             res["cpu_us"] = cpu / max(res["requests"], 1) * 1e6
             result[path] = res
     finally:
-        proc.send_signal(signal.SIGINT)  # graceful: lifespan shutdown, SDKs flush
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)  # graceful: lifespan shutdown, SDKs flush
     if variant not in NO_SDK and "boom" in result:
         target = before_events + before_counted + result["boom"]["requests"]
         sink.wait_until(lambda: count_occurrences(sink) >= target, timeout=10)

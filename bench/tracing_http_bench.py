@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -31,7 +30,7 @@ from tests.support.sink import Sink
 
 import tracing_bench
 from _harness import alternating, machine_line, median, table, write_section
-from http_bench import _ms, cpu_seconds, free_port, wait_ready
+from http_bench import _ms, cpu_seconds, free_port, stop, wait_ready
 from tracing_bench import BEFORE, CHILD, VARIANTS, Upstream, variant_source
 
 # The app of tracing_bench.py's child (everything before its in-process driver), served by uvicorn.
@@ -88,12 +87,7 @@ def run_variant(variant: str, sink: Sink, upstream: Upstream, duration: float, c
         result = wrk(f"http://127.0.0.1:{port}/work", duration, conns)
         result["cpu_us"] = (cpu_seconds(proc.pid) - cpu0) / max(result["requests"], 1) * 1e6
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
     return result
 
 

@@ -34,7 +34,7 @@ from tests.support.sink import Sink
 
 from _harness import ROOT, alternating, machine_line, median, table, write_section
 from _wsgi_variants import VARIANTS
-from http_bench import cpu_seconds, free_port, wait_ready, wrk
+from http_bench import cpu_seconds, free_port, stop, wait_ready, wrk
 
 APP_MODULE = r"""
 import os, sys
@@ -103,12 +103,7 @@ def run_variant(variant: str, sink: Sink, duration: float, conns: int, folder: P
             res["cpu_us"] = (_cpu(pids) - cpu0) / max(res["requests"], 1) * 1e6
             result[path] = res
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc, signal.SIGTERM)
     return result
 
 
