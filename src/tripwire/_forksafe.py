@@ -46,6 +46,7 @@ _LAZY_IMPORTS = (
     "tripwire._budget",
     "base64",
     "email.utils",
+    "encodings.idna",  # socket.getaddrinfo() looks the codec up on the first connect by host name
     "hashlib",
     "http.client",
     "importlib.metadata",
@@ -114,8 +115,11 @@ def _finish_imports() -> None:
             return  # no client, no threads of ours: nothing of ours is being imported
         import importlib
 
+        client = getattr(state, "client", None)
         names: tuple[str, ...] = _LAZY_IMPORTS
-        if getattr(getattr(state, "client", None), "profiler", None) is not None:
+        if getattr(client, "tracing", False):
+            names += ("tripwire._transaction_builder",)  # only with tracing on: never loaded otherwise
+        if getattr(client, "profiler", None) is not None:
             names += ("tripwire._profile_builder",)  # only with profiling on: never loaded otherwise
         for name in names:
             try:

@@ -132,6 +132,53 @@ def test_forked_children_deliver_and_never_resend_the_parents_events(sink: Sink)
     )
 
 
+def test_every_module_tripwire_s_threads_import_is_imported_by_the_fork_hook_first(sink: Sink) -> None:
+    """A fork while the worker is importing leaves the child a held import lock: the hook prevents it.
+
+    The worker imports what it needs on first use (codecs for getaddrinfo, the event and transaction
+    builders, http.client...). Every module imported off the main thread during a full delivery must
+    be one the hook imports in the forking thread before a fork; otherwise a child forked mid-import
+    inherits a lock no thread of it will release, and its worker hangs on its first connect.
+    """
+    _run(
+        """
+        import importlib.abc, threading
+
+        off_main = set()
+
+        class Recorder(importlib.abc.MetaPathFinder):
+            def find_spec(self, name, path=None, target=None):
+                if threading.current_thread() is not threading.main_thread():
+                    off_main.add(name)
+                return None
+
+        tripwire.init(DSN, send_client_reports=False, traces_sample_rate=1.0)
+        sys.meta_path.insert(0, Recorder())
+        try:
+            raise KeyError("delivered from the worker")
+        except KeyError:
+            tripwire.capture_exception()
+        with tripwire.start_span(op="task", name="job"):  # no transaction open: this starts one
+            with tripwire.start_span(op="db", name="select 1"):
+                pass
+        assert tripwire.flush(10)
+        imported_by_threads = {name for name in off_main if name in sys.modules}
+        assert imported_by_threads, "the probe saw no import: it would prove nothing"
+
+        # In a fresh interpreter, what the fork hook imports (it runs in the forking thread).
+        import subprocess
+        hook = (
+            "import sys, tripwire; tripwire.init(sys.argv[1], traces_sample_rate=1.0);"
+            "tripwire._forksafe._finish_imports(); print(' '.join(sys.modules))"
+        )
+        loaded = subprocess.run([sys.executable, "-c", hook, DSN], capture_output=True, text=True, check=True)
+        missing = imported_by_threads - set(loaded.stdout.split())
+        assert not missing, f"imported by tripwire's threads, not by the fork hook: {sorted(missing)}"
+        """,
+        sink,
+    )
+
+
 @pytest.mark.parametrize("method", ["fork", "spawn"])
 def test_multiprocessing_children_deliver_what_they_capture(sink: Sink, method: str) -> None:
     """Pool workers (fork: inheriting the SDK; spawn: initialising it) deliver every capture, then exit."""
