@@ -124,6 +124,7 @@ def test_hostile_function_names_come_back_as_text(server: LiveServer, profiled: 
     """A function named with markup is listed under its exact name, and its profile's page shows it
     escaped, never as markup."""
     rows = _functions(server, profiled["project"], "/hostile")
+    assert rows, "no profile samples of /hostile"
     assert rows[0]["function"] == HOSTILE_NAME
     (profile,) = server.api(
         f"/api/0/projects/{profiled['project']}/profiling/profiles/", params={"transaction": "/hostile"}
