@@ -13,6 +13,7 @@ from .accounts import Accounts
 from .alerts import Alerts
 from .batch_writer import BatchWriter
 from .database import Database
+from .digest_alerts import DigestAlerts
 from .feedback import UserFeedback
 from .issues import Issues
 from .latency_alerts import LatencyAlerts
@@ -45,7 +46,7 @@ class Store:
         self.profiles = Profiles(db)
         writer = BatchWriter(
             db,
-            alerts=self.alerts,
+            digest_alerts=DigestAlerts(self.alerts),
             latency_alerts=LatencyAlerts(self.alerts),
             monitors=self.monitors,
             feedback=self.feedback,

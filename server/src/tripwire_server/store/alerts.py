@@ -1,6 +1,7 @@
 """Alert rules, their state and the notification outbox: the repository of alerts.
 
-:meth:`Alerts.after_digest` runs inside the digest's write transaction, so a
+Rules are evaluated inside the digest's write transaction (store/digest_alerts.py,
+store/latency_alerts.py, and the cron monitors), and queue through :meth:`Alerts.notify`, so a
 notification exists exactly when the change that caused it (a new issue, a regression, counted
 events or sessions) is committed: a crash loses neither, and never keeps one without the other.
 The outbox worker (:mod:`tripwire_server.alerts.outbox`) then claims due messages with a lease.
@@ -8,7 +9,6 @@ The outbox worker (:mod:`tripwire_server.alerts.outbox`) then claims due message
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import secrets
@@ -24,8 +24,7 @@ from .database import Cursor, Database
 from .outcomes import upsert_outcomes
 
 if TYPE_CHECKING:
-    from .digest_records import DigestedEvent, EnvelopeResult
-    from .digest_writer import DigestWriter
+    pass
 
 _RULE_COLUMNS = (
     "id, project_id, name, on_trigger, threshold, window_minutes, below, min_sessions, once,"
@@ -95,33 +94,12 @@ def _targets(rule: AlertRule) -> list[str]:
     return [t for t, on in (("webhook", rule.webhook_url), ("email", rule.email)) if on]
 
 
-def _issue_item(issue_id: int, e: DigestedEvent) -> dict[str, Any]:
-    # Only what the message needs: no event payload, no user data.
-    return {
-        "subject": f"issue:{issue_id}",
-        "issue_id": issue_id,
-        "title": e.title[:300],
-        "culprit": e.culprit[:300],
-        "level": e.level,
-        "release": e.release,
-        "environment": e.environment,
-    }
-
-
-def _matches(rule: AlertRule, e: DigestedEvent) -> bool:
-    return rule.filters.matches(level=e.level, environment=e.environment, release=e.release, tags=e.tags)
-
-
-def user_key(value: str) -> str:
-    """A user tag as a short hash: user rules count people without keeping who they are."""
-    return hashlib.sha256(value.encode("utf-8", "replace")).hexdigest()[:24]
-
-
 class Alerts:
     """Alert rules, the outbox, and the evaluation of rules inside the digest's transaction.
 
-    Cron monitors (store/monitors.py) and the ``p95`` trigger (store/latency_alerts.py) evaluate
-    their own rules and queue through :meth:`notify`, with the cooldowns and digests of every rule.
+    The triggers on a digest batch (store/digest_alerts.py), the ``p95`` trigger
+    (store/latency_alerts.py) and cron monitors (store/monitors.py) evaluate their own rules and
+    queue through :meth:`notify`, with the cooldowns and digests of every rule.
     """
 
     def __init__(self, db: Database) -> None:
@@ -374,165 +352,12 @@ class Alerts:
         hour = float(int(self.clock() // 3600) * 3600)
         upsert_outcomes(c, [(project_id, hour, "intake", "alert", "evaluation_failed", 1)])
 
-    def after_digest(self, c: Cursor, writer: DigestWriter, results: list[EnvelopeResult]) -> None:
-        """Evaluate the rules on what this batch wrote; queue notifications (the ``p95`` rules are
-        store/latency_alerts.py's)."""
-        stored = writer.stored
-        sessions = [s for r in results for s in r.sessions]
-        projects = {e.project_id for e, _ in stored} | {s.project_id for s in sessions}
-        if not projects:
-            return
-        rules = self.rules_for(c, projects, R.ISSUE_TRIGGERS | {"crash-free"})
-        if not rules:
-            return
-        now = self.clock()
-        if any(r.trigger in ("frequency", "users") for r in rules):
-            # Ignored issues are muted: their events count nowhere and alert no one.
-            ignored = self._ignored(c, {issue_id for _, issue_id in stored})
-            stored = [(e, i) for e, i in stored if i not in ignored]
-        for rule in rules:
-            self.guarded(c, rule, self._evaluate, writer, stored, sessions, now)
-
     def guarded(self, c: Cursor, rule: AlertRule, evaluate: Callable[..., None], *args: Any) -> None:
         """``evaluate(c, rule, *args)``; a defect in it is counted, not raised into the digest."""
         try:
             evaluate(c, rule, *args)
         except _PYTHON_ERRORS:
             self._evaluation_failed(c, rule.project_id, rule.id)
-
-    def _evaluate(
-        self,
-        c: Cursor,
-        rule: AlertRule,
-        writer: DigestWriter,
-        stored: list[tuple[DigestedEvent, int]],
-        sessions: list[Any],
-        now: float,
-    ) -> None:
-        if rule.trigger == "new-issue":
-            for issue_id, e in sorted(writer.new_issues.items()):
-                if e.project_id == rule.project_id and _matches(rule, e):
-                    self.notify(c, rule, issue_id, _issue_item(issue_id, e), now)
-        elif rule.trigger == "regression":
-            for issue_id, e in sorted(writer.regressed.items()):
-                if e.project_id == rule.project_id and _matches(rule, e):
-                    self.notify(c, rule, issue_id, _issue_item(issue_id, e), now)
-        elif rule.trigger == "frequency":
-            self._frequency(c, rule, stored, now)
-        elif rule.trigger == "users":
-            self._users(c, rule, stored, now)
-        elif rule.trigger == "crash-free":
-            self._crash_free(c, rule, sessions, now)
-
-    @staticmethod
-    def _ignored(c: Cursor, issue_ids: set[int]) -> set[int]:
-        ids = sorted(issue_ids)
-        out: set[int] = set()
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            out.update(
-                r[0]
-                for r in c.all(f"SELECT id FROM issues WHERE id IN ({marks}) AND status = 'ignored'", chunk)
-            )
-        return out
-
-    def _frequency(
-        self, c: Cursor, rule: AlertRule, stored: list[tuple[DigestedEvent, int]], now: float
-    ) -> None:
-        buckets: dict[tuple[int, float], int] = {}
-        latest: dict[int, DigestedEvent] = {}
-        arrivals: dict[int, list[int]] = {}  # per issue, each event's occurrences in batch order
-        for e, issue_id in stored:
-            if e.project_id == rule.project_id and _matches(rule, e):
-                key = (issue_id, R.minute(e.received_at))
-                buckets[key] = buckets.get(key, 0) + e.occurrences
-                latest[issue_id] = e
-                arrivals.setdefault(issue_id, []).append(e.occurrences)
-        if not buckets:
-            return
-        c.many(
-            "INSERT INTO alert_counts (rule_id, issue_id, minute, count) VALUES (?, ?, ?, ?)"
-            " ON CONFLICT (rule_id, issue_id, minute)"
-            " DO UPDATE SET count = alert_counts.count + excluded.count",
-            [(rule.id, i, m, n) for (i, m), n in sorted(buckets.items())],
-        )
-        since = R.minute(now - (rule.window_minutes or 1) * 60 + 60)
-        for issue_id, e in sorted(latest.items()):
-            total = int(
-                c.one(
-                    "SELECT COALESCE(SUM(count), 0) FROM alert_counts"
-                    " WHERE rule_id = ? AND issue_id = ? AND minute >= ?",
-                    (rule.id, issue_id, since),
-                )[0]
-            )
-            if R.over_threshold("frequency", total, rule.threshold or 0):
-                item = {**_issue_item(issue_id, e), "count": total, "window_minutes": rule.window_minutes}
-                fires = _arrivals_over(arrivals[issue_id], total, rule.threshold or 0)
-                self.notify(c, rule, issue_id, item, now, times=fires)
-
-    def _users(self, c: Cursor, rule: AlertRule, stored: list[tuple[DigestedEvent, int]], now: float) -> None:
-        seen: dict[tuple[int, str], float] = {}
-        latest: dict[int, DigestedEvent] = {}
-        for e, issue_id in stored:
-            if e.project_id != rule.project_id or not _matches(rule, e):
-                continue
-            for key, value in e.tags:
-                if key == "user":
-                    k = (issue_id, user_key(value))
-                    seen[k] = max(seen.get(k, 0.0), e.received_at)
-                    latest[issue_id] = e
-        if not seen:
-            return
-        c.many(
-            "INSERT INTO alert_users (rule_id, issue_id, user_key, last_seen) VALUES (?, ?, ?, ?)"
-            " ON CONFLICT (rule_id, issue_id, user_key) DO UPDATE SET last_seen = excluded.last_seen",
-            [(rule.id, i, u, t) for (i, u), t in sorted(seen.items())],
-        )
-        since = now - (rule.window_minutes or 1) * 60
-        for issue_id, e in sorted(latest.items()):
-            users = int(
-                c.one(
-                    "SELECT COUNT(*) FROM alert_users WHERE rule_id = ? AND issue_id = ? AND last_seen >= ?",
-                    (rule.id, issue_id, since),
-                )[0]
-            )
-            if R.over_threshold("users", users, rule.threshold or 0):
-                item = {**_issue_item(issue_id, e), "users": users, "window_minutes": rule.window_minutes}
-                self.notify(c, rule, issue_id, item, now)
-
-    def _crash_free(self, c: Cursor, rule: AlertRule, sessions: list[Any], now: float) -> None:
-        f = rule.filters
-        releases = sorted(
-            {
-                s.release
-                for s in sessions
-                if s.project_id == rule.project_id
-                and (not f.release or s.release == f.release)
-                and (not f.environment or s.environment == f.environment)
-            }
-        )
-        for release in releases:
-            sql = (
-                "SELECT COALESCE(SUM(started), 0), COALESCE(SUM(crashed), 0) FROM session_counts"
-                " WHERE project_id = ? AND release = ?"
-            )
-            params: list[Any] = [rule.project_id, release]
-            if f.environment:
-                sql += " AND environment = ?"
-                params.append(f.environment)
-            started, crashed = (int(x) for x in c.one(sql, params))
-            if R.crash_free_breached(started, crashed, rule.below or 0.0, rule.min_sessions or 1):
-                rate = max(0.0, 1.0 - crashed / started) * 100
-                item = {
-                    "subject": f"release:{release}",
-                    "release": release,
-                    "title": f"Release {release}: crash-free sessions {rate:.2f}% (below {rule.below:g}%)",
-                    "crash_free_rate": round(rate, 4),
-                    "sessions": started,
-                    "crashed": crashed,
-                }
-                self.notify(c, rule, None, item, now)
 
     def _state_for_update(self, c: Cursor, rule_id: int, subject: str) -> Any:
         c.ex(
@@ -659,15 +484,3 @@ class Alerts:
                 times,
             ),
         )
-
-
-def _arrivals_over(occurrences: list[int], total: int, threshold: int) -> int:
-    """How many of a batch's events (their occurrences in order) arrived with the issue at or over
-    ``threshold`` in the window, ``total`` being the window's count after the whole batch."""
-    running = total - sum(occurrences)
-    fired = 0
-    for n in occurrences:
-        running += n
-        if running >= threshold:
-            fired += 1
-    return max(fired, 1)

@@ -8,8 +8,8 @@ A notification is committed exactly with the change that caused it.
 
 from __future__ import annotations
 
-from .alerts import Alerts
 from .database import Cursor, Database
+from .digest_alerts import DigestAlerts
 from .digest_records import AttachmentBudget, EnvelopeResult
 from .digest_writer import DigestWriter
 from .feedback import UserFeedback
@@ -27,7 +27,7 @@ class BatchWriter:
         self,
         db: Database,
         *,
-        alerts: Alerts,
+        digest_alerts: DigestAlerts,
         latency_alerts: LatencyAlerts,
         monitors: Monitors,
         feedback: UserFeedback,
@@ -36,7 +36,7 @@ class BatchWriter:
         profiles: Profiles,
     ) -> None:
         self.db = db
-        self.alerts = alerts
+        self.digest_alerts = digest_alerts
         self.latency_alerts = latency_alerts
         self.monitors = monitors
         self.feedback = feedback
@@ -55,5 +55,5 @@ class BatchWriter:
         self.profiles.write(c, results)
         # The p95 rules read the rollups the performance write merged just before.
         self.latency_alerts.after_digest(c, results)
-        self.alerts.after_digest(c, writer, results)
+        self.digest_alerts.after_digest(c, writer, results)
         return writer
