@@ -30,10 +30,10 @@ def digest(url: str, batch: int) -> int:
     from tripwire_server.store import open_store
 
     store = open_store(url, sqlite_synchronous="NORMAL")
-    store.perf_random = random.Random(7)  # type: ignore[attr-defined]
-    processor = Digester(store, CollectorConfig(database_url=url)).processor
+    store.performance.random = random.Random(7)
+    processor = Digester(store.queue, store.retention, CollectorConfig(database_url=url)).processor
     done = 0
-    while n := store.digest_batch(batch, processor):
+    while n := store.queue.digest_batch(batch, processor):
         done += n
     store.close()
     return done

@@ -48,14 +48,14 @@ def run(variant: str, digest: bool, data_dir: Path) -> None:
     store = open_store(url, sqlite_synchronous="NORMAL")
     try:
         store.migrate()
-        project = store.create_project("shop")
+        project = store.accounts.create_project("shop")
         window = VARIANTS[variant]
         if window is not None:
             # Rules go nowhere here: the outbox worker is not running.
             spec = RuleSpec(
                 trigger="p95", email="oncall@example.com", above_ms=10_000.0, window_minutes=window
             )
-            store.create_alert_rule(project.id, spec)
+            store.alerts.create_alert_rule(project.id, spec)
         now = time.time()
         rng = random.Random(7)
         hist = histogram.encode(histogram.of(rng.lognormvariate(4.4, 0.6) for _ in range(200)))
@@ -66,14 +66,14 @@ def run(variant: str, digest: bool, data_dir: Path) -> None:
             for k in range(1, back)
             for n in range(NAMES)
         ]  # fmt: skip
-        with store._tx() as c:  # type: ignore[attr-defined]
+        with store.db.tx() as c:
             c.many(ROLLUP_INSERT, rows)
         bodies = [make_body(make_transaction(i, rng, now + i * 0.0001)) for i in range(COUNT)]
-        store.enqueue([IntakeRow(project.id, now, "envelope:gzip", b, None) for b in bodies])
+        store.queue.enqueue([IntakeRow(project.id, now, "envelope:gzip", b, None) for b in bodies])
         if digest:
-            processor = Digester(store, CollectorConfig(database_url=url)).processor
+            processor = Digester(store.queue, store.retention, CollectorConfig(database_url=url)).processor
             done = 0
-            while n := store.digest_batch(BATCH, processor):
+            while n := store.queue.digest_batch(BATCH, processor):
                 done += n
             assert done == COUNT, done
     finally:

@@ -164,11 +164,15 @@ def prefill(database_url: str, count: int) -> None:
         return
     store = open_store(database_url, sqlite_synchronous="NORMAL")
     store.migrate()
-    project = store.list_projects()[0] if store.list_projects() else store.create_project("default")
+    project = (
+        store.accounts.list_projects()[0]
+        if store.accounts.list_projects()
+        else store.accounts.create_project("default")
+    )
     rng = random.Random(1)
     blob = zlib.compress(json.dumps(make_event(0, rng)).encode(), 1)
     now = time.time()
-    with store._tx() as c:  # type: ignore[attr-defined]
+    with store.db.tx() as c:
         issue_ids = []
         for k in range(1000):
             row = c.one(
@@ -197,17 +201,17 @@ def prefill(database_url: str, count: int) -> None:
             )
             for i in range(start, min(count, start + chunk))
         ]
-        with store._tx() as c:  # type: ignore[attr-defined]
+        with store.db.tx() as c:
             c.many(
                 "INSERT INTO events (project_id, event_id, issue_id, timestamp, received_at,"
                 " level, title, release,"
                 " environment, grouping_hash, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 rows,
             )
-    with store._tx() as c:  # type: ignore[attr-defined]
+    with store.db.tx() as c:
         c.ex("UPDATE issues SET event_count = (SELECT COUNT(*) FROM events e WHERE e.issue_id = issues.id)")
     if store.backend == "postgresql":
-        with store._tx() as c:  # type: ignore[attr-defined]
+        with store.db.tx() as c:
             c.ex("ANALYZE")
     store.close()
 
@@ -289,20 +293,20 @@ def run_once(database_url: str, prefilled: int, duration: float, rng: random.Ran
     body_size = statistics.mean(len(zlib.decompress(b, 31)) for b in bodies[:50])
     try:
         time.sleep(0.5)
-        before = store.count_events()
+        before = store.issues.count_events()
         cpu0 = _cpu_seconds(info["pid"])
         load0 = os.getloadavg()[0]
         t0 = time.perf_counter()
         result = asyncio.run(_load(host, int(port), project, key, bodies, duration))
         load_end = time.perf_counter()
-        backlog = store.queue_depth()
+        backlog = store.queue.queue_depth()
         acked = result["status"].get(200, 0)
-        while store.queue_depth() > 0:
+        while store.queue.queue_depth() > 0:
             time.sleep(0.05)
         drained = time.perf_counter()
         cpu1 = _cpu_seconds(info["pid"])
         cpu_http, cpu_digest = cpu1[0] - cpu0[0], cpu1[1] - cpu0[1]
-        stored = store.count_events() - before
+        stored = store.issues.count_events() - before
         lat = sorted(result["latencies"])
     finally:
         store.close()
@@ -343,21 +347,21 @@ def run_split(database_url: str, duration: float, rng: random.Random) -> dict[st
     lat = sorted(result["latencies"])
     store = open_store(database_url)
     try:
-        queued = store.queue_depth()
+        queued = store.queue.queue_depth()
         proc, info = _serve(database_url)
         try:
             # Time the digest from its first stored event to the empty queue.
-            while store.count_events() == 0:
+            while store.issues.count_events() == 0:
                 time.sleep(0.01)
             t0 = time.perf_counter()
-            first = store.count_events()
-            while store.queue_depth() > 0:
+            first = store.issues.count_events()
+            while store.queue.queue_depth() > 0:
                 time.sleep(0.02)
             digest_s = time.perf_counter() - t0
             cpu_digest = _cpu_seconds(info["pid"])[1]
         finally:
             _stop(proc)
-        stored = store.count_events()
+        stored = store.issues.count_events()
     finally:
         store.close()
     return {

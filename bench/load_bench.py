@@ -201,7 +201,7 @@ def sustained(duration: float, connections: int, max_events: int) -> dict[str, A
         store = open_store(f"sqlite:///{Path(data_dir) / 'tripwire.sqlite3'}")
         try:
             time.sleep(0.5)
-            before = store.count_events()
+            before = store.issues.count_events()
             load = Load(port, project, key, connections, max_events)
             samples: list[tuple[float, float]] = []
             thread = threading.Thread(target=load.run, args=(duration,))
@@ -212,9 +212,9 @@ def sustained(duration: float, connections: int, max_events: int) -> dict[str, A
                 thread.join(1.0)
             elapsed = time.monotonic() - started
             drain_deadline = time.monotonic() + 600
-            while store.queue_depth() > 0 and time.monotonic() < drain_deadline:
+            while store.queue.queue_depth() > 0 and time.monotonic() < drain_deadline:
                 time.sleep(0.2)
-            stored = store.count_events() - before
+            stored = store.issues.count_events() - before
             samples.append((time.monotonic() - started, rss_tree_mib(pid)))
         finally:
             store.close()

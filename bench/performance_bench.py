@@ -144,7 +144,11 @@ def prefill(database_url: str, now: float) -> dict[str, Any]:
     """Write the rollups and samples that 10M transactions over 7 days would leave."""
     store = open_store(database_url)
     store.migrate()
-    project = store.list_projects()[0] if store.list_projects() else store.create_project("default")
+    project = (
+        store.accounts.list_projects()[0]
+        if store.accounts.list_projects()
+        else store.accounts.create_project("default")
+    )
     rng = random.Random(5)
     minutes = 7 * 1440
     keys = [
@@ -157,9 +161,9 @@ def prefill(database_url: str, now: float) -> dict[str, Any]:
     start_minute = (int(now // 60) - minutes) * 60
     t0 = time.perf_counter()
     day = 86400
-    with store._tx() as c:  # type: ignore[attr-defined]
+    with store.db.tx() as c:
         if store.backend == "postgresql":
-            store._ensure_partitions(c, {start_minute + d * day for d in range(9)})  # type: ignore[attr-defined]
+            store.performance.ensure_partitions(c, {start_minute + d * day for d in range(9)})
         batch: list[tuple[Any, ...]] = []
         hours: dict[tuple[Any, ...], list[Any]] = {}
         written = 0
@@ -285,9 +289,9 @@ def prefill(database_url: str, now: float) -> dict[str, Any]:
         )
     elapsed = time.perf_counter() - t0
     if store.backend == "postgresql":
-        with store._tx() as c:  # type: ignore[attr-defined]
+        with store.db.tx() as c:
             c.ex("ANALYZE")
-    rows = store.perf_storage()
+    rows = store.performance.perf_storage()
     store.close()
     return {"transactions": written, "seconds": elapsed, "rows": rows}
 
@@ -296,7 +300,7 @@ def storage(database_url: str, backend: str) -> dict[str, float]:
     """Bytes per stored sample and per rolled-up minute row (table and index bytes / rows)."""
     store = open_store(database_url)
     try:
-        with store._tx(write=False) as c:  # type: ignore[attr-defined]
+        with store.db.tx(write=False) as c:
             counts = {t: int(c.one(f"SELECT COUNT(*) FROM {t}")[0]) for t in ("perf_samples", "perf_rollups")}
             minute_rows = int(c.one("SELECT COUNT(*) FROM perf_rollups WHERE res = 60")[0])
             if backend == "sqlite":
@@ -371,7 +375,7 @@ def run_load(
         load_end = time.perf_counter()
         cpu_load = _ingest_digest_cpu(info)
         acked = result["status"].get(200, 0)
-        while store.queue_depth() > 0:
+        while store.queue.queue_depth() > 0:
             time.sleep(0.05)
         drained = time.perf_counter()
         cpu1 = _ingest_digest_cpu(info)
@@ -405,13 +409,19 @@ def digest_only(database_url: str, batch: int, count: int, rng: random.Random) -
     store = open_store(database_url, sqlite_synchronous="NORMAL")
     try:
         store.migrate()
-        project = store.list_projects()[0] if store.list_projects() else store.create_project("default")
+        project = (
+            store.accounts.list_projects()[0]
+            if store.accounts.list_projects()
+            else store.accounts.create_project("default")
+        )
         now = time.time()
         bodies = [make_body(make_transaction(i, rng, now + i * 0.0001)) for i in range(count)]
-        store.enqueue([IntakeRow(project.id, now, "envelope:gzip", b, None) for b in bodies])
-        processor = Digester(store, CollectorConfig(database_url=database_url)).processor
+        store.queue.enqueue([IntakeRow(project.id, now, "envelope:gzip", b, None) for b in bodies])
+        processor = Digester(
+            store.queue, store.retention, CollectorConfig(database_url=database_url)
+        ).processor
         cpu0, t0, done = time.process_time(), time.perf_counter(), 0
-        while n := store.digest_batch(batch, processor):
+        while n := store.queue.digest_batch(batch, processor):
             done += n
     finally:
         store.close()
@@ -451,9 +461,13 @@ def _queued(url: str, count: int, rng: random.Random, now: float) -> None:
     store = open_store(url)
     try:
         store.migrate()
-        project = store.list_projects()[0] if store.list_projects() else store.create_project("default")
+        project = (
+            store.accounts.list_projects()[0]
+            if store.accounts.list_projects()
+            else store.accounts.create_project("default")
+        )
         bodies = [make_body(make_transaction(i, rng, now + i * 0.0001)) for i in range(count)]
-        store.enqueue([IntakeRow(project.id, time.time(), "envelope:gzip", b, None) for b in bodies])
+        store.queue.enqueue([IntakeRow(project.id, time.time(), "envelope:gzip", b, None) for b in bodies])
     finally:
         store.close()
 
@@ -491,7 +505,7 @@ def instructions(backend: str) -> dict[str, float]:
                 total, printed = _callgrind(["ingest", db.url, str(n), str(bodies)])
                 assert int(printed) == n, (printed, n)
                 store = open_store(db.url)
-                assert store.queue_depth() == n, (store.queue_depth(), n)
+                assert store.queue.queue_depth() == n, (store.queue.queue_depth(), n)
                 store.close()
                 totals.append(total)
             finally:
@@ -503,7 +517,7 @@ def instructions(backend: str) -> dict[str, float]:
 
 
 def _stored(store: Any, project: int) -> int:
-    with store._tx(write=False) as c:
+    with store.db.tx(write=False) as c:
         row = c.one(
             "SELECT COALESCE(SUM(count), 0) FROM perf_rollups"
             " WHERE project_id = ? AND res = 3600 AND name LIKE ?",
@@ -522,7 +536,7 @@ def time_pages(database_url: str, rounds: int = 15) -> dict[str, float]:
             store = open_store(database_url)
             password = info.get("admin_password") or "bench-password-123"
             if not info.get("admin_password"):
-                store.set_password("admin", password)
+                store.accounts.set_password("admin", password)
             store.close()
             r = client.post(
                 "/login",

@@ -91,18 +91,18 @@ def _digest(url: str, bodies: list[bytes]) -> tuple[float, Any]:
     """CPU seconds to digest ``bodies`` into a fresh store at ``url``; the store stays open."""
     store = open_store(url)
     store.migrate()
-    project = store.create_project(f"bench-{time.monotonic_ns()}")
+    project = store.accounts.create_project(f"bench-{time.monotonic_ns()}")
     now = time.time()
-    store.enqueue([IntakeRow(project.id, now, "envelope", body, "127.0.0.1") for body in bodies])
+    store.queue.enqueue([IntakeRow(project.id, now, "envelope", body, "127.0.0.1") for body in bodies])
     processor = EnvelopeProcessor(CollectorConfig().limits)
     start = time.process_time()
-    while store.digest_batch(100, processor):
+    while store.queue.digest_batch(100, processor):
         pass
     return time.process_time() - start, (store, project)
 
 
 def _size(store: Any, sql: str) -> int:
-    with store._tx(write=False) as c:
+    with store.db.tx(write=False) as c:
         return int(c.one(sql)[0] or 0)
 
 

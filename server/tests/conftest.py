@@ -140,12 +140,12 @@ class LiveServer:
         self.thread.start()
         wait_until(lambda: self.server.started, timeout=20)
         self.url = f"http://127.0.0.1:{self.port}"
-        project = self.store.get_project("default")
+        project = self.store.accounts.get_project("default")
         self.project = project
         self.dsn = project.dsn(self.url)
         self.key = project.public_key
-        admin = self.store.get_user("admin")
-        self.token = self.store.create_api_token(admin.id, "tests")
+        admin = self.store.accounts.get_user("admin")
+        self.token = self.store.accounts.create_api_token(admin.id, "tests")
         self.http = httpx.Client(base_url=self.url, timeout=30)
 
     def api(self, path: str, method: str = "GET", **kwargs: Any) -> Any:
@@ -165,7 +165,7 @@ class LiveServer:
         )
 
     def drained(self) -> bool:
-        return self.store.queue_depth() == 0 and self.state.writer.in_flight == 0
+        return self.store.queue.queue_depth() == 0 and self.state.writer.in_flight == 0
 
     def wait_digested(self, timeout: float = 20) -> None:
         wait_until(self.drained, timeout=timeout)

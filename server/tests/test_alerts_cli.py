@@ -165,20 +165,20 @@ def test_a_claim_left_by_a_dead_worker_is_taken_again_with_the_same_id(tmp_path:
     """A worker that dies mid-send leaves a lease; once it expires the message is claimed again."""
     store = open_store(f"sqlite:///{tmp_path / 'db.sqlite3'}")
     store.migrate()
-    project = store.create_project("p")
-    rule = store.create_alert_rule(
+    project = store.accounts.create_project("p")
+    rule = store.alerts.create_alert_rule(
         project.id, RuleSpec(trigger="new-issue", webhook_url="https://example.com/h", digest=0)
     )
-    (uid,) = store.queue_test_notification(rule.id)
+    (uid,) = store.alerts.queue_test_notification(rule.id)
     now = time.time()
-    first = store.claim_delivery(now, lease=30)
+    first = store.alerts.claim_delivery(now, lease=30)
     assert first is not None and first.uid == uid
-    assert store.claim_delivery(now + 29, lease=30) is None  # still leased by the (dead) worker
-    second = store.claim_delivery(now + 31, lease=30)
+    assert store.alerts.claim_delivery(now + 29, lease=30) is None  # still leased by the (dead) worker
+    second = store.alerts.claim_delivery(now + 31, lease=30)
     assert second is not None and second.uid == uid and second.attempts == 2
-    store.settle_delivery(second, ok=True, error=None, retry_at=None, now=now + 31)
-    assert store.get_notification(uid).status == "sent"
-    assert store.claim_delivery(now + 100, lease=30) is None
+    store.alerts.settle_delivery(second, ok=True, error=None, retry_at=None, now=now + 31)
+    assert store.alerts.get_notification(uid).status == "sent"
+    assert store.alerts.claim_delivery(now + 100, lease=30) is None
     store.close()
 
 

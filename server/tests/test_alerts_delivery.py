@@ -49,7 +49,7 @@ def test_new_issue_email_arrives_over_real_smtp_with_text_and_escaped_html(tmp_p
             plain, html = msg.get_body(("plain",)), msg.get_body(("html",))
             assert plain is not None and html is not None
             text, page = plain.get_content(), html.get_content()
-            issue_id = server.store.list_issues(server.project.id)[0].id
+            issue_id = server.store.issues.list_issues(server.project.id)[0].id
             assert f"{server.url}/issues/{issue_id}" in text
             assert "<script>alert(1)</script>" in text
             assert "&lt;script&gt;alert(1)&lt;/script&gt; &amp; more" in page
@@ -70,7 +70,7 @@ def test_regression_webhook_is_signed_and_carries_its_idempotency_key(
         event = make_event(value="it came back", release="1.0")
         send(server, event)
         server.wait_digested()
-        issue = server.store.list_issues(server.project.id)[0]
+        issue = server.store.issues.list_issues(server.project.id)[0]
         server.api(f"/api/0/issues/{issue.id}/", "PATCH", json={"status": "resolved"})
         send(server, make_event(value="it came back", release="1.0"))
         wait_until(lambda: receiver.received, timeout=15)
@@ -104,7 +104,7 @@ def test_frequency_rule_fires_when_the_threshold_is_reached_then_cools_down(
         body = receiver.received[0].json()
         assert body["type"] == "frequency"
         assert body["items"][0]["count"] == 5 and body["items"][0]["window_minutes"] == 10
-        assert receiver.received[0].signed_by(server.store.get_alert_rule(rule["id"]).secret)
+        assert receiver.received[0].signed_by(server.store.alerts.get_alert_rule(rule["id"]).secret)
         send(server, *[make_event(value="busy") for _ in range(3)])
         server.wait_digested()
         entries = history(server, rule["id"])
@@ -188,7 +188,7 @@ def test_webhooks_to_private_addresses_are_refused_unless_allowed(
         # A rule that names a host resolving to loopback is stopped when sending.
         from tripwire_server.alerts.rules import RuleSpec
 
-        rule = server.store.create_alert_rule(
+        rule = server.store.alerts.create_alert_rule(
             server.project.id,
             RuleSpec(
                 trigger="new-issue", webhook_url=receiver.url.replace("127.0.0.1", "localhost"), digest=0
@@ -196,7 +196,8 @@ def test_webhooks_to_private_addresses_are_refused_unless_allowed(
         )
         send(server, make_event(value=uuid.uuid4().hex))
         failed = wait_until(
-            lambda: [h for h in server.store.alert_history(rule.id) if h.status == "failed"], timeout=15
+            lambda: [h for h in server.store.alerts.alert_history(rule.id) if h.status == "failed"],
+            timeout=15,
         )
         assert "not a public address" in (failed[0].error or "")
         assert receiver.received == []
@@ -341,13 +342,13 @@ def test_an_issue_resolved_in_a_release_regresses_only_in_that_release_or_later(
         create_rule(server, on="regression", webhook=receiver.url)
         send(server, make_event(value="stale cache", release="1.9"))
         server.wait_digested()
-        issue = server.store.list_issues(server.project.id)[0]
+        issue = server.store.issues.list_issues(server.project.id)[0]
         server.api(
             f"/api/0/issues/{issue.id}/", "PATCH", json={"status": "resolved", "resolved_in_release": "2.0"}
         )
         send(server, make_event(value="stale cache", release="1.9"))
         server.wait_digested()
-        assert server.store.get_issue(issue.id).status == "resolved" and receiver.received == []
+        assert server.store.issues.get_issue(issue.id).status == "resolved" and receiver.received == []
         send(server, make_event(value="stale cache", release="2.1"))
         wait_until(lambda: receiver.received, timeout=15)
         (item,) = receiver.received[0].json()["items"]
@@ -362,10 +363,10 @@ def test_only_admins_manage_rules_through_the_api_and_others_never_see_secrets(t
     try:
         rule = create_rule(server, on="new-issue", webhook="https://hooks.example.com/services/T/B/SECRET")
         assert rule["secret"] and rule["webhook_url"].endswith("/SECRET")
-        viewer = server.store.create_user("viewer", "viewer password")
+        viewer = server.store.accounts.create_user("viewer", "viewer password")
         # A member: other users do not see the project at all (404).
-        server.store.add_project_member(server.project.id, viewer.id)
-        token = server.store.create_api_token(viewer.id)
+        server.store.accounts.add_project_member(server.project.id, viewer.id)
+        token = server.store.accounts.create_api_token(viewer.id)
         auth = {"Authorization": f"Bearer {token}"}
         (listed,) = server.http.get(f"/api/0/projects/{server.project.id}/alerts/", headers=auth).json()
         assert "secret" not in listed and listed["webhook_url"] == "https://hooks.example.com/…"
@@ -392,7 +393,7 @@ def test_an_ignored_issue_never_fires_frequency_or_user_rules(
         rule = create_rule(server, on="frequency", threshold=1, window=10, webhook=receiver.url)
         send(server, make_event(value="noisy but known"))
         wait_until(lambda: [h for h in history(server, rule["id"]) if h["status"] == "sent"], timeout=15)
-        issue = server.store.list_issues(server.project.id)[0]
+        issue = server.store.issues.list_issues(server.project.id)[0]
         server.api(f"/api/0/issues/{issue.id}/", "PATCH", json={"status": "ignored"})
         send(server, *[make_event(value="noisy but known") for _ in range(5)])
         server.wait_digested()
@@ -424,7 +425,7 @@ def test_https_webhooks_verify_the_certificate_of_the_host_they_name(
             rule_ok = create_rule(server, on="new-issue", webhook=ok.url.replace("127.0.0.1", "localhost"))
             from tripwire_server.alerts.rules import RuleSpec
 
-            rule_bad = server.store.create_alert_rule(
+            rule_bad = server.store.alerts.create_alert_rule(
                 server.project.id,
                 RuleSpec(
                     trigger="new-issue", webhook_url=bad.url.replace("127.0.0.1", "localhost"), digest=0
@@ -434,7 +435,9 @@ def test_https_webhooks_verify_the_certificate_of_the_host_they_name(
             wait_until(lambda: [h for h in history(server, rule_ok["id"]) if h["status"] == "sent"])
             assert ok.received[0].json()["items"][0]["title"].endswith("over https")
             assert ok.received[0].signed_by(rule_ok["secret"])
-            failed = wait_until(lambda: [h for h in server.store.alert_history(rule_bad.id) if h.error])
+            failed = wait_until(
+                lambda: [h for h in server.store.alerts.alert_history(rule_bad.id) if h.error]
+            )
             assert "CERTIFICATE_VERIFY_FAILED" in (failed[0].error or "") and bad.received == []
     finally:
         server.stop()

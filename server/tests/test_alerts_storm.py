@@ -55,8 +55,8 @@ def test_an_error_storm_of_10000_events_on_one_issue_sends_at_most_the_configure
                     events.append(("event", event))
                 assert server.post_envelope(envelope(*events)).status_code == 200
             server.wait_digested(timeout=120)
-            assert server.store.count_events() == STORM
-            (issue,) = server.store.list_issues(server.project.id)
+            assert server.store.issues.count_events() == STORM
+            (issue,) = server.store.issues.list_issues(server.project.id)
             assert issue.event_count == STORM
             wait_until(lambda: len(receiver.received) >= 3, timeout=15)
 
@@ -105,7 +105,7 @@ def test_two_collectors_digesting_one_issue_on_postgresql_send_one_notification_
                 assert target.post_envelope(envelope(("event", event))).status_code == 200
             first.wait_digested(timeout=60)
             second.wait_digested(timeout=60)
-            assert first.store.count_events() == 60
+            assert first.store.issues.count_events() == 60
             wait_until(lambda: len(receiver.received) >= 2, timeout=15)
             assert sorted(b["type"] for b in receiver.bodies()) == ["frequency", "new-issue"]
     finally:

@@ -188,8 +188,8 @@ def test_retention_runs_by_itself(tmp_path: object) -> None:
         # All six digested first: on a loaded machine the sweep may otherwise find the first three
         # alone, leave them, and the wait below would see 3 before the last three arrived.
         live.wait_digested()
-        wait_until(lambda: live.store.count_events() == 3, timeout=20)
-        kept = {e.event_id for e in live.store.list_events(live.store.list_issues(1)[0].id)}
+        wait_until(lambda: live.store.issues.count_events() == 3, timeout=20)
+        kept = {e.event_id for e in live.store.issues.list_events(live.store.issues.list_issues(1)[0].id)}
         assert kept == {e["event_id"] for e in events[3:]}
     finally:
         live.stop()

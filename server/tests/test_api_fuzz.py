@@ -43,7 +43,7 @@ def fuzzed(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     live = LiveServer(url)
     assert live.post_envelope(envelope(("event", make_event()))).status_code == 200
     live.wait_digested()
-    live.store.create_user("alice", "alice password 1")
+    live.store.accounts.create_user("alice", "alice password 1")
     yield live
     live.stop()
     record("fuzzing", f"API operations fuzzed from /api/0/openapi.json ({request.param})", len(_calls))
@@ -63,8 +63,10 @@ def fuzzed(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
 def test_no_api_operation_answers_500(case: schemathesis.Case[Any], fuzzed: LiveServer) -> None:
     """Whatever schemathesis sends to an operation, the answer is never a server error."""
     # The fuzzer may revoke the very token it uses (DELETE /api/0/tokens/{id}): take a new one.
-    if fuzzed.store.verify_api_token(fuzzed.token) is None:
-        fuzzed.token = fuzzed.store.create_api_token(fuzzed.store.get_user("admin").id, "fuzz")
+    if fuzzed.store.accounts.verify_api_token(fuzzed.token) is None:
+        fuzzed.token = fuzzed.store.accounts.create_api_token(
+            fuzzed.store.accounts.get_user("admin").id, "fuzz"
+        )
     response = case.call(base_url=fuzzed.url, headers={"Authorization": f"Bearer {fuzzed.token}"}, timeout=30)
     _calls[case.operation.label] += 1
     assert response.status_code < 500, (case.method, case.formatted_path, case.body, response.text[:500])

@@ -38,14 +38,14 @@ def with_attachments(event: dict[str, Any] | None, *sizes: int, event_id: str | 
 
 
 def intake_counts(store: Store, project_id: int) -> dict[tuple[str, str], int]:
-    return {(o.category, o.reason): o.quantity for o in store.outcomes(project_id, source="intake")}
+    return {(o.category, o.reason): o.quantity for o in store.releases.outcomes(project_id, source="intake")}
 
 
 @pytest.fixture
 def store(database_url: str) -> Iterator[Store]:
     s = open_store(database_url)
     s.migrate()
-    s.create_project("p")
+    s.accounts.create_project("p")
     yield s
     s.close()
 
@@ -54,18 +54,18 @@ def enqueue(store: Store, *bodies: bytes, received_at: float | None = None) -> N
     """Queue envelopes as acknowledged ones (as several collector processes, each within its own
     view of the budget, would), gzip'd as SDKs send them."""
     now = time.time() if received_at is None else received_at
-    store.enqueue([IntakeRow(1, now, "envelope:gzip", gzip.compress(b, 1), None) for b in bodies])
+    store.queue.enqueue([IntakeRow(1, now, "envelope:gzip", gzip.compress(b, 1), None) for b in bodies])
 
 
 def drain(store: Store, processor: EnvelopeProcessor) -> list[int]:
     sizes = []
-    while store.queue_depth():
-        sizes.append(store.digest_batch(200, processor))
+    while store.queue.queue_depth():
+        sizes.append(store.queue.digest_batch(200, processor))
     return sizes
 
 
 def stored_sizes(store: Store, event_id: str) -> list[int]:
-    return [a.size for a in store.list_attachments(1, event_id)]
+    return [a.size for a in store.issues.list_attachments(1, event_id)]
 
 
 def test_a_digest_batch_holds_a_bounded_number_of_bytes_not_200_envelopes(store: Store) -> None:
@@ -100,7 +100,7 @@ def test_attachments_of_an_event_already_stored_are_dropped_and_counted(store: S
 def test_attachments_over_the_hourly_budget_are_dropped_counted_and_their_events_kept(store: Store) -> None:
     """With 1 MiB an hour, the attachments past the first MiB of the hour are dropped and counted;
     every event is stored; the next hour has a fresh budget."""
-    store.update_project(1, attachment_bytes_per_hour=1 * MiB)
+    store.accounts.update_project(1, attachment_bytes_per_hour=1 * MiB)
     processor = EnvelopeProcessor(Limits(), attachment_budget=UNLIMITED)
     hour = float(int(time.time() // 3600) * 3600)
     events = [make_event() for _ in range(4)]
@@ -108,9 +108,9 @@ def test_attachments_over_the_hourly_budget_are_dropped_counted_and_their_events
     enqueue(store, with_attachments(events[3], 400 * KiB), received_at=hour + 3600 + 10)
     drain(store, processor)
     assert [stored_sizes(store, e["event_id"]) for e in events] == [[400 * KiB], [400 * KiB], [], [400 * KiB]]
-    assert store.count_events(1) == 4
+    assert store.issues.count_events(1) == 4
     assert intake_counts(store, 1)[("attachment", "over_budget")] == 1
-    usage = store.attachment_usage(1)
+    usage = store.queue.attachment_usage(1)
     assert (usage.hour, usage.hour_bytes, usage.stored_bytes) == (hour + 3600, 400 * KiB, 1200 * KiB)
     assert usage.hour_used_up(hour, 1 * MiB)  # an attachment was dropped in that hour
     assert not usage.hour_used_up(hour + 3600, 1 * MiB)
@@ -119,18 +119,18 @@ def test_attachments_over_the_hourly_budget_are_dropped_counted_and_their_events
 def test_attachments_over_the_total_budget_are_dropped_until_retention_frees_room(store: Store) -> None:
     """With 1 MiB stored at most, a third 400 KiB attachment is dropped; once retention deletes
     the events that held the others, attachments are stored again."""
-    store.update_project(1, attachment_bytes_total=1 * MiB)
+    store.accounts.update_project(1, attachment_bytes_total=1 * MiB)
     processor = EnvelopeProcessor(Limits(), attachment_budget=UNLIMITED)
     old = time.time() - 10 * 86400
     first = [make_event(timestamp=old) for _ in range(3)]
     enqueue(store, *(with_attachments(e, 400 * KiB) for e in first), received_at=old)
     drain(store, processor)
     assert [stored_sizes(store, e["event_id"]) for e in first] == [[400 * KiB], [400 * KiB], []]
-    assert store.attachment_usage(1).stored_bytes == 800 * KiB
-    assert store.attachment_usage(1).total_used_up(1 * MiB)  # 224 KiB left, but one did not fit
-    assert store.apply_retention(default_days=5, default_max_events=0, now=time.time()) == 3
-    assert store.attachment_usage(1).stored_bytes == 0
-    assert not store.attachment_usage(1).total_used_up(1 * MiB)
+    assert store.queue.attachment_usage(1).stored_bytes == 800 * KiB
+    assert store.queue.attachment_usage(1).total_used_up(1 * MiB)  # 224 KiB left, but one did not fit
+    assert store.retention.apply_retention(default_days=5, default_max_events=0, now=time.time()) == 3
+    assert store.queue.attachment_usage(1).stored_bytes == 0
+    assert not store.queue.attachment_usage(1).total_used_up(1 * MiB)
     later = make_event()
     enqueue(store, with_attachments(later, 900 * KiB))
     drain(store, processor)
@@ -155,7 +155,7 @@ def test_ingest_refuses_attachments_with_a_rate_limit_once_the_budget_is_used_up
     only), counted; an envelope without attachments is still accepted."""
     away_from_boundary(3600)
     live = sqlite_server
-    live.store.update_project(live.project.id, attachment_bytes_per_hour=1 * MiB)
+    live.store.accounts.update_project(live.project.id, attachment_bytes_per_hour=1 * MiB)
     live.state.projects.invalidate()
     live.state.attachment_quota.refresh_interval = 0  # read the usage the digest stored at once
     first = make_event()
@@ -181,13 +181,13 @@ def test_once_the_digest_dropped_an_attachment_ingest_refuses_attachments_for_th
     sent), ingest refuses further attachments with 429 for the rest of the hour, however small."""
     away_from_boundary(3600)
     live = sqlite_server
-    live.store.update_project(live.project.id, attachment_bytes_per_hour=1 * MiB)
+    live.store.accounts.update_project(live.project.id, attachment_bytes_per_hour=1 * MiB)
     live.state.projects.invalidate()
     live.state.attachment_quota.refresh_interval = 0
     for size in (700 * KiB, 400 * KiB):
         assert live.post_envelope(with_attachments(make_event(), size)).status_code == 200
         live.wait_digested()
-    assert live.store.attachment_usage(live.project.id).hour_bytes == 700 * KiB
+    assert live.store.queue.attachment_usage(live.project.id).hour_bytes == 700 * KiB
     refused = live.post_envelope(with_attachments(make_event(), 10))
     assert refused.status_code == 429
     assert ":attachment:project:attachment_budget" in refused.headers["X-Sentry-Rate-Limits"]
@@ -200,7 +200,7 @@ def test_a_large_upload_is_refused_at_its_first_attachment_header_once_the_budge
     its connection closed after its first 64 KiB: the server does not read the rest to refuse it."""
     away_from_boundary(3600)
     live = sqlite_server
-    live.store.update_project(live.project.id, attachment_bytes_per_hour=1 * MiB)
+    live.store.accounts.update_project(live.project.id, attachment_bytes_per_hour=1 * MiB)
     live.state.projects.invalidate()
     live.state.attachment_quota.refresh_interval = 0
     assert live.post_envelope(with_attachments(make_event(), 1 * MiB)).status_code == 200
@@ -226,13 +226,13 @@ def test_ingest_counts_what_it_accepted_so_a_lagging_digest_lets_no_flood_throug
     away_from_boundary(3600)
     live = LiveServer(f"sqlite:///{tmp_path / 'db.sqlite3'}", run_digester=False)
     try:
-        live.store.update_project(live.project.id, attachment_bytes_per_hour=1 * MiB)
+        live.store.accounts.update_project(live.project.id, attachment_bytes_per_hour=1 * MiB)
         live.state.projects.invalidate()
         answers = [
             live.post_envelope(with_attachments(make_event(), 400 * KiB)).status_code for _ in range(4)
         ]
         assert answers == [200, 200, 200, 429]  # 1,200 KiB acknowledged: the hour's 1 MiB is used up
-        assert live.store.attachment_usage(live.project.id).hour_bytes == 0  # nothing digested yet
+        assert live.store.queue.attachment_usage(live.project.id).hour_bytes == 0  # nothing digested yet
         assert live.post_envelope(envelope(("event", make_event()))).status_code == 200
     finally:
         live.stop()
@@ -243,11 +243,11 @@ def test_the_budget_seen_at_ingest_is_the_one_stored_by_the_digest(sqlite_server
     count against the project's budget at ingest too."""
     away_from_boundary(3600)
     live = sqlite_server
-    live.store.update_project(live.project.id, attachment_bytes_total=1 * MiB)
+    live.store.accounts.update_project(live.project.id, attachment_bytes_total=1 * MiB)
     live.state.projects.invalidate()
     enqueue(live.store, with_attachments(make_event(), 1 * MiB))
     live.wait_digested()
-    assert live.store.attachment_usage(live.project.id).stored_bytes == 1 * MiB
+    assert live.store.queue.attachment_usage(live.project.id).stored_bytes == 1 * MiB
     time.sleep(live.state.attachment_quota.refresh_interval)
     refused = live.post_envelope(with_attachments(make_event(), 10))
     assert refused.status_code == 429, refused.text
@@ -256,9 +256,9 @@ def test_the_budget_seen_at_ingest_is_the_one_stored_by_the_digest(sqlite_server
 
 def test_project_budget_is_set_and_cleared_through_the_store(store: Store) -> None:
     """A project's budget overrides the default; -1 clears it back to the default."""
-    p = store.update_project(1, attachment_bytes_per_hour=5 * MiB, attachment_bytes_total=50 * MiB)
+    p = store.accounts.update_project(1, attachment_bytes_per_hour=5 * MiB, attachment_bytes_total=50 * MiB)
     assert (p.attachment_bytes_per_hour, p.attachment_bytes_total) == (5 * MiB, 50 * MiB)
-    p = store.update_project(1, attachment_bytes_per_hour=-1)
+    p = store.accounts.update_project(1, attachment_bytes_per_hour=-1)
     assert (p.attachment_bytes_per_hour, p.attachment_bytes_total) == (None, 50 * MiB)
 
 
@@ -320,10 +320,10 @@ def test_gzip_bombed_attachments_neither_fill_the_disk_nor_the_digests_memory(tm
                 statuses.append(response.status_code)
         store = open_store(f"sqlite:///{data / 'tripwire.sqlite3'}")
         try:
-            wait_until(lambda: store.queue_depth() == 0, timeout=120)
+            wait_until(lambda: store.queue.queue_depth() == 0, timeout=120)
             time.sleep(1.5)  # the intake counters are stored once a second
             counts = intake_counts(store, 1)
-            stored = store.attachment_usage(1).stored_bytes
+            stored = store.queue.attachment_usage(1).stored_bytes
         finally:
             store.close()
         grown = _disk_bytes(data) - before
@@ -349,7 +349,7 @@ def test_gzip_bombed_attachments_neither_fill_the_disk_nor_the_digests_memory(tm
     # budget was lowered): the digest must take them a few at a time.
     store = open_store(f"sqlite:///{data / 'tripwire.sqlite3'}")
     try:
-        store.enqueue([IntakeRow(1, time.time(), "envelope:gzip", b, None) for b in bombs])
+        store.queue.enqueue([IntakeRow(1, time.time(), "envelope:gzip", b, None) for b in bombs])
     finally:
         store.close()
     serve = ServeProcess("--data-dir", str(data))
@@ -357,7 +357,7 @@ def test_gzip_bombed_attachments_neither_fill_the_disk_nor_the_digests_memory(tm
         child = _digest_child(serve.proc.pid)
         store = open_store(f"sqlite:///{data / 'tripwire.sqlite3'}")
         try:
-            wait_until(lambda: store.queue_depth() == 0, timeout=120)
+            wait_until(lambda: store.queue.queue_depth() == 0, timeout=120)
         finally:
             store.close()
         peak = _status_kib(child, "VmHWM") * KiB
@@ -423,7 +423,7 @@ def test_sentry_sdk_backs_off_attachments_only_when_the_budget_is_used_up(sqlite
     attachments (stored), and reports the attachments it dropped in a client report."""
     away_from_boundary(3600)
     live = sqlite_server
-    live.store.update_project(live.project.id, attachment_bytes_per_hour=1 * MiB)
+    live.store.accounts.update_project(live.project.id, attachment_bytes_per_hour=1 * MiB)
     live.state.projects.invalidate()
     live.state.attachment_quota.refresh_interval = 0
     assert live.post_envelope(with_attachments(make_event(), 1 * MiB)).status_code == 200
@@ -435,11 +435,12 @@ def test_sentry_sdk_backs_off_attachments_only_when_the_budget_is_used_up(sqlite
     live.wait_digested()
     live.state.writer._flush_outcomes()
     for event_id in later:
-        assert live.store.get_event(event_id).event_id == event_id
-        assert live.store.list_attachments(live.project.id, event_id) == []
-    assert live.store.count_events(live.project.id) == 3  # the budget filler and the two later ones
+        assert live.store.issues.get_event(event_id).event_id == event_id
+        assert live.store.issues.list_attachments(live.project.id, event_id) == []
+    assert live.store.issues.count_events(live.project.id) == 3  # the budget filler and the two later ones
     client = {
-        (o.category, o.reason): o.quantity for o in live.store.outcomes(live.project.id, source="client")
+        (o.category, o.reason): o.quantity
+        for o in live.store.releases.outcomes(live.project.id, source="client")
     }
     assert client[("attachment", "ratelimit_backoff")] == 2 * 900  # SDKs count attachments in bytes
     assert intake_counts(live.store, live.project.id)[("attachment", "rate_limited")] == 1
@@ -452,7 +453,7 @@ def test_migration_4_counts_the_attachments_already_stored(database_url: str) ->
 
     store = open_store(database_url)
     try:
-        with store._tx() as c:  # type: ignore[attr-defined]
+        with store.db.tx() as c:
             c.ex("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at REAL NOT NULL)")
             for version, statements in migrations(store.backend)[:3]:
                 for statement in statements:
@@ -472,8 +473,8 @@ def test_migration_4_counts_the_attachments_already_stored(database_url: str) ->
                     ("ab" * 16, size, b"x" * size, time.time()),
                 )
         assert store.migrate()[0] == 4  # (and the later migrations)
-        assert store.attachment_usage(1).stored_bytes == 3500
-        assert store.get_project(1).attachment_bytes_total is None
+        assert store.queue.attachment_usage(1).stored_bytes == 3500
+        assert store.accounts.get_project(1).attachment_bytes_total is None
     finally:
         store.close()
 
@@ -492,22 +493,25 @@ def test_a_refusal_asks_sdks_to_wait_until_the_hour_ends_or_an_hour_for_the_tota
     drain(store, EnvelopeProcessor(Limits(), attachment_budget=UNLIMITED))
     counted: list[tuple[int, str, str, int]] = []
     quota = AttachmentQuota(
-        store,
+        store.queue,
         CollectorConfig(),
         count=lambda *args: counted.append(args),
         decode=decode_stored,
         clock=lambda: hour + 3000.5,
     )
     with_one = with_attachments(make_event(), 10)
-    store.update_project(1, attachment_bytes_per_hour=2 * KiB)
-    refusal = asyncio.run(quota.check(store.get_project(1), with_one, "envelope"))
+    store.accounts.update_project(1, attachment_bytes_per_hour=2 * KiB)
+    refusal = asyncio.run(quota.check(store.accounts.get_project(1), with_one, "envelope"))
     assert refusal is not None and refusal.retry == 600
     assert refusal.headers["Retry-After"] == "600"
     assert (
-        asyncio.run(quota.check(store.get_project(1), envelope(("event", make_event())), "envelope")) is None
+        asyncio.run(quota.check(store.accounts.get_project(1), envelope(("event", make_event())), "envelope"))
+        is None
     )
-    store.update_project(1, attachment_bytes_per_hour=0, attachment_bytes_total=2 * KiB)
-    refusal = asyncio.run(quota.check(store.get_project(1), gzip.compress(with_one), "envelope:gzip"))
+    store.accounts.update_project(1, attachment_bytes_per_hour=0, attachment_bytes_total=2 * KiB)
+    refusal = asyncio.run(
+        quota.check(store.accounts.get_project(1), gzip.compress(with_one), "envelope:gzip")
+    )
     assert refusal is not None and refusal.retry == 3600
     assert counted == [(1, "attachment", "rate_limited", 1)] * 2
 
@@ -553,6 +557,6 @@ def test_the_budget_is_set_from_the_cli(tmp_path: Path, capsys: pytest.CaptureFi
     assert (reset["attachment_bytes_per_hour"], reset["attachment_bytes_total"]) == (None, 0)
     store = open_store(f"sqlite:///{tmp_path / 'tripwire.sqlite3'}")
     try:
-        assert store.get_project("svc").attachment_bytes_total == 0
+        assert store.accounts.get_project("svc").attachment_bytes_total == 0
     finally:
         store.close()

@@ -17,10 +17,10 @@ from .conftest import LiveServer, envelope, make_event
 
 def _token(store: Store, username: str, **kwargs: Any) -> str:
     try:
-        user = store.get_user(username)
+        user = store.accounts.get_user(username)
     except LookupError:
-        user = store.create_user(username, f"{username} password 123")
-    return store.create_api_token(user.id, "t", **kwargs)
+        user = store.accounts.create_user(username, f"{username} password 123")
+    return store.accounts.create_api_token(user.id, "t", **kwargs)
 
 
 def _get(server: LiveServer, path: str, token: str, method: str = "GET", **kwargs: Any) -> httpx.Response:
@@ -48,7 +48,7 @@ def test_a_password_change_revokes_the_users_tokens(server: LiveServer) -> None:
     """After ``set_password`` (tripwire user passwd), the user's old API tokens stop working."""
     token = _token(server.store, "alice")
     assert _get(server, "/api/0/status/", token).status_code == 200
-    server.store.set_password("alice", "a brand new password")
+    server.store.accounts.set_password("alice", "a brand new password")
     assert _get(server, "/api/0/status/", token).status_code == 401
 
 
@@ -117,10 +117,10 @@ def test_a_key_revoked_by_another_process_stops_working_within_the_cache_age(ser
     now = [1000.0]
     cache.clock = lambda: now[0]
     cache.invalidate()
-    new = server.store.add_project_key(server.project.id)
+    new = server.store.accounts.add_project_key(server.project.id)
     now[0] += 1.5  # a miss reloads at most once a second
     assert server.post_envelope(envelope(("event", make_event())), key=new.public_key).status_code == 200
-    server.store.revoke_project_key(server.project.id, server.key)
+    server.store.accounts.revoke_project_key(server.project.id, server.key)
     assert server.post_envelope(envelope(("event", make_event())), key=server.key).status_code == 200
     now[0] += cache.max_age + 0.1
     assert server.post_envelope(envelope(("event", make_event())), key=server.key).status_code == 403
@@ -164,7 +164,7 @@ def test_a_user_sees_only_the_projects_they_are_a_member_of(server: LiveServer) 
 def test_only_admins_manage_keys_and_members(server: LiveServer) -> None:
     """A member may read the keys of their project but not rotate, revoke or add members."""
     dave = _token(server.store, "dave")
-    server.store.add_project_member(server.project.id, server.store.get_user("dave").id)
+    server.store.accounts.add_project_member(server.project.id, server.store.accounts.get_user("dave").id)
     assert _get(server, "/api/0/projects/default/keys/", dave).status_code == 200
     assert _get(server, "/api/0/projects/default/keys/", dave, "POST").status_code == 403
     assert _get(server, f"/api/0/projects/default/keys/{server.key}/", dave, "DELETE").status_code == 403

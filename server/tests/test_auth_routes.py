@@ -82,17 +82,17 @@ def world(server: LiveServer) -> Iterator[World]:
     event = make_event(value=marker)
     assert server.post_envelope(envelope(("event", event))).status_code == 200
     server.wait_digested()
-    issue = store.list_issues(victim.id)[0]
-    admin = store.get_user("admin")
-    victim_token_row, victim_token = store.issue_api_token(admin.id, "victim")
-    other_user = store.create_user("mallory", "mallory password 1")
-    other_project = store.create_project("mallorys")
-    store.add_project_member(other_project.id, other_user.id)
-    rule = store.create_alert_rule(
+    issue = store.issues.list_issues(victim.id)[0]
+    admin = store.accounts.get_user("admin")
+    victim_token_row, victim_token = store.accounts.issue_api_token(admin.id, "victim")
+    other_user = store.accounts.create_user("mallory", "mallory password 1")
+    other_project = store.accounts.create_project("mallorys")
+    store.accounts.add_project_member(other_project.id, other_user.id)
+    rule = store.alerts.create_alert_rule(
         victim.id, spec_from_json({"on": "new-issue", "webhook": f"https://hooks.example/{marker}"})
     )
-    revoked_key = store.add_project_key(victim.id).public_key
-    store.revoke_project_key(victim.id, revoked_key)
+    revoked_key = store.accounts.add_project_key(victim.id).public_key
+    store.accounts.revoke_project_key(victim.id, revoked_key)
     server.state.projects.invalidate()
     yield World(
         server=server,
@@ -101,8 +101,8 @@ def world(server: LiveServer) -> Iterator[World]:
         victim_event=event["event_id"],
         victim_token=victim_token,
         victim_token_id=victim_token_row.id,
-        victim_session=store.create_web_session(admin.id),
-        other_token=store.create_api_token(other_user.id, "mallory"),
+        victim_session=store.accounts.create_web_session(admin.id),
+        other_token=store.accounts.create_api_token(other_user.id, "mallory"),
         other_project=other_project,
         revoked_key=revoked_key,
         victim_rule=rule.id,
@@ -140,10 +140,10 @@ def _path(route: Route, w: World) -> str:
 
 def _forged_api(w: World) -> dict[str, dict[str, Any]]:
     store = w.server.store
-    admin = store.get_user("admin")
-    expired = store.create_api_token(admin.id, "expired", expires_at=time.time() - 1)
-    revoked_row, revoked = store.issue_api_token(admin.id, "revoked")
-    store.revoke_api_token(revoked_row.id)
+    admin = store.accounts.get_user("admin")
+    expired = store.accounts.create_api_token(admin.id, "expired", expires_at=time.time() - 1)
+    revoked_row, revoked = store.accounts.issue_api_token(admin.id, "revoked")
+    store.accounts.revoke_api_token(revoked_row.id)
     tampered = w.victim_token[:-1] + ("A" if w.victim_token[-1] != "A" else "B")
     return {
         "no credentials": {},
@@ -165,8 +165,8 @@ def _forged_api(w: World) -> dict[str, dict[str, Any]]:
 
 def _forged_web(w: World) -> dict[str, dict[str, Any]]:
     store = w.server.store
-    admin = store.get_user("admin")
-    expired = store.create_web_session(admin.id, ttl=-1)
+    admin = store.accounts.get_user("admin")
+    expired = store.accounts.create_web_session(admin.id, ttl=-1)
     tampered = w.victim_session[:-1] + ("A" if w.victim_session[-1] != "A" else "B")
     return {
         "no credentials": {},
@@ -202,11 +202,11 @@ def _routes(w: World) -> list[tuple[str, Route]]:
 
 def _victim_unchanged(w: World, before: dict[str, Any]) -> None:
     store = w.server.store
-    assert store.get_issue(w.victim_issue).status == "unresolved"
-    assert store.list_project_keys(w.victim_project.id) == before["keys"]
-    assert store.list_project_members(w.victim_project.id) == before["members"]
-    assert store.verify_api_token(w.victim_token) is not None
-    assert len(store.list_projects()) == before["projects"]
+    assert store.issues.get_issue(w.victim_issue).status == "unresolved"
+    assert store.accounts.list_project_keys(w.victim_project.id) == before["keys"]
+    assert store.accounts.list_project_members(w.victim_project.id) == before["members"]
+    assert store.accounts.verify_api_token(w.victim_token) is not None
+    assert len(store.accounts.list_projects()) == before["projects"]
 
 
 def test_every_route_refuses_missing_forged_and_other_users_credentials(world: World) -> None:
@@ -218,12 +218,12 @@ def test_every_route_refuses_missing_forged_and_other_users_credentials(world: W
     http = w.server.http
     store = w.server.store
     before = {
-        "keys": store.list_project_keys(w.victim_project.id),
-        "members": store.list_project_members(w.victim_project.id),
-        "projects": len(store.list_projects()),
+        "keys": store.accounts.list_project_keys(w.victim_project.id),
+        "members": store.accounts.list_project_members(w.victim_project.id),
+        "projects": len(store.accounts.list_projects()),
     }
     forged_api, forged_web = _forged_api(w), _forged_web(w)
-    other_user = store.get_user("mallory")
+    other_user = store.accounts.get_user("mallory")
     requests = 0
     checked_routes = set()
     for method, route in _routes(w):
@@ -284,7 +284,7 @@ def test_every_route_refuses_missing_forged_and_other_users_credentials(world: W
             assert response.status_code == 303, (method, path, name, response.status_code)
             assert response.headers["location"].startswith("/login"), (method, path, name)
         # A fresh session each time: POST /logout ends the one it is sent with.
-        other_session = store.create_web_session(other_user.id)
+        other_session = store.accounts.create_web_session(other_user.id)
         other_csrf = csrf_token_for(other_session)
         response = _send(
             http,

@@ -8,7 +8,6 @@ import time
 import pytest
 
 from tripwire_server.store import NotFound, StoreError, open_store
-from tripwire_server.store._sql import SQLStore
 from tripwire_server.store.migrations import migrations
 
 
@@ -16,9 +15,8 @@ def test_upgrading_keeps_every_key_and_every_users_access(database_url: str) -> 
     """A database made before migration 5 keeps ingesting with its key, and its non-admin users
     stay able to see its projects (they become members); admins need no membership."""
     store = open_store(database_url)
-    assert isinstance(store, SQLStore)  # both backends are SQL stores; the test writes raw SQL
     try:
-        with store._tx() as c:
+        with store.db.tx() as c:
             c.ex("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at REAL NOT NULL)")
             for version, statements in migrations(store.backend):
                 if version >= 4:
@@ -37,12 +35,12 @@ def test_upgrading_keeps_every_key_and_every_users_access(database_url: str) -> 
                     (name, "x", admin, now),
                 )
         assert 5 in store.migrate()
-        project = store.get_project("old")
-        assert [k.public_key for k in store.list_project_keys(project.id)] == ["a" * 32]
-        assert store.member_project_ids(store.get_user("viewer").id) == {project.id}
-        assert store.member_project_ids(store.get_user("root").id) == set()
-        fresh = store.create_project("new")
-        assert store.list_project_members(fresh.id) == []
+        project = store.accounts.get_project("old")
+        assert [k.public_key for k in store.accounts.list_project_keys(project.id)] == ["a" * 32]
+        assert store.accounts.member_project_ids(store.accounts.get_user("viewer").id) == {project.id}
+        assert store.accounts.member_project_ids(store.accounts.get_user("root").id) == set()
+        fresh = store.accounts.create_project("new")
+        assert store.accounts.list_project_members(fresh.id) == []
     finally:
         store.close()
 
@@ -53,20 +51,20 @@ def test_rotation_overlaps_and_the_newest_remaining_key_is_shown(database_url: s
     store = open_store(database_url)
     store.migrate()
     try:
-        project = store.create_project("rot")
-        other = store.create_project("other")
+        project = store.accounts.create_project("rot")
+        other = store.accounts.create_project("other")
         first = project.public_key
-        second = store.add_project_key(project.id).public_key
-        third = store.add_project_key(project.id).public_key
-        assert [k.public_key for k in store.list_project_keys(project.id)] == [first, second, third]
-        assert store.get_project(project.id).public_key == third
+        second = store.accounts.add_project_key(project.id).public_key
+        third = store.accounts.add_project_key(project.id).public_key
+        assert [k.public_key for k in store.accounts.list_project_keys(project.id)] == [first, second, third]
+        assert store.accounts.get_project(project.id).public_key == third
         with pytest.raises(NotFound):
-            store.revoke_project_key(other.id, second)
-        store.revoke_project_key(project.id, third)
-        assert store.get_project(project.id).public_key == second
-        store.revoke_project_key(project.id, first)
+            store.accounts.revoke_project_key(other.id, second)
+        store.accounts.revoke_project_key(project.id, third)
+        assert store.accounts.get_project(project.id).public_key == second
+        store.accounts.revoke_project_key(project.id, first)
         with pytest.raises(StoreError, match="last"):
-            store.revoke_project_key(project.id, second)
-        assert [k.public_key for k in store.list_project_keys(project.id)] == [second]
+            store.accounts.revoke_project_key(project.id, second)
+        assert [k.public_key for k in store.accounts.list_project_keys(project.id)] == [second]
     finally:
         store.close()

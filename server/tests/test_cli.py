@@ -43,7 +43,7 @@ def test_first_start_prints_dsn_and_password_once_and_binds_locally(tmp_path: Pa
         assert first.info["project"] == "default"
         assert first.info["admin_user"] == "admin" and first.info["admin_password"]
         store = open_store(f"sqlite:///{tmp_path / 'tripwire.sqlite3'}")
-        assert store.verify_password("admin", first.info["admin_password"]) is not None
+        assert store.accounts.verify_password("admin", first.info["admin_password"]) is not None
         store.close()
     finally:
         first.stop()
@@ -61,7 +61,7 @@ def test_admin_password_comes_from_the_environment(tmp_path: Path) -> None:
     try:
         assert proc.info["admin_password"] is None
         store = open_store(f"sqlite:///{tmp_path / 'tripwire.sqlite3'}")
-        assert store.verify_password("admin", "s3cret-pw") is not None
+        assert store.accounts.verify_password("admin", "s3cret-pw") is not None
         store.close()
     finally:
         proc.stop()
@@ -84,7 +84,7 @@ def test_project_token_issues_event_and_send_test_work_together(tmp_path: Path) 
         assert sent["status"] == 200
         store = open_store(f"sqlite:///{tmp_path / 'tripwire.sqlite3'}")
         try:
-            wait_until(lambda: store.count_events(created["id"]) == 1)
+            wait_until(lambda: store.issues.count_events(created["id"]) == 1)
         finally:
             store.close()
         issues = twj("issues", "--project", "billing", *data)
@@ -109,8 +109,8 @@ def test_users_are_created_and_passwords_changed(tmp_path: Path) -> None:
     assert generated
     store = open_store(f"sqlite:///{tmp_path / 'tripwire.sqlite3'}")
     try:
-        assert store.verify_password("ops", "first-pw") is None
-        assert store.verify_password("ops", generated) is not None
+        assert store.accounts.verify_password("ops", "first-pw") is None
+        assert store.accounts.verify_password("ops", generated) is not None
     finally:
         store.close()
 
@@ -171,9 +171,9 @@ def test_tokens_are_listed_revoked_and_expire_from_the_cli(
     assert "token" not in listed[0]
     store = open_store(f"sqlite:///{tmp_path / 'tripwire.sqlite3'}")
     try:
-        assert store.verify_api_token(created["token"]) is not None
+        assert store.accounts.verify_api_token(created["token"]) is not None
         assert _cli(capsys, "token", "revoke", str(created["id"]), *base) == {"revoked": created["id"]}
-        assert store.verify_api_token(created["token"]) is None
+        assert store.accounts.verify_api_token(created["token"]) is None
     finally:
         store.close()
     assert _cli(capsys, "token", "list", *base) == []

@@ -110,40 +110,40 @@ def test_kill_9_at_random_points_of_ingest_and_digest_stores_every_acknowledged_
             for t in _burst(serve, acked, 150, per_envelope=10):
                 t.join(60)
             serve.stop()
-            backlog = store.queue_depth()
+            backlog = store.queue.queue_depth()
             serve = ServeProcess("--database-url", database_url)
 
             def digesting(b: int = backlog) -> bool:
-                return store.queue_depth() < b
+                return store.queue.queue_depth() < b
 
             wait_until(digesting, timeout=30, interval=0.005)
             time.sleep(rng.uniform(0, 0.2))
             _kill_collector(serve)
             kills["digest"] += 1
-            mid_digest += store.queue_depth() > 0
+            mid_digest += store.queue.queue_depth() > 0
         serve = ServeProcess("--database-url", database_url)
         try:
-            wait_until(lambda: store.queue_depth() == 0, timeout=120)
+            wait_until(lambda: store.queue.queue_depth() == 0, timeout=120)
             time.sleep(1.5)  # the intake counters are stored once a second
         finally:
             serve.stop()
         sent = [event_id for envelope_ids in acked for event_id in envelope_ids]
-        with store._tx(write=False) as c:  # type: ignore[attr-defined]
+        with store.db.tx(write=False) as c:
             stored = {row[0] for row in c.all("SELECT event_id FROM events")}
             attachments = dict(c.all("SELECT event_id, COUNT(*) FROM attachments GROUP BY event_id"))
         assert set(sent) <= stored, f"seed {seed}: {len(set(sent) - stored)} acknowledged events lost"
-        total = store.count_events()  # a 200 lost to the kill may still have been stored
+        total = store.issues.count_events()  # a 200 lost to the kill may still have been stored
         assert total == len(stored)
-        (issue,) = store.list_issues(1, IssueQuery())
+        (issue,) = store.issues.list_issues(1, IssueQuery())
         assert issue.event_count == total, f"seed {seed}"
         now = time.time()
-        hourly = store.hourly_counts(1, issue_id=issue.id, since=now - 86400, until=now + 3600)
+        hourly = store.issues.hourly_counts(1, issue_id=issue.id, since=now - 86400, until=now + 3600)
         assert sum(h.count for h in hourly) == total, f"seed {seed}"
-        outcomes = {(o.category, o.reason): o.quantity for o in store.outcomes(1, source="intake")}
+        outcomes = {(o.category, o.reason): o.quantity for o in store.releases.outcomes(1, source="intake")}
         assert outcomes[("event", "accepted")] == total
         assert all(attachments.get(ids[0]) == 1 for ids in acked), f"seed {seed}"
         assert set(attachments.values()) == {1}, f"seed {seed}: an attachment stored twice"
-        assert store.dead_letter_count() == 0
+        assert store.queue.dead_letter_count() == 0
     finally:
         store.close()
     backend = store.backend
@@ -189,14 +189,16 @@ def test_two_processes_on_one_postgresql_store_each_event_exactly_once(pg_url: s
         for client in clients:
             client.close()
         assert all(codes == [200, 200] for codes in results)
-        wait_until(lambda: store.queue_depth() == 0, timeout=60)
+        wait_until(lambda: store.queue.queue_depth() == 0, timeout=60)
         time.sleep(0.3)  # let any straggling transaction commit
-        assert store.count_events() == len(events)
-        (issue,) = store.list_issues(1, IssueQuery())
+        assert store.issues.count_events() == len(events)
+        (issue,) = store.issues.list_issues(1, IssueQuery())
         assert issue.event_count == len(events)
-        hourly = store.hourly_counts(1, issue_id=issue.id, since=time.time() - 7200, until=time.time() + 3600)
+        hourly = store.issues.hourly_counts(
+            1, issue_id=issue.id, since=time.time() - 7200, until=time.time() + 3600
+        )
         assert sum(h.count for h in hourly) == len(events)
-        dup = {(o.category, o.reason): o.quantity for o in store.outcomes(1, source="intake")}
+        dup = {(o.category, o.reason): o.quantity for o in store.releases.outcomes(1, source="intake")}
         assert dup[("event", "duplicate")] == len(events)
     finally:
         store.close()

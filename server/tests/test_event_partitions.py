@@ -8,10 +8,11 @@ import zlib
 
 import pytest
 
-from tripwire_server.store import NotFound, open_store
-from tripwire_server.store._event_partitions import AHEAD_DAYS, partition_name
+from tripwire_server.store import NotFound, Store, open_store
 from tripwire_server.store.base import IntakeRow
+from tripwire_server.store.event_partitions import AHEAD_DAYS, partition_name
 from tripwire_server.store.migrations import migrations
+from tripwire_server.store.postgres import PostgresDatabase
 
 from .conftest import LiveServer, envelope, make_event
 
@@ -28,6 +29,11 @@ _NO_DELETE = [
 ]
 
 
+def _partitions(store: Store) -> list[str]:
+    assert isinstance(store.db, PostgresDatabase)
+    return store.db.event_partitions.names()
+
+
 def _day(ts: float) -> float:
     return float(int(ts // DAY) * DAY)
 
@@ -39,7 +45,7 @@ def test_partitions_exist_for_today_and_the_days_ahead(pg_url: str) -> None:
         store.migrate()
         today = _day(time.time())
         expected = {partition_name(today + k * DAY) for k in range(AHEAD_DAYS + 1)}
-        assert expected <= set(store.event_partitions())  # type: ignore[attr-defined]
+        assert expected <= set(_partitions(store))
     finally:
         store.close()
 
@@ -52,22 +58,24 @@ def test_retention_drops_old_day_partitions_without_deleting_rows(pg_url: str) -
         old_time = now - 100 * DAY
         old, new = make_event(value="old"), make_event(value="new", frames=[("app.x", "y", 1)])
         # The old event is queued as if it had arrived 100 days ago (the digest files it by arrival).
-        live.store.enqueue([IntakeRow(live.project.id, old_time, "envelope", envelope(("event", old)), None)])
+        live.store.queue.enqueue(
+            [IntakeRow(live.project.id, old_time, "envelope", envelope(("event", old)), None)]
+        )
         live.state.digester.wake()
         assert live.post_envelope(envelope(("event", new))).status_code == 200
         live.wait_digested()
-        assert partition_name(_day(old_time)) in live.store.event_partitions()  # type: ignore[attr-defined]
-        with live.store._tx() as c:  # type: ignore[attr-defined]
+        assert partition_name(_day(old_time)) in _partitions(live.store)
+        with live.store.db.tx() as c:
             for statement in _NO_DELETE:
                 c.ex(statement)
-        removed = live.store.apply_retention(default_days=90, default_max_events=0, now=now)
+        removed = live.store.retention.apply_retention(default_days=90, default_max_events=0, now=now)
         assert removed == 1
-        partitions = live.store.event_partitions()  # type: ignore[attr-defined]
+        partitions = _partitions(live.store)
         assert partition_name(_day(old_time)) not in partitions
         assert partition_name(_day(now)) in partitions
         with pytest.raises(NotFound):
-            live.store.get_event(old["event_id"])
-        assert live.store.get_event(new["event_id"]).event_id == new["event_id"]
+            live.store.issues.get_event(old["event_id"])
+        assert live.store.issues.get_event(new["event_id"]).event_id == new["event_id"]
     finally:
         live.stop()
 
@@ -80,7 +88,7 @@ def test_events_are_read_and_deduplicated_across_partitions(pg_url: str) -> None
         now = time.time()
         first, second = make_event(value="twice"), make_event(value="twice")
         queued = IntakeRow(live.project.id, now - 3 * DAY, "envelope", envelope(("event", first)), None)
-        live.store.enqueue([queued])
+        live.store.queue.enqueue([queued])
         live.state.digester.wake()
         live.wait_digested()
         for event in (second, first):  # the first one again: an SDK's retry, days later
@@ -91,10 +99,10 @@ def test_events_are_read_and_deduplicated_across_partitions(pg_url: str) -> None
         assert [e["event_id"] for e in listed] == [second["event_id"], first["event_id"]]
         assert live.api(f"/api/0/issues/{issue['id']}/events/latest/")["event_id"] == second["event_id"]
         assert live.api(f"/api/0/events/{first['event_id']}/")["event_id"] == first["event_id"]
-        outcomes = live.store.outcomes(live.project.id, source="intake")
+        outcomes = live.store.releases.outcomes(live.project.id, source="intake")
         counts = {(r.category, r.reason): r.quantity for r in outcomes}
         assert counts[("event", "duplicate")] == 1
-        assert live.store.count_events(live.project.id) == 2
+        assert live.store.issues.count_events(live.project.id) == 2
     finally:
         live.stop()
 
@@ -105,7 +113,7 @@ def test_a_database_from_before_migration_10_keeps_its_events(pg_url: str) -> No
     store = open_store(pg_url)
     now = time.time()
     try:
-        with store._tx() as c:  # type: ignore[attr-defined]
+        with store.db.tx() as c:
             c.ex("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at REAL NOT NULL)")
             for version, statements in migrations(store.backend):
                 if version >= 10:
@@ -135,11 +143,11 @@ def test_a_database_from_before_migration_10_keeps_its_events(pg_url: str) -> No
                     ),
                 )
         assert 10 in store.migrate()
-        assert [e.id for e in store.list_events(7)] == [102, 101, 100]
-        assert store.get_event(f"{0:032x}").title == "old event 0"
-        partitions = store.event_partitions()  # type: ignore[attr-defined]
+        assert [e.id for e in store.issues.list_events(7)] == [102, 101, 100]
+        assert store.issues.get_event(f"{0:032x}").title == "old event 0"
+        partitions = _partitions(store)
         assert partition_name(_day(now - 40 * DAY)) in partitions
-        with store._tx(write=False) as c:  # type: ignore[attr-defined]
+        with store.db.tx(write=False) as c:
             tables = {
                 r[0] for r in c.all("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")
             }
@@ -150,8 +158,8 @@ def test_a_database_from_before_migration_10_keeps_its_events(pg_url: str) -> No
     try:
         assert live.post_envelope(envelope(("event", make_event())), key="a" * 32).status_code == 200
         live.wait_digested()
-        assert live.store.count_events() == 4
-        with live.store._tx(write=False) as c:  # type: ignore[attr-defined]
+        assert live.store.issues.count_events() == 4
+        with live.store.db.tx(write=False) as c:
             assert c.one("SELECT MAX(id) FROM events")[0] == 103
     finally:
         live.stop()

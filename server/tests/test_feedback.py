@@ -27,8 +27,8 @@ def _send(server: LiveServer) -> dict[str, str]:
 
 
 def _page(server: LiveServer, path: str) -> str:
-    admin = server.store.get_user("admin")
-    token = server.store.create_web_session(admin.id)
+    admin = server.store.accounts.get_user("admin")
+    token = server.store.accounts.create_web_session(admin.id)
     response = server.http.get(path, headers={"Cookie": f"tripwire_session={token}"})
     assert response.status_code == 200, response.text[:300]
     return response.text

@@ -208,7 +208,7 @@ def test_an_issue_created_under_version_1_keeps_its_events(server: LiveServer) -
     server.store.migrate()
     # The issue as the previous release of tripwire created it.
     legacy = group({"exception": old["exception"], "platform": "python"}, LEGACY_VERSION)
-    with server.store._tx() as c:  # type: ignore[attr-defined]
+    with server.store.db.tx() as c:
         c.ex(
             "INSERT INTO issues (project_id, grouping_version, grouping_hash, grouping_explanation,"
             " title, culprit, type, value, level, first_seen, last_seen)"

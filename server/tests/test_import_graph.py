@@ -35,10 +35,11 @@ def test_the_layers_point_down() -> None:
             assert not wrong, f"{name} imports {wrong} (line {edges[wrong[0]] if wrong else 0})"
 
 
-def test_the_store_does_not_reach_into_the_store_class() -> None:
-    """The store's database layer and repositories import neither the SQL store nor its backends."""
+def test_the_repositories_do_not_reach_into_the_store_or_a_backend() -> None:
+    """The store's database layer and repositories import neither the store that composes them nor
+    a backend (only ``open_store`` picks one)."""
     graph = import_graph(SOURCE)
-    backends = {f"tripwire_server.store.{m}" for m in ("_sql", "sqlite", "postgres")}
+    backends = {f"tripwire_server.store.{m}" for m in ("_store", "sqlite", "postgres")}
     for name, edges in graph.items():
         if name.startswith("tripwire_server.store.") and name not in backends:
             assert not backends & set(edges), f"{name} imports {sorted(backends & set(edges))}"

@@ -57,7 +57,7 @@ def test_missing_key_is_401_and_unknown_key_is_403(sqlite_server: LiveServer) ->
 
 def test_key_of_another_project_is_403(sqlite_server: LiveServer) -> None:
     """A valid key used on another project's URL is refused."""
-    other = sqlite_server.store.create_project("other")
+    other = sqlite_server.store.accounts.create_project("other")
     response = sqlite_server.post_envelope(envelope(("event", make_event())), project_id=other.id)
     assert response.status_code == 403
     assert f"project {other.id}" in response.json()["detail"]
@@ -76,7 +76,7 @@ def test_query_string_key_and_envelope_dsn_header_authenticate(sqlite_server: Li
     )
     assert by_dsn.status_code == 200
     sqlite_server.wait_digested()
-    assert sqlite_server.store.count_events() == 2
+    assert sqlite_server.store.issues.count_events() == 2
 
 
 @pytest.mark.parametrize(
@@ -138,7 +138,7 @@ def test_compressed_envelopes_are_accepted(sqlite_server: LiveServer, encoding: 
     response = sqlite_server.post_envelope(body, headers={"Content-Encoding": encoding})
     assert response.status_code == 200, response.text
     sqlite_server.wait_digested()
-    assert sqlite_server.store.get_event(event["event_id"]).event_id == event["event_id"]
+    assert sqlite_server.store.issues.get_event(event["event_id"]).event_id == event["event_id"]
 
 
 def test_oversized_event_item_is_413(small_server: LiveServer) -> None:
@@ -153,7 +153,7 @@ def test_quota_answers_429_with_integer_retry_after_and_rate_limit_header(
 ) -> None:
     """Over the per-project quota: 429, integer Retry-After, X-Sentry-Rate-Limits; counted."""
     away_from_boundary(60)  # all requests in one quota window
-    sqlite_server.store.update_project(sqlite_server.project.id, quota_per_minute=2)
+    sqlite_server.store.accounts.update_project(sqlite_server.project.id, quota_per_minute=2)
     sqlite_server.state.projects.invalidate()
     codes = [sqlite_server.post_envelope(envelope(("event", make_event()))).status_code for _ in range(2)]
     assert codes == [200, 200]
@@ -205,7 +205,7 @@ def test_store_endpoint_accepts_a_json_event(sqlite_server: LiveServer) -> None:
     assert response.status_code == 200
     assert response.json()["id"] == event["event_id"]
     sqlite_server.wait_digested()
-    assert sqlite_server.store.get_event(event["event_id"]).title == "ValueError: boom"
+    assert sqlite_server.store.issues.get_event(event["event_id"]).title == "ValueError: boom"
 
 
 def test_many_items_unknown_types_and_duplicates_are_counted(sqlite_server: LiveServer) -> None:
@@ -225,7 +225,7 @@ def test_many_items_unknown_types_and_duplicates_are_counted(sqlite_server: Live
     assert sqlite_server.post_envelope(body).status_code == 200
     assert sqlite_server.post_envelope(envelope(("event", a))).status_code == 200  # a resend
     sqlite_server.wait_digested()
-    assert sqlite_server.store.count_events() == 2
+    assert sqlite_server.store.issues.count_events() == 2
     stats = _stats(sqlite_server)
     assert stats[("event", "accepted")] == 2
     assert stats[("event", "duplicate")] == 1
@@ -241,7 +241,7 @@ def test_items_without_length_are_parsed_to_the_newline(sqlite_server: LiveServe
     response = sqlite_server.post_envelope(envelope(("event", event), lengths=False))
     assert response.status_code == 200
     sqlite_server.wait_digested()
-    assert sqlite_server.store.count_events() == 1
+    assert sqlite_server.store.issues.count_events() == 1
 
 
 def test_oversized_fields_are_trimmed_not_rejected(sqlite_server: LiveServer) -> None:

@@ -154,7 +154,7 @@ def test_one_project_cannot_take_the_whole_bytes_in_flight_budget(tmp_path: Path
     limits = Limits(max_bytes_in_flight=4 * MiB, max_bytes_in_flight_per_project=700 * KiB)
     live = LiveServer(f"sqlite:///{tmp_path / 'db.sqlite3'}", limits=limits)
     try:
-        other = live.store.create_project("other")
+        other = live.store.accounts.create_project("other")
         live.state.projects.invalidate()
         head = request_head(
             f"/api/{live.project.id}/envelope/",
@@ -221,14 +221,14 @@ def test_a_flood_of_made_up_keys_reloads_the_projects_once_at_a_time(sqlite_serv
     import threading
 
     calls = []
-    real = sqlite_server.store.list_projects
+    real = sqlite_server.store.accounts.list_projects
 
     def counted() -> list[Project]:
         calls.append(time.monotonic())
         time.sleep(0.05)  # a slow database makes overlapping reloads likely
         return real()
 
-    sqlite_server.store.list_projects = counted  # type: ignore[method-assign]
+    sqlite_server.store.accounts.list_projects = counted  # type: ignore[method-assign]
     time.sleep(1.1)  # past the once-a-second reload guard
     statuses: list[int] = []
 

@@ -25,9 +25,9 @@ MiB = 1024 * 1024
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[Store]:
     s = open_store(f"sqlite:///{tmp_path / 'q.sqlite3'}")
-    s.file_from = None  # bodies in their rows, as on PostgreSQL
+    s.db.file_from = None  # bodies in their rows, as on PostgreSQL
     s.migrate()
-    s.create_project("p")
+    s.accounts.create_project("p")
     yield s
     s.close()
 
@@ -35,14 +35,14 @@ def store(tmp_path: Path) -> Iterator[Store]:
 def _recording(store: Store) -> list[tuple[float, float, list[int]]]:
     """Record each commit of ``store``'s queue: (start, end, body sizes)."""
     commits: list[tuple[float, float, list[int]]] = []
-    enqueue = store.enqueue
+    enqueue = store.queue.enqueue
 
     def recorded(rows: Sequence[IntakeRow]) -> None:
         started = time.monotonic()
         enqueue(rows)
         commits.append((started, time.monotonic(), [len(r.body) for r in rows]))
 
-    store.enqueue = recorded  # type: ignore[method-assign]
+    store.queue.enqueue = recorded  # type: ignore[method-assign]
     return commits
 
 
@@ -51,7 +51,7 @@ def _row(size: int) -> IntakeRow:
 
 
 async def _run(store: Store, *, small_traffic: bool) -> None:
-    writer = IntakeWriter(store, large_row=1 * MiB, large_yield=5.0)
+    writer = IntakeWriter(store.queue, large_row=1 * MiB, large_yield=5.0)
     await writer.start()
     stop = asyncio.Event()
 
@@ -82,7 +82,7 @@ def test_a_large_envelope_waits_while_small_ones_keep_coming(store: Store) -> No
     assert second_start - first_end >= 5 * first_took * 0.95
     between = [c for c in commits if first_end <= c[0] < second_start]
     assert between and all(max(sizes) < MiB for _, _, sizes in between)
-    assert store.queue_depth() == sum(len(sizes) for _, _, sizes in commits)
+    assert store.queue.queue_depth() == sum(len(sizes) for _, _, sizes in commits)
 
 
 def test_without_small_traffic_large_envelopes_go_back_to_back(store: Store) -> None:
@@ -92,35 +92,36 @@ def test_without_small_traffic_large_envelopes_go_back_to_back(store: Store) -> 
     assert [sizes for _, _, sizes in commits] == [[2 * MiB], [2 * MiB]]
     first_took = commits[0][1] - commits[0][0]
     assert commits[1][0] - commits[0][1] < max(0.2, 5 * first_took)
-    assert store.queue_depth() == 2
+    assert store.queue.queue_depth() == 2
 
 
 def _digest_calls(store: Store, tmp_path: Path, bodies: list[bytes]) -> list[tuple[float, float, int]]:
     """Digest ``bodies`` one per batch with a real Digester; each batch's (start, end, done)."""
     from tripwire_server.config import CollectorConfig
     from tripwire_server.digest.worker import Digester
+    from tripwire_server.store.digest_records import Processor
 
     from .conftest import wait_until
 
-    store.enqueue([IntakeRow(1, time.time(), "envelope", b, None) for b in bodies])
+    store.queue.enqueue([IntakeRow(1, time.time(), "envelope", b, None) for b in bodies])
     calls: list[tuple[float, float, int]] = []
-    digest_batch = store.digest_batch
+    digest_batch = store.queue.digest_batch
 
-    def recorded(limit: int, processor: object) -> int:
+    def recorded(limit: int, processor: Processor) -> int:
         started = time.monotonic()
         done = digest_batch(limit, processor)
         calls.append((started, time.monotonic(), done))
         return done
 
-    store.digest_batch = recorded  # type: ignore[method-assign]
+    store.queue.digest_batch = recorded  # type: ignore[method-assign]
     config = CollectorConfig(
         data_dir=tmp_path, digest_batch_size=1, retention_days=0, retention_max_events=0,
         attachment_bytes_per_hour=3 * MiB,
     )  # fmt: skip
-    digester = Digester(store, config)
+    digester = Digester(store.queue, store.retention, config)
     digester.start()
     try:
-        wait_until(lambda: store.queue_depth() == 0, timeout=10)
+        wait_until(lambda: store.queue.queue_depth() == 0, timeout=10)
     finally:
         digester.stop()
     return [c for c in calls if c[2]]
@@ -141,5 +142,5 @@ def test_the_digest_pauses_after_storing_large_attachments_only(store: Store, tm
     (_, first_end, _), (second_start, second_end, _), (third_start, _, _) = calls[:3]
     assert second_start - first_end >= 4 * (first_end - calls[0][0]) * 0.95  # stored: paused
     assert third_start - second_end < max(0.5, 4 * (second_end - second_start))  # dropped: no pause
-    stored = [len(store.list_attachments(1, e["event_id"])) for e in events]
+    stored = [len(store.issues.list_attachments(1, e["event_id"])) for e in events]
     assert stored == [1, 0, 0, 0]

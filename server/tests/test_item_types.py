@@ -53,7 +53,7 @@ def test_a_refused_item_next_to_an_event_gets_a_header_for_its_category_only(
     assert response.headers["X-Sentry-Rate-Limits"] == "3600:replay:project:not_stored"
     assert "x-sentry-rate-limits" in response.headers["Access-Control-Expose-Headers"]
     sqlite_server.wait_digested()
-    assert sqlite_server.store.get_event(event["event_id"]).title == "ValueError: boom"
+    assert sqlite_server.store.issues.get_event(event["event_id"]).title == "ValueError: boom"
     stats = _stats(sqlite_server)
     assert stats[("replay_event", "not_stored")] == 1
     assert ("replay_event", "unknown_type") not in stats
@@ -88,7 +88,7 @@ def test_only_refused_items_are_counted_without_being_queued(sqlite_server: Live
     response = sqlite_server.post_envelope(body)
     assert response.status_code == 200
     assert response.headers["X-Sentry-Rate-Limits"] == "3600:replay;trace_metric:project:not_stored"
-    assert sqlite_server.store.queue_depth() == 0
+    assert sqlite_server.store.queue.queue_depth() == 0
     stats = wait_until(lambda: (s := _stats(sqlite_server)).get(("replay_event", "not_stored")) and s)
     assert stats[("trace_metric", "not_stored")] == 1
 
@@ -109,7 +109,7 @@ def test_sentry_sdk_holds_back_a_refused_category_and_reports_the_drops(
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["held_back"] == ["trace_metric"]
     sqlite_server.wait_digested()
-    assert sqlite_server.store.get_event(result["error"]).title == "after the metrics"
+    assert sqlite_server.store.issues.get_event(result["error"]).title == "after the metrics"
     wait_until(lambda: _stats(sqlite_server).get(("trace_metric", "not_stored")) == 1)
 
     def client_drops() -> list[dict[str, object]]:
@@ -123,8 +123,8 @@ def test_sentry_sdk_holds_back_a_refused_category_and_reports_the_drops(
 
 
 def _settings_page(server: LiveServer) -> str:
-    admin = server.store.get_user("admin")
-    token = server.store.create_web_session(admin.id)
+    admin = server.store.accounts.get_user("admin")
+    token = server.store.accounts.create_web_session(admin.id)
     cookie = {"Cookie": f"tripwire_session={token}"}
     response = server.http.get(f"/projects/{server.project.id}/settings", headers=cookie)
     assert response.status_code == 200, response.text[:300]

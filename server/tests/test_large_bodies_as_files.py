@@ -17,7 +17,6 @@ from tripwire_server.config import CollectorConfig
 from tripwire_server.digest.processor import EnvelopeProcessor
 from tripwire_server.queue_writer import IntakeWriter
 from tripwire_server.store import IntakeRow, Store, open_store
-from tripwire_server.store._sql import SQLStore
 from tripwire_server.store.blob_files import FILE_FROM
 
 from .conftest import LiveServer, envelope, make_event
@@ -31,7 +30,7 @@ MiB = 1024 * 1024
 def store(tmp_path: Path) -> Iterator[Store]:
     s = open_store(f"sqlite:///{tmp_path / 'tripwire.sqlite3'}")
     s.migrate()
-    s.create_project("p")
+    s.accounts.create_project("p")
     yield s
     s.close()
 
@@ -61,7 +60,7 @@ def test_a_large_envelope_does_not_delay_a_small_ones_acknowledgement(store: Sto
     both are durable when acknowledged."""
 
     async def run() -> tuple[list[float], list[float]]:
-        writer = IntakeWriter(store)
+        writer = IntakeWriter(store.queue)
         await writer.start()
         small_waits, large_waits = [], []
         for _ in range(3):
@@ -80,24 +79,24 @@ def test_a_large_envelope_does_not_delay_a_small_ones_acknowledgement(store: Sto
 
     small_waits, large_waits = asyncio.run(run())
     assert statistics.median(small_waits) < 0.100, (small_waits, large_waits)
-    assert store.queue_depth() == 6
+    assert store.queue.queue_depth() == 6
 
 
 def test_a_large_envelope_is_queued_as_a_file_and_digested_from_it(store: Store, tmp_path: Path) -> None:
     """The queue row names a synced file; the digest reads it, keeps the large attachment in a
     file of its own and removes the envelope's file; the attachment reads back whole."""
     event_id, body = _attachment_envelope(2 * MiB)
-    name = store.keep_as_file(body)
+    name = store.queue.keep_as_file(body)
     assert name is not None and _files(tmp_path) == {name}
-    assert store.keep_as_file(b"x" * (FILE_FROM - 1)) is None  # small bodies stay in their rows
-    store.enqueue([IntakeRow(1, time.time(), "envelope", b"", None, name, len(body))])
-    assert store.digest_batch(10, _processor()) == 1
-    [attachment] = store.list_attachments(1, event_id)
-    meta, data = store.get_attachment_data(1, attachment.id)
+    assert store.queue.keep_as_file(b"x" * (FILE_FROM - 1)) is None  # small bodies stay in their rows
+    store.queue.enqueue([IntakeRow(1, time.time(), "envelope", b"", None, name, len(body))])
+    assert store.queue.digest_batch(10, _processor()) == 1
+    [attachment] = store.issues.list_attachments(1, event_id)
+    meta, data = store.issues.get_attachment_data(1, attachment.id)
     assert meta.size == 2 * MiB and data == body[-2 * MiB - 1 : -1]
     [kept] = _files(tmp_path)
     assert kept != name  # the envelope's file went with its queue row
-    assert store.attachment_usage(1).stored_bytes == 2 * MiB
+    assert store.queue.attachment_usage(1).stored_bytes == 2 * MiB
 
 
 def test_a_digest_batch_counts_the_bytes_of_queued_files(store: Store) -> None:
@@ -105,56 +104,55 @@ def test_a_digest_batch_counts_the_bytes_of_queued_files(store: Store) -> None:
     rows' bodies are empty): three 2 MiB envelopes with a 3 MiB batch limit are three batches."""
     for _ in range(3):
         _event_id, body = _attachment_envelope(2 * MiB)
-        name = store.keep_as_file(body)
-        store.enqueue([IntakeRow(1, time.time(), "envelope", b"", None, name, len(body))])
+        name = store.queue.keep_as_file(body)
+        store.queue.enqueue([IntakeRow(1, time.time(), "envelope", b"", None, name, len(body))])
     processor = EnvelopeProcessor(CollectorConfig().limits, max_batch_bytes=3 * MiB)
-    assert [store.digest_batch(10, processor) for _ in range(4)] == [1, 1, 1, 0]
+    assert [store.queue.digest_batch(10, processor) for _ in range(4)] == [1, 1, 1, 0]
 
 
 def test_retention_removes_attachment_files(store: Store, tmp_path: Path) -> None:
     """Events past retention take their attachments' files with them (and give the bytes back
     to the budget)."""
     event_id, body = _attachment_envelope(FILE_FROM)
-    store.enqueue([IntakeRow(1, time.time(), "envelope", body, None)])  # in the row: read as is
-    assert store.digest_batch(10, _processor()) == 1
-    assert len(store.list_attachments(1, event_id)) == 1 and len(_files(tmp_path)) == 1
-    store.apply_retention(default_days=1, default_max_events=0, now=time.time() + 2 * 86400)
-    assert store.list_attachments(1, event_id) == []
+    store.queue.enqueue([IntakeRow(1, time.time(), "envelope", body, None)])  # in the row: read as is
+    assert store.queue.digest_batch(10, _processor()) == 1
+    assert len(store.issues.list_attachments(1, event_id)) == 1 and len(_files(tmp_path)) == 1
+    store.retention.apply_retention(default_days=1, default_max_events=0, now=time.time() + 2 * 86400)
+    assert store.issues.list_attachments(1, event_id) == []
     assert _files(tmp_path) == set()
-    assert store.attachment_usage(1).stored_bytes == 0
+    assert store.queue.attachment_usage(1).stored_bytes == 0
 
 
 def test_attachments_over_budget_or_duplicate_leave_no_file(store: Store, tmp_path: Path) -> None:
     """An attachment the digest drops (its event already stored, or over the budget) was written
     to a file before the transaction decided: the file is removed."""
     event_id, body = _attachment_envelope(FILE_FROM)
-    store.enqueue([IntakeRow(1, time.time(), "envelope", body, None) for _ in range(2)])
-    store.update_project(1, attachment_bytes_total=FILE_FROM + 10)
-    assert store.digest_batch(1, _processor()) == 1
-    assert store.digest_batch(1, _processor()) == 1  # the same event again: a duplicate
-    assert len(store.list_attachments(1, event_id)) == 1 and len(_files(tmp_path)) == 1
+    store.queue.enqueue([IntakeRow(1, time.time(), "envelope", body, None) for _ in range(2)])
+    store.accounts.update_project(1, attachment_bytes_total=FILE_FROM + 10)
+    assert store.queue.digest_batch(1, _processor()) == 1
+    assert store.queue.digest_batch(1, _processor()) == 1  # the same event again: a duplicate
+    assert len(store.issues.list_attachments(1, event_id)) == 1 and len(_files(tmp_path)) == 1
     _other, second = _attachment_envelope(FILE_FROM)
-    store.enqueue([IntakeRow(1, time.time(), "envelope", second, None)])
-    assert store.digest_batch(1, _processor()) == 1  # over the total budget: dropped
+    store.queue.enqueue([IntakeRow(1, time.time(), "envelope", second, None)])
+    assert store.queue.digest_batch(1, _processor()) == 1  # over the total budget: dropped
     assert len(_files(tmp_path)) == 1
 
 
 def test_a_crash_between_file_and_row_leaves_nothing_behind(store: Store, tmp_path: Path) -> None:
     """A file whose row never committed (the process died in between) is swept once it is old
     enough that no writer can still commit a row naming it; files that rows name are kept."""
-    queued = store.keep_as_file(b"q" * FILE_FROM)
-    orphan = store.keep_as_file(b"o" * FILE_FROM)
+    queued = store.queue.keep_as_file(b"q" * FILE_FROM)
+    orphan = store.queue.keep_as_file(b"o" * FILE_FROM)
     assert queued is not None and orphan is not None
-    store.enqueue([IntakeRow(1, time.time(), "envelope", b"", None, queued, FILE_FROM)])
+    store.queue.enqueue([IntakeRow(1, time.time(), "envelope", b"", None, queued, FILE_FROM)])
     # An unfinished temporary file (died while writing) is swept too.
     (tmp_path / "tripwire.sqlite3-files" / "0123abcd.blob.tmp").write_bytes(b"partial")
-    assert isinstance(store, SQLStore)  # sweep_files() is the SQL stores' (both backends)
-    assert store.sweep_files() == 0  # young files may still be about to be committed
-    assert store.sweep_files(age=0) == 2
+    assert store.queue.sweep_files() == 0  # young files may still be about to be committed
+    assert store.queue.sweep_files(age=0) == 2
     assert _files(tmp_path) == {queued}
     old = time.time() - 3600
     os.utime(tmp_path / "tripwire.sqlite3-files" / queued, (old, old))
-    store.apply_retention(default_days=0, default_max_events=0, now=time.time())  # sweeps too
+    store.retention.apply_retention(default_days=0, default_max_events=0, now=time.time())  # sweeps too
     assert _files(tmp_path) == {queued}
 
 
@@ -162,20 +160,20 @@ def test_a_failed_digest_transaction_removes_its_attachment_files(store: Store, 
     """Attachment files written for a batch whose transaction fails are removed; the envelope
     stays queued (with its own file) and is digested again."""
     event_id, body = _attachment_envelope(FILE_FROM)
-    name = store.keep_as_file(body)
-    store.enqueue([IntakeRow(1, time.time(), "envelope", b"", None, name, len(body))])
-    write_results = store._write_results  # type: ignore[attr-defined]
+    name = store.queue.keep_as_file(body)
+    store.queue.enqueue([IntakeRow(1, time.time(), "envelope", b"", None, name, len(body))])
+    write_results = store.queue._write_results
 
     def failing(*args: object) -> set[str]:
         raise ConnectionError("the disk went away")
 
-    store._write_results = failing  # type: ignore[attr-defined]
+    store.queue._write_results = failing  # type: ignore[method-assign, assignment]
     with pytest.raises(ConnectionError):
-        store.digest_batch(10, _processor())
-    assert _files(tmp_path) == {name} and store.queue_depth() == 1
-    store._write_results = write_results  # type: ignore[attr-defined]
-    assert store.digest_batch(10, _processor()) == 1
-    assert len(store.list_attachments(1, event_id)) == 1 and len(_files(tmp_path)) == 1
+        store.queue.digest_batch(10, _processor())
+    assert _files(tmp_path) == {name} and store.queue.queue_depth() == 1
+    store.queue._write_results = write_results  # type: ignore[method-assign]
+    assert store.queue.digest_batch(10, _processor()) == 1
+    assert len(store.issues.list_attachments(1, event_id)) == 1 and len(_files(tmp_path)) == 1
 
 
 def test_downloads_return_the_bytes_of_a_large_attachment(tmp_path: Path) -> None:

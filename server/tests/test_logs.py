@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from tests.support.figures import record
-from tripwire_server.store import _logs as logs_store
+from tripwire_server.store import logs as logs_store
 
 from .conftest import LiveServer, envelope, wait_until
 
@@ -53,8 +53,8 @@ def test_sentry_sdk_logs_are_stored_searchable_and_shown_with_their_error(server
     assert len(_logs(server, attribute="warehouse=north")) == 5
     assert _logs(server, attribute="warehouse=nor") == []
 
-    admin = server.store.get_user("admin")
-    cookie = {"Cookie": f"tripwire_session={server.store.create_web_session(admin.id)}"}
+    admin = server.store.accounts.get_user("admin")
+    cookie = {"Cookie": f"tripwire_session={server.store.accounts.create_web_session(admin.id)}"}
     page = server.http.get(f"/issues/{error['issue_id']}/events/{error_id}", headers=cookie).text
     assert "Logs of this trace" in page and "stock low for sku-9" in page and "order 0 paid" in page
     listing = server.http.get(
@@ -87,8 +87,8 @@ def test_log_markup_is_escaped_on_the_page(sqlite_server: LiveServer) -> None:
     item = {"items": [{"timestamp": time.time(), "level": "error", "body": "<img src=x onerror=alert(1)>"}]}
     sqlite_server.post_envelope(envelope(("log", item)))
     sqlite_server.wait_digested()
-    admin = sqlite_server.store.get_user("admin")
-    cookie = {"Cookie": f"tripwire_session={sqlite_server.store.create_web_session(admin.id)}"}
+    admin = sqlite_server.store.accounts.get_user("admin")
+    cookie = {"Cookie": f"tripwire_session={sqlite_server.store.accounts.create_web_session(admin.id)}"}
     page = sqlite_server.http.get(f"/projects/{sqlite_server.project.id}/logs", headers=cookie).text
     assert "&lt;img src=x onerror=alert(1)&gt;" in page and "<img src=x" not in page
 
@@ -104,7 +104,7 @@ def test_logs_have_a_bounded_retention_of_their_own(sqlite_server: LiveServer, m
     sqlite_server.wait_digested()
     assert [r["body"] for r in _logs(sqlite_server)] == ["r4", "r3", "r2"]
     later = now + (logs_store.LOG_RETENTION_DAYS + 1) * 86400
-    sqlite_server.store.apply_retention(default_days=0, default_max_events=0, now=later)
+    sqlite_server.store.retention.apply_retention(default_days=0, default_max_events=0, now=later)
     assert _logs(sqlite_server) == []
     record(
         "attacks",

@@ -139,7 +139,9 @@ def test_a_missed_check_in_is_marked_by_the_clock_and_alerts_the_cron_rule(live:
         last = m["last_checkin"]
         assert m["next_expected"] == pytest.approx(last + 60, abs=0.001)
         now = [last + 119.0]
-        clock = MonitorClock(live.store, clock=lambda: now[0])
+        clock = MonitorClock(
+            live.store.monitors.monitor_tick, live.store.alerts.prune_alerts, clock=lambda: now[0]
+        )
         live.state.outbox.clock = lambda: now[0]  # the outbox runs on the same (injected) time
         assert clock.tick() == 0 and monitors(live)["every-minute"]["status"] == "ok"
         now[0] = last + 121.0
@@ -169,8 +171,8 @@ def test_a_run_that_never_finishes_times_out_after_max_runtime(live: LiveServer)
     config = {"schedule": {"type": "crontab", "value": "0 0 1 1 *"}, "max_runtime": 2}
     cid = checkin(live, "slow-job", "in_progress", monitor_config=config)
     started = monitors(live)["slow-job"]["last_checkin"]
-    assert live.store.monitor_tick(started + 119) == 0
-    assert live.store.monitor_tick(started + 121) == 1
+    assert live.store.monitors.monitor_tick(started + 119) == 0
+    assert live.store.monitors.monitor_tick(started + 121) == 1
     assert monitors(live)["slow-job"]["status"] == "timeout"
     # A late "ok" for the timed-out run does not rewrite what the clock decided.
     checkin(live, "slow-job", "ok", check_in_id=cid, duration=300)
@@ -239,11 +241,11 @@ def test_only_one_process_ticks_the_clock_on_postgresql(pg_url: str) -> None:
         other = open_store(pg_url)
         with psycopg.connect(pg_url, autocommit=True) as holder:
             holder.execute(f"SELECT pg_advisory_lock({CLOCK_KEY})", (CLOCK_LOCK,))
-            assert other.monitor_tick(last + 200) == 0
-            assert server.store.monitor_tick(last + 200) == 0
+            assert other.monitors.monitor_tick(last + 200) == 0
+            assert server.store.monitors.monitor_tick(last + 200) == 0
             holder.execute(f"SELECT pg_advisory_unlock({CLOCK_KEY})", (CLOCK_LOCK,))
-        assert other.monitor_tick(last + 200) == 1
-        assert server.store.monitor_tick(last + 200) == 0
+        assert other.monitors.monitor_tick(last + 200) == 1
+        assert server.store.monitors.monitor_tick(last + 200) == 0
         other.close()
     finally:
         server.stop()
@@ -262,7 +264,7 @@ def test_a_collector_in_another_schema_does_not_hold_up_the_clock(pg_url: str, p
         last = monitors(server)["pg-job"]["last_checkin"]
         with psycopg.connect(neighbour, autocommit=True) as holder:
             holder.execute(f"SELECT pg_advisory_lock({CLOCK_KEY})", (CLOCK_LOCK,))
-            assert server.store.monitor_tick(last + 200) == 1
+            assert server.store.monitors.monitor_tick(last + 200) == 1
     finally:
         server.stop()
         pg_schemas.drop(neighbour)
@@ -274,10 +276,10 @@ def test_a_collector_down_for_ten_days_marks_one_miss_and_expects_the_next_run(l
     checkin(live, "minutely", "ok", monitor_config=config)
     last = monitors(live)["minutely"]["last_checkin"]
     now = last + 10 * 86400 + 30
-    assert live.store.monitor_tick(now) == 1
+    assert live.store.monitors.monitor_tick(now) == 1
     m = monitors(live)["minutely"]
     assert now - 60 < m["next_expected"] <= now + 60 and m["next_expected"] + 60 > now
-    assert live.store.monitor_tick(now) == 0
+    assert live.store.monitors.monitor_tick(now) == 0
 
 
 def test_a_monitor_keeps_its_last_500_check_ins(live: LiveServer) -> None:
@@ -287,8 +289,8 @@ def test_a_monitor_keeps_its_last_500_check_ins(live: LiveServer) -> None:
     live.wait_digested()
     detail = live.api(f"/api/0/projects/{live.project.id}/monitors/chatty/?limit=500")
     assert len(detail["checkins"]) == 500
-    (monitor,) = live.store.list_monitors(live.project.id)
-    assert len(live.store.list_checkins(monitor.id, 1000)) == 500
+    (monitor,) = live.store.monitors.list_monitors(live.project.id)
+    assert len(live.store.monitors.list_checkins(monitor.id, 1000)) == 500
 
 
 def test_a_broken_rule_or_monitor_never_stalls_the_digest_and_is_counted(live: LiveServer) -> None:
@@ -310,7 +312,7 @@ def test_a_broken_rule_or_monitor_never_stalls_the_digest_and_is_counted(live: L
     body = envelope(("event", make_event()), ("check_in", {"monitor_slug": "etl", "status": "ok"}))
     assert live.post_envelope(body).status_code == 200
     live.wait_digested()
-    assert live.store.count_events() == 1 and live.store.dead_letter_count() == 0
+    assert live.store.issues.count_events() == 1 and live.store.queue.dead_letter_count() == 0
     stats = live.api(f"/api/0/projects/{live.project.id}/stats/")
     assert {"category": "alert", "reason": "evaluation_failed", "quantity": 1} in stats
     assert {"category": "check_in", "reason": "failed", "quantity": 1} in stats
@@ -329,7 +331,7 @@ def test_one_damaged_monitor_does_not_stop_the_clock_for_the_others(live: LiveSe
             """UPDATE monitors SET schedule = '{"type": "crontab", "value": "bad"}' WHERE slug = 'broken'"""
         )
     last = monitors(live)["healthy"]["last_checkin"]
-    assert live.store.monitor_tick(last + 200) == 1
+    assert live.store.monitors.monitor_tick(last + 200) == 1
     found = monitors(live)
     assert found["healthy"]["status"] == "missed"
     assert found["broken"]["status"] == "ok" and found["broken"]["next_expected"] is None

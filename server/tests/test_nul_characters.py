@@ -32,8 +32,8 @@ def test_an_event_with_nul_in_every_kind_of_string_is_stored_alike_on_both_backe
     )
     assert server.post_envelope(envelope(("event", event))).status_code == 200
     server.wait_digested()
-    assert server.store.dead_letter_count() == 0
-    stored = server.store.get_event(event["event_id"])
+    assert server.store.queue.dead_letter_count() == 0
+    stored = server.store.issues.get_event(event["event_id"])
     data = stored.data
     assert data["logentry"]["formatted"] == f"hello{MARK}world"
     (exc,) = data["exception"]["values"]
@@ -48,11 +48,11 @@ def test_an_event_with_nul_in_every_kind_of_string_is_stored_alike_on_both_backe
     )
     assert data["user"] == {"id": f"u{MARK}1"}
     assert (stored.release, stored.environment) == (f"app@1.0{MARK}", f"prod{MARK}")
-    (issue,) = server.store.list_issues(server.project.id, IssueQuery())
+    (issue,) = server.store.issues.list_issues(server.project.id, IssueQuery())
     assert issue.title == f"Value{MARK}Error: bad{MARK}value"
-    tags = {(t.key, t.value) for t in server.store.issue_tags(issue.id)}
+    tags = {(t.key, t.value) for t in server.store.issues.issue_tags(issue.id)}
     assert (f"ta{MARK}g", f"va{MARK}lue") in tags
-    assert [r.version for r in server.store.list_releases(server.project.id)] == [f"app@1.0{MARK}"]
+    assert [r.version for r in server.store.releases.list_releases(server.project.id)] == [f"app@1.0{MARK}"]
 
 
 def test_nul_in_sessions_client_reports_and_attachment_names_is_stored(server: LiveServer) -> None:
@@ -74,9 +74,9 @@ def test_nul_in_sessions_client_reports_and_attachment_names_is_stored(server: L
     body = body.replace(b'{"type": "attachment"', b'{"type": "attachment", "filename": "a\\u0000.log"', 1)
     assert server.post_envelope(body).status_code == 200
     server.wait_digested()
-    assert server.store.dead_letter_count() == 0
-    (attachment,) = server.store.list_attachments(server.project.id, event["event_id"])
+    assert server.store.queue.dead_letter_count() == 0
+    (attachment,) = server.store.issues.list_attachments(server.project.id, event["event_id"])
     assert attachment.filename == f"a{MARK}.log"
-    assert [b.release for b in server.store.session_buckets(server.project.id)] == [f"r{MARK}1"]
-    (report,) = server.store.outcomes(server.project.id, source="client")
+    assert [b.release for b in server.store.releases.session_buckets(server.project.id)] == [f"r{MARK}1"]
+    (report,) = server.store.releases.outcomes(server.project.id, source="client")
     assert (report.category, report.reason, report.quantity) == (f"e{MARK}", f"q{MARK}", 2)

@@ -146,7 +146,7 @@ def test_the_admin_sees_the_refusal_counters_on_settings(strict_server: LiveServ
     client = RawClient(strict_server.port)
     assert client.response(timeout=3)[0] == 408
     client.close()
-    strict_server.store.set_password("admin", PASSWORD)
+    strict_server.store.accounts.set_password("admin", PASSWORD)
     path = f"/projects/{strict_server.project.id}/settings"
     with httpx.Client(base_url=strict_server.url, timeout=10) as web:
         assert login(web).status_code == 303
@@ -155,8 +155,8 @@ def test_the_admin_sees_the_refusal_counters_on_settings(strict_server: LiveServ
     assert '<td class="mono">header_timeout</td>' in page
     row = page.split('<td class="mono">header_timeout</td>', 1)[1].split("</tr>", 1)[0]
     assert '<td class="num">1</td>' in row
-    member = strict_server.store.create_user("member", PASSWORD, is_admin=False)
-    strict_server.store.add_project_member(strict_server.project.id, member.id)
+    member = strict_server.store.accounts.create_user("member", PASSWORD, is_admin=False)
+    strict_server.store.accounts.add_project_member(strict_server.project.id, member.id)
     with httpx.Client(base_url=strict_server.url, timeout=10) as web:
         assert login(web, "member").status_code == 303
         page = web.get(path).text

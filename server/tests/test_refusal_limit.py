@@ -263,7 +263,7 @@ def test_the_digest_process_runs_at_a_lower_cpu_priority_than_the_server(tmp_pat
         assert response.status_code == 200
         store = open_store(f"sqlite:///{tmp_path / 'tripwire.sqlite3'}")
         try:
-            wait_until(lambda: store.count_events() == 1, timeout=10)
+            wait_until(lambda: store.issues.count_events() == 1, timeout=10)
         finally:
             store.close()
     finally:

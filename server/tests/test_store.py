@@ -38,23 +38,23 @@ def test_users_tokens_and_web_sessions(database_url: str) -> None:
     store = open_store(database_url)
     store.migrate()
     try:
-        user = store.create_user("ada", "correct horse", is_admin=True)
+        user = store.accounts.create_user("ada", "correct horse", is_admin=True)
         with pytest.raises(StoreError):
-            store.create_user("ada", "again")
-        assert store.verify_password("ada", "correct horse") == user
-        assert store.verify_password("ada", "wrong") is None
-        assert store.verify_password("nobody", "x") is None
-        token = store.create_api_token(user.id, "ci")
-        assert store.verify_api_token(token) == user
-        assert store.verify_api_token(token + "x") is None
-        session = store.create_web_session(user.id, ttl=60)
-        assert store.get_web_session_user(session) == user
-        store.set_password("ada", "new pw")  # logs web sessions out
-        assert store.get_web_session_user(session) is None
-        expired = store.create_web_session(user.id, ttl=-1)
-        assert store.get_web_session_user(expired) is None
+            store.accounts.create_user("ada", "again")
+        assert store.accounts.verify_password("ada", "correct horse") == user
+        assert store.accounts.verify_password("ada", "wrong") is None
+        assert store.accounts.verify_password("nobody", "x") is None
+        token = store.accounts.create_api_token(user.id, "ci")
+        assert store.accounts.verify_api_token(token) == user
+        assert store.accounts.verify_api_token(token + "x") is None
+        session = store.accounts.create_web_session(user.id, ttl=60)
+        assert store.accounts.get_web_session_user(session) == user
+        store.accounts.set_password("ada", "new pw")  # logs web sessions out
+        assert store.accounts.get_web_session_user(session) is None
+        expired = store.accounts.create_web_session(user.id, ttl=-1)
+        assert store.accounts.get_web_session_user(expired) is None
         with pytest.raises(NotFound):
-            store.set_password("nobody", "x")
+            store.accounts.set_password("nobody", "x")
     finally:
         store.close()
 
@@ -88,17 +88,20 @@ def test_retention_by_age_deletes_old_events_and_issues(database_url: str) -> No
         live.wait_digested()
         # Pretend the first event arrived 100 days ago (on PostgreSQL, into that day's partition).
         if live.store.backend == "postgresql":
-            live.store.create_event_partitions_ahead(time.time() - 8640000)  # type: ignore[attr-defined]
-        with live.store._tx() as c:  # type: ignore[attr-defined]
+            from tripwire_server.store.postgres import PostgresDatabase
+
+            assert isinstance(live.store.db, PostgresDatabase)
+            live.store.db.event_partitions.create_ahead(time.time() - 8640000)
+        with live.store.db.tx() as c:
             c.ex(
                 "UPDATE events SET received_at = received_at - 8640000 WHERE event_id = ?", (old["event_id"],)
             )
             c.ex("UPDATE issues SET last_seen = last_seen - 8640000 WHERE title = 'ValueError: old'")
-        deleted = live.store.apply_retention(default_days=90, default_max_events=0, now=time.time())
+        deleted = live.store.retention.apply_retention(default_days=90, default_max_events=0, now=time.time())
         assert deleted == 1
-        assert [i.title for i in live.store.list_issues(1)] == ["ValueError: new"]
+        assert [i.title for i in live.store.issues.list_issues(1)] == ["ValueError: new"]
         with pytest.raises(NotFound):
-            live.store.get_event(old["event_id"])
+            live.store.issues.get_event(old["event_id"])
     finally:
         live.stop()
 
@@ -128,10 +131,10 @@ def test_an_envelope_the_database_refuses_is_moved_aside_not_retried_forever(dat
 
     store = open_store(database_url)
     store.migrate()
-    project = store.create_project("p")
+    project = store.accounts.create_project("p")
     good, bad = make_event(value="fine"), make_event(value="poison")
     now = time.time()
-    store.enqueue(
+    store.queue.enqueue(
         [
             IntakeRow(project.id, now, "envelope", envelope(("event", good)), None),
             IntakeRow(project.id, now, "envelope", envelope(("event", bad)), None),
@@ -150,13 +153,15 @@ def test_an_envelope_the_database_refuses_is_moved_aside_not_retried_forever(dat
             return results
 
     try:
-        assert store.digest_batch(10, Breaking(Limits())) == 2
-        assert store.queue_depth() == 0
-        assert store.get_event(good["event_id"]).event_id == good["event_id"]
+        assert store.queue.digest_batch(10, Breaking(Limits())) == 2
+        assert store.queue.queue_depth() == 0
+        assert store.issues.get_event(good["event_id"]).event_id == good["event_id"]
         with pytest.raises(NotFound):
-            store.get_event(bad["event_id"])
-        assert store.dead_letter_count() == 1
-        counts = {(o.category, o.reason): o.quantity for o in store.outcomes(project.id, source="intake")}
+            store.issues.get_event(bad["event_id"])
+        assert store.queue.dead_letter_count() == 1
+        counts = {
+            (o.category, o.reason): o.quantity for o in store.releases.outcomes(project.id, source="intake")
+        }
         assert counts[("envelope", "digest_failed")] == 1
     finally:
         store.close()

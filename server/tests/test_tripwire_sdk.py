@@ -24,7 +24,7 @@ def test_tripwire_sdk_reports_are_visible_through_the_api(server: LiveServer) ->
     )
     ids = json.loads(out.stdout.strip().splitlines()[-1])
     assert ids["exception"] and ids["message"]
-    wait_until(lambda: server.store.count_events() >= 2)
+    wait_until(lambda: server.store.issues.count_events() >= 2)
     server.wait_digested()
 
     exc = server.api(f"/api/0/events/{ids['exception']}/")
@@ -80,7 +80,7 @@ def test_an_error_storm_is_counted_in_full_on_the_issue(server: LiveServer) -> N
     coalesced = int(out.stdout.strip().splitlines()[-1])
     sent = 201 - coalesced
     assert 61 <= sent <= 63 and coalesced > 0
-    wait_until(lambda: server.store.count_events() >= sent)
+    wait_until(lambda: server.store.issues.count_events() >= sent)
     server.wait_digested()
     issues = server.api("/api/0/projects/default/issues/")["issues"]
     assert len(issues) == 1

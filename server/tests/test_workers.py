@@ -96,10 +96,10 @@ def test_two_processes_answer_on_one_port_and_every_acknowledged_transaction_is_
         try:
 
             def stored() -> int:
-                with store._tx(write=False) as c:  # type: ignore[attr-defined]
+                with store.db.tx(write=False) as c:
                     return int(c.one("SELECT COALESCE(SUM(count), 0) FROM perf_rollups WHERE res = 3600")[0])
 
-            wait_until(lambda: store.queue_depth() == 0 and stored() == SENT, timeout=60)
+            wait_until(lambda: store.queue.queue_depth() == 0 and stored() == SENT, timeout=60)
             assert stored() == SENT
         finally:
             store.close()

@@ -40,15 +40,15 @@ register_url_convertor("id", IdConvertor())
 
 def can_see(store: Store, user: User, project_id: int) -> bool:
     """True if ``user`` may read and triage project ``project_id``."""
-    return user.is_admin or project_id in store.member_project_ids(user.id)
+    return user.is_admin or project_id in store.accounts.member_project_ids(user.id)
 
 
 def visible_projects(store: Store, user: User) -> list[Project]:
     """The projects ``user`` may see, by id."""
-    projects = store.list_projects()
+    projects = store.accounts.list_projects()
     if user.is_admin:
         return projects
-    mine = store.member_project_ids(user.id)
+    mine = store.accounts.member_project_ids(user.id)
     return [p for p in projects if p.id in mine]
 
 
@@ -56,9 +56,9 @@ def visible_projects(store: Store, user: User) -> list[Project]:
 #: adding routes with its own object ids registers them here (``SCOPES["rule_id"] = ...``); the
 #: route-enumeration test refuses a path parameter that is neither here nor reviewed as unscoped.
 SCOPES: dict[str, Callable[[Store, Any], int]] = {
-    "project": lambda store, ref: store.get_project(str(ref)).id,
-    "issue_id": lambda store, ref: store.get_issue(int(ref)).project_id,
-    "rule_id": lambda store, ref: store.get_alert_rule(int(ref)).project_id,
+    "project": lambda store, ref: store.accounts.get_project(str(ref)).id,
+    "issue_id": lambda store, ref: store.issues.get_issue(int(ref)).project_id,
+    "rule_id": lambda store, ref: store.alerts.get_alert_rule(int(ref)).project_id,
 }
 
 

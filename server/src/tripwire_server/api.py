@@ -133,7 +133,7 @@ def release_json(release: Release) -> dict[str, Any]:
 
 async def _project(state: CollectorState, ref: str) -> Project:
     # _wrap has already checked that the user may see it (access.check_path).
-    return await _run(state.store.get_project, ref)  # type: ignore[no-any-return]
+    return await _run(state.store.accounts.get_project, ref)  # type: ignore[no-any-return]
 
 
 def _admin(user: User, what: str) -> None:
@@ -146,16 +146,16 @@ def _admin(user: User, what: str) -> None:
 
 @_endpoint("GET", "/api/0/status/", "Collector status: backend, queue depth, counters")
 async def status(request: Request, state: CollectorState, user: User) -> Any:
-    depth = await _run(state.store.queue_depth)
+    depth = await _run(state.store.queue.queue_depth)
     return {
         "version": __version__,
         "backend": state.store.backend,
         "schema_version": await _run(state.store.schema_version),
         "queue_depth": depth,
-        "dead_letters": await _run(state.store.dead_letter_count),
+        "dead_letters": await _run(state.store.queue.dead_letter_count),
         "committed_by_this_process": state.writer.committed,
         "digested_by_this_process": state.digester.digested if state.digester else 0,
-        "events": await _run(state.store.count_events),
+        "events": await _run(state.store.issues.count_events),
     }
 
 
@@ -169,7 +169,7 @@ async def list_projects(request: Request, state: CollectorState, user: User) -> 
 async def create_project(request: Request, state: CollectorState, user: User) -> Any:
     _admin(user, "create projects")
     body = await _body(request)
-    project = await _run(state.store.create_project, str(body.get("name") or ""))
+    project = await _run(state.store.accounts.create_project, str(body.get("name") or ""))
     state.projects.invalidate()
     return 201, project_json(project, state.public_url)
 
@@ -209,7 +209,7 @@ async def update_project(request: Request, state: CollectorState, user: User) ->
             if not isinstance(value, int) or isinstance(value, bool) or not -1 <= value <= bound:
                 raise ApiError(400, f"{field} must be an integer from -1 to {name}")
             changes[field] = value
-    updated = await _run(state.store.update_project, project.id, **changes)
+    updated = await _run(state.store.accounts.update_project, project.id, **changes)
     state.projects.invalidate()
     return project_json(updated, state.public_url)
 
@@ -251,18 +251,18 @@ async def list_issues(request: Request, state: CollectorState, user: User) -> An
         offset=_int(request, "offset", 0, 0, 10**9),
     )
     query = parse_query(p.get("query") or "", base)
-    issues = await _run(state.store.list_issues, project.id, query)
-    total = await _run(state.store.count_issues, project.id, query)
+    issues = await _run(state.store.issues.list_issues, project.id, query)
+    total = await _run(state.store.issues.count_issues, project.id, query)
     return {"total": total, "issues": [issue_json(i) for i in issues]}
 
 
 @_endpoint("GET", "/api/0/issues/{issue_id:id}/", "An issue with its grouping explanation, tags and history")
 async def get_issue(request: Request, state: CollectorState, user: User) -> Any:
     issue_id = request.path_params["issue_id"]
-    issue = await _run(state.store.get_issue, issue_id)
+    issue = await _run(state.store.issues.get_issue, issue_id)
     out = issue_json(issue)
-    out["tags"] = [dataclasses.asdict(t) for t in await _run(state.store.issue_tags, issue_id)]
-    out["activity"] = [dataclasses.asdict(a) for a in await _run(state.store.issue_activity, issue_id)]
+    out["tags"] = [dataclasses.asdict(t) for t in await _run(state.store.issues.issue_tags, issue_id)]
+    out["activity"] = [dataclasses.asdict(a) for a in await _run(state.store.issues.issue_activity, issue_id)]
     return out
 
 
@@ -283,7 +283,7 @@ async def update_issue(request: Request, state: CollectorState, user: User) -> A
     if not isinstance(status_, str):
         raise ApiError(400, "body must contain a status")
     issue = await _run(
-        state.store.set_issue_status,
+        state.store.issues.set_issue_status,
         request.path_params["issue_id"],
         status_,
         resolved_in_release=str(release) if release else None,
@@ -299,9 +299,9 @@ async def update_issue(request: Request, state: CollectorState, user: User) -> A
 )
 async def issue_events(request: Request, state: CollectorState, user: User) -> Any:
     issue_id = request.path_params["issue_id"]
-    await _run(state.store.get_issue, issue_id)
+    await _run(state.store.issues.get_issue, issue_id)
     events = await _run(
-        state.store.list_events,
+        state.store.issues.list_events,
         issue_id,
         limit=_int(request, "limit", 50, 1, 1000),
         offset=_int(request, "offset", 0, 0, 10**9),
@@ -311,7 +311,7 @@ async def issue_events(request: Request, state: CollectorState, user: User) -> A
 
 @_endpoint("GET", "/api/0/issues/{issue_id:id}/events/latest/", "The latest event of an issue")
 async def latest_event(request: Request, state: CollectorState, user: User) -> Any:
-    event: Event | None = await _run(state.store.latest_event, request.path_params["issue_id"])
+    event: Event | None = await _run(state.store.issues.latest_event, request.path_params["issue_id"])
     if event is None:
         raise ApiError(404, "this issue has no stored event")
     return event_json(event)
@@ -331,11 +331,11 @@ def _hourly(rows: list[Any], hours: int, now: float) -> list[dict[str, Any]]:
 
 @_endpoint("GET", "/api/0/issues/{issue_id:id}/hourly/", "Events per hour of an issue", _HOURS)
 async def issue_hourly(request: Request, state: CollectorState, user: User) -> Any:
-    issue = await _run(state.store.get_issue, request.path_params["issue_id"])
+    issue = await _run(state.store.issues.get_issue, request.path_params["issue_id"])
     hours = _int(request, "hours", 24, 1, 2160)
     now = time.time()
     rows = await _run(
-        state.store.hourly_counts,
+        state.store.issues.hourly_counts,
         issue.project_id,
         issue_id=issue.id,
         since=now - hours * 3600,
@@ -349,14 +349,16 @@ async def project_hourly(request: Request, state: CollectorState, user: User) ->
     project = await _project(state, request.path_params["project"])
     hours = _int(request, "hours", 24, 1, 2160)
     now = time.time()
-    rows = await _run(state.store.hourly_counts, project.id, since=now - hours * 3600, until=now + 3600)
+    rows = await _run(
+        state.store.issues.hourly_counts, project.id, since=now - hours * 3600, until=now + 3600
+    )
     return _hourly(rows, hours, now)
 
 
 @_endpoint("GET", "/api/0/projects/{project}/events/{event_id}/", "An event by id: the full normalized JSON")
 async def project_event(request: Request, state: CollectorState, user: User) -> Any:
     project = await _project(state, request.path_params["project"])
-    event = await _run(state.store.get_event, request.path_params["event_id"], project.id)
+    event = await _run(state.store.issues.get_event, request.path_params["event_id"], project.id)
     return event_json(event)
 
 
@@ -364,10 +366,10 @@ async def project_event(request: Request, state: CollectorState, user: User) -> 
 async def any_event(request: Request, state: CollectorState, user: User) -> Any:
     event_id = request.path_params["event_id"]
     if user.is_admin:
-        return event_json(await _run(state.store.get_event, event_id))
+        return event_json(await _run(state.store.issues.get_event, event_id))
     for project in await _run(access.visible_projects, state.store, user):
         try:
-            return event_json(await _run(state.store.get_event, event_id, project.id))
+            return event_json(await _run(state.store.issues.get_event, event_id, project.id))
         except NotFound:
             continue
     raise NotFound(f"no event {event_id}")
@@ -380,7 +382,7 @@ async def any_event(request: Request, state: CollectorState, user: User) -> Any:
 )
 async def event_attachments(request: Request, state: CollectorState, user: User) -> Any:
     project = await _project(state, request.path_params["project"])
-    rows = await _run(state.store.list_attachments, project.id, request.path_params["event_id"])
+    rows = await _run(state.store.issues.list_attachments, project.id, request.path_params["event_id"])
     return [dataclasses.asdict(a) for a in rows]
 
 
@@ -391,7 +393,9 @@ async def event_attachments(request: Request, state: CollectorState, user: User)
 )
 async def attachment_data(request: Request, state: CollectorState, user: User) -> Any:
     project = await _project(state, request.path_params["project"])
-    meta, data = await _run(state.store.get_attachment_data, project.id, request.path_params["attachment_id"])
+    meta, data = await _run(
+        state.store.issues.get_attachment_data, project.id, request.path_params["attachment_id"]
+    )
     # Served as a download, never rendered: the bytes come from an untrusted client.
     safe_name = "".join(ch for ch in meta.filename if ch.isalnum() or ch in "._-") or "attachment"
     return Response(
@@ -408,7 +412,7 @@ async def attachment_data(request: Request, state: CollectorState, user: User) -
 @_endpoint("GET", "/api/0/projects/{project}/releases/", "Releases with session counts and crash-free rate")
 async def releases(request: Request, state: CollectorState, user: User) -> Any:
     project = await _project(state, request.path_params["project"])
-    return [release_json(r) for r in await _run(state.store.list_releases, project.id)]
+    return [release_json(r) for r in await _run(state.store.releases.list_releases, project.id)]
 
 
 @_endpoint(
@@ -421,7 +425,10 @@ async def sessions(request: Request, state: CollectorState, user: User) -> Any:
     project = await _project(state, request.path_params["project"])
     since = time.time() - _int(request, "hours", 24, 1, 24 * 400) * 3600
     rows = await _run(
-        state.store.session_buckets, project.id, release=request.query_params.get("release"), since=since
+        state.store.releases.session_buckets,
+        project.id,
+        release=request.query_params.get("release"),
+        since=since,
     )
     return [dataclasses.asdict(r) for r in rows]
 
@@ -435,7 +442,7 @@ _SINCE = (("hours", "how many hours back, default 720"),)
 async def client_reports(request: Request, state: CollectorState, user: User) -> Any:
     project = await _project(state, request.path_params["project"])
     since = time.time() - _int(request, "hours", 720, 1, 24 * 400) * 3600
-    rows = await _run(state.store.outcomes, project.id, source="client", since=since)
+    rows = await _run(state.store.releases.outcomes, project.id, source="client", since=since)
     return [dataclasses.asdict(r) for r in rows]
 
 
@@ -448,7 +455,7 @@ async def client_reports(request: Request, state: CollectorState, user: User) ->
 async def intake_stats(request: Request, state: CollectorState, user: User) -> Any:
     project = await _project(state, request.path_params["project"])
     since = time.time() - _int(request, "hours", 720, 1, 24 * 400) * 3600
-    rows = await _run(state.store.outcomes, project.id, source="intake", since=since)
+    rows = await _run(state.store.releases.outcomes, project.id, source="intake", since=since)
     return [dataclasses.asdict(r) for r in rows]
 
 
@@ -467,7 +474,7 @@ def token_json(token: ApiToken) -> dict[str, Any]:
 
 @_endpoint("GET", "/api/0/tokens/", "Your API tokens (admins: everyone's), never their secrets")
 async def list_tokens(request: Request, state: CollectorState, user: User) -> Any:
-    tokens = await _run(state.store.list_api_tokens, None if user.is_admin else user.id)
+    tokens = await _run(state.store.accounts.list_api_tokens, None if user.is_admin else user.id)
     return [token_json(t) for t in tokens]
 
 
@@ -496,14 +503,14 @@ async def create_token(request: Request, state: CollectorState, user: User) -> A
     if days is not None and (not isinstance(days, int) or isinstance(days, bool) or not 1 <= days <= 3650):
         raise ApiError(400, "expires_in_days must be an integer from 1 to 3650")
     expires_at = time.time() + days * 86400 if days else None
-    listed, secret = await _run(state.store.issue_api_token, user.id, name, expires_at=expires_at)
+    listed, secret = await _run(state.store.accounts.issue_api_token, user.id, name, expires_at=expires_at)
     return 201, {**token_json(listed), "token": secret}
 
 
 @_endpoint("DELETE", "/api/0/tokens/{token_id:id}/", "Revoke an API token (yours; admins: anyone's)")
 async def revoke_token(request: Request, state: CollectorState, user: User) -> Any:
     token_id = request.path_params["token_id"]
-    await _run(state.store.revoke_api_token, token_id, user_id=None if user.is_admin else user.id)
+    await _run(state.store.accounts.revoke_api_token, token_id, user_id=None if user.is_admin else user.id)
     return {"revoked": token_id}
 
 
@@ -517,7 +524,9 @@ def key_json(key: ProjectKey, public_url: str) -> dict[str, Any]:
 @_endpoint("GET", "/api/0/projects/{project}/keys/", "The DSN keys of a project (all ingest)")
 async def list_keys(request: Request, state: CollectorState, user: User) -> Any:
     project = await _project(state, request.path_params["project"])
-    return [key_json(k, state.public_url) for k in await _run(state.store.list_project_keys, project.id)]
+    return [
+        key_json(k, state.public_url) for k in await _run(state.store.accounts.list_project_keys, project.id)
+    ]
 
 
 @_endpoint(
@@ -528,7 +537,7 @@ async def list_keys(request: Request, state: CollectorState, user: User) -> Any:
 async def rotate_key(request: Request, state: CollectorState, user: User) -> Any:
     _admin(user, "rotate DSN keys")
     project = await _project(state, request.path_params["project"])
-    key = await _run(state.store.add_project_key, project.id)
+    key = await _run(state.store.accounts.add_project_key, project.id)
     state.projects.invalidate()
     return 201, key_json(key, state.public_url)
 
@@ -542,7 +551,7 @@ async def revoke_key(request: Request, state: CollectorState, user: User) -> Any
     _admin(user, "revoke DSN keys")
     project = await _project(state, request.path_params["project"])
     public_key = request.path_params["public_key"]
-    await _run(state.store.revoke_project_key, project.id, public_key)
+    await _run(state.store.accounts.revoke_project_key, project.id, public_key)
     state.projects.invalidate()
     return {"revoked": public_key}
 
@@ -554,7 +563,7 @@ def member_json(member: User) -> dict[str, Any]:
 @_endpoint("GET", "/api/0/projects/{project}/members/", "The users who may see a project (besides admins)")
 async def list_members(request: Request, state: CollectorState, user: User) -> Any:
     project = await _project(state, request.path_params["project"])
-    return [member_json(m) for m in await _run(state.store.list_project_members, project.id)]
+    return [member_json(m) for m in await _run(state.store.accounts.list_project_members, project.id)]
 
 
 @_endpoint(
@@ -571,8 +580,8 @@ async def add_member(request: Request, state: CollectorState, user: User) -> Any
     username = body.get("username")
     if not isinstance(username, str) or not username:
         raise ApiError(400, "body must contain a username")
-    member = await _run(state.store.get_user, username)
-    await _run(state.store.add_project_member, project.id, member.id)
+    member = await _run(state.store.accounts.get_user, username)
+    await _run(state.store.accounts.add_project_member, project.id, member.id)
     return 201, member_json(member)
 
 
@@ -584,8 +593,8 @@ async def add_member(request: Request, state: CollectorState, user: User) -> Any
 async def remove_member(request: Request, state: CollectorState, user: User) -> Any:
     _admin(user, "change project members")
     project = await _project(state, request.path_params["project"])
-    member = await _run(state.store.get_user, request.path_params["username"])
-    await _run(state.store.remove_project_member, project.id, member.id)
+    member = await _run(state.store.accounts.get_user, request.path_params["username"])
+    await _run(state.store.accounts.remove_project_member, project.id, member.id)
     return {"removed": member.username}
 
 
@@ -628,7 +637,7 @@ async def authenticate(request: Request, state: CollectorState) -> User:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise ApiError(401, "missing API token: send Authorization: Bearer <token>")
-    user: User | None = await _run(state.store.verify_api_token, token.strip())
+    user: User | None = await _run(state.store.accounts.verify_api_token, token.strip())
     if user is None:
         raise ApiError(401, "invalid API token")
     return user

@@ -43,7 +43,7 @@ def monitor_json(monitor: Any) -> dict[str, Any]:
 @_endpoint("GET", "/api/0/projects/{project}/alerts/", "Alert rules of a project")
 async def list_alert_rules(request: Request, state: CollectorState, user: User) -> Any:
     project = await _project(state, request.path_params["project"])
-    rules: list[AlertRule] = await _run(state.store.list_alert_rules, project.id)
+    rules: list[AlertRule] = await _run(state.store.alerts.list_alert_rules, project.id)
     return [r.to_json(with_secret=user.is_admin) for r in rules]
 
 
@@ -58,27 +58,27 @@ async def create_alert_rule(request: Request, state: CollectorState, user: User)
             check_syntax(spec.webhook_url, state.config.alerts.allow_webhook_hosts)
     except (RuleError, UnsafeURL) as exc:
         raise ApiError(400, str(exc)) from None
-    rule: AlertRule = await _run(state.store.create_alert_rule, project.id, spec)
+    rule: AlertRule = await _run(state.store.alerts.create_alert_rule, project.id, spec)
     return 201, rule.to_json(with_secret=True)
 
 
 @_endpoint("GET", "/api/0/alerts/{rule_id:id}/", "An alert rule")
 async def get_alert_rule(request: Request, state: CollectorState, user: User) -> Any:
-    rule: AlertRule = await _run(state.store.get_alert_rule, request.path_params["rule_id"])
+    rule: AlertRule = await _run(state.store.alerts.get_alert_rule, request.path_params["rule_id"])
     return rule.to_json(with_secret=user.is_admin)
 
 
 @_endpoint("DELETE", "/api/0/alerts/{rule_id:id}/", "Delete an alert rule and its history (admin)")
 async def delete_alert_rule(request: Request, state: CollectorState, user: User) -> Any:
     _admin(user, "delete alert rules")
-    await _run(state.store.delete_alert_rule, request.path_params["rule_id"])
+    await _run(state.store.alerts.delete_alert_rule, request.path_params["rule_id"])
     return {"deleted": request.path_params["rule_id"]}
 
 
 @_endpoint("POST", "/api/0/alerts/{rule_id:id}/test/", "Send a test notification of a rule (admin)")
 async def test_alert_rule(request: Request, state: CollectorState, user: User) -> Any:
     _admin(user, "send test notifications")
-    ids = await _run(state.store.queue_test_notification, request.path_params["rule_id"])
+    ids = await _run(state.store.alerts.queue_test_notification, request.path_params["rule_id"])
     state.outbox.wake()
     return 202, {"queued": ids}
 
@@ -91,15 +91,15 @@ async def test_alert_rule(request: Request, state: CollectorState, user: User) -
 )
 async def alert_rule_history(request: Request, state: CollectorState, user: User) -> Any:
     rule_id = request.path_params["rule_id"]
-    await _run(state.store.get_alert_rule, rule_id)
-    history = await _run(state.store.alert_history, rule_id, _int(request, "limit", 50, 1, 500))
+    await _run(state.store.alerts.get_alert_rule, rule_id)
+    history = await _run(state.store.alerts.alert_history, rule_id, _int(request, "limit", 50, 1, 500))
     return [n.to_json() for n in history]
 
 
 @_endpoint("GET", "/api/0/projects/{project}/monitors/", "Cron monitors of a project")
 async def list_monitors(request: Request, state: CollectorState, user: User) -> Any:
     project = await _project(state, request.path_params["project"])
-    monitors = await _run(state.store.list_monitors, project.id)
+    monitors = await _run(state.store.monitors.list_monitors, project.id)
     return [monitor_json(m) for m in monitors]
 
 
@@ -111,6 +111,6 @@ async def list_monitors(request: Request, state: CollectorState, user: User) -> 
 )
 async def get_monitor(request: Request, state: CollectorState, user: User) -> Any:
     project = await _project(state, request.path_params["project"])
-    monitor = await _run(state.store.get_monitor, project.id, request.path_params["slug"])
-    checkins = await _run(state.store.list_checkins, monitor.id, _int(request, "limit", 50, 1, 500))
+    monitor = await _run(state.store.monitors.get_monitor, project.id, request.path_params["slug"])
+    checkins = await _run(state.store.monitors.list_checkins, monitor.id, _int(request, "limit", 50, 1, 500))
     return {**monitor_json(monitor), "checkins": [c.to_json() for c in checkins]}

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 async def project_feedback(request: Request, state: CollectorState, user: User) -> Any:
     project = await _project(state, request.path_params["project"])
     rows = await _run(
-        state.store.list_feedback,
+        state.store.feedback.list_feedback,
         project.id,
         limit=_int(request, "limit", 100, 1, 1000),
         offset=_int(request, "offset", 0, 0, 1_000_000),
@@ -32,6 +32,6 @@ async def project_feedback(request: Request, state: CollectorState, user: User) 
 
 @_endpoint("GET", "/api/0/issues/{issue_id:id}/feedback/", "User feedback about an issue's events")
 async def issue_feedback(request: Request, state: CollectorState, user: User) -> Any:
-    issue = await _run(state.store.get_issue, request.path_params["issue_id"])
-    rows = await _run(state.store.list_feedback, issue.project_id, issue_id=issue.id, limit=1000)
+    issue = await _run(state.store.issues.get_issue, request.path_params["issue_id"])
+    rows = await _run(state.store.feedback.list_feedback, issue.project_id, issue_id=issue.id, limit=1000)
     return [f.to_json() for f in rows]

@@ -42,5 +42,5 @@ async def project_logs(request: Request, state: CollectorState, user: User) -> A
         limit=_int(request, "limit", 100, 1, 1000),
         offset=_int(request, "offset", 0, 0, 1_000_000),
     )
-    rows = await _run(state.store.list_logs, project.id, query)
+    rows = await _run(state.store.logs.list_logs, project.id, query)
     return [r.to_json() for r in rows]

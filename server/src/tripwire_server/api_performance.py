@@ -64,7 +64,7 @@ async def performance(request: Request, state: CollectorState, user: User) -> An
     )
     if name is None:
         return rows
-    samples = await _run(state.store.list_samples, project.id, name, since=since)
+    samples = await _run(state.store.performance.list_samples, project.id, name, since=since)
     row = (
         rows[0]
         if rows
@@ -109,7 +109,7 @@ async def get_trace(request: Request, state: CollectorState, user: User) -> Any:
     trace_id = request.path_params["trace_id"]
     if not (1 <= len(trace_id) <= 32 and all(c in "0123456789abcdefABCDEF" for c in trace_id)):
         raise ApiError(400, "a trace id is 32 hexadecimal digits")
-    visible = None if user.is_admin else await _run(state.store.member_project_ids, user.id)
+    visible = None if user.is_admin else await _run(state.store.accounts.member_project_ids, user.id)
     data = await _run(service.trace, state.store, trace_id.lower(), visible)
     if not data["spans"] and not data["errors"]:
         raise ApiError(404, f"no stored transaction or event of trace {trace_id}")
@@ -123,14 +123,14 @@ async def get_trace(request: Request, state: CollectorState, user: User) -> Any:
     (("limit", "page size, default 50"), ("offset", "rows to skip")),
 )
 async def issue_event_traces(request: Request, state: CollectorState, user: User) -> Any:
-    issue = await _run(state.store.get_issue, request.path_params["issue_id"])
+    issue = await _run(state.store.issues.get_issue, request.path_params["issue_id"])
     events = await _run(
-        state.store.list_events,
+        state.store.issues.list_events,
         issue.id,
         limit=_int(request, "limit", 50, 1, 1000),
         offset=_int(request, "offset", 0, 0, 10**9),
     )
-    traces = await _run(state.store.trace_ids, issue.project_id, [e.event_id for e in events])
+    traces = await _run(state.store.performance.trace_ids, issue.project_id, [e.event_id for e in events])
     return [
         {"event_id": e.event_id, "timestamp": e.timestamp, "trace_id": traces.get(e.event_id)} for e in events
     ]
@@ -150,5 +150,5 @@ async def performance_settings(request: Request, state: CollectorState, user: Us
     value = body.get("apdex_threshold_ms")
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 600_000:
         raise ApiError(400, "apdex_threshold_ms must be a number of milliseconds in (0, 600000]")
-    await _run(state.store.set_apdex_threshold, project.id, float(value))
+    await _run(state.store.performance.set_apdex_threshold, project.id, float(value))
     return {"apdex_threshold_ms": float(value)}

@@ -99,7 +99,7 @@ async def list_profiles(request: Request, state: CollectorState, user: User) -> 
     project = await _project(state, request.path_params["project"])
     since, _until = _range(request)
     rows = await _run(
-        state.store.list_profiles,
+        state.store.profiles.list_profiles,
         project.id,
         request.query_params.get("transaction") or None,
         since=since,
@@ -120,5 +120,5 @@ async def get_profile(request: Request, state: CollectorState, user: User) -> An
     profile_id = request.path_params["profile_id"]
     if len(profile_id) > 100:
         raise ApiError(404, "no such profile")
-    info, profile = await _run(state.store.get_profile, project.id, profile_id)
+    info, profile = await _run(state.store.profiles.get_profile, project.id, profile_id)
     return {**info.to_json(), "tree": flame_tree([profile]).to_json()}

@@ -34,7 +34,7 @@ import anyio.to_thread
 from .config import CollectorConfig
 from .envelope import EnvelopeError, parse_envelope
 from .store.base import AttachmentUsage, Project
-from .store.interfaces import AttachmentUsageSource
+from .store.queue import IngestQueue
 
 #: ``X-Sentry-Rate-Limits`` reason code of a refusal (the part after the scope).
 REASON = "attachment_budget"
@@ -66,7 +66,7 @@ class AttachmentQuota:
 
     def __init__(
         self,
-        store: AttachmentUsageSource,
+        queue: IngestQueue,
         config: CollectorConfig,
         *,
         count: Callable[[int, str, str, int], None],
@@ -74,7 +74,7 @@ class AttachmentQuota:
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.store = store
+        self.queue = queue
         self.config = config
         self._count = count
         self._decode = decode
@@ -141,7 +141,7 @@ class AttachmentQuota:
             # Requests arriving while this one reads the store use the value in hand: one read
             # per project and interval, however many requests come in.
             self._usage[project_id] = (now, cached[1])
-        usage = await anyio.to_thread.run_sync(self.store.attachment_usage, project_id)
+        usage = await anyio.to_thread.run_sync(self.queue.attachment_usage, project_id)
         self._usage[project_id] = (self._monotonic(), usage)
         return usage
 

@@ -297,7 +297,7 @@ def _open(args: argparse.Namespace) -> Store:
 
 
 def _public_url(store: Store) -> str:
-    return store.get_setting("public_url") or CollectorConfig().effective_public_url
+    return store.accounts.get_setting("public_url") or CollectorConfig().effective_public_url
 
 
 def _out(args: argparse.Namespace, data: Any, text: str) -> None:
@@ -474,15 +474,15 @@ def cmd_project(args: argparse.Namespace) -> int:
     try:
         url = _public_url(store)
         if args.action == "create":
-            p = store.create_project(args.name)
+            p = store.accounts.create_project(args.name)
             _out(
                 args,
                 {**dataclasses.asdict(p), "dsn": p.dsn(url)},
                 f"created project {p.name!r} (id {p.id})\nDSN: {p.dsn(url)}",
             )
         elif args.action == "set":
-            p = store.update_project(
-                store.get_project(args.name).id,
+            p = store.accounts.update_project(
+                store.accounts.get_project(args.name).id,
                 quota_per_minute=args.quota_per_minute,
                 retention_days=args.retention_days,
                 retention_max_events=args.retention_max_events,
@@ -502,7 +502,7 @@ def cmd_project(args: argparse.Namespace) -> int:
         elif args.action in ("members", "add-member", "remove-member"):
             _project_members(args, store)
         else:
-            projects = store.list_projects()
+            projects = store.accounts.list_projects()
             rows = [{**dataclasses.asdict(p), "dsn": p.dsn(url)} for p in projects]
             _out(
                 args,
@@ -515,9 +515,9 @@ def cmd_project(args: argparse.Namespace) -> int:
 
 
 def _project_keys(args: argparse.Namespace, store: Store, url: str) -> None:
-    project = store.get_project(args.name)
+    project = store.accounts.get_project(args.name)
     if args.action == "rotate-key":
-        key = store.add_project_key(project.id)
+        key = store.accounts.add_project_key(project.id)
         _out(
             args,
             {"project": project.name, "public_key": key.public_key, "dsn": key.dsn(url)},
@@ -527,7 +527,7 @@ def _project_keys(args: argparse.Namespace, store: Store, url: str) -> None:
     elif args.action == "revoke-key":
         from .state import ProjectCache  # how long a running collector caches keys
 
-        store.revoke_project_key(project.id, args.key)
+        store.accounts.revoke_project_key(project.id, args.key)
         _out(
             args,
             {"project": project.name, "revoked": args.key},
@@ -535,7 +535,7 @@ def _project_keys(args: argparse.Namespace, store: Store, url: str) -> None:
             f" {ProjectCache.max_age:g} s",
         )
     else:
-        keys = store.list_project_keys(project.id)
+        keys = store.accounts.list_project_keys(project.id)
         _out(
             args,
             [{**dataclasses.asdict(k), "dsn": k.dsn(url)} for k in keys],
@@ -544,21 +544,21 @@ def _project_keys(args: argparse.Namespace, store: Store, url: str) -> None:
 
 
 def _project_members(args: argparse.Namespace, store: Store) -> None:
-    project = store.get_project(args.name)
+    project = store.accounts.get_project(args.name)
     if args.action == "members":
-        members = store.list_project_members(project.id)
+        members = store.accounts.list_project_members(project.id)
         _out(
             args,
             [{"username": m.username, "is_admin": m.is_admin} for m in members],
             "\n".join(m.username for m in members) or "no members (only admins see this project)",
         )
         return
-    user = store.get_user(args.username)
+    user = store.accounts.get_user(args.username)
     if args.action == "add-member":
-        store.add_project_member(project.id, user.id)
+        store.accounts.add_project_member(project.id, user.id)
         what = f"{user.username} is a member of {project.name!r}"
     else:
-        store.remove_project_member(project.id, user.id)
+        store.accounts.remove_project_member(project.id, user.id)
         what = f"{user.username} is no longer a member of {project.name!r}"
     member = args.action == "add-member"
     _out(args, {"project": project.name, "username": user.username, "member": member}, what)
@@ -578,8 +578,8 @@ def cmd_token(args: argparse.Namespace) -> int:
     store = _open(args)
     try:
         if args.action == "list":
-            user_id = store.get_user(args.user).id if args.user else None
-            tokens = store.list_api_tokens(user_id)
+            user_id = store.accounts.get_user(args.user).id if args.user else None
+            tokens = store.accounts.list_api_tokens(user_id)
             lines = [
                 f"{t.id:>5}  {t.username:<16} {t.name or '-':<20} created {_when(t.created_at)}"
                 f"  expires {_when(t.expires_at) if t.expires_at else 'never'}"
@@ -587,14 +587,14 @@ def cmd_token(args: argparse.Namespace) -> int:
             ]
             _out(args, [_token_row(t) for t in tokens], "\n".join(lines) or "no API tokens")
         elif args.action == "revoke":
-            store.revoke_api_token(args.id)
+            store.accounts.revoke_api_token(args.id)
             _out(args, {"revoked": args.id}, f"revoked API token {args.id}")
         else:
-            user = store.get_user(args.user)
+            user = store.accounts.get_user(args.user)
             if args.expires_in is not None and not 1 <= args.expires_in <= 3650:
                 raise ValueError("--expires-in must be from 1 to 3650 days")
             expires_at = time.time() + args.expires_in * 86400 if args.expires_in else None
-            listed, token = store.issue_api_token(user.id, args.name, expires_at=expires_at)
+            listed, token = store.accounts.issue_api_token(user.id, args.name, expires_at=expires_at)
             _out(
                 args,
                 {**_token_row(listed), "token": token},
@@ -611,15 +611,15 @@ def cmd_issues(args: argparse.Namespace) -> int:
 
     store = _open(args)
     try:
-        projects = store.list_projects()
+        projects = store.accounts.list_projects()
         if args.project is not None:
-            project = store.get_project(args.project)
+            project = store.accounts.get_project(args.project)
         elif projects:
             project = projects[0]
         else:
             raise NotFound("no projects yet")
         query = parse_query(args.query, IssueQuery(limit=max(1, args.limit)))
-        issues = store.list_issues(project.id, query)
+        issues = store.issues.list_issues(project.id, query)
         lines = [
             f"{i.id:>6}  {i.status:<10} {i.event_count:>7}  {_when(i.last_seen)}  {i.title}" for i in issues
         ]
@@ -639,7 +639,7 @@ def cmd_event(args: argparse.Namespace) -> int:
         return cmd_event_list(args)
     store = _open(args)
     try:
-        event = store.get_event(args.event_id)
+        event = store.issues.get_event(args.event_id)
         if getattr(args, "json", False):
             print(json.dumps(dataclasses.asdict(event), indent=2, default=str))
         else:
@@ -657,7 +657,7 @@ def cmd_user(args: argparse.Namespace) -> int:
     store = _open(args)
     try:
         if args.action == "list":
-            users = store.list_users()
+            users = store.accounts.list_users()
             _out(
                 args,
                 [{"username": u.username, "is_admin": u.is_admin, "created_at": u.created_at} for u in users],
@@ -666,10 +666,10 @@ def cmd_user(args: argparse.Namespace) -> int:
             return 0
         password, generated = _password(args)
         if args.action == "create":
-            user = store.create_user(args.username, password, is_admin=args.admin)
+            user = store.accounts.create_user(args.username, password, is_admin=args.admin)
             what = f"created user {user.username}" + (" (admin)" if user.is_admin else "")
         else:
-            store.set_password(args.username, password)
+            store.accounts.set_password(args.username, password)
             what = f"changed the password of {args.username} (their sessions and API tokens are revoked)"
         shown = password if generated else None
         text = what + (f"\npassword: {password}  (shown once)" if generated else "")

@@ -225,8 +225,8 @@ def cmd_alert(args: argparse.Namespace) -> int:
     store = _open(args)
     try:
         if args.action == "create":
-            project = store.get_project(args.project)
-            rule = store.create_alert_rule(project.id, _spec(args))
+            project = store.accounts.get_project(args.project)
+            rule = store.alerts.create_alert_rule(project.id, _spec(args))
             target = " and ".join(x for x in (rule.webhook_url, rule.email) if x)
             _out(
                 args,
@@ -235,8 +235,8 @@ def cmd_alert(args: argparse.Namespace) -> int:
                 f"webhook secret (X-Tripwire-Signature): {rule.secret}",
             )
         elif args.action == "list":
-            project_id = store.get_project(args.project).id if args.project else None
-            rules = store.list_alert_rules(project_id)
+            project_id = store.accounts.get_project(args.project).id if args.project else None
+            rules = store.alerts.list_alert_rules(project_id)
             lines = [
                 f"{r.id:>4}  {r.project_id:>4}  {r.trigger:<11} {r.name:<20} "
                 + " ".join(x for x in (r.webhook_url, r.email) if x)
@@ -246,11 +246,11 @@ def cmd_alert(args: argparse.Namespace) -> int:
             data = [{**r.to_json(), "webhook_url": r.webhook_url} for r in rules]
             _out(args, data, "\n".join(lines) or "no alert rules")
         elif args.action == "delete":
-            store.delete_alert_rule(args.id)
+            store.alerts.delete_alert_rule(args.id)
             _out(args, {"deleted": args.id}, f"deleted alert rule {args.id}")
         elif args.action == "history":
-            store.get_alert_rule(args.id)
-            entries = store.alert_history(args.id, max(1, args.limit))
+            store.alerts.get_alert_rule(args.id)
+            entries = store.alerts.alert_history(args.id, max(1, args.limit))
             lines = [
                 f"{_when(n.at)}  {n.status:<10} {n.target:<8} issue {n.issue_id or '-':<6} "
                 + (f"x{n.count} " if n.count > 1 else "")
@@ -267,10 +267,10 @@ def cmd_alert(args: argparse.Namespace) -> int:
 
 def _test(args: argparse.Namespace, store: Store) -> int:
     """Queue a test message; the running server sends it. Wait for the outcome unless --wait 0."""
-    uids = store.queue_test_notification(args.id)
+    uids = store.alerts.queue_test_notification(args.id)
     deadline = time.monotonic() + max(0.0, args.wait)
     while True:
-        found = [store.get_notification(uid) for uid in uids]
+        found = [store.alerts.get_notification(uid) for uid in uids]
         if all(n.status != "pending" for n in found) or time.monotonic() >= deadline:
             break
         time.sleep(0.1)
@@ -293,9 +293,9 @@ def _test(args: argparse.Namespace, store: Store) -> int:
 def cmd_monitor(args: argparse.Namespace) -> int:
     store = _open(args)
     try:
-        project = store.get_project(args.project)
+        project = store.accounts.get_project(args.project)
         if args.action == "list":
-            items = store.list_monitors(project.id)
+            items = store.monitors.list_monitors(project.id)
             lines = [
                 f"{m.slug:<28} {m.status:<11} last {_when(m.last_checkin)}  next {_when(m.next_expected)}"
                 f"  ({describe_schedule(m.schedule)})"
@@ -303,8 +303,8 @@ def cmd_monitor(args: argparse.Namespace) -> int:
             ]
             _out(args, [m.to_json() for m in items], "\n".join(lines) or "no monitors")
         else:
-            m = store.get_monitor(project.id, args.slug)
-            runs = store.list_checkins(m.id)
+            m = store.monitors.get_monitor(project.id, args.slug)
+            runs = store.monitors.list_checkins(m.id)
             data = {**m.to_json(), "checkins": [c.to_json() for c in runs]}
             text = "\n".join(
                 [f"{m.slug}: {m.status}, {describe_schedule(m.schedule)}, next {_when(m.next_expected)}"]

@@ -19,8 +19,10 @@ def add_feedback_commands(sub: Any, common: argparse.ArgumentParser) -> None:
 def cmd_feedback(args: argparse.Namespace) -> int:
     store = _open(args)
     try:
-        project = store.get_project(args.project)
-        rows = store.list_feedback(project.id, issue_id=args.issue, limit=max(1, min(args.limit, 10_000)))
+        project = store.accounts.get_project(args.project)
+        rows = store.feedback.list_feedback(
+            project.id, issue_id=args.issue, limit=max(1, min(args.limit, 10_000))
+        )
     finally:
         store.close()
     data = [
@@ -59,14 +61,14 @@ def cmd_logs(args: argparse.Namespace) -> int:
 
     store = _open(args)
     try:
-        project = store.get_project(args.project)
+        project = store.accounts.get_project(args.project)
         query = LogQuery(
             level=args.level,
             text=args.query,
             attributes=parse_attributes(args.attribute),
             limit=max(1, min(args.limit, 10_000)),
         )
-        rows = store.list_logs(project.id, query)
+        rows = store.logs.list_logs(project.id, query)
     finally:
         store.close()
     data = [r.to_json() for r in rows]

@@ -63,7 +63,7 @@ def _json_row(row: dict[str, Any]) -> dict[str, Any]:
 def cmd_performance(args: argparse.Namespace) -> int:
     store = _open(args)
     try:
-        project = store.get_project(args.project)
+        project = store.accounts.get_project(args.project)
         until = time.time()
         since = until - service.parse_since(args.since)
         rows = service.table(
@@ -92,7 +92,7 @@ def cmd_performance(args: argparse.Namespace) -> int:
                 "\n".join([header, *lines]) if lines else "no transactions",
             )
             return 0
-        samples = store.list_samples(project.id, args.transaction, since=since)
+        samples = store.performance.list_samples(project.id, args.transaction, since=since)
         row = _json_row(rows[0]) if rows else {**_json_row({}), "transaction": args.transaction, "count": 0}
         row["samples"] = [
             {k: s[k] for k in ("trace_id", "event_id", "duration_ms", "timestamp")}
@@ -149,9 +149,9 @@ def cmd_trace(args: argparse.Namespace) -> int:
 def cmd_event_list(args: argparse.Namespace) -> int:
     store = _open(args)
     try:
-        issue = store.get_issue(args.issue)
-        events = store.list_events(issue.id, limit=max(1, min(args.limit, 1000)))
-        traces = store.trace_ids(issue.project_id, [e.event_id for e in events])
+        issue = store.issues.get_issue(args.issue)
+        events = store.issues.list_events(issue.id, limit=max(1, min(args.limit, 1000)))
+        traces = store.performance.trace_ids(issue.project_id, [e.event_id for e in events])
         rows: list[dict[str, Any]] = [
             {"id": e.event_id, "timestamp": e.timestamp, "trace_id": traces.get(e.event_id)} for e in events
         ]

@@ -58,7 +58,7 @@ def _import(args: argparse.Namespace, store: Any, project: Any) -> dict[str, Any
     profile = collapsed.to_profile(
         stacks, name=trim(args.transaction, MAX_NAME), release=trim(args.release, MAX_RELEASE)
     )
-    store.add_profile(project.id, profile)
+    store.profiles.add_profile(project.id, profile)
     return {
         "profile_id": profile.profile_id,
         "transaction": profile.transaction_name,
@@ -70,7 +70,7 @@ def _import(args: argparse.Namespace, store: Any, project: Any) -> dict[str, Any
 def cmd_profile(args: argparse.Namespace) -> int:
     store = _open(args)
     try:
-        project = store.get_project(args.project)
+        project = store.accounts.get_project(args.project)
         if args.action == "import":
             done = _import(args, store, project)
             text = (

@@ -9,7 +9,7 @@ monitor, ``monitor_config``: ``schedule`` (``{"type": "crontab", "value": "0 3 *
 ``max_runtime`` (both in minutes).
 
 Parsing and scheduling are pure functions; :class:`MonitorClock` is the thin driver that calls
-:meth:`Store.monitor_tick <tripwire_server.store.alert_records.MonitorStore.monitor_tick>`.
+:meth:`Monitors.monitor_tick <tripwire_server.store.monitors.Monitors.monitor_tick>`.
 """
 
 from __future__ import annotations
@@ -181,7 +181,7 @@ def describe_schedule(schedule: dict[str, Any] | None) -> str:
 
 
 class MonitorClock:
-    """Calls ``store.monitor_tick(now)`` every ``interval`` seconds in a background thread.
+    """Calls ``store.monitors.monitor_tick(now)`` every ``interval`` seconds in a background thread.
 
     Every collector process runs one; the store makes sure one tick at a time does the work (an
     advisory lock on PostgreSQL, the write lock on SQLite), and a tick is idempotent, so several
@@ -190,13 +190,16 @@ class MonitorClock:
 
     def __init__(
         self,
-        store: Any,
+        tick: Callable[[float], int],
+        prune: Callable[[float], None],
         *,
         interval: float = 15.0,
         clock: Callable[[], float] = time.time,
         prune_interval: float = 3600.0,
     ) -> None:
-        self.store = store
+        # Two callables rather than the repositories: the store's monitors module imports this one.
+        self._tick = tick
+        self._prune = prune
         self.interval = interval
         self.clock = clock
         self.prune_interval = prune_interval
@@ -209,11 +212,11 @@ class MonitorClock:
 
     def tick(self) -> int:
         now = self.clock()
-        marked = int(self.store.monitor_tick(now))
+        marked = int(self._tick(now))
         self.marked += marked
         if now >= self._next_prune:
             self._next_prune = now + self.prune_interval
-            self.store.prune_alerts(now)
+            self._prune(now)
         return marked
 
     def start(self) -> None:

@@ -17,7 +17,7 @@ when it is contended, and all of it when it is not. The bodies waiting are bound
 in flight is (the bytes-in-flight budget).
 
 A store that keeps large bodies as files (SQLite: store/blob_files.py) removes that wait instead
-of spreading it: a body of ``store.file_from`` bytes and more is written and synced to a file of
+of spreading it: a body of ``store.queue.file_from`` bytes and more is written and synced to a file of
 its own by a separate thread, outside the database's write lock, and only then queued as a small
 row naming the file, in the next group commit with every other envelope. The 200 still goes out
 only once both the file and the row are durable. PostgreSQL keeps bodies in its rows: its
@@ -35,7 +35,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from .store.base import IntakeRow
-from .store.interfaces import IntakeQueue
+from .store.queue import IngestQueue
 
 log = logging.getLogger("tripwire_server")
 
@@ -49,14 +49,14 @@ class IntakeWriter:
 
     def __init__(
         self,
-        store: IntakeQueue,
+        queue: IngestQueue,
         *,
         max_batch: int = 1000,
         on_commit: Callable[[], None] | None = None,
         large_row: int = 1024 * 1024,
         large_yield: float = 4.0,
     ) -> None:
-        self.store = store
+        self.queue = queue
         self.max_batch = max_batch
         self.on_commit = on_commit
         #: Bytes from which an envelope is committed on its own, yielding to small ones.
@@ -87,7 +87,7 @@ class IntakeWriter:
     async def start(self) -> None:
         """Start the periodic housekeeping (counters, backlog); call on the serving event loop."""
         loop = asyncio.get_running_loop()
-        self.backlog = await loop.run_in_executor(self._executor, self.store.queue_depth)
+        self.backlog = await loop.run_in_executor(self._executor, self.queue.queue_depth)
         self._housekeeper = loop.create_task(self._housekeeping_loop())
 
     async def stop(self) -> None:
@@ -106,7 +106,7 @@ class IntakeWriter:
     async def submit(self, row: IntakeRow) -> None:
         """Return once ``row`` is committed; raise :class:`IntakeUnavailable` if it cannot be."""
         loop = asyncio.get_running_loop()
-        file_from = self.store.file_from
+        file_from = self.queue.file_from
         if file_from is not None and len(row.body) >= file_from:
             await self._submit_as_file(loop, row)
         else:
@@ -133,7 +133,7 @@ class IntakeWriter:
     async def _submit_as_file(self, loop: asyncio.AbstractEventLoop, row: IntakeRow) -> None:
         self.in_flight += 1  # counted from the start: the backlog check sees it while it is written
         try:
-            name = await loop.run_in_executor(self._file_executor, self.store.keep_as_file, row.body)
+            name = await loop.run_in_executor(self._file_executor, self.queue.keep_as_file, row.body)
         except Exception as exc:
             log.exception("could not write a %d byte envelope to a file", len(row.body))
             raise IntakeUnavailable(str(exc)) from exc
@@ -148,7 +148,7 @@ class IntakeWriter:
         except IntakeUnavailable:
             if name is not None:
                 # The row was not committed: nothing names the file (the sweep would find it later).
-                await loop.run_in_executor(self._file_executor, self.store.discard_files, [name])
+                await loop.run_in_executor(self._file_executor, self.queue.discard_files, [name])
             raise
 
     def count(self, project_id: int, category: str, reason: str, quantity: int = 1) -> None:
@@ -197,7 +197,7 @@ class IntakeWriter:
 
     def _commit(self, rows: list[IntakeRow]) -> None:
         # Runs in the writer thread.
-        self.store.enqueue(rows)
+        self.queue.enqueue(rows)
         self.committed += len(rows)
         self.batches += 1
         self.backlog += len(rows)
@@ -215,7 +215,7 @@ class IntakeWriter:
 
     def _housekeeping(self) -> None:
         self._flush_outcomes()
-        self.backlog = self.store.queue_depth()
+        self.backlog = self.queue.queue_depth()
 
     def _flush_outcomes(self) -> None:
         with self._outcome_lock:
@@ -223,7 +223,7 @@ class IntakeWriter:
         if not rows:
             return
         try:
-            self.store.add_outcomes([(*k, v) for k, v in rows.items()])
+            self.queue.add_outcomes([(*k, v) for k, v in rows.items()])
         except Exception:
             log.exception("could not store intake counters")
             with self._outcome_lock:

@@ -32,7 +32,7 @@ from .queue_writer import IntakeWriter
 from .refusal_limit import RefusalLimiter
 from .refusals import Refusals
 from .store import Project, Store, StoreError
-from .store.interfaces import ProjectKeys
+from .store.accounts import Accounts
 
 
 @dataclasses.dataclass
@@ -51,19 +51,19 @@ def bootstrap(store: Store, config: CollectorConfig) -> Bootstrap:
     the caller can print it once). Idempotent; safe with several processes starting at once.
     """
     store.migrate()
-    store.set_setting("public_url", config.effective_public_url)
-    projects = store.list_projects()
+    store.accounts.set_setting("public_url", config.effective_public_url)
+    projects = store.accounts.list_projects()
     if not projects:
         try:
-            store.create_project("default")
+            store.accounts.create_project("default")
         except StoreError:
             pass  # another process created it first
-        projects = store.list_projects()
+        projects = store.accounts.list_projects()
     password = None
-    if not store.list_users():
+    if not store.accounts.list_users():
         candidate = os.environ.get("TRIPWIRE_ADMIN_PASSWORD") or secrets.token_urlsafe(12)
         try:
-            store.create_user("admin", candidate, is_admin=True)
+            store.accounts.create_user("admin", candidate, is_admin=True)
             password = candidate
         except StoreError:
             pass
@@ -83,8 +83,8 @@ class ProjectCache:
     #: Seconds a revoked key may still be accepted by a collector that did not revoke it.
     max_age = 5.0
 
-    def __init__(self, store: ProjectKeys, clock: Callable[[], float] = time.monotonic) -> None:
-        self.store = store
+    def __init__(self, accounts: Accounts, clock: Callable[[], float] = time.monotonic) -> None:
+        self.accounts = accounts
         self.clock = clock
         self._by_key: dict[str, Project] = {}
         self._loaded = -math.inf
@@ -92,8 +92,8 @@ class ProjectCache:
         self._reloading: asyncio.Task[None] | None = None
 
     def _reload(self) -> None:
-        projects = {p.id: p for p in self.store.list_projects()}
-        keys = self.store.list_project_keys()
+        projects = {p.id: p for p in self.accounts.list_projects()}
+        keys = self.accounts.list_project_keys()
         with self._lock:
             self._by_key = {k.public_key: projects[k.project_id] for k in keys if k.project_id in projects}
             self._loaded = self.clock()
@@ -160,12 +160,14 @@ class CollectorState:
                 daemon=True,
             )
         elif config.run_digester:
-            self.digester = Digester(store, config)
+            self.digester = Digester(store.queue, store.retention, config)
             on_commit = self.digester.wake
-        self.writer = IntakeWriter(store, max_batch=config.intake_batch_size, on_commit=on_commit)
+        self.writer = IntakeWriter(store.queue, max_batch=config.intake_batch_size, on_commit=on_commit)
         self.quotas = Quotas()
-        self.attachment_quota = AttachmentQuota(store, config, count=self.writer.count, decode=decode_stored)
-        self.projects = ProjectCache(store)
+        self.attachment_quota = AttachmentQuota(
+            store.queue, config, count=self.writer.count, decode=decode_stored
+        )
+        self.projects = ProjectCache(store.accounts)
         limits = config.limits
         self.budget = InFlightBudget(
             limits.max_bytes_in_flight,
@@ -178,8 +180,10 @@ class CollectorState:
         self.refusal_limiter = RefusalLimiter.from_limits(limits)
         self.bootstrap: Bootstrap | None = None
         # Alerts: the outbox worker and the cron monitor clock (docs/alerts.md, docs/crons.md).
-        self.outbox = OutboxWorker(store, config.alerts, lambda: self.public_url)
-        self.monitor_clock = MonitorClock(store, interval=config.alerts.clock_interval)
+        self.outbox = OutboxWorker(store.alerts, config.alerts, lambda: self.public_url)
+        self.monitor_clock = MonitorClock(
+            store.monitors.monitor_tick, store.alerts.prune_alerts, interval=config.alerts.clock_interval
+        )
 
     async def start(self) -> None:
         """Start the intake writer and the digester (thread or child process)."""

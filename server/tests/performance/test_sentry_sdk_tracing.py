@@ -44,7 +44,7 @@ def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
 def traced(server: LiveServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """Two services (projects "default" and "backend"): /checkout on the first calls the second."""
     tmp_path = tmp_path_factory.mktemp("services")
-    backend_project = server.store.create_project("backend")
+    backend_project = server.store.accounts.create_project("backend")
     backend = TracedService(backend_project.dsn(server.url), tmp_path, "backend")
     try:
         frontend = TracedService(server.dsn, tmp_path, "frontend", downstream=backend.url)
@@ -194,8 +194,8 @@ def test_the_performance_page_shows_each_route_with_its_count(
 
     expected = {n: r["count"] for n, r in _rows(server).items()}
     # A web login of its own (a new password also ends the admin's API tokens).
-    server.store.set_password("admin", "perf-password-123")
-    server.token = server.store.create_api_token(server.store.get_user("admin").id, "tests")
+    server.store.accounts.set_password("admin", "perf-password-123")
+    server.token = server.store.accounts.create_api_token(server.store.accounts.get_user("admin").id, "tests")
     with httpx.Client(base_url=server.url, timeout=10) as web:
         form = web.get("/login").text
         csrf = re.search(r'name="csrf_token" value="([^"]+)"', form)

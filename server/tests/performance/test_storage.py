@@ -7,14 +7,14 @@ import random
 import time
 from typing import Any
 
-from tripwire_server.store._performance import RANDOM_PER_HOUR, SLOWEST_PER_HOUR
+from tripwire_server.store.performance import RANDOM_PER_HOUR, SLOWEST_PER_HOUR
 
 from ..conftest import LiveServer, envelope
 from .payloads import transaction
 
 
 def _intake(server: LiveServer) -> dict[tuple[str, str], int]:
-    rows = server.store.outcomes(server.project.id, source="intake")
+    rows = server.store.releases.outcomes(server.project.id, source="intake")
     return {(r.category, r.reason): r.quantity for r in rows}
 
 
@@ -71,7 +71,7 @@ def test_transactions_and_span_items_are_stored_and_counted_by_item(server: Live
 
 def test_samples_stay_bounded_per_name_and_hour_and_keep_the_slowest(server: LiveServer) -> None:
     """200 transactions of one name in one hour keep 5 slowest + 5 random samples, the slowest among them."""
-    server.store.perf_random = random.Random(7)  # type: ignore[attr-defined]
+    server.store.performance.random = random.Random(7)
     hour_end = (int(time.time() // 3600)) * 3600 - 1.0  # inside the previous hour: one bucket
     durations = [float(d) for d in random.Random(1).sample(range(1, 5000), 200)]
     for start in range(0, 200, 50):
@@ -81,7 +81,7 @@ def test_samples_stay_bounded_per_name_and_hour_and_keep_the_slowest(server: Liv
         ]
         assert server.post_envelope(envelope(*items)).status_code == 200
     server.wait_digested()
-    samples = server.store.list_samples(server.project.id, "/bulk", limit=100)
+    samples = server.store.performance.list_samples(server.project.id, "/bulk", limit=100)
     assert len(samples) == SLOWEST_PER_HOUR + RANDOM_PER_HOUR
     slowest = [round(s.duration_ms, 1) for s in samples[:SLOWEST_PER_HOUR]]
     assert slowest == sorted(durations, reverse=True)[:SLOWEST_PER_HOUR]
@@ -96,9 +96,9 @@ def test_a_week_is_answered_from_day_rollups_with_the_same_counts(server: LiveSe
     items = [("transaction", transaction("/w", 10 + i, end=now - 60 * i)) for i in range(20)]
     assert server.post_envelope(envelope(*items)).status_code == 200
     server.wait_digested()
-    week_res, week = server.store.perf_rollups(server.project.id, now - 7 * 86400, now + 1)
-    minute_res, minutes = server.store.perf_rollups(server.project.id, now - 3 * 3600, now + 1)
-    day_res, day = server.store.perf_rollups(server.project.id, now - 86400, now + 1)
+    week_res, week = server.store.performance.perf_rollups(server.project.id, now - 7 * 86400, now + 1)
+    minute_res, minutes = server.store.performance.perf_rollups(server.project.id, now - 3 * 3600, now + 1)
+    day_res, day = server.store.performance.perf_rollups(server.project.id, now - 86400, now + 1)
     assert (week_res, day_res, minute_res) == (86400, 3600, 60)
     assert sum(r.count for r in week) == sum(r.count for r in day) == sum(r.count for r in minutes) == 20
 
@@ -130,16 +130,16 @@ def test_retention_drops_old_rollups_and_samples_and_keeps_recent_ones(server: L
     ]
     assert server.post_envelope(envelope(*items)).status_code == 200
     server.wait_digested()
-    assert server.store.list_samples(server.project.id, "/old")
-    removed = server.store.apply_perf_retention(rollup_days=10, sample_days=10, now=now)
+    assert server.store.performance.list_samples(server.project.id, "/old")
+    removed = server.store.retention.apply_perf_retention(rollup_days=10, sample_days=10, now=now)
     assert removed > 0
-    assert server.store.list_samples(server.project.id, "/old") == []
-    assert server.store.list_samples(server.project.id, "/new")
-    _res, rows = server.store.perf_rollups(server.project.id, now - 30 * 86400, now + 1)
+    assert server.store.performance.list_samples(server.project.id, "/old") == []
+    assert server.store.performance.list_samples(server.project.id, "/new")
+    _res, rows = server.store.performance.perf_rollups(server.project.id, now - 30 * 86400, now + 1)
     assert {r.name for r in rows} == {"/new"}
     if server.store.backend == "postgresql":
         sql = "SELECT tablename FROM pg_tables WHERE tablename LIKE ? AND schemaname = current_schema()"
-        with server.store._tx(write=False) as c:  # type: ignore[attr-defined]
+        with server.store.db.tx(write=False) as c:
             days = sorted(r[0].rsplit("_p", 1)[1] for r in c.all(sql, ("perf%",)) if "_p2" in r[0])
         # The day of the old transaction was a partition of its own: it is gone, today's is there.
         assert time.strftime("%Y%m%d", time.gmtime(old_end)) not in days
@@ -152,7 +152,7 @@ def test_transactions_older_than_thirty_days_are_refused_and_counted(server: Liv
     assert server.post_envelope(envelope(*items)).status_code == 200
     server.wait_digested()
     assert _intake(server)[("transaction", "too_old")] == 1
-    assert server.store.list_samples(server.project.id, "/ancient") == []
+    assert server.store.performance.list_samples(server.project.id, "/ancient") == []
 
 
 def test_failed_transactions_are_kept_first_so_errors_link_to_a_stored_trace(server: LiveServer) -> None:
@@ -162,7 +162,7 @@ def test_failed_transactions_are_kept_first_so_errors_link_to_a_stored_trace(ser
     items += [("transaction", transaction("/busy", 5, end=end, status="internal_error")) for _ in range(3)]
     assert server.post_envelope(envelope(*items)).status_code == 200
     server.wait_digested()
-    samples = server.store.list_samples(server.project.id, "/busy", limit=100)
+    samples = server.store.performance.list_samples(server.project.id, "/busy", limit=100)
     assert sum(1 for s in samples if s.failed) == 3
     assert len(samples) == 13  # 3 failed + 5 slowest + 5 random
 
@@ -171,7 +171,7 @@ def test_a_trace_shows_a_non_member_only_the_projects_they_may_see(server: LiveS
     """A trace across two projects: a member of one sees its spans and errors only; admins see all."""
     from ..conftest import make_event
 
-    other = server.store.create_project("payments")
+    other = server.store.accounts.create_project("payments")
     server.state.projects.invalidate()
     front = transaction("/checkout", 40)
     trace_id = front["contexts"]["trace"]["trace_id"]
@@ -181,9 +181,9 @@ def test_a_trace_shows_a_non_member_only_the_projects_they_may_see(server: LiveS
     body = envelope(("transaction", back), ("event", error))
     assert server.post_envelope(body, project_id=other.id, key=other.public_key).status_code == 200
     server.wait_digested()
-    user = server.store.create_user("frontend-dev", "frontend dev password 1")
-    server.store.add_project_member(server.project.id, user.id)
-    token = server.store.create_api_token(user.id, "dev")
+    user = server.store.accounts.create_user("frontend-dev", "frontend dev password 1")
+    server.store.accounts.add_project_member(server.project.id, user.id)
+    token = server.store.accounts.create_api_token(user.id, "dev")
     mine = server.http.get(f"/api/0/traces/{trace_id}/", headers={"Authorization": f"Bearer {token}"}).json()
     assert {s["project"] for s in mine["spans"]} == {"default"} and mine["errors"] == []
     everything = server.api(f"/api/0/traces/{trace_id}/")

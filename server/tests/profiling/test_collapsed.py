@@ -58,7 +58,7 @@ def test_the_import_command_files_the_stacks_under_a_transaction(
     url = f"sqlite:///{tmp_path / 'tripwire.sqlite3'}"
     store = open_store(url)
     store.migrate()
-    store.create_project("batch-jobs")
+    store.accounts.create_project("batch-jobs")
     store.close()
     path = tmp_path / "pyspy.txt"
     path.write_text(PYSPY)
@@ -77,7 +77,7 @@ def test_the_import_command_files_the_stacks_under_a_transaction(
     assert abs(rows[0]["self_share"] - 70 / 990) < 1e-6
     store = open_store(url)
     try:
-        (info,) = store.list_profiles(store.get_project("batch-jobs").id)
+        (info,) = store.profiles.list_profiles(store.accounts.get_project("batch-jobs").id)
         assert info.kind == "import" and info.samples == 990
     finally:
         store.close()

@@ -58,7 +58,7 @@ def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
 def profiled(server: LiveServer, request: pytest.FixtureRequest) -> Iterator[dict[str, Any]]:
     """The app, profiled by one client into a project of its own, after its requests."""
     client: str = request.param
-    project = server.store.create_project(f"shop-{client}")
+    project = server.store.accounts.create_project(f"shop-{client}")
     server.state.projects.invalidate()
     service = ProfiledService(client, project.dsn(server.url))
     try:
@@ -116,7 +116,7 @@ def test_a_waiting_request_ranks_no_idle_frame(server: LiveServer, profiled: dic
     rows = _functions(server, profiled["project"], "/wait")
     assert rows, "no profile samples of /wait"
     assert not [r for r in rows if r["samples"] and is_idle(r["module"], r["function"])]
-    totals, _rows = server.store.profile_functions(profiled["project_id"], "/wait", 0.0, 2e9)
+    totals, _rows = server.store.profiles.profile_functions(profiled["project_id"], "/wait", 0.0, 2e9)
     assert totals.samples > 0 and totals.idle > totals.samples / 2
 
 
@@ -159,8 +159,8 @@ def test_every_profile_is_linked_to_its_transaction_and_counted(
 
 
 def _page(server: LiveServer, path: str) -> str:
-    admin = server.store.get_user("admin")
-    token = server.store.create_web_session(admin.id)
+    admin = server.store.accounts.get_user("admin")
+    token = server.store.accounts.create_web_session(admin.id)
     response = server.http.get(path, headers={"Cookie": f"tripwire_session={token}"})
     assert response.status_code == 200, response.text[:300]
     return response.text

@@ -136,7 +136,7 @@ def test_retention_drops_profiles_and_their_aggregates(server: LiveServer) -> No
     server.post_envelope(envelope(("profile", transaction_profile("/old", [([APP, HOT], 5, MAIN_THREAD)]))))
     server.wait_digested()
     assert _functions(server, "/old")
-    assert server.store.apply_profile_retention(days=1, now=time.time() + 3 * 86400) >= 3
+    assert server.store.retention.apply_profile_retention(days=1, now=time.time() + 3 * 86400) >= 3
     assert _functions(server, "/old") == []
     assert server.api("/api/0/projects/default/profiling/profiles/") == []
 

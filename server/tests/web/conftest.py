@@ -48,7 +48,7 @@ class Collector:
 
     def new_project(self, name: str) -> Project:
         """A fresh project, so each test owns its issues."""
-        project = self.store.create_project(f"{name}-{time.monotonic_ns()}")
+        project = self.store.accounts.create_project(f"{name}-{time.monotonic_ns()}")
         # Ingest caches DSN keys; make it see the new one at once.
         self.state.projects.invalidate()
         return project
@@ -59,7 +59,7 @@ class Collector:
 
     def wait_events(self, project: Project, count: int, timeout: float = 10.0) -> None:
         """Wait until ``count`` events of ``project`` are digested and stored."""
-        wait_for(lambda: self.store.count_events(project.id) >= count, timeout)
+        wait_for(lambda: self.store.issues.count_events(project.id) >= count, timeout)
 
 
 @contextmanager
@@ -77,7 +77,7 @@ def running_collector(data_dir: Path, **config: Any) -> Iterator[Collector]:
     try:
         wait_for(lambda: server.started, 15)
         store: Store = app.state.collector.store
-        store.set_password("admin", PASSWORD)
+        store.accounts.set_password("admin", PASSWORD)
         yield Collector(f"http://127.0.0.1:{port}", store, server, app.state.collector)
     finally:
         server.should_exit = True

@@ -19,7 +19,7 @@ MEMBER_PASSWORD = "member password 123"
 def outsider(collector: Collector) -> Iterator[httpx.Client]:
     """A logged-in non-admin user who is a member of no project."""
     name = f"outsider{time.monotonic_ns()}"
-    collector.store.create_user(name, MEMBER_PASSWORD)
+    collector.store.accounts.create_user(name, MEMBER_PASSWORD)
     with httpx.Client(base_url=collector.url, timeout=10) as client:
         assert login(client, name, MEMBER_PASSWORD).status_code == 303
         client.headers["X-Test-User"] = name
@@ -35,13 +35,13 @@ def _issue_of(collector: Collector, name: str) -> tuple[int, int, str]:
         [({"type": "event"}, {"event_id": event_id, "message": f"secret of {name}", "level": "error"})],
     )
     collector.wait_events(project, 1)
-    return project.id, collector.store.list_issues(project.id)[0].id, event_id
+    return project.id, collector.store.issues.list_issues(project.id)[0].id, event_id
 
 
 def test_a_non_member_sees_nothing_of_a_project(collector: Collector, outsider: httpx.Client) -> None:
     """Every page of a project a user is not a member of is a 404, and its name is not listed."""
     project_id, issue_id, event_id = _issue_of(collector, "hidden")
-    name = collector.store.get_project(project_id).name
+    name = collector.store.accounts.get_project(project_id).name
     for path in (
         f"/projects/{project_id}/issues",
         f"/projects/{name}/issues",
@@ -59,7 +59,7 @@ def test_a_non_member_sees_nothing_of_a_project(collector: Collector, outsider: 
     csrf = _csrf(outsider)
     status = outsider.post(f"/issues/{issue_id}/status", data={"action": "resolve", "csrf_token": csrf})
     assert status.status_code == 404
-    assert collector.store.get_issue(issue_id).status == "unresolved"
+    assert collector.store.issues.get_issue(issue_id).status == "unresolved"
 
 
 def _csrf(client: httpx.Client) -> str:
@@ -71,11 +71,11 @@ def _csrf(client: httpx.Client) -> str:
 def test_a_member_sees_the_project_until_removed(collector: Collector, outsider: httpx.Client) -> None:
     """Adding a user to a project opens its pages; removing them closes them again."""
     project_id, issue_id, _ = _issue_of(collector, "shared")
-    user = collector.store.get_user(outsider.headers["X-Test-User"])
-    collector.store.add_project_member(project_id, user.id)
+    user = collector.store.accounts.get_user(outsider.headers["X-Test-User"])
+    collector.store.accounts.add_project_member(project_id, user.id)
     assert outsider.get(f"/issues/{issue_id}").status_code == 200
     assert f"/projects/{project_id}/issues" in outsider.get(f"/projects/{project_id}/issues").text
-    collector.store.remove_project_member(project_id, user.id)
+    collector.store.accounts.remove_project_member(project_id, user.id)
     assert outsider.get(f"/issues/{issue_id}").status_code == 404
 
 
@@ -90,7 +90,7 @@ def test_the_settings_page_rotates_and_revokes_keys_and_manages_members(
     assert old in page.text
     rotated = web.post(f"/projects/{project.id}/keys/rotate", data={"csrf_token": csrf_of(page.text)})
     assert rotated.status_code == 303
-    keys = {k.public_key for k in collector.store.list_project_keys(project.id)}
+    keys = {k.public_key for k in collector.store.accounts.list_project_keys(project.id)}
     (new,) = keys - {old}
     page = web.get(f"/projects/{project.id}/settings")
     assert old in page.text and new in page.text
@@ -98,13 +98,13 @@ def test_the_settings_page_rotates_and_revokes_keys_and_manages_members(
         f"/projects/{project.id}/keys/revoke", data={"csrf_token": csrf_of(page.text), "public_key": old}
     )
     assert revoked.status_code == 303
-    assert [k.public_key for k in collector.store.list_project_keys(project.id)] == [new]
+    assert [k.public_key for k in collector.store.accounts.list_project_keys(project.id)] == [new]
     last = web.post(
         f"/projects/{project.id}/keys/revoke", data={"csrf_token": csrf_of(page.text), "public_key": new}
     )
     assert last.status_code == 400
     name = f"member{time.monotonic_ns()}"
-    collector.store.create_user(name, MEMBER_PASSWORD)
+    collector.store.accounts.create_user(name, MEMBER_PASSWORD)
     added = web.post(
         f"/projects/{project.id}/members/add", data={"csrf_token": csrf_of(page.text), "username": name}
     )
@@ -114,14 +114,14 @@ def test_the_settings_page_rotates_and_revokes_keys_and_manages_members(
         f"/projects/{project.id}/members/remove", data={"csrf_token": csrf_of(page.text), "username": name}
     )
     assert removed.status_code == 303
-    assert [m.username for m in collector.store.list_project_members(project.id)] == []
+    assert [m.username for m in collector.store.accounts.list_project_members(project.id)] == []
 
 
 def test_a_member_cannot_rotate_keys_or_add_members(collector: Collector, outsider: httpx.Client) -> None:
     """The key and member forms are for admins: a member gets 403 and nothing changes."""
     project = collector.new_project("member-only")
-    user = collector.store.get_user(outsider.headers["X-Test-User"])
-    collector.store.add_project_member(project.id, user.id)
+    user = collector.store.accounts.get_user(outsider.headers["X-Test-User"])
+    collector.store.accounts.add_project_member(project.id, user.id)
     page = outsider.get(f"/projects/{project.id}/settings")
     assert page.status_code == 200
     assert "/keys/rotate" not in page.text
@@ -129,7 +129,7 @@ def test_a_member_cannot_rotate_keys_or_add_members(collector: Collector, outsid
     assert outsider.post(f"/projects/{project.id}/keys/rotate", data={"csrf_token": csrf}).status_code == 403
     add = outsider.post(f"/projects/{project.id}/members/add", data={"csrf_token": csrf, "username": "admin"})
     assert add.status_code == 403
-    assert len(collector.store.list_project_keys(project.id)) == 1
+    assert len(collector.store.accounts.list_project_keys(project.id)) == 1
 
 
 def _hostile_inputs(web: httpx.Client) -> None:
@@ -189,8 +189,8 @@ def test_api_tokens_are_created_listed_and_revoked_on_the_settings_page(
     sees it listed without the secret, and revokes it: the API then refuses it. Another user's
     token cannot be revoked from there."""
     project = collector.new_project("tokens")
-    user = collector.store.get_user(outsider.headers["X-Test-User"])
-    collector.store.add_project_member(project.id, user.id)
+    user = collector.store.accounts.get_user(outsider.headers["X-Test-User"])
+    collector.store.accounts.add_project_member(project.id, user.id)
     url = f"/projects/{project.id}/settings"
     page = outsider.get(url)
     created = outsider.post(
@@ -204,15 +204,17 @@ def test_api_tokens_are_created_listed_and_revoked_on_the_settings_page(
     assert httpx.get(f"{collector.url}/api/0/status/", headers=bearer).status_code == 200
     listing = outsider.get(url).text
     assert "laptop" in listing and secret.group(1) not in listing
-    (token,) = [t for t in collector.store.list_api_tokens(user.id) if t.name == "laptop"]
+    (token,) = [t for t in collector.store.accounts.list_api_tokens(user.id) if t.name == "laptop"]
     assert token.expires_at is not None and token.expires_at > time.time() + 29 * 86400
-    admin_token, _ = collector.store.issue_api_token(collector.store.get_user("admin").id, "admin's")
+    admin_token, _ = collector.store.accounts.issue_api_token(
+        collector.store.accounts.get_user("admin").id, "admin's"
+    )
     csrf = csrf_of(listing)
     foreign = outsider.post(
         f"/projects/{project.id}/tokens/revoke", data={"csrf_token": csrf, "token_id": str(admin_token.id)}
     )
     assert foreign.status_code == 400
-    assert admin_token in collector.store.list_api_tokens()
+    assert admin_token in collector.store.accounts.list_api_tokens()
     revoked = outsider.post(
         f"/projects/{project.id}/tokens/revoke", data={"csrf_token": csrf, "token_id": str(token.id)}
     )

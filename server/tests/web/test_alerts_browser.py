@@ -27,7 +27,7 @@ def test_create_a_rule_press_send_test_notification_and_see_the_monitors(
         "monitor_config": {"schedule": {"type": "crontab", "value": "0 3 * * *"}},
     }
     post_envelope(collector, project, [({"type": "check_in"}, item)])
-    wait_for(lambda: collector.store.list_monitors(project.id), 10)
+    wait_for(lambda: collector.store.monitors.list_monitors(project.id), 10)
 
     _login(browser, collector, f"/projects/{project.id}/alerts")
     browser.find_element(By.NAME, "name").send_keys("pager")

@@ -44,7 +44,7 @@ def test_an_invalid_rule_is_refused_with_the_reason_escaped(collector: Collector
     assert "&lt;b&gt;x&lt;/b&gt;" in response.text and "<b>x</b>" not in response.text
     response = _create(web, project.id, on="new-issue", webhook="http://169.254.169.254/latest")
     assert response.status_code == 400 and "not a public address" in response.text
-    assert collector.store.list_alert_rules(project.id) == []
+    assert collector.store.alerts.list_alert_rules(project.id) == []
 
 
 def test_only_admins_create_test_or_delete_rules(collector: Collector, web: httpx.Client) -> None:
@@ -54,9 +54,9 @@ def test_only_admins_create_test_or_delete_rules(collector: Collector, web: http
     created = _create(web, project.id, on="regression", email="a@example.com", webhook=secret_url)
     rule_page = created.headers["location"]
     name = f"viewer-{uuid.uuid4().hex[:8]}"
-    viewer_user = collector.store.create_user(name, "viewer password 123")
+    viewer_user = collector.store.accounts.create_user(name, "viewer password 123")
     # A member: other users do not see the project at all (404).
-    collector.store.add_project_member(project.id, viewer_user.id)
+    collector.store.accounts.add_project_member(project.id, viewer_user.id)
     with httpx.Client(base_url=collector.url, timeout=10) as viewer:
         assert login(viewer, name, "viewer password 123").status_code == 303
         page = viewer.get(rule_page)
@@ -78,7 +78,7 @@ def test_only_admins_create_test_or_delete_rules(collector: Collector, web: http
         )
     page = web.get(rule_page)
     assert web.post(rule_page + "/delete", data={"csrf_token": csrf_of(page.text)}).status_code == 303
-    assert collector.store.list_alert_rules(project.id) == []
+    assert collector.store.alerts.list_alert_rules(project.id) == []
 
 
 def test_the_monitors_page_shows_status_schedule_and_a_timeline_of_runs(
@@ -92,8 +92,8 @@ def test_the_monitors_page_shows_status_schedule_and_a_timeline_of_runs(
         post_envelope(collector, project, [({"type": "check_in"}, item)])
     wait_for(
         lambda: (
-            len(collector.store.list_monitors(project.id)) == 1
-            and collector.store.list_monitors(project.id)[0].status == "error"
+            len(collector.store.monitors.list_monitors(project.id)) == 1
+            and collector.store.monitors.list_monitors(project.id)[0].status == "error"
         )
     )
     page = web.get(f"/projects/{project.id}/monitors").text
@@ -103,7 +103,7 @@ def test_the_monitors_page_shows_status_schedule_and_a_timeline_of_runs(
     detail = web.get(f"/projects/{project.id}/monitors/sync-job")
     assert detail.status_code == 200 and "1.5 s" in detail.text and "failures of this monitor" in detail.text
     assert web.get(f"/projects/{project.id}/monitors/nope").status_code == 404
-    issue_id = collector.store.list_monitors(project.id)[0].issue_id
+    issue_id = collector.store.monitors.list_monitors(project.id)[0].issue_id
     issue_page = web.get(f"/issues/{issue_id}")
     assert issue_page.status_code == 200 and "Cron monitor sync-job: failed" in issue_page.text
 
@@ -119,7 +119,7 @@ def test_an_admin_creates_a_p95_rule_and_the_pages_say_what_it_watches(
         window="15", percentile="p99", transaction="POST /<pay>",
     )  # fmt: skip
     assert response.status_code == 303, response.text
-    (rule,) = collector.store.list_alert_rules(project.id)
+    (rule,) = collector.store.alerts.list_alert_rules(project.id)
     assert (rule.trigger, rule.above_ms, rule.window_minutes, rule.percentile, rule.min_count) == (
         "p95", 750.0, 15, 99, 100
     )  # fmt: skip

@@ -16,8 +16,8 @@ CLIENT = Path(__file__).parent.parent / "attachments_client.py"
 
 
 def _session(server: LiveServer) -> dict[str, str]:
-    admin = server.store.get_user("admin")
-    return {"Cookie": f"tripwire_session={server.store.create_web_session(admin.id)}"}
+    admin = server.store.accounts.get_user("admin")
+    return {"Cookie": f"tripwire_session={server.store.accounts.create_web_session(admin.id)}"}
 
 
 def test_sentry_sdk_attachments_are_listed_previewed_and_downloaded(sqlite_server: LiveServer) -> None:

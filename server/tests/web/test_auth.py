@@ -123,12 +123,12 @@ def test_post_with_a_wrong_csrf_token_changes_nothing(collector: Collector, web:
     project = collector.new_project("csrf")
     post_envelope(collector, project, [({"type": "event"}, {"message": "csrf target", "level": "error"})])
     collector.wait_events(project, 1)
-    issue = collector.store.list_issues(project.id)[0]
+    issue = collector.store.issues.list_issues(project.id)[0]
     for token in ("", "0" * 64):
         response = web.post(f"/issues/{issue.id}/status", data={"action": "resolve", "csrf_token": token})
         assert response.status_code == 403
         assert "CSRF" in response.text
-    assert collector.store.get_issue(issue.id).status == "unresolved"
+    assert collector.store.issues.get_issue(issue.id).status == "unresolved"
 
 
 def test_logout_ends_the_session(collector: Collector) -> None:

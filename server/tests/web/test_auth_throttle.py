@@ -55,7 +55,7 @@ def counted(monkeypatch: pytest.MonkeyPatch) -> CheckCounter:
 @pytest.fixture
 def own(tmp_path: Path) -> Iterator[Collector]:
     with running_collector(tmp_path, run_digester=False) as running:
-        running.store.create_user("low", "low password 123")
+        running.store.accounts.create_user("low", "low password 123")
         yield running
 
 
@@ -180,7 +180,7 @@ def test_failures_expire_after_the_window(store: Store) -> None:
     assert throttle.acquire("1.2.3.4", "someone") is None
     now[0] += 61
     assert throttle.acquire("1.2.3.4", "admin") is not None
-    with store._tx(write=False) as c:  # type: ignore[attr-defined]
+    with store.db.tx(write=False) as c:
         assert c.one("SELECT COUNT(*) FROM login_attempts")[0] == 1
         # What was typed as the user name is kept only as a hash (it may be a mistyped password).
         assert c.one("SELECT COUNT(*) FROM login_attempts WHERE account LIKE ?", ("%admin%",))[0] == 0

@@ -76,7 +76,7 @@ def test_log_in_open_an_issue_and_resolve_it(browser: Any, collector: Collector)
     badge = wait_for(lambda: driver.find_elements(By.CSS_SELECTOR, ".issue-sub .status-resolved"))
     assert badge[0].text == "resolved"
     issue_id = int(driver.current_url.rstrip("/").rsplit("/", 1)[1])
-    assert collector.store.get_issue(issue_id).status == "resolved"
+    assert collector.store.issues.get_issue(issue_id).status == "resolved"
 
     driver.get(f"{collector.url}/projects/{project.id}/issues")
     titles = [a.text for a in driver.find_elements(By.CSS_SELECTOR, "a.issue-title")]
@@ -96,7 +96,7 @@ def test_event_page_in_the_browser_runs_no_injected_code(browser: Any, collector
     event = hostile_event()
     post_envelope(collector, project, [({"type": "event"}, event)])
     collector.wait_events(project, 1)
-    issue = collector.store.list_issues(project.id)[0]
+    issue = collector.store.issues.list_issues(project.id)[0]
     _login(driver, collector, f"/issues/{issue.id}/events/{event['event_id']}")
     body = driver.find_element(By.TAG_NAME, "body").text
     assert "<script>window.__xss=1</script>" in body
@@ -159,8 +159,8 @@ def test_dashboard_pages_cause_no_console_errors_or_csp_violations(
     collector.wait_events(project, 1)
     _login(driver, collector, f"/projects/{project.id}/issues")
     driver.get_log("browser")  # drop what the login produced
-    issue = collector.store.list_issues(project.id)[0]
-    event = collector.store.latest_event(issue.id)
+    issue = collector.store.issues.list_issues(project.id)[0]
+    event = collector.store.issues.latest_event(issue.id)
     assert event is not None
     for path in (
         f"/projects/{project.id}/issues",

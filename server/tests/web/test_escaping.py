@@ -110,7 +110,7 @@ def test_hostile_event_renders_escaped_on_every_page(collector: Collector, web: 
 
 def test_hostile_project_name_is_escaped(collector: Collector, web: httpx.Client) -> None:
     """A project name with markup (chosen by whoever ran the CLI) is shown as text in the navigation."""
-    project = collector.store.create_project(f"proj{SCRIPT}{uuid.uuid4().hex[:6]}")
+    project = collector.store.accounts.create_project(f"proj{SCRIPT}{uuid.uuid4().hex[:6]}")
     html = web.get(f"/projects/{project.id}/settings").text
     assert "<script>window" not in html
     assert "proj&lt;script&gt;window.__xss=1&lt;/script&gt;" in html

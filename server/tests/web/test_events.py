@@ -16,8 +16,8 @@ from .conftest import Collector, post_envelope, sentry
 
 
 def _event_page(collector: Collector, web: httpx.Client, project: Project) -> tuple[str, Any]:
-    issue = collector.store.list_issues(project.id)[0]
-    event = collector.store.latest_event(issue.id)
+    issue = collector.store.issues.list_issues(project.id)[0]
+    event = collector.store.issues.latest_event(issue.id)
     assert event is not None
     response = web.get(f"/issues/{issue.id}/events/{event.event_id}")
     assert response.status_code == 200
@@ -125,8 +125,8 @@ def test_raw_json_is_a_download_of_the_stored_event(collector: Collector, web: h
     project = collector.new_project("raw")
     post_envelope(collector, project, [({"type": "event"}, {"message": "<b>raw</b>", "level": "info"})])
     collector.wait_events(project, 1)
-    issue = collector.store.list_issues(project.id)[0]
-    event = collector.store.latest_event(issue.id)
+    issue = collector.store.issues.list_issues(project.id)[0]
+    event = collector.store.issues.latest_event(issue.id)
     assert event is not None
     response = web.get(f"/issues/{issue.id}/events/{event.event_id}/json")
     assert response.status_code == 200
@@ -142,8 +142,8 @@ def test_event_of_another_issue_is_not_shown_under_this_one(collector: Collector
     post_envelope(collector, project, [({"type": "event"}, {"message": "first kind", "level": "error"})])
     post_envelope(collector, project, [({"type": "event"}, {"message": "second kind", "level": "error"})])
     collector.wait_events(project, 2)
-    first, second = collector.store.list_issues(project.id)
-    event = collector.store.latest_event(first.id)
+    first, second = collector.store.issues.list_issues(project.id)
+    event = collector.store.issues.latest_event(first.id)
     assert event is not None
     assert web.get(f"/issues/{first.id}/events/{event.event_id}").status_code == 200
     assert web.get(f"/issues/{second.id}/events/{event.event_id}").status_code == 404
@@ -173,8 +173,8 @@ def test_event_page_links_to_newer_and_older_events(collector: Collector, web: h
             [({"type": "event"}, {"message": "same thing", "level": "error", "extra": {"n": n}})],
         )
         collector.wait_events(project, n + 1)
-    issue = collector.store.list_issues(project.id)[0]
-    newest, middle, oldest = (e.event_id for e in collector.store.list_events(issue.id))
+    issue = collector.store.issues.list_issues(project.id)[0]
+    newest, middle, oldest = (e.event_id for e in collector.store.issues.list_events(issue.id))
     issue_page = web.get(f"/issues/{issue.id}").text
     assert f"/events/{middle}?i=1" in issue_page
     page = web.get(f"/issues/{issue.id}/events/{middle}?i=1").text
@@ -226,8 +226,8 @@ def test_markdown_export_summarises_the_event_as_plain_text(collector: Collector
         except RuntimeError:
             sdk.capture_exception()
     collector.wait_events(project, 1)
-    issue = collector.store.list_issues(project.id)[0]
-    event = collector.store.latest_event(issue.id)
+    issue = collector.store.issues.list_issues(project.id)[0]
+    event = collector.store.issues.latest_event(issue.id)
     assert event is not None
     response = web.get(f"/issues/{issue.id}/events/{event.event_id}/md")
     assert response.status_code == 200

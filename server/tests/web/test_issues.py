@@ -36,7 +36,7 @@ def _report_errors(collector: Collector, project: Project) -> None:
 
 
 def _issue_id(collector: Collector, project: Project, type_: str) -> int:
-    return next(i.id for i in collector.store.list_issues(project.id) if i.type == type_)
+    return next(i.id for i in collector.store.issues.list_issues(project.id) if i.type == type_)
 
 
 def test_issue_list_shows_each_issue_once_with_its_event_count(
@@ -87,7 +87,7 @@ def test_resolve_in_release_ignore_and_reopen(collector: Collector, web: httpx.C
         return web.get(f"/issues/{key_error}").text
 
     assert "resolved in shop@2.2.0" in act("resolve_in_release", release="shop@2.2.0")
-    assert collector.store.get_issue(key_error).resolved_in_release == "shop@2.2.0"
+    assert collector.store.issues.get_issue(key_error).resolved_in_release == "shop@2.2.0"
     assert "status-unresolved" in act("reopen")
     assert "status-ignored" in act("ignore")
     assert issue_ids(web.get(f"/projects/{project.id}/issues?status=ignored").text) == [key_error]
@@ -109,7 +109,7 @@ def test_bulk_actions_change_every_ticked_issue(collector: Collector, web: httpx
         f"issue_{ids[1]}": str(ids[1]),
     }
     assert web.post(f"/projects/{project.id}/issues/bulk", data=data).status_code == 303
-    statuses = {i.id: i.status for i in collector.store.list_issues(project.id)}
+    statuses = {i.id: i.status for i in collector.store.issues.list_issues(project.id)}
     assert statuses == {ids[0]: "ignored", ids[1]: "ignored", ids[2]: "unresolved"}
 
 
@@ -128,7 +128,7 @@ def test_search_by_text_tag_level_and_release(collector: Collector, web: httpx.C
     assert found(query='customer:"acme"') == {key_error}
     assert found(query="customer:other") == set()
     assert found(query="level:warning") == {
-        i.id for i in collector.store.list_issues(project.id) if i.level == "warning"
+        i.id for i in collector.store.issues.list_issues(project.id) if i.level == "warning"
     }
     assert found(level="warning") == found(query="level:warning")
     assert len(found(release="shop@2.1.0")) == 3
@@ -143,7 +143,7 @@ def test_is_all_in_the_search_box_shows_every_status(collector: Collector, web: 
     project = collector.new_project("is")
     _report_errors(collector, project)
     zero = _issue_id(collector, project, "ZeroDivisionError")
-    collector.store.set_issue_status(zero, "resolved")
+    collector.store.issues.set_issue_status(zero, "resolved")
     url = f"/projects/{project.id}/issues"
     assert issue_ids(web.get(url, params={"query": "is:resolved"}).text) == [zero]
     assert len(issue_ids(web.get(url, params={"query": "is:all"}).text)) == 3

@@ -31,8 +31,8 @@ def _report(collector: Collector, name: str) -> tuple[object, str]:
     post_envelope(collector, project, [({"type": "event"}, error)])
     wait_for(
         lambda: (
-            collector.store.list_samples(project.id, "/orders/{id}")
-            and collector.store.count_events(project.id) >= 2
+            collector.store.performance.list_samples(project.id, "/orders/{id}")
+            and collector.store.issues.count_events(project.id) >= 2
         )
     )
     return project, trace_id
@@ -95,9 +95,9 @@ def test_the_trace_view_draws_every_span_marks_errors_and_escapes_descriptions(
 def test_an_error_event_with_a_trace_id_links_to_its_trace(collector: Collector, web: httpx.Client) -> None:
     """The event page of an error that carries contexts.trace shows "View trace"."""
     project, trace_id = _report(collector, "perf-link")
-    issues = collector.store.list_issues(project.id)  # type: ignore[attr-defined]
+    issues = collector.store.issues.list_issues(project.id)  # type: ignore[attr-defined]
     error_issue = next(i for i in issues if "card declined" in i.title)
-    event = collector.store.latest_event(error_issue.id)
+    event = collector.store.issues.latest_event(error_issue.id)
     assert event is not None
     page = web.get(f"/issues/{error_issue.id}/events/{event.event_id}")
     assert f'href="/traces/{trace_id}"' in page.text and "View trace" in page.text
@@ -110,6 +110,6 @@ def test_an_n_plus_one_query_shows_in_the_issue_list_with_an_example_trace(
     project, _trace = _report(collector, "perf-n1")
     listing = web.get(f"/projects/{project.id}/issues")  # type: ignore[attr-defined]
     assert "N+1 Query" in listing.text and "SELECT * FROM items WHERE id = ?" in listing.text
-    issue = next(i for i in collector.store.list_issues(project.id) if i.type == "N+1 Query")  # type: ignore[attr-defined]
+    issue = next(i for i in collector.store.issues.list_issues(project.id) if i.type == "N+1 Query")  # type: ignore[attr-defined]
     page = web.get(f"/issues/{issue.id}")
     assert "View trace" in page.text

@@ -23,7 +23,7 @@ def test_dashboard_pages_and_resolve_on_postgresql(pg_collector: Collector) -> N
     """On PostgreSQL, issues reported by sentry-sdk are listed, searchable, open with their event,
     and can be resolved from the issue page."""
     collector = pg_collector
-    project = collector.store.get_project("default")
+    project = collector.store.accounts.get_project("default")
     with sentry(collector.dsn(project), release="pg@1.0.0", environment="staging") as sdk:
         sdk.set_tag("customer", "acme")
         try:
@@ -40,7 +40,7 @@ def test_dashboard_pages_and_resolve_on_postgresql(pg_collector: Collector) -> N
         (key_error,) = issue_ids(found)
         issue_page = web.get(f"/issues/{key_error}").text
         assert "missing-key" in issue_page and "Why grouped" in issue_page
-        event = collector.store.latest_event(key_error)
+        event = collector.store.issues.latest_event(key_error)
         assert event is not None
         assert web.get(f"/issues/{key_error}/events/{event.event_id}").status_code == 200
         for path in ("releases", "settings"):
@@ -49,5 +49,5 @@ def test_dashboard_pages_and_resolve_on_postgresql(pg_collector: Collector) -> N
             f"/issues/{key_error}/status", data={"action": "resolve", "csrf_token": csrf_of(issue_page)}
         )
         assert response.status_code == 303
-        assert collector.store.get_issue(key_error).status == "resolved"
+        assert collector.store.issues.get_issue(key_error).status == "resolved"
         assert issue_ids(web.get(f"/projects/{project.id}/issues?status=resolved").text) == [key_error]

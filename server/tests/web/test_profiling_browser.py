@@ -28,7 +28,7 @@ def profiled(collector: Collector, request: pytest.FixtureRequest) -> Iterator[A
             assert service.get(path).status_code == 200
     finally:
         service.stop()
-    wait_for(lambda: len(collector.store.list_profiles(project.id)) >= 4, 20)
+    wait_for(lambda: len(collector.store.profiles.list_profiles(project.id)) >= 4, 20)
     yield project
 
 
@@ -70,7 +70,7 @@ def test_a_hostile_function_name_shows_as_text_in_the_flame_graph(
     frame's tooltip and label) and no injected element or script runs."""
     from selenium.webdriver.common.by import By
 
-    (info,) = collector.store.list_profiles(profiled.id, "/hostile")
+    (info,) = collector.store.profiles.list_profiles(profiled.id, "/hostile")
     _login(browser, collector, f"/projects/{profiled.id}/profiles/{info.profile_id}")
     titles = wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "svg.flamegraph rect title"), 10)
     assert any(t.get_attribute("textContent").startswith(HOSTILE_NAME) for t in titles)

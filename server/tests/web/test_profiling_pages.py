@@ -41,7 +41,7 @@ def _report(collector: Collector, name: str) -> tuple[object, dict[str, object]]
     )
     post_envelope(collector, project, [({"type": "transaction"}, tx), ({"type": "profile"}, newer)])
     post_envelope(collector, project, [({"type": "profile"}, older)])
-    wait_for(lambda: len(collector.store.list_profiles(project.id)) == 2)
+    wait_for(lambda: len(collector.store.profiles.list_profiles(project.id)) == 2)
     return project, tx
 
 
@@ -51,7 +51,7 @@ def test_a_profile_page_draws_its_flame_graph_and_zooms_by_link(
     """The profile's flame graph has one frame per function, as wide as its share; following a
     frame's link draws the graph from that frame; hostile names are text."""
     project, tx = _report(collector, "prof-page")
-    (info,) = collector.store.list_profiles(project.id, release="app@2.0")  # type: ignore[attr-defined]
+    (info,) = collector.store.profiles.list_profiles(project.id, release="app@2.0")  # type: ignore[attr-defined]
     page = web.get(f"/projects/{project.id}/profiles/{info.profile_id}")  # type: ignore[attr-defined]
     assert page.status_code == 200
     assert "<script>window.__xss" not in page.text and "<img src=x" not in page.text
@@ -122,9 +122,9 @@ def test_a_non_member_sees_no_profile_and_no_profile_link(collector: Collector, 
     from .conftest import login
 
     project, tx = _report(collector, "prof-hidden")
-    (info, *_rest) = collector.store.list_profiles(project.id)  # type: ignore[attr-defined]
+    (info, *_rest) = collector.store.profiles.list_profiles(project.id)  # type: ignore[attr-defined]
     name = f"outsider{time.monotonic_ns()}"
-    collector.store.create_user(name, "outsider password 1")
+    collector.store.accounts.create_user(name, "outsider password 1")
     with httpx.Client(base_url=collector.url, timeout=10) as outsider:
         assert login(outsider, name, "outsider password 1").status_code == 303
         for path in (

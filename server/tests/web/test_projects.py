@@ -27,7 +27,7 @@ def test_releases_page_shows_sessions_and_crash_free_rate(collector: Collector, 
             )
         ],
     )
-    wait_for(lambda: collector.store.list_releases(project.id), 10)
+    wait_for(lambda: collector.store.releases.list_releases(project.id), 10)
     page = web.get(f"/projects/{project.id}/releases").text
     row = page.split("api@4.2.0</a>", 1)[1].split("</tr>", 1)[0]
     assert "98%" in row  # 4 crashed out of 200 sessions
@@ -51,7 +51,7 @@ def test_settings_page_shows_the_dsn_and_what_sdks_dropped(collector: Collector,
             )
         ],
     )
-    wait_for(lambda: collector.store.outcomes(project.id, source="client"), 10)
+    wait_for(lambda: collector.store.releases.outcomes(project.id, source="client"), 10)
     page = web.get(f"/projects/{project.id}/settings").text
     assert collector.dsn(project) in page
     drops = page.split("Dropped by SDKs", 1)[1].split("</section>", 1)[0]
@@ -79,7 +79,7 @@ def test_settings_page_shows_the_attachment_budget_and_what_it_used(
         timeout=10,
     )
     assert response.status_code == 200
-    wait_for(lambda: collector.store.attachment_usage(project.id).stored_bytes, 10)
+    wait_for(lambda: collector.store.queue.attachment_usage(project.id).stored_bytes, 10)
     section = _budget_section(web.get(f"/projects/{project.id}/settings").text)
     assert "100 MiB per hour" in section
     assert "1024 MiB in total" in section
@@ -100,13 +100,13 @@ def test_an_admin_sets_and_clears_the_attachment_budget_on_the_settings_page(
     }
     response = web.post(url, data=form)
     assert response.status_code == 303
-    changed = collector.store.get_project(project.id)
+    changed = collector.store.accounts.get_project(project.id)
     assert (changed.attachment_bytes_per_hour, changed.attachment_bytes_total) == (5 * 1024 * 1024, 0)
     section = _budget_section(web.get(url).text)
     assert "5 MiB per hour" in section and "no limit in total" in section
     response = web.post(url, data={**form, "attachment_mib_per_hour": "", "attachment_mib_total": ""})
     assert response.status_code == 303
-    cleared = collector.store.get_project(project.id)
+    cleared = collector.store.accounts.get_project(project.id)
     assert (cleared.attachment_bytes_per_hour, cleared.attachment_bytes_total) == (None, None)
 
 
@@ -119,16 +119,16 @@ def test_a_bad_attachment_budget_is_refused_with_the_reason(collector: Collector
         response = web.post(url, data={"csrf_token": token, "attachment_mib_per_hour": value})
         assert response.status_code == 400, value
         assert "whole number of MiB" in response.text
-    assert collector.store.get_project(project.id).attachment_bytes_per_hour is None
+    assert collector.store.accounts.get_project(project.id).attachment_bytes_per_hour is None
 
 
 def test_only_an_admin_may_change_the_attachment_budget(collector: Collector) -> None:
     """A user who is not an admin sees the budget without the form, and a POST is refused (403)."""
     project = collector.new_project("budget-user")
     name = f"viewer{time.monotonic_ns()}"
-    viewer = collector.store.create_user(name, PASSWORD)
+    viewer = collector.store.accounts.create_user(name, PASSWORD)
     # A member: other users do not see the project at all (404).
-    collector.store.add_project_member(project.id, viewer.id)
+    collector.store.accounts.add_project_member(project.id, viewer.id)
     url = f"/projects/{project.id}/settings"
     with httpx.Client(base_url=collector.url, timeout=10) as client:
         assert login(client, name).status_code == 303
@@ -136,4 +136,4 @@ def test_only_an_admin_may_change_the_attachment_budget(collector: Collector) ->
         assert "Attachment budget" in page and 'name="attachment_mib_per_hour"' not in page
         response = client.post(url, data={"csrf_token": csrf_of(page), "attachment_mib_per_hour": "1"})
     assert response.status_code == 403
-    assert collector.store.get_project(project.id).attachment_bytes_per_hour is None
+    assert collector.store.accounts.get_project(project.id).attachment_bytes_per_hour is None

@@ -7,7 +7,7 @@
     outbox.py    the background worker that delivers the outbox with retries and backoff
     settings.py  SMTP and webhook settings of ``tripwire serve``
 
-The store writes outbox rows in the digest's own transaction (``store/_alerts.py``); this package
+The store writes outbox rows in the digest's own transaction (``store/alerts.py``); this package
 imports the store, never the other way round, except for the pure :mod:`.rules` and
 :mod:`.latency`.
 """

@@ -2,7 +2,7 @@
 resolve.
 
 Pure, like :mod:`.rules`: the store reads the window's rollup rows inside the digest's transaction
-(``store/_latency_alerts.py``); this module says which rows make the window
+(``store/latency_alerts.py``); this module says which rows make the window
 (:func:`window_ranges`), judges them (:func:`tally`, :func:`state`) and, for a message, merges
 their histograms and reads the percentile (:func:`merge`). Percentiles come from the rollups'
 log-scale histograms, so they are within :data:`~..performance.histogram.RELATIVE_ACCURACY` (2 %)

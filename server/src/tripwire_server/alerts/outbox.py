@@ -15,7 +15,8 @@ import threading
 import time
 from collections.abc import Callable
 
-from ..store.alert_records import AlertStore, Delivery
+from ..store.alert_records import Delivery
+from ..store.alerts import Alerts
 from .senders import DeliveryError, post_webhook, render_email, render_webhook, send_email
 from .settings import AlertSettings
 
@@ -36,13 +37,13 @@ class OutboxWorker:
 
     def __init__(
         self,
-        store: AlertStore,
+        alerts: Alerts,
         settings: AlertSettings,
         public_url: Callable[[], str],
         *,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.store = store
+        self.alerts = alerts
         self.settings = settings
         self.public_url = public_url
         self.clock = clock
@@ -75,12 +76,12 @@ class OutboxWorker:
 
     def run_once(self) -> bool:
         """Deliver one due message; False when nothing was due."""
-        store = self.store
+        alerts = self.alerts
         now = self.clock()
-        due = store.next_delivery_at()
+        due = alerts.next_delivery_at()
         if due is None or due > now:
             return False
-        delivery: Delivery | None = store.claim_delivery(now, self.lease)
+        delivery: Delivery | None = alerts.claim_delivery(now, self.lease)
         if delivery is None:
             return False
         try:
@@ -88,14 +89,14 @@ class OutboxWorker:
         except DeliveryError as exc:
             final = exc.permanent or delivery.attempts >= self.settings.max_attempts
             retry_at = None if final else self.clock() + retry_delay(delivery.attempts)
-            store.settle_delivery(delivery, ok=False, error=str(exc), retry_at=retry_at, now=self.clock())
+            alerts.settle_delivery(delivery, ok=False, error=str(exc), retry_at=retry_at, now=self.clock())
             if final:
                 self.failed += 1
                 log.warning("alert %s to %s failed for good: %s", delivery.uid, delivery.target, exc)
             else:
                 self.retried += 1
             return True
-        store.settle_delivery(delivery, ok=True, error=None, retry_at=None, now=self.clock())
+        alerts.settle_delivery(delivery, ok=True, error=None, retry_at=None, now=self.clock())
         self.sent += 1
         return True
 

@@ -245,7 +245,7 @@ class EnvelopeProcessor:
         self, row: QueuedEnvelope, result: EnvelopeResult, item: Item, event_id: str | None
     ) -> None:
         """A ``transaction`` or span-v2 ``span`` item: transactions for the rollups and samples
-        (store/_performance.py) and an event per N+1 query found in them."""
+        (store/performance.py) and an event per N+1 query found in them."""
         if len(item.payload) > self.limits.max_event_size:
             raise EventTooLarge("transaction over the size limit")
         data = _json.loads(item.payload)
@@ -291,7 +291,7 @@ class EnvelopeProcessor:
 
     def _profile(self, row: QueuedEnvelope, result: EnvelopeResult, item: Item) -> None:
         """A ``profile`` (one transaction's) or ``profile_chunk`` (continuous) item: aggregated and
-        kept by the store (store/_profiles.py), which attributes a chunk's samples to transactions."""
+        kept by the store (store/profiles.py), which attributes a chunk's samples to transactions."""
         if len(item.payload) > self.limits.max_profile_size:
             raise EventTooLarge(f"{item.type} over the size limit")
         data = _json.loads(item.payload)

@@ -19,7 +19,8 @@ from typing import Any
 from ..config import CollectorConfig
 from ..store import open_store
 from ..store.digest_records import AttachmentBudget
-from ..store.interfaces import DigestTarget
+from ..store.queue import IngestQueue
+from ..store.retention import Retention
 from .processor import EnvelopeProcessor
 
 log = logging.getLogger("tripwire_server")
@@ -40,7 +41,8 @@ class Digester:
 
     def __init__(
         self,
-        store: DigestTarget,
+        queue: IngestQueue,
+        retention: Retention,
         config: CollectorConfig,
         *,
         wake: Any = None,
@@ -49,7 +51,8 @@ class Digester:
     ) -> None:
         #: Seconds to wait for a wake-up when the queue is empty (other processes may fill it).
         self.idle_wait = idle_wait
-        self.store = store
+        self.queue = queue
+        self.retention = retention
         self.config = config
         self.processor = EnvelopeProcessor(
             config.limits,
@@ -90,11 +93,11 @@ class Digester:
                 return  # the server was killed: do not linger as an orphan
             try:
                 started = time.monotonic()
-                written = getattr(self.store, "attachment_bytes_written", 0)
-                done = self.store.digest_batch(self.config.digest_batch_size, self.processor)
+                written = self.queue.attachment_bytes_written
+                done = self.queue.digest_batch(self.config.digest_batch_size, self.processor)
                 self.digested += done
                 backoff = 0.1
-                if getattr(self.store, "attachment_bytes_written", 0) - written >= LARGE_WRITE:
+                if self.queue.attachment_bytes_written - written >= LARGE_WRITE:
                     # Storing megabytes holds the database's write lock and fills the log that the
                     # ingest writer's next sync flushes: like large envelopes at intake, yield.
                     self._stop.wait(LARGE_YIELD * (time.monotonic() - started))
@@ -125,26 +128,26 @@ class Digester:
         if self.config.digest_linger <= 0 or done >= limit:
             return False
         try:
-            return self.store.queue_depth() < limit // 2
+            return self.queue.queue_depth() < limit // 2
         except Exception:
             return False  # the next batch will meet (and report) whatever is wrong
 
     def _retention(self) -> None:
         self._next_retention = time.monotonic() + self.config.retention_interval
         try:
-            deleted = self.store.apply_retention(
+            deleted = self.retention.apply_retention(
                 default_days=self.config.retention_days,
                 default_max_events=self.config.retention_max_events,
                 now=time.time(),
             )
             if deleted:
                 log.info("retention removed %d events", deleted)
-            self.store.apply_perf_retention(
+            self.retention.apply_perf_retention(
                 rollup_days=self.config.performance_retention_days,
                 sample_days=self.config.sample_retention_days,
                 now=time.time(),
             )
-            self.store.apply_profile_retention(days=self.config.profile_retention_days, now=time.time())
+            self.retention.apply_profile_retention(days=self.config.profile_retention_days, now=time.time())
         except Exception:
             log.exception("retention sweep failed")
 
@@ -174,6 +177,6 @@ def digest_process_main(config: CollectorConfig, parent_pid: int) -> None:
     signal.signal(signal.SIGTERM, lambda _signum, _frame: stop.set())
     store = open_store(config.effective_database_url, sqlite_synchronous="NORMAL")
     try:
-        Digester(store, config, stop=stop, idle_wait=0.05).run(parent_pid=parent_pid)
+        Digester(store.queue, store.retention, config, stop=stop, idle_wait=0.05).run(parent_pid=parent_pid)
     finally:
         store.close()

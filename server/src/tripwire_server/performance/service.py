@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ..store.base import NotFound, Project, Store
+from ..store import NotFound, Project, Store
 from . import histogram, report
 from .issues import N_PLUS_ONE
 
@@ -38,8 +38,8 @@ def table(
     transaction: str | None = None,
 ) -> list[dict[str, Any]]:
     """One row per transaction name and op (``tripwire performance``), busiest first."""
-    threshold = store.apdex_threshold(project.id)
-    rows, hists = store.perf_table(
+    threshold = store.performance.apdex_threshold(project.id)
+    rows, hists = store.performance.perf_table(
         project.id, since, until, environment=environment, release=release, name=transaction
     )
     minutes = (until - since) / 60
@@ -66,10 +66,10 @@ def summary(
     release: str | None = None,
 ) -> dict[str, Any]:
     """Everything the transaction summary shows."""
-    threshold = store.apdex_threshold(project.id)
+    threshold = store.performance.apdex_threshold(project.id)
     # At most hour rows: the chart over time needs them (a week is 168 points per key).
     res = 60 if until - since <= 6 * 3600 else 3600
-    res, rows = store.perf_rollups(
+    res, rows = store.performance.perf_rollups(
         project.id, since, until, environment=environment, release=release, name=name, res=res
     )
     stats = report.Stats(name, "")
@@ -89,15 +89,19 @@ def summary(
             "total_ms": round(o.total_ms, 3),
             "avg_per_transaction_ms": round(o.total_ms / stats.count, 3) if stats.count else None,
         }
-        for o in store.perf_span_ops(project.id, name, since, until, environment=environment, release=release)
+        for o in store.performance.perf_span_ops(
+            project.id, name, since, until, environment=environment, release=release
+        )
     ]
-    out["samples"] = [sample_json(s) for s in store.list_samples(project.id, name, since=since)]
+    out["samples"] = [sample_json(s) for s in store.performance.list_samples(project.id, name, since=since)]
     out["issues"] = [
         {"id": i.id, "title": i.title, "type": i.type, "event_count": i.event_count, "status": i.status}
-        for i in store.transaction_issues(project.id, name)
+        for i in store.performance.transaction_issues(project.id, name)
     ]
     # The release comparison ignores the release filter: it compares releases.
-    _res, all_releases = store.perf_rollups(project.id, since, until, environment=environment, name=name)
+    _res, all_releases = store.performance.perf_rollups(
+        project.id, since, until, environment=environment, name=name
+    )
     out["releases"] = report.releases_p95(all_releases)
     return out
 
@@ -120,8 +124,8 @@ def trace(store: Store, trace_id: str, visible: set[int] | None = None) -> dict[
     A trace crosses projects: with ``visible`` (the ids of the projects the caller may see; None
     for all), the spans and errors of the other projects are left out, as if they were not stored.
     """
-    names = {p.id: p.name for p in store.list_projects()}
-    txs, events = store.get_trace(trace_id.strip().lower())
+    names = {p.id: p.name for p in store.accounts.list_projects()}
+    txs, events = store.performance.get_trace(trace_id.strip().lower())
     if visible is not None:
         txs = [tx for tx in txs if tx.project_id in visible]
         events = [e for e in events if e.project_id in visible]
@@ -149,7 +153,7 @@ def trace(store: Store, trace_id: str, visible: set[int] | None = None) -> dict[
     for e in events[:50]:
         if e.issue_id not in issues:
             try:
-                issues[e.issue_id] = store.get_issue(e.issue_id)
+                issues[e.issue_id] = store.issues.get_issue(e.issue_id)
             except NotFound:  # removed by retention since
                 issues[e.issue_id] = None
     return {

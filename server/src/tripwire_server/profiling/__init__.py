@@ -4,7 +4,7 @@ Everything here is pure (no database, no I/O): :mod:`.model` reads both sample f
 shape and splits continuous chunks by transaction, :mod:`.aggregate` counts self and total samples
 per function (leaving :mod:`.idle` frames out of the self-time ranking) and builds call trees,
 :mod:`.flamegraph` lays a tree out for the pages, :mod:`.collapsed` reads collapsed-stack files.
-The store keeps what they produce (``store/_profiles.py``). See docs/profiling.md.
+The store keeps what they produce (``store/profiles.py``). See docs/profiling.md.
 """
 
 from .. import item_types

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..store.base import Project, Store
+from ..store import Project, Store
 from ..store.profile_records import FunctionRow, ProfileTotals
 from .aggregate import Node, flame_tree
 
@@ -41,7 +41,7 @@ def functions(
     """The slowest functions of a transaction: ``{function, module, file, self_share,
     total_share, samples}`` by self share (of all the samples of the transaction's thread), then
     total share. ``samples`` is the function's self samples; idle frames are never listed."""
-    totals, rows = store.profile_functions(project.id, transaction, since, until, release=release)
+    totals, rows = store.profiles.profile_functions(project.id, transaction, since, until, release=release)
     rows.sort(key=lambda r: (-r.self_samples, -r.total_samples, r.function, r.module, r.file))
     return totals, [function_json(r, totals) for r in rows[:limit]]
 
@@ -58,7 +58,7 @@ def regression(
 ) -> dict[str, Any]:
     """Each function's share of the transaction's time in ``release`` (default: the newest) and
     in the release before it, the biggest growth in self share first."""
-    releases = store.profile_releases(project.id, transaction, since)
+    releases = store.profiles.profile_releases(project.id, transaction, since)
     current = release if release is not None else (releases[0] if releases else None)
     previous = None
     if current is not None and current in releases:
@@ -73,11 +73,13 @@ def regression(
     }
     if current is None:
         return out
-    now_totals, now_rows = store.profile_functions(project.id, transaction, since, until, release=current)
+    now_totals, now_rows = store.profiles.profile_functions(
+        project.id, transaction, since, until, release=current
+    )
     before: dict[tuple[str, str, str], FunctionRow] = {}
     before_totals = ProfileTotals()
     if previous is not None:
-        before_totals, before_rows = store.profile_functions(
+        before_totals, before_rows = store.profiles.profile_functions(
             project.id, transaction, since, until, release=previous
         )
         before = {(r.function, r.module, r.file): r for r in before_rows}
@@ -116,5 +118,7 @@ def aggregated_tree(
     store: Store, project: Project, transaction: str, since: float, *, release: str | None = None
 ) -> tuple[Node, int]:
     """The call tree merged from the newest stored profiles of a transaction: ``(tree, profiles)``."""
-    profiles = store.load_profiles(project.id, transaction, since=since, release=release, limit=MAX_MERGED)
+    profiles = store.profiles.load_profiles(
+        project.id, transaction, since=since, release=release, limit=MAX_MERGED
+    )
     return flame_tree(profiles), len(profiles)

@@ -1,16 +1,12 @@
-"""Records and the storage interface of alert rules, their notifications, and cron monitors.
-
-:class:`~.base.Store` includes :class:`AlertStore` and :class:`MonitorStore`; the SQL lives in
-``_alerts.py`` and ``_monitors.py``.
-"""
+"""Records of alert rules, their notifications, and cron monitors (the repositories are
+:mod:`.alerts` and :mod:`.monitors`)."""
 
 from __future__ import annotations
 
-import abc
 import dataclasses
 from typing import Any
 
-from ..alerts.rules import Filters, RuleSpec
+from ..alerts.rules import Filters
 
 
 @dataclasses.dataclass(frozen=True)
@@ -148,76 +144,3 @@ class CheckIn:
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
-
-
-class AlertStore(abc.ABC):
-    """Alert rules, their per-subject state and the notification outbox."""
-
-    @abc.abstractmethod
-    def create_alert_rule(self, project_id: int, spec: RuleSpec) -> AlertRule:
-        """Store a validated rule (a secret is generated when the spec has none)."""
-
-    @abc.abstractmethod
-    def list_alert_rules(self, project_id: int | None = None) -> list[AlertRule]:
-        """Rules of one project (or of all), oldest first."""
-
-    @abc.abstractmethod
-    def get_alert_rule(self, rule_id: int) -> AlertRule:
-        """A rule by id. NotFound if missing."""
-
-    @abc.abstractmethod
-    def delete_alert_rule(self, rule_id: int) -> None:
-        """Delete a rule with its state and history. NotFound if missing."""
-
-    @abc.abstractmethod
-    def queue_test_notification(self, rule_id: int) -> list[str]:
-        """Put a test message of the rule in the outbox (one per target); return their ids."""
-
-    @abc.abstractmethod
-    def alert_history(self, rule_id: int, limit: int = 50) -> list[Notification]:
-        """The rule's latest notifications, newest first."""
-
-    @abc.abstractmethod
-    def get_notification(self, uid: str) -> Notification:
-        """A notification by its id. NotFound if missing."""
-
-    @abc.abstractmethod
-    def claim_delivery(self, now: float, lease: float) -> Delivery | None:
-        """Lease the next due message for ``lease`` seconds (None when nothing is due)."""
-
-    @abc.abstractmethod
-    def settle_delivery(
-        self, delivery: Delivery, *, ok: bool, error: str | None, retry_at: float | None, now: float
-    ) -> None:
-        """Record an attempt: sent, retried at ``retry_at``, or failed for good (``retry_at`` None)."""
-
-    @abc.abstractmethod
-    def next_delivery_at(self) -> float | None:
-        """When the earliest pending message is due (None: nothing pending)."""
-
-    @abc.abstractmethod
-    def prune_alerts(self, now: float) -> None:
-        """Forget old counters and history beyond the last entries of each rule."""
-
-
-class MonitorStore(abc.ABC):
-    """Cron monitors and their check-ins."""
-
-    @abc.abstractmethod
-    def list_monitors(self, project_id: int) -> list[Monitor]:
-        """Monitors of a project, by slug."""
-
-    @abc.abstractmethod
-    def get_monitor(self, project_id: int, slug: str) -> Monitor:
-        """A monitor by slug. NotFound if missing."""
-
-    @abc.abstractmethod
-    def list_checkins(self, monitor_id: int, limit: int = 50) -> list[CheckIn]:
-        """The monitor's latest check-ins, newest first."""
-
-    @abc.abstractmethod
-    def monitor_tick(self, now: float) -> int:
-        """Mark missed check-ins and timed-out runs as of ``now``; return how many were marked.
-
-        Runs in one process at a time (an advisory lock on PostgreSQL): others skip the tick.
-        """

@@ -1,8 +1,10 @@
-"""The database layer under the SQL store: a pool of DB-API connections, transactions, a thin
-cursor, and the few places where SQLite and PostgreSQL differ (the dialect hooks and names).
+"""The database layer under the repositories: a pool of DB-API connections, transactions, a thin
+cursor, the schema migrations, and the few places where SQLite and PostgreSQL differ (the dialect
+hooks and names).
 
-SQL in the store uses ``?`` placeholders; a dialect rewrites them (:meth:`Database.translate`).
-:mod:`.sqlite` and :mod:`.postgres` implement the hooks; everything above them is shared.
+SQL in the repositories uses ``?`` placeholders; a dialect rewrites them (:meth:`Database.translate`).
+:mod:`.sqlite` and :mod:`.postgres` implement the hooks; every repository above them is shared, and
+holds a reference to its :class:`Database` rather than inheriting from it.
 """
 
 from __future__ import annotations
@@ -11,10 +13,13 @@ import abc
 import contextlib
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from .issue_rows import EVENT_INSERT
+from .base import StoreError
+from .blob_files import BlobFiles
+from .migrations import migrations
 
 
 class Cursor:
@@ -48,7 +53,7 @@ class Cursor:
 
 
 class Database(abc.ABC):
-    """Thread-safe access to one database: pooled connections and transactions (:meth:`_tx`)."""
+    """Thread-safe access to one database: pooled connections and transactions (:meth:`tx`)."""
 
     #: "sqlite" or "postgresql".
     backend: str
@@ -66,6 +71,11 @@ class Database(abc.ABC):
         self._all_connections: list[Any] = []
         self._pool_lock = threading.Lock()
         self._closed = False
+        #: Where large bodies are kept out of the database (SQLite only: store/blob_files.py). The
+        #: queue writes them, issues read them, retention removes them: they belong to the database.
+        self.files: BlobFiles | None = None
+        #: Bytes from which a body goes to :attr:`files` rather than into its row (None: never).
+        self.file_from: int | None = None
 
     # -- dialect hooks -----------------------------------------------------------------------
 
@@ -113,7 +123,8 @@ class Database(abc.ABC):
         self._pool.put(conn)
 
     @contextlib.contextmanager
-    def _tx(self, write: bool = True) -> Iterator[Cursor]:
+    def tx(self, write: bool = True) -> Iterator[Cursor]:
+        """One transaction (a read-only one unless ``write``): commits on exit, rolls back on error."""
         conn = self._acquire()
         raw = conn.cursor()
         broken = False
@@ -144,13 +155,75 @@ class Database(abc.ABC):
             with contextlib.suppress(Exception):
                 conn.close()
 
+    # -- migrations --------------------------------------------------------------------------
+
+    def migrate(self) -> list[int]:
+        """Apply pending schema migrations (safe with concurrent processes); the versions applied."""
+        applied: list[int] = []
+        with self.tx() as c:
+            self._migration_lock(c)
+            c.ex(
+                "CREATE TABLE IF NOT EXISTS schema_migrations"
+                " (version INTEGER PRIMARY KEY, applied_at REAL NOT NULL)"
+            )
+            done = {row[0] for row in c.all("SELECT version FROM schema_migrations")}
+            for version, statements in migrations(self.backend):
+                if version in done:
+                    continue
+                for statement in statements:
+                    c.ex(statement)
+                self._after_migration(c, version)
+                c.ex(
+                    "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
+                    (version, time.time()),
+                )
+                applied.append(version)
+        return applied
+
+    def _after_migration(self, c: Cursor, version: int) -> None:
+        """Data steps of a migration that plain SQL cannot express (a backend may have some)."""
+        return None
+
+    def schema_version(self) -> int:
+        """The highest applied migration version."""
+        with self.tx(write=False) as c:
+            row = c.one("SELECT MAX(version) FROM schema_migrations")
+        return int(row[0] or 0)
+
+    # -- files beside the database -----------------------------------------------------------
+
+    def read_file(self, name: str) -> bytes:
+        """The body a row keeps in the file ``name`` (FileNotFoundError if it is gone)."""
+        if self.files is None:
+            raise StoreError(f"a row names the file {name!r}, but this store keeps no files")
+        return self.files.read(name)
+
+    def remove_after_commit(self, c: Cursor, names: list[str]) -> None:
+        """Remove these files once ``c``'s transaction (which dropped their rows) has committed."""
+        files = self.files
+        if names and files is not None:
+            c.after_commit.append(lambda: files.remove(names))
+
+    # -- events: the dialects store them differently -----------------------------------------
+
+    @abc.abstractmethod
     def insert_events(self, c: Cursor, rows: list[tuple[Any, ...]]) -> list[bool]:
         """Insert event rows (columns of :data:`~.issue_rows.EVENT_INSERT`), skipping event ids the
         project already has (an SDK's retry); which ones were inserted."""
-        return self.insert_returning(
-            c, EVENT_INSERT + " ON CONFLICT (project_id, event_id) DO NOTHING RETURNING id", rows
-        )
 
-    def insert_returning(self, c: Cursor, sql: str, rows: list[tuple[Any, ...]]) -> list[bool]:
-        """Run an ``INSERT ... ON CONFLICT DO NOTHING RETURNING`` per row; which ones inserted."""
-        return [c.one(sql, row) is not None for row in rows]
+    def lock_event_inserts(self, c: Cursor, project_ids: list[int]) -> None:
+        """Serialize the event inserts of these projects with other processes' until ``c`` ends
+        (where the database cannot refuse a second copy of an event by itself)."""
+        return None
+
+    def event_retention_cutoff(self, now: float, days: int) -> float:
+        """Events that arrived before this are past a retention of ``days`` days."""
+        return now - days * 86400
+
+    def drop_expired_events(
+        self, now: float, keep_days: list[int], free_attachments: Callable[[Cursor, float], None]
+    ) -> int:
+        """Drop whole stretches of events that every project's retention (``keep_days``) has passed,
+        calling ``free_attachments(c, before)`` first in the same transaction; how many were dropped.
+        Only a database that partitions events by day can (the rest are deleted row by row)."""
+        return 0

@@ -1,7 +1,8 @@
 """What digesting one envelope produces: plain records the store writes in one transaction.
 
 The digester (:mod:`tripwire_server.digest`) turns queued envelopes into these records without
-touching the database; :meth:`Store.digest_batch` then writes the records of the envelopes it owns.
+touching the database; :meth:`IngestQueue.digest_batch
+<tripwire_server.store.queue.IngestQueue.digest_batch>` then writes the records of the envelopes it owns.
 """
 
 from __future__ import annotations
@@ -120,11 +121,11 @@ class EnvelopeResult:
     outcomes: list[OutcomeRow] = dataclasses.field(default_factory=list)
     attachments: list[AttachmentRow] = dataclasses.field(default_factory=list)
     checkins: list[CheckInRow] = dataclasses.field(default_factory=list)
-    #: Transactions (from ``transaction`` and ``span`` items), see store/_performance.py.
+    #: Transactions (from ``transaction`` and ``span`` items), see store/performance.py.
     transactions: list[Transaction] = dataclasses.field(default_factory=list)
     feedback: list[FeedbackRow] = dataclasses.field(default_factory=list)
     logs: list[LogRow] = dataclasses.field(default_factory=list)
-    #: ``(project id, profile)`` of ``profile`` and ``profile_chunk`` items, see store/_profiles.py.
+    #: ``(project id, profile)`` of ``profile`` and ``profile_chunk`` items, see store/profiles.py.
     profiles: list[tuple[int, Profile]] = dataclasses.field(default_factory=list)
     #: Transactions that ran under a continuous profiler (chunks' samples are attributed to them).
     profile_windows: list[TransactionWindow] = dataclasses.field(default_factory=list)

@@ -444,7 +444,7 @@ CREATE INDEX profile_windows_end ON profile_windows (end_timestamp)
 # Performance data (docs/performance.md): rollups per minute and per hour with mergeable
 # duration histograms, time per span op, bounded samples of raw transactions, the links from
 # error events to their traces, and per-project settings (the Apdex threshold). On PostgreSQL the
-# two large tables are partitioned by day (see store/_performance.py); retention drops whole partitions.
+# two large tables are partitioned by day (see store/performance.py); retention drops whole partitions.
 _V9 = """
 CREATE TABLE perf_rollups (
     project_id {bigint} NOT NULL,
@@ -540,8 +540,8 @@ _PARTITIONING = {
 # whole partitions instead of deleting rows (deleting leaves bloat that only VACUUM FULL gives
 # back). A partitioned table's unique keys must hold the partition key, so (project_id, event_id)
 # is an index here, not a constraint: the digest checks for duplicates itself, under a per-project
-# lock (store/_event_partitions.py). The old table's rows are copied into the new day partitions
-# by PostgresStore right after these statements, in the same transaction. SQLite keeps one table.
+# lock (store/event_partitions.py). The old table's rows are copied into the new day partitions
+# by the PostgreSQL database right after these statements, in the same transaction. SQLite keeps one table.
 _V10_POSTGRESQL = """
 ALTER TABLE events RENAME TO events_v9;
 ALTER INDEX events_issue RENAME TO events_v9_issue;

@@ -1,29 +1,29 @@
-"""The PostgreSQL store (psycopg 3): for several collector processes sharing one database."""
+"""The PostgreSQL database (psycopg 3): for several collector processes sharing one database."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
 
-from ._event_partitions import EventPartitionsMixin
 from ._pg_locks import SCOPED_KEY
-from ._sql import Cursor, SQLStore
-from .digest_records import Processor
+from .database import Cursor, Database
+from .event_partitions import EventPartitions
 
 # Any fixed number: the advisory lock that serializes schema migrations between processes.
 _MIGRATION_LOCK = 0x7472_6970
 
 
-class PostgresStore(EventPartitionsMixin, SQLStore):
-    """:class:`~.base.Store` on PostgreSQL.
+class PostgresDatabase(Database):
+    """A PostgreSQL database.
 
     Error events and performance data are in day partitions; retention drops whole partitions
-    (store/_event_partitions.py, store/_performance.py).
+    (store/event_partitions.py, store/performance.py).
 
-    Several processes may digest at once: each claims queue rows with ``FOR UPDATE SKIP LOCKED``,
-    so a row is digested by exactly one of them, and all counters are upserts on unique keys.
-    Use ``?options=-csearch_path%3Dmyschema`` in the URL to keep the tables in a schema.
+    Several processes may digest at once: each claims queue rows with ``FOR UPDATE SKIP LOCKED``
+    (store/queue.py), so a row is digested by exactly one of them, and all counters are upserts on
+    unique keys. Use ``?options=-csearch_path%3Dmyschema`` in the URL to keep the tables in a schema.
     """
 
     backend = "postgresql"
@@ -36,6 +36,7 @@ class PostgresStore(EventPartitionsMixin, SQLStore):
         super().__init__()
         self.url = url
         self._translated: dict[str, str] = {}
+        self.event_partitions = EventPartitions(self)
 
     def _connect(self) -> Any:
         return psycopg.connect(self.url, autocommit=False)
@@ -58,40 +59,22 @@ class PostgresStore(EventPartitionsMixin, SQLStore):
     def _migration_lock(self, c: Cursor) -> None:
         c.ex(f"SELECT pg_advisory_xact_lock({SCOPED_KEY})", (_MIGRATION_LOCK,))
 
-    def insert_returning(self, c: Cursor, sql: str, rows: list[tuple[Any, ...]]) -> list[bool]:
-        # One pipelined round trip for the whole batch instead of one per row.
-        if not rows:
-            return []
-        c.raw.executemany(self.translate(sql), rows, returning=True)
-        out = []
-        while True:
-            out.append(c.raw.fetchone() is not None)
-            if not c.raw.nextset():
-                break
-        return out
+    def _after_migration(self, c: Cursor, version: int) -> None:
+        if version == 10:
+            self.event_partitions.copy_events_v9(c)
 
-    def digest_batch(self, limit: int, processor: Processor) -> int:
-        results = None
-        budget = processor.attachment_budget
-        try:
-            with self._tx() as c:
-                # Claim by id and size only (octet_length reads no TOASTed body), then load the
-                # bodies of the rows that fit in the batch's bytes; the rest are unlocked at commit.
-                sized = c.all(
-                    "SELECT id, octet_length(body) FROM ingest_queue"
-                    " ORDER BY id LIMIT ? FOR UPDATE SKIP LOCKED",
-                    (limit,),
-                )
-                if not sized:
-                    return 0
-                queued = self._load_queued(c, self._batch_ids(sized, processor.max_batch_bytes))
-                results = processor.prepare(queued)
-                del queued
-                self._write_results(c, results, budget)
-        except self.data_errors:
-            if results is None:
-                raise
-            # The claim was rolled back with the batch; each row is claimed again (or found
-            # gone) by the DELETE in its own transaction.
-            self._write_isolated(results, budget)
-        return len(results)
+    # -- events in day partitions (store/event_partitions.py) --------------------------------
+
+    def insert_events(self, c: Cursor, rows: list[tuple[Any, ...]]) -> list[bool]:
+        return self.event_partitions.insert_events(c, rows)
+
+    def lock_event_inserts(self, c: Cursor, project_ids: list[int]) -> None:
+        self.event_partitions.lock_projects(c, project_ids)
+
+    def event_retention_cutoff(self, now: float, days: int) -> float:
+        return self.event_partitions.retention_cutoff(now, days)
+
+    def drop_expired_events(
+        self, now: float, keep_days: list[int], free_attachments: Callable[[Cursor, float], None]
+    ) -> int:
+        return self.event_partitions.drop_expired(now, keep_days, free_attachments)

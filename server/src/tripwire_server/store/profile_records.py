@@ -1,17 +1,14 @@
-"""Records and the store interface of profiles: stored profiles and per-function aggregates."""
+"""Records of profiles: stored profiles and per-function aggregates (the repository is :mod:`.profiles`)."""
 
 from __future__ import annotations
 
-import abc
 import dataclasses
 from typing import Any
-
-from ..profiling.model import Profile
 
 
 @dataclasses.dataclass(frozen=True)
 class ProfileInfo:
-    """A stored profile (without its samples; :meth:`ProfileStore.get_profile` has those)."""
+    """A stored profile (without its samples; :meth:`~.profiles.Profiles.get_profile` has those)."""
 
     project_id: int
     profile_id: str
@@ -47,56 +44,3 @@ class ProfileTotals:
     samples: int = 0
     idle: int = 0
     profiles: int = 0
-
-
-class ProfileStore(abc.ABC):
-    """Profiles (``profile`` and ``profile_chunk`` items) and their aggregates (docs/profiling.md)."""
-
-    @abc.abstractmethod
-    def profile_functions(
-        self, project_id: int, name: str, since: float, until: float, *, release: str | None = None
-    ) -> tuple[ProfileTotals, list[FunctionRow]]:
-        """Every function's self and total samples in transaction ``name`` (hour aggregates)."""
-
-    @abc.abstractmethod
-    def profile_releases(self, project_id: int, name: str, since: float) -> list[str]:
-        """Releases with profile samples of ``name`` since ``since``, newest first (by first hour)."""
-
-    @abc.abstractmethod
-    def profile_transactions(self, project_id: int, since: float) -> list[tuple[str, int]]:
-        """``(transaction name, samples)`` of the project's profiled transactions, most first."""
-
-    @abc.abstractmethod
-    def list_profiles(
-        self,
-        project_id: int,
-        name: str | None = None,
-        *,
-        since: float = 0.0,
-        release: str | None = None,
-        limit: int = 50,
-    ) -> list[ProfileInfo]:
-        """Stored profiles, newest first."""
-
-    @abc.abstractmethod
-    def get_profile(self, project_id: int, profile_id: str) -> tuple[ProfileInfo, Profile]:
-        """A stored profile with its samples. NotFound if missing."""
-
-    @abc.abstractmethod
-    def load_profiles(
-        self, project_id: int, name: str, *, since: float, release: str | None = None, limit: int = 50
-    ) -> list[Profile]:
-        """The newest stored profiles of ``name`` (for an aggregated flame graph)."""
-
-    @abc.abstractmethod
-    def profiles_of_events(self, project_id: int | None, event_ids: list[str]) -> dict[str, tuple[int, str]]:
-        """transaction event id -> (project id, profile id) of a stored profile of it (in any
-        project when ``project_id`` is None)."""
-
-    @abc.abstractmethod
-    def add_profile(self, project_id: int, profile: Profile) -> None:
-        """Aggregate and keep one profile outside the digest (``tripwire profile import``)."""
-
-    @abc.abstractmethod
-    def apply_profile_retention(self, *, days: int, now: float) -> int:
-        """Drop profiles and aggregates older than ``days`` (0 keeps them); return rows removed."""

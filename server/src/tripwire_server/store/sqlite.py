@@ -1,4 +1,4 @@
-"""The SQLite store: one file, WAL journal, stdlib ``sqlite3``; nothing to install."""
+"""The SQLite database: one file, WAL journal, stdlib ``sqlite3``; nothing to install."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ._sql import Cursor, SQLStore
 from .blob_files import FILE_FROM, BlobFiles
-from .digest_records import Processor
+from .database import Cursor, Database
+from .issue_rows import EVENT_INSERT
 
 _DATA_ERRORS = (ValueError, TypeError, sqlite3.IntegrityError, sqlite3.DataError)
 
@@ -36,8 +36,8 @@ def _while_locked(run: Any) -> Any:
         pause = min(pause * 2, 0.002)
 
 
-class SQLiteStore(SQLStore):
-    """:class:`~.base.Store` on a SQLite file in WAL mode.
+class SQLiteDatabase(Database):
+    """A SQLite file in WAL mode.
 
     Readers never block the writer and vice versa; writers take the lock with ``BEGIN IMMEDIATE``
     so they queue on the busy timeout instead of failing on lock upgrades.
@@ -87,9 +87,9 @@ class SQLiteStore(SQLStore):
         # BEGIN IMMEDIATE already holds the database write lock.
         return None
 
-    def insert_returning(self, c: Cursor, sql: str, rows: list[tuple[Any, ...]]) -> list[bool]:
-        # Only events go through here: (project_id, event_id) are the first two columns. Inside
-        # this write transaction nobody else writes, so "not there before" means "inserted".
+    def insert_events(self, c: Cursor, rows: list[tuple[Any, ...]]) -> list[bool]:
+        # (project_id, event_id) are the first two columns. Inside this write transaction nobody
+        # else writes, so "not there before" means "inserted".
         if not rows:
             return []
         existing: set[tuple[int, str]] = set()
@@ -119,36 +119,5 @@ class SQLiteStore(SQLStore):
             out.append(new)
             if new:
                 fresh.append(row)
-        c.many(sql.replace(" RETURNING id", ""), fresh)
+        c.many(EVENT_INSERT + " ON CONFLICT (project_id, event_id) DO NOTHING", fresh)
         return out
-
-    def digest_batch(self, limit: int, processor: Processor) -> int:
-        # Read and prepare outside the write lock: the CPU work (parse, normalize, group) must not
-        # hold up the ingest writer. Ownership is settled by the DELETE inside the write.
-        with self._tx(write=False) as c:
-            # Sizes first (length() of a blob does not read it), so that a batch of large
-            # envelopes is never loaded whole.
-            sized = c.all(
-                "SELECT id, COALESCE(body_size, length(body)) FROM ingest_queue ORDER BY id LIMIT ?", (limit,)
-            )
-            if not sized:
-                return 0
-            queued = self._load_queued(c, self._batch_ids(sized, processor.max_batch_bytes))
-        if not queued:
-            return 0  # digested by another process in between
-        results = processor.prepare(queued)
-        del queued  # the bodies are not needed any more: keep the batch's memory to its results
-        # Large attachments go to files first, synced outside the write lock (store/blob_files.py).
-        written = self._attachments_to_files(results)
-        kept: set[str] = set()
-        try:
-            try:
-                with self._tx() as c:
-                    stored = self._write_results(c, results, processor.attachment_budget)
-                kept = stored
-            except self.data_errors:
-                kept = self._write_isolated(results, processor.attachment_budget)
-        finally:
-            # Files no committed row names: over budget, duplicates, or a failed transaction.
-            self.discard_files([name for name in written if name not in kept])
-        return len(results)

@@ -1,7 +1,8 @@
 """Dashboard logins: the session cookie, CSRF tokens and the wrapper every page goes through.
 
-- The session cookie holds a random token from :meth:`Store.create_web_session` (the store keeps only
-  its hash); it is HttpOnly, SameSite=Lax, and Secure when the page was served over HTTPS.
+- The session cookie holds a random token from :meth:`Accounts.create_web_session
+  <tripwire_server.store.accounts.Accounts.create_web_session>` (the store keeps only its hash);
+  it is HttpOnly, SameSite=Lax, and Secure when the page was served over HTTPS.
 - Every POST carries a CSRF token. Logged in, it is an HMAC of the session token, so it needs no
   storage and dies with the session; on the login form (no session yet) it is a double-submit cookie.
 - Failed logins are throttled per client address and per account (:class:`LoginThrottle`), so a
@@ -138,7 +139,7 @@ def _dispatch(
 ) -> Response:
     store = state.store
     token = request.cookies.get(SESSION_COOKIE, "")
-    user = store.get_web_session_user(token) if token else None
+    user = store.accounts.get_web_session_user(token) if token else None
     if user is None:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         if request.method != "GET":
@@ -204,7 +205,7 @@ class LoginThrottle:
         """A slot for one password check, or None when the address or the account is locked."""
         # The account is kept as a hash: people type passwords into the user name field.
         account = hashlib.sha256(username.strip().lower().encode(errors="replace")).hexdigest()
-        return self.store.take_login_slot(
+        return self.store.accounts.take_login_slot(
             address[:200],
             account,
             limit=self.limit,
@@ -217,7 +218,7 @@ class LoginThrottle:
 
     def succeeded(self, slot: int) -> None:
         """The password was right: give this one slot back (earlier failures stay counted)."""
-        self.store.release_login_slot(slot)
+        self.store.accounts.release_login_slot(slot)
 
 
 def login_endpoints(state: CollectorState) -> tuple[Callable[[Request], Awaitable[Response]], ...]:
@@ -245,7 +246,7 @@ def login_endpoints(state: CollectorState) -> tuple[Callable[[Request], Awaitabl
         store = state.store
         if request.method == "GET":
             token = request.cookies.get(SESSION_COOKIE, "")
-            current = await run_in_threadpool(store.get_web_session_user, token) if token else None
+            current = await run_in_threadpool(store.accounts.get_web_session_user, token) if token else None
             if current is not None:
                 return redirect(safe_next(request.query_params.get("next")))
             return show_form(request)
@@ -263,12 +264,12 @@ def login_endpoints(state: CollectorState) -> tuple[Callable[[Request], Awaitabl
         slot = await run_in_threadpool(throttle.acquire, client, username)
         if slot is None:
             return show_form(request, "Too many failed logins. Wait a few minutes.", 429, username, target)
-        user = await run_in_threadpool(store.verify_password, username, parsed.get("password", ""))
+        user = await run_in_threadpool(store.accounts.verify_password, username, parsed.get("password", ""))
         if user is None:
             throttle.failed(slot)
             return show_form(request, "Wrong username or password.", 401, username, target)
         await run_in_threadpool(throttle.succeeded, slot)
-        token = await run_in_threadpool(store.create_web_session, user.id, SESSION_TTL)
+        token = await run_in_threadpool(store.accounts.create_web_session, user.id, SESSION_TTL)
         response = redirect(safe_next(parsed.get("next")))
         _set_cookie(response, request, SESSION_COOKIE, token, max_age=int(SESSION_TTL))
         response.delete_cookie(LOGIN_CSRF_COOKIE, path="/")
@@ -276,7 +277,7 @@ def login_endpoints(state: CollectorState) -> tuple[Callable[[Request], Awaitabl
 
     def logout(page: Page) -> Response:
         token = page.request.cookies.get(SESSION_COOKIE, "")
-        page.store.delete_web_session(token)
+        page.store.accounts.delete_web_session(token)
         response = redirect("/login")
         response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="lax")
         return response

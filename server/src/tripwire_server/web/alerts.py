@@ -38,7 +38,7 @@ def _render_list(page: Page, error: str = "", status: int = 200) -> Response:
         "alerts.html",
         status_code=status,
         project=project,
-        rules=page.store.list_alert_rules(project.id),
+        rules=page.store.alerts.list_alert_rules(project.id),
         triggers=TRIGGERS,
         formats=FORMATS,
         levels=LEVELS,
@@ -80,13 +80,13 @@ def alert_list(page: Page) -> Response:
             check_syntax(spec.webhook_url, page.config.alerts.allow_webhook_hosts)
     except (RuleError, UnsafeURL) as exc:
         return _render_list(page, str(exc), 400)
-    rule = page.store.create_alert_rule(project.id, spec)
+    rule = page.store.alerts.create_alert_rule(project.id, spec)
     return redirect(f"/projects/{project.id}/alerts/{rule.id}")
 
 
 def _rule_of(page: Page) -> AlertRule:
     project = project_of(page)
-    rule = page.store.get_alert_rule(int(page.request.path_params["rule_id"]))
+    rule = page.store.alerts.get_alert_rule(int(page.request.path_params["rule_id"]))
     if rule.project_id != project.id:
         raise NotFound("no such rule in this project")
     return rule
@@ -103,7 +103,7 @@ def alert_detail(page: Page) -> Response:
         "alert.html",
         project=project,
         rule=rule,
-        history=page.store.alert_history(rule.id, 100),
+        history=page.store.alerts.alert_history(rule.id, 100),
         tested=page.request.query_params.get("tested") == "1",
     )
 
@@ -118,7 +118,7 @@ def alert_test(page: Page) -> Response:
         return page.render(
             "error.html", status_code=403, status=403, message="Only admins can test alert rules."
         )
-    page.store.queue_test_notification(rule.id)
+    page.store.alerts.queue_test_notification(rule.id)
     return redirect(f"/projects/{rule.project_id}/alerts/{rule.id}?tested=1")
 
 
@@ -132,5 +132,5 @@ def alert_delete(page: Page) -> Response:
         return page.render(
             "error.html", status_code=403, status=403, message="Only admins can delete alert rules."
         )
-    page.store.delete_alert_rule(rule.id)
+    page.store.alerts.delete_alert_rule(rule.id)
     return redirect(f"/projects/{rule.project_id}/alerts")

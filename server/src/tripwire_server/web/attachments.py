@@ -61,7 +61,7 @@ def attachment_views(store: Store, project_id: int, event_id: str) -> list[Attac
     """The attachments of an event with previews of the first few text ones."""
     views = []
     previewed = 0
-    for attachment in store.list_attachments(project_id, event_id):
+    for attachment in store.issues.list_attachments(project_id, event_id):
         preview, truncated, note = None, False, ""
         if is_text(attachment):
             if attachment.size > PREVIEW_MAX_BYTES:
@@ -70,7 +70,7 @@ def attachment_views(store: Store, project_id: int, event_id: str) -> list[Attac
                 note = "not previewed (too many attachments): download it"
             else:
                 previewed += 1
-                _, data = store.get_attachment_data(project_id, attachment.id)
+                _, data = store.issues.get_attachment_data(project_id, attachment.id)
                 preview, truncated = _preview(data)
         views.append(AttachmentView(attachment, preview, truncated, note))
     return views
@@ -82,9 +82,9 @@ def attachment_download(page: Page) -> Response:
     store = page.store
     params = page.request.path_params
     try:
-        issue = store.get_issue(int(params["issue_id"]))
-        event = store.get_event(str(params["event_id"]), issue.project_id)
-        meta, data = store.get_attachment_data(issue.project_id, int(params["attachment_id"]))
+        issue = store.issues.get_issue(int(params["issue_id"]))
+        event = store.issues.get_event(str(params["event_id"]), issue.project_id)
+        meta, data = store.issues.get_attachment_data(issue.project_id, int(params["attachment_id"]))
     except (NotFound, ValueError):
         return not_found(page, "Attachment")
     # The URL's parts must belong together: no attachment of another event under this one.

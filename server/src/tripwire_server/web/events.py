@@ -20,9 +20,9 @@ from .issues import not_found
 def _lookup(page: Page) -> tuple[Issue, Project, Event] | None:
     store = page.store
     try:
-        issue = store.get_issue(int(page.request.path_params["issue_id"]))
-        event = store.get_event(str(page.request.path_params["event_id"]), issue.project_id)
-        project = store.get_project(issue.project_id)
+        issue = store.issues.get_issue(int(page.request.path_params["issue_id"]))
+        event = store.issues.get_event(str(page.request.path_params["event_id"]), issue.project_id)
+        project = store.accounts.get_project(issue.project_id)
     except (NotFound, ValueError):
         return None
     # An event id of another issue must not show under this one's URL.
@@ -58,7 +58,7 @@ def trace_logs(page: Page, project_id: int, data: dict[str, Any]) -> list[LogRec
     trace_id = trace.get("trace_id") if isinstance(trace, dict) else None
     if not isinstance(trace_id, str) or not trace_id:
         return []
-    return page.store.list_logs(project_id, LogQuery(trace_id=trace_id.lower(), limit=100))
+    return page.store.logs.list_logs(project_id, LogQuery(trace_id=trace_id.lower(), limit=100))
 
 
 def _neighbours(page: Page, issue: Issue, event: Event) -> tuple[str | None, str | None]:
@@ -73,7 +73,7 @@ def _neighbours(page: Page, issue: Issue, event: Event) -> tuple[str | None, str
     except ValueError:
         return None, None
     start = max(0, position - 1)
-    window = page.store.list_events(issue.id, limit=3, offset=start)
+    window = page.store.issues.list_events(issue.id, limit=3, offset=start)
     ids = [summary.event_id for summary in window]
     if event.event_id not in ids:
         return None, None

@@ -22,7 +22,7 @@ def feedback_list(page: Page) -> Response:
         offset = max(0, min(int(page.request.query_params.get("offset", "0")), 1_000_000))
     except ValueError:
         offset = 0
-    rows = page.store.list_feedback(project.id, limit=PAGE_SIZE + 1, offset=offset)
+    rows = page.store.feedback.list_feedback(project.id, limit=PAGE_SIZE + 1, offset=offset)
     return page.render(
         "feedback.html",
         project=project,

@@ -31,7 +31,7 @@ def not_found(page: Page, what: str) -> Response:
 
 def project_of(page: Page) -> Project:
     """The project named (or numbered) in the URL; NotFound if there is none."""
-    return page.store.get_project(str(page.request.path_params["project"]))
+    return page.store.accounts.get_project(str(page.request.path_params["project"]))
 
 
 def issue_list(page: Page) -> Response:
@@ -68,19 +68,19 @@ def issue_list(page: Page) -> Response:
     tab = base.status or "all"
     level, release, environment = base.level, base.release, base.environment
     store = page.store
-    counts = {name: store.count_issues(project.id, _with_status(base, name)) for name in TABS}
-    issues = store.list_issues(project.id, _with_status(base, tab))
+    counts = {name: store.issues.count_issues(project.id, _with_status(base, name)) for name in TABS}
+    issues = store.issues.list_issues(project.id, _with_status(base, tab))
     now = time.time()
     charts = {
         issue.id: hourly_chart(
-            store.hourly_counts(project.id, issue_id=issue.id, since=now - 24 * 3600, until=now + 1),
+            store.issues.hourly_counts(project.id, issue_id=issue.id, since=now - 24 * 3600, until=now + 1),
             now=now,
         )
         for issue in issues
     }
 
     project_chart = hourly_chart(
-        store.hourly_counts(project.id, since=now - 24 * 3600, until=now + 1),
+        store.issues.hourly_counts(project.id, since=now - 24 * 3600, until=now + 1),
         now=now,
         width=240,
         height=28,
@@ -114,9 +114,9 @@ def issue_list(page: Page) -> Response:
         release=release or "",
         environment=environment or "",
         levels=LEVELS,
-        releases=[r.version for r in store.list_releases(project.id)][:MAX_CHOICES],
+        releases=[r.version for r in store.releases.list_releases(project.id)][:MAX_CHOICES],
         environments=sorted(
-            {b.environment for b in store.session_buckets(project.id, since=now - 30 * 86400)} - {""}
+            {b.environment for b in store.releases.session_buckets(project.id, since=now - 30 * 86400)} - {""}
         )[:MAX_CHOICES],
         sort=sort,
         sorts=SORTS,
@@ -145,8 +145,8 @@ def issue_detail(page: Page) -> Response:
     """``GET /issues/{issue_id}``: status, actions, why grouped, tags, latest event, events."""
     store = page.store
     try:
-        issue = store.get_issue(int(page.request.path_params["issue_id"]))
-        project = store.get_project(issue.project_id)
+        issue = store.issues.get_issue(int(page.request.path_params["issue_id"]))
+        project = store.accounts.get_project(issue.project_id)
     except NotFound:
         return not_found(page, "Issue")
     params = page.request.query_params
@@ -154,14 +154,14 @@ def issue_detail(page: Page) -> Response:
         offset = max(0, min(int(params.get("offset", "0")), 10_000_000))
     except ValueError:
         offset = 0
-    events = store.list_events(issue.id, limit=21, offset=offset)
-    latest = store.latest_event(issue.id)
+    events = store.issues.list_events(issue.id, limit=21, offset=offset)
+    latest = store.issues.latest_event(issue.id)
     tags: dict[str, list[tuple[str, int]]] = {}
-    for tag in store.issue_tags(issue.id):
+    for tag in store.issues.issue_tags(issue.id):
         tags.setdefault(tag.key, []).append((tag.value, tag.count))
     now = time.time()
     chart = hourly_chart(
-        store.hourly_counts(project.id, issue_id=issue.id, since=now - 48 * 3600, until=now + 1),
+        store.issues.hourly_counts(project.id, issue_id=issue.id, since=now - 48 * 3600, until=now + 1),
         now=now,
         hours=48,
         width=480,
@@ -174,15 +174,15 @@ def issue_detail(page: Page) -> Response:
         issue=issue,
         chart=chart,
         tags=[(key, shares(values)) for key, values in tags.items()],
-        activity=store.issue_activity(issue.id),
-        feedback=store.list_feedback(project.id, issue_id=issue.id, limit=50),
+        activity=store.issues.issue_activity(issue.id),
+        feedback=store.feedback.list_feedback(project.id, issue_id=issue.id, limit=50),
         latest=latest,
         view=event_view(latest.data) if latest else None,
         events=events[:20],
         offset=offset,
         older=offset + 20 if len(events) > 20 else None,
         newer=max(0, offset - 20) if offset > 0 else None,
-        releases=[r.version for r in store.list_releases(project.id)],
+        releases=[r.version for r in store.releases.list_releases(project.id)],
         explanation=_explanation(issue),
     )
 
@@ -219,7 +219,7 @@ def issue_status(page: Page) -> Response:
     """``POST /issues/{issue_id}/status``: resolve (optionally in a release), ignore or reopen."""
     try:
         issue_id = int(page.request.path_params["issue_id"])
-        page.store.get_issue(issue_id)
+        page.store.issues.get_issue(issue_id)
     except NotFound:
         return not_found(page, "Issue")
     action = page.form.get("action", "")
@@ -232,7 +232,7 @@ def issue_status(page: Page) -> Response:
             "error.html", status_code=400, status=400, message="Choose the release that fixes this issue."
         )
     try:
-        page.store.set_issue_status(issue_id, status, resolved_in_release=release or None)
+        page.store.issues.set_issue_status(issue_id, status, resolved_in_release=release or None)
     except StoreError as exc:
         return page.render("error.html", status_code=400, status=400, message=str(exc))
     return redirect(f"/issues/{issue_id}")
@@ -255,8 +255,8 @@ def bulk_status(page: Page) -> Response:
     ]
     for issue_id in ids[:PAGE_SIZE]:
         try:
-            if page.store.get_issue(issue_id).project_id == project.id:
-                page.store.set_issue_status(issue_id, status)
+            if page.store.issues.get_issue(issue_id).project_id == project.id:
+                page.store.issues.set_issue_status(issue_id, status)
         except NotFound:
             continue
     back = page.form.get("back", "")

@@ -34,7 +34,7 @@ def log_list(page: Page) -> Response:
         limit=PAGE_SIZE + 1,
         offset=offset,
     )
-    rows = page.store.list_logs(project.id, query)
+    rows = page.store.logs.list_logs(project.id, query)
     return page.render(
         "logs.html",
         project=project,

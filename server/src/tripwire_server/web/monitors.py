@@ -19,8 +19,8 @@ def monitor_list(page: Page) -> Response:
         project = project_of(page)
     except NotFound:
         return not_found(page, "Project")
-    items = page.store.list_monitors(project.id)
-    timelines = {m.id: list(reversed(page.store.list_checkins(m.id, TIMELINE))) for m in items}
+    items = page.store.monitors.list_monitors(project.id)
+    timelines = {m.id: list(reversed(page.store.monitors.list_checkins(m.id, TIMELINE))) for m in items}
     return page.render(
         "monitors.html",
         project=project,
@@ -34,7 +34,7 @@ def monitor_detail(page: Page) -> Response:
     """``GET /projects/{project}/monitors/{slug}``: the monitor's settings and its check-ins."""
     try:
         project = project_of(page)
-        monitor = page.store.get_monitor(project.id, page.request.path_params["slug"])
+        monitor = page.store.monitors.get_monitor(project.id, page.request.path_params["slug"])
     except NotFound:
         return not_found(page, "Monitor")
     return page.render(
@@ -42,5 +42,5 @@ def monitor_detail(page: Page) -> Response:
         project=project,
         monitor=monitor,
         schedule=describe_schedule(monitor.schedule),
-        checkins=page.store.list_checkins(monitor.id, 100),
+        checkins=page.store.monitors.list_checkins(monitor.id, 100),
     )

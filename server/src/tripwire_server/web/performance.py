@@ -93,7 +93,7 @@ def performance_list(page: Page) -> Response:
             {"transaction": row["transaction"], "since": f["since"]}
             | {k: v for k, v in (("environment", f["environment"]), ("release", f["release"])) if v}
         )
-    environments, releases = page.store.perf_filters(project.id, until - service.MAX_RANGE)
+    environments, releases = page.store.performance.perf_filters(project.id, until - service.MAX_RANGE)
 
     def sort_url(column: str) -> str:
         direction = "asc" if column == sort and descending else "desc"
@@ -113,7 +113,7 @@ def performance_list(page: Page) -> Response:
         sort_urls={c: sort_url(c) for c in COLUMNS},
         environments=environments,
         releases=releases,
-        apdex_ms=page.store.apdex_threshold(project.id),
+        apdex_ms=page.store.performance.apdex_threshold(project.id),
     )
 
 
@@ -160,7 +160,7 @@ def transaction_summary(page: Page) -> Response:
     for o in data["span_ops"]:
         o["percent"] = round(100 * o["total_ms"] / total_ops, 1)
     # The sampled transactions that have a stored profile link to its flame graph.
-    profiles = page.store.profiles_of_events(project.id, [s["event_id"] for s in data["samples"]])
+    profiles = page.store.profiles.profiles_of_events(project.id, [s["event_id"] for s in data["samples"]])
     for s in data["samples"]:
         found = profiles.get(s["event_id"])
         s["profile_url"] = f"/projects/{found[0]}/profiles/{found[1]}" if found else None
@@ -185,13 +185,15 @@ def trace_view(page: Page) -> Response:
     if not all(c in "0123456789abcdef" for c in trace_id):
         return not_found(page, "Trace")
     # Only the spans and errors of the projects this user may see (a trace crosses projects).
-    visible = None if page.user.is_admin else page.store.member_project_ids(page.user.id)
+    visible = None if page.user.is_admin else page.store.accounts.member_project_ids(page.user.id)
     data = service.trace(page.store, trace_id, visible)
     if not data["spans"] and not data["errors"]:
         return not_found(page, "Trace")
     spans = service.waterfall(data)
     # Transactions with a stored profile (in a project the user may see) link to its flame graph.
-    profiles = page.store.profiles_of_events(None, sorted({s["event_id"] for s in spans if s["is_segment"]}))
+    profiles = page.store.profiles.profiles_of_events(
+        None, sorted({s["event_id"] for s in spans if s["is_segment"]})
+    )
     for s in spans:
         found = profiles.get(s["event_id"]) if s["is_segment"] else None
         if found is not None and visible is not None and found[0] not in visible:

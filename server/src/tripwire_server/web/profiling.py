@@ -40,7 +40,7 @@ def profiling_list(page: Page) -> Response:
     except NotFound:
         return not_found(page, "Project")
     since = _since(page)
-    rows = page.store.profile_transactions(project.id, time.time() - parse_since(since))
+    rows = page.store.profiles.profile_transactions(project.id, time.time() - parse_since(since))
     links = [
         (
             name,
@@ -50,7 +50,7 @@ def profiling_list(page: Page) -> Response:
         )
         for name, samples in rows
     ]
-    profiles = page.store.list_profiles(project.id, since=time.time() - parse_since(since), limit=20)
+    profiles = page.store.profiles.list_profiles(project.id, since=time.time() - parse_since(since), limit=20)
     return page.render(
         "profiling.html", project=project, rows=links, since=since, ranges=RANGES, profiles=profiles
     )
@@ -70,7 +70,7 @@ def profiling_transaction(page: Page) -> Response:
     since = _since(page)
     until = time.time()
     start = until - parse_since(since)
-    releases = page.store.profile_releases(project.id, name, start)
+    releases = page.store.profiles.profile_releases(project.id, name, start)
     release = params.get("release") or None
     if release is not None and release not in releases:
         release = None
@@ -82,7 +82,7 @@ def profiling_transaction(page: Page) -> Response:
     tree, merged = service.aggregated_tree(page.store, project, name, start, release=release)
     graph = layout(tree, _focus(page))
     base = {"transaction": name, "since": since} | ({"release": release} if release else {})
-    profiles = page.store.list_profiles(project.id, name, since=start, release=release, limit=20)
+    profiles = page.store.profiles.list_profiles(project.id, name, since=start, release=release, limit=20)
     return page.render(
         "profiling_transaction.html",
         project=project,
@@ -108,7 +108,9 @@ def profile_view(page: Page) -> Response:
     transaction's thread, or every thread with ``?threads=all``) and its hottest functions."""
     try:
         project = project_of(page)
-        info, profile = page.store.get_profile(project.id, str(page.request.path_params["profile_id"])[:100])
+        info, profile = page.store.profiles.get_profile(
+            project.id, str(page.request.path_params["profile_id"])[:100]
+        )
     except NotFound:
         return not_found(page, "Profile")
     all_threads = page.request.query_params.get("threads") == "all"

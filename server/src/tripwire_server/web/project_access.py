@@ -33,15 +33,15 @@ def _change(page: Page, change: str) -> Response:
         return not_found(page, "Project")
     try:
         if change == "rotate":
-            page.store.add_project_key(project.id)
+            page.store.accounts.add_project_key(project.id)
         elif change == "revoke":
-            page.store.revoke_project_key(project.id, page.form.get("public_key", ""))
+            page.store.accounts.revoke_project_key(project.id, page.form.get("public_key", ""))
         else:
-            user = page.store.get_user(page.form.get("username", "").strip())
+            user = page.store.accounts.get_user(page.form.get("username", "").strip())
             if change == "add":
-                page.store.add_project_member(project.id, user.id)
+                page.store.accounts.add_project_member(project.id, user.id)
             else:
-                page.store.remove_project_member(project.id, user.id)
+                page.store.accounts.remove_project_member(project.id, user.id)
     except StoreError as exc:  # NotFound included: an unknown key or user is the form's mistake
         return page.render("error.html", status_code=400, status=400, message=str(exc))
     if change in ("rotate", "revoke"):
@@ -85,7 +85,7 @@ def create_token(page: Page) -> Response:
         message = "A token's expiry is 1 to 3650 days (or none)."
         return page.render("error.html", status_code=400, status=400, message=message)
     expires_at = time.time() + int(days) * 86400 if days else None
-    _, secret = page.store.issue_api_token(page.user.id, name, expires_at=expires_at)
+    _, secret = page.store.accounts.issue_api_token(page.user.id, name, expires_at=expires_at)
     return render_settings(page, project, new_token=secret, status_code=201)
 
 
@@ -100,7 +100,9 @@ def revoke_token(page: Page) -> Response:
     try:
         if not (token_id.isascii() and token_id.isdigit() and len(token_id) <= 19):
             raise NotFound("no such API token")
-        page.store.revoke_api_token(int(token_id), user_id=None if page.user.is_admin else page.user.id)
+        page.store.accounts.revoke_api_token(
+            int(token_id), user_id=None if page.user.is_admin else page.user.id
+        )
     except NotFound as exc:
         return page.render("error.html", status_code=400, status=400, message=str(exc))
     return redirect(f"/projects/{project.id}/settings")

@@ -38,10 +38,10 @@ def releases(page: Page) -> Response:
     except NotFound:
         return not_found(page, "Project")
     store = page.store
-    items = store.list_releases(project.id)
+    items = store.releases.list_releases(project.id)
     since = time.time() - 30 * 86400
     environments: dict[str, dict[str, int]] = {}
-    for bucket in store.session_buckets(project.id, since=since):
+    for bucket in store.releases.session_buckets(project.id, since=since):
         key = f"{bucket.release} · {bucket.environment or '(no environment)'}"
         totals = environments.setdefault(
             key, {"started": 0, "crashed": 0, "errored": 0, "abnormal": 0, "healthy": 0}
@@ -71,7 +71,7 @@ def releases(page: Page) -> Response:
 
 
 def _public_url(page: Page) -> str:
-    stored = page.store.get_setting("public_url")
+    stored = page.store.accounts.get_setting("public_url")
     return (stored or page.config.effective_public_url).rstrip("/")
 
 
@@ -119,7 +119,7 @@ def settings(page: Page) -> Response:
         except ValueError as exc:
             error = str(exc)
         else:
-            page.store.update_project(project.id, **changes)
+            page.store.accounts.update_project(project.id, **changes)
             return redirect(f"/projects/{project.id}/settings")
     return render_settings(page, project, error=error)
 
@@ -131,7 +131,7 @@ def render_settings(
     store = page.store
     since = time.time() - 30 * 86400
     config = page.config
-    usage = store.attachment_usage(project.id)
+    usage = store.queue.attachment_usage(project.id)
     per_hour = project.attachment_bytes_per_hour
     total = project.attachment_bytes_total
     return page.render(
@@ -139,7 +139,7 @@ def render_settings(
         status_code=400 if error else status_code,
         project=project,
         dsn=project.dsn(_public_url(page)),
-        event_count=store.count_events(project.id),
+        event_count=store.issues.count_events(project.id),
         quota=project.quota_per_minute if project.quota_per_minute is not None else config.quota_per_minute,
         retention_days=project.retention_days
         if project.retention_days is not None
@@ -147,17 +147,17 @@ def render_settings(
         retention_max_events=project.retention_max_events
         if project.retention_max_events is not None
         else config.retention_max_events,
-        keys=store.list_project_keys(project.id),
-        members=store.list_project_members(project.id),
-        tokens=store.list_api_tokens(None if page.user.is_admin else page.user.id),
+        keys=store.accounts.list_project_keys(project.id),
+        members=store.accounts.list_project_members(project.id),
+        tokens=store.accounts.list_api_tokens(None if page.user.is_admin else page.user.id),
         new_token=new_token,
         attachment_per_hour=config.attachment_bytes_per_hour if per_hour is None else per_hour,
         attachment_total=config.attachment_bytes_total if total is None else total,
         attachment_hour_bytes=usage.used_in(float(int(time.time() // 3600) * 3600)),
         attachment_stored_bytes=usage.stored_bytes,
         budget_error=error,
-        client_outcomes=store.outcomes(project.id, source="client", since=since),
-        intake_outcomes=store.outcomes(project.id, source="intake", since=since),
+        client_outcomes=store.releases.outcomes(project.id, source="client", since=since),
+        intake_outcomes=store.releases.outcomes(project.id, source="intake", since=since),
         server_refusals=_server_refusals(page) if page.user.is_admin else None,
         not_stored=_not_stored(page, project.id),
     )
@@ -171,7 +171,7 @@ def _server_refusals(page: Page) -> list[tuple[str, str, int]]:
 
 def _not_stored(page: Page, project_id: int) -> list[tuple[str, int, str]]:
     """What arrived in the last 24 hours with no home here: (item type, count, why)."""
-    rows = page.store.outcomes(project_id, source="intake", since=time.time() - 86400)
+    rows = page.store.releases.outcomes(project_id, source="intake", since=time.time() - 86400)
     out = []
     for row in rows:
         known = item_types.lookup(row.category)

@@ -1,4 +1,4 @@
-"""Structured logs: the part of the SQL store that keeps ``log`` items.
+"""Structured logs: the repository that keeps ``log`` items.
 
 Logs are many and small: they have a retention of their own, independent of events. Each project
 keeps at most :data:`MAX_LOGS_PER_PROJECT` records (the oldest go first, checked after every digest
@@ -11,10 +11,10 @@ import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from .database import Cursor, Database
 from .log_records import LogQuery, LogRecord
 
 if TYPE_CHECKING:
-    from .database import Cursor
     from .digest_records import EnvelopeResult
 
 MAX_LOGS_PER_PROJECT = 100_000
@@ -27,12 +27,14 @@ def _like(text: str) -> str:
     return f"%{escaped}%"
 
 
-class LogsMixin:
-    """Log methods of :class:`~._sql.SQLStore` (it provides ``_tx``)."""
+class Logs:
+    """Log records: written by the digest, read by the API and the pages."""
 
-    _tx: Any
+    def __init__(self, db: Database) -> None:
+        self.db = db
 
-    def _write_logs(self, c: Cursor, results: Sequence[EnvelopeResult]) -> None:
+    def write(self, c: Cursor, results: Sequence[EnvelopeResult]) -> None:
+        """Store the batch's log records in the digest's transaction; keep each project under its cap."""
         rows = [r for result in results for r in result.logs]
         if not rows:
             return
@@ -71,12 +73,9 @@ class LogsMixin:
             pair = json.dumps({key: value}, separators=(",", ":"), ensure_ascii=False)[1:-1]
             where.append("attributes LIKE ? ESCAPE '\\'")
             params.append(_like(pair))
-        with self._tx(write=False) as c:
+        with self.db.tx(write=False) as c:
             rows = c.all(
                 f"SELECT {_COLUMNS} FROM logs WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT ? OFFSET ?",
                 [*params, q.limit, q.offset],
             )
         return [LogRecord.from_row(r) for r in rows]
-
-    def _logs_retention(self, c: Cursor, now: float) -> None:
-        c.ex("DELETE FROM logs WHERE timestamp < ?", (now - LOG_RETENTION_DAYS * 86400,))

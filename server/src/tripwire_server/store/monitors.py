@@ -1,13 +1,12 @@
-"""Cron monitors and check-ins: the part of the SQL store about scheduled jobs.
+"""Cron monitors and check-ins: the repository of scheduled jobs.
 
-Check-ins are written by the digest, in its transaction (:meth:`MonitorsMixin._write_checkins`);
-the clock (:meth:`MonitorsMixin.monitor_tick`) marks missed and timed-out runs. Both open or
+Check-ins are written by the digest, in its transaction (:meth:`Monitors.write_checkins`);
+the clock (:meth:`Monitors.monitor_tick`) marks missed and timed-out runs. Both open or
 update the monitor's issue and queue ``cron`` alerts in the same transaction.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import uuid
@@ -17,12 +16,12 @@ from typing import TYPE_CHECKING, Any
 from .. import monitors as _cron
 from ._pg_locks import SCOPED_KEY
 from .alert_records import CheckIn, Monitor
+from .alerts import Alerts
 from .base import NotFound
+from .database import Cursor, Database
 from .outcomes import upsert_outcomes
 
 if TYPE_CHECKING:
-    from .alert_records import AlertRule
-    from .database import Cursor
     from .digest_records import CheckInRow, EnvelopeResult
 
 log = logging.getLogger("tripwire_server")
@@ -63,33 +62,27 @@ def _monitor(row: Sequence[Any]) -> Monitor:
     )
 
 
-class MonitorsMixin:
-    """The cron monitor methods of :class:`~._sql.SQLStore`."""
+class Monitors:
+    """Cron monitors and their check-ins; a failure opens an issue and alerts through :attr:`alerts`."""
 
-    if TYPE_CHECKING:
-        backend: str
-
-        def _tx(self, write: bool = True) -> contextlib.AbstractContextManager[Cursor]: ...
-
-        def _rules_for(self, c: Cursor, project_ids: Any, triggers: Any) -> list[AlertRule]: ...
-
-        def _notify(
-            self, c: Cursor, rule: AlertRule, issue_id: int | None, item: dict[str, Any], now: float
-        ) -> bool: ...
-
-        def alert_clock(self) -> float: ...
+    def __init__(self, db: Database, alerts: Alerts) -> None:
+        self.db = db
+        #: The ``cron`` rules, their clock and the outbox.
+        self.alerts = alerts
 
     # -- reading -----------------------------------------------------------------------------
 
     def list_monitors(self, project_id: int) -> list[Monitor]:
-        with self._tx(write=False) as c:
+        """Monitors of a project, by slug."""
+        with self.db.tx(write=False) as c:
             rows = c.all(
                 f"SELECT {_MONITOR_COLUMNS} FROM monitors WHERE project_id = ? ORDER BY slug", (project_id,)
             )
         return [_monitor(r) for r in rows]
 
     def get_monitor(self, project_id: int, slug: str) -> Monitor:
-        with self._tx(write=False) as c:
+        """A monitor by slug. NotFound if missing."""
+        with self.db.tx(write=False) as c:
             row = c.one(
                 f"SELECT {_MONITOR_COLUMNS} FROM monitors WHERE project_id = ? AND slug = ?",
                 (project_id, slug),
@@ -99,7 +92,8 @@ class MonitorsMixin:
         return _monitor(row)
 
     def list_checkins(self, monitor_id: int, limit: int = 50) -> list[CheckIn]:
-        with self._tx(write=False) as c:
+        """The monitor's latest check-ins, newest first."""
+        with self.db.tx(write=False) as c:
             rows = c.all(
                 f"SELECT {_CHECKIN_COLUMNS} FROM monitor_checkins WHERE monitor_id = ?"
                 " ORDER BY started_at DESC, id DESC LIMIT ?",
@@ -109,11 +103,12 @@ class MonitorsMixin:
 
     # -- check-ins, inside the digest's transaction ------------------------------------------
 
-    def _write_checkins(self, c: Cursor, results: list[EnvelopeResult]) -> None:
+    def write_checkins(self, c: Cursor, results: list[EnvelopeResult]) -> None:
+        """Record the batch's check-ins in the digest's transaction."""
         rows = [ck for r in results for ck in r.checkins]
         if not rows:
             return
-        now = self.alert_clock()
+        now = self.alerts.clock()
         hour = float(int(now // 3600) * 3600)
         # In arrival order: an in_progress must land before the ok that closes it.
         for ck in rows:
@@ -221,9 +216,13 @@ class MonitorsMixin:
     # -- the clock ---------------------------------------------------------------------------
 
     def monitor_tick(self, now: float) -> int:
+        """Mark missed check-ins and timed-out runs as of ``now``; return how many were marked.
+
+        Runs in one process at a time (an advisory lock on PostgreSQL): others skip the tick.
+        """
         marked = 0
-        with self._tx() as c:
-            if self.backend == "postgresql":
+        with self.db.tx() as c:
+            if self.db.backend == "postgresql":
                 got = c.one(f"SELECT pg_try_advisory_xact_lock({SCOPED_KEY})", (_CLOCK_LOCK,))
                 if not got or not got[0]:
                     return 0  # another collector process is ticking right now
@@ -338,7 +337,7 @@ class MonitorsMixin:
                     (issue_id, now, f"monitor {what}"),
                 )
         c.ex("UPDATE monitors SET issue_id = ? WHERE id = ?", (issue_id, m.id))
-        for rule in self._rules_for(c, [m.project_id], ["cron"]):
+        for rule in self.alerts.rules_for(c, [m.project_id], ["cron"]):
             if rule.filters.environment and rule.filters.environment != m.environment:
                 continue
             item = {
@@ -349,7 +348,7 @@ class MonitorsMixin:
                 "title": title,
                 "environment": m.environment,
             }
-            self._notify(c, rule, issue_id, item, now)
+            self.alerts.notify(c, rule, issue_id, item, now)
 
     def _monitor_recovered(self, c: Cursor, m: Monitor, now: float) -> None:
         if m.issue_id is None:
@@ -366,4 +365,4 @@ class MonitorsMixin:
             )
 
 
-__all__ = ["MonitorsMixin"]
+__all__ = ["Monitors"]

@@ -1,4 +1,4 @@
-"""User feedback: the part of the SQL store that keeps what end users wrote.
+"""User feedback: the repository that keeps what end users wrote.
 
 Feedback is written by the digest in its transaction; it names an event by id, and its issue is
 found when it is read (the event may arrive after the feedback, or never). Each project keeps at
@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from .database import Cursor, Database
 from .feedback_records import Feedback
 
 if TYPE_CHECKING:
-    from .database import Cursor
     from .digest_records import EnvelopeResult
 
 #: Feedback kept per project: the oldest goes first.
@@ -31,12 +31,14 @@ def _feedback(row: Sequence[Any]) -> Feedback:
     return Feedback(*row)
 
 
-class FeedbackMixin:
-    """Feedback methods of :class:`~._sql.SQLStore` (it provides ``_tx``)."""
+class UserFeedback:
+    """User feedback: written by the digest, read by the API and the pages."""
 
-    _tx: Any
+    def __init__(self, db: Database) -> None:
+        self.db = db
 
-    def _write_feedback(self, c: Cursor, results: Sequence[EnvelopeResult]) -> None:
+    def write(self, c: Cursor, results: Sequence[EnvelopeResult]) -> None:
+        """Store the batch's feedback in the digest's transaction; keep each project under its cap."""
         rows = [f for r in results for f in r.feedback]
         if not rows:
             return
@@ -75,12 +77,9 @@ class FeedbackMixin:
         if issue_id is not None:
             where += " AND f.event_id IN (SELECT e.event_id FROM events e WHERE e.issue_id = ?)"
             params.append(issue_id)
-        with self._tx(write=False) as c:
+        with self.db.tx(write=False) as c:
             rows = c.all(
                 f"SELECT {_COLUMNS} FROM feedback f WHERE {where} ORDER BY f.id DESC LIMIT ? OFFSET ?",
                 [*params, limit, offset],
             )
         return [_feedback(r) for r in rows]
-
-    def _feedback_retention(self, c: Cursor, project_id: int, cutoff: float) -> None:
-        c.ex("DELETE FROM feedback WHERE project_id = ? AND received_at < ?", (project_id, cutoff))

@@ -1,6 +1,6 @@
-"""Profiles in the SQL store: stored profiles, per-function aggregates, continuous-profile windows.
+"""Profiles: stored profiles, per-function aggregates, continuous-profile windows.
 
-Written by the digest in its transaction (:meth:`ProfilesMixin._write_profiles`), after the
+Written by the digest in its transaction (:meth:`Profiles.write`), after the
 performance data of the same batch, so that a continuous-profile chunk finds the windows of the
 transactions that arrived with or before it, and a profile whose transaction was kept as a sample
 is kept too. Every profile adds to the aggregates; the profiles themselves are kept compressed,
@@ -17,7 +17,7 @@ from .. import _json
 from ..profiling.aggregate import FunctionCounts, counted_threads, function_counts
 from ..profiling.model import CONTINUOUS, Profile, TransactionWindow, attribute
 from .base import NotFound, hour_start
-from .database import Cursor
+from .database import Cursor, Database
 from .profile_records import FunctionRow, ProfileInfo, ProfileTotals
 
 if TYPE_CHECKING:
@@ -52,15 +52,16 @@ def _info(row: Sequence[Any]) -> ProfileInfo:
     )
 
 
-class ProfilesMixin:
-    """Profile methods of :class:`~._sql.SQLStore` (it provides ``_tx``)."""
+class Profiles:
+    """Profiles and their aggregates: written by the digest, read by the API and the pages."""
 
-    _tx: Any
-    for_update: str
+    def __init__(self, db: Database) -> None:
+        self.db = db
 
     # -- writing (inside the digest transaction) ---------------------------------------------
 
-    def _write_profiles(self, c: Cursor, results: Sequence[EnvelopeResult]) -> None:
+    def write(self, c: Cursor, results: Sequence[EnvelopeResult]) -> None:
+        """Store the batch's profiles and windows in the digest's transaction."""
         windows = [w for r in results for w in r.profile_windows]
         c.many(
             "INSERT INTO profile_windows (project_id, profiler_id, event_id, thread_id, start_timestamp,"
@@ -94,7 +95,7 @@ class ProfilesMixin:
         for (project_id, profiler_id), group in sorted(groups.items()):
             rows = c.all(
                 "SELECT id, hour, data FROM profiles WHERE project_id = ? AND profiler_id = ? AND name = ?"
-                " AND end_timestamp >= ? AND start_timestamp <= ? ORDER BY id" + self.for_update,
+                " AND end_timestamp >= ? AND start_timestamp <= ? ORDER BY id" + self.db.for_update,
                 (project_id, profiler_id, CONTINUOUS, min(w.start for w in group), max(w.end for w in group)),
             )
             for row_id, hour, blob in rows:
@@ -278,7 +279,8 @@ class ProfilesMixin:
         return row is not None
 
     def add_profile(self, project_id: int, profile: Profile) -> None:
-        with self._tx() as c:
+        """Aggregate and keep one profile outside the digest (``tripwire profile import``)."""
+        with self.db.tx() as c:
             self._add_profiles(c, [(project_id, profile)], keep=True)
 
     # -- reading -----------------------------------------------------------------------------
@@ -286,12 +288,13 @@ class ProfilesMixin:
     def profile_functions(
         self, project_id: int, name: str, since: float, until: float, *, release: str | None = None
     ) -> tuple[ProfileTotals, list[FunctionRow]]:
+        """Every function's self and total samples in transaction ``name`` (hour aggregates)."""
         where = "project_id = ? AND name = ? AND hour >= ? AND hour < ?"
         params: list[Any] = [project_id, name, hour_start(since), until]
         if release is not None:
             where += " AND release = ?"
             params.append(release)
-        with self._tx(write=False) as c:
+        with self.db.tx(write=False) as c:
             total = c.one(
                 f"SELECT SUM(samples), SUM(idle), SUM(profiles) FROM profile_totals WHERE {where}", params
             )
@@ -304,7 +307,8 @@ class ProfilesMixin:
         return totals, [FunctionRow(r[0], r[1], r[2], int(r[3]), int(r[4])) for r in rows]
 
     def profile_releases(self, project_id: int, name: str, since: float) -> list[str]:
-        with self._tx(write=False) as c:
+        """Releases with profile samples of ``name`` since ``since``, newest first (by first hour)."""
+        with self.db.tx(write=False) as c:
             rows = c.all(
                 "SELECT release, MIN(hour), MAX(hour) FROM profile_totals"
                 " WHERE project_id = ? AND name = ? AND hour >= ? GROUP BY release",
@@ -313,7 +317,8 @@ class ProfilesMixin:
         return [r[0] for r in sorted(rows, key=lambda r: (float(r[1]), float(r[2]), r[0]), reverse=True)]
 
     def profile_transactions(self, project_id: int, since: float) -> list[tuple[str, int]]:
-        with self._tx(write=False) as c:
+        """``(transaction name, samples)`` of the project's profiled transactions, most first."""
+        with self.db.tx(write=False) as c:
             rows = c.all(
                 "SELECT name, SUM(samples) FROM profile_totals WHERE project_id = ? AND hour >= ?"
                 " GROUP BY name ORDER BY SUM(samples) DESC, name LIMIT 500",
@@ -330,6 +335,7 @@ class ProfilesMixin:
         release: str | None = None,
         limit: int = 50,
     ) -> list[ProfileInfo]:
+        """Stored profiles, newest first."""
         where = "project_id = ? AND hour >= ?"
         params: list[Any] = [project_id, hour_start(since)]
         if name is not None:
@@ -338,7 +344,7 @@ class ProfilesMixin:
         if release is not None:
             where += " AND release = ?"
             params.append(release)
-        with self._tx(write=False) as c:
+        with self.db.tx(write=False) as c:
             rows = c.all(
                 f"SELECT {_INFO_COLUMNS} FROM profiles WHERE {where} ORDER BY start_timestamp DESC, id DESC"
                 " LIMIT ?",
@@ -347,7 +353,8 @@ class ProfilesMixin:
         return [_info(r) for r in rows]
 
     def get_profile(self, project_id: int, profile_id: str) -> tuple[ProfileInfo, Profile]:
-        with self._tx(write=False) as c:
+        """A stored profile with its samples. NotFound if missing."""
+        with self.db.tx(write=False) as c:
             row = c.one(
                 f"SELECT {_INFO_COLUMNS}, data FROM profiles WHERE project_id = ? AND profile_id = ?",
                 (project_id, profile_id),
@@ -359,12 +366,13 @@ class ProfilesMixin:
     def load_profiles(
         self, project_id: int, name: str, *, since: float, release: str | None = None, limit: int = 50
     ) -> list[Profile]:
+        """The newest stored profiles of ``name`` (for an aggregated flame graph)."""
         where = "project_id = ? AND name = ? AND hour >= ?"
         params: list[Any] = [project_id, name, hour_start(since)]
         if release is not None:
             where += " AND release = ?"
             params.append(release)
-        with self._tx(write=False) as c:
+        with self.db.tx(write=False) as c:
             rows = c.all(
                 f"SELECT data FROM profiles WHERE {where} ORDER BY start_timestamp DESC, id DESC LIMIT ?",
                 [*params, limit],
@@ -372,8 +380,10 @@ class ProfilesMixin:
         return [Profile.from_json(_json.unpack_event(bytes(r[0]))) for r in rows]
 
     def profiles_of_events(self, project_id: int | None, event_ids: list[str]) -> dict[str, tuple[int, str]]:
+        """transaction event id -> (project id, profile id) of a stored profile of it (in any
+        project when ``project_id`` is None)."""
         out: dict[str, tuple[int, str]] = {}
-        with self._tx(write=False) as c:
+        with self.db.tx(write=False) as c:
             for start in range(0, len(event_ids), 500):
                 chunk = [e for e in event_ids[start : start + 500] if e]
                 if not chunk:
@@ -387,20 +397,3 @@ class ProfilesMixin:
                 for event_id, owner, profile_id in c.all(sql + " ORDER BY id", params):
                     out.setdefault(event_id, (int(owner), profile_id))
         return out
-
-    # -- retention ---------------------------------------------------------------------------
-
-    def apply_profile_retention(self, *, days: int, now: float) -> int:
-        if days <= 0:
-            return 0
-        cutoff = now - days * 86400
-        removed = 0
-        with self._tx() as c:
-            for table, column in (
-                ("profiles", "hour"),
-                ("profile_functions", "hour"),
-                ("profile_totals", "hour"),
-                ("profile_windows", "end_timestamp"),
-            ):
-                removed += len(c.all(f"DELETE FROM {table} WHERE {column} < ? RETURNING 1", (cutoff,)))
-        return removed

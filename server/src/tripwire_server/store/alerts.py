@@ -1,6 +1,7 @@
-"""Alert rules, their state and the notification outbox: the part of the SQL store about alerts.
+"""Alert rules, their state and the notification outbox: the repository of alerts.
 
-:meth:`AlertsMixin._alerts_after_digest` runs inside the digest's write transaction, so a
+Rules are evaluated inside the digest's write transaction (store/digest_alerts.py,
+store/latency_alerts.py, and the cron monitors), and queue through :meth:`Alerts.notify`, so a
 notification exists exactly when the change that caused it (a new issue, a regression, counted
 events or sessions) is committed: a crash loses neither, and never keeps one without the other.
 The outbox worker (:mod:`tripwire_server.alerts.outbox`) then claims due messages with a lease.
@@ -8,8 +9,6 @@ The outbox worker (:mod:`tripwire_server.alerts.outbox`) then claims due message
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import json
 import logging
 import secrets
@@ -19,15 +18,13 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..alerts import rules as R
-from ._latency_alerts import LatencyAlertsMixin
 from .alert_records import AlertRule, Delivery, Notification
 from .base import NotFound
+from .database import Cursor, Database
 from .outcomes import upsert_outcomes
 
 if TYPE_CHECKING:
-    from .database import Cursor
-    from .digest_records import DigestedEvent, EnvelopeResult
-    from .digest_writer import DigestWriter
+    pass
 
 _RULE_COLUMNS = (
     "id, project_id, name, on_trigger, threshold, window_minutes, below, min_sessions, once,"
@@ -97,49 +94,30 @@ def _targets(rule: AlertRule) -> list[str]:
     return [t for t, on in (("webhook", rule.webhook_url), ("email", rule.email)) if on]
 
 
-def _issue_item(issue_id: int, e: DigestedEvent) -> dict[str, Any]:
-    # Only what the message needs: no event payload, no user data.
-    return {
-        "subject": f"issue:{issue_id}",
-        "issue_id": issue_id,
-        "title": e.title[:300],
-        "culprit": e.culprit[:300],
-        "level": e.level,
-        "release": e.release,
-        "environment": e.environment,
-    }
+class Alerts:
+    """Alert rules, the outbox, and the evaluation of rules inside the digest's transaction.
 
+    The triggers on a digest batch (store/digest_alerts.py), the ``p95`` trigger
+    (store/latency_alerts.py) and cron monitors (store/monitors.py) evaluate their own rules and
+    queue through :meth:`notify`, with the cooldowns and digests of every rule.
+    """
 
-def _matches(rule: AlertRule, e: DigestedEvent) -> bool:
-    return rule.filters.matches(level=e.level, environment=e.environment, release=e.release, tags=e.tags)
-
-
-def user_key(value: str) -> str:
-    """A user tag as a short hash: user rules count people without keeping who they are."""
-    return hashlib.sha256(value.encode("utf-8", "replace")).hexdigest()[:24]
-
-
-class AlertsMixin(LatencyAlertsMixin):
-    """The alert methods of :class:`~._sql.SQLStore` (the ``p95`` trigger's in its base)."""
-
-    #: The clock of rule evaluation and the outbox; tests replace it.
-    alert_clock: Callable[[], float] = staticmethod(time.time)
-
-    if TYPE_CHECKING:
-        backend: str
-
-        def _tx(self, write: bool = True) -> contextlib.AbstractContextManager[Cursor]: ...
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        #: The clock of rule evaluation and the outbox; tests replace it.
+        self.clock: Callable[[], float] = time.time
 
     @property
     def _skip_locked(self) -> str:
-        return " FOR UPDATE SKIP LOCKED" if self.backend == "postgresql" else ""
+        return " FOR UPDATE SKIP LOCKED" if self.db.backend == "postgresql" else ""
 
     # -- rules -------------------------------------------------------------------------------
 
     def create_alert_rule(self, project_id: int, spec: R.RuleSpec) -> AlertRule:
+        """Store a validated rule (a secret is generated when the spec has none)."""
         spec = R.validate(spec)
         secret = spec.secret or secrets.token_urlsafe(24)
-        with self._tx() as c:
+        with self.db.tx() as c:
             if c.one("SELECT id FROM projects WHERE id = ?", (project_id,)) is None:
                 raise NotFound(f"no project {project_id}")
             row = c.one(
@@ -173,7 +151,8 @@ class AlertsMixin(LatencyAlertsMixin):
         return _rule(row)
 
     def list_alert_rules(self, project_id: int | None = None) -> list[AlertRule]:
-        with self._tx(write=False) as c:
+        """Rules of one project (or of all), oldest first."""
+        with self.db.tx(write=False) as c:
             if project_id is None:
                 rows = c.all(f"SELECT {_RULE_COLUMNS} FROM alert_rules ORDER BY id")
             else:
@@ -183,14 +162,16 @@ class AlertsMixin(LatencyAlertsMixin):
         return [_rule(r) for r in rows]
 
     def get_alert_rule(self, rule_id: int) -> AlertRule:
-        with self._tx(write=False) as c:
+        """A rule by id. NotFound if missing."""
+        with self.db.tx(write=False) as c:
             row = c.one(f"SELECT {_RULE_COLUMNS} FROM alert_rules WHERE id = ?", (rule_id,))
         if row is None:
             raise NotFound(f"no alert rule {rule_id}")
         return _rule(row)
 
     def delete_alert_rule(self, rule_id: int) -> None:
-        with self._tx() as c:
+        """Delete a rule with its state and history. NotFound if missing."""
+        with self.db.tx() as c:
             # Children first: SQLite only cascades with foreign keys on, and not every connection
             # that ever touched the file had them on.
             for table in ("alert_outbox", "alert_state", "alert_counts", "alert_users"):
@@ -199,15 +180,16 @@ class AlertsMixin(LatencyAlertsMixin):
                 raise NotFound(f"no alert rule {rule_id}")
 
     def queue_test_notification(self, rule_id: int) -> list[str]:
+        """Put a test message of the rule in the outbox (one per target); return their ids."""
         rule = self.get_alert_rule(rule_id)
-        now = self.alert_clock()
+        now = self.clock()
         item = {
             "trigger": "test",
             "subject": "test",
             "title": "Test notification: this alert rule reaches you",
         }
         uids = []
-        with self._tx() as c:
+        with self.db.tx() as c:
             for target in _targets(rule):
                 uid = uuid.uuid4().hex
                 # Its own batch: a test message is never merged into a real one.
@@ -221,7 +203,8 @@ class AlertsMixin(LatencyAlertsMixin):
         return uids
 
     def alert_history(self, rule_id: int, limit: int = 50) -> list[Notification]:
-        with self._tx(write=False) as c:
+        """The rule's latest notifications, newest first."""
+        with self.db.tx(write=False) as c:
             rows = c.all(
                 f"SELECT {_NOTIFICATION_COLUMNS} FROM alert_outbox WHERE rule_id = ?"
                 " ORDER BY id DESC LIMIT ?",
@@ -230,7 +213,8 @@ class AlertsMixin(LatencyAlertsMixin):
         return [_notification(r) for r in rows]
 
     def get_notification(self, uid: str) -> Notification:
-        with self._tx(write=False) as c:
+        """A notification by its id. NotFound if missing."""
+        with self.db.tx(write=False) as c:
             row = c.one(f"SELECT {_NOTIFICATION_COLUMNS} FROM alert_outbox WHERE uid = ?", (uid,))
         if row is None:
             raise NotFound(f"no notification {uid}")
@@ -239,8 +223,9 @@ class AlertsMixin(LatencyAlertsMixin):
     # -- the outbox --------------------------------------------------------------------------
 
     def claim_delivery(self, now: float, lease: float) -> Delivery | None:
+        """Lease the next due message for ``lease`` seconds (None when nothing is due)."""
         due = "status = 'pending' AND next_attempt <= ? AND (lease_until IS NULL OR lease_until < ?)"
-        with self._tx() as c:
+        with self.db.tx() as c:
             lead = c.one(
                 f"SELECT id, uid, rule_id, target, batch FROM alert_outbox WHERE {due}"
                 f" ORDER BY next_attempt, id LIMIT 1{self._skip_locked}",
@@ -291,8 +276,9 @@ class AlertsMixin(LatencyAlertsMixin):
     def settle_delivery(
         self, delivery: Delivery, *, ok: bool, error: str | None, retry_at: float | None, now: float
     ) -> None:
+        """Record an attempt: sent, retried at ``retry_at``, or failed for good (``retry_at`` None)."""
         error = None if error is None else error[:1000]
-        with self._tx() as c:
+        with self.db.tx() as c:
             if ok:
                 c.ex(
                     "UPDATE alert_outbox SET status = 'sent', sent_at = ?, lease_until = NULL, error = NULL"
@@ -313,7 +299,8 @@ class AlertsMixin(LatencyAlertsMixin):
                 )
 
     def next_delivery_at(self) -> float | None:
-        with self._tx(write=False) as c:
+        """When the earliest pending message is due (None: nothing pending)."""
+        with self.db.tx(write=False) as c:
             row = c.one(
                 "SELECT MIN(CASE WHEN lease_until IS NULL OR lease_until < next_attempt THEN next_attempt"
                 " ELSE lease_until END) FROM alert_outbox WHERE status = 'pending'"
@@ -322,7 +309,7 @@ class AlertsMixin(LatencyAlertsMixin):
 
     def prune_alerts(self, now: float) -> None:
         """Forget counters older than a day and history beyond the last entries of each rule."""
-        with self._tx() as c:
+        with self.db.tx() as c:
             c.ex("DELETE FROM alert_counts WHERE minute < ?", (now - 86400,))
             c.ex("DELETE FROM alert_users WHERE last_seen < ?", (now - 86400,))
             for (rule_id,) in c.all("SELECT id FROM alert_rules"):
@@ -338,7 +325,7 @@ class AlertsMixin(LatencyAlertsMixin):
 
     # -- evaluation, inside the digest's transaction ------------------------------------------
 
-    def _rules_for(self, c: Cursor, project_ids: Iterable[int], triggers: Iterable[str]) -> list[AlertRule]:
+    def rules_for(self, c: Cursor, project_ids: Iterable[int], triggers: Iterable[str]) -> list[AlertRule]:
         projects = sorted(set(project_ids))
         kinds = sorted(set(triggers))
         if not projects or not kinds:
@@ -362,169 +349,15 @@ class AlertsMixin(LatencyAlertsMixin):
         """A defect in a rule (or its evaluation) must not stall the digest, nor send envelopes to
         dead_letters: it is logged and counted. Database errors propagate; the batch is retried."""
         log.exception("alert rule %s could not be evaluated", rule_id)
-        hour = float(int(self.alert_clock() // 3600) * 3600)
+        hour = float(int(self.clock() // 3600) * 3600)
         upsert_outcomes(c, [(project_id, hour, "intake", "alert", "evaluation_failed", 1)])
 
-    def _alerts_after_digest(self, c: Cursor, writer: DigestWriter, results: list[EnvelopeResult]) -> None:
-        """Evaluate the rules on what this batch wrote; queue notifications."""
-        # The p95 rules read the rollups _write_performance merged earlier in this transaction.
-        self._latency_after_digest(c, results)
-        stored = writer.stored
-        sessions = [s for r in results for s in r.sessions]
-        projects = {e.project_id for e, _ in stored} | {s.project_id for s in sessions}
-        if not projects:
-            return
-        rules = self._rules_for(c, projects, R.ISSUE_TRIGGERS | {"crash-free"})
-        if not rules:
-            return
-        now = self.alert_clock()
-        if any(r.trigger in ("frequency", "users") for r in rules):
-            # Ignored issues are muted: their events count nowhere and alert no one.
-            ignored = self._ignored(c, {issue_id for _, issue_id in stored})
-            stored = [(e, i) for e, i in stored if i not in ignored]
-        for rule in rules:
-            self._guarded(c, rule, self._evaluate, writer, stored, sessions, now)
-
-    def _guarded(self, c: Cursor, rule: AlertRule, evaluate: Callable[..., None], *args: Any) -> None:
+    def guarded(self, c: Cursor, rule: AlertRule, evaluate: Callable[..., None], *args: Any) -> None:
         """``evaluate(c, rule, *args)``; a defect in it is counted, not raised into the digest."""
         try:
             evaluate(c, rule, *args)
         except _PYTHON_ERRORS:
             self._evaluation_failed(c, rule.project_id, rule.id)
-
-    def _evaluate(
-        self,
-        c: Cursor,
-        rule: AlertRule,
-        writer: DigestWriter,
-        stored: list[tuple[DigestedEvent, int]],
-        sessions: list[Any],
-        now: float,
-    ) -> None:
-        if rule.trigger == "new-issue":
-            for issue_id, e in sorted(writer.new_issues.items()):
-                if e.project_id == rule.project_id and _matches(rule, e):
-                    self._notify(c, rule, issue_id, _issue_item(issue_id, e), now)
-        elif rule.trigger == "regression":
-            for issue_id, e in sorted(writer.regressed.items()):
-                if e.project_id == rule.project_id and _matches(rule, e):
-                    self._notify(c, rule, issue_id, _issue_item(issue_id, e), now)
-        elif rule.trigger == "frequency":
-            self._frequency(c, rule, stored, now)
-        elif rule.trigger == "users":
-            self._users(c, rule, stored, now)
-        elif rule.trigger == "crash-free":
-            self._crash_free(c, rule, sessions, now)
-
-    @staticmethod
-    def _ignored(c: Cursor, issue_ids: set[int]) -> set[int]:
-        ids = sorted(issue_ids)
-        out: set[int] = set()
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            out.update(
-                r[0]
-                for r in c.all(f"SELECT id FROM issues WHERE id IN ({marks}) AND status = 'ignored'", chunk)
-            )
-        return out
-
-    def _frequency(
-        self, c: Cursor, rule: AlertRule, stored: list[tuple[DigestedEvent, int]], now: float
-    ) -> None:
-        buckets: dict[tuple[int, float], int] = {}
-        latest: dict[int, DigestedEvent] = {}
-        arrivals: dict[int, list[int]] = {}  # per issue, each event's occurrences in batch order
-        for e, issue_id in stored:
-            if e.project_id == rule.project_id and _matches(rule, e):
-                key = (issue_id, R.minute(e.received_at))
-                buckets[key] = buckets.get(key, 0) + e.occurrences
-                latest[issue_id] = e
-                arrivals.setdefault(issue_id, []).append(e.occurrences)
-        if not buckets:
-            return
-        c.many(
-            "INSERT INTO alert_counts (rule_id, issue_id, minute, count) VALUES (?, ?, ?, ?)"
-            " ON CONFLICT (rule_id, issue_id, minute)"
-            " DO UPDATE SET count = alert_counts.count + excluded.count",
-            [(rule.id, i, m, n) for (i, m), n in sorted(buckets.items())],
-        )
-        since = R.minute(now - (rule.window_minutes or 1) * 60 + 60)
-        for issue_id, e in sorted(latest.items()):
-            total = int(
-                c.one(
-                    "SELECT COALESCE(SUM(count), 0) FROM alert_counts"
-                    " WHERE rule_id = ? AND issue_id = ? AND minute >= ?",
-                    (rule.id, issue_id, since),
-                )[0]
-            )
-            if R.over_threshold("frequency", total, rule.threshold or 0):
-                item = {**_issue_item(issue_id, e), "count": total, "window_minutes": rule.window_minutes}
-                fires = _arrivals_over(arrivals[issue_id], total, rule.threshold or 0)
-                self._notify(c, rule, issue_id, item, now, times=fires)
-
-    def _users(self, c: Cursor, rule: AlertRule, stored: list[tuple[DigestedEvent, int]], now: float) -> None:
-        seen: dict[tuple[int, str], float] = {}
-        latest: dict[int, DigestedEvent] = {}
-        for e, issue_id in stored:
-            if e.project_id != rule.project_id or not _matches(rule, e):
-                continue
-            for key, value in e.tags:
-                if key == "user":
-                    k = (issue_id, user_key(value))
-                    seen[k] = max(seen.get(k, 0.0), e.received_at)
-                    latest[issue_id] = e
-        if not seen:
-            return
-        c.many(
-            "INSERT INTO alert_users (rule_id, issue_id, user_key, last_seen) VALUES (?, ?, ?, ?)"
-            " ON CONFLICT (rule_id, issue_id, user_key) DO UPDATE SET last_seen = excluded.last_seen",
-            [(rule.id, i, u, t) for (i, u), t in sorted(seen.items())],
-        )
-        since = now - (rule.window_minutes or 1) * 60
-        for issue_id, e in sorted(latest.items()):
-            users = int(
-                c.one(
-                    "SELECT COUNT(*) FROM alert_users WHERE rule_id = ? AND issue_id = ? AND last_seen >= ?",
-                    (rule.id, issue_id, since),
-                )[0]
-            )
-            if R.over_threshold("users", users, rule.threshold or 0):
-                item = {**_issue_item(issue_id, e), "users": users, "window_minutes": rule.window_minutes}
-                self._notify(c, rule, issue_id, item, now)
-
-    def _crash_free(self, c: Cursor, rule: AlertRule, sessions: list[Any], now: float) -> None:
-        f = rule.filters
-        releases = sorted(
-            {
-                s.release
-                for s in sessions
-                if s.project_id == rule.project_id
-                and (not f.release or s.release == f.release)
-                and (not f.environment or s.environment == f.environment)
-            }
-        )
-        for release in releases:
-            sql = (
-                "SELECT COALESCE(SUM(started), 0), COALESCE(SUM(crashed), 0) FROM session_counts"
-                " WHERE project_id = ? AND release = ?"
-            )
-            params: list[Any] = [rule.project_id, release]
-            if f.environment:
-                sql += " AND environment = ?"
-                params.append(f.environment)
-            started, crashed = (int(x) for x in c.one(sql, params))
-            if R.crash_free_breached(started, crashed, rule.below or 0.0, rule.min_sessions or 1):
-                rate = max(0.0, 1.0 - crashed / started) * 100
-                item = {
-                    "subject": f"release:{release}",
-                    "release": release,
-                    "title": f"Release {release}: crash-free sessions {rate:.2f}% (below {rule.below:g}%)",
-                    "crash_free_rate": round(rate, 4),
-                    "sessions": started,
-                    "crashed": crashed,
-                }
-                self._notify(c, rule, None, item, now)
 
     def _state_for_update(self, c: Cursor, rule_id: int, subject: str) -> Any:
         c.ex(
@@ -532,18 +365,18 @@ class AlertsMixin(LatencyAlertsMixin):
             " ON CONFLICT (rule_id, subject) DO NOTHING",
             (rule_id, subject),
         )
-        lock = " FOR UPDATE" if self.backend == "postgresql" else ""
+        lock = " FOR UPDATE" if self.db.backend == "postgresql" else ""
         return c.one(
             f"SELECT last_sent, fired, breached FROM alert_state WHERE rule_id = ? AND subject = ?{lock}",
             (rule_id, subject),
         )
 
-    def _lock_states(self, c: Cursor, rule_id: int, subject: str) -> tuple[Any, Any]:
+    def lock_states(self, c: Cursor, rule_id: int, subject: str) -> tuple[Any, Any]:
         """Lock the rule's slot row, then the subject's: two PostgreSQL digesters evaluating the
         same rule queue one notification between them, in the same lock order (no deadlock)."""
         return self._state_for_update(c, rule_id, _RULE_SLOT), self._state_for_update(c, rule_id, subject)
 
-    def _notify(
+    def notify(
         self,
         c: Cursor,
         rule: AlertRule,
@@ -560,7 +393,7 @@ class AlertsMixin(LatencyAlertsMixin):
         True when a message was queued.
         """
         subject = str(item["subject"])
-        slot_row, state = self._lock_states(c, rule.id, subject)
+        slot_row, state = self.lock_states(c, rule.id, subject)
         last_sent, fired = state[0], int(state[1])
         if rule.once and fired > 0:
             return False  # "first time over" only: not a suppressed message, nothing to say
@@ -572,12 +405,12 @@ class AlertsMixin(LatencyAlertsMixin):
             "UPDATE alert_state SET last_sent = ?, fired = fired + 1 WHERE rule_id = ? AND subject = ?",
             (now, rule.id, subject),
         )
-        self._enqueue(c, rule, issue_id, subject, message, slot_row[0], now)
+        self.enqueue(c, rule, issue_id, subject, message, slot_row[0], now)
         if times > 1:  # the rest of the batch's firings fall in the cooldown this message starts
             self._count_suppressed(c, rule, issue_id, subject, message, now, now, times - 1)
         return True
 
-    def _enqueue(
+    def enqueue(
         self,
         c: Cursor,
         rule: AlertRule,
@@ -651,15 +484,3 @@ class AlertsMixin(LatencyAlertsMixin):
                 times,
             ),
         )
-
-
-def _arrivals_over(occurrences: list[int], total: int, threshold: int) -> int:
-    """How many of a batch's events (their occurrences in order) arrived with the issue at or over
-    ``threshold`` in the window, ``total`` being the window's count after the whole batch."""
-    running = total - sum(occurrences)
-    fired = 0
-    for n in occurrences:
-        running += n
-        if running >= threshold:
-            fired += 1
-    return max(fired, 1)

@@ -15,16 +15,14 @@ transaction, so that two digesting processes cannot both insert the same event.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as _dt
 import math
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any
 
 from ._pg_locks import SCOPED_KEY
-from .base import Project
-from .database import Cursor
-from .digest_records import AttachmentBudget, EnvelopeResult
+from .database import Cursor, Database
 from .issue_rows import EVENT_INSERT
 
 _DAY = 86400
@@ -57,30 +55,26 @@ def _day(ts: float) -> float:
     return float(math.floor(ts / _DAY) * _DAY)
 
 
-class EventPartitionsMixin:
-    """The PostgreSQL store's event partitioning (see the module docstring)."""
+class EventPartitions:
+    """The day partitions of ``events`` in one PostgreSQL database (see the module docstring).
 
-    if TYPE_CHECKING:
-        # As SQLStore declares it (a contextlib.contextmanager), which comes after this mixin.
-        def _tx(self, write: bool = True) -> contextlib._GeneratorContextManager[Cursor]: ...
-        def list_projects(self) -> list[Project]: ...
+    The PostgreSQL database holds one and answers its event hooks with it
+    (:meth:`~.database.Database.insert_events`, ``drop_expired_events``, ...).
+    """
 
-    #: Days whose partition was seen to exist (committed): the digest skips looking them up.
-    _event_days: set[float] | None = None
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        #: Days whose partition was seen to exist (committed): the digest skips looking them up.
+        self._event_days: set[float] | None = None
 
     # -- the upgrade from one table ----------------------------------------------------------
 
-    def _after_migration(self, c: Cursor, version: int) -> None:
-        if version == 10:
-            self._copy_events_v9(c)
-        super()._after_migration(c, version)  # type: ignore[misc]
-
-    def _copy_events_v9(self, c: Cursor) -> None:
+    def copy_events_v9(self, c: Cursor) -> None:
         """Move every row of the unpartitioned table into day partitions, ids kept."""
         days = {
             float(r[0]) for r in c.all("SELECT DISTINCT floor(received_at / 86400) * 86400 FROM events_v9")
         }
-        self._create_event_partitions(c, days | self._days_ahead(time.time()))
+        self.create(c, days | self._days_ahead(time.time()))
         c.ex(f"INSERT INTO events ({_COLUMNS}) SELECT {_COLUMNS} FROM events_v9")
         last = c.one("SELECT MAX(id) FROM events_v9")[0]
         if last is not None:
@@ -95,7 +89,8 @@ class EventPartitionsMixin:
         today = _day(now)
         return {today + k * _DAY for k in range(AHEAD_DAYS + 1)}
 
-    def _create_event_partitions(self, c: Cursor, days: set[float]) -> None:
+    def create(self, c: Cursor, days: set[float]) -> None:
+        """Make the partitions of ``days`` that are missing, in ``c``'s transaction."""
         known = self._event_days if self._event_days is not None else set()
         missing = []
         for day in sorted(days - known):
@@ -113,14 +108,14 @@ class EventPartitionsMixin:
                 f" FOR VALUES FROM ({day!r}) TO ({day + _DAY!r})"
             )
 
-    def create_event_partitions_ahead(self, now: float) -> None:
+    def create_ahead(self, now: float) -> None:
         """Make the partitions of today and the next :data:`AHEAD_DAYS` days if missing."""
-        with self._tx() as c:
-            self._create_event_partitions(c, self._days_ahead(now))
+        with self.db.tx() as c:
+            self.create(c, self._days_ahead(now))
 
-    def event_partitions(self) -> list[str]:
+    def names(self) -> list[str]:
         """Names of the partitions of ``events``, oldest first."""
-        with self._tx(write=False) as c:
+        with self.db.tx(write=False) as c:
             rows = c.all(
                 "SELECT child.relname FROM pg_inherits i"
                 " JOIN pg_class child ON child.oid = i.inhrelid"
@@ -132,19 +127,18 @@ class EventPartitionsMixin:
 
     # -- digest ------------------------------------------------------------------------------
 
-    def _write_results(self, c: Cursor, results: list[EnvelopeResult], budget: AttachmentBudget) -> set[str]:
-        # The per-project locks come first, in project order, before any row lock of the batch:
-        # two digesting processes then queue up on them and cannot deadlock through them.
-        projects = sorted({e.project_id for r in results for e in r.events})
-        for project_id in projects:
+    @staticmethod
+    def lock_projects(c: Cursor, project_ids: list[int]) -> None:
+        """Take the per-project locks of the event inserts, in project order, before any row lock
+        of the batch: two digesting processes then queue up on them and cannot deadlock."""
+        for project_id in sorted(project_ids):
             key = (_EVENT_LOCK << 32) | (project_id & 0xFFFF_FFFF)
             c.ex(f"SELECT pg_advisory_xact_lock({SCOPED_KEY})", (key,))
-        return super()._write_results(c, results, budget)  # type: ignore[misc, no-any-return]
 
     def insert_events(self, c: Cursor, rows: list[tuple[Any, ...]]) -> list[bool]:
         if not rows:
             return []
-        self._create_event_partitions(c, {_day(float(row[4])) for row in rows})
+        self.create(c, {_day(float(row[4])) for row in rows})
         by_project: dict[int, list[str]] = {}
         for row in rows:
             by_project.setdefault(row[0], []).append(row[1])
@@ -171,36 +165,32 @@ class EventPartitionsMixin:
 
     # -- retention ---------------------------------------------------------------------------
 
-    def _retention_cutoff(self, now: float, days: int) -> float:
+    @staticmethod
+    def retention_cutoff(now: float, days: int) -> float:
         # Whole days, as partitions hold them: with every project on the longest retention, the
         # row-by-row pass that follows the partition drop finds nothing left to delete.
         return _day(now - days * _DAY)
 
-    def apply_retention(
-        self, *, default_days: int, default_max_events: int, now: float, chunk: int = 5000
+    def drop_expired(
+        self, now: float, keep_days: list[int], free_attachments: Callable[[Cursor, float], None]
     ) -> int:
-        self.create_event_partitions_ahead(now)
-        keep = [
-            p.retention_days if p.retention_days is not None else default_days for p in self.list_projects()
-        ]
-        dropped = 0
-        if keep and all(days > 0 for days in keep):
-            dropped = self._drop_event_partitions(self._retention_cutoff(now, max(keep)))
-        return dropped + super().apply_retention(  # type: ignore[misc, no-any-return]
-            default_days=default_days, default_max_events=default_max_events, now=now, chunk=chunk
-        )
+        """Make the partitions ahead, then drop the days every project's retention has passed."""
+        self.create_ahead(now)
+        if not keep_days or not all(days > 0 for days in keep_days):
+            return 0
+        return self._drop_before(self.retention_cutoff(now, max(keep_days)), free_attachments)
 
-    def _drop_event_partitions(self, cutoff: float) -> int:
+    def _drop_before(self, cutoff: float, free_attachments: Callable[[Cursor, float], None]) -> int:
         """Drop the partitions of days that ended by ``cutoff``; the events they held (counted)."""
         removed = 0
-        for name in self.event_partitions():
+        for name in self.names():
             day = _day_of(name)
             if day is None or day + _DAY > cutoff:
                 continue
-            with self._tx() as c:
+            with self.db.tx() as c:
                 removed += int(c.one(f"SELECT COUNT(*) FROM {name}")[0])
                 # Attachments of those events go with them (and give their bytes back).
-                self._delete_attachments(c, "received_at < ?", (day + _DAY,))  # type: ignore[attr-defined]
+                free_attachments(c, day + _DAY)
                 c.ex(f"DROP TABLE IF EXISTS {name}")
             if self._event_days is not None:
                 self._event_days.discard(day)

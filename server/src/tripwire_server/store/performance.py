@@ -1,6 +1,6 @@
-"""Performance data in the SQL store: rollups, span-op times, samples and trace links.
+"""Performance data: rollups, span-op times, samples and trace links.
 
-Written by the digest in its transaction (:meth:`PerformanceMixin._write_performance`), read by
+Written by the digest in its transaction (:meth:`Performance.write`), read by
 the API and the pages. On PostgreSQL ``perf_rollups``, ``perf_span_ops`` and ``perf_samples`` are
 partitioned by day (partitions are created as data arrives, under an advisory lock) and retention
 drops whole partitions, so deleting old data leaves no bloat to vacuum. SQLite deletes rows.
@@ -8,7 +8,6 @@ drops whole partitions, so deleting old data leaves no bloat to vacuum. SQLite d
 
 from __future__ import annotations
 
-import contextlib
 import datetime as _dt
 import math
 import random
@@ -20,13 +19,13 @@ from ..performance import histogram
 from ..performance.model import Transaction
 from ..performance.rollup import DAY, HOUR, MINUTE, Rollup, RollupKey, SpanOpTime, fold
 from ._pg_locks import SCOPED_KEY
+from .database import Cursor, Database
 from .issue_rows import ISSUE_COLUMNS as _ISSUE_COLUMNS
 from .issue_rows import issue_from_row as _issue
 from .perf_records import DEFAULT_APDEX_MS, RollupRow, Sample, SpanOpRow, TraceEvent
 
 if TYPE_CHECKING:
     from .base import Issue
-    from .database import Cursor
     from .digest_records import EnvelopeResult
     from .digest_writer import DigestWriter
 
@@ -82,25 +81,22 @@ def _sample(row: Sequence[Any]) -> Sample:
     )
 
 
-class PerformanceMixin:
-    """The performance methods of :class:`~._sql.SQLStore`."""
+class Performance:
+    """Performance data: written by the digest, read by the API and the pages."""
 
-    if TYPE_CHECKING:
-        backend: str
-        for_update: str
-
-        def _tx(self, write: bool = True) -> contextlib.AbstractContextManager[Cursor]: ...
-
-    #: Random source of the sample reservoir (replaced in tests).
-    perf_random: random.Random = random.Random()
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        #: Random source of the sample reservoir (replaced in tests).
+        self.random = random.Random()
 
     # -- writing (inside the digest transaction) ---------------------------------------------
 
-    def _write_performance(self, c: Cursor, results: list[EnvelopeResult], writer: DigestWriter) -> None:
+    def write(self, c: Cursor, results: list[EnvelopeResult], writer: DigestWriter) -> None:
+        """Merge the batch's transactions into the rollups and samples, and link its events to traces."""
         txs = [t for r in results for t in r.transactions]
         if txs:
-            if self.backend == "postgresql":
-                self._ensure_partitions(c, {t.timestamp for t in txs})
+            if self.db.backend == "postgresql":
+                self.ensure_partitions(c, {t.timestamp for t in txs})
             rollups, ops = fold(txs)
             self._merge_rollups(c, rollups)
             self._add_span_ops(c, ops)
@@ -116,7 +112,8 @@ class PerformanceMixin:
             sorted(links),
         )
 
-    def _ensure_partitions(self, c: Cursor, timestamps: set[float]) -> None:
+    def ensure_partitions(self, c: Cursor, timestamps: set[float]) -> None:
+        """Make the day partitions (PostgreSQL) that ``timestamps`` fall in, if missing."""
         days = sorted({math.floor(ts / _DAY) * _DAY for ts in timestamps})
         missing = []
         for day in days:
@@ -155,7 +152,7 @@ class PerformanceMixin:
                 for r in c.all(
                     "SELECT environment, release, name, op, count, failures, duration_sum, histogram"
                     " FROM perf_rollups WHERE project_id = ? AND res = ? AND bucket = ?"
-                    " ORDER BY name, op, environment, release" + self.for_update,
+                    " ORDER BY name, op, environment, release" + self.db.for_update,
                     (project_id, res, bucket),
                 )
                 if (r[0], r[1], r[2], r[3]) in wanted
@@ -197,7 +194,7 @@ class PerformanceMixin:
         for tx in txs:
             hour = float(math.floor(tx.timestamp / HOUR) * HOUR)
             groups.setdefault((tx.project_id, tx.name, hour), []).append(tx)
-        rng = self.perf_random
+        rng = self.random
         for key in sorted(groups):
             project_id, name, hour = key
             c.ex(
@@ -208,7 +205,7 @@ class PerformanceMixin:
             seen = int(
                 c.one(
                     "SELECT seen FROM perf_sample_seen WHERE project_id = ? AND name = ? AND hour = ?"
-                    + self.for_update,
+                    + self.db.for_update,
                     key,
                 )[0]
             )
@@ -307,9 +304,12 @@ class PerformanceMixin:
         name: str | None = None,
         res: int | None = None,
     ) -> tuple[int, list[RollupRow]]:
+        """``(resolution in seconds, rows)`` covering ``[since, until)`` with ``since`` rounded down
+        to the resolution: day rows for ranges over two days, hour rows over six hours, else
+        minute rows (or the resolution ``res`` asked for: 60, 3600 or 86400)."""
         res = res or resolution(since, until)
         where, params = self._perf_where(project_id, res, since, until, environment, release, name)
-        with self._tx(write=False) as c:
+        with self.db.tx(write=False) as c:
             rows = c.all(
                 "SELECT bucket, environment, release, name, op, count, failures, duration_sum, histogram"
                 f" FROM perf_rollups WHERE {where}",
@@ -332,9 +332,11 @@ class PerformanceMixin:
         release: str | None = None,
         name: str | None = None,
     ) -> tuple[list[RollupRow], dict[tuple[str, str], histogram.Histogram]]:
+        """The Performance table's data: rows per bucket, name and op (environments and releases
+        summed, histograms empty) and the merged histogram of each (name, op)."""
         res = resolution(since, until)
         where, params = self._perf_where(project_id, res, since, until, environment, release, name)
-        with self._tx(write=False) as c:
+        with self.db.tx(write=False) as c:
             rows = c.all(
                 "SELECT bucket, name, op, count, failures, duration_sum, histogram FROM perf_rollups"
                 f" WHERE {where}",
@@ -394,9 +396,10 @@ class PerformanceMixin:
         environment: str | None = None,
         release: str | None = None,
     ) -> list[SpanOpRow]:
+        """Time spent per span op category (db, http, cache, ...) in one transaction name."""
         res = resolution(since, until)
         where, params = self._perf_where(project_id, res, since, until, environment, release, name)
-        with self._tx(write=False) as c:
+        with self.db.tx(write=False) as c:
             rows = c.all(
                 f"SELECT span_op, SUM(count), SUM(total_ms) FROM perf_span_ops WHERE {where}"
                 " GROUP BY span_op ORDER BY SUM(total_ms) DESC",
@@ -405,7 +408,8 @@ class PerformanceMixin:
         return [SpanOpRow(r[0], int(r[1]), float(r[2])) for r in rows]
 
     def perf_filters(self, project_id: int, since: float) -> tuple[list[str], list[str]]:
-        with self._tx(write=False) as c:
+        """``(environments, releases)`` seen in the rollups since ``since``."""
+        with self.db.tx(write=False) as c:
             envs = c.all(
                 "SELECT DISTINCT environment FROM perf_rollups WHERE project_id = ? AND res = ?"
                 " AND bucket >= ? ORDER BY environment LIMIT 100",
@@ -421,7 +425,8 @@ class PerformanceMixin:
     def list_samples(
         self, project_id: int, name: str, *, since: float = 0.0, limit: int = 20
     ) -> list[Sample]:
-        with self._tx(write=False) as c:
+        """Stored samples of a transaction name, slowest first."""
+        with self.db.tx(write=False) as c:
             rows = c.all(
                 f"SELECT {_SAMPLE_COLUMNS} FROM perf_samples WHERE project_id = ? AND name = ?"
                 " AND hour >= ? ORDER BY duration_ms DESC, id LIMIT ?",
@@ -430,7 +435,8 @@ class PerformanceMixin:
         return [_sample(r) for r in rows]
 
     def get_trace(self, trace_id: str) -> tuple[list[Transaction], list[TraceEvent]]:
-        with self._tx(write=False) as c:
+        """Every stored transaction of a trace (any project) and the events that carry its id."""
+        with self.db.tx(write=False) as c:
             blobs = c.all(
                 "SELECT data FROM perf_samples WHERE trace_id = ? ORDER BY start_timestamp LIMIT 500",
                 (trace_id,),
@@ -447,8 +453,9 @@ class PerformanceMixin:
         return list(txs.values()), [TraceEvent(*r) for r in events]
 
     def trace_ids(self, project_id: int, event_ids: list[str]) -> dict[str, str]:
+        """event id -> trace id, for those events of ``event_ids`` that carry one."""
         out: dict[str, str] = {}
-        with self._tx(write=False) as c:
+        with self.db.tx(write=False) as c:
             for start in range(0, len(event_ids), 500):
                 chunk = event_ids[start : start + 500]
                 marks = ",".join("?" * len(chunk))
@@ -463,10 +470,9 @@ class PerformanceMixin:
         return out
 
     def transaction_issues(self, project_id: int, name: str, limit: int = 20) -> list[Issue]:
-        # Deferred: _sql imports this module (its mixin), and owns the issue row mapping.
-
+        """Issues whose events happened in the transaction ``name`` (by the transaction tag)."""
         columns = ", ".join(f"i.{col.strip()}" for col in _ISSUE_COLUMNS.split(","))
-        with self._tx(write=False) as c:
+        with self.db.tx(write=False) as c:
             rows = c.all(
                 f"SELECT {columns} FROM issue_tags t JOIN issues i ON i.id = t.issue_id"
                 " WHERE i.project_id = ? AND t.key = 'transaction' AND t.value = ?"
@@ -476,71 +482,27 @@ class PerformanceMixin:
         return [_issue(r) for r in rows]
 
     def apdex_threshold(self, project_id: int) -> float:
-        with self._tx(write=False) as c:
+        """The project's Apdex threshold T in milliseconds (default 300)."""
+        with self.db.tx(write=False) as c:
             row = c.one("SELECT apdex_threshold_ms FROM perf_settings WHERE project_id = ?", (project_id,))
         return DEFAULT_APDEX_MS if row is None else float(row[0])
 
     def set_apdex_threshold(self, project_id: int, threshold_ms: float) -> None:
         if not (math.isfinite(threshold_ms) and threshold_ms > 0):
             raise ValueError("the Apdex threshold must be a positive number of milliseconds")
-        with self._tx() as c:
+        with self.db.tx() as c:
             c.ex(
                 "INSERT INTO perf_settings (project_id, apdex_threshold_ms) VALUES (?, ?)"
                 " ON CONFLICT (project_id) DO UPDATE SET apdex_threshold_ms = excluded.apdex_threshold_ms",
                 (project_id, threshold_ms),
             )
 
-    # -- retention and size ------------------------------------------------------------------
-
-    def apply_perf_retention(self, *, rollup_days: int, sample_days: int, now: float) -> int:
-        removed = 0
-        cutoffs = {
-            "perf_rollups": rollup_days,
-            "perf_span_ops": rollup_days,
-            "perf_samples": sample_days,
-        }
-        for table, key in PARTITIONED:
-            days = cutoffs[table]
-            if days <= 0:
-                continue
-            cutoff = now - days * _DAY
-            if self.backend == "postgresql":
-                removed += self._drop_partitions(table, cutoff)
-            else:
-                with self._tx() as c:
-                    removed += len(c.all(f"DELETE FROM {table} WHERE {key} < ? RETURNING 1", (cutoff,)))
-        with self._tx() as c:
-            if sample_days > 0:
-                c.ex("DELETE FROM perf_sample_seen WHERE hour < ?", (now - sample_days * _DAY,))
-            if rollup_days > 0:
-                c.ex("DELETE FROM trace_events WHERE timestamp < ?", (now - rollup_days * _DAY,))
-        return removed
-
-    def _drop_partitions(self, table: str, cutoff: float) -> int:
-        dropped = 0
-        with self._tx() as c:
-            names = c.all(
-                "SELECT child.relname FROM pg_inherits i"
-                " JOIN pg_class child ON child.oid = i.inhrelid"
-                " JOIN pg_class parent ON parent.oid = i.inhparent"
-                " JOIN pg_namespace n ON n.oid = parent.relnamespace"
-                " WHERE parent.relname = ? AND n.nspname = current_schema()",
-                (table,),
-            )
-            for (name,) in names:
-                suffix = name.rsplit("_p", 1)[-1]
-                try:
-                    day = _dt.datetime.strptime(suffix, "%Y%m%d").replace(tzinfo=_dt.timezone.utc)
-                except ValueError:
-                    continue
-                if day.timestamp() + _DAY <= cutoff:
-                    c.ex(f"DROP TABLE IF EXISTS {name}")
-                    dropped += 1
-        return dropped
+    # -- size ------------------------------------------------------------------
 
     def perf_storage(self) -> dict[str, int]:
+        """Rows of the performance tables (for the bench and the status endpoint)."""
         out: dict[str, int] = {}
-        with self._tx(write=False) as c:
+        with self.db.tx(write=False) as c:
             for table in ("perf_rollups", "perf_span_ops", "perf_samples", "trace_events"):
                 out[table] = int(c.one(f"SELECT COUNT(*) FROM {table}")[0])
         return out

@@ -1,22 +1,22 @@
-"""The ``p95`` alert trigger in the SQL store, evaluated inside the digest's write transaction.
+"""The ``p95`` alert trigger, evaluated inside the digest's write transaction.
 
-The decision is pure (:mod:`tripwire_server.alerts.latency`); this mixin finds the rules of the
-projects whose transactions the batch stored, reads each rule's window from the minute rollups
-(which ``_write_performance`` has already merged in the same transaction), and queues
-notifications through the outbox with the cooldowns and digests of every trigger
-(store/_alerts.py). Raw transactions are never read: a window costs at most one rollup row per
+The decision is pure (:mod:`tripwire_server.alerts.latency`); :class:`LatencyAlerts` finds the
+rules of the projects whose transactions the batch stored, reads each rule's window from the minute
+rollups (which :meth:`~.performance.Performance.write` has already merged in the same transaction),
+and queues notifications through the outbox with the cooldowns and digests of every trigger
+(store/alerts.py). Raw transactions are never read: a window costs at most one rollup row per
 minute (or, for whole hours inside it, per hour) and transaction name, op, environment and release.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from ..alerts import latency
 from ..alerts.rules import DEFAULT_PERCENTILE, default_min_count
 from .alert_records import AlertRule
+from .alerts import Alerts
 
 if TYPE_CHECKING:
     from .database import Cursor
@@ -26,36 +26,13 @@ if TYPE_CHECKING:
 _Key = tuple[str, str, str]
 
 
-class LatencyAlertsMixin:
-    """The ``p95`` trigger's part of :class:`~._alerts.AlertsMixin` (a base of it)."""
+class LatencyAlerts:
+    """The ``p95`` trigger: evaluated after each digest batch, queued through :attr:`alerts`."""
 
-    if TYPE_CHECKING:
-        alert_clock: Callable[[], float]
+    def __init__(self, alerts: Alerts) -> None:
+        self.alerts = alerts
 
-        def _rules_for(
-            self, c: Cursor, project_ids: Iterable[int], triggers: Iterable[str]
-        ) -> list[AlertRule]: ...
-
-        def _guarded(self, c: Cursor, rule: AlertRule, evaluate: Callable[..., None], *args: Any) -> None: ...
-
-        def _notify(
-            self, c: Cursor, rule: AlertRule, issue_id: int | None, item: dict[str, Any], now: float
-        ) -> bool: ...
-
-        def _lock_states(self, c: Cursor, rule_id: int, subject: str) -> tuple[Any, Any]: ...
-
-        def _enqueue(
-            self,
-            c: Cursor,
-            rule: AlertRule,
-            issue_id: int | None,
-            subject: str,
-            message: str,
-            last_slot: float | None,
-            now: float,
-        ) -> None: ...
-
-    def _latency_after_digest(self, c: Cursor, results: list[EnvelopeResult]) -> None:
+    def after_digest(self, c: Cursor, results: list[EnvelopeResult]) -> None:
         """Evaluate the ``p95`` rules of the projects this batch stored transactions for."""
         seen: dict[int, set[_Key]] = {}
         for result in results:
@@ -63,12 +40,12 @@ class LatencyAlertsMixin:
                 seen.setdefault(tx.project_id, set()).add((tx.name, tx.environment, tx.release))
         if not seen:
             return
-        rules = self._rules_for(c, seen, ("p95",))
+        rules = self.alerts.rules_for(c, seen, ("p95",))
         if not rules:
             return
-        now = self.alert_clock()
+        now = self.alerts.clock()
         for rule in rules:
-            self._guarded(c, rule, self._latency_rule, seen[rule.project_id], now)
+            self.alerts.guarded(c, rule, self._latency_rule, seen[rule.project_id], now)
 
     def _latency_rule(self, c: Cursor, rule: AlertRule, keys: set[_Key], now: float) -> None:
         f = rule.filters
@@ -113,7 +90,7 @@ class LatencyAlertsMixin:
                 release=f.release,
             )
             if status == latency.FIRING:
-                if self._notify(c, rule, None, item, now):
+                if self.alerts.notify(c, rule, None, item, now):
                     c.ex(
                         "UPDATE alert_state SET breached = 1 WHERE rule_id = ? AND subject = ?",
                         (rule.id, subject),
@@ -149,9 +126,9 @@ class LatencyAlertsMixin:
 
     def _resolve(self, c: Cursor, rule: AlertRule, subject: str, item: dict[str, Any], now: float) -> None:
         """Queue the resolved notice of a sent ``firing`` one (no cooldown: one per firing)."""
-        slot_row, state = self._lock_states(c, rule.id, subject)
+        slot_row, state = self.alerts.lock_states(c, rule.id, subject)
         if not int(state[2]):
             return  # another digester resolved it since we looked
         c.ex("UPDATE alert_state SET breached = 0 WHERE rule_id = ? AND subject = ?", (rule.id, subject))
         message = json.dumps({"trigger": rule.trigger, **item})
-        self._enqueue(c, rule, None, subject, message, slot_row[0], now)
+        self.alerts.enqueue(c, rule, None, subject, message, slot_row[0], now)
