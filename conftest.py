@@ -42,19 +42,25 @@ else:
     # A module asks for it as ``chromium`` or imports test_browser's ``browser`` fixture.
     _CHROMIUM = re.compile(r"\(chromium\b|from \.test_browser import .*\bbrowser\b")
 
-    # The tests that push a real `tripwire serve` to its limits (kill -9 loops, 950 MiB of gzip
-    # bombs, the load bench, attack floods): each needs most of the machine for a minute and
-    # measures time and memory, so they run one after another on one worker, never side by side
-    # (three at once all passed pytest-timeout's 120 s).
-    _HEAVY = frozenset(
-        f"server/tests/{name}.py"
-        for name in ("test_durability", "test_attachment_budget", "test_load_smoke", "test_ingest_memory")
-    )
+    # The tests that push a real `tripwire serve` to its limits (950 MiB of gzip bombs, the load
+    # bench, attack floods) need most of the machine for a while and measure time and memory, so
+    # they run one after another on one worker, never side by side (three at once all passed
+    # pytest-timeout's 120 s). The kill -9 loops measure neither: they are a unit of their own, on
+    # another worker, so the two long sequences overlap instead of adding up (108 s on one worker).
+    _HEAVY = {
+        f"server/tests/{name}.py": unit
+        for name, unit in (
+            ("test_attachment_budget", "heavy"),
+            ("test_load_smoke", "heavy"),
+            ("test_ingest_memory", "heavy"),
+            ("test_durability", "kill-9"),
+        )
+    }
 
     class _SharedFixtureScheduling(LoadScopeScheduling):
         """Tests go to workers one by one (like ``--dist load``), except the tests of a module with a
         module-scoped fixture of its own (one unit per module), the tests that drive Chromium (one
-        unit) and the heavy modules above (one unit). The scheduler sees only node ids, so it reads
+        unit) and the heavy modules above (two units). The scheduler sees only node ids, so it reads
         each test module's source; a module-scoped fixture of a conftest.py is not seen (there is
         none)."""
 
@@ -72,7 +78,7 @@ else:
                     source = ""
                 unit = None
                 if path in _HEAVY:
-                    unit = "heavy"
+                    unit = _HEAVY[path]
                 elif _CHROMIUM.search(source):
                     unit = "chromium"
                 elif _SHARED_FIXTURE.search(source):
