@@ -209,6 +209,7 @@ def _victim_unchanged(w: World, before: dict[str, Any]) -> None:
     assert len(store.accounts.list_projects()) == before["projects"]
 
 
+@pytest.mark.slow  # 44 routes x 8 credential variants on each backend: 5-8 s under coverage
 def test_every_route_refuses_missing_forged_and_other_users_credentials(world: World) -> None:
     """Each route of the router refuses each forged credential (API: 401; dashboard: a redirect to
     the login form; ingest: 401/403 without the project's key), a non-member gets a 404 for the

@@ -60,6 +60,7 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
+@pytest.mark.slow  # two collectors and a load run: 7-10 s
 @pytest.mark.postgres
 def test_two_processes_answer_on_one_port_and_every_acknowledged_transaction_is_stored(pg_url: str) -> None:
     """Connections reach both processes; the one digest stores every acknowledged transaction once."""
