@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import socket
-import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -19,20 +17,8 @@ from tripwire_server.alerts.rules import RuleSpec
 from tripwire_server.store import open_store
 
 from .alert_support import webhook_receiver
+from .cli_support import tw, twj
 from .conftest import ServeProcess, envelope, make_event, wait_until
-
-
-def tw(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        [sys.executable, "-m", "tripwire_server", *args], capture_output=True, text=True, timeout=60
-    )
-    if check:
-        assert result.returncode == 0, result.stderr + result.stdout
-    return result
-
-
-def twj(*args: str) -> Any:
-    return json.loads(tw(*args, "--json").stdout)
 
 
 def post(serve: ServeProcess, *items: tuple[str, Any]) -> None:
@@ -45,7 +31,6 @@ def post(serve: ServeProcess, *items: tuple[str, Any]) -> None:
     assert response.status_code == 200, response.text
 
 
-@pytest.mark.slow  # a `tripwire serve` and seven CLI processes (> 5 s serially here)
 def test_alert_commands_create_list_test_show_history_and_delete(tmp_path: Path) -> None:
     """Every alert command works against a running server, with the documented JSON shapes."""
     data = ["--data-dir", str(tmp_path)]
@@ -77,7 +62,6 @@ def test_alert_commands_create_list_test_show_history_and_delete(tmp_path: Path)
             serve.stop()
 
 
-@pytest.mark.slow  # eight CLI processes, each a fresh interpreter (> 5 s serially here)
 def test_incomplete_or_unsafe_rules_are_refused_with_a_reason(tmp_path: Path) -> None:
     """A frequency rule without thresholds, a rule without target, a private webhook: exit 1."""
     data = ["--data-dir", str(tmp_path)]
@@ -98,7 +82,6 @@ def test_incomplete_or_unsafe_rules_are_refused_with_a_reason(tmp_path: Path) ->
     assert twj("alert", "list", *data) == []
 
 
-@pytest.mark.slow  # a `tripwire serve` and CLI processes (> 5 s serially here)
 def test_monitor_list_shows_status_last_check_in_and_next_expected(tmp_path: Path) -> None:
     """``tripwire monitor list --project P --json`` -> [{slug, status, last_checkin, next_expected}]."""
     data = ["--data-dir", str(tmp_path)]
@@ -182,7 +165,6 @@ def test_a_claim_left_by_a_dead_worker_is_taken_again_with_the_same_id(tmp_path:
     store.close()
 
 
-@pytest.mark.slow  # CLI processes, and a connection that must fail (> 5 s serially here)
 def test_alert_test_without_a_running_server_says_so_and_exits_1(tmp_path: Path) -> None:
     """The test notification waits in the outbox; the command tells why nothing was sent."""
     data = ["--data-dir", str(tmp_path)]

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +15,7 @@ import pytest
 
 from tripwire_server.performance.histogram import RELATIVE_ACCURACY
 
+from . import cli_support
 from .alert_support import WebhookReceiver, create_rule, smtp_sink, start_alerting, webhook_receiver
 from .conftest import LiveServer, envelope, wait_until
 from .performance.payloads import transaction
@@ -234,8 +234,7 @@ def test_the_cli_creates_a_p95_rule_with_its_defaults_and_explains_a_missing_lim
     """``tripwire alert create --on p95``: p99 brings a minimum of 100; no --above-ms, no rule."""
 
     def tw(*args: str) -> subprocess.CompletedProcess[str]:
-        command = [sys.executable, "-m", "tripwire_server", *args, "--data-dir", str(tmp_path)]
-        return subprocess.run(command, capture_output=True, text=True, timeout=60)
+        return cli_support.tw(*args, "--data-dir", str(tmp_path), check=False)
 
     assert tw("project", "create", "shop").returncode == 0
     made = tw(

@@ -15,24 +15,21 @@ import pytest
 from tripwire_server import cli
 from tripwire_server.store import open_store
 
+from .cli_support import tw, twj
 from .conftest import ServeProcess, wait_until
 
 
-def tw(*args: str, check: bool = True, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def tw_process(*args: str) -> subprocess.CompletedProcess[str]:
+    """``tripwire ARGS`` as users start it: the console script's module, in a process of its own."""
     result = subprocess.run(
-        [sys.executable, "-m", "tripwire_server", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
+        [sys.executable, "-m", "tripwire_server", *args], capture_output=True, text=True, timeout=60
     )
-    if check:
-        assert result.returncode == 0, result.stderr
+    assert result.returncode == 0, result.stderr
     return result
 
 
-def twj(*args: str) -> Any:
-    return json.loads(tw(*args, "--json").stdout)
+def twj_process(*args: str) -> Any:
+    return json.loads(tw_process(*args, "--json").stdout)
 
 
 def test_first_start_prints_dsn_and_password_once_and_binds_locally(tmp_path: Path) -> None:
@@ -69,31 +66,32 @@ def test_admin_password_comes_from_the_environment(tmp_path: Path) -> None:
 
 @pytest.mark.slow  # a `tripwire serve` and five CLI processes, each a fresh interpreter (> 5 s serially here)
 def test_project_token_issues_event_and_send_test_work_together(tmp_path: Path) -> None:
-    """Create a project, send a test event to its DSN, find it with issues and event show."""
+    """Create a project, send a test event to its DSN, find it with issues and event show: the real
+    console script, each command a process of its own."""
     data = ["--data-dir", str(tmp_path)]
     server = ServeProcess(*data)
     try:
-        created = twj("project", "create", "billing", *data)
+        created = twj_process("project", "create", "billing", *data)
         assert created["name"] == "billing"
         assert created["dsn"].startswith(f"http://{created['public_key']}@127.0.0.1:")
-        listed = twj("project", "list", *data)
+        listed = twj_process("project", "list", *data)
         assert [p["name"] for p in listed] == ["default", "billing"]
         assert listed[1]["dsn"] == created["dsn"]
 
-        sent = twj("send-test", "--dsn", created["dsn"], "--message", "cli check")
+        sent = twj_process("send-test", "--dsn", created["dsn"], "--message", "cli check")
         assert sent["status"] == 200
         store = open_store(f"sqlite:///{tmp_path / 'tripwire.sqlite3'}")
         try:
             wait_until(lambda: store.issues.count_events(created["id"]) == 1)
         finally:
             store.close()
-        issues = twj("issues", "--project", "billing", *data)
+        issues = twj_process("issues", "--project", "billing", *data)
         assert [i["title"] for i in issues] == ["RuntimeError: cli check"]
-        event = twj("event", "show", sent["event_id"], *data)
+        event = twj_process("event", "show", sent["event_id"], *data)
         assert event["data"]["exception"]["values"][0]["value"] == "cli check"
-        assert "cli check" in tw("issues", "--project", "billing", *data).stdout
+        assert "cli check" in tw_process("issues", "--project", "billing", *data).stdout
 
-        token = twj("token", "create", *data)["token"]
+        token = twj_process("token", "create", *data)["token"]
         response = httpx.get(f"{server.url}/api/0/projects/", headers={"Authorization": f"Bearer {token}"})
         assert response.status_code == 200 and len(response.json()) == 2
     finally:
@@ -115,7 +113,6 @@ def test_users_are_created_and_passwords_changed(tmp_path: Path) -> None:
         store.close()
 
 
-@pytest.mark.slow  # CLI processes, each a fresh interpreter (> 5 s in a 4-worker run here)
 def test_errors_exit_1_with_a_message(tmp_path: Path) -> None:
     """A duplicate project, an unknown event, a refused send-test and a malformed DSN fail clearly."""
     data = ["--data-dir", str(tmp_path)]
@@ -130,7 +127,6 @@ def test_errors_exit_1_with_a_message(tmp_path: Path) -> None:
     assert no_key.returncode == 1 and "--dsn: DSN has no public key" in no_key.stderr
 
 
-@pytest.mark.slow  # a CLI process per command, each a fresh interpreter (> 5 s in a 4-worker run)
 def test_postgresql_database_url_is_used_by_every_command(pg_url: str) -> None:
     """--database-url points the CLI at PostgreSQL."""
     created = twj("project", "create", "pg-project", "--database-url", pg_url)
