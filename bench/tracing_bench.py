@@ -20,6 +20,8 @@ Variants:
     tripwire-traced-unsent  (diagnostic, ask for it with --variants) tripwire-traced whose
                          transactions are built and encoded but never sent: what the HTTP request
                          per transaction costs is the difference
+    tripwire-traced-dropped (diagnostic) tripwire-traced whose finished transactions are dropped
+                         at the worker's door: the caller's own tracing work, with no background work
 
 Columns: *loop CPU* is ``time.thread_time()`` of the event loop's thread per request (what the
 request costs the caller; time spent waiting for the GIL is not CPU time, so it is not in it, while
@@ -71,7 +73,8 @@ elif variant.startswith("tripwire"):
     import tripwire
     extra = {"tripwire-unsampled": {"traces_sample_rate": 0.0},
              "tripwire-traced": {"traces_sample_rate": 1.0},
-             "tripwire-traced-unsent": {"traces_sample_rate": 1.0}}.get(variant, {})
+             "tripwire-traced-unsent": {"traces_sample_rate": 1.0},
+             "tripwire-traced-dropped": {"traces_sample_rate": 1.0}}.get(variant, {})
     if variant == "tripwire-traced-curl":
         from tripwire.reporters.sentry import SentryReporter
         tripwire.init(release="bench@1", traces_sample_rate=1.0,
@@ -83,6 +86,14 @@ elif variant.startswith("tripwire"):
         from tripwire.reporters.sentry import SentryReporter
         _submit = SentryReporter.submit
         SentryReporter.submit = lambda self, p: p.kind == "transaction" or _submit(self, p)
+    if variant == "tripwire-traced-dropped":
+        # Diagnostic: the caller does all its tracing work; finished transactions are dropped at the
+        # worker's door (the worker thread never builds, encodes or sends one).
+        from tripwire._globals import client as _client
+        _worker_submit = _client._worker.submit
+        def _submit_all_but_transactions(job, **kw):
+            return type(job).__name__ == "Transaction" or _worker_submit(job, **kw)
+        _client._worker.submit = _submit_all_but_transactions
 
 import sqlite3, urllib.request
 from starlette.applications import Starlette
