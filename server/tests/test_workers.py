@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -15,7 +17,6 @@ import pytest
 from tripwire_server.store import open_store
 
 from .conftest import ServeProcess, wait_until
-from .test_cli import tw
 
 SENT = 240
 
@@ -112,6 +113,8 @@ def test_two_processes_answer_on_one_port_and_every_acknowledged_transaction_is_
 
 def test_workers_need_postgresql(tmp_path: Path) -> None:
     """SQLite has one writer: --workers 2 on it is refused with a message (exit status 2)."""
-    result = tw("serve", "--data-dir", str(tmp_path), "--port", "0", "--workers", "2", check=False)
+    # A process of its own: `serve` configures logging for the process before it checks its flags.
+    command = [sys.executable, "-m", "tripwire_server", "serve", "--data-dir", str(tmp_path), "--port", "0"]
+    result = subprocess.run([*command, "--workers", "2"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
     assert "PostgreSQL" in result.stderr
