@@ -37,7 +37,7 @@ from typing import Any
 from urllib.parse import quote
 
 from _harness import machine_line, table, write_section
-from tripwire_server.store import open_store
+from tripwire_server.store import Project, Store, open_store
 
 CONNECTIONS = 32
 ISSUE_KINDS = 20
@@ -158,17 +158,19 @@ async def _load(
 # -- pre-fill ----------------------------------------------------------------------------------------
 
 
+def default_project(store: Store) -> Project:
+    """The first project of ``store`` (``tripwire serve`` makes "default"), made if there is none."""
+    projects = store.accounts.list_projects()
+    return projects[0] if projects else store.accounts.create_project("default")
+
+
 def prefill(database_url: str, count: int) -> None:
     """Insert ``count`` stored events (spread over issues) directly, the fast way."""
     if count <= 0:
         return
     store = open_store(database_url, sqlite_synchronous="NORMAL")
     store.migrate()
-    project = (
-        store.accounts.list_projects()[0]
-        if store.accounts.list_projects()
-        else store.accounts.create_project("default")
-    )
+    project = default_project(store)
     rng = random.Random(1)
     blob = zlib.compress(json.dumps(make_event(0, rng)).encode(), 1)
     now = time.time()

@@ -49,7 +49,7 @@ import httpx
 from _harness import machine_line, table, write_section
 from _wrk import available as wrk_available
 from _wrk import wrk_load
-from ingest_bench import _cpu_seconds, _Database, _load, _pg_url, _serve, _stop
+from ingest_bench import _cpu_seconds, _Database, _load, _pg_url, _serve, _stop, default_project
 from tripwire_server import _json
 from tripwire_server.performance import histogram
 from tripwire_server.store import open_store
@@ -144,11 +144,7 @@ def prefill(database_url: str, now: float) -> dict[str, Any]:
     """Write the rollups and samples that 10M transactions over 7 days would leave."""
     store = open_store(database_url)
     store.migrate()
-    project = (
-        store.accounts.list_projects()[0]
-        if store.accounts.list_projects()
-        else store.accounts.create_project("default")
-    )
+    project = default_project(store)
     rng = random.Random(5)
     minutes = 7 * 1440
     keys = [
@@ -409,11 +405,7 @@ def digest_only(database_url: str, batch: int, count: int, rng: random.Random) -
     store = open_store(database_url, sqlite_synchronous="NORMAL")
     try:
         store.migrate()
-        project = (
-            store.accounts.list_projects()[0]
-            if store.accounts.list_projects()
-            else store.accounts.create_project("default")
-        )
+        project = default_project(store)
         now = time.time()
         bodies = [make_body(make_transaction(i, rng, now + i * 0.0001)) for i in range(count)]
         store.queue.enqueue([IntakeRow(project.id, now, "envelope:gzip", b, None) for b in bodies])
@@ -461,11 +453,7 @@ def _queued(url: str, count: int, rng: random.Random, now: float) -> None:
     store = open_store(url)
     try:
         store.migrate()
-        project = (
-            store.accounts.list_projects()[0]
-            if store.accounts.list_projects()
-            else store.accounts.create_project("default")
-        )
+        project = default_project(store)
         bodies = [make_body(make_transaction(i, rng, now + i * 0.0001)) for i in range(count)]
         store.queue.enqueue([IntakeRow(project.id, time.time(), "envelope:gzip", b, None) for b in bodies])
     finally:

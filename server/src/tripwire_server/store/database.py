@@ -14,7 +14,7 @@ import contextlib
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from .base import StoreError
@@ -50,6 +50,22 @@ class Cursor:
         """Every row of a query."""
         self.ex(sql, params)
         return list(self.raw.fetchall())
+
+    def stored_keys(self, table: str, column: str, keys: Iterable[tuple[int, str]]) -> set[tuple[int, str]]:
+        """Which ``(project_id, id)`` of ``keys`` have a row in ``table`` (``id`` in ``column``)."""
+        by_project: dict[int, list[str]] = {}
+        for project_id, key in keys:
+            by_project.setdefault(project_id, []).append(key)
+        found: set[tuple[int, str]] = set()
+        for project_id, ids in sorted(by_project.items()):
+            # "project_id = ? AND id IN (...)": a lookup in the unique index per id (a row-value
+            # IN over VALUES makes SQLite scan the whole table instead), 500 ids a statement.
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                sql = f"SELECT {column} FROM {table} WHERE project_id = ? AND {column} IN ({marks})"
+                found.update((project_id, r[0]) for r in self.all(sql, [project_id, *chunk]))
+        return found
 
 
 class Database(abc.ABC):

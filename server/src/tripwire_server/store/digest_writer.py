@@ -84,8 +84,10 @@ class DigestWriter:
             return
         # An attachment whose event is already stored (a resend, or a second envelope with the
         # same event id) would only take room again: it is dropped.
-        stored_before = self._stored_events(
-            {(a.project_id, a.event_id) for i, a in pending if (a.project_id, a.event_id) not in fresh[i]}
+        stored_before = self.c.stored_keys(
+            "events",
+            "event_id",
+            {(a.project_id, a.event_id) for i, a in pending if (a.project_id, a.event_id) not in fresh[i]},
         )
         kept: list[AttachmentRow] = []
         for i, a in pending:
@@ -159,25 +161,6 @@ class DigestWriter:
             " total_full = ? WHERE project_id = ?",
             [(*u, p) for p, u in sorted(usage.items())],
         )
-
-    def _stored_events(self, keys: set[tuple[int, str]]) -> set[tuple[int, str]]:
-        """Which of ``keys`` (project id, event id) are stored (this transaction's events included)."""
-        by_project: dict[int, list[str]] = {}
-        for project_id, event_id in keys:
-            by_project.setdefault(project_id, []).append(event_id)
-        found: set[tuple[int, str]] = set()
-        for project_id, ids in sorted(by_project.items()):
-            for start in range(0, len(ids), 500):
-                chunk = ids[start : start + 500]
-                marks = ",".join("?" * len(chunk))
-                found.update(
-                    (project_id, r[0])
-                    for r in self.c.all(
-                        f"SELECT event_id FROM events WHERE project_id = ? AND event_id IN ({marks})",
-                        [project_id, *chunk],
-                    )
-                )
-        return found
 
     def _legacy_issues(
         self, first: dict[tuple[int, str], DigestedEvent], issues: dict[tuple[int, str], list[Any]]

@@ -168,7 +168,7 @@ class Profiles:
         rows = []
         # A profile sent again (an SDK retrying after a timeout) is not counted twice, as far as
         # the stored profiles tell.
-        seen = self._stored_ids(c, parts)
+        seen = c.stored_keys("profiles", "profile_id", ((p, profile.profile_id) for p, profile in parts))
         for project_id, profile in parts:
             if (project_id, profile.profile_id) in seen:
                 continue
@@ -240,25 +240,6 @@ class Profiles:
             " ON CONFLICT (project_id, profile_id) DO NOTHING",
             rows,
         )
-
-    @staticmethod
-    def _stored_ids(c: Cursor, parts: Sequence[tuple[int, Profile]]) -> set[tuple[int, str]]:
-        by_project: dict[int, list[str]] = {}
-        for project_id, profile in parts:
-            by_project.setdefault(project_id, []).append(profile.profile_id)
-        found: set[tuple[int, str]] = set()
-        for project_id, ids in sorted(by_project.items()):
-            for start in range(0, len(ids), 500):
-                chunk = ids[start : start + 500]
-                marks = ",".join("?" * len(chunk))
-                found.update(
-                    (project_id, r[0])
-                    for r in c.all(
-                        f"SELECT profile_id FROM profiles WHERE project_id = ? AND profile_id IN ({marks})",
-                        [project_id, *chunk],
-                    )
-                )
-        return found
 
     @staticmethod
     def _is_sampled(c: Cursor, project_id: int, profile: Profile) -> bool:

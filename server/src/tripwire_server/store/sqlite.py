@@ -92,23 +92,7 @@ class SQLiteDatabase(Database):
         # else writes, so "not there before" means "inserted".
         if not rows:
             return []
-        existing: set[tuple[int, str]] = set()
-        by_project: dict[int, list[str]] = {}
-        for row in rows:
-            by_project.setdefault(row[0], []).append(row[1])
-        for project_id, ids in by_project.items():
-            # "project_id = ? AND event_id IN (...)": a lookup in the unique index per id (a
-            # row-value IN over VALUES makes SQLite scan the whole table instead).
-            for start in range(0, len(ids), 500):
-                chunk = ids[start : start + 500]
-                marks = ",".join("?" * len(chunk))
-                existing.update(
-                    (project_id, r[0])
-                    for r in c.all(
-                        f"SELECT event_id FROM events WHERE project_id = ? AND event_id IN ({marks})",
-                        [project_id, *chunk],
-                    )
-                )
+        existing = c.stored_keys("events", "event_id", ((row[0], row[1]) for row in rows))
         out = []
         fresh = []
         seen: set[tuple[int, str]] = set()
