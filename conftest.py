@@ -11,6 +11,17 @@ import pytest
 
 import tripwire._globals
 
+# httpx builds a TLS context for every client it makes, also for plain-HTTP ones and for each
+# module-level ``httpx.get()``: from a CA bundle file (its default, or SSL_CERT_FILE) that is ~20 ms
+# of CPU parsing the whole bundle, and the suite makes over a thousand (25 s of CPU per run). From a
+# hashed CA directory (SSL_CERT_DIR, which OpenSSL reads one certificate at a time, on demand) it is
+# 0.2 ms. So the tests' processes trust the system's CA directory (the same certificates) instead
+# of a bundle file. Every test talks to 127.0.0.1; the HTTPS tests bring their own CA.
+_SYSTEM_CA_DIR = "/etc/ssl/certs"
+if os.path.isdir(_SYSTEM_CA_DIR):
+    os.environ.pop("SSL_CERT_FILE", None)
+    os.environ["SSL_CERT_DIR"] = _SYSTEM_CA_DIR
+
 
 @pytest.fixture(autouse=True)
 def _reset_tripwire() -> Iterator[None]:

@@ -26,12 +26,20 @@ import httpx
 import pytest
 import uvicorn
 
+from tripwire_server import credentials
 from tripwire_server.app import create_app
 from tripwire_server.config import CollectorConfig
 from tripwire_server.serving import uvicorn_config
 from tripwire_server.store import Store, open_store
 
 PG_ENV = "TRIPWIRE_TEST_DATABASE_URL"
+
+# scrypt at a sixteenth of the production cost (N = 2**10, not 2**14) for the collectors the tests
+# run in this process: each makes an admin's hash at start and the web tests log in often (~550
+# hashes and checks per run, 22 s of CPU at ~40 ms each). The code, the stored format and the
+# comparisons the tests check are the same; only scrypt's work factor, which no test measures, is
+# lower. `tripwire serve` processes the tests start keep the production cost.
+credentials._N = 2**10
 
 
 def wait_until(check: Callable[[], Any], timeout: float = 15.0, interval: float = 0.02) -> Any:

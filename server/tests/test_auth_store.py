@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
+import base64
 import time
 
 import pytest
 
+from tripwire_server import credentials
 from tripwire_server.store import NotFound, StoreError, open_store
 from tripwire_server.store.migrations import migrations
 
@@ -66,5 +68,46 @@ def test_rotation_overlaps_and_the_newest_remaining_key_is_shown(database_url: s
         with pytest.raises(StoreError, match="last"):
             store.accounts.revoke_project_key(project.id, second)
         assert [k.public_key for k in store.accounts.list_project_keys(project.id)] == [second]
+    finally:
+        store.close()
+
+
+def test_an_unknown_user_s_login_runs_the_same_scrypt_as_a_known_user_s() -> None:
+    """The stand-in hash checked for unknown user names has the real hashes' scrypt cost, so a login
+    attempt cannot tell which user names exist by its time, and no password matches it."""
+    real = credentials.hash_password("correct horse").split("$")
+    stand_in = credentials.unmatchable_hash()
+    parts = stand_in.split("$")
+    assert parts[:4] == real[:4]  # scheme, N, r, p: the work of a check
+    assert len(base64.b64decode(parts[4])) == len(base64.b64decode(real[4]))
+    assert len(base64.b64decode(parts[5])) == len(base64.b64decode(real[5]))
+    assert not credentials.check_password("", stand_in)
+    assert not credentials.check_password("correct horse", stand_in)
+    assert credentials.check_password("correct horse", "$".join(real))
+    assert credentials.unmatchable_hash() != stand_in  # a fresh random salt and digest each time
+
+
+def test_a_login_for_an_unknown_user_is_refused_after_one_full_check(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """verify_password spends one scrypt check on a user name that does not exist, as on one that
+    does, and answers None for both wrong passwords."""
+    store = open_store(database_url)
+    try:
+        store.migrate()
+        store.accounts.create_user("alice", "right password 1")
+        checked: list[str] = []
+        real_check = credentials.check_password
+
+        def counting(password: str, encoded: str) -> bool:
+            checked.append(encoded.split("$")[1])
+            return real_check(password, encoded)
+
+        monkeypatch.setattr(credentials, "check_password", counting)
+        assert store.accounts.verify_password("mallory", "right password 1") is None
+        assert store.accounts.verify_password("alice", "wrong password") is None
+        assert checked == [str(credentials._N)] * 2
+        user = store.accounts.verify_password("alice", "right password 1")
+        assert user is not None and user.username == "alice"
     finally:
         store.close()

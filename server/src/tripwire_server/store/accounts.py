@@ -23,10 +23,6 @@ from ._pg_locks import SCOPED_KEY
 from .base import MAX_ID, ApiToken, NotFound, Project, ProjectKey, StoreError, User
 from .database import Cursor, Database
 
-# A valid hash of a random password, used to make unknown-user logins as slow as real ones.
-_DUMMY_HASH = credentials.hash_password(credentials.new_token(""))
-
-
 _PROJECT_COLUMNS = (
     "id, name, public_key, created_at, quota_per_minute, retention_days, retention_max_events,"
     " attachment_bytes_per_hour, attachment_bytes_total"
@@ -201,7 +197,7 @@ class Accounts:
             )
         if row is None:
             # Spend the same time as a real check so that user names cannot be probed.
-            credentials.check_password(password, _DUMMY_HASH)
+            credentials.check_password(password, credentials.unmatchable_hash())
             return None
         return _user(row) if credentials.check_password(password, row[4]) else None
 
