@@ -150,8 +150,10 @@ class Sink:
 
     # -- lifecycle -----------------------------------------------------------------------------
     def start(self) -> Sink:
-        # A short poll: stop() (shutdown) waits for the serving loop to notice, up to one interval.
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
+        # A short poll: stop() (shutdown) waits for the serving loop to notice, up to one interval,
+        # and the suite starts and stops a sink several hundred times (at 50 ms that was 25 ms a
+        # test on average; 100 idle wake-ups a second cost nothing measurable).
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.01,), daemon=True)
         self._thread.start()
         return self
 
