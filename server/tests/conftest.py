@@ -24,8 +24,8 @@ from urllib.parse import quote
 
 import httpx
 import pytest
-import uvicorn
 
+from tests.support.prompt_uvicorn import PromptServer
 from tripwire_server import credentials
 from tripwire_server.app import create_app
 from tripwire_server.config import CollectorConfig
@@ -141,7 +141,7 @@ class LiveServer:
         self.store: Store = open_store(database_url)
         self.app = create_app(self.config, store=self.store)
         self.state = self.app.state.collector
-        self.server = uvicorn.Server(
+        self.server = PromptServer(
             uvicorn_config(self.app, self.config.limits, log_level="warning", access_log=False, lifespan="on")
         )
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]})
@@ -180,7 +180,7 @@ class LiveServer:
 
     def stop(self) -> None:
         self.http.close()
-        self.server.should_exit = True
+        self.server.stop()
         self.thread.join(30)
         self.sock.close()
 

@@ -83,6 +83,8 @@ def serve(app: Any, kind: str, *, lifespan: Literal["auto", "on", "off"] = "auto
     if kind == "uvicorn":
         import uvicorn
 
+        from tests.support.prompt_uvicorn import PromptServer
+
         config = uvicorn.Config(
             probed,
             log_level="critical",
@@ -90,7 +92,7 @@ def serve(app: Any, kind: str, *, lifespan: Literal["auto", "on", "off"] = "auto
             ws="websockets-sansio",
             timeout_graceful_shutdown=5,
         )
-        server = uvicorn.Server(config)
+        server = PromptServer(config)
 
         def run() -> None:
             try:
@@ -99,7 +101,7 @@ def serve(app: Any, kind: str, *, lifespan: Literal["auto", "on", "off"] = "auto
                 running.error.append(exc)
 
         def stop() -> None:
-            server.should_exit = True
+            server.stop()
 
     elif kind == "hypercorn":
         from hypercorn.asyncio import serve as hypercorn_serve
