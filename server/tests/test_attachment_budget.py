@@ -3,11 +3,14 @@ and stored in total), duplicates dropped, digest batches bounded by bytes; every
 
 from __future__ import annotations
 
+import functools
 import gzip
 import json
+import struct
 import subprocess
 import sys
 import time
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -287,9 +290,35 @@ def _digest_child(pid: int) -> int:
     raise AssertionError(f"no digest child among {children}")
 
 
+@functools.cache
+def _bomb_tail() -> tuple[bytes, bytes]:
+    """The part every bomb shares, after its event: five attachment items of 19 MiB of zeros, and
+    the same as raw deflate blocks (level 9, the last one final)."""
+    tail = envelope(("event", {}), *[("attachment", bytes(19 * MiB))] * 5)
+    tail = tail[len(envelope(("event", {}))) :]
+    deflate = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+    return tail, deflate.compress(tail) + deflate.flush()
+
+
 def _bomb(event: dict[str, Any]) -> bytes:
-    """An event with five attachments of 19 MiB of zeros, gzip'd: about 95 KiB on the wire."""
-    return gzip.compress(envelope(("event", event), *[("attachment", bytes(19 * MiB))] * 5), 9)
+    """An event with five attachments of 19 MiB of zeros, gzip'd: about 95 KiB on the wire. The
+    same bytes as ``gzip.compress(envelope(("event", event), *attachments), 9)`` once inflated; the
+    zeros are deflated once for all bombs (a tenth of the CPU): the event's own deflate blocks end
+    on a full flush, so the shared blocks can follow them."""
+    tail, tail_deflated = _bomb_tail()
+    head = envelope(("event", event))
+    deflate = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+    head_deflated = deflate.compress(head) + deflate.flush(zlib.Z_FULL_FLUSH)
+    trailer = struct.pack("<II", zlib.crc32(tail, zlib.crc32(head)), (len(head) + len(tail)) & 0xFFFFFFFF)
+    # The gzip header: deflate, no flags, no mtime, "maximum compression", unknown OS (RFC 1952).
+    return b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x02\xff" + head_deflated + tail_deflated + trailer
+
+
+def test_a_bomb_inflates_to_its_envelope() -> None:
+    """(The helper above:) a bomb inflates to exactly the envelope it stands for."""
+    event = make_event()
+    expected = envelope(("event", event), *[("attachment", bytes(19 * MiB))] * 5)
+    assert gzip.decompress(_bomb(event)) == expected
 
 
 @pytest.mark.slow
