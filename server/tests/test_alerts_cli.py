@@ -199,9 +199,11 @@ def test_a_collector_killed_in_the_middle_of_a_send_delivers_again_after_its_lea
         receiver.hold.clear()
         again = ServeProcess(*data, *flags)
         try:
+            # The lease runs ~9 s: a command run each 0.25 s (not each 0.02 s) sees the send soon enough.
             (entry,) = wait_until(
                 lambda: [h for h in twj("alert", "history", str(rule["id"]), *data) if h["status"] == "sent"],
                 timeout=30,
+                interval=0.25,
             )
             assert entry["id"] == first_id and entry["attempts"] == 2
             assert {r.json()["id"] for r in receiver.arrived} == {first_id}
