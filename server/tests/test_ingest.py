@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import brotli
@@ -116,11 +116,13 @@ def test_oversized_body_is_413_whether_declared_or_streamed(small_server: LiveSe
 def test_decompression_bombs_are_413(small_server: LiveServer, encoding: str) -> None:
     """A small compressed body that inflates past the decompressed limit is refused with 413."""
     inflated = b"{}\n" + b'{"type":"attachment"}\n' + b"0" * (50 * MiB)
-    body = {
+    compress: dict[str, Callable[[bytes], bytes]] = {
         "gzip": gzipped,
         "deflate": zlib.compress,
-        "br": brotli.compress,
-    }[encoding](inflated)
+        # (Quality 5: the same ~100 bytes as the default 11 in a fifteenth of the CPU, 0.05 s.)
+        "br": lambda data: bytes(brotli.compress(data, quality=5)),
+    }
+    body = compress[encoding](inflated)
     assert len(body) < 256 * KiB  # it passes the compressed limit...
     response = small_server.post_envelope(body, headers={"Content-Encoding": encoding})
     assert response.status_code == 413  # ...and is stopped while inflating
