@@ -61,17 +61,22 @@ else:
     _HEAVY = {
         f"server/tests/{name}.py": unit
         for name, unit in (
-            ("test_attachment_budget", "heavy"),
             ("test_load_smoke", "heavy"),
             ("test_ingest_memory", "heavy"),
             ("test_durability", "kill-9"),
         )
     }
+    # Of test_attachment_budget.py only the gzip bombs are heavy: its 25 other tests (small
+    # envelopes, ~8 s together) go to any worker instead of lengthening the heavy unit.
+    _HEAVY_TESTS = {
+        "server/tests/test_attachment_budget.py::"
+        "test_gzip_bombed_attachments_neither_fill_the_disk_nor_the_digests_memory": "heavy",
+    }
 
     class _SharedFixtureScheduling(LoadScopeScheduling):
         """Tests go to workers one by one (like ``--dist load``), except the tests of a module with a
         module-scoped fixture of its own (one unit per module), the tests that drive Chromium (one
-        unit) and the heavy modules above (two units). The scheduler sees only node ids, so it reads
+        unit) and the heavy modules and tests above (two units). The scheduler sees only node ids, so it reads
         each test module's source; a module-scoped fixture of a conftest.py is not seen (there is
         none)."""
 
@@ -98,7 +103,7 @@ else:
             return self._units[path]
 
         def _split_scope(self, nodeid: str) -> str:
-            return self._unit_of_module(nodeid.split("::", 1)[0]) or nodeid
+            return _HEAVY_TESTS.get(nodeid) or self._unit_of_module(nodeid.split("::", 1)[0]) or nodeid
 
     def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> LoadScopeScheduling:
         return _SharedFixtureScheduling(config, log)
