@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import re
 from collections.abc import Iterator
@@ -28,6 +29,13 @@ def _reset_tripwire() -> Iterator[None]:
     tripwire._globals.reset()
     yield
     tripwire._globals.reset()
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    # After collection a worker holds ~250k long-lived objects (modules, test items, hypothesis
+    # strategies) that every full garbage collection traversed again: on tests/ alone, ~12 full
+    # collections per worker took 6.5 s of CPU in all. Frozen, collections skip them: 3.0 s.
+    gc.freeze()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
