@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -43,6 +44,7 @@ def _start_worker(
     dsn: str,
     *options: str,
     pool: str = "prefork",
+    concurrency: int = 1,
     integration: str = "",
     release: str = "",
     traces: str = "",
@@ -68,7 +70,7 @@ def _start_worker(
         "--pool",
         pool,
         "--concurrency",
-        "1",
+        str(concurrency),
         "--queues",
         queue,
         "--hostname",
@@ -130,10 +132,12 @@ def test_a_pool_child_that_ends_right_after_its_task_still_delivers(sink: Sink, 
     """--max-tasks-per-child 1: each pool child ends (os._exit) right after logging; every event arrives.
 
     The backend takes 0.3 s per event, so a child that ends without flushing loses its event.
+    Four children for the four tasks: with one, each replacement waits for the pool's maintenance
+    timer (5 s in Celery's AsynPool), 15 s of the test's 17 s; each child still runs one task and ends.
     """
     sink.answer = Answer(delay=0.3)
     app = make_app(queue)
-    worker = _start_worker(queue, sink.dsn, "--max-tasks-per-child", "1")
+    worker = _start_worker(queue, sink.dsn, "--max-tasks-per-child", "1", concurrency=4)
     try:
         results = [app.send_task("charge", args=[n]) for n in range(2, 6)]
         for result in results:
@@ -144,6 +148,9 @@ def test_a_pool_child_that_ends_right_after_its_task_still_delivers(sink: Sink, 
     assert arrived, f"{len(sink.events)} of 4 events arrived\n{stderr}"
     values = sorted(e["exception"]["values"][-1]["value"] for e in sink.events)
     assert len(values) == 4 and len(set(values)) == 4
+    # Each task failed in a pool child of its own (Celery logs the failure under the child's name).
+    children = re.findall(r"ERROR/(ForkPoolWorker-\d+)\] Task charge\[", stderr)
+    assert len(children) == 4 and len(set(children)) == 4, stderr
     record(
         "fork-shutdown",
         "Celery prefork children recycled after every task (--max-tasks-per-child 1)",
