@@ -149,17 +149,19 @@ def solo_worker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharedWork
 
 
 @contextmanager
-def _worker(request: pytest.FixtureRequest, pool: str) -> Iterator[tuple[str, Sink]]:
-    """(queue, sink) of a running worker of ``pool`` with no options, until the block ends.
+def _worker(request: pytest.FixtureRequest, pool: str, integration: str = "") -> Iterator[tuple[str, Sink]]:
+    """(queue, sink) of a running worker of ``pool`` (CeleryIntegration options: ``integration``),
+    until the block ends.
 
-    prefork: a worker of the test's own, stopped (warm shutdown) at the end of the block. solo: the
-    module's shared worker, its sink emptied first, so the test sees only what arrives in its time;
-    whatever arrives after a test is done with the worker fails the next one (or the module's end).
+    prefork, or integration options: a worker of the test's own, stopped (warm shutdown) at the end
+    of the block. solo without options: the module's shared worker, its sink emptied first, so the
+    test sees only what arrives in its time; whatever arrives after a test is done with the worker
+    fails the next one (or the module's end).
     """
-    if pool != "solo":
+    if pool != "solo" or integration:
         queue: str = request.getfixturevalue("queue")
         sink: Sink = request.getfixturevalue("sink")
-        worker = _start_worker(queue, sink.dsn, pool=pool)
+        worker = _start_worker(queue, sink.dsn, pool=pool, integration=integration)
         try:
             yield queue, sink
         finally:
@@ -347,20 +349,18 @@ def test_the_enqueuing_scope_travels_with_the_task(request: pytest.FixtureReques
 @pytest.mark.slow
 @pytest.mark.parametrize(("options", "expected"), [("", 1), ('{"report_retries": true}', 3)])
 def test_a_retried_task_reports_only_its_final_failure_unless_asked(
-    sink: Sink, queue: str, options: str, expected: int
+    request: pytest.FixtureRequest, options: str, expected: int
 ) -> None:
     """autoretry_for, max_retries=2: one event (the third attempt's, retries=2) by default; with
     report_retries=True the two retries are reported too, as warnings."""
-    app = make_app(queue)
-    worker = _start_worker(queue, sink.dsn, pool="solo", integration=options)
-    try:
+    with _worker(request, "solo", integration=options) as (queue, sink):
+        app = make_app(queue)
         result = app.send_task("flaky", args=[4])
         error = result.get(timeout=30, propagate=False)
         assert sink.wait_until(lambda: len(sink.events) >= expected, 10)
-    finally:
-        _stop(worker)
     assert type(error) is ConnectionError
-    assert len(sink.events) == expected  # the worker has delivered everything by the time it stopped
+    # The worker has delivered everything by the end of the block (stopped, or past the marker).
+    assert len(sink.events) == expected
     final = [e for e in sink.events if e["level"] == "error"]
     assert len(final) == 1
     assert final[0]["exception"]["values"][-1]["value"] == "warehouse unreachable (attempt 3)"
