@@ -52,7 +52,8 @@ def static_server(directory: Path) -> Iterator[str]:
     """Serve ``directory`` on 127.0.0.1 (pages must come from an http origin); yields its URL."""
     handler = functools.partial(_QuietHandler, directory=str(directory))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # A short poll: shutdown() waits up to one interval for the serving loop (default 0.5 s).
+    thread = threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True)
     thread.start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}"

@@ -182,7 +182,10 @@ def test_alert_test_without_a_running_server_says_so_and_exits_1(tmp_path: Path)
 def test_a_collector_killed_in_the_middle_of_a_send_delivers_again_after_its_lease(tmp_path: Path) -> None:
     """kill -9 while the receiver holds the request: after the lease the restart sends it again, same id."""
     data = ["--data-dir", str(tmp_path)]
-    flags = ["--allow-webhook-host", "127.0.0.1", "--alert-timeout", "1"]  # lease: 4 x 1 + 5 = 9 s
+    # The lease is 4 x the timeout + 5 s: 7 s here (the shortest is 5 s). The worker waits 0.5 s for
+    # the held answer; the kill comes within milliseconds of the request's arrival.
+    lease = 0.5 * 4 + 5
+    flags = ["--allow-webhook-host", "127.0.0.1", "--alert-timeout", "0.5"]
     with webhook_receiver() as receiver:
         receiver.hold.set()
         serve = ServeProcess(*data, *flags)
@@ -193,13 +196,17 @@ def test_a_collector_killed_in_the_middle_of_a_send_delivers_again_after_its_lea
             )  # fmt: skip
             post(serve, ("event", make_event(value=uuid.uuid4().hex)))
             wait_until(lambda: receiver.arrived, timeout=20, interval=0.005)
+            first_seen = time.monotonic()  # the claim was taken before this
         finally:
             serve.kill()  # the worker waits for the answer: the claim stays leased
         first_id = receiver.arrived[0].json()["id"]
         receiver.hold.clear()
         again = ServeProcess(*data, *flags)
         try:
-            # The lease runs ~9 s: a command run each 0.25 s (not each 0.02 s) sees the send soon enough.
+            wait_until(lambda: len(receiver.arrived) >= 2, timeout=30, interval=0.02)
+            # Not sent again before the lease ran out (a restart that ignored it sends at once, ~1-2 s
+            # after the kill); the margin covers the time from the claim to the first arrival.
+            assert time.monotonic() - first_seen > lease - 2
             (entry,) = wait_until(
                 lambda: [h for h in twj("alert", "history", str(rule["id"]), *data) if h["status"] == "sent"],
                 timeout=30,

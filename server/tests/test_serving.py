@@ -85,7 +85,7 @@ def test_a_zero_minimum_rate_never_cuts_a_body() -> None:
 
 def test_plain_uvicorn_keeps_a_connection_that_never_finishes_its_headers() -> None:
     """Why the collector has its own protocol class: uvicorn alone lets a header trickle live on
-    (here past 1.5 s, three times its own keep-alive timeout)."""
+    (here past 0.75 s, three times its own keep-alive timeout)."""
 
     async def app(scope: dict[str, object], receive: object, send: object) -> None:  # pragma: no cover
         raise AssertionError("no request ever completes")
@@ -96,7 +96,7 @@ def test_plain_uvicorn_keeps_a_connection_that_never_finishes_its_headers() -> N
     config = uvicorn.Config(
         app,
         log_level="warning",
-        timeout_keep_alive=0.5,  # type: ignore[arg-type]
+        timeout_keep_alive=0.25,  # type: ignore[arg-type]
         lifespan="off",
     )
     server = uvicorn.Server(config)
@@ -106,7 +106,7 @@ def test_plain_uvicorn_keeps_a_connection_that_never_finishes_its_headers() -> N
         wait_until(lambda: server.started)
         client = RawClient(sock.getsockname()[1])
         client.send(b"POST / HTTP/1.1\r\nHost: x\r\n")
-        assert not client.closed_by_server(1.5)
+        assert not client.closed_by_server(0.75)
         client.close()
     finally:
         server.should_exit = True

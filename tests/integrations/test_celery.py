@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pytest
 import redis
@@ -24,18 +27,22 @@ import tripwire
 from tests.integrations.conftest import run_python
 from tests.support.celery_app import BROKER, PaymentDeclined, make_app
 from tests.support.figures import record
-from tests.support.sink import Answer, Sink
+from tests.support.sink import Answer, Received, Sink
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def _delete_queue(name: str) -> None:
+    client = redis.Redis.from_url(BROKER)
+    client.delete(name, *client.keys(f"{name}*"))
+    client.close()
 
 
 @pytest.fixture
 def queue() -> Iterator[str]:
     name = f"tripwire-test-{uuid.uuid4().hex}"
     yield name
-    client = redis.Redis.from_url(BROKER)
-    client.delete(name, *client.keys(f"{name}*"))
-    client.close()
+    _delete_queue(name)
 
 
 def _start_worker(
@@ -43,11 +50,14 @@ def _start_worker(
     dsn: str,
     *options: str,
     pool: str = "prefork",
+    concurrency: int = 1,
     integration: str = "",
     release: str = "",
     traces: str = "",
     client_reports: bool = False,
+    log: IO[str] | None = None,
 ) -> subprocess.Popen[str]:
+    """``log``: where its output goes (default: pipes, which :func:`_stop` reads at the end)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TRIPWIRE_", "SENTRY_"))}
     env.update(
         PYTHONPATH=os.pathsep.join([str(ROOT / "src"), str(ROOT)]),
@@ -68,7 +78,7 @@ def _start_worker(
         "--pool",
         pool,
         "--concurrency",
-        "1",
+        str(concurrency),
         "--queues",
         queue,
         "--hostname",
@@ -80,9 +90,8 @@ def _start_worker(
         "WARNING",
         *options,
     ]
-    return subprocess.Popen(
-        command, env=env, cwd=str(ROOT), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
+    output: IO[str] | int = subprocess.PIPE if log is None else log
+    return subprocess.Popen(command, env=env, cwd=str(ROOT), stdout=output, stderr=output, text=True)
 
 
 def _stop(worker: subprocess.Popen[str]) -> str:
@@ -95,7 +104,91 @@ def _stop(worker: subprocess.Popen[str]) -> str:
         worker.kill()
         _, stderr = worker.communicate()
         pytest.fail(f"the Celery worker did not stop on SIGTERM:\n{stderr}")
-    return stderr
+    return stderr or ""
+
+
+@dataclass
+class SharedWorker:
+    queue: str
+    sink: Sink
+    process: subprocess.Popen[str]
+    #: How many requests the sink held when the last test that used the worker was done with it.
+    settled: int = 0
+
+    def check_nothing_came_late(self, since: str) -> None:
+        """Fail if anything arrived after the last test took what it expected (its own late sends);
+        empty the sink either way (one late send fails one test, not every one after it)."""
+        late = list(self.sink.requests)[self.settled :]
+        self.sink.clear()
+        self.settled = 0
+        assert not late, f"arrived {since}: {[r.items for r in late]}"
+
+
+@pytest.fixture(scope="module")
+def solo_worker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharedWorker]:
+    """One solo worker with no options, for the module's tests that need no other: starting and
+    stopping a worker (2-3 s) was most of each such test. Its output goes to a file (a pipe nobody
+    reads would fill up); it still ends by a warm shutdown, checked at the end."""
+    name = f"tripwire-test-{uuid.uuid4().hex}"
+    log_path = tmp_path_factory.mktemp("celery") / "worker.log"
+    with Sink() as sink, open(log_path, "w") as log:
+        worker = _start_worker(name, sink.dsn, pool="solo", log=log)
+        shared = SharedWorker(name, sink, worker)
+        try:
+            yield shared
+        finally:
+            worker.send_signal(signal.SIGTERM)
+            try:
+                worker.wait(60)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+                worker.wait()
+                pytest.fail(f"the Celery worker did not stop on SIGTERM:\n{log_path.read_text()}")
+            _delete_queue(name)
+        shared.check_nothing_came_late("from the shared worker after its last test, up to its shutdown")
+
+
+@contextmanager
+def _worker(request: pytest.FixtureRequest, pool: str, integration: str = "") -> Iterator[tuple[str, Sink]]:
+    """(queue, sink) of a running worker of ``pool`` (CeleryIntegration options: ``integration``),
+    until the block ends.
+
+    prefork, or integration options: a worker of the test's own, stopped (warm shutdown) at the end
+    of the block. solo without options: the module's shared worker, its sink emptied first, so the
+    test sees only what arrives in its time; whatever arrives after a test is done with the worker
+    fails the next one (or the module's end).
+    """
+    if pool != "solo" or integration:
+        queue: str = request.getfixturevalue("queue")
+        sink: Sink = request.getfixturevalue("sink")
+        worker = _start_worker(queue, sink.dsn, pool=pool, integration=integration)
+        try:
+            yield queue, sink
+        finally:
+            _stop(worker)
+        return
+    shared: SharedWorker = request.getfixturevalue("solo_worker")
+    assert shared.process.poll() is None, "the shared Celery worker has ended"
+    shared.check_nothing_came_late("after the previous test that used the shared worker")
+    yield shared.queue, shared.sink
+    # What the warm shutdown's flush guaranteed a worker of the test's own: everything the worker
+    # captured has arrived. A failing task sent last is captured last, and the worker's one sender
+    # delivers events in order: once its event is in, so is every earlier one. Then it is dropped.
+    app = make_app(shared.queue)
+    marker = app.send_task("charge", args=[0])
+    marker.get(timeout=30, propagate=False)
+    app.close()
+
+    def is_marker(received: Received) -> bool:
+        return any(
+            json.loads(payload).get("contexts", {}).get("celery", {}).get("task_id") == marker.id
+            for header, payload in received.items
+            if header.get("type") == "event"
+        )
+
+    assert shared.sink.wait_until(lambda: any(is_marker(r) for r in shared.sink.requests), 10)
+    shared.sink.discard(is_marker)
+    shared.settled = len(shared.sink.requests)
 
 
 @pytest.mark.slow
@@ -130,10 +223,12 @@ def test_a_pool_child_that_ends_right_after_its_task_still_delivers(sink: Sink, 
     """--max-tasks-per-child 1: each pool child ends (os._exit) right after logging; every event arrives.
 
     The backend takes 0.3 s per event, so a child that ends without flushing loses its event.
+    Four children for the four tasks: with one, each replacement waits for the pool's maintenance
+    timer (5 s in Celery's AsynPool), 15 s of the test's 17 s; each child still runs one task and ends.
     """
     sink.answer = Answer(delay=0.3)
     app = make_app(queue)
-    worker = _start_worker(queue, sink.dsn, "--max-tasks-per-child", "1")
+    worker = _start_worker(queue, sink.dsn, "--max-tasks-per-child", "1", concurrency=4)
     try:
         results = [app.send_task("charge", args=[n]) for n in range(2, 6)]
         for result in results:
@@ -144,6 +239,9 @@ def test_a_pool_child_that_ends_right_after_its_task_still_delivers(sink: Sink, 
     assert arrived, f"{len(sink.events)} of 4 events arrived\n{stderr}"
     values = sorted(e["exception"]["values"][-1]["value"] for e in sink.events)
     assert len(values) == 4 and len(set(values)) == 4
+    # Each task failed in a pool child of its own (Celery logs the failure under the child's name).
+    children = re.findall(r"ERROR/(ForkPoolWorker-\d+)\] Task charge\[", stderr)
+    assert len(children) == 4 and len(set(children)) == 4, stderr
     record(
         "fork-shutdown",
         "Celery prefork children recycled after every task (--max-tasks-per-child 1)",
@@ -167,21 +265,18 @@ def _wait_results(results: list[Any]) -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("pool", ["prefork", "solo"])
 def test_a_failed_task_is_reported_with_its_name_id_queue_and_scrubbed_arguments(
-    sink: Sink, queue: str, pool: str
+    request: pytest.FixtureRequest, pool: str
 ) -> None:
     """One event per failure: task name as transaction, contexts.celery, args in extra with the
     password masked and a long value trimmed, the task's own tag and user; the task still fails."""
-    app = make_app(queue)
-    worker = _start_worker(queue, sink.dsn, pool=pool)
-    try:
+    with _worker(request, pool) as (queue, sink):
+        app = make_app(queue)
         result = app.send_task(
             "refund", args=[5], kwargs={"note": "x" * 5000, "password": "hunter2", "tag": "damaged"}
         )
         error = result.get(timeout=30, propagate=False)
         assert sink.wait_until(lambda: len(sink.events) >= 1, 10)
-    finally:
-        stderr = _stop(worker)
-    assert type(error) is LookupError and str(error) == "no payment for order 5", stderr
+    assert type(error) is LookupError and str(error) == "no payment for order 5"
     assert result.state == "FAILURE"
     [reported] = sink.events
     value = reported["exception"]["values"][-1]
@@ -206,12 +301,11 @@ def test_a_failed_task_is_reported_with_its_name_id_queue_and_scrubbed_arguments
 @pytest.mark.slow
 @pytest.mark.parametrize("pool", ["prefork", "solo"])
 def test_what_a_task_sets_on_its_scope_does_not_reach_the_next_task(
-    sink: Sink, queue: str, pool: str
+    request: pytest.FixtureRequest, pool: str
 ) -> None:
     """Three tasks in one pool process; the middle one sets nothing: its event has no tag nor user."""
-    app = make_app(queue)
-    worker = _start_worker(queue, sink.dsn, pool=pool)
-    try:
+    with _worker(request, pool) as (queue, sink):
+        app = make_app(queue)
         results = [
             app.send_task("refund", args=[1], kwargs={"tag": "late"}),
             app.send_task("refund", args=[2]),
@@ -219,8 +313,7 @@ def test_what_a_task_sets_on_its_scope_does_not_reach_the_next_task(
         ]
         _wait_results(results)
         assert sink.wait_until(lambda: len(sink.events) >= 3, 10)
-    finally:
-        _stop(worker)
+    assert len(sink.events) == 3
     by_order = {e["extra"]["celery-job"]["args"][0]: e for e in sink.events}
     assert by_order[1]["tags"]["refund.reason"] == "late"
     assert by_order[3]["tags"]["refund.reason"] == "broken"
@@ -231,13 +324,12 @@ def test_what_a_task_sets_on_its_scope_does_not_reach_the_next_task(
 
 
 @pytest.mark.slow
-def test_the_enqueuing_scope_travels_with_the_task(sink: Sink, queue: str) -> None:
+def test_the_enqueuing_scope_travels_with_the_task(request: pytest.FixtureRequest) -> None:
     """The request that called send_task and the task that failed share a trace id; its tags and
     user reach the task's event."""
-    app = make_app(queue)
-    tripwire.init(sink.dsn, send_client_reports=False, release=None)
-    worker = _start_worker(queue, sink.dsn, pool="solo")
-    try:
+    with _worker(request, "solo") as (queue, sink):
+        app = make_app(queue)
+        tripwire.init(sink.dsn, send_client_reports=False, release=None)
         with tripwire.isolation_scope():
             tripwire.set_tag("http.route", "/orders/{oid}/refund")
             tripwire.set_user({"id": "admin-1", "email": "admin@example.com"})
@@ -245,8 +337,6 @@ def test_the_enqueuing_scope_travels_with_the_task(sink: Sink, queue: str) -> No
             result = app.send_task("refund", args=[8])
         result.get(timeout=30, propagate=False)
         assert sink.wait_until(lambda: len(sink.events) >= 2, 10)
-    finally:
-        _stop(worker)
     producer = next(e for e in sink.events if "logentry" in e)
     task = next(e for e in sink.events if "exception" in e)
     assert task["contexts"]["trace"]["trace_id"] == producer["contexts"]["trace"]["trace_id"]
@@ -259,20 +349,18 @@ def test_the_enqueuing_scope_travels_with_the_task(sink: Sink, queue: str) -> No
 @pytest.mark.slow
 @pytest.mark.parametrize(("options", "expected"), [("", 1), ('{"report_retries": true}', 3)])
 def test_a_retried_task_reports_only_its_final_failure_unless_asked(
-    sink: Sink, queue: str, options: str, expected: int
+    request: pytest.FixtureRequest, options: str, expected: int
 ) -> None:
     """autoretry_for, max_retries=2: one event (the third attempt's, retries=2) by default; with
     report_retries=True the two retries are reported too, as warnings."""
-    app = make_app(queue)
-    worker = _start_worker(queue, sink.dsn, pool="solo", integration=options)
-    try:
+    with _worker(request, "solo", integration=options) as (queue, sink):
+        app = make_app(queue)
         result = app.send_task("flaky", args=[4])
         error = result.get(timeout=30, propagate=False)
         assert sink.wait_until(lambda: len(sink.events) >= expected, 10)
-    finally:
-        _stop(worker)
     assert type(error) is ConnectionError
-    assert len(sink.events) == expected  # the worker has delivered everything by the time it stopped
+    # The worker has delivered everything by the end of the block (stopped, or past the marker).
+    assert len(sink.events) == expected
     final = [e for e in sink.events if e["level"] == "error"]
     assert len(final) == 1
     assert final[0]["exception"]["values"][-1]["value"] == "warehouse unreachable (attempt 3)"
@@ -283,23 +371,23 @@ def test_a_retried_task_reports_only_its_final_failure_unless_asked(
 
 
 @pytest.mark.slow
-def test_an_error_the_task_declares_expected_is_not_reported(sink: Sink, queue: str) -> None:
-    """A task with throws=(PaymentDeclined,) fails as declared: no event; the next failure is reported."""
-    app = make_app(queue)
-    worker = _start_worker(queue, sink.dsn, pool="solo")
-    try:
+def test_an_error_the_task_declares_expected_is_not_reported(request: pytest.FixtureRequest) -> None:
+    """A task with throws=(PaymentDeclined,) fails as declared: no event; the next failure is reported.
+
+    One solo worker runs both tasks in turn, and its one sender delivers in order: an event for the
+    declined task would arrive before the charge's."""
+    with _worker(request, "solo") as (queue, sink):
+        app = make_app(queue)
         declined = app.send_task("decline", args=[3])
         assert type(declined.get(timeout=30, propagate=False)) is PaymentDeclined
         app.send_task("charge", args=[2]).get(timeout=30, propagate=False)
         assert sink.wait_until(lambda: len(sink.events) >= 1, 10)
-    finally:
-        _stop(worker)
     assert [e["exception"]["values"][-1]["type"] for e in sink.events] == ["ValueError"]
     app.close()
 
 
 @pytest.mark.slow
-def test_beat_scheduled_tasks_send_cron_checkins(sink: Sink, queue: str) -> None:
+def test_beat_scheduled_tasks_send_cron_checkins(request: pytest.FixtureRequest) -> None:
     """monitor_beat_tasks=True in the beat process: each run of a scheduled task sends in_progress,
     then ok or error with its duration, under the schedule entry's name and crontab."""
     from celery.beat import ScheduleEntry, Scheduler
@@ -307,15 +395,14 @@ def test_beat_scheduled_tasks_send_cron_checkins(sink: Sink, queue: str) -> None
 
     from tripwire.integrations.celery import CeleryIntegration
 
-    app = make_app(queue)
-    tripwire.init(
-        sink.dsn,
-        send_client_reports=False,
-        release=None,
-        integrations=[CeleryIntegration(monitor_beat_tasks=True)],
-    )
-    worker = _start_worker(queue, sink.dsn, pool="solo")
-    try:
+    with _worker(request, "solo") as (queue, sink):
+        app = make_app(queue)
+        tripwire.init(
+            sink.dsn,
+            send_client_reports=False,
+            release=None,
+            integrations=[CeleryIntegration(monitor_beat_tasks=True)],
+        )
         scheduler = Scheduler(app, lazy=True)
         entries = [
             ScheduleEntry(
@@ -332,8 +419,6 @@ def test_beat_scheduled_tasks_send_cron_checkins(sink: Sink, queue: str) -> None
         results = [scheduler.apply_entry(entry) for entry in entries]
         _wait_results([r for r in results if r is not None] or [])
         assert sink.wait_until(lambda: len(sink.items("check_in")) >= 4, 15)
-    finally:
-        _stop(worker)
     checkins = sink.items("check_in")
     by_slug: dict[str, list[dict[str, Any]]] = {}
     for checkin in checkins:

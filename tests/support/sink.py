@@ -185,6 +185,18 @@ class Sink:
         return f"{self.scheme}://publickey@127.0.0.1:{self.port}/1"
 
     # -- what arrived --------------------------------------------------------------------------
+    def clear(self) -> None:
+        """Forget every request received so far (a sink that several tests share in turn)."""
+        with self._cond:
+            self.requests.clear()
+            self.attempts.clear()
+
+    def discard(self, predicate: Callable[[Received], bool]) -> None:
+        """Forget the requests for which ``predicate`` holds (a test's own markers)."""
+        with self._cond:
+            self.requests[:] = [r for r in self.requests if not predicate(r)]
+            self.attempts[:] = [a for a in self.attempts if not predicate(a[1])]
+
     def items(self, item_type: str) -> list[Any]:
         """Parsed JSON payloads of every envelope item of ``item_type`` received so far."""
         with self._cond:
