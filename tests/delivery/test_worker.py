@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -61,6 +62,23 @@ def test_errors_push_out_low_priority_jobs_when_full() -> None:
     # Errors run before the low-priority work still queued.
     assert done == ["gate", "error-1", "error-2", "s3"]
     assert worker.close(1)[1] == []
+
+
+def test_a_flush_does_not_wait_out_the_linger_of_jobs_queued_just_before_it() -> None:
+    """Low-priority jobs make an idle worker linger for more; a flush that starts before the thread
+    begins to linger (a session batch submitted, then flush() at once) still gets them done now."""
+    done: list[object] = []
+    worker = Worker(done.append, Outbox(10), name="test-worker", linger=5.0)
+    try:
+        for _ in range(20):  # the thread starts (and would begin to linger) while flush() waits
+            done.clear()
+            assert worker.submit("sessions", low_priority=True)
+            started = time.monotonic()
+            assert worker.flush(3)
+            assert time.monotonic() - started < 1.0
+            assert done == ["sessions"]
+    finally:
+        worker.close(1)
 
 
 def test_a_queue_full_of_errors_refuses_new_errors() -> None:

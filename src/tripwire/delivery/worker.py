@@ -71,6 +71,10 @@ class Worker:
         #: A normal job ends the wait at once.
         self._linger = linger
         self._lingering = False
+        #: flush() calls waiting now: the thread does not begin to linger while there is one (a job
+        #: submitted just before a flush would otherwise wake the thread into a linger that the
+        #: flush, already waiting, has no reason to end).
+        self._flushes = 0
         #: Guards the outbox and the worker's state; owners may hold it to change their own state
         #: that ``pick`` reads (then ``notify_all`` it). Reentrant: a signal handler or a ``__del__``
         #: (run by the GC at any allocation) may capture on a thread already inside submit().
@@ -88,6 +92,7 @@ class Worker:
         self.cond = threading.Condition(threading.RLock())
         self.outbox.take_all()
         self._inflight = 0
+        self._flushes = 0
         self._thread = None
         self._stopping = False
 
@@ -187,7 +192,13 @@ class Worker:
                     if self._stopping:
                         self._thread = None
                         return
-                    if idle and self._linger and self.outbox and not self.outbox.has_normal:
+                    if (
+                        idle
+                        and self._linger
+                        and not self._flushes
+                        and self.outbox
+                        and not self.outbox.has_normal
+                    ):
                         self._lingering = True
                         self.cond.wait(self._linger)
                         self._lingering = False
@@ -227,19 +238,23 @@ class Worker:
         lock) is false; False if ``timeout`` (real seconds) ran out or no thread is left to do it."""
         deadline = None if timeout is None else time.monotonic() + timeout
         with self.cond:
-            if self._lingering:
-                self.cond.notify_all()  # a flush wants it now: the thread stops waiting for more
-            while self.outbox or self._inflight or (busy is not None and busy()):
-                if self._thread is None and not self._inflight:
-                    return False
-                wait = FLUSH_POLL
-                if deadline is not None:
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0:
+            self._flushes += 1
+            try:
+                if self._lingering:
+                    self.cond.notify_all()  # a flush wants it now: the thread stops waiting for more
+                while self.outbox or self._inflight or (busy is not None and busy()):
+                    if self._thread is None and not self._inflight:
                         return False
-                    wait = min(wait, remaining)
-                self.cond.wait(wait)
-            return True
+                    wait = FLUSH_POLL
+                    if deadline is not None:
+                        remaining = deadline - time.monotonic()
+                        if remaining <= 0:
+                            return False
+                        wait = min(wait, remaining)
+                    self.cond.wait(wait)
+                return True
+            finally:
+                self._flushes -= 1
 
     def close(self, timeout: float | None, *, join: float | None = None) -> tuple[bool, list[Any]]:
         """Flush up to ``timeout``, stop the thread: (flushed in time, the jobs left behind).
