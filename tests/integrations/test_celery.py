@@ -222,11 +222,14 @@ def test_a_failed_task_reaches_the_parent_as_itself_and_is_reported_once(sink: S
 def test_a_pool_child_that_ends_right_after_its_task_still_delivers(sink: Sink, queue: str) -> None:
     """--max-tasks-per-child 1: each pool child ends (os._exit) right after logging; every event arrives.
 
-    The backend takes 0.3 s per event, so a child that ends without flushing loses its event.
+    billiard sleeps 1 s between telling Celery that the child ends and its ``os._exit``, time
+    enough for an unflushed event to be written to the socket; so the backend answers after 1.5 s
+    and counts an event only if its child still waits for that answer. A child that ends without
+    flushing (by 1 s) has gone; one that flushes waits up to shutdown_timeout (2 s) for it.
     Four children for the four tasks: with one, each replacement waits for the pool's maintenance
     timer (5 s in Celery's AsynPool), 15 s of the test's 17 s; each child still runs one task and ends.
     """
-    sink.answer = Answer(delay=0.3)
+    sink.answer = Answer(delay=1.5, only_if_awaited=True)
     app = make_app(queue)
     worker = _start_worker(queue, sink.dsn, "--max-tasks-per-child", "1", concurrency=4)
     try:
@@ -236,7 +239,7 @@ def test_a_pool_child_that_ends_right_after_its_task_still_delivers(sink: Sink, 
         arrived = sink.wait_until(lambda: len(sink.events) >= 4, 10)
     finally:
         stderr = _stop(worker)
-    assert arrived, f"{len(sink.events)} of 4 events arrived\n{stderr}"
+    assert arrived, f"{len(sink.events)} of 4 events arrived, {len(sink.abandoned)} abandoned\n{stderr}"
     values = sorted(e["exception"]["values"][-1]["value"] for e in sink.events)
     assert len(values) == 4 and len(set(values)) == 4
     # Each task failed in a pool child of its own (Celery logs the failure under the child's name).
@@ -246,7 +249,7 @@ def test_a_pool_child_that_ends_right_after_its_task_still_delivers(sink: Sink, 
         "fork-shutdown",
         "Celery prefork children recycled after every task (--max-tasks-per-child 1)",
         "4 of 4 delivered",
-        "each child logs the failure and ends with os._exit; backend 0.3 s per event",
+        "each child logs the failure and ends with os._exit; backend answers after 1.5 s",
     )
     app.close()
 

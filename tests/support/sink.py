@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import select
 import socket
 import threading
 import time
@@ -40,6 +41,10 @@ class Answer:
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
     body: bytes = b"{}"
+    #: Count a request only if its client still waits for the answer once ``delay`` is over. A process
+    #: that ended before its delivery was answered did not deliver as far as it could know, even if
+    #: its request had reached the kernel's buffers (and so this sink) before it ended.
+    only_if_awaited: bool = False
 
 
 def decode_body(body: bytes, encoding: str | None) -> bytes:
@@ -73,6 +78,17 @@ def parse_envelope(data: bytes) -> tuple[dict[str, Any], list[tuple[dict[str, An
     return header, items
 
 
+def _client_left(conn: socket.socket) -> bool:
+    """Whether the client closed its side: its socket is readable with nothing left to read."""
+    readable, _, _ = select.select([conn], [], [], 0)
+    if not readable:
+        return False
+    try:
+        return conn.recv(1, socket.MSG_PEEK) == b""
+    except OSError:
+        return True
+
+
 class Sink:
     """Start with ``with Sink() as sink`` (or start()/stop()); see the module docstring."""
 
@@ -81,6 +97,8 @@ class Sink:
         self.requests: list[Received] = []
         #: Every request, also those answered with an error status (``requests`` keeps only < 400).
         self.attempts: list[tuple[float, Received, int]] = []
+        #: Requests left unanswered because their client had gone (``Answer.only_if_awaited``).
+        self.abandoned: list[Received] = []
         self._connections: set[Any] = set()
         self.answer: Answer | Callable[[Received], Answer] = Answer()
         self._cond = threading.Condition()
@@ -126,6 +144,11 @@ class Sink:
                 answer = sink.answer(received) if callable(sink.answer) else sink.answer
                 if answer.delay:
                     time.sleep(answer.delay)
+                if answer.only_if_awaited and _client_left(self.connection):
+                    with sink._cond:
+                        sink.abandoned.append(received)
+                        sink._cond.notify_all()
+                    return
                 with sink._cond:
                     sink.attempts.append((time.monotonic(), received, answer.status))
                     if answer.status < 400:
@@ -190,6 +213,7 @@ class Sink:
         with self._cond:
             self.requests.clear()
             self.attempts.clear()
+            self.abandoned.clear()
 
     def discard(self, predicate: Callable[[Received], bool]) -> None:
         """Forget the requests for which ``predicate`` holds (a test's own markers)."""
