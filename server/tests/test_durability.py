@@ -63,12 +63,13 @@ def _kill_collector(serve: ServeProcess) -> None:
 
 
 def _burst(
-    serve: ServeProcess, acked: list[list[str]], count: int, per_envelope: int = 1
+    serve: ServeProcess, acked: list[list[str]], count: int, per_envelope: int = 1, senders: int = 4
 ) -> list[threading.Thread]:
+    """``senders`` threads each sending up to ``count`` envelopes."""
     stop = threading.Event()
     threads = [
         threading.Thread(target=_send, args=(serve.url, serve.key, stop, acked, count, per_envelope))
-        for _ in range(4)
+        for _ in range(senders)
     ]
     for t in threads:
         t.start()
@@ -90,8 +91,34 @@ def test_kill_9_at_random_points_of_ingest_and_digest_stores_every_acknowledged_
     mid_digest = 0
     store = open_store(database_url)
     try:
+        # 1. During digest: queue a backlog of several batches for all the rounds without digesting
+        # (one --no-digest server, not one a round: each `tripwire serve` costs ~0.5 s of CPU), then
+        # kill a digesting server at a random moment once its first batch is committed; the next
+        # one digests again what the killed one had in hand. ~600 envelopes a round and batches of
+        # 500: every round's server starts with a backlog of more than one batch. Eight senders:
+        # on PostgreSQL four wait on the intake's commits (1800 envelopes in 3.3 s; eight: 2.5 s).
+        serve = ServeProcess("--database-url", database_url, "--no-digest")
+        for t in _burst(serve, acked, 75 * ROUNDS, per_envelope=10, senders=8):
+            t.join(120)
+        serve.stop()
         for _ in range(ROUNDS):
-            # 1. During ingest (the digest runs alongside): kill after a random number of acks.
+            backlog = store.queue.queue_depth()
+            # The digest at the server's CPU priority, not 10 steps below it (the default): what a
+            # kill interrupts does not depend on it, and on a machine busy with the rest of the
+            # suite a niced digest gets a few percent of a core.
+            serve = ServeProcess("--database-url", database_url, "--digest-niceness", "0")
+
+            def digesting(b: int = backlog) -> bool:
+                return store.queue.queue_depth() < b
+
+            wait_until(digesting, timeout=30, interval=0.005)
+            time.sleep(rng.uniform(0, 0.2))
+            _kill_collector(serve)
+            kills["digest"] += 1
+            mid_digest += store.queue.queue_depth() > 0
+        # 2. During ingest (the digest runs alongside, also on what the kills above left queued):
+        # kill after a random number of acks.
+        for _ in range(ROUNDS):
             serve = ServeProcess("--database-url", database_url)
             target = len(acked) + rng.randrange(20, 200)
             threads = _burst(serve, acked, 2000)
@@ -104,24 +131,7 @@ def test_kill_9_at_random_points_of_ingest_and_digest_stores_every_acknowledged_
             kills["ingest"] += 1
             for t in threads:
                 t.join(30)
-            # 2. During digest: queue a backlog of several batches without digesting, then kill a
-            # digesting server at a random moment once its first batch is committed.
-            serve = ServeProcess("--database-url", database_url, "--no-digest")
-            for t in _burst(serve, acked, 150, per_envelope=10):
-                t.join(60)
-            serve.stop()
-            backlog = store.queue.queue_depth()
-            serve = ServeProcess("--database-url", database_url)
-
-            def digesting(b: int = backlog) -> bool:
-                return store.queue.queue_depth() < b
-
-            wait_until(digesting, timeout=30, interval=0.005)
-            time.sleep(rng.uniform(0, 0.2))
-            _kill_collector(serve)
-            kills["digest"] += 1
-            mid_digest += store.queue.queue_depth() > 0
-        serve = ServeProcess("--database-url", database_url)
+        serve = ServeProcess("--database-url", database_url, "--digest-niceness", "0")
         try:
             wait_until(lambda: store.queue.queue_depth() == 0, timeout=120)
         finally:

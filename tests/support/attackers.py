@@ -51,18 +51,25 @@ def rss_tree_mib(pid: int) -> float:
     return total
 
 
+@functools.cache
+def deflated_mib_of_zeros() -> bytes:
+    """One MiB of zeros as raw deflate blocks (level 9, ~1 KiB) ending on a full flush: they refer
+    to nothing before them and end byte-aligned, so copies of them can follow each other (and any
+    other blocks that end on a full flush) in one stream. Deflating the zeros of a bomb once per
+    MiB instead of all 95 MiB for every bomb: ~0.3 s of CPU less per bomb."""
+    comp = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+    return comp.compress(bytes(MiB)) + comp.flush(zlib.Z_FULL_FLUSH)
+
+
 @functools.lru_cache(maxsize=8)
 def bomb(first_line: bytes) -> bytes:
     """An unfinished gzip stream: ``first_line``, an item with no length, then zeros that inflate
-    to ~95 MiB (~93 KiB on the wire). The server has to wait for the rest, which never comes.
+    to ~95 MiB (~96 KiB on the wire). The server has to wait for the rest, which never comes.
     The item is a replay recording: a type without an item size limit of its own (profiles have
     one now), so only the envelope's limits and the inflate ratio stop it."""
     comp = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
-    out = comp.compress(first_line + b'{"type": "replay_recording"}\n')
-    zeros = b"\0" * MiB
-    for _ in range(BOMB_INFLATED // MiB):
-        out += comp.compress(zeros)
-    return out + comp.flush(zlib.Z_SYNC_FLUSH)
+    out = comp.compress(first_line + b'{"type": "replay_recording"}\n') + comp.flush(zlib.Z_FULL_FLUSH)
+    return out + deflated_mib_of_zeros() * (BOMB_INFLATED // MiB)
 
 
 class Attackers:
