@@ -10,6 +10,7 @@ import statistics
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -136,6 +137,76 @@ def test_attachments_over_budget_or_duplicate_leave_no_file(store: Store, tmp_pa
     store.queue.enqueue([IntakeRow(1, time.time(), "envelope", second, None)])
     assert store.queue.digest_batch(1, _processor()) == 1  # over the total budget: dropped
     assert len(_files(tmp_path)) == 1
+
+
+def _counting_file_writes(store: Store) -> list[int]:
+    """The sizes of the files the store writes from now on (queued bodies and attachments)."""
+    files = store.queue.db.files
+    assert files is not None
+    write, sizes = files.write, []
+
+    def counting(data: bytes) -> str:
+        sizes.append(len(data))
+        return write(data)
+
+    files.write = counting  # type: ignore[method-assign]
+    return sizes
+
+
+def test_an_attachment_over_the_budget_is_never_written_to_a_file(store: Store, tmp_path: Path) -> None:
+    """With room for three of a batch's five large attachments this hour, the digest writes (and
+    syncs) the three that fit to files, not the two it then drops; and with the hour used up, a
+    later batch writes none."""
+    store.accounts.update_project(1, attachment_bytes_per_hour=3 * FILE_FROM)
+    bodies = [_attachment_envelope(FILE_FROM) for _ in range(5)]
+    store.queue.enqueue([IntakeRow(1, time.time(), "envelope", body, None) for _, body in bodies])
+    writes = _counting_file_writes(store)
+    assert store.queue.digest_batch(10, _processor()) == 5
+    assert sum(len(store.issues.list_attachments(1, event_id)) for event_id, _ in bodies) == 3
+    assert writes == [FILE_FROM] * 3 and len(_files(tmp_path)) == 3
+    later = [_attachment_envelope(FILE_FROM) for _ in range(2)]
+    store.queue.enqueue([IntakeRow(1, time.time(), "envelope", body, None) for _, body in later])
+    assert store.queue.digest_batch(10, _processor()) == 2
+    assert writes == [FILE_FROM] * 3 and len(_files(tmp_path)) == 3
+    assert store.queue.attachment_usage(1).hour_bytes == 3 * FILE_FROM
+
+
+def test_an_attachment_that_finds_room_after_the_look_ahead_is_stored_in_its_row(
+    store: Store, tmp_path: Path
+) -> None:
+    """The look-ahead reads the budget without a lock: when room appears before the transaction
+    (here the budget is raised in between), the attachments it did not write are stored in their
+    rows, whole, instead of being dropped."""
+    store.accounts.update_project(1, attachment_bytes_per_hour=FILE_FROM)
+    payloads = [os.urandom(FILE_FROM) for _ in range(3)]
+    events = [make_event() for _ in payloads]
+    store.queue.enqueue(
+        [
+            IntakeRow(
+                1,
+                time.time(),
+                "envelope",
+                envelope(("event", event), ("attachment", payload), header={"event_id": event["event_id"]}),
+                None,
+            )
+            for event, payload in zip(events, payloads, strict=True)
+        ]
+    )
+    writes = _counting_file_writes(store)
+    look_ahead = store.queue._attachments_to_files
+
+    def then_more_room(*args: Any) -> list[str]:
+        written = look_ahead(*args)
+        store.accounts.update_project(1, attachment_bytes_per_hour=10 * FILE_FROM)
+        return written
+
+    store.queue._attachments_to_files = then_more_room  # type: ignore[method-assign, assignment]
+    assert store.queue.digest_batch(10, _processor()) == 3
+    assert writes == [FILE_FROM]  # only the first fitted when the look-ahead read the budget
+    for event, payload in zip(events, payloads, strict=True):
+        [attachment] = store.issues.list_attachments(1, event["event_id"])
+        assert store.issues.get_attachment_data(1, attachment.id)[1] == payload
+    assert store.queue.attachment_usage(1).hour_bytes == 3 * FILE_FROM
 
 
 def test_a_crash_between_file_and_row_leaves_nothing_behind(store: Store, tmp_path: Path) -> None:

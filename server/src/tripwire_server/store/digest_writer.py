@@ -7,6 +7,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from ..versions import is_at_or_after
+from .attachment_room import AttachmentRoom, read_room
 from .base import hour_start
 from .digest_records import AttachmentBudget, AttachmentRow, DigestedEvent, EnvelopeResult
 from .outcomes import upsert_outcomes
@@ -99,8 +100,7 @@ class DigestWriter:
         if not kept:
             return
         c = self.c
-        usage: dict[int, list[float]] = {}
-        limits: dict[int, tuple[int, int]] = {}
+        rooms: dict[int, AttachmentRoom] = {}
         # Projects in id order: two processes lock their usage rows in the same order.
         for project_id in sorted({a.project_id for a in kept}):
             c.ex(
@@ -108,47 +108,19 @@ class DigestWriter:
                 " VALUES (?, 0, 0, 0) ON CONFLICT (project_id) DO NOTHING",
                 (project_id,),
             )
-            row = c.one(
-                "SELECT hour, hour_bytes, stored_bytes, full_hour, total_full FROM attachment_usage"
-                " WHERE project_id = ?" + self.db.for_update,
-                (project_id,),
-            )
-            usage[project_id] = [float(row[0]), int(row[1]), int(row[2]), float(row[3]), int(row[4])]
-            own = c.one(
-                "SELECT attachment_bytes_per_hour, attachment_bytes_total FROM projects WHERE id = ?",
-                (project_id,),
-            )
-            per_hour, total = own if own is not None else (None, None)
-            limits[project_id] = (
-                self.budget.per_hour if per_hour is None else int(per_hour),
-                self.budget.total if total is None else int(total),
-            )
+            rooms[project_id] = read_room(c, project_id, self.budget, self.db.for_update)
         rows = []
         for a in kept:
-            u = usage[a.project_id]
-            per_hour, total = limits[a.project_id]
-            hour, size = hour_start(a.received_at), a.size
-            if hour > u[0]:
-                u[0], u[1] = hour, 0
-            over_hour = per_hour > 0 and u[1] + size > per_hour
-            over_total = total > 0 and u[2] + size > total
-            if over_hour or over_total:
-                # Marked full, so that ingest refuses attachments (429) until there is room again.
-                if over_hour:
-                    u[3] = u[0]
-                if over_total:
-                    u[4] = 1
+            if not rooms[a.project_id].take(a.received_at, a.size):
                 count(a.project_id, "attachment", "over_budget")
                 continue
-            u[1] += size
-            u[2] += size
             if a.data_file is None:
-                self.attachment_bytes += size
+                self.attachment_bytes += a.size
             else:
                 self.files_kept.add(a.data_file)
             count(a.project_id, "attachment", "accepted")
             rows.append(
-                (a.project_id, a.event_id, a.filename, a.content_type, a.attachment_type, size)
+                (a.project_id, a.event_id, a.filename, a.content_type, a.attachment_type, a.size)
                 + (a.data, a.data_file, a.received_at)
             )
         c.many(
@@ -159,7 +131,7 @@ class DigestWriter:
         c.many(
             "UPDATE attachment_usage SET hour = ?, hour_bytes = ?, stored_bytes = ?, full_hour = ?,"
             " total_full = ? WHERE project_id = ?",
-            [(*u, p) for p, u in sorted(usage.items())],
+            [(*room.usage_row(), p) for p, room in sorted(rooms.items())],
         )
 
     def _legacy_issues(

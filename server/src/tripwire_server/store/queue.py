@@ -19,6 +19,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from .attachment_room import read_room
 from .base import AttachmentUsage, IntakeRow, QueuedEnvelope
 from .batch_writer import BatchWriter
 from .blob_files import orphan_cutoff
@@ -58,21 +59,33 @@ class IngestQueue:
         if self.db.files is not None:
             self.db.files.remove(names)
 
-    def _attachments_to_files(self, results: list[EnvelopeResult]) -> list[str]:
-        """Write the large attachments of ``results`` to files, before the digest's transaction
-        takes the write lock; the names written (those whose rows are not stored are removed)."""
+    def _attachments_to_files(self, results: list[EnvelopeResult], budget: AttachmentBudget) -> list[str]:
+        """Write the large attachments of ``results`` that may fit in their project's budget to
+        files, before the digest's transaction takes the write lock; the names written (those
+        whose rows are not stored are removed).
+
+        The budget is read here without a lock: should room appear before the transaction (a new
+        hour, retention), an attachment not written here is stored in its row instead, never
+        dropped for it. One over the budget is not written (and synced) only to be dropped."""
         written: list[str] = []
-        if self.db.files is None or self.db.file_from is None:
+        files, file_from = self.db.files, self.db.file_from
+        if files is None or file_from is None:
             return written
+        attachments = [a for result in results for a in result.attachments]
+        if not any(a.data_file is None and len(a.data) >= file_from for a in attachments):
+            return written
+        with self.db.tx(write=False) as c:
+            rooms = {p: read_room(c, p, budget) for p in sorted({a.project_id for a in attachments})}
         try:
-            for result in results:
-                for a in result.attachments:
-                    if a.data_file is None and len(a.data) >= self.db.file_from:
-                        a.data_file = self.db.files.write(a.data)
-                        a.data = b""
-                        written.append(a.data_file)
+            # In the transaction's order, so that each takes the room the ones before it took.
+            for a in attachments:
+                fits = rooms[a.project_id].take(a.received_at, a.size)
+                if fits and a.data_file is None and len(a.data) >= file_from:
+                    a.data_file = files.write(a.data)
+                    a.data = b""
+                    written.append(a.data_file)
         except BaseException:
-            self.db.files.remove(written)
+            files.remove(written)
             raise
         return written
 
@@ -289,7 +302,7 @@ class IngestQueue:
         results = processor.prepare(queued)
         del queued  # the bodies are not needed any more: keep the batch's memory to its results
         # Large attachments go to files first, synced outside the write lock (store/blob_files.py).
-        written = self._attachments_to_files(results)
+        written = self._attachments_to_files(results, processor.attachment_budget)
         kept: set[str] = set()
         try:
             try:
