@@ -44,7 +44,10 @@ def _collector(url: str) -> LiveServer:
     return live
 
 
-@pytest.fixture(scope="module")
+# The one parameter gives each operation's test a node id of its own ("...[GET /api/0/status/][each
+# backend]"): schemathesis names the tests by operation but gives them all the function's node id,
+# and pytest-xdist tells tests apart by node id, so it ran one operation of the 50.
+@pytest.fixture(scope="module", params=["each backend"])
 def fuzzed(
     tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
 ) -> Iterator[dict[str, LiveServer]]:
