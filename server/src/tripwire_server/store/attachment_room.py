@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING
 
-from .base import hour_start
+from .base import AttachmentUsage, hour_start
 from .digest_records import AttachmentBudget
 
 if TYPE_CHECKING:
@@ -24,8 +24,7 @@ class AttachmentRoom:
 
     per_hour: int
     total: int
-    #: The usage row: the hour it counts, bytes stored in it and in all, the hour an attachment was
-    #: dropped for the hourly budget (0: none), and whether one was dropped for the total.
+    #: The usage row (the fields of :class:`~.base.AttachmentUsage`, counted on from there).
     hour: float = 0.0
     hour_bytes: int = 0
     stored_bytes: int = 0
@@ -55,27 +54,32 @@ class AttachmentRoom:
         return (self.hour, self.hour_bytes, self.stored_bytes, self.full_hour, int(self.total_full))
 
 
-def read_room(c: Cursor, project_id: int, default: AttachmentBudget, lock: str = "") -> AttachmentRoom:
-    """The project's room: its own budget or ``default``, and its usage row (none yet: nothing
-    used). ``lock``: the database's ``FOR UPDATE`` clause, in the transaction that writes."""
-    usage = c.one(
+def read_usage(c: Cursor, project_id: int, lock: str = "") -> AttachmentUsage:
+    """The project's usage row (none yet: nothing used). ``lock``: the database's ``FOR UPDATE``
+    clause, in the transaction that writes."""
+    row = c.one(
         "SELECT hour, hour_bytes, stored_bytes, full_hour, total_full FROM attachment_usage"
         " WHERE project_id = ?" + lock,
         (project_id,),
     )
+    if row is None:
+        return AttachmentUsage(0.0, 0, 0)
+    return AttachmentUsage(float(row[0]), int(row[1]), int(row[2]), float(row[3]), bool(row[4]))
+
+
+def read_room(c: Cursor, project_id: int, default: AttachmentBudget, lock: str = "") -> AttachmentRoom:
+    """The project's room: its own budget or ``default``, and its usage (see :func:`read_usage`)."""
+    usage = read_usage(c, project_id, lock)
     own = c.one(
         "SELECT attachment_bytes_per_hour, attachment_bytes_total FROM projects WHERE id = ?",
         (project_id,),
     )
     per_hour, total = own if own is not None else (None, None)
-    room = AttachmentRoom(
-        per_hour=default.per_hour if per_hour is None else int(per_hour),
-        total=default.total if total is None else int(total),
+    return AttachmentRoom(
+        default.per_hour if per_hour is None else int(per_hour),
+        default.total if total is None else int(total),
+        *dataclasses.astuple(usage),
     )
-    if usage is not None:
-        room.hour, room.hour_bytes, room.stored_bytes = float(usage[0]), int(usage[1]), int(usage[2])
-        room.full_hour, room.total_full = float(usage[3]), bool(usage[4])
-    return room
 
 
-__all__ = ["AttachmentRoom", "read_room"]
+__all__ = ["AttachmentRoom", "read_room", "read_usage"]

@@ -19,7 +19,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from .attachment_room import read_room
+from .attachment_room import read_room, read_usage
 from .base import AttachmentUsage, IntakeRow, QueuedEnvelope
 from .batch_writer import BatchWriter
 from .blob_files import orphan_cutoff
@@ -169,14 +169,7 @@ class IngestQueue:
     def attachment_usage(self, project_id: int) -> AttachmentUsage:
         """Attachment bytes the project stored this hour and in all (what its budget is held to)."""
         with self.db.tx(write=False) as c:
-            row = c.one(
-                "SELECT hour, hour_bytes, stored_bytes, full_hour, total_full FROM attachment_usage"
-                " WHERE project_id = ?",
-                (project_id,),
-            )
-        if row is None:
-            return AttachmentUsage(0.0, 0, 0)
-        return AttachmentUsage(float(row[0]), int(row[1]), int(row[2]), float(row[3]), bool(row[4]))
+            return read_usage(c, project_id)
 
     @staticmethod
     def _batch_ids(sized: Sequence[Sequence[Any]], max_bytes: int | None) -> list[int]:
