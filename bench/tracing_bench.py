@@ -22,6 +22,15 @@ Variants:
                          per transaction costs is the difference
     tripwire-traced-dropped (diagnostic) tripwire-traced whose finished transactions are dropped
                          at the worker's door: the caller's own tracing work, with no background work
+    floor-thread         (diagnostic) tripwire-off, plus the least that one HTTP request per request
+                         can cost in the same process: a thread that writes a ready-made, gzipped
+                         transaction envelope to a kept-alive socket and reads the answer, handed
+                         the bytes through a C queue. No tracing, building, encoding or parsing:
+                         what any in-process SDK that sends one request per transaction pays at
+                         least (the Sentry protocol allows one transaction per envelope)
+    floor-process        (diagnostic) the same, the request made by another process that reads
+                         the ready-made bytes from a pipe (a local relay): what is left of that
+                         floor once no thread of the app's process does the sending
 
 Columns: *loop CPU* is ``time.thread_time()`` of the event loop's thread per request (what the
 request costs the caller; time spent waiting for the GIL is not CPU time, so it is not in it, while
@@ -95,6 +104,83 @@ elif variant.startswith("tripwire"):
             return type(job).__name__ == "Transaction" or _worker_submit(job, **kw)
         _client._worker.submit = _submit_all_but_transactions
 
+hand_off = None
+if variant.startswith("floor-"):
+    # Diagnostic floors (see the module's docstring): a ready-made request, sent once per request.
+    import gzip, tripwire
+    tripwire.init(dsn, release="bench@1")
+    spans = [{"span_id": "%016x" % i, "parent_span_id": "b" * 16, "trace_id": "a" * 32, "op": op,
+              "description": desc, "start_timestamp": 1.0 + i, "timestamp": 2.0 + i, "status": "ok",
+              "data": {"k": "v" * 40}} for i, (op, desc) in enumerate(
+                  [("http.client", "GET http://127.0.0.1/data"), ("db", "SELECT a FROM t WHERE a = ?"),
+                   ("db", "SELECT count(*) FROM t")])]
+    event = {"type": "transaction", "transaction": "/work", "event_id": "c" * 32, "platform": "python",
+             "start_timestamp": 1.0, "timestamp": 9.0, "release": "bench@1", "spans": spans,
+             "contexts": {"trace": {"trace_id": "a" * 32, "span_id": "b" * 16, "op": "http.server",
+                                    "status": "ok"}},
+             "request": {"method": "GET", "url": "http://127.0.0.1:8000/work",
+                         "headers": {"host": "127.0.0.1:8000", "user-agent": "bench"}}}
+    item = json.dumps(event).encode()
+    body = gzip.compress(b'{"event_id":"' + b"c" * 32 + b'"}\n{"type":"transaction","length":'
+                         + str(len(item)).encode() + b"}\n" + item + b"\n")
+    ready = (b"POST /api/1/envelope/ HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+             b"Content-Type: application/x-sentry-envelope\r\nContent-Encoding: gzip\r\n"
+             b"X-Sentry-Auth: Sentry sentry_version=7, sentry_key=publickey\r\n"
+             b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+    relay = r'''
+import os, socket, sys
+port, size = int(sys.argv[1]), int(sys.argv[2])
+sock = socket.create_connection(("127.0.0.1", port))
+sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+pipe = os.fdopen(0, "rb", buffering=0)
+while True:
+    data = b""
+    while len(data) < size:
+        chunk = pipe.read(size - len(data))
+        if not chunk:
+            sys.exit(0)
+        data += chunk
+    sock.sendall(data)
+    answer = b""
+    while not answer.endswith(b"\r\n\r\n{}"):  # the sink's whole answer (its body is {})
+        answer += sock.recv(65536)
+'''
+    if variant == "floor-thread":
+        import queue, socket, threading
+        outbox = queue.SimpleQueue()
+        def send_all():
+            sock = socket.create_connection(("127.0.0.1", int(port)))
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            while (data := outbox.get()) is not None:
+                sock.sendall(data)
+                answer = b""
+                while not answer.endswith(b"\r\n\r\n{}"):  # the sink's whole answer (its body is {})
+                    answer += sock.recv(65536)
+        sender = threading.Thread(target=send_all, daemon=True)
+        sender.start()
+        hand_off = outbox.put
+        def finish_floor(final):
+            global sender
+            outbox.put(None)
+            sender.join()
+            if not final:
+                sender = threading.Thread(target=send_all, daemon=True)
+                sender.start()
+    else:
+        import subprocess
+        relay_proc = subprocess.Popen([sys.executable, "-c", relay, port, str(len(ready))],
+                                      stdin=subprocess.PIPE)
+        pipe_fd = relay_proc.stdin.fileno()
+        hand_off = lambda data: os.write(pipe_fd, data)
+        def relay_cpu():
+            # The relay's CPU so far, in seconds (schedstat: nanoseconds on a CPU).
+            with open(f"/proc/{relay_proc.pid}/schedstat") as stat:
+                return int(stat.read().split()[0]) / 1e9
+        def finish_floor(final):
+            if final:
+                relay_proc.stdin.close()
+                relay_proc.wait()
+
 import sqlite3, urllib.request
 from starlette.applications import Starlette
 from starlette.responses import PlainTextResponse
@@ -112,9 +198,14 @@ async def work(request):
     return PlainTextResponse("ok")
 
 app = Starlette(routes=[Route("/work", work)])
-if variant.startswith("tripwire"):
+if variant.startswith(("tripwire", "floor-")):
     from tripwire.asgi import TripwireMiddleware
     app = TripwireMiddleware(app)
+if hand_off is not None:
+    inner = app
+    async def app(scope, receive, send):
+        await inner(scope, receive, send)
+        hand_off(ready)
 elif variant == "otel":
     from opentelemetry import trace
     from opentelemetry.sdk.trace import TracerProvider
@@ -139,8 +230,10 @@ async def receive():
 async def send(message):
     pass
 
-def flush():
-    if variant.startswith("tripwire"):
+def flush(final=False):
+    if variant.startswith("floor-"):
+        finish_floor(final)
+    if variant.startswith(("tripwire", "floor-")):
         import tripwire
         tripwire.flush(30)
     elif variant == "sentry-traced":
@@ -169,13 +262,19 @@ async def main():
         os.getppid()
         await asyncio.to_thread(flush)
         return {}
+    relay = variant == "floor-process"
     t0, c0, p0 = time.perf_counter(), time.thread_time(), time.process_time()
+    r0 = relay_cpu() if relay else 0.0
     for _ in range(n):
         await app(scope(), receive, send)
     loop_cpu = time.thread_time() - c0
     wall = time.perf_counter() - t0
-    await asyncio.to_thread(flush)
-    total = time.process_time() - p0
+    if relay:
+        # Let the relay catch up before reading its CPU (what is left in the pipe is not counted).
+        await asyncio.sleep(0.5)
+        r1 = relay_cpu()
+    await asyncio.to_thread(flush, True)
+    total = time.process_time() - p0 + (r1 - r0 if relay else 0.0)
     return dict(wall_us=wall / n * 1e6, loop_cpu_us=loop_cpu / n * 1e6,
                 background_us=(total - loop_cpu) / n * 1e6)
 
@@ -338,34 +437,40 @@ def main() -> None:
     def med(variant: str, key: str) -> float:
         return median(x[key] for x in results[variant])
 
+    def added(variant: str, base: str) -> float:
+        """Loop CPU over ``base``: the median of the differences within each round. The machine's
+        speed drifts between rounds (on a shared VM by a third or more), and the variants of one
+        round ran back to back, so a difference within a round is steadier than one of medians."""
+        pairs = zip(results[variant], results[base], strict=True)
+        return median(x["loop_cpu_us"] - y["loop_cpu_us"] for x, y in pairs)
+
     instr = {v: median(counts) for v, counts in windows.items()}
-    bare_cpu, bare_wall = med("bare", "loop_cpu_us"), med("bare", "wall_us")
+    bare_wall = med("bare", "wall_us")
     rows = []
     for v in variants:
-        cpu = med(v, "loop_cpu_us")
-        added = cpu - bare_cpu
         rows.append(
             [
                 v,
                 med(v, "wall_us"),
                 f"{bare_wall / med(v, 'wall_us'):.2f}",
-                cpu,
-                f"{added:+.1f}",
+                med(v, "loop_cpu_us"),
+                f"{added(v, 'bare'):+.1f}",
                 med(v, "background_us"),
                 f"{instr[v]:,.0f} ({min(windows[v]):,.0f}–{max(windows[v]):,.0f})" if v in instr else "–",
             ]
         )
-    traced = med("tripwire-traced", "loop_cpu_us") - med("tripwire-off", "loop_cpu_us")
+    traced = added("tripwire-traced", "tripwire-off")
     ratios = ""
     if "sentry-traced" in results:
-        sentry_added = med("sentry-traced", "loop_cpu_us") - bare_cpu
+        sentry_added = added("sentry-traced", "bare")
         ratio = sentry_added / max(traced, 0.01)
         ratios += f" sentry-sdk's added loop CPU is {ratio:.0f}x tripwire's tracing cost."
     body = (
         f"`bench/tracing_bench.py --rounds {args.rounds} --n {args.n}` — {machine_line()}. Starlette "
         "endpoint making one outgoing http.client call to a loopback server and two sqlite3 queries, "
-        "called in-process; one fresh interpreter per variant and round, variants alternated, medians. "
-        "SDKs report to a loopback sink.\n\n"
+        "called in-process; one fresh interpreter per variant and round, variants alternated, medians; "
+        "*added loop CPU* is the median of the differences to bare within each round. SDKs report to a "
+        "loopback sink.\n\n"
         + table(
             [
                 "variant",
