@@ -36,7 +36,11 @@ ROOT = Path(__file__).resolve().parents[2]
 #: not faulthandler.dump_traceback_later: its watchdog does not survive fork(), and a forked child
 #: that exits normally would then hang in faulthandler's own shutdown.
 PRELUDE = """
-import faulthandler, os, signal, sys, time
+import faulthandler, os, signal, sys, time, warnings
+
+# Python 3.12+ warns at every fork of a process with threads (tripwire's delivery thread is one):
+# the interpreter's notice, not output of tripwire's.
+warnings.filterwarnings("ignore", "This process .* is multi-threaded, use of fork", DeprecationWarning)
 
 def _hung(signum, frame):
     faulthandler.dump_traceback(all_threads=True)

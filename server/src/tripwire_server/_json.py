@@ -10,6 +10,9 @@ from typing import Any
 import brotli
 import orjson
 
+#: Deepest nesting accepted: orjson's own limit, also applied where the standard library parses.
+MAX_DEPTH = 1024
+
 
 def loads(data: bytes | str) -> Any:
     """Parse JSON; raises ValueError on invalid input (both backends)."""
@@ -20,6 +23,10 @@ def loads(data: bytes | str) -> Any:
         pass
     try:
         value = json.loads(data)
+        if _deeper_than(value, MAX_DEPTH):
+            # Since Python 3.12 json's C parser goes far deeper than the interpreter's recursion
+            # limit, so the RecursionError below no longer bounds what the fallback accepts.
+            raise RecursionError
         # Lone surrogates ("\ud800") cannot be stored as UTF-8 text: replace them with "?" now,
         # once, rather than failing later in the database driver.
         text = json.dumps(value, ensure_ascii=False)
@@ -31,6 +38,23 @@ def loads(data: bytes | str) -> Any:
     except UnicodeEncodeError:
         value = json.loads(text.encode("utf-8", "replace"))
     return value
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Whether arrays and objects nest more than ``limit`` deep in ``value`` (without recursion)."""
+    pending: list[tuple[Any, int]] = [(value, 1)]
+    while pending:
+        node, depth = pending.pop()
+        if isinstance(node, dict):
+            children: Any = node.values()
+        elif isinstance(node, list):
+            children = node
+        else:
+            continue
+        if depth > limit:
+            return True
+        pending.extend((child, depth + 1) for child in children)
+    return False
 
 
 def dumps(value: Any) -> bytes:
