@@ -112,7 +112,7 @@ def test_a_notification_committed_before_kill_9_is_delivered_after_restart(tmp_p
     data = ["--data-dir", str(tmp_path)]
     port = _free_port()  # nothing listens yet: every attempt before the kill is refused
     url = f"http://127.0.0.1:{port}/hook"
-    serve = ServeProcess(*data, "--allow-webhook-host", "127.0.0.1")
+    serve = ServeProcess(*data, "--allow-webhook-host", "127.0.0.1", measured=False)
     try:
         rule = twj(
             "alert", "create", *data, "--project", "default", "--on", "new-issue",
@@ -188,7 +188,7 @@ def test_a_collector_killed_in_the_middle_of_a_send_delivers_again_after_its_lea
     flags = ["--allow-webhook-host", "127.0.0.1", "--alert-timeout", "0.5"]
     with webhook_receiver() as receiver:
         receiver.hold.set()
-        serve = ServeProcess(*data, *flags)
+        serve = ServeProcess(*data, *flags, measured=False)
         try:
             rule = twj(
                 "alert", "create", *data, "--project", "default", "--on", "new-issue",

@@ -106,7 +106,7 @@ def test_kill_9_at_random_points_of_ingest_and_digest_stores_every_acknowledged_
             # The digest at the server's CPU priority, not 10 steps below it (the default): what a
             # kill interrupts does not depend on it, and on a machine busy with the rest of the
             # suite a niced digest gets a few percent of a core.
-            serve = ServeProcess("--database-url", database_url, "--digest-niceness", "0")
+            serve = ServeProcess("--database-url", database_url, "--digest-niceness", "0", measured=False)
 
             def digesting(b: int = backlog) -> bool:
                 return store.queue.queue_depth() < b
@@ -119,7 +119,7 @@ def test_kill_9_at_random_points_of_ingest_and_digest_stores_every_acknowledged_
         # 2. During ingest (the digest runs alongside, also on what the kills above left queued):
         # kill after a random number of acks.
         for _ in range(ROUNDS):
-            serve = ServeProcess("--database-url", database_url)
+            serve = ServeProcess("--database-url", database_url, measured=False)
             target = len(acked) + rng.randrange(20, 200)
             threads = _burst(serve, acked, 2000)
 
