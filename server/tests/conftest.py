@@ -25,6 +25,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 
+from tests.support.coverage_env import without_coverage
 from tests.support.prompt_uvicorn import PromptServer
 from tripwire_server import credentials
 from tripwire_server.app import create_app
@@ -269,14 +270,14 @@ def gzipped(data: bytes) -> bytes:
 class ServeProcess:
     """``python -m tripwire_server serve`` as a real subprocess.
 
-    ``measured=False`` for a process the test ends with SIGKILL: such a process never writes its
-    coverage data, so under ``coverage run`` tracing it would only cost CPU (a third of it)."""
+    ``measured=False`` for a process the test ends with SIGKILL: it never writes its coverage data
+    (``tests/support/coverage_env.py``)."""
 
     def __init__(self, *args: str, env: dict[str, str] | None = None, measured: bool = True) -> None:
         self.log = tempfile.TemporaryFile()  # noqa: SIM115 - closed by stop()/kill()
         environ = {**os.environ, **(env or {})}
         if not measured:
-            environ.pop("COVERAGE_PROCESS_CONFIG", None)
+            environ = without_coverage(environ)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "tripwire_server", "serve", "--port", "0", "--json", *args],
             stdout=subprocess.PIPE,

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.coverage_env import without_coverage
 from tripwire_server import item_types
 
 from .conftest import LiveServer, envelope, make_event, wait_until
@@ -101,6 +102,7 @@ def test_sentry_sdk_holds_back_a_refused_category_and_reports_the_drops(
     the Settings page says what arrives without being stored."""
     out = subprocess.run(
         [sys.executable, str(REFUSED_CLIENT), sqlite_server.dsn],
+        env=without_coverage(),  # sentry-sdk only: nothing of ours to measure
         capture_output=True,
         text=True,
         timeout=60,

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.coverage_env import without_coverage
 from tests.support.figures import record
 from tripwire_server.store import logs as logs_store
 
@@ -23,7 +24,12 @@ CLIENT = Path(__file__).with_name("sdk_logs_client.py")
 
 def _send(server: LiveServer) -> str:
     out = subprocess.run(
-        [sys.executable, str(CLIENT), server.dsn], capture_output=True, text=True, timeout=60, check=True
+        [sys.executable, str(CLIENT), server.dsn],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+        env=without_coverage(),  # sentry-sdk only: nothing of ours to measure
     )
     error_id: str = json.loads(out.stdout.strip().splitlines()[-1])["error"]
     return error_id

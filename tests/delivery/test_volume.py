@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import textwrap
@@ -11,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.coverage_env import without_coverage
 from tests.support.figures import record
 from tests.support.sink import Sink
 
@@ -60,11 +60,10 @@ print(json.dumps({
 def test_ten_thousand_errors_all_arrive_with_bounded_memory() -> None:
     """All 10,000 captured exceptions reach the sink after flush; RSS grows by well under 300 MiB."""
     with Sink() as sink:
-        env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-        # Not under coverage (scripts/test measures subprocesses through this variable): this test
-        # measures the process's memory and pace, which coverage's tracer and its data would distort
-        # (10 s more CPU in all), and the capture path it drives is covered by other tests.
-        env.pop("COVERAGE_PROCESS_CONFIG", None)
+        # Not under coverage: this test measures the process's memory and pace, which coverage's
+        # tracer and its data would distort (10 s more CPU in all), and the capture path it drives
+        # is covered by other tests.
+        env = {**without_coverage(), "PYTHONPATH": str(ROOT / "src")}
         done = subprocess.run(
             [sys.executable, "-c", textwrap.dedent(SCRIPT), sink.dsn],
             capture_output=True,

@@ -3,7 +3,6 @@ both directions, make one trace."""
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 import sys
@@ -16,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.support.coverage_env import without_coverage
 from tests.support.sink import Sink, decode_body
 from tripwire.reporters.capture import CapturedEvents
 
@@ -33,7 +33,8 @@ def sentry_service(dsn: str) -> Iterator[str]:
     sock.bind(("127.0.0.1", 0))
     sock.listen(64)
     port = sock.getsockname()[1]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TRIPWIRE_")}
+    # sentry-sdk only: nothing of ours to measure
+    env = {k: v for k, v in without_coverage().items() if not k.startswith("TRIPWIRE_")}
     proc = subprocess.Popen(
         [sys.executable, "-m", "tests.tracing.sentry_service", str(sock.fileno()), dsn],
         cwd=ROOT,

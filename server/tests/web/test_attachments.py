@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.support.coverage_env import without_coverage
 from tripwire_server.web import attachments
 
 from ..conftest import LiveServer, envelope, make_event
@@ -25,6 +26,7 @@ def test_sentry_sdk_attachments_are_listed_previewed_and_downloaded(sqlite_serve
     previewed with the markup escaped; every download is an octet-stream file with a sandbox CSP."""
     out = subprocess.run(
         [sys.executable, str(CLIENT), sqlite_server.dsn],
+        env=without_coverage(),  # sentry-sdk only: nothing of ours to measure
         capture_output=True,
         text=True,
         timeout=60,
