@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -76,6 +77,7 @@ events = st.fixed_dictionaries(
 )
 
 
+@pytest.mark.slow  # 150 nested events drawn by hypothesis: ~5 s under coverage
 @settings(max_examples=150, deadline=None)
 @given(events)
 def test_any_event_shape_renders(data: dict[str, Any]) -> None:
