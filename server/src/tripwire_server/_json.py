@@ -23,16 +23,18 @@ def loads(data: bytes | str) -> Any:
         pass
     try:
         value = json.loads(data)
-        if _deeper_than(value, MAX_DEPTH):
-            # Since Python 3.12 json's C parser goes far deeper than the interpreter's recursion
-            # limit, so the RecursionError below no longer bounds what the fallback accepts.
-            raise RecursionError
-        # Lone surrogates ("\ud800") cannot be stored as UTF-8 text: replace them with "?" now,
-        # once, rather than failing later in the database driver.
-        text = json.dumps(value, ensure_ascii=False)
+        # Deeper than orjson's limit is bad input, not a bug. The interpreter's recursion limit
+        # (the RecursionError below) bounded json's parser up to Python 3.11; since 3.12 its C
+        # parser goes far deeper, hence the explicit check.
+        too_deep = _deeper_than(value, MAX_DEPTH)
+        if not too_deep:
+            # Lone surrogates ("\ud800") cannot be stored as UTF-8 text: replace them with "?"
+            # now, once, rather than failing later in the database driver.
+            text = json.dumps(value, ensure_ascii=False)
     except RecursionError:
-        # Deeper than the interpreter's recursion limit (orjson stops at 1024): bad input, not a bug.
-        raise ValueError("JSON nested too deeply") from None
+        too_deep = True
+    if too_deep:
+        raise ValueError("JSON nested too deeply")
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
