@@ -119,13 +119,17 @@ def test_a_keyless_request_refused_by_the_budget_is_counted(strict_server: LiveS
         headers={"X-Sentry-Auth": f"Sentry sentry_key={strict_server.key}"},
     )
     first_line = b'{}\n{"type": "attachment", "length": 1000000}\n'
-    # Paced fast enough for the 2 KiB/s minimum: the budget, not the pace, must refuse.
+    # Two bodies that hold the whole 700 KiB budget, to the byte: the keyless request must find no
+    # room for the first piece of its body, whatever its size. (With room left, a first piece that
+    # fit, when the server read the request before all of it had arrived, made the request known
+    # by its DSN, then a 400 for the rest of it.) Paced fast enough for the 2 KiB/s minimum: the
+    # budget, not the pace, must refuse.
     holders = []
     for _ in range(2):
         client = RawClient(strict_server.port)
-        client.send(keyed + first_line + b"a" * (300 * KiB))
+        client.send(keyed + first_line + b"a" * (350 * KiB - len(first_line)))
         holders.append(client)
-    wait_until(lambda: strict_server.state.budget.used >= 600 * KiB, timeout=5)
+    wait_until(lambda: strict_server.state.budget.used == 700 * KiB, timeout=5)
     keyless = RawClient(strict_server.port)
     keyless.send(
         request_head(f"/api/{strict_server.project.id}/envelope/", length=1 * MiB)
