@@ -12,6 +12,7 @@ import orjson
 
 #: Deepest nesting accepted: orjson's own limit, also applied where the standard library parses.
 MAX_DEPTH = 1024
+_TOO_DEEP = "JSON nested too deeply"
 
 
 def loads(data: bytes | str) -> Any:
@@ -21,20 +22,18 @@ def loads(data: bytes | str) -> Any:
     except orjson.JSONDecodeError:
         # orjson is strict (no NaN, Infinity, lone surrogates); json is what SDKs target.
         pass
+    # Deeper than orjson's limit is bad input, not a bug. The interpreter's recursion limit (the
+    # RecursionError) bounded json's parser up to Python 3.11; since 3.12 its C parser goes far
+    # deeper, hence the explicit check.
     try:
         value = json.loads(data)
-        # Deeper than orjson's limit is bad input, not a bug. The interpreter's recursion limit
-        # (the RecursionError below) bounded json's parser up to Python 3.11; since 3.12 its C
-        # parser goes far deeper, hence the explicit check.
-        too_deep = _deeper_than(value, MAX_DEPTH)
-        if not too_deep:
-            # Lone surrogates ("\ud800") cannot be stored as UTF-8 text: replace them with "?"
-            # now, once, rather than failing later in the database driver.
-            text = json.dumps(value, ensure_ascii=False)
+        if _deeper_than(value, MAX_DEPTH):
+            raise ValueError(_TOO_DEEP)
+        # Lone surrogates ("\ud800") cannot be stored as UTF-8 text: replace them with "?" now,
+        # once, rather than failing later in the database driver.
+        text = json.dumps(value, ensure_ascii=False)
     except RecursionError:
-        too_deep = True
-    if too_deep:
-        raise ValueError("JSON nested too deeply")
+        raise ValueError(_TOO_DEEP) from None
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
